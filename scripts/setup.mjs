@@ -1,0 +1,219 @@
+// Set-up for a fresh machine, run by `npm test`, `npm run demo`, `npm run bench` and `npm run build`.
+// Each step is skipped when its result is already up to date, so a second run does no work.
+//   1. npm dependencies (npm ci when node_modules is missing or older than package-lock.json)
+//   2. libtorch: $LIBTORCH, else LIBTORCH_USE_PYTORCH=1 (python3's torch), else the system's
+//      (Debian/Ubuntu libtorch-dev, installed with apt-get when missing and we are root)
+//   3. the native addon (native/*.cc -> build/native/sppo.node), with g++ and the Node-API headers
+//   4. the TypeScript (src, test, bench -> dist)
+// Only Node's standard library is used here: this runs before npm dependencies exist.
+import { createHash } from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const quiet = process.env.SPPO_SETUP_QUIET === '1';
+const log = (msg) => {
+  if (!quiet) console.error(`[setup] ${msg}`);
+};
+const fail = (msg) => {
+  console.error(`\n[setup] ${msg}\n`);
+  process.exit(1);
+};
+const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
+
+function newestIn(dir, ext) {
+  let t = 0;
+  if (!existsSync(dir)) return 0;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const s = statSync(p);
+    if (s.isDirectory()) t = Math.max(t, newestIn(p, ext));
+    else if (ext.some((e) => name.endsWith(e))) t = Math.max(t, s.mtimeMs);
+  }
+  return t;
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: quiet ? ['ignore', 'ignore', 'inherit'] : 'inherit', cwd: root, ...opts });
+  if (r.error) fail(`could not run ${cmd}: ${r.error.message}`);
+  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed (exit ${r.status})`);
+}
+
+// ---------------------------------------------------------------- 1. npm dependencies
+function npmDeps() {
+  const lock = join(root, 'package-lock.json');
+  const stamp = join(root, 'node_modules', '.package-lock.json');
+  if (existsSync(stamp) && mtime(stamp) >= mtime(lock) && mtime(stamp) >= mtime(join(root, 'package.json'))) return;
+  log('installing npm dependencies');
+  const npm = process.env.npm_execpath
+    ? [process.execPath, [process.env.npm_execpath]]
+    : ['npm', []];
+  const args = existsSync(lock) ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'];
+  run(npm[0], [...npm[1], ...args]);
+}
+
+// ---------------------------------------------------------------- 2. libtorch
+function abiOf(libdir) {
+  // A libtorch built with the C++11 ABI exports std::__cxx11 symbols from libc10.
+  const lib = join(libdir, 'libc10.so');
+  if (!existsSync(lib)) return 1;
+  return readFileSync(lib).includes('__cxx11') ? 1 : 0;
+}
+
+function fromFolder(dir, source) {
+  const lib = join(dir, 'lib');
+  const inc = join(dir, 'include');
+  if (!existsSync(join(inc, 'ATen', 'ATen.h'))) fail(`${source}=${dir}: no include/ATen/ATen.h there; expected a libtorch folder as unpacked from pytorch.org`);
+  if (!existsSync(join(lib, 'libtorch.so'))) fail(`${source}=${dir}: no lib/libtorch.so there`);
+  return { source, include: [inc, join(inc, 'torch', 'csrc', 'api', 'include')], lib: [lib], abi: abiOf(lib) };
+}
+
+function systemLibtorch() {
+  const triplets = [`${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`];
+  for (const t of triplets) {
+    const lib = `/usr/lib/${t}`;
+    if (existsSync('/usr/include/ATen/ATen.h') && existsSync(join(lib, 'libtorch.so'))) {
+      return { source: 'system', include: ['/usr/include', '/usr/include/torch/csrc/api/include'], lib: [lib], abi: abiOf(lib) };
+    }
+  }
+  return null;
+}
+
+function findLibtorch() {
+  if (process.env.LIBTORCH) return fromFolder(resolve(process.env.LIBTORCH), 'LIBTORCH');
+  if (process.env.LIBTORCH_USE_PYTORCH === '1') {
+    const py = process.env.PYTHON ?? 'python3';
+    const code = [
+      'import json, torch, torch.utils.cpp_extension as c',
+      'print(json.dumps({"include": c.include_paths(), "lib": c.library_paths(), "abi": int(torch._C._GLIBCXX_USE_CXX11_ABI), "version": torch.__version__}))',
+    ].join('\n');
+    let out;
+    try {
+      out = execFileSync(py, ['-c', code], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (e) {
+      fail(`LIBTORCH_USE_PYTORCH=1 but '${py} -c "import torch"' failed: ${String(e.stderr ?? e.message).trim().split('\n').pop()}`);
+    }
+    const info = JSON.parse(out);
+    return { source: `python3 torch ${info.version}`, include: info.include, lib: info.lib, abi: info.abi };
+  }
+  let sys = systemLibtorch();
+  if (sys) return sys;
+  const isRoot = process.getuid?.() === 0;
+  if (isRoot && existsSync('/usr/bin/apt-get')) {
+    log('no libtorch found: installing Debian/Ubuntu libtorch-dev with apt-get');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    run('apt-get', ['update', '-q'], { env });
+    run('apt-get', ['install', '-y', '-q', 'libtorch-dev'], { env });
+    sys = systemLibtorch();
+    if (sys) return sys;
+  }
+  fail(
+    [
+      'No libtorch found. sppo needs libtorch (the C++ library of PyTorch). Any one of these works:',
+      '  - Debian/Ubuntu: sudo apt-get install libtorch-dev   (then run this again)',
+      '  - a libtorch folder unpacked from pytorch.org:  LIBTORCH=/path/to/libtorch npm test',
+      '  - the libtorch inside an installed PyTorch:     LIBTORCH_USE_PYTORCH=1 npm test',
+    ].join('\n'),
+  );
+}
+
+// ---------------------------------------------------------------- 3. the native addon
+function nodeApiInclude() {
+  if (process.env.NODE_API_INCLUDE) return process.env.NODE_API_INCLUDE;
+  const candidates = [
+    join(dirname(process.execPath), '..', 'include', 'node'),
+    join(os.homedir(), '.cache', 'node-gyp', process.versions.node, 'include', 'node'),
+  ];
+  for (const c of candidates) if (existsSync(join(c, 'node_api.h'))) return c;
+  fail(`Node-API headers (node_api.h) not found in ${candidates.join(' or ')}; set NODE_API_INCLUDE to their folder`);
+}
+
+function buildNative(torch) {
+  const srcDir = join(root, 'native');
+  const sources = readdirSync(srcDir).filter((f) => f.endsWith('.cc')).sort();
+  const headers = readdirSync(srcDir).filter((f) => f.endsWith('.h')).sort();
+  const outDir = join(root, 'build', 'native');
+  const out = join(outDir, 'sppo.node');
+  const addonApi = join(root, 'node_modules', 'node-addon-api');
+  const cxx = process.env.CXX ?? 'g++';
+  const cuda = torch.lib.some((d) => existsSync(join(d, 'libtorch_cuda.so')));
+  const common = [
+    '-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-w',
+    `-D_GLIBCXX_USE_CXX11_ABI=${torch.abi}`,
+    '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
+    ...(cuda ? ['-DSPPO_CUDA=1'] : []),
+    `-I${nodeApiInclude()}`, `-I${addonApi}`,
+    ...torch.include.map((d) => `-I${d}`),
+  ];
+  const libs = ['-Wl,--no-as-needed', ...torch.lib.flatMap((d) => [`-L${d}`, `-Wl,-rpath,${d}`]),
+    '-ltorch', '-ltorch_cpu', '-lc10', ...(cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])];
+  // The addon is rebuilt when a source, a header, the flags or the libtorch change.
+  const hash = createHash('sha256');
+  for (const f of [...sources, ...headers]) hash.update(f).update(readFileSync(join(srcDir, f)));
+  hash.update(JSON.stringify({ cxx, common, libs }));
+  const key = hash.digest('hex');
+  const stampFile = join(outDir, 'stamp');
+  if (existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === key) return;
+  mkdirSync(outDir, { recursive: true });
+  log(`building the native addon against libtorch (${torch.source}${cuda ? ', CUDA' : ''}); this takes a few minutes once`);
+  // Objects are cached by their own content hash, so an edit recompiles only its file.
+  const objects = [];
+  const jobs = [];
+  for (const f of sources) {
+    const h = createHash('sha256').update(readFileSync(join(srcDir, f)));
+    for (const hf of headers) h.update(readFileSync(join(srcDir, hf)));
+    h.update(JSON.stringify(common));
+    const obj = join(outDir, `${f}.${h.digest('hex').slice(0, 16)}.o`);
+    objects.push(obj);
+    if (!existsSync(obj)) jobs.push({ f, obj });
+  }
+  const parallel = Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 8));
+  let failed = null;
+  const runJob = ({ f, obj }) =>
+    new Promise((res) => {
+      import('node:child_process').then(({ spawn }) => {
+        const p = spawn(cxx, [...common, '-c', join(srcDir, f), '-o', `${obj}.tmp`], { stdio: 'inherit' });
+        p.on('close', (code) => {
+          if (code === 0) renameSync(`${obj}.tmp`, obj);
+          else failed = `compiling native/${f} failed (exit ${code})`;
+          res();
+        });
+      });
+    });
+  return (async () => {
+    const queue = [...jobs];
+    await Promise.all(
+      Array.from({ length: parallel }, async () => {
+        while (queue.length && !failed) await runJob(queue.shift());
+      }),
+    );
+    if (failed) fail(failed);
+    run(cxx, ['-shared', '-o', `${out}.tmp`, ...objects, ...libs]);
+    renameSync(`${out}.tmp`, out);
+    writeFileSync(join(outDir, 'libtorch.json'), JSON.stringify({ ...torch, cuda }, null, 2));
+    writeFileSync(stampFile, key);
+  })();
+}
+
+// ---------------------------------------------------------------- 4. TypeScript
+function buildTs() {
+  const newest = Math.max(
+    newestIn(join(root, 'src'), ['.ts']),
+    newestIn(join(root, 'test'), ['.ts']),
+    newestIn(join(root, 'bench'), ['.ts']),
+    mtime(join(root, 'tsconfig.json')),
+  );
+  const stamp = join(root, 'dist', '.build-stamp');
+  if (existsSync(stamp) && mtime(stamp) >= newest) return;
+  log('compiling TypeScript');
+  run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', root]);
+  writeFileSync(stamp, String(Date.now()));
+}
+
+const what = process.argv[2] ?? 'all';
+npmDeps();
+if (what === 'all' || what === 'native') await buildNative(findLibtorch());
+if (what === 'all' || what === 'ts') buildTs();

@@ -1,0 +1,35 @@
+// The `sppo` command line: one file per command in src/cli/, each exporting `summary` and `run(argv)`.
+import { UsageError } from './usage.js';
+
+interface Command {
+  summary: string;
+  run(argv: string[]): Promise<void>;
+}
+
+const commands: Record<string, () => Promise<Command>> = {
+  game: () => import('./game.js'),
+};
+
+function help(): string {
+  const names = Object.keys(commands).sort();
+  return ['usage: sppo <command> [options]', '', 'commands:', ...names.map((n) => `  ${n}`), '', "'sppo <command> --help' for a command's options"].join('\n');
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return;
+  }
+  const load = commands[name];
+  if (!load) throw new UsageError(`unknown command '${name}'\n\n${help()}`);
+  const cmd = await load();
+  await cmd.run(rest);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const msg = err instanceof Error ? err.message : String(err);
+  console.error(`sppo: ${msg}`);
+  if (process.env.SPPO_DEBUG && err instanceof Error) console.error(err.stack);
+  process.exit(err instanceof UsageError ? 2 : 1);
+});

@@ -1,0 +1,178 @@
+// Chat templates of Hugging Face model folders, rendered with @huggingface/jinja (the Jinja subset that HF
+// maintains for transformers.js chat templates) the way transformers' `apply_chat_template(tokenize=False)` does.
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Template } from '@huggingface/jinja';
+import { readJsonFile, specialTokensMap } from './tokenizer.js';
+
+export interface ChatMessage {
+  role: string;
+  /** A string, or (multimodal templates) a list of content blocks such as `{type: 'text', text}`. */
+  content: unknown;
+  [key: string]: unknown;
+}
+
+export interface RenderOptions {
+  /** Append the header of an assistant turn (transformers' `add_generation_prompt`). Default false. */
+  addGenerationPrompt?: boolean;
+  /** End the text right after the last message's content, leaving it open for continuation (transformers'
+   * `continue_final_message`). Default false; exclusive with addGenerationPrompt. */
+  continueFinalMessage?: boolean;
+  /** Overrides of the special token strings (default: those of the folder's tokenizer_config.json). */
+  bosToken?: string;
+  eosToken?: string;
+  unkToken?: string;
+  padToken?: string;
+  /** Tool (function) schemas and documents (transformers' `tools`, `documents`); none by default. */
+  tools?: unknown[];
+  documents?: unknown[];
+  /** Other template variables (transformers' **kwargs), e.g. `enable_thinking`, `date_string`. */
+  [variable: string]: unknown;
+}
+
+export class ChatTemplateError extends Error {
+  override name = 'ChatTemplateError';
+}
+
+export class ChatTemplate {
+  readonly source: string;
+  private readonly template: Template;
+
+  /**
+   * @param text the Jinja template
+   * @param specialTokens special token strings passed to the template (`bos_token`, `eos_token`, ...), as
+   *   `specialTokensMap(tokenizer_config)` or `Tokenizer.specialTokens`
+   * @param source a description of where the template comes from, for error messages
+   */
+  constructor(readonly text: string, readonly specialTokens: Readonly<Record<string, string | string[]>> = {}, source = 'string') {
+    this.source = source;
+    try {
+      this.template = new Template(text);
+    } catch (err) {
+      throw new ChatTemplateError(`${source}: cannot parse the chat template: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Finds the template of a model folder: chat_template.jinja, else tokenizer_config.json's `chat_template`
+   * (a string, or a list of `{name, template}` of which the one named `name`, by default "default"), else
+   * chat_template.json's `chat_template`. Returns undefined when the folder has none.
+   */
+  static findInFolder(dir: string, options: { name?: string } = {}): { text: string; source: string } | undefined {
+    const folder = resolve(dir);
+    const jinjaPath = join(folder, 'chat_template.jinja');
+    const configPath = join(folder, 'tokenizer_config.json');
+    const name = options.name ?? 'default';
+    // A named template other than the default may live in transformers 5's additional_chat_templates/.
+    if (options.name !== undefined && options.name !== 'default') {
+      const extra = join(folder, 'additional_chat_templates', `${options.name}.jinja`);
+      if (existsSync(extra)) return { text: readFileSync(extra, 'utf8'), source: extra };
+    }
+    if (existsSync(jinjaPath) && name === 'default') return { text: readFileSync(jinjaPath, 'utf8'), source: jinjaPath };
+    const config = readJsonFile(configPath, true);
+    const value = config?.chat_template;
+    if (typeof value === 'string') return { text: value, source: `${configPath} (chat_template)` };
+    if (Array.isArray(value)) {
+      const names: string[] = [];
+      for (const entry of value) {
+        if (entry && typeof entry === 'object' && typeof entry.name === 'string' && typeof entry.template === 'string') {
+          names.push(entry.name);
+          if (entry.name === name) return { text: entry.template, source: `${configPath} (chat_template "${name}")` };
+        }
+      }
+      throw new ChatTemplateError(`${configPath}: no chat template named "${name}" (it has: ${names.join(', ') || 'none'})`);
+    }
+    if (value !== undefined && value !== null) throw new ChatTemplateError(`${configPath}: chat_template must be a string or a list of {name, template}`);
+    const jsonPath = join(folder, 'chat_template.json');
+    const processor = readJsonFile(jsonPath, true);
+    if (typeof processor?.chat_template === 'string') return { text: processor.chat_template, source: `${jsonPath} (chat_template)` };
+    return undefined;
+  }
+
+  /** Whether a model folder has a chat template. */
+  static hasTemplate(dir: string): boolean {
+    return ChatTemplate.findInFolder(dir) !== undefined;
+  }
+
+  /**
+   * Loads the chat template of a model folder (see `findInFolder`) with the special token strings of its
+   * tokenizer_config.json (or those given, e.g. `Tokenizer.specialTokens`, which also fills them from the config ids).
+   * Throws a ChatTemplateError naming the folder when it has no chat template.
+   */
+  static fromFolder(dir: string, options: { name?: string; specialTokens?: Readonly<Record<string, string | string[]>> } = {}): ChatTemplate {
+    const found = ChatTemplate.findInFolder(dir, options);
+    if (!found) {
+      throw new ChatTemplateError(`${resolve(dir)}: the model folder has no chat template (no chat_template.jinja, and no ` +
+        'chat_template in tokenizer_config.json). Base models usually have none: give the prompts as plain text, which is ' +
+        'used as is, or add a chat_template.jinja to the folder.');
+    }
+    const specialTokens = options.specialTokens ?? specialTokensMap(readJsonFile(join(resolve(dir), 'tokenizer_config.json'), true) ?? {});
+    return new ChatTemplate(found.text, specialTokens, found.source);
+  }
+
+  /** Renders a conversation as transformers' `apply_chat_template(messages, tokenize=False, ...)` does. */
+  render(messages: readonly ChatMessage[], options: RenderOptions = {}): string {
+    const { addGenerationPrompt = false, continueFinalMessage = false, bosToken, eosToken, unkToken, padToken, tools, documents, ...extra } = options;
+    if (addGenerationPrompt && continueFinalMessage) {
+      throw new ChatTemplateError('addGenerationPrompt and continueFinalMessage cannot both be set');
+    }
+    const variables: Record<string, unknown> = { ...this.specialTokens };
+    if (bosToken !== undefined) variables.bos_token = bosToken;
+    if (eosToken !== undefined) variables.eos_token = eosToken;
+    if (unkToken !== undefined) variables.unk_token = unkToken;
+    if (padToken !== undefined) variables.pad_token = padToken;
+    Object.assign(variables, extra, {
+      messages,
+      tools: tools ?? null,
+      documents: documents ?? null,
+      add_generation_prompt: addGenerationPrompt,
+    });
+    // @huggingface/jinja defines the globals that transformers adds: raise_exception(message) (which throws an Error
+    // with the message) and strftime_now(format); they cannot be redefined here.
+    for (const name of ['raise_exception', 'strftime_now', 'range', 'true', 'false', 'none', 'True', 'False', 'None']) delete variables[name];
+    let rendered: string;
+    try {
+      rendered = this.template.render(variables);
+    } catch (err) {
+      throw new ChatTemplateError(`${this.source}: cannot render the chat template: ${(err as Error).message}`);
+    }
+    if (continueFinalMessage) rendered = cutAfterFinalMessage(rendered, messages);
+    return rendered;
+  }
+}
+
+// transformers' continue_final_message: cut the text right after the content of the last message.
+function cutAfterFinalMessage(rendered: string, messages: readonly ChatMessage[]): string {
+  const last = messages[messages.length - 1];
+  let final: unknown = last?.content;
+  if (Array.isArray(final)) {
+    const block = [...final].reverse().find((b) => b && typeof b === 'object' && typeof (b as { text?: unknown }).text === 'string');
+    final = block ? (block as { text: string }).text : undefined;
+  }
+  if (typeof final !== 'string') throw new ChatTemplateError('continueFinalMessage: the last message has no text content');
+  const stripped = final.trim();
+  const at = rendered.lastIndexOf(stripped);
+  if (stripped.length === 0 || at < 0) {
+    throw new ChatTemplateError('continueFinalMessage: the content of the last message is not in the rendered text');
+  }
+  const lstripped = final.trimStart();
+  if (rendered.slice(at, at + lstripped.length) === final) return rendered.slice(0, at + lstripped.length);
+  return rendered.slice(0, at + stripped.length);
+}
+
+/**
+ * The text of a prompt for generation.
+ * - Messages are rendered with the chat template and a generation prompt; without a template, an error.
+ * - Plain text with a template is taken as one user message and rendered the same way, unless `raw` is set.
+ * - Plain text without a template (a base model) is used as is: this is the fallback for model folders that
+ *   have no chat template.
+ */
+export function promptText(prompt: string | readonly ChatMessage[], template: ChatTemplate | undefined, options: RenderOptions & { raw?: boolean } = {}): string {
+  const { raw = false, ...renderOptions } = options;
+  if (typeof prompt === 'string') {
+    if (raw || !template) return prompt;
+    return template.render([{ role: 'user', content: prompt }], { addGenerationPrompt: true, ...renderOptions });
+  }
+  if (!template) throw new ChatTemplateError('a conversation needs a chat template, and none was given (give the prompt as plain text instead)');
+  return template.render(prompt, { addGenerationPrompt: !renderOptions.continueFinalMessage, ...renderOptions });
+}

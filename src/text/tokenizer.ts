@@ -1,0 +1,244 @@
+// Tokenizer of a Hugging Face model folder: tokenizer.json through @huggingface/tokenizers (the pure-JS port of
+// HF tokenizers, which reads tokenizer.json as is), special tokens from tokenizer_config.json, falling back to the
+// token ids of generation_config.json and config.json.
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
+
+export interface EncodeOptions {
+  /** Add the special tokens of tokenizer.json's post-processor (e.g. a leading `<s>`). Default true, as in
+   * transformers. Use false for text rendered by a chat template, which already holds its special tokens. */
+  addSpecialTokens?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Drop the special tokens (added tokens flagged `special`) from the text. Default false, as in transformers. */
+  skipSpecialTokens?: boolean;
+}
+
+type Json = Record<string, unknown>;
+
+/** Reads and parses a JSON file; errors name the file. Returns undefined when `optional` and the file is absent. */
+export function readJsonFile(path: string, optional: true): Json | undefined;
+export function readJsonFile(path: string, optional?: false): Json;
+export function readJsonFile(path: string, optional = false): Json | undefined {
+  if (!existsSync(path)) {
+    if (optional) return undefined;
+    throw new Error(`${path}: file not found`);
+  }
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`${path}: cannot read: ${(err as Error).message}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path}: malformed JSON: ${(err as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new Error(`${path}: expected a JSON object`);
+  }
+  return value as Json;
+}
+
+/** A special token of tokenizer_config.json: a string, or an object `{content: ...}` (AddedToken), or null. */
+export function tokenContent(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (value && typeof value === 'object' && typeof (value as Json).content === 'string') return (value as Json).content as string;
+  return undefined;
+}
+
+const NAMED_SPECIAL = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
+
+/**
+ * The special token strings of a tokenizer_config.json, as transformers' `special_tokens_map` (what
+ * `apply_chat_template` passes to the template): `bos_token`, `eos_token`, `unk_token`, `pad_token`, ... when set,
+ * and `additional_special_tokens` (a list; transformers 5 calls it `extra_special_tokens`, a list or a map).
+ */
+export function specialTokensMap(config: Json): Record<string, string | string[]> {
+  const map: Record<string, string | string[]> = {};
+  for (const key of NAMED_SPECIAL) {
+    const s = tokenContent(config[key]);
+    if (s !== undefined) map[key] = s;
+  }
+  const extra: string[] = [];
+  for (const key of ['additional_special_tokens', 'extra_special_tokens']) {
+    const v = config[key];
+    const items = Array.isArray(v) ? v : v && typeof v === 'object' ? Object.values(v) : [];
+    for (const item of items) {
+      const s = tokenContent(item);
+      if (s !== undefined && !extra.includes(s)) extra.push(s);
+    }
+  }
+  if (extra.length > 0) map.additional_special_tokens = extra;
+  return map;
+}
+
+function idList(value: unknown): number[] {
+  if (typeof value === 'number' && Number.isInteger(value)) return [value];
+  if (Array.isArray(value)) return value.filter((v): v is number => typeof v === 'number' && Number.isInteger(v));
+  return [];
+}
+
+/** Files of the tokenizer that `save` copies into a model folder, when the source folder has them. */
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'];
+
+export class Tokenizer {
+  /** The folder it was loaded from. */
+  readonly dir: string;
+  /** tokenizer_config.json ({} when the folder has none). */
+  readonly config: Readonly<Json>;
+  /** Special token strings (see `specialTokensMap`), completed from the config ids where tokenizer_config.json lacks them. */
+  readonly specialTokens: Readonly<Record<string, string | string[]>>;
+  readonly bosTokenId: number | undefined;
+  /** The tokenizer's end-of-sequence token (the first of generation_config.json's when tokenizer_config.json has none). */
+  readonly eosTokenId: number | undefined;
+  /** Padding token; falls back to `eosTokenId` when the model has none. */
+  readonly padTokenId: number | undefined;
+  readonly unkTokenId: number | undefined;
+  /** Every id that ends a generation: the tokenizer's eos and generation_config.json's `eos_token_id` (a number or a
+   * list; config.json's when there is no generation_config.json). */
+  readonly eosTokenIds: ReadonlySet<number>;
+  /** Size of the id space: the largest id of the vocabulary (added tokens included) plus one. */
+  readonly vocabSize: number;
+
+  private readonly hf: HFTokenizer;
+  private readonly specialIds: Set<number>;
+
+  private constructor(dir: string, tokenizerJson: Json, config: Json, generation: Json | undefined, modelConfig: Json | undefined) {
+    this.dir = dir;
+    this.config = config;
+    // tokenizers.js defaults `clean_up_tokenization_spaces` to true (transformers 3 behaviour); transformers
+    // (>= 4.45 and 5) defaults it to false, which turns " ?" into "?" when true. Pass the folder's value or false.
+    // Additional special tokens may be objects {content}; tokenizers.js expects strings.
+    const map = specialTokensMap(config);
+    const hfConfig: Json = {
+      ...config,
+      clean_up_tokenization_spaces: config.clean_up_tokenization_spaces === true,
+      additional_special_tokens: map.additional_special_tokens ?? [],
+    };
+    try {
+      this.hf = new HFTokenizer(tokenizerJson, hfConfig);
+    } catch (err) {
+      throw new Error(`${join(dir, 'tokenizer.json')}: unsupported or invalid tokenizer: ${(err as Error).message}`);
+    }
+
+    let maxId = -1;
+    for (const id of this.hf.get_vocab(true).values()) if (id > maxId) maxId = id;
+    this.vocabSize = maxId + 1;
+
+    // Ids of the model config files: generation_config.json first (what generate() uses), then config.json.
+    const configIds = (key: string): number[] => {
+      const g = idList(generation?.[key]);
+      return g.length > 0 ? g : idList(modelConfig?.[key]);
+    };
+    const resolveToken = (name: 'bos' | 'eos' | 'pad' | 'unk'): number | undefined => {
+      const s = map[`${name}_token`];
+      if (typeof s === 'string') {
+        const id = this.hf.token_to_id(s);
+        if (id !== undefined) return id;
+      }
+      const ids = configIds(`${name}_token_id`);
+      if (ids.length > 0) {
+        const token = this.hf.id_to_token(ids[0]);
+        if (token !== undefined && map[`${name}_token`] === undefined) map[`${name}_token`] = token;
+        return ids[0];
+      }
+      return undefined;
+    };
+    this.bosTokenId = resolveToken('bos');
+    this.eosTokenId = resolveToken('eos');
+    this.unkTokenId = resolveToken('unk');
+    this.padTokenId = resolveToken('pad') ?? this.eosTokenId;
+    const eos = new Set<number>(configIds('eos_token_id'));
+    if (this.eosTokenId !== undefined) eos.add(this.eosTokenId);
+    this.eosTokenIds = eos;
+    this.specialTokens = map;
+
+    this.specialIds = new Set<number>();
+    for (const [id, token] of this.hf.get_added_tokens_decoder()) if (token.special) this.specialIds.add(id);
+    for (const v of Object.values(map)) {
+      for (const s of Array.isArray(v) ? v : [v]) {
+        const id = this.hf.token_to_id(s);
+        if (id !== undefined) this.specialIds.add(id);
+      }
+    }
+  }
+
+  /** Loads the tokenizer of a Hugging Face model folder (tokenizer.json required; tokenizer_config.json,
+   * generation_config.json and config.json read when present). */
+  static fromFolder(dir: string): Tokenizer {
+    const folder = resolve(dir);
+    const tokenizerPath = join(folder, 'tokenizer.json');
+    if (!existsSync(tokenizerPath)) {
+      throw new Error(`${tokenizerPath}: file not found (a Hugging Face model folder needs a tokenizer.json; ` +
+        'folders with only a SentencePiece tokenizer.model are not supported: convert them with transformers first)');
+    }
+    const tokenizerJson = readJsonFile(tokenizerPath);
+    if (!tokenizerJson.model || typeof tokenizerJson.model !== 'object') {
+      throw new Error(`${tokenizerPath}: not a tokenizers file (no "model" object)`);
+    }
+    if (!Array.isArray(tokenizerJson.added_tokens)) tokenizerJson.added_tokens = [];
+    const config = readJsonFile(join(folder, 'tokenizer_config.json'), true) ?? {};
+    const generation = readJsonFile(join(folder, 'generation_config.json'), true);
+    const modelConfig = readJsonFile(join(folder, 'config.json'), true);
+    return new Tokenizer(folder, tokenizerJson, config, generation, modelConfig);
+  }
+
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    return this.hf.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+  }
+
+  encodeBatch(texts: readonly string[], options: EncodeOptions = {}): number[][] {
+    return texts.map((t) => this.encode(t, options));
+  }
+
+  decode(ids: ArrayLike<number | bigint>, options: DecodeOptions = {}): string {
+    const all = Array.from(ids, Number);
+    for (const id of all) if (!Number.isInteger(id) || id < 0) throw new Error(`decode: invalid token id ${id}`);
+    // HF tokenizers (Rust) skips ids with no token (models often have more embedding rows than tokens);
+    // tokenizers.js would turn them into the unk token. And tokenizers.js throws on an empty list where
+    // transformers returns ''.
+    const list = all.filter((id) => this.hf.id_to_token(id) !== undefined);
+    if (list.length === 0) return '';
+    return this.hf.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? false });
+  }
+
+  decodeBatch(batch: readonly ArrayLike<number | bigint>[], options: DecodeOptions = {}): string[] {
+    return batch.map((ids) => this.decode(ids, options));
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.hf.token_to_id(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.hf.id_to_token(id);
+  }
+
+  /** Whether an id is a special token: an added token flagged `special`, or one of the configured special tokens. */
+  isSpecial(id: number): boolean {
+    return this.specialIds.has(id);
+  }
+
+  /** The ids of all special tokens. */
+  get specialTokenIds(): ReadonlySet<number> {
+    return this.specialIds;
+  }
+
+  /** Copies the tokenizer files (tokenizer.json, tokenizer_config.json, chat_template.jinja and
+   * special_tokens_map.json, those the source folder has) into a model folder being written. */
+  save(dir: string): void {
+    const target = resolve(dir);
+    mkdirSync(target, { recursive: true });
+    if (target === this.dir) return;
+    for (const name of TOKENIZER_FILES) {
+      const src = join(this.dir, name);
+      if (existsSync(src)) copyFileSync(src, join(target, name));
+      else if (name === 'tokenizer.json') throw new Error(`${src}: file not found (was the source folder removed?)`);
+    }
+  }
+}

@@ -1,0 +1,37 @@
+// The sppo native addon: a thin Node-API layer over libtorch (see tensor.cc and optim.cc).
+#include "common.h"
+
+#ifdef SPPO_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
+namespace sppo {
+
+static Napi::Value cuda_synchronize(const Napi::CallbackInfo& info) {
+#ifdef SPPO_CUDA
+  guard(info.Env(), "cuda.synchronize", [&] {
+    c10::cuda::device_synchronize();
+    return 0;
+  });
+#endif
+  return info.Env().Undefined();
+}
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  init_tensor(env, exports);
+  init_optim(env, exports);
+  exports.Set("cudaSynchronize", Napi::Function::New(env, cuda_synchronize, "cudaSynchronize"));
+  exports.Set("builtWithCuda", Napi::Boolean::New(env,
+#ifdef SPPO_CUDA
+                                                   true
+#else
+                                                   false
+#endif
+                                                   ));
+  return exports;
+}
+
+}  // namespace sppo
+
+static Napi::Object InitSppo(Napi::Env env, Napi::Object exports) { return sppo::init(env, exports); }
+NODE_API_MODULE(sppo, InitSppo)

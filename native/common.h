@@ -1,0 +1,46 @@
+// Shared pieces of the sppo native addon: how tensors, generators and optimizers travel to
+// JavaScript, and how every libtorch exception becomes a JavaScript Error.
+#pragma once
+
+#include <napi.h>
+#include <ATen/ATen.h>
+
+#include <atomic>
+#include <sstream>
+#include <string>
+
+namespace sppo {
+
+// A tensor handed to JavaScript: an External holding a box. dispose() empties the box at once (the
+// native memory goes then); the box itself is freed by the External's finalizer.
+struct TensorBox {
+  at::Tensor t;
+};
+
+extern std::atomic<int64_t> live_tensors;
+
+Napi::Value wrap(Napi::Env env, at::Tensor t);
+at::Tensor& unwrap(const Napi::Value& v, const char* what);
+bool is_tensor(const Napi::Value& v);
+
+std::string describe(const at::Tensor& t);  // "float32[2,3]" or "float32[2,3]@cuda:0"
+const char* dtype_name(at::ScalarType s);
+
+// Runs body; converts c10::Error and std::exception into a JavaScript Error named after `op`.
+template <typename F>
+auto guard(Napi::Env env, const std::string& op, F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(env, op + ": " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, op + ": " + e.what());
+  }
+}
+
+void init_tensor(Napi::Env env, Napi::Object exports);
+void init_optim(Napi::Env env, Napi::Object exports);
+
+}  // namespace sppo

@@ -1,0 +1,106 @@
+// Functions of several tensors and the building blocks of models and losses (torch.nn.functional).
+import { dtypeCode, type DType } from './dtype.js';
+import { callT, handles, hasOp, Tensor, type TensorOrScalar } from './tensor.js';
+import { tidy } from './scope.js';
+import { ones } from './creation.js';
+
+export function cat(tensors: Tensor[], dim = 0): Tensor {
+  return callT('cat', handles(tensors), dim);
+}
+export function stack(tensors: Tensor[], dim = 0): Tensor {
+  return callT('stack', handles(tensors), dim);
+}
+/** Elementwise: cond ? a : b. */
+export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  if (a instanceof Tensor && b instanceof Tensor) return callT('where.self', cond.h, a.h, b.h);
+  if (a instanceof Tensor) return callT('where.ScalarOther', cond.h, a.h, b as number);
+  if (b instanceof Tensor) return callT('where.ScalarSelf', cond.h, a, b.h);
+  return callT('where.Scalar', cond.h, a, b);
+}
+/** x @ weight^T + bias (weight is [out, in], as torch.nn.Linear). */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return callT('linear', x.h, weight.h, bias ? bias.h : null);
+}
+/** Rows of weight picked by ids. */
+export function embedding(weight: Tensor, ids: Tensor, paddingIdx = -1): Tensor {
+  return callT('embedding', weight.h, ids.h, paddingIdx, false, false);
+}
+export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  return callT('layer_norm', x.h, normalizedShape, weight ? weight.h : null, bias ? bias.h : null, eps, true);
+}
+/**
+ * RMS normalisation over the last dimension, computed in float32 and cast back, as transformers'
+ * Llama: x / sqrt(mean(x^2) + eps) * weight. With `offset`, the weight is (offset + w) (Gemma's 1 + w).
+ */
+export function rmsNorm(x: Tensor, weight: Tensor | null, eps: number, offset = 0): Tensor {
+  return tidy(() => {
+    const dtype = x.dtype;
+    const xf = dtype === 'float32' ? x : x.float();
+    const normed = xf.mul(xf.square().mean(-1, true).add(eps).rsqrt());
+    if (!weight) return normed.to(dtype);
+    const w = offset ? weight.float().add(offset) : weight;
+    // Llama casts before scaling by the weight; Gemma scales in float32, then casts.
+    return offset ? normed.mul(w).to(dtype) : weight.mul(normed.to(weight.dtype));
+  });
+}
+export function dropout(x: Tensor, p: number, train: boolean): Tensor {
+  return callT('dropout', x.h, p, train);
+}
+export function softmax(x: Tensor, dim: number, dtype?: DType): Tensor {
+  return x.softmax(dim, dtype);
+}
+export function logSoftmax(x: Tensor, dim: number, dtype?: DType): Tensor {
+  return x.logSoftmax(dim, dtype);
+}
+
+const REDUCTION = { none: 0, mean: 1, sum: 2 } as const;
+export type Reduction = keyof typeof REDUCTION;
+
+/** Cross entropy of logits [N, C] (or [N, C, ...]) against class ids, as torch.nn.functional.cross_entropy. */
+export function crossEntropy(logits: Tensor, target: Tensor, opts: { reduction?: Reduction; ignoreIndex?: number; labelSmoothing?: number; weight?: Tensor } = {}): Tensor {
+  return callT('cross_entropy_loss', logits.h, target.h, opts.weight?.h ?? null, REDUCTION[opts.reduction ?? 'mean'], opts.ignoreIndex ?? -100, opts.labelSmoothing ?? 0);
+}
+
+export interface AttentionOptions {
+  /** bool (true = attend) or additive float mask, broadcastable to [B, H, Lq, Lk]. */
+  mask?: Tensor | null;
+  isCausal?: boolean;
+  /** Defaults to 1/sqrt(head dim). */
+  scale?: number;
+}
+
+let nativeSdpa: boolean | undefined;
+
+/**
+ * Scaled dot-product attention over [B, H, L, D] tensors: libtorch's own kernel where it has one
+ * (PyTorch 2: flash / memory-efficient / math), and the same computation composed of ops on 1.13.
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  nativeSdpa ??= hasOp('scaled_dot_product_attention');
+  if (nativeSdpa) {
+    return callT('scaled_dot_product_attention', q.h, k.h, v.h, opts.mask?.h ?? null, 0.0, opts.isCausal ?? false, opts.scale ?? null);
+  }
+  return attentionComposed(q, k, v, opts);
+}
+
+/** softmax(q k^T * scale + mask) v, written out (the reference the fused kernels must match). */
+export function attentionComposed(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  return tidy(() => {
+    const d = q.size(-1);
+    const scale = opts.scale ?? 1 / Math.sqrt(d);
+    let scores = q.matmul(k.transpose(-2, -1)).mul(scale);
+    if (opts.isCausal) {
+      const lq = q.size(-2);
+      const lk = k.size(-2);
+      const keep = ones([lq, lk], { dtype: 'bool', device: q.device }).tril(lk - lq);
+      scores = scores.maskedFill(keep.logicalNot(), -Infinity);
+    }
+    if (opts.mask) {
+      scores = opts.mask.dtype === 'bool' ? scores.maskedFill(opts.mask.logicalNot(), -Infinity) : scores.add(opts.mask);
+    }
+    return scores.softmax(-1).matmul(v);
+  });
+}
+
+/** Casts to a dtype by code (internal helper for ops taking ScalarType). */
+export const dtypeArg = (d?: DType): number | null => (d ? dtypeCode(d) : null);

@@ -1,0 +1,13 @@
+// sppo's tensor library: libtorch tensors, autograd, optimizers and safetensors, for TypeScript.
+//   import * as torch from 'sppo/torch';
+export { Tensor, opId, hasOp, opSchema, liveTensors, isDType, callT, callTs, type Scalar, type TensorOrScalar, type Device } from './tensor.js';
+export { type DType, ELEMENT_SIZE, isFloating, type TypedArray } from './dtype.js';
+export { tidy, keep, scopeDepth } from './scope.js';
+export * from './creation.js';
+export * from './functional.js';
+export { noGrad, enableGrad, isGradEnabled, backward, CheckpointTape } from './autograd.js';
+export { Generator, manualSeed } from './random.js';
+export { Optimizer, AdamW, RMSprop, SGD, clipGradNorm, type GroupOptions, type ParamGroup, type OptimizerKind } from './optim.js';
+export { LRScheduler, lrLambda, warmupStepsOf, type ScheduleKind, type ScheduleOptions } from './schedule.js';
+export { SafetensorsFile, SafetensorsError, WeightFolder, loadSafetensors, saveSafetensors, saveWeights, type TensorEntry, SINGLE_FILE, INDEX_FILE } from './safetensors.js';
+export { cuda, setNumThreads, getNumThreads, libtorchVersion } from './cuda.js';

@@ -1,0 +1,82 @@
+// The native addon (native/*.cc, built by scripts/setup.mjs into build/native/sppo.node): the only
+// place that loads it. Every other module reaches libtorch through src/torch.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+/** An opaque reference to a native object (a tensor, a generator or an optimizer). */
+export type Handle = { readonly __native: unique symbol };
+export type Arg = Handle | number | boolean | string | null | undefined | readonly (Handle | number | boolean | null)[];
+
+export interface OptimGroupSpec {
+  params: Handle[];
+  lr?: number;
+  weightDecay?: number;
+  betas?: [number, number];
+  eps?: number;
+  amsgrad?: boolean;
+  alpha?: number;
+  momentum?: number;
+  centered?: boolean;
+  dampening?: number;
+  nesterov?: boolean;
+}
+export interface NativeParamState {
+  step: number;
+  tensors: Record<string, Handle>;
+}
+
+export interface Native {
+  opFind(name: string, overload: string): number;
+  opSchema(id: number): string;
+  call(id: number, ...args: Arg[]): unknown;
+  callInplace(id: number, ...args: Arg[]): undefined;
+  fromBytes(data: ArrayBufferView, dtype: number, shape: readonly number[]): Handle;
+  toBytes(t: Handle): ArrayBuffer;
+  readInto(t: Handle, path: string, offset: number): void;
+  dispose(t: Handle): void;
+  liveTensors(): number;
+  meta(t: Handle): [number, string, boolean, ...number[]];
+  shape(t: Handle): number[];
+  item(t: Handle): number | boolean;
+  sameStorage(a: Handle, b: Handle): boolean;
+  setRequiresGrad(t: Handle, on: boolean): void;
+  grad(t: Handle): Handle | null;
+  setGrad(t: Handle, g: Handle | null): void;
+  isLeaf(t: Handle): boolean;
+  backward(outputs: Handle[], grads: (Handle | null)[] | null, retainGraph: boolean, createGraph: boolean): void;
+  setGradEnabled(on: boolean): boolean;
+  isGradEnabled(): boolean;
+  manualSeed(seed: number): void;
+  generatorNew(seed: number, device?: string): Handle;
+  generatorSeed(g: Handle, seed: number): void;
+  cudaIsAvailable(): boolean;
+  cudaDeviceCount(): number;
+  cudaSynchronize(): void;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  version(): string;
+  builtWithCuda: boolean;
+  optimNew(kind: string, groups: OptimGroupSpec[]): Handle;
+  optimStep(opt: Handle): void;
+  optimZeroGrad(opt: Handle): void;
+  optimSetLr(opt: Handle, group: number, lr: number): void;
+  optimGetLr(opt: Handle, group: number): number;
+  optimGetState(opt: Handle): (NativeParamState | null)[];
+  optimSetState(opt: Handle, state: (NativeParamState | null)[]): void;
+  clipGradNorm(params: Handle[], maxNorm: number, normType: number): number;
+}
+
+function load(): Native {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // dist/src/torch -> project root
+  const root = join(here, '..', '..', '..');
+  const path = process.env.SPPO_NATIVE ?? join(root, 'build', 'native', 'sppo.node');
+  if (!existsSync(path)) {
+    throw new Error(`the sppo native addon is not built (${path} is missing): run 'npm run build' in ${root}`);
+  }
+  return createRequire(import.meta.url)(path) as Native;
+}
+
+export const native: Native = load();

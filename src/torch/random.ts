@@ -1,0 +1,21 @@
+// Random numbers: libtorch's generators, seeded from TypeScript. manualSeed() seeds the global ones
+// (CPU and CUDA); a Generator gives a stream of its own, for reproducible sampling.
+import { native, type Handle } from './native.js';
+
+export class Generator {
+  /** @internal */ readonly h: Handle;
+  readonly device: string;
+  constructor(seed: number, device = 'cpu') {
+    this.h = native.generatorNew(seed, device);
+    this.device = device;
+  }
+  manualSeed(seed: number): this {
+    native.generatorSeed(this.h, seed);
+    return this;
+  }
+}
+
+/** Seeds libtorch's global generators (CPU and every CUDA device). */
+export function manualSeed(seed: number): void {
+  native.manualSeed(seed);
+}

@@ -1,0 +1,421 @@
+// The Tensor: a TypeScript object over one libtorch at::Tensor. Every operation is an ATen operator
+// called through libtorch's dispatcher (so autograd, CUDA and type promotion are libtorch's own); the
+// methods here only choose the operator overload and pass arguments in schema order.
+import { native, type Handle } from './native.js';
+import { dtypeCode, dtypeOfCode, viewBytes, type DType, type TypedArray } from './dtype.js';
+import { track, type Owned } from './scope.js';
+
+const ids: Record<string, number> = Object.create(null);
+
+/** The dispatcher id of `aten::name.overload` ('add.Tensor', 'mm'), looked up once. */
+export function opId(name: string): number {
+  let id = ids[name];
+  if (id === undefined) {
+    const dot = name.indexOf('.');
+    const base = dot < 0 ? name : name.slice(0, dot);
+    const overload = dot < 0 ? '' : name.slice(dot + 1);
+    id = native.opFind(`aten::${base}`, overload);
+    if (id < 0) throw new Error(`this libtorch (${native.version()}) has no operator aten::${name}`);
+    ids[name] = id;
+  }
+  return id;
+}
+
+/** Whether the linked libtorch has `aten::name.overload`. */
+export function hasOp(name: string): boolean {
+  try {
+    opId(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The schema of an ATen operator, as libtorch states it. */
+export function opSchema(name: string): string {
+  return native.opSchema(opId(name));
+}
+
+export type Scalar = number | boolean;
+export type TensorOrScalar = Tensor | Scalar;
+export type Device = string;
+
+/** Calls an ATen operator whose single result is a tensor. */
+export function callT(name: string, ...args: unknown[]): Tensor {
+  return new Tensor(native.call(opId(name), ...(args as never[])) as Handle);
+}
+
+/** Calls an ATen operator with several tensor results. */
+export function callTs(name: string, ...args: unknown[]): Tensor[] {
+  return (native.call(opId(name), ...(args as never[])) as Handle[]).map((h) => new Tensor(h));
+}
+
+export const handles = (ts: readonly Tensor[]): Handle[] => ts.map((t) => t.h);
+
+export class Tensor implements Owned, Disposable {
+  /** @internal */ _h: Handle | null;
+  /** @internal */ _kept = false;
+  #shape: number[] | undefined;
+
+  /** @internal Use the creation functions (tensor, zeros, ...) instead. */
+  constructor(h: Handle) {
+    this._h = h;
+    track(this);
+  }
+
+  /** The native handle; throws if the tensor was disposed. */
+  get h(): Handle {
+    const h = this._h;
+    if (h === null) throw new Error('tensor used after dispose()');
+    return h;
+  }
+
+  get isDisposed(): boolean {
+    return this._h === null;
+  }
+
+  dispose(): void {
+    if (this._h !== null) {
+      native.dispose(this._h);
+      this._h = null;
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  // ---------------------------------------------------------------- properties
+  get shape(): number[] {
+    return (this.#shape ??= native.shape(this.h));
+  }
+  get ndim(): number {
+    return this.shape.length;
+  }
+  get numel(): number {
+    let n = 1;
+    for (const s of this.shape) n *= s;
+    return n;
+  }
+  size(dim: number): number {
+    const s = this.shape;
+    const d = dim < 0 ? dim + s.length : dim;
+    if (d < 0 || d >= s.length) throw new RangeError(`size(${dim}): tensor has ${s.length} dimensions`);
+    return s[d]!;
+  }
+  get dtype(): DType {
+    return dtypeOfCode(native.meta(this.h)[0]);
+  }
+  get device(): Device {
+    return native.meta(this.h)[1];
+  }
+  get requiresGrad(): boolean {
+    return native.meta(this.h)[2];
+  }
+  get isLeaf(): boolean {
+    return native.isLeaf(this.h);
+  }
+  toString(): string {
+    if (this._h === null) return 'Tensor(disposed)';
+    return `Tensor(${this.dtype}[${this.shape.join(',')}]${this.device === 'cpu' ? '' : ' ' + this.device})`;
+  }
+
+  // ---------------------------------------------------------------- reading back
+  /** The elements as a typed array (float16/bfloat16 are converted to Float32Array). */
+  toTypedArray(): TypedArray {
+    const d = this.dtype;
+    if (d === 'float16' || d === 'bfloat16') {
+      const f = this.to('float32');
+      try {
+        return new Float32Array(native.toBytes(f.h));
+      } finally {
+        f.dispose();
+      }
+    }
+    return viewBytes(native.toBytes(this.h), d);
+  }
+
+  /** The elements as nested arrays of numbers (booleans for bool tensors). */
+  toArray(): unknown {
+    const flat = this.toTypedArray();
+    const isBool = this.dtype === 'bool';
+    const conv = (i: number): number | boolean => {
+      const v = flat[i]!;
+      return isBool ? v !== 0 : typeof v === 'bigint' ? Number(v) : v;
+    };
+    const shape = this.shape;
+    if (shape.length === 0) return conv(0);
+    let k = 0;
+    const build = (d: number): unknown[] => {
+      const n = shape[d]!;
+      const out = new Array(n);
+      for (let i = 0; i < n; i++) out[i] = d === shape.length - 1 ? conv(k++) : build(d + 1);
+      return out;
+    };
+    return build(0);
+  }
+
+  /** The value of a one-element tensor. */
+  item(): number {
+    return Number(native.item(this.h));
+  }
+
+  // ---------------------------------------------------------------- autograd
+  requiresGrad_(on = true): this {
+    native.setRequiresGrad(this.h, on);
+    return this;
+  }
+  /** The accumulated gradient (a new reference to it), or null. */
+  get grad(): Tensor | null {
+    const g = native.grad(this.h);
+    return g === null ? null : new Tensor(g);
+  }
+  set grad(g: Tensor | null) {
+    native.setGrad(this.h, g === null ? null : g.h);
+  }
+  zeroGrad(): void {
+    native.setGrad(this.h, null);
+  }
+  backward(gradient?: Tensor, opts: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+    native.backward([this.h], gradient ? [gradient.h] : null, opts.retainGraph ?? false, opts.createGraph ?? false);
+  }
+  detach(): Tensor {
+    return callT('detach', this.h);
+  }
+
+  // ---------------------------------------------------------------- conversion
+  /** To a dtype or a device ('cpu', 'cuda', 'cuda:1'); returns a new reference even when nothing changes. */
+  to(target: DType | Device, opts: { dtype?: DType } = {}): Tensor {
+    if (isDType(target)) return callT('to.dtype', this.h, dtypeCode(target));
+    const dtype = opts.dtype ?? this.dtype;
+    return callT('to.device', this.h, target, dtypeCode(dtype));
+  }
+  float(): Tensor {
+    return this.to('float32');
+  }
+  cpu(): Tensor {
+    return this.to('cpu');
+  }
+  clone(): Tensor {
+    return callT('clone', this.h);
+  }
+  contiguous(): Tensor {
+    return callT('contiguous', this.h);
+  }
+
+  // ---------------------------------------------------------------- arithmetic (broadcasting)
+  add(o: TensorOrScalar, alpha?: number): Tensor {
+    return o instanceof Tensor ? callT('add.Tensor', this.h, o.h, alpha) : callT('add.Scalar', this.h, o, alpha);
+  }
+  sub(o: TensorOrScalar, alpha?: number): Tensor {
+    return o instanceof Tensor ? callT('sub.Tensor', this.h, o.h, alpha) : callT('sub.Scalar', this.h, o, alpha);
+  }
+  /** o - this */
+  rsub(o: Scalar): Tensor {
+    return callT('rsub.Scalar', this.h, o);
+  }
+  mul(o: TensorOrScalar): Tensor {
+    return o instanceof Tensor ? callT('mul.Tensor', this.h, o.h) : callT('mul.Scalar', this.h, o);
+  }
+  div(o: TensorOrScalar, roundingMode?: 'trunc' | 'floor'): Tensor {
+    if (roundingMode) return o instanceof Tensor ? callT('div.Tensor_mode', this.h, o.h, roundingMode) : callT('div.Scalar_mode', this.h, o, roundingMode);
+    return o instanceof Tensor ? callT('div.Tensor', this.h, o.h) : callT('div.Scalar', this.h, o);
+  }
+  pow(o: TensorOrScalar): Tensor {
+    return o instanceof Tensor ? callT('pow.Tensor_Tensor', this.h, o.h) : callT('pow.Tensor_Scalar', this.h, o);
+  }
+  remainder(o: TensorOrScalar): Tensor {
+    return o instanceof Tensor ? callT('remainder.Tensor', this.h, o.h) : callT('remainder.Scalar', this.h, o);
+  }
+  maximum(o: Tensor): Tensor {
+    return callT('maximum', this.h, o.h);
+  }
+  minimum(o: Tensor): Tensor {
+    return callT('minimum', this.h, o.h);
+  }
+  neg(): Tensor {
+    return callT('neg', this.h);
+  }
+  abs(): Tensor {
+    return callT('abs', this.h);
+  }
+  sign(): Tensor {
+    return callT('sign', this.h);
+  }
+  matmul(o: Tensor): Tensor {
+    return callT('matmul', this.h, o.h);
+  }
+  mm(o: Tensor): Tensor {
+    return callT('mm', this.h, o.h);
+  }
+  bmm(o: Tensor): Tensor {
+    return callT('bmm', this.h, o.h);
+  }
+  outer(o: Tensor): Tensor {
+    return callT('outer', this.h, o.h);
+  }
+
+  // ---------------------------------------------------------------- elementwise functions
+  exp(): Tensor { return callT('exp', this.h); }
+  log(): Tensor { return callT('log', this.h); }
+  log1p(): Tensor { return callT('log1p', this.h); }
+  sqrt(): Tensor { return callT('sqrt', this.h); }
+  rsqrt(): Tensor { return callT('rsqrt', this.h); }
+  square(): Tensor { return callT('square', this.h); }
+  tanh(): Tensor { return callT('tanh', this.h); }
+  sigmoid(): Tensor { return callT('sigmoid', this.h); }
+  logSigmoid(): Tensor { return callT('log_sigmoid', this.h); }
+  sin(): Tensor { return callT('sin', this.h); }
+  cos(): Tensor { return callT('cos', this.h); }
+  relu(): Tensor { return callT('relu', this.h); }
+  silu(): Tensor { return callT('silu', this.h); }
+  /** GeLU: exact (erf) by default, or the tanh approximation. */
+  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return callT('gelu', this.h, approximate); }
+  softplus(beta = 1, threshold = 20): Tensor { return callT('softplus', this.h, beta, threshold); }
+  reciprocal(): Tensor { return callT('reciprocal', this.h); }
+  floor(): Tensor { return callT('floor', this.h); }
+  round(): Tensor { return callT('round', this.h); }
+  clamp(min?: number | null, max?: number | null): Tensor { return callT('clamp', this.h, min ?? null, max ?? null); }
+  isfinite(): Tensor { return callT('isfinite', this.h); }
+  isnan(): Tensor { return callT('isnan', this.h); }
+  logicalNot(): Tensor { return callT('logical_not', this.h); }
+  logicalAnd(o: Tensor): Tensor { return callT('logical_and', this.h, o.h); }
+  logicalOr(o: Tensor): Tensor { return callT('logical_or', this.h, o.h); }
+
+  // ---------------------------------------------------------------- comparisons
+  eq(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('eq.Tensor', this.h, o.h) : callT('eq.Scalar', this.h, o); }
+  ne(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('ne.Tensor', this.h, o.h) : callT('ne.Scalar', this.h, o); }
+  lt(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('lt.Tensor', this.h, o.h) : callT('lt.Scalar', this.h, o); }
+  le(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('le.Tensor', this.h, o.h) : callT('le.Scalar', this.h, o); }
+  gt(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('gt.Tensor', this.h, o.h) : callT('gt.Scalar', this.h, o); }
+  ge(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('ge.Tensor', this.h, o.h) : callT('ge.Scalar', this.h, o); }
+  /** Elementwise |this - o| <= atol + rtol * |o|, all of it. */
+  allclose(o: Tensor, rtol = 1e-5, atol = 1e-8): boolean {
+    return Boolean(native.call(opId('allclose'), this.h, o.h, rtol, atol, false));
+  }
+  equal(o: Tensor): boolean {
+    return Boolean(native.call(opId('equal'), this.h, o.h));
+  }
+
+  // ---------------------------------------------------------------- reductions
+  sum(dim?: number | number[] | null, keepdim = false, dtype?: DType): Tensor {
+    if (dim === undefined || dim === null) return callT('sum', this.h, dtype ? dtypeCode(dtype) : null);
+    return callT('sum.dim_IntList', this.h, dim, keepdim, dtype ? dtypeCode(dtype) : null);
+  }
+  mean(dim?: number | number[] | null, keepdim = false): Tensor {
+    if (dim === undefined || dim === null) return callT('mean', this.h);
+    return callT('mean.dim', this.h, dim, keepdim);
+  }
+  /** Maximum of all elements. */
+  max(): Tensor { return callT('max', this.h); }
+  min(): Tensor { return callT('min', this.h); }
+  /** Maximum along a dimension: [values, indices]. */
+  maxDim(dim: number, keepdim = false): [Tensor, Tensor] { return callTs('max.dim', this.h, dim, keepdim) as [Tensor, Tensor]; }
+  minDim(dim: number, keepdim = false): [Tensor, Tensor] { return callTs('min.dim', this.h, dim, keepdim) as [Tensor, Tensor]; }
+  amax(dim: number | number[], keepdim = false): Tensor { return callT('amax', this.h, dim, keepdim); }
+  amin(dim: number | number[], keepdim = false): Tensor { return callT('amin', this.h, dim, keepdim); }
+  argmax(dim?: number, keepdim = false): Tensor { return callT('argmax', this.h, dim ?? null, keepdim); }
+  argmin(dim?: number, keepdim = false): Tensor { return callT('argmin', this.h, dim ?? null, keepdim); }
+  logsumexp(dim: number | number[], keepdim = false): Tensor { return callT('logsumexp', this.h, dim, keepdim); }
+  cumsum(dim: number, dtype?: DType): Tensor { return callT('cumsum', this.h, dim, dtype ? dtypeCode(dtype) : null); }
+  prod(dim: number, keepdim = false): Tensor { return callT('prod.dim_int', this.h, dim, keepdim, null); }
+  any(dim?: number): Tensor { return dim === undefined ? callT('any', this.h) : callT('any.dim', this.h, dim, false); }
+  all(dim?: number): Tensor { return dim === undefined ? callT('all', this.h) : callT('all.dim', this.h, dim, false); }
+  /** Vector norm over all elements or the given dims. */
+  norm(ord = 2, dim?: number | number[] | null, keepdim = false): Tensor {
+    return callT('linalg_vector_norm', this.h, ord, dim ?? null, keepdim, null);
+  }
+  var(dim: number | number[], unbiased = true, keepdim = false): Tensor { return callT('var.dim', this.h, dim, unbiased, keepdim); }
+  softmax(dim: number, dtype?: DType): Tensor { return callT('softmax.int', this.h, dim, dtype ? dtypeCode(dtype) : null); }
+  logSoftmax(dim: number, dtype?: DType): Tensor { return callT('log_softmax.int', this.h, dim, dtype ? dtypeCode(dtype) : null); }
+
+  // ---------------------------------------------------------------- indexing and selection
+  gather(dim: number, index: Tensor): Tensor { return callT('gather', this.h, dim, index.h, false); }
+  indexSelect(dim: number, index: Tensor): Tensor { return callT('index_select', this.h, dim, index.h); }
+  /** Advanced indexing, as t[i0, i1, ...] with index tensors (null = the whole dimension). */
+  index(indices: (Tensor | null)[]): Tensor { return callT('index.Tensor', this.h, indices.map((t) => (t ? t.h : null))); }
+  maskedFill(mask: Tensor, value: TensorOrScalar): Tensor {
+    return value instanceof Tensor ? callT('masked_fill.Tensor', this.h, mask.h, value.h) : callT('masked_fill.Scalar', this.h, mask.h, value);
+  }
+  scatter(dim: number, index: Tensor, src: TensorOrScalar): Tensor {
+    return src instanceof Tensor ? callT('scatter.src', this.h, dim, index.h, src.h) : callT('scatter.value', this.h, dim, index.h, src);
+  }
+  topk(k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] { return callTs('topk', this.h, k, dim, largest, sorted) as [Tensor, Tensor]; }
+  sort(dim = -1, descending = false): [Tensor, Tensor] { return callTs('sort', this.h, dim, descending) as [Tensor, Tensor]; }
+  triu(diagonal = 0): Tensor { return callT('triu', this.h, diagonal); }
+  tril(diagonal = 0): Tensor { return callT('tril', this.h, diagonal); }
+
+  // ---------------------------------------------------------------- shape
+  reshape(...shape: number[]): Tensor { return callT('reshape', this.h, shape); }
+  view(...shape: number[]): Tensor { return callT('view', this.h, shape); }
+  flatten(start = 0, end = -1): Tensor { return callT('flatten.using_ints', this.h, start, end); }
+  transpose(d0: number, d1: number): Tensor { return callT('transpose.int', this.h, d0, d1); }
+  /** The transpose of a 2-D tensor. */
+  get T(): Tensor { return callT('t', this.h); }
+  permute(...dims: number[]): Tensor { return callT('permute', this.h, dims); }
+  expand(...shape: number[]): Tensor { return callT('expand', this.h, shape, false); }
+  expandAs(o: Tensor): Tensor { return callT('expand', this.h, o.shape, false); }
+  unsqueeze(dim: number): Tensor { return callT('unsqueeze', this.h, dim); }
+  squeeze(dim?: number): Tensor { return dim === undefined ? callT('squeeze', this.h) : callT('squeeze.dim', this.h, dim); }
+  narrow(dim: number, start: number, length: number): Tensor { return callT('narrow', this.h, dim, start, length); }
+  /** Elements start..end (exclusive; negative counts from the end; null = to the end) along dim. */
+  slice(dim: number, start: number | null = 0, end: number | null = null, step = 1): Tensor { return callT('slice.Tensor', this.h, dim, start, end, step); }
+  /** Index `index` of dimension `dim`, which is removed. */
+  select(dim: number, index: number): Tensor { return callT('select.int', this.h, dim, index); }
+  split(size: number | number[], dim = 0): Tensor[] {
+    return typeof size === 'number' ? callTs('split.Tensor', this.h, size, dim) : callTs('split_with_sizes', this.h, size, dim);
+  }
+  chunk(n: number, dim = 0): Tensor[] { return callTs('chunk', this.h, n, dim); }
+  repeat(...times: number[]): Tensor { return callT('repeat', this.h, times); }
+  repeatInterleave(repeats: number, dim: number): Tensor { return callT('repeat_interleave.self_int', this.h, repeats, dim, null); }
+
+  // ---------------------------------------------------------------- in place (for optimizers and caches)
+  copy_(src: Tensor): this { native.callInplace(opId('copy_'), this.h, src.h, false); return this; }
+  zero_(): this { native.callInplace(opId('zero_'), this.h); return this; }
+  fill_(v: Scalar): this { native.callInplace(opId('fill_.Scalar'), this.h, v); return this; }
+  add_(o: TensorOrScalar, alpha?: number): this {
+    if (o instanceof Tensor) native.callInplace(opId('add_.Tensor'), this.h, o.h, alpha);
+    else native.callInplace(opId('add_.Scalar'), this.h, o, alpha);
+    return this;
+  }
+  sub_(o: TensorOrScalar, alpha?: number): this {
+    if (o instanceof Tensor) native.callInplace(opId('sub_.Tensor'), this.h, o.h, alpha);
+    else native.callInplace(opId('sub_.Scalar'), this.h, o, alpha);
+    return this;
+  }
+  mul_(o: TensorOrScalar): this {
+    if (o instanceof Tensor) native.callInplace(opId('mul_.Tensor'), this.h, o.h);
+    else native.callInplace(opId('mul_.Scalar'), this.h, o);
+    return this;
+  }
+  div_(o: TensorOrScalar): this {
+    if (o instanceof Tensor) native.callInplace(opId('div_.Tensor'), this.h, o.h);
+    else native.callInplace(opId('div_.Scalar'), this.h, o);
+    return this;
+  }
+  addcmul_(a: Tensor, b: Tensor, value = 1): this { native.callInplace(opId('addcmul_'), this.h, a.h, b.h, value); return this; }
+  addcdiv_(a: Tensor, b: Tensor, value = 1): this { native.callInplace(opId('addcdiv_'), this.h, a.h, b.h, value); return this; }
+  lerp_(end: Tensor, weight: number): this { native.callInplace(opId('lerp_.Scalar'), this.h, end.h, weight); return this; }
+  clamp_(min?: number | null, max?: number | null): this { native.callInplace(opId('clamp_'), this.h, min ?? null, max ?? null); return this; }
+  maskedFill_(mask: Tensor, value: Scalar): this { native.callInplace(opId('masked_fill_.Scalar'), this.h, mask.h, value); return this; }
+  /** Writes src into the slice start..start+src.size(dim) of dim. */
+  sliceAssign_(dim: number, start: number, src: Tensor): this {
+    const view = this.narrow(dim, start, src.size(dim));
+    try {
+      native.callInplace(opId('copy_'), view.h, src.h, false);
+    } finally {
+      view.dispose();
+    }
+    return this;
+  }
+}
+
+/** Whether a string names a dtype (and not a device). */
+export function isDType(s: string): s is DType {
+  return s === 'float32' || s === 'float64' || s === 'float16' || s === 'bfloat16' || s === 'int64' || s === 'int32' || s === 'int16' || s === 'int8' || s === 'uint8' || s === 'bool';
+}
+
+/** The number of live native tensors (not yet disposed nor collected): for leak checks. */
+export function liveTensors(): number {
+  return native.liveTensors();
+}

@@ -54,18 +54,22 @@ export function tensor(data: Nested | TypedArray, opts: Options & { shape?: numb
     }
     return moveAndFinish(t, opts);
   }
-  const shape = shapeOf(data as Nested);
+  const nestedShape = shapeOf(data as Nested);
   const flat: (number | boolean | bigint)[] = [];
   const walk = (x: Nested, d: number): void => {
     if (Array.isArray(x)) {
-      if (x.length !== shape[d]) throw new RangeError(`tensor: ragged nested array (dimension ${d} has lengths ${shape[d]} and ${x.length})`);
+      if (x.length !== nestedShape[d]) throw new RangeError(`tensor: ragged nested array (dimension ${d} has lengths ${nestedShape[d]} and ${x.length})`);
       for (const e of x) walk(e, d + 1);
     } else {
-      if (d !== shape.length) throw new RangeError('tensor: ragged nested array');
+      if (d !== nestedShape.length) throw new RangeError('tensor: ragged nested array');
       flat.push(x);
     }
   };
   walk(data as Nested, 0);
+  const shape = opts.shape ?? nestedShape;
+  if (opts.shape && shape.reduce((a, b) => a * b, 1) !== flat.length) {
+    throw new RangeError(`tensor: shape [${shape.join(',')}] does not hold the ${flat.length} elements given`);
+  }
   let dtype = opts.dtype;
   if (!dtype) {
     if (flat.length > 0 && flat.every((v) => typeof v === 'boolean')) dtype = 'bool';

@@ -29,16 +29,17 @@ export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor 
   return callT('layer_norm', x.h, normalizedShape, weight ? weight.h : null, bias ? bias.h : null, eps, true);
 }
 /**
- * RMS normalisation over the last dimension, computed in float32 and cast back, as transformers'
+ * RMS normalisation over the last dimension, computed in float32 (16-bit inputs are upcast) and cast back, as transformers'
  * Llama: x / sqrt(mean(x^2) + eps) * weight. With `offset`, the weight is (offset + w) (Gemma's 1 + w).
  */
 export function rmsNorm(x: Tensor, weight: Tensor | null, eps: number, offset = 0): Tensor {
   return tidy(() => {
     const dtype = x.dtype;
-    const xf = dtype === 'float32' ? x : x.float();
+    const low = dtype === 'float16' || dtype === 'bfloat16';
+    const xf = low ? x.float() : x;
     const normed = xf.mul(xf.square().mean(-1, true).add(eps).rsqrt());
     if (!weight) return normed.to(dtype);
-    const w = offset ? weight.float().add(offset) : weight;
+    const w = offset ? (low ? weight.float() : weight).add(offset) : weight;
     // Llama casts before scaling by the weight; Gemma scales in float32, then casts.
     return offset ? normed.mul(w).to(dtype) : weight.mul(normed.to(weight.dtype));
   });

@@ -1,0 +1,3 @@
+export * from './kv_cache.js';
+export * from './sampling.js';
+export * from './generate.js';

@@ -1,0 +1,50 @@
+// Choosing the next token from logits [B, V]: greedy, or sampling after temperature, top-k and top-p
+// (in that order, as transformers' warpers), with a libtorch Generator for reproducible draws.
+import { callT, multinomial, tidy, type Generator, type Tensor } from '../torch/index.js';
+
+export interface SamplingOptions {
+  /** 0 means greedy. Default 1. */
+  temperature?: number;
+  /** Keep the smallest set of most likely tokens whose probability reaches top_p (1 = off). */
+  topP?: number;
+  /** Keep the k most likely tokens (0 = off). */
+  topK?: number;
+}
+
+export const isGreedy = (o: SamplingOptions): boolean => (o.temperature ?? 1) === 0;
+
+/** The logits after temperature, top-k and top-p (removed tokens at -inf), float32 [B, V]. */
+export function warpLogits(logits: Tensor, o: SamplingOptions): Tensor {
+  return tidy(() => {
+    let x = logits.dtype === 'float32' ? logits : logits.float();
+    const t = o.temperature ?? 1;
+    if (t !== 1 && t > 0) x = x.div(t);
+    const v = x.size(-1);
+    const k = o.topK ?? 0;
+    if (k > 0 && k < v) {
+      const [vals] = x.topk(k, -1);
+      const kth = vals.narrow(-1, k - 1, 1);
+      x = x.maskedFill(x.lt(kth), -Infinity);
+    }
+    const p = o.topP ?? 1;
+    if (p < 1) {
+      // As transformers: sort ascending, drop tokens whose cumulative probability stays <= 1 - p, keep the top one.
+      const [sorted, idx] = x.sort(-1, false);
+      const cum = sorted.softmax(-1).cumsum(-1);
+      const drop = cum.le(1 - p);
+      drop.narrow(-1, v - 1, 1).fill_(false);
+      const remove = callT('scatter.src', drop.h, -1, idx.h, drop.h) as Tensor;
+      x = x.maskedFill(remove, -Infinity);
+    }
+    return x;
+  });
+}
+
+/** The next token of each row: argmax when greedy, else a draw from softmax(warped logits). int64 [B]. */
+export function sampleNext(logits: Tensor, o: SamplingOptions, generator?: Generator): Tensor {
+  return tidy(() => {
+    if (isGreedy(o)) return logits.argmax(-1);
+    const probs = warpLogits(logits, o).softmax(-1);
+    return multinomial(probs, 1, { generator }).squeeze(1);
+  });
+}

@@ -1,0 +1,138 @@
+// What every causal LM here offers: forward to logits, final hidden states, and per-token log-probs of
+// given tokens computed in chunks (never the full-vocabulary float32 logits of every position at once).
+import { arange, cat, tidy, type CheckpointTape, type DType, type Tensor } from '../torch/index.js';
+import { Module } from '../nn/module.js';
+import { causalMask } from '../nn/attention.js';
+import type { ModelConfig } from './config.js';
+
+/** The key/value cache of one forward pass (src/generate/kv_cache.ts implements it). */
+export interface AttentionCache {
+  /** Positions already cached. */
+  readonly length: number;
+  /** Stores the new keys and values [B, Hkv, L, D] of a layer; returns that layer's keys and values so far. */
+  update(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor];
+  /** Called once the pass has run through every layer: the L new positions are now cached. */
+  advance(n: number): void;
+}
+
+export interface ForwardInput {
+  /** [B, L] int64 token ids (left-padded). */
+  inputIds: Tensor;
+  /** [B, past + L] with 1 for tokens and 0 for padding; none means no padding. */
+  attentionMask?: Tensor | null;
+  /** [B, L] positions; by default cumsum(mask) - 1 (padding at 1, as transformers' generate), or arange. */
+  positionIds?: Tensor | null;
+  cache?: AttentionCache | null;
+}
+
+export interface LogprobOptions {
+  /** Token positions per chunk of logits (default: as many as keep a chunk of float32 logits near 256 MB). */
+  chunkTokens?: number;
+  /** Run each chunk through a checkpoint tape: its logits are recomputed in the backward pass, not kept. */
+  tape?: CheckpointTape;
+}
+
+/** Per-layer context of one forward pass. */
+export interface Context {
+  cos: Tensor | null;
+  sin: Tensor | null;
+  /** Additive masks [B, 1, Lq, Lk] for full and sliding-window attention. */
+  fullMask: Tensor | null;
+  slidingMask: Tensor | null;
+  cache: AttentionCache | null;
+  /** Use the fused attention kernel where libtorch has one (not on the CPU, where eager is the reference). */
+  fused: boolean;
+}
+
+export interface CausalLM {
+  readonly config: ModelConfig;
+  readonly dtype: DType;
+  readonly device: string;
+  /** Logits [B, L, V] in the model's dtype. */
+  forward(input: ForwardInput): Tensor;
+  /** Final hidden states [B, L, H] (after the last norm). */
+  hidden(input: ForwardInput): Tensor;
+  /** Logits of hidden states [..., H] -> [..., V]. */
+  logits(hidden: Tensor): Tensor;
+  /**
+   * log p(x[t+1] | x[<=t]) for t = 0..L-2, as float32 [B, L-1], times attentionMask[t+1] (0 at padding).
+   * Computed from the hidden states in chunks of positions.
+   */
+  tokenLogprobs(input: ForwardInput, opts?: LogprobOptions): Tensor;
+}
+
+/** Default positions for a pass over L new tokens after `past` cached ones. */
+export function positionsFor(attentionMask: Tensor | null | undefined, past: number, batch: number, len: number, device: string): Tensor {
+  return tidy(() => {
+    if (!attentionMask) return arange(past, past + len, 1, { device }).unsqueeze(0).expand(batch, len);
+    const pos = attentionMask.cumsum(1, 'int64').sub(1).maskedFill(attentionMask.eq(0), 1);
+    return pos.narrow(1, past, len);
+  });
+}
+
+export abstract class CausalLMBase extends Module implements CausalLM {
+  dtype: DType = 'float32';
+  device = 'cpu';
+  constructor(readonly config: ModelConfig) {
+    super();
+  }
+
+  abstract hidden(input: ForwardInput): Tensor;
+  abstract logits(hidden: Tensor): Tensor;
+
+  forward(input: ForwardInput): Tensor {
+    return tidy(() => this.logits(this.hidden(input)));
+  }
+
+  /** The mask and positions every architecture needs. */
+  protected prepare(input: ForwardInput, sliding: number | null): { positions: Tensor; fullMask: Tensor; slidingMask: Tensor | null; past: number } {
+    const [b, l] = input.inputIds.shape as [number, number];
+    const past = input.cache?.length ?? 0;
+    const mask = input.attentionMask ?? null;
+    const positions = input.positionIds ?? positionsFor(mask, past, b, l, this.device);
+    const fullMask = causalMask(mask, b, l, past + l, past, this.dtype, this.device, null);
+    const slidingMask = sliding !== null ? causalMask(mask, b, l, past + l, past, this.dtype, this.device, sliding) : null;
+    return { positions, fullMask, slidingMask, past };
+  }
+
+  protected get fused(): boolean {
+    return this.device !== 'cpu';
+  }
+
+  tokenLogprobs(input: ForwardInput, opts: LogprobOptions = {}): Tensor {
+    const run = (): Tensor => {
+      const h = this.hidden(input);
+      const [b, l, d] = h.shape as [number, number, number];
+      const hs = h.narrow(1, 0, l - 1).reshape(b * (l - 1), d);
+      const targets = input.inputIds.narrow(1, 1, l - 1).reshape(b * (l - 1), 1);
+      const n = b * (l - 1);
+      const chunk = Math.max(1, opts.chunkTokens ?? Math.floor((64 * 1024 * 1024) / this.config.vocabSize));
+      const pieces: Tensor[] = [];
+      for (let s = 0; s < n; s += chunk) {
+        const len = Math.min(chunk, n - s);
+        const hc = hs.narrow(0, s, len);
+        const tc = targets.narrow(0, s, len);
+        const f = (x: Tensor, t: Tensor): Tensor => tidy(() => {
+          const logits = this.logits(x).float();
+          return logits.gather(1, t).squeeze(1).sub(logits.logsumexp(1));
+        });
+        pieces.push(opts.tape ? opts.tape.checkpoint(f, hc, tc) : f(hc, tc));
+      }
+      let lp = (pieces.length === 1 ? pieces[0]! : cat(pieces, 0)).view(b, l - 1);
+      if (input.attentionMask) {
+        const m = input.attentionMask.narrow(1, input.attentionMask.size(1) - l + 1, l - 1);
+        lp = lp.mul(m.to(lp.dtype));
+      }
+      return lp;
+    };
+    // With a tape, the chunks' inputs must outlive this call (until tape.backward): no scope here.
+    return opts.tape ? run() : tidy(run);
+  }
+
+  override to(target: { dtype?: DType; device?: string }): this {
+    super.to(target);
+    if (target.dtype) this.dtype = target.dtype;
+    if (target.device) this.device = target.device;
+    return this;
+  }
+}

@@ -1,0 +1,174 @@
+// config.json of a Hugging Face causal LM, normalised: transformers 4 layout (`rope_theta` and
+// `rope_scaling` at the top level, `torch_dtype`) and transformers 5 layout (`rope_parameters`, `dtype`)
+// give the same ModelConfig. The original JSON is kept to be written back unchanged on save.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DType } from '../torch/index.js';
+
+export type LayerType = 'full_attention' | 'sliding_attention';
+
+export interface RopeConfig {
+  /** default | linear | llama3 (others are refused at load). */
+  type: string;
+  theta: number;
+  factor?: number;
+  lowFreqFactor?: number;
+  highFreqFactor?: number;
+  originalMaxPositions?: number;
+}
+
+export interface ModelConfig {
+  architecture: string;
+  modelType: string;
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  /** RMSNorm / LayerNorm epsilon. */
+  normEps: number;
+  maxPositions: number;
+  hiddenAct: string;
+  rope: RopeConfig;
+  tieWordEmbeddings: boolean;
+  /** q/k/v/o biases (Llama's attention_bias); Qwen2 has q/k/v biases only (qkvBias). */
+  attentionBias: boolean;
+  qkvBias: boolean;
+  mlpBias: boolean;
+  slidingWindow: number | null;
+  /** Per layer: full or sliding-window attention. */
+  layerTypes: LayerType[];
+  queryPreAttnScalar: number | null;
+  attnLogitSoftcapping: number | null;
+  finalLogitSoftcapping: number | null;
+  /** The dtype the checkpoint was saved in (`dtype` or `torch_dtype`), when stated. */
+  dtype: DType | undefined;
+  bosTokenId: number | undefined;
+  eosTokenIds: number[];
+  padTokenId: number | undefined;
+  /** config.json as read. */
+  raw: Record<string, unknown>;
+}
+
+type Json = Record<string, unknown>;
+
+const TORCH_DTYPES: Record<string, DType> = {
+  float32: 'float32', float: 'float32', float16: 'float16', half: 'float16', bfloat16: 'bfloat16', float64: 'float64',
+};
+
+export function parseDType(v: unknown): DType | undefined {
+  if (typeof v !== 'string') return undefined;
+  return TORCH_DTYPES[v.replace(/^torch\./, '')];
+}
+
+function num(raw: Json, keys: string[], dflt?: number): number {
+  for (const k of keys) {
+    const v = raw[k];
+    if (typeof v === 'number') return v;
+  }
+  if (dflt !== undefined) return dflt;
+  throw new Error(`config.json: missing ${keys.join(' / ')}`);
+}
+function optNum(v: unknown): number | null {
+  return typeof v === 'number' ? v : null;
+}
+function ids(v: unknown): number[] {
+  if (typeof v === 'number') return [v];
+  if (Array.isArray(v)) return v.filter((x): x is number => typeof x === 'number');
+  return [];
+}
+
+/** The rope parameters: transformers 5's `rope_parameters`, or transformers 4's `rope_theta` + `rope_scaling`. */
+function ropeOf(raw: Json, dfltTheta: number): RopeConfig {
+  let p = raw.rope_parameters as Json | null | undefined;
+  // transformers 5 may key rope parameters by layer type; the architectures here use one set.
+  if (p && typeof p === 'object' && !('rope_type' in p) && !('rope_theta' in p) && typeof p.full_attention === 'object') p = p.full_attention as Json;
+  const scaling = (p ?? (raw.rope_scaling as Json | null | undefined) ?? {}) as Json;
+  const theta = typeof p?.rope_theta === 'number' ? (p.rope_theta as number) : num(raw, ['rope_theta'], dfltTheta);
+  const type = String(scaling.rope_type ?? scaling.type ?? 'default');
+  const rope: RopeConfig = { type, theta };
+  if (typeof scaling.factor === 'number') rope.factor = scaling.factor;
+  if (typeof scaling.low_freq_factor === 'number') rope.lowFreqFactor = scaling.low_freq_factor;
+  if (typeof scaling.high_freq_factor === 'number') rope.highFreqFactor = scaling.high_freq_factor;
+  if (typeof scaling.original_max_position_embeddings === 'number') rope.originalMaxPositions = scaling.original_max_position_embeddings;
+  if (!['default', 'linear', 'llama3'].includes(type)) throw new Error(`config.json: rope type '${type}' is not supported (supported: default, linear, llama3)`);
+  return rope;
+}
+
+export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
+  const archs = raw.architectures;
+  const architecture = Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : '';
+  if (!architecture) throw new Error(`${where}: no "architectures" entry: cannot tell which model this is`);
+  const modelType = String(raw.model_type ?? '');
+  const isGpt2 = modelType === 'gpt2' || architecture.startsWith('GPT2');
+  const hiddenSize = num(raw, ['hidden_size', 'n_embd']);
+  const numHeads = num(raw, ['num_attention_heads', 'n_head']);
+  const numLayers = num(raw, ['num_hidden_layers', 'n_layer']);
+  const headDim = typeof raw.head_dim === 'number' ? raw.head_dim : Math.floor(hiddenSize / numHeads);
+  const numKvHeads = typeof raw.num_key_value_heads === 'number' ? raw.num_key_value_heads : numHeads;
+  const isGemma2 = modelType === 'gemma2';
+  const isQwen2 = modelType === 'qwen2';
+
+  // Sliding window: Mistral applies it to every layer when set; Qwen2 only with use_sliding_window, to layers
+  // from max_window_layers on; Gemma 2 alternates (sliding on even layers) unless layer_types says otherwise.
+  let slidingWindow = optNum(raw.sliding_window);
+  if (isQwen2 && raw.use_sliding_window !== true) slidingWindow = null;
+  let layerTypes: LayerType[];
+  if (Array.isArray(raw.layer_types) && raw.layer_types.length === numLayers) {
+    layerTypes = raw.layer_types.map((t) => (t === 'sliding_attention' ? 'sliding_attention' : 'full_attention'));
+  } else if (isGemma2) {
+    layerTypes = Array.from({ length: numLayers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention'));
+  } else if (isQwen2) {
+    const maxWindow = num(raw, ['max_window_layers'], numLayers);
+    layerTypes = Array.from({ length: numLayers }, (_, i) => (slidingWindow !== null && i >= maxWindow ? 'sliding_attention' : 'full_attention'));
+  } else {
+    layerTypes = Array.from({ length: numLayers }, () => (slidingWindow !== null ? 'sliding_attention' : 'full_attention'));
+  }
+  if (slidingWindow === null) layerTypes = layerTypes.map(() => 'full_attention');
+
+  const gen = raw as Json;
+  return {
+    architecture,
+    modelType,
+    vocabSize: num(raw, ['vocab_size']),
+    hiddenSize,
+    intermediateSize: isGpt2 ? (optNum(raw.n_inner) ?? 4 * hiddenSize) : num(raw, ['intermediate_size']),
+    numLayers,
+    numHeads,
+    numKvHeads,
+    headDim,
+    normEps: num(raw, ['rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps'], 1e-6),
+    maxPositions: num(raw, ['max_position_embeddings', 'n_positions'], 2048),
+    hiddenAct: String(raw.hidden_activation ?? raw.hidden_act ?? raw.activation_function ?? 'silu'),
+    rope: isGpt2 ? { type: 'none', theta: 0 } : ropeOf(raw, 10000),
+    tieWordEmbeddings: raw.tie_word_embeddings === undefined ? isGemma2 || isGpt2 : raw.tie_word_embeddings === true,
+    attentionBias: raw.attention_bias === true,
+    qkvBias: isQwen2 || raw.attention_bias === true,
+    mlpBias: raw.mlp_bias === true,
+    slidingWindow,
+    layerTypes,
+    queryPreAttnScalar: optNum(raw.query_pre_attn_scalar),
+    attnLogitSoftcapping: optNum(raw.attn_logit_softcapping),
+    finalLogitSoftcapping: optNum(raw.final_logit_softcapping),
+    dtype: parseDType(raw.dtype ?? raw.torch_dtype),
+    bosTokenId: optNum(gen.bos_token_id) ?? undefined,
+    eosTokenIds: ids(gen.eos_token_id),
+    padTokenId: optNum(gen.pad_token_id) ?? undefined,
+    raw,
+  };
+}
+
+export function readConfig(dir: string): ModelConfig {
+  const path = join(dir, 'config.json');
+  if (!existsSync(path)) throw new Error(`${dir}: no config.json (not a Hugging Face model folder)`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new Error(`${path}: malformed JSON: ${(e as Error).message}`);
+  }
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: expected a JSON object`);
+  return parseConfig(raw as Json, path);
+}

@@ -1,0 +1,10 @@
+// Hugging Face causal LMs over sppo's libtorch tensors.
+export * from './config.js';
+export * from './causal_lm.js';
+export * from './rope.js';
+export { Attention, GatedMlp, LlamaDecoderLayer, LlamaModel, LlamaForCausalLM } from './llama.js';
+export { MistralForCausalLM } from './mistral.js';
+export { Qwen2ForCausalLM } from './qwen2.js';
+export { Gemma2ForCausalLM } from './gemma2.js';
+export { GPT2LMHeadModel } from './gpt2.js';
+export * from './registry.js';

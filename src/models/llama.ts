@@ -1,0 +1,153 @@
+// LlamaForCausalLM (Llama 2/3, SmolLM2, ...), and the decoder that Mistral and Qwen2 share with it:
+//   x = embed(ids)
+//   per layer: x = x + attn(rmsnorm(x)); x = x + mlp(rmsnorm(x))
+//   logits = lm_head(rmsnorm(x))
+// with rotary positions, grouped-query attention and a gated SiLU MLP.
+import { linear, tidy, type Tensor } from '../torch/index.js';
+import { Module } from '../nn/module.js';
+import { activation, Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { attend } from '../nn/attention.js';
+import { CausalLMBase, type Context, type ForwardInput } from './causal_lm.js';
+import type { LayerType, ModelConfig } from './config.js';
+import { applyRotary, Rotary } from './rope.js';
+
+export interface AttentionOptions {
+  /** Score scale; 1/sqrt(head_dim) by default. */
+  scale?: number;
+  /** Bias on q, k, v (Qwen2) and on o (Llama's attention_bias). */
+  qkvBias?: boolean;
+  oBias?: boolean;
+  softcap?: number | null;
+}
+
+export class Attention extends Module {
+  q_proj: Linear;
+  k_proj: Linear;
+  v_proj: Linear;
+  o_proj: Linear;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly scale: number;
+  readonly softcap: number | null;
+
+  constructor(cfg: ModelConfig, readonly layerIdx: number, readonly layerType: LayerType, opts: AttentionOptions = {}) {
+    super();
+    this.numHeads = cfg.numHeads;
+    this.numKvHeads = cfg.numKvHeads;
+    this.headDim = cfg.headDim;
+    this.scale = opts.scale ?? 1 / Math.sqrt(cfg.headDim);
+    this.softcap = opts.softcap ?? null;
+    const qkvBias = opts.qkvBias ?? cfg.qkvBias;
+    this.q_proj = this.module('q_proj', new Linear(cfg.hiddenSize, cfg.numHeads * cfg.headDim, qkvBias));
+    this.k_proj = this.module('k_proj', new Linear(cfg.hiddenSize, cfg.numKvHeads * cfg.headDim, qkvBias));
+    this.v_proj = this.module('v_proj', new Linear(cfg.hiddenSize, cfg.numKvHeads * cfg.headDim, qkvBias));
+    this.o_proj = this.module('o_proj', new Linear(cfg.numHeads * cfg.headDim, cfg.hiddenSize, opts.oBias ?? cfg.attentionBias));
+  }
+
+  forward(x: Tensor, ctx: Context): Tensor {
+    return tidy(() => {
+      const [b, l] = x.shape as [number, number];
+      const heads = (t: Tensor, n: number): Tensor => t.view(b, l, n, this.headDim).transpose(1, 2);
+      let q = heads(this.q_proj.forward(x), this.numHeads);
+      let k = heads(this.k_proj.forward(x), this.numKvHeads);
+      let v = heads(this.v_proj.forward(x), this.numKvHeads);
+      q = applyRotary(q, ctx.cos!, ctx.sin!);
+      k = applyRotary(k, ctx.cos!, ctx.sin!);
+      if (ctx.cache) [k, v] = ctx.cache.update(this.layerIdx, k, v);
+      const mask = this.layerType === 'sliding_attention' ? ctx.slidingMask : ctx.fullMask;
+      const y = attend(q, k, v, { mask, scale: this.scale, softcap: this.softcap, fused: ctx.fused });
+      return this.o_proj.forward(y.transpose(1, 2).reshape(b, l, this.numHeads * this.headDim));
+    });
+  }
+}
+
+/** down(act(gate(x)) * up(x)) */
+export class GatedMlp extends Module {
+  gate_proj: Linear;
+  up_proj: Linear;
+  down_proj: Linear;
+  readonly act: (x: Tensor) => Tensor;
+  constructor(cfg: ModelConfig) {
+    super();
+    this.gate_proj = this.module('gate_proj', new Linear(cfg.hiddenSize, cfg.intermediateSize, cfg.mlpBias));
+    this.up_proj = this.module('up_proj', new Linear(cfg.hiddenSize, cfg.intermediateSize, cfg.mlpBias));
+    this.down_proj = this.module('down_proj', new Linear(cfg.intermediateSize, cfg.hiddenSize, cfg.mlpBias));
+    this.act = activation(cfg.hiddenAct);
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => this.down_proj.forward(this.act(this.gate_proj.forward(x)).mul(this.up_proj.forward(x))));
+  }
+}
+
+export class LlamaDecoderLayer extends Module {
+  self_attn: Attention;
+  mlp: GatedMlp;
+  input_layernorm: RMSNorm;
+  post_attention_layernorm: RMSNorm;
+  constructor(cfg: ModelConfig, layerIdx: number) {
+    super();
+    this.self_attn = this.module('self_attn', new Attention(cfg, layerIdx, cfg.layerTypes[layerIdx]!));
+    this.mlp = this.module('mlp', new GatedMlp(cfg));
+    this.input_layernorm = this.module('input_layernorm', new RMSNorm(cfg.hiddenSize, cfg.normEps));
+    this.post_attention_layernorm = this.module('post_attention_layernorm', new RMSNorm(cfg.hiddenSize, cfg.normEps));
+  }
+  forward(x: Tensor, ctx: Context): Tensor {
+    return tidy(() => {
+      const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), ctx));
+      return h.add(this.mlp.forward(this.post_attention_layernorm.forward(h)));
+    });
+  }
+}
+
+export class LlamaModel extends Module {
+  embed_tokens: Embedding;
+  layers: LlamaDecoderLayer[];
+  norm: RMSNorm;
+  constructor(cfg: ModelConfig) {
+    super();
+    this.embed_tokens = this.module('embed_tokens', new Embedding(cfg.vocabSize, cfg.hiddenSize));
+    this.layers = this.moduleList('layers', Array.from({ length: cfg.numLayers }, (_, i) => new LlamaDecoderLayer(cfg, i)));
+    this.norm = this.module('norm', new RMSNorm(cfg.hiddenSize, cfg.normEps));
+  }
+}
+
+export class LlamaForCausalLM extends CausalLMBase {
+  model: LlamaModel;
+  lm_head: Linear | null;
+  readonly rotary: Rotary;
+
+  constructor(cfg: ModelConfig) {
+    super(cfg);
+    this.model = this.module('model', new LlamaModel(cfg));
+    this.lm_head = cfg.tieWordEmbeddings ? null : this.module('lm_head', new Linear(cfg.hiddenSize, cfg.vocabSize, false));
+    this.rotary = new Rotary(cfg.rope, cfg.headDim);
+  }
+
+  hidden(input: ForwardInput): Tensor {
+    return tidy(() => {
+      const { positions, fullMask, slidingMask } = this.prepare(input, this.config.slidingWindow);
+      const { cos, sin } = this.rotary.tables(positions, this.dtype);
+      const ctx: Context = { cos, sin, fullMask, slidingMask, cache: input.cache ?? null, fused: this.fused };
+      let x = this.model.embed_tokens.forward(input.inputIds);
+      for (const layer of this.model.layers) x = layer.forward(x, ctx);
+      input.cache?.advance(input.inputIds.size(1));
+      return this.model.norm.forward(x);
+    });
+  }
+
+  logits(hidden: Tensor): Tensor {
+    return this.lm_head ? this.lm_head.forward(hidden) : linear(hidden, this.model.embed_tokens.weight);
+  }
+
+  override to(target: { dtype?: import('../torch/index.js').DType; device?: string }): this {
+    super.to(target);
+    if (target.device) this.rotary.to(target.device);
+    return this;
+  }
+
+  override dispose(): void {
+    super.dispose();
+    this.rotary.dispose();
+  }
+}

@@ -1,0 +1,135 @@
+// Architectures by their Hugging Face name, and loading / saving model folders as transformers writes them.
+import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { saveWeights, WeightFolder, type DType, type Tensor } from '../torch/index.js';
+import { readConfig, type ModelConfig } from './config.js';
+import type { CausalLMBase } from './causal_lm.js';
+import { LlamaForCausalLM } from './llama.js';
+import { MistralForCausalLM } from './mistral.js';
+import { Qwen2ForCausalLM } from './qwen2.js';
+import { Gemma2ForCausalLM } from './gemma2.js';
+import { GPT2LMHeadModel } from './gpt2.js';
+
+type ModelClass = new (cfg: ModelConfig) => CausalLMBase;
+
+export const ARCHITECTURES: Record<string, ModelClass> = {
+  LlamaForCausalLM,
+  MistralForCausalLM,
+  Qwen2ForCausalLM,
+  Gemma2ForCausalLM,
+  GPT2LMHeadModel,
+};
+
+export class UnknownArchitectureError extends Error {
+  override name = 'UnknownArchitectureError';
+}
+
+/** A model of the given configuration, its parameters declared but not loaded. */
+export function createModel(cfg: ModelConfig): CausalLMBase {
+  const cls = ARCHITECTURES[cfg.architecture];
+  if (!cls) {
+    throw new UnknownArchitectureError(`architecture '${cfg.architecture}' is not supported (supported: ${Object.keys(ARCHITECTURES).join(', ')})`);
+  }
+  return new cls(cfg);
+}
+
+export interface LoadModelOptions {
+  /** Default: the checkpoint's own dtype (config.json `dtype` / `torch_dtype`), else float32. */
+  dtype?: DType;
+  /** Default 'cpu'. */
+  device?: string;
+}
+
+/** Checkpoint tensors that are not parameters: rotary buffers, GPT-2's causal-mask buffers, tied heads. */
+function ignorable(cfg: ModelConfig): (name: string) => boolean {
+  return (name) =>
+    name.endsWith('.rotary_emb.inv_freq') ||
+    /\.attn\.(masked_)?bias$/.test(name) ||
+    (cfg.tieWordEmbeddings && name === 'lm_head.weight');
+}
+
+const sources = new WeakMap<object, string>();
+
+/** Loads a Hugging Face model folder (config.json + model.safetensors or a sharded index). */
+export function loadModel(dir: string, opts: LoadModelOptions = {}): CausalLMBase {
+  const folder = resolve(dir);
+  const cfg = readConfig(folder);
+  const model = createModel(cfg);
+  const dtype = opts.dtype ?? cfg.dtype ?? 'float32';
+  const device = opts.device ?? 'cpu';
+  model.loadWeights(new WeightFolder(folder), { dtype, device, ignore: ignorable(model.config) });
+  model.to({ dtype, device });
+  model.eval();
+  sources.set(model, folder);
+  return model;
+}
+
+/** The folder a model was loaded from (for its tokenizer files). */
+export function sourceDir(model: CausalLMBase): string | undefined {
+  return sources.get(model);
+}
+
+export interface SaveModelOptions {
+  /** Where the tokenizer files and generation_config.json come from (default: the folder the model was loaded from). */
+  tokenizerDir?: string;
+  /** Shard the weights above this many bytes per file (default 5 GB, as transformers). */
+  maxShardBytes?: number;
+  /** Save in this dtype (default: the model's). */
+  dtype?: DType;
+}
+
+const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json'];
+
+function writeJsonAtomic(path: string, value: unknown): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
+  renameSync(tmp, path);
+}
+
+/**
+ * Writes a model as a Hugging Face folder that transformers and vLLM load unchanged: config.json (the one
+ * it was loaded with, dtype updated), model.safetensors (or shards with an index), and the tokenizer files
+ * and generation_config.json of `tokenizerDir`.
+ */
+export function saveModel(model: CausalLMBase, dir: string, opts: SaveModelOptions = {}): string[] {
+  const out = resolve(dir);
+  mkdirSync(out, { recursive: true });
+  const dtype = opts.dtype ?? model.dtype;
+  const raw = { ...model.config.raw };
+  const stDtype = dtype;
+  if ('dtype' in raw || !('torch_dtype' in raw)) raw.dtype = stDtype;
+  if ('torch_dtype' in raw) raw.torch_dtype = stDtype;
+  const tensors = new Map<string, Tensor>();
+  const temps: Tensor[] = [];
+  try {
+    for (const [name, t] of model.namedParameters()) {
+      let x = t;
+      if (x.dtype !== dtype) temps.push((x = x.to(dtype)));
+      if (x.device !== 'cpu') temps.push((x = x.to('cpu')));
+      tensors.set(name, x);
+    }
+    const files = saveWeights(out, tensors, { maxShardBytes: opts.maxShardBytes });
+    writeJsonAtomic(join(out, 'config.json'), raw);
+    const src = opts.tokenizerDir ? resolve(opts.tokenizerDir) : sources.get(model);
+    if (src && src !== out) {
+      for (const name of TOKENIZER_FILES) {
+        if (existsSync(join(src, name))) {
+          copyFileSync(join(src, name), join(out, name));
+          files.push(name);
+        }
+      }
+    }
+    if (!existsSync(join(out, 'generation_config.json'))) {
+      const c = model.config;
+      writeJsonAtomic(join(out, 'generation_config.json'), {
+        bos_token_id: c.bosTokenId,
+        eos_token_id: c.eosTokenIds.length === 1 ? c.eosTokenIds[0] : c.eosTokenIds,
+        pad_token_id: c.padTokenId,
+      });
+      files.push('generation_config.json');
+    }
+    return ['config.json', ...files];
+  } finally {
+    for (const t of temps) t.dispose();
+  }
+}

@@ -1,0 +1,77 @@
+// Attention for causal LMs: the additive mask transformers' eager attention uses, and attention over
+// [B, H, L, D] tensors with grouped-query heads and optional logit soft-capping.
+import { arange, callT, full, hasOp, tidy, type DType, type Tensor } from '../torch/index.js';
+
+/** torch.finfo(dtype).min: the "masked" value of transformers' additive masks. */
+export function finfoMin(dtype: DType): number {
+  switch (dtype) {
+    case 'float16': return -65504;
+    case 'bfloat16': return -3.3895313892515355e38;
+    case 'float64': return -1.7976931348623157e308;
+    default: return -3.4028234663852886e38;
+  }
+}
+
+/**
+ * The additive attention mask [B, 1, Lq, Lk] of transformers' eager attention: 0 where query i (at cache
+ * index pastLen + i) may see key j, finfo(dtype).min elsewhere. A key is visible when j <= pastLen + i
+ * (causal), attentionMask[b, j] is 1 (not padding) and, with a sliding window w, j > pastLen + i - w.
+ * Rows that see nothing (left padding) are all min, which softmax turns into a uniform row, as in
+ * transformers.
+ */
+export function causalMask(attentionMask: Tensor | null, batch: number, lq: number, lk: number, pastLen: number, dtype: DType, device: string, slidingWindow: number | null = null): Tensor {
+  return tidy(() => {
+    const q = arange(pastLen, pastLen + lq, 1, { device }).unsqueeze(1); // [Lq, 1]
+    const k = arange(0, lk, 1, { device }).unsqueeze(0); // [1, Lk]
+    let allowed = k.le(q); // [Lq, Lk]
+    if (slidingWindow !== null) allowed = allowed.logicalAnd(k.gt(q.sub(slidingWindow)));
+    let ok = allowed.unsqueeze(0).unsqueeze(0); // [1, 1, Lq, Lk]
+    if (attentionMask) {
+      const pad = attentionMask.narrow(1, 0, lk).ne(0).unsqueeze(1).unsqueeze(1); // [B, 1, 1, Lk]
+      ok = ok.logicalAnd(pad);
+    } else {
+      ok = ok.expand(batch, 1, lq, lk);
+    }
+    return full(ok.shape, finfoMin(dtype), { dtype, device }).maskedFill(ok, 0);
+  });
+}
+
+/** [B, Hkv, L, D] -> [B, Hkv * nRep, L, D], each key/value head repeated for its group of query heads. */
+export function repeatKv(x: Tensor, nRep: number): Tensor {
+  if (nRep === 1) return x;
+  const [b, h, l, d] = x.shape as [number, number, number, number];
+  return x.unsqueeze(2).expand(b, h, nRep, l, d).reshape(b, h * nRep, l, d);
+}
+
+export interface AttendOptions {
+  /** Additive mask [B, 1, Lq, Lk] (see causalMask). */
+  mask: Tensor | null;
+  scale: number;
+  /** Gemma 2: scores -> cap * tanh(scores / cap) before the mask. */
+  softcap?: number | null;
+  /** Use libtorch's fused scaled_dot_product_attention where it exists (never with soft-capping). */
+  fused?: boolean;
+}
+
+let haveSdpa: boolean | undefined;
+
+/**
+ * softmax(q k^T * scale [soft-capped] + mask) v over q [B, H, Lq, D], k and v [B, Hkv, Lk, D], with the
+ * softmax in float32 and cast back (transformers' eager_attention_forward). Returns [B, H, Lq, D].
+ */
+export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttendOptions): Tensor {
+  return tidy(() => {
+    const nRep = q.size(1) / k.size(1);
+    const kr = repeatKv(k, nRep);
+    const vr = repeatKv(v, nRep);
+    haveSdpa ??= hasOp('scaled_dot_product_attention');
+    if (opts.fused && haveSdpa && !opts.softcap) {
+      return callT('scaled_dot_product_attention', q.h, kr.h, vr.h, opts.mask?.h ?? null, 0.0, false, opts.scale);
+    }
+    let scores = q.matmul(kr.transpose(2, 3)).mul(opts.scale);
+    if (opts.softcap) scores = scores.div(opts.softcap).tanh().mul(opts.softcap);
+    if (opts.mask) scores = scores.add(opts.mask);
+    const probs = q.dtype === 'float32' ? scores.softmax(-1) : scores.softmax(-1, 'float32').to(q.dtype);
+    return probs.matmul(vr);
+  });
+}

@@ -1,0 +1,93 @@
+// The layers of decoder-only transformers, as torch.nn's (parameter names as Hugging Face's).
+import { callT, embedding, layerNorm, linear, rmsNorm, type Tensor } from '../torch/index.js';
+import { Module } from './module.js';
+
+/** y = x W^T + b, W of shape [out, in] (torch.nn.Linear). */
+export class Linear extends Module {
+  weight: Tensor;
+  bias: Tensor | null;
+  constructor(readonly inFeatures: number, readonly outFeatures: number, bias = false) {
+    super();
+    this.weight = this.param('weight', [outFeatures, inFeatures]);
+    this.bias = bias ? this.param('bias', [outFeatures]) : null;
+  }
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias);
+  }
+}
+
+/** y = x W + b, W of shape [in, out]: GPT-2's Conv1D (a linear layer with the weight transposed). */
+export class Conv1D extends Module {
+  weight: Tensor;
+  bias: Tensor;
+  constructor(readonly inFeatures: number, readonly outFeatures: number) {
+    super();
+    this.weight = this.param('weight', [inFeatures, outFeatures]);
+    this.bias = this.param('bias', [outFeatures]);
+  }
+  forward(x: Tensor): Tensor {
+    const shape = x.shape;
+    const flat = x.reshape(-1, this.inFeatures);
+    const y = callT('addmm', this.bias.h, flat.h, this.weight.h, 1, 1) as Tensor;
+    return y.view(...shape.slice(0, -1), this.outFeatures);
+  }
+}
+
+export class Embedding extends Module {
+  weight: Tensor;
+  constructor(readonly numEmbeddings: number, readonly dim: number) {
+    super();
+    this.weight = this.param('weight', [numEmbeddings, dim]);
+  }
+  forward(ids: Tensor): Tensor {
+    return embedding(this.weight, ids);
+  }
+}
+
+/**
+ * RMS normalisation computed in float32 (transformers' LlamaRMSNorm: weight * normed.to(dtype)); with
+ * `offset` 1, Gemma's (1 + weight) scaling in float32 before the cast.
+ */
+export class RMSNorm extends Module {
+  weight: Tensor;
+  constructor(readonly dim: number, readonly eps = 1e-6, readonly offset = 0) {
+    super();
+    this.weight = this.param('weight', [dim]);
+  }
+  forward(x: Tensor): Tensor {
+    return rmsNorm(x, this.weight, this.eps, this.offset);
+  }
+}
+
+export class LayerNorm extends Module {
+  weight: Tensor;
+  bias: Tensor;
+  constructor(readonly dim: number, readonly eps = 1e-5) {
+    super();
+    this.weight = this.param('weight', [dim]);
+    this.bias = this.param('bias', [dim]);
+  }
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, [this.dim], this.weight, this.bias, this.eps);
+  }
+}
+
+/** The activations of HF configs (`hidden_act`, `hidden_activation`, `activation_function`). */
+export function activation(name: string): (x: Tensor) => Tensor {
+  switch (name) {
+    case 'silu':
+    case 'swish':
+      return (x) => x.silu();
+    case 'gelu':
+      return (x) => x.gelu('none');
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh':
+    case 'gelu_fast':
+    case 'gelu_approximate':
+      return (x) => x.gelu('tanh');
+    case 'relu':
+      return (x) => x.relu();
+    default:
+      throw new Error(`unsupported activation '${name}' (supported: silu, gelu, gelu_new, gelu_pytorch_tanh, relu)`);
+  }
+}

@@ -1,0 +1,115 @@
+// Conformance with transformers on every model folder of $SPPO_HF_FIXTURES (default ../shared/fixtures/hf-tiny),
+// in its transformers 5 layout and in a transformers 4 layout copy: chat prompts, prompt ids, round trips, logits,
+// token log-probs, greedy generation, and gradients of a sequence's log-prob (float32, CPU).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { Tokenizer } from '../src/text/tokenizer.js';
+import { ChatTemplate } from '../src/text/chat_template.js';
+import { loadModel } from '../src/models/index.js';
+import { generateTensors } from '../src/generate/index.js';
+import { SafetensorsFile, tidy, type Tensor } from '../src/torch/index.js';
+import { fixtureRoot, modelFolders, readExpected, removeDir } from './text_helpers.js';
+import { transformers4ModelCopy } from './conformance_helpers.js';
+
+const folders = modelFolders().filter((f) => SafetensorsFileExists(join(fixtureRoot, f)));
+const noFixtures = folders.length === 0 ? `no model fixtures at ${fixtureRoot} (set SPPO_HF_FIXTURES)` : false;
+
+function SafetensorsFileExists(dir: string): boolean {
+  try {
+    SafetensorsFile.open(join(dir, 'expected.safetensors'));
+    SafetensorsFile.open(join(dir, 'model.safetensors'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const maxAbs = (t: Tensor): number => tidy(() => t.abs().max().item());
+const relL2 = (got: Tensor, want: Tensor): number => tidy(() => got.sub(want).norm().item() / Math.max(want.norm().item(), 1e-30));
+
+function conform(dir: string): void {
+  const expected = readExpected(dir);
+  // Text: chat prompts, prompt ids, round trips.
+  const tok = Tokenizer.fromFolder(dir);
+  const template = ChatTemplate.fromFolder(dir, { specialTokens: tok.specialTokens });
+  expected.messages.forEach((messages, i) => {
+    const prompt = template.render(messages, { addGenerationPrompt: true });
+    assert.equal(prompt, expected.prompts[i], `chat prompt ${i}`);
+    assert.deepEqual(tok.encode(prompt, { addSpecialTokens: false }), expected.prompt_ids[i], `prompt ids ${i}`);
+  });
+  for (const [text, { ids, decoded }] of Object.entries(expected.roundtrip)) {
+    assert.deepEqual(tok.encode(text, { addSpecialTokens: false }), ids, `ids of ${JSON.stringify(text)}`);
+    assert.equal(tok.decode(ids), decoded, `decoded ${JSON.stringify(text)}`);
+  }
+
+  const model = loadModel(dir, { dtype: 'float32', device: 'cpu' });
+  const ex = SafetensorsFile.open(join(dir, 'expected.safetensors'));
+  const want = (name: string): Tensor => ex.load(name);
+  tidy(() => {
+    const inputIds = want('input_ids');
+    const attentionMask = want('attention_mask');
+    const positionIds = want('position_ids');
+    // The padded prompts are the fixture's prompt ids.
+    const rows = inputIds.toArray() as number[][];
+    const mask = attentionMask.toArray() as number[][];
+    rows.forEach((r, i) => assert.deepEqual(r.filter((_, j) => mask[i]![j]), expected.prompt_ids[i], `input_ids row ${i}`));
+
+    const logits = model.forward({ inputIds, attentionMask, positionIds });
+    const refLogits = want('logits');
+    assert.deepEqual(logits.shape, refLogits.shape);
+    const logitErr = maxAbs(logits.sub(refLogits)) / maxAbs(refLogits);
+    assert.ok(logitErr <= 1e-4, `logits: max error ${logitErr} of the largest |logit|`);
+
+    const lp = model.tokenLogprobs({ inputIds, attentionMask, positionIds }, { chunkTokens: 37 });
+    const lpErr = maxAbs(lp.sub(want('token_logprobs')));
+    assert.ok(lpErr <= 1e-4, `token_logprobs: max error ${lpErr}`);
+
+    const gen = generateTensors(model, inputIds, attentionMask, { temperature: 0, maxNewTokens: 10, minNewTokens: 10 });
+    try {
+      assert.deepEqual(gen.tokens.toArray(), want('greedy_tokens').toArray(), 'greedy tokens');
+      const texts = (gen.tokens.toArray() as number[][]).map((ids) => tok.decode(ids, { skipSpecialTokens: true }));
+      assert.deepEqual(texts, expected.greedy_text, 'greedy text');
+    } finally {
+      gen.tokens.dispose();
+      gen.logprobs.dispose();
+    }
+  });
+
+  // Gradients of the summed log-prob of row 2 with respect to layer 0's parameters.
+  model.requiresGrad_(true);
+  tidy(() => {
+    const inputIds = want('input_ids');
+    const attentionMask = want('attention_mask');
+    const positionIds = want('position_ids');
+    const s = model.tokenLogprobs({ inputIds, attentionMask, positionIds }).select(0, 2).sum();
+    const refSum = want('seq_logprob_sum').item();
+    const sumErr = Math.abs(s.item() - refSum) / Math.abs(refSum);
+    assert.ok(sumErr <= 1e-4, `seq_logprob_sum: relative error ${sumErr}`);
+    s.backward();
+    const params = new Map(model.namedParameters());
+    const gradNames = ex.names.filter((n) => n.startsWith('grad.'));
+    assert.ok(gradNames.length > 0, 'the fixture has gradients');
+    for (const g of gradNames) {
+      const p = params.get(g.slice(5));
+      assert.ok(p, `no parameter ${g.slice(5)}`);
+      const grad = p.grad;
+      assert.ok(grad, `no gradient for ${g.slice(5)}`);
+      const err = relL2(grad, want(g));
+      assert.ok(err <= 1e-3, `${g}: relative L2 error ${err}`);
+    }
+  });
+  model.dispose();
+}
+
+for (const name of folders.length ? folders : ['(none)']) {
+  test(`conformance: ${name} (transformers 5 layout)`, { skip: noFixtures }, () => conform(join(fixtureRoot, name)));
+  test(`conformance: ${name} (transformers 4 layout)`, { skip: noFixtures }, () => {
+    const dir = transformers4ModelCopy(join(fixtureRoot, name));
+    try {
+      conform(dir);
+    } finally {
+      removeDir(dir);
+    }
+  });
+}

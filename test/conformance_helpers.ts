@@ -1,0 +1,35 @@
+// Shared by the conformance and model tests: fixture folders in transformers 4 layout, made from the
+// transformers 5 ones.
+import { existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { transformers4Copy } from './text_helpers.js';
+
+/**
+ * A transformers-4-layout copy of a fixture folder: `rope_theta` / `rope_scaling` at the top level of
+ * config.json instead of `rope_parameters`, `torch_dtype` instead of `dtype`, no `layer_types` (derived
+ * from sliding_window / use_sliding_window as transformers 4 did), the chat template inside
+ * tokenizer_config.json; the weights and expected outputs linked.
+ */
+export function transformers4ModelCopy(src: string): string {
+  const dst = transformers4Copy(src);
+  const path = join(dst, 'config.json');
+  const config = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  const rope = config.rope_parameters as Record<string, unknown> | undefined;
+  if (rope) {
+    delete config.rope_parameters;
+    const { rope_theta, rope_type, ...rest } = rope;
+    config.rope_theta = rope_theta;
+    config.rope_scaling = rope_type === 'default' ? null : { rope_type, type: rope_type, ...rest };
+  }
+  if ('dtype' in config) {
+    config.torch_dtype = config.dtype;
+    delete config.dtype;
+  }
+  delete config.layer_types;
+  config.transformers_version = '4.46.0';
+  writeFileSync(path, JSON.stringify(config, null, 2));
+  for (const f of ['model.safetensors', 'expected.safetensors']) {
+    if (existsSync(join(src, f))) symlinkSync(resolve(src, f), join(dst, f));
+  }
+  return dst;
+}

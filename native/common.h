@@ -11,14 +11,9 @@
 
 namespace sppo {
 
-// A tensor handed to JavaScript: an External holding a box. dispose() empties the box at once (the
-// native memory goes then); the box itself is freed by the External's finalizer.
-struct TensorBox {
-  at::Tensor t;
-};
-
 extern std::atomic<int64_t> live_tensors;
 
+// A tensor handed to JavaScript is a number naming a slot of the addon's tensor table (tensor.cc).
 Napi::Value wrap(Napi::Env env, at::Tensor t);
 at::Tensor& unwrap(const Napi::Value& v, const char* what);
 bool is_tensor(const Napi::Value& v);

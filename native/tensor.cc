@@ -23,24 +23,62 @@ namespace sppo {
 
 std::atomic<int64_t> live_tensors{0};
 
-static void finalize_box(Napi::Env, TensorBox* box) {
-  if (box->t.defined()) live_tensors--;
-  delete box;
-}
+// Tensors live in a slot table; JavaScript holds a number: slot + generation * 2^24. dispose() frees
+// the slot at once. (An External with a finalizer would keep a little memory per tensor until the
+// event loop turns, since Node runs finalizers there; a synchronous training loop never yields.)
+// The generation makes a stale number fail cleanly instead of reaching a reused slot.
+static std::vector<at::Tensor> slots;
+static std::vector<uint32_t> generations;
+static std::vector<uint32_t> free_slots;
+static constexpr double kSlotSpan = 16777216.0;  // 2^24 slots
 
 Napi::Value wrap(Napi::Env env, at::Tensor t) {
   if (!t.defined()) return env.Null();
+  uint32_t idx;
+  if (!free_slots.empty()) {
+    idx = free_slots.back();
+    free_slots.pop_back();
+  } else {
+    if (slots.size() >= (size_t)kSlotSpan) throw Napi::Error::New(env, "too many live tensors (16M): dispose tensors you no longer need");
+    idx = (uint32_t)slots.size();
+    slots.emplace_back();
+    generations.push_back(0);
+  }
+  slots[idx] = std::move(t);
   live_tensors++;
-  return Napi::External<TensorBox>::New(env, new TensorBox{std::move(t)}, finalize_box);
+  return Napi::Number::New(env, (double)generations[idx] * kSlotSpan + idx);
 }
 
-bool is_tensor(const Napi::Value& v) { return v.IsExternal(); }
+static bool slot_of(const Napi::Value& v, uint32_t* idx) {
+  if (!v.IsNumber()) return false;
+  double h = v.As<Napi::Number>().DoubleValue();
+  if (!(h >= 0) || h != std::floor(h) || h >= 9007199254740992.0) return false;
+  double gen = std::floor(h / kSlotSpan);
+  double i = h - gen * kSlotSpan;
+  if (i >= slots.size()) return false;
+  *idx = (uint32_t)i;
+  return generations[*idx] == (uint32_t)gen && slots[*idx].defined();
+}
+
+bool is_tensor(const Napi::Value& v) {
+  uint32_t idx;
+  return slot_of(v, &idx);
+}
 
 at::Tensor& unwrap(const Napi::Value& v, const char* what) {
-  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), std::string(what) + ": expected a tensor");
-  auto* box = v.As<Napi::External<TensorBox>>().Data();
-  if (!box->t.defined()) throw Napi::Error::New(v.Env(), std::string(what) + ": the tensor was disposed");
-  return box->t;
+  uint32_t idx;
+  if (!slot_of(v, &idx)) {
+    if (v.IsNumber()) throw Napi::Error::New(v.Env(), std::string(what) + ": not a live tensor (disposed?)");
+    throw Napi::TypeError::New(v.Env(), std::string(what) + ": expected a tensor");
+  }
+  return slots[idx];
+}
+
+static void release(uint32_t idx) {
+  slots[idx] = at::Tensor();
+  generations[idx]++;
+  free_slots.push_back(idx);
+  live_tensors--;
 }
 
 const char* dtype_name(at::ScalarType s) {
@@ -220,29 +258,38 @@ static Napi::Value from_ivalue(Napi::Env env, const c10::IValue& v) {
 }
 
 // The error message names the operator and the tensors it was given.
+static std::string show(const Napi::Value& v, bool tensor) {
+  std::ostringstream s;
+  if (tensor && is_tensor(v)) s << describe(unwrap(v, ""));
+  else if (v.IsNumber()) s << v.As<Napi::Number>().DoubleValue();
+  else if (v.IsBoolean()) s << (v.As<Napi::Boolean>().Value() ? "true" : "false");
+  else if (v.IsNull() || v.IsUndefined()) s << "None";
+  else if (v.IsString()) s << "'" << v.As<Napi::String>().Utf8Value() << "'";
+  else if (v.IsArray()) {
+    auto a = v.As<Napi::Array>();
+    s << "[";
+    for (uint32_t j = 0; j < a.Length() && j < 8; j++) s << (j ? "," : "") << show(a.Get(j), tensor);
+    s << (a.Length() > 8 ? ",...]" : "]");
+  } else s << "?";
+  return s.str();
+}
+
+static bool is_tensor_type(const c10::TypePtr& t) {
+  switch (t->kind()) {
+    case c10::TypeKind::TensorType: return true;
+    case c10::TypeKind::OptionalType: return is_tensor_type(t->castRaw<c10::OptionalType>()->getElementType());
+    case c10::TypeKind::ListType: return is_tensor_type(t->castRaw<c10::ListType>()->getElementType());
+    default: return false;
+  }
+}
+
 static std::string call_site(size_t id, const Napi::CallbackInfo& info) {
+  const auto& args = ops[id].schema().arguments();
   std::ostringstream s;
   s << op_names[id] << "(";
   for (size_t i = 1; i < info.Length(); i++) {
     if (i > 1) s << ", ";
-    auto v = info[i];
-    if (v.IsExternal()) s << describe(v.As<Napi::External<TensorBox>>().Data()->t);
-    else if (v.IsNumber()) s << v.As<Napi::Number>().DoubleValue();
-    else if (v.IsBoolean()) s << (v.As<Napi::Boolean>().Value() ? "true" : "false");
-    else if (v.IsNull() || v.IsUndefined()) s << "None";
-    else if (v.IsArray()) {
-      auto a = v.As<Napi::Array>();
-      s << "[";
-      for (uint32_t j = 0; j < a.Length() && j < 8; j++) {
-        auto e = a.Get(j);
-        if (j) s << ",";
-        if (e.IsExternal()) s << describe(e.As<Napi::External<TensorBox>>().Data()->t);
-        else if (e.IsNumber()) s << e.As<Napi::Number>().DoubleValue();
-        else s << "?";
-      }
-      s << (a.Length() > 8 ? ",...]" : "]");
-    } else if (v.IsString()) s << "'" << v.As<Napi::String>().Utf8Value() << "'";
-    else s << "?";
+    s << show(info[i], i - 1 < args.size() && is_tensor_type(args[i - 1].type()));
   }
   s << ")";
   return s.str();
@@ -360,12 +407,8 @@ static Napi::Value read_into(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value dispose(const Napi::CallbackInfo& info) {
-  if (!info[0].IsExternal()) return info.Env().Undefined();
-  auto* box = info[0].As<Napi::External<TensorBox>>().Data();
-  if (box->t.defined()) {
-    box->t = at::Tensor();
-    live_tensors--;
-  }
+  uint32_t idx;
+  if (slot_of(info[0], &idx)) release(idx);
   return info.Env().Undefined();
 }
 

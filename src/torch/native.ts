@@ -5,7 +5,10 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
-/** An opaque reference to a native object (a tensor, a generator or an optimizer). */
+/**
+ * An opaque reference to a native object: for tensors a number naming a slot of the addon's tensor
+ * table (freed by dispose), for generators and optimizers an External.
+ */
 export type Handle = { readonly __native: unique symbol };
 export type Arg = Handle | number | boolean | string | null | undefined | readonly (Handle | number | boolean | null)[];
 

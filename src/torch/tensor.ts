@@ -52,6 +52,10 @@ export function callTs(name: string, ...args: unknown[]): Tensor[] {
 
 export const handles = (ts: readonly Tensor[]): Handle[] => ts.map((t) => t.h);
 
+// The last resort for tensors nobody disposed: freed when V8 collects their Tensor object (which
+// happens only when the event loop turns). Disposed tensors are unregistered.
+const forgotten = new FinalizationRegistry<Handle>((h) => native.dispose(h));
+
 export class Tensor implements Owned, Disposable {
   /** @internal */ _h: Handle | null;
   /** @internal */ _kept = false;
@@ -60,6 +64,7 @@ export class Tensor implements Owned, Disposable {
   /** @internal Use the creation functions (tensor, zeros, ...) instead. */
   constructor(h: Handle) {
     this._h = h;
+    forgotten.register(this, h, this);
     track(this);
   }
 
@@ -77,6 +82,7 @@ export class Tensor implements Owned, Disposable {
   dispose(): void {
     if (this._h !== null) {
       native.dispose(this._h);
+      forgotten.unregister(this);
       this._h = null;
     }
   }

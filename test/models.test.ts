@@ -1,0 +1,165 @@
+// Loading and saving model folders: save-then-load reproduces the logits bit for bit (one file and sharded),
+// errors name the architecture or the tensor and both shapes, dtypes chosen at load.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel, saveModel, readConfig, parseConfig, createModel, UnknownArchitectureError } from '../src/models/index.js';
+import { WeightError } from '../src/nn/module.js';
+import { saveWeights, SafetensorsFile, tidy, type Tensor } from '../src/torch/index.js';
+import { Tokenizer } from '../src/text/tokenizer.js';
+import { fixtureRoot, modelFolders, removeDir, tempDir } from './text_helpers.js';
+import { transformers4ModelCopy } from './conformance_helpers.js';
+
+const folders = modelFolders().filter((f) => existsSync(join(fixtureRoot, f, 'model.safetensors')));
+const noFixtures = folders.length === 0 ? `no model fixtures at ${fixtureRoot} (set SPPO_HF_FIXTURES)` : false;
+
+function inputs(dir: string): { inputIds: Tensor; attentionMask: Tensor; positionIds: Tensor } {
+  const ex = SafetensorsFile.open(join(dir, 'expected.safetensors'));
+  return { inputIds: ex.load('input_ids'), attentionMask: ex.load('attention_mask'), positionIds: ex.load('position_ids') };
+}
+
+for (const name of folders.length ? folders : ['(none)']) {
+  test(`save then load reproduces the logits bit for bit: ${name}`, { skip: noFixtures }, () => {
+    const src = join(fixtureRoot, name);
+    const out = tempDir('save');
+    const sharded = tempDir('save-sharded');
+    try {
+      const model = loadModel(src);
+      const files = saveModel(model, out);
+      for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) {
+        assert.ok(existsSync(join(out, f)), `${f} written (${files.join(', ')})`);
+      }
+      // Sharded: a limit below the model's size gives several files and an index.
+      saveModel(model, sharded, { maxShardBytes: 100_000 });
+      assert.ok(existsSync(join(sharded, 'model.safetensors.index.json')));
+      assert.ok(readdirSync(sharded).filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length > 1);
+      // The config is the original, and the saved tensors carry HF names (tied heads left out, as transformers).
+      const cfgIn = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8'));
+      const cfgOut = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+      assert.deepEqual(cfgOut, cfgIn);
+      const namesIn = SafetensorsFile.open(join(src, 'model.safetensors')).names.sort();
+      const namesOut = SafetensorsFile.open(join(out, 'model.safetensors')).names.sort();
+      assert.deepEqual(namesOut, namesIn);
+      const reloaded = loadModel(out);
+      const reloadedSharded = loadModel(sharded);
+      tidy(() => {
+        const x = inputs(src);
+        const a = model.forward(x);
+        assert.ok(a.equal(reloaded.forward(x)), 'single file');
+        assert.ok(a.equal(reloadedSharded.forward(x)), 'sharded');
+      });
+      // The tokenizer of the saved folder is the original's.
+      const t1 = Tokenizer.fromFolder(src);
+      const t2 = Tokenizer.fromFolder(out);
+      assert.deepEqual(t2.encode('Hello, world! café'), t1.encode('Hello, world! café'));
+      model.dispose();
+      reloaded.dispose();
+      reloadedSharded.dispose();
+    } finally {
+      removeDir(out);
+      removeDir(sharded);
+    }
+  });
+}
+
+test('transformers 4 and 5 layouts give the same configuration', { skip: noFixtures }, () => {
+  for (const name of folders) {
+    const v4 = transformers4ModelCopy(join(fixtureRoot, name));
+    try {
+      const a = readConfig(join(fixtureRoot, name));
+      const b = readConfig(v4);
+      for (const k of ['rope', 'layerTypes', 'slidingWindow', 'dtype', 'tieWordEmbeddings', 'qkvBias', 'numKvHeads', 'headDim'] as const) {
+        assert.deepEqual(b[k], a[k], `${name}: ${k}`);
+      }
+    } finally {
+      removeDir(v4);
+    }
+  }
+});
+
+test('an unknown architecture is an error naming it', () => {
+  assert.throws(() => createModel(parseConfig({ architectures: ['FalconForCausalLM'], vocab_size: 8, hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 1, intermediate_size: 8 })),
+    (e: Error) => e instanceof UnknownArchitectureError && /FalconForCausalLM/.test(e.message) && /LlamaForCausalLM/.test(e.message));
+  assert.throws(() => parseConfig({ model_type: 'llama' }), /architectures/);
+});
+
+test('a missing or mismatched tensor is an error naming it and both shapes', { skip: noFixtures || !folders.includes('llama') }, () => {
+  const src = join(fixtureRoot, 'llama');
+  const dir = tempDir('bad-weights');
+  try {
+    for (const f of ['config.json', 'tokenizer.json']) copyFileSync(join(src, f), join(dir, f));
+    const st = SafetensorsFile.open(join(src, 'model.safetensors'));
+    const all = new Map(st.names.map((n) => [n, st.load(n)] as const));
+    // Missing.
+    const missing = new Map(all);
+    missing.delete('model.layers.1.mlp.up_proj.weight');
+    saveWeights(dir, missing);
+    assert.throws(() => loadModel(dir), (e: Error) => e instanceof WeightError && /model\.layers\.1\.mlp\.up_proj\.weight/.test(e.message) && /\[176, 64\]/.test(e.message));
+    // Mismatched shape.
+    const bad = new Map(all);
+    bad.set('model.layers.0.self_attn.k_proj.weight', tidy(() => all.get('model.layers.0.self_attn.k_proj.weight')!.narrow(0, 0, 16).contiguous()));
+    saveWeights(dir, bad);
+    assert.throws(() => loadModel(dir), (e: Error) => e instanceof WeightError && /k_proj\.weight/.test(e.message) && /\[16, 64\]/.test(e.message) && /\[32, 64\]/.test(e.message));
+    // Unexpected extra tensor.
+    const extra = new Map(all);
+    extra.set('model.layers.9.foo.weight', all.get('model.norm.weight')!);
+    saveWeights(dir, extra);
+    assert.throws(() => loadModel(dir), /model\.layers\.9\.foo\.weight/);
+    // Unknown architecture in a folder.
+    saveWeights(dir, all);
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    cfg.architectures = ['MambaForCausalLM'];
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+    assert.throws(() => loadModel(dir), /MambaForCausalLM/);
+    for (const t of all.values()) t.dispose();
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('dtype at load: bfloat16 and float16 models close to float32', { skip: noFixtures }, () => {
+  for (const name of folders) {
+    const dir = join(fixtureRoot, name);
+    const f32 = loadModel(dir);
+    for (const dtype of ['bfloat16', 'float16'] as const) {
+      const m = loadModel(dir, { dtype });
+      assert.equal(m.dtype, dtype);
+      assert.ok(m.parameters().every((p) => p.dtype === dtype));
+      // libtorch has no float16 matrix products on the CPU: float16 runs on GPUs only.
+      if (dtype === 'float16' && m.device === 'cpu') {
+        m.dispose();
+        continue;
+      }
+      tidy(() => {
+        const x = inputs(dir);
+        const a = f32.forward(x);
+        const b = m.forward(x);
+        assert.equal(b.dtype, dtype);
+        const mask = x.attentionMask.unsqueeze(-1).float();
+        const err = b.float().sub(a).mul(mask).abs().max().item() / a.abs().max().item();
+        assert.ok(err < 0.05, `${name} ${dtype}: relative error ${err}`);
+      });
+      m.dispose();
+    }
+    f32.dispose();
+  }
+});
+
+test('a bfloat16 model saves as bfloat16 and reloads bit for bit', { skip: noFixtures || !folders.includes('qwen2') }, () => {
+  const out = tempDir('save-bf16');
+  try {
+    const m = loadModel(join(fixtureRoot, 'qwen2'), { dtype: 'bfloat16' });
+    saveModel(m, out);
+    const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    assert.equal(cfg.dtype, 'bfloat16');
+    const r = loadModel(out);
+    assert.equal(r.dtype, 'bfloat16');
+    tidy(() => {
+      const x = inputs(join(fixtureRoot, 'qwen2'));
+      assert.ok(m.forward(x).equal(r.forward(x)));
+    });
+  } finally {
+    removeDir(out);
+  }
+});

@@ -108,8 +108,48 @@ std::string describe(const at::Tensor& t) {
 }
 
 // ------------------------------------------------------------------ operators by schema
-static std::vector<c10::OperatorHandle> ops;
-static std::vector<std::string> op_names;
+// Any operator is called boxed: arguments converted by its schema into IValues. Operators of the
+// commonest signatures (unary, binary, binary with a scalar: the elementwise bulk of a model) are
+// also called unboxed through the same dispatcher, which skips the IValue stack.
+enum class Sig { Boxed, T, TT, TTS, TS, TSS };
+
+using FnT = at::Tensor(const at::Tensor&);
+using FnTT = at::Tensor(const at::Tensor&, const at::Tensor&);
+using FnTTS = at::Tensor(const at::Tensor&, const at::Tensor&, const c10::Scalar&);
+using FnTS = at::Tensor(const at::Tensor&, const c10::Scalar&);
+using FnTSS = at::Tensor(const at::Tensor&, const c10::Scalar&, const c10::Scalar&);
+
+struct Op {
+  c10::OperatorHandle h;
+  std::string name;
+  Sig sig = Sig::Boxed;
+  c10::optional<c10::TypedOperatorHandle<FnT>> t;
+  c10::optional<c10::TypedOperatorHandle<FnTT>> tt;
+  c10::optional<c10::TypedOperatorHandle<FnTTS>> tts;
+  c10::optional<c10::TypedOperatorHandle<FnTS>> ts;
+  c10::optional<c10::TypedOperatorHandle<FnTSS>> tss;
+  std::vector<c10::optional<c10::Scalar>> scalar_defaults;
+};
+static std::vector<Op> ops;
+
+static Sig classify(const c10::FunctionSchema& s) {
+  if (s.is_mutable() || s.is_vararg() || s.returns().size() != 1) return Sig::Boxed;
+  if (s.returns()[0].type()->kind() != c10::TypeKind::TensorType || s.returns()[0].alias_info()) return Sig::Boxed;
+  std::string code;
+  for (const auto& a : s.arguments()) {
+    if (a.alias_info()) return Sig::Boxed;
+    auto k = a.type()->kind();
+    if (k == c10::TypeKind::TensorType) code += 'T';
+    else if (k == c10::TypeKind::NumberType) code += 'S';
+    else return Sig::Boxed;
+  }
+  if (code == "T") return Sig::T;
+  if (code == "TT") return Sig::TT;
+  if (code == "TTS") return Sig::TTS;
+  if (code == "TS") return Sig::TS;
+  if (code == "TSS") return Sig::TSS;
+  return Sig::Boxed;
+}
 
 // opFind(name, overload) -> id, or -1 when this libtorch has no such operator.
 static Napi::Value op_find(const Napi::CallbackInfo& info) {
@@ -118,15 +158,32 @@ static Napi::Value op_find(const Napi::CallbackInfo& info) {
   std::string overload = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
   auto h = c10::Dispatcher::singleton().findSchema({name, overload});
   if (!h) return Napi::Number::New(env, -1);
-  ops.push_back(*h);
-  op_names.push_back(overload.empty() ? name : name + "." + overload);
+  Op op{*h, overload.empty() ? name : name + "." + overload};
+  op.sig = classify(h->schema());
+  try {
+    switch (op.sig) {
+      case Sig::T: op.t = h->typed<FnT>(); break;
+      case Sig::TT: op.tt = h->typed<FnTT>(); break;
+      case Sig::TTS: op.tts = h->typed<FnTTS>(); break;
+      case Sig::TS: op.ts = h->typed<FnTS>(); break;
+      case Sig::TSS: op.tss = h->typed<FnTSS>(); break;
+      case Sig::Boxed: break;
+    }
+  } catch (const std::exception&) {
+    op.sig = Sig::Boxed;  // its C++ signature differs: stay boxed
+  }
+  for (const auto& a : h->schema().arguments()) {
+    if (a.type()->kind() == c10::TypeKind::NumberType && a.default_value()) op.scalar_defaults.push_back(a.default_value()->toScalar());
+    else op.scalar_defaults.push_back(c10::nullopt);
+  }
+  ops.push_back(std::move(op));
   return Napi::Number::New(env, (double)(ops.size() - 1));
 }
 
 static Napi::Value op_schema(const Napi::CallbackInfo& info) {
   int64_t id = info[0].As<Napi::Number>().Int64Value();
   std::ostringstream s;
-  s << ops.at(id).schema();
+  s << ops.at(id).h.schema();
   return Napi::String::New(info.Env(), s.str());
 }
 
@@ -284,9 +341,9 @@ static bool is_tensor_type(const c10::TypePtr& t) {
 }
 
 static std::string call_site(size_t id, const Napi::CallbackInfo& info) {
-  const auto& args = ops[id].schema().arguments();
+  const auto& args = ops[id].h.schema().arguments();
   std::ostringstream s;
-  s << op_names[id] << "(";
+  s << ops[id].name << "(";
   for (size_t i = 1; i < info.Length(); i++) {
     if (i > 1) s << ", ";
     s << show(info[i], i - 1 < args.size() && is_tensor_type(args[i - 1].type()));
@@ -297,16 +354,74 @@ static std::string call_site(size_t id, const Napi::CallbackInfo& info) {
 
 // call(id, ...args): arguments in schema order (keyword-only ones too); undefined takes the default.
 // Returns a tensor handle, a number/boolean, null, or an array for several results.
+// The unboxed path: returns false (nothing done) when the call does not fit it exactly.
+static bool scalar_arg(const Napi::CallbackInfo& info, const Op& op, size_t i, c10::Scalar* out) {
+  Napi::Value v = i + 1 < info.Length() ? info[i + 1] : info.Env().Undefined();
+  if (v.IsNumber()) {
+    double d = v.As<Napi::Number>().DoubleValue();
+    if (d == std::floor(d) && std::fabs(d) < 9007199254740992.0) *out = c10::Scalar((int64_t)d);
+    else *out = c10::Scalar(d);
+    return true;
+  }
+  if (v.IsUndefined() && op.scalar_defaults[i]) {
+    *out = *op.scalar_defaults[i];
+    return true;
+  }
+  return false;
+}
+
+static bool tensor_arg(const Napi::CallbackInfo& info, size_t i, at::Tensor** out) {
+  uint32_t idx;
+  if (i + 1 >= info.Length() || !slot_of(info[i + 1], &idx)) return false;
+  *out = &slots[idx];
+  return true;
+}
+
+static bool call_unboxed(const Napi::CallbackInfo& info, const Op& op, at::Tensor* result) {
+  at::Tensor *a, *b;
+  c10::Scalar x, y;
+  switch (op.sig) {
+    case Sig::T:
+      if (!tensor_arg(info, 0, &a)) return false;
+      *result = op.t->call(*a);
+      return true;
+    case Sig::TT:
+      if (!tensor_arg(info, 0, &a) || !tensor_arg(info, 1, &b)) return false;
+      *result = op.tt->call(*a, *b);
+      return true;
+    case Sig::TTS:
+      if (!tensor_arg(info, 0, &a) || !tensor_arg(info, 1, &b) || !scalar_arg(info, op, 2, &x)) return false;
+      *result = op.tts->call(*a, *b, x);
+      return true;
+    case Sig::TS:
+      if (!tensor_arg(info, 0, &a) || !scalar_arg(info, op, 1, &x)) return false;
+      *result = op.ts->call(*a, x);
+      return true;
+    case Sig::TSS:
+      if (!tensor_arg(info, 0, &a) || !scalar_arg(info, op, 1, &x) || !scalar_arg(info, op, 2, &y)) return false;
+      *result = op.tss->call(*a, x, y);
+      return true;
+    case Sig::Boxed:
+      return false;
+  }
+  return false;
+}
+
+// call(id, ...args): arguments in schema order (keyword-only ones too); undefined takes the default.
+// Returns a tensor handle, a number/boolean, null, or an array for several results.
 static Napi::Value op_call_impl(const Napi::CallbackInfo& info, bool discard) {
   auto env = info.Env();
   size_t id = (size_t)info[0].As<Napi::Number>().Int64Value();
   if (id >= ops.size()) throw Napi::RangeError::New(env, "unknown operator id");
   const auto& op = ops[id];
-  const auto& schema = op.schema();
-  const auto& args = schema.arguments();
-  torch::jit::Stack stack;
-  stack.reserve(args.size());
+  thread_local torch::jit::Stack stack;
+  stack.clear();
   try {
+    if (op.sig != Sig::Boxed) {
+      at::Tensor r;
+      if (call_unboxed(info, op, &r)) return discard ? env.Undefined() : wrap(env, std::move(r));
+    }
+    const auto& args = op.h.schema().arguments();
     for (size_t i = 0; i < args.size(); i++) {
       const auto& a = args[i];
       Napi::Value v = i + 1 < info.Length() ? info[i + 1] : env.Undefined();
@@ -323,18 +438,26 @@ static Napi::Value op_call_impl(const Napi::CallbackInfo& info, bool discard) {
       }
       stack.push_back(to_ivalue(v, a.type(), a.N(), a.name().c_str()));
     }
-    op.callBoxed(&stack);
+    op.h.callBoxed(&stack);
   } catch (const Napi::Error& e) {
+    stack.clear();
     throw Napi::Error::New(env, call_site(id, info) + ": " + e.Message());
   } catch (const c10::Error& e) {
+    stack.clear();
     throw Napi::Error::New(env, call_site(id, info) + ": " + e.what_without_backtrace());
   } catch (const std::exception& e) {
+    stack.clear();
     throw Napi::Error::New(env, call_site(id, info) + ": " + e.what());
   }
-  if (discard) return env.Undefined();
-  if (stack.size() == 1) return from_ivalue(env, stack[0]);
-  auto out = Napi::Array::New(env, stack.size());
-  for (size_t i = 0; i < stack.size(); i++) out.Set(i, from_ivalue(env, stack[i]));
+  Napi::Value out;
+  if (discard) out = env.Undefined();
+  else if (stack.size() == 1) out = from_ivalue(env, stack[0]);
+  else {
+    auto arr = Napi::Array::New(env, stack.size());
+    for (size_t i = 0; i < stack.size(); i++) arr.Set(i, from_ivalue(env, stack[i]));
+    out = arr;
+  }
+  stack.clear();
   return out;
 }
 

@@ -11,18 +11,25 @@ export interface Owned {
   /** Set by keep(): tidy() scopes leave it alone. */
   _kept: boolean;
   readonly isDisposed: boolean;
+  /** Called when no scope will dispose it any more (made outside scopes, kept, or returned from the outermost). */
+  _unscoped?(): void;
 }
 
 const stack: Owned[][] = [];
 
-/** Called by every new tensor: the innermost open scope takes it. */
-export function track(x: Owned): void {
-  if (stack.length) stack[stack.length - 1]!.push(x);
+/** Called by every new tensor: the innermost open scope takes it. Returns false when no scope is open. */
+export function track(x: Owned): boolean {
+  if (!stack.length) return false;
+  stack[stack.length - 1]!.push(x);
+  return true;
 }
 
 /** Marks tensors to outlive every enclosing tidy() scope; they must then be disposed by their owner. */
 export function keep<T extends Owned>(x: T): T {
-  x._kept = true;
+  if (!x._kept) {
+    x._kept = true;
+    if (stack.length) x._unscoped?.();
+  }
   return x;
 }
 
@@ -69,8 +76,10 @@ export function tidy<T>(fn: () => T): T {
   collect(result, out);
   const parent = stack.length ? stack[stack.length - 1] : null;
   for (const x of scope) {
-    if (out.has(x)) parent?.push(x);
-    else if (!x._kept) x.dispose();
+    if (out.has(x)) {
+      if (parent) parent.push(x);
+      else x._unscoped?.();
+    } else if (!x._kept) x.dispose();
   }
   return result;
 }

@@ -52,20 +52,32 @@ export function callTs(name: string, ...args: unknown[]): Tensor[] {
 
 export const handles = (ts: readonly Tensor[]): Handle[] => ts.map((t) => t.h);
 
+const call = native.call;
+const T = (h: unknown): Tensor => new Tensor(h as Handle);
+
 // The last resort for tensors nobody disposed: freed when V8 collects their Tensor object (which
-// happens only when the event loop turns). Disposed tensors are unregistered.
+// happens only when the event loop turns). Tensors inside a tidy() scope are left out (the scope
+// frees them, and registering costs a fifth of a small op); disposed tensors are unregistered.
 const forgotten = new FinalizationRegistry<Handle>((h) => native.dispose(h));
 
 export class Tensor implements Owned, Disposable {
   /** @internal */ _h: Handle | null;
   /** @internal */ _kept = false;
-  #shape: number[] | undefined;
+  /** @internal */ _registered = false;
+  /** @internal */ _shape: number[] | undefined = undefined;
 
   /** @internal Use the creation functions (tensor, zeros, ...) instead. */
   constructor(h: Handle) {
     this._h = h;
-    forgotten.register(this, h, this);
-    track(this);
+    if (!track(this)) this._unscoped();
+  }
+
+  /** @internal No scope will free this tensor: the garbage collector is its last resort. */
+  _unscoped(): void {
+    if (!this._registered && this._h !== null) {
+      forgotten.register(this, this._h, this);
+      this._registered = true;
+    }
   }
 
   /** The native handle; throws if the tensor was disposed. */
@@ -82,7 +94,7 @@ export class Tensor implements Owned, Disposable {
   dispose(): void {
     if (this._h !== null) {
       native.dispose(this._h);
-      forgotten.unregister(this);
+      if (this._registered) forgotten.unregister(this);
       this._h = null;
     }
   }
@@ -93,7 +105,7 @@ export class Tensor implements Owned, Disposable {
 
   // ---------------------------------------------------------------- properties
   get shape(): number[] {
-    return (this.#shape ??= native.shape(this.h));
+    return (this._shape ??= native.shape(this.h));
   }
   get ndim(): number {
     return this.shape.length;
@@ -186,15 +198,15 @@ export class Tensor implements Owned, Disposable {
     native.backward([this.h], gradient ? [gradient.h] : null, opts.retainGraph ?? false, opts.createGraph ?? false);
   }
   detach(): Tensor {
-    return callT('detach', this.h);
+    return T(call(opId('detach'), this.h));
   }
 
   // ---------------------------------------------------------------- conversion
   /** To a dtype or a device ('cpu', 'cuda', 'cuda:1'); returns a new reference even when nothing changes. */
   to(target: DType | Device, opts: { dtype?: DType } = {}): Tensor {
-    if (isDType(target)) return callT('to.dtype', this.h, dtypeCode(target));
+    if (isDType(target)) return T(call(opId('to.dtype'), this.h, dtypeCode(target)));
     const dtype = opts.dtype ?? this.dtype;
-    return callT('to.device', this.h, target, dtypeCode(dtype));
+    return T(call(opId('to.device'), this.h, target, dtypeCode(dtype)));
   }
   float(): Tensor {
     return this.to('float32');
@@ -203,98 +215,98 @@ export class Tensor implements Owned, Disposable {
     return this.to('cpu');
   }
   clone(): Tensor {
-    return callT('clone', this.h);
+    return T(call(opId('clone'), this.h));
   }
   contiguous(): Tensor {
-    return callT('contiguous', this.h);
+    return T(call(opId('contiguous'), this.h));
   }
 
   // ---------------------------------------------------------------- arithmetic (broadcasting)
   add(o: TensorOrScalar, alpha?: number): Tensor {
-    return o instanceof Tensor ? callT('add.Tensor', this.h, o.h, alpha) : callT('add.Scalar', this.h, o, alpha);
+    return o instanceof Tensor ? T(call(opId('add.Tensor'), this.h, o.h, alpha)) : T(call(opId('add.Scalar'), this.h, o, alpha));
   }
   sub(o: TensorOrScalar, alpha?: number): Tensor {
-    return o instanceof Tensor ? callT('sub.Tensor', this.h, o.h, alpha) : callT('sub.Scalar', this.h, o, alpha);
+    return o instanceof Tensor ? T(call(opId('sub.Tensor'), this.h, o.h, alpha)) : T(call(opId('sub.Scalar'), this.h, o, alpha));
   }
   /** o - this */
   rsub(o: Scalar): Tensor {
-    return callT('rsub.Scalar', this.h, o);
+    return T(call(opId('rsub.Scalar'), this.h, o));
   }
   mul(o: TensorOrScalar): Tensor {
-    return o instanceof Tensor ? callT('mul.Tensor', this.h, o.h) : callT('mul.Scalar', this.h, o);
+    return o instanceof Tensor ? T(call(opId('mul.Tensor'), this.h, o.h)) : T(call(opId('mul.Scalar'), this.h, o));
   }
   div(o: TensorOrScalar, roundingMode?: 'trunc' | 'floor'): Tensor {
-    if (roundingMode) return o instanceof Tensor ? callT('div.Tensor_mode', this.h, o.h, roundingMode) : callT('div.Scalar_mode', this.h, o, roundingMode);
-    return o instanceof Tensor ? callT('div.Tensor', this.h, o.h) : callT('div.Scalar', this.h, o);
+    if (roundingMode) return o instanceof Tensor ? T(call(opId('div.Tensor_mode'), this.h, o.h, roundingMode)) : T(call(opId('div.Scalar_mode'), this.h, o, roundingMode));
+    return o instanceof Tensor ? T(call(opId('div.Tensor'), this.h, o.h)) : T(call(opId('div.Scalar'), this.h, o));
   }
   pow(o: TensorOrScalar): Tensor {
-    return o instanceof Tensor ? callT('pow.Tensor_Tensor', this.h, o.h) : callT('pow.Tensor_Scalar', this.h, o);
+    return o instanceof Tensor ? T(call(opId('pow.Tensor_Tensor'), this.h, o.h)) : T(call(opId('pow.Tensor_Scalar'), this.h, o));
   }
   remainder(o: TensorOrScalar): Tensor {
-    return o instanceof Tensor ? callT('remainder.Tensor', this.h, o.h) : callT('remainder.Scalar', this.h, o);
+    return o instanceof Tensor ? T(call(opId('remainder.Tensor'), this.h, o.h)) : T(call(opId('remainder.Scalar'), this.h, o));
   }
   maximum(o: Tensor): Tensor {
-    return callT('maximum', this.h, o.h);
+    return T(call(opId('maximum'), this.h, o.h));
   }
   minimum(o: Tensor): Tensor {
-    return callT('minimum', this.h, o.h);
+    return T(call(opId('minimum'), this.h, o.h));
   }
   neg(): Tensor {
-    return callT('neg', this.h);
+    return T(call(opId('neg'), this.h));
   }
   abs(): Tensor {
-    return callT('abs', this.h);
+    return T(call(opId('abs'), this.h));
   }
   sign(): Tensor {
-    return callT('sign', this.h);
+    return T(call(opId('sign'), this.h));
   }
   matmul(o: Tensor): Tensor {
-    return callT('matmul', this.h, o.h);
+    return T(call(opId('matmul'), this.h, o.h));
   }
   mm(o: Tensor): Tensor {
-    return callT('mm', this.h, o.h);
+    return T(call(opId('mm'), this.h, o.h));
   }
   bmm(o: Tensor): Tensor {
-    return callT('bmm', this.h, o.h);
+    return T(call(opId('bmm'), this.h, o.h));
   }
   outer(o: Tensor): Tensor {
-    return callT('outer', this.h, o.h);
+    return T(call(opId('outer'), this.h, o.h));
   }
 
   // ---------------------------------------------------------------- elementwise functions
-  exp(): Tensor { return callT('exp', this.h); }
-  log(): Tensor { return callT('log', this.h); }
-  log1p(): Tensor { return callT('log1p', this.h); }
-  sqrt(): Tensor { return callT('sqrt', this.h); }
-  rsqrt(): Tensor { return callT('rsqrt', this.h); }
-  square(): Tensor { return callT('square', this.h); }
-  tanh(): Tensor { return callT('tanh', this.h); }
-  sigmoid(): Tensor { return callT('sigmoid', this.h); }
-  logSigmoid(): Tensor { return callT('log_sigmoid', this.h); }
-  sin(): Tensor { return callT('sin', this.h); }
-  cos(): Tensor { return callT('cos', this.h); }
-  relu(): Tensor { return callT('relu', this.h); }
-  silu(): Tensor { return callT('silu', this.h); }
+  exp(): Tensor { return T(call(opId('exp'), this.h)); }
+  log(): Tensor { return T(call(opId('log'), this.h)); }
+  log1p(): Tensor { return T(call(opId('log1p'), this.h)); }
+  sqrt(): Tensor { return T(call(opId('sqrt'), this.h)); }
+  rsqrt(): Tensor { return T(call(opId('rsqrt'), this.h)); }
+  square(): Tensor { return T(call(opId('square'), this.h)); }
+  tanh(): Tensor { return T(call(opId('tanh'), this.h)); }
+  sigmoid(): Tensor { return T(call(opId('sigmoid'), this.h)); }
+  logSigmoid(): Tensor { return T(call(opId('log_sigmoid'), this.h)); }
+  sin(): Tensor { return T(call(opId('sin'), this.h)); }
+  cos(): Tensor { return T(call(opId('cos'), this.h)); }
+  relu(): Tensor { return T(call(opId('relu'), this.h)); }
+  silu(): Tensor { return T(call(opId('silu'), this.h)); }
   /** GeLU: exact (erf) by default, or the tanh approximation. */
-  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return callT('gelu', this.h, approximate); }
-  softplus(beta = 1, threshold = 20): Tensor { return callT('softplus', this.h, beta, threshold); }
-  reciprocal(): Tensor { return callT('reciprocal', this.h); }
-  floor(): Tensor { return callT('floor', this.h); }
-  round(): Tensor { return callT('round', this.h); }
-  clamp(min?: number | null, max?: number | null): Tensor { return callT('clamp', this.h, min ?? null, max ?? null); }
-  isfinite(): Tensor { return callT('isfinite', this.h); }
-  isnan(): Tensor { return callT('isnan', this.h); }
-  logicalNot(): Tensor { return callT('logical_not', this.h); }
-  logicalAnd(o: Tensor): Tensor { return callT('logical_and', this.h, o.h); }
-  logicalOr(o: Tensor): Tensor { return callT('logical_or', this.h, o.h); }
+  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return T(call(opId('gelu'), this.h, approximate)); }
+  softplus(beta = 1, threshold = 20): Tensor { return T(call(opId('softplus'), this.h, beta, threshold)); }
+  reciprocal(): Tensor { return T(call(opId('reciprocal'), this.h)); }
+  floor(): Tensor { return T(call(opId('floor'), this.h)); }
+  round(): Tensor { return T(call(opId('round'), this.h)); }
+  clamp(min?: number | null, max?: number | null): Tensor { return T(call(opId('clamp'), this.h, min ?? null, max ?? null)); }
+  isfinite(): Tensor { return T(call(opId('isfinite'), this.h)); }
+  isnan(): Tensor { return T(call(opId('isnan'), this.h)); }
+  logicalNot(): Tensor { return T(call(opId('logical_not'), this.h)); }
+  logicalAnd(o: Tensor): Tensor { return T(call(opId('logical_and'), this.h, o.h)); }
+  logicalOr(o: Tensor): Tensor { return T(call(opId('logical_or'), this.h, o.h)); }
 
   // ---------------------------------------------------------------- comparisons
-  eq(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('eq.Tensor', this.h, o.h) : callT('eq.Scalar', this.h, o); }
-  ne(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('ne.Tensor', this.h, o.h) : callT('ne.Scalar', this.h, o); }
-  lt(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('lt.Tensor', this.h, o.h) : callT('lt.Scalar', this.h, o); }
-  le(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('le.Tensor', this.h, o.h) : callT('le.Scalar', this.h, o); }
-  gt(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('gt.Tensor', this.h, o.h) : callT('gt.Scalar', this.h, o); }
-  ge(o: TensorOrScalar): Tensor { return o instanceof Tensor ? callT('ge.Tensor', this.h, o.h) : callT('ge.Scalar', this.h, o); }
+  eq(o: TensorOrScalar): Tensor { return o instanceof Tensor ? T(call(opId('eq.Tensor'), this.h, o.h)) : T(call(opId('eq.Scalar'), this.h, o)); }
+  ne(o: TensorOrScalar): Tensor { return o instanceof Tensor ? T(call(opId('ne.Tensor'), this.h, o.h)) : T(call(opId('ne.Scalar'), this.h, o)); }
+  lt(o: TensorOrScalar): Tensor { return o instanceof Tensor ? T(call(opId('lt.Tensor'), this.h, o.h)) : T(call(opId('lt.Scalar'), this.h, o)); }
+  le(o: TensorOrScalar): Tensor { return o instanceof Tensor ? T(call(opId('le.Tensor'), this.h, o.h)) : T(call(opId('le.Scalar'), this.h, o)); }
+  gt(o: TensorOrScalar): Tensor { return o instanceof Tensor ? T(call(opId('gt.Tensor'), this.h, o.h)) : T(call(opId('gt.Scalar'), this.h, o)); }
+  ge(o: TensorOrScalar): Tensor { return o instanceof Tensor ? T(call(opId('ge.Tensor'), this.h, o.h)) : T(call(opId('ge.Scalar'), this.h, o)); }
   /** Elementwise |this - o| <= atol + rtol * |o|, all of it. */
   allclose(o: Tensor, rtol = 1e-5, atol = 1e-8): boolean {
     return Boolean(native.call(opId('allclose'), this.h, o.h, rtol, atol, false));
@@ -305,75 +317,75 @@ export class Tensor implements Owned, Disposable {
 
   // ---------------------------------------------------------------- reductions
   sum(dim?: number | number[] | null, keepdim = false, dtype?: DType): Tensor {
-    if (dim === undefined || dim === null) return callT('sum', this.h, dtype ? dtypeCode(dtype) : null);
-    return callT('sum.dim_IntList', this.h, dim, keepdim, dtype ? dtypeCode(dtype) : null);
+    if (dim === undefined || dim === null) return T(call(opId('sum'), this.h, dtype ? dtypeCode(dtype) : null));
+    return T(call(opId('sum.dim_IntList'), this.h, dim, keepdim, dtype ? dtypeCode(dtype) : null));
   }
   mean(dim?: number | number[] | null, keepdim = false): Tensor {
-    if (dim === undefined || dim === null) return callT('mean', this.h);
-    return callT('mean.dim', this.h, dim, keepdim);
+    if (dim === undefined || dim === null) return T(call(opId('mean'), this.h));
+    return T(call(opId('mean.dim'), this.h, dim, keepdim));
   }
   /** Maximum of all elements. */
-  max(): Tensor { return callT('max', this.h); }
-  min(): Tensor { return callT('min', this.h); }
+  max(): Tensor { return T(call(opId('max'), this.h)); }
+  min(): Tensor { return T(call(opId('min'), this.h)); }
   /** Maximum along a dimension: [values, indices]. */
   maxDim(dim: number, keepdim = false): [Tensor, Tensor] { return callTs('max.dim', this.h, dim, keepdim) as [Tensor, Tensor]; }
   minDim(dim: number, keepdim = false): [Tensor, Tensor] { return callTs('min.dim', this.h, dim, keepdim) as [Tensor, Tensor]; }
-  amax(dim: number | number[], keepdim = false): Tensor { return callT('amax', this.h, dim, keepdim); }
-  amin(dim: number | number[], keepdim = false): Tensor { return callT('amin', this.h, dim, keepdim); }
-  argmax(dim?: number, keepdim = false): Tensor { return callT('argmax', this.h, dim ?? null, keepdim); }
-  argmin(dim?: number, keepdim = false): Tensor { return callT('argmin', this.h, dim ?? null, keepdim); }
-  logsumexp(dim: number | number[], keepdim = false): Tensor { return callT('logsumexp', this.h, dim, keepdim); }
-  cumsum(dim: number, dtype?: DType): Tensor { return callT('cumsum', this.h, dim, dtype ? dtypeCode(dtype) : null); }
-  prod(dim: number, keepdim = false): Tensor { return callT('prod.dim_int', this.h, dim, keepdim, null); }
-  any(dim?: number): Tensor { return dim === undefined ? callT('any', this.h) : callT('any.dim', this.h, dim, false); }
-  all(dim?: number): Tensor { return dim === undefined ? callT('all', this.h) : callT('all.dim', this.h, dim, false); }
+  amax(dim: number | number[], keepdim = false): Tensor { return T(call(opId('amax'), this.h, dim, keepdim)); }
+  amin(dim: number | number[], keepdim = false): Tensor { return T(call(opId('amin'), this.h, dim, keepdim)); }
+  argmax(dim?: number, keepdim = false): Tensor { return T(call(opId('argmax'), this.h, dim ?? null, keepdim)); }
+  argmin(dim?: number, keepdim = false): Tensor { return T(call(opId('argmin'), this.h, dim ?? null, keepdim)); }
+  logsumexp(dim: number | number[], keepdim = false): Tensor { return T(call(opId('logsumexp'), this.h, dim, keepdim)); }
+  cumsum(dim: number, dtype?: DType): Tensor { return T(call(opId('cumsum'), this.h, dim, dtype ? dtypeCode(dtype) : null)); }
+  prod(dim: number, keepdim = false): Tensor { return T(call(opId('prod.dim_int'), this.h, dim, keepdim, null)); }
+  any(dim?: number): Tensor { return dim === undefined ? T(call(opId('any'), this.h)) : T(call(opId('any.dim'), this.h, dim, false)); }
+  all(dim?: number): Tensor { return dim === undefined ? T(call(opId('all'), this.h)) : T(call(opId('all.dim'), this.h, dim, false)); }
   /** Vector norm over all elements or the given dims. */
   norm(ord = 2, dim?: number | number[] | null, keepdim = false): Tensor {
-    return callT('linalg_vector_norm', this.h, ord, dim ?? null, keepdim, null);
+    return T(call(opId('linalg_vector_norm'), this.h, ord, dim ?? null, keepdim, null));
   }
-  var(dim: number | number[], unbiased = true, keepdim = false): Tensor { return callT('var.dim', this.h, dim, unbiased, keepdim); }
-  softmax(dim: number, dtype?: DType): Tensor { return callT('softmax.int', this.h, dim, dtype ? dtypeCode(dtype) : null); }
-  logSoftmax(dim: number, dtype?: DType): Tensor { return callT('log_softmax.int', this.h, dim, dtype ? dtypeCode(dtype) : null); }
+  var(dim: number | number[], unbiased = true, keepdim = false): Tensor { return T(call(opId('var.dim'), this.h, dim, unbiased, keepdim)); }
+  softmax(dim: number, dtype?: DType): Tensor { return T(call(opId('softmax.int'), this.h, dim, dtype ? dtypeCode(dtype) : null)); }
+  logSoftmax(dim: number, dtype?: DType): Tensor { return T(call(opId('log_softmax.int'), this.h, dim, dtype ? dtypeCode(dtype) : null)); }
 
   // ---------------------------------------------------------------- indexing and selection
-  gather(dim: number, index: Tensor): Tensor { return callT('gather', this.h, dim, index.h, false); }
-  indexSelect(dim: number, index: Tensor): Tensor { return callT('index_select', this.h, dim, index.h); }
+  gather(dim: number, index: Tensor): Tensor { return T(call(opId('gather'), this.h, dim, index.h, false)); }
+  indexSelect(dim: number, index: Tensor): Tensor { return T(call(opId('index_select'), this.h, dim, index.h)); }
   /** Advanced indexing, as t[i0, i1, ...] with index tensors (null = the whole dimension). */
-  index(indices: (Tensor | null)[]): Tensor { return callT('index.Tensor', this.h, indices.map((t) => (t ? t.h : null))); }
+  index(indices: (Tensor | null)[]): Tensor { return T(call(opId('index.Tensor'), this.h, indices.map((t) => (t ? t.h : null)))); }
   maskedFill(mask: Tensor, value: TensorOrScalar): Tensor {
-    return value instanceof Tensor ? callT('masked_fill.Tensor', this.h, mask.h, value.h) : callT('masked_fill.Scalar', this.h, mask.h, value);
+    return value instanceof Tensor ? T(call(opId('masked_fill.Tensor'), this.h, mask.h, value.h)) : T(call(opId('masked_fill.Scalar'), this.h, mask.h, value));
   }
   scatter(dim: number, index: Tensor, src: TensorOrScalar): Tensor {
-    return src instanceof Tensor ? callT('scatter.src', this.h, dim, index.h, src.h) : callT('scatter.value', this.h, dim, index.h, src);
+    return src instanceof Tensor ? T(call(opId('scatter.src'), this.h, dim, index.h, src.h)) : T(call(opId('scatter.value'), this.h, dim, index.h, src));
   }
   topk(k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] { return callTs('topk', this.h, k, dim, largest, sorted) as [Tensor, Tensor]; }
   sort(dim = -1, descending = false): [Tensor, Tensor] { return callTs('sort', this.h, dim, descending) as [Tensor, Tensor]; }
-  triu(diagonal = 0): Tensor { return callT('triu', this.h, diagonal); }
-  tril(diagonal = 0): Tensor { return callT('tril', this.h, diagonal); }
+  triu(diagonal = 0): Tensor { return T(call(opId('triu'), this.h, diagonal)); }
+  tril(diagonal = 0): Tensor { return T(call(opId('tril'), this.h, diagonal)); }
 
   // ---------------------------------------------------------------- shape
-  reshape(...shape: number[]): Tensor { return callT('reshape', this.h, shape); }
-  view(...shape: number[]): Tensor { return callT('view', this.h, shape); }
-  flatten(start = 0, end = -1): Tensor { return callT('flatten.using_ints', this.h, start, end); }
-  transpose(d0: number, d1: number): Tensor { return callT('transpose.int', this.h, d0, d1); }
+  reshape(...shape: number[]): Tensor { return T(call(opId('reshape'), this.h, shape)); }
+  view(...shape: number[]): Tensor { return T(call(opId('view'), this.h, shape)); }
+  flatten(start = 0, end = -1): Tensor { return T(call(opId('flatten.using_ints'), this.h, start, end)); }
+  transpose(d0: number, d1: number): Tensor { return T(call(opId('transpose.int'), this.h, d0, d1)); }
   /** The transpose of a 2-D tensor. */
-  get T(): Tensor { return callT('t', this.h); }
-  permute(...dims: number[]): Tensor { return callT('permute', this.h, dims); }
-  expand(...shape: number[]): Tensor { return callT('expand', this.h, shape, false); }
-  expandAs(o: Tensor): Tensor { return callT('expand', this.h, o.shape, false); }
-  unsqueeze(dim: number): Tensor { return callT('unsqueeze', this.h, dim); }
-  squeeze(dim?: number): Tensor { return dim === undefined ? callT('squeeze', this.h) : callT('squeeze.dim', this.h, dim); }
-  narrow(dim: number, start: number, length: number): Tensor { return callT('narrow', this.h, dim, start, length); }
+  get T(): Tensor { return T(call(opId('t'), this.h)); }
+  permute(...dims: number[]): Tensor { return T(call(opId('permute'), this.h, dims)); }
+  expand(...shape: number[]): Tensor { return T(call(opId('expand'), this.h, shape, false)); }
+  expandAs(o: Tensor): Tensor { return T(call(opId('expand'), this.h, o.shape, false)); }
+  unsqueeze(dim: number): Tensor { return T(call(opId('unsqueeze'), this.h, dim)); }
+  squeeze(dim?: number): Tensor { return dim === undefined ? T(call(opId('squeeze'), this.h)) : T(call(opId('squeeze.dim'), this.h, dim)); }
+  narrow(dim: number, start: number, length: number): Tensor { return T(call(opId('narrow'), this.h, dim, start, length)); }
   /** Elements start..end (exclusive; negative counts from the end; null = to the end) along dim. */
-  slice(dim: number, start: number | null = 0, end: number | null = null, step = 1): Tensor { return callT('slice.Tensor', this.h, dim, start, end, step); }
+  slice(dim: number, start: number | null = 0, end: number | null = null, step = 1): Tensor { return T(call(opId('slice.Tensor'), this.h, dim, start, end, step)); }
   /** Index `index` of dimension `dim`, which is removed. */
-  select(dim: number, index: number): Tensor { return callT('select.int', this.h, dim, index); }
+  select(dim: number, index: number): Tensor { return T(call(opId('select.int'), this.h, dim, index)); }
   split(size: number | number[], dim = 0): Tensor[] {
     return typeof size === 'number' ? callTs('split.Tensor', this.h, size, dim) : callTs('split_with_sizes', this.h, size, dim);
   }
   chunk(n: number, dim = 0): Tensor[] { return callTs('chunk', this.h, n, dim); }
-  repeat(...times: number[]): Tensor { return callT('repeat', this.h, times); }
-  repeatInterleave(repeats: number, dim: number): Tensor { return callT('repeat_interleave.self_int', this.h, repeats, dim, null); }
+  repeat(...times: number[]): Tensor { return T(call(opId('repeat'), this.h, times)); }
+  repeatInterleave(repeats: number, dim: number): Tensor { return T(call(opId('repeat_interleave.self_int'), this.h, repeats, dim, null)); }
 
   // ---------------------------------------------------------------- in place (for optimizers and caches)
   copy_(src: Tensor): this { native.callInplace(opId('copy_'), this.h, src.h, false); return this; }

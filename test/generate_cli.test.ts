@@ -1,0 +1,59 @@
+// `sppo generate`: JSONL in, JSONL out (atomically), errors naming the file and line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run, readPrompts } from '../src/cli/generate.js';
+import { UsageError } from '../src/cli/usage.js';
+import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
+
+const model = join(fixtureRoot, 'qwen2');
+const skip = existsSync(join(model, 'model.safetensors')) ? false : `no qwen2 fixture at ${model}`;
+
+test('sppo generate writes n responses per prompt, reproducibly', { skip }, async () => {
+  const dir = tempDir('gen-cli');
+  try {
+    const prompts = join(dir, 'p.jsonl');
+    writeFileSync(prompts, ['{"id": "a", "prompt": "Hello there"}', '', '{"id": "b", "messages": [{"role": "user", "content": "Sort 3 1 2"}]}', '{"prompt": "x"}'].join('\n') + '\n');
+    const args = ['--model', model, '--prompts', prompts, '-n', '3', '--max-new-tokens', '6', '--seed', '5', '--temperature', '0.9', '--top-p', '0.95', '--batch-size', '2', '--device', 'cpu'];
+    await run([...args, '--out', join(dir, 'o1.jsonl')]);
+    await run([...args, '--out', join(dir, 'o2.jsonl')]);
+    const o1 = readFileSync(join(dir, 'o1.jsonl'), 'utf8');
+    assert.equal(readFileSync(join(dir, 'o2.jsonl'), 'utf8'), o1);
+    const lines = o1.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.length, 3);
+    assert.deepEqual(lines.map((l) => l.id), ['a', 'b', undefined]);
+    assert.ok(lines[1].prompt_text.includes('<|im_start|>user\nSort 3 1 2<|im_end|>'));
+    for (const l of lines) {
+      assert.equal(l.responses.length, 3);
+      for (const r of l.responses) {
+        assert.equal(r.token_ids.length, r.logprobs.length);
+        assert.ok(['eos', 'stop', 'length'].includes(r.finish_reason));
+        assert.equal(typeof r.text, 'string');
+      }
+    }
+    assert.ok(!existsSync(join(dir, `o1.jsonl.tmp-${process.pid}`)));
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('sppo generate: a malformed line stops with the file and line number; bad options are usage errors', { skip }, async () => {
+  const dir = tempDir('gen-cli-bad');
+  try {
+    const bad = join(dir, 'bad.jsonl');
+    writeFileSync(bad, '{"prompt": "ok"}\n\n{"prompt": 3}\n');
+    assert.throws(() => readPrompts(bad), /bad\.jsonl:3: expected "prompt"/);
+    writeFileSync(bad, '{"prompt": "ok"}\n{oops\n');
+    await assert.rejects(run(['--model', model, '--prompts', bad, '--out', join(dir, 'o.jsonl')]), /bad\.jsonl:2: not valid JSON/);
+    assert.ok(!existsSync(join(dir, 'o.jsonl')));
+    writeFileSync(bad, '{"messages": [{"content": "no role"}]}\n');
+    assert.throws(() => readPrompts(bad), /bad\.jsonl:1: messages\[0\]/);
+    await assert.rejects(run(['--model', model, '--prompts', bad]), UsageError);
+    await assert.rejects(run(['--model', model, '--prompts', bad, '--out', 'x', '--top-p', '0']), UsageError);
+    await assert.rejects(run(['--model', model, '--prompts', bad, '--out', 'x', '-n', '1.5']), UsageError);
+    await assert.rejects(run(['--bogus']), UsageError);
+  } finally {
+    removeDir(dir);
+  }
+});

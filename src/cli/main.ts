@@ -8,6 +8,7 @@ interface Command {
 
 const commands: Record<string, () => Promise<Command>> = {
   game: () => import('./game.js'),
+  generate: () => import('./generate.js'),
 };
 
 function help(): string {

@@ -1,0 +1,140 @@
+// Preference losses of SPPO and its baselines, as pure functions of summed sequence log-probs.
+//
+// Inputs are [B] tensors (TRL style): the policy's and the reference's log-probs of the chosen (y_w) and
+// rejected (y_l) responses, each summed over the response tokens, and the win-rate targets. With
+//   a_w = log pi(y_w|x) - log pi_ref(y_w|x),   a_l = log pi(y_l|x) - log pi_ref(y_l|x),   eta = 1 / beta,
+// the per-example losses are
+//   sppo         [(a_w - eta (P_w - 1/2))^2 + (a_l - eta (P_l - 1/2))^2] / 2
+//                P_w, P_l: win rates P^(y > pi_t | x) of y_w and y_l against the current policy.
+//   sppo_hard    [(a_w - eta/2)^2 + (a_l + eta/2)^2] / 2         (= sppo with P_w = 1, P_l = 0)
+//   sppo_single  [(a_w - eta (P_wl - 1/2))^2 + (a_l + eta (P_wl - 1/2))^2] / 2
+//                P_wl = P(y_w > y_l | x), the judge's probability for the pair itself.
+//   dpo          -(1 - eps) log sigmoid(beta (a_w - a_l)) - eps log sigmoid(-beta (a_w - a_l))   (cDPO)
+//   ipo          (a_w - a_l - 1/(2 beta))^2
+//
+// The halving of the SPPO squares follows the official trainer (uclaml/SPPO, sppo/trainer.py, dpo_loss:
+// `losses = (loss_w + loss_l)/2` for both "sppo" and "sppo_single", targets `(1/self.beta)*(p - 0.5)`).
+// The official code has no "sppo_hard"; here it is defined as the "sppo" loss with hard win rates
+// (P_w = 1, P_l = 0), so it keeps the same 1/2 scale and the three SPPO variants are directly comparable.
+// DPO and IPO are TRL's "sigmoid" and "ipo" loss types, unchanged.
+//
+// Everything is computed in float32 (or float64 when the inputs are float64): 16-bit inputs are upcast.
+import { tidy, type Tensor } from '../torch/index.js';
+
+export const LOSS_TYPES = ['sppo', 'sppo_hard', 'sppo_single', 'dpo', 'ipo'] as const;
+export type LossType = (typeof LOSS_TYPES)[number];
+
+export function isLossType(s: string): s is LossType {
+  return (LOSS_TYPES as readonly string[]).includes(s);
+}
+
+export interface PreferenceLossInputs {
+  /** [B] summed log-probs of the responses under the policy being trained (carry the graph). */
+  policyChosen: Tensor;
+  policyRejected: Tensor;
+  /** [B] summed log-probs under the frozen reference pi_t. */
+  refChosen: Tensor;
+  refRejected: Tensor;
+  /** [B] P^(y_w > pi_t | x) and P^(y_l > pi_t | x): needed by `sppo`. */
+  chosenWinRate?: Tensor;
+  rejectedWinRate?: Tensor;
+  /** [B] P(y_w > y_l | x): needed by `sppo_single`. */
+  chosenOverRejected?: Tensor;
+}
+
+export interface PreferenceLossOptions {
+  /** The KL strength beta; SPPO's eta = 1 / beta (official beta 1e-3). DPO's beta, IPO's tau. */
+  beta: number;
+  /** cDPO label smoothing eps in [0, 0.5) (dpo only). */
+  labelSmoothing?: number;
+}
+
+export interface PreferenceLossOutput {
+  /** [B] per-example losses (differentiable). */
+  losses: Tensor;
+  /** [B] a_w and a_l, detached. */
+  chosenLogratio: Tensor;
+  rejectedLogratio: Tensor;
+}
+
+function up(t: Tensor): Tensor {
+  return t.dtype === 'float64' ? t : t.float();
+}
+
+function need(t: Tensor | undefined, name: string, loss: LossType): Tensor {
+  if (!t) throw new Error(`loss '${loss}' needs ${name}`);
+  return up(t);
+}
+
+function checkOptions(loss: LossType, o: PreferenceLossOptions): void {
+  if (!(o.beta > 0) || !Number.isFinite(o.beta)) throw new RangeError(`loss '${loss}': beta must be a positive number, got ${o.beta}`);
+  const eps = o.labelSmoothing ?? 0;
+  if (!(eps >= 0 && eps < 0.5)) throw new RangeError(`loss '${loss}': labelSmoothing must be in [0, 0.5), got ${eps}`);
+  if (eps !== 0 && loss !== 'dpo') throw new RangeError(`loss '${loss}': labelSmoothing applies to dpo only`);
+}
+
+/** The per-example losses of `loss` (see the formulas at the top of this file). */
+export function preferenceLoss(loss: LossType, x: PreferenceLossInputs, opts: PreferenceLossOptions): PreferenceLossOutput {
+  checkOptions(loss, opts);
+  return tidy(() => {
+    const aw = up(x.policyChosen).sub(up(x.refChosen));
+    const al = up(x.policyRejected).sub(up(x.refRejected));
+    const eta = 1 / opts.beta;
+    let losses: Tensor;
+    switch (loss) {
+      case 'sppo': {
+        const tw = need(x.chosenWinRate, 'chosenWinRate', loss).sub(0.5).mul(eta);
+        const tl = need(x.rejectedWinRate, 'rejectedWinRate', loss).sub(0.5).mul(eta);
+        losses = aw.sub(tw).square().add(al.sub(tl).square()).mul(0.5);
+        break;
+      }
+      case 'sppo_hard':
+        losses = aw.sub(eta / 2).square().add(al.add(eta / 2).square()).mul(0.5);
+        break;
+      case 'sppo_single': {
+        const t = need(x.chosenOverRejected, 'chosenOverRejected', loss).sub(0.5).mul(eta);
+        losses = aw.sub(t).square().add(al.add(t).square()).mul(0.5);
+        break;
+      }
+      case 'dpo': {
+        const z = aw.sub(al).mul(opts.beta);
+        const eps = opts.labelSmoothing ?? 0;
+        losses = z.logSigmoid().mul(-(1 - eps));
+        if (eps > 0) losses = losses.sub(z.neg().logSigmoid().mul(eps));
+        break;
+      }
+      case 'ipo':
+        losses = aw.sub(al).sub(1 / (2 * opts.beta)).square();
+        break;
+      default:
+        throw new Error(`unknown loss type '${loss as string}' (known: ${LOSS_TYPES.join(', ')})`);
+    }
+    return { losses, chosenLogratio: aw.detach(), rejectedLogratio: al.detach() };
+  });
+}
+
+/** Scalar-number versions of the losses (for documentation, tests and quick checks). */
+export function preferenceLossValue(
+  loss: LossType,
+  a: { aw: number; al: number; pw?: number; pl?: number; pwl?: number },
+  opts: PreferenceLossOptions,
+): number {
+  checkOptions(loss, opts);
+  const eta = 1 / opts.beta;
+  const logSig = (z: number): number => (z >= 0 ? -Math.log1p(Math.exp(-z)) : z - Math.log1p(Math.exp(z)));
+  switch (loss) {
+    case 'sppo':
+      return ((a.aw - eta * (a.pw! - 0.5)) ** 2 + (a.al - eta * (a.pl! - 0.5)) ** 2) / 2;
+    case 'sppo_hard':
+      return ((a.aw - eta / 2) ** 2 + (a.al + eta / 2) ** 2) / 2;
+    case 'sppo_single':
+      return ((a.aw - eta * (a.pwl! - 0.5)) ** 2 + (a.al + eta * (a.pwl! - 0.5)) ** 2) / 2;
+    case 'dpo': {
+      const z = opts.beta * (a.aw - a.al);
+      const eps = opts.labelSmoothing ?? 0;
+      return -(1 - eps) * logSig(z) - eps * logSig(-z);
+    }
+    case 'ipo':
+      return (a.aw - a.al - 1 / (2 * opts.beta)) ** 2;
+  }
+}

@@ -1,19 +1,17 @@
 // The sppo native addon: a thin Node-API layer over libtorch (see tensor.cc and optim.cc).
 #include "common.h"
 
-#ifdef SPPO_CUDA
-#include <c10/cuda/CUDAFunctions.h>
-#endif
+#include <torch/cuda.h>
 
 namespace sppo {
 
 static Napi::Value cuda_synchronize(const Napi::CallbackInfo& info) {
-#ifdef SPPO_CUDA
-  guard(info.Env(), "cuda.synchronize", [&] {
-    c10::cuda::device_synchronize();
-    return 0;
-  });
-#endif
+  if (torch::cuda::is_available()) {
+    guard(info.Env(), "cuda.synchronize", [&] {
+      torch::cuda::synchronize();
+      return 0;
+    });
+  }
   return info.Env().Undefined();
 }
 

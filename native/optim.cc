@@ -117,8 +117,14 @@ static Napi::Value optim_get_lr(const Napi::CallbackInfo& info) {
 template <typename Map>
 static auto key_of(const Map&, const at::Tensor& p) {
   using K = typename Map::key_type;
-  if constexpr (std::is_same_v<K, std::string>) return c10::guts::to_string(p.unsafeGetTensorImpl());
-  else return static_cast<K>(p.unsafeGetTensorImpl());
+  if constexpr (std::is_same_v<K, std::string>) {
+    // libtorch 1.x keys its state by the TensorImpl address printed as text.
+    std::ostringstream s;
+    s << p.unsafeGetTensorImpl();
+    return s.str();
+  } else {
+    return static_cast<K>(p.unsafeGetTensorImpl());
+  }
 }
 
 // optimGetState(opt) -> [{step, tensors: {name: tensor}} | null] per parameter, in group order.

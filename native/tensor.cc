@@ -10,7 +10,8 @@
 #include <torch/version.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
-#include <ATen/detail/CUDAHooksInterface.h>
+#include <ATen/Context.h>
+#include <torch/cuda.h>
 #include <c10/core/GradMode.h>
 
 #include <fcntl.h>
@@ -656,8 +657,7 @@ static Napi::Value generator_new(const Napi::CallbackInfo& info) {
       g = at::make_generator<at::CPUGeneratorImpl>(seed);
     } else {
       // A private copy of the device's default generator, reseeded.
-      auto& def = at::detail::getCUDAHooks().getDefaultCUDAGenerator(d.has_index() ? d.index() : 0);
-      g = def.clone();
+      g = at::globalContext().defaultGenerator(c10::Device(d.type(), d.has_index() ? d.index() : 0)).clone();
       g.set_current_seed(seed);
     }
     return Napi::External<at::Generator>::New(env, new at::Generator(g), [](Napi::Env, at::Generator* p) { delete p; });
@@ -671,11 +671,11 @@ static Napi::Value generator_seed(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Value cuda_available(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), at::detail::getCUDAHooks().hasCUDA());
+  return Napi::Boolean::New(info.Env(), torch::cuda::is_available());
 }
 
 static Napi::Value cuda_device_count(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), at::detail::getCUDAHooks().getNumGPUs());
+  return Napi::Number::New(info.Env(), (double)torch::cuda::device_count());
 }
 
 static Napi::Value set_num_threads(const Napi::CallbackInfo& info) {

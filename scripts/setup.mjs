@@ -44,6 +44,7 @@ function run(cmd, args, opts = {}) {
 
 // ---------------------------------------------------------------- 1. npm dependencies
 function npmDeps() {
+  if (process.env.SPPO_SKIP_NPM === '1') return; // node_modules brought along (e.g. to a machine without the registry)
   const lock = join(root, 'package-lock.json');
   const stamp = join(root, 'node_modules', '.package-lock.json');
   if (existsSync(stamp) && mtime(stamp) >= mtime(lock) && mtime(stamp) >= mtime(join(root, 'package.json'))) return;

@@ -3,6 +3,7 @@ import { native } from './native.js';
 import { dtypeCode, dtypeOfArray, ELEMENT_SIZE, type DType, type TypedArray } from './dtype.js';
 import { callT, Tensor, type Device, type Scalar } from './tensor.js';
 import type { Generator } from './random.js';
+import { defaultDevice } from './device.js';
 
 export interface Options {
   dtype?: DType;
@@ -18,7 +19,7 @@ function finish(t: Tensor, opts: Options): Tensor {
   return t;
 }
 
-const dev = (opts: Options): string | null => opts.device ?? null;
+const dev = (opts: Options): string => opts.device ?? defaultDevice();
 const dt = (opts: Options, dflt: DType = 'float32'): number => dtypeCode(opts.dtype ?? dflt);
 
 type Nested = number | boolean | bigint | Nested[];
@@ -87,8 +88,9 @@ export function tensor(data: Nested | TypedArray, opts: Options & { shape?: numb
 }
 
 function moveAndFinish(t: Tensor, opts: Options): Tensor {
-  if (opts.device && opts.device !== 'cpu') {
-    const m = t.to(opts.device);
+  const device = dev(opts);
+  if (device !== 'cpu') {
+    const m = t.to(device);
     t.dispose();
     t = m;
   }
@@ -109,7 +111,7 @@ function typedFor(dtype: DType, flat: (number | boolean | bigint)[]): TypedArray
   }
 }
 
-/** A tensor viewing raw little-endian bytes as elements of dtype (copied into native memory). */
+/** A CPU tensor holding a copy of raw little-endian bytes as elements of dtype. */
 export function fromBytes(bytes: Uint8Array, dtype: DType, shape: number[]): Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   if (bytes.byteLength !== n * ELEMENT_SIZE[dtype]) throw new RangeError(`fromBytes: ${bytes.byteLength} bytes for ${dtype}[${shape.join(',')}]`);

@@ -10,4 +10,5 @@ export { Generator, manualSeed } from './random.js';
 export { Optimizer, AdamW, RMSprop, SGD, clipGradNorm, type GroupOptions, type ParamGroup, type OptimizerKind } from './optim.js';
 export { LRScheduler, lrLambda, warmupStepsOf, type ScheduleKind, type ScheduleOptions } from './schedule.js';
 export { SafetensorsFile, SafetensorsError, WeightFolder, loadSafetensors, saveSafetensors, saveWeights, type TensorEntry, SINGLE_FILE, INDEX_FILE } from './safetensors.js';
+export { defaultDevice, setDefaultDevice } from './device.js';
 export { cuda, setNumThreads, getNumThreads, libtorchVersion } from './cuda.js';

@@ -1,11 +1,13 @@
 // Random numbers: libtorch's generators, seeded from TypeScript. manualSeed() seeds the global ones
 // (CPU and CUDA); a Generator gives a stream of its own, for reproducible sampling.
 import { native, type Handle } from './native.js';
+import { defaultDevice } from './device.js';
 
 export class Generator {
   /** @internal */ readonly h: Handle;
   readonly device: string;
-  constructor(seed: number, device = 'cpu') {
+  /** A generator for sampling on `device` (default: the default device). */
+  constructor(seed: number, device = defaultDevice()) {
     this.h = native.generatorNew(seed, device);
     this.device = device;
   }

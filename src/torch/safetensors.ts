@@ -12,6 +12,7 @@ import { native } from './native.js';
 import { ELEMENT_SIZE, type DType } from './dtype.js';
 import { Tensor } from './tensor.js';
 import { empty } from './creation.js';
+import { defaultDevice } from './device.js';
 
 const ST_TO_DTYPE: Record<string, DType> = {
   F64: 'float64', F32: 'float32', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8', U8: 'uint8', BOOL: 'bool',
@@ -115,7 +116,7 @@ export class SafetensorsFile {
   load(name: string, opts: { dtype?: DType; device?: string } = {}): Tensor {
     const e = this.entries.get(name);
     if (!e) throw new SafetensorsError(`${this.path}: no tensor '${name}'`);
-    const t = empty(e.shape, { dtype: e.dtype });
+    const t = empty(e.shape, { dtype: e.dtype, device: 'cpu' });
     try {
       if (e.byteLength > 0) native.readInto(t.h, this.path, e.offset);
     } catch (err) {
@@ -123,11 +124,12 @@ export class SafetensorsFile {
       throw new SafetensorsError(`${this.path}: tensor '${name}': ${(err as Error).message}`);
     }
     const wantDtype = opts.dtype && opts.dtype !== e.dtype;
-    const wantDevice = opts.device && opts.device !== 'cpu';
+    const device = opts.device ?? defaultDevice();
+    const wantDevice = device !== 'cpu';
     if (!wantDtype && !wantDevice) return t;
     let out = wantDtype ? t.to(opts.dtype!) : t;
     if (wantDevice) {
-      const moved = out.to(opts.device!);
+      const moved = out.to(device);
       if (out !== t) out.dispose();
       out = moved;
     }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# On the GPU machine: build the addon against PyTorch's CUDA libtorch, run the engine and model tests
+# with tensors on cuda, and time bf16 matmul and generation against PyTorch / HF transformers in the
+# same call. Prepare with scripts/gpu-prepare.sh on the CPU machine; carry .gpu and dist.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/sppo-gpu}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu-check.log") 2>&1
+xz -dc .gpu/node-v20.20.2-linux-x64.xz > /tmp/node && chmod +x /tmp/node
+[ -e node_modules ] || ln -s .gpu/node_modules node_modules
+export LIBTORCH_USE_PYTORCH=1 NODE_API_INCLUDE=$PWD/.gpu/node-api-include SPPO_SKIP_NPM=1
+nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"
+echo "== build"; time /tmp/node scripts/setup.mjs native || exit 1
+/tmp/node -e "import('./dist/src/torch/index.js').then(t => console.log('libtorch', t.libtorchVersion(), 'cuda', t.cuda.isAvailable(), t.cuda.deviceCount()))"
+echo "== tests on cuda"
+SPPO_DEVICE=cuda timeout 240 /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_ models generate conformance} 2>&1 | grep -E "^# |^not ok|error:|^  error" | head -80
+echo "== bench"
+timeout 200 /tmp/node dist/bench/gpu.js "$OUT/sppo-gpu.json" || echo "gpu bench failed"
+echo "== HF baseline"
+timeout 200 python3 .gpu/hf_baseline.py "$OUT/hf-baseline.json" || echo "hf baseline failed"
+cat "$OUT"/*.json 2>/dev/null

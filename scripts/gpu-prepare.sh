@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Gathers, on the CPU machine, what scripts/gpu-check.sh needs on a bare GPU machine (no npm registry
+# there): Node.js, the Node-API headers, the HF baseline script and the few runtime npm packages, into
+# .gpu/ (git-ignored). The TypeScript is compiled here (dist/) and travels too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shared=${SPPO_SHARED:-../shared}
+node scripts/setup.mjs
+mkdir -p .gpu/node_modules
+cp "$shared/device/node-v20.20.2-linux-x64.xz" .gpu/
+rm -rf .gpu/node-api-include && cp -r "$shared/device/node-api-include" .gpu/
+cp "$shared/device/hf_baseline.py" .gpu/
+for p in node-addon-api @huggingface cli-progress string-width emoji-regex is-fullwidth-code-point strip-ansi ansi-regex; do
+  rm -rf ".gpu/node_modules/$p" && cp -r "node_modules/$p" ".gpu/node_modules/$p"
+done
+du -sh .gpu dist

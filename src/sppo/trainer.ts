@@ -1,0 +1,437 @@
+// The SPPO trainer: one iteration's policy update pi_t -> pi_{t+1} from (prompt, chosen, rejected) pairs.
+//
+// For every pair, a = log pi(y|x) - log pi_t(y|x) summed over the response tokens (prompt and padding
+// masked out) for the chosen and the rejected response, and a loss of src/sppo/losses.ts. The reference
+// pi_t is frozen: its log-probs come with the examples (from generation) or are computed once, up front,
+// under noGrad, by a frozen copy (then freed). Mini-batches with gradient accumulation, RMSprop (the
+// official runs) or AdamW, a warmup + linear (or cosine / constant) schedule, gradient clipping, epochs and
+// a held-out split. Models load in bfloat16 on CUDA (no autocast: the log-probs and the loss are float32).
+// A NaN or infinite loss (or gradient norm, or parameter) stops training with TrainingDivergedError naming
+// the step; the checkpoint folder keeps the last good model.
+import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import {
+  AdamW, clipGradNorm, CheckpointTape, cuda, LRScheduler, noGrad, RMSprop, tensor, tidy,
+  type DType, type Optimizer, type ScheduleKind, type Tensor,
+} from '../torch/index.js';
+import type { CausalLMBase } from '../models/causal_lm.js';
+import { createModel, loadModel, saveModel, sourceDir } from '../models/registry.js';
+import { isLossType, LOSS_TYPES, preferenceLoss, type LossType } from './losses.js';
+import { packSequences, responseLogprobs, truncatePair, type PromptResponse } from './logprobs.js';
+import { createRng } from './rng.js';
+
+export type { LossType } from './losses.js';
+
+export interface TrainExample {
+  promptIds: number[];
+  chosenIds: number[];
+  rejectedIds: number[];
+  /** P^(y_w > pi_t | x) (sppo). */
+  chosenWinRate: number;
+  /** P^(y_l > pi_t | x) (sppo). */
+  rejectedWinRate: number;
+  /** P(y_w > y_l | x) (sppo_single). */
+  chosenOverRejected: number;
+  /**
+   * Reference (pi_t) log-probs of the responses summed over exactly these token ids, e.g. from generation.
+   * Ignored (recomputed by the reference model) when truncation shortens the example.
+   */
+  chosenRefLogprob?: number;
+  rejectedRefLogprob?: number;
+}
+
+export interface StepMetrics {
+  /** Optimizer step, from 1. */
+  step: number;
+  /** Epoch, from 0 (fractional progress not included). */
+  epoch: number;
+  /** Mean loss over the step's examples. */
+  loss: number;
+  /** Mean log-ratio of the chosen / rejected responses. */
+  a_w: number;
+  a_l: number;
+  /** Mean of a_w - a_l. */
+  margin: number;
+  /** Fraction of the step's examples with a_w > a_l. */
+  pair_accuracy: number;
+  /** Gradient norm before clipping. */
+  grad_norm: number;
+  /** Learning rate used by this step. */
+  lr: number;
+  /** Non-padding tokens through the policy per second of the step. */
+  tokens_per_s: number;
+  /** Mean loss over the held-out split, at the last step of each epoch. */
+  eval_loss?: number;
+}
+
+export interface TrainOptions {
+  /** The policy pi_t to train (updated in place) or its model folder. */
+  policy: CausalLMBase | string;
+  /** Frozen reference (default: a frozen copy of the policy as given, loaded from the same folder or cloned). */
+  reference?: CausalLMBase | string;
+  examples: TrainExample[];
+  loss: LossType;
+  /** beta (SPPO: eta = 1/beta; official 1e-3). */
+  beta: number;
+  /** cDPO label smoothing (dpo only). */
+  labelSmoothing?: number;
+  lr: number;
+  epochs: number;
+  /** Pairs per micro-batch (each runs 2 x batchSize sequences through the policy). */
+  batchSize: number;
+  /** Micro-batches per optimizer step. */
+  gradAccum: number;
+  optimizer: 'rmsprop' | 'adamw';
+  /** Default 0 (transformers' TrainingArguments default). */
+  weightDecay?: number;
+  /** Fraction of the optimizer steps with a linear warmup (official 0.1). */
+  warmupRatio: number;
+  /** Default 'linear'. */
+  schedule?: ScheduleKind;
+  /** Prompt + response tokens kept per sequence. */
+  maxLength: number;
+  /** Prompt tokens kept (from the right) when a sequence is too long. */
+  maxPromptLength: number;
+  /** Gradient clipping threshold (0 or Infinity: no clipping). */
+  maxGradNorm: number;
+  /** Default: bfloat16 on CUDA, float32 on the CPU (used when loading from a folder). */
+  dtype?: 'float32' | 'bfloat16';
+  /** Default: cuda when available. */
+  device?: string;
+  seed: number;
+  /** Fraction of the examples held out for eval_loss (default 0). */
+  evalFraction?: number;
+  /** JSONL file, one line of StepMetrics per optimizer step (appended). */
+  metricsPath?: string;
+  /** Folder for the model checkpoint (an HF folder, replaced atomically at each save). */
+  checkpointDir?: string;
+  /** Save a checkpoint every N optimizer steps (default: at the end of each epoch). */
+  checkpointEvery?: number;
+  onStep?: (m: StepMetrics) => void;
+  /** Recompute the logits chunks in the backward pass instead of keeping them. */
+  gradientCheckpointing?: boolean;
+  /** Token positions per logits chunk (tokenLogprobs). */
+  chunkTokens?: number;
+}
+
+export interface TrainResult {
+  metrics: StepMetrics[];
+  /** The trained policy (the one passed in, or the one loaded from the folder). */
+  model: CausalLMBase;
+  /** Held-out loss before training and after the last epoch (when evalFraction > 0). */
+  evalLossBefore?: number;
+  evalLoss?: number;
+  trainSize: number;
+  evalSize: number;
+}
+
+/** Training stopped on a non-finite loss, gradient norm or parameter. */
+export class TrainingDivergedError extends Error {
+  override name = 'TrainingDivergedError';
+  constructor(message: string, readonly step: number, readonly checkpointDir?: string, readonly lastGoodStep?: number) {
+    super(message);
+  }
+}
+
+/** An example after truncation, with its reference log-probs. */
+interface Prepared {
+  promptIds: number[];
+  chosenIds: number[];
+  rejectedIds: number[];
+  chosenWinRate: number;
+  rejectedWinRate: number;
+  chosenOverRejected: number;
+  refChosen: number;
+  refRejected: number;
+}
+
+function fail(msg: string): never {
+  throw new RangeError(`train: ${msg}`);
+}
+
+function checkOptions(o: TrainOptions): void {
+  if (!isLossType(o.loss)) fail(`unknown loss '${o.loss}' (known: ${LOSS_TYPES.join(', ')})`);
+  if (!(o.beta > 0)) fail(`beta must be > 0, got ${o.beta}`);
+  if (!(o.lr >= 0) || !Number.isFinite(o.lr)) fail(`lr must be a finite number >= 0, got ${o.lr}`);
+  for (const k of ['epochs', 'batchSize', 'gradAccum'] as const) {
+    if (!Number.isInteger(o[k]) || o[k] < 1) fail(`${k} must be an integer >= 1, got ${o[k]}`);
+  }
+  if (!['rmsprop', 'adamw'].includes(o.optimizer)) fail(`optimizer must be rmsprop or adamw, got '${o.optimizer}'`);
+  if (!(o.warmupRatio >= 0 && o.warmupRatio <= 1)) fail(`warmupRatio must be in [0, 1], got ${o.warmupRatio}`);
+  if (!(o.maxGradNorm >= 0)) fail(`maxGradNorm must be >= 0, got ${o.maxGradNorm}`);
+  const ef = o.evalFraction ?? 0;
+  if (!(ef >= 0 && ef < 1)) fail(`evalFraction must be in [0, 1), got ${ef}`);
+  if (o.checkpointEvery !== undefined && !(Number.isInteger(o.checkpointEvery) && o.checkpointEvery >= 1)) fail(`checkpointEvery must be an integer >= 1, got ${o.checkpointEvery}`);
+  if (o.examples.length === 0) fail('no examples');
+  o.examples.forEach((e, i) => {
+    for (const k of ['chosenWinRate', 'rejectedWinRate', 'chosenOverRejected'] as const) {
+      const v = e[k];
+      if (typeof v !== 'number' || !(v >= 0 && v <= 1)) fail(`example ${i}: ${k} must be a probability in [0, 1], got ${v}`);
+    }
+    if (e.chosenIds.length === 0 || e.rejectedIds.length === 0) fail(`example ${i}: empty response`);
+    if (e.promptIds.length === 0) fail(`example ${i}: empty prompt (the first response token would have no context)`);
+  });
+}
+
+/** A frozen copy of a model's weights (same dtype and device). */
+export function frozenCopy(model: CausalLMBase): CausalLMBase {
+  const copy = createModel(model.config);
+  const tensors = noGrad(() => new Map(model.namedParameters().map(([n, t]) => [n, t.detach().clone()] as [string, Tensor])));
+  copy.setParameters(tensors);
+  copy.to({ dtype: model.dtype, device: model.device });
+  copy.eval();
+  return copy;
+}
+
+/** Default dtype and device: bfloat16 on CUDA, float32 on the CPU. */
+export function defaultPlacement(dtype?: DType, device?: string): { dtype: DType; device: string } {
+  const dev = device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
+  return { device: dev, dtype: dtype ?? (dev.startsWith('cuda') ? 'bfloat16' : 'float32') };
+}
+
+function padIdOf(model: CausalLMBase): number {
+  return model.config.padTokenId ?? model.config.eosTokenIds[0] ?? 0;
+}
+
+/**
+ * Summed response log-probs of pairs under a model, without gradients: [chosen, rejected] per pair, in
+ * batches of `batchSize` pairs. Sequences are exactly what the trainer scores (no truncation here).
+ */
+export function pairLogprobs(model: CausalLMBase, pairs: readonly { promptIds: readonly number[]; chosenIds: readonly number[]; rejectedIds: readonly number[] }[], batchSize = 8, chunkTokens?: number): [number, number][] {
+  const out: [number, number][] = [];
+  const pad = padIdOf(model);
+  for (let s = 0; s < pairs.length; s += batchSize) {
+    const part = pairs.slice(s, s + batchSize);
+    const seqs: PromptResponse[] = [
+      ...part.map((p) => ({ promptIds: p.promptIds, responseIds: p.chosenIds })),
+      ...part.map((p) => ({ promptIds: p.promptIds, responseIds: p.rejectedIds })),
+    ];
+    const vals = tidy(() => noGrad(() => {
+      const batch = packSequences(seqs, pad, model.device);
+      return Array.from(responseLogprobs(model, batch, { chunkTokens }).cpu().toTypedArray() as Float32Array);
+    }));
+    part.forEach((_, i) => out.push([vals[i]!, vals[part.length + i]!]));
+  }
+  return out;
+}
+
+/** Sequence log-probs the trainer uses for one example, after its truncation (for checks). */
+export function exampleLogprobs(model: CausalLMBase, ex: Pick<TrainExample, 'promptIds' | 'chosenIds' | 'rejectedIds'>, maxLength: number, maxPromptLength: number): { chosen: number; rejected: number } {
+  const t = truncatePair(ex.promptIds, ex.chosenIds, ex.rejectedIds, maxLength, maxPromptLength);
+  const [[chosen, rejected]] = pairLogprobs(model, [t], 1) as [[number, number]];
+  return { chosen, rejected };
+}
+
+function shuffled(n: number, rng: { int(n: number): number }): number[] {
+  const idx = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+  }
+  return idx;
+}
+
+/** Saves a model folder atomically: written beside, then renamed over the old one. */
+export function saveCheckpoint(model: CausalLMBase, dir: string, state: Record<string, unknown>, tokenizerDir?: string): void {
+  const out = resolve(dir);
+  mkdirSync(dirname(out), { recursive: true });
+  const tmp = `${out}.partial-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  saveModel(model, tmp, { tokenizerDir });
+  writeFileSync(`${tmp}/trainer_state.json`, JSON.stringify(state, null, 2) + '\n');
+  const old = `${out}.old-${process.pid}`;
+  if (existsSync(out)) renameSync(out, old);
+  renameSync(tmp, out);
+  rmSync(old, { recursive: true, force: true });
+}
+
+function allFinite(params: Tensor[]): boolean {
+  return tidy(() => params.every((p) => p.isfinite().all().item() !== 0));
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  checkOptions(opts);
+  const place = defaultPlacement(opts.dtype, opts.device);
+  const policyDir = typeof opts.policy === 'string' ? opts.policy : undefined;
+  const policy = typeof opts.policy === 'string' ? loadModel(opts.policy, place) : opts.policy;
+  const tokenizerDir = policyDir ?? sourceDir(policy);
+  const pad = padIdOf(policy);
+  const device = policy.device;
+
+  // Truncate; reference log-probs from the examples when they still describe the same tokens.
+  const prepared: Prepared[] = [];
+  const missing: number[] = [];
+  opts.examples.forEach((e, i) => {
+    const t = truncatePair(e.promptIds, e.chosenIds, e.rejectedIds, opts.maxLength, opts.maxPromptLength);
+    const intact = t.promptIds.length === e.promptIds.length && t.chosenIds.length === e.chosenIds.length && t.rejectedIds.length === e.rejectedIds.length;
+    const given = intact && Number.isFinite(e.chosenRefLogprob) && Number.isFinite(e.rejectedRefLogprob);
+    prepared.push({
+      ...t,
+      chosenWinRate: e.chosenWinRate,
+      rejectedWinRate: e.rejectedWinRate,
+      chosenOverRejected: e.chosenOverRejected,
+      refChosen: given ? e.chosenRefLogprob! : NaN,
+      refRejected: given ? e.rejectedRefLogprob! : NaN,
+    });
+    if (!given) missing.push(i);
+  });
+  if (missing.length) {
+    let ref: CausalLMBase;
+    let owned = true;
+    if (opts.reference && typeof opts.reference !== 'string') {
+      ref = opts.reference;
+      owned = false;
+    } else if (typeof opts.reference === 'string') ref = loadModel(opts.reference, { dtype: policy.dtype, device });
+    else if (policyDir) ref = loadModel(policyDir, { dtype: policy.dtype, device });
+    else ref = frozenCopy(policy);
+    try {
+      const lps = pairLogprobs(ref, missing.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens);
+      missing.forEach((i, j) => {
+        prepared[i]!.refChosen = lps[j]![0];
+        prepared[i]!.refRejected = lps[j]![1];
+      });
+    } finally {
+      if (owned) ref.dispose();
+    }
+  }
+
+  // Held-out split.
+  const order = shuffled(prepared.length, createRng(opts.seed, 0x5e1));
+  const nEval = (opts.evalFraction ?? 0) > 0 ? Math.min(prepared.length - 1, Math.max(1, Math.round(prepared.length * opts.evalFraction!))) : 0;
+  const evalSet = order.slice(0, nEval).sort((a, b) => a - b).map((i) => prepared[i]!);
+  const trainSet = order.slice(nEval).sort((a, b) => a - b).map((i) => prepared[i]!);
+  if (trainSet.length === 0) fail('no training examples left after the held-out split');
+
+  const group = opts.batchSize * opts.gradAccum;
+  const stepsPerEpoch = Math.ceil(trainSet.length / group);
+  const totalSteps = stepsPerEpoch * opts.epochs;
+
+  const params = policy.parameters();
+  policy.train(true);
+  policy.requiresGrad_(true);
+  const optim: Optimizer = opts.optimizer === 'adamw'
+    ? AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
+    : RMSprop(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
+  const sched = new LRScheduler(optim, { kind: opts.schedule ?? 'linear', totalSteps, warmupRatio: opts.warmupRatio });
+  optim.zeroGrad();
+
+  const lossOf = (batch: Prepared[], withGrad: boolean, scale: number): { loss: number; aw: number; al: number; correct: number; tokens: number; bad: boolean } => tidy(() => {
+    const seqs: PromptResponse[] = [
+      ...batch.map((p) => ({ promptIds: p.promptIds, responseIds: p.chosenIds })),
+      ...batch.map((p) => ({ promptIds: p.promptIds, responseIds: p.rejectedIds })),
+    ];
+    const packed = packSequences(seqs, pad, device);
+    const tape = withGrad && opts.gradientCheckpointing ? new CheckpointTape() : undefined;
+    try {
+      const lp = withGrad ? responseLogprobs(policy, packed, { tape, chunkTokens: opts.chunkTokens }) : noGrad(() => responseLogprobs(policy, packed, { chunkTokens: opts.chunkTokens }));
+      const b = batch.length;
+      const col = (f: (p: Prepared) => number): Tensor => tensor(Float32Array.from(batch.map(f)), { device });
+      const out = preferenceLoss(opts.loss, {
+        policyChosen: lp.narrow(0, 0, b),
+        policyRejected: lp.narrow(0, b, b),
+        refChosen: col((p) => p.refChosen),
+        refRejected: col((p) => p.refRejected),
+        chosenWinRate: col((p) => p.chosenWinRate),
+        rejectedWinRate: col((p) => p.rejectedWinRate),
+        chosenOverRejected: col((p) => p.chosenOverRejected),
+      }, { beta: opts.beta, labelSmoothing: opts.labelSmoothing });
+      const lossSum = out.losses.sum();
+      const loss = lossSum.item();
+      const aw = Array.from(out.chosenLogratio.cpu().toTypedArray() as Float32Array);
+      const al = Array.from(out.rejectedLogratio.cpu().toTypedArray() as Float32Array);
+      const bad = !Number.isFinite(loss);
+      if (withGrad && !bad) {
+        const scaled = lossSum.mul(scale);
+        if (tape) tape.backward(scaled);
+        else scaled.backward();
+      }
+      return {
+        loss, bad,
+        aw: aw.reduce((a, x) => a + x, 0),
+        al: al.reduce((a, x) => a + x, 0),
+        correct: aw.reduce((a, x, i) => a + (x > al[i]! ? 1 : 0), 0),
+        tokens: packed.tokens,
+      };
+    } finally {
+      tape?.dispose();
+    }
+  });
+
+  const evalLoss = (): number | undefined => {
+    if (!evalSet.length) return undefined;
+    let s = 0;
+    for (let i = 0; i < evalSet.length; i += opts.batchSize) s += lossOf(evalSet.slice(i, i + opts.batchSize), false, 0).loss;
+    return s / evalSet.length;
+  };
+
+  const metrics: StepMetrics[] = [];
+  if (opts.metricsPath) {
+    mkdirSync(dirname(resolve(opts.metricsPath)), { recursive: true });
+    writeFileSync(opts.metricsPath, '');
+  }
+  let lastGood: number | undefined;
+  const checkpoint = (step: number, epoch: number): void => {
+    if (!opts.checkpointDir) return;
+    if (!allFinite(params)) {
+      throw new TrainingDivergedError(`training diverged at step ${step}: parameters are not finite after the update; ` +
+        `${lastGood !== undefined ? `${opts.checkpointDir} holds the model of step ${lastGood}` : 'no checkpoint was saved'}`, step, opts.checkpointDir, lastGood);
+    }
+    saveCheckpoint(policy, opts.checkpointDir, { step, epoch, total_steps: totalSteps, loss: opts.loss, beta: opts.beta, metrics: metrics.at(-1) ?? null }, tokenizerDir);
+    lastGood = step;
+  };
+  const diverged = (step: number, what: string): never => {
+    throw new TrainingDivergedError(
+      `training diverged at step ${step}: ${what}; stopped` +
+        (opts.checkpointDir ? (lastGood !== undefined ? ` (${opts.checkpointDir} holds the last good model, of step ${lastGood})` : ' (no checkpoint was saved before)') : ''),
+      step, opts.checkpointDir, lastGood,
+    );
+  };
+
+  const evalLossBefore = evalLoss();
+  let finalEval: number | undefined = evalLossBefore;
+  let step = 0;
+  try {
+    for (let epoch = 0; epoch < opts.epochs; epoch++) {
+      const perm = shuffled(trainSet.length, createRng(opts.seed, 0xe90c, epoch));
+      for (let g = 0; g < stepsPerEpoch; g++) {
+        const t0 = performance.now();
+        const ids = perm.slice(g * group, (g + 1) * group);
+        let loss = 0, aw = 0, al = 0, correct = 0, tokens = 0;
+        for (let m = 0; m < ids.length; m += opts.batchSize) {
+          const batch = ids.slice(m, m + opts.batchSize).map((i) => trainSet[i]!);
+          const r = lossOf(batch, true, 1 / ids.length);
+          if (r.bad) diverged(step + 1, `the loss is ${r.loss} (micro-batch ${m / opts.batchSize + 1} of ${Math.ceil(ids.length / opts.batchSize)})`);
+          loss += r.loss; aw += r.aw; al += r.al; correct += r.correct; tokens += r.tokens;
+        }
+        step++;
+        const gradNorm = clipGradNorm(params, opts.maxGradNorm > 0 ? opts.maxGradNorm : Infinity);
+        if (!Number.isFinite(gradNorm)) diverged(step, `the gradient norm is ${gradNorm}`);
+        const lr = sched.lr;
+        optim.step();
+        sched.step();
+        optim.zeroGrad();
+        const n = ids.length;
+        const m: StepMetrics = {
+          step, epoch, loss: loss / n, a_w: aw / n, a_l: al / n, margin: (aw - al) / n, pair_accuracy: correct / n,
+          grad_norm: gradNorm, lr, tokens_per_s: tokens / Math.max(1e-9, (performance.now() - t0) / 1000),
+        };
+        const lastOfEpoch = g === stepsPerEpoch - 1;
+        if (lastOfEpoch && evalSet.length) {
+          const e = evalLoss()!;
+          if (!Number.isFinite(e)) diverged(step, `the held-out loss is ${e} after the update`);
+          m.eval_loss = finalEval = e;
+        }
+        metrics.push(m);
+        if (opts.metricsPath) appendFileSync(opts.metricsPath, JSON.stringify(m) + '\n');
+        opts.onStep?.(m);
+        if (opts.checkpointEvery ? step % opts.checkpointEvery === 0 || step === totalSteps : lastOfEpoch) checkpoint(step, epoch);
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  } finally {
+    optim.zeroGrad();
+    policy.requiresGrad_(false);
+    policy.eval();
+  }
+  return { metrics, model: policy, evalLossBefore, evalLoss: finalEval, trainSize: trainSet.length, evalSize: evalSet.length };
+}

@@ -1,0 +1,280 @@
+// The SPPO trainer on the tiny Llama fixture: the sequence log-prob it uses (response tokens only) against
+// the fixture and an independent computation, a few steps of each loss reduce the loss, lr 0 leaves the
+// log-ratios at 0, reference log-probs from the examples, gradient accumulation, held-out split, metrics
+// file, and a NaN / infinity stopping training with the last good checkpoint kept.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '../src/torch/index.js';
+import { loadModel } from '../src/models/registry.js';
+import { LOSS_TYPES } from '../src/sppo/losses.js';
+import { exampleLogprobs, frozenCopy, pairLogprobs, train, TrainingDivergedError, type TrainExample, type TrainOptions } from '../src/sppo/trainer.js';
+import { truncatePair } from '../src/sppo/logprobs.js';
+import { createRng } from '../src/sppo/rng.js';
+import { hfTiny } from './helpers/fixtures.js';
+import { removeDir, tempDir } from './text_helpers.js';
+
+const dir = join(hfTiny, 'llama');
+const skip = existsSync(join(dir, 'model.safetensors')) ? false : `no fixture at ${dir} (set SPPO_HF_FIXTURES)`;
+
+function ids(rng: ReturnType<typeof createRng>, n: number): number[] {
+  return Array.from({ length: n }, () => 4 + rng.int(500));
+}
+
+function examples(n: number, seed = 1): TrainExample[] {
+  const rng = createRng(seed);
+  return Array.from({ length: n }, (_, i) => ({
+    promptIds: ids(rng, 3 + (i % 3)),
+    chosenIds: ids(rng, 4 + (i % 2)),
+    rejectedIds: ids(rng, 3 + ((i + 1) % 3)),
+    chosenWinRate: 0.7 + 0.05 * (i % 3),
+    rejectedWinRate: 0.3 - 0.05 * (i % 2),
+    chosenOverRejected: 0.8,
+  }));
+}
+
+function base(over: Partial<TrainOptions>): TrainOptions {
+  return {
+    policy: dir, examples: examples(4), loss: 'sppo', beta: 0.1, lr: 1e-3, epochs: 1, batchSize: 4, gradAccum: 1,
+    optimizer: 'rmsprop', warmupRatio: 0, schedule: 'constant', maxLength: 64, maxPromptLength: 32, maxGradNorm: 1,
+    dtype: 'float32', device: 'cpu', seed: 0, ...over,
+  };
+}
+
+const params = (m: { namedParameters(): [string, torch.Tensor][] }): Map<string, Float32Array> =>
+  new Map(m.namedParameters().map(([n, t]) => [n, Float32Array.from(t.toTypedArray() as Float32Array)]));
+
+test('the response log-prob is the sum of the response tokens log-probs (fixture seq_logprob_sum)', { skip }, () => {
+  const model = loadModel(dir);
+  try {
+    const ex = torch.SafetensorsFile.open(join(dir, 'expected.safetensors'));
+    const row = torch.tidy(() => {
+      const inputIds = ex.load('input_ids');
+      const mask = ex.load('attention_mask');
+      return {
+        ids: Array.from(inputIds.select(0, 2).toTypedArray() as BigInt64Array, Number),
+        mask: Array.from(mask.select(0, 2).toTypedArray() as BigInt64Array, Number),
+        lp: Array.from(ex.load('token_logprobs').select(0, 2).toTypedArray() as Float32Array),
+        total: ex.load('seq_logprob_sum').item(),
+      };
+    });
+    const first = row.mask.indexOf(1);
+    const tokens = row.ids.slice(first);
+    // seq_logprob_sum sums log p(x[t+1] | x<=t) over the row; the term predicting the first real token from
+    // padding alone is not a response-token term: with the first token as the prompt, the rest is the response.
+    const expected = row.total - row.lp[first - 1]!;
+    const got = exampleLogprobs(model, { promptIds: tokens.slice(0, 1), chosenIds: tokens.slice(1), rejectedIds: tokens.slice(1) }, 1024, 512);
+    assert.ok(Math.abs(got.chosen - expected) < 2e-3, `${got.chosen} vs fixture ${expected}`);
+    // An independent computation: tokenLogprobs of the unpadded sequence, summed over the response positions only.
+    const k = 7;
+    const independent = torch.tidy(() => {
+      const lp = model.tokenLogprobs({ inputIds: torch.tensor(BigInt64Array.from(tokens.map(BigInt)), { shape: [1, tokens.length] }) });
+      return lp.narrow(1, k - 1, tokens.length - k).sum().item();
+    });
+    const split = exampleLogprobs(model, { promptIds: tokens.slice(0, k), chosenIds: tokens.slice(k), rejectedIds: tokens.slice(k, k + 3) }, 1024, 512);
+    assert.ok(Math.abs(split.chosen - independent) < 1e-3, `${split.chosen} vs ${independent}`);
+    // Padding in a batch of pairs of different lengths changes nothing.
+    const pairs = examples(3).map((e) => truncatePair(e.promptIds, e.chosenIds, e.rejectedIds, 64, 32));
+    const batched = pairLogprobs(model, pairs, 3);
+    const single = pairs.map((p) => pairLogprobs(model, [p], 1)[0]!);
+    batched.forEach((b, i) => {
+      assert.ok(Math.abs(b[0] - single[i]![0]) < 1e-4 && Math.abs(b[1] - single[i]![1]) < 1e-4, `pair ${i}: ${b} vs ${single[i]}`);
+    });
+  } finally {
+    model.dispose();
+  }
+});
+
+test('truncation: prompt from the left, responses from the right', () => {
+  const t = truncatePair([1, 2, 3, 4, 5, 6], [10, 11, 12, 13], [20, 21], 8, 3);
+  assert.deepEqual(t.promptIds, [4, 5, 6]);
+  assert.deepEqual(t.chosenIds, [10, 11, 12, 13]);
+  const u = truncatePair([1, 2, 3, 4, 5, 6], [10, 11, 12, 13, 14, 15, 16], [20, 21], 8, 3);
+  assert.deepEqual(u.promptIds, [4, 5, 6]);
+  assert.deepEqual(u.chosenIds, [10, 11, 12, 13, 14]);
+  assert.deepEqual(u.rejectedIds, [20, 21]);
+  // Short enough: untouched.
+  assert.deepEqual(truncatePair([1, 2], [3], [4], 8, 1).promptIds, [1, 2]);
+  assert.throws(() => truncatePair([1], [2], [3], 8, 8), /maxPromptLength/);
+});
+
+test('lr 0: the log-ratios stay 0 and the weights do not move', { skip }, async () => {
+  const policy = loadModel(dir);
+  const before = params(policy);
+  try {
+    const r = await train(base({ policy, lr: 0, epochs: 3, batchSize: 2 }));
+    assert.equal(r.metrics.length, 6);
+    for (const m of r.metrics) {
+      assert.ok(Math.abs(m.a_w) < 1e-4 && Math.abs(m.a_l) < 1e-4, `step ${m.step}: a_w ${m.a_w}, a_l ${m.a_l}`);
+      assert.equal(m.lr, 0);
+      assert.ok(m.grad_norm > 0 && Number.isFinite(m.tokens_per_s));
+    }
+    const after = params(r.model);
+    for (const [n, v] of before) assert.deepEqual(after.get(n), v, n);
+  } finally {
+    policy.dispose();
+  }
+});
+
+for (const loss of LOSS_TYPES) {
+  test(`a few steps of ${loss} reduce the loss`, { skip }, async () => {
+    const r = await train(base({ loss, epochs: 6, lr: 1e-5 }));
+    try {
+      const first = r.metrics[0]!;
+      const last = r.metrics.at(-1)!;
+      assert.ok(last.loss < first.loss * 0.9, `${loss}: ${first.loss} -> ${last.loss}`);
+      if (loss !== 'sppo_single') assert.ok(last.margin > first.margin, `${loss}: margin ${first.margin} -> ${last.margin}`);
+    } finally {
+      r.model.dispose();
+    }
+  });
+}
+
+test('reference log-probs given with the examples are used (and ignored when truncation changes the example)', { skip }, async () => {
+  const model = loadModel(dir);
+  try {
+    const exs = examples(2);
+    const truth = pairLogprobs(model, exs, 2);
+    const given = exs.map((e, i) => ({ ...e, chosenRefLogprob: truth[i]![0] + 1, rejectedRefLogprob: truth[i]![1] - 2 }));
+    const r = await train(base({ policy: model, examples: given, lr: 0, batchSize: 2 }));
+    assert.ok(Math.abs(r.metrics[0]!.a_w + 1) < 1e-4, `a_w ${r.metrics[0]!.a_w}`);
+    assert.ok(Math.abs(r.metrics[0]!.a_l - 2) < 1e-4, `a_l ${r.metrics[0]!.a_l}`);
+    // maxLength short enough to truncate every example: the given values no longer apply.
+    const r2 = await train(base({ policy: model, examples: given, lr: 0, batchSize: 2, maxLength: 6, maxPromptLength: 2 }));
+    assert.ok(Math.abs(r2.metrics[0]!.a_w) < 1e-4 && Math.abs(r2.metrics[0]!.a_l) < 1e-4);
+  } finally {
+    model.dispose();
+  }
+});
+
+test('gradient accumulation: 2 x 2 equals one batch of 4', { skip }, async () => {
+  const a = await train(base({ batchSize: 4, gradAccum: 1, optimizer: 'adamw' }));
+  const b = await train(base({ batchSize: 2, gradAccum: 2, optimizer: 'adamw' }));
+  try {
+    assert.equal(a.metrics.length, 1);
+    assert.equal(b.metrics.length, 1);
+    assert.ok(Math.abs(a.metrics[0]!.loss - b.metrics[0]!.loss) < 1e-4 * Math.abs(a.metrics[0]!.loss));
+    assert.ok(Math.abs(a.metrics[0]!.grad_norm - b.metrics[0]!.grad_norm) < 1e-3 * a.metrics[0]!.grad_norm);
+    const pa = params(a.model);
+    const pb = params(b.model);
+    let worst = 0;
+    for (const [n, v] of pa) {
+      const w = pb.get(n)!;
+      for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(v[i]! - w[i]!));
+    }
+    assert.ok(worst < 1e-5, `largest parameter difference ${worst}`);
+  } finally {
+    a.model.dispose();
+    b.model.dispose();
+  }
+});
+
+test('held-out split, metrics JSONL, schedule with warmup, final checkpoint', { skip }, async () => {
+  const out = tempDir('train');
+  try {
+    const metricsPath = join(out, 'metrics.jsonl');
+    const ckpt = join(out, 'ckpt');
+    const seen: number[] = [];
+    const r = await train(base({
+      examples: examples(10), evalFraction: 0.2, batchSize: 2, gradAccum: 2, epochs: 2, warmupRatio: 0.5, schedule: 'linear',
+      metricsPath, checkpointDir: ckpt, onStep: (m) => seen.push(m.step),
+    }));
+    assert.equal(r.evalSize, 2);
+    assert.equal(r.trainSize, 8);
+    assert.equal(r.metrics.length, 4);
+    assert.deepEqual(seen, [1, 2, 3, 4]);
+    // Warmup of ceil(0.5 * 4) = 2 steps: lr 0, lr/2, then linear decay: (4-2)/2 = 1, (4-3)/2 = 0.5.
+    assert.deepEqual(r.metrics.map((m) => m.lr), [0, 0.5e-3, 1e-3, 0.5e-3]);
+    assert.equal(typeof r.metrics[1]!.eval_loss, 'number');
+    assert.equal(typeof r.metrics[3]!.eval_loss, 'number');
+    assert.equal(r.metrics[0]!.eval_loss, undefined);
+    const lines = readFileSync(metricsPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.length, 4);
+    for (const k of ['step', 'epoch', 'loss', 'a_w', 'a_l', 'margin', 'pair_accuracy', 'grad_norm', 'lr', 'tokens_per_s']) assert.ok(k in lines[0], k);
+    const state = JSON.parse(readFileSync(join(ckpt, 'trainer_state.json'), 'utf8'));
+    assert.equal(state.step, 4);
+    const reloaded = loadModel(ckpt);
+    const now = params(r.model);
+    for (const [n, v] of params(reloaded)) assert.deepEqual(v, now.get(n), n);
+    reloaded.dispose();
+    assert.ok(existsSync(join(ckpt, 'tokenizer.json')));
+  } finally {
+    removeDir(out);
+  }
+});
+
+test('a poisoned example (infinite loss) stops training with an error naming the step', { skip }, async () => {
+  const exs = examples(4);
+  exs[2] = { ...exs[2]!, chosenRefLogprob: 1e30, rejectedRefLogprob: -5 };
+  await assert.rejects(train(base({ examples: exs })), (e: unknown) => {
+    assert.ok(e instanceof TrainingDivergedError);
+    assert.equal(e.step, 1);
+    assert.match(e.message, /step 1: the loss is Infinity/);
+    return true;
+  });
+});
+
+test('a huge learning rate: NaN stops training, the checkpoint folder keeps the last good model', { skip }, async () => {
+  const out = tempDir('train-nan');
+  const initial = loadModel(dir);
+  try {
+    // Without checkpoints: step 2 updates with lr 3e38 (step 1 is the warmup's lr 0), so step 3's loss is NaN.
+    await assert.rejects(train(base({ lr: 3e38, epochs: 4, warmupRatio: 0.25 })), (e: unknown) => {
+      assert.ok(e instanceof TrainingDivergedError, String(e));
+      assert.equal(e.step, 3);
+      assert.match(e.message, /step 3: the loss is NaN/);
+      return true;
+    });
+    // With a checkpoint at every step: the parameters are not finite after step 2, so step 1 is the last good one.
+    const ckpt = join(out, 'ckpt');
+    await assert.rejects(train(base({ lr: 3e38, epochs: 4, warmupRatio: 0.25, checkpointDir: ckpt, checkpointEvery: 1 })), (e: unknown) => {
+      assert.ok(e instanceof TrainingDivergedError, String(e));
+      assert.equal(e.step, 2);
+      assert.equal(e.lastGoodStep, 1);
+      assert.match(e.message, /step 2/);
+      assert.match(e.message, /step 1/);
+      return true;
+    });
+    assert.equal(JSON.parse(readFileSync(join(ckpt, 'trainer_state.json'), 'utf8')).step, 1);
+    const saved = loadModel(ckpt);
+    const want = params(initial);
+    for (const [n, v] of params(saved)) assert.deepEqual(v, want.get(n), n);
+    saved.dispose();
+  } finally {
+    initial.dispose();
+    removeDir(out);
+  }
+});
+
+test('frozenCopy is independent of the policy', { skip }, () => {
+  const m = loadModel(dir);
+  const c = frozenCopy(m);
+  const [name, p] = m.namedParameters()[0]!;
+  const before = Float32Array.from(p.toTypedArray() as Float32Array);
+  torch.noGrad(() => p.mul_(0));
+  const c0 = c.namedParameters().find(([n]) => n === name)![1];
+  assert.deepEqual(Float32Array.from(c0.toTypedArray() as Float32Array), before);
+  m.dispose();
+  assert.ok(!c0.isDisposed);
+  c.dispose();
+});
+
+test('gradient checkpointing of the logits gives the same update', { skip }, async () => {
+  const a = await train(base({ optimizer: 'adamw', chunkTokens: 8 }));
+  const b = await train(base({ optimizer: 'adamw', chunkTokens: 8, gradientCheckpointing: true }));
+  try {
+    const pa = params(a.model);
+    const pb = params(b.model);
+    let worst = 0;
+    for (const [n, v] of pa) {
+      const w = pb.get(n)!;
+      for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(v[i]! - w[i]!));
+    }
+    assert.ok(worst < 1e-6, `largest parameter difference ${worst}`);
+    assert.ok(Math.abs(a.metrics[0]!.grad_norm - b.metrics[0]!.grad_norm) < 1e-4 * a.metrics[0]!.grad_norm);
+  } finally {
+    a.model.dispose();
+    b.model.dispose();
+  }
+});

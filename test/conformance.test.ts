@@ -43,7 +43,7 @@ function conform(dir: string): void {
     assert.equal(tok.decode(ids), decoded, `decoded ${JSON.stringify(text)}`);
   }
 
-  const model = loadModel(dir, { dtype: 'float32', device: 'cpu' });
+  const model = loadModel(dir, { dtype: 'float32' }); // on the default device: cpu, or $SPPO_DEVICE
   const ex = SafetensorsFile.open(join(dir, 'expected.safetensors'));
   const want = (name: string): Tensor => ex.load(name);
   tidy(() => {

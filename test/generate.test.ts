@@ -155,7 +155,7 @@ test('a sequence stops at EOS or a stop string while the others go on', { skip: 
 function logprobGap(model: CausalLM, ps: number[][], gens: Generation[], n: number): number {
   return tidy(() => {
     const seqs = gens.map((g) => [...ps[g.prompt]!, ...g.tokens]);
-    const { inputIds, attentionMask } = leftPad(seqs, 0);
+    const { inputIds, attentionMask } = leftPad(seqs, 0, model.device);
     const lp = model.tokenLogprobs({ inputIds, attentionMask }).toArray() as number[][];
     const width = inputIds.size(1);
     let gap = 0;

@@ -5,7 +5,7 @@
 //
 // For every generated token the log-prob under the untempered policy, log_softmax(raw logits), is
 // returned too (the SPPO trainer's reference log-probs, with no second forward pass).
-import { callT, cat, Generator, keep, noGrad, ones, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
+import { callT, cat, Generator, keep, noGrad, ones, tensor, tidy, zeros, zerosLike, type Tensor } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { KVCache } from './kv_cache.js';
@@ -111,10 +111,13 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
       const mask0 = attentionMask.device === device ? attentionMask : attentionMask.to(device);
       const h = model.hidden({ inputIds: ids, attentionMask: mask0, cache });
       const last = model.logits(h.narrow(1, p - 1, 1)).squeeze(1);
-      const rep = (t: Tensor): Tensor => (n === 1 ? t : t.repeatInterleave(n, 0));
+      const rep = (t: Tensor): Tensor => (n === 1 ? t.detach() : t.repeatInterleave(n, 0)); // never the caller's own handle
       const mask = rep(mask0);
+      // The mask of every step, allocated once: the prompt's, then ones (stopped rows are fed padding
+      // that they attend to, which changes nothing: their outputs are discarded).
+      const full = cat([mask, ones([rows, maxNew], { dtype: 'int64', device })], 1);
       return {
-        mask,
+        mask: full,
         pos: mask.sum(1, true, 'int64'),
         logits: rep(last),
         finished: zeros([rows], { dtype: 'bool', device }),
@@ -123,8 +126,6 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
     for (const t of Object.values(state)) keep(t);
     cache.repeatInterleave(n);
 
-    const eosT = keep(idsTensor(eos, device));
-    const stopT = keep(idsTensor(stopIds, device));
     const banned = keep(idsTensor([...eos, ...stopIds], device));
     const tokens: Tensor[] = [];
     const logprobs: Tensor[] = [];
@@ -142,7 +143,7 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
           let token = sampleNext(scores, opts, generator);
           token = token.maskedFill(state.finished, padId);
           const lp = logp.gather(1, token.unsqueeze(1)).squeeze(1).maskedFill(state.finished, 0);
-          const ended = isin(token, eosT).logicalOr(isin(token, stopT)).logicalAnd(state.finished.logicalNot());
+          const ended = banned.numel > 0 ? isin(token, banned).logicalAnd(state.finished.logicalNot()) : zerosLike(state.finished);
           return { token, lp, ended };
         });
         tokens.push(keep(next.token));
@@ -178,11 +179,11 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
         opts.onStep?.(step + 1);
         if (step === maxNew - 1 || state.finished.all().item()) break;
         const upd = tidy(() => {
-          const mask = cat([state.mask, ones([rows, 1], { dtype: 'int64', device })], 1);
+          const mask = state.mask.narrow(1, 0, p + step + 1);
           const logits = model.forward({ inputIds: next.token.unsqueeze(1), attentionMask: mask, positionIds: state.pos, cache }).squeeze(1);
-          return { mask, logits, pos: state.pos.add(1) };
+          return { logits, pos: state.pos.add(1) };
         });
-        for (const k of ['mask', 'logits', 'pos'] as const) {
+        for (const k of ['logits', 'pos'] as const) {
           state[k].dispose();
           state[k] = keep(upd[k]);
         }
@@ -209,7 +210,7 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
       }
       return { tokens: keep(out.tokens), logprobs: keep(out.logprobs), lengths, finishReasons: reasons };
     } finally {
-      for (const t of [...tokens, ...logprobs, eosT, stopT, banned, ...Object.values(state)]) t.dispose();
+      for (const t of [...tokens, ...logprobs, banned, ...Object.values(state)]) t.dispose();
       cache.dispose();
     }
   });

@@ -1,6 +1,6 @@
 // What every causal LM here offers: forward to logits, final hidden states, and per-token log-probs of
 // given tokens computed in chunks (never the full-vocabulary float32 logits of every position at once).
-import { arange, cat, tidy, type CheckpointTape, type DType, type Tensor } from '../torch/index.js';
+import { arange, cat, defaultDevice, tidy, type CheckpointTape, type DType, type Tensor } from '../torch/index.js';
 import { Module } from '../nn/module.js';
 import { causalMask } from '../nn/attention.js';
 import type { ModelConfig } from './config.js';
@@ -132,7 +132,23 @@ export abstract class CausalLMBase extends Module implements CausalLM {
   override to(target: { dtype?: DType; device?: string }): this {
     super.to(target);
     if (target.dtype) this.dtype = target.dtype;
-    if (target.device) this.device = target.device;
+    if (target.device) {
+      this.device = target.device;
+      this.moveBuffers(target.device);
+    }
     return this;
+  }
+
+  override initWeights(opts: Parameters<Module['initWeights']>[0] = {}): void {
+    const device = opts.device ?? defaultDevice();
+    super.initWeights({ ...opts, device });
+    this.dtype = opts.dtype ?? 'float32';
+    this.device = device;
+    this.moveBuffers(device);
+  }
+
+  /** Moves non-parameter state (rotary tables) to a device. */
+  protected moveBuffers(device: string): void {
+    void device;
   }
 }

@@ -6,7 +6,7 @@
 // RMSNorms scale by (1 + w) in float32; attention scores are scaled by query_pre_attn_scalar^-1/2 and
 // soft-capped (cap * tanh(s / cap)); layers alternate sliding-window and full attention (layer_types);
 // the MLP is gated with GeLU-tanh; embeddings are tied.
-import { linear, scalarTensor, tidy, type DType, type Tensor } from '../torch/index.js';
+import { linear, scalarTensor, tidy, type Tensor } from '../torch/index.js';
 import { Module } from '../nn/module.js';
 import { Embedding, RMSNorm } from '../nn/layers.js';
 import { CausalLMBase, type Context, type ForwardInput } from './causal_lm.js';
@@ -86,10 +86,13 @@ export class Gemma2ForCausalLM extends CausalLMBase {
     });
   }
 
-  override to(target: { dtype?: DType; device?: string }): this {
-    super.to(target);
-    if (target.device) this.rotary.to(target.device);
-    return this;
+  /** Gemma's norms scale by (1 + w): their weights start at zero. */
+  override initWeights(opts: Parameters<CausalLMBase['initWeights']>[0] = {}): void {
+    super.initWeights({ zeroInit: (name) => name.endsWith('norm.weight'), ...opts });
+  }
+
+  protected override moveBuffers(device: string): void {
+    this.rotary.to(device);
   }
 
   override dispose(): void {

@@ -140,10 +140,8 @@ export class LlamaForCausalLM extends CausalLMBase {
     return this.lm_head ? this.lm_head.forward(hidden) : linear(hidden, this.model.embed_tokens.weight);
   }
 
-  override to(target: { dtype?: import('../torch/index.js').DType; device?: string }): this {
-    super.to(target);
-    if (target.device) this.rotary.to(target.device);
-    return this;
+  protected override moveBuffers(device: string): void {
+    this.rotary.to(device);
   }
 
   override dispose(): void {

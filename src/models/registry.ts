@@ -1,7 +1,7 @@
 // Architectures by their Hugging Face name, and loading / saving model folders as transformers writes them.
 import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { saveWeights, WeightFolder, type DType, type Tensor } from '../torch/index.js';
+import { defaultDevice, saveWeights, WeightFolder, type DType, type Tensor } from '../torch/index.js';
 import { readConfig, type ModelConfig } from './config.js';
 import type { CausalLMBase } from './causal_lm.js';
 import { LlamaForCausalLM } from './llama.js';
@@ -36,7 +36,7 @@ export function createModel(cfg: ModelConfig): CausalLMBase {
 export interface LoadModelOptions {
   /** Default: the checkpoint's own dtype (config.json `dtype` / `torch_dtype`), else float32. */
   dtype?: DType;
-  /** Default 'cpu'. */
+  /** Default: the default device ('cpu', or $SPPO_DEVICE). */
   device?: string;
 }
 
@@ -56,7 +56,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): CausalLMBas
   const cfg = readConfig(folder);
   const model = createModel(cfg);
   const dtype = opts.dtype ?? cfg.dtype ?? 'float32';
-  const device = opts.device ?? 'cpu';
+  const device = opts.device ?? defaultDevice();
   model.loadWeights(new WeightFolder(folder), { dtype, device, ignore: ignorable(model.config) });
   model.to({ dtype, device });
   model.eval();

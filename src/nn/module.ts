@@ -2,7 +2,7 @@
 // Hugging Face uses (`model.layers.0.self_attn.q_proj.weight`), so a checkpoint's tensors map onto a
 // module tree one to one. Parameters are declared with their shape and stay empty until loaded (or
 // initialised), so that a 7B model is never allocated twice.
-import { full, Generator as TorchGenerator, isFloating, keep, noGrad, randn, tidy, type DType, type Tensor, type WeightFolder } from '../torch/index.js';
+import { defaultDevice, full, Generator as TorchGenerator, isFloating, keep, noGrad, randn, tidy, type DType, type Tensor, type WeightFolder } from '../torch/index.js';
 
 export interface LoadOptions {
   dtype?: DType;
@@ -136,16 +136,17 @@ export abstract class Module {
   initWeights(opts: { std?: number; seed?: number; dtype?: DType; device?: string; zeroInit?: (name: string) => boolean } = {}): void {
     const std = opts.std ?? 0.02;
     const dtype = opts.dtype ?? 'float32';
-    const gen = new TorchGenerator(opts.seed ?? 0);
+    const gen = new TorchGenerator(opts.seed ?? 0, 'cpu');
+    const device = opts.device ?? defaultDevice();
     noGrad(() => {
       for (const [name, m, slot] of this.#slots()) {
         const t = tidy(() => {
           const isNorm = slot.shape.length === 1 && !name.endsWith('.bias') && /norm|ln_/.test(name);
           if (slot.shape.length === 1) {
             const fill = isNorm && !(opts.zeroInit?.(name) ?? false) ? 1 : 0;
-            return full(slot.shape, fill, { dtype, device: opts.device });
+            return full(slot.shape, fill, { dtype, device });
           }
-          return randn(slot.shape, { dtype: 'float32', generator: gen }).mul(std).to(dtype).to(opts.device ?? 'cpu');
+          return randn(slot.shape, { dtype: 'float32', generator: gen, device: 'cpu' }).mul(std).to(dtype).to(device);
         });
         this.#replace(m, slot, t);
       }

@@ -1,0 +1,5 @@
+// Preference judges for SPPO: P(a > b | prompt) from a user module, a reward model or a pairwise model.
+export * from './judge.js';
+export { loadModuleJudge } from './module.js';
+export { RewardModelJudge, sigmoid, type RewardModelJudgeOptions } from './reward_model.js';
+export { PairwiseJudge, PAIRWISE_TEMPLATE, pairwiseText, savePairwiseHead, type PairwiseJudgeOptions } from './pairwise.js';

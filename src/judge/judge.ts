@@ -1,0 +1,98 @@
+// Preference judges: anything that gives P(a > b | prompt) for pairs of responses. Three kinds:
+//   module        a user's JavaScript module (src/judge/module.ts)
+//   reward-model  an HF sequence-classification reward model, P(a > b) = sigmoid(r_a - r_b) (reward_model.ts)
+//   pairwise      a causal-LM backbone with a pairwise head that reads prompt, A and B together (pairwise.ts)
+// preferenceMatrix() turns a judge into the K x K matrix of one prompt that src/sppo/winrates.ts expects.
+import { symmetrize } from '../sppo/winrates.js';
+
+export interface PreferenceQuery {
+  prompt: string;
+  a: string;
+  b: string;
+}
+
+export interface PreferenceOracle {
+  readonly name: string;
+  /** P(a > b) in [0, 1] for each query, batched. */
+  prefer(batch: PreferenceQuery[]): Promise<number[]>;
+  /** true when the judge may favour a position: then both orders are queried and combined. */
+  readonly positionBiased: boolean;
+  dispose?(): void;
+}
+
+export type JudgeSpec =
+  | { kind: 'module'; path: string; options?: unknown }
+  | { kind: 'reward-model'; dir: string; dtype?: string; device?: string; batchSize?: number }
+  | { kind: 'pairwise'; dir: string; dtype?: string; device?: string; batchSize?: number };
+
+/** A judge answered something that is not a probability, or failed. */
+export class JudgeError extends Error {
+  override name = 'JudgeError';
+}
+
+/**
+ * Parses a judge given on the command line: `reward-model:DIR`, `pairwise:DIR`, `module:PATH`, or a path to a
+ * .mjs / .js / .cjs file (a module judge).
+ */
+export function parseJudgeSpec(s: string, extra: { dtype?: string; device?: string; batchSize?: number } = {}): JudgeSpec {
+  const m = /^(reward-model|pairwise|module):(.+)$/.exec(s);
+  if (m) {
+    const [, kind, rest] = m as unknown as [string, string, string];
+    if (kind === 'module') return { kind: 'module', path: rest };
+    return { kind: kind as 'reward-model' | 'pairwise', dir: rest, ...extra };
+  }
+  if (/\.(mjs|cjs|js)$/.test(s)) return { kind: 'module', path: s };
+  throw new JudgeError(`judge '${s}': expected a .mjs/.js module path, reward-model:DIR or pairwise:DIR`);
+}
+
+export async function loadJudge(spec: JudgeSpec): Promise<PreferenceOracle> {
+  switch (spec.kind) {
+    case 'module': {
+      const { loadModuleJudge } = await import('./module.js');
+      return loadModuleJudge(spec.path, spec.options);
+    }
+    case 'reward-model': {
+      const { RewardModelJudge } = await import('./reward_model.js');
+      return RewardModelJudge.load(spec.dir, spec);
+    }
+    case 'pairwise': {
+      const { PairwiseJudge } = await import('./pairwise.js');
+      return PairwiseJudge.load(spec.dir, spec);
+    }
+    default:
+      throw new JudgeError(`unknown judge kind '${(spec as { kind: string }).kind}' (known: module, reward-model, pairwise)`);
+  }
+}
+
+/** Checks a judge's answers: one per query, each a finite number in [0, 1]. */
+export function checkAnswers(judge: string, answers: unknown, n: number): number[] {
+  if (!Array.isArray(answers)) throw new JudgeError(`${judge}: prefer() returned ${typeof answers}, expected an array of ${n} probabilities`);
+  if (answers.length !== n) throw new JudgeError(`${judge}: prefer() returned ${answers.length} values for ${n} queries`);
+  answers.forEach((v, i) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
+      throw new JudgeError(`${judge}: query ${i}: returned ${JSON.stringify(v) ?? String(v)}, expected a number in [0, 1]`);
+    }
+  });
+  return answers as number[];
+}
+
+/**
+ * The K x K matrix for one prompt: M[i][j] = P(y_i > y_j), diagonal 1/2, M + M^T = 1 exactly (both orders combined
+ * for position-biased judges, see symmetrize in src/sppo/winrates.ts).
+ */
+export async function preferenceMatrix(judge: PreferenceOracle, prompt: string, responses: string[]): Promise<number[][]> {
+  const k = responses.length;
+  const m: number[][] = Array.from({ length: k }, () => new Array<number>(k).fill(0.5));
+  const pairs: [number, number][] = [];
+  for (let i = 0; i < k; i++) for (let j = i + 1; j < k; j++) pairs.push([i, j]);
+  if (pairs.length === 0) return m;
+  const queries: PreferenceQuery[] = pairs.map(([i, j]) => ({ prompt, a: responses[i]!, b: responses[j]! }));
+  if (judge.positionBiased) for (const [i, j] of pairs) queries.push({ prompt, a: responses[j]!, b: responses[i]! });
+  const p = checkAnswers(judge.name, await judge.prefer(queries), queries.length);
+  pairs.forEach(([i, j], q) => {
+    const v = judge.positionBiased ? symmetrize(p[q]!, p[pairs.length + q]!) : p[q]!;
+    m[i]![j] = v;
+    m[j]![i] = 1 - v;
+  });
+  return m;
+}

@@ -9,6 +9,8 @@ interface Command {
 const commands: Record<string, () => Promise<Command>> = {
   game: () => import('./game.js'),
   generate: () => import('./generate.js'),
+  judge: () => import('./judge.js'),
+  train: () => import('./train.js'),
 };
 
 function help(): string {

@@ -1,0 +1,187 @@
+// `sppo judge`: the preference matrix and win rates of every prompt's responses, with a judge.
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { cuda } from '../torch/index.js';
+import { loadJudge, parseJudgeSpec, preferenceMatrix, type JudgeSpec } from '../judge/judge.js';
+import { winRates } from '../sppo/winrates.js';
+import { UsageError } from './usage.js';
+
+export const summary = 'preference matrices and win rates of sampled responses, with a judge';
+
+const HELP = `usage: sppo judge --judge SPEC --generations FILE.jsonl --out FILE.jsonl [options]
+
+Asks a judge P(y_i > y_j | x) for every pair of responses of every prompt, and writes one line per prompt:
+{"prompt_id", "prompt", "responses": [...], "matrix": K x K, "win_rates": [...]} (matrix[i][j] = P(y_i > y_j),
+diagonal 1/2, matrix + matrix^T = 1; win_rates[i] = the row mean, SPPO's P^(y_i > pi_t)). When the responses
+came from 'sppo generate', "prompt_text" and "ref_logprobs" (the summed generation log-probs of each response)
+are passed on. OUT is written atomically.
+
+GENERATIONS lines: {"prompt_id" or "id", "prompt", "responses": ["...", ...]}, or the lines of 'sppo generate'
+(responses as {"text", "token_ids", "logprobs"}; the prompt is "prompt", else "prompt_text"). Lines of the same
+prompt (same id, else same prompt text) are grouped.
+
+SPEC:
+  ./judge.mjs            a JavaScript module judge (see docs/sppo-training.md)
+  reward-model:DIR       an HF *ForSequenceClassification reward model: P = sigmoid(r_a - r_b)
+  pairwise:DIR           a causal-LM folder with a pairwise_head.safetensors
+
+options:
+  --judge SPEC           the judge (required)
+  --generations FILE     JSONL responses (required)
+  --out FILE             JSONL output (required)
+  --judge-options JSON   passed to a module judge's functions as their second argument
+  --batch-size B         sequences per forward pass of a model judge (default 8)
+  --dtype D              model judges: float32 | bfloat16 | float16 (default: the checkpoint's)
+  --device D             model judges: cpu | cuda | cuda:N (default: cuda when available)
+  -h, --help             this help
+`;
+
+export interface GenerationGroup {
+  promptId: string | number;
+  prompt: string;
+  responses: string[];
+  promptText?: string;
+  refLogprobs?: (number | null)[];
+}
+
+/** Reads generations, grouping lines of the same prompt; a malformed line is an error naming file:line. */
+export function readGenerations(path: string): GenerationGroup[] {
+  if (!existsSync(path)) throw new UsageError(`--generations: ${path} does not exist`);
+  const groups = new Map<string, GenerationGroup>();
+  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    const where = `${path}:${i + 1}`;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
+    }
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object with "prompt" and "responses"`);
+    const o = v as Record<string, unknown>;
+    const prompt = typeof o.prompt === 'string' ? o.prompt : typeof o.prompt_text === 'string' ? o.prompt_text : undefined;
+    if (prompt === undefined) throw new Error(`${where}: expected "prompt" (or "prompt_text") to be a string`);
+    if (!Array.isArray(o.responses) || o.responses.length === 0) throw new Error(`${where}: expected "responses" to be a non-empty list`);
+    const texts: string[] = [];
+    const lps: (number | null)[] = [];
+    o.responses.forEach((r, j) => {
+      if (typeof r === 'string') {
+        texts.push(r);
+        lps.push(null);
+      } else if (r && typeof r === 'object' && typeof (r as { text?: unknown }).text === 'string') {
+        texts.push((r as { text: string }).text);
+        const lp = (r as { logprobs?: unknown }).logprobs;
+        lps.push(Array.isArray(lp) && lp.every((x) => typeof x === 'number') ? (lp as number[]).reduce((a, x) => a + x, 0) : null);
+      } else {
+        throw new Error(`${where}: responses[${j}] must be a string or an object with "text"`);
+      }
+    });
+    const idRaw = o.prompt_id ?? o.id;
+    if (idRaw !== undefined && typeof idRaw !== 'string' && typeof idRaw !== 'number') throw new Error(`${where}: "prompt_id" / "id" must be a string or a number`);
+    const key = idRaw !== undefined ? `id:${JSON.stringify(idRaw)}` : `text:${prompt}`;
+    let g = groups.get(key);
+    if (!g) {
+      g = { promptId: idRaw ?? groups.size, prompt, responses: [] };
+      if (typeof o.prompt_text === 'string') g.promptText = o.prompt_text;
+      groups.set(key, g);
+    } else if (g.prompt !== prompt) {
+      throw new Error(`${where}: prompt id ${JSON.stringify(idRaw)} was seen before with another prompt`);
+    }
+    g.responses.push(...texts);
+    if (lps.some((x) => x !== null) || g.refLogprobs) {
+      g.refLogprobs = [...(g.refLogprobs ?? new Array<number | null>(g.responses.length - texts.length).fill(null)), ...lps];
+    }
+  });
+  if (groups.size === 0) throw new Error(`${path}: no generations`);
+  return [...groups.values()];
+}
+
+function num(name: string, v: string | undefined, dflt: number, min: number): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isInteger(x) || x < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${v}'`);
+  return x;
+}
+
+export async function run(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        judge: { type: 'string' },
+        generations: { type: 'string' },
+        out: { type: 'string' },
+        'judge-options': { type: 'string' },
+        'batch-size': { type: 'string' },
+        dtype: { type: 'string' },
+        device: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  for (const k of ['judge', 'generations', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required (sppo judge --help)`);
+  const batchSize = num('batch-size', v['batch-size'], 8, 1);
+  if (v.dtype && !['float32', 'bfloat16', 'float16'].includes(v.dtype)) throw new UsageError(`--dtype must be float32, bfloat16 or float16, got '${v.dtype}'`);
+  const device = v.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
+  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
+  let spec: JudgeSpec;
+  try {
+    spec = parseJudgeSpec(v.judge!, { device, batchSize, ...(v.dtype ? { dtype: v.dtype } : {}) });
+  } catch (e) {
+    throw new UsageError(`--judge: ${(e as Error).message}`);
+  }
+  if (v['judge-options'] !== undefined) {
+    if (spec.kind !== 'module') throw new UsageError('--judge-options applies to module judges only');
+    try {
+      spec.options = JSON.parse(v['judge-options']);
+    } catch (e) {
+      throw new UsageError(`--judge-options: not valid JSON (${(e as Error).message})`);
+    }
+  }
+  if (spec.kind !== 'module' && !existsSync(spec.dir)) throw new UsageError(`--judge: ${spec.dir} does not exist`);
+
+  const groups = readGenerations(v.generations!);
+  const judge = await loadJudge(spec);
+  const lines: string[] = [];
+  const bar = new cliProgress.SingleBar({ format: 'judge [{bar}] {value}/{total} prompts | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
+  const t0 = performance.now();
+  bar.start(groups.length, 0);
+  try {
+    for (const [i, g] of groups.entries()) {
+      const matrix = await preferenceMatrix(judge, g.prompt, g.responses);
+      const w = Array.from(winRates(matrix, { promptId: g.promptId }));
+      const line: Record<string, unknown> = { prompt_id: g.promptId, prompt: g.prompt, responses: g.responses, matrix, win_rates: w };
+      if (g.promptText !== undefined) line.prompt_text = g.promptText;
+      if (g.refLogprobs) line.ref_logprobs = g.refLogprobs;
+      lines.push(JSON.stringify(line));
+      bar.update(i + 1);
+    }
+  } finally {
+    bar.stop();
+    judge.dispose?.();
+  }
+  const out = v.out!;
+  const tmp = `${out}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    for (const l of lines) writeSync(fd, l + '\n');
+    closeSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  renameSync(tmp, out);
+  console.error(`sppo judge: ${groups.length} prompts judged by ${judge.name} in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${out}`);
+}

@@ -1,0 +1,250 @@
+// `sppo train`: one SPPO (or DPO / IPO) policy update from a JSONL file of preference pairs.
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { cuda } from '../torch/index.js';
+import { loadModel, saveModel } from '../models/registry.js';
+import { Tokenizer } from '../text/tokenizer.js';
+import { isLossType, LOSS_TYPES, type LossType } from '../sppo/losses.js';
+import { train, type StepMetrics, type TrainExample } from '../sppo/trainer.js';
+import { UsageError } from './usage.js';
+
+export const summary = 'train a policy on preference pairs (SPPO, SPPO-hard, SPPO-single, DPO, IPO)';
+
+const HELP = `usage: sppo train --model DIR --pairs FILE.jsonl --out DIR [options]
+
+PAIRS lines: {"prompt", "chosen", "rejected", "chosen_win_rate", "rejected_win_rate", "chosen_over_rejected"?,
+"chosen_ref_logprob"?, "rejected_ref_logprob"?}. "prompt" is the already rendered prompt text (chat template
+applied); prompt and responses are tokenized separately (no special tokens added) and concatenated, and an EOS
+token ends each response (as TRL's DPO trainer), unless --no-eos. The reference pi_t is the model as given:
+its log-probs are the *_ref_logprob fields when present (they must be sums over exactly these response tokens),
+else computed once before training. The trained model is saved to OUT as a Hugging Face folder.
+
+options:
+  --model DIR              the policy pi_t (required)
+  --pairs FILE             JSONL pairs (required)
+  --out DIR                where the trained model is saved (required)
+  --loss L                 ${LOSS_TYPES.join(' | ')} (default sppo)
+  --beta B                 KL strength; SPPO's eta = 1/beta (default 0.001)
+  --label-smoothing E      cDPO smoothing, dpo only (default 0)
+  --lr LR                  peak learning rate (default 5e-7)
+  --epochs N               default 1
+  --batch-size B           pairs per micro-batch (default 8)
+  --grad-accum N           micro-batches per optimizer step (default 1)
+  --optimizer O            rmsprop | adamw (default rmsprop)
+  --weight-decay W         default 0
+  --warmup-ratio R         linear warmup over this fraction of the steps (default 0.1)
+  --schedule S             linear | cosine | constant (default linear)
+  --max-grad-norm G        gradient clipping (default 1; 0 = off)
+  --max-length N           prompt + response tokens (default 1024)
+  --max-prompt-length N    prompt tokens kept (from the right) when too long (default 512)
+  --eval-fraction F        held-out fraction for an eval loss per epoch (default 0)
+  --seed S                 default 0
+  --metrics FILE           JSONL metrics, one line per optimizer step
+  --checkpoint-dir DIR     save checkpoints there (each epoch, or every --checkpoint-every steps)
+  --checkpoint-every N     steps between checkpoints
+  --gradient-checkpointing recompute the logits in the backward pass (less memory)
+  --no-eos                 do not append EOS to the responses
+  --dtype D                float32 | bfloat16 (default: bfloat16 on CUDA, float32 on the CPU)
+  --device D               cpu | cuda | cuda:N (default: cuda when available)
+  -h, --help               this help
+`;
+
+function num(name: string, v: string | undefined, dflt: number, o: { integer?: boolean; min?: number; max?: number; open?: boolean } = {}): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  const min = o.min ?? -Infinity;
+  const max = o.max ?? Infinity;
+  if (v.trim() === '' || !Number.isFinite(x) || (o.integer && !Number.isInteger(x)) || x < min || x > max || (o.open && x === min)) {
+    throw new UsageError(`--${name} must be ${o.integer ? 'an integer' : 'a number'} in ${o.open ? '(' : '['}${min}, ${max}], got '${v}'`);
+  }
+  return x;
+}
+
+export interface PairLine {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  chosenWinRate?: number;
+  rejectedWinRate?: number;
+  chosenOverRejected?: number;
+  chosenRefLogprob?: number;
+  rejectedRefLogprob?: number;
+}
+
+/** Reads the pairs; a malformed line is an error naming file:line. */
+export function readPairs(path: string, loss: LossType): PairLine[] {
+  if (!existsSync(path)) throw new UsageError(`--pairs: ${path} does not exist`);
+  const out: PairLine[] = [];
+  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    const where = `${path}:${i + 1}`;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
+    }
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object`);
+    const o = v as Record<string, unknown>;
+    for (const k of ['prompt', 'chosen', 'rejected']) if (typeof o[k] !== 'string') throw new Error(`${where}: "${k}" must be a string`);
+    const prob = (k: string, required: boolean): number | undefined => {
+      const x = o[k];
+      if (x === undefined || x === null) {
+        if (required) throw new Error(`${where}: "${k}" is required by the ${loss} loss`);
+        return undefined;
+      }
+      if (typeof x !== 'number' || !(x >= 0 && x <= 1)) throw new Error(`${where}: "${k}" must be a probability in [0, 1], got ${JSON.stringify(x)}`);
+      return x;
+    };
+    const logp = (k: string): number | undefined => {
+      const x = o[k];
+      if (x === undefined || x === null) return undefined;
+      if (typeof x !== 'number' || !Number.isFinite(x) || x > 0) throw new Error(`${where}: "${k}" must be a log-probability (a finite number <= 0), got ${JSON.stringify(x)}`);
+      return x;
+    };
+    out.push({
+      prompt: o.prompt as string,
+      chosen: o.chosen as string,
+      rejected: o.rejected as string,
+      chosenWinRate: prob('chosen_win_rate', loss === 'sppo'),
+      rejectedWinRate: prob('rejected_win_rate', loss === 'sppo'),
+      chosenOverRejected: prob('chosen_over_rejected', loss === 'sppo_single'),
+      chosenRefLogprob: logp('chosen_ref_logprob'),
+      rejectedRefLogprob: logp('rejected_ref_logprob'),
+    });
+  });
+  if (out.length === 0) throw new Error(`${path}: no pairs`);
+  return out;
+}
+
+/** Tokenizes pairs as the trainer wants them: prompt and responses separately, EOS appended to responses. */
+export function tokenizePairs(tokenizer: Tokenizer, pairs: PairLine[], appendEos: boolean): TrainExample[] {
+  const eos = tokenizer.eosTokenId;
+  if (appendEos && eos === undefined) throw new Error('the tokenizer has no EOS token: use --no-eos');
+  const resp = (t: string): number[] => {
+    const ids = tokenizer.encode(t, { addSpecialTokens: false });
+    if (appendEos && ids.at(-1) !== eos) ids.push(eos!);
+    return ids;
+  };
+  return pairs.map((p, i) => {
+    const e: TrainExample = {
+      promptIds: tokenizer.encode(p.prompt, { addSpecialTokens: false }),
+      chosenIds: resp(p.chosen),
+      rejectedIds: resp(p.rejected),
+      chosenWinRate: p.chosenWinRate ?? 0.5,
+      rejectedWinRate: p.rejectedWinRate ?? 0.5,
+      chosenOverRejected: p.chosenOverRejected ?? 0.5,
+    };
+    if (e.promptIds.length === 0) throw new Error(`pair ${i + 1}: the prompt is empty after tokenization`);
+    if (p.chosenRefLogprob !== undefined && p.rejectedRefLogprob !== undefined) {
+      e.chosenRefLogprob = p.chosenRefLogprob;
+      e.rejectedRefLogprob = p.rejectedRefLogprob;
+    }
+    return e;
+  });
+}
+
+export async function run(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        model: { type: 'string' },
+        pairs: { type: 'string' },
+        out: { type: 'string' },
+        loss: { type: 'string' },
+        beta: { type: 'string' },
+        'label-smoothing': { type: 'string' },
+        lr: { type: 'string' },
+        epochs: { type: 'string' },
+        'batch-size': { type: 'string' },
+        'grad-accum': { type: 'string' },
+        optimizer: { type: 'string' },
+        'weight-decay': { type: 'string' },
+        'warmup-ratio': { type: 'string' },
+        schedule: { type: 'string' },
+        'max-grad-norm': { type: 'string' },
+        'max-length': { type: 'string' },
+        'max-prompt-length': { type: 'string' },
+        'eval-fraction': { type: 'string' },
+        seed: { type: 'string' },
+        metrics: { type: 'string' },
+        'checkpoint-dir': { type: 'string' },
+        'checkpoint-every': { type: 'string' },
+        'gradient-checkpointing': { type: 'boolean' },
+        'no-eos': { type: 'boolean' },
+        dtype: { type: 'string' },
+        device: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  for (const k of ['model', 'pairs', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required (sppo train --help)`);
+  const loss = v.loss ?? 'sppo';
+  if (!isLossType(loss)) throw new UsageError(`--loss must be one of ${LOSS_TYPES.join(', ')}, got '${loss}'`);
+  const beta = num('beta', v.beta, 0.001, { min: 0, open: true });
+  const labelSmoothing = num('label-smoothing', v['label-smoothing'], 0, { min: 0, max: 0.49 });
+  if (labelSmoothing > 0 && loss !== 'dpo') throw new UsageError('--label-smoothing applies to --loss dpo only');
+  const lr = num('lr', v.lr, 5e-7, { min: 0 });
+  const epochs = num('epochs', v.epochs, 1, { integer: true, min: 1 });
+  const batchSize = num('batch-size', v['batch-size'], 8, { integer: true, min: 1 });
+  const gradAccum = num('grad-accum', v['grad-accum'], 1, { integer: true, min: 1 });
+  const optimizer = v.optimizer ?? 'rmsprop';
+  if (optimizer !== 'rmsprop' && optimizer !== 'adamw') throw new UsageError(`--optimizer must be rmsprop or adamw, got '${optimizer}'`);
+  const weightDecay = num('weight-decay', v['weight-decay'], 0, { min: 0 });
+  const warmupRatio = num('warmup-ratio', v['warmup-ratio'], 0.1, { min: 0, max: 1 });
+  const schedule = v.schedule ?? 'linear';
+  if (schedule !== 'linear' && schedule !== 'cosine' && schedule !== 'constant') throw new UsageError(`--schedule must be linear, cosine or constant, got '${schedule}'`);
+  const maxGradNorm = num('max-grad-norm', v['max-grad-norm'], 1, { min: 0 });
+  const maxLength = num('max-length', v['max-length'], 1024, { integer: true, min: 2 });
+  const maxPromptLength = num('max-prompt-length', v['max-prompt-length'], Math.min(512, maxLength - 1), { integer: true, min: 1, max: maxLength - 1 });
+  const evalFraction = num('eval-fraction', v['eval-fraction'], 0, { min: 0, max: 0.9 });
+  const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
+  const checkpointEvery = v['checkpoint-every'] === undefined ? undefined : num('checkpoint-every', v['checkpoint-every'], 1, { integer: true, min: 1 });
+  if (v.dtype && v.dtype !== 'float32' && v.dtype !== 'bfloat16') throw new UsageError(`--dtype must be float32 or bfloat16, got '${v.dtype}'`);
+  const device = v.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
+  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
+  if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
+  const dtype = (v.dtype as 'float32' | 'bfloat16' | undefined) ?? (device.startsWith('cuda') ? 'bfloat16' : 'float32');
+
+  const pairs = readPairs(v.pairs!, loss);
+  const tokenizer = Tokenizer.fromFolder(v.model!);
+  const examples = tokenizePairs(tokenizer, pairs, !v['no-eos']);
+  const policy = loadModel(v.model!, { dtype, device });
+  const nTrain = examples.length - (evalFraction > 0 ? Math.min(examples.length - 1, Math.max(1, Math.round(examples.length * evalFraction))) : 0);
+  const total = Math.ceil(nTrain / (batchSize * gradAccum)) * epochs;
+  const bar = new cliProgress.SingleBar({ format: 'train [{bar}] {value}/{total} steps | loss {loss} | acc {acc} | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
+  bar.start(total, 0, { loss: '-', acc: '-' });
+  const t0 = performance.now();
+  let last: StepMetrics | undefined;
+  try {
+    const r = await train({
+      policy, examples, loss, beta, labelSmoothing, lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule,
+      maxGradNorm, maxLength, maxPromptLength, dtype, device, seed, evalFraction, metricsPath: v.metrics,
+      checkpointDir: v['checkpoint-dir'], checkpointEvery, gradientCheckpointing: v['gradient-checkpointing'] ?? false,
+      onStep: (m) => {
+        last = m;
+        bar.update(m.step, { loss: m.loss.toPrecision(4), acc: m.pair_accuracy.toFixed(2) });
+      },
+    });
+    bar.stop();
+    saveModel(r.model, v.out!, { tokenizerDir: v.model! });
+    const secs = (performance.now() - t0) / 1000;
+    const ev = r.evalLoss !== undefined ? `, eval loss ${r.evalLossBefore?.toPrecision(4)} -> ${r.evalLoss.toPrecision(4)}` : '';
+    console.error(`sppo train: ${r.metrics.length} steps on ${r.trainSize} pairs in ${secs.toFixed(1)} s, last loss ${last?.loss.toPrecision(4) ?? '-'}${ev} -> ${v.out}`);
+  } finally {
+    bar.stop();
+    policy.dispose();
+  }
+}

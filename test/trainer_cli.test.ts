@@ -1,0 +1,83 @@
+// `sppo train`: pairs JSONL in, a trained HF folder and per-step metrics out; errors naming file:line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readPairs, run, tokenizePairs } from '../src/cli/train.js';
+import { UsageError } from '../src/cli/usage.js';
+import { loadModel } from '../src/models/registry.js';
+import { Tokenizer } from '../src/text/tokenizer.js';
+import { hfTiny } from './helpers/fixtures.js';
+import { removeDir, tempDir } from './text_helpers.js';
+
+const model = join(hfTiny, 'llama');
+const skip = existsSync(join(model, 'model.safetensors')) ? false : `no fixture at ${model}`;
+
+function pairsFile(dir: string): string {
+  const p = join(dir, 'pairs.jsonl');
+  const lines = [
+    { prompt: 'Q: what is 2+2?\nA:', chosen: ' 4.', rejected: ' five, probably', chosen_win_rate: 0.8, rejected_win_rate: 0.2, chosen_over_rejected: 0.9 },
+    { prompt: 'Q: sky colour?\nA:', chosen: ' blue', rejected: ' green', chosen_win_rate: 0.7, rejected_win_rate: 0.3 },
+    { prompt: 'Say hi.', chosen: ' Hi!', rejected: ' No.', chosen_win_rate: 0.6, rejected_win_rate: 0.4 },
+    { prompt: 'Count: 1 2', chosen: ' 3 4', rejected: ' 9', chosen_win_rate: 0.9, rejected_win_rate: 0.1 },
+  ];
+  writeFileSync(p, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  return p;
+}
+
+test('sppo train: trains, writes metrics and a loadable HF folder', { skip }, async () => {
+  const dir = tempDir('train-cli');
+  try {
+    const pairs = pairsFile(dir);
+    const out = join(dir, 'out');
+    const metrics = join(dir, 'm.jsonl');
+    await run(['--model', model, '--pairs', pairs, '--out', out, '--beta', '0.1', '--lr', '1e-5', '--epochs', '4', '--batch-size', '2', '--grad-accum', '2',
+      '--warmup-ratio', '0', '--schedule', 'constant', '--metrics', metrics, '--device', 'cpu']);
+    const m = readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(m.length, 4);
+    assert.ok(m[3].loss < m[0].loss, `${m[0].loss} -> ${m[3].loss}`);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) assert.ok(existsSync(join(out, f)), f);
+    const trained = loadModel(out);
+    const orig = loadModel(model);
+    const a = trained.namedParameters()[1]![1];
+    const b = orig.namedParameters()[1]![1];
+    assert.ok(!a.equal(b), 'the weights changed');
+    trained.dispose();
+    orig.dispose();
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('sppo train: pairs tokenized separately with EOS appended; malformed pairs name file:line', { skip }, () => {
+  const dir = tempDir('train-cli');
+  try {
+    const pairs = pairsFile(dir);
+    const tok = Tokenizer.fromFolder(model);
+    const ex = tokenizePairs(tok, readPairs(pairs, 'sppo'), true);
+    assert.deepEqual(ex[0]!.promptIds, tok.encode('Q: what is 2+2?\nA:', { addSpecialTokens: false }));
+    assert.deepEqual(ex[0]!.chosenIds, [...tok.encode(' 4.', { addSpecialTokens: false }), tok.eosTokenId]);
+    assert.equal(ex[0]!.chosenOverRejected, 0.9);
+    assert.deepEqual(tokenizePairs(tok, readPairs(pairs, 'sppo'), false)[0]!.chosenIds, tok.encode(' 4.', { addSpecialTokens: false }));
+    // sppo_single needs chosen_over_rejected, which line 2 lacks.
+    assert.throws(() => readPairs(pairs, 'sppo_single'), /pairs\.jsonl:2: "chosen_over_rejected" is required by the sppo_single loss/);
+    const bad = join(dir, 'bad.jsonl');
+    writeFileSync(bad, '{"prompt": "p", "chosen": "a", "rejected": "b", "chosen_win_rate": 1.2, "rejected_win_rate": 0}\n');
+    assert.throws(() => readPairs(bad, 'sppo'), /bad\.jsonl:1: "chosen_win_rate" must be a probability/);
+    writeFileSync(bad, '\n{"prompt": "p", "chosen": 1}\n');
+    assert.throws(() => readPairs(bad, 'dpo'), /bad\.jsonl:2: "chosen" must be a string/);
+    // dpo does not need win rates.
+    writeFileSync(bad, '{"prompt": "p", "chosen": "a", "rejected": "b"}\n');
+    assert.equal(readPairs(bad, 'dpo').length, 1);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('sppo train: usage errors', async () => {
+  await assert.rejects(run(['--pairs', 'x', '--out', 'y']), (e: Error) => e instanceof UsageError && /--model is required/.test(e.message));
+  await assert.rejects(run(['--model', 'm', '--pairs', 'x', '--out', 'y', '--loss', 'kto']), (e: Error) => e instanceof UsageError && /--loss must be one of/.test(e.message));
+  await assert.rejects(run(['--model', 'm', '--pairs', 'x', '--out', 'y', '--beta', '0']), (e: Error) => e instanceof UsageError && /--beta/.test(e.message));
+  await assert.rejects(run(['--model', 'm', '--pairs', 'x', '--out', 'y', '--label-smoothing', '0.1']), (e: Error) => e instanceof UsageError && /dpo only/.test(e.message));
+  await assert.rejects(run(['--model', 'm', '--pairs', 'x', '--out', 'y', '--optimizer', 'sgd']), UsageError);
+});

@@ -29,8 +29,8 @@ test('loss values match hand-computed numbers (beta 0.5, eta 2)', () => {
     const v = (loss: LossType, labelSmoothing?: number): number => preferenceLoss(loss, x, { beta: 0.5, labelSmoothing }).losses.item();
     // sppo: targets eta(P - 1/2) = 0.6 and -0.4: ((0.3-0.6)^2 + (-0.2+0.4)^2)/2 = (0.09 + 0.04)/2
     close(v('sppo'), 0.065);
-    // sppo_hard: targets +1 and -1: ((0.3-1)^2 + (-0.2+1)^2)/2 = (0.49 + 0.64)/2
-    close(v('sppo_hard'), 0.565);
+    // sppo_hard: targets +1 and -1: (0.3-1)^2 + (-0.2+1)^2 = 0.49 + 0.64
+    close(v('sppo_hard'), 1.13);
     // sppo_single: target 2*(0.7-0.5) = 0.4: ((0.3-0.4)^2 + (-0.2+0.4)^2)/2 = (0.01 + 0.04)/2
     close(v('sppo_single'), 0.025);
     // dpo: z = 0.5 * (0.3 + 0.2) = 0.25; -log sigmoid(0.25) = log(1 + e^-0.25)
@@ -59,12 +59,12 @@ test('the official scaling: beta 1e-3, eta 1000, sppo = half the sum of squares'
   });
 });
 
-test('sppo_hard is sppo with win rates 1 and 0; sppo_single equals sppo with P_w = P_wl, P_l = 1 - P_wl', () => {
+test('sppo_hard is twice sppo with win rates 1 and 0; sppo_single equals sppo with P_w = P_wl, P_l = 1 - P_wl', () => {
   torch.tidy(() => {
     const base = example();
     const hard = preferenceLoss('sppo_hard', base, { beta: 0.25 }).losses.item();
     const sppo10 = preferenceLoss('sppo', { ...base, chosenWinRate: f64([1]), rejectedWinRate: f64([0]) }, { beta: 0.25 }).losses.item();
-    close(hard, sppo10);
+    close(hard, 2 * sppo10);
     const single = preferenceLoss('sppo_single', base, { beta: 0.25 }).losses.item();
     const sppoSym = preferenceLoss('sppo', { ...base, chosenWinRate: f64([0.7]), rejectedWinRate: f64([0.3]) }, { beta: 0.25 }).losses.item();
     close(single, sppoSym);

@@ -6,7 +6,7 @@
 // the per-example losses are
 //   sppo         [(a_w - eta (P_w - 1/2))^2 + (a_l - eta (P_l - 1/2))^2] / 2
 //                P_w, P_l: win rates P^(y > pi_t | x) of y_w and y_l against the current policy.
-//   sppo_hard    [(a_w - eta/2)^2 + (a_l + eta/2)^2] / 2         (= sppo with P_w = 1, P_l = 0)
+//   sppo_hard    (a_w - eta/2)^2 + (a_l + eta/2)^2               (= 2 x sppo with P_w = 1, P_l = 0)
 //   sppo_single  [(a_w - eta (P_wl - 1/2))^2 + (a_l + eta (P_wl - 1/2))^2] / 2
 //                P_wl = P(y_w > y_l | x), the judge's probability for the pair itself.
 //   dpo          -(1 - eps) log sigmoid(beta (a_w - a_l)) - eps log sigmoid(-beta (a_w - a_l))   (cDPO)
@@ -14,8 +14,9 @@
 //
 // The halving of the SPPO squares follows the official trainer (uclaml/SPPO, sppo/trainer.py, dpo_loss:
 // `losses = (loss_w + loss_l)/2` for both "sppo" and "sppo_single", targets `(1/self.beta)*(p - 0.5)`).
-// The official code has no "sppo_hard"; here it is defined as the "sppo" loss with hard win rates
-// (P_w = 1, P_l = 0), so it keeps the same 1/2 scale and the three SPPO variants are directly comparable.
+// The official code has no "sppo_hard"; it is the paper's hard-label form (P_w = 1, P_l = 0), written
+// as the project states it, without the halving: twice "sppo" with hard win rates (same minimiser, twice
+// the gradient scale).
 // DPO and IPO are TRL's "sigmoid" and "ipo" loss types, unchanged.
 //
 // Everything is computed in float32 (or float64 when the inputs are float64): 16-bit inputs are upcast.
@@ -89,7 +90,7 @@ export function preferenceLoss(loss: LossType, x: PreferenceLossInputs, opts: Pr
         break;
       }
       case 'sppo_hard':
-        losses = aw.sub(eta / 2).square().add(al.add(eta / 2).square()).mul(0.5);
+        losses = aw.sub(eta / 2).square().add(al.add(eta / 2).square());
         break;
       case 'sppo_single': {
         const t = need(x.chosenOverRejected, 'chosenOverRejected', loss).sub(0.5).mul(eta);
@@ -126,7 +127,7 @@ export function preferenceLossValue(
     case 'sppo':
       return ((a.aw - eta * (a.pw! - 0.5)) ** 2 + (a.al - eta * (a.pl! - 0.5)) ** 2) / 2;
     case 'sppo_hard':
-      return ((a.aw - eta / 2) ** 2 + (a.al + eta / 2) ** 2) / 2;
+      return (a.aw - eta / 2) ** 2 + (a.al + eta / 2) ** 2;
     case 'sppo_single':
       return ((a.aw - eta * (a.pwl! - 0.5)) ** 2 + (a.al + eta * (a.pwl! - 0.5)) ** 2) / 2;
     case 'dpo': {

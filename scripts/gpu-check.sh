@@ -9,7 +9,7 @@ mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu-check.log") 2>&1
 xz -dc .gpu/node-v20.20.2-linux-x64.xz > /tmp/node && chmod +x /tmp/node
 [ -e node_modules ] || ln -s .gpu/node_modules node_modules
-export LIBTORCH_USE_PYTORCH=1 NODE_API_INCLUDE=$PWD/.gpu/node-api-include SPPO_SKIP_NPM=1
+export LIBTORCH_USE_PYTORCH=1 NODE_API_INCLUDE=$PWD/.gpu/node-api-include SPPO_SKIP_NPM=1 SPPO_HF_FIXTURES=$PWD/.gpu/hf-tiny
 nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"
 echo "== build"; time /tmp/node scripts/setup.mjs native || exit 1
 /tmp/node -e "import('./dist/src/torch/index.js').then(t => console.log('libtorch', t.libtorchVersion(), 'cuda', t.cuda.isAvailable(), t.cuda.deviceCount()))"

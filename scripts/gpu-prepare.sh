@@ -10,6 +10,7 @@ mkdir -p .gpu/node_modules
 cp "$shared/device/node-v20.20.2-linux-x64.xz" .gpu/
 rm -rf .gpu/node-api-include && cp -r "$shared/device/node-api-include" .gpu/
 cp "$shared/device/hf_baseline.py" .gpu/
+rm -rf .gpu/hf-tiny && cp -r "$shared/fixtures/hf-tiny" .gpu/hf-tiny
 for p in node-addon-api @huggingface cli-progress string-width emoji-regex is-fullwidth-code-point strip-ansi ansi-regex; do
   rm -rf ".gpu/node_modules/$p" && cp -r "node_modules/$p" ".gpu/node_modules/$p"
 done

@@ -14,9 +14,9 @@ nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"
 echo "== build"; time /tmp/node scripts/setup.mjs native || exit 1
 /tmp/node -e "import('./dist/src/torch/index.js').then(t => console.log('libtorch', t.libtorchVersion(), 'cuda', t.cuda.isAvailable(), t.cuda.deviceCount()))"
 echo "== tests on cuda"
-SPPO_DEVICE=cuda timeout 240 /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_ models generate conformance} 2>&1 | grep -E "^# |^not ok|error:|^  error" | head -80
+SPPO_DEVICE=cuda timeout 150 /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_ models generate conformance} 2>&1 | grep -E "^# |^not ok|error:|^  error" | head -80
 echo "== bench"
-timeout 200 /tmp/node dist/bench/gpu.js "$OUT/sppo-gpu.json" || echo "gpu bench failed"
+timeout 150 /tmp/node dist/bench/gpu.js "$OUT/sppo-gpu.json" || echo "gpu bench failed"
 echo "== HF baseline"
-timeout 200 python3 .gpu/hf_baseline.py "$OUT/hf-baseline.json" || echo "hf baseline failed"
+timeout 150 python3 .gpu/hf_baseline.py "$OUT/hf-baseline.json" || echo "hf baseline failed"
 cat "$OUT"/*.json 2>/dev/null

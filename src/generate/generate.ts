@@ -143,7 +143,7 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
           let token = sampleNext(scores, opts, generator);
           token = token.maskedFill(state.finished, padId);
           const lp = logp.gather(1, token.unsqueeze(1)).squeeze(1).maskedFill(state.finished, 0);
-          const ended = banned.numel > 0 ? isin(token, banned).logicalAnd(state.finished.logicalNot()) : zerosLike(state.finished);
+          const ended = banned.numel > 0 ? isin(token, banned).logicalAnd(state.finished.logicalNot()) : zerosLike(state.finished, { device });
           return { token, lp, ended };
         });
         tokens.push(keep(next.token));

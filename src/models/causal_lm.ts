@@ -2,7 +2,7 @@
 // given tokens computed in chunks (never the full-vocabulary float32 logits of every position at once).
 import { arange, cat, defaultDevice, tidy, type CheckpointTape, type DType, type Tensor } from '../torch/index.js';
 import { Module } from '../nn/module.js';
-import { causalMask } from '../nn/attention.js';
+import { causalMask, fusedAttentionAvailable } from '../nn/attention.js';
 import type { ModelConfig } from './config.js';
 
 /** The key/value cache of one forward pass (src/generate/kv_cache.ts implements it). */
@@ -36,9 +36,11 @@ export interface LogprobOptions {
 export interface Context {
   cos: Tensor | null;
   sin: Tensor | null;
-  /** Additive masks [B, 1, Lq, Lk] for full and sliding-window attention. */
+  /** Additive masks [B, 1, Lq, Lk] for full and sliding-window attention (fullMask null: plain causal, fused path). */
   fullMask: Tensor | null;
   slidingMask: Tensor | null;
+  /** [B, 1, Lq, 1]: rows that see no key (left padding), on the fused path. */
+  emptyRows: Tensor | null;
   cache: AttentionCache | null;
   /** Use the fused attention kernel where libtorch has one (not on the CPU, where eager is the reference). */
   fused: boolean;
@@ -85,18 +87,23 @@ export abstract class CausalLMBase extends Module implements CausalLM {
   }
 
   /** The mask and positions every architecture needs. */
-  protected prepare(input: ForwardInput, sliding: number | null): { positions: Tensor; fullMask: Tensor; slidingMask: Tensor | null; past: number } {
+  protected prepare(input: ForwardInput, sliding: number | null): { positions: Tensor; fullMask: Tensor | null; slidingMask: Tensor | null; emptyRows: Tensor | null; past: number } {
     const [b, l] = input.inputIds.shape as [number, number];
     const past = input.cache?.length ?? 0;
     const mask = input.attentionMask ?? null;
     const positions = input.positionIds ?? positionsFor(mask, past, b, l, this.device);
-    const fullMask = causalMask(mask, b, l, past + l, past, this.dtype, this.device, null);
+    const fused = this.fused;
+    // Without padding the fused kernel's own causal masking does (flash attention), as transformers' sdpa path.
+    const plainCausal = fused && !mask && (past === 0 || l === 1);
+    const fullMask = plainCausal ? null : causalMask(mask, b, l, past + l, past, this.dtype, this.device, null);
     const slidingMask = sliding !== null ? causalMask(mask, b, l, past + l, past, this.dtype, this.device, sliding) : null;
-    return { positions, fullMask, slidingMask, past };
+    const emptyRows = fused && mask && l > 1 ? mask.cumsum(1, 'int64').narrow(1, mask.size(1) - l, l).eq(0).unsqueeze(1).unsqueeze(-1) : null;
+    return { positions, fullMask, slidingMask, emptyRows, past };
   }
 
+  /** Fused attention kernels (GPU with PyTorch 2's libtorch); the CPU runs the eager reference. */
   protected get fused(): boolean {
-    return this.device !== 'cpu';
+    return this.device !== 'cpu' && fusedAttentionAvailable();
   }
 
   tokenLogprobs(input: ForwardInput, opts: LogprobOptions = {}): Tensor {

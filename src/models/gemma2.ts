@@ -67,9 +67,9 @@ export class Gemma2ForCausalLM extends CausalLMBase {
 
   hidden(input: ForwardInput): Tensor {
     return tidy(() => {
-      const { positions, fullMask, slidingMask } = this.prepare(input, this.config.slidingWindow);
+      const { positions, fullMask, slidingMask, emptyRows } = this.prepare(input, this.config.slidingWindow);
       const { cos, sin } = this.rotary.tables(positions, this.dtype);
-      const ctx: Context = { cos, sin, fullMask, slidingMask, cache: input.cache ?? null, fused: this.fused };
+      const ctx: Context = { cos, sin, fullMask, slidingMask, emptyRows, cache: input.cache ?? null, fused: this.fused };
       const normalizer = scalarTensor(Math.sqrt(this.config.hiddenSize), { dtype: this.dtype, device: this.device });
       let x = this.model.embed_tokens.forward(input.inputIds).mul(normalizer);
       for (const layer of this.model.layers) x = layer.forward(x, ctx);
@@ -84,6 +84,11 @@ export class Gemma2ForCausalLM extends CausalLMBase {
       const cap = this.config.finalLogitSoftcapping;
       return cap ? logits.div(cap).tanh().mul(cap) : logits;
     });
+  }
+
+  /** Soft-capped attention has no fused kernel: always the eager composition, with its masks. */
+  protected override get fused(): boolean {
+    return false;
   }
 
   /** Gemma's norms scale by (1 + w): their weights start at zero. */

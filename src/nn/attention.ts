@@ -1,6 +1,6 @@
 // Attention for causal LMs: the additive mask transformers' eager attention uses, and attention over
 // [B, H, L, D] tensors with grouped-query heads and optional logit soft-capping.
-import { arange, callT, full, hasOp, tidy, type DType, type Tensor } from '../torch/index.js';
+import { arange, callT, full, hasOp, tidy, where, type DType, type Tensor } from '../torch/index.js';
 
 /** torch.finfo(dtype).min: the "masked" value of transformers' additive masks. */
 export function finfoMin(dtype: DType): number {
@@ -44,8 +44,13 @@ export function repeatKv(x: Tensor, nRep: number): Tensor {
 }
 
 export interface AttendOptions {
-  /** Additive mask [B, 1, Lq, Lk] (see causalMask). */
+  /** Additive mask [B, 1, Lq, Lk] (see causalMask); null with `causal` on the fused path: plain causal attention. */
   mask: Tensor | null;
+  /** With no mask: causal attention (queries and keys aligned at the start; fused path only). */
+  causal?: boolean;
+  /** [B, 1, Lq, 1] bool: query rows that see no key (left padding). The fused kernels treat them otherwise than
+   * transformers' eager attention, which averages every value uniformly; that average is put back. */
+  emptyRows?: Tensor | null;
   scale: number;
   /** Gemma 2: scores -> cap * tanh(scores / cap) before the mask. */
   softcap?: number | null;
@@ -54,6 +59,11 @@ export interface AttendOptions {
 }
 
 let haveSdpa: boolean | undefined;
+
+/** Whether libtorch has the fused scaled_dot_product_attention (PyTorch 2; not libtorch 1.13). */
+export function fusedAttentionAvailable(): boolean {
+  return (haveSdpa ??= hasOp('scaled_dot_product_attention'));
+}
 
 /**
  * softmax(q k^T * scale [soft-capped] + mask) v over q [B, H, Lq, D], k and v [B, Hkv, Lk, D], with the
@@ -64,10 +74,12 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttendOptions): Te
     const nRep = q.size(1) / k.size(1);
     const kr = repeatKv(k, nRep);
     const vr = repeatKv(v, nRep);
-    haveSdpa ??= hasOp('scaled_dot_product_attention');
-    if (opts.fused && haveSdpa && !opts.softcap) {
-      return callT('scaled_dot_product_attention', q.h, kr.h, vr.h, opts.mask?.h ?? null, 0.0, false, opts.scale);
+    if (opts.fused && fusedAttentionAvailable() && !opts.softcap) {
+      const causal = !opts.mask && (opts.causal ?? false) && q.size(2) > 1;
+      const y = callT('scaled_dot_product_attention', q.h, kr.h, vr.h, opts.mask?.h ?? null, 0.0, causal, opts.scale);
+      return opts.emptyRows ? where(opts.emptyRows, vr.mean(2, true), y) : y;
     }
+    if (!opts.mask && opts.causal && q.size(2) > 1) throw new Error('attend: causal attention without a mask needs the fused kernel');
     let scores = q.matmul(kr.transpose(2, 3)).mul(opts.scale);
     if (opts.softcap) scores = scores.div(opts.softcap).tanh().mul(opts.softcap);
     if (opts.mask) scores = scores.add(opts.mask);

@@ -11,6 +11,8 @@ const commands: Record<string, () => Promise<Command>> = {
   generate: () => import('./generate.js'),
   judge: () => import('./judge.js'),
   train: () => import('./train.js'),
+  run: () => import('./run.js'),
+  eval: () => import('./eval.js'),
 };
 
 function help(): string {

@@ -1,0 +1,47 @@
+// `sppo run CONFIG`: the SPPO loop (src/sppo/loop.ts) from a JSON or YAML config file; rerunning resumes.
+import { parseArgs } from 'node:util';
+import { loadConfigFile } from '../sppo/config.js';
+import { runSppo } from '../sppo/loop.js';
+import { UsageError } from './usage.js';
+
+export const summary = 'run (or resume) SPPO iterations from a JSON or YAML config file';
+
+const HELP = `usage: sppo run CONFIG [options]
+
+Runs T iterations of Self-Play Preference Optimization as CONFIG (JSON or YAML) describes: each iteration
+generates K responses per prompt with the current model, judges every pair, trains the next model on the
+chosen / rejected pairs with the current model as reference, evaluates it against the starting model, and
+saves it as a Hugging Face folder (runDir/iter-N/checkpoint). Rerunning the same command after a crash
+resumes at the first unfinished stage. The fields and the run directory: docs/sppo-loop.md.
+
+options:
+  --progress / --no-progress   progress bars on stderr (default: when stderr is a terminal)
+  -h, --help                   this help
+`;
+
+export async function run(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: true,
+      options: {
+        progress: { type: 'boolean' },
+        'no-progress': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+  }
+  if (parsed.values.help) {
+    console.log(HELP);
+    return;
+  }
+  if (parsed.positionals.length !== 1) throw new UsageError(`expected one config file, got ${parsed.positionals.length} arguments\n\n${HELP}`);
+  const config = loadConfigFile(parsed.positionals[0]!);
+  const progress = parsed.values['no-progress'] ? false : parsed.values.progress ? true : undefined;
+  const res = await runSppo(config, { progress });
+  console.log(JSON.stringify(res, null, 2));
+}

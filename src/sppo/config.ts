@@ -1,0 +1,215 @@
+// The configuration of an SPPO run (`sppo run CONFIG`, `runSppo(config)`): one JSON or YAML file,
+// validated with zod. Every field has a default except `model`, `prompts`, `runDir` and `judge`; an
+// unknown field, a wrong type or an out-of-range value is an error naming the field (dotted path).
+// Relative paths are resolved against the config file's folder (or `baseDir` for the library API).
+// docs/sppo-loop.md is the reference of every field.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const DTYPES = ['float32', 'bfloat16', 'float16'] as const;
+const int = (min: number): z.ZodNumber => z.number().int().min(min);
+const device = z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected cpu, cuda or cuda:N');
+
+const moduleJudge = z.object({ kind: z.literal('module'), path: z.string().min(1), options: z.unknown().optional() }).strict();
+const modelJudge = (kind: 'reward-model' | 'pairwise') =>
+  z
+    .object({
+      kind: z.literal(kind),
+      dir: z.string().min(1),
+      dtype: z.enum(DTYPES).optional(),
+      device: device.optional(),
+      batchSize: int(1).optional(),
+    })
+    .strict();
+
+/** The judge: a JS module, a reward model (Bradley-Terry scores) or a pairwise preference model. */
+export const judgeSpecSchema = z.discriminatedUnion('kind', [moduleJudge, modelJudge('reward-model'), modelJudge('pairwise')]);
+
+export const generationSchema = z
+  .object({
+    /** Samples per prompt (K). */
+    k: int(2).default(5),
+    temperature: z.number().min(0).default(0.7),
+    topP: z.number().gt(0).max(1).default(0.9),
+    topK: int(0).default(0),
+    maxNewTokens: int(1).default(1024),
+    minNewTokens: int(0).default(0),
+    stop: z.array(z.string().min(1)).default([]),
+    /** Prompts per generation batch (batchSize * k sequences decode together). */
+    batchSize: int(1).default(8),
+  })
+  .strict();
+
+export const trainingSchema = z
+  .object({
+    loss: z.enum(['sppo', 'sppo_hard', 'sppo_single', 'dpo', 'ipo']).default('sppo'),
+    beta: z.number().gt(0).default(0.001),
+    labelSmoothing: z.number().min(0).max(0.5).default(0),
+    lr: z.number().gt(0).default(5e-7),
+    epochs: int(1).default(1),
+    batchSize: int(1).default(8),
+    gradAccum: int(1).default(1),
+    optimizer: z.enum(['rmsprop', 'adamw']).default('rmsprop'),
+    weightDecay: z.number().min(0).default(0),
+    warmupRatio: z.number().min(0).max(1).default(0.1),
+    schedule: z.enum(['linear', 'cosine', 'constant']).default('linear'),
+    maxLength: int(2).default(2048),
+    maxPromptLength: int(1).default(1024),
+    maxGradNorm: z.number().gt(0).default(1),
+    gradientCheckpointing: z.boolean().default(false),
+  })
+  .strict();
+
+export const evalSchema = z
+  .object({
+    /** Held-out prompts taken from `prompts` (0: no evaluation), unless `prompts` below is given. */
+    count: int(0).default(100),
+    /** A separate file of evaluation prompts (JSONL or Parquet); its first `count` prompts are used. */
+    prompts: z.string().min(1).optional(),
+    /** Sampling of the evaluated responses (one per prompt); defaults: the generation's. */
+    temperature: z.number().min(0).optional(),
+    topP: z.number().gt(0).max(1).optional(),
+    maxNewTokens: int(1).optional(),
+    batchSize: int(1).optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** pi_0: a Hugging Face model folder. */
+    model: z.string().min(1),
+    /** Training prompts: JSONL or Parquet with `prompt` or chat `messages`. */
+    prompts: z.string().min(1),
+    /** Where every artifact goes (created if missing; rerunning resumes). */
+    runDir: z.string().min(1),
+    judge: judgeSpecSchema,
+    /** Judge of the evaluation stage (default: `judge`). */
+    evalJudge: judgeSpecSchema.optional(),
+    iterations: int(1).default(3),
+    /** Prompts per iteration (default: the non-held-out prompts split evenly over the iterations). */
+    promptsPerIteration: int(1).optional(),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+    /** Model dtype for generation and training (default: the checkpoint's). */
+    dtype: z.enum(DTYPES).optional(),
+    /** Default: cuda when available, else cpu. */
+    device: device.optional(),
+    /** Use plain-text prompts as they are, without the chat template. */
+    raw: z.boolean().default(false),
+    /** Reference log-probs: summed from generation, or recomputed by a forward pass (default: generation in float32, else recompute). */
+    refLogprobs: z.enum(['generation', 'recompute']).optional(),
+    /** Prompts per judging chunk (the unit of resumption within the judge stage). */
+    judgeChunk: int(1).default(16),
+    generation: generationSchema.prefault({}),
+    training: trainingSchema.prefault({}),
+    eval: evalSchema.prefault({}),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.training.maxPromptLength + c.generation.maxNewTokens > c.training.maxLength) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['training', 'maxLength'],
+        message: `must be at least training.maxPromptLength + generation.maxNewTokens = ${c.training.maxPromptLength} + ${c.generation.maxNewTokens} (responses are never truncated in training)`,
+      });
+    }
+  });
+
+export type JudgeSpecConfig = z.infer<typeof judgeSpecSchema>;
+export type SppoConfigInput = z.input<typeof configSchema>;
+export type SppoConfig = z.output<typeof configSchema>;
+
+/** A configuration error; the message names each offending field. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    message: string,
+    readonly fields: string[] = [],
+  ) {
+    super(message);
+  }
+}
+
+function fieldPath(path: ReadonlyArray<PropertyKey>): string {
+  let s = '';
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s === '' ? String(p) : `.${String(p)}`;
+  return s;
+}
+
+/** One line per issue: `field: message` (unknown fields: `field: unknown field`). */
+export function formatIssues(issues: ReadonlyArray<z.core.$ZodIssue>, source?: string): { message: string; fields: string[] } {
+  const lines: string[] = [];
+  const fields: string[] = [];
+  for (const is of issues) {
+    if (is.code === 'unrecognized_keys') {
+      for (const k of is.keys) {
+        const f = fieldPath([...is.path, k]);
+        fields.push(f);
+        lines.push(`${f}: unknown field`);
+      }
+    } else {
+      const f = fieldPath(is.path) || '(config)';
+      fields.push(f);
+      lines.push(`${f}: ${is.message}`);
+    }
+  }
+  const head = source ? `${source}: invalid configuration` : 'invalid configuration';
+  return { message: `${head}\n  ${lines.join('\n  ')}`, fields };
+}
+
+export interface ParseConfigOptions {
+  /** Relative paths are resolved against this folder (default: process.cwd()). */
+  baseDir?: string;
+  /** Named in error messages (the config file). */
+  source?: string;
+}
+
+function resolvePath(base: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(base, p);
+}
+
+function resolveJudge(base: string, j: JudgeSpecConfig): JudgeSpecConfig {
+  return j.kind === 'module' ? { ...j, path: resolvePath(base, j.path) } : { ...j, dir: resolvePath(base, j.dir) };
+}
+
+/** Validates a configuration object, fills in defaults and resolves relative paths. */
+export function parseConfig(input: unknown, opts: ParseConfigOptions = {}): SppoConfig {
+  const r = configSchema.safeParse(input);
+  if (!r.success) {
+    const { message, fields } = formatIssues(r.error.issues, opts.source);
+    throw new ConfigError(message, fields);
+  }
+  const base = resolve(opts.baseDir ?? process.cwd());
+  const c = r.data;
+  const out: SppoConfig = {
+    ...c,
+    model: resolvePath(base, c.model),
+    prompts: resolvePath(base, c.prompts),
+    runDir: resolvePath(base, c.runDir),
+    judge: resolveJudge(base, c.judge),
+    eval: { ...c.eval, ...(c.eval.prompts !== undefined ? { prompts: resolvePath(base, c.eval.prompts) } : {}) },
+  };
+  if (c.evalJudge) out.evalJudge = resolveJudge(base, c.evalJudge);
+  return out;
+}
+
+/** Reads a JSON (.json) or YAML (anything else) config file and validates it. */
+export function loadConfigFile(path: string): SppoConfig {
+  const file = resolve(path);
+  if (!existsSync(file)) throw new ConfigError(`${path}: no such config file`);
+  const text = readFileSync(file, 'utf8');
+  let raw: unknown;
+  try {
+    raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(`${path}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${(e as Error).message})`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${path}: expected a mapping of fields at the top level`);
+  return parseConfig(raw, { baseDir: dirname(file), source: path });
+}
+
+/** The reference log-prob source actually used: `refLogprobs`, else generation for float32 and recompute otherwise. */
+export function refLogprobSource(cfg: SppoConfig, modelDtype: string): 'generation' | 'recompute' {
+  return cfg.refLogprobs ?? (modelDtype === 'float32' ? 'generation' : 'recompute');
+}

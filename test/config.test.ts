@@ -1,0 +1,82 @@
+// The run configuration: defaults, JSON and YAML files, errors naming the field, paths relative to the file.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, loadConfigFile, parseConfig, refLogprobSource } from '../src/sppo/config.js';
+import { removeDir, tempDir } from './text_helpers.js';
+
+const minimal = { model: '/m', prompts: '/p.jsonl', runDir: '/r', judge: { kind: 'module', path: '/j.mjs' } };
+
+function fails(input: unknown, field: RegExp, fieldName: string): void {
+  assert.throws(
+    () => parseConfig(input),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError, String(e));
+      assert.match(e.message, field);
+      assert.ok(e.fields.includes(fieldName), `fields ${JSON.stringify(e.fields)} should include ${fieldName}`);
+      return true;
+    },
+  );
+}
+
+test('defaults: the paper-scale settings (K = 5, RMSprop, lr 5e-7, beta 1e-3, 3 iterations)', () => {
+  const c = parseConfig(minimal);
+  assert.equal(c.iterations, 3);
+  assert.equal(c.seed, 0);
+  assert.deepEqual(c.generation, { k: 5, temperature: 0.7, topP: 0.9, topK: 0, maxNewTokens: 1024, minNewTokens: 0, stop: [], batchSize: 8 });
+  assert.equal(c.training.loss, 'sppo');
+  assert.equal(c.training.beta, 0.001);
+  assert.equal(c.training.lr, 5e-7);
+  assert.equal(c.training.optimizer, 'rmsprop');
+  assert.equal(c.training.warmupRatio, 0.1);
+  assert.equal(c.eval.count, 100);
+  assert.equal(c.judgeChunk, 16);
+  assert.equal(c.refLogprobs, undefined);
+  assert.equal(refLogprobSource(c, 'float32'), 'generation');
+  assert.equal(refLogprobSource(c, 'bfloat16'), 'recompute');
+  assert.equal(refLogprobSource({ ...c, refLogprobs: 'recompute' }, 'float32'), 'recompute');
+});
+
+test('errors name the field: unknown fields (top level and nested), wrong types, ranges, judge kinds', () => {
+  fails({ ...minimal, learningRate: 1 }, /learningRate: unknown field/, 'learningRate');
+  fails({ ...minimal, training: { lr: 1e-6, betta: 0.1 } }, /training\.betta: unknown field/, 'training.betta');
+  fails({ ...minimal, generation: { k: 1 } }, /generation\.k: .*>=2/, 'generation.k');
+  fails({ ...minimal, training: { loss: 'kto' } }, /training\.loss: /, 'training.loss');
+  fails({ ...minimal, iterations: 'two' }, /iterations: .*expected number/, 'iterations');
+  fails({ ...minimal, judge: { kind: 'oracle', path: 'x' } }, /judge\.kind: .*'module' \| 'reward-model' \| 'pairwise'/, 'judge.kind');
+  fails({ ...minimal, judge: { kind: 'module', path: 'x', dir: 'y' } }, /judge\.dir: unknown field/, 'judge.dir');
+  fails({ ...minimal, device: 'tpu' }, /device: expected cpu, cuda or cuda:N/, 'device');
+  fails({ ...minimal, refLogprobs: 'exact' }, /refLogprobs: /, 'refLogprobs');
+  const { model: _m, ...noModel } = minimal;
+  fails(noModel, /model: /, 'model');
+  fails({ ...minimal, generation: { maxNewTokens: 600 }, training: { maxLength: 1024, maxPromptLength: 512 } }, /training\.maxLength: must be at least/, 'training.maxLength');
+});
+
+test('JSON and YAML files; relative paths resolve against the file; bad files are named', () => {
+  const dir = tempDir('config');
+  try {
+    const yaml = join(dir, 'run.yaml');
+    writeFileSync(yaml, ['model: models/pi0', 'prompts: data/p.parquet', 'runDir: runs/a', 'judge: {kind: module, path: ./judge.mjs, options: {token: x}}', 'evalJudge: {kind: reward-model, dir: rm, batchSize: 4}', 'training: {loss: ipo, beta: 0.1}', 'eval: {prompts: data/eval.jsonl, count: 5}'].join('\n'));
+    const c = loadConfigFile(yaml);
+    assert.equal(c.model, join(dir, 'models/pi0'));
+    assert.equal(c.prompts, join(dir, 'data/p.parquet'));
+    assert.equal(c.runDir, join(dir, 'runs/a'));
+    assert.deepEqual(c.judge, { kind: 'module', path: join(dir, 'judge.mjs'), options: { token: 'x' } });
+    assert.deepEqual(c.evalJudge, { kind: 'reward-model', dir: join(dir, 'rm'), batchSize: 4 });
+    assert.equal(c.eval.prompts, join(dir, 'data/eval.jsonl'));
+    assert.equal(c.training.loss, 'ipo');
+    assert.equal(c.training.lr, 5e-7);
+
+    const json = join(dir, 'run.json');
+    writeFileSync(json, JSON.stringify({ ...minimal, generation: { k: 3, temprature: 1 } }));
+    assert.throws(() => loadConfigFile(json), (e: Error) => e instanceof ConfigError && e.message.includes(json) && /generation\.temprature: unknown field/.test(e.message));
+    writeFileSync(json, '{"model": ');
+    assert.throws(() => loadConfigFile(json), /run\.json: not valid JSON/);
+    writeFileSync(yaml, '- a\n- b\n');
+    assert.throws(() => loadConfigFile(yaml), /run\.yaml: expected a mapping/);
+    assert.throws(() => loadConfigFile(join(dir, 'nope.yaml')), /nope\.yaml: no such config file/);
+  } finally {
+    removeDir(dir);
+  }
+});

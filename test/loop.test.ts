@@ -1,0 +1,152 @@
+// `sppo run` end to end on a tiny fixture model with a programmatic judge (prefers responses containing a
+// given token): after 2 iterations the model beats the starting model by more than twice the standard error,
+// as `sppo eval` measures it; the iterative DPO and IPO baselines run through the same loop.
+//
+// Settings for the tiny (150k-parameter, random-weight) llama fixture: K = 8 samples of 16 tokens at
+// temperature 1, 48 prompts per iteration, AdamW lr 3e-3, beta 0.1 (the paper's 1e-3 is for 7B models),
+// 2 epochs of batch 8, no warmup. The judge's token 'given' is one the fixture samples in a few percent of
+// its responses, so the pairs carry signal and the model can learn to say it more.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runSppo } from '../src/sppo/loop.js';
+import type { SppoConfigInput } from '../src/sppo/config.js';
+import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const cli = join(root, 'dist/src/cli/main.js');
+const model = join(fixtureRoot, 'llama');
+const skip = existsSync(join(model, 'model.safetensors')) ? false : `no llama fixture at ${model}`;
+
+const JUDGE = `// Prefers the response with more occurrences of options.token: P(a > b) = sigmoid(2 (count(a) - count(b))).
+export const name = 'likes-token';
+export const positionBiased = false;
+const count = (s, t) => s.split(t).length - 1;
+export default function ({ a, b }, options) {
+  const d = count(a, options.token) - count(b, options.token);
+  return 1 / (1 + Math.exp(-2 * d));
+}
+`;
+
+const TOPICS = ['cats', 'dogs', 'the sea', 'numbers', 'music', 'stars', 'bread', 'rain'];
+
+function writePrompts(path: string, n: number, prefix: string): void {
+  const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ id: `${prefix}${i}`, prompt: `${prefix} ${i}: say something about ${TOPICS[i % TOPICS.length]}.` }));
+  writeFileSync(path, lines.join('\n') + '\n');
+}
+
+function config(loss: string, k: number, evalCount: number): string {
+  return [
+    `model: ${JSON.stringify(model)}`,
+    'prompts: prompts.jsonl',
+    `runDir: run-${loss}`,
+    'judge: { kind: module, path: judge.mjs, options: { token: given } }',
+    'iterations: 2',
+    'seed: 3',
+    'device: cpu',
+    'promptsPerIteration: 48',
+    `generation: { k: ${k}, temperature: 1, topP: 1, maxNewTokens: 16, batchSize: 16 }`,
+    `training: { loss: ${loss}, beta: 0.1, lr: 0.003, optimizer: adamw, epochs: 2, batchSize: 8, maxLength: 64, maxPromptLength: 48, warmupRatio: 0 }`,
+    `eval: { count: ${evalCount} }`,
+  ].join('\n') + '\n';
+}
+
+function node(args: string[], cwd: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', env: { ...process.env, SPPO_TEST_KILL_AT: '' } });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('sppo run (SPPO, 2 iterations): iteration 2 beats the starting model by > 2 standard errors in sppo eval', { skip }, () => {
+  const dir = tempDir('loop');
+  try {
+    writeFileSync(join(dir, 'judge.mjs'), JUDGE);
+    writePrompts(join(dir, 'prompts.jsonl'), 256, 'Question');
+    writeFileSync(join(dir, 'sppo.yaml'), config('sppo', 8, 128));
+    const r = node(['run', 'sppo.yaml'], dir);
+    assert.equal(r.status, 0, r.stderr);
+    const run = join(dir, 'run-sppo');
+    for (const t of [1, 2]) {
+      for (const f of ['generations.jsonl', 'preferences.jsonl', 'pairs.jsonl', 'train-metrics.jsonl', 'eval-responses.jsonl', 'eval.json', 'checkpoint/model.safetensors', 'checkpoint/config.json', 'checkpoint/tokenizer.json']) {
+        assert.ok(existsSync(join(run, `iter-${t}`, f)), `iter-${t}/${f}`);
+      }
+      assert.ok(!existsSync(join(run, `iter-${t}`, 'partial')), 'chunks removed once a stage is done');
+    }
+    assert.ok(existsSync(join(run, 'iter-0/eval-responses.jsonl')));
+
+    // Artifacts have the documented shape.
+    const gens = readFileSync(join(run, 'iter-1/generations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(gens.length, 48);
+    for (const g of gens) {
+      assert.equal(g.responses.length, 8);
+      for (const x of g.responses) assert.ok(x.token_ids.length >= 1 && x.token_ids.length <= 16 && Number.isFinite(x.logprob) && x.logprob < 0);
+    }
+    const prefs = readFileSync(join(run, 'iter-1/preferences.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    for (const p of prefs) {
+      assert.equal(p.matrix.length, 8);
+      assert.ok(Math.abs(p.win_rates.reduce((a: number, x: number) => a + x, 0) - 4) < 1e-9, 'win rates sum to K/2');
+    }
+    const pairs = readFileSync(join(run, 'iter-1/pairs.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(pairs.length, 48);
+    for (const p of pairs) {
+      assert.ok(p.chosen_win_rate >= p.rejected_win_rate);
+      assert.ok(Number.isFinite(p.chosen_ref_logprob) && Number.isFinite(p.rejected_ref_logprob), 'float32: reference log-probs from generation');
+    }
+    const metrics = readFileSync(join(run, 'iter-1/train-metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.ok(metrics.length >= 2 && metrics.every((m) => Number.isFinite(m.loss) && !('tokens_per_s' in m)));
+    const loopEval = JSON.parse(readFileSync(join(run, 'iter-2/eval.json'), 'utf8'));
+    assert.equal(loopEval.n, 128);
+    assert.ok(loopEval.winRate > 0.5, `loop's own eval: ${loopEval.winRate}`);
+    const summary = JSON.parse(readFileSync(join(run, 'summary.json'), 'utf8'));
+    assert.equal(summary.finalModel, 'iter-2/checkpoint');
+
+    // The measurement: sppo eval of iteration 2 against pi_0 on the run's 128 held-out prompts, same judge.
+    const split = JSON.parse(readFileSync(join(run, 'splits.json'), 'utf8')) as { eval: number[]; iterations: number[][] };
+    assert.equal(split.eval.length, 128);
+    const all = readFileSync(join(dir, 'prompts.jsonl'), 'utf8').trim().split('\n');
+    writeFileSync(join(dir, 'heldout.jsonl'), split.eval.map((i) => all[i]).join('\n') + '\n');
+    const e = node(
+      ['eval', '--judge', 'judge.mjs', '--judge-options', '{"token": "given"}', '--model', join(run, 'iter-2/checkpoint'), '--reference-model', model,
+        '--prompts', 'heldout.jsonl', '--temperature', '1', '--top-p', '1', '--max-new-tokens', '16', '--seed', '11', '--device', 'cpu', '--out', 'eval.json'],
+      dir,
+    );
+    assert.equal(e.status, 0, e.stderr);
+    const rep = JSON.parse(readFileSync(join(dir, 'eval.json'), 'utf8'));
+    assert.deepEqual(JSON.parse(e.stdout), rep);
+    assert.equal(rep.n, 128);
+    console.log(`# sppo eval, iteration 2 vs pi_0: win rate ${rep.winRate.toFixed(3)} ± ${rep.standardError.toFixed(3)} (LC ${rep.lcWinRate?.toFixed(3)}), loop's eval ${loopEval.winRate.toFixed(3)} ± ${loopEval.standardError.toFixed(3)}`);
+    assert.ok(rep.winRate - 0.5 > 2 * rep.standardError, `win rate ${rep.winRate} ± ${rep.standardError} is not above 1/2 by 2 SE`);
+    assert.ok(rep.avgLength > 0 && rep.avgReferenceLength > 0);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+for (const loss of ['dpo', 'ipo'] as const) {
+  test(`the same loop with loss '${loss}' (iterative ${loss.toUpperCase()}) completes (library API)`, { skip }, async () => {
+    const dir = tempDir(`loop-${loss}`);
+    try {
+      writeFileSync(join(dir, 'judge.mjs'), JUDGE);
+      writePrompts(join(dir, 'prompts.jsonl'), 112, 'Question');
+      const { parse } = await import('yaml');
+      const cfg = parse(config(loss, 4, 16)) as SppoConfigInput;
+      const lines: string[] = [];
+      const res = await runSppo(cfg, { baseDir: dir, progress: false, log: (s) => lines.push(s) });
+      assert.equal(res.iterations.length, 2);
+      assert.equal(res.finalModel, join(dir, `run-${loss}`, 'iter-2/checkpoint'));
+      for (const it of res.iterations) {
+        assert.ok(it.pairs > 0);
+        assert.equal(it.eval?.n, 16);
+        assert.ok(it.eval!.winRate! >= 0 && it.eval!.winRate! <= 1);
+        const metrics = readFileSync(join(dir, `run-${loss}`, `iter-${it.iteration}`, 'train-metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+        assert.ok(metrics.length > 0 && metrics.every((m) => Number.isFinite(m.loss)));
+      }
+      assert.ok(readdirSync(join(dir, `run-${loss}`, 'iter-2/checkpoint')).includes('model.safetensors'));
+      assert.equal(lines.filter((l) => /win rate vs pi_0/.test(l)).length, 2);
+    } finally {
+      removeDir(dir);
+    }
+  });
+}

@@ -72,9 +72,14 @@ export function positionsFor(attentionMask: Tensor | null | undefined, past: num
   });
 }
 
+/** 'sdpa': libtorch's fused attention where it has one (GPUs with PyTorch 2); 'eager': always the composition
+ * transformers' eager attention computes (what conformance compares against, on every device). */
+export type AttentionImplementation = 'sdpa' | 'eager';
+
 export abstract class CausalLMBase extends Module implements CausalLM {
   dtype: DType = 'float32';
   device = 'cpu';
+  attention: AttentionImplementation = 'sdpa';
   constructor(readonly config: ModelConfig) {
     super();
   }
@@ -103,7 +108,7 @@ export abstract class CausalLMBase extends Module implements CausalLM {
 
   /** Fused attention kernels (GPU with PyTorch 2's libtorch); the CPU runs the eager reference. */
   protected get fused(): boolean {
-    return this.device !== 'cpu' && fusedAttentionAvailable();
+    return this.attention === 'sdpa' && this.device !== 'cpu' && fusedAttentionAvailable();
   }
 
   tokenLogprobs(input: ForwardInput, opts: LogprobOptions = {}): Tensor {

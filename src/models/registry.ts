@@ -3,7 +3,7 @@ import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from '
 import { join, resolve } from 'node:path';
 import { defaultDevice, saveWeights, WeightFolder, type DType, type Tensor } from '../torch/index.js';
 import { readConfig, type ModelConfig } from './config.js';
-import type { CausalLMBase } from './causal_lm.js';
+import type { AttentionImplementation, CausalLMBase } from './causal_lm.js';
 import { LlamaForCausalLM } from './llama.js';
 import { MistralForCausalLM } from './mistral.js';
 import { Qwen2ForCausalLM } from './qwen2.js';
@@ -38,6 +38,8 @@ export interface LoadModelOptions {
   dtype?: DType;
   /** Default: the default device ('cpu', or $SPPO_DEVICE). */
   device?: string;
+  /** 'sdpa' (default: fused kernels on GPUs) or 'eager' (transformers' eager attention everywhere). */
+  attention?: AttentionImplementation;
 }
 
 /** Checkpoint tensors that are not parameters: rotary buffers, GPT-2's causal-mask buffers, tied heads. */
@@ -59,6 +61,7 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): CausalLMBas
   const device = opts.device ?? defaultDevice();
   model.loadWeights(new WeightFolder(folder), { dtype, device, ignore: ignorable(model.config) });
   model.to({ dtype, device });
+  model.attention = opts.attention ?? 'sdpa';
   model.eval();
   sources.set(model, folder);
   return model;

@@ -150,3 +150,38 @@ for (const loss of ['dpo', 'ipo'] as const) {
     }
   });
 }
+
+test("refLogprobs: generation's summed log-probs match a recomputation in float32; 'recompute' leaves them to the trainer", { skip }, async () => {
+  const dir = tempDir('loop-ref');
+  try {
+    writeFileSync(join(dir, 'judge.mjs'), JUDGE);
+    writePrompts(join(dir, 'prompts.jsonl'), 8, 'Question');
+    const { parse } = await import('yaml');
+    const base = parse(config('sppo', 3, 0)) as Record<string, unknown>;
+    const cfg = { ...base, iterations: 1, promptsPerIteration: 8, runDir: 'run-gen' } as SppoConfigInput;
+    await runSppo(cfg, { baseDir: dir, progress: false, log: () => {} });
+    await runSppo({ ...cfg, runDir: 'run-re', refLogprobs: 'recompute' }, { baseDir: dir, progress: false, log: () => {} });
+    const read = (run: string, f: string): Record<string, unknown>[] => readFileSync(join(dir, run, 'iter-1', f), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const gen = read('run-gen', 'pairs.jsonl');
+    const re = read('run-re', 'pairs.jsonl');
+    assert.ok(re.every((p) => !('chosen_ref_logprob' in p)), "'recompute': no reference log-probs in pairs.jsonl");
+    assert.deepEqual(re.map((p) => p.chosen_ids), gen.map((p) => p.chosen_ids), 'same samples either way');
+    // The trainer's own computation (right-padded full forward) agrees with generation's (KV cache).
+    const { pairLogprobs } = await import('../src/sppo/trainer.js');
+    const { loadModel } = await import('../src/models/registry.js');
+    const m = loadModel(model);
+    try {
+      const lps = pairLogprobs(m, gen.map((p) => ({ promptIds: p.prompt_ids as number[], chosenIds: p.chosen_ids as number[], rejectedIds: p.rejected_ids as number[] })));
+      gen.forEach((p, i) => {
+        assert.ok(Math.abs((p.chosen_ref_logprob as number) - lps[i]![0]) < 1e-4, `chosen ${p.chosen_ref_logprob} vs ${lps[i]![0]}`);
+        assert.ok(Math.abs((p.rejected_ref_logprob as number) - lps[i]![1]) < 1e-4, `rejected ${p.rejected_ref_logprob} vs ${lps[i]![1]}`);
+      });
+    } finally {
+      m.dispose();
+    }
+    assert.ok(!existsSync(join(dir, 'run-gen', 'iter-0')), 'eval.count 0: no evaluation');
+    assert.ok(existsSync(join(dir, 'run-re', 'iter-1/checkpoint/model.safetensors')));
+  } finally {
+    removeDir(dir);
+  }
+});

@@ -156,6 +156,15 @@ function checkedOracle(judge: PreferenceOracle): PreferenceOracle {
   };
 }
 
+/** Loads a model folder; a failure names the stage and the folder. */
+function loadStageModel(dir: string, what: string, dtype: DType, device: string): CausalLMBase {
+  try {
+    return loadModel(dir, { dtype, device });
+  } catch (e) {
+    throw new Error(`${what}: cannot load the model ${dir}: ${(e as Error).message}`);
+  }
+}
+
 function idOf(r: { id?: string | number }): { id?: string | number } {
   return r.id !== undefined ? { id: r.id } : {};
 }
@@ -321,7 +330,7 @@ async function runLoop(
         if (existsSync(path)) {
           lines = readJsonl<GenerationLine>(path);
         } else {
-          model ??= loadModel(modelDir, { dtype, device });
+          model ??= loadStageModel(modelDir, `iteration ${t} ${stage}`, dtype, device);
           const chunk = order.slice(c * s.batchSize, (c + 1) * s.batchSize).map((i) => usable[i]!);
           const gens = generate(model, chunk.map((it) => it.ids), {
             n: s.n, temperature: s.temperature, topP: s.topP, topK: s.topK, maxNewTokens: s.maxNewTokens, minNewTokens: s.minNewTokens,
@@ -490,7 +499,7 @@ async function runLoop(
       let speed: number[] = [];
       if (examples.length === 0) {
         log(`sppo run: iteration ${t}: no informative pair (all ${pairs.length} degenerate); pi_${t} = pi_${t - 1}`);
-        const m = loadModel(policyDir, { dtype, device });
+        const m = loadStageModel(policyDir, `iteration ${t} train`, dtype, device);
         try {
           writeJsonlAtomic(metricsPath, []);
           await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
@@ -503,8 +512,9 @@ async function runLoop(
         progress.start(`iter ${t} train`, groups, 0);
         let model: CausalLMBase | undefined;
         try {
+          model = loadStageModel(policyDir, `iteration ${t} train`, dtype, device);
           const res = await train({
-            policy: policyDir,
+            policy: model,
             reference: policyDir,
             examples,
             loss: tc.loss,
@@ -529,6 +539,9 @@ async function runLoop(
               progress.update(m.step);
               kill(t, 'train', m.step);
             },
+          }).catch((e: unknown) => {
+            if (e instanceof Error) e.message = `iteration ${t} train: ${e.message}`;
+            throw e;
           });
           model = res.model;
           // Step timings are not artifacts: they go to timings.jsonl.

@@ -131,7 +131,7 @@ for (const loss of ['dpo', 'ipo'] as const) {
       writeFileSync(join(dir, 'judge.mjs'), JUDGE);
       writePrompts(join(dir, 'prompts.jsonl'), 112, 'Question');
       const { parse } = await import('yaml');
-      const cfg = parse(config(loss, 4, 16)) as SppoConfigInput;
+      const cfg = { ...(parse(config(loss, 4, 16)) as SppoConfigInput), promptsPerIteration: 24 };
       const lines: string[] = [];
       const res = await runSppo(cfg, { baseDir: dir, progress: false, log: (s) => lines.push(s) });
       assert.equal(res.iterations.length, 2);

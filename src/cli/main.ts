@@ -13,6 +13,9 @@ const commands: Record<string, () => Promise<Command>> = {
   train: () => import('./train.js'),
   run: () => import('./run.js'),
   eval: () => import('./eval.js'),
+  sft: () => import('./sft.js'),
+  demo: () => import('./demo.js'),
+  'train-judge': () => import('./train_judge.js'),
 };
 
 function help(): string {

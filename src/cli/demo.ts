@@ -1,0 +1,99 @@
+// `sppo demo`: the demo (npm run demo) and the steps that prepare its committed models.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { demonstrations } from '../demo/demonstrations.js';
+import { heldOutPrompts } from '../demo/tasks.js';
+import { llamaConfig, writeTokenizerFolder } from '../demo/tokenizer.js';
+import { HELD_OUT_COUNT, HELD_OUT_SEED, STARTER_ARCH, STARTER_SFT_EXAMPLES, STARTER_SFT_SEED } from '../demo/constants.js';
+import { proxyJudgeData } from '../demo/proxy_data.js';
+import { runDemo } from '../demo/run.js';
+import { UsageError } from './usage.js';
+
+export const summary = 'the demo: SPPO on a small task family, judged by a proxy model, evaluated by a gold judge';
+
+const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fresh]
+       sppo demo starter-inputs --dir DIR [--examples N --seed S]
+       sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S]
+
+  run (default)     SPPO (3 iterations, K = 5) of demo/starter with demo/proxy-judge as the judge, each iteration
+                    evaluated on held-out prompts by the gold judge against the starter; writes OUT/summary.json
+                    and OUT/report.html (OUT: runs/demo, or runs/demo-quick with --quick). A rerun resumes.
+      --quick       1 iteration of 16 prompts, 32 held-out prompts (what CI runs)
+      --baselines   also iterative DPO and IPO, same prompts, samples, judge and hyper-parameters
+      --fresh       delete OUT first
+  starter-inputs    write DIR/tokenizer/ (tokenizer files), DIR/config.json (the starter's architecture) and
+                    DIR/sft.jsonl (mixed-quality demonstrations) for 'sppo sft' (demo/make-starter.sh)
+  judge-data        sample the starter on N prompts (K each) and write the gold judge's verdicts on all pairs:
+                    DIR/judge-train.jsonl and DIR/judge-heldout.jsonl (15% of the prompts) for 'sppo train-judge'
+`;
+
+function writeJsonl(path: string, rows: unknown[]): void {
+  writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+}
+
+async function starterInputs(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { dir: { type: 'string' }, examples: { type: 'string' }, seed: { type: 'string' } } });
+  if (!v.dir) throw new UsageError('--dir is required');
+  const n = v.examples ? Number(v.examples) : STARTER_SFT_EXAMPLES;
+  const seed = v.seed ? Number(v.seed) : STARTER_SFT_SEED;
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--examples must be a positive integer, got '${v.examples}'`);
+  if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be an integer >= 0, got '${v.seed}'`);
+  mkdirSync(v.dir, { recursive: true });
+  writeTokenizerFolder(join(v.dir, 'tokenizer'));
+  writeFileSync(join(v.dir, 'config.json'), JSON.stringify(llamaConfig(STARTER_ARCH), null, 2) + '\n');
+  const held = new Set(heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).map((t) => t.prompt));
+  const demos = demonstrations(n, seed, held);
+  writeJsonl(join(v.dir, 'sft.jsonl'), demos.map((d) => ({ prompt: d.prompt, response: d.response, kind: d.kind, correct: d.correct, style: d.style })));
+  const correct = demos.filter((d) => d.correct).length / demos.length;
+  console.error(`sppo demo starter-inputs: ${demos.length} demonstrations (${(100 * correct).toFixed(1)}% correct) -> ${v.dir}`);
+}
+
+async function judgeData(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, dir: { type: 'string' }, prompts: { type: 'string' }, k: { type: 'string' }, seed: { type: 'string' } } });
+  if (!v.model || !v.dir) throw new UsageError('--model and --dir are required');
+  const int = (name: string, x: string | undefined, d: number, min: number): number => {
+    const n = x === undefined ? d : Number(x);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${x}'`);
+    return n;
+  };
+  const bar = new cliProgress.SingleBar({ format: 'judge-data [{bar}] {value}/{total} prompts | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
+  const n = int('prompts', v.prompts, 400, 2);
+  bar.start(n, 0);
+  const t0 = performance.now();
+  let r;
+  try {
+    r = await proxyJudgeData({ model: v.model, prompts: n, k: int('k', v.k, 5, 2), seed: int('seed', v.seed, 0, 0), onProgress: (d) => bar.update(d) });
+  } finally {
+    bar.stop();
+  }
+  mkdirSync(v.dir, { recursive: true });
+  writeJsonl(join(v.dir, 'judge-train.jsonl'), r.train);
+  writeJsonl(join(v.dir, 'judge-heldout.jsonl'), r.heldOut);
+  console.error(`sppo demo judge-data: ${r.train.length} training and ${r.heldOut.length} held-out comparisons in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${v.dir}`);
+}
+
+async function demo(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { quick: { type: 'boolean' }, baselines: { type: 'boolean' }, out: { type: 'string' }, fresh: { type: 'boolean' }, root: { type: 'string' } } });
+  const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
+  const out = v.out ?? join('runs', v.quick ? 'demo-quick' : 'demo');
+  const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY) });
+  console.log(r.table);
+  const stages = Object.entries(r.timings).map(([m, t]) => `${m}: ${Object.entries(t).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(', ')}`).join('; ');
+  console.log(`\n${join(out, 'summary.json')}, ${join(out, 'report.html')} (${r.seconds.toFixed(0)} s; ${stages})`);
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === '--help' || sub === '-h') {
+    console.log(HELP);
+    return;
+  }
+  if (sub === 'starter-inputs') return starterInputs(rest);
+  if (sub === 'judge-data') return judgeData(rest);
+  if (sub === 'run') return demo(rest);
+  if (sub === undefined || sub.startsWith('--')) return demo(argv);
+  throw new UsageError(`unknown demo step '${sub}'\n\n${HELP}`);
+}

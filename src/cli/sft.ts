@@ -1,0 +1,236 @@
+// `sppo sft`: supervised fine-tuning on (prompt, response) pairs, from a model folder or from random weights.
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { cuda } from '../torch/index.js';
+import { createModel, loadModel, saveModel } from '../models/registry.js';
+import { parseConfig } from '../models/config.js';
+import type { CausalLMBase } from '../models/causal_lm.js';
+import { Tokenizer } from '../text/tokenizer.js';
+import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
+import { sft, type SftExample, type SftStepMetrics } from '../sppo/sft.js';
+import { UsageError } from './usage.js';
+
+export const summary = 'supervised fine-tuning on (prompt, response) pairs, from a model folder or random weights';
+
+const HELP = `usage: sppo sft (--model DIR | --init CONFIG.json --tokenizer DIR) --data FILE.jsonl --out DIR [options]
+
+DATA lines: {"prompt": "...", "response": "..."} or {"messages": [{"role", "content"}, ...], "response": "..."}
+(a "messages" list that ends with an assistant turn and has no "response" uses that turn as the response).
+The prompt is rendered with the chat template (one user turn, or the messages, plus the generation prompt)
+when the folder has one, as is with --raw or without a template; prompt and response are tokenized
+separately (no special tokens added) and EOS is appended to the response unless --no-eos. The loss is the
+mean cross-entropy over the response tokens only. The trained model is saved to OUT as a Hugging Face folder
+(config.json, model.safetensors, the tokenizer files, generation_config.json).
+
+options:
+  --model DIR            continue from this model folder
+  --init CONFIG.json     start from random weights of this config.json (normal(0, initializer_range), seeded)
+  --tokenizer DIR        folder with tokenizer.json etc. (required with --init; default: --model)
+  --data FILE            JSONL examples (required)
+  --out DIR              where the model is saved (required)
+  --lr LR                peak learning rate (default 1e-3)
+  --epochs N             default 1
+  --batch-size B         examples per micro-batch (default 16)
+  --grad-accum N         micro-batches per optimizer step (default 1)
+  --optimizer O          adamw | rmsprop (default adamw)
+  --weight-decay W       default 0
+  --warmup-ratio R       default 0.05
+  --schedule S           linear | cosine | constant (default cosine)
+  --max-grad-norm G      default 1 (0 = off)
+  --max-length N         tokens per sequence (default 1024)
+  --eval-fraction F      held-out fraction, its loss at the end of each epoch (default 0)
+  --seed S               initialisation, shuffling and split (default 0)
+  --metrics FILE         JSONL metrics, one line per optimizer step
+  --no-eos               do not append EOS to the responses
+  --raw                  use prompts as they are, without the chat template
+  --dtype D              float32 | bfloat16 (default: bfloat16 on CUDA, float32 on the CPU)
+  --device D             cpu | cuda | cuda:N (default: cuda when available)
+  -h, --help             this help
+`;
+
+function num(name: string, v: string | undefined, dflt: number, o: { integer?: boolean; min?: number; max?: number; open?: boolean } = {}): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  const min = o.min ?? -Infinity;
+  const max = o.max ?? Infinity;
+  if (v.trim() === '' || !Number.isFinite(x) || (o.integer && !Number.isInteger(x)) || x < min || x > max || (o.open && x === min)) {
+    throw new UsageError(`--${name} must be ${o.integer ? 'an integer' : 'a number'} in ${o.open ? '(' : '['}${min}, ${max}], got '${v}'`);
+  }
+  return x;
+}
+
+export interface SftLine {
+  prompt: string | ChatMessage[];
+  response: string;
+}
+
+/** Reads SFT examples; a malformed line is an error naming file:line. */
+export function readSftData(path: string): SftLine[] {
+  if (!existsSync(path)) throw new UsageError(`--data: ${path} does not exist`);
+  const out: SftLine[] = [];
+  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    const where = `${path}:${i + 1}`;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch (e) {
+      throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
+    }
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object with "prompt" or "messages", and "response"`);
+    const o = v as Record<string, unknown>;
+    let prompt: string | ChatMessage[];
+    let response = o.response;
+    if (typeof o.prompt === 'string') prompt = o.prompt;
+    else if (Array.isArray(o.messages)) {
+      const msgs = o.messages as unknown[];
+      msgs.forEach((m, j) => {
+        if (!m || typeof m !== 'object' || typeof (m as ChatMessage).role !== 'string' || typeof (m as ChatMessage).content !== 'string') {
+          throw new Error(`${where}: messages[${j}] must be an object with string "role" and "content"`);
+        }
+      });
+      const list = msgs as ChatMessage[];
+      if (response === undefined && list.length > 1 && list.at(-1)!.role === 'assistant') {
+        response = list.at(-1)!.content;
+        prompt = list.slice(0, -1);
+      } else prompt = list;
+      if (prompt.length === 0) throw new Error(`${where}: "messages" is empty`);
+    } else throw new Error(`${where}: expected "prompt" (a string) or "messages" (a list)`);
+    if (typeof response !== 'string') throw new Error(`${where}: "response" must be a string`);
+    if (response === '') throw new Error(`${where}: "response" is empty`);
+    out.push({ prompt, response });
+  });
+  if (out.length === 0) throw new Error(`${path}: no examples`);
+  return out;
+}
+
+/** Tokenizes examples: the rendered prompt and the response separately, EOS appended to the response. */
+export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undefined, lines: SftLine[], o: { raw?: boolean; appendEos?: boolean } = {}): SftExample[] {
+  const eos = tokenizer.eosTokenId;
+  const appendEos = o.appendEos ?? true;
+  if (appendEos && eos === undefined) throw new Error('the tokenizer has no EOS token: use --no-eos');
+  return lines.map((l, i) => {
+    const text = promptText(l.prompt, template, { raw: o.raw ?? false });
+    const promptIds = tokenizer.encode(text, { addSpecialTokens: false });
+    const responseIds = tokenizer.encode(l.response, { addSpecialTokens: false });
+    if (appendEos && responseIds.at(-1) !== eos) responseIds.push(eos!);
+    if (promptIds.length === 0) throw new Error(`example ${i + 1}: the prompt is empty after tokenization`);
+    return { promptIds, responseIds };
+  });
+}
+
+export async function run(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        model: { type: 'string' },
+        init: { type: 'string' },
+        tokenizer: { type: 'string' },
+        data: { type: 'string' },
+        out: { type: 'string' },
+        lr: { type: 'string' },
+        epochs: { type: 'string' },
+        'batch-size': { type: 'string' },
+        'grad-accum': { type: 'string' },
+        optimizer: { type: 'string' },
+        'weight-decay': { type: 'string' },
+        'warmup-ratio': { type: 'string' },
+        schedule: { type: 'string' },
+        'max-grad-norm': { type: 'string' },
+        'max-length': { type: 'string' },
+        'eval-fraction': { type: 'string' },
+        seed: { type: 'string' },
+        metrics: { type: 'string' },
+        'no-eos': { type: 'boolean' },
+        raw: { type: 'boolean' },
+        dtype: { type: 'string' },
+        device: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  if (!v.model === !v.init) throw new UsageError('give exactly one of --model DIR and --init CONFIG.json (sppo sft --help)');
+  for (const k of ['data', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required (sppo sft --help)`);
+  const tokDir = v.tokenizer ?? v.model;
+  if (!tokDir) throw new UsageError('--tokenizer DIR is required with --init');
+  if (v.model && !existsSync(v.model)) throw new UsageError(`--model: ${v.model} does not exist`);
+  if (v.init && !existsSync(v.init)) throw new UsageError(`--init: ${v.init} does not exist`);
+  if (!existsSync(tokDir)) throw new UsageError(`--tokenizer: ${tokDir} does not exist`);
+  const lr = num('lr', v.lr, 1e-3, { min: 0 });
+  const epochs = num('epochs', v.epochs, 1, { integer: true, min: 1 });
+  const batchSize = num('batch-size', v['batch-size'], 16, { integer: true, min: 1 });
+  const gradAccum = num('grad-accum', v['grad-accum'], 1, { integer: true, min: 1 });
+  const optimizer = v.optimizer ?? 'adamw';
+  if (optimizer !== 'rmsprop' && optimizer !== 'adamw') throw new UsageError(`--optimizer must be adamw or rmsprop, got '${optimizer}'`);
+  const weightDecay = num('weight-decay', v['weight-decay'], 0, { min: 0 });
+  const warmupRatio = num('warmup-ratio', v['warmup-ratio'], 0.05, { min: 0, max: 1 });
+  const schedule = v.schedule ?? 'cosine';
+  if (schedule !== 'linear' && schedule !== 'cosine' && schedule !== 'constant') throw new UsageError(`--schedule must be linear, cosine or constant, got '${schedule}'`);
+  const maxGradNorm = num('max-grad-norm', v['max-grad-norm'], 1, { min: 0 });
+  const maxLength = num('max-length', v['max-length'], 1024, { integer: true, min: 2 });
+  const evalFraction = num('eval-fraction', v['eval-fraction'], 0, { min: 0, max: 0.9 });
+  const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
+  if (v.dtype && v.dtype !== 'float32' && v.dtype !== 'bfloat16') throw new UsageError(`--dtype must be float32 or bfloat16, got '${v.dtype}'`);
+  const device = v.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
+  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
+  const dtype = (v.dtype as 'float32' | 'bfloat16' | undefined) ?? (device.startsWith('cuda') ? 'bfloat16' : 'float32');
+
+  const lines = readSftData(v.data!);
+  const tokenizer = Tokenizer.fromFolder(tokDir);
+  const template = !v.raw && ChatTemplate.hasTemplate(tokDir) ? ChatTemplate.fromFolder(tokDir, { specialTokens: tokenizer.specialTokens }) : undefined;
+  const examples = tokenizeSft(tokenizer, template, lines, { raw: v.raw ?? false, appendEos: !v['no-eos'] });
+
+  let model: CausalLMBase;
+  if (v.init) {
+    let raw: Record<string, unknown>;
+    try {
+      raw = JSON.parse(readFileSync(v.init, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new UsageError(`--init: ${v.init}: not valid JSON (${(e as Error).message})`);
+    }
+    const cfg = parseConfig(raw, v.init);
+    if (cfg.vocabSize < tokenizer.vocabSize) throw new UsageError(`--init: vocab_size ${cfg.vocabSize} is smaller than the tokenizer's ${tokenizer.vocabSize} ids`);
+    model = createModel(cfg);
+    const std = typeof raw.initializer_range === 'number' ? raw.initializer_range : 0.02;
+    model.initWeights({ std, seed, dtype, device });
+  } else {
+    model = loadModel(v.model!, { dtype, device });
+  }
+
+  const nTrain = examples.length - (evalFraction > 0 ? Math.min(examples.length - 1, Math.max(1, Math.round(examples.length * evalFraction))) : 0);
+  const total = Math.ceil(nTrain / (batchSize * gradAccum)) * epochs;
+  const bar = new cliProgress.SingleBar({ format: 'sft [{bar}] {value}/{total} steps | loss {loss} | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
+  bar.start(total, 0, { loss: '-' });
+  const t0 = performance.now();
+  let last: SftStepMetrics | undefined;
+  try {
+    const r = await sft({
+      model, examples, lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule, maxGradNorm, maxLength,
+      seed, evalFraction, dtype, device, metricsPath: v.metrics,
+      onStep: (m) => {
+        last = m;
+        bar.update(m.step, { loss: m.loss.toPrecision(4) });
+      },
+    });
+    bar.stop();
+    saveModel(r.model, v.out!, { tokenizerDir: tokDir });
+    const secs = (performance.now() - t0) / 1000;
+    const ev = r.evalLoss !== undefined ? `, held-out loss ${r.evalLossBefore?.toPrecision(4)} -> ${r.evalLoss.toPrecision(4)}` : '';
+    console.error(`sppo sft: ${r.steps} steps on ${r.trainSize} examples in ${secs.toFixed(1)} s, last loss ${last?.loss.toPrecision(4) ?? '-'}${ev} -> ${v.out}`);
+  } finally {
+    bar.stop();
+    model.dispose();
+  }
+}

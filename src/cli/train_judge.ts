@@ -1,0 +1,279 @@
+// `sppo train-judge`: trains a pairwise preference model (the PairRM kind, src/judge/pairwise.ts) from
+// labelled comparisons: a causal-LM backbone (initialised from --model) plus a linear head on the final
+// hidden state of the last token of template(prompt, A, B), fitted to P(A > B) with the binary cross-entropy
+// (soft labels allowed). Every comparison is also used swapped (B, A, 1 - p), so the judge learns both
+// orders. The result is a `pairwise:DIR` judge folder: the backbone (saveModel) and pairwise_head.safetensors.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { AdamW, clipGradNorm, keep, linear, LRScheduler, noGrad, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
+import { loadModel, saveModel } from '../models/registry.js';
+import type { CausalLMBase } from '../models/causal_lm.js';
+import { Tokenizer } from '../text/tokenizer.js';
+import { pairwiseText, savePairwiseHead, PairwiseJudge } from '../judge/pairwise.js';
+import { createRng } from '../sppo/rng.js';
+import { UsageError } from './usage.js';
+
+export const summary = 'train a pairwise preference model (judge) from labelled comparisons';
+
+/** The compact default: the chat markers of a model's template around the prompt and both responses. */
+export const COMPACT_TEMPLATE = '<|user|>{prompt}<|assistant|>{a}</s><|assistant|>{b}</s>';
+
+const HELP = `usage: sppo train-judge --model DIR --data FILE.jsonl --out DIR [options]
+
+DATA lines: {"prompt", "a", "b", "p"} with p = P(a > b) in [0, 1] (a verdict: 0, 1, or a probability).
+Each line is used in both orders. The judge reads template(prompt, a, b) tokenized with special tokens and
+scores it with a linear head on the last token's final hidden state; P(a > b) = sigmoid(score). OUT is a
+pairwise judge folder (use it as pairwise:OUT).
+
+options:
+  --model DIR            backbone to start from (a causal-LM folder) (required)
+  --data FILE            JSONL comparisons (required)
+  --eval-data FILE       held-out comparisons: agreement with their labels is reported (both orders asked)
+  --out DIR              where the judge is saved (required)
+  --template T           text with {prompt}, {a}, {b} (default '${COMPACT_TEMPLATE}')
+  --lr LR                default 1e-3
+  --head-lr LR           default 1e-2
+  --epochs N             default 1
+  --batch-size B         sequences per step (default 32)
+  --warmup-ratio R       default 0.05
+  --max-length N         tokens per sequence, kept from the right (default: the model's max positions)
+  --seed S               default 0
+  --report FILE          write the held-out agreement as JSON
+  -h, --help             this help
+`;
+
+export interface Comparison {
+  prompt: string;
+  a: string;
+  b: string;
+  p: number;
+}
+
+export function readComparisons(path: string, flag: string): Comparison[] {
+  if (!existsSync(path)) throw new UsageError(`${flag}: ${path} does not exist`);
+  const out: Comparison[] = [];
+  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
+    if (line.trim() === '') return;
+    const where = `${path}:${i + 1}`;
+    let o: Record<string, unknown>;
+    try {
+      o = JSON.parse(line) as Record<string, unknown>;
+    } catch (e) {
+      throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
+    }
+    for (const k of ['prompt', 'a', 'b']) if (typeof o[k] !== 'string') throw new Error(`${where}: "${k}" must be a string`);
+    if (typeof o.p !== 'number' || !(o.p >= 0 && o.p <= 1)) throw new Error(`${where}: "p" must be a probability in [0, 1], got ${JSON.stringify(o.p)}`);
+    out.push({ prompt: o.prompt as string, a: o.a as string, b: o.b as string, p: o.p });
+  });
+  if (out.length === 0) throw new Error(`${path}: no comparisons`);
+  return out;
+}
+
+export interface Agreement {
+  /** Comparisons whose label is not 1/2. */
+  n: number;
+  /** Fraction of those where the judge (both orders combined) prefers the side the label prefers. */
+  agreement: number;
+  /** Same, restricted to comparisons whose label is at least 0.9 away from... i.e. p >= 0.9 or p <= 0.1. */
+  strongN: number;
+  strongAgreement: number;
+  /** Mean absolute difference between the judge's probability and the label. */
+  meanAbsError: number;
+}
+
+/** Agreement of judge probabilities q (both orders combined) with labels p. */
+export function agreement(p: readonly number[], q: readonly number[]): Agreement {
+  let n = 0, agree = 0, sn = 0, sagree = 0, abs = 0;
+  p.forEach((pi, i) => {
+    abs += Math.abs(pi - q[i]!);
+    if (pi === 0.5) return;
+    const ok = (pi > 0.5) === (q[i]! > 0.5) ? 1 : 0;
+    n++;
+    agree += ok;
+    if (pi >= 0.9 || pi <= 0.1) {
+      sn++;
+      sagree += ok;
+    }
+  });
+  return { n, agreement: n ? agree / n : NaN, strongN: sn, strongAgreement: sn ? sagree / sn : NaN, meanAbsError: p.length ? abs / p.length : NaN };
+}
+
+export interface TrainJudgeOptions {
+  model: string;
+  data: Comparison[];
+  out: string;
+  template?: string;
+  lr?: number;
+  headLr?: number;
+  epochs?: number;
+  batchSize?: number;
+  warmupRatio?: number;
+  maxLength?: number;
+  seed?: number;
+  onStep?: (step: number, total: number, loss: number) => void;
+}
+
+/** Trains and saves a pairwise judge; returns the per-step losses. */
+export async function trainPairwiseJudge(o: TrainJudgeOptions): Promise<{ losses: number[]; steps: number }> {
+  const template = o.template ?? COMPACT_TEMPLATE;
+  const tok = Tokenizer.fromFolder(o.model);
+  const backbone: CausalLMBase = loadModel(o.model, { dtype: 'float32', device: 'cpu' });
+  const maxLength = o.maxLength ?? backbone.config.maxPositions;
+  const encode = (prompt: string, a: string, b: string): number[] => {
+    const ids = tok.encode(pairwiseText(template, { prompt, a, b }), { addSpecialTokens: true });
+    return ids.length > maxLength ? ids.slice(ids.length - maxLength) : ids;
+  };
+  const rows: { ids: number[]; p: number }[] = [];
+  for (const c of o.data) {
+    rows.push({ ids: encode(c.prompt, c.a, c.b), p: c.p });
+    rows.push({ ids: encode(c.prompt, c.b, c.a), p: 1 - c.p });
+  }
+  const h = backbone.config.hiddenSize;
+  const weight = keep(zeros([1, h]).requiresGrad_());
+  const bias = keep(zeros([1]).requiresGrad_());
+  const params = backbone.parameters();
+  backbone.train(true);
+  backbone.requiresGrad_(true);
+  const bs = o.batchSize ?? 32;
+  const epochs = o.epochs ?? 1;
+  const stepsPerEpoch = Math.ceil(rows.length / bs);
+  const total = stepsPerEpoch * epochs;
+  const opt = AdamW([{ params }, { params: [weight, bias], lr: o.headLr ?? 1e-2 }], { lr: o.lr ?? 1e-3, weightDecay: 0, betas: [0.9, 0.999], eps: 1e-8 });
+  const sched = new LRScheduler(opt, { kind: 'cosine', totalSteps: total, warmupRatio: o.warmupRatio ?? 0.05 });
+  const pad = tok.padTokenId ?? 0;
+  const losses: number[] = [];
+  let step = 0;
+  try {
+    for (let e = 0; e < epochs; e++) {
+      const rng = createRng(o.seed ?? 0, 0x7d9e, e);
+      const perm = rows.map((_, i) => i);
+      for (let i = perm.length - 1; i > 0; i--) {
+        const j = rng.int(i + 1);
+        [perm[i], perm[j]] = [perm[j]!, perm[i]!];
+      }
+      for (let s = 0; s < perm.length; s += bs) {
+        const batch = perm.slice(s, s + bs).map((i) => rows[i]!);
+        const loss = tidy(() => {
+          const logits = headLogits(backbone, weight, bias, batch.map((r) => r.ids), pad);
+          const target = tensor(Float32Array.from(batch.map((r) => r.p)));
+          // BCE with logits: softplus(z) - p z
+          const l = logits.softplus().sub(logits.mul(target)).mean();
+          l.backward();
+          return l.item();
+        });
+        clipGradNorm([...params, weight, bias], 1);
+        opt.step();
+        sched.step();
+        opt.zeroGrad();
+        step++;
+        losses.push(loss);
+        o.onStep?.(step, total, loss);
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    backbone.requiresGrad_(false);
+    backbone.eval();
+    saveModel(backbone, o.out, { tokenizerDir: o.model });
+    noGrad(() => savePairwiseHead(o.out, weight.detach(), bias.detach(), template));
+  } finally {
+    backbone.dispose();
+    weight.dispose();
+    bias.dispose();
+  }
+  return { losses, steps: step };
+}
+
+/** Head logits [B] of right-padded sequences, pooled at each one's last token. */
+function headLogits(backbone: CausalLMBase, weight: Tensor, bias: Tensor, seqs: number[][], pad: number): Tensor {
+  const n = seqs.length;
+  const l = Math.max(...seqs.map((s) => s.length));
+  const ids = new BigInt64Array(n * l).fill(BigInt(pad));
+  const mask = new BigInt64Array(n * l);
+  const pooled = new BigInt64Array(n);
+  seqs.forEach((s, i) => {
+    s.forEach((t, j) => {
+      ids[i * l + j] = BigInt(t);
+      mask[i * l + j] = 1n;
+    });
+    pooled[i] = BigInt(i * l + s.length - 1);
+  });
+  const hs = backbone.hidden({ inputIds: tensor(ids, { shape: [n, l] }), attentionMask: tensor(mask, { shape: [n, l] }) });
+  const rows = hs.reshape(n * l, hs.size(2)).indexSelect(0, tensor(pooled, { shape: [n] }));
+  return linear(rows, weight, bias).reshape(n);
+}
+
+/** Held-out agreement of a saved judge folder with labelled comparisons (both orders asked and combined). */
+export async function judgeAgreement(dir: string, data: Comparison[], batchSize = 64): Promise<Agreement> {
+  const judge = PairwiseJudge.load(dir, { batchSize });
+  try {
+    const fwd = await judge.prefer(data.map((c) => ({ prompt: c.prompt, a: c.a, b: c.b })));
+    const bwd = await judge.prefer(data.map((c) => ({ prompt: c.prompt, a: c.b, b: c.a })));
+    return agreement(data.map((c) => c.p), fwd.map((f, i) => (f + 1 - bwd[i]!) / 2));
+  } finally {
+    judge.dispose();
+  }
+}
+
+function num(name: string, v: string | undefined, dflt: number, integer = false, min = 0): number {
+  if (v === undefined) return dflt;
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x)) || x < min) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${v}'`);
+  return x;
+}
+
+export async function run(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv, strict: true, allowPositionals: false,
+      options: {
+        model: { type: 'string' }, data: { type: 'string' }, 'eval-data': { type: 'string' }, out: { type: 'string' },
+        template: { type: 'string' }, lr: { type: 'string' }, 'head-lr': { type: 'string' }, epochs: { type: 'string' },
+        'batch-size': { type: 'string' }, 'warmup-ratio': { type: 'string' }, 'max-length': { type: 'string' },
+        seed: { type: 'string' }, report: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(HELP);
+    return;
+  }
+  for (const k of ['model', 'data', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required (sppo train-judge --help)`);
+  if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
+  const template = v.template ?? COMPACT_TEMPLATE;
+  for (const k of ['{prompt}', '{a}', '{b}']) if (!template.includes(k)) throw new UsageError(`--template must contain ${k}`);
+  const data = readComparisons(v.data!, '--data');
+  const evalData = v['eval-data'] ? readComparisons(v['eval-data'], '--eval-data') : undefined;
+  const t0 = performance.now();
+  const bar = new cliProgress.SingleBar({ format: 'train-judge [{bar}] {value}/{total} steps | loss {loss} | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
+  let started = false;
+  const r = await trainPairwiseJudge({
+    model: v.model!, data, out: v.out!, template,
+    lr: num('lr', v.lr, 1e-3), headLr: num('head-lr', v['head-lr'], 1e-2), epochs: num('epochs', v.epochs, 1, true, 1),
+    batchSize: num('batch-size', v['batch-size'], 32, true, 1), warmupRatio: num('warmup-ratio', v['warmup-ratio'], 0.05),
+    maxLength: v['max-length'] ? num('max-length', v['max-length'], 0, true, 2) : undefined, seed: num('seed', v.seed, 0, true),
+    onStep: (s, total, loss) => {
+      if (!started) {
+        bar.start(total, 0, { loss: '-' });
+        started = true;
+      }
+      bar.update(s, { loss: loss.toFixed(4) });
+    },
+  });
+  bar.stop();
+  const secs = (performance.now() - t0) / 1000;
+  console.error(`sppo train-judge: ${r.steps} steps on ${data.length} comparisons (x2 orders) in ${secs.toFixed(1)} s -> ${v.out}`);
+  if (evalData) {
+    const a = await judgeAgreement(v.out!, evalData);
+    console.error(`sppo train-judge: held-out agreement ${(100 * a.agreement).toFixed(1)}% on ${a.n} comparisons with a preference ` +
+      `(${(100 * a.strongAgreement).toFixed(1)}% on the ${a.strongN} with p >= 0.9 or <= 0.1), mean |q - p| ${a.meanAbsError.toFixed(3)}`);
+    const report = { train_comparisons: data.length, eval_comparisons: evalData.length, seconds: secs, ...a };
+    if (v.report) writeFileSync(v.report, JSON.stringify(report, null, 2) + '\n');
+    else writeFileSync(join(v.out!, 'judge_eval.json'), JSON.stringify(report, null, 2) + '\n');
+  }
+}

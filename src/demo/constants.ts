@@ -1,0 +1,14 @@
+// Fixed sizes and seeds of the demo (docs/demo.md explains each choice).
+
+/** Held-out evaluation prompts: drawn first, never seen by SFT, the proxy judge or any SPPO iteration. */
+export const HELD_OUT_SEED = 0;
+export const HELD_OUT_COUNT = 256;
+
+/** The starter policy: a small Llama over the character-level tokenizer. */
+export const STARTER_ARCH = { hidden: 128, layers: 4, heads: 4, intermediate: 256, maxPositions: 128 };
+export const STARTER_SFT_EXAMPLES = 24000;
+export const STARTER_SFT_SEED = 1;
+
+/** Prompt streams of src/demo/tasks.ts trainingPrompts (kept apart so no two uses share prompts by design). */
+export const STREAM_PROXY = 1;
+export const STREAM_SPPO = 2;

@@ -1,0 +1,211 @@
+// Supervised fine-tuning (`sppo sft`, `sft(opts)`): next-token cross-entropy on the response tokens of
+// (prompt, response) examples, prompt tokens and padding masked out. The loss of a batch is the mean over
+// its response tokens (as TRL's SFTTrainer with completion-only loss); with gradient accumulation the
+// gradient of a step is the mean over the step's response tokens. AdamW (or RMSprop), warmup + linear /
+// cosine / constant schedule, gradient clipping, epochs over the examples reshuffled each epoch (seeded),
+// an optional held-out split with its loss at the end of each epoch. A NaN or infinite loss stops with
+// TrainingDivergedError.
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { AdamW, clipGradNorm, LRScheduler, noGrad, RMSprop, tidy, type Optimizer, type ScheduleKind } from '../torch/index.js';
+import type { CausalLMBase } from '../models/causal_lm.js';
+import { loadModel } from '../models/registry.js';
+import { packSequences, responseLogprobs, type PromptResponse } from './logprobs.js';
+import { createRng } from './rng.js';
+import { defaultPlacement, TrainingDivergedError } from './trainer.js';
+
+export interface SftExample {
+  promptIds: number[];
+  /** The response's token ids (EOS included when the model should learn to stop). */
+  responseIds: number[];
+}
+
+export interface SftStepMetrics {
+  step: number;
+  epoch: number;
+  /** Mean cross-entropy per response token of the step. */
+  loss: number;
+  /** Gradient norm before clipping. */
+  grad_norm: number;
+  lr: number;
+  tokens_per_s: number;
+  /** Held-out loss per response token, at the last step of each epoch. */
+  eval_loss?: number;
+}
+
+export interface SftOptions {
+  /** The model to train (updated in place) or its folder. */
+  model: CausalLMBase | string;
+  examples: SftExample[];
+  lr: number;
+  epochs: number;
+  /** Examples per micro-batch. */
+  batchSize: number;
+  /** Micro-batches per optimizer step (default 1). */
+  gradAccum?: number;
+  /** Default 'adamw'. */
+  optimizer?: 'adamw' | 'rmsprop';
+  /** Default 0. */
+  weightDecay?: number;
+  /** Default 0.05. */
+  warmupRatio?: number;
+  /** Default 'cosine'. */
+  schedule?: ScheduleKind;
+  /** Default 1 (0: off). */
+  maxGradNorm?: number;
+  /** Tokens kept per sequence: the prompt keeps its last tokens, then the response is cut (default 1024). */
+  maxLength?: number;
+  seed: number;
+  /** Fraction of the examples held out for eval_loss (default 0). */
+  evalFraction?: number;
+  dtype?: 'float32' | 'bfloat16';
+  device?: string;
+  /** JSONL, one line of metrics per optimizer step (the file is started afresh). */
+  metricsPath?: string;
+  onStep?: (m: SftStepMetrics) => void;
+}
+
+export interface SftResult {
+  model: CausalLMBase;
+  metrics: SftStepMetrics[];
+  evalLossBefore?: number;
+  evalLoss?: number;
+  trainSize: number;
+  evalSize: number;
+  /** Optimizer steps done. */
+  steps: number;
+}
+
+function fail(msg: string): never {
+  throw new RangeError(`sft: ${msg}`);
+}
+
+function shuffled(n: number, seed: number, ...stream: number[]): number[] {
+  const rng = createRng(seed, ...stream);
+  const idx = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
+  }
+  return idx;
+}
+
+/** Cuts an example to maxLength tokens: the prompt keeps its last tokens (at least one), then the response is cut from the right. */
+export function truncateExample(e: SftExample, maxLength: number): SftExample {
+  if (e.promptIds.length + e.responseIds.length <= maxLength) return e;
+  const response = e.responseIds.slice(0, Math.max(1, maxLength - 1));
+  const keepPrompt = Math.max(1, maxLength - response.length);
+  return { promptIds: e.promptIds.slice(e.promptIds.length - keepPrompt), responseIds: response };
+}
+
+/** Mean response-token cross-entropy of examples under a model (no gradients). */
+export function sftLoss(model: CausalLMBase, examples: readonly SftExample[], batchSize = 16): number {
+  const pad = model.config.padTokenId ?? model.config.eosTokenIds[0] ?? 0;
+  let nll = 0;
+  let tokens = 0;
+  for (let s = 0; s < examples.length; s += batchSize) {
+    const part = examples.slice(s, s + batchSize);
+    nll += tidy(() => noGrad(() => {
+      const packed = packSequences(part.map((e) => ({ promptIds: e.promptIds, responseIds: e.responseIds })), pad, model.device);
+      return -responseLogprobs(model, packed).sum().item();
+    }));
+    tokens += part.reduce((a, e) => a + e.responseIds.length, 0);
+  }
+  return nll / Math.max(1, tokens);
+}
+
+export async function sft(opts: SftOptions): Promise<SftResult> {
+  if (opts.examples.length === 0) fail('no examples');
+  if (!(opts.lr >= 0 && Number.isFinite(opts.lr))) fail(`lr must be a finite number >= 0, got ${opts.lr}`);
+  for (const k of ['epochs', 'batchSize'] as const) if (!Number.isInteger(opts[k]) || opts[k] < 1) fail(`${k} must be an integer >= 1, got ${opts[k]}`);
+  const gradAccum = opts.gradAccum ?? 1;
+  if (!Number.isInteger(gradAccum) || gradAccum < 1) fail(`gradAccum must be an integer >= 1, got ${gradAccum}`);
+  const maxLength = opts.maxLength ?? 1024;
+  if (!Number.isInteger(maxLength) || maxLength < 2) fail(`maxLength must be an integer >= 2, got ${maxLength}`);
+  const evalFraction = opts.evalFraction ?? 0;
+  if (!(evalFraction >= 0 && evalFraction < 1)) fail(`evalFraction must be in [0, 1), got ${evalFraction}`);
+  opts.examples.forEach((e, i) => {
+    if (e.promptIds.length === 0) fail(`example ${i}: empty prompt`);
+    if (e.responseIds.length === 0) fail(`example ${i}: empty response`);
+  });
+
+  const place = defaultPlacement(opts.dtype, opts.device);
+  const model = typeof opts.model === 'string' ? loadModel(opts.model, place) : opts.model;
+  const pad = model.config.padTokenId ?? model.config.eosTokenIds[0] ?? 0;
+  const device = model.device;
+  const all = opts.examples.map((e) => truncateExample(e, maxLength));
+
+  const order = shuffled(all.length, opts.seed, 0x5f7);
+  const nEval = evalFraction > 0 ? Math.min(all.length - 1, Math.max(1, Math.round(all.length * evalFraction))) : 0;
+  const evalSet = order.slice(0, nEval).sort((a, b) => a - b).map((i) => all[i]!);
+  const trainSet = order.slice(nEval).sort((a, b) => a - b).map((i) => all[i]!);
+
+  const group = opts.batchSize * gradAccum;
+  const stepsPerEpoch = Math.ceil(trainSet.length / group);
+  const totalSteps = stepsPerEpoch * opts.epochs;
+  const params = model.parameters();
+  model.train(true);
+  model.requiresGrad_(true);
+  const optim: Optimizer = (opts.optimizer ?? 'adamw') === 'adamw'
+    ? AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
+    : RMSprop(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
+  const sched = new LRScheduler(optim, { kind: opts.schedule ?? 'cosine', totalSteps, warmupRatio: opts.warmupRatio ?? 0.05 });
+  optim.zeroGrad();
+  if (opts.metricsPath) {
+    mkdirSync(dirname(resolve(opts.metricsPath)), { recursive: true });
+    writeFileSync(opts.metricsPath, '');
+  }
+  const maxGradNorm = opts.maxGradNorm ?? 1;
+  const metrics: SftStepMetrics[] = [];
+  const evalLossBefore = evalSet.length ? sftLoss(model, evalSet, opts.batchSize) : undefined;
+  let evalLoss = evalLossBefore;
+  let step = 0;
+  try {
+    for (let epoch = 0; epoch < opts.epochs; epoch++) {
+      const perm = shuffled(trainSet.length, opts.seed, 0xe90c, epoch);
+      for (let g = 0; g < stepsPerEpoch; g++) {
+        const t0 = performance.now();
+        const ids = perm.slice(g * group, (g + 1) * group);
+        const stepTokens = ids.reduce((a, i) => a + trainSet[i]!.responseIds.length, 0);
+        let nll = 0;
+        let seen = 0;
+        for (let m = 0; m < ids.length; m += opts.batchSize) {
+          const batch = ids.slice(m, m + opts.batchSize).map((i) => trainSet[i]!);
+          const r = tidy(() => {
+            const seqs: PromptResponse[] = batch.map((e) => ({ promptIds: e.promptIds, responseIds: e.responseIds }));
+            const packed = packSequences(seqs, pad, device);
+            const sum = responseLogprobs(model, packed).sum().neg();
+            const v = sum.item();
+            if (Number.isFinite(v)) sum.div(stepTokens).backward();
+            return { v, tokens: packed.tokens };
+          });
+          if (!Number.isFinite(r.v)) throw new TrainingDivergedError(`sft: training diverged at step ${step + 1}: the loss is ${r.v}`, step + 1);
+          nll += r.v;
+          seen += r.tokens;
+        }
+        step++;
+        const gradNorm = clipGradNorm(params, maxGradNorm > 0 ? maxGradNorm : Infinity);
+        if (!Number.isFinite(gradNorm)) throw new TrainingDivergedError(`sft: training diverged at step ${step}: the gradient norm is ${gradNorm}`, step);
+        const lr = sched.lr;
+        optim.step();
+        sched.step();
+        optim.zeroGrad();
+        const m: SftStepMetrics = { step, epoch, loss: nll / stepTokens, grad_norm: gradNorm, lr, tokens_per_s: seen / Math.max(1e-9, (performance.now() - t0) / 1000) };
+        if (g === stepsPerEpoch - 1 && evalSet.length) {
+          model.train(false);
+          m.eval_loss = evalLoss = sftLoss(model, evalSet, opts.batchSize);
+          model.train(true);
+        }
+        metrics.push(m);
+        if (opts.metricsPath) appendFileSync(opts.metricsPath, JSON.stringify(m) + '\n');
+        opts.onStep?.(m);
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+  } finally {
+    optim.zeroGrad();
+    model.requiresGrad_(false);
+    model.eval();
+  }
+  return { model, metrics, evalLossBefore, evalLoss, trainSize: trainSet.length, evalSize: evalSet.length, steps: step };
+}

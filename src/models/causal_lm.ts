@@ -23,6 +23,8 @@ export interface ForwardInput {
   /** [B, L] positions; by default cumsum(mask) - 1 (padding at 1, as transformers' generate), or arange. */
   positionIds?: Tensor | null;
   cache?: AttentionCache | null;
+  /** Gradient checkpointing: each layer's activations are recomputed in tape.backward instead of kept. */
+  tape?: CheckpointTape | null;
 }
 
 export interface LogprobOptions {
@@ -91,6 +93,27 @@ export abstract class CausalLMBase extends Module implements CausalLM {
     return tidy(() => this.logits(this.hidden(input)));
   }
 
+  /**
+   * Runs x through the layers; with a tape (gradient checkpointing) each layer is a checkpointed segment,
+   * and the tape holds the per-forward tensors the layers read (masks, rotary tables) until it is disposed.
+   */
+  protected runLayers(x: Tensor, layers: readonly { forward(x: Tensor, ctx: Context): Tensor }[], ctx: Context, tape?: CheckpointTape | null): Tensor {
+    if (!tape) {
+      for (const layer of layers) x = layer.forward(x, ctx);
+      return x;
+    }
+    const held: Context = {
+      ...ctx,
+      cos: tape.hold(ctx.cos),
+      sin: tape.hold(ctx.sin),
+      fullMask: tape.hold(ctx.fullMask),
+      slidingMask: tape.hold(ctx.slidingMask),
+      emptyRows: tape.hold(ctx.emptyRows),
+    };
+    for (const layer of layers) x = tape.checkpoint((h) => layer.forward(h, held), x);
+    return x;
+  }
+
   /** The mask and positions every architecture needs. */
   protected prepare(input: ForwardInput, sliding: number | null): { positions: Tensor; fullMask: Tensor | null; slidingMask: Tensor | null; emptyRows: Tensor | null; past: number } {
     const [b, l] = input.inputIds.shape as [number, number];
@@ -113,7 +136,7 @@ export abstract class CausalLMBase extends Module implements CausalLM {
 
   tokenLogprobs(input: ForwardInput, opts: LogprobOptions = {}): Tensor {
     const run = (): Tensor => {
-      const h = this.hidden(input);
+      const h = this.hidden(opts.tape ? { ...input, tape: opts.tape } : input);
       const [b, l, d] = h.shape as [number, number, number];
       const hs = h.narrow(1, 0, l - 1).reshape(b * (l - 1), d);
       const targets = input.inputIds.narrow(1, 1, l - 1).reshape(b * (l - 1), 1);

@@ -72,7 +72,7 @@ export class Gemma2ForCausalLM extends CausalLMBase {
       const ctx: Context = { cos, sin, fullMask, slidingMask, emptyRows, cache: input.cache ?? null, fused: this.fused };
       const normalizer = scalarTensor(Math.sqrt(this.config.hiddenSize), { dtype: this.dtype, device: this.device });
       let x = this.model.embed_tokens.forward(input.inputIds).mul(normalizer);
-      for (const layer of this.model.layers) x = layer.forward(x, ctx);
+      x = this.runLayers(x, this.model.layers, ctx, input.tape);
       input.cache?.advance(input.inputIds.size(1));
       return this.model.norm.forward(x);
     });

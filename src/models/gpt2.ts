@@ -103,7 +103,7 @@ export class GPT2LMHeadModel extends CausalLMBase {
       const { positions, fullMask, emptyRows } = this.prepare(input, null);
       const ctx: Context = { cos: null, sin: null, fullMask, slidingMask: null, emptyRows, cache: input.cache ?? null, fused: this.fused };
       let x = this.transformer.wte.forward(input.inputIds).add(this.transformer.wpe.forward(positions));
-      for (const block of this.transformer.h) x = block.forward(x, ctx);
+      x = this.runLayers(x, this.transformer.h, ctx, input.tape);
       input.cache?.advance(input.inputIds.size(1));
       return this.transformer.ln_f.forward(x);
     });

@@ -130,7 +130,7 @@ export class LlamaForCausalLM extends CausalLMBase {
       const { cos, sin } = this.rotary.tables(positions, this.dtype);
       const ctx: Context = { cos, sin, fullMask, slidingMask, emptyRows, cache: input.cache ?? null, fused: this.fused };
       let x = this.model.embed_tokens.forward(input.inputIds);
-      for (const layer of this.model.layers) x = layer.forward(x, ctx);
+      x = this.runLayers(x, this.model.layers, ctx, input.tape);
       input.cache?.advance(input.inputIds.size(1));
       return this.model.norm.forward(x);
     });

@@ -1,8 +1,8 @@
 // Autograd beyond Tensor.backward(): grad-mode scopes, backward over several outputs, and gradient
 // checkpointing (activations of a function recomputed in the backward pass instead of kept).
 import { native } from './native.js';
-import { handles, Tensor } from './tensor.js';
-import { tidy } from './scope.js';
+import { callT, handles, Tensor } from './tensor.js';
+import { keep, tidy } from './scope.js';
 
 /** Runs fn with gradient recording off (as torch.no_grad()). */
 export function noGrad<T>(fn: () => T): T {
@@ -35,10 +35,13 @@ export function backward(outputs: Tensor[], grads?: (Tensor | null)[], opts: { r
 
 interface Segment {
   fn: (...xs: Tensor[]) => Tensor;
+  /** The inputs: leaves as given; tensors from a graph as the tape's own alias of them (same graph). */
   inputs: Tensor[];
   /** What fn saw: the input itself when it is a leaf, else a detached alias. */
   args: Tensor[];
   output: Tensor;
+  /** What the tape made and frees at dispose(). */
+  owned: Tensor[];
 }
 
 /**
@@ -54,17 +57,34 @@ interface Segment {
  *   tape.backward(loss);       // gradients in every parameter, as loss.backward() would give
  *   tape.dispose();
  *
- * fn must be deterministic (no dropout) and take and return tensors. Parameters it uses are leaves
- * and receive their gradients directly.
+ * The tape owns what it needs until dispose() (its own references: the caller may dispose or scope its
+ * tensors as usual), including tensors fn reads from outside that are not parameters (masks, tables):
+ * pass them to hold(). fn must be deterministic (no dropout). Parameters it uses are leaves and receive
+ * their gradients directly.
  */
 export class CheckpointTape implements Disposable {
   #segments: Segment[] = [];
+  #held: Tensor[] = [];
+
+  /** A reference of the tape's own to t, alive until dispose() (null stays null). */
+  hold<T extends Tensor | null>(t: T): T {
+    if (t === null) return t;
+    const ref = keep(callT('alias', t.h));
+    this.#held.push(ref);
+    return ref as T;
+  }
 
   checkpoint(fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
-    const args = inputs.map((x) => (x.isLeaf ? x : x.detach().requiresGrad_(x.requiresGrad)));
-    const output = noGrad(() => fn(...args));
+    const owned: Tensor[] = [];
+    const mine = (t: Tensor): Tensor => {
+      owned.push(keep(t));
+      return t;
+    };
+    const own = inputs.map((x) => (x.isLeaf ? x : mine(callT('alias', x.h))));
+    const args = own.map((x, i) => (x === inputs[i] ? x : mine(x.detach().requiresGrad_(x.requiresGrad))));
+    const output = mine(noGrad(() => fn(...args)));
     output.requiresGrad_(true);
-    this.#segments.push({ fn, inputs, args, output });
+    this.#segments.push({ fn, inputs: own, args, output, owned });
     return output;
   }
 
@@ -96,11 +116,10 @@ export class CheckpointTape implements Disposable {
   }
 
   dispose(): void {
-    for (const s of this.#segments) {
-      s.output.dispose();
-      s.args.forEach((a, j) => a !== s.inputs[j] && a.dispose());
-    }
+    for (const s of this.#segments) for (const t of s.owned) t.dispose();
+    for (const t of this.#held) t.dispose();
     this.#segments = [];
+    this.#held = [];
   }
 
   [Symbol.dispose](): void {

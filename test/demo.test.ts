@@ -1,0 +1,85 @@
+// The demo end to end, shortened (`sppo demo --quick`: one iteration of 16 prompts, 32 held-out prompts),
+// and its report opened in headless Chromium (Debian's /usr/bin/chromium through playwright-core).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runDemo } from '../src/demo/run.js';
+import { reportHtml, chartSpecs } from '../src/demo/report.js';
+import { projectRoot } from './helpers/fixtures.js';
+import { removeDir, tempDir } from './text_helpers.js';
+import { syntheticReport } from '../src/demo/synthetic.js';
+
+const models = ['starter', 'proxy-judge'].map((d) => join(projectRoot, 'demo', d));
+const skipModels = models.every((d) => existsSync(join(d, 'model.safetensors'))) ? false : `the demo's model folders are missing (${models.join(', ')})`;
+const CHROMIUM = '/usr/bin/chromium';
+const skipChromium = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium); CI installs it`;
+
+let quickReport: string | undefined;
+
+test('sppo demo --quick: end to end, summary.json rows finite and in range, report.html with every chart', { skip: skipModels, timeout: 300_000 }, async () => {
+  const out = tempDir('demo-quick');
+  const logs: string[] = [];
+  const r = await runDemo({ root: projectRoot, out, quick: true, fresh: true, progress: false, log: (s) => logs.push(s) });
+  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { rows: Record<string, unknown>[] };
+  assert.ok(Array.isArray(summary.rows));
+  assert.deepEqual(summary.rows.map((x) => [x.method, x.iteration]), [['sppo', 0], ['sppo', 1]]);
+  for (const row of summary.rows) {
+    assert.deepEqual(Object.keys(row).sort(), ['avg_length', 'iteration', 'lc_win_rate', 'method', 'win_rate', 'win_rate_se']);
+    for (const k of ['win_rate', 'lc_win_rate']) assert.ok(typeof row[k] === 'number' && row[k] >= 0 && row[k] <= 1, `${k} = ${row[k]}`);
+    assert.ok(typeof row.win_rate_se === 'number' && row.win_rate_se >= 0 && row.win_rate_se <= 0.5, `se = ${row.win_rate_se}`);
+    assert.ok(typeof row.avg_length === 'number' && Number.isFinite(row.avg_length) && row.avg_length > 0);
+  }
+  assert.ok((summary.rows[1]!.win_rate_se as number) > 0, 'a real standard error at iteration 1');
+  assert.deepEqual(r.rows, summary.rows);
+  for (const f of ['prompts.jsonl', 'eval-prompts.jsonl', 'sppo/iter-1/eval.json', 'sppo/iter-1/checkpoint/model.safetensors']) assert.ok(existsSync(join(out, f)), f);
+  const html = readFileSync(join(out, 'report.html'), 'utf8');
+  assert.equal((html.match(/<svg/g) ?? []).length, 5);
+  assert.match(r.table, /sppo\s+1\s+/);
+  // the held-out prompts never appear among the training prompts
+  const heldOut = new Set(readFileSync(join(out, 'eval-prompts.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { prompt: string }).prompt));
+  for (const l of readFileSync(join(out, 'prompts.jsonl'), 'utf8').trim().split('\n')) assert.ok(!heldOut.has((JSON.parse(l) as { prompt: string }).prompt));
+  quickReport = html;
+  removeDir(out);
+});
+
+test('report.html renders every chart in headless Chromium with no console errors', { skip: skipChromium, timeout: 120_000 }, async () => {
+  const { chromium } = await import('playwright-core');
+  const dir = mkdtempSync(join(tmpdir(), 'sppo-chromium-'));
+  const pages: [string, string, number][] = [['synthetic', await reportHtml(syntheticReport()), chartSpecs(syntheticReport()).length]];
+  if (quickReport) pages.push(['demo --quick', quickReport, 5]);
+  const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  try {
+    for (const [name, html, charts] of pages) {
+      const file = join(dir, `${name.replace(/\W+/g, '-')}.html`);
+      writeFileSync(file, html);
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      page.on('pageerror', (e) => errors.push(String(e)));
+      page.on('requestfailed', (r) => errors.push(`request failed: ${r.url()}`));
+      await page.goto(`file://${file}`);
+      // Every chart: an <svg> with drawn marks (vega writes each mark group as <g class="mark-...">).
+      const drawn = (await page.evaluate(`Array.from(document.querySelectorAll('figure.chart')).map((f) => {
+        const svg = f.querySelector('svg');
+        if (!svg) return { marks: 0, width: 0 };
+        const marks = svg.querySelectorAll('g[class^="mark-"] path, g[class^="mark-"] rect, g[class^="mark-"] line').length;
+        return { marks, width: svg.getBoundingClientRect().width };
+      })`)) as { marks: number; width: number }[];
+      assert.equal(drawn.length, charts, `${name}: charts`);
+      drawn.forEach((d, i) => assert.ok(d.marks > 0 && d.width > 100, `${name}: chart ${i} has ${d.marks} marks, width ${d.width}`));
+      assert.deepEqual(errors, [], `${name}: console errors`);
+      await page.close();
+    }
+  } finally {
+    await context.close();
+    removeDir(dir);
+  }
+});

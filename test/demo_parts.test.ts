@@ -1,0 +1,126 @@
+// The demo's parts that need no model: tokenizer files, task family, gold judge, demonstrations, report.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { writeTokenizerFolder, VOCAB_SIZE, BOS_ID, EOS_ID } from '../src/demo/tokenizer.js';
+import { Tokenizer } from '../src/text/tokenizer.js';
+import { ChatTemplate } from '../src/text/chat_template.js';
+import { heldOutPrompts, makeTask, parseResponse, render, STYLES, TASK_KINDS, taskOf, trainingPrompts } from '../src/demo/tasks.js';
+import { goldPreference, goldVerdict, isCorrect, responseStats } from '../src/demo/gold_judge.js';
+import { demonstrations } from '../src/demo/demonstrations.js';
+import { STREAM_PROXY, STREAM_SPPO } from '../src/demo/constants.js';
+import { chartSpecs, formatTable, reportHtml } from '../src/demo/report.js';
+import { syntheticReport } from '../src/demo/synthetic.js';
+import { createRng } from '../src/sppo/rng.js';
+import { removeDir, tempDir } from './text_helpers.js';
+
+test('demo tokenizer: loads, renders the chat template, and decodes every text back exactly', () => {
+  const dir = tempDir('demo-tok');
+  try {
+    writeTokenizerFolder(dir);
+    const tok = Tokenizer.fromFolder(dir);
+    assert.equal(tok.vocabSize, VOCAB_SIZE);
+    assert.equal(tok.bosTokenId, BOS_ID);
+    assert.equal(tok.eosTokenId, EOS_ID);
+    assert.deepEqual([...tok.eosTokenIds], [EOS_ID]);
+    const chat = ChatTemplate.fromFolder(dir, { specialTokens: tok.specialTokens });
+    assert.equal(chat.render([{ role: 'user', content: 'Add 3+5.' }], { addGenerationPrompt: true }), '<s><|user|>Add 3+5.<|assistant|>');
+    assert.equal(chat.render([{ role: 'user', content: 'Q' }, { role: 'assistant', content: 'A' }]), '<s><|user|>Q<|assistant|>A</s>');
+    const ids = tok.encode('<s><|user|>Add 3+5.<|assistant|>', { addSpecialTokens: false });
+    assert.equal(ids.length, 2 + 'Add 3+5.'.length + 1, 'special tokens are one id each, characters one id each');
+    assert.deepEqual(tok.encode('ab', { addSpecialTokens: true }), [BOS_ID, ...tok.encode('ab', { addSpecialTokens: false })]);
+    const rng = createRng(3);
+    const texts = [' lead  and trail ', 'x\ny', '~!@#$%^&*()_+{}|:"<>?`-=[]\\;\',./', ''];
+    for (let i = 0; i < 200; i++) {
+      const t = makeTask(TASK_KINDS[i % TASK_KINDS.length]!, rng);
+      texts.push(t.prompt, ...STYLES.map((s) => render(s, t.answer)));
+    }
+    for (const t of texts) assert.equal(tok.decode(tok.encode(t, { addSpecialTokens: false })), t, JSON.stringify(t));
+    const withSpecial = '<s><|user|>hi<|assistant|>It is 8.</s>';
+    assert.equal(tok.decode(tok.encode(withSpecial, { addSpecialTokens: false })), withSpecial);
+    assert.equal(tok.decode(tok.encode(withSpecial, { addSpecialTokens: false }), { skipSpecialTokens: true }), 'hiIt is 8.');
+    assert.deepEqual(tok.encode('é', { addSpecialTokens: false }), [tok.unkTokenId]);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('tasks: every prompt is parsed back with its answer; styles round-trip; malformed answers are "other"', () => {
+  const rng = createRng(11);
+  for (let i = 0; i < 800; i++) {
+    const t = makeTask(TASK_KINDS[i % TASK_KINDS.length]!, rng);
+    assert.deepEqual(taskOf(t.prompt), t);
+    for (const s of STYLES) assert.deepEqual(parseResponse(render(s, t.answer)), { style: s, payload: t.answer });
+  }
+  assert.equal(taskOf('Add 3+5.')!.answer, '8');
+  assert.equal(taskOf('Sort 4 1 3.')!.answer, '1 3 4');
+  assert.equal(taskOf('Reverse cat.')!.answer, 'tac');
+  assert.equal(taskOf('Hello?'), undefined);
+  for (const bad of ['8.', 'it is 8', 'Answer 8', 'It is: 8', '', 'It is 8', 'Answer: ', '8 !']) assert.equal(parseResponse(bad).style, 'other', bad);
+});
+
+test('tasks: held-out prompts are distinct and never among the training prompts or the demonstrations', () => {
+  const held = heldOutPrompts(256, 0);
+  const set = new Set(held.map((t) => t.prompt));
+  assert.equal(set.size, 256);
+  for (const kind of TASK_KINDS) assert.equal(held.filter((t) => t.kind === kind).length, 32);
+  for (const stream of [STREAM_PROXY, STREAM_SPPO]) {
+    const tr = trainingPrompts(400, 0, held, stream);
+    assert.equal(new Set(tr.map((t) => t.prompt)).size, 400);
+    for (const t of tr) assert.ok(!set.has(t.prompt), t.prompt);
+  }
+  const demos = demonstrations(3000, 1, set);
+  for (const d of demos) assert.ok(!set.has(d.prompt), d.prompt);
+  // mixed quality: about half correct, and correctness as the gold judge sees it
+  const share = demos.filter((d) => d.correct).length / demos.length;
+  assert.ok(share > 0.4 && share < 0.6, `${share}`);
+  for (const d of demos.slice(0, 500)) assert.equal(isCorrect(d.prompt, d.response), d.correct, `${d.prompt} ${d.response}`);
+  assert.deepEqual(heldOutPrompts(256, 0), held, 'seeded');
+});
+
+test('gold judge: correctness first, then a 3-cycle of styles and a mild length term; P(a>b) + P(b>a) = 1', () => {
+  const q = 'Add 3+5.';
+  assert.equal(goldPreference(q, '8', 'It is 9.'), 0.95);
+  assert.equal(goldPreference(q, 'Answer: 7', 'It is 8.'), 1 - 0.95);
+  assert.equal(goldPreference(q, 'It is 8.', 'It is 8.'), 0.5);
+  // the cycle among three correct answers: no reward orders them
+  const t = '8', s = 'It is 8.', f = 'Answer: 8';
+  const ts = goldPreference(q, t, s), sf = goldPreference(q, s, f), ft = goldPreference(q, f, t);
+  assert.ok(ts > 0.5 && sf > 0.5 && ft > 0.5, `${ts} ${sf} ${ft}`);
+  // length term: within +-0.1 of the style term, towards the longer response
+  assert.ok(Math.abs(ts - 0.7) <= 0.1 && ts < 0.7, `${ts}`);
+  assert.ok(Math.abs(sf - 0.7) <= 0.1);
+  assert.ok(ft > 0.7);
+  // same style, both wrong: the longer one is mildly preferred
+  const long = goldPreference(q, 'It is 123456.', 'It is 9.');
+  assert.ok(long > 0.5 && long <= 0.6, `${long}`);
+  // styled beats malformed when both are wrong (a malformed answer is never correct)
+  assert.ok(goldPreference(q, 'It is 9.', '8.') > 0.7);
+  assert.equal(goldVerdict(q, '8.', '8').bCorrect, true);
+  const rng = createRng(5);
+  const pool = ['8', 'It is 8.', 'Answer: 8', '9', 'It is 19.', 'Answer: 7', '8.', 'eight', 'It is: 8', ''];
+  for (let i = 0; i < 300; i++) {
+    const a = pool[rng.int(pool.length)]!, b = pool[rng.int(pool.length)]!;
+    const p = goldPreference(q, a, b);
+    assert.ok(p >= 0.02 && p <= 0.98);
+    assert.ok(Math.abs(p + goldPreference(q, b, a) - 1) < 1e-12);
+  }
+  assert.throws(() => goldPreference('not a task', 'a', 'b'), /not a prompt of the demo's task family/);
+  const st = responseStats([q, q, q, q], ['8', 'It is 9.', 'Answer: 8', 'junk!']);
+  assert.equal(st.correct, 0.5);
+  assert.deepEqual(st.styles, { terse: 0.25, sentence: 0.25, formatted: 0.25, other: 0.25 });
+});
+
+test('report: Table 1 layout and self-contained HTML with one SVG per chart', async () => {
+  const d = syntheticReport();
+  const table = formatTable(d.rows);
+  assert.match(table.split('\n')[0]!, /method\s+iteration\s+LC win rate \(%\)\s+win rate \(%\)\s+avg\. length/);
+  assert.match(table, /sppo\s+2\s+58\.0\s+60\.0 ± 2\.0\s+11\.0/);
+  const html = await reportHtml(d);
+  const n = chartSpecs(d).length;
+  assert.equal((html.match(/<figure class="chart"/g) ?? []).length, n);
+  assert.equal((html.match(/<svg/g) ?? []).length, n);
+  assert.ok(!/<script|https?:\/\/(?!www\.w3\.org)/.test(html.replace(/xmlns(:xlink)?="[^"]*"/g, '')), 'no scripts or network references');
+  assert.match(html, /a &lt;note&gt; &amp; more/);
+  assert.ok(join('a', 'b'));
+});

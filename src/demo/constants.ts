@@ -5,7 +5,7 @@ export const HELD_OUT_SEED = 0;
 export const HELD_OUT_COUNT = 256;
 
 /** The starter policy: a small Llama over the character-level tokenizer. */
-export const STARTER_ARCH = { hidden: 128, layers: 4, heads: 4, intermediate: 256, maxPositions: 128 };
+export const STARTER_ARCH = { hidden: 96, layers: 4, heads: 4, intermediate: 256, maxPositions: 128 };
 export const STARTER_SFT_EXAMPLES = 24000;
 export const STARTER_SFT_SEED = 1;
 

@@ -1,19 +1,18 @@
 // `sppo eval`: win rate of a model's responses against reference responses, by a judge.
 import { existsSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
-import { cuda, type DType } from '../torch/index.js';
+import type { DType } from '../torch/index.js';
 import { loadModel } from '../models/registry.js';
 import { readConfig } from '../models/config.js';
-import { generate } from '../generate/generate.js';
+import { generateAll } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate } from '../text/chat_template.js';
 import { loadJudge, parseJudgeSpec, type JudgeSpec } from '../judge/judge.js';
 import { evaluate, pairByInstruction, readOutputsFile, reportJson, type OutputRecord } from '../eval/evaluate.js';
 import { modelPromptText, plainPromptText, readPromptFile, type PromptRecord } from '../sppo/prompts.js';
 import { mixSeed } from '../sppo/rng.js';
-import { writeJsonAtomic, writeJsonlAtomic } from '../sppo/run_dir.js';
+import { writeJsonAtomic, writeJsonlAtomic } from '../util/files.js';
 import { UsageError } from './usage.js';
+import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 
 export const summary = "win rate (with standard error, length-controlled) of a model's responses against a reference";
 
@@ -55,14 +54,6 @@ options:
   -h, --help                 this help
 `;
 
-function num(name: string, v: string | undefined, dflt: number, integer: boolean, min: number, max = Infinity): number {
-  if (v === undefined) return dflt;
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x)) || x < min || x > max) {
-    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got '${v}'`);
-  }
-  return x;
-}
 
 interface Sampling {
   temperature: number;
@@ -81,80 +72,66 @@ async function respond(modelDir: string, prompts: PromptRecord[], s: Sampling, l
   const tokenizer = Tokenizer.fromFolder(modelDir);
   const template = !s.raw && ChatTemplate.hasTemplate(modelDir) ? ChatTemplate.fromFolder(modelDir, { specialTokens: tokenizer.specialTokens }) : undefined;
   const ids = prompts.map((p) => tokenizer.encode(modelPromptText(p.prompt, template, s.raw), { addSpecialTokens: false }));
-  const order = ids.map((_, i) => i).sort((a, b) => ids[a]!.length - ids[b]!.length || a - b);
   const dtype = s.dtype ?? readConfig(modelDir).dtype ?? 'float32';
   const model = loadModel(modelDir, { dtype, device: s.device });
-  const out = new Array<string>(prompts.length);
-  const bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total} prompts | {eta_formatted} left`, stream: process.stderr }, cliProgress.Presets.shades_classic);
+  const bar = progressBar(label, 'prompts');
   bar.start(prompts.length, 0);
   try {
-    for (let b = 0, s0 = 0; s0 < order.length; b++, s0 += s.batchSize) {
-      const idx = order.slice(s0, s0 + s.batchSize);
-      const gens = generate(model, idx.map((i) => ids[i]!), { temperature: s.temperature, topP: s.topP, maxNewTokens: s.maxNewTokens, seed: mixSeed(s.seed, b), tokenizer });
-      idx.forEach((i, j) => (out[i] = gens[j]!.text));
-      bar.update(Math.min(s0 + s.batchSize, order.length));
-      await new Promise((r) => setImmediate(r));
-    }
+    const gens = await generateAll(model, ids, {
+      temperature: s.temperature, topP: s.topP, maxNewTokens: s.maxNewTokens, tokenizer, batchSize: s.batchSize,
+      seedOf: (b) => mixSeed(s.seed, b),
+      onBatch: (done) => bar.update(done),
+    });
+    return gens.map((g) => g[0]!.text);
   } finally {
     bar.stop();
     model.dispose();
   }
-  return out;
 }
 
 export async function run(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        judge: { type: 'string' },
-        'judge-options': { type: 'string' },
-        model: { type: 'string' },
-        prompts: { type: 'string' },
-        outputs: { type: 'string' },
-        'reference-model': { type: 'string' },
-        reference: { type: 'string' },
-        limit: { type: 'string' },
-        temperature: { type: 'string' },
-        'top-p': { type: 'string' },
-        'max-new-tokens': { type: 'string' },
-        seed: { type: 'string' },
-        'batch-size': { type: 'string' },
-        dtype: { type: 'string' },
-        device: { type: 'string' },
-        raw: { type: 'boolean' },
-        out: { type: 'string' },
-        'save-outputs': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-  }
+  const parsed = parseCommand(
+    'eval',
+    argv,
+    {
+      judge: { type: 'string' },
+      'judge-options': { type: 'string' },
+      model: { type: 'string' },
+      prompts: { type: 'string' },
+      outputs: { type: 'string' },
+      'reference-model': { type: 'string' },
+      reference: { type: 'string' },
+      limit: { type: 'string' },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      'max-new-tokens': { type: 'string' },
+      seed: { type: 'string' },
+      'batch-size': { type: 'string' },
+      dtype: { type: 'string' },
+      device: { type: 'string' },
+      raw: { type: 'boolean' },
+      out: { type: 'string' },
+      'save-outputs': { type: 'string' },
+    },
+    HELP,
+    { required: ['judge'] },
+  );
+  if (!parsed) return;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return;
-  }
-  if (!v.judge) throw new UsageError('--judge is required (sppo eval --help)');
   if (!!v.model === !!v.outputs) throw new UsageError('give exactly one of --model and --outputs (sppo eval --help)');
   if (!!v['reference-model'] === !!v.reference) throw new UsageError('give exactly one of --reference-model and --reference (sppo eval --help)');
   if (v.outputs && v.prompts) throw new UsageError('--prompts goes with --model (with --outputs, the outputs carry their instructions)');
   if (v['reference-model'] && !v.prompts && !v.outputs) throw new UsageError('--reference-model needs --prompts (or --outputs, whose instructions are used)');
-  if (v.dtype && !['float32', 'bfloat16', 'float16'].includes(v.dtype)) throw new UsageError(`--dtype must be float32, bfloat16 or float16, got '${v.dtype}'`);
-  const device = v.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
-  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
-  const limit = v.limit === undefined ? Infinity : num('limit', v.limit, 0, true, 1);
+  const dtype = dtypeOption(v.dtype);
+  const device = deviceOption(v.device);
+  const limit = v.limit === undefined ? Infinity : num('limit', v.limit, 0, { integer: true, min: 1 });
   const sampling: Sampling = {
-    temperature: num('temperature', v.temperature, 0.7, false, 0),
-    topP: num('top-p', v['top-p'], 0.9, false, 1e-9, 1),
-    maxNewTokens: num('max-new-tokens', v['max-new-tokens'], 512, true, 1),
-    seed: num('seed', v.seed, 0, true, 0),
-    batchSize: num('batch-size', v['batch-size'], 8, true, 1),
-    dtype: v.dtype as DType | undefined,
+    temperature: num('temperature', v.temperature, 0.7, { min: 0 }),
+    topP: num('top-p', v['top-p'], 0.9, { min: 0, max: 1, open: true }),
+    maxNewTokens: num('max-new-tokens', v['max-new-tokens'], 512, { integer: true, min: 1 }),
+    seed: num('seed', v.seed, 0, { integer: true, min: 0 }),
+    batchSize: num('batch-size', v['batch-size'], 8, { integer: true, min: 1 }),
+    dtype,
     device,
     raw: v.raw ?? false,
   };
@@ -168,7 +145,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   let spec: JudgeSpec;
   try {
-    spec = parseJudgeSpec(v.judge, { device });
+    spec = parseJudgeSpec(v.judge!, { device });
   } catch (e) {
     throw new UsageError(`--judge: ${(e as Error).message}`);
   }
@@ -202,7 +179,7 @@ export async function run(argv: string[]): Promise<void> {
 
   const judge = await loadJudge(spec);
   let report;
-  const bar = new cliProgress.SingleBar({ format: 'judge [{bar}] {value}/{total} | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
+  const bar = progressBar('judge', 'pairs');
   bar.start(items.length, 0);
   try {
     report = await evaluate(judge, items, { onProgress: (d) => bar.update(d) });

@@ -1,7 +1,6 @@
 // `sppo game`: SPPO, iterative DPO and IPO on tabular preference games, with the Nash gap measured.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { EXACT_ETA_CONSTANT } from '../game/exact.js';
 import { loadGames, type Game } from '../game/game.js';
 import { runGame, type Init, type RunResult } from '../game/lab.js';
@@ -9,6 +8,7 @@ import { DEFAULT_FIT_STEPS, DEFAULT_ITERS, DEFAULT_LR, DEFAULT_SAMPLED_ETA, DEFA
 import { gapPlotSvg } from '../game/plot.js';
 import type { Judge, Keep } from '../game/sampled.js';
 import { UsageError } from './usage.js';
+import { choice, optNum, parseCommand } from './args.js';
 
 export const summary = 'run SPPO / DPO / IPO on exact preference games and measure the duality gap';
 
@@ -45,20 +45,7 @@ options:
   -h, --help         this help
 `;
 
-function num(name: string, v: string | undefined, integer: boolean, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x)) || x < min) {
-    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${v}'`);
-  }
-  return x;
-}
 
-function choice<T extends string>(name: string, v: string | undefined, allowed: readonly T[]): T | undefined {
-  if (v === undefined) return undefined;
-  if (!(allowed as readonly string[]).includes(v)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
-  return v as T;
-}
 
 export function parseMethods(v: string | undefined): Method[] {
   if (v === undefined) throw new UsageError(`--method is required (${METHODS.join(', ')}, all)`);
@@ -71,54 +58,45 @@ export function parseMethods(v: string | undefined): Method[] {
 const g = (x: number | null): string => (x === null ? '-' : x.toExponential(2));
 
 export async function run(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        games: { type: 'string' },
-        method: { type: 'string' },
-        iters: { type: 'string' },
-        eta: { type: 'string' },
-        samples: { type: 'string' },
-        judge: { type: 'string' },
-        keep: { type: 'string' },
-        'fit-steps': { type: 'string' },
-        lr: { type: 'string' },
-        init: { type: 'string' },
-        seed: { type: 'string' },
-        game: { type: 'string', multiple: true },
-        json: { type: 'string' },
-        plot: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-  }
+  const parsed = parseCommand(
+    'game',
+    argv,
+    {
+      games: { type: 'string' },
+      method: { type: 'string' },
+      iters: { type: 'string' },
+      eta: { type: 'string' },
+      samples: { type: 'string' },
+      judge: { type: 'string' },
+      keep: { type: 'string' },
+      'fit-steps': { type: 'string' },
+      lr: { type: 'string' },
+      init: { type: 'string' },
+      seed: { type: 'string' },
+      game: { type: 'string', multiple: true },
+      json: { type: 'string' },
+      plot: { type: 'string' },
+    },
+    HELP,
+    { required: ['games'] },
+  );
+  if (!parsed) return;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return;
-  }
-  if (!v.games) throw new UsageError('--games FILE is required (sppo game --help)');
   const methods = parseMethods(v.method);
   const opts = {
-    iters: num('iters', v.iters, true, 1),
-    eta: num('eta', v.eta, false, 0),
-    samples: num('samples', v.samples, true, 2),
-    seed: num('seed', v.seed, true, 0),
+    iters: optNum('iters', v.iters, { integer: true, min: 1 }),
+    eta: optNum('eta', v.eta, { min: 0 }),
+    samples: optNum('samples', v.samples, { integer: true, min: 2 }),
+    seed: optNum('seed', v.seed, { integer: true, min: 0 }),
     judge: choice<Judge>('judge', v.judge, ['exact', 'bernoulli']),
     keep: choice<Keep>('keep', v.keep, ['best-worst', 'all']),
-    fitSteps: num('fit-steps', v['fit-steps'], true, 0),
-    lr: num('lr', v.lr, false, 0),
+    fitSteps: optNum('fit-steps', v['fit-steps'], { integer: true, min: 0 }),
+    lr: optNum('lr', v.lr, { min: 0 }),
     init: choice<Init>('init', v.init, ['uniform', 'random']),
   };
   if (opts.eta === 0) throw new UsageError('--eta must be > 0');
 
-  let games: Game[] = await loadGames(v.games);
+  let games: Game[] = await loadGames(v.games!);
   if (v.game) {
     const names = new Set(v.game);
     for (const name of names) if (!games.some((x) => x.name === name)) throw new UsageError(`no game "${name}" in ${v.games} (${games.map((x) => x.name).join(', ')})`);

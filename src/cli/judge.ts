@@ -1,11 +1,10 @@
 // `sppo judge`: the preference matrix and win rates of every prompt's responses, with a judge.
-import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
-import { cuda } from '../torch/index.js';
+import { existsSync, readFileSync } from 'node:fs';
 import { loadJudge, parseJudgeSpec, preferenceMatrix, type JudgeSpec } from '../judge/judge.js';
 import { winRates } from '../sppo/winrates.js';
 import { UsageError } from './usage.js';
+import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
+import { writeJsonlAtomic } from '../util/files.js';
 
 export const summary = 'preference matrices and win rates of sampled responses, with a judge';
 
@@ -97,47 +96,31 @@ export function readGenerations(path: string): GenerationGroup[] {
   return [...groups.values()];
 }
 
-function num(name: string, v: string | undefined, dflt: number, min: number): number {
-  if (v === undefined) return dflt;
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isInteger(x) || x < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${v}'`);
-  return x;
-}
 
 export async function run(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        judge: { type: 'string' },
-        generations: { type: 'string' },
-        out: { type: 'string' },
-        'judge-options': { type: 'string' },
-        'batch-size': { type: 'string' },
-        dtype: { type: 'string' },
-        device: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-  }
+  const parsed = parseCommand(
+    'judge',
+    argv,
+    {
+      judge: { type: 'string' },
+      generations: { type: 'string' },
+      out: { type: 'string' },
+      'judge-options': { type: 'string' },
+      'batch-size': { type: 'string' },
+      dtype: { type: 'string' },
+      device: { type: 'string' },
+    },
+    HELP,
+    { required: ['judge', 'generations', 'out'] },
+  );
+  if (!parsed) return;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return;
-  }
-  for (const k of ['judge', 'generations', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required (sppo judge --help)`);
-  const batchSize = num('batch-size', v['batch-size'], 8, 1);
-  if (v.dtype && !['float32', 'bfloat16', 'float16'].includes(v.dtype)) throw new UsageError(`--dtype must be float32, bfloat16 or float16, got '${v.dtype}'`);
-  const device = v.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
-  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
+  const batchSize = num('batch-size', v['batch-size'], 8, { integer: true, min: 1 });
+  const dtype = dtypeOption(v.dtype);
+  const device = deviceOption(v.device);
   let spec: JudgeSpec;
   try {
-    spec = parseJudgeSpec(v.judge!, { device, batchSize, ...(v.dtype ? { dtype: v.dtype } : {}) });
+    spec = parseJudgeSpec(v.judge!, { device, batchSize, ...(dtype ? { dtype } : {}) });
   } catch (e) {
     throw new UsageError(`--judge: ${(e as Error).message}`);
   }
@@ -153,8 +136,8 @@ export async function run(argv: string[]): Promise<void> {
 
   const groups = readGenerations(v.generations!);
   const judge = await loadJudge(spec);
-  const lines: string[] = [];
-  const bar = new cliProgress.SingleBar({ format: 'judge [{bar}] {value}/{total} prompts | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
+  const lines: Record<string, unknown>[] = [];
+  const bar = progressBar('judge', 'prompts');
   const t0 = performance.now();
   bar.start(groups.length, 0);
   try {
@@ -164,7 +147,7 @@ export async function run(argv: string[]): Promise<void> {
       const line: Record<string, unknown> = { prompt_id: g.promptId, prompt: g.prompt, responses: g.responses, matrix, win_rates: w };
       if (g.promptText !== undefined) line.prompt_text = g.promptText;
       if (g.refLogprobs) line.ref_logprobs = g.refLogprobs;
-      lines.push(JSON.stringify(line));
+      lines.push(line);
       bar.update(i + 1);
     }
   } finally {
@@ -172,16 +155,6 @@ export async function run(argv: string[]): Promise<void> {
     judge.dispose?.();
   }
   const out = v.out!;
-  const tmp = `${out}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    for (const l of lines) writeSync(fd, l + '\n');
-    closeSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  renameSync(tmp, out);
+  writeJsonlAtomic(out, lines);
   console.error(`sppo judge: ${groups.length} prompts judged by ${judge.name} in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${out}`);
 }

@@ -18,19 +18,23 @@ const commands: Record<string, () => Promise<Command>> = {
   'train-judge': () => import('./train_judge.js'),
 };
 
-function help(): string {
-  const names = Object.keys(commands).sort();
-  return ['usage: sppo <command> [options]', '', 'commands:', ...names.map((n) => `  ${n}`), '', "'sppo <command> --help' for a command's options"].join('\n');
+// In the order of an SPPO run, then the tools around it.
+const ORDER = ['run', 'generate', 'judge', 'train', 'eval', 'sft', 'train-judge', 'demo', 'game'];
+
+async function help(): Promise<string> {
+  const names = [...ORDER.filter((n) => n in commands), ...Object.keys(commands).filter((n) => !ORDER.includes(n)).sort()];
+  const rows = await Promise.all(names.map(async (n) => `  ${n.padEnd(12)} ${(await commands[n]!()).summary}`));
+  return ['usage: sppo <command> [options]', '', 'commands:', ...rows, '', "'sppo <command> --help' for a command's options"].join('\n');
 }
 
 async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    console.log(help());
+    console.log(await help());
     return;
   }
   const load = commands[name];
-  if (!load) throw new UsageError(`unknown command '${name}'\n\n${help()}`);
+  if (!load) throw new UsageError(`unknown command '${name}'\n\n${await help()}`);
   const cmd = await load();
   await cmd.run(rest);
 }

@@ -1,8 +1,8 @@
 // `sppo run CONFIG`: the SPPO loop (src/sppo/loop.ts) from a JSON or YAML config file; rerunning resumes.
-import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../sppo/config.js';
 import { runSppo } from '../sppo/loop.js';
 import { UsageError } from './usage.js';
+import { parseCommand } from './args.js';
 
 export const summary = 'run (or resume) SPPO iterations from a JSON or YAML config file';
 
@@ -20,25 +20,8 @@ options:
 `;
 
 export async function run(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: true,
-      options: {
-        progress: { type: 'boolean' },
-        'no-progress': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-  }
-  if (parsed.values.help) {
-    console.log(HELP);
-    return;
-  }
+  const parsed = parseCommand('run', argv, { progress: { type: 'boolean' }, 'no-progress': { type: 'boolean' } }, HELP, { positionals: true });
+  if (!parsed) return;
   if (parsed.positionals.length !== 1) throw new UsageError(`expected one config file, got ${parsed.positionals.length} arguments\n\n${HELP}`);
   const config = loadConfigFile(parsed.positionals[0]!);
   const progress = parsed.values['no-progress'] ? false : parsed.values.progress ? true : undefined;

@@ -1,13 +1,11 @@
 // `sppo train`: one SPPO (or DPO / IPO) policy update from a JSONL file of preference pairs.
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
-import { cuda } from '../torch/index.js';
 import { loadModel, saveModel } from '../models/registry.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { isLossType, LOSS_TYPES, type LossType } from '../sppo/losses.js';
 import { train, type StepMetrics, type TrainExample } from '../sppo/trainer.js';
 import { UsageError } from './usage.js';
+import { choice, deviceOption, num, parseCommand, progressBar } from './args.js';
 
 export const summary = 'train a policy on preference pairs (SPPO, SPPO-hard, SPPO-single, DPO, IPO)';
 
@@ -50,16 +48,6 @@ options:
   -h, --help               this help
 `;
 
-function num(name: string, v: string | undefined, dflt: number, o: { integer?: boolean; min?: number; max?: number; open?: boolean } = {}): number {
-  if (v === undefined) return dflt;
-  const x = Number(v);
-  const min = o.min ?? -Infinity;
-  const max = o.max ?? Infinity;
-  if (v.trim() === '' || !Number.isFinite(x) || (o.integer && !Number.isInteger(x)) || x < min || x > max || (o.open && x === min)) {
-    throw new UsageError(`--${name} must be ${o.integer ? 'an integer' : 'a number'} in ${o.open ? '(' : '['}${min}, ${max}], got '${v}'`);
-  }
-  return x;
-}
 
 export interface PairLine {
   prompt: string;
@@ -146,51 +134,42 @@ export function tokenizePairs(tokenizer: Tokenizer, pairs: PairLine[], appendEos
 }
 
 export async function run(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        model: { type: 'string' },
-        pairs: { type: 'string' },
-        out: { type: 'string' },
-        loss: { type: 'string' },
-        beta: { type: 'string' },
-        'label-smoothing': { type: 'string' },
-        lr: { type: 'string' },
-        epochs: { type: 'string' },
-        'batch-size': { type: 'string' },
-        'grad-accum': { type: 'string' },
-        optimizer: { type: 'string' },
-        'weight-decay': { type: 'string' },
-        'warmup-ratio': { type: 'string' },
-        schedule: { type: 'string' },
-        'max-grad-norm': { type: 'string' },
-        'max-length': { type: 'string' },
-        'max-prompt-length': { type: 'string' },
-        'eval-fraction': { type: 'string' },
-        seed: { type: 'string' },
-        metrics: { type: 'string' },
-        'checkpoint-dir': { type: 'string' },
-        'checkpoint-every': { type: 'string' },
-        'gradient-checkpointing': { type: 'boolean' },
-        'no-eos': { type: 'boolean' },
-        dtype: { type: 'string' },
-        device: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-  }
+  const parsed = parseCommand(
+    'train',
+    argv,
+    {
+      model: { type: 'string' },
+      pairs: { type: 'string' },
+      out: { type: 'string' },
+      loss: { type: 'string' },
+      beta: { type: 'string' },
+      'label-smoothing': { type: 'string' },
+      lr: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'grad-accum': { type: 'string' },
+      optimizer: { type: 'string' },
+      'weight-decay': { type: 'string' },
+      'warmup-ratio': { type: 'string' },
+      schedule: { type: 'string' },
+      'max-grad-norm': { type: 'string' },
+      'max-length': { type: 'string' },
+      'max-prompt-length': { type: 'string' },
+      'eval-fraction': { type: 'string' },
+      seed: { type: 'string' },
+      metrics: { type: 'string' },
+      'checkpoint-dir': { type: 'string' },
+      'checkpoint-every': { type: 'string' },
+      'gradient-checkpointing': { type: 'boolean' },
+      'no-eos': { type: 'boolean' },
+      dtype: { type: 'string' },
+      device: { type: 'string' },
+    },
+    HELP,
+    { required: ['model', 'pairs', 'out'] },
+  );
+  if (!parsed) return;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return;
-  }
-  for (const k of ['model', 'pairs', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required (sppo train --help)`);
   const loss = v.loss ?? 'sppo';
   if (!isLossType(loss)) throw new UsageError(`--loss must be one of ${LOSS_TYPES.join(', ')}, got '${loss}'`);
   const beta = num('beta', v.beta, 0.001, { min: 0, open: true });
@@ -200,23 +179,19 @@ export async function run(argv: string[]): Promise<void> {
   const epochs = num('epochs', v.epochs, 1, { integer: true, min: 1 });
   const batchSize = num('batch-size', v['batch-size'], 8, { integer: true, min: 1 });
   const gradAccum = num('grad-accum', v['grad-accum'], 1, { integer: true, min: 1 });
-  const optimizer = v.optimizer ?? 'rmsprop';
-  if (optimizer !== 'rmsprop' && optimizer !== 'adamw') throw new UsageError(`--optimizer must be rmsprop or adamw, got '${optimizer}'`);
+  const optimizer = choice('optimizer', v.optimizer, ['rmsprop', 'adamw'] as const, 'rmsprop');
   const weightDecay = num('weight-decay', v['weight-decay'], 0, { min: 0 });
   const warmupRatio = num('warmup-ratio', v['warmup-ratio'], 0.1, { min: 0, max: 1 });
-  const schedule = v.schedule ?? 'linear';
-  if (schedule !== 'linear' && schedule !== 'cosine' && schedule !== 'constant') throw new UsageError(`--schedule must be linear, cosine or constant, got '${schedule}'`);
+  const schedule = choice('schedule', v.schedule, ['linear', 'cosine', 'constant'] as const, 'linear');
   const maxGradNorm = num('max-grad-norm', v['max-grad-norm'], 1, { min: 0 });
   const maxLength = num('max-length', v['max-length'], 1024, { integer: true, min: 2 });
   const maxPromptLength = num('max-prompt-length', v['max-prompt-length'], Math.min(512, maxLength - 1), { integer: true, min: 1, max: maxLength - 1 });
   const evalFraction = num('eval-fraction', v['eval-fraction'], 0, { min: 0, max: 0.9 });
   const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
   const checkpointEvery = v['checkpoint-every'] === undefined ? undefined : num('checkpoint-every', v['checkpoint-every'], 1, { integer: true, min: 1 });
-  if (v.dtype && v.dtype !== 'float32' && v.dtype !== 'bfloat16') throw new UsageError(`--dtype must be float32 or bfloat16, got '${v.dtype}'`);
-  const device = v.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
-  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
+  const device = deviceOption(v.device);
   if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
-  const dtype = (v.dtype as 'float32' | 'bfloat16' | undefined) ?? (device.startsWith('cuda') ? 'bfloat16' : 'float32');
+  const dtype = choice('dtype', v.dtype, ['float32', 'bfloat16'] as const, device.startsWith('cuda') ? 'bfloat16' : 'float32');
 
   const pairs = readPairs(v.pairs!, loss);
   const tokenizer = Tokenizer.fromFolder(v.model!);
@@ -224,7 +199,7 @@ export async function run(argv: string[]): Promise<void> {
   const policy = loadModel(v.model!, { dtype, device });
   const nTrain = examples.length - (evalFraction > 0 ? Math.min(examples.length - 1, Math.max(1, Math.round(examples.length * evalFraction))) : 0);
   const total = Math.ceil(nTrain / (batchSize * gradAccum)) * epochs;
-  const bar = new cliProgress.SingleBar({ format: 'train [{bar}] {value}/{total} steps | loss {loss} | acc {acc} | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
+  const bar = progressBar('train', 'steps', 'loss {loss} | acc {acc}');
   bar.start(total, 0, { loss: '-', acc: '-' });
   const t0 = performance.now();
   let last: StepMetrics | undefined;

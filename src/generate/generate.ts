@@ -257,3 +257,31 @@ export function generate(model: CausalLM, prompts: readonly number[][], opts: Ge
     res.logprobs.dispose();
   }
 }
+
+export interface BatchedOptions extends Omit<GenerateOptions, 'seed'> {
+  /** Prompts per batch (default 8; batchSize * n sequences decode together). */
+  batchSize?: number;
+  /** The sampling seed of batch b (batches are taken in order of prompt length). Default: b. */
+  seedOf?: (batch: number) => number;
+  /** Called after each batch with the number of prompts done and the generations of that batch. */
+  onBatch?: (done: number, gens: Generation[]) => void;
+}
+
+/**
+ * Generates for many prompts in batches of similar length (less padding) and returns, in prompt order,
+ * each prompt's n generations. Yields to the event loop between batches, so progress bars draw.
+ */
+export async function generateAll(model: CausalLM, prompts: readonly number[][], opts: BatchedOptions = {}): Promise<Generation[][]> {
+  const batchSize = opts.batchSize ?? 8;
+  const n = opts.n ?? 1;
+  const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.length - prompts[b]!.length || a - b);
+  const out = new Array<Generation[]>(prompts.length);
+  for (let b = 0, s = 0; s < order.length; b++, s += batchSize) {
+    const idx = order.slice(s, s + batchSize);
+    const gens = generate(model, idx.map((i) => prompts[i]!), { ...opts, seed: opts.seedOf ? opts.seedOf(b) : b });
+    idx.forEach((i, j) => (out[i] = gens.slice(j * n, (j + 1) * n).map((g) => ({ ...g, prompt: i }))));
+    opts.onBatch?.(Math.min(s + batchSize, order.length), gens);
+    await new Promise((r) => setImmediate(r));
+  }
+  return out;
+}

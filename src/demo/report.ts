@@ -97,7 +97,7 @@ export function chartSpecs(d: ReportData): { id: string; title: string; spec: To
       id: 'length',
       title: 'Average response length on the held-out prompts (characters)',
       spec: {
-        $schema: SCHEMA, width: 460, height: 280, background: 'white', data: { values: d.rows },
+        $schema: SCHEMA, width: 460, height: 280, background: 'white', data: { values: d.rows.map((r) => ({ ...r })) },
         mark: { type: 'line', point: true },
         encoding: { x: iterAxis, y: { field: 'avg_length', type: 'quantitative', title: 'average length', scale: { zero: false } }, color },
       },

@@ -72,11 +72,30 @@ function fromFolder(dir, source) {
   return { source, include: [inc, join(inc, 'torch', 'csrc', 'api', 'include')], lib: [lib], abi: abiOf(lib) };
 }
 
+// Debian's libtorch links the generic libblas.so.3, which is the reference BLAS unless an optimised
+// one is installed: OpenBLAS makes its matrix products about 13x faster (measured: 5 -> 65 GFLOP/s
+// for fp32 matmul on 2 cores). Installed with the system libtorch when we are root.
+function optimisedBlas(triplet) {
+  if (existsSync(`/usr/lib/${triplet}/openblas-pthread/libblas.so.3`) || existsSync(`/usr/lib/${triplet}/blis-pthread/libblas.so.3`)) return;
+  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) {
+    log('libtorch uses the reference BLAS (slow); installing libopenblas0-pthread would make it about 13x faster');
+    return;
+  }
+  log('installing OpenBLAS (libopenblas0-pthread) for the system libtorch');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const r = spawnSync('apt-get', ['install', '-y', '-q', 'libopenblas0-pthread'], { stdio: quiet ? 'ignore' : 'inherit', env });
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update', '-q'], { stdio: 'ignore', env });
+    spawnSync('apt-get', ['install', '-y', '-q', 'libopenblas0-pthread'], { stdio: quiet ? 'ignore' : 'inherit', env });
+  }
+}
+
 function systemLibtorch() {
   const triplets = [`${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`];
   for (const t of triplets) {
     const lib = `/usr/lib/${t}`;
     if (existsSync('/usr/include/ATen/ATen.h') && existsSync(join(lib, 'libtorch.so'))) {
+      optimisedBlas(t);
       return { source: 'system', include: ['/usr/include', '/usr/include/torch/csrc/api/include'], lib: [lib], abi: abiOf(lib) };
     }
   }

@@ -133,6 +133,7 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
     const hostStopped = new Array<boolean>(rows).fill(false);
     const stopAt = new Array<number>(rows).fill(-1);
     const maxStop = Math.max(0, ...stopStrings.map((s) => s.length));
+    const syncEvery = device === 'cpu' || stopStrings.length ? 1 : 8;
     try {
       for (let step = 0; step < maxNew; step++) {
         const next = tidy(() => {
@@ -177,7 +178,10 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
         state.finished.dispose();
         state.finished = keep(finished);
         opts.onStep?.(step + 1);
-        if (step === maxNew - 1 || state.finished.all().item()) break;
+        // Whether every sequence has stopped is read back on the host (a device sync): every step on the
+        // CPU, every 8 steps on a GPU, where a sync per step would stall the queue of kernels. Steps
+        // taken after all stopped only add padding, which the lengths below leave out.
+        if (step === maxNew - 1 || ((step + 1) % syncEvery === 0 && state.finished.all().item())) break;
         const upd = tidy(() => {
           const mask = state.mask.narrow(1, 0, p + step + 1);
           const logits = model.forward({ inputIds: next.token.unsqueeze(1), attentionMask: mask, positionIds: state.pos, cache }).squeeze(1);

@@ -13,14 +13,16 @@ export LIBTORCH_USE_PYTORCH=1 NODE_API_INCLUDE=$PWD/.gpu/node-api-include SPPO_S
 nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"
 echo "== build"; time /tmp/node scripts/setup.mjs native || exit 1
 /tmp/node -e "import('./dist/src/torch/index.js').then(t => console.log('libtorch', t.libtorchVersion(), 'cuda', t.cuda.isAvailable(), t.cuda.deviceCount()))"
+if [ "${SPPO_GPU_SKIP_TESTS:-0}" != 1 ]; then
 echo "== tests on cuda"
 # conformance is the CPU reference (float32, eager attention); on cuda the fused attention kernel gives
 # other values at padded query rows, which nothing uses, so it is left out here.
 SPPO_DEVICE=cuda timeout 200 /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_ models generate losses trainer judge} > "$OUT/tests.log" 2>&1
 grep -E "^# (tests|pass|fail)|^not ok" "$OUT/tests.log"; grep -E "^not ok" -A4 "$OUT/tests.log" | grep -E "error" | head -20
+fi
 [ "${SPPO_GPU_SKIP_BENCH:-0}" = 1 ] && exit 0
 echo "== bench"
 timeout 150 /tmp/node dist/bench/gpu.js "$OUT/sppo-gpu.json" || echo "gpu bench failed"
 echo "== HF baseline"
-timeout 150 python3 .gpu/hf_baseline.py "$OUT/hf-baseline.json" || echo "hf baseline failed"
+timeout ${SPPO_HF_TIMEOUT:-150} python3 .gpu/hf_baseline.py "$OUT/hf-baseline.json" || echo "hf baseline failed"
 cat "$OUT"/*.json 2>/dev/null

@@ -1,5 +1,5 @@
 // `sppo generate`: sample responses for a JSONL file of prompts with a Hugging Face model folder.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { loadModel } from '../models/registry.js';
 import { generateAll, type Generation } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
@@ -7,7 +7,7 @@ import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_templat
 import { UsageError } from './usage.js';
 import { promptFromRow } from '../sppo/prompts.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
-import { writeJsonlAtomic } from '../util/files.js';
+import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
 
 export const summary = 'sample responses to a JSONL file of prompts with a Hugging Face model folder';
 
@@ -52,19 +52,7 @@ interface PromptLine {
 export function readPrompts(path: string): PromptLine[] {
   if (!existsSync(path)) throw new UsageError(`--prompts: ${path} does not exist`);
   const out: PromptLine[] = [];
-  readFileSync(path, 'utf8')
-    .split('\n')
-    .forEach((line, i) => {
-      if (line.trim() === '') return;
-      const where = `${path}:${i + 1}`;
-      let v: unknown;
-      try {
-        v = JSON.parse(line);
-      } catch (e) {
-        throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
-      }
-      out.push({ fields: v as Record<string, unknown>, prompt: promptFromRow(v, where).prompt });
-    });
+  forEachJsonl(path, (v, where) => out.push({ fields: v as Record<string, unknown>, prompt: promptFromRow(v, where).prompt }));
   if (out.length === 0) throw new Error(`${path}: no prompts`);
   return out;
 }

@@ -1,10 +1,10 @@
 // `sppo judge`: the preference matrix and win rates of every prompt's responses, with a judge.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { loadJudge, parseJudgeSpec, preferenceMatrix, type JudgeSpec } from '../judge/judge.js';
 import { winRates } from '../sppo/winrates.js';
 import { UsageError } from './usage.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
-import { writeJsonlAtomic } from '../util/files.js';
+import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
 
 export const summary = 'preference matrices and win rates of sampled responses, with a judge';
 
@@ -48,15 +48,7 @@ export interface GenerationGroup {
 export function readGenerations(path: string): GenerationGroup[] {
   if (!existsSync(path)) throw new UsageError(`--generations: ${path} does not exist`);
   const groups = new Map<string, GenerationGroup>();
-  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    const where = `${path}:${i + 1}`;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
-    }
+  forEachJsonl(path, (v, where) => {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object with "prompt" and "responses"`);
     const o = v as Record<string, unknown>;
     const prompt = typeof o.prompt === 'string' ? o.prompt : typeof o.prompt_text === 'string' ? o.prompt_text : undefined;

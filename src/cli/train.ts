@@ -1,10 +1,11 @@
 // `sppo train`: one SPPO (or DPO / IPO) policy update from a JSONL file of preference pairs.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { loadModel, saveModel } from '../models/registry.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { isLossType, LOSS_TYPES, type LossType } from '../sppo/losses.js';
 import { train, type StepMetrics, type TrainExample } from '../sppo/trainer.js';
 import { UsageError } from './usage.js';
+import { forEachJsonl } from '../util/files.js';
 import { choice, deviceOption, num, parseCommand, progressBar } from './args.js';
 
 export const summary = 'train a policy on preference pairs (SPPO, SPPO-hard, SPPO-single, DPO, IPO)';
@@ -64,15 +65,7 @@ export interface PairLine {
 export function readPairs(path: string, loss: LossType): PairLine[] {
   if (!existsSync(path)) throw new UsageError(`--pairs: ${path} does not exist`);
   const out: PairLine[] = [];
-  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    const where = `${path}:${i + 1}`;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
-    }
+  forEachJsonl(path, (v, where) => {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object`);
     const o = v as Record<string, unknown>;
     for (const k of ['prompt', 'chosen', 'rejected']) if (typeof o[k] !== 'string') throw new Error(`${where}: "${k}" must be a string`);

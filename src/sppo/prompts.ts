@@ -9,6 +9,7 @@
 // An `id`, `prompt_id` or `source_index` field becomes the prompt's id (kept in the artifacts).
 import { readFileSync, existsSync } from 'node:fs';
 import { extname } from 'node:path';
+import { forEachJsonl } from '../util/files.js';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import type { ChatMessage, ChatTemplate } from '../text/chat_template.js';
 import { promptText } from '../text/chat_template.js';
@@ -61,19 +62,7 @@ export function promptFromRow(row: unknown, where: string): { prompt: string | C
 
 function readJsonl(path: string): PromptRecord[] {
   const out: PromptRecord[] = [];
-  readFileSync(path, 'utf8')
-    .split('\n')
-    .forEach((line, i) => {
-      if (line.trim() === '') return;
-      const where = `${path}:${i + 1}`;
-      let v: unknown;
-      try {
-        v = JSON.parse(line);
-      } catch (e) {
-        throw new PromptFileError(`${where}: not valid JSON (${(e as Error).message})`);
-      }
-      out.push({ index: out.length, ...promptFromRow(v, where) });
-    });
+  forEachJsonl(path, (v, where) => out.push({ index: out.length, ...promptFromRow(v, where) }), PromptFileError);
   return out;
 }
 

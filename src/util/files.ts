@@ -60,18 +60,29 @@ export function readJson<T = unknown>(path: string): T {
   }
 }
 
-export function readJsonl<T = unknown>(path: string): T[] {
-  const out: T[] = [];
+/**
+ * Calls fn with each non-empty line of a JSONL file, parsed, and where it is (`file:line`, for errors).
+ * A line that is not JSON throws `makeError` (default FileFormatError) naming the file and the line.
+ */
+export function forEachJsonl(path: string, fn: (value: unknown, where: string) => void, makeError: new (msg: string) => Error = FileFormatError): void {
   readFileSync(path, 'utf8')
     .split('\n')
     .forEach((line, i) => {
       if (line.trim() === '') return;
+      const where = `${path}:${i + 1}`;
+      let v: unknown;
       try {
-        out.push(JSON.parse(line) as T);
+        v = JSON.parse(line);
       } catch (e) {
-        throw new FileFormatError(`${path}:${i + 1}: not valid JSON (${(e as Error).message})`);
+        throw new makeError(`${where}: not valid JSON (${(e as Error).message})`);
       }
+      fn(v, where);
     });
+}
+
+export function readJsonl<T = unknown>(path: string): T[] {
+  const out: T[] = [];
+  forEachJsonl(path, (v) => out.push(v as T));
   return out;
 }
 

@@ -9,7 +9,8 @@ import { heldOutPrompts } from '../demo/tasks.js';
 import { llamaConfig, writeTokenizerFolder } from '../demo/tokenizer.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STARTER_ARCH, STARTER_SFT_EXAMPLES, STARTER_SFT_SEED } from '../demo/constants.js';
 import { proxyJudgeData } from '../demo/proxy_data.js';
-import { runDemo } from '../demo/run.js';
+import { runDemo, runSearch, SEARCH_GRID, type DemoMethod } from '../demo/run.js';
+import { evaluatePolicy, formatPolicyEval } from '../demo/policy_eval.js';
 import { UsageError } from './usage.js';
 
 export const summary = 'the demo: SPPO on a small task family, judged by a proxy model, evaluated by a gold judge';
@@ -17,6 +18,8 @@ export const summary = 'the demo: SPPO on a small task family, judged by a proxy
 const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fresh]
        sppo demo starter-inputs --dir DIR [--examples N --seed S]
        sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S]
+       sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo]
+       sppo demo policy-eval --model DIR [--k K --prompts N --seed S]
 
   run (default)     SPPO (3 iterations, K = 5) of demo/starter with demo/proxy-judge as the judge, each iteration
                     evaluated on held-out prompts by the gold judge against the starter; writes OUT/summary.json
@@ -28,6 +31,11 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
                     DIR/sft.jsonl (mixed-quality demonstrations) for 'sppo sft' (demo/make-starter.sh)
   judge-data        sample the starter on N prompts (K each) and write the gold judge's verdicts on all pairs:
                     DIR/judge-train.jsonl and DIR/judge-heldout.jsonl (15% of the prompts) for 'sppo train-judge'
+  search            the hyper-parameter search, the same for every method: each lr x beta of the grid, one
+                    iteration of 128 training prompts, scored by the gold judge on validation prompts (never the
+                    held-out ones); writes OUT/search.json (OUT: runs/demo-search) and prints the best per method
+  policy-eval       K samples (temperature 1) per held-out prompt (the first N of the 256): the gold judge's
+                    correctness of a sample and pass@K, per task kind, and the style shares
 `;
 
 function writeJsonl(path: string, rows: unknown[]): void {
@@ -75,6 +83,34 @@ async function judgeData(argv: string[]): Promise<void> {
   console.error(`sppo demo judge-data: ${r.train.length} training and ${r.heldOut.length} held-out comparisons in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${v.dir}`);
 }
 
+async function policyEval(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, k: { type: 'string' }, prompts: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' } } });
+  if (!v.model) throw new UsageError('--model is required');
+  const int = (name: string, x: string | undefined, d: number, min: number, max = Infinity): number => {
+    const n = x === undefined ? d : Number(x);
+    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got '${x}'`);
+    return n;
+  };
+  const tasks = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, int('prompts', v.prompts, HELD_OUT_COUNT, 1, HELD_OUT_COUNT));
+  const t0 = performance.now();
+  const e = await evaluatePolicy({ model: v.model, tasks, k: int('k', v.k, 5, 1), seed: int('seed', v.seed, 0, 0) });
+  console.log(formatPolicyEval(e));
+  if (v.json) writeFileSync(v.json, JSON.stringify(e, null, 2) + '\n');
+  console.error(`sppo demo policy-eval: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+async function search(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { out: { type: 'string' }, fresh: { type: 'boolean' }, methods: { type: 'string' }, root: { type: 'string' } } });
+  const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
+  const methods = (v.methods ?? 'sppo,dpo,ipo').split(',') as DemoMethod[];
+  for (const m of methods) if (!['sppo', 'dpo', 'ipo'].includes(m)) throw new UsageError(`--methods: unknown method '${m}'`);
+  console.error(`sppo demo search: ${methods.join(', ')} x ${SEARCH_GRID.length} settings`);
+  const r = await runSearch({ root, out: v.out ?? join('runs', 'demo-search'), fresh: v.fresh ?? false, progress: false, methods });
+  console.log('| method | lr | beta | validation win rate (%) ± SE | correct (%) |\n| --- | --- | --- | --- | --- |');
+  for (const p of r.points) console.log(`| ${p.method} | ${p.lr} | ${p.beta} | ${(100 * p.win_rate).toFixed(1)} ± ${(100 * p.win_rate_se).toFixed(1)} | ${(100 * p.correct).toFixed(1)} |`);
+  console.log(`best: ${JSON.stringify(r.best)} (${r.seconds.toFixed(0)} s)`);
+}
+
 async function demo(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({ args: argv, strict: true, options: { quick: { type: 'boolean' }, baselines: { type: 'boolean' }, out: { type: 'string' }, fresh: { type: 'boolean' }, root: { type: 'string' } } });
   const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
@@ -93,6 +129,8 @@ export async function run(argv: string[]): Promise<void> {
   }
   if (sub === 'starter-inputs') return starterInputs(rest);
   if (sub === 'judge-data') return judgeData(rest);
+  if (sub === 'policy-eval') return policyEval(rest);
+  if (sub === 'search') return search(rest);
   if (sub === 'run') return demo(rest);
   if (sub === undefined || sub.startsWith('--')) return demo(argv);
   throw new UsageError(`unknown demo step '${sub}'\n\n${HELP}`);

@@ -36,6 +36,8 @@ options:
   --lr LR                default 1e-3
   --head-lr LR           default 1e-2
   --epochs N             default 1
+  --decided-copies N     use each comparison decided by a strong preference (p >= 0.9 or <= 0.1) N times
+                         per epoch (default 1)
   --batch-size B         sequences per step (default 32)
   --warmup-ratio R       default 0.05
   --max-length N         tokens per sequence, kept from the right (default: the model's max positions)
@@ -230,7 +232,7 @@ export async function run(argv: string[]): Promise<void> {
       args: argv, strict: true, allowPositionals: false,
       options: {
         model: { type: 'string' }, data: { type: 'string' }, 'eval-data': { type: 'string' }, out: { type: 'string' },
-        template: { type: 'string' }, lr: { type: 'string' }, 'head-lr': { type: 'string' }, epochs: { type: 'string' },
+        template: { type: 'string' }, lr: { type: 'string' }, 'head-lr': { type: 'string' }, epochs: { type: 'string' }, 'decided-copies': { type: 'string' },
         'batch-size': { type: 'string' }, 'warmup-ratio': { type: 'string' }, 'max-length': { type: 'string' },
         seed: { type: 'string' }, report: { type: 'string' }, help: { type: 'boolean', short: 'h' },
       },
@@ -247,7 +249,9 @@ export async function run(argv: string[]): Promise<void> {
   if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
   const template = v.template ?? COMPACT_TEMPLATE;
   for (const k of ['{prompt}', '{a}', '{b}']) if (!template.includes(k)) throw new UsageError(`--template must contain ${k}`);
-  const data = readComparisons(v.data!, '--data');
+  const read = readComparisons(v.data!, '--data');
+  const copies = num('decided-copies', v['decided-copies'], 1, true, 1);
+  const data = copies === 1 ? read : read.flatMap((c) => (c.p >= 0.9 || c.p <= 0.1 ? Array<Comparison>(copies).fill(c) : [c]));
   const evalData = v['eval-data'] ? readComparisons(v['eval-data'], '--eval-data') : undefined;
   const t0 = performance.now();
   const bar = new cliProgress.SingleBar({ format: 'train-judge [{bar}] {value}/{total} steps | loss {loss} | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);

@@ -5,10 +5,13 @@ export const HELD_OUT_SEED = 0;
 export const HELD_OUT_COUNT = 256;
 
 /** The starter policy: a small Llama over the character-level tokenizer. */
-export const STARTER_ARCH = { hidden: 96, layers: 4, heads: 4, intermediate: 256, maxPositions: 128 };
-export const STARTER_SFT_EXAMPLES = 24000;
+export const STARTER_ARCH = { hidden: 192, layers: 4, heads: 6, intermediate: 512, maxPositions: 128 };
+export const STARTER_SFT_EXAMPLES = 48000;
 export const STARTER_SFT_SEED = 1;
 
 /** Prompt streams of src/demo/tasks.ts trainingPrompts (kept apart so no two uses share prompts by design). */
 export const STREAM_PROXY = 1;
 export const STREAM_SPPO = 2;
+export const STREAM_VALID = 3;
+/** Validation prompts of the hyper-parameter search (their own stream; never the held-out ones). */
+export const VALID_COUNT = 128;

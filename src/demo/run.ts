@@ -6,13 +6,13 @@
 //
 // Each method is one `runSppo` run directory (OUT/<method>/, resumable); OUT/summary.json gathers the rows
 // {method, iteration, win_rate, win_rate_se, lc_win_rate, avg_length}; OUT/report.html draws them.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runSppo, type GenerationLine } from '../sppo/loop.js';
 import type { SppoConfigInput } from '../sppo/config.js';
 import { GoldJudge, responseStats } from './gold_judge.js';
 import { heldOutPrompts, trainingPrompts, type Task } from './tasks.js';
-import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_SPPO } from './constants.js';
+import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from './constants.js';
 import { formatTable, reportHtml, type LossPoint, type RowDetails, type SummaryRow } from './report.js';
 
 export type DemoMethod = 'sppo' | 'dpo' | 'ipo';
@@ -34,14 +34,32 @@ export function demoSizes(quick: boolean): { iterations: number; perIteration: n
   return quick ? { iterations: 1, perIteration: 16, evalCount: 32 } : { iterations: 3, perIteration: 128, evalCount: HELD_OUT_COUNT };
 }
 
-/**
- * Hyper-parameters: one setting fixed before any result, the same for all three methods (beta = 0.1 is
- * SPPO's eta = 10; DPO's usual beta; IPO's target margin 1/(2 beta) = 5). No search was run for any method.
- */
+/** Training settings shared by every method (lr and beta: DEMO_HYPER, per method). */
 export const DEMO_TRAINING = {
-  beta: 0.1, lr: 5e-4, epochs: 2, batchSize: 16, gradAccum: 1, optimizer: 'adamw' as const, warmupRatio: 0.1,
+  epochs: 2, batchSize: 16, gradAccum: 1, optimizer: 'adamw' as const, warmupRatio: 0.1,
   schedule: 'linear' as const, maxLength: 64, maxPromptLength: 40, maxGradNorm: 1,
 };
+
+export interface Hyper {
+  lr: number;
+  /** DPO's beta; SPPO's eta = 1/beta; IPO's target margin 1/(2 beta). */
+  beta: number;
+}
+
+/**
+ * The hyper-parameter search budget, the same for every method: this grid of lr x beta, each point one
+ * iteration of 128 prompts (the demo's first), scored by the gold judge's win rate against the starter on
+ * VALID_COUNT validation prompts of their own stream (never the held-out ones). `sppo demo search` runs it.
+ */
+export const SEARCH_GRID: Hyper[] = [1e-4, 3e-4, 1e-3].flatMap((lr) => [0.05, 0.2].map((beta) => ({ lr, beta })));
+
+/** The settings `sppo demo search` picked for each method (docs/demo.md has its table). */
+export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
+  sppo: { lr: 5e-4, beta: 0.1 },
+  dpo: { lr: 5e-4, beta: 0.1 },
+  ipo: { lr: 5e-4, beta: 0.1 },
+};
+
 export const DEMO_GENERATION = { k: 5, temperature: 1, topP: 1, maxNewTokens: 24, batchSize: 32 };
 
 function writeJsonl(path: string, rows: unknown[]): void {
@@ -104,7 +122,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       refLogprobs: 'generation',
       judgeChunk: 32,
       generation: DEMO_GENERATION,
-      training: { loss: method, ...DEMO_TRAINING },
+      training: { loss: method, ...DEMO_TRAINING, ...DEMO_HYPER[method] },
       eval: { count: held.length, prompts: join(out, 'eval-prompts.jsonl'), temperature: 1, topP: 1, batchSize: 64 },
     };
     log(`sppo demo: ${method} -> ${runDir}`);
@@ -132,17 +150,87 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const table = formatTable(rows);
-  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, timings, seconds, settings: { ...size, generation: DEMO_GENERATION, training: DEMO_TRAINING } }, null, 2) + '\n');
+  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, timings, seconds, settings: { ...size, generation: DEMO_GENERATION, training: DEMO_TRAINING, hyper: DEMO_HYPER, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
   const html = await reportHtml({
     title: `sppo demo: ${methods.join(', ').toUpperCase()} on the task family (${size.iterations} iteration${size.iterations > 1 ? 's' : ''}, K = ${DEMO_GENERATION.k})`,
     rows, details, losses,
     notes: [
       `Judge during training: the proxy pairwise model demo/proxy-judge; evaluation: the gold judge (docs/demo.md), on ${held.length} held-out prompts, against the starter's responses.`,
       `Win rate: mean P(model > starter) with its standard error; LC: AlpacaEval 2.0's length-controlled win rate (dashed line in the first chart).`,
-      `Same prompts, samples per prompt, judge and hyper-parameters for every method (beta ${DEMO_TRAINING.beta}, lr ${DEMO_TRAINING.lr}, ${DEMO_TRAINING.epochs} epochs, batch ${DEMO_TRAINING.batchSize}); no hyper-parameter search for any method.`,
+      `Same prompts, samples per prompt, judge and training budget for every method (${DEMO_TRAINING.epochs} epochs, batch ${DEMO_TRAINING.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${DEMO_HYPER[m].lr}, beta ${DEMO_HYPER[m].beta}`).join('; ')}), each picked by the same search (${SEARCH_GRID.length} settings, one iteration each, scored on validation prompts, never the held-out ones).`,
       `Wall time ${seconds.toFixed(0)} s.`,
     ],
   });
   writeFileSync(join(out, 'report.html'), html);
   return { rows, details, table, seconds, timings };
+}
+
+export interface SearchPoint extends Hyper {
+  method: DemoMethod;
+  win_rate: number;
+  win_rate_se: number;
+  correct: number;
+}
+
+/**
+ * The hyper-parameter search (`sppo demo search`): every method x every SEARCH_GRID point, one iteration on
+ * the demo's first 128 training prompts, evaluated by the gold judge against the starter on the validation
+ * prompts. The samples and the proxy judge's verdicts of that iteration do not depend on lr or beta: they are
+ * made once and shared. Writes OUT/search.json; returns the points and the best per method.
+ */
+export async function runSearch(o: { root: string; out: string; fresh?: boolean; progress?: boolean; log?: (s: string) => void; methods?: DemoMethod[] }): Promise<{ points: SearchPoint[]; best: Record<string, Hyper>; seconds: number }> {
+  const t0 = performance.now();
+  const log = o.log ?? ((s: string) => console.error(s));
+  const starter = join(o.root, 'demo', 'starter');
+  const proxy = join(o.root, 'demo', 'proxy-judge');
+  const out = resolve(o.out);
+  if (o.fresh) rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  const heldAll = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED);
+  const perIteration = demoSizes(false).perIteration;
+  const train = trainingPrompts(demoSizes(false).iterations * perIteration, 0, heldAll, STREAM_SPPO).slice(0, perIteration);
+  const valid = trainingPrompts(VALID_COUNT, 0, heldAll, STREAM_VALID);
+  const toRow = (t: Task): { prompt: string; kind: string } => ({ prompt: t.prompt, kind: t.kind });
+  writeJsonl(join(out, 'prompts.jsonl'), train.map(toRow));
+  writeJsonl(join(out, 'valid-prompts.jsonl'), valid.map(toRow));
+  const gold = new GoldJudge();
+  const points: SearchPoint[] = [];
+  const shared = ['iter-0/eval-responses.jsonl', 'iter-1/generations.jsonl', 'iter-1/preferences.jsonl', 'iter-1/pairs.jsonl'];
+  let first: string | undefined;
+  for (const method of o.methods ?? (['sppo', 'dpo', 'ipo'] as DemoMethod[])) {
+    for (const h of SEARCH_GRID) {
+      const runDir = join(out, `${method}-lr${h.lr}-beta${h.beta}`);
+      if (first && !existsSync(join(runDir, 'run.json'))) {
+        for (const f of shared) {
+          if (!existsSync(join(first, f))) continue;
+          mkdirSync(join(runDir, f, '..'), { recursive: true });
+          copyFileSync(join(first, f), join(runDir, f));
+        }
+      }
+      const cfg: SppoConfigInput = {
+        model: starter, prompts: join(out, 'prompts.jsonl'), runDir,
+        judge: { kind: 'pairwise', dir: proxy, batchSize: 64, dtype: 'float32', device: 'cpu' },
+        iterations: 1, promptsPerIteration: perIteration, seed: 0, dtype: 'float32', device: 'cpu',
+        refLogprobs: 'generation', judgeChunk: 32, generation: DEMO_GENERATION,
+        training: { loss: method, ...DEMO_TRAINING, ...h },
+        eval: { count: valid.length, prompts: join(out, 'valid-prompts.jsonl'), temperature: 1, topP: 1, batchSize: 64 },
+      };
+      const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log: () => {} });
+      first ??= runDir;
+      const ev = res.iterations[0]!.eval!;
+      const resp = readJsonl<GenerationLine>(join(runDir, 'iter-1', 'eval-responses.jsonl')).filter((g) => !g.skipped);
+      const st = responseStats(resp.map((g) => valid[g.index]!.prompt), resp.map((g) => g.responses[0]!.text));
+      const p: SearchPoint = { method, ...h, win_rate: finite(ev.winRate), win_rate_se: finite(ev.standardError), correct: st.correct };
+      points.push(p);
+      log(`search: ${method} lr ${h.lr} beta ${h.beta}: validation win rate ${(100 * p.win_rate).toFixed(1)} +- ${(100 * p.win_rate_se).toFixed(1)} %, correct ${(100 * p.correct).toFixed(1)} %`);
+    }
+  }
+  const best: Record<string, Hyper> = {};
+  for (const m of new Set(points.map((p) => p.method))) {
+    const b = points.filter((p) => p.method === m).reduce((x, y) => (y.win_rate > x.win_rate ? y : x));
+    best[m] = { lr: b.lr, beta: b.beta };
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  writeFileSync(join(out, 'search.json'), JSON.stringify({ grid: SEARCH_GRID, points, best, seconds }, null, 2) + '\n');
+  return { points, best, seconds };
 }

@@ -55,9 +55,9 @@ export const SEARCH_GRID: Hyper[] = [1e-4, 3e-4, 1e-3].flatMap((lr) => [0.05, 0.
 
 /** The settings `sppo demo search` picked for each method (docs/demo.md has its table). */
 export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
-  sppo: { lr: 5e-4, beta: 0.1 },
-  dpo: { lr: 5e-4, beta: 0.1 },
-  ipo: { lr: 5e-4, beta: 0.1 },
+  sppo: { lr: 1e-4, beta: 0.05 },
+  dpo: { lr: 1e-4, beta: 0.05 },
+  ipo: { lr: 1e-4, beta: 0.05 },
 };
 
 export const DEMO_GENERATION = { k: 5, temperature: 1, topP: 1, maxNewTokens: 24, batchSize: 32 };

@@ -60,6 +60,12 @@ export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
   ipo: { lr: 1e-4, beta: 0.05 },
 };
 
+/**
+ * `--quick` (CI: a smoke test of the pipeline, 16 prompts) trains with the grid's largest lr so that the
+ * policy visibly moves; its figures are not results.
+ */
+export const QUICK_HYPER: Hyper = { lr: 1e-3, beta: 0.05 };
+
 export const DEMO_GENERATION = { k: 5, temperature: 1, topP: 1, maxNewTokens: 24, batchSize: 32 };
 
 function writeJsonl(path: string, rows: unknown[]): void {
@@ -93,6 +99,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   mkdirSync(out, { recursive: true });
   const size = demoSizes(o.quick ?? false);
   const methods: DemoMethod[] = o.baselines ? ['sppo', 'dpo', 'ipo'] : ['sppo'];
+  const hyper: Record<DemoMethod, Hyper> = o.quick ? { sppo: QUICK_HYPER, dpo: QUICK_HYPER, ipo: QUICK_HYPER } : DEMO_HYPER;
 
   // Prompts: the held-out evaluation prompts, and the training prompts of the iterations (their own stream).
   const held = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, size.evalCount);
@@ -122,7 +129,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       refLogprobs: 'generation',
       judgeChunk: 32,
       generation: DEMO_GENERATION,
-      training: { loss: method, ...DEMO_TRAINING, ...DEMO_HYPER[method] },
+      training: { loss: method, ...DEMO_TRAINING, ...hyper[method] },
       eval: { count: held.length, prompts: join(out, 'eval-prompts.jsonl'), temperature: 1, topP: 1, batchSize: 64 },
     };
     log(`sppo demo: ${method} -> ${runDir}`);
@@ -150,14 +157,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const table = formatTable(rows);
-  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, timings, seconds, settings: { ...size, generation: DEMO_GENERATION, training: DEMO_TRAINING, hyper: DEMO_HYPER, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
+  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, timings, seconds, settings: { ...size, generation: DEMO_GENERATION, training: DEMO_TRAINING, hyper, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
   const html = await reportHtml({
     title: `sppo demo: ${methods.join(', ').toUpperCase()} on the task family (${size.iterations} iteration${size.iterations > 1 ? 's' : ''}, K = ${DEMO_GENERATION.k})`,
     rows, details, losses,
     notes: [
       `Judge during training: the proxy pairwise model demo/proxy-judge; evaluation: the gold judge (docs/demo.md), on ${held.length} held-out prompts, against the starter's responses.`,
       `Win rate: mean P(model > starter) with its standard error; LC: AlpacaEval 2.0's length-controlled win rate (dashed line in the first chart).`,
-      `Same prompts, samples per prompt, judge and training budget for every method (${DEMO_TRAINING.epochs} epochs, batch ${DEMO_TRAINING.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${DEMO_HYPER[m].lr}, beta ${DEMO_HYPER[m].beta}`).join('; ')}), each picked by the same search (${SEARCH_GRID.length} settings, one iteration each, scored on validation prompts, never the held-out ones).`,
+      `Same prompts, samples per prompt, judge and training budget for every method (${DEMO_TRAINING.epochs} epochs, batch ${DEMO_TRAINING.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings, one iteration each, scored on validation prompts, never the held-out ones)`}.`,
       `Wall time ${seconds.toFixed(0)} s.`,
     ],
   });

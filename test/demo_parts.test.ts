@@ -8,7 +8,11 @@ import { ChatTemplate } from '../src/text/chat_template.js';
 import { heldOutPrompts, makeTask, parseResponse, render, STYLES, TASK_KINDS, taskOf, trainingPrompts } from '../src/demo/tasks.js';
 import { goldPreference, goldVerdict, isCorrect, responseStats } from '../src/demo/gold_judge.js';
 import { demonstrations } from '../src/demo/demonstrations.js';
-import { STREAM_PROXY, STREAM_SPPO } from '../src/demo/constants.js';
+import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_PROXY, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from '../src/demo/constants.js';
+import { evaluatePolicy, formatPolicyEval } from '../src/demo/policy_eval.js';
+import { DEMO_HYPER, SEARCH_GRID } from '../src/demo/run.js';
+import { existsSync } from 'node:fs';
+import { projectRoot } from './helpers/fixtures.js';
 import { chartSpecs, formatTable, reportHtml } from '../src/demo/report.js';
 import { syntheticReport } from '../src/demo/synthetic.js';
 import { createRng } from '../src/sppo/rng.js';
@@ -123,4 +127,25 @@ test('report: Table 1 layout and self-contained HTML with one SVG per chart', as
   assert.ok(!/<script|https?:\/\/(?!www\.w3\.org)/.test(html.replace(/xmlns(:xlink)?="[^"]*"/g, '')), 'no scripts or network references');
   assert.match(html, /a &lt;note&gt; &amp; more/);
   assert.ok(join('a', 'b'));
+});
+
+test('validation prompts of the search: their own stream, never a held-out prompt; every method searched on the same grid', () => {
+  const held = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED);
+  const heldSet = new Set(held.map((t) => t.prompt));
+  const valid = trainingPrompts(VALID_COUNT, 0, held, STREAM_VALID);
+  assert.equal(valid.length, VALID_COUNT);
+  for (const t of valid) assert.ok(!heldSet.has(t.prompt), t.prompt);
+  for (const m of ['sppo', 'dpo', 'ipo'] as const) assert.ok(SEARCH_GRID.some((h) => h.lr === DEMO_HYPER[m].lr && h.beta === DEMO_HYPER[m].beta), `${m}: a grid point`);
+});
+
+const starterDir = join(projectRoot, 'demo', 'starter');
+test('policy-eval: correctness, pass@K per kind and style shares of the committed starter', { skip: existsSync(join(starterDir, 'model.safetensors')) ? false : 'demo/starter is missing' }, async () => {
+  const tasks = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, 16);
+  const e = await evaluatePolicy({ model: starterDir, tasks, k: 3 });
+  assert.equal(e.prompts, 16);
+  assert.ok(e.correct >= 0 && e.correct <= e.passAtK && e.passAtK <= 1, `${e.correct} <= ${e.passAtK}`);
+  const shares = Object.values(e.styles).reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(shares - 1) < 1e-9);
+  for (const k of TASK_KINDS) assert.ok(e.byKind[k].correct <= e.byKind[k].passAtK);
+  assert.match(formatPolicyEval(e), /pass@3/);
 });

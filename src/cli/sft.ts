@@ -1,8 +1,5 @@
 // `sppo sft`: supervised fine-tuning on (prompt, response) pairs, from a model folder or from random weights.
 import { existsSync, readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
-import { cuda } from '../torch/index.js';
 import { createModel, loadModel, saveModel } from '../models/registry.js';
 import { parseConfig } from '../models/config.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
@@ -10,6 +7,8 @@ import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
 import { sft, type SftExample, type SftStepMetrics } from '../sppo/sft.js';
 import { UsageError } from './usage.js';
+import { choice, deviceOption, num, parseCommand, progressBar } from './args.js';
+import { forEachJsonl } from '../util/files.js';
 
 export const summary = 'supervised fine-tuning on (prompt, response) pairs, from a model folder or random weights';
 
@@ -49,16 +48,6 @@ options:
   -h, --help             this help
 `;
 
-function num(name: string, v: string | undefined, dflt: number, o: { integer?: boolean; min?: number; max?: number; open?: boolean } = {}): number {
-  if (v === undefined) return dflt;
-  const x = Number(v);
-  const min = o.min ?? -Infinity;
-  const max = o.max ?? Infinity;
-  if (v.trim() === '' || !Number.isFinite(x) || (o.integer && !Number.isInteger(x)) || x < min || x > max || (o.open && x === min)) {
-    throw new UsageError(`--${name} must be ${o.integer ? 'an integer' : 'a number'} in ${o.open ? '(' : '['}${min}, ${max}], got '${v}'`);
-  }
-  return x;
-}
 
 export interface SftLine {
   prompt: string | ChatMessage[];
@@ -69,15 +58,7 @@ export interface SftLine {
 export function readSftData(path: string): SftLine[] {
   if (!existsSync(path)) throw new UsageError(`--data: ${path} does not exist`);
   const out: SftLine[] = [];
-  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    const where = `${path}:${i + 1}`;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch (e) {
-      throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
-    }
+  forEachJsonl(path, (v, where) => {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object with "prompt" or "messages", and "response"`);
     const o = v as Record<string, unknown>;
     let prompt: string | ChatMessage[];
@@ -121,46 +102,37 @@ export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undef
 }
 
 export async function run(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        model: { type: 'string' },
-        init: { type: 'string' },
-        tokenizer: { type: 'string' },
-        data: { type: 'string' },
-        out: { type: 'string' },
-        lr: { type: 'string' },
-        epochs: { type: 'string' },
-        'batch-size': { type: 'string' },
-        'grad-accum': { type: 'string' },
-        optimizer: { type: 'string' },
-        'weight-decay': { type: 'string' },
-        'warmup-ratio': { type: 'string' },
-        schedule: { type: 'string' },
-        'max-grad-norm': { type: 'string' },
-        'max-length': { type: 'string' },
-        'eval-fraction': { type: 'string' },
-        seed: { type: 'string' },
-        metrics: { type: 'string' },
-        'no-eos': { type: 'boolean' },
-        raw: { type: 'boolean' },
-        dtype: { type: 'string' },
-        device: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-  }
+  const parsed = parseCommand(
+    'sft',
+    argv,
+    {
+      model: { type: 'string' },
+      init: { type: 'string' },
+      tokenizer: { type: 'string' },
+      data: { type: 'string' },
+      out: { type: 'string' },
+      lr: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'grad-accum': { type: 'string' },
+      optimizer: { type: 'string' },
+      'weight-decay': { type: 'string' },
+      'warmup-ratio': { type: 'string' },
+      schedule: { type: 'string' },
+      'max-grad-norm': { type: 'string' },
+      'max-length': { type: 'string' },
+      'eval-fraction': { type: 'string' },
+      seed: { type: 'string' },
+      metrics: { type: 'string' },
+      'no-eos': { type: 'boolean' },
+      raw: { type: 'boolean' },
+      dtype: { type: 'string' },
+      device: { type: 'string' },
+    },
+    HELP,
+  );
+  if (!parsed) return;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return;
-  }
   if (!v.model === !v.init) throw new UsageError('give exactly one of --model DIR and --init CONFIG.json (sppo sft --help)');
   for (const k of ['data', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required (sppo sft --help)`);
   const tokDir = v.tokenizer ?? v.model;
@@ -172,20 +144,16 @@ export async function run(argv: string[]): Promise<void> {
   const epochs = num('epochs', v.epochs, 1, { integer: true, min: 1 });
   const batchSize = num('batch-size', v['batch-size'], 16, { integer: true, min: 1 });
   const gradAccum = num('grad-accum', v['grad-accum'], 1, { integer: true, min: 1 });
-  const optimizer = v.optimizer ?? 'adamw';
-  if (optimizer !== 'rmsprop' && optimizer !== 'adamw') throw new UsageError(`--optimizer must be adamw or rmsprop, got '${optimizer}'`);
+  const optimizer = choice('optimizer', v.optimizer, ['adamw', 'rmsprop'] as const, 'adamw');
   const weightDecay = num('weight-decay', v['weight-decay'], 0, { min: 0 });
   const warmupRatio = num('warmup-ratio', v['warmup-ratio'], 0.05, { min: 0, max: 1 });
-  const schedule = v.schedule ?? 'cosine';
-  if (schedule !== 'linear' && schedule !== 'cosine' && schedule !== 'constant') throw new UsageError(`--schedule must be linear, cosine or constant, got '${schedule}'`);
+  const schedule = choice('schedule', v.schedule, ['linear', 'cosine', 'constant'] as const, 'cosine');
   const maxGradNorm = num('max-grad-norm', v['max-grad-norm'], 1, { min: 0 });
   const maxLength = num('max-length', v['max-length'], 1024, { integer: true, min: 2 });
   const evalFraction = num('eval-fraction', v['eval-fraction'], 0, { min: 0, max: 0.9 });
   const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
-  if (v.dtype && v.dtype !== 'float32' && v.dtype !== 'bfloat16') throw new UsageError(`--dtype must be float32 or bfloat16, got '${v.dtype}'`);
-  const device = v.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
-  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
-  const dtype = (v.dtype as 'float32' | 'bfloat16' | undefined) ?? (device.startsWith('cuda') ? 'bfloat16' : 'float32');
+  const device = deviceOption(v.device);
+  const dtype = choice('dtype', v.dtype, ['float32', 'bfloat16'] as const, device.startsWith('cuda') ? 'bfloat16' : 'float32');
 
   const lines = readSftData(v.data!);
   const tokenizer = Tokenizer.fromFolder(tokDir);
@@ -211,7 +179,7 @@ export async function run(argv: string[]): Promise<void> {
 
   const nTrain = examples.length - (evalFraction > 0 ? Math.min(examples.length - 1, Math.max(1, Math.round(examples.length * evalFraction))) : 0);
   const total = Math.ceil(nTrain / (batchSize * gradAccum)) * epochs;
-  const bar = new cliProgress.SingleBar({ format: 'sft [{bar}] {value}/{total} steps | loss {loss} | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
+  const bar = progressBar('sft', 'steps', 'loss {loss}');
   bar.start(total, 0, { loss: '-' });
   const t0 = performance.now();
   let last: SftStepMetrics | undefined;

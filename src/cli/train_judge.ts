@@ -3,10 +3,8 @@
 // hidden state of the last token of template(prompt, A, B), fitted to P(A > B) with the binary cross-entropy
 // (soft labels allowed). Every comparison is also used swapped (B, A, 1 - p), so the judge learns both
 // orders. The result is a `pairwise:DIR` judge folder: the backbone (saveModel) and pairwise_head.safetensors.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import cliProgress from 'cli-progress';
 import { AdamW, clipGradNorm, keep, linear, LRScheduler, noGrad, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import { loadModel, saveModel } from '../models/registry.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
@@ -14,6 +12,8 @@ import { Tokenizer } from '../text/tokenizer.js';
 import { pairwiseText, savePairwiseHead, PairwiseJudge } from '../judge/pairwise.js';
 import { createRng } from '../sppo/rng.js';
 import { UsageError } from './usage.js';
+import { num, optNum, parseCommand, progressBar } from './args.js';
+import { forEachJsonl } from '../util/files.js';
 
 export const summary = 'train a pairwise preference model (judge) from labelled comparisons';
 
@@ -56,15 +56,9 @@ export interface Comparison {
 export function readComparisons(path: string, flag: string): Comparison[] {
   if (!existsSync(path)) throw new UsageError(`${flag}: ${path} does not exist`);
   const out: Comparison[] = [];
-  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    const where = `${path}:${i + 1}`;
-    let o: Record<string, unknown>;
-    try {
-      o = JSON.parse(line) as Record<string, unknown>;
-    } catch (e) {
-      throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
-    }
+  forEachJsonl(path, (v, where) => {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object with "prompt", "a", "b" and "p"`);
+    const o = v as Record<string, unknown>;
     for (const k of ['prompt', 'a', 'b']) if (typeof o[k] !== 'string') throw new Error(`${where}: "${k}" must be a string`);
     if (typeof o.p !== 'number' || !(o.p >= 0 && o.p <= 1)) throw new Error(`${where}: "p" must be a probability in [0, 1], got ${JSON.stringify(o.p)}`);
     out.push({ prompt: o.prompt as string, a: o.a as string, b: o.b as string, p: o.p });
@@ -218,49 +212,38 @@ export async function judgeAgreement(dir: string, data: Comparison[], batchSize 
   }
 }
 
-function num(name: string, v: string | undefined, dflt: number, integer = false, min = 0): number {
-  if (v === undefined) return dflt;
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || (integer && !Number.isInteger(x)) || x < min) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got '${v}'`);
-  return x;
-}
 
 export async function run(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv, strict: true, allowPositionals: false,
-      options: {
-        model: { type: 'string' }, data: { type: 'string' }, 'eval-data': { type: 'string' }, out: { type: 'string' },
-        template: { type: 'string' }, lr: { type: 'string' }, 'head-lr': { type: 'string' }, epochs: { type: 'string' }, 'decided-copies': { type: 'string' },
-        'batch-size': { type: 'string' }, 'warmup-ratio': { type: 'string' }, 'max-length': { type: 'string' },
-        seed: { type: 'string' }, report: { type: 'string' }, help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-  }
+  const parsed = parseCommand(
+    'train-judge',
+    argv,
+    {
+      model: { type: 'string' }, data: { type: 'string' }, 'eval-data': { type: 'string' }, out: { type: 'string' },
+      template: { type: 'string' }, lr: { type: 'string' }, 'head-lr': { type: 'string' }, epochs: { type: 'string' }, 'decided-copies': { type: 'string' },
+      'batch-size': { type: 'string' }, 'warmup-ratio': { type: 'string' }, 'max-length': { type: 'string' },
+      seed: { type: 'string' }, report: { type: 'string' },
+    },
+    HELP,
+    { required: ['model', 'data', 'out'] },
+  );
+  if (!parsed) return;
   const v = parsed.values;
-  if (v.help) {
-    console.log(HELP);
-    return;
-  }
-  for (const k of ['model', 'data', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required (sppo train-judge --help)`);
+  const int = (min: number) => ({ integer: true, min });
   if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
   const template = v.template ?? COMPACT_TEMPLATE;
   for (const k of ['{prompt}', '{a}', '{b}']) if (!template.includes(k)) throw new UsageError(`--template must contain ${k}`);
   const read = readComparisons(v.data!, '--data');
-  const copies = num('decided-copies', v['decided-copies'], 1, true, 1);
+  const copies = num('decided-copies', v['decided-copies'], 1, int(1));
   const data = copies === 1 ? read : read.flatMap((c) => (c.p >= 0.9 || c.p <= 0.1 ? Array<Comparison>(copies).fill(c) : [c]));
   const evalData = v['eval-data'] ? readComparisons(v['eval-data'], '--eval-data') : undefined;
   const t0 = performance.now();
-  const bar = new cliProgress.SingleBar({ format: 'train-judge [{bar}] {value}/{total} steps | loss {loss} | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
+  const bar = progressBar('train-judge', 'steps', 'loss {loss}');
   let started = false;
   const r = await trainPairwiseJudge({
     model: v.model!, data, out: v.out!, template,
-    lr: num('lr', v.lr, 1e-3), headLr: num('head-lr', v['head-lr'], 1e-2), epochs: num('epochs', v.epochs, 1, true, 1),
-    batchSize: num('batch-size', v['batch-size'], 32, true, 1), warmupRatio: num('warmup-ratio', v['warmup-ratio'], 0.05),
-    maxLength: v['max-length'] ? num('max-length', v['max-length'], 0, true, 2) : undefined, seed: num('seed', v.seed, 0, true),
+    lr: num('lr', v.lr, 1e-3, { min: 0 }), headLr: num('head-lr', v['head-lr'], 1e-2, { min: 0 }), epochs: num('epochs', v.epochs, 1, int(1)),
+    batchSize: num('batch-size', v['batch-size'], 32, int(1)), warmupRatio: num('warmup-ratio', v['warmup-ratio'], 0.05, { min: 0, max: 1 }),
+    maxLength: optNum('max-length', v['max-length'], int(2)), seed: num('seed', v.seed, 0, int(0)),
     onStep: (s, total, loss) => {
       if (!started) {
         bar.start(total, 0, { loss: '-' });

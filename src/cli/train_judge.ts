@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { AdamW, clipGradNorm, keep, linear, LRScheduler, noGrad, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import { loadModel, saveModel } from '../models/registry.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
+import { pooledHidden } from '../models/sequence_classification.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { pairwiseText, savePairwiseHead, PairwiseJudge } from '../judge/pairwise.js';
 import { createRng } from '../sppo/rng.js';
@@ -183,21 +184,7 @@ export async function trainPairwiseJudge(o: TrainJudgeOptions): Promise<{ losses
 
 /** Head logits [B] of right-padded sequences, pooled at each one's last token. */
 function headLogits(backbone: CausalLMBase, weight: Tensor, bias: Tensor, seqs: number[][], pad: number): Tensor {
-  const n = seqs.length;
-  const l = Math.max(...seqs.map((s) => s.length));
-  const ids = new BigInt64Array(n * l).fill(BigInt(pad));
-  const mask = new BigInt64Array(n * l);
-  const pooled = new BigInt64Array(n);
-  seqs.forEach((s, i) => {
-    s.forEach((t, j) => {
-      ids[i * l + j] = BigInt(t);
-      mask[i * l + j] = 1n;
-    });
-    pooled[i] = BigInt(i * l + s.length - 1);
-  });
-  const hs = backbone.hidden({ inputIds: tensor(ids, { shape: [n, l] }), attentionMask: tensor(mask, { shape: [n, l] }) });
-  const rows = hs.reshape(n * l, hs.size(2)).indexSelect(0, tensor(pooled, { shape: [n] }));
-  return linear(rows, weight, bias).reshape(n);
+  return tidy(() => linear(pooledHidden(backbone, seqs, pad), weight, bias).reshape(seqs.length));
 }
 
 /** Held-out agreement of a saved judge folder with labelled comparisons (both orders asked and combined). */

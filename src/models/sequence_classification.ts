@@ -62,21 +62,8 @@ export class SequenceScorer {
     if (seqs.length === 0) return [];
     const pad = opts.padTokenId ?? this.config.padTokenId ?? 0;
     const n = seqs.length;
-    const l = Math.max(...seqs.map((s) => s.length));
-    const ids = new BigInt64Array(n * l).fill(BigInt(pad));
-    const mask = new BigInt64Array(n * l);
-    const pooled = new BigInt64Array(n);
-    seqs.forEach((s, i) => {
-      s.forEach((t, j) => {
-        ids[i * l + j] = BigInt(t);
-        mask[i * l + j] = 1n;
-      });
-      pooled[i] = BigInt(i * l + this.pooledIndex(s));
-    });
     const flat = tidy(() => noGrad(() => {
-      const dev = this.device;
-      const h = this.backbone.hidden({ inputIds: tensor(ids, { shape: [n, l], device: dev }), attentionMask: tensor(mask, { shape: [n, l], device: dev }) });
-      const rows = h.reshape(n * l, h.size(2)).indexSelect(0, tensor(pooled, { shape: [n], device: dev }));
+      const rows = pooledHidden(this.backbone, seqs, pad, (s) => this.pooledIndex(s));
       const logits = linear(rows, this.weight, this.bias).float();
       return Array.from(logits.cpu().toTypedArray() as Float32Array);
     }));
@@ -89,6 +76,30 @@ export class SequenceScorer {
     this.weight.dispose();
     this.bias?.dispose();
   }
+}
+
+/**
+ * The backbone's final hidden state [B, H] of each sequence at one position (`index(seq)`, by default its
+ * last token), with the sequences right-padded with `pad` into one batch on the backbone's device.
+ */
+export function pooledHidden(backbone: CausalLMBase, seqs: readonly (readonly number[])[], pad: number, index: (seq: readonly number[]) => number = (s) => s.length - 1): Tensor {
+  const n = seqs.length;
+  const l = Math.max(...seqs.map((s) => s.length));
+  const ids = new BigInt64Array(n * l).fill(BigInt(pad));
+  const mask = new BigInt64Array(n * l);
+  const pooled = new BigInt64Array(n);
+  seqs.forEach((s, i) => {
+    s.forEach((t, j) => {
+      ids[i * l + j] = BigInt(t);
+      mask[i * l + j] = 1n;
+    });
+    pooled[i] = BigInt(i * l + index(s));
+  });
+  return tidy(() => {
+    const dev = backbone.device;
+    const h = backbone.hidden({ inputIds: tensor(ids, { shape: [n, l], device: dev }), attentionMask: tensor(mask, { shape: [n, l], device: dev }) });
+    return h.reshape(n * l, h.size(2)).indexSelect(0, tensor(pooled, { shape: [n], device: dev }));
+  });
 }
 
 export interface LoadScorerOptions {

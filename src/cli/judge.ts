@@ -23,7 +23,8 @@ prompt (same id, else same prompt text) are grouped.
 SPEC:
   ./judge.mjs            a JavaScript module judge (see docs/sppo-training.md)
   reward-model:DIR       an HF *ForSequenceClassification reward model: P = sigmoid(r_a - r_b)
-  pairwise:DIR           a causal-LM folder with a pairwise_head.safetensors
+  pairwise:DIR           a causal-LM folder with a preference_head.safetensors (general preference
+                         model) or a pairwise_head.safetensors (reads prompt, A and B together)
 
 options:
   --judge SPEC           the judge (required)

@@ -3,3 +3,4 @@ export * from './judge.js';
 export { loadModuleJudge } from './module.js';
 export { RewardModelJudge, sigmoid, type RewardModelJudgeOptions } from './reward_model.js';
 export { PairwiseJudge, PAIRWISE_TEMPLATE, pairwiseText, savePairwiseHead, type PairwiseJudgeOptions } from './pairwise.js';
+export { GeneralPreferenceJudge, PREFERENCE_HEAD_FILE, preferenceLogits, preferenceLogit, savePreferenceHead, loadPreferenceHead, type PreferenceHead } from './general_preference.js';

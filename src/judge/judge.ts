@@ -1,7 +1,9 @@
 // Preference judges: anything that gives P(a > b | prompt) for pairs of responses. Three kinds:
 //   module        a user's JavaScript module (src/judge/module.ts)
 //   reward-model  an HF sequence-classification reward model, P(a > b) = sigmoid(r_a - r_b) (reward_model.ts)
-//   pairwise      a causal-LM backbone with a pairwise head that reads prompt, A and B together (pairwise.ts)
+//   pairwise      a causal-LM backbone with a pairwise head: a general preference model that reads the prompt
+//                 with each response and compares them (general_preference.ts), or one that reads prompt, A and
+//                 B together (pairwise.ts)
 // preferenceMatrix() turns a judge into the K x K matrix of one prompt that src/sppo/winrates.ts expects.
 import { symmetrize } from '../sppo/winrates.js';
 
@@ -56,6 +58,12 @@ export async function loadJudge(spec: JudgeSpec): Promise<PreferenceOracle> {
       return RewardModelJudge.load(spec.dir, spec);
     }
     case 'pairwise': {
+      // Two heads: a general preference model (preference_head.safetensors, general_preference.ts) or a joint
+      // reader of prompt, A and B (pairwise_head.safetensors, pairwise.ts).
+      const { existsSync } = await import('node:fs');
+      const { join } = await import('node:path');
+      const { GeneralPreferenceJudge, PREFERENCE_HEAD_FILE } = await import('./general_preference.js');
+      if (existsSync(join(spec.dir, PREFERENCE_HEAD_FILE))) return GeneralPreferenceJudge.load(spec.dir, spec);
       const { PairwiseJudge } = await import('./pairwise.js');
       return PairwiseJudge.load(spec.dir, spec);
     }

@@ -151,7 +151,7 @@ export const PAIRWISE_HEAD_FILE = 'pairwise_head.safetensors';
  */
 export function attachPairwiseHead(backbone: CausalLMBase, dir: string): { scorer: SequenceScorer; metadata: Record<string, string> } {
   const path = join(resolve(dir), PAIRWISE_HEAD_FILE);
-  if (!existsSync(path)) throw new Error(`${path}: no pairwise head (a pairwise judge folder is a causal-LM folder plus ${PAIRWISE_HEAD_FILE})`);
+  if (!existsSync(path)) throw new Error(`${path}: no pairwise head (a pairwise judge folder is a causal-LM folder plus ${PAIRWISE_HEAD_FILE}, or preference_head.safetensors for a general preference model)`);
   const f = SafetensorsFile.open(path);
   const e = f.entries.get('weight');
   if (!e || e.shape.length !== 2 || e.shape[0] !== 1 || e.shape[1] !== backbone.config.hiddenSize) {

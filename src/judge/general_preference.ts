@@ -1,0 +1,186 @@
+// A general preference model (Zhang et al., 2024, "Beyond Bradley-Terry Models: A General Preference Model
+// for Language Model Alignment"): a pairwise judge that reads the prompt with each response through one
+// causal-LM backbone, in the policy's own chat format, and compares the two readings with a head that can
+// express intransitive preferences (a cycle), which no reward model r(x, y) can:
+//
+//   h_y  = the backbone's final hidden state at the last token of chat(prompt, y)   (the response's </s>)
+//   r_y  = w . h_y + b                                    a Bradley-Terry score (the transitive part)
+//   v_y  = E h_y                                          a 2m-dimensional preference embedding
+//   logit P(a > b) = r_a - r_b + sum_i (v_a[2i] v_b[2i+1] - v_a[2i+1] v_b[2i])     (v_a^T J v_b, J skew-symmetric)
+//
+// The logit is antisymmetric (logit(a, b) = -logit(b, a)), so P(a > b) + P(b > a) = 1 exactly and the order of
+// presentation does not matter: one query per pair. Each distinct response is read once per batch, so a
+// K x K matrix costs K forward passes (a judge that reads A and B together, src/judge/pairwise.ts, needs
+// K (K - 1)). A judge folder is a causal-LM folder plus `preference_head.safetensors`:
+//   score.weight [1, hidden], score.bias [1], embedding.weight [2m, hidden]   (m >= 0)
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadModel } from '../models/registry.js';
+import type { CausalLMBase } from '../models/causal_lm.js';
+import { pooledHidden } from '../models/sequence_classification.js';
+import { ChatTemplate, promptText } from '../text/chat_template.js';
+import { Tokenizer } from '../text/tokenizer.js';
+import { cat, keep, linear, noGrad, SafetensorsFile, saveSafetensors, tidy, type DType, type Tensor } from '../torch/index.js';
+import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './judge.js';
+import { sigmoid } from './reward_model.js';
+
+export const PREFERENCE_HEAD_FILE = 'preference_head.safetensors';
+
+/** The head's parameters (tensors on the backbone's device). */
+export interface PreferenceHead {
+  scoreWeight: Tensor; // [1, H]
+  scoreBias: Tensor; // [1]
+  embedding: Tensor; // [2m, H]
+}
+
+/** [N, 1 + 2m]: each pooled hidden state's score and preference embedding. */
+export function headFeatures(head: PreferenceHead, pooled: Tensor): Tensor {
+  return tidy(() => cat([linear(pooled, head.scoreWeight, head.scoreBias), linear(pooled, head.embedding)], 1));
+}
+
+/**
+ * logit P(a > b) from the features [N, 1 + 2m] of the a's and of the b's (rows paired): r_a - r_b + v_a^T J v_b,
+ * J block-diagonal with blocks [[0, 1], [-1, 0]]. Antisymmetric in (a, b).
+ */
+export function preferenceLogits(fa: Tensor, fb: Tensor): Tensor {
+  return tidy(() => {
+    const n = fa.size(0);
+    const d = fa.size(1) - 1;
+    const r = fa.narrow(1, 0, 1).sub(fb.narrow(1, 0, 1)).reshape(n);
+    if (d === 0) return r;
+    const va = fa.narrow(1, 1, d).reshape(n, d / 2, 2);
+    const vb = fb.narrow(1, 1, d).reshape(n, d / 2, 2);
+    const even = (v: Tensor) => v.narrow(2, 0, 1);
+    const odd = (v: Tensor) => v.narrow(2, 1, 1);
+    const skew = even(va).mul(odd(vb)).sub(odd(va).mul(even(vb))).reshape(n, d / 2).sum(1);
+    return r.add(skew);
+  });
+}
+
+/** The same in plain numbers (the judge's features are read back once per batch). */
+export function preferenceLogit(fa: readonly number[], fb: readonly number[]): number {
+  let z = fa[0]! - fb[0]!;
+  for (let i = 1; i + 1 < fa.length; i += 2) z += fa[i]! * fb[i + 1]! - fa[i + 1]! * fb[i]!;
+  return z;
+}
+
+export function savePreferenceHead(dir: string, head: PreferenceHead): void {
+  saveSafetensors(join(dir, PREFERENCE_HEAD_FILE), new Map([
+    ['score.weight', head.scoreWeight],
+    ['score.bias', head.scoreBias],
+    ['embedding.weight', head.embedding],
+  ]), { format: 'general-preference' });
+}
+
+/** Reads `<dir>/preference_head.safetensors` onto the backbone's dtype and device, checking every shape. */
+export function loadPreferenceHead(dir: string, hidden: number, opts: { dtype?: DType; device?: string } = {}): PreferenceHead {
+  const path = join(resolve(dir), PREFERENCE_HEAD_FILE);
+  if (!existsSync(path)) throw new JudgeError(`${path}: no preference head`);
+  const f = SafetensorsFile.open(path);
+  const shape = (name: string): number[] => {
+    const e = f.entries.get(name);
+    if (!e) throw new JudgeError(`${path}: missing tensor '${name}'`);
+    return e.shape;
+  };
+  const sw = shape('score.weight');
+  if (sw.length !== 2 || sw[0] !== 1 || sw[1] !== hidden) throw new JudgeError(`${path}: 'score.weight' has shape [${sw.join(', ')}], expected [1, ${hidden}]`);
+  const sb = shape('score.bias');
+  if (sb.length !== 1 || sb[0] !== 1) throw new JudgeError(`${path}: 'score.bias' has shape [${sb.join(', ')}], expected [1]`);
+  const ew = shape('embedding.weight');
+  if (ew.length !== 2 || ew[1] !== hidden || ew[0]! % 2 !== 0) throw new JudgeError(`${path}: 'embedding.weight' has shape [${ew.join(', ')}], expected [2m, ${hidden}]`);
+  const load = (name: string) => keep(f.load(name, opts));
+  return { scoreWeight: load('score.weight'), scoreBias: load('score.bias'), embedding: load('embedding.weight') };
+}
+
+/** Token ids of chat(prompt, response): the prompt as the chat template renders it for generation, then the response and EOS. */
+export function responseSequence(tok: Tokenizer, chat: ChatTemplate | undefined, prompt: string, response: string, maxLength: number): number[] {
+  const ids = [...tok.encode(promptText(prompt, chat), { addSpecialTokens: chat === undefined }), ...tok.encode(response, { addSpecialTokens: false })];
+  if (tok.eosTokenId !== undefined) ids.push(tok.eosTokenId);
+  return ids.length > maxLength ? ids.slice(ids.length - maxLength) : ids;
+}
+
+/** Pooled features [N, 1 + 2m] of token sequences (right-padded into one batch). */
+export function sequenceFeatures(backbone: CausalLMBase, head: PreferenceHead, seqs: readonly (readonly number[])[], pad: number): Tensor {
+  return tidy(() => headFeatures(head, pooledHidden(backbone, seqs, pad)));
+}
+
+export interface GeneralPreferenceJudgeOptions {
+  dtype?: string;
+  device?: string;
+  /** Sequences per forward pass (default 32). */
+  batchSize?: number;
+  /** Tokens kept per sequence, from the right (default: the model's max_position_embeddings). */
+  maxLength?: number;
+}
+
+export class GeneralPreferenceJudge implements PreferenceOracle {
+  readonly positionBiased = false;
+  readonly name: string;
+  readonly batchSize: number;
+  readonly maxLength: number;
+
+  constructor(readonly backbone: CausalLMBase, readonly head: PreferenceHead, readonly tokenizer: Tokenizer, readonly chat: ChatTemplate | undefined, dir: string, opts: GeneralPreferenceJudgeOptions = {}) {
+    this.name = `pairwise:${dir}`;
+    this.batchSize = opts.batchSize ?? 32;
+    this.maxLength = opts.maxLength ?? backbone.config.maxPositions;
+  }
+
+  static load(dir: string, opts: GeneralPreferenceJudgeOptions = {}): GeneralPreferenceJudge {
+    if (opts.dtype && !['float32', 'bfloat16', 'float16'].includes(opts.dtype)) throw new JudgeError(`pairwise judge: dtype must be float32, bfloat16 or float16, got '${opts.dtype}'`);
+    const backbone = loadModel(dir, { dtype: opts.dtype as DType | undefined, device: opts.device });
+    try {
+      backbone.eval();
+      const head = loadPreferenceHead(dir, backbone.config.hiddenSize, { dtype: backbone.dtype, device: backbone.device });
+      const tok = Tokenizer.fromFolder(dir);
+      const chat = ChatTemplate.hasTemplate(dir) ? ChatTemplate.fromFolder(dir, { specialTokens: tok.specialTokens }) : undefined;
+      return new GeneralPreferenceJudge(backbone, head, tok, chat, dir, opts);
+    } catch (e) {
+      backbone.dispose();
+      throw e;
+    }
+  }
+
+  /** Features [1 + 2m] of each (prompt, response), each distinct one computed once. */
+  features(items: readonly { prompt: string; response: string }[]): number[][] {
+    const key = (p: string, r: string) => JSON.stringify([p, r]);
+    const index = new Map<string, number>();
+    const seqs: number[][] = [];
+    const slot = items.map(({ prompt, response }) => {
+      const k = key(prompt, response);
+      let i = index.get(k);
+      if (i === undefined) {
+        i = seqs.length;
+        index.set(k, i);
+        seqs.push(responseSequence(this.tokenizer, this.chat, prompt, response, this.maxLength));
+      }
+      return i;
+    });
+    const order = seqs.map((_, i) => i).sort((a, b) => seqs[a]!.length - seqs[b]!.length);
+    const feats = new Array<number[]>(seqs.length);
+    const pad = this.tokenizer.padTokenId ?? 0;
+    for (let s = 0; s < order.length; s += this.batchSize) {
+      const idx = order.slice(s, s + this.batchSize);
+      const flat = tidy(() => noGrad(() => Array.from(sequenceFeatures(this.backbone, this.head, idx.map((i) => seqs[i]!), pad).float().cpu().toTypedArray() as Float32Array)));
+      const w = flat.length / idx.length;
+      idx.forEach((i, j) => (feats[i] = flat.slice(j * w, (j + 1) * w)));
+    }
+    return slot.map((i) => feats[i]!);
+  }
+
+  /** logit P(a > b) per query. */
+  logits(batch: PreferenceQuery[]): number[] {
+    const f = this.features(batch.flatMap((q) => [{ prompt: q.prompt, response: q.a }, { prompt: q.prompt, response: q.b }]));
+    return batch.map((_, i) => preferenceLogit(f[2 * i]!, f[2 * i + 1]!));
+  }
+
+  async prefer(batch: PreferenceQuery[]): Promise<number[]> {
+    return this.logits(batch).map(sigmoid);
+  }
+
+  dispose(): void {
+    this.backbone.dispose();
+    this.head.scoreWeight.dispose();
+    this.head.scoreBias.dispose();
+    this.head.embedding.dispose();
+  }
+}

@@ -1,0 +1,139 @@
+// The general preference model judge (src/judge/general_preference.ts) and `sppo train-judge --head gpm`:
+// the head's algebra (antisymmetric, Bradley-Terry at embed-dim 0), the judge against a direct computation on
+// the tiny Llama fixture, and training that learns a preference cycle a Bradley-Terry model cannot express.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '../src/torch/index.js';
+import { loadModel } from '../src/models/registry.js';
+import { loadJudge, preferenceMatrix } from '../src/judge/judge.js';
+import {
+  GeneralPreferenceJudge, preferenceLogit, preferenceLogits, responseSequence, savePreferenceHead,
+} from '../src/judge/general_preference.js';
+import { run as trainJudge } from '../src/cli/train_judge.js';
+import { UsageError } from '../src/cli/usage.js';
+import { hfTiny } from './helpers/fixtures.js';
+import { removeDir, tempDir } from './text_helpers.js';
+
+const llama = join(hfTiny, 'llama');
+const skip = existsSync(join(llama, 'model.safetensors')) ? false : `no fixture at ${llama} (set SPPO_HF_FIXTURES)`;
+
+test('preference logits: r_a - r_b + v_a^T J v_b, antisymmetric, Bradley-Terry without embeddings', () => {
+  torch.tidy(() => {
+    const g = new torch.Generator(1, 'cpu');
+    const fa = torch.randn([5, 7], { generator: g });
+    const fb = torch.randn([5, 7], { generator: g });
+    const ab = Array.from(preferenceLogits(fa, fb).toTypedArray() as Float32Array);
+    const ba = Array.from(preferenceLogits(fb, fa).toTypedArray() as Float32Array);
+    const ra = fa.toArray() as number[][];
+    const rb = fb.toArray() as number[][];
+    ab.forEach((z, i) => {
+      assert.ok(Math.abs(z + ba[i]!) < 1e-5, `antisymmetric ${i}`);
+      const [a, b] = [ra[i]!, rb[i]!];
+      const want = a[0]! - b[0]! + (a[1]! * b[2]! - a[2]! * b[1]!) + (a[3]! * b[4]! - a[4]! * b[3]!) + (a[5]! * b[6]! - a[6]! * b[5]!);
+      assert.ok(Math.abs(z - want) < 1e-5, `row ${i}: ${z} vs ${want}`);
+      assert.ok(Math.abs(preferenceLogit(a, b) - want) < 1e-5);
+    });
+    assert.equal(preferenceLogit([0.5, 1, 0], [0.5, 0, 1]), 1, 'the skew-symmetric part alone');
+    const bt = Array.from(preferenceLogits(fa.narrow(1, 0, 1), fb.narrow(1, 0, 1)).toTypedArray() as Float32Array);
+    bt.forEach((z, i) => assert.ok(Math.abs(z - (ra[i]![0]! - rb[i]![0]!)) < 1e-6));
+  });
+});
+
+test('general preference judge: features of chat(prompt, response) at its last token; one query per pair', { skip }, async () => {
+  const dir = tempDir('gpm');
+  cpSync(llama, dir, { recursive: true });
+  const causal = loadModel(llama);
+  try {
+    const g = new torch.Generator(3, 'cpu');
+    const sw = torch.randn([1, 64], { generator: g }).mul(0.5);
+    const sb = torch.tensor([0.25]);
+    const emb = torch.randn([4, 64], { generator: g }).mul(0.3);
+    savePreferenceHead(dir, { scoreWeight: sw, scoreBias: sb, embedding: emb });
+    const w = [Array.from(sw.toTypedArray() as Float32Array), ...(emb.toArray() as number[][])];
+    for (const t of [sw, sb, emb]) t.dispose();
+    const judge = await loadJudge({ kind: 'pairwise', dir, batchSize: 2 });
+    assert.ok(judge instanceof GeneralPreferenceJudge);
+    assert.equal(judge.positionBiased, false);
+    const feats = (prompt: string, response: string): number[] => {
+      const ids = responseSequence(judge.tokenizer, judge.chat, prompt, response, 1000);
+      assert.equal(ids.at(-1), judge.tokenizer.eosTokenId);
+      assert.ok(judge.tokenizer.decode(ids).includes(prompt) && judge.tokenizer.decode(ids).includes(response));
+      return torch.tidy(() => {
+        const h = causal.hidden({ inputIds: torch.tensor(BigInt64Array.from(ids.map(BigInt)), { shape: [1, ids.length] }) });
+        const row = Array.from(h.select(0, 0).select(0, ids.length - 1).toTypedArray() as Float32Array);
+        return w.map((wi, k) => row.reduce((a, x, i) => a + x * wi[i]!, k === 0 ? 0.25 : 0));
+      });
+    };
+    const q = [{ prompt: 'Q?', a: 'yes', b: 'no' }, { prompt: 'Q?', a: 'no', b: 'yes' }, { prompt: 'Other', a: 'x', b: 'a longer answer' }];
+    const logits = judge.logits(q);
+    q.forEach((qq, i) => {
+      const want = preferenceLogit(feats(qq.prompt, qq.a), feats(qq.prompt, qq.b));
+      assert.ok(Math.abs(logits[i]! - want) < 1e-4, `query ${i}: ${logits[i]} vs ${want}`);
+    });
+    assert.ok(Math.abs(logits[0]! + logits[1]!) < 1e-6, 'swapping A and B negates the logit');
+    const m = await preferenceMatrix(judge, 'Q?', ['yes', 'no', 'maybe']);
+    m.forEach((row, i) => row.forEach((v, j) => assert.ok(Math.abs(v + m[j]![i]! - 1) < 1e-12)));
+    judge.dispose?.();
+  } finally {
+    causal.dispose();
+    removeDir(dir);
+  }
+});
+
+/** Comparisons of a cycle red > green > blue > red (p 0.9 each), under several prompts. */
+function cycleData(dir: string): string {
+  const path = join(dir, 'cycle.jsonl');
+  const lines = [];
+  for (const prompt of ['Pick a colour.', 'Your favourite?', 'Choose one.', 'Which?'])
+    for (const [a, b] of [['red', 'green'], ['green', 'blue'], ['blue', 'red']]) lines.push({ prompt, a, b, p: 0.9 });
+  writeFileSync(path, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  return path;
+}
+
+test('sppo train-judge --head gpm learns a preference cycle; --embed-dim 0 (Bradley-Terry) cannot', { skip }, async () => {
+  const dir = tempDir('gpm-train');
+  try {
+    const data = cycleData(dir);
+    const common = ['--model', llama, '--data', data, '--eval-data', data, '--lr', '1e-3', '--head-lr', '3e-2', '--epochs', '30', '--batch-size', '3', '--warmup-ratio', '0'];
+    const cyc = async (out: string): Promise<number[]> => {
+      const judge = await loadJudge({ kind: 'pairwise', dir: out });
+      try {
+        return await judge.prefer([['red', 'green'], ['green', 'blue'], ['blue', 'red']].map(([a, b]) => ({ prompt: 'Which?', a: a!, b: b! })));
+      } finally {
+        judge.dispose?.();
+      }
+    };
+    await trainJudge([...common, '--out', join(dir, 'gpm'), '--embed-dim', '4']);
+    const p = await cyc(join(dir, 'gpm'));
+    p.forEach((x, i) => assert.ok(x > 0.7, `cycle edge ${i}: P = ${x}`));
+    const report = JSON.parse(readFileSync(join(dir, 'gpm', 'judge_eval.json'), 'utf8'));
+    assert.equal(report.head, 'gpm');
+    assert.equal(report.agreement, 1);
+    for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'preference_head.safetensors']) assert.ok(existsSync(join(dir, 'gpm', f)), f);
+
+    await trainJudge([...common, '--out', join(dir, 'bt'), '--embed-dim', '0']);
+    const q = await cyc(join(dir, 'bt'));
+    assert.ok(Math.min(...q) < 0.55, `a Bradley-Terry head cannot prefer every edge of a cycle: ${q.join(', ')}`);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('sppo train-judge: option errors name the option', { skip }, async () => {
+  const dir = tempDir('gpm-err');
+  try {
+    const data = cycleData(dir);
+    const base = ['--model', llama, '--data', data, '--out', join(dir, 'o')];
+    await assert.rejects(trainJudge([...base, '--embed-dim', '3']), (e: Error) => e instanceof UsageError && /--embed-dim must be even/.test(e.message));
+    await assert.rejects(trainJudge([...base, '--head', 'bilinear']), /--head must be gpm or joint, got 'bilinear'/);
+    await assert.rejects(trainJudge([...base, '--template', '{prompt}{a}{b}']), /--template applies to --head joint only/);
+    await assert.rejects(trainJudge([...base, '--head', 'joint', '--embed-dim', '4']), /--embed-dim applies to --head gpm only/);
+    writeFileSync(join(dir, 'bad.jsonl'), '{"prompt": "p", "a": "x", "b": "y", "p": 1.5}\n');
+    await assert.rejects(trainJudge(['--model', llama, '--data', join(dir, 'bad.jsonl'), '--out', join(dir, 'o')]), /bad\.jsonl:1: "p" must be a probability/);
+    assert.equal(existsSync(join(dir, 'o')), false, 'nothing written on bad input');
+  } finally {
+    removeDir(dir);
+  }
+});

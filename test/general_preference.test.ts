@@ -50,20 +50,30 @@ test('general preference judge: features of chat(prompt, response) at its last t
     const sw = torch.randn([1, 64], { generator: g }).mul(0.5);
     const sb = torch.tensor([0.25]);
     const emb = torch.randn([4, 64], { generator: g }).mul(0.3);
-    savePreferenceHead(dir, { scoreWeight: sw, scoreBias: sb, embedding: emb });
+    const lw = torch.tensor([[0.5], [1], [2]]);
+    const lb = torch.tensor([1, 5, 10]);
+    const lo = torch.tensor([[0.7, -0.4, 1.1]]);
+    savePreferenceHead(dir, { scoreWeight: sw, scoreBias: sb, likelihood: { weight: lw, bias: lb, out: lo }, embedding: emb });
     const w = [Array.from(sw.toTypedArray() as Float32Array), ...(emb.toArray() as number[][])];
-    for (const t of [sw, sb, emb]) t.dispose();
+    for (const t of [sw, sb, emb, lw, lb, lo]) t.dispose();
+    const gl = (l: number): number => 0.7 * Math.tanh(0.5 * l + 1) - 0.4 * Math.tanh(l + 5) + 1.1 * Math.tanh(2 * l + 10);
     const judge = await loadJudge({ kind: 'pairwise', dir, batchSize: 2 });
     assert.ok(judge instanceof GeneralPreferenceJudge);
     assert.equal(judge.positionBiased, false);
     const feats = (prompt: string, response: string): number[] => {
-      const ids = responseSequence(judge.tokenizer, judge.chat, prompt, response, 1000);
+      const { ids, start } = responseSequence(judge.tokenizer, judge.chat, prompt, response, 1000);
       assert.equal(ids.at(-1), judge.tokenizer.eosTokenId);
-      assert.ok(judge.tokenizer.decode(ids).includes(prompt) && judge.tokenizer.decode(ids).includes(response));
+      assert.equal(judge.tokenizer.decode(ids.slice(start), { skipSpecialTokens: true }), response);
+      assert.ok(judge.tokenizer.decode(ids.slice(0, start)).includes(prompt));
       return torch.tidy(() => {
-        const h = causal.hidden({ inputIds: torch.tensor(BigInt64Array.from(ids.map(BigInt)), { shape: [1, ids.length] }) });
+        const input = torch.tensor(BigInt64Array.from(ids.map(BigInt)), { shape: [1, ids.length] });
+        const h = causal.hidden({ inputIds: input });
         const row = Array.from(h.select(0, 0).select(0, ids.length - 1).toTypedArray() as Float32Array);
-        return w.map((wi, k) => row.reduce((a, x, i) => a + x * wi[i]!, k === 0 ? 0.25 : 0));
+        // log p(response + EOS | prompt), token by token from the full forward pass.
+        const lsm = causal.forward({ inputIds: input }).select(0, 0).logSoftmax(-1).toArray() as number[][];
+        let l = 0;
+        for (let j = start; j < ids.length; j++) l += lsm[j - 1]![ids[j]!]!;
+        return w.map((wi, k) => row.reduce((a, x, i) => a + x * wi[i]!, k === 0 ? 0.25 + gl(l) : 0));
       });
     };
     const q = [{ prompt: 'Q?', a: 'yes', b: 'no' }, { prompt: 'Q?', a: 'no', b: 'yes' }, { prompt: 'Other', a: 'x', b: 'a longer answer' }];

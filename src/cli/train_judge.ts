@@ -10,13 +10,13 @@
 // The result is a `pairwise:DIR` judge folder: the backbone (saveModel) and the head's safetensors.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, clipGradNorm, Generator, keep, linear, LRScheduler, noGrad, randn, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
+import { AdamW, clipGradNorm, Generator, keep, linear, linspace, LRScheduler, noGrad, ones, randn, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import { loadModel, saveModel } from '../models/registry.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { pooledHidden } from '../models/sequence_classification.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { pairwiseText, savePairwiseHead } from '../judge/pairwise.js';
-import { preferenceLogits, responseSequence, savePreferenceHead, sequenceFeatures, type PreferenceHead } from '../judge/general_preference.js';
+import { headTensors, preferenceLogits, responseSequence, savePreferenceHead, sequenceFeatures, type PreferenceHead, type ResponseSequence } from '../judge/general_preference.js';
 import { loadJudge } from '../judge/judge.js';
 import { ChatTemplate } from '../text/chat_template.js';
 import { createRng } from '../sppo/rng.js';
@@ -198,6 +198,9 @@ export async function trainPairwiseJudge(o: TrainJudgeOptions): Promise<{ losses
   return { losses, steps: step };
 }
 
+/** Units of the likelihood reading g(l) of a general preference model. */
+const LIKELIHOOD_UNITS = 16;
+
 /**
  * Trains and saves a general preference model (src/judge/general_preference.ts); returns the per-step losses.
  * A step takes whole prompts (in a shuffled order) until it has `batchSize` comparisons, reads each distinct
@@ -211,7 +214,7 @@ export async function trainGeneralPreference(o: TrainJudgeOptions & { embedDim?:
   const backbone: CausalLMBase = loadModel(o.model, { dtype: 'float32', device: 'cpu' });
   const maxLength = o.maxLength ?? backbone.config.maxPositions;
   // Comparisons grouped by prompt; each distinct response of a prompt tokenized once.
-  const groups = new Map<string, { seqs: number[][]; index: Map<string, number>; pairs: { a: number; b: number; p: number }[] }>();
+  const groups = new Map<string, { seqs: ResponseSequence[]; index: Map<string, number>; pairs: { a: number; b: number; p: number }[] }>();
   for (const c of o.data) {
     let g = groups.get(c.prompt);
     if (!g) groups.set(c.prompt, (g = { seqs: [], index: new Map(), pairs: [] }));
@@ -232,6 +235,12 @@ export async function trainGeneralPreference(o: TrainJudgeOptions & { embedDim?:
   const head: PreferenceHead = {
     scoreWeight: keep(zeros([1, h]).requiresGrad_()),
     scoreBias: keep(zeros([1]).requiresGrad_()),
+    // g(l) starts at zero (c = 0), its tanh units at thresholds l = -0.5 ... -16 nats.
+    likelihood: {
+      weight: keep(ones([LIKELIHOOD_UNITS, 1]).requiresGrad_()),
+      bias: keep(linspace(0.5, 16, LIKELIHOOD_UNITS).requiresGrad_()),
+      out: keep(zeros([1, LIKELIHOOD_UNITS]).requiresGrad_()),
+    },
     embedding: keep(randn([m2, h], { generator: gen })),
   };
   // Small random embeddings (at zero the bilinear term would have no gradient), scaled on the data so that the
@@ -239,13 +248,13 @@ export async function trainGeneralPreference(o: TrainJudgeOptions & { embedDim?:
   if (m2 > 0 && list.length > 0) {
     const probe = list.slice(0, 16).flatMap((g) => g.seqs);
     const scale = noGrad(() => tidy(() => {
-      const v = linear(pooledHidden(backbone, probe, tok.padTokenId ?? 0), head.embedding);
+      const v = sequenceFeatures(backbone, head, probe, tok.padTokenId ?? 0).narrow(1, 1, m2);
       return 0.1 / Math.max(1e-6, Math.sqrt(v.pow(2).mean().item()));
     }));
     noGrad(() => head.embedding.mul_(scale));
   }
   head.embedding.requiresGrad_();
-  const headParams = [head.scoreWeight, head.scoreBias, head.embedding];
+  const headParams = headTensors(head);
   const params = backbone.parameters();
   backbone.train(true);
   backbone.requiresGrad_(true);
@@ -285,7 +294,7 @@ export async function trainGeneralPreference(o: TrainJudgeOptions & { embedDim?:
   try {
     for (const plan of plans) {
       for (const batch of plan) {
-        const seqs: number[][] = [];
+        const seqs: ResponseSequence[] = [];
         const ia: number[] = [], ib: number[] = [], ps: number[] = [];
         for (const gi of batch) {
           const g = list[gi]!;
@@ -319,7 +328,7 @@ export async function trainGeneralPreference(o: TrainJudgeOptions & { embedDim?:
     backbone.requiresGrad_(false);
     backbone.eval();
     saveModel(backbone, o.out, { tokenizerDir: o.model });
-    noGrad(() => savePreferenceHead(o.out, { scoreWeight: head.scoreWeight.detach(), scoreBias: head.scoreBias.detach(), embedding: head.embedding.detach() }));
+    noGrad(() => savePreferenceHead(o.out, { scoreWeight: head.scoreWeight.detach(), scoreBias: head.scoreBias.detach(), likelihood: { weight: head.likelihood.weight.detach(), bias: head.likelihood.bias.detach(), out: head.likelihood.out.detach() }, embedding: head.embedding.detach() }));
   } finally {
     backbone.dispose();
     for (const t of headParams) t.dispose();

@@ -4,23 +4,28 @@
 // express intransitive preferences (a cycle), which no reward model r(x, y) can:
 //
 //   h_y  = the backbone's final hidden state at the last token of chat(prompt, y)   (the response's </s>)
-//   r_y  = w . h_y + b                                    a Bradley-Terry score (the transitive part)
+//   l_y  = log p(y | prompt) under the backbone as a language model (summed over y's tokens and </s>)
+//   r_y  = w . h_y + g(l_y) + b                           a Bradley-Terry score (the transitive part), with
+//          g(l) = sum_k c_k tanh(a_k l + d_k)            a learned, saturating reading of the likelihood
 //   v_y  = E h_y                                          a 2m-dimensional preference embedding
 //   logit P(a > b) = r_a - r_b + sum_i (v_a[2i] v_b[2i+1] - v_a[2i+1] v_b[2i])     (v_a^T J v_b, J skew-symmetric)
 //
 // The logit is antisymmetric (logit(a, b) = -logit(b, a)), so P(a > b) + P(b > a) = 1 exactly and the order of
 // presentation does not matter: one query per pair. Each distinct response is read once per batch, so a
 // K x K matrix costs K forward passes (a judge that reads A and B together, src/judge/pairwise.ts, needs
-// K (K - 1)). A judge folder is a causal-LM folder plus `preference_head.safetensors`:
-//   score.weight [1, hidden], score.bias [1], embedding.weight [2m, hidden]   (m >= 0)
+// K (K - 1)). The likelihood term lets the judge use what its backbone knows as a language model (how
+// plausible y is as an answer: a backbone that has learned a task gives its correct answers more probability
+// than its mistakes), which a head on one hidden state only reaches after much more training. A judge folder
+// is a causal-LM folder plus `preference_head.safetensors`:
+//   score.weight [1, hidden], score.bias [1], embedding.weight [2m, hidden] (m >= 0),
+//   likelihood.weight [J, 1] (a), likelihood.bias [J] (d), likelihood.out [1, J] (c)
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadModel } from '../models/registry.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
-import { pooledHidden } from '../models/sequence_classification.js';
 import { ChatTemplate, promptText } from '../text/chat_template.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { cat, keep, linear, noGrad, SafetensorsFile, saveSafetensors, tidy, type DType, type Tensor } from '../torch/index.js';
+import { cat, keep, linear, noGrad, SafetensorsFile, saveSafetensors, tensor, tidy, type DType, type Tensor } from '../torch/index.js';
 import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './judge.js';
 import { sigmoid } from './reward_model.js';
 
@@ -30,12 +35,23 @@ export const PREFERENCE_HEAD_FILE = 'preference_head.safetensors';
 export interface PreferenceHead {
   scoreWeight: Tensor; // [1, H]
   scoreBias: Tensor; // [1]
+  /** g(l) = out . tanh(weight l + bias): [J, 1], [J], [1, J]. */
+  likelihood: { weight: Tensor; bias: Tensor; out: Tensor };
   embedding: Tensor; // [2m, H]
 }
 
-/** [N, 1 + 2m]: each pooled hidden state's score and preference embedding. */
-export function headFeatures(head: PreferenceHead, pooled: Tensor): Tensor {
-  return tidy(() => cat([linear(pooled, head.scoreWeight, head.scoreBias), linear(pooled, head.embedding)], 1));
+/** All the head's tensors. */
+export function headTensors(head: PreferenceHead): Tensor[] {
+  return [head.scoreWeight, head.scoreBias, head.likelihood.weight, head.likelihood.bias, head.likelihood.out, head.embedding];
+}
+
+/** [N, 1 + 2m]: each response's score r = w.h + g(l) + b and preference embedding v = E h, from pooled h [N, H] and l [N]. */
+export function headFeatures(head: PreferenceHead, pooled: Tensor, loglik: Tensor): Tensor {
+  return tidy(() => {
+    const g = linear(linear(loglik.unsqueeze(1), head.likelihood.weight, head.likelihood.bias).tanh(), head.likelihood.out);
+    const r = linear(pooled, head.scoreWeight, head.scoreBias).add(g);
+    return cat([r, linear(pooled, head.embedding)], 1);
+  });
 }
 
 /**
@@ -68,6 +84,9 @@ export function savePreferenceHead(dir: string, head: PreferenceHead): void {
   saveSafetensors(join(dir, PREFERENCE_HEAD_FILE), new Map([
     ['score.weight', head.scoreWeight],
     ['score.bias', head.scoreBias],
+    ['likelihood.weight', head.likelihood.weight],
+    ['likelihood.bias', head.likelihood.bias],
+    ['likelihood.out', head.likelihood.out],
     ['embedding.weight', head.embedding],
   ]), { format: 'general-preference' });
 }
@@ -86,22 +105,68 @@ export function loadPreferenceHead(dir: string, hidden: number, opts: { dtype?: 
   if (sw.length !== 2 || sw[0] !== 1 || sw[1] !== hidden) throw new JudgeError(`${path}: 'score.weight' has shape [${sw.join(', ')}], expected [1, ${hidden}]`);
   const sb = shape('score.bias');
   if (sb.length !== 1 || sb[0] !== 1) throw new JudgeError(`${path}: 'score.bias' has shape [${sb.join(', ')}], expected [1]`);
+  const lw = shape('likelihood.weight');
+  const j = lw[0]!;
+  if (lw.length !== 2 || lw[1] !== 1) throw new JudgeError(`${path}: 'likelihood.weight' has shape [${lw.join(', ')}], expected [J, 1]`);
+  const lb = shape('likelihood.bias');
+  if (lb.length !== 1 || lb[0] !== j) throw new JudgeError(`${path}: 'likelihood.bias' has shape [${lb.join(', ')}], expected [${j}]`);
+  const lo = shape('likelihood.out');
+  if (lo.length !== 2 || lo[0] !== 1 || lo[1] !== j) throw new JudgeError(`${path}: 'likelihood.out' has shape [${lo.join(', ')}], expected [1, ${j}]`);
   const ew = shape('embedding.weight');
   if (ew.length !== 2 || ew[1] !== hidden || ew[0]! % 2 !== 0) throw new JudgeError(`${path}: 'embedding.weight' has shape [${ew.join(', ')}], expected [2m, ${hidden}]`);
   const load = (name: string) => keep(f.load(name, opts));
-  return { scoreWeight: load('score.weight'), scoreBias: load('score.bias'), embedding: load('embedding.weight') };
+  return { scoreWeight: load('score.weight'), scoreBias: load('score.bias'), likelihood: { weight: load('likelihood.weight'), bias: load('likelihood.bias'), out: load('likelihood.out') }, embedding: load('embedding.weight') };
 }
 
-/** Token ids of chat(prompt, response): the prompt as the chat template renders it for generation, then the response and EOS. */
-export function responseSequence(tok: Tokenizer, chat: ChatTemplate | undefined, prompt: string, response: string, maxLength: number): number[] {
-  const ids = [...tok.encode(promptText(prompt, chat), { addSpecialTokens: chat === undefined }), ...tok.encode(response, { addSpecialTokens: false })];
+/** chat(prompt, response) as token ids; the response (with EOS) is ids[start..]. */
+export interface ResponseSequence {
+  ids: number[];
+  start: number;
+}
+
+/**
+ * Token ids of chat(prompt, response): the prompt as the chat template renders it for generation (as the
+ * policy sees it), then the response and EOS; truncated from the left to maxLength tokens.
+ */
+export function responseSequence(tok: Tokenizer, chat: ChatTemplate | undefined, prompt: string, response: string, maxLength: number): ResponseSequence {
+  const p = tok.encode(promptText(prompt, chat), { addSpecialTokens: chat === undefined });
+  const ids = [...p, ...tok.encode(response, { addSpecialTokens: false })];
   if (tok.eosTokenId !== undefined) ids.push(tok.eosTokenId);
-  return ids.length > maxLength ? ids.slice(ids.length - maxLength) : ids;
+  const cut = Math.max(0, ids.length - maxLength);
+  return { ids: ids.slice(cut), start: Math.max(1, p.length - cut) };
 }
 
-/** Pooled features [N, 1 + 2m] of token sequences (right-padded into one batch). */
-export function sequenceFeatures(backbone: CausalLMBase, head: PreferenceHead, seqs: readonly (readonly number[])[], pad: number): Tensor {
-  return tidy(() => headFeatures(head, pooledHidden(backbone, seqs, pad)));
+/**
+ * Features [N, 1 + 2m] of sequences (right-padded into one batch, one forward pass): the hidden state at each
+ * one's last token and the log-likelihood of its response tokens.
+ */
+export function sequenceFeatures(backbone: CausalLMBase, head: PreferenceHead, seqs: readonly ResponseSequence[], pad: number): Tensor {
+  const n = seqs.length;
+  const l = Math.max(2, ...seqs.map((s) => s.ids.length));
+  const ids = new BigInt64Array(n * l).fill(BigInt(pad));
+  const mask = new BigInt64Array(n * l);
+  const resp = new Float32Array(n * (l - 1));
+  const last = new BigInt64Array(n);
+  seqs.forEach((s, i) => {
+    s.ids.forEach((t, j) => {
+      ids[i * l + j] = BigInt(t);
+      mask[i * l + j] = 1n;
+    });
+    for (let j = Math.max(1, s.start); j < s.ids.length; j++) resp[i * (l - 1) + j - 1] = 1;
+    last[i] = BigInt(i * l + s.ids.length - 1);
+  });
+  return tidy(() => {
+    const dev = backbone.device;
+    const input = tensor(ids, { shape: [n, l], device: dev });
+    const h = backbone.hidden({ inputIds: input, attentionMask: tensor(mask, { shape: [n, l], device: dev }) });
+    const d = h.size(2);
+    const pooled = h.reshape(n * l, d).indexSelect(0, tensor(last, { shape: [n], device: dev }));
+    // log p(token j | tokens < j) at the response's positions.
+    const logits = backbone.logits(h.narrow(1, 0, l - 1)).float();
+    const lp = logits.gather(2, input.narrow(1, 1, l - 1).unsqueeze(2)).squeeze(2).sub(logits.logsumexp(2));
+    const loglik = lp.mul(tensor(resp, { shape: [n, l - 1], device: dev })).sum(1).to(pooled.dtype);
+    return headFeatures(head, pooled, loglik);
+  });
 }
 
 export interface GeneralPreferenceJudgeOptions {
@@ -144,7 +209,7 @@ export class GeneralPreferenceJudge implements PreferenceOracle {
   features(items: readonly { prompt: string; response: string }[]): number[][] {
     const key = (p: string, r: string) => JSON.stringify([p, r]);
     const index = new Map<string, number>();
-    const seqs: number[][] = [];
+    const seqs: ResponseSequence[] = [];
     const slot = items.map(({ prompt, response }) => {
       const k = key(prompt, response);
       let i = index.get(k);
@@ -155,7 +220,7 @@ export class GeneralPreferenceJudge implements PreferenceOracle {
       }
       return i;
     });
-    const order = seqs.map((_, i) => i).sort((a, b) => seqs[a]!.length - seqs[b]!.length);
+    const order = seqs.map((_, i) => i).sort((a, b) => seqs[a]!.ids.length - seqs[b]!.ids.length);
     const feats = new Array<number[]>(seqs.length);
     const pad = this.tokenizer.padTokenId ?? 0;
     for (let s = 0; s < order.length; s += this.batchSize) {
@@ -179,8 +244,6 @@ export class GeneralPreferenceJudge implements PreferenceOracle {
 
   dispose(): void {
     this.backbone.dispose();
-    this.head.scoreWeight.dispose();
-    this.head.scoreBias.dispose();
-    this.head.embedding.dispose();
+    for (const t of headTensors(this.head)) t.dispose();
   }
 }

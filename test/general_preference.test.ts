@@ -131,6 +131,31 @@ test('sppo train-judge --head gpm learns a preference cycle; --embed-dim 0 (Brad
   }
 });
 
+test('sppo train-judge --head joint: a reader of prompt, A and B together, trained in both orders', { skip }, async () => {
+  const dir = tempDir('joint-train');
+  try {
+    const data = cycleData(dir);
+    const out = join(dir, 'joint');
+    await trainJudge(['--model', llama, '--data', data, '--eval-data', data, '--out', out, '--head', 'joint', '--lr', '1e-3', '--head-lr', '3e-2',
+      '--epochs', '20', '--batch-size', '6', '--warmup-ratio', '0']);
+    assert.ok(existsSync(join(out, 'pairwise_head.safetensors')));
+    const report = JSON.parse(readFileSync(join(out, 'judge_eval.json'), 'utf8'));
+    assert.equal(report.head, 'joint');
+    assert.equal(report.n, 12);
+    const judge = await loadJudge({ kind: 'pairwise', dir: out });
+    try {
+      assert.equal(judge.positionBiased, true);
+      // Both orders asked and combined, as the demo does: the cycle's edges are each preferred.
+      const m = await preferenceMatrix(judge, 'Which?', ['red', 'green', 'blue']);
+      assert.ok(m[0]![1]! > 0.6 && m[1]![2]! > 0.6 && m[2]![0]! > 0.6, JSON.stringify(m));
+    } finally {
+      judge.dispose?.();
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
 test('sppo train-judge: option errors name the option', { skip }, async () => {
   const dir = tempDir('gpm-err');
   try {

@@ -32,7 +32,7 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
   judge-data        sample the starter on N prompts (K each) and write the gold judge's verdicts on all pairs:
                     DIR/judge-train.jsonl and DIR/judge-heldout.jsonl (15% of the prompts) for 'sppo train-judge'
   search            the hyper-parameter search, the same for every method: each lr x beta of the grid, one
-                    iteration of 128 training prompts, scored by the gold judge on validation prompts (never the
+                    iteration of 416 training prompts, scored by the gold judge on validation prompts (never the
                     held-out ones); writes OUT/search.json (OUT: runs/demo-search) and prints the best per method
   policy-eval       K samples (temperature 1) per held-out prompt (the first N of the 256): the gold judge's
                     correctness of a sample and pass@K, per task kind, and the style shares

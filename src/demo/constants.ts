@@ -14,4 +14,4 @@ export const STREAM_PROXY = 1;
 export const STREAM_SPPO = 2;
 export const STREAM_VALID = 3;
 /** Validation prompts of the hyper-parameter search (their own stream; never the held-out ones). */
-export const VALID_COUNT = 128;
+export const VALID_COUNT = 256;

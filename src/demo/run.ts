@@ -31,12 +31,12 @@ export interface DemoOptions {
 
 /** The budget of a full and of a quick run. */
 export function demoSizes(quick: boolean): { iterations: number; perIteration: number; evalCount: number } {
-  return quick ? { iterations: 1, perIteration: 16, evalCount: 32 } : { iterations: 3, perIteration: 128, evalCount: HELD_OUT_COUNT };
+  return quick ? { iterations: 1, perIteration: 16, evalCount: 32 } : { iterations: 3, perIteration: 416, evalCount: HELD_OUT_COUNT };
 }
 
 /** Training settings shared by every method (lr and beta: DEMO_HYPER, per method). */
 export const DEMO_TRAINING = {
-  epochs: 2, batchSize: 16, gradAccum: 1, optimizer: 'adamw' as const, warmupRatio: 0.1,
+  epochs: 4, batchSize: 16, gradAccum: 1, optimizer: 'adamw' as const, warmupRatio: 0.1,
   schedule: 'linear' as const, maxLength: 64, maxPromptLength: 40, maxGradNorm: 1,
 };
 
@@ -48,16 +48,16 @@ export interface Hyper {
 
 /**
  * The hyper-parameter search budget, the same for every method: this grid of lr x beta, each point one
- * iteration of 128 prompts (the demo's first), scored by the gold judge's win rate against the starter on
+ * iteration of 416 prompts (the demo's first), scored by the gold judge's win rate against the starter on
  * VALID_COUNT validation prompts of their own stream (never the held-out ones). `sppo demo search` runs it.
  */
-export const SEARCH_GRID: Hyper[] = [1e-4, 3e-4, 1e-3].flatMap((lr) => [0.05, 0.2].map((beta) => ({ lr, beta })));
+export const SEARCH_GRID: Hyper[] = [1e-4, 2e-4, 5e-4, 1e-3].flatMap((lr) => [0.05, 0.2].map((beta) => ({ lr, beta })));
 
 /** The settings `sppo demo search` picked for each method (docs/demo.md has its table). */
 export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
-  sppo: { lr: 1e-4, beta: 0.05 },
-  dpo: { lr: 1e-4, beta: 0.05 },
-  ipo: { lr: 1e-4, beta: 0.05 },
+  sppo: { lr: 5e-4, beta: 0.05 },
+  dpo: { lr: 2e-4, beta: 0.2 },
+  ipo: { lr: 2e-4, beta: 0.05 },
 };
 
 /**
@@ -181,7 +181,7 @@ export interface SearchPoint extends Hyper {
 
 /**
  * The hyper-parameter search (`sppo demo search`): every method x every SEARCH_GRID point, one iteration on
- * the demo's first 128 training prompts, evaluated by the gold judge against the starter on the validation
+ * the demo's first 416 training prompts, evaluated by the gold judge against the starter on the validation
  * prompts. The samples and the proxy judge's verdicts of that iteration do not depend on lr or beta: they are
  * made once and shared. Writes OUT/search.json; returns the points and the best per method.
  */

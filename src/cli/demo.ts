@@ -25,7 +25,8 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
                     evaluated on held-out prompts by the gold judge against the starter; writes OUT/summary.json
                     and OUT/report.html (OUT: runs/demo, or runs/demo-quick with --quick). A rerun resumes.
       --quick       1 iteration of 16 prompts, 32 held-out prompts (what CI runs)
-      --baselines   also iterative DPO and IPO, same prompts, samples, judge and hyper-parameters
+      --baselines   also iterative DPO and IPO: same prompts, samples, judge, training budget and
+                    hyper-parameter search (lr and beta per method: DEMO_HYPER, from 'sppo demo search')
       --fresh       delete OUT first
   starter-inputs    write DIR/tokenizer/ (tokenizer files), DIR/config.json (the starter's architecture) and
                     DIR/sft.jsonl (mixed-quality demonstrations) for 'sppo sft' (demo/make-starter.sh)

@@ -25,7 +25,7 @@ import { loadModel } from '../models/registry.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { ChatTemplate, promptText } from '../text/chat_template.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { cat, keep, linear, noGrad, SafetensorsFile, saveSafetensors, tensor, tidy, type DType, type Tensor } from '../torch/index.js';
+import { cat, keep, linear, noGrad, SafetensorsFile, saveSafetensors, tensor, tidy, zeros, type DType, type Tensor } from '../torch/index.js';
 import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './judge.js';
 import { sigmoid } from './reward_model.js';
 
@@ -145,26 +145,45 @@ export function sequenceFeatures(backbone: CausalLMBase, head: PreferenceHead, s
   const l = Math.max(2, ...seqs.map((s) => s.ids.length));
   const ids = new BigInt64Array(n * l).fill(BigInt(pad));
   const mask = new BigInt64Array(n * l);
-  const resp = new Float32Array(n * (l - 1));
   const last = new BigInt64Array(n);
+  // The response's positions: hidden row (i, j - 1) predicts token (i, j).
+  const rows: bigint[] = [];
+  const targets: bigint[] = [];
+  const owner: number[] = [];
   seqs.forEach((s, i) => {
     s.ids.forEach((t, j) => {
       ids[i * l + j] = BigInt(t);
       mask[i * l + j] = 1n;
     });
-    for (let j = Math.max(1, s.start); j < s.ids.length; j++) resp[i * (l - 1) + j - 1] = 1;
+    for (let j = Math.max(1, s.start); j < s.ids.length; j++) {
+      rows.push(BigInt(i * l + j - 1));
+      targets.push(BigInt(s.ids[j]!));
+      owner.push(i);
+    }
     last[i] = BigInt(i * l + s.ids.length - 1);
   });
+  const r = rows.length;
+  const member = new Float32Array(n * r);
+  owner.forEach((i, k) => (member[i * r + k] = 1));
   return tidy(() => {
     const dev = backbone.device;
-    const input = tensor(ids, { shape: [n, l], device: dev });
-    const h = backbone.hidden({ inputIds: input, attentionMask: tensor(mask, { shape: [n, l], device: dev }) });
+    const h = backbone.hidden({ inputIds: tensor(ids, { shape: [n, l], device: dev }), attentionMask: tensor(mask, { shape: [n, l], device: dev }) });
     const d = h.size(2);
-    const pooled = h.reshape(n * l, d).indexSelect(0, tensor(last, { shape: [n], device: dev }));
-    // log p(token j | tokens < j) at the response's positions.
-    const logits = backbone.logits(h.narrow(1, 0, l - 1)).float();
-    const lp = logits.gather(2, input.narrow(1, 1, l - 1).unsqueeze(2)).squeeze(2).sub(logits.logsumexp(2));
-    const loglik = lp.mul(tensor(resp, { shape: [n, l - 1], device: dev })).sum(1).to(pooled.dtype);
+    const flat = h.reshape(n * l, d);
+    const pooled = flat.indexSelect(0, tensor(last, { shape: [n], device: dev }));
+    if (r === 0) return headFeatures(head, pooled, zeros([n], { dtype: pooled.dtype, device: dev }));
+    // log p(y | prompt): the LM head on the response's rows only, in chunks of at most 64 M logits.
+    const hs = flat.indexSelect(0, tensor(BigInt64Array.from(rows), { shape: [r], device: dev }));
+    const tg = tensor(BigInt64Array.from(targets), { shape: [r, 1], device: dev });
+    const chunk = Math.max(1, Math.floor((64 * 1024 * 1024) / backbone.config.vocabSize));
+    const pieces: Tensor[] = [];
+    for (let s = 0; s < r; s += chunk) {
+      const len = Math.min(chunk, r - s);
+      const logits = backbone.logits(hs.narrow(0, s, len)).float();
+      pieces.push(logits.gather(1, tg.narrow(0, s, len)).squeeze(1).sub(logits.logsumexp(1)));
+    }
+    const lp = pieces.length === 1 ? pieces[0]! : cat(pieces, 0);
+    const loglik = tensor(member, { shape: [n, r], device: dev }).matmul(lp).to(pooled.dtype);
     return headFeatures(head, pooled, loglik);
   });
 }

@@ -92,6 +92,28 @@ test('general preference judge: features of chat(prompt, response) at its last t
   }
 });
 
+test('general preference judge: a bad head file is refused with an error naming the file and the tensor', { skip }, async () => {
+  const dir = tempDir('gpm-bad');
+  cpSync(llama, dir, { recursive: true });
+  try {
+    const t = (shape: number[]) => torch.zeros(shape);
+    const head = (o: Partial<Record<'sw' | 'emb' | 'lw', number[]>> = {}) => ({
+      scoreWeight: t(o.sw ?? [1, 64]), scoreBias: t([1]), embedding: t(o.emb ?? [4, 64]),
+      likelihood: { weight: t(o.lw ?? [3, 1]), bias: t([3]), out: t([1, 3]) },
+    });
+    savePreferenceHead(dir, head({ sw: [1, 32] }));
+    await assert.rejects(loadJudge({ kind: 'pairwise', dir }), /preference_head\.safetensors: 'score\.weight' has shape \[1, 32\], expected \[1, 64\]/);
+    savePreferenceHead(dir, head({ emb: [3, 64] }));
+    await assert.rejects(loadJudge({ kind: 'pairwise', dir }), /'embedding\.weight' has shape \[3, 64\], expected \[2m, 64\]/);
+    savePreferenceHead(dir, head({ lw: [3, 2] }));
+    await assert.rejects(loadJudge({ kind: 'pairwise', dir }), /'likelihood\.weight' has shape \[3, 2\], expected \[J, 1\]/);
+    torch.saveSafetensors(join(dir, 'preference_head.safetensors'), new Map([['score.weight', t([1, 64])]]));
+    await assert.rejects(loadJudge({ kind: 'pairwise', dir }), /preference_head\.safetensors: missing tensor 'score\.bias'/);
+  } finally {
+    removeDir(dir);
+  }
+});
+
 /** Comparisons of a cycle red > green > blue > red (p 0.9 each), under several prompts. */
 function cycleData(dir: string): string {
   const path = join(dir, 'cycle.jsonl');

@@ -10,7 +10,7 @@
 // The result is a `pairwise:DIR` judge folder: the backbone (saveModel) and the head's safetensors.
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AdamW, clipGradNorm, Generator, keep, linear, linspace, LRScheduler, noGrad, ones, randn, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
+import { AdamW, clipGradNorm, Generator, type Optimizer, keep, linear, linspace, LRScheduler, noGrad, ones, randn, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import { loadModel, saveModel } from '../models/registry.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { pooledHidden } from '../models/sequence_classification.js';
@@ -176,10 +176,7 @@ export async function trainPairwiseJudge(o: TrainJudgeOptions): Promise<{ losses
           l.backward();
           return l.item();
         });
-        clipGradNorm([...params, weight, bias], 1);
-        opt.step();
-        sched.step();
-        opt.zeroGrad();
+        optimizerStep([...params, weight, bias], opt, sched);
         step++;
         losses.push(loss);
         o.onStep?.(step, total, loss);
@@ -315,10 +312,7 @@ export async function trainGeneralPreference(o: TrainJudgeOptions & { embedDim?:
           l.backward();
           return l.item();
         });
-        clipGradNorm([...params, ...headParams], 1);
-        opt.step();
-        sched.step();
-        opt.zeroGrad();
+        optimizerStep([...params, ...headParams], opt, sched);
         step++;
         losses.push(loss);
         o.onStep?.(step, total, loss);
@@ -334,6 +328,14 @@ export async function trainGeneralPreference(o: TrainJudgeOptions & { embedDim?:
     for (const t of headParams) t.dispose();
   }
   return { losses, steps: step };
+}
+
+/** One optimizer step after backward: gradients clipped to norm 1, the step, the schedule, gradients cleared. */
+function optimizerStep(params: Tensor[], opt: Optimizer, sched: LRScheduler): void {
+  clipGradNorm(params, 1);
+  opt.step();
+  sched.step();
+  opt.zeroGrad();
 }
 
 /** Head logits [B] of right-padded sequences, pooled at each one's last token. */

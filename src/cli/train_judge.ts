@@ -183,9 +183,7 @@ export async function trainPairwiseJudge(o: TrainJudgeOptions): Promise<{ losses
         await new Promise((r) => setImmediate(r));
       }
     }
-    backbone.requiresGrad_(false);
-    backbone.eval();
-    saveModel(backbone, o.out, { tokenizerDir: o.model });
+    saveBackbone(backbone, o.out, o.model);
     noGrad(() => savePairwiseHead(o.out, weight.detach(), bias.detach(), template));
   } finally {
     backbone.dispose();
@@ -319,15 +317,20 @@ export async function trainGeneralPreference(o: TrainJudgeOptions & { embedDim?:
         await new Promise((r) => setImmediate(r));
       }
     }
-    backbone.requiresGrad_(false);
-    backbone.eval();
-    saveModel(backbone, o.out, { tokenizerDir: o.model });
-    noGrad(() => savePreferenceHead(o.out, { scoreWeight: head.scoreWeight.detach(), scoreBias: head.scoreBias.detach(), likelihood: { weight: head.likelihood.weight.detach(), bias: head.likelihood.bias.detach(), out: head.likelihood.out.detach() }, embedding: head.embedding.detach() }));
+    saveBackbone(backbone, o.out, o.model);
+    savePreferenceHead(o.out, head);
   } finally {
     backbone.dispose();
     for (const t of headParams) t.dispose();
   }
   return { losses, steps: step };
+}
+
+/** Saves a trained backbone as a model folder (with the tokenizer files of the folder it started from). */
+function saveBackbone(backbone: CausalLMBase, out: string, from: string): void {
+  backbone.requiresGrad_(false);
+  backbone.eval();
+  saveModel(backbone, out, { tokenizerDir: from });
 }
 
 /** One optimizer step after backward: gradients clipped to norm 1, the step, the schedule, gradients cleared. */

@@ -80,15 +80,19 @@ export function preferenceLogit(fa: readonly number[], fb: readonly number[]): n
   return z;
 }
 
+/** Writes the head (detached copies: the tensors may be a training run's parameters). */
 export function savePreferenceHead(dir: string, head: PreferenceHead): void {
-  saveSafetensors(join(dir, PREFERENCE_HEAD_FILE), new Map([
-    ['score.weight', head.scoreWeight],
-    ['score.bias', head.scoreBias],
-    ['likelihood.weight', head.likelihood.weight],
-    ['likelihood.bias', head.likelihood.bias],
-    ['likelihood.out', head.likelihood.out],
-    ['embedding.weight', head.embedding],
-  ]), { format: 'general-preference' });
+  tidy(() => noGrad(() => {
+    const d = (t: Tensor): Tensor => t.detach();
+    saveSafetensors(join(dir, PREFERENCE_HEAD_FILE), new Map([
+      ['score.weight', d(head.scoreWeight)],
+      ['score.bias', d(head.scoreBias)],
+      ['likelihood.weight', d(head.likelihood.weight)],
+      ['likelihood.bias', d(head.likelihood.bias)],
+      ['likelihood.out', d(head.likelihood.out)],
+      ['embedding.weight', d(head.embedding)],
+    ]), { format: 'general-preference' });
+  }));
 }
 
 /** Reads `<dir>/preference_head.safetensors` onto the backbone's dtype and device, checking every shape. */

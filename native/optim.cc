@@ -76,7 +76,18 @@ static Napi::Value optim_new(const Napi::CallbackInfo& info) {
   });
 }
 
-static OptimBox& box_of(const Napi::Value& v) { return *v.As<Napi::External<OptimBox>>().Data(); }
+static OptimBox& box_of(const Napi::Value& v) {
+  auto& b = *v.As<Napi::External<OptimBox>>().Data();
+  if (!b.opt) throw Napi::Error::New(v.Env(), "optimizer(" + b.kind + ") used after dispose()");
+  return b;
+}
+
+// optimFree(opt): frees the native optimizer and its state (moments, step counts) now, not at garbage
+// collection; the External's finalizer later deletes the empty box. Freeing twice is a no-op.
+static Napi::Value optim_free(const Napi::CallbackInfo& info) {
+  info[0].As<Napi::External<OptimBox>>().Data()->opt.reset();
+  return info.Env().Undefined();
+}
 
 static Napi::Value optim_step(const Napi::CallbackInfo& info) {
   auto& b = box_of(info[0]);
@@ -236,6 +247,7 @@ void init_optim(Napi::Env env, Napi::Object e) {
   auto fn = [&](const char* name, Napi::Value (*f)(const Napi::CallbackInfo&)) { e.Set(name, Napi::Function::New(env, f, name)); };
   fn("optimNew", optim_new);
   fn("optimStep", optim_step);
+  fn("optimFree", optim_free);
   fn("optimZeroGrad", optim_zero_grad);
   fn("optimSetLr", optim_set_lr);
   fn("optimGetLr", optim_get_lr);

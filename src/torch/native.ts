@@ -63,6 +63,7 @@ export interface Native {
   builtWithCuda: boolean;
   optimNew(kind: string, groups: OptimGroupSpec[]): Handle;
   optimStep(opt: Handle): void;
+  optimFree(opt: Handle): void;
   optimZeroGrad(opt: Handle): void;
   optimSetLr(opt: Handle, group: number, lr: number): void;
   optimGetLr(opt: Handle, group: number): number;

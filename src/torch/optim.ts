@@ -111,8 +111,10 @@ export class Optimizer implements Disposable {
     }
   }
 
+  /** Frees the native optimizer and its state (moments, step counts) now; the parameters belong to their model.
+   * Any later call but dispose() throws. `using opt = AdamW(...)` disposes at the end of the block. */
   dispose(): void {
-    // The native optimizer is freed with its handle; parameters belong to their model.
+    native.optimFree(this.#h);
   }
   [Symbol.dispose](): void {
     this.dispose();

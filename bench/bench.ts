@@ -1,26 +1,18 @@
 // `npm run bench`: sppo side by side with plain PyTorch eager, measured in the same run on the same
-// machine. Figures are medians; ratios are what to compare (these machines are noisy).
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+// machine. Every figure is the median of timed repeats after warm-up, with its spread (min-max);
+// ratios are of medians and are what to compare (these machines are noisy).
+//   npm run bench [-- engine] [-- models]
 import * as torch from '../src/torch/index.js';
-import { matmulGflops, opOverheadUs } from './engine.js';
+import { matmulGflopsRuns, opOverheadUsRuns } from './engine.js';
+import { PYTHON, runPeer } from './peer.js';
+import { header, row } from './stats.js';
 
-const PYTHON = process.env.SPPO_BENCH_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
-
-function peer(script: string, args: string[] = []): Record<string, unknown> | null {
-  const r = spawnSync(PYTHON, [new URL(script, import.meta.url).pathname.replace('/dist/bench/', '/bench/'), ...args], { encoding: 'utf8' });
-  if (r.status !== 0) {
-    console.log(`(PyTorch peer ${script} unavailable: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()})`);
-    console.log(`  install Debian's python3-torch, or set SPPO_BENCH_PYTHON to a python with torch`);
-    return null;
-  }
-  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+interface EnginePeer {
+  torch: string;
+  threads: number;
+  op_overhead_us_runs: number[];
+  matmul_gflops_runs: Record<string, number[]>;
 }
-
-const row = (name: string, ours: number, theirs: number | undefined, unit: string, better: 'lower' | 'higher') => {
-  const ratio = theirs ? ours / theirs : NaN;
-  console.log(`${name.padEnd(34)} ${ours.toFixed(3).padStart(10)} ${(theirs?.toFixed(3) ?? '-').padStart(10)}  ${unit.padEnd(9)} ${Number.isFinite(ratio) ? ratio.toFixed(3) + 'x' : '-'} (${better} is better)`);
-};
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
@@ -28,19 +20,15 @@ async function main(): Promise<void> {
   console.log(`sppo bench: libtorch ${torch.libtorchVersion()}, ${torch.getNumThreads()} threads; peer: ${PYTHON}`);
   if (want('engine')) {
     const sizes = [256, 1024, 2048];
-    const p = peer('peer_engine.py', [sizes.join(',')]) as { torch: string; threads: number; op_overhead_us: number; matmul_gflops: Record<string, number> } | null;
+    const p = runPeer<EnginePeer>('peer_engine.py', [sizes.join(','), 'cpu', 'float32', String(torch.getNumThreads())]);
     if (p) console.log(`PyTorch ${p.torch}, ${p.threads} threads`);
-    console.log(`${'measure'.padEnd(34)} ${'sppo'.padStart(10)} ${'PyTorch'.padStart(10)}  unit      sppo/PyTorch`);
-    row('tiny op call (add, 4 elements)', opOverheadUs(), p?.op_overhead_us, 'us', 'lower');
-    for (const s of sizes) row(`fp32 matmul ${s}x${s}`, matmulGflops(s), p?.matmul_gflops[String(s)], 'GFLOP/s', 'higher');
+    console.log(header());
+    console.log(row('tiny op call (add, 4 elements)', opOverheadUsRuns(), p?.op_overhead_us_runs ?? null, 'us', 'lower'));
+    for (const s of sizes) console.log(row(`fp32 matmul ${s}x${s}`, matmulGflopsRuns(s), p?.matmul_gflops_runs[String(s)] ?? null, 'GFLOP/s', 'higher', 1));
   }
   if (want('models')) {
-    try {
-      const m = await import('./models.js');
-      if (typeof (m as { run?: unknown }).run === 'function') await (m as unknown as { run(): Promise<void> }).run();
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-    }
+    const m = await import('./models.js');
+    await m.run();
   }
 }
 

@@ -1,9 +1,11 @@
-// Benchmarks of the model layer against plain PyTorch (bench/peer_models.py, run with /usr/bin/python3):
-// generation throughput of a ~10M-parameter Llama (batch 32, 128 new tokens, sampling with a KV cache)
-// and a training step (forward + backward + AdamW) of the same model. Both sides use the same weights
-// (written by sppo as an HF folder, read by the peer), dtype, device and thread count.
+// Benchmarks of the model layer against PyTorch (bench/peer_models.py: the same Llama written as a
+// PyTorch user writes it, run with /usr/bin/python3): generation throughput of a ~10M-parameter Llama
+// (batch 32, 128 new tokens, sampling with a KV cache) and a training step (forward, token log-prob
+// loss, backward, AdamW) of the same model. Both sides use the same weights (written by sppo as an HF
+// folder, read by the peer), dtype, device and thread count, and are timed at steady state: warm-up
+// runs first, then every timed repeat is kept (median and spread in the table). The training step
+// alternates sppo and PyTorch in rounds, so that a slow spell of the machine falls on both.
 //   node dist/bench/models.js [--device cuda] [--dtype bfloat16]
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,11 +13,15 @@ import { fileURLToPath } from 'node:url';
 import { AdamW, cuda, defaultDevice, getNumThreads, randint, tidy, type DType } from '../src/torch/index.js';
 import { createModel, loadModel, parseConfig, saveModel, type CausalLMBase } from '../src/models/index.js';
 import { generate } from '../src/generate/index.js';
+import { runPeer } from './peer.js';
+import { header, row, stats, timeRepeats } from './stats.js';
 
 export interface BenchOptions {
   device?: string;
   dtype?: DType;
+  /** Timed repeats per round (after the warm-up). */
   repeats?: number;
+  warmup?: number;
   python?: string;
 }
 
@@ -39,14 +45,18 @@ export function writeBenchModel(): string {
   return dir;
 }
 
-function peer(dir: string, task: Record<string, unknown>, o: BenchOptions): Record<string, number | string> {
-  const script = fileURLToPath(new URL('../../bench/peer_models.py', import.meta.url));
-  const r = spawnSync(o.python ?? '/usr/bin/python3', [script, dir, JSON.stringify({ ...task, device: o.device ?? defaultDevice(), dtype: o.dtype ?? 'float32', threads: getNumThreads(), repeats: o.repeats ?? 3 })], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  if (r.status !== 0) throw new Error(`bench/peer_models.py failed (${r.status}): ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+interface PeerTiming {
+  seconds: number[];
+  torch: string;
+  threads: number;
 }
 
-const sync = (device: string): void => {
+function peer(dir: string, task: Record<string, unknown>, o: BenchOptions): PeerTiming | null {
+  const args = { ...task, device: o.device ?? defaultDevice(), dtype: o.dtype ?? 'float32', threads: getNumThreads(), repeats: o.repeats ?? 5, warmup: o.warmup ?? 1 };
+  return runPeer<PeerTiming>('peer_models.py', [dir, JSON.stringify(args)], o.python);
+}
+
+const syncOf = (device: string) => (): void => {
   if (device.startsWith('cuda')) cuda.synchronize();
 };
 
@@ -54,114 +64,71 @@ function load(dir: string, o: BenchOptions): CausalLMBase {
   return loadModel(dir, { dtype: o.dtype ?? 'float32', device: o.device ?? defaultDevice() });
 }
 
-export interface GenerationBench {
-  batch: number;
-  newTokens: number;
-  sppoTokensPerS: number;
-  torchTokensPerS: number;
-  /** sppo / PyTorch throughput (goal >= 1). */
-  ratio: number;
-  torch: string;
-  threads: number;
+export interface Timings {
+  /** Seconds of each timed repeat. */
+  sppo: number[];
+  torch: number[] | null;
+  torchVersion: string | null;
 }
 
-/** Sampling throughput (temperature 1, KV cache, all sequences run the full 128 tokens). */
-export async function benchGeneration(opts: BenchOptions & { batch?: number; promptLen?: number; newTokens?: number; modelDir?: string } = {}): Promise<GenerationBench> {
-  const batch = opts.batch ?? 32;
-  const promptLen = opts.promptLen ?? 16;
-  const newTokens = opts.newTokens ?? 128;
-  const dir = opts.modelDir ?? writeBenchModel();
-  try {
-    const model = load(dir, opts);
-    const prompts = tidy(() => randint(3, model.config.vocabSize, [batch, promptLen]).toArray() as number[][]);
-    let best = Infinity;
-    for (let r = 0; r <= (opts.repeats ?? 3); r++) {
-      sync(model.device);
-      const t0 = performance.now();
-      const gens = generate(model, prompts, { temperature: 1, maxNewTokens: newTokens, eosTokenIds: [], seed: r });
-      sync(model.device);
-      const dt = (performance.now() - t0) / 1000;
-      if (gens.some((g) => g.tokens.length !== newTokens)) throw new Error('bench: a sequence stopped early');
-      if (r > 0) best = Math.min(best, dt);
-    }
-    model.dispose();
-    const p = peer(dir, { task: 'generate', batch, prompt_len: promptLen, new_tokens: newTokens }, opts);
-    const ours = (batch * newTokens) / best;
-    return { batch, newTokens, sppoTokensPerS: ours, torchTokensPerS: p.tokens_per_s as number, ratio: ours / (p.tokens_per_s as number), torch: String(p.torch), threads: p.threads as number };
-  } finally {
-    if (!opts.modelDir) rmSync(dir, { recursive: true, force: true });
+/** Sampling (temperature 1, KV cache, every sequence runs the full `newTokens`): seconds per repeat, both sides. */
+export function benchGeneration(dir: string, o: BenchOptions & { batch: number; promptLen: number; newTokens: number }): Timings {
+  const model = load(dir, o);
+  const prompts = tidy(() => randint(3, model.config.vocabSize, [o.batch, o.promptLen]).toArray() as number[][]);
+  let seed = 0;
+  const sppo = timeRepeats(() => {
+    const gens = generate(model, prompts, { temperature: 1, maxNewTokens: o.newTokens, eosTokenIds: [], seed: seed++ });
+    if (gens.some((g) => g.tokens.length !== o.newTokens)) throw new Error('bench: a sequence stopped early');
+  }, o.repeats ?? 5, o.warmup ?? 1, syncOf(model.device));
+  model.dispose();
+  const p = peer(dir, { task: 'generate', batch: o.batch, prompt_len: o.promptLen, new_tokens: o.newTokens }, o);
+  return { sppo, torch: p?.seconds ?? null, torchVersion: p?.torch ?? null };
+}
+
+/** Training steps (mean token log-prob loss, backward, AdamW), in `rounds` alternating sppo and PyTorch. */
+export function benchTrainStep(dir: string, o: BenchOptions & { batch: number; seqLen: number; rounds?: number }): Timings {
+  const model = load(dir, o);
+  model.train().requiresGrad_(true);
+  using opt = AdamW(model.parameters(), { lr: 1e-4 });
+  const ids = randint(3, model.config.vocabSize, [o.batch, o.seqLen], { device: model.device });
+  const step = (): void => tidy(() => {
+    const loss = model.tokenLogprobs({ inputIds: ids }).mean().neg();
+    opt.zeroGrad();
+    loss.backward();
+    opt.step();
+  });
+  const out: Timings = { sppo: [], torch: [], torchVersion: null };
+  for (let r = 0; r < (o.rounds ?? 2); r++) {
+    out.sppo.push(...timeRepeats(step, o.repeats ?? 5, o.warmup ?? 1, syncOf(model.device)));
+    const p = out.torch && peer(dir, { task: 'train', batch: o.batch, seq_len: o.seqLen }, o);
+    if (p) {
+      out.torch!.push(...p.seconds);
+      out.torchVersion = p.torch;
+    } else out.torch = null;
   }
-}
-
-export interface TrainStepBench {
-  batch: number;
-  seqLen: number;
-  sppoSeconds: number;
-  torchSeconds: number;
-  /** sppo / PyTorch step time (goal <= 1.05). */
-  ratio: number;
-  torch: string;
-  threads: number;
-}
-
-/** One training step: mean token log-prob loss, backward, AdamW. */
-export async function benchTrainStep(opts: BenchOptions & { batch?: number; seqLen?: number; modelDir?: string } = {}): Promise<TrainStepBench> {
-  const batch = opts.batch ?? 8;
-  const seqLen = opts.seqLen ?? 256;
-  const dir = opts.modelDir ?? writeBenchModel();
-  try {
-    const model = load(dir, opts);
-    model.train().requiresGrad_(true);
-    const opt = AdamW(model.parameters(), { lr: 1e-4 });
-    const ids = randint(3, model.config.vocabSize, [batch, seqLen], { device: model.device });
-    let best = Infinity;
-    for (let r = 0; r <= (opts.repeats ?? 3); r++) {
-      sync(model.device);
-      const t0 = performance.now();
-      tidy(() => {
-        const loss = model.tokenLogprobs({ inputIds: ids }).mean().neg();
-        opt.zeroGrad();
-        loss.backward();
-        opt.step();
-      });
-      sync(model.device);
-      const dt = (performance.now() - t0) / 1000;
-      if (r > 0) best = Math.min(best, dt);
-    }
-    ids.dispose();
-    model.dispose();
-    const p = peer(dir, { task: 'train', batch, seq_len: seqLen }, opts);
-    return { batch, seqLen, sppoSeconds: best, torchSeconds: p.seconds as number, ratio: best / (p.seconds as number), torch: String(p.torch), threads: p.threads as number };
-  } finally {
-    if (!opts.modelDir) rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Both benchmarks on one model folder, as table rows. */
-export async function benchModels(opts: BenchOptions = {}): Promise<{ generation: GenerationBench; train: TrainStepBench }> {
-  const dir = writeBenchModel();
-  try {
-    const generation = await benchGeneration({ ...opts, modelDir: dir });
-    const train = await benchTrainStep({ ...opts, modelDir: dir });
-    return { generation, train };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  ids.dispose();
+  model.dispose();
+  return out;
 }
 
 /** Prints both benchmarks (called by bench/bench.ts: `npm run bench`, or `npm run bench -- models`). */
 export async function run(opts: BenchOptions = {}): Promise<void> {
   const device = opts.device ?? defaultDevice();
   const cpu = device === 'cpu';
-  const o: BenchOptions = { device, dtype: opts.dtype ?? 'float32', repeats: opts.repeats ?? (cpu ? 1 : 3), python: opts.python ?? process.env.SPPO_BENCH_PYTHON };
+  const o: BenchOptions = { device, dtype: opts.dtype ?? 'float32', repeats: opts.repeats ?? 5, warmup: opts.warmup ?? 1, python: opts.python };
   const dir = writeBenchModel();
   try {
-    const g = await benchGeneration({ ...o, modelDir: dir });
-    console.log(`models: ~10.5M-parameter Llama, ${device}, ${o.dtype}, ${g.threads} threads, PyTorch ${g.torch}`);
-    console.log(`${'generation b32 x 128 new (tok/s)'.padEnd(34)} ${g.sppoTokensPerS.toFixed(1).padStart(10)} ${g.torchTokensPerS.toFixed(1).padStart(10)}  tok/s     ${g.ratio.toFixed(3)}x (higher is better; goal >= 1)`);
+    const g = benchGeneration(dir, { ...o, batch: 32, promptLen: 16, newTokens: 128 });
+    const tokens = 32 * 128;
     // On the CPU a smaller step keeps the run short; the ratio is what counts.
-    const t = await benchTrainStep({ ...o, modelDir: dir, batch: cpu ? 4 : 8, seqLen: cpu ? 128 : 256 });
-    console.log(`${`train step b${t.batch} x ${t.seqLen} (ms)`.padEnd(34)} ${(t.sppoSeconds * 1000).toFixed(1).padStart(10)} ${(t.torchSeconds * 1000).toFixed(1).padStart(10)}  ms        ${t.ratio.toFixed(3)}x (lower is better; goal <= 1.05)`);
+    const [batch, seqLen] = cpu ? [4, 128] : [8, 256];
+    const t = benchTrainStep(dir, { ...o, batch, seqLen, rounds: 2 });
+    console.log(`models: ~10.5M-parameter Llama, ${device}, ${o.dtype}, ${getNumThreads()} threads${g.torchVersion ? `, PyTorch ${g.torchVersion}` : ''}`);
+    console.log(header());
+    console.log(row('generation b32 x 128 new', g.sppo.map((s) => tokens / s), g.torch?.map((s) => tokens / s) ?? null, 'tok/s', 'higher', 1, '>= 1'));
+    console.log(row(`train step b${batch} x ${seqLen}`, t.sppo.map((s) => s * 1000), t.torch?.map((s) => s * 1000) ?? null, 'ms', 'lower', 1, '<= 1.05'));
+    const n = stats(t.sppo).n;
+    console.log(`(generation: ${o.warmup} warm-up + ${g.sppo.length} timed runs a side; train step: 2 rounds of ${o.warmup} warm-up + ${n / 2} timed steps a side, alternating)`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

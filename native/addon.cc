@@ -1,4 +1,4 @@
-// The sppo native addon: a thin Node-API layer over libtorch (see tensor.cc and optim.cc).
+// The sppo native addon: a thin Node-API layer over libtorch (see tensor.cc, optim.cc and profiler.cc).
 #include "common.h"
 
 #include <torch/cuda.h>
@@ -18,6 +18,7 @@ static Napi::Value cuda_synchronize(const Napi::CallbackInfo& info) {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_tensor(env, exports);
   init_optim(env, exports);
+  init_profiler(env, exports);
   exports.Set("cudaSynchronize", Napi::Function::New(env, cuda_synchronize, "cudaSynchronize"));
   exports.Set("builtWithCuda", Napi::Boolean::New(env,
 #ifdef SPPO_CUDA

@@ -5,6 +5,7 @@
 //      (Debian/Ubuntu libtorch-dev, installed with apt-get when missing and we are root)
 //   3. the native addon (native/*.cc -> build/native/sppo.node), with g++ and the Node-API headers
 //   4. the TypeScript (src, test, bench -> dist)
+//   5. with `bench`: Debian's python3-torch for the benchmark's PyTorch peer
 // Only Node's standard library is used here: this runs before npm dependencies exist.
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -82,12 +83,16 @@ function optimisedBlas(triplet) {
     return;
   }
   log('installing OpenBLAS (libopenblas0-pthread) for the system libtorch');
+  aptInstall('libopenblas0-pthread');
+}
+
+/** apt-get install, refreshing the package lists once if the first try fails; returns whether it worked. */
+function aptInstall(pkg) {
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const r = spawnSync('apt-get', ['install', '-y', '-q', 'libopenblas0-pthread'], { stdio: quiet ? 'ignore' : 'inherit', env });
-  if (r.status !== 0) {
-    spawnSync('apt-get', ['update', '-q'], { stdio: 'ignore', env });
-    spawnSync('apt-get', ['install', '-y', '-q', 'libopenblas0-pthread'], { stdio: quiet ? 'ignore' : 'inherit', env });
-  }
+  const opts = { stdio: quiet ? 'ignore' : 'inherit', env };
+  if (spawnSync('apt-get', ['install', '-y', '-q', pkg], opts).status === 0) return true;
+  spawnSync('apt-get', ['update', '-q'], { stdio: 'ignore', env });
+  return spawnSync('apt-get', ['install', '-y', '-q', pkg], opts).status === 0;
 }
 
 function systemLibtorch() {
@@ -233,7 +238,19 @@ function buildTs() {
   writeFileSync(stamp, String(Date.now()));
 }
 
+// ---------------------------------------------------------------- 5. the benchmark's PyTorch peer
+// `npm run bench` (setup.mjs bench) compares with plain PyTorch: Debian's python3-torch, installed when
+// missing and we are root. Otherwise the bench prints sppo's column and says how to get the peer.
+function benchPeer() {
+  if (process.env.SPPO_BENCH_PYTHON) return; // the user's own python with torch
+  const hasTorch = () => spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+  if (hasTorch() || process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) return;
+  log("installing Debian's python3-torch, the benchmark's PyTorch peer");
+  if (!aptInstall('python3-torch')) log('could not install python3-torch; the bench runs without its PyTorch column');
+}
+
 const what = process.argv[2] ?? 'all';
 npmDeps();
-if (what === 'all' || what === 'native') await buildNative(findLibtorch());
-if (what === 'all' || what === 'ts') buildTs();
+if (what === 'all' || what === 'bench' || what === 'native') await buildNative(findLibtorch());
+if (what === 'all' || what === 'bench' || what === 'ts') buildTs();
+if (what === 'bench') benchPeer();

@@ -1,6 +1,6 @@
 // What every causal LM here offers: forward to logits, final hidden states, and per-token log-probs of
 // given tokens computed in chunks (never the full-vocabulary float32 logits of every position at once).
-import { arange, cat, defaultDevice, tidy, type CheckpointTape, type DType, type Tensor } from '../torch/index.js';
+import { arange, cat, crossEntropy, defaultDevice, tidy, type CheckpointTape, type DType, type Tensor } from '../torch/index.js';
 import { Module } from '../nn/module.js';
 import { causalMask, fusedAttentionAvailable } from '../nn/attention.js';
 import type { ModelConfig } from './config.js';
@@ -147,10 +147,9 @@ export abstract class CausalLMBase extends Module implements CausalLM {
         const len = Math.min(chunk, n - s);
         const hc = hs.narrow(0, s, len);
         const tc = targets.narrow(0, s, len);
-        const f = (x: Tensor, t: Tensor): Tensor => tidy(() => {
-          const logits = this.logits(x).float();
-          return logits.gather(1, t).squeeze(1).sub(logits.logsumexp(1));
-        });
+        // log softmax(logits)[t] as -cross_entropy: one fused log-softmax pass over the chunk's [N, V]
+        // float32 logits (and one in the backward), where gather - logsumexp takes several.
+        const f = (x: Tensor, t: Tensor): Tensor => tidy(() => crossEntropy(this.logits(x).float(), t.squeeze(1), { reduction: 'none' }).neg());
         pieces.push(opts.tape ? opts.tape.checkpoint(f, hc, tc) : f(hc, tc));
       }
       let lp = (pieces.length === 1 ? pieces[0]! : cat(pieces, 0)).view(b, l - 1);

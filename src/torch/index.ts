@@ -12,3 +12,4 @@ export { LRScheduler, lrLambda, warmupStepsOf, type ScheduleKind, type ScheduleO
 export { SafetensorsFile, SafetensorsError, WeightFolder, loadSafetensors, saveSafetensors, saveWeights, type TensorEntry, SINGLE_FILE, INDEX_FILE } from './safetensors.js';
 export { defaultDevice, setDefaultDevice } from './device.js';
 export { cuda, setNumThreads, getNumThreads, libtorchVersion } from './cuda.js';
+export { profile, profileRows, formatProfile, type ProfileRow } from './profiler.js';

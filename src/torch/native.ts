@@ -64,6 +64,8 @@ export interface Native {
   optimNew(kind: string, groups: OptimGroupSpec[]): Handle;
   optimStep(opt: Handle): void;
   optimFree(opt: Handle): void;
+  profilerStart(): void;
+  profilerStop(): string;
   optimZeroGrad(opt: Handle): void;
   optimSetLr(opt: Handle, group: number, lr: number): void;
   optimGetLr(opt: Handle, group: number): number;

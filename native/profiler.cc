@@ -1,6 +1,6 @@
 // libtorch's operator profiler: profilerStart() records every ATen operator called from then on (on
 // every thread, with its wall time); profilerStop() ends the recording and returns it as a Chrome
-// trace (JSON text). src/torch/profiler.ts turns the trace into a table of self times.
+// trace (JSON text in a Buffer). src/torch/profiler.ts turns the trace into a table of self times.
 #include "common.h"
 
 #if __has_include(<torch/csrc/autograd/profiler_legacy.h>)
@@ -37,9 +37,10 @@ static Napi::Value profiler_stop(const Napi::CallbackInfo& info) {
   if (!recording) throw Napi::Error::New(info.Env(), "profiler: not recording");
   return guard(info.Env(), "profiler.stop", [&] {
     recording.reset();  // writes the trace
-    auto out = Napi::String::New(info.Env(), trace->str());
+    // A Buffer, not a string: a long recording outgrows V8's largest string.
+    const std::string text = trace->str();
     trace.reset();
-    return out;
+    return Napi::Buffer<char>::Copy(info.Env(), text.data(), text.size());
   });
 #else
   throw Napi::Error::New(info.Env(), "profiler: not available");

@@ -550,6 +550,10 @@ static Napi::Value meta(const Napi::CallbackInfo& info) {
   return a;
 }
 
+static Napi::Value is_contiguous(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), unwrap(info[0], "isContiguous").is_contiguous());
+}
+
 static Napi::Value shape(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto& t = unwrap(info[0], "shape");
@@ -704,6 +708,7 @@ void init_tensor(Napi::Env env, Napi::Object e) {
   fn("liveTensors", live);
   fn("meta", meta);
   fn("shape", shape);
+  fn("isContiguous", is_contiguous);
   fn("item", item);
   fn("sameStorage", same_storage);
   fn("setRequiresGrad", requires_grad);

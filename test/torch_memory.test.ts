@@ -37,24 +37,30 @@ test('10,000 training steps keep resident memory within 10% of its value after s
 });
 
 test('Optimizer.dispose frees the native optimizer and its state at once; later use throws', () => {
-  // 4M float32 parameters: each AdamW holds 2 x 16 MiB of moments after its first step. Thirty optimizers
-  // made, stepped and disposed in a synchronous loop (no garbage collection can run) must not pile up
-  // their 960 MiB of state. The first ten settle the allocator (glibc keeps some freed blocks mapped).
-  const p = torch.keep(torch.zeros([4 * 1024 * 1024]).requiresGrad_());
+  // Parameters shaped like a small model's (32 of 1 MiB, one of 8 MiB): each AdamW holds 2 x 40 MiB of
+  // moments after its first step. Thirty optimizers made, stepped and disposed in a synchronous loop (no
+  // garbage collection can run) would pile up 2.4 GiB if dispose freed nothing; allow one optimizer's
+  // state of allocator slack. The first five settle the allocator.
+  const g = new torch.Generator(0);
+  const params = [...Array.from({ length: 32 }, () => [512, 512]), [8192, 256]].map((s) => torch.keep(torch.randn(s, { generator: g }).requiresGrad_()));
   const step = (): void => torch.tidy(() => {
-    using opt = torch.AdamW([p], { lr: 1e-3 });
-    p.grad = torch.ones([4 * 1024 * 1024]);
+    using opt = torch.AdamW(params, { lr: 1e-3 });
+    for (const p of params) p.grad = torch.onesLike(p);
     opt.step();
     opt.zeroGrad();
   });
-  for (let i = 0; i < 10; i++) step();
+  const live = torch.liveOptimizers();
+  for (let i = 0; i < 5; i++) step();
   const rss0 = process.memoryUsage().rss;
   for (let i = 0; i < 30; i++) step();
   const grown = process.memoryUsage().rss - rss0;
-  assert.ok(grown < 4 * 32 * 2 ** 20, `resident memory grew by ${(grown / 2 ** 20).toFixed(1)} MiB over 30 disposed optimizers (one optimizer's state: 32 MiB)`);
-  const opt = torch.AdamW([p]);
+  assert.equal(torch.liveOptimizers(), live, 'disposed optimizers still hold native state');
+  assert.ok(grown < 80 * 2 ** 20, `resident memory grew by ${(grown / 2 ** 20).toFixed(1)} MiB over 30 disposed optimizers (one optimizer's state: 80 MiB)`);
+  const opt = torch.AdamW(params);
+  assert.equal(torch.liveOptimizers(), live + 1);
   opt.dispose();
+  assert.equal(torch.liveOptimizers(), live);
   assert.throws(() => opt.step(), /used after dispose/);
   opt.dispose(); // twice is harmless
-  p.dispose();
+  for (const p of params) p.dispose();
 });

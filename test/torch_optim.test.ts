@@ -38,6 +38,40 @@ test('AdamW follows its update rule (decoupled weight decay, bias correction)', 
   });
 });
 
+test('the fused CPU AdamW and RMSprop steps equal torch::optim\'s (which a non-contiguous parameter takes)', () => {
+  // The same parameter twice: contiguous (fused step) and as a transposed view made a leaf (not
+  // contiguous: torch::optim's chain of ops). Both do the same arithmetic per element, except that
+  // ATen's add with alpha may fuse a multiply-add (one rounding instead of two), so each step may differ
+  // by a few units in the last place of the update: after 5 steps at most ~5 x 4 ulp of the parameter.
+  const cases: [string, (ps: torch.Tensor[]) => torch.Optimizer][] = [
+    ['adamw', (ps) => torch.AdamW(ps, { lr: 1e-2, weightDecay: 0.05 })],
+    ['rmsprop', (ps) => torch.RMSprop(ps, { lr: 1e-2, weightDecay: 0.1 })],
+  ];
+  for (const dtype of ['float32', 'float64'] as const) {
+    const ulp = dtype === 'float32' ? 2 ** -23 : 2 ** -52;
+    for (const [name, make] of cases) torch.tidy(() => {
+      const g = new torch.Generator(1);
+      const init = torch.randn([37, 29], { generator: g }).to(dtype);
+      const a = init.clone().requiresGrad_();
+      const b = init.T.contiguous().T.detach().requiresGrad_();
+      assert.ok(a.isContiguous() && !b.isContiguous());
+      const oa = make([a]);
+      const ob = make([b]);
+      for (let s = 0; s < 5; s++) {
+        const grad = torch.randn([37, 29], { generator: g }).to(dtype);
+        a.grad = grad;
+        b.grad = grad.clone();
+        oa.step();
+        ob.step();
+      }
+      const diff = a.detach().sub(b.detach()).abs().max().item();
+      const scale = init.abs().max().item() + 1;
+      assert.ok(diff <= 20 * ulp * scale, `${name} ${dtype}: fused and torch::optim steps differ by ${diff}`);
+      assert.ok(a.detach().sub(init).abs().max().item() > 1e-3, `${name} ${dtype}: the parameter did not move`);
+    });
+  }
+});
+
 test('RMSprop follows its update rule (plain and with momentum and weight decay)', () => {
   const lr = 0.01, alpha = 0.99, eps = 1e-8;
   const got = runSteps((p) => torch.RMSprop([p], { lr }));

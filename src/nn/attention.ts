@@ -72,18 +72,37 @@ export function fusedAttentionAvailable(): boolean {
 export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttendOptions): Tensor {
   return tidy(() => {
     const nRep = q.size(1) / k.size(1);
-    const kr = repeatKv(k, nRep);
-    const vr = repeatKv(v, nRep);
     if (opts.fused && fusedAttentionAvailable() && !opts.softcap) {
+      const kr = repeatKv(k, nRep);
+      const vr = repeatKv(v, nRep);
       const causal = !opts.mask && (opts.causal ?? false) && q.size(2) > 1;
       const y = callT('scaled_dot_product_attention', q.h, kr.h, vr.h, opts.mask?.h ?? null, 0.0, causal, opts.scale);
       return opts.emptyRows ? where(opts.emptyRows, vr.mean(2, true), y) : y;
     }
     if (!opts.mask && opts.causal && q.size(2) > 1) throw new Error('attend: causal attention without a mask needs the fused kernel');
-    let scores = q.matmul(kr.transpose(2, 3)).mul(opts.scale);
-    if (opts.softcap) scores = scores.div(opts.softcap).tanh().mul(opts.softcap);
-    if (opts.mask) scores = scores.add(opts.mask);
-    const probs = q.dtype === 'float32' ? scores.softmax(-1) : scores.softmax(-1, 'float32').to(q.dtype);
-    return probs.matmul(vr);
+    if (nRep > 1 && q.size(2) === 1) return attendGroupedStep(q, k, v, nRep, opts);
+    const kr = repeatKv(k, nRep);
+    const vr = repeatKv(v, nRep);
+    return attentionProbs(q.matmul(kr.transpose(2, 3)), q.dtype, opts).matmul(vr);
   });
+}
+
+/** softmax(scores * scale [soft-capped] + mask), the softmax in float32 and cast back to `dtype`. */
+function attentionProbs(qk: Tensor, dtype: DType, opts: AttendOptions): Tensor {
+  let scores = qk.mul(opts.scale);
+  if (opts.softcap) scores = scores.div(opts.softcap).tanh().mul(opts.softcap);
+  if (opts.mask) scores = scores.add(opts.mask);
+  return dtype === 'float32' ? scores.softmax(-1) : scores.softmax(-1, 'float32').to(dtype);
+}
+
+/**
+ * One decoding step (Lq = 1) of grouped-query attention without repeating the keys and values: the nRep
+ * query heads that share a key/value head are laid along the query axis, q [B, H, 1, D] -> [B, Hkv, nRep, D],
+ * so each product reads the cache once instead of copying it nRep times per layer and step. The same
+ * dot products and softmax as attend's, and the [B, 1, 1, Lk] mask broadcasts over the group axis.
+ */
+function attendGroupedStep(q: Tensor, k: Tensor, v: Tensor, nRep: number, opts: AttendOptions): Tensor {
+  const [b, h, , d] = q.shape as [number, number, number, number];
+  const qk = q.reshape(b, k.size(1), nRep, d).matmul(k.transpose(2, 3)); // [B, Hkv, nRep, Lk]
+  return attentionProbs(qk, q.dtype, opts).matmul(v).reshape(b, h, 1, d);
 }

@@ -41,6 +41,7 @@ export interface Native {
   dispose(t: Handle): void;
   liveTensors(): number;
   meta(t: Handle): [number, string, boolean, ...number[]];
+  isContiguous(h: Handle): boolean;
   shape(t: Handle): number[];
   item(t: Handle): number | boolean;
   sameStorage(a: Handle, b: Handle): boolean;
@@ -64,8 +65,9 @@ export interface Native {
   optimNew(kind: string, groups: OptimGroupSpec[]): Handle;
   optimStep(opt: Handle): void;
   optimFree(opt: Handle): void;
+  liveOptimizers(): number;
   profilerStart(): void;
-  profilerStop(): string;
+  profilerStop(): Buffer;
   optimZeroGrad(opt: Handle): void;
   optimSetLr(opt: Handle, group: number, lr: number): void;
   optimGetLr(opt: Handle, group: number): number;

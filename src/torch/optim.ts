@@ -121,6 +121,11 @@ export class Optimizer implements Disposable {
   }
 }
 
+/** Native optimizers alive (not yet disposed or collected), for leak checks. */
+export function liveOptimizers(): number {
+  return native.liveOptimizers();
+}
+
 export const AdamW = (params: Tensor[] | ParamGroup[], opts: GroupOptions = {}): Optimizer => new Optimizer('adamw', params, opts);
 export const RMSprop = (params: Tensor[] | ParamGroup[], opts: GroupOptions = {}): Optimizer => new Optimizer('rmsprop', params, opts);
 export const SGD = (params: Tensor[] | ParamGroup[], opts: GroupOptions = {}): Optimizer => new Optimizer('sgd', params, opts);

@@ -2,6 +2,7 @@
 // autograd nodes) with their call counts, self time (time not spent in a nested operator) and total time.
 //   const { result, rows } = profile(() => step());
 //   console.log(formatProfile(rows));
+import { writeFileSync } from 'node:fs';
 import { native } from './native.js';
 
 export interface ProfileRow {
@@ -14,25 +15,51 @@ export interface ProfileRow {
   totalMs: number;
 }
 
-interface TraceEvent {
+export interface TraceEvent {
   name: string;
   ph: string;
+  /** Start and duration, microseconds. */
   ts: number;
   dur: number;
   tid: number | string;
 }
 
-/** Runs fn with libtorch's profiler recording; returns fn's result, the rows (most self time first) and the Chrome trace. */
-export function profile<T>(fn: () => T): { result: T; rows: ProfileRow[]; trace: string } {
+/**
+ * Runs fn with libtorch's profiler recording; returns fn's result, the rows (most self time first) and the
+ * trace's events. `tracePath` also writes the Chrome trace (chrome://tracing, Perfetto) there.
+ */
+export function profile<T>(fn: () => T, opts: { tracePath?: string } = {}): { result: T; rows: ProfileRow[]; events: TraceEvent[] } {
   native.profilerStart();
-  let trace = '';
+  let trace: Buffer = Buffer.alloc(0);
   let result: T;
   try {
     result = fn();
   } finally {
     trace = native.profilerStop();
   }
-  return { result, rows: profileRows(JSON.parse(trace) as TraceEvent[]), trace };
+  if (opts.tracePath) writeFileSync(opts.tracePath, trace);
+  const events = traceEvents(trace);
+  return { result, rows: profileRows(events), events };
+}
+
+// libtorch writes one event per object, with the fields in this order.
+const EVENT = /"name": "((?:[^"\\]|\\.)*)",\s*"ph": "(\w)",\s*"ts": ([\d.e+-]+),\s*"dur": ([\d.e+-]+),\s*"tid": ("?[\w-]+"?)/g;
+
+/** The events of a Chrome trace as libtorch writes it, read in slices (a long recording outgrows one string). */
+export function traceEvents(trace: Buffer): TraceEvent[] {
+  const out: TraceEvent[] = [];
+  const slice = 32 << 20;
+  let carry = '';
+  for (let at = 0; at < trace.length; at += slice) {
+    const text = carry + trace.toString('utf8', at, Math.min(trace.length, at + slice));
+    const end = at + slice >= trace.length ? text.length : text.lastIndexOf('}') + 1;
+    EVENT.lastIndex = 0;
+    for (let m = EVENT.exec(text); m && m.index < end; m = EVENT.exec(text)) {
+      out.push({ name: JSON.parse(`"${m[1]}"`) as string, ph: m[2]!, ts: Number(m[3]), dur: Number(m[4]), tid: m[5]!.replace(/"/g, '') });
+    }
+    carry = text.slice(end);
+  }
+  return out;
 }
 
 /** Self and total time per name from complete ('X') events, nesting found per thread from the time spans. */

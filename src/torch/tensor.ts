@@ -370,6 +370,8 @@ export class Tensor implements Owned, Disposable {
   transpose(d0: number, d1: number): Tensor { return T(call(opId('transpose.int'), this.h, d0, d1)); }
   /** The transpose of a 2-D tensor. */
   get T(): Tensor { return T(call(opId('t'), this.h)); }
+  /** Whether the elements lie in row-major order with no gaps (torch.Tensor.is_contiguous). */
+  isContiguous(): boolean { return native.isContiguous(this.h); }
   permute(...dims: number[]): Tensor { return T(call(opId('permute'), this.h, dims)); }
   expand(...shape: number[]): Tensor { return T(call(opId('expand'), this.h, shape, false)); }
   expandAs(o: Tensor): Tensor { return T(call(opId('expand'), this.h, o.shape, false)); }

@@ -1,7 +1,8 @@
 // `npm run bench`: sppo side by side with plain PyTorch eager, measured in the same run on the same
 // machine. Every figure is the median of timed repeats after warm-up, with its spread (min-max);
 // ratios are of medians and are what to compare (these machines are noisy).
-//   npm run bench [-- engine] [-- models]
+//   npm run bench [-- engine] [-- models]     (both by default)
+//   npm run bench -- profile                   sppo's training step per operator (libtorch's profiler)
 import * as torch from '../src/torch/index.js';
 import { matmulGflopsRuns, opOverheadUsRuns } from './engine.js';
 import { PYTHON, runPeer } from './peer.js';
@@ -16,7 +17,7 @@ interface EnginePeer {
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
-  const want = (s: string) => only.length === 0 || only.includes(s);
+  const want = (s: string) => (only.length === 0 && s !== 'profile') || only.includes(s);
   console.log(`sppo bench: libtorch ${torch.libtorchVersion()}, ${torch.getNumThreads()} threads; peer: ${PYTHON}`);
   if (want('engine')) {
     const sizes = [256, 1024, 2048];
@@ -29,6 +30,10 @@ async function main(): Promise<void> {
   if (want('models')) {
     const m = await import('./models.js');
     await m.run();
+  }
+  if (want('profile')) {
+    const m = await import('./models.js');
+    console.log(m.profileTrainStep());
   }
 }
 

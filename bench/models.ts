@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AdamW, cuda, defaultDevice, getNumThreads, randint, tidy, type DType } from '../src/torch/index.js';
+import { AdamW, cuda, defaultDevice, formatProfile, getNumThreads, profile, randint, tidy, type DType } from '../src/torch/index.js';
 import { createModel, loadModel, parseConfig, saveModel, type CausalLMBase } from '../src/models/index.js';
 import { generate } from '../src/generate/index.js';
 import { runPeer } from './peer.js';
@@ -109,6 +109,31 @@ export function benchTrainStep(dir: string, o: BenchOptions & { batch: number; s
   ids.dispose();
   model.dispose();
   return out;
+}
+
+/** Where sppo's training step spends its time: libtorch's profiler over 3 steps after 2 of warm-up, per operator. */
+export function profileTrainStep(o: BenchOptions = {}, batch = 4, seqLen = 128): string {
+  const dir = writeBenchModel();
+  try {
+    const model = load(dir, o);
+    model.train().requiresGrad_(true);
+    using opt = AdamW(model.parameters(), { lr: 1e-4 });
+    const ids = randint(3, model.config.vocabSize, [batch, seqLen], { device: model.device });
+    const step = (): void => tidy(() => {
+      const loss = model.tokenLogprobs({ inputIds: ids }).mean().neg();
+      opt.zeroGrad();
+      loss.backward();
+      opt.step();
+    });
+    step();
+    step();
+    const { rows } = profile(() => [0, 1, 2].forEach(step));
+    ids.dispose();
+    model.dispose();
+    return `train step b${batch} x ${seqLen}, 3 steps (the profiler adds its own time to every operator):\n${formatProfile(rows, 30)}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Prints both benchmarks (called by bench/bench.ts: `npm run bench`, or `npm run bench -- models`). */

@@ -3,12 +3,14 @@
 // written as tensors (so TypeScript saves it as safetensors), learning rates set per group by the
 // schedules in TypeScript, and gradient-norm clipping.
 #include "common.h"
+#include "fused_optim.h"
 
 #include <torch/optim/adamw.h>
 #include <torch/optim/rmsprop.h>
 #include <torch/optim/sgd.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <ATen/Parallel.h>
+#include <ATen/record_function.h>
 
 #include <cmath>
 #include <memory>
@@ -109,63 +111,6 @@ static auto key_of(const Map&, const at::Tensor& p) {
 // parameters with dense contiguous gradients, AdamW without amsgrad and RMSprop without centering or
 // momentum (the trainers' settings); anything else takes torch::optim's own step.
 
-// The elementwise loops are plain C++ that the compiler vectorizes: built for AVX-512, AVX2 and the
-// baseline (target_clones picks one when the addon loads), at -O3 without errno from sqrt. Whether the
-// compiler fuses a multiply-add differs by build (as ATen's own kernels do), a unit in the last place.
-#pragma GCC push_options
-#pragma GCC optimize("O3", "no-math-errno")
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SPPO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SPPO_CLONES
-#endif
-
-// AdamW (torch::optim::AdamW, amsgrad off), per element:
-//   p = p (1 - lr wd); m = m b1 + (1 - b1) g; v = v b2 + (1 - b2) g g; p = p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)
-#define SPPO_ADAMW_KERNEL(T, NAME)                                                                                        \
-  SPPO_CLONES static void NAME(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, int64_t n,      \
-                               T decay, T b1, T omb1, T b2, T omb2, T sbc2, T eps, T nstep) {                             \
-    for (int64_t i = 0; i < n; i++) {                                                                                     \
-      const T gi = g[i];                                                                                                  \
-      const T mi = m[i] * b1 + gi * omb1;                                                                                 \
-      const T vi = v[i] * b2 + omb2 * gi * gi;                                                                            \
-      p[i] = p[i] * decay + nstep * mi / (std::sqrt(vi) / sbc2 + eps);                                                    \
-      m[i] = mi;                                                                                                          \
-      v[i] = vi;                                                                                                          \
-    }                                                                                                                     \
-  }
-SPPO_ADAMW_KERNEL(float, adamw_f32)
-SPPO_ADAMW_KERNEL(double, adamw_f64)
-
-// RMSprop (torch::optim::RMSprop, not centered, no momentum), per element:
-//   g = g + wd p; s = s a + (1 - a) g g; p = p - lr g / (sqrt(s) + eps)
-#define SPPO_RMSPROP_KERNEL(T, NAME)                                                                                      \
-  SPPO_CLONES static void NAME(T* __restrict p, const T* __restrict g, T* __restrict s, int64_t n, T wd, T a, T oma,     \
-                               T eps, T nlr) {                                                                            \
-    for (int64_t i = 0; i < n; i++) {                                                                                     \
-      const T gi = g[i] + wd * p[i];                                                                                      \
-      const T si = s[i] * a + oma * gi * gi;                                                                              \
-      s[i] = si;                                                                                                          \
-      p[i] = p[i] + nlr * gi / (std::sqrt(si) + eps);                                                                     \
-    }                                                                                                                     \
-  }
-SPPO_RMSPROP_KERNEL(float, rmsprop_f32)
-SPPO_RMSPROP_KERNEL(double, rmsprop_f64)
-
-#pragma GCC pop_options
-
-template <typename T, typename... A>
-static void adamw_kernel(T* p, A... a) {
-  if constexpr (std::is_same_v<T, float>) adamw_f32(p, a...);
-  else adamw_f64(p, a...);
-}
-template <typename T, typename... A>
-static void rmsprop_kernel(T* p, A... a) {
-  if constexpr (std::is_same_v<T, float>) rmsprop_f32(p, a...);
-  else rmsprop_f64(p, a...);
-}
-
 // Chunks of a parameter's elements over libtorch's intra-op threads.
 template <typename F>
 static void chunked(int64_t n, F&& f) {
@@ -177,16 +122,16 @@ static void adamw_update(at::Tensor& p, const at::Tensor& g, at::Tensor& m, at::
   const double bc1 = 1 - std::pow(b1, (double)step), bc2 = 1 - std::pow(b2, (double)step);
   T *pp = p.data_ptr<T>(), *mp = m.data_ptr<T>(), *vp = v.data_ptr<T>();
   const T* gp = g.data_ptr<T>();
-  chunked(p.numel(), [&](int64_t i, int64_t n) {
-    adamw_kernel(pp + i, gp + i, mp + i, vp + i, n, T(1 - lr * wd), T(b1), T(1 - b1), T(b2), T(1 - b2), T(std::sqrt(bc2)), T(eps), T(-(lr / bc1)));
-  });
+  const AdamWScalars<T> c{T(1 - lr * wd), T(b1), T(1 - b1), T(b2), T(1 - b2), T(std::sqrt(bc2)), T(eps), T(-(lr / bc1))};
+  chunked(p.numel(), [&](int64_t i, int64_t n) { adamw_kernel(pp + i, gp + i, mp + i, vp + i, n, c); });
 }
 
 template <typename T>
 static void rmsprop_update(at::Tensor& p, const at::Tensor& g, at::Tensor& sq, double lr, double wd, double alpha, double eps) {
   T *pp = p.data_ptr<T>(), *sp = sq.data_ptr<T>();
   const T* gp = g.data_ptr<T>();
-  chunked(p.numel(), [&](int64_t i, int64_t n) { rmsprop_kernel(pp + i, gp + i, sp + i, n, T(wd), T(alpha), T(1 - alpha), T(eps), T(-lr)); });
+  const RMSpropScalars<T> c{T(wd), T(alpha), T(1 - alpha), T(eps), T(-lr)};
+  chunked(p.numel(), [&](int64_t i, int64_t n) { rmsprop_kernel(pp + i, gp + i, sp + i, n, c); });
 }
 
 static bool fusable_tensor(const at::Tensor& p) {
@@ -223,6 +168,7 @@ static bool fused_step(const std::string& kind, Optimizer& opt) {
       }
     }
   at::NoGradGuard ng;
+  RECORD_FUNCTION(kind == "adamw" ? "sppo::fused_adamw_step" : "sppo::fused_rmsprop_step", std::vector<c10::IValue>());
   for (auto& group : opt.param_groups()) {
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;

@@ -188,19 +188,22 @@ function buildNative(torch) {
   const objects = [];
   const jobs = [];
   for (const f of sources) {
-    const h = createHash('sha256').update(readFileSync(join(srcDir, f)));
+    const text = readFileSync(join(srcDir, f));
+    // A source may ask for flags of its own on its first line: `// sppo-cflags: -O3 ...` (the kernels).
+    const own = /^\/\/ sppo-cflags:(.*)$/m.exec(text.toString('utf8').split('\n', 1)[0])?.[1].trim().split(/\s+/) ?? [];
+    const h = createHash('sha256').update(text);
     for (const hf of headers) h.update(readFileSync(join(srcDir, hf)));
-    h.update(JSON.stringify(common));
+    h.update(JSON.stringify([common, own]));
     const obj = join(outDir, `${f}.${h.digest('hex').slice(0, 16)}.o`);
     objects.push(obj);
-    if (!existsSync(obj)) jobs.push({ f, obj });
+    if (!existsSync(obj)) jobs.push({ f, obj, own });
   }
   const parallel = Math.max(1, Math.min(os.availableParallelism?.() ?? os.cpus().length, 8));
   let failed = null;
-  const runJob = ({ f, obj }) =>
+  const runJob = ({ f, obj, own }) =>
     new Promise((res) => {
       import('node:child_process').then(({ spawn }) => {
-        const p = spawn(cxx, [...common, '-c', join(srcDir, f), '-o', `${obj}.tmp`], { stdio: 'inherit' });
+        const p = spawn(cxx, [...common, ...own, '-c', join(srcDir, f), '-o', `${obj}.tmp`], { stdio: 'inherit' });
         p.on('close', (code) => {
           if (code === 0) renameSync(`${obj}.tmp`, obj);
           else failed = `compiling native/${f} failed (exit ${code})`;

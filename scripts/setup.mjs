@@ -7,15 +7,21 @@
 //   4. the TypeScript (src, test, bench -> dist)
 //   5. with `bench`: Debian's python3-torch for the benchmark's PyTorch peer
 // Only Node's standard library is used here: this runs before npm dependencies exist.
+//
+// In the installed package (node_modules/sppo, from the packed tarball: dist/src already compiled, no
+// tsconfig.json), steps 1 and 4 are skipped: `npx sppo setup` runs this to build the addon there.
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const quiet = process.env.SPPO_SETUP_QUIET === '1';
+// A dependency of another project: its npm dependencies are that project's, its TypeScript is compiled.
+const installed = !existsSync(join(root, 'tsconfig.json'));
 const log = (msg) => {
   if (!quiet) console.error(`[setup] ${msg}`);
 };
@@ -46,6 +52,7 @@ function run(cmd, args, opts = {}) {
 // ---------------------------------------------------------------- 1. npm dependencies
 function npmDeps() {
   if (process.env.SPPO_SKIP_NPM === '1') return; // node_modules brought along (e.g. to a machine without the registry)
+  if (installed) return;
   const lock = join(root, 'package-lock.json');
   const stamp = join(root, 'node_modules', '.package-lock.json');
   if (existsSync(stamp) && mtime(stamp) >= mtime(lock) && mtime(stamp) >= mtime(join(root, 'package.json'))) return;
@@ -162,7 +169,8 @@ function buildNative(torch) {
   const headers = readdirSync(srcDir).filter((f) => f.endsWith('.h')).sort();
   const outDir = join(root, 'build', 'native');
   const out = join(outDir, 'sppo.node');
-  const addonApi = join(root, 'node_modules', 'node-addon-api');
+  // node_modules/node-addon-api here, or next to node_modules/sppo in a project that installed it.
+  const addonApi = dirname(createRequire(join(root, 'package.json')).resolve('node-addon-api'));
   const cxx = process.env.CXX ?? 'g++';
   const cuda = torch.lib.some((d) => existsSync(join(d, 'libtorch_cuda.so')));
   const common = [
@@ -228,6 +236,7 @@ function buildNative(torch) {
 
 // ---------------------------------------------------------------- 4. TypeScript
 function buildTs() {
+  if (installed) return;
   const newest = Math.max(
     newestIn(join(root, 'src'), ['.ts']),
     newestIn(join(root, 'test'), ['.ts']),

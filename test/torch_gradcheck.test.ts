@@ -124,6 +124,9 @@ const cases: Case[] = [
     shapes: [[1, 1, 3, 4], [1, 1, 3, 4], [1, 1, 3, 4]],
   },
   { name: 'to float64 -> float64 clone', fn: (a) => a.clone().to('float64').mul(a), inputs: [v(4, 103)] },
+  { name: 'addmm', fn: (b, x, w) => torch.addmm(b, x, w, { beta: 0.5, alpha: 2 }), inputs: [v(4, 105), v(6, 106), v(12, 107)], shapes: [[4], [2, 3], [3, 4]] },
+  { name: 'pow scalar base', fn: (e) => torch.pow(2.5, e), inputs: [v(5, 108)] },
+  { name: 'indexFill', fn: (a) => a.indexFill(1, i64([2, 0]), 0.25).mul(a), inputs: [v(6, 109)], shapes: [[2, 3]] },
 ];
 
 for (const c of cases) {

@@ -322,3 +322,51 @@ test('in-place updates', () => {
   m.zero_();
   assert.equal(m.sum().item(), 0);
 });
+
+test('addmm, pow with a scalar base, indexFill, isin, scatter of a mask (the ops models and sampling use)', () => {
+  const idx = (xs: number[]) => torch.tensor(xs.map(BigInt));
+  const a = t([[1, 2], [3, 4]]);
+  const b = t([[5, 6, 7], [8, 9, 10]]);
+  const bias = t([1, 0, -1]);
+  // [[21, 24, 27], [47, 54, 61]] = a @ b
+  assert.deepEqual(torch.addmm(bias, a, b).toArray(), [[22, 24, 26], [48, 54, 60]]);
+  assert.deepEqual(torch.addmm(bias, a, b, { beta: 2, alpha: 0.5 }).toArray(), [[12.5, 12, 11.5], [25.5, 27, 28.5]]);
+  assert.deepEqual(torch.addmm(t([[1], [2]]), a, b).toArray(), [[22, 25, 28], [49, 56, 63]]);
+  assert.throws(() => torch.addmm(bias, a, a), /addmm/);
+
+  const e = t([0, 0.5, 1, 2]);
+  assertClose(torch.pow(10000, e).toArray(), [1, 100, 10000, 1e8], 0, 1e-6);
+  assert.equal(torch.pow(2, e).dtype, 'float32');
+  assert.deepEqual(torch.pow(2, torch.tensor([0n, 3n])).toArray(), [1, 8]);
+  assert.deepEqual(torch.pow(t([2, 3]), 2).toArray(), [4, 9]);
+  assert.deepEqual(torch.pow(t([2, 3]), t([3, 0])).toArray(), [8, 1]);
+  assert.throws(() => torch.pow(2 as never, 3 as never), /must be a tensor/);
+
+  const m = t([[1, 2, 3], [4, 5, 6]]);
+  assert.deepEqual(m.indexFill(1, idx([2, 0]), -Infinity).toArray(), [[-Infinity, 2, -Infinity], [-Infinity, 5, -Infinity]]);
+  assert.deepEqual(m.indexFill(0, idx([1]), 0).toArray(), [[1, 2, 3], [0, 0, 0]]);
+  assert.deepEqual(m.toArray(), [[1, 2, 3], [4, 5, 6]], 'indexFill is out of place');
+  assert.deepEqual(torch.tensor([false, false, false]).indexFill(0, idx([2]), true).toArray(), [false, false, true]);
+
+  const x = torch.tensor([5n, 2n, 7n, 2n, 9n]);
+  const set = torch.tensor([2n, 9n, 4n]);
+  assert.deepEqual(torch.isin(x, set).toArray(), [false, true, false, true, true]);
+  assert.deepEqual(torch.isin(x, set, { invert: true }).toArray(), [true, false, true, false, false]);
+  assert.deepEqual(torch.isin(x.view(5, 1), set).shape, [5, 1]);
+  assert.deepEqual(torch.isin(x, torch.tensor([] as bigint[], { dtype: 'int64' })).toArray(), [false, false, false, false, false]);
+
+  // sampling's top-p: a mask in sorted order scattered back to vocabulary order (drop.scatter(-1, idx, drop))
+  const sortedDrop = torch.tensor([[true, true, false]]);
+  const order = torch.tensor([[2n, 0n, 1n]]);
+  assert.deepEqual(sortedDrop.scatter(-1, order, sortedDrop).toArray(), [[true, false, true]]);
+});
+
+test('hasFusedAttention says whether scaledDotProductAttention runs libtorch\'s own kernel', () => {
+  const fused = torch.hasFusedAttention();
+  assert.equal(fused, torch.hasOp('scaled_dot_product_attention'));
+  const g = new torch.Generator(3);
+  const [q, k, v] = [0, 1, 2].map(() => torch.randn([1, 2, 3, 4], { generator: g, dtype: 'float64' }));
+  const fusedOrNot = torch.scaledDotProductAttention(q!, k!, v!, { isCausal: true, scale: 0.3 });
+  const composed = torch.attentionComposed(q!, k!, v!, { isCausal: true, scale: 0.3 });
+  assertClose(fusedOrNot.toArray(), composed.toArray(), 1e-12, 1e-12);
+});

@@ -5,7 +5,7 @@
 //
 // For every generated token the log-prob under the untempered policy, log_softmax(raw logits), is
 // returned too (the SPPO trainer's reference log-probs, with no second forward pass).
-import { callT, cat, Generator, keep, noGrad, ones, tensor, tidy, zeros, zerosLike, type Tensor } from '../torch/index.js';
+import { cat, Generator, isin, keep, noGrad, ones, tensor, tidy, zeros, zerosLike, type Tensor } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { KVCache } from './kv_cache.js';
@@ -77,9 +77,6 @@ export function leftPad(prompts: readonly number[][], padId: number, device = 'c
   };
 }
 
-const indexFill = (t: Tensor, dim: number, index: Tensor, value: number | boolean): Tensor => callT('index_fill.int_Scalar', t.h, dim, index.h, value);
-const isin = (x: Tensor, set: Tensor): Tensor => callT('isin.Tensor_Tensor', x.h, set.h, false, false);
-
 function idsTensor(ids: number[], device: string): Tensor {
   return tensor(BigInt64Array.from(ids, (x) => BigInt(x)), { device });
 }
@@ -140,7 +137,7 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
           const raw = state.logits.float();
           const logp = raw.logSoftmax(-1);
           let scores = raw;
-          if (step < minNew && banned.numel > 0) scores = indexFill(scores, 1, banned, -Infinity);
+          if (step < minNew && banned.numel > 0) scores = scores.indexFill(1, banned, -Infinity);
           let token = sampleNext(scores, opts, generator);
           token = token.maskedFill(state.finished, padId);
           const lp = logp.gather(1, token.unsqueeze(1)).squeeze(1).maskedFill(state.finished, 0);
@@ -170,7 +167,7 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
             }
           }
           if (newly.length) {
-            const f2 = tidy(() => indexFill(finished, 0, idsTensor(newly, device), true));
+            const f2 = tidy(() => finished.indexFill(0, idsTensor(newly, device), true));
             finished.dispose();
             finished = f2;
           }

@@ -1,6 +1,6 @@
 // Choosing the next token from logits [B, V]: greedy, or sampling after temperature, top-k and top-p
 // (in that order, as transformers' warpers), with a libtorch Generator for reproducible draws.
-import { callT, multinomial, tidy, type Generator, type Tensor } from '../torch/index.js';
+import { multinomial, tidy, type Generator, type Tensor } from '../torch/index.js';
 
 export interface SamplingOptions {
   /** 0 means greedy. Default 1. */
@@ -33,7 +33,7 @@ export function warpLogits(logits: Tensor, o: SamplingOptions): Tensor {
       const cum = sorted.softmax(-1).cumsum(-1);
       const drop = cum.le(1 - p);
       drop.narrow(-1, v - 1, 1).fill_(false);
-      const remove = callT('scatter.src', drop.h, -1, idx.h, drop.h) as Tensor;
+      const remove = drop.scatter(-1, idx, drop);
       x = x.maskedFill(remove, -Infinity);
     }
     return x;

@@ -1,7 +1,7 @@
 // Rotary position embeddings, as transformers computes them: inverse frequencies in float32
 // (default, linear and Llama 3 scaling), cos/sin of position * frequency in float32, cast to the
 // activations' dtype, and q * cos + rotate_half(q) * sin.
-import { arange, callT, cat, keep, noGrad, tidy, where, type DType, type Tensor } from '../torch/index.js';
+import { arange, cat, keep, noGrad, pow, tidy, where, type DType, type Tensor } from '../torch/index.js';
 import type { RopeConfig } from './config.js';
 
 /** The inverse frequencies [headDim / 2] (float32) of a rope configuration. */
@@ -9,7 +9,7 @@ export function inverseFrequencies(rope: RopeConfig, headDim: number, device = '
   return noGrad(() => tidy(() => {
     // 1 / theta^(arange(0, dim, 2) / dim), with the power taken in float32 as torch does.
     const exps = arange(0, headDim, 2, { device }).float().div(headDim);
-    let inv = callT('pow.Scalar', rope.theta, exps.h).reciprocal();
+    let inv = pow(rope.theta, exps).reciprocal();
     if (rope.type === 'linear') inv = inv.div(rope.factor ?? 1);
     if (rope.type === 'llama3') {
       const factor = rope.factor ?? 8;

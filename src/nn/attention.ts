@@ -1,6 +1,6 @@
 // Attention for causal LMs: the additive mask transformers' eager attention uses, and attention over
 // [B, H, L, D] tensors with grouped-query heads and optional logit soft-capping.
-import { arange, callT, full, hasOp, tidy, where, type DType, type Tensor } from '../torch/index.js';
+import { arange, full, hasFusedAttention, scaledDotProductAttention, tidy, where, type DType, type Tensor } from '../torch/index.js';
 
 /** torch.finfo(dtype).min: the "masked" value of transformers' additive masks. */
 export function finfoMin(dtype: DType): number {
@@ -58,11 +58,9 @@ export interface AttendOptions {
   fused?: boolean;
 }
 
-let haveSdpa: boolean | undefined;
-
 /** Whether libtorch has the fused scaled_dot_product_attention (PyTorch 2; not libtorch 1.13). */
 export function fusedAttentionAvailable(): boolean {
-  return (haveSdpa ??= hasOp('scaled_dot_product_attention'));
+  return hasFusedAttention();
 }
 
 /**
@@ -76,7 +74,7 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttendOptions): Te
       const kr = repeatKv(k, nRep);
       const vr = repeatKv(v, nRep);
       const causal = !opts.mask && (opts.causal ?? false) && q.size(2) > 1;
-      const y = callT('scaled_dot_product_attention', q.h, kr.h, vr.h, opts.mask?.h ?? null, 0.0, causal, opts.scale);
+      const y = scaledDotProductAttention(q, kr, vr, { mask: opts.mask, isCausal: causal, scale: opts.scale });
       return opts.emptyRows ? where(opts.emptyRows, vr.mean(2, true), y) : y;
     }
     if (!opts.mask && opts.causal && q.size(2) > 1) throw new Error('attend: causal attention without a mask needs the fused kernel');

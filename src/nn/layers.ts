@@ -1,5 +1,5 @@
 // The layers of decoder-only transformers, as torch.nn's (parameter names as Hugging Face's).
-import { callT, embedding, layerNorm, linear, rmsNorm, type Tensor } from '../torch/index.js';
+import { addmm, embedding, layerNorm, linear, rmsNorm, type Tensor } from '../torch/index.js';
 import { Module } from './module.js';
 
 /** y = x W^T + b, W of shape [out, in] (torch.nn.Linear). */
@@ -28,7 +28,7 @@ export class Conv1D extends Module {
   forward(x: Tensor): Tensor {
     const shape = x.shape;
     const flat = x.reshape(-1, this.inFeatures);
-    const y = callT('addmm', this.bias.h, flat.h, this.weight.h, 1, 1) as Tensor;
+    const y = addmm(this.bias, flat, this.weight);
     return y.view(...shape.slice(0, -1), this.outFeatures);
   }
 }

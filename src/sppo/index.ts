@@ -7,4 +7,6 @@ export * from './config.js';
 export * from './prompts.js';
 export * from './run_dir.js';
 export * from './loop.js';
+export * from './losses.js';
+export * from './logprobs.js';
 export { train, TrainingDivergedError, type TrainExample, type TrainOptions, type TrainResult, type StepMetrics, type LossType } from './trainer.js';

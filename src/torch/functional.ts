@@ -21,6 +21,20 @@ export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tenso
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
   return callT('linear', x.h, weight.h, bias ? bias.h : null);
 }
+/** torch.addmm: beta * input + alpha * (mat1 @ mat2), input broadcast to [n, p] (GPT-2's Conv1D is addmm(bias, x, W)). */
+export function addmm(input: Tensor, mat1: Tensor, mat2: Tensor, opts: { beta?: number; alpha?: number } = {}): Tensor {
+  return callT('addmm', input.h, mat1.h, mat2.h, opts.beta ?? 1, opts.alpha ?? 1);
+}
+/** torch.pow: base ** exponent elementwise, either of them a number (torch.pow(10000, t) is pow.Scalar). */
+export function pow(base: TensorOrScalar, exponent: TensorOrScalar): Tensor {
+  if (base instanceof Tensor) return base.pow(exponent);
+  if (exponent instanceof Tensor) return callT('pow.Scalar', base, exponent.h);
+  throw new TypeError('pow: the base or the exponent must be a tensor');
+}
+/** torch.isin: a bool tensor shaped as elements, true where the element is one of testElements (false with invert). */
+export function isin(elements: Tensor, testElements: Tensor, opts: { invert?: boolean } = {}): Tensor {
+  return callT('isin.Tensor_Tensor', elements.h, testElements.h, false, opts.invert ?? false);
+}
 /** Rows of weight picked by ids. */
 export function embedding(weight: Tensor, ids: Tensor, paddingIdx = -1): Tensor {
   return callT('embedding', weight.h, ids.h, paddingIdx, false, false);
@@ -72,13 +86,17 @@ export interface AttentionOptions {
 
 let nativeSdpa: boolean | undefined;
 
+/** Whether libtorch has its own fused scaled_dot_product_attention kernel (PyTorch 2; not libtorch 1.13). */
+export function hasFusedAttention(): boolean {
+  return (nativeSdpa ??= hasOp('scaled_dot_product_attention'));
+}
+
 /**
  * Scaled dot-product attention over [B, H, L, D] tensors: libtorch's own kernel where it has one
  * (PyTorch 2: flash / memory-efficient / math), and the same computation composed of ops on 1.13.
  */
 export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
-  nativeSdpa ??= hasOp('scaled_dot_product_attention');
-  if (nativeSdpa) {
+  if (hasFusedAttention()) {
     return callT('scaled_dot_product_attention', q.h, k.h, v.h, opts.mask?.h ?? null, 0.0, opts.isCausal ?? false, opts.scale ?? null);
   }
   return attentionComposed(q, k, v, opts);

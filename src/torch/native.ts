@@ -1,5 +1,6 @@
-// The native addon (native/*.cc, built by scripts/setup.mjs into build/native/sppo.node): the only
-// place that loads it. Every other module reaches libtorch through src/torch.
+// The native addon (native/*.cc, built by scripts/setup.mjs into build/native/sppo.node, in a checkout or in
+// the installed package node_modules/sppo; $SPPO_NATIVE names another): the only place that loads it. Every
+// other module reaches libtorch through src/torch.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -82,7 +83,9 @@ function load(): Native {
   const root = join(here, '..', '..', '..');
   const path = process.env.SPPO_NATIVE ?? join(root, 'build', 'native', 'sppo.node');
   if (!existsSync(path)) {
-    throw new Error(`the sppo native addon is not built (${path} is missing): run 'npm run build' in ${root}`);
+    // A checkout has its tsconfig.json; the installed package (node_modules/sppo) builds with `npx sppo setup`.
+    const how = existsSync(join(root, 'tsconfig.json')) ? `run 'npm run build' in ${root}` : "run 'npx sppo setup' in your project (or set SPPO_NATIVE to a built sppo.node)";
+    throw new Error(`the sppo native addon is not built (${path} is missing): ${how}`);
   }
   return createRequire(import.meta.url)(path) as Native;
 }

@@ -358,6 +358,8 @@ export class Tensor implements Owned, Disposable {
   scatter(dim: number, index: Tensor, src: TensorOrScalar): Tensor {
     return src instanceof Tensor ? T(call(opId('scatter.src'), this.h, dim, index.h, src.h)) : T(call(opId('scatter.value'), this.h, dim, index.h, src));
   }
+  /** torch.Tensor.index_fill: a copy with the entries at `index` (int64, 1-D) along dim set to value. */
+  indexFill(dim: number, index: Tensor, value: Scalar): Tensor { return T(call(opId('index_fill.int_Scalar'), this.h, dim, index.h, value)); }
   topk(k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] { return callTs('topk', this.h, k, dim, largest, sorted) as [Tensor, Tensor]; }
   sort(dim = -1, descending = false): [Tensor, Tensor] { return callTs('sort', this.h, dim, descending) as [Tensor, Tensor]; }
   triu(diagonal = 0): Tensor { return T(call(opId('triu'), this.h, diagonal)); }

@@ -1,0 +1,5 @@
+// Evaluation against a reference: win rate with ties as half and its standard error, the length-controlled
+// win rate (AlpacaEval 2.0's GLM), average length.
+export * from './winrate.js';
+export * from './length_controlled.js';
+export * from './evaluate.js';

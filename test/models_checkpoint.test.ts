@@ -7,7 +7,10 @@ import { loadModel } from '../src/models/registry.js';
 import { assertClose, flat } from './helpers/torch.js';
 import { fixtureModels, hfTiny } from './helpers/fixtures.js';
 
-for (const name of fixtureModels().filter((m) => m !== 'deberta-v2')) {
+// Every causal-LM fixture (deberta-v2 is an encoder: it has no token log-probs to checkpoint).
+const causal = fixtureModels().filter((m) => m !== 'deberta-v2');
+if (causal.length === 0) test('checkpointed layers give the gradients of a plain backward', { skip: `no model fixtures at ${hfTiny} (set SPPO_HF_FIXTURES)` }, () => {});
+for (const name of causal) {
   test(`checkpointed layers give the gradients of a plain backward: ${name}`, () => {
     const model = loadModel(join(hfTiny, name), { dtype: 'float32', device: 'cpu', attention: 'eager' });
     model.requiresGrad_(true);

@@ -133,3 +133,16 @@ test('errors: missing targets, bad beta, label smoothing outside dpo', () => {
     assert.throws(() => preferenceLoss('ipo', x, { beta: 1, labelSmoothing: 0.1 }), /dpo only/);
   });
 });
+
+test("ipo with lengthNormalized is TRL's form: each log-ratio divided by its response's length", () => {
+  torch.tidy(() => {
+    // a_w = 0.3 over 3 tokens, a_l = -0.2 over 4 tokens, beta 0.5: (0.1 - (-0.05) - 1)^2 = 0.7225;
+    // summed (the official trainer's): (0.3 + 0.2 - 1)^2 = 0.25.
+    const x = { ...example(), chosenLength: f64([3]), rejectedLength: f64([4]) };
+    close(preferenceLoss('ipo', x, { beta: 0.5, lengthNormalized: true }).losses.item(), 0.7225);
+    close(preferenceLoss('ipo', x, { beta: 0.5 }).losses.item(), 0.25);
+    close(preferenceLossValue('ipo', { aw: 0.3, al: -0.2, lw: 3, ll: 4 }, { beta: 0.5, lengthNormalized: true }), 0.7225);
+    assert.throws(() => preferenceLoss('ipo', example(), { beta: 0.5, lengthNormalized: true }), /needs chosenLength/);
+    assert.throws(() => preferenceLoss('dpo', x, { beta: 0.5, lengthNormalized: true }), /lengthNormalized applies to ipo only/);
+  });
+});

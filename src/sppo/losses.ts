@@ -10,14 +10,17 @@
 //   sppo_single  [(a_w - eta (P_wl - 1/2))^2 + (a_l + eta (P_wl - 1/2))^2] / 2
 //                P_wl = P(y_w > y_l | x), the judge's probability for the pair itself.
 //   dpo          -(1 - eps) log sigmoid(beta (a_w - a_l)) - eps log sigmoid(-beta (a_w - a_l))   (cDPO)
-//   ipo          (a_w - a_l - 1/(2 beta))^2
+//   ipo          (a_w - a_l - 1/(2 beta))^2;  with lengthNormalized (TRL): (a_w/|y_w| - a_l/|y_l| - 1/(2 beta))^2
 //
-// The halving of the SPPO squares follows the official trainer (uclaml/SPPO, sppo/trainer.py, dpo_loss:
-// `losses = (loss_w + loss_l)/2` for both "sppo" and "sppo_single", targets `(1/self.beta)*(p - 0.5)`).
+// The halving of the SPPO squares follows the official trainer (uclaml/SPPO, sppo/trainer.py: its
+// SPPOTrainer computes every loss type in one method, which keeps DPO's name, `dpo_loss`, in the versions
+// we read; `losses = (loss_w + loss_l)/2` for both "sppo" and "sppo_single", targets `(1/self.beta)*(p - 0.5)`).
 // The official code has no "sppo_hard"; it is the paper's hard-label form (P_w = 1, P_l = 0), written
 // as the project states it, without the halving: twice "sppo" with hard win rates (same minimiser, twice
 // the gradient scale).
-// DPO and IPO are TRL's "sigmoid" and "ipo" loss types, unchanged.
+// DPO is TRL's "sigmoid" loss. IPO is the official trainer's "ipo": on summed log-probs, as every loss here.
+// TRL's "ipo" averages each response's log-probs over its tokens instead (a_w / |y_w|, a_l / |y_l|), so the
+// same beta is a different strength there; `lengthNormalized: true` gives TRL's form.
 //
 // Everything is computed in float32 (or float64 when the inputs are float64): 16-bit inputs are upcast.
 import { tidy, type Tensor } from '../torch/index.js';
@@ -41,6 +44,9 @@ export interface PreferenceLossInputs {
   rejectedWinRate?: Tensor;
   /** [B] P(y_w > y_l | x): needed by `sppo_single`. */
   chosenOverRejected?: Tensor;
+  /** [B] response lengths in tokens |y_w|, |y_l|: needed by `ipo` with lengthNormalized. */
+  chosenLength?: Tensor;
+  rejectedLength?: Tensor;
 }
 
 export interface PreferenceLossOptions {
@@ -48,6 +54,8 @@ export interface PreferenceLossOptions {
   beta: number;
   /** cDPO label smoothing eps in [0, 0.5) (dpo only). */
   labelSmoothing?: number;
+  /** ipo only: TRL's form, each response's log-ratio averaged over its tokens instead of summed. */
+  lengthNormalized?: boolean;
 }
 
 export interface PreferenceLossOutput {
@@ -72,6 +80,7 @@ function checkOptions(loss: LossType, o: PreferenceLossOptions): void {
   const eps = o.labelSmoothing ?? 0;
   if (!(eps >= 0 && eps < 0.5)) throw new RangeError(`loss '${loss}': labelSmoothing must be in [0, 0.5), got ${eps}`);
   if (eps !== 0 && loss !== 'dpo') throw new RangeError(`loss '${loss}': labelSmoothing applies to dpo only`);
+  if (o.lengthNormalized && loss !== 'ipo') throw new RangeError(`loss '${loss}': lengthNormalized applies to ipo only`);
 }
 
 /** The per-example losses of `loss` (see the formulas at the top of this file). */
@@ -104,9 +113,13 @@ export function preferenceLoss(loss: LossType, x: PreferenceLossInputs, opts: Pr
         if (eps > 0) losses = losses.sub(z.neg().logSigmoid().mul(eps));
         break;
       }
-      case 'ipo':
-        losses = aw.sub(al).sub(1 / (2 * opts.beta)).square();
+      case 'ipo': {
+        const [w, l] = opts.lengthNormalized
+          ? [aw.div(need(x.chosenLength, 'chosenLength', loss)), al.div(need(x.rejectedLength, 'rejectedLength', loss))]
+          : [aw, al];
+        losses = w.sub(l).sub(1 / (2 * opts.beta)).square();
         break;
+      }
       default:
         throw new Error(`unknown loss type '${loss as string}' (known: ${LOSS_TYPES.join(', ')})`);
     }
@@ -117,7 +130,7 @@ export function preferenceLoss(loss: LossType, x: PreferenceLossInputs, opts: Pr
 /** Scalar-number versions of the losses (for documentation, tests and quick checks). */
 export function preferenceLossValue(
   loss: LossType,
-  a: { aw: number; al: number; pw?: number; pl?: number; pwl?: number },
+  a: { aw: number; al: number; pw?: number; pl?: number; pwl?: number; lw?: number; ll?: number },
   opts: PreferenceLossOptions,
 ): number {
   checkOptions(loss, opts);
@@ -136,6 +149,6 @@ export function preferenceLossValue(
       return -(1 - eps) * logSig(z) - eps * logSig(-z);
     }
     case 'ipo':
-      return (a.aw - a.al - 1 / (2 * opts.beta)) ** 2;
+      return opts.lengthNormalized ? (a.aw / a.lw! - a.al / a.ll! - 1 / (2 * opts.beta)) ** 2 : (a.aw - a.al - 1 / (2 * opts.beta)) ** 2;
   }
 }

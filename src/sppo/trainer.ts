@@ -75,6 +75,8 @@ export interface TrainOptions {
   beta: number;
   /** cDPO label smoothing (dpo only). */
   labelSmoothing?: number;
+  /** ipo only: TRL's form, log-ratios averaged over each response's tokens (see losses.ts). */
+  ipoLengthNormalized?: boolean;
   lr: number;
   epochs: number;
   /** Pairs per micro-batch (each runs 2 x batchSize sequences through the policy). */
@@ -337,7 +339,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         chosenWinRate: col((p) => p.chosenWinRate),
         rejectedWinRate: col((p) => p.rejectedWinRate),
         chosenOverRejected: col((p) => p.chosenOverRejected),
-      }, { beta: opts.beta, labelSmoothing: opts.labelSmoothing });
+        ...(opts.ipoLengthNormalized ? { chosenLength: col((p) => p.chosenIds.length), rejectedLength: col((p) => p.rejectedIds.length) } : {}),
+      }, { beta: opts.beta, labelSmoothing: opts.labelSmoothing, lengthNormalized: opts.ipoLengthNormalized });
       const lossSum = out.losses.sum();
       const loss = lossSum.item();
       const aw = Array.from(out.chosenLogratio.cpu().toTypedArray() as Float32Array);

@@ -29,11 +29,15 @@ test('preference logits: r_a - r_b + v_a^T J v_b, antisymmetric, Bradley-Terry w
     const ra = fa.toArray() as number[][];
     const rb = fb.toArray() as number[][];
     ab.forEach((z, i) => {
-      assert.ok(Math.abs(z + ba[i]!) < 1e-5, `antisymmetric ${i}`);
       const [a, b] = [ra[i]!, rb[i]!];
-      const want = a[0]! - b[0]! + (a[1]! * b[2]! - a[2]! * b[1]!) + (a[3]! * b[4]! - a[4]! * b[3]!) + (a[5]! * b[6]! - a[6]! * b[5]!);
-      assert.ok(Math.abs(z - want) < 1e-5, `row ${i}: ${z} vs ${want}`);
-      assert.ok(Math.abs(preferenceLogit(a, b) - want) < 1e-5);
+      const terms = [a[0]!, -b[0]!, a[1]! * b[2]!, -a[2]! * b[1]!, a[3]! * b[4]!, -a[4]! * b[3]!, a[5]! * b[6]!, -a[6]! * b[5]!];
+      const want = terms.reduce((s, t) => s + t, 0);
+      // float32: 8 terms, each product rounded once and each of 7 additions once: at most 15 x 2^-24 of the
+      // sum of magnitudes (any order of summation).
+      const tol = 15 * 2 ** -24 * terms.reduce((s, t) => s + Math.abs(t), 0);
+      assert.ok(Math.abs(z + ba[i]!) <= 2 * tol, `antisymmetric ${i}`);
+      assert.ok(Math.abs(z - want) <= tol, `row ${i}: ${z} vs ${want}`);
+      assert.ok(Math.abs(preferenceLogit(a, b) - want) <= tol);
     });
     assert.equal(preferenceLogit([0.5, 1, 0], [0.5, 0, 1]), 1, 'the skew-symmetric part alone');
     const bt = Array.from(preferenceLogits(fa.narrow(1, 0, 1), fb.narrow(1, 0, 1)).toTypedArray() as Float32Array);

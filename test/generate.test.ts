@@ -180,6 +180,22 @@ test('generation log-probs equal those of a full forward over prompt + response 
     model.dispose();
   }
   console.log(`# max |generation log-prob - full-forward log-prob|: float32 ${gaps.float32!.toExponential(2)}, bfloat16 ${gaps.bfloat16!.toExponential(2)}`);
-  assert.ok(gaps.float32! < 1e-4, `float32 gap ${gaps.float32}`);
-  assert.ok(gaps.bfloat16! < 0.25, `bfloat16 gap ${gaps.bfloat16}`);
+  // Both paths compute the same values, with the reductions of attention (and of the matrix products, whose
+  // shapes differ) in other orders. To first order each of the ~(12 L + 4) rounded activations on the path
+  // (see the dtype-at-load test in models.test.ts) errs by u relative, so a logit errs by at most
+  // (12 L + 4) u max|logit| and a log-prob (logit - logsumexp) by twice that. float32: u = 2^-24 but the
+  // sums run over up to max(hidden, intermediate) terms, so u x that length per rounding; bfloat16: u = 2^-8.
+  const cfg = loadModel(llamaDir).config;
+  const maxLogit = tidy(() => {
+    const m = loadModel(llamaDir);
+    const { inputIds, attentionMask } = leftPad(prompts(), 0, m.device);
+    const v = m.forward({ inputIds, attentionMask }).abs().max().item();
+    m.dispose();
+    return v;
+  });
+  const roundings = 12 * cfg.numLayers + 4;
+  const bound32 = 2 * roundings * 2 ** -24 * Math.max(cfg.hiddenSize, cfg.intermediateSize) * maxLogit;
+  const bound16 = 2 * roundings * 2 ** -8 * maxLogit;
+  assert.ok(gaps.float32! < bound32, `float32 gap ${gaps.float32} (bound ${bound32})`);
+  assert.ok(gaps.bfloat16! < bound16, `bfloat16 gap ${gaps.bfloat16} (bound ${bound16})`);
 });

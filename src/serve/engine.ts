@@ -167,6 +167,11 @@ export class Engine {
   tokensOut = 0;
   /** The largest batch seen (tests of batching). */
   peakBatch = 0;
+  /** Milliseconds spent in steps (prefill, sampling, decoding), and requests cancelled. */
+  busyMs = 0;
+  aborted = 0;
+  /** Where the steps' time went (milliseconds): sampling and emitting, decoding, prefill, cache layout. */
+  readonly timings = { sample: 0, decode: 0, prefill: 0, layout: 0, admissions: 0 };
 
   constructor(readonly model: CausalLM, readonly opts: EngineOptions = {}) {
     this.maxBatch = opts.maxBatch ?? 64;
@@ -218,6 +223,7 @@ export class Engine {
   cancel(req: EngineRequest): void {
     if (req.cancelled || req.live === 0) return;
     req.cancelled = true;
+    this.aborted++;
     const i = this.queue.indexOf(req);
     if (i >= 0) {
       this.queue.splice(i, 1);
@@ -279,19 +285,40 @@ export class Engine {
 
   /** One iteration: sample for the running rows, drop finished ones, decode one step, admit new requests. */
   step(): void {
+    const t0 = performance.now();
+    try {
+      this.stepInner();
+    } finally {
+      this.busyMs += performance.now() - t0;
+    }
+  }
+
+  private stepInner(): void {
     let admitting: EngineRequest[] = [];
     try {
       noGrad(() => {
+        const t = this.timings;
         if (this.rows.length > 0) {
+          let t0 = performance.now();
           this.sampleAndEmit();
+          let t1 = performance.now();
+          t.sample += t1 - t0;
           this.dropFinished();
+          t0 = performance.now();
+          t.layout += t0 - t1;
           if (this.rows.length > 0) {
             this.decode();
+            t1 = performance.now();
+            t.decode += t1 - t0;
             this.compact();
+            t.layout += performance.now() - t1;
           }
         }
         admitting = this.takeAdmissible();
-        if (admitting.length) this.admit(admitting);
+        if (admitting.length) {
+          t.admissions++;
+          this.admit(admitting);
+        }
       });
     } catch (err) {
       // A failure of the model (out of memory, ...) ends the requests it touched, never the server.
@@ -345,6 +372,7 @@ export class Engine {
     const pre = new KVCache(model.config.numLayers, reqs.length, model.config.numKvHeads, plen, model.config.headDim, model.dtype, device);
     let newLogits: Tensor | null = null;
     try {
+      const t0 = performance.now();
       newLogits = keep(tidy(() => {
         const { inputIds, attentionMask } = leftPad(reqs.map((r) => r.prompt), this.padId, device);
         const h = model.hidden({ inputIds, attentionMask, cache: pre });
@@ -356,6 +384,8 @@ export class Engine {
         }
         return last;
       }));
+      const t1 = performance.now();
+      this.timings.prefill += t1 - t0;
       const newRows = reqs.flatMap((r) => Array.from({ length: r.n }, (_, s) => new Row(r, s)));
       for (const r of reqs) r.admitted = true;
       const old = this.cache;
@@ -371,6 +401,7 @@ export class Engine {
       newLogits = null;
       this.rows = rows;
       this.peakBatch = Math.max(this.peakBatch, rows.length);
+      this.timings.layout += performance.now() - t1;
     } finally {
       pre.dispose();
       newLogits?.dispose();

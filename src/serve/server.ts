@@ -216,6 +216,12 @@ export class SppoServer {
       res.end('{}');
       return;
     }
+    if (path === '/metrics') {
+      if (method !== 'GET') throw new ApiError(405, `${method} ${path}: method not allowed`, 'invalid_request_error', null, 'method_not_allowed');
+      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
+      res.end(this.metrics());
+      return;
+    }
     if (!path.startsWith('/v1/') && path !== '/v1') throw new ApiError(404, `${method} ${path}: no such route`, 'invalid_request_error', null, 'not_found');
     this.checkKey(req);
     if (this.draining) throw new ApiError(503, 'the server is shutting down', 'server_error', null, 'shutting_down');
@@ -237,6 +243,24 @@ export class SppoServer {
     const body = await this.readJson(req);
     if (path === '/v1/completions') await this.completions(req, res, body, info);
     else await this.chat(req, res, body, info);
+  }
+
+  /** Prometheus text: the engine's counters and gauges. */
+  private metrics(): string {
+    const e = this.engine;
+    const lines = [
+      ['sppo_running_sequences', 'gauge', 'sequences decoding now', e.batchSize],
+      ['sppo_queued_requests', 'gauge', 'requests waiting to join the batch', e.queued],
+      ['sppo_generated_tokens_total', 'counter', 'tokens generated', e.tokensOut],
+      ['sppo_decode_steps_total', 'counter', 'engine steps that sampled tokens', e.steps],
+      ['sppo_engine_busy_seconds_total', 'counter', 'seconds the engine spent in steps', e.busyMs / 1000],
+      ['sppo_cancelled_requests_total', 'counter', 'requests cancelled (client gone, timeout)', e.aborted],
+    ] as const;
+    const parts = Object.entries(e.timings).filter(([k]) => k !== 'admissions');
+    return lines.map(([name, type, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${v}\n`).join('') +
+      '# HELP sppo_engine_part_seconds_total seconds of the steps by part\n# TYPE sppo_engine_part_seconds_total counter\n' +
+      parts.map(([k, v]) => `sppo_engine_part_seconds_total{part="${k}"} ${v / 1000}\n`).join('') +
+      `# HELP sppo_admissions_total prefills of new requests\n# TYPE sppo_admissions_total counter\nsppo_admissions_total ${e.timings.admissions}\n`;
   }
 
   private modelCard(): Record<string, unknown> {

@@ -134,3 +134,24 @@ test('engine: cancel ends a running request at the next step and frees its rows;
   await engine.whenIdle();
   engine.dispose();
 });
+
+test('engine: a long stream of joins and leaves (timeline jumps, row moves, compactions) changes no output', { skip: noLlama }, async () => {
+  const { model, tokenizer } = fixture();
+  const engine = new Engine(model, { tokenizer, maxBatch: 6 });
+  const words = 'alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau'.split(' ');
+  const reqs = Array.from({ length: 30 }, (_, i) => ({
+    prompt: tokenizer.encode(words.slice(0, 1 + ((i * 7) % 19)).join(' '), { addSpecialTokens: true }),
+    maxTokens: 4 + ((i * 13) % 37),
+  }));
+  const expected = reqs.map((r) => generate(model, [r.prompt], { temperature: 0, maxNewTokens: r.maxTokens, eosTokenIds: [] })[0]!.tokens);
+  const pending: Promise<Out[]>[] = [];
+  for (const [i, r] of reqs.entries()) {
+    pending.push(run(engine, r.prompt, 1, { maxTokens: r.maxTokens, ignoreEos: true }).done);
+    if (i % 3 === 2) await tick(5 + (i % 4) * 3);
+  }
+  const outs = await Promise.all(pending);
+  outs.forEach((o, i) => assert.deepEqual(o[0]!.tokens, expected[i], `request ${i}`));
+  assert.ok(engine.timings.compactions > 0, `${engine.timings.compactions} compactions`);
+  assert.ok(engine.timings.admissions > 5);
+  engine.dispose();
+});

@@ -13,10 +13,11 @@
 // generator of its own that draws only for its own sequences, so that its output depends on its prompt,
 // options and seed, and not on which other requests share the batch (up to the rounding of batched
 // matrix products, which can differ with the batch's size).
-import { arange, callT, cat, Generator, keep, noGrad, tensor, tidy, type Tensor } from '../torch/index.js';
+import { callT, cat, Generator, keep, noGrad, tensor, tidy, type Tensor } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { concatCaches, KVCache } from '../generate/kv_cache.js';
+import { KVCache } from '../generate/kv_cache.js';
+import { BatchCache } from './batch_cache.js';
 import { leftPad } from '../generate/generate.js';
 import { isGreedy, sampleNext } from '../generate/sampling.js';
 
@@ -41,6 +42,9 @@ export interface SequenceParams {
   ignoreEos?: boolean;
   /** Top alternatives (log-probs) to return with each token; 0 = none. */
   topLogprobs?: number;
+  /** Text with every token (streaming; default true). When false, and without stop strings, the text is
+   * decoded once, at the end (TokenOutput.text is then empty until the last token). */
+  incrementalText?: boolean;
 }
 
 export interface TokenOutput {
@@ -99,6 +103,9 @@ export interface EngineOptions {
   maxModelLen?: number;
   /** Seed of the shared generator (default random). */
   seed?: number;
+  /** While sequences are decoding, a lone new request waits up to this many steps for others to be
+   * prefilled with it (prefills of one short prompt cost about a decode step each). Default 3; 0 = never. */
+  admitWaitSteps?: number;
   /** EOS ids (default: the tokenizer's, else the model config's). */
   eosTokenIds?: number[];
   padTokenId?: number;
@@ -108,6 +115,8 @@ export interface EngineOptions {
 export class EngineRequest {
   cancelled = false;
   admitted = false;
+  /** The engine's step count when it was queued. */
+  queuedAt = 0;
   /** Sequences not finished yet. */
   live: number;
   readonly generator: Generator | undefined;
@@ -151,9 +160,7 @@ export class Engine {
   readonly padId: number;
   private readonly queue: EngineRequest[] = [];
   private rows: Row[] = [];
-  private cache: KVCache | null = null;
-  /** [B, capacity] int64: 1 where a row has a token (and everywhere ahead of the cache's length). */
-  private mask: Tensor | null = null;
+  private cache: BatchCache | null = null;
   /** [B, V]: the logits the next token of each row is drawn from. */
   private logits: Tensor | null = null;
   private readonly shared: Generator;
@@ -171,7 +178,7 @@ export class Engine {
   busyMs = 0;
   aborted = 0;
   /** Where the steps' time went (milliseconds): sampling and emitting, decoding, prefill, cache layout. */
-  readonly timings = { sample: 0, decode: 0, prefill: 0, layout: 0, admissions: 0 };
+  readonly timings = { sample: 0, decode: 0, prefill: 0, layout: 0, admissions: 0, compactions: 0 };
 
   constructor(readonly model: CausalLM, readonly opts: EngineOptions = {}) {
     this.maxBatch = opts.maxBatch ?? 64;
@@ -214,6 +221,7 @@ export class Engine {
     }
     for (const t of prompt) if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize) throw new RangeError(`token id ${t} is out of the vocabulary [0, ${this.vocabSize})`);
     const req = new EngineRequest(this.nextId++, prompt, n, params, listener, this, this.model.device);
+    req.queuedAt = this.steps;
     this.queue.push(req);
     this.kick();
     return req;
@@ -307,11 +315,11 @@ export class Engine {
           t0 = performance.now();
           t.layout += t0 - t1;
           if (this.rows.length > 0) {
-            this.decode();
-            t1 = performance.now();
-            t.decode += t1 - t0;
             this.compact();
-            t.layout += performance.now() - t1;
+            t1 = performance.now();
+            t.layout += t1 - t0;
+            this.decode();
+            t.decode += performance.now() - t1;
           }
         }
         admitting = this.takeAdmissible();
@@ -340,16 +348,25 @@ export class Engine {
 
   private resetBatch(): void {
     this.cache?.dispose();
-    this.mask?.dispose();
     this.logits?.dispose();
+    this.pendingTokens?.dispose();
     this.cache = null;
-    this.mask = null;
     this.logits = null;
+    this.pendingTokens = null;
     this.rows = [];
   }
 
   private takeAdmissible(): EngineRequest[] {
     const out: EngineRequest[] = [];
+    if (this.queue.length === 0) return out;
+    // With a batch decoding, new requests are gathered for a few steps (one prefill for several), unless
+    // enough are waiting to fill a quarter of the batch (or the batch), or the oldest has waited long enough.
+    const wait = this.opts.admitWaitSteps ?? 3;
+    if (this.rows.length > 0 && wait > 0) {
+      const queuedRows = this.queue.reduce((a, r) => a + r.n, 0);
+      const enough = queuedRows >= Math.max(2, this.rows.length / 4) || this.rows.length + queuedRows >= this.maxBatch;
+      if (!enough && this.steps - this.queue[0]!.queuedAt < wait) return out;
+    }
     let rows = this.rows.length;
     let tokens = 0;
     while (this.queue.length) {
@@ -370,66 +387,61 @@ export class Engine {
     const device = model.device;
     const plen = Math.max(...reqs.map((r) => r.prompt.length));
     const pre = new KVCache(model.config.numLayers, reqs.length, model.config.numKvHeads, plen, model.config.headDim, model.dtype, device);
-    let newLogits: Tensor | null = null;
+    let prefilled: { logits: Tensor; mask: Tensor } | null = null;
     try {
       const t0 = performance.now();
-      newLogits = keep(tidy(() => {
+      prefilled = tidy(() => {
         const { inputIds, attentionMask } = leftPad(reqs.map((r) => r.prompt), this.padId, device);
         const h = model.hidden({ inputIds, attentionMask, cache: pre });
         let last = model.logits(h.narrow(1, plen - 1, 1)).squeeze(1);
+        let mask = attentionMask;
         if (reqs.some((r) => r.n > 1)) {
           const idx = longs(reqs.flatMap((r, i) => new Array<number>(r.n).fill(i)), device);
           pre.select(idx);
           last = last.indexSelect(0, idx);
+          mask = mask.indexSelect(0, idx);
         }
-        return last;
-      }));
+        return { logits: keep(last), mask: keep(mask) };
+      });
       const t1 = performance.now();
       this.timings.prefill += t1 - t0;
       const newRows = reqs.flatMap((r) => Array.from({ length: r.n }, (_, s) => new Row(r, s)));
       for (const r of reqs) r.admitted = true;
-      const old = this.cache;
       const rows = [...this.rows, ...newRows];
-      const caches = old ? [old, pre] : [pre];
-      this.relayout(rows, caches);
-      const logits = this.logits ? keep(tidy(() => cat([this.logits!, newLogits!], 0))) : newLogits;
+      // Room: rows (doubling, up to maxBatch) and slots (the timeline after the join, plus every row's
+      // remaining tokens; compacted first when that would overflow).
+      const maxRemaining = Math.max(...rows.map((r) => r.remaining));
+      if (!this.cache) {
+        const cap = Math.ceil((plen + maxRemaining) * 1.25);
+        this.cache = new BatchCache(model.config.numLayers, model.config.numKvHeads, model.config.headDim, model.dtype, device, Math.min(this.maxBatch, Math.max(rows.length, 4)), cap);
+      }
+      const cache = this.cache;
+      if (Math.max(cache.length, plen) + maxRemaining > cache.capacity) {
+        cache.compact();
+        this.timings.compactions++;
+      }
+      const need = Math.max(cache.length, plen) + maxRemaining;
+      const rowsNeed = rows.length > cache.rowCapacity ? Math.min(this.maxBatch, Math.max(rows.length, 2 * cache.rowCapacity)) : cache.rowCapacity;
+      cache.reserve(rowsNeed, need > cache.capacity ? Math.ceil(need * 1.5) : cache.capacity);
+      cache.append(pre, prefilled.mask);
+      const logits = this.logits ? keep(tidy(() => cat([this.logits!, prefilled!.logits], 0))) : prefilled.logits;
       if (this.logits) {
         this.logits.dispose();
-        newLogits.dispose();
+        prefilled.logits.dispose();
       }
       this.logits = logits;
-      newLogits = null;
+      prefilled.mask.dispose();
+      prefilled = null;
       this.rows = rows;
       this.peakBatch = Math.max(this.peakBatch, rows.length);
       this.timings.layout += performance.now() - t1;
     } finally {
       pre.dispose();
-      newLogits?.dispose();
+      if (prefilled) {
+        prefilled.logits.dispose();
+        prefilled.mask.dispose();
+      }
     }
-  }
-
-  /**
-   * Rebuilds the cache and mask for `rows` from `caches` (their rows in order), right-aligned on the
-   * longest context, with room for every row's remaining tokens.
-   */
-  private relayout(rows: Row[], caches: KVCache[]): void {
-    const len = Math.max(...rows.map((r) => r.ctx));
-    const capacity = len + Math.max(...rows.map((r) => r.remaining));
-    const cache = concatCaches(caches, len, capacity);
-    try {
-      const mask = keep(tidy(() => {
-        const starts = longs(rows.map((r) => len - r.ctx), this.model.device).unsqueeze(1);
-        return arange(0, capacity, 1, { device: this.model.device, dtype: 'int64' }).unsqueeze(0).ge(starts).to('int64');
-      }));
-      this.mask?.dispose();
-      this.mask = mask;
-    } catch (e) {
-      cache.dispose();
-      throw e;
-    }
-    const old = this.cache;
-    this.cache = cache;
-    old?.dispose();
   }
 
   /** Samples one token for every row from this.logits, and hands the results to the requests. */
@@ -459,8 +471,11 @@ export class Engine {
         if (!g) groups.set(key, (g = []));
         g.push(i);
       });
+      // A seeded request's rows draw in the order of their samples (rows move when others leave).
+      for (const [key, idx] of groups) if (typeof key !== 'string') idx.sort((a, b) => rows[a]!.seq - rows[b]!.seq);
+      const inOrder = [...groups.values()].every((idx) => idx.every((v, j) => j === 0 || v > idx[j - 1]!));
       let tokens: Tensor;
-      if (groups.size === 1) {
+      if (groups.size === 1 && inOrder) {
         const p = rows[0]!.req.params;
         tokens = sampleNext(raw, p, rows[0]!.req.generator ?? this.shared);
       } else {
@@ -511,7 +526,7 @@ export class Engine {
       // The text: incremental detokenization, stop strings, the held-back tail.
       let stopped: string | null = null;
       const tok = this.opts.tokenizer;
-      if (tok) {
+      if (tok && (p.incrementalText !== false || (p.stop ?? []).length > 0)) {
         row.text += this.textDelta(row);
         const stops = p.stop ?? [];
         if (stops.length) {
@@ -600,38 +615,49 @@ export class Engine {
     }
   }
 
-  /** Drops finished rows (and rows of cancelled requests) from the batch. */
+  /** Drops finished rows (and rows of cancelled requests) from the batch: the last rows move into their places. */
   private dropFinished(): void {
     for (const row of this.rows) if (!row.done && row.req.cancelled) this.endRow(row);
-    const keepIdx = this.rows.map((r, i) => (r.done ? -1 : i)).filter((i) => i >= 0);
-    if (keepIdx.length === this.rows.length) return;
-    if (keepIdx.length === 0) {
+    const rows = this.rows;
+    const kept = rows.filter((r) => !r.done).length;
+    if (kept === rows.length) return;
+    if (kept === 0) {
       this.resetBatch();
-      this.pendingTokens?.dispose();
-      this.pendingTokens = null;
       this.wakeIdle();
       return;
     }
-    const device = this.model.device;
-    const idx = keep(longs(keepIdx, device));
+    const cache = this.cache!;
+    // order[j]: the old row that row j is now.
+    const order = rows.map((_, i) => i).slice(0, kept);
+    const tails = rows.map((r, i) => (i >= kept && !r.done ? i : -1)).filter((i) => i >= 0);
+    for (let j = 0; j < kept; j++) {
+      if (!rows[j]!.done) continue;
+      const from = tails.shift()!;
+      cache.moveRow(from, j);
+      order[j] = from;
+    }
+    cache.batch = kept;
+    const idx = keep(longs(order, this.model.device));
     try {
-      this.cache!.select(idx);
-      for (const k of ['mask', 'pendingTokens'] as const) {
-        const t = keep(tidy(() => this[k]!.indexSelect(0, idx)));
-        this[k]!.dispose();
-        this[k] = t;
-      }
+      const t = keep(tidy(() => this.pendingTokens!.indexSelect(0, idx)));
+      this.pendingTokens!.dispose();
+      this.pendingTokens = t;
     } finally {
       idx.dispose();
     }
-    this.rows = keepIdx.map((i) => this.rows[i]!);
+    this.rows = order.map((i) => rows[i]!);
   }
 
-  /** Positions that no running row uses any more (left of the longest context) are dropped when they are many. */
+  /** Compacts the timeline when it is full, or when most of it is slots no running row attends to. */
   private compact(): void {
     const cache = this.cache!;
-    const waste = cache.length - Math.max(...this.rows.map((r) => r.ctx));
-    if (waste >= 64 && waste * 4 > cache.length) this.relayout(this.rows, [cache]);
+    const longest = Math.max(...this.rows.map((r) => r.ctx - 1));
+    const waste = cache.length - longest;
+    if (cache.length + 1 > cache.capacity || (waste >= 64 && waste * 2 > cache.length)) {
+      cache.compact();
+      this.timings.compactions++;
+    }
+    if (cache.length + 1 > cache.capacity) cache.reserve(cache.rowCapacity, Math.ceil((cache.length + 1) * 1.5));
   }
 
   /** Runs the sampled tokens of the running rows through the model: the logits of their next step. */
@@ -641,8 +667,7 @@ export class Engine {
     const logits = keep(tidy(() => {
       // Each row's new token sits at position ctx - 1 (its context counts it already).
       const pos = longs(this.rows.map((r) => r.ctx - 1), device).unsqueeze(1);
-      const mask = this.mask!.narrow(1, 0, cache.length + 1);
-      return this.model.forward({ inputIds: this.pendingTokens!.unsqueeze(1), attentionMask: mask, positionIds: pos, cache }).squeeze(1);
+      return this.model.forward({ inputIds: this.pendingTokens!.unsqueeze(1), attentionMask: cache.stepMask(), positionIds: pos, cache }).squeeze(1);
     }));
     this.logits?.dispose();
     this.logits = logits;

@@ -102,6 +102,8 @@ export async function run(argv: string[]): Promise<void> {
     logRequests: v['log-requests'] ?? false,
     logPrompts: v['log-prompts'] ?? false,
   });
+  // A safety net: whatever a request does, the server logs it and goes on.
+  process.on('unhandledRejection', (err) => console.error(`sppo serve: unhandled rejection: ${(err as Error)?.stack ?? String(err)}`));
   const addr = await server.listen(port, host);
   console.error(`sppo serve: ${server.modelName} (${model.config.architecture}, ${model.dtype} on ${model.device}) at ${server.url}${apiKey ? ' (API key required)' : ''}`);
   console.error(`sppo serve: listening on ${addr.address}:${addr.port}`);

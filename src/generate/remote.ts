@@ -33,11 +33,11 @@ export interface RemoteOptions {
   stopStrings?: string[];
   /** Requests (one prompt each) in flight per server. Default 8. */
   concurrency?: number;
-  /** Tries of a chunk before giving up. Default 6. */
+  /** Tries of a prompt before giving up. Default 6. */
   maxAttempts?: number;
   /** Consecutive failures after which a server is dropped. Default 3. */
   maxServerFailures?: number;
-  /** First backoff (doubled at each retry of a chunk, with jitter). Default 200 ms. */
+  /** First backoff (doubled at each retry of a prompt, with jitter). Default 200 ms. */
   backoffMs?: number;
   /** Per request. Default 600 s. */
   timeoutMs?: number;
@@ -106,6 +106,8 @@ export async function generateRemote(prompts: readonly number[][], opts: RemoteO
   let done = 0;
   let fatal: Error | null = null;
   const alive = new Set(opts.urls);
+  /** Consecutive failures of each server (any of its requests). */
+  const failures = new Map(opts.urls.map((u) => [u, 0]));
   let inFlight = 0;
 
   async function request(url: string, job: Job): Promise<void> {
@@ -142,22 +144,21 @@ export async function generateRemote(prompts: readonly number[][], opts: RemoteO
   }
 
   async function worker(url: string): Promise<void> {
-    let failures = 0;
     for (;;) {
       if (fatal || !alive.has(url)) return;
       const job = queue.shift();
       if (!job) {
-        // Nothing queued: done unless chunks in flight elsewhere may come back.
+        // Nothing queued: done unless prompts in flight elsewhere may come back.
         if (inFlight === 0) return;
         await sleep(20);
         continue;
       }
-      const wait = job.notBefore - Date.now();
-      if (wait > 0) await sleep(wait);
       inFlight++;
       try {
+        const wait = job.notBefore - Date.now();
+        if (wait > 0) await sleep(wait);
         await request(url, job);
-        failures = 0;
+        failures.set(url, 0);
         done++;
         opts.onProgress?.(done, prompts.length);
       } catch (e) {
@@ -173,8 +174,8 @@ export async function generateRemote(prompts: readonly number[][], opts: RemoteO
         }
         job.notBefore = Date.now() + backoff * 2 ** (job.attempts - 1) * (0.5 + Math.random());
         queue.unshift(job);
-        failures++;
-        if (failures >= maxServerFailures && alive.has(url)) {
+        failures.set(url, failures.get(url)! + 1);
+        if (failures.get(url)! >= maxServerFailures && alive.has(url)) {
           alive.delete(url);
           opts.onServerDown?.(url, err);
           if (alive.size === 0) fatal = new RemoteError(`every server failed; last: ${err.message}`, err.status);

@@ -231,7 +231,12 @@ export class SppoServer {
     if (!want) throw new ApiError(404, `${method} ${path}: no such route`, 'invalid_request_error', null, 'not_found');
     if (method !== want) throw new ApiError(405, `${method} ${path}: method not allowed (use ${want})`, 'invalid_request_error', null, 'method_not_allowed');
     if (modelRoute) {
-      const id = decodeURIComponent(modelRoute[1]!);
+      let id: string;
+      try {
+        id = decodeURIComponent(modelRoute[1]!);
+      } catch {
+        id = modelRoute[1]!;
+      }
       if (id !== this.modelName) throw this.unknownModel(id);
       this.sendJson(res, 200, this.modelCard());
       return;

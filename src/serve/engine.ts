@@ -132,7 +132,7 @@ export class EngineRequest {
 /** One running sequence: a row of the batch. */
 class Row {
   tokens: number[] = [];
-  /** Tokens in the cache's context of this row (prompt + generated, as of the last forward). */
+  /** Prompt + generated tokens (the last sampled one enters the cache at the next decode step). */
   ctx: number;
   done = false;
   // Incremental detokenization (as vLLM): decode(tokens[prefix:]) minus decode(tokens[prefix:read]).
@@ -168,7 +168,6 @@ export class Engine {
   private running = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
-  private readonly tokenText = new Map<number, string>();
   /** Decode steps and tokens so far (for tests and logs). */
   steps = 0;
   tokensOut = 0;

@@ -282,3 +282,21 @@ test('serve: a client that disconnects cancels its sequences; a request past its
     await d.close();
   }
 });
+
+test('serve: request lines leave prompts out unless --log-prompts', opt, async () => {
+  for (const logPrompts of [false, true]) {
+    const lines: string[] = [];
+    const l = await serve({ logRequests: true, logPrompts, log: (line) => lines.push(line) });
+    try {
+      await l.client.completions.create({ model: MODEL, prompt: 'secret-prompt-text', max_tokens: 2 });
+      await l.client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'secret-chat-text' }], max_tokens: 2 });
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(lines.length, 2, lines.join('\n'));
+      assert.match(lines[0]!, /POST \/v1\/completions 200 .* prompt_tokens=\d+ completion_tokens=2/);
+      assert.equal(lines.some((x) => x.includes('secret-prompt-text')), logPrompts);
+      assert.equal(lines.some((x) => x.includes('secret-chat-text')), logPrompts);
+    } finally {
+      await l.close();
+    }
+  }
+});

@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import OpenAI from 'openai';
+import { liveTensors } from '../src/torch/index.js';
 import { MODEL, noLlama, post, raw, serve, type Served } from './serve_helpers.js';
 
 let s: Served;
@@ -66,6 +67,8 @@ test('serve load: 200 requests from 32 concurrent clients, no failure, each answ
   const alone = new Map<string, string>();
   const client = new OpenAI({ baseURL: s.url, apiKey: 'k', maxRetries: 0 });
   for (const r of reqs) if (!alone.has(key(r))) alone.set(key(r), await ask(client, r));
+  await s.engine.whenIdle();
+  const tensorsBefore = liveTensors();
   const t0 = performance.now();
   let next = 0;
   let failures = 0;
@@ -88,6 +91,8 @@ test('serve load: 200 requests from 32 concurrent clients, no failure, each answ
   assert.deepEqual(mismatches, []);
   assert.ok(s.engine.peakBatch >= 16, `peak batch ${s.engine.peakBatch}`);
   assert.ok(secs < 60, `${secs.toFixed(1)} s`);
+  await s.engine.whenIdle();
+  assert.equal(liveTensors(), tensorsBefore, 'no tensor outlives its requests');
   await alive();
 });
 

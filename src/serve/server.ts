@@ -357,10 +357,9 @@ export class SppoServer {
       const tokens: string[] = [];
       const offsets: number[] = [];
       for (const o of outs) {
-        const s = tokStr(o.token);
-        tokens.push(s);
+        tokens.push(tokStr(o.token));
         offsets.push(off);
-        off += s.length;
+        off += this.tokenString(o.token, false).length; // offsets in the text, also with token ids
       }
       return {
         tokens,
@@ -388,7 +387,7 @@ export class SppoServer {
         onToken: (index, o) => {
           if (!o.text && c.logprobs === null && !o.finish) return null;
           const lp = c.logprobs === null ? null : lpObject([o], offsets[index]!);
-          if (lp) offsets[index]! += (lp.tokens as string[]).reduce((a, s) => a + s.length, 0);
+          if (lp) offsets[index]! += this.tokenString(o.token, false).length;
           const choice: Record<string, unknown> = { index, text: o.text, logprobs: lp, finish_reason: o.finish, stop_reason: o.stopReason };
           if (c.returnTokenIds) choice.token_ids = [o.token];
           return { ...base, choices: [choice] };

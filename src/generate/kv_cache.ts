@@ -66,33 +66,3 @@ export class KVCache implements AttentionCache, Disposable {
     this.dispose();
   }
 }
-
-/**
- * A new cache holding the rows of `caches` in order (continuous batching: sequences joining a running
- * batch). Sequences are right-aligned: each cache's last min(length, its length) positions end at
- * position `length` of the new cache, whose earlier positions are zeros (masked out by the caller's
- * attention mask; zeros, not uninitialized memory, so that masked positions never carry NaN). The
- * inputs are left as they are (the caller disposes them).
- */
-export function concatCaches(caches: readonly KVCache[], length: number, capacity: number): KVCache {
-  const first = caches[0];
-  if (!first) throw new Error('concatCaches: no caches');
-  if (length > capacity) throw new RangeError(`concatCaches: length ${length} > capacity ${capacity}`);
-  const batch = caches.reduce((a, c) => a + c.batch, 0);
-  const out = new KVCache(first.numLayers, batch, first.numKvHeads, capacity, first.headDim, first.dtype, first.device);
-  tidy(() => {
-    for (const t of [...out.keys, ...out.values]) t.zero_();
-    for (let l = 0; l < first.numLayers; l++) {
-      let row = 0;
-      for (const c of caches) {
-        const take = Math.min(length, c.length);
-        for (const [dst, src] of [[out.keys[l]!, c.keys[l]!], [out.values[l]!, c.values[l]!]] as const) {
-          if (take > 0) dst.narrow(0, row, c.batch).sliceAssign_(2, length - take, src.narrow(2, c.length - take, take));
-        }
-        row += c.batch;
-      }
-    }
-  });
-  out.length = length;
-  return out;
-}

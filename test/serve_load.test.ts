@@ -126,6 +126,17 @@ test('serve load: every kind of bad request gets its status, and the server answ
   });
   assert.match(reply, /^HTTP\/1\.1 400/);
   await alive();
+  // Half a body, then the client goes away: nothing is left waiting on it.
+  await new Promise<void>((resolve) => {
+    const sock = connect(Number(new URL(s.url).port), '127.0.0.1', () => {
+      sock.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nContent-Length: 1000\r\n\r\n{"model": "tiny');
+      setTimeout(() => {
+        sock.destroy();
+        resolve();
+      }, 30);
+    });
+  });
+  await alive();
   // A burst beyond the batch and the queue (of a server with room for 2 + 2 requests): some 429 (with
   // Retry-After), the rest answered in full.
   const q = await serve({ engine: { maxBatch: 2, maxQueue: 2 } });

@@ -298,6 +298,10 @@ export class SppoServer {
       };
       req.on('data', onData);
       req.once('error', (e) => reject(new ApiError(400, `cannot read the request: ${e.message}`)));
+      // A client that goes away in the middle of its body leaves nothing to answer.
+      req.once('close', () => {
+        if (!req.complete && !failed) reject(new ApiError(400, 'the client closed the connection before the end of the request body', 'invalid_request_error', null, 'incomplete_body'));
+      });
       req.once('end', () => {
         if (failed) return;
         const text = Buffer.concat(chunks).toString('utf8');

@@ -89,7 +89,7 @@ test('serve load: 200 requests from 32 concurrent clients, no failure, each answ
   const secs = (performance.now() - t0) / 1000;
   assert.equal(failures, 0, mismatches.join('\n'));
   assert.deepEqual(mismatches, []);
-  assert.ok(s.engine.peakBatch >= 16, `peak batch ${s.engine.peakBatch}`);
+  assert.ok(s.engine.peakBatch >= 8, `peak batch ${s.engine.peakBatch}`);
   assert.ok(secs < 60, `${secs.toFixed(1)} s`);
   await s.engine.whenIdle();
   assert.equal(liveTensors(), tensorsBefore, 'no tensor outlives its requests');

@@ -117,7 +117,7 @@ export async function run(argv: string[]): Promise<void> {
         process.exit(1);
       }
       stopping = true;
-      console.error(`sppo serve: ${signal}: no new requests; finishing ${engine.batchSize + engine.queued} sequences/requests in flight`);
+      console.error(`sppo serve: ${signal}: no new requests; finishing ${engine.batchSize} running sequences and ${engine.queued} queued requests`);
       void server.shutdown().then(() => {
         engine.dispose();
         model.dispose();

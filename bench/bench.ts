@@ -3,6 +3,7 @@
 // ratios are of medians and are what to compare (these machines are noisy).
 //   npm run bench [-- engine] [-- models]     (both by default)
 //   npm run bench -- profile                   sppo's training step per operator (libtorch's profiler)
+//   npm run bench -- serve                     sppo serve's throughput and latency vs in-process generate
 import * as torch from '../src/torch/index.js';
 import { matmulGflopsRuns, opOverheadUsRuns } from './engine.js';
 import { PYTHON, runPeer } from './peer.js';
@@ -29,6 +30,10 @@ async function main(): Promise<void> {
   }
   if (want('models')) {
     const m = await import('./models.js');
+    await m.run();
+  }
+  if (only.includes('serve')) {
+    const m = await import('./serve.js');
     await m.run();
   }
   if (want('profile')) {

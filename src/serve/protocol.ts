@@ -1,0 +1,231 @@
+// The OpenAI API's requests as the server reads them: each field checked for its type and range, with
+// errors in OpenAI's shape ({"error": {"message", "type", "param", "code"}}) that name the field.
+// Fields of OpenAI's API and of vLLM's extensions that the server implements are read; unknown fields are
+// ignored (as OpenAI and vLLM do); known fields it does not implement are refused when they would change
+// the output (e.g. a non-zero presence_penalty, echo, tools).
+
+export class ApiError extends Error {
+  constructor(readonly status: number, message: string, readonly type = 'invalid_request_error', readonly param: string | null = null, readonly code: string | null = null, readonly headers: Record<string, string> = {}) {
+    super(message);
+  }
+  body(): { error: { message: string; type: string; param: string | null; code: string | null } } {
+    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
+  }
+}
+
+export const badRequest = (message: string, param: string | null = null, code: string | null = null): ApiError => new ApiError(400, message, 'invalid_request_error', param, code);
+
+export interface Limits {
+  /** max_tokens at most. */
+  maxTokens: number;
+  /** n at most. */
+  maxN: number;
+  /** Sequences of one request at most (prompts x n). */
+  maxSequences: number;
+  /** Top log-probs at most. */
+  maxLogprobs: number;
+  /** Stop strings at most. */
+  maxStops: number;
+}
+
+/** Sampling and output options shared by both endpoints. */
+export interface CommonRequest {
+  model: string;
+  n: number;
+  /** Undefined: the endpoint's default. */
+  maxTokens: number | undefined;
+  minTokens: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  seed: number | undefined;
+  stop: string[];
+  stopTokenIds: number[];
+  ignoreEos: boolean;
+  stream: boolean;
+  includeUsage: boolean;
+  tokensAsIds: boolean;
+  returnTokenIds: boolean;
+}
+
+export interface CompletionRequest extends CommonRequest {
+  /** Texts or token id lists. */
+  prompts: (string | number[])[];
+  /** null: no log-probs; k: the sampled token's and k alternatives. */
+  logprobs: number | null;
+}
+
+export interface ChatRequest extends CommonRequest {
+  messages: { role: string; content: string }[];
+  logprobs: boolean;
+  topLogprobs: number;
+  addGenerationPrompt: boolean;
+  continueFinalMessage: boolean;
+}
+
+type Body = Record<string, unknown>;
+
+const typeName = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
+
+function present(b: Body, k: string): boolean {
+  return b[k] !== undefined && b[k] !== null;
+}
+
+function int(b: Body, k: string, dflt: number, min: number, max: number): number;
+function int(b: Body, k: string, dflt: undefined, min: number, max: number): number | undefined;
+function int(b: Body, k: string, dflt: number | undefined, min: number, max: number): number | undefined {
+  if (!present(b, k)) return dflt;
+  const v = b[k];
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw badRequest(`'${k}' must be an integer, got ${typeName(v)} ${JSON.stringify(v)}`, k, 'invalid_type');
+  if (v < min || v > max) throw badRequest(`'${k}' must be in [${min}, ${max}], got ${v}`, k, 'out_of_range');
+  return v;
+}
+
+function number(b: Body, k: string, dflt: number, min: number, max: number, open = false): number {
+  if (!present(b, k)) return dflt;
+  const v = b[k];
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw badRequest(`'${k}' must be a number, got ${typeName(v)}`, k, 'invalid_type');
+  if (v < min || v > max || (open && v === min)) throw badRequest(`'${k}' must be in ${open ? '(' : '['}${min}, ${max}], got ${v}`, k, 'out_of_range');
+  return v;
+}
+
+function bool(b: Body, k: string, dflt: boolean): boolean {
+  if (!present(b, k)) return dflt;
+  const v = b[k];
+  if (typeof v !== 'boolean') throw badRequest(`'${k}' must be a boolean, got ${typeName(v)}`, k, 'invalid_type');
+  return v;
+}
+
+/** Fields of OpenAI's API that would change the output and that the server does not implement. */
+function refuseUnsupported(b: Body): void {
+  for (const k of ['presence_penalty', 'frequency_penalty']) {
+    if (number(b, k, 0, -2, 2) !== 0) throw badRequest(`'${k}' is not supported (only 0)`, k, 'unsupported');
+  }
+  if (present(b, 'repetition_penalty') && number(b, 'repetition_penalty', 1, 0, 10) !== 1) throw badRequest("'repetition_penalty' is not supported (only 1)", 'repetition_penalty', 'unsupported');
+  if (present(b, 'logit_bias')) {
+    const v = b.logit_bias;
+    if (typeof v !== 'object' || Array.isArray(v)) throw badRequest("'logit_bias' must be an object", 'logit_bias', 'invalid_type');
+    if (Object.keys(v as object).length > 0) throw badRequest("'logit_bias' is not supported", 'logit_bias', 'unsupported');
+  }
+  if (present(b, 'tools') && (!Array.isArray(b.tools) || b.tools.length > 0)) throw badRequest("'tools' are not supported", 'tools', 'unsupported');
+  if (present(b, 'response_format')) {
+    const rf = b.response_format as { type?: unknown };
+    if (typeof rf !== 'object' || rf.type !== 'text') throw badRequest("'response_format' other than {\"type\": \"text\"} is not supported", 'response_format', 'unsupported');
+  }
+}
+
+function common(b: Body, limits: Limits, maxTokensKeys: string[]): CommonRequest {
+  if (typeof b.model !== 'string') throw badRequest(`'model' must be a string, got ${typeName(b.model)}`, 'model', b.model === undefined ? 'missing_required_parameter' : 'invalid_type');
+  refuseUnsupported(b);
+  const n = int(b, 'n', 1, 1, limits.maxN);
+  if (present(b, 'best_of') && int(b, 'best_of', n, 1, limits.maxN) !== n) throw badRequest("'best_of' other than n is not supported", 'best_of', 'unsupported');
+  let maxTokens: number | undefined;
+  for (const k of maxTokensKeys) {
+    const v = int(b, k, undefined, 1, limits.maxTokens);
+    if (v !== undefined) maxTokens = Math.min(maxTokens ?? v, v);
+  }
+  const minTokens = int(b, 'min_tokens', 0, 0, limits.maxTokens);
+  if (maxTokens !== undefined && minTokens > maxTokens) throw badRequest("'min_tokens' must not exceed 'max_tokens'", 'min_tokens', 'out_of_range');
+  const temperature = number(b, 'temperature', 1, 0, 2);
+  const topP = number(b, 'top_p', 1, 0, 1, true);
+  const topKRaw = int(b, 'top_k', 0, -1, 1_000_000_000);
+  const seed = int(b, 'seed', undefined, -(2 ** 53) + 1, 2 ** 53 - 1);
+  let stop: string[] = [];
+  if (present(b, 'stop')) {
+    const v = b.stop;
+    if (typeof v === 'string') stop = [v];
+    else if (Array.isArray(v) && v.every((s) => typeof s === 'string')) stop = v as string[];
+    else throw badRequest("'stop' must be a string or a list of strings", 'stop', 'invalid_type');
+    if (stop.length > limits.maxStops) throw badRequest(`'stop' may have at most ${limits.maxStops} strings`, 'stop', 'out_of_range');
+    stop = stop.filter((s) => s.length > 0);
+  }
+  let stopTokenIds: number[] = [];
+  if (present(b, 'stop_token_ids')) {
+    const v = b.stop_token_ids;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) throw badRequest("'stop_token_ids' must be a list of token ids", 'stop_token_ids', 'invalid_type');
+    stopTokenIds = v as number[];
+  }
+  const stream = bool(b, 'stream', false);
+  let includeUsage = false;
+  if (present(b, 'stream_options')) {
+    const so = b.stream_options;
+    if (typeof so !== 'object' || Array.isArray(so)) throw badRequest("'stream_options' must be an object", 'stream_options', 'invalid_type');
+    if (!stream) throw badRequest("'stream_options' is only allowed with 'stream': true", 'stream_options');
+    includeUsage = bool(so as Body, 'include_usage', false);
+  }
+  return {
+    model: b.model,
+    n,
+    maxTokens,
+    minTokens,
+    temperature,
+    topP,
+    topK: topKRaw === -1 ? 0 : topKRaw,
+    // Seeds are taken modulo 2^31 (libtorch's generators take 64-bit seeds; JavaScript numbers reach 2^53).
+    seed: seed === undefined ? undefined : ((seed % 2 ** 31) + 2 ** 31) % 2 ** 31,
+    stop,
+    stopTokenIds,
+    ignoreEos: bool(b, 'ignore_eos', false),
+    stream,
+    includeUsage,
+    tokensAsIds: bool(b, 'return_tokens_as_token_ids', false),
+    returnTokenIds: bool(b, 'return_token_ids', false),
+  };
+}
+
+function asObject(body: unknown): Body {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest(`the request body must be a JSON object, got ${typeName(body)}`);
+  return body as Body;
+}
+
+const isTokenList = (v: unknown): v is number[] => Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number' && Number.isInteger(x));
+
+export function parseCompletion(body: unknown, limits: Limits): CompletionRequest {
+  const b = asObject(body);
+  const c = common(b, limits, ['max_tokens']);
+  if (bool(b, 'echo', false)) throw badRequest("'echo' is not supported", 'echo', 'unsupported');
+  if (present(b, 'suffix')) throw badRequest("'suffix' is not supported", 'suffix', 'unsupported');
+  const p = b.prompt;
+  let prompts: (string | number[])[];
+  if (typeof p === 'string') prompts = [p];
+  else if (isTokenList(p)) prompts = [p];
+  else if (Array.isArray(p) && p.length > 0 && p.every((x) => typeof x === 'string')) prompts = p as string[];
+  else if (Array.isArray(p) && p.length > 0 && p.every(isTokenList)) prompts = p as number[][];
+  else if (p === undefined || p === null) throw badRequest("'prompt' is required", 'prompt', 'missing_required_parameter');
+  else throw badRequest("'prompt' must be a string, a list of strings, a list of token ids or a list of lists of token ids (none empty)", 'prompt', 'invalid_type');
+  if (prompts.length * c.n > limits.maxSequences) throw badRequest(`prompts x n = ${prompts.length * c.n} sequences, more than ${limits.maxSequences} in one request`, 'prompt', 'out_of_range');
+  const logprobs = present(b, 'logprobs') ? int(b, 'logprobs', 0, 0, limits.maxLogprobs) : null;
+  return { ...c, prompts, logprobs };
+}
+
+export function parseChat(body: unknown, limits: Limits): ChatRequest {
+  const b = asObject(body);
+  const c = common(b, limits, ['max_tokens', 'max_completion_tokens']);
+  const m = b.messages;
+  if (!Array.isArray(m) || m.length === 0) throw badRequest("'messages' must be a non-empty list", 'messages', m === undefined ? 'missing_required_parameter' : 'invalid_type');
+  const messages = m.map((msg, i) => {
+    const where = `messages[${i}]`;
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) throw badRequest(`${where} must be an object`, where, 'invalid_type');
+    const { role, content } = msg as Body;
+    if (typeof role !== 'string' || role.length === 0) throw badRequest(`${where}.role must be a string`, `${where}.role`, 'invalid_type');
+    let text: string;
+    if (typeof content === 'string') text = content;
+    else if (content === null || content === undefined) text = '';
+    else if (Array.isArray(content)) {
+      text = content.map((part, j) => {
+        const t = part as Body;
+        if (typeof t !== 'object' || t === null || t.type !== 'text' || typeof t.text !== 'string') throw badRequest(`${where}.content[${j}]: only text parts ({"type": "text", "text"}) are supported`, `${where}.content`, 'unsupported');
+        return t.text;
+      }).join('');
+    } else throw badRequest(`${where}.content must be a string or a list of text parts`, `${where}.content`, 'invalid_type');
+    return { role, content: text };
+  });
+  const logprobs = bool(b, 'logprobs', false);
+  const topLogprobs = int(b, 'top_logprobs', 0, 0, limits.maxLogprobs);
+  if (topLogprobs > 0 && !logprobs) throw badRequest("'top_logprobs' needs 'logprobs': true", 'top_logprobs');
+  if (c.n * 1 > limits.maxSequences) throw badRequest(`n = ${c.n} sequences, more than ${limits.maxSequences} in one request`, 'n', 'out_of_range');
+  const continueFinalMessage = bool(b, 'continue_final_message', false);
+  const addGenerationPrompt = bool(b, 'add_generation_prompt', !continueFinalMessage);
+  if (addGenerationPrompt && continueFinalMessage) throw badRequest("'add_generation_prompt' and 'continue_final_message' cannot both be true", 'continue_final_message');
+  return { ...c, messages, logprobs, topLogprobs, addGenerationPrompt, continueFinalMessage };
+}

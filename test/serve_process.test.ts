@@ -1,0 +1,57 @@
+// A real `sppo serve` process (node bin/sppo.js serve DIR --port 0): the API key from $SPPO_API_KEY,
+// requests through the openai client, and SIGTERM: no new connections, the request in flight finishes
+// in full, exit status 0.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import OpenAI from 'openai';
+import { llamaDir, noLlama } from './serve_helpers.js';
+
+const bin = fileURLToPath(new URL('../../bin/sppo.js', import.meta.url));
+
+test('serve process: answers over the openai client, then SIGTERM drains in-flight requests and exits 0', { skip: noLlama, timeout: 60_000 }, async () => {
+  const child = spawn(process.execPath, [bin, 'serve', llamaDir, '--port', '0', '--served-model-name', 'tiny', '--log-requests'], {
+    env: { ...process.env, SPPO_API_KEY: 'sk-proc' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        const m = /listening on [^\s]+:(\d+)/.exec(stderr);
+        if (m) resolve(Number(m[1]));
+      });
+      void exited.then((code) => reject(new Error(`exited ${code} before listening:\n${stderr}`)));
+    });
+    const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'sk-proc', maxRetries: 0 });
+    await assert.rejects(new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'other', maxRetries: 0 }).models.list(), (e: any) => e.status === 401);
+    const chat = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 });
+    assert.equal(chat.choices.length, 1);
+    // A long streaming request in flight when SIGTERM comes.
+    const stream = await client.completions.create({ model: 'tiny', prompt: 'hello', max_tokens: 120, stream: true, ignore_eos: true } as any);
+    let text = 0;
+    let finish: string | null = null;
+    let signalled = false;
+    for await (const ch of stream as unknown as AsyncIterable<OpenAI.Completion>) {
+      if (!signalled) {
+        child.kill('SIGTERM');
+        signalled = true;
+        // New connections are refused from now on (give the signal a moment to arrive).
+        await new Promise((r) => setTimeout(r, 200));
+        await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
+      }
+      text += ch.choices[0]?.logprobs ? 0 : 1;
+      finish = ch.choices[0]?.finish_reason ?? finish;
+    }
+    assert.equal(finish, 'length', 'the request in flight was finished');
+    assert.ok(text > 0);
+    assert.equal(await exited, 0, stderr);
+    assert.match(stderr, /SIGTERM: no new requests; finishing [1-9]\d* running sequences/, 'the request was in flight at SIGTERM');
+    assert.doesNotMatch(stderr, /hello/, 'prompts are not logged');
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+});

@@ -370,3 +370,15 @@ test('hasFusedAttention says whether scaledDotProductAttention runs libtorch\'s 
   const composed = torch.attentionComposed(q!, k!, v!, { isCausal: true, scale: 0.3 });
   assertClose(fusedOrNot.toArray(), composed.toArray(), 1e-12, 1e-12);
 });
+
+test('indexCopy writes rows at an index; a stable sort keeps equal elements in order', () => {
+  torch.tidy(() => {
+    const x = torch.zeros([3, 2]);
+    const y = x.indexCopy(0, torch.tensor([2n, 0n]), torch.tensor([[1, 2], [3, 4]]));
+    assert.deepEqual(y.toArray(), [[3, 4], [0, 0], [1, 2]]);
+    assert.deepEqual(x.toArray(), [[0, 0], [0, 0], [0, 0]], 'the input is not written');
+    const [v, i] = torch.tensor([[1, 0, 1, 0, 0, 1]], { dtype: 'int64' }).sort(1, false, true);
+    assert.deepEqual(v.toArray(), [[0, 0, 0, 1, 1, 1]]);
+    assert.deepEqual(i.toArray(), [[1, 3, 4, 0, 2, 5]]);
+  });
+});

@@ -7,7 +7,7 @@
 // Rotary positions are given per row by the caller and baked into the keys, so a row's tokens need not
 // sit at any particular slot: when the timeline is full, compact() gathers every row's tokens to the
 // left (in order) and frees the rest.
-import { callTs, keep, tidy, zeros, type DType, type Tensor } from '../torch/index.js';
+import { keep, tidy, zeros, type DType, type Tensor } from '../torch/index.js';
 import type { AttentionCache } from '../models/causal_lm.js';
 import type { KVCache } from '../generate/kv_cache.js';
 
@@ -138,7 +138,7 @@ export class BatchCache implements AttentionCache {
     tidy(() => {
       const m = this.mask.narrow(0, 0, b).narrow(1, 0, l);
       // A stable ascending sort puts each row's padding first and its tokens last, in order.
-      const [sorted, idx] = callTs('sort.stable', m.h, true, 1, false) as [Tensor, Tensor];
+      const [sorted, idx] = m.sort(1, false, true);
       const keepN = Math.max(1, (m.sum(1).max().item() as number));
       const cols = idx.narrow(1, l - keepN, keepN);
       const [hkv, d] = [this.numKvHeads, this.headDim];

@@ -13,7 +13,7 @@
 // generator of its own that draws only for its own sequences, so that its output depends on its prompt,
 // options and seed, and not on which other requests share the batch (up to the rounding of batched
 // matrix products, which can differ with the batch's size).
-import { callT, cat, Generator, keep, noGrad, tensor, tidy, type Tensor } from '../torch/index.js';
+import { cat, Generator, keep, noGrad, tensor, tidy, type Tensor } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { KVCache } from '../generate/kv_cache.js';
@@ -148,7 +148,6 @@ class Row {
   }
 }
 
-const indexFill = (t: Tensor, dim: number, index: Tensor, value: number): Tensor => callT('index_fill.int_Scalar', t.h, dim, index.h, value);
 const longs = (xs: readonly number[], device: string): Tensor => tensor(BigInt64Array.from(xs, (x) => BigInt(x)), { device });
 
 export class Engine {
@@ -457,8 +456,8 @@ export class Engine {
         const ids = [...new Set(banRows.flatMap((i) => [...(rows[i]!.req.params.ignoreEos ? [] : this.eos), ...(rows[i]!.req.params.stopTokenIds ?? [])]))];
         if (ids.length) {
           const idx = longs(banRows, device);
-          const sub = indexFill(raw.indexSelect(0, idx), 1, longs(ids, device), -Infinity);
-          raw = callT('index_copy', raw.h, 0, idx.h, sub.h);
+          const sub = raw.indexSelect(0, idx).indexFill(1, longs(ids, device), -Infinity);
+          raw = raw.indexCopy(0, idx, sub);
         }
       }
       // Groups of rows sampled together: a seeded request's rows; else rows with equal options.

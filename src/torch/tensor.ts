@@ -360,8 +360,13 @@ export class Tensor implements Owned, Disposable {
   }
   /** torch.Tensor.index_fill: a copy with the entries at `index` (int64, 1-D) along dim set to value. */
   indexFill(dim: number, index: Tensor, value: Scalar): Tensor { return T(call(opId('index_fill.int_Scalar'), this.h, dim, index.h, value)); }
+  /** A copy with the rows of `source` written at `index` along dim (torch.Tensor.index_copy). */
+  indexCopy(dim: number, index: Tensor, source: Tensor): Tensor { return T(call(opId('index_copy'), this.h, dim, index.h, source.h)); }
   topk(k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] { return callTs('topk', this.h, k, dim, largest, sorted) as [Tensor, Tensor]; }
-  sort(dim = -1, descending = false): [Tensor, Tensor] { return callTs('sort', this.h, dim, descending) as [Tensor, Tensor]; }
+  /** Values and indices along dim (torch.sort); `stable` keeps equal elements in their order. */
+  sort(dim = -1, descending = false, stable = false): [Tensor, Tensor] {
+    return (stable ? callTs('sort.stable', this.h, true, dim, descending) : callTs('sort', this.h, dim, descending)) as [Tensor, Tensor];
+  }
   triu(diagonal = 0): Tensor { return T(call(opId('triu'), this.h, diagonal)); }
   tril(diagonal = 0): Tensor { return T(call(opId('tril'), this.h, diagonal)); }
 

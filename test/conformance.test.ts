@@ -9,21 +9,12 @@ import { ChatTemplate } from '../src/text/chat_template.js';
 import { loadModel } from '../src/models/index.js';
 import { generateTensors } from '../src/generate/index.js';
 import { SafetensorsFile, tidy, type Tensor } from '../src/torch/index.js';
-import { fixtureRoot, modelFolders, readExpected, removeDir } from './text_helpers.js';
+import { fixtureRoot, readExpected, removeDir } from './text_helpers.js';
+import { fixtureCases } from './helpers/fixtures.js';
 import { transformers4ModelCopy } from './conformance_helpers.js';
 
-const folders = modelFolders().filter((f) => SafetensorsFileExists(join(fixtureRoot, f)));
-const noFixtures = folders.length === 0 ? `no model fixtures at ${fixtureRoot} (set SPPO_HF_FIXTURES)` : false;
-
-function SafetensorsFileExists(dir: string): boolean {
-  try {
-    SafetensorsFile.open(join(dir, 'expected.safetensors'));
-    SafetensorsFile.open(join(dir, 'model.safetensors'));
-    return true;
-  } catch {
-    return false;
-  }
-}
+// Every manifest folder registers its tests (skipped with the missing file's name when one is missing).
+const cases = fixtureCases(['config.json', 'tokenizer.json', 'expected.json', 'model.safetensors', 'expected.safetensors'], fixtureRoot);
 
 const maxAbs = (t: Tensor): number => tidy(() => t.abs().max().item());
 const relL2 = (got: Tensor, want: Tensor): number => tidy(() => got.sub(want).norm().item() / Math.max(want.norm().item(), 1e-30));
@@ -103,10 +94,10 @@ function conform(dir: string): void {
   model.dispose();
 }
 
-for (const name of folders.length ? folders : ['(none)']) {
-  test(`conformance: ${name} (transformers 5 layout)`, { skip: noFixtures }, () => conform(join(fixtureRoot, name)));
-  test(`conformance: ${name} (transformers 4 layout)`, { skip: noFixtures }, () => {
-    const dir = transformers4ModelCopy(join(fixtureRoot, name));
+for (const { name, dir: src, skip } of cases) {
+  test(`conformance: ${name} (transformers 5 layout)`, { skip }, () => conform(src));
+  test(`conformance: ${name} (transformers 4 layout)`, { skip }, () => {
+    const dir = transformers4ModelCopy(src);
     try {
       conform(dir);
     } finally {

@@ -10,6 +10,7 @@ import { noGrad, saveWeights, SafetensorsFile, tidy, type Tensor } from '../src/
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { fixtureRoot, modelFolders, removeDir, tempDir } from './text_helpers.js';
 import { transformers4ModelCopy } from './conformance_helpers.js';
+import { fixtureCases } from './helpers/fixtures.js';
 
 const folders = modelFolders().filter((f) => existsSync(join(fixtureRoot, f, 'model.safetensors')));
 const noFixtures = folders.length === 0 ? `no model fixtures at ${fixtureRoot} (set SPPO_HF_FIXTURES)` : false;
@@ -19,9 +20,8 @@ function inputs(dir: string): { inputIds: Tensor; attentionMask: Tensor; positio
   return { inputIds: ex.load('input_ids'), attentionMask: ex.load('attention_mask'), positionIds: ex.load('position_ids') };
 }
 
-for (const name of folders.length ? folders : ['(none)']) {
-  test(`save then load reproduces the logits bit for bit: ${name}`, { skip: noFixtures }, () => {
-    const src = join(fixtureRoot, name);
+for (const { name, dir: src, skip } of fixtureCases(['config.json', 'tokenizer.json', 'model.safetensors', 'expected.safetensors'], fixtureRoot)) {
+  test(`save then load reproduces the logits bit for bit: ${name}`, { skip }, () => {
     const out = tempDir('save');
     const sharded = tempDir('save-sharded');
     try {

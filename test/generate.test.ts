@@ -9,6 +9,7 @@ import { generate, leftPad, sampleNext, warpLogits, type Generation } from '../s
 import { Generator, tensor, tidy } from '../src/torch/index.js';
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { fixtureRoot, readExpected } from './text_helpers.js';
+import { LOGPROB32, reportError } from './helpers/tolerances.js';
 
 const llamaDir = join(fixtureRoot, 'llama');
 const noLlama = existsSync(join(llamaDir, 'model.safetensors')) ? false : `no llama fixture at ${llamaDir}`;
@@ -112,7 +113,8 @@ test('batched, left-padded greedy generation equals one prompt at a time; n samp
     for (let s = 0; s < 3; s++) {
       const g = batched[i * 3 + s]!;
       assert.deepEqual(g.tokens, single!.tokens, `prompt ${i} sample ${s}`);
-      g.logprobs.forEach((x, j) => assert.ok(Math.abs(x - single!.logprobs[j]!) < 1e-4));
+      // Batched with padding vs alone: float32 reduction order only (LOGPROB32, helpers/tolerances.ts).
+      g.logprobs.forEach((x, j) => assert.ok(Math.abs(x - single!.logprobs[j]!) <= LOGPROB32, `${x} vs ${single!.logprobs[j]}`));
     }
   });
   model.dispose();
@@ -180,6 +182,8 @@ test('generation log-probs equal those of a full forward over prompt + response 
     model.dispose();
   }
   console.log(`# max |generation log-prob - full-forward log-prob|: float32 ${gaps.float32!.toExponential(2)}, bfloat16 ${gaps.bfloat16!.toExponential(2)}`);
-  assert.ok(gaps.float32! < 1e-4, `float32 gap ${gaps.float32}`);
+  // Incremental (KV cache) vs full forward in float32: reduction order only (LOGPROB32).
+  reportError('generation vs full forward, float32', gaps.float32!, LOGPROB32);
+  assert.ok(gaps.float32! <= LOGPROB32, `float32 gap ${gaps.float32}`);
   assert.ok(gaps.bfloat16! < 0.25, `bfloat16 gap ${gaps.bfloat16}`);
 });

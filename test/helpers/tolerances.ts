@@ -33,3 +33,17 @@ export const BWD32 = 4 * FWD32;
 export function reportError(what: string, err: number, limit: number): void {
   if (process.env.SPPO_PRINT_ERRORS) console.log(`[error] ${what}: ${err.toExponential(3)} (limit ${limit.toExponential(3)}, ${(err / limit * 100).toFixed(1)}%)`);
 }
+
+/**
+ * Absolute error of one float32 log-prob of a fixture model: a logit minus a logsumexp, each within
+ * FWD32 * max|logit|, and the fixtures' largest |logit| is below 16 (about 6-10 measured): 2 * FWD32 * 16 = 3.9e-3.
+ * A wrong token, a shifted position or a missing mask changes a log-prob by O(1) and still fails.
+ */
+export const LOGPROB32 = 2 * FWD32 * 16;
+
+/**
+ * float64 closed forms (win rates, games, schedules, optimizer steps on small tensors) are checked to 1e-12:
+ * a few dozen operations on values below 100 stay within 50 * 100 * EPS64 = 5.6e-13 of the exact result.
+ * Values that are exact in binary (0.5, 0.25, integers) are compared exactly where the code is exact.
+ */
+export const F64_CLOSED_FORM = 1e-12;

@@ -5,6 +5,7 @@ import * as torch from '../src/torch/index.js';
 import { loadModel } from '../src/models/registry.js';
 import { assertClose, flat } from './helpers/torch.js';
 import { fixtureCases } from './helpers/fixtures.js';
+import { BWD32 } from './helpers/tolerances.js';
 
 for (const { name, dir, skip } of fixtureCases(['config.json', 'model.safetensors'])) {
   test(`checkpointed layers give the gradients of a plain backward: ${name}`, { skip }, () => {
@@ -25,7 +26,9 @@ for (const { name, dir, skip } of fixtureCases(['config.json', 'model.safetensor
     const tape = new torch.CheckpointTape();
     const ckpt = grads(tape);
     tape.dispose();
-    plain.forEach((g, i) => assertClose(ckpt[i], g, 1e-6, 1e-4, `${name} parameter ${i}`));
+    // Recomputed layers: the same float32 reductions again; BWD32 (helpers/tolerances.ts) of each tensor's
+    // largest |gradient| bounds any difference in reduction order.
+    plain.forEach((g, i) => assertClose(ckpt[i], g, BWD32 * Math.max(...g.map(Math.abs), 1e-30), 0, `${name} parameter ${i}`));
     model.dispose();
   });
 }

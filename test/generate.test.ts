@@ -9,6 +9,7 @@ import { generate, leftPad, sampleNext, warpLogits, type Generation } from '../s
 import { Generator, tensor, tidy } from '../src/torch/index.js';
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { fixtureRoot, readExpected } from './text_helpers.js';
+import { EPS_BF16, LOGPROB32, reportError } from './helpers/tolerances.js';
 
 const llamaDir = join(fixtureRoot, 'llama');
 const noLlama = existsSync(join(llamaDir, 'model.safetensors')) ? false : `no llama fixture at ${llamaDir}`;
@@ -112,7 +113,8 @@ test('batched, left-padded greedy generation equals one prompt at a time; n samp
     for (let s = 0; s < 3; s++) {
       const g = batched[i * 3 + s]!;
       assert.deepEqual(g.tokens, single!.tokens, `prompt ${i} sample ${s}`);
-      g.logprobs.forEach((x, j) => assert.ok(Math.abs(x - single!.logprobs[j]!) < 1e-4));
+      // Batched with padding vs alone: float32 reduction order only (LOGPROB32, helpers/tolerances.ts).
+      g.logprobs.forEach((x, j) => assert.ok(Math.abs(x - single!.logprobs[j]!) <= LOGPROB32, `${x} vs ${single!.logprobs[j]}`));
     }
   });
   model.dispose();
@@ -180,22 +182,13 @@ test('generation log-probs equal those of a full forward over prompt + response 
     model.dispose();
   }
   console.log(`# max |generation log-prob - full-forward log-prob|: float32 ${gaps.float32!.toExponential(2)}, bfloat16 ${gaps.bfloat16!.toExponential(2)}`);
-  // Both paths compute the same values, with the reductions of attention (and of the matrix products, whose
-  // shapes differ) in other orders. To first order each of the ~(12 L + 4) rounded activations on the path
-  // (see the dtype-at-load test in models.test.ts) errs by u relative, so a logit errs by at most
-  // (12 L + 4) u max|logit| and a log-prob (logit - logsumexp) by twice that. float32: u = 2^-24 but the
-  // sums run over up to max(hidden, intermediate) terms, so u x that length per rounding; bfloat16: u = 2^-8.
-  const cfg = loadModel(llamaDir).config;
-  const maxLogit = tidy(() => {
-    const m = loadModel(llamaDir);
-    const { inputIds, attentionMask } = leftPad(prompts(), 0, m.device);
-    const v = m.forward({ inputIds, attentionMask }).abs().max().item();
-    m.dispose();
-    return v;
-  });
-  const roundings = 12 * cfg.numLayers + 4;
-  const bound32 = 2 * roundings * 2 ** -24 * Math.max(cfg.hiddenSize, cfg.intermediateSize) * maxLogit;
-  const bound16 = 2 * roundings * 2 ** -8 * maxLogit;
-  assert.ok(gaps.float32! < bound32, `float32 gap ${gaps.float32} (bound ${bound32})`);
-  assert.ok(gaps.bfloat16! < bound16, `bfloat16 gap ${gaps.bfloat16} (bound ${bound16})`);
+  // Incremental (KV cache) vs full forward in float32: reduction order only (LOGPROB32).
+  reportError('generation vs full forward, float32', gaps.float32!, LOGPROB32);
+  assert.ok(gaps.float32! <= LOGPROB32, `float32 gap ${gaps.float32}`);
+  // Both in bfloat16 with the same weights: the activations are rounded at the same ~10 (L + 1) = 30 points;
+  // where the cache changes a reduction's order a rounding (relative u = 2^-8) may differ, unbiased, so in
+  // quadrature sqrt(30) * u = 0.021 of the logit scale (< 16): 0.34. A wrong position is off by nats.
+  const bf16Limit = Math.sqrt(30) * EPS_BF16 * 16;
+  reportError('generation vs full forward, bfloat16', gaps.bfloat16!, bf16Limit);
+  assert.ok(gaps.bfloat16! < bf16Limit, `bfloat16 gap ${gaps.bfloat16}`);
 });

@@ -104,6 +104,7 @@ for (const loss of LOSS_TYPES) {
         preferenceLoss(loss, { policyChosen: a!, policyRejected: bb!, refChosen: c!, refRejected: d!, chosenWinRate: e!, rejectedWinRate: f!, chosenOverRejected: g! }, { beta: 0.7, labelSmoothing: loss === 'dpo' ? 0.2 : 0 }).losses,
       [pc, pr, rc, rr, pw, pl, pwl],
     );
+    // float64 central differences, step 1e-6: as torch_gradcheck's TOL (truncation + rounding ~1e-10).
     assert.ok(err < 1e-6, `relative gradient error ${err}`);
   });
 }

@@ -6,6 +6,9 @@ import * as torch from '../src/torch/index.js';
 import type { Tensor } from '../src/torch/index.js';
 import { gradcheck, values } from './helpers/torch.js';
 
+// Central differences in float64 with step h: truncation error ~h^2 |f'''| and rounding ~EPS64 |f| / h; with
+// h ~ 1e-6 (helpers/torch.ts) and O(1) values that is ~1e-12 + 1e-10, so 1e-6 leaves room for ops with large
+// third derivatives, while a wrong sign, scale or transposed gradient is an O(1) relative error.
 const TOL = 1e-6;
 const v = (n: number, seed: number, lo = -1, hi = 1): number[] => values(n, seed, lo, hi);
 const pos = (n: number, seed: number): number[] => values(n, seed, 0.5, 2);

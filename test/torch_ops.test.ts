@@ -155,6 +155,9 @@ test('reductions with dims and keepdim', () => {
   assert.deepEqual(a.amin(1, true).toArray(), [[1], [2]]);
   assert.deepEqual(a.cumsum(1).toArray(), [[1, 6, 9], [4, 6, 12]]);
   assert.deepEqual(a.prod(1).toArray(), [15, 48]);
+  // float32 reductions of 2-4 values below 7 (a few roundings each): assertClose allows atol + rtol * |expected|
+  // with rtol 1e-6 = 16.8 * EPS32 relative plus 1e-6 (1e-5 for logsumexp, whose exps reach e^6: 16 * EPS32 * 7
+  // = 6.7e-6); float64 paths: 1e-12 (F64_CLOSED_FORM in helpers/tolerances.ts).
   assertClose(a.logsumexp(1).toArray(), [Math.log(Math.exp(1) + Math.exp(5) + Math.exp(3)), Math.log(Math.exp(4) + Math.exp(2) + Math.exp(6))], 1e-5);
   assertClose(t([3, 4]).norm().item(), 5, 1e-6);
   assertClose(t([3, -4]).norm(1).item(), 7, 1e-6);

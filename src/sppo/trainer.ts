@@ -111,6 +111,8 @@ export interface TrainOptions {
   /** Save a checkpoint every N optimizer steps (default: at the end of each epoch). */
   checkpointEvery?: number;
   onStep?: (m: StepMetrics) => void;
+  /** Sees the parameters with their accumulated gradients of each step, before clipping (for tests). */
+  onGradients?: (named: [string, Tensor][]) => void;
   /** Recompute the logits chunks in the backward pass instead of keeping them. */
   gradientCheckpointing?: boolean;
   /** Token positions per logits chunk (tokenLogprobs). */
@@ -410,6 +412,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           loss += r.loss; aw += r.aw; al += r.al; correct += r.correct; tokens += r.tokens;
         }
         step++;
+        opts.onGradients?.(policy.namedParameters());
         const gradNorm = clipGradNorm(params, opts.maxGradNorm > 0 ? opts.maxGradNorm : Infinity);
         if (!Number.isFinite(gradNorm)) diverged(step, `the gradient norm is ${gradNorm}`);
         const lr = sched.lr;

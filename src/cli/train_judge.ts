@@ -153,7 +153,8 @@ export async function trainPairwiseJudge(o: TrainJudgeOptions): Promise<{ losses
   const epochs = o.epochs ?? 1;
   const stepsPerEpoch = Math.ceil(rows.length / bs);
   const total = stepsPerEpoch * epochs;
-  const opt = AdamW([{ params }, { params: [weight, bias], lr: o.headLr ?? 1e-2 }], { lr: o.lr ?? 1e-3, weightDecay: 0, betas: [0.9, 0.999], eps: 1e-8 });
+  // Disposed (native state freed) when the function returns or throws.
+  using opt = AdamW([{ params }, { params: [weight, bias], lr: o.headLr ?? 1e-2 }], { lr: o.lr ?? 1e-3, weightDecay: 0, betas: [0.9, 0.999], eps: 1e-8 });
   const sched = new LRScheduler(opt, { kind: 'cosine', totalSteps: total, warmupRatio: o.warmupRatio ?? 0.05 });
   const pad = tok.padTokenId ?? 0;
   const losses: number[] = [];
@@ -281,7 +282,8 @@ export async function trainGeneralPreference(o: TrainJudgeOptions & { embedDim?:
     return batchesOf(perm);
   });
   const total = plans.reduce((a, p) => a + p.length, 0);
-  const opt = AdamW([{ params }, { params: headParams, lr: o.headLr ?? 1e-2 }], { lr: o.lr ?? 1e-3, weightDecay: 0, betas: [0.9, 0.999], eps: 1e-8 });
+  // Disposed (native state freed) when the function returns or throws.
+  using opt = AdamW([{ params }, { params: headParams, lr: o.headLr ?? 1e-2 }], { lr: o.lr ?? 1e-3, weightDecay: 0, betas: [0.9, 0.999], eps: 1e-8 });
   const sched = new LRScheduler(opt, { kind: 'cosine', totalSteps: total, warmupRatio: o.warmupRatio ?? 0.05 });
   const pad = tok.padTokenId ?? 0;
   const losses: number[] = [];

@@ -146,7 +146,8 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   const params = model.parameters();
   model.train(true);
   model.requiresGrad_(true);
-  const optim: Optimizer = (opts.optimizer ?? 'adamw') === 'adamw'
+  // Disposed (native state freed) when the function returns or throws.
+  using optim: Optimizer = (opts.optimizer ?? 'adamw') === 'adamw'
     ? AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
     : RMSprop(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
   const sched = new LRScheduler(optim, { kind: opts.schedule ?? 'cosine', totalSteps, warmupRatio: opts.warmupRatio ?? 0.05 });

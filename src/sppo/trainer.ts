@@ -310,7 +310,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const params = policy.parameters();
   policy.train(true);
   policy.requiresGrad_(true);
-  const optim: Optimizer = opts.optimizer === 'adamw'
+  // Disposed (native state freed) when train returns or throws.
+  using optim: Optimizer = opts.optimizer === 'adamw'
     ? AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
     : opts.optimizer === 'sgd'
       ? SGD(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 })

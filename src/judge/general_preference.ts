@@ -26,8 +26,8 @@ import type { CausalLMBase } from '../models/causal_lm.js';
 import { ChatTemplate, promptText } from '../text/chat_template.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { cat, keep, linear, noGrad, SafetensorsFile, saveSafetensors, tensor, tidy, zeros, type DType, type Tensor } from '../torch/index.js';
-import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './judge.js';
-import { sigmoid } from './reward_model.js';
+import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
+import { sigmoid } from './oracle.js';
 
 export const PREFERENCE_HEAD_FILE = 'preference_head.safetensors';
 

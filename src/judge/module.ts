@@ -10,7 +10,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
-import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './judge.js';
+import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
 type Single = (q: PreferenceQuery, options?: unknown) => number | Promise<number>;
 type Batch = (qs: PreferenceQuery[], options?: unknown) => number[] | Promise<number[]>;

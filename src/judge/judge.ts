@@ -5,20 +5,18 @@
 //                 with each response and compares them (general_preference.ts), or one that reads prompt, A and
 //                 B together (pairwise.ts)
 // preferenceMatrix() turns a judge into the K x K matrix of one prompt that src/sppo/winrates.ts expects.
+import type { JudgeSpec, ModelDType } from './spec.js';
 import { checkAnswers, JudgeError, symmetrize, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
 export { checkAnswers, JudgeError, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
-export type JudgeSpec =
-  | { kind: 'module'; path: string; options?: unknown }
-  | { kind: 'reward-model'; dir: string; dtype?: string; device?: string; batchSize?: number }
-  | { kind: 'pairwise'; dir: string; dtype?: string; device?: string; batchSize?: number };
+export { judgeSpecSchema, type JudgeSpec } from './spec.js';
 
 /**
  * Parses a judge given on the command line: `reward-model:DIR`, `pairwise:DIR`, `module:PATH`, or a path to a
  * .mjs / .js / .cjs file (a module judge).
  */
-export function parseJudgeSpec(s: string, extra: { dtype?: string; device?: string; batchSize?: number } = {}): JudgeSpec {
+export function parseJudgeSpec(s: string, extra: { dtype?: ModelDType; device?: string; batchSize?: number } = {}): JudgeSpec {
   const m = /^(reward-model|pairwise|module):(.+)$/.exec(s);
   if (m) {
     const [, kind, rest] = m as unknown as [string, string, string];

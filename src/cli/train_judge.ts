@@ -19,7 +19,7 @@ import { pairwiseText, savePairwiseHead } from '../judge/pairwise.js';
 import { headTensors, preferenceLogits, responseSequence, savePreferenceHead, sequenceFeatures, type PreferenceHead, type ResponseSequence } from '../judge/general_preference.js';
 import { loadJudge } from '../judge/judge.js';
 import { ChatTemplate } from '../text/chat_template.js';
-import { createRng } from '../sppo/rng.js';
+import { createRng, permutation } from '../util/rng.js';
 import { UsageError } from './usage.js';
 import { num, optNum, parseCommand, progressBar } from './args.js';
 import { forEachJsonl } from '../util/files.js';
@@ -161,12 +161,7 @@ export async function trainPairwiseJudge(o: TrainJudgeOptions): Promise<{ losses
   let step = 0;
   try {
     for (let e = 0; e < epochs; e++) {
-      const rng = createRng(o.seed ?? 0, 0x7d9e, e);
-      const perm = rows.map((_, i) => i);
-      for (let i = perm.length - 1; i > 0; i--) {
-        const j = rng.int(i + 1);
-        [perm[i], perm[j]] = [perm[j]!, perm[i]!];
-      }
+      const perm = permutation(rows.length, createRng(o.seed ?? 0, 0x7d9e, e));
       for (let s = 0; s < perm.length; s += bs) {
         const batch = perm.slice(s, s + bs).map((i) => rows[i]!);
         const loss = tidy(() => {
@@ -273,13 +268,7 @@ export async function trainGeneralPreference(o: TrainJudgeOptions & { embedDim?:
     return out;
   };
   const plans = Array.from({ length: epochs }, (_, e) => {
-    const rng = createRng(o.seed ?? 0, 0x6e3a, e);
-    const perm = list.map((_, i) => i);
-    for (let i = perm.length - 1; i > 0; i--) {
-      const j = rng.int(i + 1);
-      [perm[i], perm[j]] = [perm[j]!, perm[i]!];
-    }
-    return batchesOf(perm);
+    return batchesOf(permutation(list.length, createRng(o.seed ?? 0, 0x6e3a, e)));
   });
   const total = plans.reduce((a, p) => a + p.length, 0);
   // Disposed (native state freed) when the function returns or throws.

@@ -57,7 +57,7 @@ export function sigmoid(x: number): number {
  */
 export function symmetrize(forward: number, backward: number): number {
   for (const [name, v] of [['forward', forward], ['backward', backward]] as const) {
-    if (!Number.isFinite(v) || v < 0 || v > 1) throw new RangeError(`symmetrize: ${name} = ${v} is not a probability in [0, 1]`);
+    if (!isProbability(v)) throw new RangeError(`symmetrize: ${name} = ${v} is not a probability in [0, 1]`);
   }
   return (forward + 1 - backward) / 2;
 }

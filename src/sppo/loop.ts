@@ -27,11 +27,12 @@ import { generate } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate } from '../text/chat_template.js';
 import { loadJudge, preferenceMatrix, type PreferenceOracle, type PreferenceQuery } from '../judge/judge.js';
+import { isProbability } from '../judge/oracle.js';
 import { evaluate, reportJson } from '../eval/evaluate.js';
 import { parseConfig, refLogprobSource, type JudgeSpecConfig, type SppoConfig, type SppoConfigInput } from './config.js';
 import { modelPromptText, plainPromptText, readPromptFile, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
 import { readJson, readJsonl, RunDir, RunDirError, writeDirAtomic, writeJsonAtomic, writeJsonlAtomic } from './run_dir.js';
-import { mixSeed } from './rng.js';
+import { mixSeed } from '../util/rng.js';
 import { selectPair } from './pairs.js';
 import { winRates } from './winrates.js';
 import { train, type TrainExample } from './trainer.js';
@@ -144,7 +145,7 @@ function checkedOracle(judge: PreferenceOracle): PreferenceOracle {
         throw new JudgeStageError(`judge '${judge.name}': prefer() returned ${Array.isArray(got) ? `${got.length} values` : String(got)} for ${batch.length} queries`);
       }
       got.forEach((v, i) => {
-        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
+        if (!isProbability(v)) {
           throw new JudgeStageError(`judge '${judge.name}': returned ${String(v)} for query ${i} of a batch, not a probability in [0, 1]`);
         }
       });

@@ -13,7 +13,7 @@ import { forEachJsonl } from '../util/files.js';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import type { ChatMessage, ChatTemplate } from '../text/chat_template.js';
 import { promptText } from '../text/chat_template.js';
-import { createRng } from './rng.js';
+import { createRng, permutation } from '../util/rng.js';
 
 export interface PromptRecord {
   /** Position in its file (0-based; the file's line order, blank lines not counted). */
@@ -116,13 +116,7 @@ export interface PromptSplit {
 
 /** Seeded Fisher-Yates shuffle of 0..n-1 (stream (seed, 0x5b117)). */
 export function shuffledIndices(n: number, seed: number): number[] {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  const rng = createRng(seed, 0x5b117);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
-  }
-  return idx;
+  return permutation(n, createRng(seed, 0x5b117));
 }
 
 /**

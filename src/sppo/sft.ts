@@ -11,7 +11,7 @@ import { AdamW, clipGradNorm, LRScheduler, noGrad, RMSprop, tidy, type Optimizer
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { loadModel } from '../models/registry.js';
 import { packSequences, responseLogprobs, type PromptResponse } from './logprobs.js';
-import { createRng } from './rng.js';
+import { createRng, permutation } from '../util/rng.js';
 import { defaultPlacement, TrainingDivergedError } from './trainer.js';
 
 export interface SftExample {
@@ -80,15 +80,6 @@ function fail(msg: string): never {
   throw new RangeError(`sft: ${msg}`);
 }
 
-function shuffled(n: number, seed: number, ...stream: number[]): number[] {
-  const rng = createRng(seed, ...stream);
-  const idx = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
-  }
-  return idx;
-}
 
 /** Cuts an example to maxLength tokens: the prompt keeps its last tokens (at least one), then the response is cut from the right. */
 export function truncateExample(e: SftExample, maxLength: number): SftExample {
@@ -135,7 +126,7 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   const device = model.device;
   const all = opts.examples.map((e) => truncateExample(e, maxLength));
 
-  const order = shuffled(all.length, opts.seed, 0x5f7);
+  const order = permutation(all.length, createRng(opts.seed, 0x5f7));
   const nEval = evalFraction > 0 ? Math.min(all.length - 1, Math.max(1, Math.round(all.length * evalFraction))) : 0;
   const evalSet = order.slice(0, nEval).sort((a, b) => a - b).map((i) => all[i]!);
   const trainSet = order.slice(nEval).sort((a, b) => a - b).map((i) => all[i]!);
@@ -163,7 +154,7 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   let step = 0;
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
-      const perm = shuffled(trainSet.length, opts.seed, 0xe90c, epoch);
+      const perm = permutation(trainSet.length, createRng(opts.seed, 0xe90c, epoch));
       for (let g = 0; g < stepsPerEpoch; g++) {
         const t0 = performance.now();
         const ids = perm.slice(g * group, (g + 1) * group);

@@ -9,7 +9,7 @@
 //
 // Pure TypeScript (numbers / Float64Array), no tensors.
 
-import { symmetrize } from '../judge/oracle.js';
+import { isProbability, symmetrize } from '../judge/oracle.js';
 
 /** A K x K matrix as rows (arrays, Float64Arrays, ...). */
 export type PreferenceMatrix = ReadonlyArray<ArrayLike<number>>;
@@ -60,7 +60,7 @@ export function validatePreferenceMatrix(m: PreferenceMatrix, opts?: MatrixCheck
     const row = m[i]!;
     for (let j = 0; j < k; j++) {
       const v = row[j]!;
-      if (!Number.isFinite(v) || v < 0 || v > 1) {
+      if (!isProbability(v)) {
         throw new PreferenceMatrixError(`${where}: entry M[${i}][${j}] = ${v} is not a probability in [0, 1]`);
       }
     }

@@ -150,3 +150,21 @@ export function plainPromptText(prompt: string | readonly ChatMessage[]): string
   if (prompt.length === 1) return String(prompt[0]!.content);
   return prompt.map((m) => `${m.role}: ${String(m.content)}`).join('\n\n');
 }
+
+/** A line of a prompt file with its fields kept (`sppo generate` copies them to its output). */
+export interface PromptLine {
+  fields: Record<string, unknown>;
+  prompt: string | ChatMessage[];
+}
+
+/**
+ * Reads the prompts, keeping each line's fields for the output; a malformed line is an error naming the
+ * file and the line. A line's prompt is read as `sppo run` reads it (promptFromRow).
+ */
+export function readPromptLines(path: string): PromptLine[] {
+  if (!existsSync(path)) throw new PromptFileError(`${path} does not exist`);
+  const out: PromptLine[] = [];
+  forEachJsonl(path, (v, where) => out.push({ fields: v as Record<string, unknown>, prompt: promptFromRow(v, where).prompt }));
+  if (out.length === 0) throw new Error(`${path}: no prompts`);
+  return out;
+}

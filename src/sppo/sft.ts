@@ -5,7 +5,10 @@
 // cosine / constant schedule, gradient clipping, epochs over the examples reshuffled each epoch (seeded),
 // an optional held-out split with its loss at the end of each epoch. A NaN or infinite loss stops with
 // TrainingDivergedError.
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import type { Tokenizer } from '../text/tokenizer.js';
+import { promptText, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
+import { FileFormatError, forEachJsonl } from '../util/files.js';
 import { dirname, resolve } from 'node:path';
 import { AdamW, clipGradNorm, LRScheduler, noGrad, RMSprop, tidy, type Optimizer, type ScheduleKind } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
@@ -200,4 +203,56 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
     model.eval();
   }
   return { model, metrics, evalLossBefore, evalLoss, trainSize: trainSet.length, evalSize: evalSet.length, steps: step };
+}
+
+export interface SftLine {
+  prompt: string | ChatMessage[];
+  response: string;
+}
+
+/** Reads SFT examples; a malformed line is an error naming file:line. */
+export function readSftData(path: string): SftLine[] {
+  if (!existsSync(path)) throw new FileFormatError(`${path} does not exist`);
+  const out: SftLine[] = [];
+  forEachJsonl(path, (v, where) => {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object with "prompt" or "messages", and "response"`);
+    const o = v as Record<string, unknown>;
+    let prompt: string | ChatMessage[];
+    let response = o.response;
+    if (typeof o.prompt === 'string') prompt = o.prompt;
+    else if (Array.isArray(o.messages)) {
+      const msgs = o.messages as unknown[];
+      msgs.forEach((m, j) => {
+        if (!m || typeof m !== 'object' || typeof (m as ChatMessage).role !== 'string' || typeof (m as ChatMessage).content !== 'string') {
+          throw new Error(`${where}: messages[${j}] must be an object with string "role" and "content"`);
+        }
+      });
+      const list = msgs as ChatMessage[];
+      if (response === undefined && list.length > 1 && list.at(-1)!.role === 'assistant') {
+        response = list.at(-1)!.content;
+        prompt = list.slice(0, -1);
+      } else prompt = list;
+      if (prompt.length === 0) throw new Error(`${where}: "messages" is empty`);
+    } else throw new Error(`${where}: expected "prompt" (a string) or "messages" (a list)`);
+    if (typeof response !== 'string') throw new Error(`${where}: "response" must be a string`);
+    if (response === '') throw new Error(`${where}: "response" is empty`);
+    out.push({ prompt, response });
+  });
+  if (out.length === 0) throw new Error(`${path}: no examples`);
+  return out;
+}
+
+/** Tokenizes examples: the rendered prompt and the response separately, EOS appended to the response. */
+export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undefined, lines: SftLine[], o: { raw?: boolean; appendEos?: boolean } = {}): SftExample[] {
+  const eos = tokenizer.eosTokenId;
+  const appendEos = o.appendEos ?? true;
+  if (appendEos && eos === undefined) throw new Error('the tokenizer has no EOS token: use --no-eos');
+  return lines.map((l, i) => {
+    const text = promptText(l.prompt, template, { raw: o.raw ?? false });
+    const promptIds = tokenizer.encode(text, { addSpecialTokens: false });
+    const responseIds = tokenizer.encode(l.response, { addSpecialTokens: false });
+    if (appendEos && responseIds.at(-1) !== eos) responseIds.push(eos!);
+    if (promptIds.length === 0) throw new Error(`example ${i + 1}: the prompt is empty after tokenization`);
+    return { promptIds, responseIds };
+  });
 }

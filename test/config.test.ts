@@ -1,7 +1,7 @@
 // The run configuration: defaults, JSON and YAML files, errors naming the field, paths relative to the file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfigFile, parseConfig, refLogprobSource } from '../src/sppo/config.js';
 import { removeDir, tempDir } from './text_helpers.js';
@@ -76,6 +76,28 @@ test('JSON and YAML files; relative paths resolve against the file; bad files ar
     writeFileSync(yaml, '- a\n- b\n');
     assert.throws(() => loadConfigFile(yaml), /run\.yaml: expected a mapping/);
     assert.throws(() => loadConfigFile(join(dir, 'nope.yaml')), /nope\.yaml: no such config file/);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('label smoothing is for dpo only: rejected at parse time, naming the field, before a run generates anything', async () => {
+  fails({ ...minimal, training: { loss: 'sppo', labelSmoothing: 0.1 } }, /training\.labelSmoothing: applies to loss dpo only/, 'training.labelSmoothing');
+  fails({ ...minimal, training: { loss: 'ipo', labelSmoothing: 0.2 } }, /training\.labelSmoothing/, 'training.labelSmoothing');
+  // [0, 0.5): at 0.5 the cDPO target says nothing.
+  fails({ ...minimal, training: { loss: 'dpo', labelSmoothing: 0.5 } }, /training\.labelSmoothing/, 'training.labelSmoothing');
+  assert.equal(parseConfig({ ...minimal, training: { loss: 'dpo', labelSmoothing: 0.1 } }).training.labelSmoothing, 0.1);
+  assert.equal(parseConfig({ ...minimal, training: { loss: 'sppo', labelSmoothing: 0 } }).training.labelSmoothing, 0);
+  // runSppo fails with the configuration error before it opens the run directory (no generation, no judge).
+  const { runSppo } = await import('../src/sppo/loop.js');
+  const dir = tempDir('sppo-config-');
+  try {
+    const runDir = join(dir, 'run');
+    await assert.rejects(
+      runSppo({ ...minimal, judge: { kind: 'module', path: '/j.mjs' }, runDir, training: { loss: 'sppo', labelSmoothing: 0.1 } }, { log: () => {} }),
+      (e: unknown) => e instanceof ConfigError && e.fields.includes('training.labelSmoothing'),
+    );
+    assert.equal(existsSync(runDir), false, 'the run directory was created');
   } finally {
     removeDir(dir);
   }

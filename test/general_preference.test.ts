@@ -1,4 +1,5 @@
-// The general preference model judge (src/judge/general_preference.ts) and `sppo train-judge --head gpm`:
+// The general preference model judge (src/judge/general_preference.ts), its trainer (src/judge/train.ts) and
+// `sppo train-judge` (run as a process, as a user runs it):
 // the head's algebra (antisymmetric, Bradley-Terry at embed-dim 0), the judge against a direct computation on
 // the tiny Llama fixture, and training that learns a preference cycle a Bradley-Terry model cannot express.
 import { test } from 'node:test';
@@ -11,8 +12,8 @@ import { loadJudge, preferenceMatrix } from '../src/judge/judge.js';
 import {
   GeneralPreferenceJudge, preferenceLogit, preferenceLogits, responseSequence, savePreferenceHead,
 } from '../src/judge/general_preference.js';
-import { run as trainJudge } from '../src/cli/train_judge.js';
-import { UsageError } from '../src/cli/usage.js';
+import { judgeAgreement, readComparisons, trainGeneralPreference } from '../src/judge/train.js';
+import { sppoFails, sppoOk } from './helpers/cli.js';
 import { hfTiny } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
 import { EPS32, EPS64, FWD32 } from './helpers/tolerances.js';
@@ -135,7 +136,8 @@ test('sppo train-judge --head gpm learns a preference cycle; --embed-dim 0 (Brad
   const dir = tempDir('gpm-train');
   try {
     const data = cycleData(dir);
-    const common = ['--model', llama, '--data', data, '--eval-data', data, '--lr', '1e-3', '--head-lr', '3e-2', '--epochs', '30', '--batch-size', '3', '--warmup-ratio', '0'];
+    const comparisons = readComparisons(data);
+    const common = { model: llama, data: comparisons, lr: 1e-3, headLr: 3e-2, epochs: 30, batchSize: 3, warmupRatio: 0 };
     const cyc = async (out: string): Promise<number[]> => {
       const judge = await loadJudge({ kind: 'pairwise', dir: out });
       try {
@@ -144,15 +146,14 @@ test('sppo train-judge --head gpm learns a preference cycle; --embed-dim 0 (Brad
         judge.dispose?.();
       }
     };
-    await trainJudge([...common, '--out', join(dir, 'gpm'), '--embed-dim', '4']);
+    const r = await trainGeneralPreference({ ...common, out: join(dir, 'gpm'), embedDim: 4 });
+    assert.equal(r.losses.length, r.steps);
     const p = await cyc(join(dir, 'gpm'));
     p.forEach((x, i) => assert.ok(x > 0.7, `cycle edge ${i}: P = ${x}`));
-    const report = JSON.parse(readFileSync(join(dir, 'gpm', 'judge_eval.json'), 'utf8'));
-    assert.equal(report.head, 'gpm');
-    assert.equal(report.agreement, 1);
+    assert.equal((await judgeAgreement(join(dir, 'gpm'), comparisons)).agreement, 1);
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'preference_head.safetensors']) assert.ok(existsSync(join(dir, 'gpm', f)), f);
 
-    await trainJudge([...common, '--out', join(dir, 'bt'), '--embed-dim', '0']);
+    await trainGeneralPreference({ ...common, out: join(dir, 'bt'), embedDim: 0 });
     const q = await cyc(join(dir, 'bt'));
     assert.ok(Math.min(...q) < 0.55, `a Bradley-Terry head cannot prefer every edge of a cycle: ${q.join(', ')}`);
   } finally {
@@ -165,7 +166,7 @@ test('sppo train-judge --head joint: a reader of prompt, A and B together, train
   try {
     const data = cycleData(dir);
     const out = join(dir, 'joint');
-    await trainJudge(['--model', llama, '--data', data, '--eval-data', data, '--out', out, '--head', 'joint', '--lr', '1e-3', '--head-lr', '3e-2',
+    sppoOk(['train-judge', '--model', llama, '--data', data, '--eval-data', data, '--out', out, '--head', 'joint', '--lr', '1e-3', '--head-lr', '3e-2',
       '--epochs', '20', '--batch-size', '6', '--warmup-ratio', '0']);
     assert.ok(existsSync(join(out, 'pairwise_head.safetensors')));
     const report = JSON.parse(readFileSync(join(out, 'judge_eval.json'), 'utf8'));
@@ -189,13 +190,15 @@ test('sppo train-judge: option errors name the option', { skip }, async () => {
   const dir = tempDir('gpm-err');
   try {
     const data = cycleData(dir);
-    const base = ['--model', llama, '--data', data, '--out', join(dir, 'o')];
-    await assert.rejects(trainJudge([...base, '--embed-dim', '3']), (e: Error) => e instanceof UsageError && /--embed-dim must be even/.test(e.message));
-    await assert.rejects(trainJudge([...base, '--head', 'bilinear']), /--head must be gpm or joint, got 'bilinear'/);
-    await assert.rejects(trainJudge([...base, '--template', '{prompt}{a}{b}']), /--template applies to --head joint only/);
-    await assert.rejects(trainJudge([...base, '--head', 'joint', '--embed-dim', '4']), /--embed-dim applies to --head gpm only/);
+    const base = ['train-judge', '--model', llama, '--data', data, '--out', join(dir, 'o')];
+    sppoFails([...base, '--embed-dim', '3'], 2, /--embed-dim must be even/);
+    sppoFails([...base, '--head', 'bilinear'], 2, /--head must be gpm or joint, got 'bilinear'/);
+    sppoFails([...base, '--template', '{prompt}{a}{b}'], 2, /--template applies to --head joint only/);
+    sppoFails([...base, '--head', 'joint', '--embed-dim', '4'], 2, /--embed-dim applies to --head gpm only/);
     writeFileSync(join(dir, 'bad.jsonl'), '{"prompt": "p", "a": "x", "b": "y", "p": 1.5}\n');
-    await assert.rejects(trainJudge(['--model', llama, '--data', join(dir, 'bad.jsonl'), '--out', join(dir, 'o')]), /bad\.jsonl:1: "p" must be a probability/);
+    sppoFails(['train-judge', '--model', llama, '--data', join(dir, 'bad.jsonl'), '--out', join(dir, 'o')], 1, /bad\.jsonl:1: "p" must be a probability/);
+    assert.throws(() => readComparisons(join(dir, 'bad.jsonl')), /bad\.jsonl:1: "p" must be a probability/);
+    await assert.rejects(trainGeneralPreference({ model: llama, data: readComparisons(data), out: join(dir, 'o'), embedDim: 3 }), /embedDim must be an even integer/);
     assert.equal(existsSync(join(dir, 'o')), false, 'nothing written on bad input');
   } finally {
     removeDir(dir);

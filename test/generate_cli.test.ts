@@ -1,10 +1,11 @@
-// `sppo generate`: JSONL in, JSONL out (atomically), errors naming the file and line.
+// `sppo generate` (run as a process, as a user runs it): JSONL in, JSONL out (atomically), errors naming the
+// file and line; the prompt lines read by the library's readPromptLines.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, readPrompts } from '../src/cli/generate.js';
-import { UsageError } from '../src/cli/usage.js';
+import { readPromptLines } from '../src/sppo/prompts.js';
+import { sppoFails, sppoOk } from './helpers/cli.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
 
 const model = join(fixtureRoot, 'qwen2');
@@ -16,8 +17,8 @@ test('sppo generate writes n responses per prompt, reproducibly', { skip }, asyn
     const prompts = join(dir, 'p.jsonl');
     writeFileSync(prompts, ['{"id": "a", "prompt": "Hello there"}', '', '{"id": "b", "messages": [{"role": "user", "content": "Sort 3 1 2"}]}', '{"prompt": "x"}'].join('\n') + '\n');
     const args = ['--model', model, '--prompts', prompts, '-n', '3', '--max-new-tokens', '6', '--seed', '5', '--temperature', '0.9', '--top-p', '0.95', '--batch-size', '2', '--device', 'cpu'];
-    await run([...args, '--out', join(dir, 'o1.jsonl')]);
-    await run([...args, '--out', join(dir, 'o2.jsonl')]);
+    sppoOk(['generate', ...args, '--out', join(dir, 'o1.jsonl')]);
+    sppoOk(['generate', ...args, '--out', join(dir, 'o2.jsonl')]);
     const o1 = readFileSync(join(dir, 'o1.jsonl'), 'utf8');
     assert.equal(readFileSync(join(dir, 'o2.jsonl'), 'utf8'), o1);
     const lines = o1.trim().split('\n').map((l) => JSON.parse(l));
@@ -32,7 +33,7 @@ test('sppo generate writes n responses per prompt, reproducibly', { skip }, asyn
         assert.equal(typeof r.text, 'string');
       }
     }
-    assert.ok(!existsSync(join(dir, `o1.jsonl.tmp-${process.pid}`)));
+    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp-')), []);
   } finally {
     removeDir(dir);
   }
@@ -43,16 +44,17 @@ test('sppo generate: a malformed line stops with the file and line number; bad o
   try {
     const bad = join(dir, 'bad.jsonl');
     writeFileSync(bad, '{"prompt": "ok"}\n\n{"prompt": 3}\n');
-    assert.throws(() => readPrompts(bad), /bad\.jsonl:3: expected "prompt"/);
+    assert.throws(() => readPromptLines(bad), /bad\.jsonl:3: expected "prompt"/);
     writeFileSync(bad, '{"prompt": "ok"}\n{oops\n');
-    await assert.rejects(run(['--model', model, '--prompts', bad, '--out', join(dir, 'o.jsonl')]), /bad\.jsonl:2: not valid JSON/);
+    sppoFails(['generate', '--model', model, '--prompts', bad, '--out', join(dir, 'o.jsonl')], 1, /bad\.jsonl:2: not valid JSON/);
     assert.ok(!existsSync(join(dir, 'o.jsonl')));
     writeFileSync(bad, '{"messages": [{"content": "no role"}]}\n');
-    assert.throws(() => readPrompts(bad), /bad\.jsonl:1: messages\[0\]/);
-    await assert.rejects(run(['--model', model, '--prompts', bad]), UsageError);
-    await assert.rejects(run(['--model', model, '--prompts', bad, '--out', 'x', '--top-p', '0']), UsageError);
-    await assert.rejects(run(['--model', model, '--prompts', bad, '--out', 'x', '-n', '1.5']), UsageError);
-    await assert.rejects(run(['--bogus']), UsageError);
+    assert.throws(() => readPromptLines(bad), /bad\.jsonl:1: messages\[0\]/);
+    assert.throws(() => readPromptLines(join(dir, 'none.jsonl')), /none\.jsonl does not exist/);
+    sppoFails(['generate', '--model', model, '--prompts', bad], 2, /--out/);
+    sppoFails(['generate', '--model', model, '--prompts', bad, '--out', 'x', '--top-p', '0'], 2, /--top-p/);
+    sppoFails(['generate', '--model', model, '--prompts', join(dir, 'none.jsonl'), '--out', 'x'], 2, /--prompts: .*none\.jsonl does not exist/);
+    sppoFails(['generate', '--bogus'], 2);
   } finally {
     removeDir(dir);
   }

@@ -1,11 +1,12 @@
 // `sppo judge`: generations in (plain or `sppo generate` lines), one line per prompt out with the matrix and the win
-// rates, written atomically; errors naming file:line; bad specs as usage errors.
+// rates, written atomically; errors naming file:line; bad specs as usage errors. The command runs as a process, as
+// a user runs it; the generation lines are read by the library's readGenerations (src/sppo/generations.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { run, readGenerations } from '../src/cli/judge.js';
-import { UsageError } from '../src/cli/usage.js';
+import { readGenerations } from '../src/sppo/generations.js';
+import { sppoFails, sppoOk } from './helpers/cli.js';
 import { removeDir, tempDir } from './text_helpers.js';
 
 const JUDGE = `export const positionBiased = false;
@@ -24,7 +25,7 @@ test('sppo judge: matrix and win rates per prompt, generate lines grouped by pro
       JSON.stringify({ id: 7, prompt: 'Q2', prompt_text: '<user>Q2', responses: [{ text: 'xyz', token_ids: [1, 2, 3], logprobs: [-1, -1, -1] }] }),
     ].join('\n') + '\n');
     const out = join(dir, 'prefs.jsonl');
-    await run(['--judge', join(dir, 'j.mjs'), '--generations', gens, '--out', out]);
+    sppoOk(['judge', '--judge', join(dir, 'j.mjs'), '--generations', gens, '--out', out]);
     const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(lines.length, 2);
     assert.equal(lines[0].prompt_id, 'p1');
@@ -59,14 +60,15 @@ test('sppo judge: malformed lines name file:line; bad options are usage errors',
     writeFileSync(bad, '{"responses": ["a"]}\n');
     assert.throws(() => readGenerations(bad), /bad\.jsonl:1: expected "prompt"/);
     const out = join(dir, 'o.jsonl');
-    await assert.rejects(run(['--judge', '/nowhere', '--generations', bad, '--out', out]), (e: Error) => e instanceof UsageError && /--judge/.test(e.message));
-    await assert.rejects(run(['--judge', 'reward-model:/nowhere', '--generations', bad, '--out', out]), (e: Error) => e instanceof UsageError && /does not exist/.test(e.message));
-    await assert.rejects(run(['--generations', bad, '--out', out]), (e: Error) => e instanceof UsageError && /--judge is required/.test(e.message));
-    await assert.rejects(run(['--judge', join(dir, 'j.mjs'), '--generations', bad, '--out', out, '--bogus']), UsageError);
+    sppoFails(['judge', '--judge', '/nowhere', '--generations', bad, '--out', out], 2, /--judge/);
+    sppoFails(['judge', '--judge', 'reward-model:/nowhere', '--generations', bad, '--out', out], 2, /does not exist/);
+    sppoFails(['judge', '--generations', bad, '--out', out], 2, /--judge is required/);
+    sppoFails(['judge', '--judge', join(dir, 'j.mjs'), '--generations', join(dir, 'none.jsonl'), '--out', out], 2, /--generations: .*none\.jsonl does not exist/);
+    assert.throws(() => readGenerations(join(dir, 'none.jsonl')), /none\.jsonl does not exist/);
     // A judge failing midway leaves no output file behind.
     writeFileSync(join(dir, 'fail.mjs'), 'export default () => 2;');
     writeFileSync(bad, '{"prompt": "Q", "responses": ["a", "b"]}\n');
-    await assert.rejects(run(['--judge', join(dir, 'fail.mjs'), '--generations', bad, '--out', out]), /fail\.mjs: query 0: returned 2/);
+    sppoFails(['judge', '--judge', join(dir, 'fail.mjs'), '--generations', bad, '--out', out], 1, /fail\.mjs: query 0: returned 2/);
     assert.ok(!existsSync(out));
   } finally {
     removeDir(dir);

@@ -1,10 +1,11 @@
-// Supervised fine-tuning: response-only loss, the loss falls, `sppo sft` from random weights and from a folder.
+// Supervised fine-tuning: response-only loss, the loss falls, `sppo sft` (run as a process) from random weights and
+// from a folder; the data read by the library's readSftData.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { sft, sftLoss, truncateExample } from '../src/sppo/sft.js';
-import { readSftData, run } from '../src/cli/sft.js';
+import { readSftData, sft, sftLoss, truncateExample } from '../src/sppo/sft.js';
+import { sppoFails, sppoOk } from './helpers/cli.js';
 import { loadModel } from '../src/models/registry.js';
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { ChatTemplate } from '../src/text/chat_template.js';
@@ -51,7 +52,7 @@ test('sppo sft --init: random weights of a config, demo tokenizer, learns a fixe
     writeFileSync(data, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
     const out = join(dir, 'out');
     const metrics = join(dir, 'm.jsonl');
-    await run(['--init', join(dir, 'config.json'), '--tokenizer', tokDir, '--data', data, '--out', out, '--lr', '1e-2', '--epochs', '6', '--batch-size', '8',
+    sppoOk(['sft', '--init', join(dir, 'config.json'), '--tokenizer', tokDir, '--data', data, '--out', out, '--lr', '1e-2', '--epochs', '6', '--batch-size', '8',
       '--metrics', metrics, '--device', 'cpu', '--seed', '3']);
     const m = readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { loss: number });
     assert.equal(m.length, 12);
@@ -59,7 +60,7 @@ test('sppo sft --init: random weights of a config, demo tokenizer, learns a fixe
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'generation_config.json']) assert.ok(existsSync(join(out, f)), f);
     // continue from the folder (--model), one more epoch
     const out2 = join(dir, 'out2');
-    await run(['--model', out, '--data', data, '--out', out2, '--lr', '1e-3', '--device', 'cpu']);
+    sppoOk(['sft', '--model', out, '--data', data, '--out', out2, '--lr', '1e-3', '--device', 'cpu']);
     const tok = Tokenizer.fromFolder(out2);
     const chat = ChatTemplate.fromFolder(out2, { specialTokens: tok.specialTokens });
     const model = loadModel(out2);
@@ -74,7 +75,7 @@ test('sppo sft --init: random weights of a config, demo tokenizer, learns a fixe
     assert.throws(() => readSftData(data), /data\.jsonl:2: "response" must be a string/);
     writeFileSync(data, '{"prompt": "x", "response": "y"}\nnot json\n');
     assert.throws(() => readSftData(data), /data\.jsonl:2: not valid JSON/);
-    await assert.rejects(run(['--data', data, '--out', out]), /exactly one of --model/);
+    sppoFails(['sft', '--data', data, '--out', out], 2, /exactly one of --model/);
   } finally {
     removeDir(dir);
   }

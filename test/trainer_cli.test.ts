@@ -1,10 +1,11 @@
-// `sppo train`: pairs JSONL in, a trained HF folder and per-step metrics out; errors naming file:line.
+// `sppo train` (run as a process, as a user runs it): pairs JSONL in, a trained HF folder and per-step metrics
+// out; usage errors. The pairs file is read by the library's readPairs (src/sppo/pairs_file.ts), errors naming file:line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readPairs, run, tokenizePairs } from '../src/cli/train.js';
-import { UsageError } from '../src/cli/usage.js';
+import { readPairs, tokenizePairs } from '../src/sppo/pairs_file.js';
+import { sppoFails, sppoOk } from './helpers/cli.js';
 import { loadModel } from '../src/models/registry.js';
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { hfTiny } from './helpers/fixtures.js';
@@ -31,7 +32,7 @@ test('sppo train: trains, writes metrics and a loadable HF folder', { skip }, as
     const pairs = pairsFile(dir);
     const out = join(dir, 'out');
     const metrics = join(dir, 'm.jsonl');
-    await run(['--model', model, '--pairs', pairs, '--out', out, '--beta', '0.1', '--lr', '1e-5', '--epochs', '4', '--batch-size', '2', '--grad-accum', '2',
+    sppoOk(['train', '--model', model, '--pairs', pairs, '--out', out, '--beta', '0.1', '--lr', '1e-5', '--epochs', '4', '--batch-size', '2', '--grad-accum', '2',
       '--warmup-ratio', '0', '--schedule', 'constant', '--metrics', metrics, '--device', 'cpu']);
     const m = readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(m.length, 4);
@@ -74,10 +75,10 @@ test('sppo train: pairs tokenized separately with EOS appended; malformed pairs 
   }
 });
 
-test('sppo train: usage errors', async () => {
-  await assert.rejects(run(['--pairs', 'x', '--out', 'y']), (e: Error) => e instanceof UsageError && /--model is required/.test(e.message));
-  await assert.rejects(run(['--model', 'm', '--pairs', 'x', '--out', 'y', '--loss', 'kto']), (e: Error) => e instanceof UsageError && /--loss must be one of/.test(e.message));
-  await assert.rejects(run(['--model', 'm', '--pairs', 'x', '--out', 'y', '--beta', '0']), (e: Error) => e instanceof UsageError && /--beta/.test(e.message));
-  await assert.rejects(run(['--model', 'm', '--pairs', 'x', '--out', 'y', '--label-smoothing', '0.1']), (e: Error) => e instanceof UsageError && /dpo only/.test(e.message));
-  await assert.rejects(run(['--model', 'm', '--pairs', 'x', '--out', 'y', '--optimizer', 'sgd']), UsageError);
+test('sppo train: usage errors', () => {
+  sppoFails(['train', '--pairs', 'x', '--out', 'y'], 2, /--model is required/);
+  sppoFails(['train', '--model', 'm', '--pairs', 'x', '--out', 'y', '--loss', 'kto'], 2, /--loss must be one of/);
+  sppoFails(['train', '--model', 'm', '--pairs', 'x', '--out', 'y', '--beta', '0'], 2, /--beta/);
+  sppoFails(['train', '--model', 'm', '--pairs', 'x', '--out', 'y', '--label-smoothing', '0.1'], 2, /dpo only/);
+  sppoFails(['train', '--model', 'm', '--pairs', 'x', '--out', 'y', '--optimizer', 'sgd'], 2);
 });

@@ -2,7 +2,8 @@
 // the option, the device and dtype options, and progress bars.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import cliProgress from 'cli-progress';
-import { cuda, type DType } from '../torch/index.js';
+import { cuda } from '../torch/index.js';
+import { MODEL_DTYPES, type ModelDType } from '../judge/spec.js';
 import { UsageError } from './usage.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -69,8 +70,8 @@ export function choice<T extends string>(name: string, v: string | undefined, al
 }
 
 /** --dtype: float32, bfloat16 or float16 (undefined: the caller's default). */
-export function dtypeOption(v: string | undefined): DType | undefined {
-  return choice('dtype', v, ['float32', 'bfloat16', 'float16'] as const);
+export function dtypeOption(v: string | undefined): ModelDType | undefined {
+  return choice('dtype', v, MODEL_DTYPES);
 }
 
 /** --device: cpu, cuda or cuda:N; by default cuda when available. */

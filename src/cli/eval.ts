@@ -9,7 +9,7 @@ import { ChatTemplate } from '../text/chat_template.js';
 import { loadJudge, parseJudgeSpec, type JudgeSpec } from '../judge/judge.js';
 import { evaluate, pairByInstruction, readOutputsFile, reportJson, type OutputRecord } from '../eval/evaluate.js';
 import { modelPromptText, plainPromptText, readPromptFile, type PromptRecord } from '../sppo/prompts.js';
-import { mixSeed } from '../sppo/rng.js';
+import { mixSeed } from '../util/rng.js';
 import { writeJsonAtomic, writeJsonlAtomic } from '../util/files.js';
 import { UsageError } from './usage.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';

@@ -5,7 +5,7 @@ import { generateAll, type Generation } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
 import { UsageError } from './usage.js';
-import { promptFromRow } from '../sppo/prompts.js';
+import { readPromptLines } from '../sppo/prompts.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
 
@@ -39,23 +39,6 @@ options:
   -h, --help             this help
 `;
 
-
-interface PromptLine {
-  fields: Record<string, unknown>;
-  prompt: string | ChatMessage[];
-}
-
-/**
- * Reads the prompts, keeping each line's fields for the output; a malformed line is an error naming the
- * file and the line. A line's prompt is read as `sppo run` reads it (src/sppo/prompts.ts).
- */
-export function readPrompts(path: string): PromptLine[] {
-  if (!existsSync(path)) throw new UsageError(`--prompts: ${path} does not exist`);
-  const out: PromptLine[] = [];
-  forEachJsonl(path, (v, where) => out.push({ fields: v as Record<string, unknown>, prompt: promptFromRow(v, where).prompt }));
-  if (out.length === 0) throw new Error(`${path}: no prompts`);
-  return out;
-}
 
 export async function run(argv: string[]): Promise<void> {
   const parsed = parseCommand(
@@ -97,7 +80,8 @@ export async function run(argv: string[]): Promise<void> {
   const device = deviceOption(v.device);
   if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
 
-  const prompts = readPrompts(v.prompts!);
+  if (!existsSync(v.prompts!)) throw new UsageError(`--prompts: ${v.prompts} does not exist`);
+  const prompts = readPromptLines(v.prompts!);
   const tokenizer = Tokenizer.fromFolder(v.model!);
   const template = ChatTemplate.hasTemplate(v.model!) ? ChatTemplate.fromFolder(v.model!, { specialTokens: tokenizer.specialTokens }) : undefined;
   const texts = prompts.map((p) => promptText(p.prompt, template, { raw: v.raw ?? false }));

@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { loadJudge, parseJudgeSpec, preferenceMatrix, type JudgeSpec } from '../judge/judge.js';
 import { winRates } from '../sppo/winrates.js';
+import { readGenerations } from '../sppo/generations.js';
 import { UsageError } from './usage.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
@@ -36,59 +37,6 @@ options:
   --device D             model judges: cpu | cuda | cuda:N (default: cuda when available)
   -h, --help             this help
 `;
-
-export interface GenerationGroup {
-  promptId: string | number;
-  prompt: string;
-  responses: string[];
-  promptText?: string;
-  refLogprobs?: (number | null)[];
-}
-
-/** Reads generations, grouping lines of the same prompt; a malformed line is an error naming file:line. */
-export function readGenerations(path: string): GenerationGroup[] {
-  if (!existsSync(path)) throw new UsageError(`--generations: ${path} does not exist`);
-  const groups = new Map<string, GenerationGroup>();
-  forEachJsonl(path, (v, where) => {
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object with "prompt" and "responses"`);
-    const o = v as Record<string, unknown>;
-    const prompt = typeof o.prompt === 'string' ? o.prompt : typeof o.prompt_text === 'string' ? o.prompt_text : undefined;
-    if (prompt === undefined) throw new Error(`${where}: expected "prompt" (or "prompt_text") to be a string`);
-    if (!Array.isArray(o.responses) || o.responses.length === 0) throw new Error(`${where}: expected "responses" to be a non-empty list`);
-    const texts: string[] = [];
-    const lps: (number | null)[] = [];
-    o.responses.forEach((r, j) => {
-      if (typeof r === 'string') {
-        texts.push(r);
-        lps.push(null);
-      } else if (r && typeof r === 'object' && typeof (r as { text?: unknown }).text === 'string') {
-        texts.push((r as { text: string }).text);
-        const lp = (r as { logprobs?: unknown }).logprobs;
-        lps.push(Array.isArray(lp) && lp.every((x) => typeof x === 'number') ? (lp as number[]).reduce((a, x) => a + x, 0) : null);
-      } else {
-        throw new Error(`${where}: responses[${j}] must be a string or an object with "text"`);
-      }
-    });
-    const idRaw = o.prompt_id ?? o.id;
-    if (idRaw !== undefined && typeof idRaw !== 'string' && typeof idRaw !== 'number') throw new Error(`${where}: "prompt_id" / "id" must be a string or a number`);
-    const key = idRaw !== undefined ? `id:${JSON.stringify(idRaw)}` : `text:${prompt}`;
-    let g = groups.get(key);
-    if (!g) {
-      g = { promptId: idRaw ?? groups.size, prompt, responses: [] };
-      if (typeof o.prompt_text === 'string') g.promptText = o.prompt_text;
-      groups.set(key, g);
-    } else if (g.prompt !== prompt) {
-      throw new Error(`${where}: prompt id ${JSON.stringify(idRaw)} was seen before with another prompt`);
-    }
-    g.responses.push(...texts);
-    if (lps.some((x) => x !== null) || g.refLogprobs) {
-      g.refLogprobs = [...(g.refLogprobs ?? new Array<number | null>(g.responses.length - texts.length).fill(null)), ...lps];
-    }
-  });
-  if (groups.size === 0) throw new Error(`${path}: no generations`);
-  return [...groups.values()];
-}
-
 
 export async function run(argv: string[]): Promise<void> {
   const parsed = parseCommand(
@@ -127,6 +75,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   if (spec.kind !== 'module' && !existsSync(spec.dir)) throw new UsageError(`--judge: ${spec.dir} does not exist`);
 
+  if (!existsSync(v.generations!)) throw new UsageError(`--generations: ${v.generations} does not exist`);
   const groups = readGenerations(v.generations!);
   const judge = await loadJudge(spec);
   const lines: Record<string, unknown>[] = [];

@@ -5,7 +5,7 @@ import { parseConfig } from '../models/config.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
-import { sft, type SftExample, type SftStepMetrics } from '../sppo/sft.js';
+import { readSftData, sft, tokenizeSft, type SftExample, type SftStepMetrics } from '../sppo/sft.js';
 import { UsageError } from './usage.js';
 import { choice, deviceOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl } from '../util/files.js';
@@ -48,58 +48,6 @@ options:
   -h, --help             this help
 `;
 
-
-export interface SftLine {
-  prompt: string | ChatMessage[];
-  response: string;
-}
-
-/** Reads SFT examples; a malformed line is an error naming file:line. */
-export function readSftData(path: string): SftLine[] {
-  if (!existsSync(path)) throw new UsageError(`--data: ${path} does not exist`);
-  const out: SftLine[] = [];
-  forEachJsonl(path, (v, where) => {
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object with "prompt" or "messages", and "response"`);
-    const o = v as Record<string, unknown>;
-    let prompt: string | ChatMessage[];
-    let response = o.response;
-    if (typeof o.prompt === 'string') prompt = o.prompt;
-    else if (Array.isArray(o.messages)) {
-      const msgs = o.messages as unknown[];
-      msgs.forEach((m, j) => {
-        if (!m || typeof m !== 'object' || typeof (m as ChatMessage).role !== 'string' || typeof (m as ChatMessage).content !== 'string') {
-          throw new Error(`${where}: messages[${j}] must be an object with string "role" and "content"`);
-        }
-      });
-      const list = msgs as ChatMessage[];
-      if (response === undefined && list.length > 1 && list.at(-1)!.role === 'assistant') {
-        response = list.at(-1)!.content;
-        prompt = list.slice(0, -1);
-      } else prompt = list;
-      if (prompt.length === 0) throw new Error(`${where}: "messages" is empty`);
-    } else throw new Error(`${where}: expected "prompt" (a string) or "messages" (a list)`);
-    if (typeof response !== 'string') throw new Error(`${where}: "response" must be a string`);
-    if (response === '') throw new Error(`${where}: "response" is empty`);
-    out.push({ prompt, response });
-  });
-  if (out.length === 0) throw new Error(`${path}: no examples`);
-  return out;
-}
-
-/** Tokenizes examples: the rendered prompt and the response separately, EOS appended to the response. */
-export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undefined, lines: SftLine[], o: { raw?: boolean; appendEos?: boolean } = {}): SftExample[] {
-  const eos = tokenizer.eosTokenId;
-  const appendEos = o.appendEos ?? true;
-  if (appendEos && eos === undefined) throw new Error('the tokenizer has no EOS token: use --no-eos');
-  return lines.map((l, i) => {
-    const text = promptText(l.prompt, template, { raw: o.raw ?? false });
-    const promptIds = tokenizer.encode(text, { addSpecialTokens: false });
-    const responseIds = tokenizer.encode(l.response, { addSpecialTokens: false });
-    if (appendEos && responseIds.at(-1) !== eos) responseIds.push(eos!);
-    if (promptIds.length === 0) throw new Error(`example ${i + 1}: the prompt is empty after tokenization`);
-    return { promptIds, responseIds };
-  });
-}
 
 export async function run(argv: string[]): Promise<void> {
   const parsed = parseCommand(
@@ -155,6 +103,7 @@ export async function run(argv: string[]): Promise<void> {
   const device = deviceOption(v.device);
   const dtype = choice('dtype', v.dtype, ['float32', 'bfloat16'] as const, device.startsWith('cuda') ? 'bfloat16' : 'float32');
 
+  if (!existsSync(v.data!)) throw new UsageError(`--data: ${v.data} does not exist`);
   const lines = readSftData(v.data!);
   const tokenizer = Tokenizer.fromFolder(tokDir);
   const template = !v.raw && ChatTemplate.hasTemplate(tokDir) ? ChatTemplate.fromFolder(tokDir, { specialTokens: tokenizer.specialTokens }) : undefined;

@@ -4,6 +4,7 @@ import { loadModel, saveModel } from '../models/registry.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { isLossType, LOSS_TYPES, type LossType } from '../sppo/losses.js';
 import { train, type StepMetrics, type TrainExample } from '../sppo/trainer.js';
+import { readPairs, tokenizePairs } from '../sppo/pairs_file.js';
 import { UsageError } from './usage.js';
 import { forEachJsonl } from '../util/files.js';
 import { choice, deviceOption, num, parseCommand, progressBar } from './args.js';
@@ -49,82 +50,6 @@ options:
   -h, --help               this help
 `;
 
-
-export interface PairLine {
-  prompt: string;
-  chosen: string;
-  rejected: string;
-  chosenWinRate?: number;
-  rejectedWinRate?: number;
-  chosenOverRejected?: number;
-  chosenRefLogprob?: number;
-  rejectedRefLogprob?: number;
-}
-
-/** Reads the pairs; a malformed line is an error naming file:line. */
-export function readPairs(path: string, loss: LossType): PairLine[] {
-  if (!existsSync(path)) throw new UsageError(`--pairs: ${path} does not exist`);
-  const out: PairLine[] = [];
-  forEachJsonl(path, (v, where) => {
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object`);
-    const o = v as Record<string, unknown>;
-    for (const k of ['prompt', 'chosen', 'rejected']) if (typeof o[k] !== 'string') throw new Error(`${where}: "${k}" must be a string`);
-    const prob = (k: string, required: boolean): number | undefined => {
-      const x = o[k];
-      if (x === undefined || x === null) {
-        if (required) throw new Error(`${where}: "${k}" is required by the ${loss} loss`);
-        return undefined;
-      }
-      if (typeof x !== 'number' || !(x >= 0 && x <= 1)) throw new Error(`${where}: "${k}" must be a probability in [0, 1], got ${JSON.stringify(x)}`);
-      return x;
-    };
-    const logp = (k: string): number | undefined => {
-      const x = o[k];
-      if (x === undefined || x === null) return undefined;
-      if (typeof x !== 'number' || !Number.isFinite(x) || x > 0) throw new Error(`${where}: "${k}" must be a log-probability (a finite number <= 0), got ${JSON.stringify(x)}`);
-      return x;
-    };
-    out.push({
-      prompt: o.prompt as string,
-      chosen: o.chosen as string,
-      rejected: o.rejected as string,
-      chosenWinRate: prob('chosen_win_rate', loss === 'sppo'),
-      rejectedWinRate: prob('rejected_win_rate', loss === 'sppo'),
-      chosenOverRejected: prob('chosen_over_rejected', loss === 'sppo_single'),
-      chosenRefLogprob: logp('chosen_ref_logprob'),
-      rejectedRefLogprob: logp('rejected_ref_logprob'),
-    });
-  });
-  if (out.length === 0) throw new Error(`${path}: no pairs`);
-  return out;
-}
-
-/** Tokenizes pairs as the trainer wants them: prompt and responses separately, EOS appended to responses. */
-export function tokenizePairs(tokenizer: Tokenizer, pairs: PairLine[], appendEos: boolean): TrainExample[] {
-  const eos = tokenizer.eosTokenId;
-  if (appendEos && eos === undefined) throw new Error('the tokenizer has no EOS token: use --no-eos');
-  const resp = (t: string): number[] => {
-    const ids = tokenizer.encode(t, { addSpecialTokens: false });
-    if (appendEos && ids.at(-1) !== eos) ids.push(eos!);
-    return ids;
-  };
-  return pairs.map((p, i) => {
-    const e: TrainExample = {
-      promptIds: tokenizer.encode(p.prompt, { addSpecialTokens: false }),
-      chosenIds: resp(p.chosen),
-      rejectedIds: resp(p.rejected),
-      chosenWinRate: p.chosenWinRate ?? 0.5,
-      rejectedWinRate: p.rejectedWinRate ?? 0.5,
-      chosenOverRejected: p.chosenOverRejected ?? 0.5,
-    };
-    if (e.promptIds.length === 0) throw new Error(`pair ${i + 1}: the prompt is empty after tokenization`);
-    if (p.chosenRefLogprob !== undefined && p.rejectedRefLogprob !== undefined) {
-      e.chosenRefLogprob = p.chosenRefLogprob;
-      e.rejectedRefLogprob = p.rejectedRefLogprob;
-    }
-    return e;
-  });
-}
 
 export async function run(argv: string[]): Promise<void> {
   const parsed = parseCommand(
@@ -186,6 +111,7 @@ export async function run(argv: string[]): Promise<void> {
   if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
   const dtype = choice('dtype', v.dtype, ['float32', 'bfloat16'] as const, device.startsWith('cuda') ? 'bfloat16' : 'float32');
 
+  if (!existsSync(v.pairs!)) throw new UsageError(`--pairs: ${v.pairs} does not exist`);
   const pairs = readPairs(v.pairs!, loss);
   const tokenizer = Tokenizer.fromFolder(v.model!);
   const examples = tokenizePairs(tokenizer, pairs, !v['no-eos']);

@@ -2,7 +2,7 @@
 // response is correct with a probability that depends on the task kind (otherwise a plausible wrong answer),
 // written in a style drawn from a skewed distribution, and now and then in no style at all. The starter
 // trained on them solves some tasks, fails others and varies in style, which leaves SPPO room to improve.
-import { createRng, type Rng } from '../sppo/rng.js';
+import { createRng, type Rng } from '../util/rng.js';
 import { makeTask, render, TASK_KINDS, type Style, type Task, type TaskKind } from './tasks.js';
 
 /** Probability that a demonstration's answer is correct, per kind. */

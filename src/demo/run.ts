@@ -6,7 +6,7 @@
 //
 // Each method is one `runSppo` run directory (OUT/<method>/, resumable); OUT/summary.json gathers the rows
 // {method, iteration, win_rate, win_rate_se, lc_win_rate, avg_length}; OUT/report.html draws them.
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runSppo, type GenerationLine } from '../sppo/loop.js';
 import type { SppoConfigInput } from '../sppo/config.js';
@@ -14,6 +14,7 @@ import { GoldJudge, responseStats } from './gold_judge.js';
 import { heldOutPrompts, trainingPrompts, type Task } from './tasks.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from './constants.js';
 import { formatTable, reportHtml, type LossPoint, type RowDetails, type SummaryRow } from './report.js';
+import { readJsonl } from '../util/files.js';
 
 export type DemoMethod = 'sppo' | 'dpo' | 'ipo';
 
@@ -70,10 +71,6 @@ export const DEMO_GENERATION = { k: 5, temperature: 1, topP: 1, maxNewTokens: 24
 
 function writeJsonl(path: string, rows: unknown[]): void {
   writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-}
-
-function readJsonl<T>(path: string): T[] {
-  return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as T);
 }
 
 function finite(x: unknown, dflt = NaN): number {

@@ -16,7 +16,7 @@
 // Words are random lowercase strings of 3-5 letters (so no task can be answered from memory of a word list).
 // Held-out evaluation prompts: `heldOutPrompts(n, seed)` draws them first from their own stream; training
 // prompts (`trainingPrompts`) are drawn from another stream and never include a held-out prompt's text.
-import { createRng, type Rng } from '../sppo/rng.js';
+import { createRng, permutation, type Rng } from '../util/rng.js';
 
 export const TASK_KINDS = ['add', 'next', 'sort', 'reverse', 'upper', 'count', 'max', 'first'] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
@@ -72,12 +72,7 @@ function word(rng: Rng): string {
 }
 
 function distinctDigits(rng: Rng, n: number): number[] {
-  const d = Array.from({ length: 10 }, (_, i) => i);
-  for (let i = 9; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [d[i], d[j]] = [d[j]!, d[i]!];
-  }
-  return d.slice(0, n);
+  return permutation(10, rng).slice(0, n);
 }
 
 /** One task of a kind, drawn with `rng`. */

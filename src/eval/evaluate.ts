@@ -7,6 +7,8 @@
 // position-biased judge is also asked with the two swapped, and the two answers are combined as
 // p = (P(a > b) + 1 - P(b > a)) / 2 (symmetrize in src/sppo/winrates.ts).
 import { existsSync, readFileSync } from 'node:fs';
+import { isProbability } from '../judge/oracle.js';
+import { forEachJsonl } from '../util/files.js';
 import { computeWinRate, type WinRateSummary } from './winrate.js';
 import { lengthControlledWinRateFromTexts } from './length_controlled.js';
 
@@ -48,7 +50,7 @@ function check(judge: PairwiseJudge, got: unknown, expected: number, first: numb
     throw new EvalJudgeError(`judge '${judge.name}': prefer() returned ${Array.isArray(got) ? `${got.length} values` : typeof got} for a batch of ${expected} (items ${first}..${first + expected - 1})`);
   }
   got.forEach((v, i) => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
+    if (!isProbability(v)) {
       throw new EvalJudgeError(`judge '${judge.name}': returned ${String(v)} for item ${first + i}, not a probability in [0, 1]`);
     }
   });
@@ -162,16 +164,7 @@ export function readOutputsFile(path: string): OutputRecord[] {
     return (arr as unknown[]).map((v, i) => recordOf(v, `${path}: record ${i}`));
   }
   const out: OutputRecord[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (line.trim() === '') return;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch (e) {
-      throw new OutputsFileError(`${path}:${i + 1}: not valid JSON (${(e as Error).message})`);
-    }
-    out.push(recordOf(v, `${path}:${i + 1}`));
-  });
+  forEachJsonl(path, (v, where) => out.push(recordOf(v, where)), OutputsFileError);
   if (out.length === 0) throw new OutputsFileError(`${path}: no outputs`);
   return out;
 }

@@ -8,6 +8,7 @@
 //   n_wins / n_losses / n_ties = #{p > 1/2} / #{p < 1/2} / #{p = 1/2}
 // Lengths are counted in Unicode code points (Python's len(str), which AlpacaEval uses), not UTF-16
 // code units.
+import { isProbability } from '../judge/oracle.js';
 
 export type Verdict = 'model' | 'reference' | 'tie';
 
@@ -57,7 +58,7 @@ export interface WinRateOptions {
 export function checkPreferences(preferences: ArrayLike<number>, what = 'preferences'): void {
   for (let i = 0; i < preferences.length; i++) {
     const p = preferences[i]!;
-    if (!Number.isFinite(p) || p < 0 || p > 1) throw new RangeError(`${what}[${i}] = ${p} is not a probability in [0, 1]`);
+    if (!isProbability(p)) throw new RangeError(`${what}[${i}] = ${p} is not a probability in [0, 1]`);
   }
 }
 

@@ -23,11 +23,12 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadModel } from '../models/registry.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
+import { chunkedLogprobs } from '../models/chunked_logprobs.js';
 import { ChatTemplate, promptText } from '../text/chat_template.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { cat, keep, linear, noGrad, SafetensorsFile, saveSafetensors, tensor, tidy, zeros, type DType, type Tensor } from '../torch/index.js';
-import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './judge.js';
-import { sigmoid } from './reward_model.js';
+import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
+import { sigmoid } from './oracle.js';
 
 export const PREFERENCE_HEAD_FILE = 'preference_head.safetensors';
 
@@ -178,15 +179,8 @@ export function sequenceFeatures(backbone: CausalLMBase, head: PreferenceHead, s
     if (r === 0) return headFeatures(head, pooled, zeros([n], { dtype: pooled.dtype, device: dev }));
     // log p(y | prompt): the LM head on the response's rows only, in chunks of at most 64 M logits.
     const hs = flat.indexSelect(0, tensor(BigInt64Array.from(rows), { shape: [r], device: dev }));
-    const tg = tensor(BigInt64Array.from(targets), { shape: [r, 1], device: dev });
-    const chunk = Math.max(1, Math.floor((64 * 1024 * 1024) / backbone.config.vocabSize));
-    const pieces: Tensor[] = [];
-    for (let s = 0; s < r; s += chunk) {
-      const len = Math.min(chunk, r - s);
-      const logits = backbone.logits(hs.narrow(0, s, len)).float();
-      pieces.push(logits.gather(1, tg.narrow(0, s, len)).squeeze(1).sub(logits.logsumexp(1)));
-    }
-    const lp = pieces.length === 1 ? pieces[0]! : cat(pieces, 0);
+    const tg = tensor(BigInt64Array.from(targets), { shape: [r], device: dev });
+    const lp = chunkedLogprobs((x) => backbone.logits(x), hs, tg, { vocabSize: backbone.config.vocabSize, form: 'gather' });
     const loglik = tensor(member, { shape: [n, r], device: dev }).matmul(lp).to(pooled.dtype);
     return headFeatures(head, pooled, loglik);
   });

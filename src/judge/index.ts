@@ -1,6 +1,8 @@
 // Preference judges for SPPO: P(a > b | prompt) from a user module, a reward model or a pairwise model.
+export * from './oracle.js';
 export * from './judge.js';
 export { loadModuleJudge } from './module.js';
-export { RewardModelJudge, sigmoid, type RewardModelJudgeOptions } from './reward_model.js';
+export { RewardModelJudge, type RewardModelJudgeOptions } from './reward_model.js';
 export { PairwiseJudge, PAIRWISE_TEMPLATE, pairwiseText, savePairwiseHead, type PairwiseJudgeOptions } from './pairwise.js';
 export { GeneralPreferenceJudge, PREFERENCE_HEAD_FILE, preferenceLogits, preferenceLogit, savePreferenceHead, loadPreferenceHead, type PreferenceHead } from './general_preference.js';
+export { agreement, COMPACT_TEMPLATE, judgeAgreement, readComparisons, trainGeneralPreference, trainPairwiseJudge, type Agreement, type Comparison, type TrainJudgeOptions } from './train.js';

@@ -5,38 +5,18 @@
 //                 with each response and compares them (general_preference.ts), or one that reads prompt, A and
 //                 B together (pairwise.ts)
 // preferenceMatrix() turns a judge into the K x K matrix of one prompt that src/sppo/winrates.ts expects.
-import { symmetrize } from '../sppo/winrates.js';
+import type { JudgeSpec, ModelDType } from './spec.js';
+import { checkAnswers, JudgeError, symmetrize, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
-export interface PreferenceQuery {
-  prompt: string;
-  a: string;
-  b: string;
-}
+export { checkAnswers, JudgeError, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
-export interface PreferenceOracle {
-  readonly name: string;
-  /** P(a > b) in [0, 1] for each query, batched. */
-  prefer(batch: PreferenceQuery[]): Promise<number[]>;
-  /** true when the judge may favour a position: then both orders are queried and combined. */
-  readonly positionBiased: boolean;
-  dispose?(): void;
-}
-
-export type JudgeSpec =
-  | { kind: 'module'; path: string; options?: unknown }
-  | { kind: 'reward-model'; dir: string; dtype?: string; device?: string; batchSize?: number }
-  | { kind: 'pairwise'; dir: string; dtype?: string; device?: string; batchSize?: number };
-
-/** A judge answered something that is not a probability, or failed. */
-export class JudgeError extends Error {
-  override name = 'JudgeError';
-}
+export { judgeSpecSchema, type JudgeSpec } from './spec.js';
 
 /**
  * Parses a judge given on the command line: `reward-model:DIR`, `pairwise:DIR`, `module:PATH`, or a path to a
  * .mjs / .js / .cjs file (a module judge).
  */
-export function parseJudgeSpec(s: string, extra: { dtype?: string; device?: string; batchSize?: number } = {}): JudgeSpec {
+export function parseJudgeSpec(s: string, extra: { dtype?: ModelDType; device?: string; batchSize?: number } = {}): JudgeSpec {
   const m = /^(reward-model|pairwise|module):(.+)$/.exec(s);
   if (m) {
     const [, kind, rest] = m as unknown as [string, string, string];
@@ -72,21 +52,9 @@ export async function loadJudge(spec: JudgeSpec): Promise<PreferenceOracle> {
   }
 }
 
-/** Checks a judge's answers: one per query, each a finite number in [0, 1]. */
-export function checkAnswers(judge: string, answers: unknown, n: number): number[] {
-  if (!Array.isArray(answers)) throw new JudgeError(`${judge}: prefer() returned ${typeof answers}, expected an array of ${n} probabilities`);
-  if (answers.length !== n) throw new JudgeError(`${judge}: prefer() returned ${answers.length} values for ${n} queries`);
-  answers.forEach((v, i) => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
-      throw new JudgeError(`${judge}: query ${i}: returned ${JSON.stringify(v) ?? String(v)}, expected a number in [0, 1]`);
-    }
-  });
-  return answers as number[];
-}
-
 /**
  * The K x K matrix for one prompt: M[i][j] = P(y_i > y_j), diagonal 1/2, M + M^T = 1 exactly (both orders combined
- * for position-biased judges, see symmetrize in src/sppo/winrates.ts).
+ * for position-biased judges, see symmetrize in oracle.ts).
  */
 export async function preferenceMatrix(judge: PreferenceOracle, prompt: string, responses: string[]): Promise<number[][]> {
   const k = responses.length;

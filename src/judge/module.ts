@@ -10,7 +10,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
-import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './judge.js';
+import { isProbability, JudgeError, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
 type Single = (q: PreferenceQuery, options?: unknown) => number | Promise<number>;
 type Batch = (qs: PreferenceQuery[], options?: unknown) => number[] | Promise<number[]>;
@@ -39,7 +39,7 @@ export async function loadModuleJudge(path: string, options?: unknown): Promise<
   const positionBiased = mod.positionBiased === undefined ? true : (mod.positionBiased as boolean);
   const name = typeof mod.name === 'string' ? mod.name : file;
   const check = (v: unknown, i: number): number => {
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
+    if (!isProbability(v)) {
       throw new JudgeError(`judge module ${file}: query ${i}: returned ${typeof v === 'number' ? v : JSON.stringify(v) ?? String(v)}, expected a number in [0, 1]`);
     }
     return v;

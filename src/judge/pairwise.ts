@@ -9,8 +9,8 @@ import { attachPairwiseHead, PAIRWISE_HEAD_FILE, type SequenceScorer } from '../
 import { Tokenizer } from '../text/tokenizer.js';
 import { saveSafetensors, type DType, type Tensor } from '../torch/index.js';
 import { join } from 'node:path';
-import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './judge.js';
-import { sigmoid } from './reward_model.js';
+import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
+import { sigmoid } from './oracle.js';
 
 /** The default text: {prompt}, {a} and {b} are replaced (once each, in that order of precedence). */
 export const PAIRWISE_TEMPLATE = '[Prompt]\n{prompt}\n\n[Response A]\n{a}\n\n[Response B]\n{b}\n\n[Is A better than B?]';

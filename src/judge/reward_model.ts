@@ -6,7 +6,7 @@ import { ChatTemplate } from '../text/chat_template.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { loadRewardModel, type SequenceScorer } from '../models/sequence_classification.js';
 import type { DType } from '../torch/index.js';
-import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './judge.js';
+import { JudgeError, sigmoid, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
 export interface RewardModelJudgeOptions {
   dtype?: string;
@@ -17,9 +17,6 @@ export interface RewardModelJudgeOptions {
   maxLength?: number;
 }
 
-export function sigmoid(x: number): number {
-  return x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x));
-}
 
 export class RewardModelJudge implements PreferenceOracle {
   readonly positionBiased = false;

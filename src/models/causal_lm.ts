@@ -4,6 +4,7 @@ import { arange, cat, crossEntropy, defaultDevice, tidy, type CheckpointTape, ty
 import { Module } from '../nn/module.js';
 import { causalMask, fusedAttentionAvailable } from '../nn/attention.js';
 import type { ModelConfig } from './config.js';
+import { chunkedLogprobs } from './chunked_logprobs.js';
 
 /** The key/value cache of one forward pass (src/generate/kv_cache.ts implements it). */
 export interface AttentionCache {
@@ -139,20 +140,9 @@ export abstract class CausalLMBase extends Module implements CausalLM {
       const h = this.hidden(opts.tape ? { ...input, tape: opts.tape } : input);
       const [b, l, d] = h.shape as [number, number, number];
       const hs = h.narrow(1, 0, l - 1).reshape(b * (l - 1), d);
-      const targets = input.inputIds.narrow(1, 1, l - 1).reshape(b * (l - 1), 1);
-      const n = b * (l - 1);
-      const chunk = Math.max(1, opts.chunkTokens ?? Math.floor((64 * 1024 * 1024) / this.config.vocabSize));
-      const pieces: Tensor[] = [];
-      for (let s = 0; s < n; s += chunk) {
-        const len = Math.min(chunk, n - s);
-        const hc = hs.narrow(0, s, len);
-        const tc = targets.narrow(0, s, len);
-        // log softmax(logits)[t] as -cross_entropy: one fused log-softmax pass over the chunk's [N, V]
-        // float32 logits (and one in the backward), where gather - logsumexp takes several.
-        const f = (x: Tensor, t: Tensor): Tensor => tidy(() => crossEntropy(this.logits(x).float(), t.squeeze(1), { reduction: 'none' }).neg());
-        pieces.push(opts.tape ? opts.tape.checkpoint(f, hc, tc) : f(hc, tc));
-      }
-      let lp = (pieces.length === 1 ? pieces[0]! : cat(pieces, 0)).view(b, l - 1);
+      const targets = input.inputIds.narrow(1, 1, l - 1).reshape(b * (l - 1));
+      const head = (x: Tensor): Tensor => this.logits(x);
+      let lp = chunkedLogprobs(head, hs, targets, { vocabSize: this.config.vocabSize, chunkTokens: opts.chunkTokens, tape: opts.tape }).view(b, l - 1);
       if (input.attentionMask) {
         const m = input.attentionMask.narrow(1, input.attentionMask.size(1) - l + 1, l - 1);
         lp = lp.mul(m.to(lp.dtype));

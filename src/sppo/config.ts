@@ -7,25 +7,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { deviceSchema, judgeSpecSchema, MODEL_DTYPES, type JudgeSpec } from '../judge/spec.js';
+import { lossTypeSchema } from './losses.js';
 
-const DTYPES = ['float32', 'bfloat16', 'float16'] as const;
+const DTYPES = MODEL_DTYPES;
 const int = (min: number): z.ZodNumber => z.number().int().min(min);
-const device = z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected cpu, cuda or cuda:N');
+const device = deviceSchema;
 
-const moduleJudge = z.object({ kind: z.literal('module'), path: z.string().min(1), options: z.unknown().optional() }).strict();
-const modelJudge = (kind: 'reward-model' | 'pairwise') =>
-  z
-    .object({
-      kind: z.literal(kind),
-      dir: z.string().min(1),
-      dtype: z.enum(DTYPES).optional(),
-      device: device.optional(),
-      batchSize: int(1).optional(),
-    })
-    .strict();
-
-/** The judge: a JS module, a reward model (Bradley-Terry scores) or a pairwise preference model. */
-export const judgeSpecSchema = z.discriminatedUnion('kind', [moduleJudge, modelJudge('reward-model'), modelJudge('pairwise')]);
+// The judge's schema lives with the judges (src/judge/spec.ts); re-exported here, where it always was.
+export { judgeSpecSchema };
 
 export const generationSchema = z
   .object({
@@ -44,9 +34,10 @@ export const generationSchema = z
 
 export const trainingSchema = z
   .object({
-    loss: z.enum(['sppo', 'sppo_hard', 'sppo_single', 'dpo', 'ipo']).default('sppo'),
+    loss: lossTypeSchema.default('sppo'),
     beta: z.number().gt(0).default(0.001),
-    labelSmoothing: z.number().min(0).max(0.5).default(0),
+    /** cDPO label smoothing, in [0, 0.5); dpo only (checked below). */
+    labelSmoothing: z.number().min(0).lt(0.5).default(0),
     lr: z.number().gt(0).default(5e-7),
     epochs: int(1).default(1),
     batchSize: int(1).default(8),
@@ -60,7 +51,12 @@ export const trainingSchema = z
     maxGradNorm: z.number().gt(0).default(1),
     gradientCheckpointing: z.boolean().default(false),
   })
-  .strict();
+  .strict()
+  // The rule of preferenceLoss (src/sppo/losses.ts), checked here so that a run fails before it generates.
+  .refine((t) => t.labelSmoothing === 0 || t.loss === 'dpo', {
+    path: ['labelSmoothing'],
+    message: 'applies to loss dpo only (training.loss is not dpo)',
+  });
 
 export const evalSchema = z
   .object({
@@ -116,7 +112,7 @@ export const configSchema = z
     }
   });
 
-export type JudgeSpecConfig = z.infer<typeof judgeSpecSchema>;
+export type JudgeSpecConfig = JudgeSpec;
 export type SppoConfigInput = z.input<typeof configSchema>;
 export type SppoConfig = z.output<typeof configSchema>;
 

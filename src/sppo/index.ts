@@ -10,3 +10,5 @@ export * from './loop.js';
 export * from './losses.js';
 export * from './logprobs.js';
 export { train, TrainingDivergedError, type TrainExample, type TrainOptions, type TrainResult, type StepMetrics, type LossType } from './trainer.js';
+export * from './generations.js';
+export * from './pairs_file.js';

@@ -13,28 +13,32 @@
 // an uninterrupted one (on the CPU; GPU kernels need not be deterministic). Timings go to timings.jsonl,
 // which is a log, not an artifact.
 //
+// Each stage is a module of src/sppo/stages/ (generate.ts, judge.ts, pairs.ts, train.ts, eval.ts) with its input
+// explicit; what they share (the context, the artifact lines, the seed streams) is stages/context.ts.
+//
 // Test hook: SPPO_TEST_KILL_AT=ITER:STAGE:STEP makes the process SIGKILL itself right after step STEP
 // (a saved chunk, or an optimizer step for `train`) of STAGE (generate, judge, train, eval-generate,
 // with ITER 0 for the starting model's evaluation responses) of iteration ITER.
-import { appendFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
-import cliProgress from 'cli-progress';
 import { cuda, type DType } from '../torch/index.js';
-import { loadModel, saveModel } from '../models/registry.js';
 import { readConfig } from '../models/config.js';
-import type { CausalLMBase } from '../models/causal_lm.js';
-import { generate } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate } from '../text/chat_template.js';
-import { loadJudge, preferenceMatrix, type PreferenceOracle, type PreferenceQuery } from '../judge/judge.js';
-import { evaluate, reportJson } from '../eval/evaluate.js';
-import { parseConfig, refLogprobSource, type JudgeSpecConfig, type SppoConfig, type SppoConfigInput } from './config.js';
+import { loadJudge } from '../judge/judge.js';
+import type { PreferenceOracle } from '../judge/oracle.js';
+import { parseConfig, refLogprobSource, type SppoConfig, type SppoConfigInput } from './config.js';
 import { modelPromptText, plainPromptText, readPromptFile, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
-import { readJson, readJsonl, RunDir, RunDirError, writeDirAtomic, writeJsonAtomic, writeJsonlAtomic } from './run_dir.js';
-import { mixSeed } from './rng.js';
-import { selectPair } from './pairs.js';
-import { winRates } from './winrates.js';
-import { train, type TrainExample } from './trainer.js';
+import { readJson, RunDir, RunDirError, writeJsonAtomic } from './run_dir.js';
+import { idOf, killHook, Progress, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
+import { generateIteration } from './stages/generate.js';
+import { checkedOracle, judgeIteration } from './stages/judge.js';
+import { pairsIteration, trainingExamples } from './stages/pairs.js';
+import { trainIteration } from './stages/train.js';
+import { evalIteration, evalResponses, type EvalPrompts, type EvalSummary } from './stages/eval.js';
+
+export type { StoredResponse, GenerationLine, PreferenceLine, PairLine } from './stages/context.js';
+export { JudgeStageError } from './stages/judge.js';
 
 export interface RunOptions {
   /** Use this judge instead of loading `config.judge` (library use, tests). */
@@ -55,7 +59,7 @@ export interface IterationSummary {
   prompts: number;
   pairs: number;
   degeneratePairs: number;
-  eval?: { n: number; winRate: number | null; standardError: number | null; lcWinRate: number | null; avgLength: number | null; avgReferenceLength: number | null };
+  eval?: EvalSummary;
 }
 
 export interface RunSummary {
@@ -65,114 +69,6 @@ export interface RunSummary {
   finalModel: string;
 }
 
-/** A judge's failure or invalid answer during a run; the message names the judge and the prompt. */
-export class JudgeStageError extends Error {
-  override name = 'JudgeStageError';
-}
-
-/** One generated response as stored in generations.jsonl and eval-responses.jsonl. */
-export interface StoredResponse {
-  text: string;
-  token_ids: number[];
-  /** Sum of the untempered per-token log-probs under the generating model (float32 values, summed in float64). */
-  logprob: number;
-  finish_reason: string;
-}
-
-export interface GenerationLine {
-  index: number;
-  id?: string | number;
-  prompt_text: string;
-  prompt_ids: number[];
-  responses: StoredResponse[];
-  /** Set (and responses empty) when the prompt was not used. */
-  skipped?: string;
-}
-
-export interface PreferenceLine {
-  index: number;
-  id?: string | number;
-  matrix: number[][];
-  win_rates: number[];
-}
-
-export interface PairLine {
-  index: number;
-  id?: string | number;
-  chosen: number;
-  rejected: number;
-  chosen_win_rate: number;
-  rejected_win_rate: number;
-  chosen_over_rejected: number;
-  degenerate: boolean;
-  degenerate_reason?: string;
-  prompt_ids: number[];
-  chosen_ids: number[];
-  rejected_ids: number[];
-  chosen_ref_logprob?: number;
-  rejected_ref_logprob?: number;
-}
-
-// Stream tags of the seeds (mixSeed(seed, iteration, TAG, chunk)).
-const SEED_GENERATE = 1;
-const SEED_PAIRS = 2;
-const SEED_TRAIN = 3;
-const SEED_EVAL = 0xe7a1;
-
-function killHook(): (t: number, stage: string, step: number) => void {
-  const spec = process.env.SPPO_TEST_KILL_AT;
-  if (!spec) return () => {};
-  const m = /^(\d+):([a-z-]+):(\d+)$/.exec(spec.trim());
-  if (!m) throw new Error(`SPPO_TEST_KILL_AT must be ITER:STAGE:STEP, got '${spec}'`);
-  const [it, st, sp] = [Number(m[1]), m[2]!, Number(m[3])];
-  return (t, stage, step) => {
-    if (t === it && stage === st && step === sp) process.kill(process.pid, 'SIGKILL');
-  };
-}
-
-function checkedOracle(judge: PreferenceOracle): PreferenceOracle {
-  return {
-    get name() {
-      return judge.name;
-    },
-    get positionBiased() {
-      return judge.positionBiased;
-    },
-    async prefer(batch: PreferenceQuery[]): Promise<number[]> {
-      const got: unknown = await judge.prefer(batch);
-      if (!Array.isArray(got) || got.length !== batch.length) {
-        throw new JudgeStageError(`judge '${judge.name}': prefer() returned ${Array.isArray(got) ? `${got.length} values` : String(got)} for ${batch.length} queries`);
-      }
-      got.forEach((v, i) => {
-        if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) {
-          throw new JudgeStageError(`judge '${judge.name}': returned ${String(v)} for query ${i} of a batch, not a probability in [0, 1]`);
-        }
-      });
-      return got as number[];
-    },
-    dispose() {
-      judge.dispose?.();
-    },
-  };
-}
-
-/** Loads a model folder; a failure names the stage and the folder. */
-function loadStageModel(dir: string, what: string, dtype: DType, device: string): CausalLMBase {
-  try {
-    return loadModel(dir, { dtype, device });
-  } catch (e) {
-    throw new Error(`${what}: cannot load the model ${dir}: ${(e as Error).message}`);
-  }
-}
-
-function idOf(r: { id?: string | number }): { id?: string | number } {
-  return r.id !== undefined ? { id: r.id } : {};
-}
-
-function promptLabel(index: number, id: string | number | undefined): string {
-  return id !== undefined ? `prompt #${index} (id ${JSON.stringify(id)})` : `prompt #${index}`;
-}
-
 function diffFields(a: unknown, b: unknown, path = ''): string[] {
   if (a === b) return [];
   if (a && b && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
@@ -180,42 +76,6 @@ function diffFields(a: unknown, b: unknown, path = ''): string[] {
     return keys.flatMap((k) => diffFields((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], path ? `${path}.${k}` : k));
   }
   return JSON.stringify(a) === JSON.stringify(b) ? [] : [path || '(config)'];
-}
-
-interface Item {
-  index: number;
-  id?: string | number;
-  judgePrompt: string;
-  text: string;
-  ids: number[];
-}
-
-interface SamplingConfig {
-  n: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  maxNewTokens: number;
-  minNewTokens: number;
-  stop: string[];
-  batchSize: number;
-}
-
-class Progress {
-  private bar: cliProgress.SingleBar | undefined;
-  constructor(private readonly enabled: boolean) {}
-  start(label: string, total: number, done: number): void {
-    if (!this.enabled) return;
-    this.bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total} | {eta_formatted} left`, stream: process.stderr, hideCursor: false }, cliProgress.Presets.shades_classic);
-    this.bar.start(total, done);
-  }
-  update(v: number): void {
-    this.bar?.update(v);
-  }
-  stop(): void {
-    this.bar?.stop();
-    this.bar = undefined;
-  }
 }
 
 /** Runs (or resumes) an SPPO run; returns the per-iteration summary (also written to summary.json). */
@@ -228,7 +88,9 @@ export async function runSppo(config: SppoConfigInput | SppoConfig, opts: RunOpt
   rd.open();
   const judges: PreferenceOracle[] = [];
   try {
-    return await runLoop(cfg, rd, opts, log, progress, kill, judges);
+    const device = cfg.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
+    const dtype: DType = (cfg.dtype ?? (device.startsWith('cuda') ? 'bfloat16' : readConfig(cfg.model).dtype ?? 'float32')) as DType;
+    return await runLoop({ cfg, rd, log, progress, kill, dtype, device }, opts, judges);
   } finally {
     progress.stop();
     for (const j of judges) j.dispose?.();
@@ -236,20 +98,11 @@ export async function runSppo(config: SppoConfigInput | SppoConfig, opts: RunOpt
   }
 }
 
-async function runLoop(
-  cfg: SppoConfig,
-  rd: RunDir,
-  opts: RunOptions,
-  log: (s: string) => void,
-  progress: Progress,
-  kill: (t: number, stage: string, step: number) => void,
-  judges: PreferenceOracle[],
-): Promise<RunSummary> {
-  const device = cfg.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
-  const dtype: DType = (cfg.dtype ?? (device.startsWith('cuda') ? 'bfloat16' : readConfig(cfg.model).dtype ?? 'float32')) as DType;
-  const refSource = refLogprobSource(cfg, dtype);
-
-  // Prompts and their split.
+/**
+ * The run's prompts and their split over the iterations (splits.json, fixed at the start), after checking that
+ * the configuration is the one the run directory was started with (run.json).
+ */
+async function openRun(cfg: SppoConfig, rd: RunDir): Promise<{ prompts: PromptRecord[]; split: PromptSplit; evalPrompts: PromptRecord[] }> {
   const prompts = await readPromptFile(cfg.prompts);
   const separateEval = cfg.eval.prompts !== undefined;
   const evalRecords: PromptRecord[] = separateEval && cfg.eval.count > 0 ? (await readPromptFile(cfg.eval.prompts!)).slice(0, cfg.eval.count) : [];
@@ -278,15 +131,26 @@ async function runLoop(
     split = splitPrompts(prompts.length, { iterations: cfg.iterations, perIteration: cfg.promptsPerIteration, evalCount: separateEval ? 0 : cfg.eval.count, seed: cfg.seed });
     writeJsonAtomic(splitPath, split);
   }
-  const evalPrompts = separateEval ? evalRecords : split.eval.map((i) => prompts[i]!);
+  return { prompts, split, evalPrompts: separateEval ? evalRecords : split.eval.map((i) => prompts[i]!) };
+}
 
-  const tokenizer = Tokenizer.fromFolder(cfg.model);
-  const template = !cfg.raw && ChatTemplate.hasTemplate(cfg.model) ? ChatTemplate.fromFolder(cfg.model, { specialTokens: tokenizer.specialTokens }) : undefined;
-  const toItem = (r: PromptRecord): Item => {
-    const text = modelPromptText(r.prompt, template, cfg.raw);
-    return { index: r.index, ...idOf(r), judgePrompt: plainPromptText(r.prompt), text, ids: tokenizer.encode(text, { addSpecialTokens: false }) };
+/** The sampling of the iterations' generation and of the evaluated responses (one per prompt). */
+function samplingConfigs(cfg: SppoConfig): { generation: SamplingConfig; evaluation: SamplingConfig } {
+  const g0 = cfg.generation;
+  const generation: SamplingConfig = { n: g0.k, temperature: g0.temperature, topP: g0.topP, topK: g0.topK, maxNewTokens: g0.maxNewTokens, minNewTokens: g0.minNewTokens, stop: g0.stop, batchSize: g0.batchSize };
+  const evaluation: SamplingConfig = {
+    ...generation,
+    n: 1,
+    temperature: cfg.eval.temperature ?? cfg.generation.temperature,
+    topP: cfg.eval.topP ?? cfg.generation.topP,
+    maxNewTokens: cfg.eval.maxNewTokens ?? cfg.generation.maxNewTokens,
+    batchSize: cfg.eval.batchSize ?? cfg.generation.batchSize,
   };
+  return { generation, evaluation };
+}
 
+/** The judges, each loaded on first use (a resumed run whose judging is finished loads none); loaded ones go to `judges` for disposal. */
+function lazyJudges(cfg: SppoConfig, opts: RunOptions, judges: PreferenceOracle[]): { judge: () => Promise<PreferenceOracle>; evalJudge: () => Promise<PreferenceOracle> } {
   let judge: PreferenceOracle | undefined;
   let evalJudge: PreferenceOracle | undefined;
   const getJudge = async (): Promise<PreferenceOracle> => {
@@ -301,303 +165,50 @@ async function runLoop(
     if (!evalJudge) {
       if (opts.evalJudge) evalJudge = checkedOracle(opts.evalJudge);
       else if (cfg.evalJudge) {
-        const j = await loadJudge(cfg.evalJudge as JudgeSpecConfig);
+        const j = await loadJudge(cfg.evalJudge);
         judges.push(j);
         evalJudge = checkedOracle(j);
       } else evalJudge = await getJudge();
     }
     return evalJudge;
   };
+  return { judge: getJudge, evalJudge: getEvalJudge };
+}
 
-  const timing = (t: number, stage: string, t0: number, extra: Record<string, unknown> = {}): void => {
-    appendFileSync(rd.path(undefined, 'timings.jsonl'), JSON.stringify({ iteration: t, stage, seconds: (performance.now() - t0) / 1000, ...extra }) + '\n');
-  };
+/** The loop: per iteration, the five stages in order, each skipped (read back) when its artifact is finished. */
+async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOracle[]): Promise<RunSummary> {
+  const { cfg, rd } = ctx;
+  const refSource = refLogprobSource(cfg, ctx.dtype);
+  const { prompts, split, evalPrompts } = await openRun(cfg, rd);
 
-  /** Generates (or reads back) `n` responses per item, in length-sorted chunks of `batchSize` prompts. */
-  const generateStage = async (t: number, stage: string, modelDir: string, items: Item[], s: SamplingConfig, seedParts: number[], out: string): Promise<GenerationLine[]> => {
-    const t0 = performance.now();
-    const usable = items.filter((it) => it.ids.length <= cfg.training.maxPromptLength && it.ids.length > 0);
-    const order = usable.map((_, i) => i).sort((a, b) => usable[a]!.ids.length - usable[b]!.ids.length || usable[a]!.index - usable[b]!.index);
-    const nChunks = Math.ceil(order.length / s.batchSize);
-    const byIndex = new Map<number, GenerationLine>();
-    let model: CausalLMBase | undefined;
-    let tokens = 0;
-    progress.start(`iter ${t} ${stage}`, nChunks, 0);
-    try {
-      for (let c = 0; c < nChunks; c++) {
-        const path = rd.chunkPath(t, stage, c);
-        let lines: GenerationLine[];
-        if (existsSync(path)) {
-          lines = readJsonl<GenerationLine>(path);
-        } else {
-          model ??= loadStageModel(modelDir, `iteration ${t} ${stage}`, dtype, device);
-          const chunk = order.slice(c * s.batchSize, (c + 1) * s.batchSize).map((i) => usable[i]!);
-          const gens = generate(model, chunk.map((it) => it.ids), {
-            n: s.n, temperature: s.temperature, topP: s.topP, topK: s.topK, maxNewTokens: s.maxNewTokens, minNewTokens: s.minNewTokens,
-            stopStrings: s.stop.length ? s.stop : undefined, seed: mixSeed(...seedParts, c), tokenizer,
-          });
-          lines = chunk.map((it, j) => ({
-            index: it.index,
-            ...idOf(it),
-            prompt_text: it.text,
-            prompt_ids: it.ids,
-            responses: gens.slice(j * s.n, (j + 1) * s.n).map((g) => {
-              tokens += g.tokens.length;
-              return { text: g.text, token_ids: g.tokens, logprob: g.logprobs.reduce((a, x) => a + x, 0), finish_reason: g.finishReason };
-            }),
-          }));
-          writeJsonlAtomic(path, lines);
-          kill(t, stage, c + 1);
-        }
-        for (const l of lines) byIndex.set(l.index, l);
-        progress.update(c + 1);
-        await new Promise((r) => setImmediate(r));
-      }
-    } finally {
-      progress.stop();
-      model?.dispose();
-    }
-    const all: GenerationLine[] = items.map((it) =>
-      byIndex.get(it.index) ?? { index: it.index, ...idOf(it), prompt_text: it.text, prompt_ids: it.ids, responses: [], skipped: it.ids.length === 0 ? 'empty prompt' : `prompt has ${it.ids.length} tokens > training.maxPromptLength = ${cfg.training.maxPromptLength}` },
-    );
-    writeJsonlAtomic(out, all);
-    rd.dropPartial(t, stage);
-    const skipped = all.filter((l) => l.skipped).length;
-    if (skipped) log(`sppo run: iteration ${t} ${stage}: ${skipped} prompt(s) skipped (too long or empty; see ${out})`);
-    timing(t, stage, t0, { tokens });
-    return all;
+  const tokenizer = Tokenizer.fromFolder(cfg.model);
+  const template = !cfg.raw && ChatTemplate.hasTemplate(cfg.model) ? ChatTemplate.fromFolder(cfg.model, { specialTokens: tokenizer.specialTokens }) : undefined;
+  const toItem = (r: PromptRecord): Item => {
+    const text = modelPromptText(r.prompt, template, cfg.raw);
+    return { index: r.index, ...idOf(r), judgePrompt: plainPromptText(r.prompt), text, ids: tokenizer.encode(text, { addSpecialTokens: false }) };
   };
-
-  const g0 = cfg.generation;
-  const genConfig: SamplingConfig = { n: g0.k, temperature: g0.temperature, topP: g0.topP, topK: g0.topK, maxNewTokens: g0.maxNewTokens, minNewTokens: g0.minNewTokens, stop: g0.stop, batchSize: g0.batchSize };
-  const evalConfig: SamplingConfig = {
-    ...genConfig,
-    n: 1,
-    temperature: cfg.eval.temperature ?? cfg.generation.temperature,
-    topP: cfg.eval.topP ?? cfg.generation.topP,
-    maxNewTokens: cfg.eval.maxNewTokens ?? cfg.generation.maxNewTokens,
-    batchSize: cfg.eval.batchSize ?? cfg.generation.batchSize,
-  };
+  const { judge, evalJudge } = lazyJudges(cfg, opts, judges);
+  const sampling = samplingConfigs(cfg);
   const evalItems = evalPrompts.map(toItem);
-  const evalItemByIndex = new Map(evalItems.map((e) => [e.index, e]));
+  const evalSet: EvalPrompts = { items: evalItems, itemByIndex: new Map(evalItems.map((e) => [e.index, e])), sampling: sampling.evaluation, tokenizer };
   const doEval = evalItems.length > 0;
-
-  const evalResponses = async (t: number, modelDir: string): Promise<GenerationLine[]> => {
-    const out = rd.path(t, 'eval-responses.jsonl');
-    if (existsSync(out)) return readJsonl<GenerationLine>(out);
-    return generateStage(t, 'eval-generate', modelDir, evalItems, evalConfig, [cfg.seed, SEED_EVAL], out);
-  };
   // pi_0's responses to the held-out prompts: generated once, the reference of every evaluation.
-  const baseline = doEval ? await evalResponses(0, cfg.model) : [];
+  const baseline = doEval ? await evalResponses(ctx, 0, cfg.model, evalSet) : [];
 
   const summaries: IterationSummary[] = [];
   let policyDir = cfg.model;
   for (let t = 1; t <= cfg.iterations; t++) {
     const items = split.iterations[t - 1]!.map((i) => toItem(prompts[i]!));
-    const itemByIndex = new Map(items.map((it) => [it.index, it]));
-
-    // 1. generation
-    const genPath = rd.path(t, 'generations.jsonl');
-    const gens = existsSync(genPath) ? readJsonl<GenerationLine>(genPath) : await generateStage(t, 'generate', policyDir, items, genConfig, [cfg.seed, t, SEED_GENERATE], genPath);
+    const gens = await generateIteration(ctx, { t, policyDir, items, sampling: sampling.generation, tokenizer });
     const used = gens.filter((g) => !g.skipped);
-
-    // 2. preferences
-    const prefPath = rd.path(t, 'preferences.jsonl');
-    let prefs: PreferenceLine[];
-    if (existsSync(prefPath)) prefs = readJsonl<PreferenceLine>(prefPath);
-    else {
-      const t0 = performance.now();
-      const j = await getJudge();
-      const nChunks = Math.ceil(used.length / cfg.judgeChunk);
-      prefs = [];
-      progress.start(`iter ${t} judge`, used.length, 0);
-      try {
-        for (let c = 0; c < nChunks; c++) {
-          const path = rd.chunkPath(t, 'judge', c);
-          let lines: PreferenceLine[];
-          if (existsSync(path)) lines = readJsonl<PreferenceLine>(path);
-          else {
-            lines = [];
-            for (const g of used.slice(c * cfg.judgeChunk, (c + 1) * cfg.judgeChunk)) {
-              const item = itemByIndex.get(g.index)!;
-              let matrix: number[][];
-              try {
-                matrix = await preferenceMatrix(j, item.judgePrompt, g.responses.map((r) => r.text));
-              } catch (e) {
-                throw new JudgeStageError(`iteration ${t}, ${promptLabel(g.index, g.id)}: ${(e as Error).message ?? String(e)}`);
-              }
-              let wr: Float64Array;
-              try {
-                wr = winRates(matrix, { promptIndex: g.index, ...(g.id !== undefined ? { promptId: g.id } : {}) });
-              } catch (e) {
-                throw new JudgeStageError(`iteration ${t}, judge '${j.name}': ${(e as Error).message}`);
-              }
-              lines.push({ index: g.index, ...idOf(g), matrix: matrix.map((row) => Array.from(row)), win_rates: Array.from(wr) });
-              progress.update(prefs.length + lines.length);
-            }
-            writeJsonlAtomic(path, lines);
-            kill(t, 'judge', c + 1);
-          }
-          prefs.push(...lines);
-          progress.update(prefs.length);
-        }
-      } finally {
-        progress.stop();
-      }
-      writeJsonlAtomic(prefPath, prefs);
-      rd.dropPartial(t, 'judge');
-      timing(t, 'judge', t0);
-    }
-
-    // 3. pairs
-    const pairsPath = rd.path(t, 'pairs.jsonl');
-    let pairs: PairLine[];
-    if (existsSync(pairsPath)) pairs = readJsonl<PairLine>(pairsPath);
-    else {
-      const byIndex = new Map(used.map((g) => [g.index, g]));
-      pairs = prefs.map((p) => {
-        const g = byIndex.get(p.index);
-        if (!g) throw new RunDirError(`${prefPath}: prompt #${p.index} is not in ${genPath}`);
-        const sel = selectPair(p.matrix, { seed: mixSeed(cfg.seed, t, SEED_PAIRS), promptIndex: p.index, responses: g.responses.map((r) => r.text), ...(p.id !== undefined ? { promptId: p.id } : {}) });
-        const w = g.responses[sel.chosen]!;
-        const l = g.responses[sel.rejected]!;
-        return {
-          index: p.index,
-          ...idOf(p),
-          chosen: sel.chosen,
-          rejected: sel.rejected,
-          chosen_win_rate: sel.chosenWinRate,
-          rejected_win_rate: sel.rejectedWinRate,
-          chosen_over_rejected: sel.chosenOverRejected,
-          degenerate: sel.degenerate,
-          ...(sel.degenerateReason ? { degenerate_reason: sel.degenerateReason } : {}),
-          prompt_ids: g.prompt_ids,
-          chosen_ids: w.token_ids,
-          rejected_ids: l.token_ids,
-          ...(refSource === 'generation' ? { chosen_ref_logprob: w.logprob, rejected_ref_logprob: l.logprob } : {}),
-        };
-      });
-      writeJsonlAtomic(pairsPath, pairs);
-    }
-    const examples: TrainExample[] = pairs
-      .filter((p) => !p.degenerate)
-      .map((p) => ({
-        promptIds: p.prompt_ids,
-        chosenIds: p.chosen_ids,
-        rejectedIds: p.rejected_ids,
-        chosenWinRate: p.chosen_win_rate,
-        rejectedWinRate: p.rejected_win_rate,
-        chosenOverRejected: p.chosen_over_rejected,
-        ...(p.chosen_ref_logprob !== undefined ? { chosenRefLogprob: p.chosen_ref_logprob, rejectedRefLogprob: p.rejected_ref_logprob! } : {}),
-      }));
-
-    // 4. training
-    const ckpt = rd.path(t, 'checkpoint');
-    if (!existsSync(ckpt)) {
-      const t0 = performance.now();
-      const metricsPath = rd.path(t, 'train-metrics.jsonl');
-      let speed: number[] = [];
-      if (examples.length === 0) {
-        log(`sppo run: iteration ${t}: no informative pair (all ${pairs.length} degenerate); pi_${t} = pi_${t - 1}`);
-        const m = loadStageModel(policyDir, `iteration ${t} train`, dtype, device);
-        try {
-          writeJsonlAtomic(metricsPath, []);
-          await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
-        } finally {
-          m.dispose();
-        }
-      } else {
-        const tc = cfg.training;
-        const groups = Math.ceil(examples.length / (tc.batchSize * tc.gradAccum)) * tc.epochs;
-        progress.start(`iter ${t} train`, groups, 0);
-        let model: CausalLMBase | undefined;
-        try {
-          model = loadStageModel(policyDir, `iteration ${t} train`, dtype, device);
-          const res = await train({
-            policy: model,
-            reference: policyDir,
-            examples,
-            loss: tc.loss,
-            beta: tc.beta,
-            labelSmoothing: tc.labelSmoothing,
-            lr: tc.lr,
-            epochs: tc.epochs,
-            batchSize: tc.batchSize,
-            gradAccum: tc.gradAccum,
-            optimizer: tc.optimizer,
-            weightDecay: tc.weightDecay,
-            warmupRatio: tc.warmupRatio,
-            schedule: tc.schedule,
-            maxLength: tc.maxLength,
-            maxPromptLength: tc.maxPromptLength,
-            maxGradNorm: tc.maxGradNorm,
-            gradientCheckpointing: tc.gradientCheckpointing,
-            dtype: dtype as 'float32' | 'bfloat16',
-            device,
-            seed: mixSeed(cfg.seed, t, SEED_TRAIN),
-            onStep: (m) => {
-              progress.update(m.step);
-              kill(t, 'train', m.step);
-            },
-          }).catch((e: unknown) => {
-            if (e instanceof Error) e.message = `iteration ${t} train: ${e.message}`;
-            throw e;
-          });
-          model = res.model;
-          // Step timings are not artifacts: they go to timings.jsonl.
-          speed = res.metrics.map((m) => m.tokens_per_s);
-          writeJsonlAtomic(metricsPath, res.metrics.map(({ tokens_per_s: _omit, ...rest }) => rest));
-          progress.stop();
-          const m = model;
-          await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
-        } finally {
-          progress.stop();
-          model?.dispose();
-        }
-      }
-      timing(t, 'train', t0, { examples: examples.length, tokens_per_s: speed });
-    }
-
-    // 5. evaluation against pi_0
-    const summary: IterationSummary = {
-      iteration: t,
-      checkpoint: ckpt,
-      prompts: used.length,
-      pairs: examples.length,
-      degeneratePairs: pairs.length - examples.length,
-    };
-    if (doEval) {
-      const evalPath = rd.path(t, 'eval.json');
-      let report: Record<string, unknown>;
-      if (existsSync(evalPath)) report = readJson<Record<string, unknown>>(evalPath);
-      else {
-        const resp = await evalResponses(t, ckpt);
-        const t0 = performance.now();
-        const ej = await getEvalJudge();
-        const base = new Map(baseline.map((b) => [b.index, b]));
-        const evalItemsNow = resp
-          .filter((r) => !r.skipped && !base.get(r.index)?.skipped)
-          .map((r) => ({ prompt: evalItemByIndex.get(r.index)!.judgePrompt, output: r.responses[0]!.text, reference: base.get(r.index)!.responses[0]!.text }));
-        progress.start(`iter ${t} eval`, evalItemsNow.length, 0);
-        let rep;
-        try {
-          rep = await evaluate(ej, evalItemsNow, { batchSize: cfg.judgeChunk, onProgress: (d) => progress.update(d) });
-        } catch (e) {
-          throw new JudgeStageError(`iteration ${t}, evaluation: ${(e as Error).message}`);
-        } finally {
-          progress.stop();
-        }
-        report = reportJson(rep, { iteration: t, model: `iter-${t}/checkpoint`, reference: 'iter-0/eval-responses.jsonl (pi_0)' });
-        writeJsonAtomic(evalPath, report);
-        timing(t, 'eval', t0);
-      }
-      const num = (k: string): number | null => (typeof report[k] === 'number' ? (report[k] as number) : null);
-      summary.eval = { n: Number(report.n), winRate: num('winRate'), standardError: num('standardError'), lcWinRate: num('lcWinRate'), avgLength: num('avgLength'), avgReferenceLength: num('avgReferenceLength') };
-      const f = (x: number | null): string => (x === null ? 'n/a' : x.toFixed(3));
-      log(`sppo run: iteration ${t}: win rate vs pi_0 ${f(summary.eval.winRate)} ± ${f(summary.eval.standardError)} (LC ${f(summary.eval.lcWinRate)}, n = ${summary.eval.n})`);
-    }
+    const prefs = await judgeIteration(ctx, { t, used, itemByIndex: new Map(items.map((it) => [it.index, it])), judge });
+    const pairs = pairsIteration(ctx, { t, used, prefs, refSource });
+    const examples = trainingExamples(pairs);
+    const checkpoint = await trainIteration(ctx, { t, examples, pairCount: pairs.length, policyDir });
+    const summary: IterationSummary = { iteration: t, checkpoint, prompts: used.length, pairs: examples.length, degeneratePairs: pairs.length - examples.length };
+    if (doEval) summary.eval = await evalIteration(ctx, { t, checkpoint, prompts: evalSet, baseline, judge: evalJudge });
     summaries.push(summary);
-    policyDir = ckpt;
+    policyDir = checkpoint;
   }
 
   // summary.json holds paths relative to the run directory (the API returns them absolute).

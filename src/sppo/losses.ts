@@ -23,13 +23,16 @@
 // same beta is a different strength there; `lengthNormalized: true` gives TRL's form.
 //
 // Everything is computed in float32 (or float64 when the inputs are float64): 16-bit inputs are upcast.
+import { z } from 'zod';
 import { tidy, type Tensor } from '../torch/index.js';
 
-export const LOSS_TYPES = ['sppo', 'sppo_hard', 'sppo_single', 'dpo', 'ipo'] as const;
-export type LossType = (typeof LOSS_TYPES)[number];
+/** The losses, as the schema of the run configuration's `training.loss` (src/sppo/config.ts) and of the trainer's. */
+export const lossTypeSchema = z.enum(['sppo', 'sppo_hard', 'sppo_single', 'dpo', 'ipo']);
+export const LOSS_TYPES = lossTypeSchema.options;
+export type LossType = z.infer<typeof lossTypeSchema>;
 
 export function isLossType(s: string): s is LossType {
-  return (LOSS_TYPES as readonly string[]).includes(s);
+  return lossTypeSchema.safeParse(s).success;
 }
 
 export interface PreferenceLossInputs {

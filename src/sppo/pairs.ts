@@ -11,7 +11,7 @@
 // (seed, promptIndex) (see rng.ts), so the selection is deterministic for a given seed and prompt
 // index and independent of the order in which prompts are processed.
 
-import { createRng } from './rng.js';
+import { createRng } from '../util/rng.js';
 import { winRates, type MatrixCheckOptions, type PreferenceMatrix } from './winrates.js';
 
 export interface SelectOptions extends MatrixCheckOptions {

@@ -13,7 +13,7 @@ import { forEachJsonl } from '../util/files.js';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import type { ChatMessage, ChatTemplate } from '../text/chat_template.js';
 import { promptText } from '../text/chat_template.js';
-import { createRng } from './rng.js';
+import { createRng, permutation } from '../util/rng.js';
 
 export interface PromptRecord {
   /** Position in its file (0-based; the file's line order, blank lines not counted). */
@@ -116,13 +116,7 @@ export interface PromptSplit {
 
 /** Seeded Fisher-Yates shuffle of 0..n-1 (stream (seed, 0x5b117)). */
 export function shuffledIndices(n: number, seed: number): number[] {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  const rng = createRng(seed, 0x5b117);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
-  }
-  return idx;
+  return permutation(n, createRng(seed, 0x5b117));
 }
 
 /**
@@ -155,4 +149,22 @@ export function plainPromptText(prompt: string | readonly ChatMessage[]): string
   if (typeof prompt === 'string') return prompt;
   if (prompt.length === 1) return String(prompt[0]!.content);
   return prompt.map((m) => `${m.role}: ${String(m.content)}`).join('\n\n');
+}
+
+/** A line of a prompt file with its fields kept (`sppo generate` copies them to its output). */
+export interface PromptLine {
+  fields: Record<string, unknown>;
+  prompt: string | ChatMessage[];
+}
+
+/**
+ * Reads the prompts, keeping each line's fields for the output; a malformed line is an error naming the
+ * file and the line. A line's prompt is read as `sppo run` reads it (promptFromRow).
+ */
+export function readPromptLines(path: string): PromptLine[] {
+  if (!existsSync(path)) throw new PromptFileError(`${path} does not exist`);
+  const out: PromptLine[] = [];
+  forEachJsonl(path, (v, where) => out.push({ fields: v as Record<string, unknown>, prompt: promptFromRow(v, where).prompt }));
+  if (out.length === 0) throw new Error(`${path}: no prompts`);
+  return out;
 }

@@ -5,13 +5,16 @@
 // cosine / constant schedule, gradient clipping, epochs over the examples reshuffled each epoch (seeded),
 // an optional held-out split with its loss at the end of each epoch. A NaN or infinite loss stops with
 // TrainingDivergedError.
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import type { Tokenizer } from '../text/tokenizer.js';
+import { promptText, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
+import { FileFormatError, forEachJsonl } from '../util/files.js';
 import { dirname, resolve } from 'node:path';
 import { AdamW, clipGradNorm, LRScheduler, noGrad, RMSprop, tidy, type Optimizer, type ScheduleKind } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { loadModel } from '../models/registry.js';
 import { packSequences, responseLogprobs, type PromptResponse } from './logprobs.js';
-import { createRng } from './rng.js';
+import { createRng, permutation } from '../util/rng.js';
 import { defaultPlacement, TrainingDivergedError } from './trainer.js';
 
 export interface SftExample {
@@ -80,15 +83,6 @@ function fail(msg: string): never {
   throw new RangeError(`sft: ${msg}`);
 }
 
-function shuffled(n: number, seed: number, ...stream: number[]): number[] {
-  const rng = createRng(seed, ...stream);
-  const idx = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
-  }
-  return idx;
-}
 
 /** Cuts an example to maxLength tokens: the prompt keeps its last tokens (at least one), then the response is cut from the right. */
 export function truncateExample(e: SftExample, maxLength: number): SftExample {
@@ -135,7 +129,7 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   const device = model.device;
   const all = opts.examples.map((e) => truncateExample(e, maxLength));
 
-  const order = shuffled(all.length, opts.seed, 0x5f7);
+  const order = permutation(all.length, createRng(opts.seed, 0x5f7));
   const nEval = evalFraction > 0 ? Math.min(all.length - 1, Math.max(1, Math.round(all.length * evalFraction))) : 0;
   const evalSet = order.slice(0, nEval).sort((a, b) => a - b).map((i) => all[i]!);
   const trainSet = order.slice(nEval).sort((a, b) => a - b).map((i) => all[i]!);
@@ -146,7 +140,8 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   const params = model.parameters();
   model.train(true);
   model.requiresGrad_(true);
-  const optim: Optimizer = (opts.optimizer ?? 'adamw') === 'adamw'
+  // Disposed (native state freed) when the function returns or throws.
+  using optim: Optimizer = (opts.optimizer ?? 'adamw') === 'adamw'
     ? AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
     : RMSprop(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
   const sched = new LRScheduler(optim, { kind: opts.schedule ?? 'cosine', totalSteps, warmupRatio: opts.warmupRatio ?? 0.05 });
@@ -162,7 +157,7 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   let step = 0;
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
-      const perm = shuffled(trainSet.length, opts.seed, 0xe90c, epoch);
+      const perm = permutation(trainSet.length, createRng(opts.seed, 0xe90c, epoch));
       for (let g = 0; g < stepsPerEpoch; g++) {
         const t0 = performance.now();
         const ids = perm.slice(g * group, (g + 1) * group);
@@ -208,4 +203,56 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
     model.eval();
   }
   return { model, metrics, evalLossBefore, evalLoss, trainSize: trainSet.length, evalSize: evalSet.length, steps: step };
+}
+
+export interface SftLine {
+  prompt: string | ChatMessage[];
+  response: string;
+}
+
+/** Reads SFT examples; a malformed line is an error naming file:line. */
+export function readSftData(path: string): SftLine[] {
+  if (!existsSync(path)) throw new FileFormatError(`${path} does not exist`);
+  const out: SftLine[] = [];
+  forEachJsonl(path, (v, where) => {
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object with "prompt" or "messages", and "response"`);
+    const o = v as Record<string, unknown>;
+    let prompt: string | ChatMessage[];
+    let response = o.response;
+    if (typeof o.prompt === 'string') prompt = o.prompt;
+    else if (Array.isArray(o.messages)) {
+      const msgs = o.messages as unknown[];
+      msgs.forEach((m, j) => {
+        if (!m || typeof m !== 'object' || typeof (m as ChatMessage).role !== 'string' || typeof (m as ChatMessage).content !== 'string') {
+          throw new Error(`${where}: messages[${j}] must be an object with string "role" and "content"`);
+        }
+      });
+      const list = msgs as ChatMessage[];
+      if (response === undefined && list.length > 1 && list.at(-1)!.role === 'assistant') {
+        response = list.at(-1)!.content;
+        prompt = list.slice(0, -1);
+      } else prompt = list;
+      if (prompt.length === 0) throw new Error(`${where}: "messages" is empty`);
+    } else throw new Error(`${where}: expected "prompt" (a string) or "messages" (a list)`);
+    if (typeof response !== 'string') throw new Error(`${where}: "response" must be a string`);
+    if (response === '') throw new Error(`${where}: "response" is empty`);
+    out.push({ prompt, response });
+  });
+  if (out.length === 0) throw new Error(`${path}: no examples`);
+  return out;
+}
+
+/** Tokenizes examples: the rendered prompt and the response separately, EOS appended to the response. */
+export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undefined, lines: SftLine[], o: { raw?: boolean; appendEos?: boolean } = {}): SftExample[] {
+  const eos = tokenizer.eosTokenId;
+  const appendEos = o.appendEos ?? true;
+  if (appendEos && eos === undefined) throw new Error('the tokenizer has no EOS token: use --no-eos');
+  return lines.map((l, i) => {
+    const text = promptText(l.prompt, template, { raw: o.raw ?? false });
+    const promptIds = tokenizer.encode(text, { addSpecialTokens: false });
+    const responseIds = tokenizer.encode(l.response, { addSpecialTokens: false });
+    if (appendEos && responseIds.at(-1) !== eos) responseIds.push(eos!);
+    if (promptIds.length === 0) throw new Error(`example ${i + 1}: the prompt is empty after tokenization`);
+    return { promptIds, responseIds };
+  });
 }

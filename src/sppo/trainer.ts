@@ -18,7 +18,7 @@ import type { CausalLMBase } from '../models/causal_lm.js';
 import { createModel, loadModel, saveModel, sourceDir } from '../models/registry.js';
 import { isLossType, LOSS_TYPES, preferenceLoss, type LossType } from './losses.js';
 import { packSequences, responseLogprobs, truncatePair, type PromptResponse } from './logprobs.js';
-import { createRng } from './rng.js';
+import { createRng, permutation } from '../util/rng.js';
 
 export type { LossType } from './losses.js';
 
@@ -227,15 +227,6 @@ export function exampleLogprobs(model: CausalLMBase, ex: Pick<TrainExample, 'pro
   return { chosen, rejected };
 }
 
-function shuffled(n: number, rng: { int(n: number): number }): number[] {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [idx[i], idx[j]] = [idx[j]!, idx[i]!];
-  }
-  return idx;
-}
-
 /** Saves a model folder atomically: written beside, then renamed over the old one. */
 export function saveCheckpoint(model: CausalLMBase, dir: string, state: Record<string, unknown>, tokenizerDir?: string): void {
   const out = resolve(dir);
@@ -301,7 +292,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 
   // Held-out split.
-  const order = shuffled(prepared.length, createRng(opts.seed, 0x5e1));
+  const order = permutation(prepared.length, createRng(opts.seed, 0x5e1));
   const nEval = (opts.evalFraction ?? 0) > 0 ? Math.min(prepared.length - 1, Math.max(1, Math.round(prepared.length * opts.evalFraction!))) : 0;
   const evalSet = order.slice(0, nEval).sort((a, b) => a - b).map((i) => prepared[i]!);
   const trainSet = order.slice(nEval).sort((a, b) => a - b).map((i) => prepared[i]!);
@@ -314,7 +305,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const params = policy.parameters();
   policy.train(true);
   policy.requiresGrad_(true);
-  const optim: Optimizer = opts.optimizer === 'adamw'
+  // Disposed (native state freed) when train returns or throws.
+  using optim: Optimizer = opts.optimizer === 'adamw'
     ? AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
     : opts.optimizer === 'sgd'
       ? SGD(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 })
@@ -400,7 +392,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let step = 0;
   try {
     for (let epoch = 0; epoch < opts.epochs; epoch++) {
-      const perm = shuffled(trainSet.length, createRng(opts.seed, 0xe90c, epoch));
+      const perm = permutation(trainSet.length, createRng(opts.seed, 0xe90c, epoch));
       for (let g = 0; g < stepsPerEpoch; g++) {
         const t0 = performance.now();
         const ids = perm.slice(g * group, (g + 1) * group);

@@ -9,6 +9,8 @@
 //
 // Pure TypeScript (numbers / Float64Array), no tensors.
 
+import { isProbability, symmetrize } from '../judge/oracle.js';
+
 /** A K x K matrix as rows (arrays, Float64Arrays, ...). */
 export type PreferenceMatrix = ReadonlyArray<ArrayLike<number>>;
 
@@ -58,7 +60,7 @@ export function validatePreferenceMatrix(m: PreferenceMatrix, opts?: MatrixCheck
     const row = m[i]!;
     for (let j = 0; j < k; j++) {
       const v = row[j]!;
-      if (!Number.isFinite(v) || v < 0 || v > 1) {
+      if (!isProbability(v)) {
         throw new PreferenceMatrixError(`${where}: entry M[${i}][${j}] = ${v} is not a probability in [0, 1]`);
       }
     }
@@ -112,23 +114,8 @@ export function winRatesBatch(
   });
 }
 
-/**
- * Combine a judge queried in both orders into one position-debiased probability.
- *
- *   forward  = P_fwd(a > b): the judge's probability that a wins when shown as (a, b);
- *   backward = P_bwd(b > a): the judge's probability that b wins when shown as (b, a).
- *
- * The backward query says P(a > b) = 1 - P_bwd(b > a); averaging the two estimates gives
- *   p = (P_fwd(a > b) + 1 - P_bwd(b > a)) / 2.
- * Swapping the roles (symmetrize(backward, forward)) gives exactly 1 - p (up to rounding), so
- * P(a > b) + P(b > a) = 1 holds by construction, and a constant position bias cancels to first order.
- */
-export function symmetrize(forward: number, backward: number): number {
-  for (const [name, v] of [['forward', forward], ['backward', backward]] as const) {
-    if (!Number.isFinite(v) || v < 0 || v > 1) throw new RangeError(`symmetrize: ${name} = ${v} is not a probability in [0, 1]`);
-  }
-  return (forward + 1 - backward) / 2;
-}
+// symmetrize lives with the judges (src/judge/oracle.ts); re-exported here, where it always was.
+export { symmetrize };
 
 /**
  * Full matrix version of symmetrize(): `ordered[i][j]` is the judge's probability that the response

@@ -1,0 +1,26 @@
+// Which judge to load: the zod schema of a judge specification (a run's `judge` / `evalJudge` fields, and what
+// `--judge` parses into), and its type, derived from the schema. The schema of the model dtypes and devices it
+// names are here too, for the run configuration (src/sppo/config.ts) to use the same.
+import { z } from 'zod';
+
+/** The dtypes a model (policy or judge) may be loaded in. */
+export const MODEL_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
+export type ModelDType = (typeof MODEL_DTYPES)[number];
+export const deviceSchema = z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'expected cpu, cuda or cuda:N');
+
+const moduleJudge = z.object({ kind: z.literal('module'), path: z.string().min(1), options: z.unknown().optional() }).strict();
+const modelJudge = <K extends 'reward-model' | 'pairwise'>(kind: K) =>
+  z
+    .object({
+      kind: z.literal(kind),
+      dir: z.string().min(1),
+      dtype: z.enum(MODEL_DTYPES).optional(),
+      device: deviceSchema.optional(),
+      batchSize: z.number().int().min(1).optional(),
+    })
+    .strict();
+
+/** The judge: a JS module, a reward model (Bradley-Terry scores) or a pairwise preference model. */
+export const judgeSpecSchema = z.discriminatedUnion('kind', [moduleJudge, modelJudge('reward-model'), modelJudge('pairwise')]);
+
+export type JudgeSpec = z.infer<typeof judgeSpecSchema>;

@@ -1,0 +1,143 @@
+// What every stage of the SPPO loop (src/sppo/loop.ts) shares: the run's configuration and directory, where
+// progress and timings go, the kill hook of the resume tests, the model placement; the artifact lines the
+// stages write and read back (each file's format); the prompts as the stages see them; the seed streams.
+import { appendFileSync } from 'node:fs';
+import cliProgress from 'cli-progress';
+import type { DType } from '../../torch/index.js';
+import { loadModel } from '../../models/registry.js';
+import type { CausalLMBase } from '../../models/causal_lm.js';
+import type { SppoConfig } from '../config.js';
+import type { RunDir } from '../run_dir.js';
+
+/** One generated response as stored in generations.jsonl and eval-responses.jsonl. */
+export interface StoredResponse {
+  text: string;
+  token_ids: number[];
+  /** Sum of the untempered per-token log-probs under the generating model (float32 values, summed in float64). */
+  logprob: number;
+  finish_reason: string;
+}
+
+export interface GenerationLine {
+  index: number;
+  id?: string | number;
+  prompt_text: string;
+  prompt_ids: number[];
+  responses: StoredResponse[];
+  /** Set (and responses empty) when the prompt was not used. */
+  skipped?: string;
+}
+
+export interface PreferenceLine {
+  index: number;
+  id?: string | number;
+  matrix: number[][];
+  win_rates: number[];
+}
+
+export interface PairLine {
+  index: number;
+  id?: string | number;
+  chosen: number;
+  rejected: number;
+  chosen_win_rate: number;
+  rejected_win_rate: number;
+  chosen_over_rejected: number;
+  degenerate: boolean;
+  degenerate_reason?: string;
+  prompt_ids: number[];
+  chosen_ids: number[];
+  rejected_ids: number[];
+  chosen_ref_logprob?: number;
+  rejected_ref_logprob?: number;
+}
+
+/** A prompt as the stages use it: the model's text and token ids, and the judge's plain text. */
+export interface Item {
+  index: number;
+  id?: string | number;
+  judgePrompt: string;
+  text: string;
+  ids: number[];
+}
+
+export interface SamplingConfig {
+  n: number;
+  temperature: number;
+  topP: number;
+  topK: number;
+  maxNewTokens: number;
+  minNewTokens: number;
+  stop: string[];
+  batchSize: number;
+}
+
+// Stream tags of the seeds (mixSeed(seed, iteration, TAG, chunk)).
+export const SEED_GENERATE = 1;
+export const SEED_PAIRS = 2;
+export const SEED_TRAIN = 3;
+export const SEED_EVAL = 0xe7a1;
+
+export class Progress {
+  private bar: cliProgress.SingleBar | undefined;
+  constructor(private readonly enabled: boolean) {}
+  start(label: string, total: number, done: number): void {
+    if (!this.enabled) return;
+    this.bar = new cliProgress.SingleBar({ format: `${label} [{bar}] {value}/{total} | {eta_formatted} left`, stream: process.stderr, hideCursor: false }, cliProgress.Presets.shades_classic);
+    this.bar.start(total, done);
+  }
+  update(v: number): void {
+    this.bar?.update(v);
+  }
+  stop(): void {
+    this.bar?.stop();
+    this.bar = undefined;
+  }
+}
+
+export type KillHook = (t: number, stage: string, step: number) => void;
+
+/** SPPO_TEST_KILL_AT=ITER:STAGE:STEP: the process SIGKILLs itself right after that step (the resume tests). */
+export function killHook(): KillHook {
+  const spec = process.env.SPPO_TEST_KILL_AT;
+  if (!spec) return () => {};
+  const m = /^(\d+):([a-z-]+):(\d+)$/.exec(spec.trim());
+  if (!m) throw new Error(`SPPO_TEST_KILL_AT must be ITER:STAGE:STEP, got '${spec}'`);
+  const [it, st, sp] = [Number(m[1]), m[2]!, Number(m[3])];
+  return (t, stage, step) => {
+    if (t === it && stage === st && step === sp) process.kill(process.pid, 'SIGKILL');
+  };
+}
+
+/** What every stage gets. */
+export interface StageContext {
+  cfg: SppoConfig;
+  rd: RunDir;
+  log: (s: string) => void;
+  progress: Progress;
+  kill: KillHook;
+  dtype: DType;
+  device: string;
+}
+
+/** Appends a stage's wall time (and extras) to timings.jsonl: a log, not an artifact. */
+export function timing(ctx: StageContext, t: number, stage: string, t0: number, extra: Record<string, unknown> = {}): void {
+  appendFileSync(ctx.rd.path(undefined, 'timings.jsonl'), JSON.stringify({ iteration: t, stage, seconds: (performance.now() - t0) / 1000, ...extra }) + '\n');
+}
+
+/** Loads a model folder; a failure names the stage and the folder. */
+export function loadStageModel(dir: string, what: string, dtype: DType, device: string): CausalLMBase {
+  try {
+    return loadModel(dir, { dtype, device });
+  } catch (e) {
+    throw new Error(`${what}: cannot load the model ${dir}: ${(e as Error).message}`);
+  }
+}
+
+export function idOf(r: { id?: string | number }): { id?: string | number } {
+  return r.id !== undefined ? { id: r.id } : {};
+}
+
+export function promptLabel(index: number, id: string | number | undefined): string {
+  return id !== undefined ? `prompt #${index} (id ${JSON.stringify(id)})` : `prompt #${index}`;
+}

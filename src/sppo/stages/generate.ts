@@ -1,0 +1,88 @@
+// Stage 1, generation: K responses per prompt of the iteration from pi_{t-1} (iter-t/generations.jsonl), and
+// the one response per held-out prompt that evaluation compares (iter-t/eval-responses.jsonl). Prompts go in
+// length-sorted chunks; each chunk is saved (a unit of resumption) before the next.
+import { existsSync } from 'node:fs';
+import type { CausalLMBase } from '../../models/causal_lm.js';
+import { generate } from '../../generate/generate.js';
+import type { Tokenizer } from '../../text/tokenizer.js';
+import { mixSeed } from '../../util/rng.js';
+import { readJsonl, writeJsonlAtomic } from '../run_dir.js';
+import { idOf, loadStageModel, SEED_GENERATE, timing, type GenerationLine, type Item, type SamplingConfig, type StageContext } from './context.js';
+
+export interface GenerateInput {
+  t: number;
+  /** 'generate' or 'eval-generate' (names the chunks, the progress bar and the kill hook's stage). */
+  stage: string;
+  modelDir: string;
+  items: Item[];
+  sampling: SamplingConfig;
+  tokenizer: Tokenizer;
+  seedParts: number[];
+  /** The finished file. */
+  out: string;
+}
+
+/** Generates (or reads back the finished chunks of) `n` responses per item, in length-sorted chunks of `batchSize` prompts. */
+export async function generateStage(ctx: StageContext, input: GenerateInput): Promise<GenerationLine[]> {
+  const { cfg, rd, progress } = ctx;
+  const { t, stage, items, sampling: s, out } = input;
+  const t0 = performance.now();
+  const usable = items.filter((it) => it.ids.length <= cfg.training.maxPromptLength && it.ids.length > 0);
+  const order = usable.map((_, i) => i).sort((a, b) => usable[a]!.ids.length - usable[b]!.ids.length || usable[a]!.index - usable[b]!.index);
+  const nChunks = Math.ceil(order.length / s.batchSize);
+  const byIndex = new Map<number, GenerationLine>();
+  let model: CausalLMBase | undefined;
+  let tokens = 0;
+  progress.start(`iter ${t} ${stage}`, nChunks, 0);
+  try {
+    for (let c = 0; c < nChunks; c++) {
+      const path = rd.chunkPath(t, stage, c);
+      let lines: GenerationLine[];
+      if (existsSync(path)) {
+        lines = readJsonl<GenerationLine>(path);
+      } else {
+        model ??= loadStageModel(input.modelDir, `iteration ${t} ${stage}`, ctx.dtype, ctx.device);
+        const chunk = order.slice(c * s.batchSize, (c + 1) * s.batchSize).map((i) => usable[i]!);
+        const gens = generate(model, chunk.map((it) => it.ids), {
+          n: s.n, temperature: s.temperature, topP: s.topP, topK: s.topK, maxNewTokens: s.maxNewTokens, minNewTokens: s.minNewTokens,
+          stopStrings: s.stop.length ? s.stop : undefined, seed: mixSeed(...input.seedParts, c), tokenizer: input.tokenizer,
+        });
+        lines = chunk.map((it, j) => ({
+          index: it.index,
+          ...idOf(it),
+          prompt_text: it.text,
+          prompt_ids: it.ids,
+          responses: gens.slice(j * s.n, (j + 1) * s.n).map((g) => {
+            tokens += g.tokens.length;
+            return { text: g.text, token_ids: g.tokens, logprob: g.logprobs.reduce((a, x) => a + x, 0), finish_reason: g.finishReason };
+          }),
+        }));
+        writeJsonlAtomic(path, lines);
+        ctx.kill(t, stage, c + 1);
+      }
+      for (const l of lines) byIndex.set(l.index, l);
+      progress.update(c + 1);
+      await new Promise((r) => setImmediate(r));
+    }
+  } finally {
+    progress.stop();
+    model?.dispose();
+  }
+  const all: GenerationLine[] = items.map((it) =>
+    byIndex.get(it.index) ?? { index: it.index, ...idOf(it), prompt_text: it.text, prompt_ids: it.ids, responses: [], skipped: it.ids.length === 0 ? 'empty prompt' : `prompt has ${it.ids.length} tokens > training.maxPromptLength = ${cfg.training.maxPromptLength}` },
+  );
+  writeJsonlAtomic(out, all);
+  rd.dropPartial(t, stage);
+  const skipped = all.filter((l) => l.skipped).length;
+  if (skipped) ctx.log(`sppo run: iteration ${t} ${stage}: ${skipped} prompt(s) skipped (too long or empty; see ${out})`);
+  timing(ctx, t, stage, t0, { tokens });
+  return all;
+}
+
+/** Iteration t's samples from pi_{t-1} (policyDir): iter-t/generations.jsonl, read back when finished. */
+export async function generateIteration(ctx: StageContext, input: { t: number; policyDir: string; items: Item[]; sampling: SamplingConfig; tokenizer: Tokenizer }): Promise<GenerationLine[]> {
+  const { t } = input;
+  const genPath = ctx.rd.path(t, 'generations.jsonl');
+  if (existsSync(genPath)) return readJsonl<GenerationLine>(genPath);
+  return generateStage(ctx, { t, stage: 'generate', modelDir: input.policyDir, items: input.items, sampling: input.sampling, tokenizer: input.tokenizer, seedParts: [ctx.cfg.seed, t, SEED_GENERATE], out: genPath });
+}

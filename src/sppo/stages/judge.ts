@@ -1,0 +1,99 @@
+// Stage 2, judging: the K x K preference matrix of each prompt's responses and their win rates
+// (iter-t/preferences.jsonl), in chunks of `judgeChunk` prompts, each saved (a unit of resumption).
+import { existsSync } from 'node:fs';
+import { preferenceMatrix } from '../../judge/judge.js';
+import { isProbability, type PreferenceOracle, type PreferenceQuery } from '../../judge/oracle.js';
+import { readJsonl, writeJsonlAtomic } from '../run_dir.js';
+import { winRates } from '../winrates.js';
+import { idOf, promptLabel, timing, type GenerationLine, type Item, type PreferenceLine, type StageContext } from './context.js';
+
+/** A judge's failure or invalid answer during a run; the message names the judge and the prompt. */
+export class JudgeStageError extends Error {
+  override name = 'JudgeStageError';
+}
+
+/** The judge with its answers checked: one probability per query, else JudgeStageError naming the judge. */
+export function checkedOracle(judge: PreferenceOracle): PreferenceOracle {
+  return {
+    get name() {
+      return judge.name;
+    },
+    get positionBiased() {
+      return judge.positionBiased;
+    },
+    async prefer(batch: PreferenceQuery[]): Promise<number[]> {
+      const got: unknown = await judge.prefer(batch);
+      if (!Array.isArray(got) || got.length !== batch.length) {
+        throw new JudgeStageError(`judge '${judge.name}': prefer() returned ${Array.isArray(got) ? `${got.length} values` : String(got)} for ${batch.length} queries`);
+      }
+      got.forEach((v, i) => {
+        if (!isProbability(v)) {
+          throw new JudgeStageError(`judge '${judge.name}': returned ${String(v)} for query ${i} of a batch, not a probability in [0, 1]`);
+        }
+      });
+      return got as number[];
+    },
+    dispose() {
+      judge.dispose?.();
+    },
+  };
+}
+
+export interface JudgeInput {
+  t: number;
+  /** The iteration's generations that were not skipped. */
+  used: GenerationLine[];
+  itemByIndex: Map<number, Item>;
+  /** The judge, loaded on first use (a finished stage loads none). */
+  judge: () => Promise<PreferenceOracle>;
+}
+
+/** Iteration t's preferences: iter-t/preferences.jsonl, read back when finished. */
+export async function judgeIteration(ctx: StageContext, input: JudgeInput): Promise<PreferenceLine[]> {
+  const { rd, progress, cfg } = ctx;
+  const { t, used, itemByIndex } = input;
+  const prefPath = rd.path(t, 'preferences.jsonl');
+  if (existsSync(prefPath)) return readJsonl<PreferenceLine>(prefPath);
+  const t0 = performance.now();
+  const j = await input.judge();
+  const nChunks = Math.ceil(used.length / cfg.judgeChunk);
+  const prefs: PreferenceLine[] = [];
+  progress.start(`iter ${t} judge`, used.length, 0);
+  try {
+    for (let c = 0; c < nChunks; c++) {
+      const path = rd.chunkPath(t, 'judge', c);
+      let lines: PreferenceLine[];
+      if (existsSync(path)) lines = readJsonl<PreferenceLine>(path);
+      else {
+        lines = [];
+        for (const g of used.slice(c * cfg.judgeChunk, (c + 1) * cfg.judgeChunk)) {
+          const item = itemByIndex.get(g.index)!;
+          let matrix: number[][];
+          try {
+            matrix = await preferenceMatrix(j, item.judgePrompt, g.responses.map((r) => r.text));
+          } catch (e) {
+            throw new JudgeStageError(`iteration ${t}, ${promptLabel(g.index, g.id)}: ${(e as Error).message ?? String(e)}`);
+          }
+          let wr: Float64Array;
+          try {
+            wr = winRates(matrix, { promptIndex: g.index, ...(g.id !== undefined ? { promptId: g.id } : {}) });
+          } catch (e) {
+            throw new JudgeStageError(`iteration ${t}, judge '${j.name}': ${(e as Error).message}`);
+          }
+          lines.push({ index: g.index, ...idOf(g), matrix: matrix.map((row) => Array.from(row)), win_rates: Array.from(wr) });
+          progress.update(prefs.length + lines.length);
+        }
+        writeJsonlAtomic(path, lines);
+        ctx.kill(t, 'judge', c + 1);
+      }
+      prefs.push(...lines);
+      progress.update(prefs.length);
+    }
+  } finally {
+    progress.stop();
+  }
+  writeJsonlAtomic(prefPath, prefs);
+  rd.dropPartial(t, 'judge');
+  timing(ctx, t, 'judge', t0);
+  return prefs;
+}

@@ -1,0 +1,65 @@
+// Stage 3, pairs: per prompt, the chosen and rejected responses (highest / lowest win rate, src/sppo/pairs.ts)
+// with their token ids, win-rate targets and reference log-probs (iter-t/pairs.jsonl); the training examples.
+import { existsSync } from 'node:fs';
+import { mixSeed } from '../../util/rng.js';
+import { readJsonl, RunDirError, writeJsonlAtomic } from '../run_dir.js';
+import { selectPair } from '../pairs.js';
+import type { TrainExample } from '../trainer.js';
+import { idOf, SEED_PAIRS, type GenerationLine, type PairLine, type PreferenceLine, type StageContext } from './context.js';
+
+export interface PairsInput {
+  t: number;
+  /** The iteration's generations that were not skipped, and their preferences. */
+  used: GenerationLine[];
+  prefs: PreferenceLine[];
+  /** Reference log-probs from generation (stored in the pairs) or recomputed by the trainer (left out). */
+  refSource: 'generation' | 'recompute';
+}
+
+/** Iteration t's pairs: iter-t/pairs.jsonl, read back when finished. */
+export function pairsIteration(ctx: StageContext, input: PairsInput): PairLine[] {
+  const { cfg, rd } = ctx;
+  const { t, used, prefs, refSource } = input;
+  const pairsPath = rd.path(t, 'pairs.jsonl');
+  if (existsSync(pairsPath)) return readJsonl<PairLine>(pairsPath);
+  const byIndex = new Map(used.map((g) => [g.index, g]));
+  const pairs: PairLine[] = prefs.map((p) => {
+    const g = byIndex.get(p.index);
+    if (!g) throw new RunDirError(`${rd.path(t, 'preferences.jsonl')}: prompt #${p.index} is not in ${rd.path(t, 'generations.jsonl')}`);
+    const sel = selectPair(p.matrix, { seed: mixSeed(cfg.seed, t, SEED_PAIRS), promptIndex: p.index, responses: g.responses.map((r) => r.text), ...(p.id !== undefined ? { promptId: p.id } : {}) });
+    const w = g.responses[sel.chosen]!;
+    const l = g.responses[sel.rejected]!;
+    return {
+      index: p.index,
+      ...idOf(p),
+      chosen: sel.chosen,
+      rejected: sel.rejected,
+      chosen_win_rate: sel.chosenWinRate,
+      rejected_win_rate: sel.rejectedWinRate,
+      chosen_over_rejected: sel.chosenOverRejected,
+      degenerate: sel.degenerate,
+      ...(sel.degenerateReason ? { degenerate_reason: sel.degenerateReason } : {}),
+      prompt_ids: g.prompt_ids,
+      chosen_ids: w.token_ids,
+      rejected_ids: l.token_ids,
+      ...(refSource === 'generation' ? { chosen_ref_logprob: w.logprob, rejected_ref_logprob: l.logprob } : {}),
+    };
+  });
+  writeJsonlAtomic(pairsPath, pairs);
+  return pairs;
+}
+
+/** The trainer's examples: the pairs that are not degenerate. */
+export function trainingExamples(pairs: PairLine[]): TrainExample[] {
+  return pairs
+    .filter((p) => !p.degenerate)
+    .map((p) => ({
+      promptIds: p.prompt_ids,
+      chosenIds: p.chosen_ids,
+      rejectedIds: p.rejected_ids,
+      chosenWinRate: p.chosen_win_rate,
+      rejectedWinRate: p.rejected_win_rate,
+      chosenOverRejected: p.chosen_over_rejected,
+      ...(p.chosen_ref_logprob !== undefined ? { chosenRefLogprob: p.chosen_ref_logprob, rejectedRefLogprob: p.rejected_ref_logprob! } : {}),
+    }));
+}

@@ -35,6 +35,7 @@ import { mixSeed } from './rng.js';
 import { selectPair } from './pairs.js';
 import { winRates } from './winrates.js';
 import { train, type TrainExample } from './trainer.js';
+import { remoteGenerator, type RemoteGenerator } from './remote_generation.js';
 
 export interface RunOptions {
   /** Use this judge instead of loading `config.judge` (library use, tests). */
@@ -256,7 +257,8 @@ async function runLoop(
   // The configuration this run directory was started with must not change.
   const runJson = rd.path(undefined, 'run.json');
   // (runDir itself is left out: a run directory may be moved.)
-  const { runDir: _where, ...kept } = cfg;
+  // (nor generation.backend: where generation runs may change when a run is resumed.)
+  const { runDir: _where, ...kept } = { ...cfg, generation: { ...cfg.generation, backend: undefined } };
   const snapshot = { format: 1, config: kept };
   if (existsSync(runJson)) {
     const old = readJson<{ config: unknown }>(runJson);
@@ -321,6 +323,7 @@ async function runLoop(
     const nChunks = Math.ceil(order.length / s.batchSize);
     const byIndex = new Map<number, GenerationLine>();
     let model: CausalLMBase | undefined;
+    let remote: RemoteGenerator | undefined;
     let tokens = 0;
     progress.start(`iter ${t} ${stage}`, nChunks, 0);
     try {
@@ -330,12 +333,15 @@ async function runLoop(
         if (existsSync(path)) {
           lines = readJsonl<GenerationLine>(path);
         } else {
-          model ??= loadStageModel(modelDir, `iteration ${t} ${stage}`, dtype, device);
           const chunk = order.slice(c * s.batchSize, (c + 1) * s.batchSize).map((i) => usable[i]!);
-          const gens = generate(model, chunk.map((it) => it.ids), {
-            n: s.n, temperature: s.temperature, topP: s.topP, topK: s.topK, maxNewTokens: s.maxNewTokens, minNewTokens: s.minNewTokens,
-            stopStrings: s.stop.length ? s.stop : undefined, seed: mixSeed(...seedParts, c), tokenizer,
-          });
+          // generation.backend: the training samples come from OpenAI-compatible servers (remote_generation.ts).
+          if (cfg.generation.backend && stage === 'generate') remote ??= remoteGenerator(cfg.generation.backend, { checkpoint: modelDir, tokenizer, log, loadModel: () => loadStageModel(modelDir, `iteration ${t} ${stage}`, dtype, device) });
+          const gens = remote
+            ? await remote.generate(chunk.map((it) => it.ids), { ...s, seed: mixSeed(...seedParts, c) })
+            : generate((model ??= loadStageModel(modelDir, `iteration ${t} ${stage}`, dtype, device)), chunk.map((it) => it.ids), {
+                n: s.n, temperature: s.temperature, topP: s.topP, topK: s.topK, maxNewTokens: s.maxNewTokens, minNewTokens: s.minNewTokens,
+                stopStrings: s.stop.length ? s.stop : undefined, seed: mixSeed(...seedParts, c), tokenizer,
+              });
           lines = chunk.map((it, j) => ({
             index: it.index,
             ...idOf(it),
@@ -356,6 +362,7 @@ async function runLoop(
     } finally {
       progress.stop();
       model?.dispose();
+      await remote?.stop();
     }
     const all: GenerationLine[] = items.map((it) =>
       byIndex.get(it.index) ?? { index: it.index, ...idOf(it), prompt_text: it.text, prompt_ids: it.ids, responses: [], skipped: it.ids.length === 0 ? 'empty prompt' : `prompt has ${it.ids.length} tokens > training.maxPromptLength = ${cfg.training.maxPromptLength}` },

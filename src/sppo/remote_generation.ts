@@ -32,7 +32,7 @@ export interface RemoteSampling {
 
 export interface RemoteGenerator {
   /** n generations per prompt, flat (prompt-major), as generate() returns them. */
-  generate(prompts: number[][], s: RemoteSampling): Promise<Generation[]>;
+  generate(prompts: number[][], s: RemoteSampling, onProgress?: (done: number, total: number) => void): Promise<Generation[]>;
   /** Stops the servers this started (a no-op otherwise). */
   stop(): Promise<void>;
 }
@@ -44,6 +44,8 @@ export interface RemoteGeneratorOptions {
   /** Loads the checkpoint in process (for servers that return text only). */
   loadModel: () => CausalLMBase;
   log?: (line: string) => void;
+  /** Prefix of the log lines (default 'sppo run'). */
+  label?: string;
   /** Working folder of serverCommand (default: the current one). */
   cwd?: string;
 }
@@ -68,12 +70,13 @@ export function remoteGenerator(backend: BackendConfig, opts: RemoteGeneratorOpt
   let target: { urls: string[]; model: string } | undefined;
   let model: CausalLMBase | undefined;
   const log = opts.log ?? (() => {});
+  const label = opts.label ?? 'sppo run';
 
   const connect = async (): Promise<{ urls: string[]; model: string }> => {
     if (target) return target;
     if (backend.serverCommand) {
       servers = await startServers(backend.serverCommand, opts.checkpoint, { count: backend.servers, startTimeoutS: backend.startTimeoutS, apiKey, cwd: opts.cwd });
-      log(`sppo run: started ${servers.urls.length} inference server(s) on ${opts.checkpoint}: ${servers.urls.join(', ')}`);
+      log(`${label}: started ${servers.urls.length} inference server(s) on ${opts.checkpoint}: ${servers.urls.join(', ')}`);
       target = { urls: servers.urls, model: backend.model ?? opts.checkpoint };
     } else {
       target = { urls: backend.urls, model: backend.model ?? (await firstModel(backend.urls[0]!, apiKey)) };
@@ -113,13 +116,14 @@ export function remoteGenerator(backend: BackendConfig, opts: RemoteGeneratorOpt
   };
 
   return {
-    async generate(prompts, s) {
+    async generate(prompts, s, onProgress) {
       const { urls, model: name } = await connect();
       const out = await generateRemote(prompts, {
         urls, model: name, apiKey, n: s.n, temperature: s.temperature, topP: s.topP, topK: s.topK, maxNewTokens: s.maxNewTokens, minNewTokens: s.minNewTokens,
         stopStrings: s.stop.length ? s.stop : undefined, seed: s.seed, concurrency: backend.concurrency, timeoutMs: backend.timeoutS * 1000, allowTextOnly: true,
+        ...(onProgress ? { onProgress } : {}),
         onServerDown: (url, err) => {
-          log(`sppo run: inference server ${url} dropped (${err.message}); its prompts go to the others`);
+          log(`${label}: inference server ${url} dropped (${err.message}); its prompts go to the others`);
           // The next chunks do without it.
           if (target && target.urls.length > 1) target.urls = target.urls.filter((u) => u !== url);
         },

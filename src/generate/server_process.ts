@@ -5,6 +5,7 @@
 // timeout, is an error naming the command and the last lines of its stderr. stop() sends SIGTERM to each
 // (the whole process group, so that a shell's children go too), then SIGKILL after a grace period.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 export interface ServerProcessOptions {
@@ -59,27 +60,82 @@ export function fillCommand(template: string, vars: { checkpoint: string; port: 
 }
 
 function signalTree(child: ChildProcess, sig: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  if (child.pid === undefined) return;
   try {
+    // The group: a shell's children may outlive the shell.
     process.kill(-child.pid, sig);
   } catch {
-    try {
-      child.kill(sig);
-    } catch {
-      // gone already
-    }
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
   }
 }
 
+// The servers run in process groups of their own (so that a shell's children are stopped with it), which
+// a Ctrl-C of the terminal does not reach: while any runs, SIGINT and SIGTERM of this process, and its exit,
+// SIGKILL them first (a signal is then raised again with its default action).
+const live = new Set<ChildProcess>();
+const onExit = (): void => {
+  for (const c of live) signalTree(c, 'SIGKILL');
+};
+const onSignal = (sig: NodeJS.Signals): void => {
+  onExit();
+  unwatch();
+  process.kill(process.pid, sig);
+};
+function watch(child: ChildProcess): void {
+  if (live.size === 0) {
+    process.on('exit', onExit);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  live.add(child);
+}
+function unwatch(child?: ChildProcess): void {
+  if (child) live.delete(child);
+  else live.clear();
+  if (live.size === 0) {
+    process.off('exit', onExit);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** Whether any process of the group is left; zombies (which a PID 1 may never reap) do not count. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+  } catch {
+    return false;
+  }
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return true; // no /proc: kill(0) has to do
+  }
+  for (const p of pids) {
+    try {
+      // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after its last ')'.
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[2]) === pgid && f[0] !== 'Z') return true;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return false;
+}
+
 async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const pid = child.pid;
+  if (pid === undefined) return unwatch(child);
+  // SIGTERM to the group, then SIGKILL once the grace period is over if anything of it is left (the shell
+  // may have exited at once while its children finish).
   signalTree(child, 'SIGTERM');
-  const timer = setTimeout(() => signalTree(child, 'SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
-  // A shell's children may outlive it: the group gets SIGKILL too.
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline && (child.exitCode === null && child.signalCode === null ? true : groupAlive(pid))) await sleep(50);
   signalTree(child, 'SIGKILL');
+  if (child.exitCode === null && child.signalCode === null) await new Promise<void>((r) => child.once('exit', () => r()));
+  unwatch(child);
 }
 
 /** Starts the servers of `template` on `checkpoint` and waits until each answers; stop() them when done. */
@@ -101,6 +157,7 @@ export async function startServers(template: string, checkpoint: string, opts: S
       const url = `http://127.0.0.1:${port}/v1`;
       const child = spawn(command, { shell: true, cwd: opts.cwd, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
       children.push(child);
+      watch(child);
       commands.push(command);
       urls.push(url);
       const tail: string[] = [];
@@ -126,27 +183,27 @@ export async function startServers(template: string, checkpoint: string, opts: S
       child.on('error', (e) => {
         exit = `could not start (${e.message})`;
       });
-      ready.push(
-        (async () => {
-          const deadline = Date.now() + timeoutMs;
-          for (;;) {
-            if (exit) throw new ServerStartError(`inference server command \`${command}\` ${exit} before answering GET ${url}/models${lastLines()}`);
-            if (Date.now() > deadline) throw new ServerStartError(`inference server command \`${command}\` did not answer GET ${url}/models within ${timeoutMs / 1000} s${lastLines()}`);
-            try {
-              const res = await fetch(`${url}/models`, { headers: opts.apiKey ? { Authorization: `Bearer ${opts.apiKey}` } : {}, signal: AbortSignal.timeout(5000) });
-              await res.body?.cancel();
-              if (res.status === 200) return;
-            } catch {
-              // not listening yet
-            }
-            await sleep(100);
+      const isReady = (async () => {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          if (exit) throw new ServerStartError(`inference server command \`${command}\` ${exit} before answering GET ${url}/models${lastLines()}`);
+          if (Date.now() > deadline) throw new ServerStartError(`inference server command \`${command}\` did not answer GET ${url}/models within ${timeoutMs / 1000} s${lastLines()}`);
+          try {
+            const res = await fetch(`${url}/models`, { headers: opts.apiKey ? { Authorization: `Bearer ${opts.apiKey}` } : {}, signal: AbortSignal.timeout(5000) });
+            await res.body?.cancel();
+            if (res.status === 200) return;
+          } catch {
+            // not listening yet
           }
-        })(),
-      );
+          await sleep(100);
+        }
+      })();
+      // (Handled below by Promise.all; this keeps an early failure from counting as unhandled meanwhile.)
+      isReady.catch(() => {});
+      ready.push(isReady);
     }
-    const results = await Promise.allSettled(ready);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    // The first failure stops them all (the others then fail too, handled by Promise.all).
+    await Promise.all(ready);
   } catch (e) {
     await stop();
     throw e;

@@ -79,7 +79,16 @@ export function remoteGenerator(backend: BackendConfig, opts: RemoteGeneratorOpt
       log(`${label}: started ${servers.urls.length} inference server(s) on ${opts.checkpoint}: ${servers.urls.join(', ')}`);
       target = { urls: servers.urls, model: backend.model ?? opts.checkpoint };
     } else {
-      target = { urls: backend.urls, model: backend.model ?? (await firstModel(backend.urls[0]!, apiKey)) };
+      let model = backend.model;
+      // The first server that answers names the model.
+      for (let i = 0; model === undefined; i++) {
+        try {
+          model = await firstModel(backend.urls[i]!, apiKey);
+        } catch (e) {
+          if (i === backend.urls.length - 1) throw e;
+        }
+      }
+      target = { urls: [...backend.urls], model };
     }
     return target;
   };

@@ -8,6 +8,7 @@ import { UsageError } from './usage.js';
 import { readPromptLines } from '../sppo/prompts.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
+import { remoteGenerator } from '../sppo/remote_generation.js';
 
 export const summary = 'sample responses to a JSONL file of prompts with a Hugging Face model folder';
 
@@ -36,6 +37,15 @@ options:
   --dtype D              float32 | bfloat16 | float16 (default: the checkpoint's)
   --device D             cpu | cuda | cuda:N (default: cuda when available)
   --raw                  use plain-text prompts as they are, without the chat template
+  --backend-url URL      generate on an OpenAI-compatible server (sppo serve, vLLM) at URL (its /v1 base,
+                         e.g. http://127.0.0.1:8000/v1) instead of loading the model; repeatable: the
+                         prompts are shared over the servers, a dead server's go to the others. DIR still
+                         gives the tokenizer and chat template; token ids and log-probs come from the
+                         responses (text-only responses are re-tokenised and scored with DIR). Prompt i is
+                         sampled with seed + i; --batch-size, --dtype and --device then do not apply
+  --backend-model NAME   the requests' model (default: the first of the server's GET /v1/models)
+  --api-key-env VAR      the environment variable holding the servers' API key
+  --concurrency C        requests in flight per server (default 8)
   -h, --help             this help
 `;
 
@@ -60,6 +70,10 @@ export async function run(argv: string[]): Promise<void> {
       dtype: { type: 'string' },
       device: { type: 'string' },
       raw: { type: 'boolean' },
+      'backend-url': { type: 'string', multiple: true },
+      'backend-model': { type: 'string' },
+      'api-key-env': { type: 'string' },
+      concurrency: { type: 'string' },
     },
     HELP,
     { required: ['model', 'prompts', 'out'] },
@@ -78,6 +92,10 @@ export async function run(argv: string[]): Promise<void> {
   const batchSize = num('batch-size', v['batch-size'], 8, { ...int, min: 1 });
   const dtype = dtypeOption(v.dtype);
   const device = deviceOption(v.device);
+  const urls = v['backend-url'] ?? [];
+  const concurrency = num('concurrency', v.concurrency, 8, { ...int, min: 1 });
+  for (const u of urls) if (!/^https?:\/\/[^\s]+$/.test(u)) throw new UsageError(`--backend-url must be an http(s) URL, got '${u}'`);
+  if (urls.length === 0 && (v['backend-model'] !== undefined || v['api-key-env'] !== undefined)) throw new UsageError('--backend-model and --api-key-env need --backend-url');
   if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
 
   if (!existsSync(v.prompts!)) throw new UsageError(`--prompts: ${v.prompts} does not exist`);
@@ -86,25 +104,40 @@ export async function run(argv: string[]): Promise<void> {
   const template = ChatTemplate.hasTemplate(v.model!) ? ChatTemplate.fromFolder(v.model!, { specialTokens: tokenizer.specialTokens }) : undefined;
   const texts = prompts.map((p) => promptText(p.prompt, template, { raw: v.raw ?? false }));
   const ids = texts.map((t) => tokenizer.encode(t, { addSpecialTokens: false }));
-  const model = loadModel(v.model!, { dtype, device });
 
   const bar = progressBar('generate', 'prompts', '{tps} tok/s');
   bar.start(prompts.length, 0, { tps: '-' });
   const t0 = performance.now();
   let tokensOut = 0;
   let results: Generation[][];
-  try {
-    results = await generateAll(model, ids, {
-      n, temperature, topP, topK, maxNewTokens, minNewTokens, tokenizer, stopStrings: v.stop, batchSize,
-      seedOf: (b) => seed + b * batchSize,
-      onBatch: (done, gens) => {
-        tokensOut += gens.reduce((a, g) => a + g.tokens.length, 0);
-        bar.update(done, { tps: (tokensOut / ((performance.now() - t0) / 1000)).toFixed(0) });
-      },
-    });
-  } finally {
-    bar.stop();
-    model.dispose();
+  if (urls.length > 0) {
+    const remote = remoteGenerator(
+      { kind: 'openai', urls, model: v['backend-model'], apiKeyEnv: v['api-key-env'], concurrency, timeoutS: 600, servers: 1, startTimeoutS: 300 },
+      { checkpoint: v.model!, tokenizer, label: 'sppo generate', log: (l) => console.error(l), loadModel: () => loadModel(v.model!, { dtype, device }) },
+    );
+    try {
+      const flat = await remote.generate(ids, { n, temperature, topP, topK, maxNewTokens, minNewTokens, stop: v.stop ?? [], seed }, (done) => bar.update(done, { tps: '-' }));
+      results = ids.map((_, i) => flat.slice(i * n, (i + 1) * n));
+      tokensOut = flat.reduce((a, g) => a + g.tokens.length, 0);
+    } finally {
+      bar.stop();
+      await remote.stop();
+    }
+  } else {
+    const model = loadModel(v.model!, { dtype, device });
+    try {
+      results = await generateAll(model, ids, {
+        n, temperature, topP, topK, maxNewTokens, minNewTokens, tokenizer, stopStrings: v.stop, batchSize,
+        seedOf: (b) => seed + b * batchSize,
+        onBatch: (done, gens) => {
+          tokensOut += gens.reduce((a, g) => a + g.tokens.length, 0);
+          bar.update(done, { tps: (tokensOut / ((performance.now() - t0) / 1000)).toFixed(0) });
+        },
+      });
+    } finally {
+      bar.stop();
+      model.dispose();
+    }
   }
 
   const out = v.out!;

@@ -12,7 +12,9 @@ Runs T iterations of Self-Play Preference Optimization as CONFIG (JSON or YAML) 
 generates K responses per prompt with the current model, judges every pair, trains the next model on the
 chosen / rejected pairs with the current model as reference, evaluates it against the starting model, and
 saves it as a Hugging Face folder (runDir/iter-N/checkpoint). Rerunning the same command after a crash
-resumes at the first unfinished stage. The fields and the run directory: docs/sppo-loop.md.
+resumes at the first unfinished stage. The fields and the run directory: docs/sppo-loop.md. With
+generation.backend, the samples are generated on OpenAI-compatible servers (sppo serve, vLLM): running ones
+(urls), or a serverCommand started in the current folder on each iteration's checkpoint.
 
 options:
   --progress / --no-progress   progress bars on stderr (default: when stderr is a terminal)

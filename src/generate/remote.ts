@@ -31,6 +31,13 @@ export interface RemoteOptions {
   /** Prompt i is sampled with seed + i (default 0). */
   seed?: number;
   stopStrings?: string[];
+  /** EOS forbidden before this many new tokens (vLLM's and sppo's min_tokens). Default 0. */
+  minNewTokens?: number;
+  /**
+   * Accept choices with text only (no token ids): their `tokens` and `logprobs` are then empty, for the
+   * caller to re-tokenise (default false: such a choice is an error).
+   */
+  allowTextOnly?: boolean;
   /** Requests (one prompt each) in flight per server. Default 8. */
   concurrency?: number;
   /** Tries of a prompt before giving up. Default 6. */
@@ -66,7 +73,7 @@ interface Choice {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The Generation of one choice (token ids from token_ids or "token_id:N" strings). */
-function toGeneration(c: Choice, prompt: number, sample: number): Generation {
+function toGeneration(c: Choice, prompt: number, sample: number, allowTextOnly = false): Generation {
   const lp = c.logprobs ?? null;
   let tokens = c.token_ids;
   if (!tokens && lp?.tokens) {
@@ -76,10 +83,11 @@ function toGeneration(c: Choice, prompt: number, sample: number): Generation {
       return Number(m[1]);
     });
   }
+  const reason: FinishReason = c.finish_reason === 'length' ? 'length' : c.stop_reason !== null && c.stop_reason !== undefined ? 'stop' : 'eos';
+  if (!tokens && allowTextOnly) return { prompt, sample, tokens: [], logprobs: [], text: c.text, finishReason: reason };
   if (!tokens) throw new RemoteError('the server returned neither token_ids nor log-prob tokens');
   const logprobs = (lp?.token_logprobs ?? []).map((x) => x ?? 0);
   if (logprobs.length !== tokens.length) throw new RemoteError(`the server returned ${tokens.length} tokens and ${logprobs.length} log-probs`);
-  const reason: FinishReason = c.finish_reason === 'length' ? 'length' : c.stop_reason !== null && c.stop_reason !== undefined ? 'stop' : 'eos';
   return { prompt, sample, tokens, logprobs, text: c.text, finishReason: reason };
 }
 
@@ -114,6 +122,7 @@ export async function generateRemote(prompts: readonly number[][], opts: RemoteO
     const body = {
       model: opts.model, prompt: prompts[job.prompt], n, max_tokens: opts.maxNewTokens ?? 256, temperature: opts.temperature ?? 1, top_p: opts.topP ?? 1,
       ...(opts.topK ? { top_k: opts.topK } : {}), seed: seed + job.prompt, ...(opts.stopStrings?.length ? { stop: opts.stopStrings } : {}),
+      ...(opts.minNewTokens ? { min_tokens: opts.minNewTokens } : {}),
       logprobs: 0, return_tokens_as_token_ids: true, return_token_ids: true,
     };
     let res: Response;
@@ -140,7 +149,7 @@ export async function generateRemote(prompts: readonly number[][], opts: RemoteO
     }
     const choices = json.choices ?? [];
     if (choices.length !== n) throw new RemoteError(`${url}: ${choices.length} choices for n = ${n}`, 200, true);
-    out[job.prompt] = [...choices].sort((a, b) => a.index - b.index).map((c, s) => toGeneration(c, job.prompt, s));
+    out[job.prompt] = [...choices].sort((a, b) => a.index - b.index).map((c, s) => toGeneration(c, job.prompt, s, opts.allowTextOnly));
   }
 
   async function worker(url: string): Promise<void> {

@@ -17,8 +17,34 @@ const device = deviceSchema;
 // The judge's schema lives with the judges (src/judge/spec.ts); re-exported here, where it always was.
 export { judgeSpecSchema };
 
+/** Generation over OpenAI-compatible servers instead of in process (src/sppo/remote_generation.ts). */
+export const backendSchema = z
+  .object({
+    kind: z.literal('openai'),
+    /** Base URLs of running servers (http://host:port/v1); or none with serverCommand. */
+    urls: z.array(z.string().url()).default([]),
+    /** The requests' `model` (default: the checkpoint's path with serverCommand, else the first of GET /v1/models). */
+    model: z.string().min(1).optional(),
+    /** Environment variable holding the API key. */
+    apiKeyEnv: z.string().min(1).optional(),
+    /** Requests in flight per server. */
+    concurrency: int(1).default(8),
+    /** Per request. */
+    timeoutS: z.number().gt(0).default(600),
+    /** Started on each iteration's checkpoint: {checkpoint}, {port} (a free port) and {index} are filled in. */
+    serverCommand: z.string().min(1).optional(),
+    /** Servers started with serverCommand. */
+    servers: int(1).default(1),
+    /** Seconds each started server has to answer GET /v1/models. */
+    startTimeoutS: z.number().gt(0).default(300),
+  })
+  .strict()
+  .refine((b) => (b.urls.length > 0) !== (b.serverCommand !== undefined), { message: 'give either urls or serverCommand (one of them)', path: ['urls'] });
+
 export const generationSchema = z
   .object({
+    /** In-process generation when absent. */
+    backend: backendSchema.optional(),
     /** Samples per prompt (K). */
     k: int(2).default(5),
     temperature: z.number().min(0).default(0.7),

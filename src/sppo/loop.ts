@@ -109,7 +109,8 @@ async function openRun(cfg: SppoConfig, rd: RunDir): Promise<{ prompts: PromptRe
   // The configuration this run directory was started with must not change.
   const runJson = rd.path(undefined, 'run.json');
   // (runDir itself is left out: a run directory may be moved.)
-  const { runDir: _where, ...kept } = cfg;
+  // (nor generation.backend: where generation runs may change when a run is resumed.)
+  const { runDir: _where, ...kept } = { ...cfg, generation: { ...cfg.generation, backend: undefined } };
   const snapshot = { format: 1, config: kept };
   if (existsSync(runJson)) {
     const old = readJson<{ config: unknown }>(runJson);

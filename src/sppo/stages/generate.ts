@@ -8,6 +8,7 @@ import type { Tokenizer } from '../../text/tokenizer.js';
 import { mixSeed } from '../../util/rng.js';
 import { readJsonl, writeJsonlAtomic } from '../run_dir.js';
 import { idOf, loadStageModel, SEED_GENERATE, timing, type GenerationLine, type Item, type SamplingConfig, type StageContext } from './context.js';
+import { remoteGenerator, type RemoteGenerator } from '../remote_generation.js';
 
 export interface GenerateInput {
   t: number;
@@ -32,6 +33,7 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
   const nChunks = Math.ceil(order.length / s.batchSize);
   const byIndex = new Map<number, GenerationLine>();
   let model: CausalLMBase | undefined;
+  let remote: RemoteGenerator | undefined;
   let tokens = 0;
   progress.start(`iter ${t} ${stage}`, nChunks, 0);
   try {
@@ -41,12 +43,16 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
       if (existsSync(path)) {
         lines = readJsonl<GenerationLine>(path);
       } else {
-        model ??= loadStageModel(input.modelDir, `iteration ${t} ${stage}`, ctx.dtype, ctx.device);
         const chunk = order.slice(c * s.batchSize, (c + 1) * s.batchSize).map((i) => usable[i]!);
-        const gens = generate(model, chunk.map((it) => it.ids), {
-          n: s.n, temperature: s.temperature, topP: s.topP, topK: s.topK, maxNewTokens: s.maxNewTokens, minNewTokens: s.minNewTokens,
-          stopStrings: s.stop.length ? s.stop : undefined, seed: mixSeed(...input.seedParts, c), tokenizer: input.tokenizer,
-        });
+        const load = (): CausalLMBase => loadStageModel(input.modelDir, `iteration ${t} ${stage}`, ctx.dtype, ctx.device);
+        // generation.backend: the training samples come from OpenAI-compatible servers (remote_generation.ts).
+        if (cfg.generation.backend && stage === 'generate') remote ??= remoteGenerator(cfg.generation.backend, { checkpoint: input.modelDir, tokenizer: input.tokenizer, log: ctx.log, loadModel: load });
+        const gens = remote
+          ? await remote.generate(chunk.map((it) => it.ids), { ...s, seed: mixSeed(...input.seedParts, c) })
+          : generate((model ??= load()), chunk.map((it) => it.ids), {
+              n: s.n, temperature: s.temperature, topP: s.topP, topK: s.topK, maxNewTokens: s.maxNewTokens, minNewTokens: s.minNewTokens,
+              stopStrings: s.stop.length ? s.stop : undefined, seed: mixSeed(...input.seedParts, c), tokenizer: input.tokenizer,
+            });
         lines = chunk.map((it, j) => ({
           index: it.index,
           ...idOf(it),
@@ -67,6 +73,7 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
   } finally {
     progress.stop();
     model?.dispose();
+    await remote?.stop();
   }
   const all: GenerationLine[] = items.map((it) =>
     byIndex.get(it.index) ?? { index: it.index, ...idOf(it), prompt_text: it.text, prompt_ids: it.ids, responses: [], skipped: it.ids.length === 0 ? 'empty prompt' : `prompt has ${it.ids.length} tokens > training.maxPromptLength = ${cfg.training.maxPromptLength}` },

@@ -7,6 +7,7 @@
 // Token ids and per-token log-probs come from the responses (sppo serve and vLLM return both). A server
 // that returns text only: the text is re-tokenised here and the per-token log-probs recomputed in process
 // with the stage's model (a forward pass; loadModel is called only then).
+import type { SamplingConfig } from './stages/context.js';
 import type { Generation } from '../generate/generate.js';
 import { generateRemote } from '../generate/remote.js';
 import { startServers, type RunningServers } from '../generate/server_process.js';
@@ -19,16 +20,8 @@ import type { backendSchema } from './config.js';
 
 export type BackendConfig = z.output<typeof backendSchema>;
 
-export interface RemoteSampling {
-  n: number;
-  temperature: number;
-  topP: number;
-  topK: number;
-  maxNewTokens: number;
-  minNewTokens: number;
-  stop: string[];
-  seed: number;
-}
+/** The loop's sampling settings (less its batch size) and the chunk's seed. */
+export type RemoteSampling = Omit<SamplingConfig, 'batchSize'> & { seed: number };
 
 export interface RemoteGenerator {
   /** n generations per prompt, flat (prompt-major), as generate() returns them. */

@@ -7,10 +7,11 @@
 // Every import counts: static, type-only, re-exports and dynamic import() with a literal specifier.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { tsFiles } from './helpers/source.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const srcDir = join(root, 'src');
@@ -28,15 +29,6 @@ function levelOf(rel: string): number {
   return i;
 }
 
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
-    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** The relative imports of one source text, as src-relative paths of .ts files ('./a.js' -> 'dir/a.ts'). */
 function importsOf(rel: string, text: string): string[] {
@@ -96,7 +88,7 @@ export function checkGraph(graph: Map<string, string[]>): { cycles: string[][]; 
 
 function srcGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
-  for (const f of walk(srcDir)) {
+  for (const f of tsFiles(srcDir)) {
     const rel = relative(srcDir, f).split(sep).join('/');
     graph.set(rel, importsOf(rel, readFileSync(f, 'utf8')));
   }

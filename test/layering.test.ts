@@ -5,10 +5,11 @@
 // resolution, so comments, strings and unrelated members named `h` (GPT-2's `transformer.h`) do not count.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { tsFiles } from './helpers/source.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const srcDir = join(root, 'src');
@@ -17,15 +18,6 @@ const tensorFile = join(srcDir, 'torch', 'tensor.ts');
 const nativeFile = join(srcDir, 'torch', 'native.ts');
 const BY_NAME = new Set(['callT', 'callTs', 'opId', 'hasOp', 'opSchema']);
 
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...walk(p));
-    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
-}
 
 interface Violation {
   file: string;
@@ -90,7 +82,7 @@ function check(files: string[], extra: Record<string, string> = {}): Violation[]
 }
 
 test('layering: nothing outside src/torch calls operators by name, reads tensor handles or uses the addon', () => {
-  const violations = check(walk(srcDir));
+  const violations = check(tsFiles(srcDir));
   assert.deepEqual(violations.map((v) => `${v.file}:${v.line}: ${v.what}`), []);
 });
 
@@ -123,7 +115,7 @@ test('layering: the check finds each kind of violation, and only real ones', () 
 });
 
 test('layering: the source scanned is the source of the build (src/ is found and has the layers)', () => {
-  const files = walk(srcDir).map((f) => relative(srcDir, f).split(sep)[0]);
+  const files = tsFiles(srcDir).map((f) => relative(srcDir, f).split(sep)[0]);
   for (const layer of ['torch', 'nn', 'models', 'generate', 'sppo']) assert.ok(files.includes(layer), `src/${layer} missing`);
   assert.ok(readFileSync(tensorFile, 'utf8').includes('get h(): Handle'), 'Tensor.h is where the check expects it');
 });

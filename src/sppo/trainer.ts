@@ -11,7 +11,7 @@
 import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
-  AdamW, clipGradNorm, CheckpointTape, cuda, LRScheduler, noGrad, RMSprop, SGD, tensor, tidy,
+  AdamW, clipGradNorm, CheckpointTape, cuda, LRScheduler, noGrad, RMSprop, tensor, tidy,
   type DType, type Optimizer, type ScheduleKind, type Tensor,
 } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
@@ -83,8 +83,8 @@ export interface TrainOptions {
   batchSize: number;
   /** Micro-batches per optimizer step. */
   gradAccum: number;
-  /** RMSprop (the official SPPO runs'), AdamW, or plain SGD (no momentum: the update is -lr times the gradient). */
-  optimizer: 'rmsprop' | 'adamw' | 'sgd';
+  /** RMSprop (the official SPPO runs') or AdamW. */
+  optimizer: 'rmsprop' | 'adamw';
   /** Default 0 (transformers' TrainingArguments default). */
   weightDecay?: number;
   /** Fraction of the optimizer steps with a linear warmup (official 0.1). */
@@ -161,7 +161,7 @@ function checkOptions(o: TrainOptions): void {
   for (const k of ['epochs', 'batchSize', 'gradAccum'] as const) {
     if (!Number.isInteger(o[k]) || o[k] < 1) fail(`${k} must be an integer >= 1, got ${o[k]}`);
   }
-  if (!['rmsprop', 'adamw', 'sgd'].includes(o.optimizer)) fail(`optimizer must be rmsprop, adamw or sgd, got '${o.optimizer}'`);
+  if (!['rmsprop', 'adamw'].includes(o.optimizer)) fail(`optimizer must be rmsprop or adamw, got '${o.optimizer}'`);
   if (!(o.warmupRatio >= 0 && o.warmupRatio <= 1)) fail(`warmupRatio must be in [0, 1], got ${o.warmupRatio}`);
   if (!(o.maxGradNorm >= 0)) fail(`maxGradNorm must be >= 0, got ${o.maxGradNorm}`);
   const ef = o.evalFraction ?? 0;
@@ -308,9 +308,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // Disposed (native state freed) when train returns or throws.
   using optim: Optimizer = opts.optimizer === 'adamw'
     ? AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
-    : opts.optimizer === 'sgd'
-      ? SGD(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0 })
-      : RMSprop(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
+    : RMSprop(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
   const sched = new LRScheduler(optim, { kind: opts.schedule ?? 'linear', totalSteps, warmupRatio: opts.warmupRatio });
   optim.zeroGrad();
 

@@ -5,7 +5,7 @@
 // (ignore_eos), temperature 1; max(16, 4 x clients) requests per run, in rounds that alternate the two sides. The server is a real `sppo serve` process on 127.0.0.1, the clients plain
 // fetch loops in this process (each sends its next request when the last one is answered).
 //   node dist/bench/serve.js [--clients 1,8,16,32] [--new-tokens 64] [--rounds 3] [--device cpu]
-import { spawn, type ChildProcess } from 'node:child_process';
+import { startServers, type RunningServers } from '../src/generate/server_process.js';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defaultDevice, getNumThreads, randint, tidy } from '../src/torch/index.js';
@@ -46,18 +46,9 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
-async function startServer(dir: string, device: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [bin, 'serve', dir, '--port', '0', '--served-model-name', 'bench', '--device', device, '--max-batch', '64', '--max-queue', '1024'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr!.on('data', (d) => {
-      err += d;
-      const m = /listening on [^\s]+:(\d+)/.exec(err);
-      if (m) resolve(Number(m[1]));
-    });
-    child.on('exit', (code) => reject(new Error(`sppo serve exited (${code}):\n${err}`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}/v1` };
+/** One `sppo serve` process on the bench model (src/generate/server_process.ts starts it and waits for it). */
+function startServer(dir: string, device: string): Promise<RunningServers> {
+  return startServers(`exec ${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} serve {checkpoint} --port {port} --served-model-name bench --device ${device} --max-batch 64 --max-queue 1024`, dir, { startTimeoutS: 120 });
 }
 
 async function complete(url: string, prompt: number[], newTokens: number): Promise<number> {
@@ -122,7 +113,8 @@ export async function run(o: ServeBenchOptions = {}): Promise<Row[]> {
     const model = loadModel(dir, { device });
     const tokenizer = Tokenizer.fromFolder(dir);
     const prompts = tidy(() => randint(3, model.config.vocabSize, [nPrompts, promptLen]).toArray() as number[][]);
-    const { child, url } = await startServer(dir, device);
+    const server = await startServer(dir, device);
+    const url = server.urls[0]!;
     try {
       // Warm-up of both sides.
       generate(model, prompts.slice(0, 8), { maxNewTokens: 8, eosTokenIds: [], tokenizer });
@@ -160,8 +152,7 @@ export async function run(o: ServeBenchOptions = {}): Promise<Row[]> {
         console.log(`serve: ${String(c).padStart(2)} clients, ${ps.length} requests: served ${r.servedTps.toFixed(0)} tok/s (${servedTps.map((x) => x.toFixed(0)).join(', ')}), in-process ${r.inProcessTps.toFixed(0)} tok/s (${inProc.map((x) => x.toFixed(0)).join(', ')}): ${(r.servedTps / r.inProcessTps).toFixed(2)}x; latency p50 ${r.p50.toFixed(2)} s, p99 ${r.p99.toFixed(2)} s (in-process batch ${r.inProcessBatchSecs.toFixed(2)} s); engine busy ${(100 * r.busy).toFixed(0)}%`);
       }
     } finally {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      await server.stop();
       model.dispose();
     }
   } finally {

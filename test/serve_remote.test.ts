@@ -3,30 +3,22 @@
 // one server (each prompt has its own seed), token ids and log-probs from the responses.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { startServers, type RunningServers } from '../src/generate/server_process.js';
 import { fileURLToPath } from 'node:url';
 import { generateRemote, RemoteError } from '../src/generate/index.js';
 import { fixture, llamaDir, noLlama } from './serve_helpers.js';
 
 const bin = fileURLToPath(new URL('../../bin/sppo.js', import.meta.url));
 
-async function start(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [bin, 'serve', llamaDir, '--port', '0', '--served-model-name', 'tiny'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr!.on('data', (d) => {
-      err += d;
-      const m = /listening on [^\s]+:(\d+)/.exec(err);
-      if (m) resolve(Number(m[1]));
-    });
-    child.on('exit', (code) => reject(new Error(`sppo serve exited (${code}): ${err}`)));
-  });
-  return { child, url: `http://127.0.0.1:${port}/v1` };
+/** Two `sppo serve` processes on the llama fixture (`exec`: each child is the server itself, so a kill reaches it). */
+function startTwo(): Promise<RunningServers> {
+  return startServers(`exec ${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} serve {checkpoint} --port {port} --served-model-name tiny`, llamaDir, { count: 2, startTimeoutS: 60 });
 }
 
 test('generateRemote: prompts sharded over two servers, one killed mid-way; same outputs as one server', { skip: noLlama, timeout: 120_000 }, async () => {
   const { tokenizer } = fixture();
-  const [a, b] = await Promise.all([start(), start()]);
+  const servers = await startTwo();
+  const [a, b] = servers.urls.map((url, i) => ({ url, child: servers.children[i]! }));
   try {
     const prompts = Array.from({ length: 30 }, (_, i) => tokenizer.encode(`prompt number ${i} ${'x'.repeat(i % 5)}`, { addSpecialTokens: true }));
     const opts = { model: 'tiny', n: 2, maxNewTokens: 12, temperature: 1, topP: 0.95, seed: 7, concurrency: 3, backoffMs: 20 };
@@ -66,6 +58,6 @@ test('generateRemote: prompts sharded over two servers, one killed mid-way; same
     await new Promise((r) => a.child.once('exit', r));
     await assert.rejects(generateRemote(prompts.slice(0, 2), { ...opts, urls: [a.url], backoffMs: 5 }), (e: unknown) => e instanceof RemoteError);
   } finally {
-    for (const s of [a, b]) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+    await servers.stop();
   }
 });

@@ -4,8 +4,6 @@
 import * as torch from '../src/torch/index.js';
 import { median } from './stats.js';
 
-export { median };
-
 const now = (): number => Number(process.hrtime.bigint()) / 1e9;
 
 /** Microseconds per `a.add(b)` on 4-element tensors, inside a tidy() scope (the documented loop), per repeat. */
@@ -26,10 +24,6 @@ export function opOverheadUsRuns(n = 200000, repeats = 7): number[] {
   a.dispose();
   b.dispose();
   return out;
-}
-
-export function opOverheadUs(n = 200000, repeats = 7): number {
-  return median(opOverheadUsRuns(n, repeats));
 }
 
 /** GFLOP/s of a size x size matmul, per repeat (after one untimed product). */

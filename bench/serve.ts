@@ -35,6 +35,9 @@ interface Row {
   inProcessBatchSecs: number;
   /** Fraction of the served run's wall time the engine spent in steps. */
   busy: number;
+  /** Decode steps and prefills of the served runs (medians), against in-process: tokens / c and requests / c. */
+  steps: number;
+  admissions: number;
   servedRuns: number[];
   inProcessRuns: number[];
 }
@@ -73,14 +76,16 @@ async function fetchOnce(url: string, init?: RequestInit): Promise<Response> {
   }
 }
 
-async function busySeconds(url: string): Promise<number> {
+/** The engine's counters from /metrics: busy seconds, decode steps, prefills. */
+async function counters(url: string): Promise<{ busy: number; steps: number; admissions: number }> {
   const text = await (await fetchOnce(url.replace(/\/v1$/, '/metrics'))).text();
-  return Number(/^sppo_engine_busy_seconds_total (\S+)$/m.exec(text)?.[1] ?? NaN);
+  const get = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { busy: get('sppo_engine_busy_seconds_total'), steps: get('sppo_decode_steps_total'), admissions: get('sppo_admissions_total') };
 }
 
 /** C clients, each taking the next prompt when its last request is answered; all prompts once. */
-async function served(url: string, prompts: number[][], clients: number, newTokens: number): Promise<{ tps: number; latencies: number[]; busy: number }> {
-  const busy0 = await busySeconds(url);
+async function served(url: string, prompts: number[][], clients: number, newTokens: number): Promise<{ tps: number; latencies: number[]; busy: number; steps: number; admissions: number }> {
+  const c0 = await counters(url);
   let next = 0;
   let tokens = 0;
   const latencies: number[] = [];
@@ -96,7 +101,8 @@ async function served(url: string, prompts: number[][], clients: number, newToke
   }));
   const secs = (performance.now() - t0) / 1000;
   if (tokens !== prompts.length * newTokens) throw new Error(`bench: ${tokens} tokens, expected ${prompts.length * newTokens}`);
-  return { tps: tokens / secs, latencies, busy: ((await busySeconds(url)) - busy0) / secs };
+  const c1 = await counters(url);
+  return { tps: tokens / secs, latencies, busy: (c1.busy - c0.busy) / secs, steps: c1.steps - c0.steps, admissions: c1.admissions - c0.admissions };
 }
 
 export async function run(o: ServeBenchOptions = {}): Promise<Row[]> {
@@ -127,6 +133,8 @@ export async function run(o: ServeBenchOptions = {}): Promise<Row[]> {
         const servedTps: number[] = [];
         const latencies: number[] = [];
         const busy: number[] = [];
+        const steps: number[] = [];
+        const admissions: number[] = [];
         const batchSecs: number[] = [];
         // Rounds alternate the two sides, so that a slow spell of this (shared) machine falls on both.
         for (let round = 0; round < rounds; round++) {
@@ -143,13 +151,15 @@ export async function run(o: ServeBenchOptions = {}): Promise<Row[]> {
           servedTps.push(sv.tps);
           latencies.push(...sv.latencies);
           busy.push(sv.busy);
+          steps.push(sv.steps);
+          admissions.push(sv.admissions);
         }
         const r: Row = {
           clients: c, servedTps: median(servedTps), inProcessTps: median(inProc), p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99),
-          inProcessBatchSecs: median(batchSecs), busy: median(busy), servedRuns: servedTps, inProcessRuns: inProc,
+          inProcessBatchSecs: median(batchSecs), busy: median(busy), steps: median(steps), admissions: median(admissions), servedRuns: servedTps, inProcessRuns: inProc,
         };
         rows.push(r);
-        console.log(`serve: ${String(c).padStart(2)} clients, ${ps.length} requests: served ${r.servedTps.toFixed(0)} tok/s (${servedTps.map((x) => x.toFixed(0)).join(', ')}), in-process ${r.inProcessTps.toFixed(0)} tok/s (${inProc.map((x) => x.toFixed(0)).join(', ')}): ${(r.servedTps / r.inProcessTps).toFixed(2)}x; latency p50 ${r.p50.toFixed(2)} s, p99 ${r.p99.toFixed(2)} s (in-process batch ${r.inProcessBatchSecs.toFixed(2)} s); engine busy ${(100 * r.busy).toFixed(0)}%`);
+        console.log(`serve: ${String(c).padStart(2)} clients, ${ps.length} requests: served ${r.servedTps.toFixed(0)} tok/s (${servedTps.map((x) => x.toFixed(0)).join(', ')}), in-process ${r.inProcessTps.toFixed(0)} tok/s (${inProc.map((x) => x.toFixed(0)).join(', ')}): ${(r.servedTps / r.inProcessTps).toFixed(2)}x; latency p50 ${r.p50.toFixed(2)} s, p99 ${r.p99.toFixed(2)} s (in-process batch ${r.inProcessBatchSecs.toFixed(2)} s); engine busy ${(100 * r.busy).toFixed(0)}%, ${r.steps} steps and ${r.admissions} prefills (in-process ${Math.ceil(ps.length / c) * newTokens} and ${Math.ceil(ps.length / c)})`);
       }
     } finally {
       await server.stop();

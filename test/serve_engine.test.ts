@@ -155,3 +155,25 @@ test('engine: a long stream of joins and leaves (timeline jumps, row moves, comp
   assert.ok(engine.timings.admissions > 5);
   engine.dispose();
 });
+
+test('engine: an idle engine gathers a burst of requests into one prefill (gatherMs); without it the first goes alone', { skip: noLlama }, async () => {
+  const { model, tokenizer } = fixture();
+  const prompt = tokenizer.encode('a burst', { addSpecialTokens: true });
+  for (const gatherMs of [50, 0]) {
+    const engine = new Engine(model, { tokenizer, gatherMs });
+    const runs = [];
+    // Four requests 1 ms apart: within a window of 50 ms (quiet for 50 ms, 200 ms at most) they are one prefill.
+    for (let i = 0; i < 4; i++) {
+      runs.push(run(engine, prompt, 1, { maxTokens: 4 }).done);
+      await tick(1);
+    }
+    await Promise.all(runs);
+    if (gatherMs > 0) {
+      assert.equal(engine.timings.admissions, 1, 'one prefill for the burst');
+      assert.equal(engine.peakBatch, 4);
+    } else {
+      assert.ok(engine.timings.admissions > 1, `the first request is prefilled alone (${engine.timings.admissions} prefills)`);
+    }
+    engine.dispose();
+  }
+});

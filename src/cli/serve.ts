@@ -34,6 +34,8 @@ options:
   --max-n N              n at most (default 16)
   --max-batch N          sequences decoding together at most (default 64)
   --max-queue N          requests waiting at most; beyond it 429 with Retry-After (default 256)
+  --gather-ms MS         an idle server waits until requests stop arriving for MS (4 x MS at most)
+                         before its first prefill, so that a burst decodes together (default 2; 0 = off)
   --max-body-bytes N     request bodies at most; beyond it 413 (default 1048576)
   --timeout S            a request running longer is cancelled: 408 (default 600)
   --seed S               seed of the sampling of requests without a seed (default: random)
@@ -58,6 +60,7 @@ export async function run(argv: string[]): Promise<void> {
       'max-n': { type: 'string' },
       'max-batch': { type: 'string' },
       'max-queue': { type: 'string' },
+      'gather-ms': { type: 'string' },
       'max-body-bytes': { type: 'string' },
       timeout: { type: 'string' },
       seed: { type: 'string' },
@@ -80,6 +83,7 @@ export async function run(argv: string[]): Promise<void> {
   const maxN = num('max-n', v['max-n'], 16, { ...int, min: 1 });
   const maxBatch = num('max-batch', v['max-batch'], 64, { ...int, min: 1 });
   const maxQueue = num('max-queue', v['max-queue'], 256, { ...int, min: 0 });
+  const gatherMs = num('gather-ms', v['gather-ms'], 2, { min: 0 });
   const maxBodyBytes = num('max-body-bytes', v['max-body-bytes'], 1024 * 1024, { ...int, min: 256 });
   const timeout = num('timeout', v.timeout, 600, { min: 0, open: true });
   const seed = optNum('seed', v.seed, { ...int, min: 0 });
@@ -90,7 +94,7 @@ export async function run(argv: string[]): Promise<void> {
   const tokenizer = Tokenizer.fromFolder(dir);
   const template = ChatTemplate.hasTemplate(dir) ? ChatTemplate.fromFolder(dir, { specialTokens: tokenizer.specialTokens }) : undefined;
   const model = loadModel(dir, { dtype, device });
-  const engine = new Engine(model, { tokenizer, maxBatch, maxQueue, maxModelLen, seed });
+  const engine = new Engine(model, { tokenizer, maxBatch, maxQueue, maxModelLen, seed, gatherMs });
   const server = new SppoServer(engine, tokenizer, template, {
     modelName: v['served-model-name'] ?? dir,
     modelDir: dir,

@@ -106,6 +106,11 @@ export interface EngineOptions {
   /** While sequences are decoding, a lone new request waits up to this many steps for others to be
    * prefilled with it (prefills of one short prompt cost about a decode step each). Default 3; 0 = never. */
   admitWaitSteps?: number;
+  /** An idle engine that receives a request waits until no other request has arrived for this many
+   * milliseconds (4 times as long at most, or until a full batch is queued) before its first prefill, so
+   * that requests arriving together (clients answered in the same step send their next ones together) are
+   * prefilled in one pass and decode in step, instead of joining one by one. Default 2; 0 = never wait. */
+  gatherMs?: number;
   /** EOS ids (default: the tokenizer's, else the model config's). */
   eosTokenIds?: number[];
   padTokenId?: number;
@@ -167,6 +172,9 @@ export class Engine {
   private running = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
+  /** performance.now() of the last submit, and of the start of the idle engine's gathering. */
+  private lastSubmit = 0;
+  private gatherFrom = 0;
   /** Decode steps and tokens so far (for tests and logs). */
   steps = 0;
   tokensOut = 0;
@@ -221,6 +229,7 @@ export class Engine {
     const req = new EngineRequest(this.nextId++, prompt, n, params, listener, this, this.model.device);
     req.queuedAt = this.steps;
     this.queue.push(req);
+    this.lastSubmit = performance.now();
     this.kick();
     return req;
   }
@@ -274,7 +283,25 @@ export class Engine {
   private kick(): void {
     if (this.running) return;
     this.running = true;
-    setImmediate(() => void this.loop());
+    const gather = this.opts.gatherMs ?? 2;
+    if (this.rows.length === 0 && gather > 0) {
+      this.gatherFrom = performance.now();
+      setTimeout(() => this.gather(gather), gather);
+    } else {
+      setImmediate(() => void this.loop());
+    }
+  }
+
+  /** The idle engine's wait for the rest of a burst of requests (EngineOptions.gatherMs). */
+  private gather(ms: number): void {
+    const now = performance.now();
+    const quietFor = now - this.lastSubmit;
+    const queuedRows = this.queue.reduce((a, r) => a + r.n, 0);
+    if (quietFor < ms && now - this.gatherFrom < 4 * ms && queuedRows < this.maxBatch) {
+      setTimeout(() => this.gather(ms), Math.max(1, ms - quietFor));
+      return;
+    }
+    void this.loop();
   }
 
   private async loop(): Promise<void> {

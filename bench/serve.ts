@@ -4,7 +4,7 @@
 // character tokenizer written beside it); every request is one prompt of 32 token ids, 64 new tokens
 // (ignore_eos), temperature 1; max(16, 4 x clients) requests per run, in rounds that alternate the two sides. The server is a real `sppo serve` process on 127.0.0.1, the clients plain
 // fetch loops in this process (each sends its next request when the last one is answered).
-//   node dist/bench/serve.js [--clients 1,8,16,32] [--new-tokens 64] [--rounds 3] [--device cpu]
+//   node dist/bench/serve.js [--clients 1,8,16,32] [--new-tokens 64] [--rounds 3] [--device cpu] [--gather-ms MS]
 import { startServers, type RunningServers } from '../src/generate/server_process.js';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,8 @@ export interface ServeBenchOptions {
   device?: string;
   /** Rounds per client count, alternating in-process and served (default 3; medians reported). */
   rounds?: number;
+  /** The server's --gather-ms (default: its default). */
+  gatherMs?: number;
 }
 
 interface Row {
@@ -50,8 +52,9 @@ function quantile(xs: number[], q: number): number {
 }
 
 /** One `sppo serve` process on the bench model (src/generate/server_process.ts starts it and waits for it). */
-function startServer(dir: string, device: string): Promise<RunningServers> {
-  return startServers(`exec ${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} serve {checkpoint} --port {port} --served-model-name bench --device ${device} --max-batch 64 --max-queue 1024`, dir, { startTimeoutS: 120 });
+function startServer(dir: string, device: string, gatherMs?: number): Promise<RunningServers> {
+  const gather = gatherMs === undefined ? '' : ` --gather-ms ${gatherMs}`;
+  return startServers(`exec ${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} serve {checkpoint} --port {port} --served-model-name bench --device ${device} --max-batch 64 --max-queue 1024${gather}`, dir, { startTimeoutS: 120 });
 }
 
 async function complete(url: string, prompt: number[], newTokens: number): Promise<number> {
@@ -119,7 +122,7 @@ export async function run(o: ServeBenchOptions = {}): Promise<Row[]> {
     const model = loadModel(dir, { device });
     const tokenizer = Tokenizer.fromFolder(dir);
     const prompts = tidy(() => randint(3, model.config.vocabSize, [nPrompts, promptLen]).toArray() as number[][]);
-    const server = await startServer(dir, device);
+    const server = await startServer(dir, device, o.gatherMs);
     const url = server.urls[0]!;
     try {
       // Warm-up of both sides.
@@ -181,5 +184,5 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     return i > 0 ? process.argv[i + 1] : undefined;
   };
   const num = (k: string): number | undefined => (arg(k) === undefined ? undefined : Number(arg(k)));
-  await run({ clients: arg('--clients')?.split(',').map(Number), prompts: num('--prompts'), newTokens: num('--new-tokens'), device: arg('--device'), rounds: num('--rounds') });
+  await run({ clients: arg('--clients')?.split(',').map(Number), prompts: num('--prompts'), newTokens: num('--new-tokens'), device: arg('--device'), rounds: num('--rounds'), gatherMs: num('--gather-ms') });
 }

@@ -106,10 +106,11 @@ export interface EngineOptions {
   /** While sequences are decoding, a lone new request waits up to this many steps for others to be
    * prefilled with it (prefills of one short prompt cost about a decode step each). Default 3; 0 = never. */
   admitWaitSteps?: number;
-  /** An idle engine that receives a request waits until no other request has arrived for this many
-   * milliseconds (4 times as long at most, or until a full batch is queued) before its first prefill, so
-   * that requests arriving together (clients answered in the same step send their next ones together) are
-   * prefilled in one pass and decode in step, instead of joining one by one. Default 2; 0 = never wait. */
+  /** An idle engine that receives a request, and a running one after sequences ended, waits this many
+   * milliseconds, then on until no request has arrived for as long (4 times as long in all at most, or
+   * until the batch would be full), before its next step: requests that arrive together (clients
+   * answered in the same step send their next ones together) are then prefilled in one pass and join
+   * at once, instead of one by one a few steps later. Default 2; 0 = never wait. */
   gatherMs?: number;
   /** EOS ids (default: the tokenizer's, else the model config's). */
   eosTokenIds?: number[];
@@ -172,9 +173,12 @@ export class Engine {
   private running = false;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
-  /** performance.now() of the last submit, and of the start of the idle engine's gathering. */
+  /** performance.now() of the last submit. */
   private lastSubmit = 0;
-  private gatherFrom = 0;
+  /** Sequences ended so far (finished or cancelled). */
+  private ended = 0;
+  /** The last pause gathered requests: admit what is queued without waiting (admitWaitSteps). */
+  private gathered = false;
   /** Decode steps and tokens so far (for tests and logs). */
   steps = 0;
   tokensOut = 0;
@@ -285,30 +289,47 @@ export class Engine {
     this.running = true;
     const gather = this.opts.gatherMs ?? 2;
     if (this.rows.length === 0 && gather > 0) {
-      this.gatherFrom = performance.now();
-      setTimeout(() => this.gather(gather), gather);
+      void this.pause(gather).then(() => {
+        this.gathered = true;
+        return this.loop();
+      });
     } else {
       setImmediate(() => void this.loop());
     }
   }
 
-  /** The idle engine's wait for the rest of a burst of requests (EngineOptions.gatherMs). */
-  private gather(ms: number): void {
-    const now = performance.now();
-    const quietFor = now - this.lastSubmit;
-    const queuedRows = this.queue.reduce((a, r) => a + r.n, 0);
-    if (quietFor < ms && now - this.gatherFrom < 4 * ms && queuedRows < this.maxBatch) {
-      setTimeout(() => this.gather(ms), Math.max(1, ms - quietFor));
-      return;
-    }
-    void this.loop();
+  /**
+   * Waits gatherMs, then on while requests keep arriving (until none has for gatherMs, 4 x gatherMs in
+   * all at most, or a full batch is queued): the idle engine's wait for the rest of a burst, and the
+   * running engine's after sequences ended, for their clients' next requests (sent as soon as the answers
+   * arrive), so that they are prefilled together and join at once instead of a few steps later.
+   */
+  private pause(ms: number): Promise<void> {
+    const from = performance.now();
+    return new Promise((resolve) => {
+      const check = (): void => {
+        const now = performance.now();
+        const quietFor = now - this.lastSubmit;
+        const queuedRows = this.queue.reduce((a, r) => a + r.n, 0);
+        if (quietFor < ms && now - from < 4 * ms && this.rows.length + queuedRows < this.maxBatch) setTimeout(check, Math.max(1, ms - quietFor));
+        else resolve();
+      };
+      setTimeout(check, ms);
+    });
   }
 
   private async loop(): Promise<void> {
     try {
       while (!this.idle) {
+        const ended = this.ended;
         this.step();
-        await new Promise((r) => setImmediate(r));
+        const gather = this.opts.gatherMs ?? 2;
+        if (this.ended > ended && gather > 0 && !this.idle) {
+          await this.pause(gather);
+          this.gathered = true;
+        } else {
+          await new Promise((r) => setImmediate(r));
+        }
       }
     } finally {
       this.running = false;
@@ -387,7 +408,9 @@ export class Engine {
     // With a batch decoding, new requests are gathered for a few steps (one prefill for several), unless
     // enough are waiting to fill a quarter of the batch (or the batch), or the oldest has waited long enough.
     const wait = this.opts.admitWaitSteps ?? 3;
-    if (this.rows.length > 0 && wait > 0) {
+    const gathered = this.gathered;
+    this.gathered = false;
+    if (this.rows.length > 0 && wait > 0 && !gathered) {
       const queuedRows = this.queue.reduce((a, r) => a + r.n, 0);
       const enough = queuedRows >= Math.max(2, this.rows.length / 4) || this.rows.length + queuedRows >= this.maxBatch;
       if (!enough && this.steps - this.queue[0]!.queuedAt < wait) return out;
@@ -628,6 +651,7 @@ export class Engine {
   private finishSeq(req: EngineRequest, end: SequenceEnd): void {
     if (req.live <= 0) return;
     req.live--;
+    this.ended++;
     this.safe(req, () => req.listener.onFinish(end));
   }
 

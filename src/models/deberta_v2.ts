@@ -189,10 +189,10 @@ export class DebertaV2Embeddings extends Module {
 
 /** What every layer of one forward pass shares: the pair mask, relative positions and relative embeddings. */
 export interface DebertaContext {
-  /** [B, 1, L, L] bool: true where query and key are both real tokens. */
-  pairMask: Tensor;
-  /** [L, L] int64 relative (bucketed) positions on the device, or null without relative attention. */
-  relPos: Tensor | null;
+  /** [B, 1, L, L] bool: true where the query or the key is padding (those scores are filled). */
+  maskedPairs: Tensor;
+  /** The gather indices of the relative (bucketed) positions on the device, or null without relative attention. */
+  relIndex: RelIndices | null;
   /** [2 * span, hidden], normalised as norm_rel_ebd says, or null. */
   relEmbeddings: Tensor | null;
 }
@@ -230,37 +230,60 @@ export class DisentangledSelfAttention extends Module {
       // transformers: sqrt(D * scale_factor) in float32, cast to the dtype; scores = q (k^T / scale).
       const scale = scalarTensor(Math.sqrt(Math.fround(d * this.scaleFactor)), { dtype: 'float32' }).to(q.dtype);
       let scores = q.matmul(k.transpose(-1, -2).div(scale));
-      if (this.cfg.relativeAttention && this.cfg.posAttType.length > 0 && ctx.relEmbeddings && ctx.relPos) {
-        scores = scores.add(this.relativeScores(q, k, ctx.relPos, ctx.relEmbeddings, scale, b, l));
+      if (ctx.relEmbeddings && ctx.relIndex && (ctx.relIndex.c2p || ctx.relIndex.p2c)) {
+        scores = scores.add_(this.relativeScores(q, k, ctx.relIndex, ctx.relEmbeddings, scale, b, l));
       }
-      scores = scores.maskedFill(ctx.pairMask.logicalNot(), lowest(scores.dtype));
+      scores.maskedFill_(ctx.maskedPairs, lowest(scores.dtype));
       const probs = scores.softmax(-1);
       return probs.matmul(v).transpose(1, 2).reshape(b, l, h * d);
     });
   }
 
-  /** c2p and p2c scores [B, H, L, L]. */
-  private relativeScores(q: Tensor, k: Tensor, relPos: Tensor, relEmb: Tensor, scale: Tensor, b: number, l: number): Tensor {
+  /**
+   * c2p + p2c scores [B, H, L, L]. transformers gathers c2p[b, h, i, c(i, j)] with c = clamp(r(i, j) + S) and
+   * p2c[b, h, j, p(j, i)] with p = clamp(-r(j, i) + S), transposed; here both are one gather along the flattened
+   * [L * 2S] rows with the precomputed flat indices of relIndices(), giving the query-major result directly
+   * (the same numbers: a gather only picks entries, and the scale divides before it).
+   */
+  private relativeScores(q: Tensor, k: Tensor, index: RelIndices, relEmb: Tensor, scale: Tensor, b: number, l: number): Tensor {
     const { numHeads: h, headDim: d } = this.cfg;
     const span = this.span;
     const rel = relEmb.narrow(0, 0, Math.min(2 * span, relEmb.size(0))).unsqueeze(0);
     const posHeads = (t: Tensor): Tensor => t.view(1, t.size(1), h, d).transpose(1, 2); // [1, H, 2S, D]
-    const types = this.cfg.posAttType;
-    const terms: Tensor[] = [];
-    if (types.includes('c2p')) {
+    const pick = (src: Tensor, idx: Tensor): Tensor => src.reshape(b, h, l * 2 * span).gather(-1, idx.expand(b, h, l * l)).view(b, h, l, l);
+    let score: Tensor | null = null;
+    if (index.c2p) {
       const posKey = posHeads((this.cfg.shareAttKey ? this.key_proj : this.pos_key_proj!).forward(rel));
-      const c2p = q.matmul(posKey.transpose(-1, -2)); // [B, H, L, 2S]
-      const index = relPos.add(span).clamp(0, 2 * span - 1).view(1, 1, l, l).expand(b, h, l, l);
-      terms.push(c2p.gather(-1, index).div(scale));
+      score = pick(q.matmul(posKey.transpose(-1, -2)).div(scale), index.c2p); // from [B, H, L, 2S]
     }
-    if (types.includes('p2c')) {
+    if (index.p2c) {
       const posQuery = posHeads((this.cfg.shareAttKey ? this.query_proj : this.pos_query_proj!).forward(rel));
-      const p2c = k.matmul(posQuery.transpose(-1, -2)); // [B, H, L(key), 2S]
-      const index = relPos.neg().add(span).clamp(0, 2 * span - 1).view(1, 1, l, l).expand(b, h, l, l);
-      terms.push(p2c.gather(-1, index).transpose(-1, -2).div(scale));
+      const p2c = pick(k.matmul(posQuery.transpose(-1, -2)).div(scale), index.p2c); // from [B, H, L(key), 2S]
+      score = score ? score.add_(p2c) : p2c;
     }
-    return terms.length === 2 ? terms[0]!.add(terms[1]!) : terms[0]!;
+    return score!;
   }
+}
+
+/** Flat gather indices [1, 1, L * L] into [L * 2S] rows for c2p and p2c (null when the term is off). */
+export interface RelIndices {
+  c2p: Tensor | null;
+  p2c: Tensor | null;
+}
+
+/**
+ * c2p: (i, j) -> i * 2S + clamp(r(i, j) + S, 0, 2S - 1); p2c, query-major: (j, i) -> i * 2S + clamp(-r(i, j) + S, 0, 2S - 1),
+ * for the [L, L] relative positions r.
+ */
+export function relIndices(relPos: Tensor, span: number, types: string[]): RelIndices {
+  return tidy(() => {
+    const l = relPos.size(0);
+    const rowBase = arange(l, undefined, 1, { device: relPos.device }).mul(2 * span);
+    const flat = (t: Tensor): Tensor => t.contiguous().view(1, 1, l * l);
+    const c2p = types.includes('c2p') ? flat(relPos.add(span).clamp(0, 2 * span - 1).add(rowBase.view(l, 1))) : null;
+    const p2c = types.includes('p2c') ? flat(relPos.neg().add(span).clamp(0, 2 * span - 1).add(rowBase.view(l, 1)).transpose(0, 1)) : null;
+    return { c2p, p2c };
+  });
 }
 
 /** dense + residual + LayerNorm (DebertaV2SelfOutput / DebertaV2Output). */
@@ -373,11 +396,12 @@ export class DebertaV2Model extends Module {
       const [b, l] = ids.shape as [number, number];
       const mask = input.attentionMask ?? ids.mul(0).add(1);
       const m = mask.ne(0);
-      const pairMask = m.view(b, 1, 1, l).logicalAnd(m.view(b, 1, l, 1));
-      const relPos = this.config.relativeAttention
-        ? relativePositions(l, this.config.positionBuckets, this.config.maxRelativePositions).to(ids.device)
+      const maskedPairs = m.view(b, 1, 1, l).logicalAnd(m.view(b, 1, l, 1)).logicalNot();
+      const cfg = this.config;
+      const relIndex = cfg.relativeAttention
+        ? relIndices(relativePositions(l, cfg.positionBuckets, cfg.maxRelativePositions).to(ids.device), cfg.positionBuckets > 0 ? cfg.positionBuckets : cfg.maxRelativePositions, cfg.posAttType)
         : null;
-      const ctx: DebertaContext = { pairMask, relPos, relEmbeddings: this.encoder.relEmbeddings() };
+      const ctx: DebertaContext = { maskedPairs, relIndex, relEmbeddings: this.encoder.relEmbeddings() };
       let x = this.embeddings.forward(ids, mask, input.tokenTypeIds ?? null);
       for (const layer of this.encoder.layer) x = layer.forward(x, ctx);
       return x;

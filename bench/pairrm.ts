@@ -64,15 +64,17 @@ export async function run(opts: PairRMBenchOptions = {}): Promise<void> {
       what = `PairRM fixture (2-layer hidden-64 DeBERTa-v2, ${(judge.model.numParameters() / 1e3).toFixed(0)}k parameters)`;
     }
     try {
-      const items = opts.large ? benchItems().slice(0, 2) : benchItems();
+      // The large model on the CPU: one prompt with K = 3 (6 pairs) keeps a call to seconds.
+      const items = opts.large && device === 'cpu' ? [{ ...benchItems()[0]!, responses: benchItems()[0]!.responses.slice(0, 3) }] : opts.large ? benchItems().slice(0, 2) : benchItems();
       const pairs = items.reduce((n, it) => n + it.responses.length * (it.responses.length - 1), 0);
       const lengths = items.flatMap((it) => it.responses.slice(1).map((r) => judge.encodePair(it.prompt, it.responses[0]!, r).ids.length));
       const repeats = opts.repeats ?? (opts.large && device === 'cpu' ? 2 : 5);
       const secs = timeRepeats(() => void noGrad(() => judge.logitMatrices(items)), repeats, 1);
-      console.log(`pairrm: ${what}, ${device}, ${dtype}, ${getNumThreads()} threads, batch ${batch}; ${items.length} prompts x K = 5: ${pairs} ordered pairs of ${Math.min(...lengths)}-${Math.max(...lengths)} tokens per call`);
+      const k = items[0]!.responses.length;
+      console.log(`pairrm: ${what}, ${device}, ${dtype}, ${getNumThreads()} threads, batch ${batch}; ${items.length} prompts x K = ${k}: ${pairs} ordered pairs of ${Math.min(...lengths)}-${Math.max(...lengths)} tokens per call`);
       console.log(header());
-      console.log(row('pairrm ordered pairs', secs.map((s) => pairs / s), null, 'pairs/s', 'higher', 1));
-      console.log(row('pairrm prompts (K = 5 matrix)', secs.map((s) => items.length / s), null, 'prompts/s', 'higher', 2));
+      console.log(row('pairrm ordered pairs', secs.map((s) => pairs / s), null, 'pairs/s', 'higher', 2));
+      console.log(row(`pairrm prompts (K = ${k} matrix)`, secs.map((s) => items.length / s), null, 'prompts/s', 'higher', 2));
       console.log(`(1 warm-up + ${stats(secs).n} timed calls)`);
     } finally {
       judge.dispose();

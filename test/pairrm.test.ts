@@ -17,6 +17,7 @@ import { sigmoid } from '../src/judge/oracle.js';
 import { SafetensorsFile, saveSafetensors, tensor, tidy, type Tensor } from '../src/torch/index.js';
 import { DEBERTA_FIXTURE, fixtureWordId as w, PAIRRM_IDS, SPECIAL, writePairRMFixture } from './helpers/pairrm_fixture.js';
 import { removeDir, tempDir } from './text_helpers.js';
+import { sppoFails, sppoOk } from './helpers/cli.js';
 import { FWD32 } from './helpers/tolerances.js';
 
 const skip = existsSync(join(DEBERTA_FIXTURE, 'model.safetensors')) ? false : `no deberta-v2 fixture at ${DEBERTA_FIXTURE}`;
@@ -275,4 +276,29 @@ test('pairrm: --judge pairrm:DIR / pairrm-rank:DIR and the judge: config object'
   } finally {
     judge.dispose?.();
   }
+}));
+
+test('sppo judge --judge pairrm:DIR / pairrm-rank:DIR: the matrices of the library, 16 prompts a call; a bad folder is an error naming it', { skip }, withFixture(async (dir) => {
+  const gens = join(dir, 'gens.jsonl');
+  writeFileSync(gens, ITEMS.map((it, i) => JSON.stringify({ prompt_id: `p${i}`, prompt: it.prompt, responses: it.responses })).join('\n') + '\n');
+  for (const mode of ['pairwise', 'rank'] as const) {
+    const out = join(dir, `prefs-${mode}.jsonl`);
+    sppoOk(['judge', '--judge', `${mode === 'rank' ? 'pairrm-rank' : 'pairrm'}:${dir}`, '--generations', gens, '--out', out, '--device', 'cpu', '--batch-size', '7']);
+    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { matrix: number[][] });
+    const judge = PairRMJudge.load(dir, { mode });
+    try {
+      const want = await judge.preferenceMatrices(ITEMS);
+      // Another batch size pads the sequences differently: float32 reduction order only, FWD32 relative to the
+      // largest |C| per logit, two logits in each P's argument (rank: the bound of the test above), P moving by 1/4 of it.
+      const maxC = Math.max(1, ...judge.logitMatrices(ITEMS).flat(2).map(Math.abs));
+      const tol = (4 * 2 * FWD32 * maxC) / 4;
+      lines.forEach((l, n) => l.matrix.forEach((row, i) => row.forEach((v, j) => assert.ok(Math.abs(v - want[n]![i]![j]!) <= tol, `${mode} M[${n}][${i}][${j}]`))));
+    } finally {
+      judge.dispose();
+    }
+  }
+  const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  cfg.architectures = ['DebertaV2ForSequenceClassification'];
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+  sppoFails(['judge', '--judge', `pairrm:${dir}`, '--generations', gens, '--out', join(dir, 'x.jsonl'), '--device', 'cpu'], 1, /config\.json: architectures is \["DebertaV2ForSequenceClassification"\], not \["DebertaV2PairRM"\]/);
 }));

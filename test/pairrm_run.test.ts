@@ -2,7 +2,8 @@
 // the PairRM-hf-layout fixture (test/helpers/pairrm_fixture.ts), in both modes: every prompt's K x K matrix is a
 // preference matrix (diagonal 1/2, M + M^T = 1), the rank mode's matrices are those of one score per response
 // (logit M[i][j] + logit M[j][k] = logit M[i][k], as P = sigmoid(s_i - s_j) makes them), and the run's evaluation
-// is judged by PairRM too.
+// is judged by PairRM too. And the judge stage with any judge that makes whole matrices: a chunk of prompts per
+// call, its failures and bad matrices named.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runSppo } from '../src/sppo/loop.js';
 import type { SppoConfigInput } from '../src/sppo/config.js';
+import type { PreferenceOracle } from '../src/judge/oracle.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
 import { DEBERTA_FIXTURE, writePairRMFixture } from './helpers/pairrm_fixture.js';
 
@@ -102,6 +104,40 @@ test('sppo run with judge: { kind: pairrm, dir, mode: rank } (library API) runs 
     const res = await runSppo(config({ kind: 'pairrm', dir: 'pairrm', mode: 'rank', batchSize: 5 }), { baseDir: dir, progress: false, log: () => {} });
     assert.equal(res.iterations.length, 1);
     checkPreferences(join(dir, 'run'), 'rank');
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('a judge with preferenceMatrices gets a chunk of prompts per call; its failure or a bad matrix stops the run naming the judge and the prompts', { skip }, async () => {
+  const dir = tempDir('pairrm-chunks');
+  try {
+    writePrompts(join(dir, 'prompts.jsonl'), 24);
+    const calls: number[] = [];
+    // A judge that makes whole matrices: P(y_i > y_j) = sigmoid(|y_i| - |y_j|) (longer wins).
+    const lengthJudge = (bad: 'throw' | 'asymmetric' | null): PreferenceOracle => ({
+      name: 'length-matrices',
+      positionBiased: false,
+      async prefer(batch) {
+        return batch.map((q) => 1 / (1 + Math.exp(q.b.length - q.a.length)));
+      },
+      async preferenceMatrices(items) {
+        calls.push(items.length);
+        if (bad === 'throw') throw new Error('out of memory (boom)');
+        return items.map((it) => it.responses.map((a, i) => it.responses.map((b, j) => (i === j ? 0.5 : bad === 'asymmetric' ? 0.9 : 1 / (1 + Math.exp(b.length - a.length))))));
+      },
+    });
+    const cfg = { ...config({ kind: 'module', path: 'unused.mjs' }), eval: { count: 0 } } as SppoConfigInput;
+    const res = await runSppo({ ...cfg, runDir: 'ok' }, { baseDir: dir, progress: false, log: () => {}, judge: lengthJudge(null) });
+    assert.equal(res.iterations.length, 1);
+    assert.deepEqual(calls, [4, 2], 'judgeChunk 4: 6 prompts in two calls');
+    const prefs = readFileSync(join(dir, 'ok/iter-1/preferences.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { matrix: number[][] });
+    const gens = readFileSync(join(dir, 'ok/iter-1/generations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { responses: { text: string }[] });
+    prefs.forEach((p, n) => assert.equal(p.matrix[0]![1], 1 / (1 + Math.exp(gens[n]!.responses[1]!.text.length - gens[n]!.responses[0]!.text.length))));
+    await assert.rejects(runSppo({ ...cfg, runDir: 'boom' }, { baseDir: dir, progress: false, log: () => {}, judge: lengthJudge('throw') }),
+      (e: Error) => e.name === 'JudgeStageError' && /iteration 1, prompt #\d+ \(id "q\d+"\) to prompt #\d+ \(id "q\d+"\): out of memory \(boom\)/.test(e.message));
+    await assert.rejects(runSppo({ ...cfg, runDir: 'asym' }, { baseDir: dir, progress: false, log: () => {}, judge: lengthJudge('asymmetric') }),
+      (e: Error) => e.name === 'JudgeStageError' && /length-matrices: M\[0\]\[1\] \+ M\[1\]\[0\] = 1\.8, expected 1 \(prompt 0 of the batch\)/.test(e.message));
   } finally {
     removeDir(dir);
   }

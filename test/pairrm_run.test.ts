@@ -114,6 +114,7 @@ test('a judge with preferenceMatrices gets a chunk of prompts per call; its fail
   try {
     writePrompts(join(dir, 'prompts.jsonl'), 24);
     const calls: number[] = [];
+    const seen: string[] = [];
     // A judge that makes whole matrices: P(y_i > y_j) = sigmoid(|y_i| - |y_j|) (longer wins).
     const lengthJudge = (bad: 'throw' | 'asymmetric' | null): PreferenceOracle => ({
       name: 'length-matrices',
@@ -123,6 +124,7 @@ test('a judge with preferenceMatrices gets a chunk of prompts per call; its fail
       },
       async preferenceMatrices(items) {
         calls.push(items.length);
+        seen.push(...items.map((it) => it.prompt));
         if (bad === 'throw') throw new Error('out of memory (boom)');
         return items.map((it) => it.responses.map((a, i) => it.responses.map((b, j) => (i === j ? 0.5 : bad === 'asymmetric' ? 0.9 : 1 / (1 + Math.exp(b.length - a.length))))));
       },
@@ -131,6 +133,12 @@ test('a judge with preferenceMatrices gets a chunk of prompts per call; its fail
     const res = await runSppo({ ...cfg, runDir: 'ok' }, { baseDir: dir, progress: false, log: () => {}, judge: lengthJudge(null) });
     assert.equal(res.iterations.length, 1);
     assert.deepEqual(calls, [4, 2], 'judgeChunk 4: 6 prompts in two calls');
+    assert.ok(seen.every((p) => /^say something about [a-z ]+$/.test(p)), `judgePromptFormat plain: ${seen[0]}`);
+    // judgePromptFormat: template: the judge sees the prompt as the policy's chat template renders it (rank.py's source).
+    seen.length = 0;
+    await runSppo({ ...cfg, runDir: 'tpl', judgePromptFormat: 'template' }, { baseDir: dir, progress: false, log: () => {}, judge: lengthJudge(null) });
+    assert.equal(seen.length, PROMPTS);
+    assert.ok(seen.every((p) => /^<\|im_start\|>user\nsay something about [a-z ]+<\|im_end\|>\n<\|im_start\|>assistant\n$/.test(p)), `judgePromptFormat template: ${JSON.stringify(seen[0])}`);
     const prefs = readFileSync(join(dir, 'ok/iter-1/preferences.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { matrix: number[][] });
     const gens = readFileSync(join(dir, 'ok/iter-1/generations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { responses: { text: string }[] });
     prefs.forEach((p, n) => assert.equal(p.matrix[0]![1], 1 / (1 + Math.exp(gens[n]!.responses[1]!.text.length - gens[n]!.responses[0]!.text.length))));

@@ -4,6 +4,7 @@
 //   npm run bench [-- engine] [-- models]     (both by default)
 //   npm run bench -- profile                   sppo's training step per operator (libtorch's profiler)
 //   npm run bench -- serve                     sppo serve's throughput and latency vs in-process generate
+//   npm run bench -- pairrm [pairrm-large]     the PairRM judge's pairs/s (fixture; DeBERTa-v3-large shape)
 import * as torch from '../src/torch/index.js';
 import { matmulGflopsRuns, opOverheadUsRuns } from './engine.js';
 import { PYTHON, runPeer } from './peer.js';
@@ -31,6 +32,11 @@ async function main(): Promise<void> {
   if (want('models')) {
     const m = await import('./models.js');
     await m.run();
+  }
+  if (only.includes('pairrm') || only.includes('pairrm-large')) {
+    const m = await import('./pairrm.js');
+    if (only.includes('pairrm')) await m.run();
+    if (only.includes('pairrm-large')) await m.run({ large: true });
   }
   if (only.includes('serve')) {
     const m = await import('./serve.js');

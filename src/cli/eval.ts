@@ -27,6 +27,7 @@ the judge (--judge):
   PATH.mjs | module:PATH     a JavaScript module judge (export default (query) => P(a > b), ...)
   reward-model:DIR           a reward model folder (P(a > b) = sigmoid(r_a - r_b))
   pairwise:DIR               a pairwise preference model folder
+  pairrm:DIR                 llm-blender's PairRM (a PairRM-hf folder; docs/pairrm.md)
   --judge-options JSON       options passed to a module judge
 
 the evaluated responses:

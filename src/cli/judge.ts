@@ -1,6 +1,6 @@
 // `sppo judge`: the preference matrix and win rates of every prompt's responses, with a judge.
 import { existsSync } from 'node:fs';
-import { loadJudge, parseJudgeSpec, preferenceMatrix, type JudgeSpec } from '../judge/judge.js';
+import { loadJudge, parseJudgeSpec, preferenceMatrices, type JudgeSpec } from '../judge/judge.js';
 import { winRates } from '../sppo/winrates.js';
 import { readGenerations } from '../sppo/generations.js';
 import { UsageError } from './usage.js';
@@ -8,6 +8,8 @@ import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './arg
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
 
 export const summary = 'preference matrices and win rates of sampled responses, with a judge';
+
+const PROMPTS_PER_CALL = 16;
 
 const HELP = `usage: sppo judge --judge SPEC --generations FILE.jsonl --out FILE.jsonl [options]
 
@@ -26,6 +28,10 @@ SPEC:
   reward-model:DIR       an HF *ForSequenceClassification reward model: P = sigmoid(r_a - r_b)
   pairwise:DIR           a causal-LM folder with a preference_head.safetensors (general preference
                          model) or a pairwise_head.safetensors (reads prompt, A and B together)
+  pairrm:DIR             llm-blender's PairRM (the SPPO paper's judge), a folder laid out as
+                         llm-blender/PairRM-hf: P = sigmoid(C(a,b) - C(b,a)) per pair (docs/pairrm.md)
+  pairrm-rank:DIR        PairRM as the official SPPO pipeline used it: rank scores s over the K
+                         responses, P = sigmoid(s_i - s_j)
 
 options:
   --judge SPEC           the judge (required)
@@ -33,7 +39,8 @@ options:
   --out FILE             JSONL output (required)
   --judge-options JSON   passed to a module judge's functions as their second argument
   --batch-size B         sequences per forward pass of a model judge (default 8)
-  --dtype D              model judges: float32 | bfloat16 | float16 (default: the checkpoint's)
+  --dtype D              model judges: float32 | bfloat16 | float16 (default: the checkpoint's;
+                         PairRM: bfloat16 on a GPU, float32 on the CPU)
   --device D             model judges: cpu | cuda | cuda:N (default: cuda when available)
   -h, --help             this help
 `;
@@ -83,14 +90,19 @@ export async function run(argv: string[]): Promise<void> {
   const t0 = performance.now();
   bar.start(groups.length, 0);
   try {
-    for (const [i, g] of groups.entries()) {
-      const matrix = await preferenceMatrix(judge, g.prompt, g.responses);
-      const w = Array.from(winRates(matrix, { promptId: g.promptId }));
-      const line: Record<string, unknown> = { prompt_id: g.promptId, prompt: g.prompt, responses: g.responses, matrix, win_rates: w };
-      if (g.promptText !== undefined) line.prompt_text = g.promptText;
-      if (g.refLogprobs) line.ref_logprobs = g.refLogprobs;
-      lines.push(line);
-      bar.update(i + 1);
+    // PROMPTS_PER_CALL prompts per call: a judge with preferenceMatrices (PairRM) batches across them.
+    for (let s = 0; s < groups.length; s += PROMPTS_PER_CALL) {
+      const chunk = groups.slice(s, s + PROMPTS_PER_CALL);
+      const matrices = await preferenceMatrices(judge, chunk.map((g) => ({ prompt: g.prompt, responses: g.responses })));
+      chunk.forEach((g, n) => {
+        const matrix = matrices[n]!;
+        const w = Array.from(winRates(matrix, { promptId: g.promptId }));
+        const line: Record<string, unknown> = { prompt_id: g.promptId, prompt: g.prompt, responses: g.responses, matrix, win_rates: w };
+        if (g.promptText !== undefined) line.prompt_text = g.promptText;
+        if (g.refLogprobs) line.ref_logprobs = g.refLogprobs;
+        lines.push(line);
+      });
+      bar.update(s + chunk.length);
     }
   } finally {
     bar.stop();

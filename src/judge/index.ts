@@ -1,4 +1,4 @@
-// Preference judges for SPPO: P(a > b | prompt) from a user module, a reward model or a pairwise model.
+// Preference judges for SPPO: P(a > b | prompt) from a user module, a reward model, a pairwise model or PairRM.
 export * from './oracle.js';
 export * from './judge.js';
 export { loadModuleJudge } from './module.js';
@@ -6,3 +6,5 @@ export { RewardModelJudge, type RewardModelJudgeOptions } from './reward_model.j
 export { PairwiseJudge, PAIRWISE_TEMPLATE, pairwiseText, savePairwiseHead, type PairwiseJudgeOptions } from './pairwise.js';
 export { GeneralPreferenceJudge, PREFERENCE_HEAD_FILE, preferenceLogits, preferenceLogit, savePreferenceHead, loadPreferenceHead, type PreferenceHead } from './general_preference.js';
 export { agreement, COMPACT_TEMPLATE, judgeAgreement, readComparisons, trainGeneralPreference, trainPairwiseJudge, type Agreement, type Comparison, type TrainJudgeOptions } from './train.js';
+export { PairRMJudge, matrixFromLogits, PAIRRM_TOKENS, PAIRRM_SOURCE_MAX_LENGTH, PAIRRM_CANDIDATE_MAX_LENGTH, type PairRMJudgeOptions } from './pairrm.js';
+export { PAIRRM_MODES, type PairRMMode } from './spec.js';

@@ -4,27 +4,30 @@
 //   pairwise      a causal-LM backbone with a pairwise head: a general preference model that reads the prompt
 //                 with each response and compares them (general_preference.ts), or one that reads prompt, A and
 //                 B together (pairwise.ts)
+//   pairrm        llm-blender's PairRM (DeBERTa-v3 pairwise ranker, the SPPO paper's judge) from a PairRM-hf
+//                 folder (pairrm.ts)
 // preferenceMatrix() turns a judge into the K x K matrix of one prompt that src/sppo/winrates.ts expects.
 import type { JudgeSpec, ModelDType } from './spec.js';
-import { checkAnswers, JudgeError, symmetrize, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
+import { checkAnswers, checkMatrix, JudgeError, symmetrize, type PreferenceItem, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
-export { checkAnswers, JudgeError, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
+export { checkAnswers, checkMatrix, JudgeError, type PreferenceItem, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
 export { judgeSpecSchema, type JudgeSpec } from './spec.js';
 
 /**
- * Parses a judge given on the command line: `reward-model:DIR`, `pairwise:DIR`, `module:PATH`, or a path to a
- * .mjs / .js / .cjs file (a module judge).
+ * Parses a judge given on the command line: `reward-model:DIR`, `pairwise:DIR`, `pairrm:DIR` (PairRM, pairwise
+ * mode), `pairrm-rank:DIR` (PairRM, rank mode), `module:PATH`, or a path to a .mjs / .js / .cjs file (a module judge).
  */
 export function parseJudgeSpec(s: string, extra: { dtype?: ModelDType; device?: string; batchSize?: number } = {}): JudgeSpec {
-  const m = /^(reward-model|pairwise|module):(.+)$/.exec(s);
+  const m = /^(reward-model|pairwise|pairrm|pairrm-rank|module):(.+)$/.exec(s);
   if (m) {
     const [, kind, rest] = m as unknown as [string, string, string];
     if (kind === 'module') return { kind: 'module', path: rest };
+    if (kind === 'pairrm' || kind === 'pairrm-rank') return { kind: 'pairrm', dir: rest, mode: kind === 'pairrm' ? 'pairwise' : 'rank', ...extra };
     return { kind: kind as 'reward-model' | 'pairwise', dir: rest, ...extra };
   }
   if (/\.(mjs|cjs|js)$/.test(s)) return { kind: 'module', path: s };
-  throw new JudgeError(`judge '${s}': expected a .mjs/.js module path, reward-model:DIR or pairwise:DIR`);
+  throw new JudgeError(`judge '${s}': expected a .mjs/.js module path, reward-model:DIR, pairwise:DIR, pairrm:DIR or pairrm-rank:DIR`);
 }
 
 export async function loadJudge(spec: JudgeSpec): Promise<PreferenceOracle> {
@@ -47,8 +50,12 @@ export async function loadJudge(spec: JudgeSpec): Promise<PreferenceOracle> {
       const { PairwiseJudge } = await import('./pairwise.js');
       return PairwiseJudge.load(spec.dir, spec);
     }
+    case 'pairrm': {
+      const { PairRMJudge } = await import('./pairrm.js');
+      return PairRMJudge.load(spec.dir, spec);
+    }
     default:
-      throw new JudgeError(`unknown judge kind '${(spec as { kind: string }).kind}' (known: module, reward-model, pairwise)`);
+      throw new JudgeError(`unknown judge kind '${(spec as { kind: string }).kind}' (known: module, reward-model, pairwise, pairrm)`);
   }
 }
 
@@ -58,6 +65,11 @@ export async function loadJudge(spec: JudgeSpec): Promise<PreferenceOracle> {
  */
 export async function preferenceMatrix(judge: PreferenceOracle, prompt: string, responses: string[]): Promise<number[][]> {
   const k = responses.length;
+  if (judge.preferenceMatrices) {
+    const got: unknown = await judge.preferenceMatrices([{ prompt, responses }]);
+    if (!Array.isArray(got) || got.length !== 1) throw new JudgeError(`${judge.name}: preferenceMatrices() returned ${Array.isArray(got) ? got.length : typeof got} matrices for 1 prompt`);
+    return checkMatrix(judge.name, got[0], k);
+  }
   const m: number[][] = Array.from({ length: k }, () => new Array<number>(k).fill(0.5));
   const pairs: [number, number][] = [];
   for (let i = 0; i < k; i++) for (let j = i + 1; j < k; j++) pairs.push([i, j]);
@@ -71,4 +83,22 @@ export async function preferenceMatrix(judge: PreferenceOracle, prompt: string, 
     m[j]![i] = 1 - v;
   });
   return m;
+}
+
+/**
+ * The matrices of several prompts: one preferenceMatrices() call when the judge has it (batched across prompts),
+ * else preferenceMatrix() per prompt. Each matrix is checked (checkMatrix).
+ */
+export async function preferenceMatrices(judge: PreferenceOracle, items: PreferenceItem[]): Promise<number[][][]> {
+  if (!judge.preferenceMatrices) {
+    const out: number[][][] = [];
+    for (const it of items) out.push(await preferenceMatrix(judge, it.prompt, it.responses));
+    return out;
+  }
+  if (items.length === 0) return [];
+  const got: unknown = await judge.preferenceMatrices(items);
+  if (!Array.isArray(got) || got.length !== items.length) {
+    throw new JudgeError(`${judge.name}: preferenceMatrices() returned ${Array.isArray(got) ? got.length : typeof got} matrices for ${items.length} prompts`);
+  }
+  return got.map((m, i) => checkMatrix(judge.name, m, items[i]!.responses.length, `prompt ${i} of the batch`));
 }

@@ -9,12 +9,24 @@ export interface PreferenceQuery {
   b: string;
 }
 
+/** One prompt and its K responses, for a judge that makes whole preference matrices. */
+export interface PreferenceItem {
+  prompt: string;
+  responses: string[];
+}
+
 export interface PreferenceOracle {
   readonly name: string;
   /** P(a > b) in [0, 1] for each query, batched. */
   prefer(batch: PreferenceQuery[]): Promise<number[]>;
   /** true when the judge may favour a position: then both orders are queried and combined. */
   readonly positionBiased: boolean;
+  /**
+   * Optional: the K x K matrix M[i][j] = P(y_i > y_j) of each item at once (diagonal 1/2, M + M^T = 1), for a
+   * judge that batches across prompts or whose probabilities depend on all K responses (PairRM's rank mode).
+   * When present, preferenceMatrix() uses it instead of prefer().
+   */
+  preferenceMatrices?(items: PreferenceItem[]): Promise<number[][][]>;
   dispose?(): void;
 }
 
@@ -38,6 +50,27 @@ export function checkAnswers(judge: string, answers: unknown, n: number): number
     }
   });
   return answers as number[];
+}
+
+/**
+ * Checks a judge's preference matrix for K responses: K rows of K probabilities, diagonal 1/2 and
+ * M[i][j] + M[j][i] = 1 (to 1e-9: a judge computes one of the two as 1 minus the other).
+ */
+export function checkMatrix(judge: string, m: unknown, k: number, where = ''): number[][] {
+  const at = where ? ` (${where})` : '';
+  if (!Array.isArray(m) || m.length !== k || m.some((row) => !Array.isArray(row) || row.length !== k)) {
+    throw new JudgeError(`${judge}: preferenceMatrices() returned a matrix that is not ${k} x ${k}${at}`);
+  }
+  const rows = m as unknown[][];
+  for (let i = 0; i < k; i++) {
+    for (let j = 0; j < k; j++) {
+      const v = rows[i]![j];
+      if (!isProbability(v)) throw new JudgeError(`${judge}: M[${i}][${j}] = ${JSON.stringify(v) ?? String(v)} is not a number in [0, 1]${at}`);
+      if (i === j && v !== 0.5) throw new JudgeError(`${judge}: M[${i}][${i}] = ${v}, expected 1/2 on the diagonal${at}`);
+      if (j > i && Math.abs(v + (rows[j]![i] as number) - 1) > 1e-9) throw new JudgeError(`${judge}: M[${i}][${j}] + M[${j}][${i}] = ${v + (rows[j]![i] as number)}, expected 1${at}`);
+    }
+  }
+  return rows as number[][];
 }
 
 export function sigmoid(x: number): number {

@@ -20,7 +20,25 @@ const modelJudge = <K extends 'reward-model' | 'pairwise'>(kind: K) =>
     })
     .strict();
 
-/** The judge: a JS module, a reward model (Bradley-Terry scores) or a pairwise preference model. */
-export const judgeSpecSchema = z.discriminatedUnion('kind', [moduleJudge, modelJudge('reward-model'), modelJudge('pairwise')]);
+/** How PairRM's matrix is made: each pair judged alone (pairwise) or llm-blender's rank scores over all K (rank). */
+export const PAIRRM_MODES = ['pairwise', 'rank'] as const;
+export type PairRMMode = (typeof PAIRRM_MODES)[number];
+
+/** llm-blender's PairRM in its PairRM-hf folder layout (src/judge/pairrm.ts). */
+const pairrmJudge = z
+  .object({
+    kind: z.literal('pairrm'),
+    dir: z.string().min(1),
+    dtype: z.enum(MODEL_DTYPES).optional(),
+    device: deviceSchema.optional(),
+    batchSize: z.number().int().min(1).optional(),
+    mode: z.enum(PAIRRM_MODES).optional(),
+    sourceMaxLength: z.number().int().min(3).optional(),
+    candidateMaxLength: z.number().int().min(3).optional(),
+  })
+  .strict();
+
+/** The judge: a JS module, a reward model (Bradley-Terry scores), a pairwise preference model, or PairRM. */
+export const judgeSpecSchema = z.discriminatedUnion('kind', [moduleJudge, modelJudge('reward-model'), modelJudge('pairwise'), pairrmJudge]);
 
 export type JudgeSpec = z.infer<typeof judgeSpecSchema>;

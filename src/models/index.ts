@@ -8,3 +8,5 @@ export { Qwen2ForCausalLM } from './qwen2.js';
 export { Gemma2ForCausalLM } from './gemma2.js';
 export { GPT2LMHeadModel } from './gpt2.js';
 export * from './registry.js';
+export { DebertaV2Model, loadDebertaV2Model, parseDebertaV2Config, readDebertaV2Config, relativePositions, type DebertaV2Config, type DebertaInput } from './deberta_v2.js';
+export { DebertaV2PairRM, loadPairRMModel, parsePairRMConfig, readPairRMConfig, PAIRRM_ARCHITECTURE, type PairRMConfig, type PairSequence } from './pairrm.js';

@@ -141,7 +141,7 @@ export abstract class Module {
     noGrad(() => {
       for (const [name, m, slot] of this.#slots()) {
         const t = tidy(() => {
-          const isNorm = slot.shape.length === 1 && !name.endsWith('.bias') && /norm|ln_/.test(name);
+          const isNorm = slot.shape.length === 1 && !name.endsWith('.bias') && /norm|ln_/i.test(name);
           if (slot.shape.length === 1) {
             const fill = isNorm && !(opts.zeroInit?.(name) ?? false) ? 1 : 0;
             return full(slot.shape, fill, { dtype, device });

@@ -123,6 +123,11 @@ export const configSchema = z
     refLogprobs: z.enum(['generation', 'recompute']).optional(),
     /** Prompts per judging chunk (the unit of resumption within the judge stage). */
     judgeChunk: int(1).default(16),
+    /**
+     * The prompt as the judges see it: 'plain' (the prompt's text) or 'template' (as the policy's chat template
+     * renders it up to the assistant turn: what the official SPPO pipeline hands PairRM).
+     */
+    judgePromptFormat: z.enum(['plain', 'template']).default('plain'),
     generation: generationSchema.prefault({}),
     training: trainingSchema.prefault({}),
     eval: evalSchema.prefault({}),

@@ -186,7 +186,8 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
   const template = !cfg.raw && ChatTemplate.hasTemplate(cfg.model) ? ChatTemplate.fromFolder(cfg.model, { specialTokens: tokenizer.specialTokens }) : undefined;
   const toItem = (r: PromptRecord): Item => {
     const text = modelPromptText(r.prompt, template, cfg.raw);
-    return { index: r.index, ...idOf(r), judgePrompt: plainPromptText(r.prompt), text, ids: tokenizer.encode(text, { addSpecialTokens: false }) };
+    const judgePrompt = cfg.judgePromptFormat === 'template' ? text : plainPromptText(r.prompt);
+    return { index: r.index, ...idOf(r), judgePrompt, text, ids: tokenizer.encode(text, { addSpecialTokens: false }) };
   };
   const { judge, evalJudge } = lazyJudges(cfg, opts, judges);
   const sampling = samplingConfigs(cfg);

@@ -1,8 +1,8 @@
 // Stage 2, judging: the K x K preference matrix of each prompt's responses and their win rates
 // (iter-t/preferences.jsonl), in chunks of `judgeChunk` prompts, each saved (a unit of resumption).
 import { existsSync } from 'node:fs';
-import { preferenceMatrix } from '../../judge/judge.js';
-import { isProbability, type PreferenceOracle, type PreferenceQuery } from '../../judge/oracle.js';
+import { preferenceMatrices, preferenceMatrix } from '../../judge/judge.js';
+import { isProbability, type PreferenceItem, type PreferenceOracle, type PreferenceQuery } from '../../judge/oracle.js';
 import { readJsonl, writeJsonlAtomic } from '../run_dir.js';
 import { winRates } from '../winrates.js';
 import { idOf, promptLabel, timing, type GenerationLine, type Item, type PreferenceLine, type StageContext } from './context.js';
@@ -12,9 +12,16 @@ export class JudgeStageError extends Error {
   override name = 'JudgeStageError';
 }
 
-/** The judge with its answers checked: one probability per query, else JudgeStageError naming the judge. */
+/**
+ * The judge with its answers checked: one probability per query, else JudgeStageError naming the judge. A judge
+ * that makes whole matrices (preferenceMatrices) keeps that method; its matrices are checked by preferenceMatrices().
+ */
 export function checkedOracle(judge: PreferenceOracle): PreferenceOracle {
+  const matrices = judge.preferenceMatrices
+    ? { preferenceMatrices: (items: PreferenceItem[]): Promise<number[][][]> => judge.preferenceMatrices!(items) }
+    : {};
   return {
+    ...matrices,
     get name() {
       return judge.name;
     },
@@ -66,11 +73,23 @@ export async function judgeIteration(ctx: StageContext, input: JudgeInput): Prom
       if (existsSync(path)) lines = readJsonl<PreferenceLine>(path);
       else {
         lines = [];
-        for (const g of used.slice(c * cfg.judgeChunk, (c + 1) * cfg.judgeChunk)) {
+        const chunk = used.slice(c * cfg.judgeChunk, (c + 1) * cfg.judgeChunk);
+        // A judge that makes whole matrices gets the chunk's prompts in one call (batched across prompts).
+        let batched: number[][][] | undefined;
+        if (j.preferenceMatrices) {
+          try {
+            batched = await preferenceMatrices(j, chunk.map((g) => ({ prompt: itemByIndex.get(g.index)!.judgePrompt, responses: g.responses.map((r) => r.text) })));
+          } catch (e) {
+            const first = chunk[0]!;
+            const last = chunk[chunk.length - 1]!;
+            throw new JudgeStageError(`iteration ${t}, ${promptLabel(first.index, first.id)} to ${promptLabel(last.index, last.id)}: ${(e as Error).message ?? String(e)}`);
+          }
+        }
+        for (const [n, g] of chunk.entries()) {
           const item = itemByIndex.get(g.index)!;
           let matrix: number[][];
           try {
-            matrix = await preferenceMatrix(j, item.judgePrompt, g.responses.map((r) => r.text));
+            matrix = batched ? batched[n]! : await preferenceMatrix(j, item.judgePrompt, g.responses.map((r) => r.text));
           } catch (e) {
             throw new JudgeStageError(`iteration ${t}, ${promptLabel(g.index, g.id)}: ${(e as Error).message ?? String(e)}`);
           }

@@ -8,3 +8,4 @@ export { Qwen2ForCausalLM } from './qwen2.js';
 export { Gemma2ForCausalLM } from './gemma2.js';
 export { GPT2LMHeadModel } from './gpt2.js';
 export * from './registry.js';
+export * from './peft.js';

@@ -30,7 +30,7 @@ import type { PreferenceOracle } from '../judge/oracle.js';
 import { parseConfig, refLogprobSource, type SppoConfig, type SppoConfigInput } from './config.js';
 import { modelPromptText, plainPromptText, readPromptFile, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
 import { readJson, RunDir, RunDirError, writeJsonAtomic } from './run_dir.js';
-import { idOf, killHook, Progress, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
+import { idOf, killHook, Progress, resetPeakMemory, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
 import { generateIteration } from './stages/generate.js';
 import { checkedOracle, judgeIteration } from './stages/judge.js';
 import { pairsIteration, trainingExamples } from './stages/pairs.js';
@@ -90,6 +90,7 @@ export async function runSppo(config: SppoConfigInput | SppoConfig, opts: RunOpt
   try {
     const device = cfg.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
     const dtype: DType = (cfg.dtype ?? (device.startsWith('cuda') ? 'bfloat16' : readConfig(cfg.model).dtype ?? 'float32')) as DType;
+    resetPeakMemory(device);
     return await runLoop({ cfg, rd, log, progress, kill, dtype, device }, opts, judges);
   } finally {
     progress.stop();

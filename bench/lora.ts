@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { AdamW, cuda, defaultDevice, ELEMENT_SIZE, getNumThreads, randint, RMSprop, tidy, type DType, type Optimizer } from '../src/torch/index.js';
 import { createModel, loadModel, parseConfig, type CausalLMBase } from '../src/models/index.js';
 import { ALL_LINEAR, Conv1D, Linear, Lora, matchesTarget, type LoraOptions } from '../src/nn/index.js';
-import { writeBenchModel } from './models.js';
+import { benchLlamaConfig, writeBenchModel } from './models.js';
 import { median, stats, timeRepeats } from './stats.js';
 
 const GB = 1e9;
@@ -185,10 +185,78 @@ export async function run(opts: { device?: string; dtype?: DType; repeats?: numb
   }
 }
 
+export interface StepResult {
+  mode: 'full' | 'lora';
+  seconds: number[];
+  tokensPerS: number;
+  /** Peak bytes the CUDA caching allocator held during the steps (null on the CPU). */
+  peakAllocated: number | null;
+  peakReserved: number | null;
+}
+
+/**
+ * One SPPO training step (the trainer itself: a pair of `len`-token sequences, sppo loss, RMSprop, gradient
+ * checkpointing, chunked logits) of a model of the given HF config with random weights, full or LoRA (r 16, all
+ * linear layers), timed over `steps` optimizer steps; the reference log-probs come with the examples, so no
+ * reference pass or copy is timed. For the GPU check of docs/lora.md:
+ *   node dist/bench/lora.js --step Meta-Llama-3-8B-Instruct --device cuda --dtype bfloat16 [--layers N] [--len 1024]
+ */
+export async function trainStep(cfgJson: Record<string, unknown>, o: { device: string; dtype: DType; len: number; steps: number; mode: 'full' | 'lora'; layers?: number }): Promise<StepResult> {
+  const { train } = await import('../src/sppo/trainer.js');
+  const json = o.layers ? { ...cfgJson, num_hidden_layers: o.layers } : cfgJson;
+  const model = createModel(parseConfig(json));
+  model.initWeights({ std: 0.02, seed: 0, dtype: o.dtype, device: o.device });
+  const gpu = o.device.startsWith('cuda') ? Number(o.device.split(':')[1] ?? 0) : null;
+  try {
+    const half = o.len / 2;
+    const ids = (k: number, salt: number): number[] => Array.from({ length: k }, (_, i) => 3 + ((i * 7919 + salt) % (model.config.vocabSize - 3)));
+    const examples = Array.from({ length: o.steps }, (_, i) => ({
+      promptIds: ids(half, i), chosenIds: ids(half, i + 1), rejectedIds: ids(half, i + 2),
+      chosenWinRate: 0.7, rejectedWinRate: 0.3, chosenOverRejected: 0.8, chosenRefLogprob: -half * 10, rejectedRefLogprob: -half * 10,
+    }));
+    if (gpu !== null) cuda.resetPeakMemory(gpu);
+    const seconds: number[] = [];
+    let t0 = performance.now();
+    const r = await train({
+      policy: model, examples, loss: 'sppo', beta: 1e-3, lr: o.mode === 'lora' ? 5e-5 : 5e-7, epochs: 1, batchSize: 1, gradAccum: 1,
+      optimizer: 'rmsprop', warmupRatio: 0, schedule: 'constant', maxLength: o.len, maxPromptLength: half, maxGradNorm: 1,
+      dtype: o.dtype === 'bfloat16' ? 'bfloat16' : 'float32', device: o.device, seed: 0, gradientCheckpointing: true,
+      lora: o.mode === 'lora' ? { r: 16, alpha: 32, targetModules: ALL_LINEAR } : undefined,
+      onStep: () => {
+        if (gpu !== null) cuda.synchronize();
+        const t = performance.now();
+        seconds.push((t - t0) / 1000);
+        t0 = t;
+      },
+    });
+    r.lora?.dispose();
+    const stats0 = gpu !== null ? cuda.memoryStats(gpu) : null;
+    // The first step includes the optimizer's state allocation and kernel warm-up: tok/s from the others when there are.
+    const timed = seconds.length > 1 ? seconds.slice(1) : seconds;
+    return { mode: o.mode, seconds, tokensPerS: (2 * o.len) / median(timed), peakAllocated: stats0?.peakAllocated ?? null, peakReserved: stats0?.peakReserved ?? null };
+  } finally {
+    model.dispose();
+  }
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const arg = (k: string): string | undefined => {
     const i = process.argv.indexOf(k);
     return i > 0 ? process.argv[i + 1] : undefined;
   };
-  await run({ device: arg('--device'), dtype: arg('--dtype') as DType | undefined });
+  const step = arg('--step');
+  if (step) {
+    // 'bench': the ~10.5M-parameter bench Llama (a quick check of this path on the CPU).
+    const cfg = step === 'bench' ? benchLlamaConfig() : PAPER_MODELS[step];
+    if (!cfg) throw new Error(`--step: one of bench, ${Object.keys(PAPER_MODELS).join(', ')}`);
+    const device = arg('--device') ?? defaultDevice();
+    const dtype = (arg('--dtype') ?? (device.startsWith('cuda') ? 'bfloat16' : 'float32')) as DType;
+    const len = Number(arg('--len') ?? 1024);
+    const layers = arg('--layers') ? Number(arg('--layers')) : undefined;
+    const modes = (arg('--modes') ?? 'lora,full').split(',') as ('full' | 'lora')[];
+    for (const mode of modes) {
+      const r = await trainStep(cfg, { device, dtype, len, steps: Number(arg('--steps') ?? 3), mode, layers });
+      console.log(JSON.stringify({ model: step, layers: layers ?? cfg.num_hidden_layers, device, dtype, len, ...r }));
+    }
+  } else await run({ device: arg('--device'), dtype: arg('--dtype') as DType | undefined });
 }

@@ -111,3 +111,20 @@ test('sppo run with training.lora: PEFT adapters and merged checkpoints per iter
     removeDir(dir);
   }
 });
+
+test('training.lora.targetModules that select no layer stop `sppo run` before anything is generated', { skip }, async () => {
+  const dir = tempDir('loop-lora-bad');
+  try {
+    writeFileSync(join(dir, 'judge.mjs'), JUDGE);
+    writeFileSync(join(dir, 'prompts.jsonl'), '{"prompt": "hi"}\n{"prompt": "ho"}\n');
+    const { runSppo } = await import('../src/sppo/loop.js');
+    const cfg = {
+      model, prompts: 'prompts.jsonl', runDir: 'run', judge: { kind: 'module' as const, path: 'judge.mjs' }, iterations: 1, device: 'cpu',
+      generation: { k: 2, maxNewTokens: 4 }, training: { maxLength: 64, maxPromptLength: 32, lora: { r: 4, alpha: 8, targetModules: ['c_attn'] } }, eval: { count: 0 },
+    };
+    await assert.rejects(runSppo(cfg, { baseDir: dir, progress: false, log: () => {} }), /training\.lora\.targetModules: target modules \["c_attn"\] match no layer of the model \(its linear layers are named: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head\)/);
+    assert.ok(!existsSync(join(dir, 'run', 'iter-1')), 'nothing generated');
+  } finally {
+    removeDir(dir);
+  }
+});

@@ -74,6 +74,31 @@ function checkOptions(o: LoraOptions): void {
   if (Array.isArray(o.targetModules) ? o.targetModules.length === 0 : !o.targetModules) throw new LoraError('lora: no target modules');
 }
 
+/**
+ * The layers that target modules select, with their dotted names (PEFT's rules; see matchesTarget). Needs no
+ * weights (a model of declared shapes will do). Errors when none matches, or a matching module is not a linear layer.
+ */
+export function loraTargets(model: Module, t: string[] | string): [string, LoraTarget][] {
+  const all = [...model.namedModules()];
+  const found: [string, LoraTarget][] = [];
+  if (t === ALL_LINEAR) {
+    // PEFT leaves out the output embedding layer (lm_head).
+    const head = all.find(([n]) => n === 'lm_head')?.[1];
+    for (const [name, m] of all) if (isTarget(m) && m !== head) found.push([name, m]);
+  } else {
+    for (const [name, m] of all) {
+      if (!name || !matchesTarget(name, t)) continue;
+      if (!isTarget(m)) throw new LoraError(`lora: target module '${name}' is a ${m.constructor.name}; LoRA adapts linear layers (Linear, GPT-2's Conv1D) only`);
+      found.push([name, m]);
+    }
+  }
+  if (!found.length) {
+    const names = [...new Set(all.filter(([n, m]) => n && isTarget(m)).map(([n]) => n.split('.').at(-1)!))];
+    throw new LoraError(`lora: target modules ${JSON.stringify(t)} match no layer of the model (its linear layers are named: ${names.join(', ')})`);
+  }
+  return found;
+}
+
 /** One adapted layer: A [r, in] and B [out, r]. */
 export class LoraLayer implements LayerAdapter {
   A: Tensor;
@@ -170,7 +195,7 @@ export class Lora implements Disposable {
   static attach(model: Module, opts: LoraOptions): Lora {
     checkOptions(opts);
     const lora = new Lora(opts);
-    const found = lora.#targets(model);
+    const found = loraTargets(model, lora.targetModules);
     const gen = new Generator(lora.seed, 'cpu');
     const dtype = opts.dtype ?? 'float32';
     try {
@@ -230,28 +255,6 @@ export class Lora implements Disposable {
       throw e;
     }
     return lora;
-  }
-
-  #targets(model: Module): [string, LoraTarget][] {
-    const all = [...model.namedModules()];
-    const t = this.targetModules;
-    const found: [string, LoraTarget][] = [];
-    if (t === ALL_LINEAR) {
-      // PEFT leaves out the output embedding layer (lm_head).
-      const head = all.find(([n]) => n === 'lm_head')?.[1];
-      for (const [name, m] of all) if (isTarget(m) && m !== head) found.push([name, m]);
-    } else {
-      for (const [name, m] of all) {
-        if (!name || !matchesTarget(name, t)) continue;
-        if (!isTarget(m)) throw new LoraError(`lora: target module '${name}' is a ${m.constructor.name}; LoRA adapts linear layers (Linear, GPT-2's Conv1D) only`);
-        found.push([name, m]);
-      }
-    }
-    if (!found.length) {
-      const names = [...new Set(all.filter(([n, m]) => n && isTarget(m)).map(([n]) => n.split('.').at(-1)!))];
-      throw new LoraError(`lora: target modules ${JSON.stringify(t)} match no layer of the model (its linear layers are named: ${names.join(', ')})`);
-    }
-    return found;
   }
 
   #add(name: string, layer: LoraTarget, index: number, A: Tensor, B: Tensor): void {

@@ -44,6 +44,7 @@ interface Measured {
   rmspropBytes: number;
   adamwBytes: number;
   stepMs: number[];
+  cpuMs: number[];
 }
 
 /** One configuration (full, or LoRA with `lora`): state sizes after one step of each optimizer, then timed AdamW steps. */
@@ -72,11 +73,20 @@ function measure(dir: string, o: { device: string; dtype: DType; batch: number; 
     const sync = (): void => {
       if (model.device.startsWith('cuda')) cuda.synchronize();
     };
-    const stepMs = timeRepeats(stepWith(opt), o.repeats, 1, sync).map((s) => s * 1000);
+    // Wall time, and this process's CPU time (user + system, all its threads): on a machine other work shares,
+    // the CPU time is the steadier of the two.
+    const cpuMs: number[] = [];
+    const stepMs = timeRepeats(() => {
+      const c0 = process.cpuUsage();
+      stepWith(opt)();
+      const c = process.cpuUsage(c0);
+      cpuMs.push((c.user + c.system) / 1000);
+    }, o.repeats, 1, sync).map((s) => s * 1000);
+    cpuMs.shift(); // the warm-up
     ids.dispose();
     const trainable = params.reduce((n, p) => n + p.numel, 0);
     const what = lora ? `LoRA r ${lora.r}, ${Array.isArray(lora.targetModules) ? lora.targetModules.join(',') : lora.targetModules}` : 'full fine-tuning';
-    return { what, trainable, rmspropBytes: sizes[0]!, adamwBytes: sizes[1]!, stepMs };
+    return { what, trainable, rmspropBytes: sizes[0]!, adamwBytes: sizes[1]!, stepMs, cpuMs };
   } finally {
     adapters?.dispose();
     model.dispose();
@@ -157,13 +167,16 @@ export async function run(opts: { device?: string; dtype?: DType; repeats?: numb
     // Two rounds, alternating the configurations, so that a slow spell of the machine falls on all.
     for (let round = 0; round < 2; round++) configs.forEach((c, i) => runs[i]!.push(measure(dir, o, c)));
     console.log(`lora: ~10.5M-parameter bench Llama, ${device}, ${dtype}, ${getNumThreads()} threads; training step b${batch} x ${seqLen} (AdamW), 2 rounds of 1 warm-up + ${o.repeats} timed steps`);
-    console.log('| configuration | trainable parameters | RMSprop state | AdamW state | step (median, min-max) | tok/s |');
-    console.log('|---|---|---|---|---|---|');
+    console.log('| configuration | trainable parameters | RMSprop state | AdamW state | step, wall (median, min-max) | step, CPU time (median, min-max) | tok/s (wall) |');
+    console.log('|---|---|---|---|---|---|---|');
+    const span = (xs: number[]): string => {
+      const s = stats(xs);
+      return `${s.median.toFixed(1)} ms (${s.min.toFixed(1)}-${s.max.toFixed(1)})`;
+    };
     for (const rs of runs) {
       const m = rs[0]!;
       const ms = rs.flatMap((r) => r.stepMs);
-      const s = stats(ms);
-      console.log(`| ${m.what} | ${m.trainable.toLocaleString('en')} | ${(m.rmspropBytes / MB).toFixed(2)} MB | ${(m.adamwBytes / MB).toFixed(2)} MB | ${median(ms).toFixed(1)} ms (${s.min.toFixed(1)}-${s.max.toFixed(1)}) | ${Math.round((batch * seqLen) / (median(ms) / 1000))} |`);
+      console.log(`| ${m.what} | ${m.trainable.toLocaleString('en')} | ${(m.rmspropBytes / MB).toFixed(2)} MB | ${(m.adamwBytes / MB).toFixed(2)} MB | ${span(ms)} | ${span(rs.flatMap((r) => r.cpuMs))} | ${Math.round((batch * seqLen) / (median(ms) / 1000))} |`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -148,3 +148,22 @@ test('checkpoints: the merged model (a plain HF folder equal to the adapted mode
     removeDir(out);
   }
 });
+
+test('LoRA train() calls leave no tensors or optimizers alive once the adapters are merged or disposed, also when training throws', { skip: skipLlama }, async () => {
+  const optimizers = torch.liveOptimizers();
+  const tensors = torch.liveTensors();
+  for (let i = 0; i < 3; i++) {
+    const r = await train(base(llama, { epochs: 2, gradientCheckpointing: i === 1, lora: { r: 2, alpha: 4, dropout: 0.1, targetModules: 'all-linear' } }));
+    if (i === 2) r.lora!.mergeAndDetach();
+    else r.lora!.dispose();
+    r.model.dispose();
+  }
+  // A diverging run (lr so large the parameters overflow, or a NaN win rate is refused up front): the adapters go with the error.
+  const policy = loadModel(llama);
+  await assert.rejects(train(base(llama, { policy, examples: examples(4).map((e) => ({ ...e, chosenWinRate: NaN })) })), /chosenWinRate must be a probability/);
+  await assert.rejects(train(base(llama, { policy, lr: 1e30, optimizer: 'rmsprop', epochs: 3, maxGradNorm: 0 })), /diverged/);
+  assert.ok(policy.namedModules().next() && [...policy.namedModules()].every(([, m]) => !('adapter' in m) || (m as { adapter: unknown }).adapter === null), 'no adapter left on the model');
+  policy.dispose();
+  assert.equal(torch.liveOptimizers(), optimizers, 'optimizers left alive');
+  assert.equal(torch.liveTensors(), tensors, 'tensors left alive');
+});

@@ -5,6 +5,7 @@
 //   npm run bench -- profile                   sppo's training step per operator (libtorch's profiler)
 //   npm run bench -- serve                     sppo serve's throughput and latency vs in-process generate
 //   npm run bench -- pairrm [pairrm-large]     the PairRM judge's pairs/s (fixture; DeBERTa-v3-large shape)
+//   npm run bench -- lora                      LoRA vs full fine-tuning: optimizer state, step time; memory of 7B-9B (computed)
 import * as torch from '../src/torch/index.js';
 import { matmulGflopsRuns, opOverheadUsRuns } from './engine.js';
 import { PYTHON, runPeer } from './peer.js';
@@ -37,6 +38,10 @@ async function main(): Promise<void> {
     const m = await import('./pairrm.js');
     if (only.includes('pairrm')) await m.run();
     if (only.includes('pairrm-large')) await m.run({ large: true });
+  }
+  if (only.includes('lora')) {
+    const m = await import('./lora.js');
+    await m.run();
   }
   if (only.includes('serve')) {
     const m = await import('./serve.js');

@@ -173,6 +173,12 @@ function buildNative(torch) {
   const addonApi = dirname(createRequire(join(root, 'package.json')).resolve('node-addon-api'));
   const cxx = process.env.CXX ?? 'g++';
   const cuda = torch.lib.some((d) => existsSync(join(d, 'libtorch_cuda.so')));
+  // The CUDA runtime's headers, for the caching allocator's memory statistics (optional: without them those are null).
+  const cudaInclude = !cuda ? [] : [
+    process.env.CUDA_HOME && join(process.env.CUDA_HOME, 'include'),
+    '/usr/local/cuda/include',
+    ...torch.lib.map((d) => join(d, '..', '..', 'nvidia', 'cuda_runtime', 'include')),
+  ].filter((d) => d && existsSync(join(d, 'cuda_runtime_api.h'))).slice(0, 1);
   const common = [
     '-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-w',
     `-D_GLIBCXX_USE_CXX11_ABI=${torch.abi}`,
@@ -180,6 +186,7 @@ function buildNative(torch) {
     ...(cuda ? ['-DSPPO_CUDA=1'] : []),
     `-I${nodeApiInclude()}`, `-I${addonApi}`,
     ...torch.include.map((d) => `-I${d}`),
+    ...cudaInclude.map((d) => `-I${d}`),
   ];
   const libs = ['-Wl,--no-as-needed', ...torch.lib.flatMap((d) => [`-L${d}`, `-Wl,-rpath,${d}`]),
     '-ltorch', '-ltorch_cpu', '-lc10', ...(cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])];

@@ -102,3 +102,16 @@ test('label smoothing is for dpo only: rejected at parse time, naming the field,
     removeDir(dir);
   }
 });
+
+test('training.lora: defaults (dropout 0, all-linear, no rsLoRA), off when absent; errors name the field', () => {
+  assert.equal(parseConfig(minimal).training.lora, undefined);
+  const c = parseConfig({ ...minimal, training: { lora: { r: 16, alpha: 32 } } });
+  assert.deepEqual(c.training.lora, { r: 16, alpha: 32, dropout: 0, targetModules: 'all-linear', rslora: false });
+  const d = parseConfig({ ...minimal, training: { lora: { r: 8, alpha: 8, dropout: 0.05, targetModules: ['q_proj', 'v_proj'], rslora: true } } });
+  assert.deepEqual(d.training.lora?.targetModules, ['q_proj', 'v_proj']);
+  fails({ ...minimal, training: { lora: { alpha: 16 } } }, /training\.lora\.r: /, 'training.lora.r');
+  fails({ ...minimal, training: { lora: { r: 0, alpha: 16 } } }, /training\.lora\.r: .*>=1/, 'training.lora.r');
+  fails({ ...minimal, training: { lora: { r: 4, alpha: 16, dropout: 1 } } }, /training\.lora\.dropout: /, 'training.lora.dropout');
+  fails({ ...minimal, training: { lora: { r: 4, alpha: 16, targetModules: [] } } }, /training\.lora\.targetModules: /, 'training.lora.targetModules');
+  fails({ ...minimal, training: { lora: { r: 4, alpha: 16, rank: 3 } } }, /training\.lora\.rank: unknown field/, 'training.lora.rank');
+});

@@ -64,3 +64,25 @@ test('Optimizer.dispose frees the native optimizer and its state at once; later 
   opt.dispose(); // twice is harmless
   for (const p of params) p.dispose();
 });
+
+test('cuda.memoryStats: bytes and peaks on a CUDA device (peaks reset), null without CUDA; cudaIndex parses devices', () => {
+  assert.equal(torch.cudaIndex('cuda'), 0);
+  assert.equal(torch.cudaIndex('cuda:3'), 3);
+  assert.equal(torch.cudaIndex('cpu'), null);
+  const s = torch.cuda.memoryStats(0);
+  if (!torch.cuda.isAvailable()) {
+    assert.equal(s, null);
+    torch.cuda.resetPeakMemory(0); // a no-op without CUDA
+    return;
+  }
+  if (s === null) return; // an addon built without the CUDA runtime's headers (documented)
+  torch.cuda.resetPeakMemory(0);
+  const before = torch.cuda.memoryStats(0)!;
+  const t = torch.zeros([1024, 1024], { device: 'cuda' }); // 4 MiB
+  const during = torch.cuda.memoryStats(0)!;
+  t.dispose();
+  const after = torch.cuda.memoryStats(0)!;
+  assert.ok(during.allocated - before.allocated >= 4 * 2 ** 20);
+  assert.ok(after.peakAllocated >= during.allocated && after.allocated < during.allocated);
+  assert.ok(after.peakReserved >= after.peakAllocated);
+});

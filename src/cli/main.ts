@@ -14,13 +14,14 @@ const commands: Record<string, () => Promise<Command>> = {
   run: () => import('./run.js'),
   eval: () => import('./eval.js'),
   sft: () => import('./sft.js'),
+  merge: () => import('./merge.js'),
   demo: () => import('./demo.js'),
   'train-judge': () => import('./train_judge.js'),
   serve: () => import('./serve.js'),
 };
 
 // In the order of an SPPO run, then the tools around it.
-const ORDER = ['run', 'generate', 'judge', 'train', 'eval', 'sft', 'train-judge', 'serve', 'demo', 'game'];
+const ORDER = ['run', 'generate', 'judge', 'train', 'eval', 'merge', 'sft', 'train-judge', 'serve', 'demo', 'game'];
 
 async function help(): Promise<string> {
   const names = [...ORDER.filter((n) => n in commands), ...Object.keys(commands).filter((n) => !ORDER.includes(n)).sort()];

@@ -5,6 +5,8 @@ import { Tokenizer } from '../text/tokenizer.js';
 import { isLossType, LOSS_TYPES, type LossType } from '../sppo/losses.js';
 import { train, type StepMetrics, type TrainExample } from '../sppo/trainer.js';
 import { readPairs, tokenizePairs } from '../sppo/pairs_file.js';
+import { saveAdapter } from '../models/peft.js';
+import { ALL_LINEAR, type LoraOptions } from '../nn/lora.js';
 import { UsageError } from './usage.js';
 import { forEachJsonl } from '../util/files.js';
 import { choice, deviceOption, num, parseCommand, progressBar } from './args.js';
@@ -19,6 +21,12 @@ applied); prompt and responses are tokenized separately (no special tokens added
 token ends each response (as TRL's DPO trainer), unless --no-eos. The reference pi_t is the model as given:
 its log-probs are the *_ref_logprob fields when present (they must be sums over exactly these response tokens),
 else computed once before training. The trained model is saved to OUT as a Hugging Face folder.
+
+With --lora-r, LoRA adapters train instead of every weight (only their gradients and optimizer state are
+kept, and the reference is the model with the adapters off: no second copy). OUT is then the merged model,
+and --adapter-out DIR also writes the adapter in PEFT's layout (adapter_config.json, adapter_model.safetensors)
+for PEFT, transformers or vLLM; \`sppo merge\` merges such an adapter later. LoRA usually wants a learning rate
+10-100x that of full fine-tuning.
 
 options:
   --model DIR              the policy pi_t (required)
@@ -45,11 +53,38 @@ options:
   --checkpoint-every N     steps between checkpoints
   --gradient-checkpointing recompute the logits in the backward pass (less memory)
   --no-eos                 do not append EOS to the responses
+  --lora-r R               train LoRA adapters of rank R instead of every weight
+  --lora-alpha A           LoRA scaling alpha / r (default 2 R)
+  --lora-dropout P         dropout on the adapters' input (default 0)
+  --lora-target-modules M  comma-separated layer names (q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,
+                           down_proj; GPT-2: c_attn,c_proj,c_fc; a dotted suffix such as mlp.c_proj), a regular
+                           expression over the module path (PEFT's rule), or all-linear (default)
+  --lora-rslora            rsLoRA scaling alpha / sqrt(r)
+  --adapter-out DIR        with --lora-r: also save the adapter there (PEFT's layout; also at each checkpoint)
   --dtype D                float32 | bfloat16 (default: bfloat16 on CUDA, float32 on the CPU)
   --device D               cpu | cuda | cuda:N (default: cuda when available)
   -h, --help               this help
 `;
 
+
+/** The --lora-* options: undefined without --lora-r. */
+function loraOptions(v: Record<string, string | boolean | undefined>): LoraOptions | undefined {
+  const s = (k: string): string | undefined => v[k] as string | undefined;
+  if (s('lora-r') === undefined) {
+    const stray = ['lora-alpha', 'lora-dropout', 'lora-target-modules', 'lora-rslora', 'adapter-out'].find((k) => v[k] !== undefined);
+    if (stray) throw new UsageError(`--${stray} needs --lora-r (LoRA is off without it)`);
+    return undefined;
+  }
+  const r = num('lora-r', s('lora-r'), 8, { integer: true, min: 1 });
+  const alpha = num('lora-alpha', s('lora-alpha'), 2 * r, { min: 0, open: true });
+  const dropout = num('lora-dropout', s('lora-dropout'), 0, { min: 0, max: 0.99 });
+  const tm = s('lora-target-modules') ?? ALL_LINEAR;
+  const names = tm.split(',').map((x) => x.trim()).filter(Boolean);
+  if (!names.length) throw new UsageError('--lora-target-modules is empty');
+  // A single value with regular-expression characters is a pattern over the module path (PEFT's rule for a string).
+  const targetModules = tm === ALL_LINEAR || (names.length === 1 && /[*+?()[\]|\\^$]/.test(tm)) ? tm : names;
+  return { r, alpha, dropout, targetModules, rslora: v['lora-rslora'] === true };
+}
 
 export async function run(argv: string[]): Promise<void> {
   const parsed = parseCommand(
@@ -80,6 +115,12 @@ export async function run(argv: string[]): Promise<void> {
       'checkpoint-every': { type: 'string' },
       'gradient-checkpointing': { type: 'boolean' },
       'no-eos': { type: 'boolean' },
+      'lora-r': { type: 'string' },
+      'lora-alpha': { type: 'string' },
+      'lora-dropout': { type: 'string' },
+      'lora-target-modules': { type: 'string' },
+      'lora-rslora': { type: 'boolean' },
+      'adapter-out': { type: 'string' },
       dtype: { type: 'string' },
       device: { type: 'string' },
     },
@@ -108,6 +149,7 @@ export async function run(argv: string[]): Promise<void> {
   const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
   const checkpointEvery = v['checkpoint-every'] === undefined ? undefined : num('checkpoint-every', v['checkpoint-every'], 1, { integer: true, min: 1 });
   const device = deviceOption(v.device);
+  const lora = loraOptions(v);
   if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
   const dtype = choice('dtype', v.dtype, ['float32', 'bfloat16'] as const, device.startsWith('cuda') ? 'bfloat16' : 'float32');
 
@@ -127,12 +169,17 @@ export async function run(argv: string[]): Promise<void> {
       policy, examples, loss, beta, labelSmoothing, lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule,
       maxGradNorm, maxLength, maxPromptLength, dtype, device, seed, evalFraction, metricsPath: v.metrics,
       checkpointDir: v['checkpoint-dir'], checkpointEvery, gradientCheckpointing: v['gradient-checkpointing'] ?? false,
+      lora, adapterDir: lora ? v['adapter-out'] : undefined, adapterBaseModel: v.model!,
       onStep: (m) => {
         last = m;
         bar.update(m.step, { loss: m.loss.toPrecision(4), acc: m.pair_accuracy.toFixed(2) });
       },
     });
     bar.stop();
+    if (r.lora) {
+      if (v['adapter-out']) saveAdapter(r.lora, v['adapter-out'], { baseModel: v.model! });
+      r.lora.mergeAndDetach();
+    }
     saveModel(r.model, v.out!, { tokenizerDir: v.model! });
     const secs = (performance.now() - t0) / 1000;
     const ev = r.evalLoss !== undefined ? `, eval loss ${r.evalLossBefore?.toPrecision(4)} -> ${r.evalLoss.toPrecision(4)}` : '';

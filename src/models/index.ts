@@ -10,3 +10,4 @@ export { GPT2LMHeadModel } from './gpt2.js';
 export * from './registry.js';
 export { DebertaV2Model, loadDebertaV2Model, parseDebertaV2Config, readDebertaV2Config, relativePositions, type DebertaV2Config, type DebertaInput } from './deberta_v2.js';
 export { DebertaV2PairRM, loadPairRMModel, parsePairRMConfig, readPairRMConfig, PAIRRM_ARCHITECTURE, type PairRMConfig, type PairSequence } from './pairrm.js';
+export * from './peft.js';

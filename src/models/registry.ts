@@ -79,6 +79,11 @@ export interface SaveModelOptions {
   maxShardBytes?: number;
   /** Save in this dtype (default: the model's). */
   dtype?: DType;
+  /**
+   * A replacement for a parameter's tensor (e.g. the weight with a LoRA adapter merged, Lora.mergedWeight),
+   * or undefined to save the parameter itself; what it returns is freed once written.
+   */
+  replace?: (name: string, t: Tensor) => Tensor | undefined;
 }
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json'];
@@ -107,6 +112,8 @@ export function saveModel(model: CausalLMBase, dir: string, opts: SaveModelOptio
   try {
     for (const [name, t] of model.namedParameters()) {
       let x = t;
+      const r = opts.replace?.(name, t);
+      if (r) temps.push((x = r));
       if (x.dtype !== dtype) temps.push((x = x.to(dtype)));
       if (x.device !== 'cpu') temps.push((x = x.to('cpu')));
       tensors.set(name, x);

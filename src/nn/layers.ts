@@ -2,6 +2,14 @@
 import { addmm, embedding, layerNorm, linear, rmsNorm, type Tensor } from '../torch/index.js';
 import { Module } from './module.js';
 
+/**
+ * Something added to a linear layer's output: a LoRA adapter (src/nn/lora.ts). It sees the layer's input x
+ * and output y and returns the new output.
+ */
+export interface LayerAdapter {
+  addTo(x: Tensor, y: Tensor): Tensor;
+}
+
 /** y = x W^T + b, W of shape [out, in] (torch.nn.Linear). */
 export class Linear extends Module {
   weight: Tensor;
@@ -11,8 +19,11 @@ export class Linear extends Module {
     this.weight = this.param('weight', [outFeatures, inFeatures]);
     this.bias = bias ? this.param('bias', [outFeatures]) : null;
   }
+  /** A low-rank adapter on this layer (src/nn/lora.ts), or none. Not a parameter of the layer. */
+  adapter: LayerAdapter | null = null;
   forward(x: Tensor): Tensor {
-    return linear(x, this.weight, this.bias);
+    const y = linear(x, this.weight, this.bias);
+    return this.adapter ? this.adapter.addTo(x, y) : y;
   }
 }
 
@@ -25,11 +36,13 @@ export class Conv1D extends Module {
     this.weight = this.param('weight', [inFeatures, outFeatures]);
     this.bias = this.param('bias', [outFeatures]);
   }
+  /** A low-rank adapter on this layer (src/nn/lora.ts), or none. Not a parameter of the layer. */
+  adapter: LayerAdapter | null = null;
   forward(x: Tensor): Tensor {
     const shape = x.shape;
     const flat = x.reshape(-1, this.inFeatures);
-    const y = addmm(this.bias, flat, this.weight);
-    return y.view(...shape.slice(0, -1), this.outFeatures);
+    const y = addmm(this.bias, flat, this.weight).view(...shape.slice(0, -1), this.outFeatures);
+    return this.adapter ? this.adapter.addTo(x, y) : y;
   }
 }
 

@@ -60,6 +60,12 @@ export abstract class Module {
     for (const [name, child] of this.#children) yield* child.declared(`${prefix}${name}.`);
   }
 
+  /** This module and every submodule with their dotted names (this one as ''), depth first, as torch's named_modules(). */
+  *namedModules(prefix = ''): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [name, child] of this.#children) yield* child.namedModules(prefix ? `${prefix}.${name}` : name);
+  }
+
   *#slots(prefix = ''): Generator<[string, Module, ParamSlot]> {
     for (const [name, slot] of this.#params) yield [prefix + name, this, slot];
     for (const [name, child] of this.#children) yield* child.#slots(`${prefix}${name}.`);

@@ -58,6 +58,22 @@ export const generationSchema = z
   })
   .strict();
 
+/** LoRA adapters instead of full fine-tuning (src/nn/lora.ts; PEFT's LoraConfig fields in camelCase). */
+export const loraSchema = z
+  .object({
+    /** Rank. */
+    r: int(1),
+    /** Scaling alpha / r (alpha / sqrt(r) with rslora). */
+    alpha: z.number().gt(0),
+    /** Dropout on the adapters' input. */
+    dropout: z.number().min(0).lt(1).default(0),
+    /** Layer names (q_proj, v_proj, ..., GPT-2's c_attn, c_proj, c_fc), a regular expression over the dotted module path, or 'all-linear'. */
+    targetModules: z.union([z.array(z.string().min(1)).min(1), z.string().min(1)]).default('all-linear'),
+    /** rsLoRA: scaling alpha / sqrt(r). */
+    rslora: z.boolean().default(false),
+  })
+  .strict();
+
 export const trainingSchema = z
   .object({
     loss: lossTypeSchema.default('sppo'),
@@ -76,6 +92,8 @@ export const trainingSchema = z
     maxPromptLength: int(1).default(1024),
     maxGradNorm: z.number().gt(0).default(1),
     gradientCheckpointing: z.boolean().default(false),
+    /** Train LoRA adapters (merged into pi_t after each iteration) instead of every weight. */
+    lora: loraSchema.optional(),
   })
   .strict()
   // The rule of preferenceLoss (src/sppo/losses.ts), checked here so that a run fails before it generates.

@@ -23,6 +23,8 @@ import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
 import { cuda, type DType } from '../torch/index.js';
 import { readConfig } from '../models/config.js';
+import { createModel } from '../models/registry.js';
+import { LoraError, loraTargets } from '../nn/lora.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate } from '../text/chat_template.js';
 import { loadJudge } from '../judge/judge.js';
@@ -30,7 +32,7 @@ import type { PreferenceOracle } from '../judge/oracle.js';
 import { parseConfig, refLogprobSource, type SppoConfig, type SppoConfigInput } from './config.js';
 import { modelPromptText, plainPromptText, readPromptFile, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
 import { readJson, RunDir, RunDirError, writeJsonAtomic } from './run_dir.js';
-import { idOf, killHook, Progress, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
+import { idOf, killHook, Progress, resetPeakMemory, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
 import { generateIteration } from './stages/generate.js';
 import { checkedOracle, judgeIteration } from './stages/judge.js';
 import { pairsIteration, trainingExamples } from './stages/pairs.js';
@@ -90,11 +92,25 @@ export async function runSppo(config: SppoConfigInput | SppoConfig, opts: RunOpt
   try {
     const device = cfg.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
     const dtype: DType = (cfg.dtype ?? (device.startsWith('cuda') ? 'bfloat16' : readConfig(cfg.model).dtype ?? 'float32')) as DType;
+    if (cfg.training.lora) checkLoraTargets(cfg.model, cfg.training.lora.targetModules);
+    resetPeakMemory(device);
     return await runLoop({ cfg, rd, log, progress, kill, dtype, device }, opts, judges);
   } finally {
     progress.stop();
     for (const j of judges) j.dispose?.();
     rd.close();
+  }
+}
+
+/** training.lora.targetModules must select layers of the model: checked before anything runs (the model's shapes only, no weights). */
+function checkLoraTargets(modelDir: string, targets: string[] | string): void {
+  const m = createModel(readConfig(modelDir));
+  try {
+    loraTargets(m, targets);
+  } catch (e) {
+    throw new LoraError(`training.lora.targetModules: ${(e as Error).message.replace(/^lora: /, '')}`);
+  } finally {
+    m.dispose();
   }
 }
 

@@ -8,6 +8,11 @@
 // a held-out split. Models load in bfloat16 on CUDA (no autocast: the log-probs and the loss are float32).
 // A NaN or infinite loss (or gradient norm, or parameter) stops training with TrainingDivergedError naming
 // the step; the checkpoint folder keeps the last good model.
+//
+// With `lora`, fresh LoRA adapters (src/nn/lora.ts) are added to the policy and only they train (gradients
+// and optimizer state of the adapters' size); the reference pi_t is the same model with the adapters off (no
+// second copy of the weights). Checkpoints are the merged model (an HF folder) and, with `adapterDir`, the
+// adapter in PEFT's layout. The result keeps the adapters on the model (TrainResult.lora).
 import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
@@ -16,6 +21,8 @@ import {
 } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { createModel, loadModel, saveModel, sourceDir } from '../models/registry.js';
+import { saveAdapter } from '../models/peft.js';
+import { Lora, type LoraOptions } from '../nn/lora.js';
 import { isLossType, LOSS_TYPES, preferenceLoss, type LossType } from './losses.js';
 import { packSequences, responseLogprobs, truncatePair, type PromptResponse } from './logprobs.js';
 import { createRng, permutation } from '../util/rng.js';
@@ -117,12 +124,20 @@ export interface TrainOptions {
   gradientCheckpointing?: boolean;
   /** Token positions per logits chunk (tokenLogprobs). */
   chunkTokens?: number;
+  /** Train LoRA adapters (fresh ones, seeded with `seed` unless lora.seed is given) instead of every weight. */
+  lora?: LoraOptions;
+  /** With lora: also save the adapter (PEFT's layout) here at each checkpoint. */
+  adapterDir?: string;
+  /** With lora: base_model_name_or_path of the saved adapter (default: the policy's folder). */
+  adapterBaseModel?: string;
 }
 
 export interface TrainResult {
   metrics: StepMetrics[];
   /** The trained policy (the one passed in, or the one loaded from the folder). */
   model: CausalLMBase;
+  /** With lora: the trained adapters, still on the model and unmerged (merge with lora.mergeAndDetach(), or free with lora.dispose()). */
+  lora?: Lora;
   /** Held-out loss before training and after the last epoch (when evalFraction > 0). */
   evalLossBefore?: number;
   evalLoss?: number;
@@ -227,14 +242,27 @@ export function exampleLogprobs(model: CausalLMBase, ex: Pick<TrainExample, 'pro
   return { chosen, rejected };
 }
 
-/** Saves a model folder atomically: written beside, then renamed over the old one. */
-export function saveCheckpoint(model: CausalLMBase, dir: string, state: Record<string, unknown>, tokenizerDir?: string): void {
+/** Saves a model folder atomically: written beside, then renamed over the old one. With lora, the merged model. */
+export function saveCheckpoint(model: CausalLMBase, dir: string, state: Record<string, unknown>, tokenizerDir?: string, lora?: Lora): void {
   const out = resolve(dir);
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.partial-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
-  saveModel(model, tmp, { tokenizerDir });
+  saveModel(model, tmp, { tokenizerDir, replace: lora ? (name, t) => lora.mergedWeight(name, t) : undefined });
   writeFileSync(`${tmp}/trainer_state.json`, JSON.stringify(state, null, 2) + '\n');
+  const old = `${out}.old-${process.pid}`;
+  if (existsSync(out)) renameSync(out, old);
+  renameSync(tmp, out);
+  rmSync(old, { recursive: true, force: true });
+}
+
+/** Saves an adapter folder (PEFT's layout) atomically. */
+export function saveAdapterAtomic(lora: Lora, dir: string, baseModel: string | null): void {
+  const out = resolve(dir);
+  mkdirSync(dirname(out), { recursive: true });
+  const tmp = `${out}.partial-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  saveAdapter(lora, tmp, { baseModel });
   const old = `${out}.old-${process.pid}`;
   if (existsSync(out)) renameSync(out, old);
   renameSync(tmp, out);
@@ -271,7 +299,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     });
     if (!given) missing.push(i);
   });
-  if (missing.length) {
+  // With LoRA, the reference is the policy itself with its adapters off: no copy is loaded.
+  const lora = opts.lora ? Lora.attach(policy, { ...opts.lora, seed: opts.lora.seed ?? opts.seed }) : undefined;
+  if (missing.length && lora && opts.reference === undefined) {
+    let lps: [number, number][];
+    try {
+      lps = lora.disabled(() => pairLogprobs(policy, missing.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens));
+    } catch (e) {
+      lora.dispose();
+      throw e;
+    }
+    missing.forEach((i, j) => {
+      prepared[i]!.refChosen = lps[j]![0];
+      prepared[i]!.refRejected = lps[j]![1];
+    });
+  } else if (missing.length) {
     let ref: CausalLMBase;
     let owned = true;
     if (opts.reference && typeof opts.reference !== 'string') {
@@ -302,9 +344,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const stepsPerEpoch = Math.ceil(trainSet.length / group);
   const totalSteps = stepsPerEpoch * opts.epochs;
 
-  const params = policy.parameters();
+  const params = lora ? lora.parameters() : policy.parameters();
   policy.train(true);
-  policy.requiresGrad_(true);
+  if (lora) policy.requiresGrad_(false);
+  for (const p of params) p.requiresGrad_(true);
   // Disposed (native state freed) when train returns or throws.
   using optim: Optimizer = opts.optimizer === 'adamw'
     ? AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
@@ -319,6 +362,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     ];
     const packed = packSequences(seqs, pad, device);
     const tape = withGrad && opts.gradientCheckpointing ? new CheckpointTape() : undefined;
+    lora?.nextPass();
     try {
       const lp = withGrad ? responseLogprobs(policy, packed, { tape, chunkTokens: opts.chunkTokens }) : noGrad(() => responseLogprobs(policy, packed, { chunkTokens: opts.chunkTokens }));
       const b = batch.length;
@@ -374,7 +418,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       throw new TrainingDivergedError(`training diverged at step ${step}: parameters are not finite after the update; ` +
         `${lastGood !== undefined ? `${opts.checkpointDir} holds the model of step ${lastGood}` : 'no checkpoint was saved'}`, step, opts.checkpointDir, lastGood);
     }
-    saveCheckpoint(policy, opts.checkpointDir, { step, epoch, total_steps: totalSteps, loss: opts.loss, beta: opts.beta, metrics: metrics.at(-1) ?? null }, tokenizerDir);
+    saveCheckpoint(policy, opts.checkpointDir, { step, epoch, total_steps: totalSteps, loss: opts.loss, beta: opts.beta, metrics: metrics.at(-1) ?? null }, tokenizerDir, lora);
+    if (lora && opts.adapterDir) saveAdapterAtomic(lora, opts.adapterDir, opts.adapterBaseModel ?? policyDir ?? tokenizerDir ?? null);
     lastGood = step;
   };
   const diverged = (step: number, what: string): never => {
@@ -402,7 +447,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           loss += r.loss; aw += r.aw; al += r.al; correct += r.correct; tokens += r.tokens;
         }
         step++;
-        opts.onGradients?.(policy.namedParameters());
+        opts.onGradients?.(lora ? [...policy.namedParameters(), ...lora.namedParameters()] : policy.namedParameters());
         const gradNorm = clipGradNorm(params, opts.maxGradNorm > 0 ? opts.maxGradNorm : Infinity);
         if (!Number.isFinite(gradNorm)) diverged(step, `the gradient norm is ${gradNorm}`);
         const lr = sched.lr;
@@ -427,10 +472,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         await new Promise((r) => setImmediate(r));
       }
     }
+  } catch (e) {
+    lora?.dispose();
+    throw e;
   } finally {
     optim.zeroGrad();
     policy.requiresGrad_(false);
+    for (const p of params) if (!p.isDisposed) p.requiresGrad_(false);
     policy.eval();
   }
-  return { metrics, model: policy, evalLossBefore, evalLoss: finalEval, trainSize: trainSet.length, evalSize: evalSet.length };
+  return { metrics, model: policy, lora, evalLossBefore, evalLoss: finalEval, trainSize: trainSet.length, evalSize: evalSet.length };
 }

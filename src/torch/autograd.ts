@@ -60,7 +60,7 @@ interface Segment {
  * The tape owns what it needs until dispose() (its own references: the caller may dispose or scope its
  * tensors as usual), including tensors fn reads from outside that are not parameters (masks, tables):
  * pass them to hold(). fn must be deterministic (no dropout). Parameters it uses are leaves and receive
- * their gradients directly.
+ * their gradients directly; other inputs are held by the tape until dispose().
  */
 export class CheckpointTape implements Disposable {
   #segments: Segment[] = [];
@@ -80,7 +80,10 @@ export class CheckpointTape implements Disposable {
       owned.push(keep(t));
       return t;
     };
-    const own = inputs.map((x) => (x.isLeaf ? x : mine(callT('alias', x.h))));
+    // Parameters (leaves that take gradients) are used as they are; any other input is held by an alias of
+    // the tape's own, since the caller may free it before backward (e.g. the embeddings of a frozen model
+    // under LoRA, a leaf without gradients).
+    const own = inputs.map((x) => (x.isLeaf && x.requiresGrad ? x : mine(callT('alias', x.h))));
     const args = own.map((x, i) => (x === inputs[i] ? x : mine(x.detach().requiresGrad_(x.requiresGrad))));
     const output = mine(noGrad(() => fn(...args)));
     output.requiresGrad_(true);

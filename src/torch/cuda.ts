@@ -13,7 +13,25 @@ export const cuda = {
   synchronize(): void {
     native.cudaSynchronize();
   },
+  /**
+   * The caching allocator's bytes on a GPU (torch.cuda.memory_stats' allocated_bytes.all / reserved_bytes.all,
+   * current and peak since the last resetPeakMemory), or null: no CUDA, or an addon built without the CUDA
+   * runtime's headers.
+   */
+  memoryStats(device = 0): { allocated: number; peakAllocated: number; reserved: number; peakReserved: number } | null {
+    return native.cudaMemoryStats(device);
+  },
+  /** Starts the peaks of memoryStats afresh (torch.cuda.reset_peak_memory_stats). */
+  resetPeakMemory(device = 0): void {
+    native.cudaResetPeakMemory(device);
+  },
 };
+
+/** The device index of 'cuda' (0) or 'cuda:N' (N); null for other devices. */
+export function cudaIndex(device: string): number | null {
+  const m = /^cuda(?::(\d+))?$/.exec(device);
+  return m ? Number(m[1] ?? 0) : null;
+}
 
 /** The number of CPU threads libtorch uses for intra-op parallelism. */
 export function setNumThreads(n: number): void {

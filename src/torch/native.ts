@@ -59,6 +59,8 @@ export interface Native {
   cudaIsAvailable(): boolean;
   cudaDeviceCount(): number;
   cudaSynchronize(): void;
+  cudaMemoryStats(device: number): { allocated: number; peakAllocated: number; reserved: number; peakReserved: number } | null;
+  cudaResetPeakMemory(device: number): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   version(): string;

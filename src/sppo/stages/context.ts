@@ -3,7 +3,7 @@
 // stages write and read back (each file's format); the prompts as the stages see them; the seed streams.
 import { appendFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
-import type { DType } from '../../torch/index.js';
+import { cuda, cudaIndex, type DType } from '../../torch/index.js';
 import { loadModel } from '../../models/registry.js';
 import type { CausalLMBase } from '../../models/causal_lm.js';
 import type { SppoConfig } from '../config.js';
@@ -120,9 +120,28 @@ export interface StageContext {
   device: string;
 }
 
-/** Appends a stage's wall time (and extras) to timings.jsonl: a log, not an artifact. */
+/**
+ * Appends a stage's wall time (and extras) to timings.jsonl: a log, not an artifact. On a CUDA device, also the
+ * peak bytes the caching allocator held since the previous line (the stage's peak, as stages run one after
+ * the other): peak_cuda_allocated_bytes (tensors) and peak_cuda_reserved_bytes (with the allocator's cache),
+ * null when the addon was built without the CUDA runtime's headers; the peaks then start afresh.
+ */
 export function timing(ctx: StageContext, t: number, stage: string, t0: number, extra: Record<string, unknown> = {}): void {
-  appendFileSync(ctx.rd.path(undefined, 'timings.jsonl'), JSON.stringify({ iteration: t, stage, seconds: (performance.now() - t0) / 1000, ...extra }) + '\n');
+  const line: Record<string, unknown> = { iteration: t, stage, seconds: (performance.now() - t0) / 1000, ...extra };
+  const gpu = cudaIndex(ctx.device);
+  if (gpu !== null) {
+    const s = cuda.memoryStats(gpu);
+    line.peak_cuda_allocated_bytes = s?.peakAllocated ?? null;
+    line.peak_cuda_reserved_bytes = s?.peakReserved ?? null;
+    cuda.resetPeakMemory(gpu);
+  }
+  appendFileSync(ctx.rd.path(undefined, 'timings.jsonl'), JSON.stringify(line) + '\n');
+}
+
+/** Starts the CUDA peaks afresh (at the start of a run: the first stage's peak is its own). */
+export function resetPeakMemory(device: string): void {
+  const gpu = cudaIndex(device);
+  if (gpu !== null) cuda.resetPeakMemory(gpu);
 }
 
 /** Loads a model folder; a failure names the stage and the folder. */

@@ -1,8 +1,14 @@
 // Stage 4, training: pi_t trained from pi_{t-1} (also the reference) on the iteration's pairs
 // (iter-t/train-metrics.jsonl, iter-t/checkpoint/). With no informative pair, pi_t = pi_{t-1}.
-import { existsSync } from 'node:fs';
+//
+// With training.lora: a fresh adapter on pi_{t-1}'s weights trains (the reference is the same weights with the
+// adapter off); it is saved to iter-t/adapter/ (PEFT's layout, base_model_name_or_path = pi_{t-1}'s folder),
+// then merged, and the merged model is iter-t/checkpoint/, the base of iteration t + 1's fresh adapter.
+import { existsSync, rmSync } from 'node:fs';
 import type { CausalLMBase } from '../../models/causal_lm.js';
 import { saveModel } from '../../models/registry.js';
+import { saveAdapter } from '../../models/peft.js';
+import { Lora } from '../../nn/lora.js';
 import { mixSeed } from '../../util/rng.js';
 import { writeDirAtomic, writeJsonlAtomic } from '../run_dir.js';
 import { train, type TrainExample } from '../trainer.js';
@@ -31,6 +37,16 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
     const m = loadStageModel(policyDir, `iteration ${t} train`, dtype, device);
     try {
       writeJsonlAtomic(metricsPath, []);
+      if (cfg.training.lora) {
+        // The iteration's adapter is a fresh one (B = 0: no change), so that every iteration has iter-t/adapter/.
+        const fresh = Lora.attach(m, { ...cfg.training.lora, seed: mixSeed(cfg.seed, t, SEED_TRAIN) });
+        try {
+          rmSync(rd.path(t, 'adapter'), { recursive: true, force: true });
+          await writeDirAtomic(rd.path(t, 'adapter'), (tmp) => void saveAdapter(fresh, tmp, { baseModel: policyDir }));
+        } finally {
+          fresh.dispose();
+        }
+      }
       await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
     } finally {
       m.dispose();
@@ -40,11 +56,13 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
     const groups = Math.ceil(examples.length / (tc.batchSize * tc.gradAccum)) * tc.epochs;
     progress.start(`iter ${t} train`, groups, 0);
     let model: CausalLMBase | undefined;
+    let lora: Lora | undefined;
     try {
       model = loadStageModel(policyDir, `iteration ${t} train`, dtype, device);
       const res = await train({
         policy: model,
-        reference: policyDir,
+        // With LoRA the reference is the policy's own weights with the adapter off (no second copy).
+        reference: tc.lora ? undefined : policyDir,
         examples,
         loss: tc.loss,
         beta: tc.beta,
@@ -61,6 +79,7 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
         maxPromptLength: tc.maxPromptLength,
         maxGradNorm: tc.maxGradNorm,
         gradientCheckpointing: tc.gradientCheckpointing,
+        lora: tc.lora,
         dtype: dtype as 'float32' | 'bfloat16',
         device,
         seed: mixSeed(cfg.seed, t, SEED_TRAIN),
@@ -73,14 +92,23 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
         throw e;
       });
       model = res.model;
+      lora = res.lora;
       // Step timings are not artifacts: they go to timings.jsonl.
       speed = res.metrics.map((m) => m.tokens_per_s);
       writeJsonlAtomic(metricsPath, res.metrics.map(({ tokens_per_s: _omit, ...rest }) => rest));
       progress.stop();
       const m = model;
+      if (lora) {
+        const l = lora;
+        rmSync(rd.path(t, 'adapter'), { recursive: true, force: true });
+        await writeDirAtomic(rd.path(t, 'adapter'), (tmp) => void saveAdapter(l, tmp, { baseModel: policyDir }));
+        lora.mergeAndDetach();
+        lora = undefined;
+      }
       await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
     } finally {
       progress.stop();
+      lora?.dispose();
       model?.dispose();
     }
   }

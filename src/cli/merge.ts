@@ -1,0 +1,35 @@
+// `sppo merge BASE ADAPTER OUT`: a LoRA adapter (PEFT's files, e.g. runDir/iter-t/adapter) merged into its
+// base model, written as a plain Hugging Face folder.
+import { existsSync } from 'node:fs';
+import { mergeAdapter } from '../models/peft.js';
+import { UsageError } from './usage.js';
+import { dtypeOption, parseCommand } from './args.js';
+
+export const summary = 'merge a LoRA adapter (PEFT files) into its base model, as a Hugging Face folder';
+
+const HELP = `usage: sppo merge BASE ADAPTER OUT [options]
+
+BASE is a Hugging Face model folder, ADAPTER a folder with PEFT's adapter_config.json and
+adapter_model.safetensors (written by sppo run / sppo train --adapter-out, or by PEFT's save_pretrained), OUT a
+new folder: the base's weights with W + scaling * B A for every adapted layer (computed in float32, rounded once
+to the weights' dtype), the base's config and tokenizer files. An sppo run's iter-t/adapter applies to
+iter-(t-1)/checkpoint (iter-1's to the starting model): its base_model_name_or_path says which.
+
+options:
+  --dtype D       float32 | bfloat16 | float16 (default: the base checkpoint's)
+  -h, --help      this help
+`;
+
+export async function run(argv: string[]): Promise<void> {
+  const parsed = parseCommand('merge', argv, { dtype: { type: 'string' } }, HELP, { positionals: true });
+  if (!parsed) return;
+  if (parsed.positionals.length !== 3) throw new UsageError(`expected BASE ADAPTER OUT, got ${parsed.positionals.length} arguments\n\n${HELP}`);
+  const [base, adapter, out] = parsed.positionals as [string, string, string];
+  if (!existsSync(base)) throw new UsageError(`BASE: ${base} does not exist`);
+  if (!existsSync(adapter)) throw new UsageError(`ADAPTER: ${adapter} does not exist`);
+  if (existsSync(out)) throw new UsageError(`OUT: ${out} exists; give a new folder`);
+  const dtype = dtypeOption(parsed.values.dtype);
+  const t0 = performance.now();
+  const files = mergeAdapter(base, adapter, out, dtype ? { dtype } : {});
+  console.error(`sppo merge: ${adapter} merged into ${base} -> ${out} (${files.length} files, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+}

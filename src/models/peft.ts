@@ -1,0 +1,216 @@
+// LoRA adapters in PEFT's files, which PEFT (PeftModel.from_pretrained), transformers (load_adapter) and vLLM
+// (LoRARequest) load:
+//
+//   adapter_config.json         {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r", "lora_alpha", "lora_dropout",
+//                                "target_modules", "use_rslora", "bias": "none", "fan_in_fan_out", ...}
+//   adapter_model.safetensors   base_model.model.<module path>.lora_A.weight [r, in]
+//                               base_model.model.<module path>.lora_B.weight [out, r]
+//
+// (PEFT's get_peft_model_state_dict: the PeftModel's state-dict keys, `base_model.model.` + the module path of
+// the transformers model, with the adapter name taken out; safetensors metadata {"format": "pt"}.) Loading
+// also takes keys with the adapter name left in (`lora_A.default.weight`). LoRA variants this code does not
+// compute (DoRA, bias terms, per-module ranks, embedding adapters, modules_to_save) are errors naming the field.
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadSafetensors, saveSafetensors, type DType, type Tensor } from '../torch/index.js';
+import { ALL_LINEAR, Lora, type LoraOptions } from '../nn/lora.js';
+import { Conv1D } from '../nn/layers.js';
+import type { CausalLMBase } from './causal_lm.js';
+import { loadModel, saveModel, type LoadModelOptions } from './registry.js';
+
+export const ADAPTER_CONFIG = 'adapter_config.json';
+export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+/** PEFT's key prefix of a causal LM's modules (PeftModelForCausalLM -> LoraModel -> the transformers model). */
+export const PEFT_PREFIX = 'base_model.model.';
+
+export class AdapterError extends Error {
+  override name = 'AdapterError';
+}
+
+/** The fields of adapter_config.json that sppo reads and writes (PEFT's LoraConfig; PEFT fills in the rest). */
+export interface PeftLoraConfig {
+  peft_type: 'LORA';
+  task_type: string | null;
+  base_model_name_or_path: string | null;
+  r: number;
+  lora_alpha: number;
+  lora_dropout: number;
+  target_modules: string[] | string;
+  use_rslora: boolean;
+  bias: 'none';
+  fan_in_fan_out: boolean;
+  [k: string]: unknown;
+}
+
+/** PEFT's default target modules per model type (peft/utils/constants.py, the LoRA mapping). */
+export function defaultTargetModules(modelType: string | undefined): string[] {
+  return modelType === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
+}
+
+/** The adapter_config.json PEFT writes for these adapters. */
+export function peftConfigOf(lora: Lora, baseModel: string | null): PeftLoraConfig {
+  const fanInFanOut = lora.layers.some((l) => l.layer instanceof Conv1D);
+  // PEFT stores 'all-linear' resolved into the names of the layers it matched.
+  const targets = lora.targetModules === ALL_LINEAR
+    ? [...new Set(lora.layers.map((l) => l.name.split('.').at(-1)!))].sort()
+    : Array.isArray(lora.targetModules) ? [...lora.targetModules].sort() : lora.targetModules;
+  return {
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: baseModel,
+    revision: null,
+    inference_mode: true,
+    r: lora.r,
+    lora_alpha: lora.alpha,
+    lora_dropout: lora.dropout,
+    target_modules: targets,
+    exclude_modules: null,
+    use_rslora: lora.rslora,
+    bias: 'none',
+    fan_in_fan_out: fanInFanOut,
+    modules_to_save: null,
+    init_lora_weights: true,
+    layers_to_transform: null,
+    layers_pattern: null,
+    rank_pattern: {},
+    alpha_pattern: {},
+    use_dora: false,
+    lora_bias: false,
+  };
+}
+
+export interface SaveAdapterOptions {
+  /** base_model_name_or_path: the model folder (or hub id) the adapter applies to. */
+  baseModel?: string | null;
+  /** dtype of the saved A and B (default: theirs). */
+  dtype?: DType;
+}
+
+/** Writes adapter_config.json and adapter_model.safetensors (PEFT's layout) into `dir`; returns the file names. */
+export function saveAdapter(lora: Lora, dir: string, opts: SaveAdapterOptions = {}): string[] {
+  const out = resolve(dir);
+  mkdirSync(out, { recursive: true });
+  const tensors = new Map<string, Tensor>();
+  const temps: Tensor[] = [];
+  try {
+    for (const [name, t] of lora.namedParameters()) {
+      let x = t.detach();
+      temps.push(x);
+      if (opts.dtype && x.dtype !== opts.dtype) temps.push((x = x.to(opts.dtype)));
+      if (x.device !== 'cpu') temps.push((x = x.to('cpu')));
+      tensors.set(PEFT_PREFIX + name, x);
+    }
+    saveSafetensors(join(out, ADAPTER_WEIGHTS), tensors, { format: 'pt' });
+  } finally {
+    for (const t of temps) t.dispose();
+  }
+  const cfg = peftConfigOf(lora, opts.baseModel ?? null);
+  const tmp = join(out, `${ADAPTER_CONFIG}.tmp-${process.pid}`);
+  writeFileSync(tmp, JSON.stringify(cfg, null, 2) + '\n');
+  renameSync(tmp, join(out, ADAPTER_CONFIG));
+  return [ADAPTER_CONFIG, ADAPTER_WEIGHTS];
+}
+
+/** Reads and checks adapter_config.json: the LoRA options it describes. Errors name the file and field. */
+export function readAdapterConfig(dir: string): { options: LoraOptions; raw: Record<string, unknown> } {
+  const path = join(resolve(dir), ADAPTER_CONFIG);
+  if (!existsSync(path)) throw new AdapterError(`${dir}: no ${ADAPTER_CONFIG} (not a PEFT adapter folder)`);
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new AdapterError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new AdapterError(`${path}: not a JSON object`);
+  const bad = (field: string, msg: string): never => {
+    throw new AdapterError(`${path}: ${field}: ${msg}`);
+  };
+  if (raw.peft_type !== 'LORA') bad('peft_type', `${JSON.stringify(raw.peft_type)} is not supported (only "LORA")`);
+  const r = raw.r ?? 8;
+  if (!Number.isInteger(r) || (r as number) < 1) bad('r', `must be an integer >= 1, got ${JSON.stringify(r)}`);
+  const alpha = raw.lora_alpha ?? 8;
+  if (typeof alpha !== 'number' || !(alpha > 0)) bad('lora_alpha', `must be a number > 0, got ${JSON.stringify(alpha)}`);
+  const dropout = raw.lora_dropout ?? 0;
+  if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) bad('lora_dropout', `must be in [0, 1), got ${JSON.stringify(dropout)}`);
+  const tm = raw.target_modules;
+  if (!(typeof tm === 'string' || (Array.isArray(tm) && tm.every((x) => typeof x === 'string')))) bad('target_modules', `must be a list of names or a regular expression, got ${JSON.stringify(tm)}`);
+  if ((raw.bias ?? 'none') !== 'none') bad('bias', `${JSON.stringify(raw.bias)} is not supported (only "none")`);
+  if (raw.lora_bias === true) bad('lora_bias', 'true is not supported');
+  if (raw.use_dora === true) bad('use_dora', 'DoRA is not supported');
+  for (const k of ['rank_pattern', 'alpha_pattern'] as const) {
+    const v = raw[k];
+    if (v && typeof v === 'object' && Object.keys(v).length) bad(k, 'per-module ranks / alphas are not supported');
+  }
+  const mts = raw.modules_to_save;
+  if (Array.isArray(mts) && mts.length) bad('modules_to_save', `${JSON.stringify(mts)}: fully trained modules are not supported`);
+  const rslora = raw.use_rslora ?? false;
+  if (typeof rslora !== 'boolean') bad('use_rslora', `must be true or false, got ${JSON.stringify(rslora)}`);
+  return { options: { r: r as number, alpha: alpha as number, dropout: dropout as number, targetModules: tm as string[] | string, rslora: rslora as boolean }, raw };
+}
+
+/** `<module path>` and which matrix ('A' or 'B') of a PEFT key; other keys are errors. */
+function parseKey(key: string, where: string): { module: string; which: 'A' | 'B' } {
+  const name = key.startsWith(PEFT_PREFIX) ? key.slice(PEFT_PREFIX.length) : key;
+  // PEFT's own key (adapter name removed), or with the adapter name still in (`lora_A.default.weight`).
+  const m = /^(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(name);
+  if (!m) {
+    if (/lora_embedding_[AB]|lora_magnitude_vector|\.lora_[AB](\.[^.]+)?\.bias$/.test(name)) throw new AdapterError(`${where}: tensor '${key}' is of a LoRA variant sppo does not support (embedding adapters, DoRA or LoRA bias)`);
+    throw new AdapterError(`${where}: tensor '${key}' is not a LoRA weight (expected ${PEFT_PREFIX}<module>.lora_A.weight / .lora_B.weight)`);
+  }
+  return { module: m[1]!, which: m[2] as 'A' | 'B' };
+}
+
+/**
+ * Loads a PEFT LoRA adapter folder onto a model (adapters enabled, not merged). A and B load in float32
+ * unless `dtype` says otherwise. Errors name the file and the key or field.
+ */
+export function loadAdapter(model: CausalLMBase, dir: string, opts: { dtype?: DType } = {}): Lora {
+  const folder = resolve(dir);
+  const { options } = readAdapterConfig(folder);
+  const wpath = join(folder, ADAPTER_WEIGHTS);
+  if (!existsSync(wpath)) {
+    const bin = existsSync(join(folder, 'adapter_model.bin'));
+    throw new AdapterError(`${dir}: no ${ADAPTER_WEIGHTS}${bin ? ' (adapter_model.bin, a pickle, is not read: save the adapter with safe_serialization=True)' : ''}`);
+  }
+  const { tensors } = loadSafetensors(wpath, { dtype: opts.dtype ?? 'float32', device: 'cpu' });
+  const pairs = new Map<string, { A?: Tensor; B?: Tensor }>();
+  try {
+    for (const [key, t] of tensors) {
+      const { module, which } = parseKey(key, wpath);
+      const p = pairs.get(module) ?? {};
+      p[which] = t;
+      pairs.set(module, p);
+    }
+    for (const [module, p] of pairs) {
+      if (!p.A || !p.B) throw new AdapterError(`${wpath}: module '${module}' has lora_${p.A ? 'A' : 'B'} but no lora_${p.A ? 'B' : 'A'}`);
+    }
+  } catch (e) {
+    for (const t of tensors.values()) t.dispose();
+    throw e;
+  }
+  return Lora.fromWeights(model, { ...options, dtype: opts.dtype ?? 'float32' }, pairs as Map<string, { A: Tensor; B: Tensor }>, wpath);
+}
+
+/**
+ * `sppo merge BASE ADAPTER OUT`: the base model with the adapter merged into its weights, written as a plain
+ * Hugging Face folder (tokenizer files from the base). The weights keep the base's dtype (the merge is
+ * computed in float32 and rounded once).
+ */
+export function mergeAdapter(baseDir: string, adapterDir: string, outDir: string, opts: LoadModelOptions = {}): string[] {
+  const out = resolve(outDir);
+  if (existsSync(out)) throw new AdapterError(`${outDir} exists; give a new folder`);
+  readAdapterConfig(adapterDir);
+  const model = loadModel(baseDir, { device: 'cpu', ...opts });
+  const tmp = `${out}.partial-${process.pid}`;
+  try {
+    const lora = loadAdapter(model, adapterDir);
+    lora.mergeAndDetach();
+    rmSync(tmp, { recursive: true, force: true });
+    const files = saveModel(model, tmp, { tokenizerDir: baseDir });
+    renameSync(tmp, out);
+    return files;
+  } finally {
+    model.dispose();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}

@@ -4,6 +4,7 @@ import { loadJudge, parseJudgeSpec, preferenceMatrix, type JudgeSpec } from '../
 import { winRates } from '../sppo/winrates.js';
 import { readGenerations } from '../sppo/generations.js';
 import { UsageError } from './usage.js';
+import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
 
@@ -26,6 +27,7 @@ SPEC:
   reward-model:DIR       an HF *ForSequenceClassification reward model: P = sigmoid(r_a - r_b)
   pairwise:DIR           a causal-LM folder with a preference_head.safetensors (general preference
                          model) or a pairwise_head.safetensors (reads prompt, A and B together)
+  openai:URL#MODEL       an LLM judge behind an OpenAI-compatible endpoint (vLLM, sppo serve, ...)
 
 options:
   --judge SPEC           the judge (required)
@@ -36,6 +38,8 @@ options:
   --dtype D              model judges: float32 | bfloat16 | float16 (default: the checkpoint's)
   --device D             model judges: cpu | cuda | cuda:N (default: cuda when available)
   -h, --help             this help
+
+${JUDGE_OPTIONS_HELP}
 `;
 
 export async function run(argv: string[]): Promise<void> {
@@ -50,6 +54,7 @@ export async function run(argv: string[]): Promise<void> {
       'batch-size': { type: 'string' },
       dtype: { type: 'string' },
       device: { type: 'string' },
+      ...JUDGE_OPTIONS,
     },
     HELP,
     { required: ['judge', 'generations', 'out'] },
@@ -73,7 +78,8 @@ export async function run(argv: string[]): Promise<void> {
       throw new UsageError(`--judge-options: not valid JSON (${(e as Error).message})`);
     }
   }
-  if (spec.kind !== 'module' && !existsSync(spec.dir)) throw new UsageError(`--judge: ${spec.dir} does not exist`);
+  spec = withJudgeOptions(spec, v);
+  if ((spec.kind === 'reward-model' || spec.kind === 'pairwise') && !existsSync(spec.dir)) throw new UsageError(`--judge: ${spec.dir} does not exist`);
 
   if (!existsSync(v.generations!)) throw new UsageError(`--generations: ${v.generations} does not exist`);
   const groups = readGenerations(v.generations!);

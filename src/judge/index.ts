@@ -1,4 +1,4 @@
-// Preference judges for SPPO: P(a > b | prompt) from a user module, a reward model or a pairwise model.
+// Preference judges for SPPO: P(a > b | prompt) from a user module, a reward model, a pairwise model or an LLM over HTTP.
 export * from './oracle.js';
 export * from './judge.js';
 export { loadModuleJudge } from './module.js';
@@ -6,3 +6,10 @@ export { RewardModelJudge, type RewardModelJudgeOptions } from './reward_model.j
 export { PairwiseJudge, PAIRWISE_TEMPLATE, pairwiseText, savePairwiseHead, type PairwiseJudgeOptions } from './pairwise.js';
 export { GeneralPreferenceJudge, PREFERENCE_HEAD_FILE, preferenceLogits, preferenceLogit, savePreferenceHead, loadPreferenceHead, type PreferenceHead } from './general_preference.js';
 export { agreement, COMPACT_TEMPLATE, judgeAgreement, readComparisons, trainGeneralPreference, trainPairwiseJudge, type Agreement, type Comparison, type TrainJudgeOptions } from './train.js';
+export { OpenAIJudge, JUDGE_TEMPLATES, firstServedModel, readChatCompletion, type CompletedResponse, type JudgeStats, type JudgeTemplateName, type OpenAIJudgeOptions, type TokenUsage } from './openai.js';
+export { VerdictCache, VerdictCacheError, cacheKey } from './verdict_cache.js';
+export * from './templates/template.js';
+export * from './templates/alpaca_eval.js';
+export * from './templates/arena_hard.js';
+export * from './templates/mt_bench.js';
+export * from './templates/pairwise.js';

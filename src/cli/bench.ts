@@ -247,8 +247,9 @@ export async function run(argv: string[]): Promise<void> {
     writeFileAtomic(join(out, ALPACA_EVAL_ANNOTATOR, 'leaderboard.csv'), alpacaEvalLeaderboardCsv(m.leaderboard));
     const stats = finish();
     writeJsonAtomic(join(out, 'report.json'), { benchmark: 'alpaca_eval_2', annotator: ALPACA_EVAL_ANNOTATOR, reference: 'gpt4_1106_preview', ...m.leaderboard, ...m.extra, judge: stats });
-    const f = (x: number): string => x.toFixed(2);
+    const f = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
     const r = m.leaderboard;
+    if (r.n_total === 0) console.error(`sppo bench alpaca-eval: warning: none of the ${annotations.length} judge answers had a verdict (see raw_completion in the annotations)`);
     console.log(`${''.padEnd(Math.max(4, name.length))}  length_controlled_winrate  win_rate  standard_error  n_total  avg_length`);
     console.log(`${name.padEnd(Math.max(4, name.length))}  ${f(r.length_controlled_winrate).padStart(25)}  ${f(r.win_rate).padStart(8)}  ${f(r.standard_error).padStart(14)}  ${String(r.n_total).padStart(7)}  ${String(r.avg_length).padStart(10)}`);
     console.log(`(lc_standard_error ${f(r.lc_standard_error)}, bootstrap ${f(m.extra.lc_standard_error_bootstrap)}; verdicts: ${JSON.stringify(m.extra.verdict_methods)}, ${m.extra.n_unparseable} unparseable left out)`);
@@ -289,6 +290,7 @@ export async function run(argv: string[]): Promise<void> {
     const res = mtBenchResult(judgments, new Map(qs.map((q) => [q.question_id, q.category])), name);
     const stats = finish();
     writeJsonAtomic(join(out, 'results.json'), { benchmark: 'mt_bench', mode: 'single', judge_model: judge.model, ...res, judge: stats });
+    if (res.n_scored === 0) console.error(`sppo bench mt-bench: warning: none of the ${judgments.length} judgments had a rating (see model_judgment/)`);
     process.stdout.write(mtBenchTable(res));
     return;
   }
@@ -339,6 +341,7 @@ export async function run(argv: string[]): Promise<void> {
   writeFileAtomic(join(out, 'leaderboard.csv'), arenaHardCsv([score, baseRow], new Date().toISOString().slice(0, 10)));
   const stats = finish();
   writeJsonAtomic(join(out, 'report.json'), { benchmark: 'arena-hard-v0.1', baseline: ARENA_HARD_BASELINE, judge_model: judge.model, ...score, judge: stats });
-  for (const r of [score, baseRow].sort((a, b) => b.score - a.score)) console.log(arenaHardLine(r));
+  if (score.battles === 0) console.error(`sppo bench arena-hard: warning: none of the ${2 * items.length} games had a verdict (see the judgments in model_judgment/)`);
+  for (const r of [score, baseRow].sort((a, b) => (Number.isFinite(b.score) ? b.score : -1) - (Number.isFinite(a.score) ? a.score : -1))) console.log(arenaHardLine(r));
   console.log(`(${score.battles} battles; ${score.unparseable} games without a verdict left out)`);
 }

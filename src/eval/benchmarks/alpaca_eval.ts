@@ -125,7 +125,19 @@ export async function annotateAlpacaEval(
 /** The leaderboard row of the annotations (and what this project adds). */
 export function alpacaEvalMetrics(annotations: readonly AlpacaEvalAnnotation[], name: string, modelOutputs: readonly string[]): AlpacaEvalResult {
   const scored = annotations.filter((a) => a.preference !== null);
-  if (scored.length === 0) throw new RangeError(`AlpacaEval: none of the ${annotations.length} annotations has a verdict (the judge's answers could not be parsed)`);
+  const methods: Record<string, number> = {};
+  for (const a of annotations) methods[String(a.verdict_method)] = (methods[String(a.verdict_method)] ?? 0) + 1;
+  let len = 0;
+  for (const o of modelOutputs) len += charLength(o);
+  const avgLength = Math.trunc(len / Math.max(1, modelOutputs.length));
+  if (scored.length === 0) {
+    // No verdict at all (a judge whose answers cannot be parsed): the row says so with NaN, as AlpacaEval's would.
+    return {
+      annotations: [...annotations],
+      leaderboard: { name, win_rate: NaN, standard_error: NaN, n_wins: 0, n_wins_base: 0, n_draws: 0, n_total: 0, discrete_win_rate: NaN, mode: 'community', avg_length: avgLength, length_controlled_winrate: NaN, lc_standard_error: NaN },
+      extra: { lc_standard_error_bootstrap: NaN, lc_converged: false, n_unparseable: annotations.length, verdict_methods: methods },
+    };
+  }
   const p = scored.map((a) => a.preference! - 1);
   const { mean, sem } = meanAndSem(p);
   let nWins = 0;
@@ -149,10 +161,6 @@ export function alpacaEvalMetrics(annotations: readonly AlpacaEvalAnnotation[], 
       /* a resample the GLM cannot fit is skipped */
     }
   }
-  const methods: Record<string, number> = {};
-  for (const a of annotations) methods[String(a.verdict_method)] = (methods[String(a.verdict_method)] ?? 0) + 1;
-  let len = 0;
-  for (const o of modelOutputs) len += charLength(o);
   return {
     annotations: [...annotations],
     leaderboard: {
@@ -165,7 +173,7 @@ export function alpacaEvalMetrics(annotations: readonly AlpacaEvalAnnotation[], 
       n_total: p.length,
       discrete_win_rate: ((nWins + nDraws / 2) / p.length) * 100,
       mode: 'community',
-      avg_length: Math.trunc(len / Math.max(1, modelOutputs.length)),
+      avg_length: avgLength,
       length_controlled_winrate: lc.lcWinRate * 100,
       lc_standard_error: (Number.isFinite(lcSem) ? lcSem : 0) * 100,
     },
@@ -182,6 +190,7 @@ const LEADERBOARD_COLUMNS = ['win_rate', 'standard_error', 'n_wins', 'n_wins_bas
 
 /** AlpacaEval's leaderboard CSV (its header; one row). */
 export function alpacaEvalLeaderboardCsv(row: AlpacaEvalLeaderboardRow): string {
-  const cell = (v: string | number): string => (typeof v === 'number' ? String(v) : /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  // NaN is an empty cell, as pandas writes it.
+  const cell = (v: string | number): string => (typeof v === 'number' ? (Number.isFinite(v) ? String(v) : '') : /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
   return `,${LEADERBOARD_COLUMNS.join(',')}\n${[cell(row.name), ...LEADERBOARD_COLUMNS.map((c) => cell(row[c]))].join(',')}\n`;
 }

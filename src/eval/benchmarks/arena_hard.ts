@@ -95,11 +95,11 @@ const round2 = (x: number): number => Math.round(x * 100 * 100) / 100;
 
 export function arenaHardScore(judgments: readonly ArenaHardJudgment[], opts: { model: string; rounds?: number; seed?: number; avgTokens?: number | null }): ArenaHardScore {
   const battles = arenaHardBattles(judgments);
-  if (battles.length === 0) throw new RangeError('Arena-Hard: no game has a verdict (the judge\'s answers could not be parsed)');
-  const mean = (xs: readonly number[]): number => xs.reduce((s, x) => s + x, 0) / xs.length;
+  // No battle (no game has a verdict): NaN score and interval.
+  const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
   const rng = createRng(opts.seed ?? 42, battles.length);
   const boots: number[] = [];
-  for (let r = 0; r < (opts.rounds ?? 100); r++) {
+  for (let r = 0; r < (battles.length ? opts.rounds ?? 100 : 0); r++) {
     let s = 0;
     for (let i = 0; i < battles.length; i++) s += battles[rng.int(battles.length)]!;
     boots.push(s / battles.length);
@@ -126,9 +126,10 @@ export function arenaHardLine(s: ArenaHardScore): string {
 /** The leaderboard CSV of show_result.py --output: model,score,rating_q025,rating_q975,CI,avg_tokens,date (baseline row included). */
 export function arenaHardCsv(rows: readonly ArenaHardScore[], date: string): string {
   const lines = ['model,score,rating_q025,rating_q975,CI,avg_tokens,date'];
-  for (const s of [...rows].sort((a, b) => b.score - a.score)) {
-    const ci = `"(-${(s.score - s.lower).toFixed(2)}, +${(s.upper - s.score).toFixed(2)})"`;
-    lines.push([s.model.includes(',') ? `"${s.model}"` : s.model, s.score, s.lower, s.upper, ci, s.avg_tokens === null ? '' : Math.trunc(s.avg_tokens).toFixed(1), date].join(','));
+  for (const s of [...rows].sort((a, b) => (Number.isFinite(b.score) ? b.score : -1) - (Number.isFinite(a.score) ? a.score : -1))) {
+    const ci = Number.isFinite(s.score) ? `"(-${(s.score - s.lower).toFixed(2)}, +${(s.upper - s.score).toFixed(2)})"` : '';
+    const c = (x: number): string => (Number.isFinite(x) ? String(x) : '');
+    lines.push([s.model.includes(',') ? `"${s.model}"` : s.model, c(s.score), c(s.lower), c(s.upper), ci, s.avg_tokens === null ? '' : Math.trunc(s.avg_tokens).toFixed(1), date].join(','));
   }
   return lines.join('\n') + '\n';
 }

@@ -92,6 +92,7 @@ test('sppo run with an LLM judge over HTTP for training and evaluation: matrices
     assert.equal(evalJson.judgeStats.verdicts.total, 2 * evalJson.n, 'both orders');
     assert.equal(evalJson.judgeStats.verdicts.unparseable, 0);
     assert.ok(logs.some((l) => /evaluation judge: 0 unparseable verdicts/.test(l)), logs.join('\n'));
+    assert.ok(logs.some((l) => /iteration 1: judge so far: 0 unparseable verdicts of \d+ \(taken as 1\/2\)/.test(l)), logs.join('\n'));
     const cache = join(dir, 'run', 'judge-cache.jsonl');
     const lines = readFileSync(cache, 'utf8').trim().split('\n');
     assert.equal(lines.length, s.requests.length, 'every answer cached in the run directory');

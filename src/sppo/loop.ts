@@ -169,7 +169,12 @@ function lazyJudges(
   log: (line: string) => void,
   opts: RunOptions,
   judges: PreferenceOracle[],
-): { judge: () => Promise<PreferenceOracle>; evalJudge: () => Promise<PreferenceOracle>; evalStats: () => Record<string, unknown> | undefined } {
+): {
+  judge: () => Promise<PreferenceOracle>;
+  evalJudge: () => Promise<PreferenceOracle>;
+  evalStats: () => Record<string, unknown> | undefined;
+  judgeStats: () => Record<string, unknown> | undefined;
+} {
   let judge: PreferenceOracle | undefined;
   let evalJudge: PreferenceOracle | undefined;
   let rawJudge: PreferenceOracle | undefined;
@@ -200,7 +205,7 @@ function lazyJudges(
     }
     return evalJudge;
   };
-  return { judge: getJudge, evalJudge: getEvalJudge, evalStats: () => judgeStatsOf(rawEval) };
+  return { judge: getJudge, evalJudge: getEvalJudge, evalStats: () => judgeStatsOf(rawEval), judgeStats: () => judgeStatsOf(rawJudge) };
 }
 
 /** The loop: per iteration, the five stages in order, each skipped (read back) when its artifact is finished. */
@@ -215,7 +220,7 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
     const text = modelPromptText(r.prompt, template, cfg.raw);
     return { index: r.index, ...idOf(r), judgePrompt: plainPromptText(r.prompt), text, ids: tokenizer.encode(text, { addSpecialTokens: false }) };
   };
-  const { judge, evalJudge, evalStats } = lazyJudges(cfg, ctx.rd, ctx.log, opts, judges);
+  const { judge, evalJudge, evalStats, judgeStats } = lazyJudges(cfg, ctx.rd, ctx.log, opts, judges);
   const sampling = samplingConfigs(cfg);
   const evalItems = evalPrompts.map(toItem);
   const evalSet: EvalPrompts = { items: evalItems, itemByIndex: new Map(evalItems.map((e) => [e.index, e])), sampling: sampling.evaluation, tokenizer };
@@ -230,6 +235,9 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
     const gens = await generateIteration(ctx, { t, policyDir, items, sampling: sampling.generation, tokenizer });
     const used = gens.filter((g) => !g.skipped);
     const prefs = await judgeIteration(ctx, { t, used, itemByIndex: new Map(items.map((it) => [it.index, it])), judge });
+    // An LLM judge's running counts (unparseable verdicts count 1/2 in the matrices, so they are said here).
+    const js = judgeStats() as { verdicts?: { total: number; unparseable: number }; usage?: unknown; cacheHits?: number } | undefined;
+    if (js?.verdicts) ctx.log(`sppo run: iteration ${t}: judge so far: ${js.verdicts.unparseable} unparseable verdicts of ${js.verdicts.total} (taken as 1/2), ${js.cacheHits} from the cache; tokens ${JSON.stringify(js.usage)}`);
     const pairs = pairsIteration(ctx, { t, used, prefs, refSource });
     const examples = trainingExamples(pairs);
     const checkpoint = await trainIteration(ctx, { t, examples, pairCount: pairs.length, policyDir });

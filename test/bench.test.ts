@@ -137,6 +137,8 @@ test('alpaca-eval killed with SIGKILL half-way, then rerun: the same report, no 
     assert.ok(!existsSync(join(dir, 'a', 'report.json')), 'killed before the report');
     const cachedAtKill = lines();
     assert.ok(cachedAtKill >= 2 && cachedAtKill < n, `${cachedAtKill} cached`);
+    // A request the child sent just before it died may still be read by the server: let it arrive first.
+    await new Promise((r) => setTimeout(r, 300));
     const before = s.requests.length;
     const resumed = await cli(args(join(dir, 'a')));
     assert.equal(resumed.status, 0, resumed.stderr);

@@ -67,7 +67,14 @@ export async function scriptedJudge(script: (body: ChatBody, i: number) => Reply
       }
       const body = JSON.parse(data) as ChatBody;
       requests.push(body);
-      answer(res, body, script(body, requests.length - 1));
+      let reply: Reply;
+      try {
+        reply = script(body, requests.length - 1);
+      } catch (e) {
+        // A bug in a test's script answers 500 (the test then fails) rather than leaving the request hanging.
+        reply = { status: 500, message: `script error: ${(e as Error).message}` };
+      }
+      answer(res, body, reply);
     });
   });
   server.on('connection', (s) => {

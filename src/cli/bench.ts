@@ -185,7 +185,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   if (spec.kind !== 'openai') throw new UsageError(`--judge: sppo bench needs an LLM judge, openai:URL#MODEL (got ${spec.kind})`);
   spec = withJudgeOptions(spec, v, { template, cache: join(out, 'judge_cache.jsonl'), ...(bench === 'mt-bench' ? { judgePrompts: join(data, 'mt_bench_judge_prompts.jsonl') } : {}) });
-  const name = v.name ?? basename(resolve(v.model ?? v.outputs!)).replace(/\.(jsonl?|json)$/, '');
+  let name = v.name ?? basename(resolve(v.model ?? v.outputs!)).replace(/\.(jsonl?|json)$/, '');
   const device = v.model ? deviceOption(v.device) : 'cpu';
   const dtype = dtypeOption(v.dtype);
   const gen = (dflt: number): GenOptions => ({
@@ -217,8 +217,12 @@ export async function run(argv: string[]): Promise<void> {
     const rawRefs = JSON.parse(readFileSync(dataFile(ALPACA_EVAL_REFERENCE_FILE), 'utf8')) as { dataset?: string }[];
     refs.forEach((r, i) => refByInstruction.has(r.instruction) || refByInstruction.set(r.instruction, { output: r.output, ...(rawRefs[i]?.dataset ? { dataset: rawRefs[i]!.dataset } : {}) }));
     let outputs: OutputRecord[];
-    if (v.outputs) outputs = readOutputsFile(v.outputs).slice(0, limit);
-    else {
+    if (v.outputs) {
+      outputs = readOutputsFile(v.outputs).slice(0, limit);
+      // AlpacaEval names a model by its outputs' generator.
+      const gens = new Set(outputs.map((o) => o.generator));
+      if (!v.name && gens.size === 1 && [...gens][0]) name = [...gens][0]!;
+    } else {
       const instr = refs.slice(0, limit).map((r) => r.instruction);
       const a = new Answerer(gen(2048));
       try {

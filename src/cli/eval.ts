@@ -12,6 +12,7 @@ import { modelPromptText, plainPromptText, readPromptFile, type PromptRecord } f
 import { mixSeed } from '../util/rng.js';
 import { writeJsonAtomic, writeJsonlAtomic } from '../util/files.js';
 import { UsageError } from './usage.js';
+import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 
 export const summary = "win rate (with standard error, length-controlled) of a model's responses against a reference";
@@ -28,6 +29,7 @@ the judge (--judge):
   reward-model:DIR           a reward model folder (P(a > b) = sigmoid(r_a - r_b))
   pairwise:DIR               a pairwise preference model folder
   pairrm:DIR                 llm-blender's PairRM (a PairRM-hf folder; docs/pairrm.md)
+  openai:URL#MODEL           an LLM judge behind an OpenAI-compatible endpoint (see below)
   --judge-options JSON       options passed to a module judge
 
 the evaluated responses:
@@ -53,6 +55,8 @@ options:
   --out FILE                 write the report (JSON) here too, atomically
   --save-outputs FILE        write the generated responses (JSONL, AlpacaEval fields) here
   -h, --help                 this help
+
+${JUDGE_OPTIONS_HELP}
 `;
 
 
@@ -113,6 +117,7 @@ export async function run(argv: string[]): Promise<void> {
       raw: { type: 'boolean' },
       out: { type: 'string' },
       'save-outputs': { type: 'string' },
+      ...JUDGE_OPTIONS,
     },
     HELP,
     { required: ['judge'] },
@@ -151,6 +156,7 @@ export async function run(argv: string[]): Promise<void> {
     throw new UsageError(`--judge: ${(e as Error).message}`);
   }
   if (spec.kind === 'module' && judgeOptions !== undefined) spec = { ...spec, options: judgeOptions };
+  spec = withJudgeOptions(spec, v);
 
   const referenceFile = v.reference ? readOutputsFile(v.reference) : undefined;
 
@@ -188,7 +194,9 @@ export async function run(argv: string[]): Promise<void> {
     bar.stop();
     judge.dispose?.();
   }
+  const stats = (judge as { stats?: () => Record<string, unknown> }).stats?.();
   const json = reportJson(report, {
+    ...(stats ? { judgeStats: stats } : {}),
     model: v.model ?? v.outputs,
     reference: v['reference-model'] ?? v.reference,
     ...(v.model ? { sampling: { temperature: sampling.temperature, topP: sampling.topP, maxNewTokens: sampling.maxNewTokens, seed: sampling.seed } } : {}),

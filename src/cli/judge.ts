@@ -4,6 +4,7 @@ import { loadJudge, parseJudgeSpec, preferenceMatrices, type JudgeSpec } from '.
 import { winRates } from '../sppo/winrates.js';
 import { readGenerations } from '../sppo/generations.js';
 import { UsageError } from './usage.js';
+import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
 
@@ -32,6 +33,7 @@ SPEC:
                          llm-blender/PairRM-hf: P = sigmoid(C(a,b) - C(b,a)) per pair (docs/pairrm.md)
   pairrm-rank:DIR        PairRM as the official SPPO pipeline used it: rank scores s over the K
                          responses, P = sigmoid(s_i - s_j)
+  openai:URL#MODEL       an LLM judge behind an OpenAI-compatible endpoint (vLLM, sppo serve, ...)
 
 options:
   --judge SPEC           the judge (required)
@@ -43,6 +45,8 @@ options:
                          PairRM: bfloat16 on a GPU, float32 on the CPU)
   --device D             model judges: cpu | cuda | cuda:N (default: cuda when available)
   -h, --help             this help
+
+${JUDGE_OPTIONS_HELP}
 `;
 
 export async function run(argv: string[]): Promise<void> {
@@ -57,6 +61,7 @@ export async function run(argv: string[]): Promise<void> {
       'batch-size': { type: 'string' },
       dtype: { type: 'string' },
       device: { type: 'string' },
+      ...JUDGE_OPTIONS,
     },
     HELP,
     { required: ['judge', 'generations', 'out'] },
@@ -80,7 +85,8 @@ export async function run(argv: string[]): Promise<void> {
       throw new UsageError(`--judge-options: not valid JSON (${(e as Error).message})`);
     }
   }
-  if (spec.kind !== 'module' && !existsSync(spec.dir)) throw new UsageError(`--judge: ${spec.dir} does not exist`);
+  spec = withJudgeOptions(spec, v);
+  if ((spec.kind === 'reward-model' || spec.kind === 'pairwise') && !existsSync(spec.dir)) throw new UsageError(`--judge: ${spec.dir} does not exist`);
 
   if (!existsSync(v.generations!)) throw new UsageError(`--generations: ${v.generations} does not exist`);
   const groups = readGenerations(v.generations!);

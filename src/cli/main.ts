@@ -17,11 +17,13 @@ const commands: Record<string, () => Promise<Command>> = {
   merge: () => import('./merge.js'),
   demo: () => import('./demo.js'),
   'train-judge': () => import('./train_judge.js'),
+  bench: () => import('./bench.js'),
+  report: () => import('./report.js'),
   serve: () => import('./serve.js'),
 };
 
 // In the order of an SPPO run, then the tools around it.
-const ORDER = ['run', 'generate', 'judge', 'train', 'eval', 'merge', 'sft', 'train-judge', 'serve', 'demo', 'game'];
+const ORDER = ['run', 'generate', 'judge', 'train', 'eval', 'bench', 'report', 'merge', 'sft', 'train-judge', 'serve', 'demo', 'game'];
 
 async function help(): Promise<string> {
   const names = [...ORDER.filter((n) => n in commands), ...Object.keys(commands).filter((n) => !ORDER.includes(n)).sort()];

@@ -49,7 +49,8 @@ export function formatTable(rows: readonly SummaryRow[]): string {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
-async function svgOf(spec: TopLevelSpec): Promise<string> {
+/** A vega-lite spec drawn as SVG (server-side, no script in the page). */
+export async function svgOf(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
@@ -58,7 +59,7 @@ async function svgOf(spec: TopLevelSpec): Promise<string> {
   }
 }
 
-const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
+export const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 
 export function chartSpecs(d: ReportData): { id: string; title: string; spec: TopLevelSpec }[] {
   const wr = d.rows.map((r) => ({ ...r, lo: r.win_rate - r.win_rate_se, hi: r.win_rate + r.win_rate_se }));
@@ -129,7 +130,7 @@ export function chartSpecs(d: ReportData): { id: string; title: string; spec: To
   ];
 }
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+export const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** report.html: the table, the charts (inline SVG) and the notes. */
 export async function reportHtml(d: ReportData): Promise<string> {

@@ -11,6 +11,7 @@
 // Each prompt is sampled with its own seed (seed + prompt index), so that the output does not depend on
 // how prompts were sharded or which server answered (given the same model and numerics on each).
 import type { FinishReason, Generation } from './generate.js';
+import { backoffDelay, retryableStatus, sleep } from '../util/retry.js';
 
 export interface RemoteOptions {
   /** Base URLs of the OpenAI API (e.g. http://host:8000/v1). */
@@ -69,8 +70,6 @@ interface Choice {
   token_ids?: number[];
   logprobs?: { tokens?: string[]; token_logprobs?: (number | null)[] } | null;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** The Generation of one choice (token ids from token_ids or "token_id:N" strings). */
 function toGeneration(c: Choice, prompt: number, sample: number, allowTextOnly = false): Generation {
@@ -144,8 +143,7 @@ export async function generateRemote(prompts: readonly number[][], opts: RemoteO
       throw new RemoteError(`${url}: HTTP ${res.status}, unreadable body: ${(e as Error).message}`, res.status, true);
     }
     if (res.status !== 200) {
-      const retryable = res.status >= 500 || res.status === 408 || res.status === 429;
-      throw new RemoteError(`${url}: HTTP ${res.status}: ${json.error?.message ?? 'error'}`, res.status, retryable);
+      throw new RemoteError(`${url}: HTTP ${res.status}: ${json.error?.message ?? 'error'}`, res.status, retryableStatus(res.status));
     }
     const choices = json.choices ?? [];
     if (choices.length !== n) throw new RemoteError(`${url}: ${choices.length} choices for n = ${n}`, 200, true);
@@ -181,7 +179,7 @@ export async function generateRemote(prompts: readonly number[][], opts: RemoteO
           fatal = new RemoteError(`prompt ${job.prompt} failed ${job.attempts} times; last: ${err.message}`, err.status);
           return;
         }
-        job.notBefore = Date.now() + backoff * 2 ** (job.attempts - 1) * (0.5 + Math.random());
+        job.notBefore = Date.now() + backoffDelay(job.attempts, backoff, Infinity);
         queue.unshift(job);
         failures.set(url, failures.get(url)! + 1);
         if (failures.get(url)! >= maxServerFailures && alive.has(url)) {

@@ -1,6 +1,7 @@
 // Preference judges: anything that gives P(a > b | prompt) for pairs of responses. Three kinds:
 //   module        a user's JavaScript module (src/judge/module.ts)
 //   reward-model  an HF sequence-classification reward model, P(a > b) = sigmoid(r_a - r_b) (reward_model.ts)
+//   openai        an LLM judge behind an OpenAI-compatible endpoint, prompted with a benchmark's template (openai.ts)
 //   pairwise      a causal-LM backbone with a pairwise head: a general preference model that reads the prompt
 //                 with each response and compares them (general_preference.ts), or one that reads prompt, A and
 //                 B together (pairwise.ts)
@@ -8,6 +9,9 @@
 //                 folder (pairrm.ts)
 // preferenceMatrix() turns a judge into the K x K matrix of one prompt that src/sppo/winrates.ts expects.
 import type { JudgeSpec, ModelDType } from './spec.js';
+import type { JUDGE_TEMPLATE_NAMES } from './spec.js';
+
+type JudgeTemplateName = (typeof JUDGE_TEMPLATE_NAMES)[number];
 import { checkAnswers, checkMatrix, JudgeError, symmetrize, type PreferenceItem, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
 export { checkAnswers, checkMatrix, JudgeError, type PreferenceItem, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
@@ -16,9 +20,15 @@ export { judgeSpecSchema, type JudgeSpec } from './spec.js';
 
 /**
  * Parses a judge given on the command line: `reward-model:DIR`, `pairwise:DIR`, `pairrm:DIR` (PairRM, pairwise
- * mode), `pairrm-rank:DIR` (PairRM, rank mode), `module:PATH`, or a path to a .mjs / .js / .cjs file (a module judge).
+ * mode), `pairrm-rank:DIR` (PairRM, rank mode), `module:PATH`, a path to a .mjs / .js / .cjs file (a module judge),
+ * or `openai:URL#MODEL` (`openai:URL`: the server's first model) with the template in `extra.template` (default pairwise).
  */
-export function parseJudgeSpec(s: string, extra: { dtype?: ModelDType; device?: string; batchSize?: number } = {}): JudgeSpec {
+export function parseJudgeSpec(s: string, extra: { dtype?: ModelDType; device?: string; batchSize?: number; template?: JudgeTemplateName } = {}): JudgeSpec {
+  const o = /^openai:(https?:\/\/[^#\s]+)(?:#(.+))?$/.exec(s);
+  if (o) return { kind: 'openai', url: o[1]!, ...(o[2] ? { model: o[2] } : {}), template: extra.template ?? 'pairwise' };
+  if (s.startsWith('openai:')) throw new JudgeError(`judge '${s}': expected openai:URL#MODEL with an http(s) URL, e.g. openai:http://127.0.0.1:8000/v1#my-judge`);
+  const { template: _t, ...modelExtra } = extra;
+  extra = modelExtra;
   const m = /^(reward-model|pairwise|pairrm|pairrm-rank|module):(.+)$/.exec(s);
   if (m) {
     const [, kind, rest] = m as unknown as [string, string, string];
@@ -27,10 +37,10 @@ export function parseJudgeSpec(s: string, extra: { dtype?: ModelDType; device?: 
     return { kind: kind as 'reward-model' | 'pairwise', dir: rest, ...extra };
   }
   if (/\.(mjs|cjs|js)$/.test(s)) return { kind: 'module', path: s };
-  throw new JudgeError(`judge '${s}': expected a .mjs/.js module path, reward-model:DIR, pairwise:DIR, pairrm:DIR or pairrm-rank:DIR`);
+  throw new JudgeError(`judge '${s}': expected a .mjs/.js module path, reward-model:DIR, pairwise:DIR, pairrm:DIR, pairrm-rank:DIR or openai:URL#MODEL`);
 }
 
-export async function loadJudge(spec: JudgeSpec): Promise<PreferenceOracle> {
+export async function loadJudge(spec: JudgeSpec, opts: { log?: (line: string) => void } = {}): Promise<PreferenceOracle> {
   switch (spec.kind) {
     case 'module': {
       const { loadModuleJudge } = await import('./module.js');
@@ -39,6 +49,16 @@ export async function loadJudge(spec: JudgeSpec): Promise<PreferenceOracle> {
     case 'reward-model': {
       const { RewardModelJudge } = await import('./reward_model.js');
       return RewardModelJudge.load(spec.dir, spec);
+    }
+    case 'openai': {
+      const { OpenAIJudge } = await import('./openai.js');
+      let apiKey: string | undefined;
+      if (spec.apiKeyEnv) {
+        apiKey = process.env[spec.apiKeyEnv];
+        if (!apiKey) throw new JudgeError(`judge.apiKeyEnv: the environment variable ${spec.apiKeyEnv} is not set`);
+      }
+      const { kind: _k, apiKeyEnv: _e, ...rest } = spec;
+      return OpenAIJudge.create({ ...rest, ...(apiKey ? { apiKey } : {}), ...(opts.log ? { log: opts.log } : {}) });
     }
     case 'pairwise': {
       // Two heads: a general preference model (preference_head.safetensors, general_preference.ts) or a joint
@@ -55,7 +75,7 @@ export async function loadJudge(spec: JudgeSpec): Promise<PreferenceOracle> {
       return PairRMJudge.load(spec.dir, spec);
     }
     default:
-      throw new JudgeError(`unknown judge kind '${(spec as { kind: string }).kind}' (known: module, reward-model, pairwise, pairrm)`);
+      throw new JudgeError(`unknown judge kind '${(spec as { kind: string }).kind}' (known: module, reward-model, pairwise, pairrm, openai)`);
   }
 }
 

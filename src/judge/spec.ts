@@ -38,7 +38,35 @@ const pairrmJudge = z
   })
   .strict();
 
-/** The judge: a JS module, a reward model (Bradley-Terry scores), a pairwise preference model, or PairRM. */
-export const judgeSpecSchema = z.discriminatedUnion('kind', [moduleJudge, modelJudge('reward-model'), modelJudge('pairwise'), pairrmJudge]);
+/** The templates of the HTTP judge (src/judge/templates/). */
+export const JUDGE_TEMPLATE_NAMES = ['alpaca_eval', 'arena_hard', 'mt_bench', 'pairwise'] as const;
+
+/** An LLM judge behind an OpenAI-compatible endpoint (src/judge/openai.ts). */
+const openaiJudge = z
+  .object({
+    kind: z.literal('openai'),
+    /** Base URL of the OpenAI API, e.g. http://127.0.0.1:8000/v1. */
+    url: z.string().regex(/^https?:\/\/\S+$/, 'expected an http(s):// URL'),
+    /** Default: the first model the server lists. */
+    model: z.string().min(1).optional(),
+    /** The environment variable holding the API key. */
+    apiKeyEnv: z.string().min(1).optional(),
+    template: z.enum(JUDGE_TEMPLATE_NAMES).default('pairwise'),
+    concurrency: z.number().int().min(1).optional(),
+    maxRetries: z.number().int().min(0).optional(),
+    timeoutS: z.number().positive().optional(),
+    maxTokens: z.number().int().min(1).optional(),
+    topLogprobs: z.number().int().min(1).max(20).optional(),
+    /** The verdict cache file (default in `sppo run`: judge-cache.jsonl of the run directory). */
+    cache: z.string().min(1).optional(),
+    /** MT-Bench's judge_prompts.jsonl (template mt_bench). */
+    judgePrompts: z.string().min(1).optional(),
+    /** An unparseable verdict counts 1/2 ('tie') or stops the run ('error'). */
+    unparseable: z.enum(['tie', 'error']).optional(),
+  })
+  .strict();
+
+/** The judge: a JS module, a reward model (Bradley-Terry scores), a pairwise preference model, PairRM, or an LLM over HTTP. */
+export const judgeSpecSchema = z.discriminatedUnion('kind', [moduleJudge, modelJudge('reward-model'), modelJudge('pairwise'), pairrmJudge, openaiJudge]);
 
 export type JudgeSpec = z.infer<typeof judgeSpecSchema>;

@@ -215,6 +215,9 @@ function resolvePath(base: string, p: string): string {
 }
 
 function resolveJudge(base: string, j: JudgeSpecConfig): JudgeSpecConfig {
+  if (j.kind === 'openai') {
+    return { ...j, ...(j.cache ? { cache: resolvePath(base, j.cache) } : {}), ...(j.judgePrompts ? { judgePrompts: resolvePath(base, j.judgePrompts) } : {}) };
+  }
   return j.kind === 'module' ? { ...j, path: resolvePath(base, j.path) } : { ...j, dir: resolvePath(base, j.dir) };
 }
 

@@ -29,6 +29,7 @@ import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate } from '../text/chat_template.js';
 import { loadJudge } from '../judge/judge.js';
 import type { PreferenceOracle } from '../judge/oracle.js';
+import type { JudgeSpec } from '../judge/spec.js';
 import { parseConfig, refLogprobSource, type SppoConfig, type SppoConfigInput } from './config.js';
 import { modelPromptText, plainPromptText, readPromptFile, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
 import { readJson, RunDir, RunDirError, writeJsonAtomic } from './run_dir.js';
@@ -166,30 +167,61 @@ function samplingConfigs(cfg: SppoConfig): { generation: SamplingConfig; evaluat
   return { generation, evaluation };
 }
 
+/** A judge's usage and verdict counts, for judges that keep them (the HTTP judge's stats()). */
+export function judgeStatsOf(j: PreferenceOracle | undefined): Record<string, unknown> | undefined {
+  const f = (j as { stats?: () => unknown } | undefined)?.stats;
+  return typeof f === 'function' ? (f.call(j) as Record<string, unknown>) : undefined;
+}
+
+/** An HTTP judge without a cache file of its own keeps its verdicts in the run directory's judge-cache.jsonl. */
+function withRunCache(spec: JudgeSpec, rd: RunDir): JudgeSpec {
+  return spec.kind === 'openai' && !spec.cache ? { ...spec, cache: rd.path(undefined, 'judge-cache.jsonl') } : spec;
+}
+
 /** The judges, each loaded on first use (a resumed run whose judging is finished loads none); loaded ones go to `judges` for disposal. */
-function lazyJudges(cfg: SppoConfig, opts: RunOptions, judges: PreferenceOracle[]): { judge: () => Promise<PreferenceOracle>; evalJudge: () => Promise<PreferenceOracle> } {
+function lazyJudges(
+  cfg: SppoConfig,
+  rd: RunDir,
+  log: (line: string) => void,
+  opts: RunOptions,
+  judges: PreferenceOracle[],
+): {
+  judge: () => Promise<PreferenceOracle>;
+  evalJudge: () => Promise<PreferenceOracle>;
+  evalStats: () => Record<string, unknown> | undefined;
+  judgeStats: () => Record<string, unknown> | undefined;
+} {
   let judge: PreferenceOracle | undefined;
   let evalJudge: PreferenceOracle | undefined;
+  let rawJudge: PreferenceOracle | undefined;
+  let rawEval: PreferenceOracle | undefined;
   const getJudge = async (): Promise<PreferenceOracle> => {
     if (!judge) {
-      const j = opts.judge ?? (await loadJudge(cfg.judge));
+      const j = opts.judge ?? (await loadJudge(withRunCache(cfg.judge, rd), { log }));
       if (!opts.judge) judges.push(j);
+      rawJudge = j;
       judge = checkedOracle(j);
     }
     return judge;
   };
   const getEvalJudge = async (): Promise<PreferenceOracle> => {
     if (!evalJudge) {
-      if (opts.evalJudge) evalJudge = checkedOracle(opts.evalJudge);
-      else if (cfg.evalJudge) {
-        const j = await loadJudge(cfg.evalJudge);
+      if (opts.evalJudge) {
+        rawEval = opts.evalJudge;
+        evalJudge = checkedOracle(opts.evalJudge);
+      } else if (cfg.evalJudge) {
+        const j = await loadJudge(withRunCache(cfg.evalJudge, rd), { log });
         judges.push(j);
+        rawEval = j;
         evalJudge = checkedOracle(j);
-      } else evalJudge = await getJudge();
+      } else {
+        evalJudge = await getJudge();
+        rawEval = rawJudge;
+      }
     }
     return evalJudge;
   };
-  return { judge: getJudge, evalJudge: getEvalJudge };
+  return { judge: getJudge, evalJudge: getEvalJudge, evalStats: () => judgeStatsOf(rawEval), judgeStats: () => judgeStatsOf(rawJudge) };
 }
 
 /** The loop: per iteration, the five stages in order, each skipped (read back) when its artifact is finished. */
@@ -205,7 +237,7 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
     const judgePrompt = cfg.judgePromptFormat === 'template' ? text : plainPromptText(r.prompt);
     return { index: r.index, ...idOf(r), judgePrompt, text, ids: tokenizer.encode(text, { addSpecialTokens: false }) };
   };
-  const { judge, evalJudge } = lazyJudges(cfg, opts, judges);
+  const { judge, evalJudge, evalStats, judgeStats } = lazyJudges(cfg, ctx.rd, ctx.log, opts, judges);
   const sampling = samplingConfigs(cfg);
   const evalItems = evalPrompts.map(toItem);
   const evalSet: EvalPrompts = { items: evalItems, itemByIndex: new Map(evalItems.map((e) => [e.index, e])), sampling: sampling.evaluation, tokenizer };
@@ -220,11 +252,14 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
     const gens = await generateIteration(ctx, { t, policyDir, items, sampling: sampling.generation, tokenizer });
     const used = gens.filter((g) => !g.skipped);
     const prefs = await judgeIteration(ctx, { t, used, itemByIndex: new Map(items.map((it) => [it.index, it])), judge });
+    // An LLM judge's running counts (unparseable verdicts count 1/2 in the matrices, so they are said here).
+    const js = judgeStats() as { verdicts?: { total: number; unparseable: number }; usage?: unknown; cacheHits?: number } | undefined;
+    if (js?.verdicts) ctx.log(`sppo run: iteration ${t}: judge so far: ${js.verdicts.unparseable} unparseable verdicts of ${js.verdicts.total} (taken as 1/2), ${js.cacheHits} from the cache; tokens ${JSON.stringify(js.usage)}`);
     const pairs = pairsIteration(ctx, { t, used, prefs, refSource });
     const examples = trainingExamples(pairs);
     const checkpoint = await trainIteration(ctx, { t, examples, pairCount: pairs.length, policyDir });
     const summary: IterationSummary = { iteration: t, checkpoint, prompts: used.length, pairs: examples.length, degeneratePairs: pairs.length - examples.length };
-    if (doEval) summary.eval = await evalIteration(ctx, { t, checkpoint, prompts: evalSet, baseline, judge: evalJudge });
+    if (doEval) summary.eval = await evalIteration(ctx, { t, checkpoint, prompts: evalSet, baseline, judge: evalJudge, judgeStats: evalStats });
     summaries.push(summary);
     policyDir = checkpoint;
   }

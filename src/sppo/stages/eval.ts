@@ -42,6 +42,8 @@ export interface EvalInput {
   baseline: GenerationLine[];
   /** The evaluation judge, loaded on first use. */
   judge: () => Promise<PreferenceOracle>;
+  /** The evaluation judge's usage and verdict counts, when it keeps them (an HTTP judge). */
+  judgeStats?: () => Record<string, unknown> | undefined;
 }
 
 /** Evaluates iteration t's checkpoint against pi_0 unless iter-t/eval.json is finished; logs and returns the summary. */
@@ -69,6 +71,12 @@ export async function evalIteration(ctx: StageContext, input: EvalInput): Promis
       progress.stop();
     }
     report = reportJson(rep, { iteration: t, model: `iter-${t}/checkpoint`, reference: 'iter-0/eval-responses.jsonl (pi_0)' });
+    const stats = input.judgeStats?.();
+    if (stats) {
+      report.judgeStats = stats;
+      const v = stats.verdicts as { total: number; unparseable: number } | undefined;
+      if (v) ctx.log(`sppo run: iteration ${t}: evaluation judge: ${v.unparseable} unparseable verdicts of ${v.total} (counted as ties); ${JSON.stringify(stats.usage)}`);
+    }
     writeJsonAtomic(evalPath, report);
     timing(ctx, t, 'eval', t0);
   }

@@ -1,0 +1,82 @@
+// What a judge template is: the chat request it sends (messages and sampling), the answer it reads back
+// (text, the first token's top log-probs, usage) and the verdict it parses from it. The templates of
+// src/judge/templates/ (alpaca_eval, arena_hard, mt_bench, pairwise) are built on these; the HTTP judge
+// (src/judge/openai.ts) sends the requests, with retries and a cache, through a `Complete` function.
+
+export interface JudgeMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+/** One chat completion request of a judge. */
+export interface JudgeRequest {
+  messages: JudgeMessage[];
+  maxTokens: number;
+  temperature: number;
+  /** Ask for the log-probs of the generated tokens. */
+  logprobs?: boolean;
+  /** Alternatives per position (with logprobs). */
+  topLogprobs?: number;
+}
+
+export interface TopLogprob {
+  token: string;
+  logprob: number;
+}
+
+/** What a judge answered, as read from a chat completion. */
+export interface JudgeResponse {
+  content: string;
+  /** The top log-probs of the first generated token; null when the server returned none. */
+  firstTopLogprobs: TopLogprob[] | null;
+  finishReason: string | null;
+  usage: { promptTokens: number; completionTokens: number };
+}
+
+/** Sends one request to the judge (with retries and the cache) and returns its answer. */
+export type Complete = (req: JudgeRequest) => Promise<JudgeResponse>;
+
+/** How a preference was read: from the log-probs of the answer tokens, or from the answer text. */
+export type VerdictMethod = 'logprobs' | 'text';
+
+/**
+ * A pairwise verdict: p = P(the first response shown beats the second), or null when the answer could not be
+ * parsed (then `raw` says what the judge wrote).
+ */
+export interface PreferenceVerdict {
+  p: number | null;
+  method: VerdictMethod | null;
+  /** The judge's label, when the template has labels (A>>B, [[A]], m, ...). */
+  label?: string;
+  raw: string;
+}
+
+/** log(sum exp(x)) of finite values (-Infinity for none). */
+export function logSumExp(xs: number[]): number {
+  const m = Math.max(...xs);
+  if (!Number.isFinite(m)) return -Infinity;
+  return m + Math.log(xs.reduce((s, x) => s + Math.exp(x - m), 0));
+}
+
+/**
+ * P(first) from the top log-probs of the first token: the mass of the `first` tokens over that of `first` and
+ * `second` together; null when neither appears. `normalize` maps a token to the label it stands for
+ * (default: the token itself).
+ */
+export function twoTokenProbability(top: readonly TopLogprob[], first: string, second: string, normalize: (t: string) => string = (t) => t): number | null {
+  const a: number[] = [];
+  const b: number[] = [];
+  for (const t of top) {
+    if (!Number.isFinite(t.logprob) && t.logprob !== -Infinity) continue;
+    const k = normalize(t.token);
+    if (k === first) a.push(t.logprob);
+    else if (k === second) b.push(t.logprob);
+  }
+  if (a.length === 0 && b.length === 0) return null;
+  const la = logSumExp(a);
+  const lb = logSumExp(b);
+  if (la === -Infinity && lb === -Infinity) return null;
+  if (lb === -Infinity) return 1;
+  if (la === -Infinity) return 0;
+  return 1 / (1 + Math.exp(lb - la));
+}

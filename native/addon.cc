@@ -1,9 +1,11 @@
-// The sppo native addon: a thin Node-API layer over libtorch (see tensor.cc, optim.cc and profiler.cc).
+// The sppo native addon: a thin Node-API layer over libtorch (see tensor.cc, optim.cc, profiler.cc and distributed.cc).
 #include "common.h"
 
 #include <torch/cuda.h>
 
 namespace sppo {
+
+void init_distributed(Napi::Env env, Napi::Object exports);  // distributed.cc
 
 static Napi::Value cuda_synchronize(const Napi::CallbackInfo& info) {
   if (torch::cuda::is_available()) {
@@ -19,6 +21,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_tensor(env, exports);
   init_optim(env, exports);
   init_profiler(env, exports);
+  init_distributed(env, exports);
   exports.Set("cudaSynchronize", Napi::Function::New(env, cuda_synchronize, "cudaSynchronize"));
   exports.Set("builtWithCuda", Napi::Boolean::New(env,
 #ifdef SPPO_CUDA

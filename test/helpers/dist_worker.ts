@@ -1,0 +1,90 @@
+// One rank of the distributed tests (test/distributed.test.ts), started as a child process with the
+// torchrun variables set. argv[2] names the scenario; the rank prints one JSON line of results on stdout.
+//   collectives: allreduce (sum, avg), broadcast, allgather, barrier, bucketed gradient allreduce
+//   hang:        rank 0 runs collectives in a loop and reports its error (a peer is killed meanwhile)
+import * as torch from '../../src/torch/index.js';
+
+const scenario = process.argv[2];
+const timeoutMs = Number(process.env.SPPO_TEST_DIST_TIMEOUT_MS ?? 20000);
+
+async function collectives(pg: torch.ProcessGroup): Promise<Record<string, unknown>> {
+  const r = pg.rank;
+  const w = pg.worldSize;
+  const out: Record<string, unknown> = { rank: r, worldSize: w, backend: pg.backend };
+  // Values that depend on the rank, exact in float32 and float64.
+  const a = torch.tensor(Float32Array.from([r + 1, 10 * (r + 1), -r]));
+  await pg.allreduce(a, 'sum');
+  out.sum = Array.from(a.toTypedArray() as Float32Array);
+  const b = torch.tensor(Float64Array.from([r + 1, 2 * r]));
+  await pg.allreduce(b, 'avg');
+  out.avg = Array.from(b.toTypedArray() as Float64Array);
+  const c = torch.tensor(Float32Array.from([r + 1, -(r + 1)]));
+  await pg.allreduce(c, 'max');
+  out.max = Array.from(c.toTypedArray() as Float32Array);
+  const d = torch.tensor(Int32Array.from(r === 1 ? [7, 8, 9] : [0, 0, 0]));
+  await pg.broadcast(d, 1);
+  out.broadcast = Array.from(d.toTypedArray() as Int32Array);
+  const e = torch.tensor(Float32Array.from([r, r * r + 0.5]));
+  const gathered = await pg.allgather(e);
+  out.allgather = gathered.map((t) => Array.from(t.toTypedArray() as Float32Array));
+  for (const t of gathered) t.dispose();
+  const t0 = Date.now();
+  // Rank 1 arrives 300 ms late: rank 0's barrier cannot resolve before.
+  if (r === 1) await new Promise((res) => setTimeout(res, 300));
+  await pg.barrier();
+  out.barrierWaitMs = Date.now() - t0;
+  // Gradients: rank r's grads are (r + 1) * [1..n]; three parameters over two buckets of 16 bytes; p2 has none.
+  const p0 = torch.zeros([2, 2]).requiresGrad_(true);
+  const p1 = torch.zeros([3]).requiresGrad_(true);
+  const p2 = torch.zeros([2]).requiresGrad_(true);
+  const loss = p0.mul(torch.tensor(Float32Array.from([1, 2, 3, 4]), { shape: [2, 2] })).sum().add(p1.mul(torch.tensor(Float32Array.from([5, 6, 7]))).sum()).mul(r + 1);
+  loss.backward();
+  await pg.allreduceGradients([p0, p1, p2], { bucketBytes: 16 });
+  out.grads = [p0, p1, p2].map((p) => Array.from(p.grad!.toTypedArray() as Float32Array));
+  // Event loop: a timer fires while a collective waits for a late rank.
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 10);
+  if (r === 0) await pg.barrier();
+  else {
+    await new Promise((res) => setTimeout(res, 300));
+    await pg.barrier();
+  }
+  clearInterval(timer);
+  out.ticksDuringBarrier = ticks;
+  await pg.barrier();
+  pg.destroy();
+  return out;
+}
+
+async function main(): Promise<void> {
+  const pg = await torch.initProcessGroup({ backend: 'gloo', timeoutMs });
+  if (scenario === 'collectives') {
+    console.log(JSON.stringify(await collectives(pg)));
+  } else if (scenario === 'hang') {
+    // Both ranks are ready; rank 1 then waits to be killed, rank 0 keeps reducing.
+    await pg.barrier();
+    console.log(JSON.stringify({ ready: pg.rank }));
+    if (pg.rank === 1) {
+      setInterval(() => {}, 1000);
+      return;
+    }
+    const t = torch.ones([1024]);
+    const t0 = Date.now();
+    try {
+      for (;;) {
+        await pg.allreduce(t, 'sum');
+        await new Promise((res) => setTimeout(res, 5));
+      }
+    } catch (e) {
+      console.log(JSON.stringify({ error: (e as Error).message, afterMs: Date.now() - t0 }));
+      process.exit(3);
+    }
+  } else {
+    throw new Error(`unknown scenario ${scenario}`);
+  }
+}
+
+main().catch((e) => {
+  console.error((e as Error).stack ?? String(e));
+  process.exit(2);
+});

@@ -8,11 +8,21 @@
 // a held-out split. Models load in bfloat16 on CUDA (no autocast: the log-probs and the loss are float32).
 // A NaN or infinite loss (or gradient norm, or parameter) stops training with TrainingDivergedError naming
 // the step; the checkpoint folder keeps the last good model.
+//
+// Data parallel (opts.processGroup, a c10d group of src/torch/distributed.ts, as torch DDP): every rank holds
+// the whole model (rank 0's parameters are broadcast at the start) and takes its share of each step's global
+// batch (batchSize * gradAccum pairs, the same with any number of ranks: pair j of the step goes to rank
+// j mod worldSize, in micro-batches of at most batchSize); each rank's loss is scaled by 1 / (global batch),
+// and after the backward passes the gradients are summed across the ranks in buckets (allreduceGradients;
+// after the backward pass, not overlapped with it: the backward runs inside libtorch's engine in one
+// synchronous call, and hooking c10d's Reducer into it is not done), so that every rank clips and steps the
+// same sum as one process would. The reference log-probs and the held-out loss are sharded the same way;
+// rank 0 writes the metrics and the checkpoints.
 import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
   AdamW, clipGradNorm, CheckpointTape, cuda, LRScheduler, noGrad, RMSprop, tensor, tidy,
-  type DType, type Optimizer, type ScheduleKind, type Tensor,
+  type DType, type Optimizer, type ProcessGroup, type ScheduleKind, type Tensor,
 } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { createModel, loadModel, saveModel, sourceDir } from '../models/registry.js';
@@ -117,6 +127,10 @@ export interface TrainOptions {
   gradientCheckpointing?: boolean;
   /** Token positions per logits chunk (tokenLogprobs). */
   chunkTokens?: number;
+  /** Data parallel over this c10d group (see the top of this file); every rank calls train with the same options. */
+  processGroup?: ProcessGroup;
+  /** Gradient bucket size of the data-parallel allreduce (default 25 MiB, torch DDP's). */
+  bucketBytes?: number;
 }
 
 export interface TrainResult {
@@ -241,6 +255,18 @@ export function saveCheckpoint(model: CausalLMBase, dir: string, state: Record<s
   rmSync(old, { recursive: true, force: true });
 }
 
+/** Each value summed over the ranks of `pg` (float64). */
+async function sumAcross(pg: ProcessGroup, values: number[], device: string): Promise<number[]> {
+  // On the model's device: NCCL reduces CUDA tensors only.
+  const t = tensor(Float64Array.from(values), { device });
+  try {
+    await pg.allreduce(t, 'sum');
+    return Array.from(t.toTypedArray() as Float64Array);
+  } finally {
+    t.dispose();
+  }
+}
+
 function allFinite(params: Tensor[]): boolean {
   return tidy(() => params.every((p) => p.isfinite().all().item() !== 0));
 }
@@ -271,7 +297,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     });
     if (!given) missing.push(i);
   });
-  if (missing.length) {
+  const pg = opts.processGroup;
+  const world = pg?.worldSize ?? 1;
+  const rank = pg?.rank ?? 0;
+  // This rank's share of the missing reference log-probs (all of them in one process).
+  const mine = missing.filter((_, j) => j % world === rank);
+  if (mine.length) {
     let ref: CausalLMBase;
     let owned = true;
     if (opts.reference && typeof opts.reference !== 'string') {
@@ -281,13 +312,29 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     else if (policyDir) ref = loadModel(policyDir, { dtype: policy.dtype, device });
     else ref = frozenCopy(policy);
     try {
-      const lps = pairLogprobs(ref, missing.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens);
-      missing.forEach((i, j) => {
+      const lps = pairLogprobs(ref, mine.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens);
+      mine.forEach((i, j) => {
         prepared[i]!.refChosen = lps[j]![0];
         prepared[i]!.refRejected = lps[j]![1];
       });
     } finally {
       if (owned) ref.dispose();
+    }
+  }
+  if (pg && missing.length) {
+    // Every rank's share into every rank: a sum in which each entry has one non-zero term (exact).
+    const all = new Float64Array(2 * missing.length);
+    missing.forEach((i, j) => {
+      if (j % world !== rank) return;
+      all[2 * j] = prepared[i]!.refChosen;
+      all[2 * j + 1] = prepared[i]!.refRejected;
+    });
+    const got = await sumAcross(pg, Array.from(all), device);
+    {
+      missing.forEach((i, j) => {
+        prepared[i]!.refChosen = got[2 * j]!;
+        prepared[i]!.refRejected = got[2 * j + 1]!;
+      });
     }
   }
 
@@ -303,6 +350,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const totalSteps = stepsPerEpoch * opts.epochs;
 
   const params = policy.parameters();
+  // Every rank starts from rank 0's parameters (as torch DDP): all ranks' collectives are enqueued in the same order.
+  if (pg) await Promise.all(params.map((p) => pg.broadcast(p, 0)));
   policy.train(true);
   policy.requiresGrad_(true);
   // Disposed (native state freed) when train returns or throws.
@@ -355,26 +404,33 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   });
 
-  const evalLoss = (): number | undefined => {
+  // The held-out loss; with a group, micro-batch k is evaluated by rank k mod worldSize and the sums are added.
+  const evalLoss = async (): Promise<number | undefined> => {
     if (!evalSet.length) return undefined;
     let s = 0;
-    for (let i = 0; i < evalSet.length; i += opts.batchSize) s += lossOf(evalSet.slice(i, i + opts.batchSize), false, 0).loss;
+    for (let i = 0, k = 0; i < evalSet.length; i += opts.batchSize, k++) {
+      if (k % world === rank) s += lossOf(evalSet.slice(i, i + opts.batchSize), false, 0).loss;
+    }
+    if (pg) s = (await sumAcross(pg, [s], device))[0]!;
     return s / evalSet.length;
   };
 
   const metrics: StepMetrics[] = [];
-  if (opts.metricsPath) {
+  if (opts.metricsPath && rank === 0) {
     mkdirSync(dirname(resolve(opts.metricsPath)), { recursive: true });
     writeFileSync(opts.metricsPath, '');
   }
   let lastGood: number | undefined;
-  const checkpoint = (step: number, epoch: number): void => {
+  const checkpoint = async (step: number, epoch: number): Promise<void> => {
     if (!opts.checkpointDir) return;
+    // Every rank holds the same parameters, so every rank reaches the same verdict.
     if (!allFinite(params)) {
       throw new TrainingDivergedError(`training diverged at step ${step}: parameters are not finite after the update; ` +
         `${lastGood !== undefined ? `${opts.checkpointDir} holds the model of step ${lastGood}` : 'no checkpoint was saved'}`, step, opts.checkpointDir, lastGood);
     }
-    saveCheckpoint(policy, opts.checkpointDir, { step, epoch, total_steps: totalSteps, loss: opts.loss, beta: opts.beta, metrics: metrics.at(-1) ?? null }, tokenizerDir);
+    if (rank === 0) saveCheckpoint(policy, opts.checkpointDir, { step, epoch, total_steps: totalSteps, loss: opts.loss, beta: opts.beta, metrics: metrics.at(-1) ?? null }, tokenizerDir);
+    // The other ranks go on once the checkpoint is written.
+    if (pg) await pg.barrier();
     lastGood = step;
   };
   const diverged = (step: number, what: string): never => {
@@ -385,7 +441,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     );
   };
 
-  const evalLossBefore = evalLoss();
+  const evalLossBefore = await evalLoss();
   let finalEval: number | undefined = evalLossBefore;
   let step = 0;
   try {
@@ -394,12 +450,27 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       for (let g = 0; g < stepsPerEpoch; g++) {
         const t0 = performance.now();
         const ids = perm.slice(g * group, (g + 1) * group);
+        // This rank's share of the step (all of it in one process).
+        const local = pg ? ids.filter((_, j) => j % world === rank) : ids;
         let loss = 0, aw = 0, al = 0, correct = 0, tokens = 0;
-        for (let m = 0; m < ids.length; m += opts.batchSize) {
-          const batch = ids.slice(m, m + opts.batchSize).map((i) => trainSet[i]!);
+        let bad: string | undefined;
+        for (let m = 0; m < local.length; m += opts.batchSize) {
+          const batch = local.slice(m, m + opts.batchSize).map((i) => trainSet[i]!);
           const r = lossOf(batch, true, 1 / ids.length);
-          if (r.bad) diverged(step + 1, `the loss is ${r.loss} (micro-batch ${m / opts.batchSize + 1} of ${Math.ceil(ids.length / opts.batchSize)})`);
+          if (r.bad) {
+            bad = `the loss is ${r.loss} (micro-batch ${m / opts.batchSize + 1} of ${Math.ceil(local.length / opts.batchSize)}${pg ? ` on rank ${rank}` : ''})`;
+            if (!pg) diverged(step + 1, bad);
+            break;
+          }
           loss += r.loss; aw += r.aw; al += r.al; correct += r.correct; tokens += r.tokens;
+        }
+        if (pg) {
+          // The step's sums over all ranks; a rank that diverged stops every rank (before the gradient exchange).
+          [loss, aw, al, correct, tokens] = await sumAcross(pg, [loss, aw, al, correct, tokens, bad ? 1 : 0], device).then((v) => {
+            if (v[5]! > 0) diverged(step + 1, bad ?? `a non-finite loss on another rank (${v[5]} of ${world})`);
+            return v;
+          });
+          await pg.allreduceGradients(params, { bucketBytes: opts.bucketBytes });
         }
         step++;
         opts.onGradients?.(policy.namedParameters());
@@ -416,14 +487,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         };
         const lastOfEpoch = g === stepsPerEpoch - 1;
         if (lastOfEpoch && evalSet.length) {
-          const e = evalLoss()!;
+          const e = (await evalLoss())!;
           if (!Number.isFinite(e)) diverged(step, `the held-out loss is ${e} after the update`);
           m.eval_loss = finalEval = e;
         }
         metrics.push(m);
-        if (opts.metricsPath) appendFileSync(opts.metricsPath, JSON.stringify(m) + '\n');
+        if (opts.metricsPath && rank === 0) appendFileSync(opts.metricsPath, JSON.stringify(m) + '\n');
         opts.onStep?.(m);
-        if (opts.checkpointEvery ? step % opts.checkpointEvery === 0 || step === totalSteps : lastOfEpoch) checkpoint(step, epoch);
+        if (opts.checkpointEvery ? step % opts.checkpointEvery === 0 || step === totalSteps : lastOfEpoch) await checkpoint(step, epoch);
         await new Promise((r) => setImmediate(r));
       }
     }

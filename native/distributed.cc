@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include <fstream>
@@ -140,9 +141,13 @@ static bool process_gone(int64_t pid) {
 static std::string lost_ranks(const Group& g) {
   auto me = host_name();
   std::string out;
-  for (int r = 0; r < (int)g.pids.size(); r++) {
-    if (r == g.rank || g.hosts[r] != me || !process_gone(g.pids[r])) continue;
-    out += (out.empty() ? "" : ", ") + std::string("rank ") + std::to_string(r) + " (pid " + std::to_string(g.pids[r]) + ")";
+  // A killed peer's sockets close while it is still exiting: give it up to 2 s to be gone.
+  for (int tries = 0; tries < 40 && out.empty(); tries++) {
+    if (tries) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (int r = 0; r < (int)g.pids.size(); r++) {
+      if (r == g.rank || g.hosts[r] != me || !process_gone(g.pids[r])) continue;
+      out += (out.empty() ? "" : ", ") + std::string("rank ") + std::to_string(r) + " (pid " + std::to_string(g.pids[r]) + ")";
+    }
   }
   return out.empty() ? "" : "; " + out + (out.find(',') == std::string::npos ? " is" : " are") + " no longer running";
 }

@@ -1,12 +1,13 @@
 // Stage 4, training: pi_t trained from pi_{t-1} (also the reference) on the iteration's pairs
-// (iter-t/train-metrics.jsonl, iter-t/checkpoint/). With no informative pair, pi_t = pi_{t-1}.
+// (iter-t/train-metrics.jsonl, iter-t/checkpoint/). With no informative pair, pi_t = pi_{t-1}. With several
+// ranks, the trainer runs data parallel (DDP over ctx.dist's group) and rank 0 writes the files.
 import { existsSync } from 'node:fs';
 import type { CausalLMBase } from '../../models/causal_lm.js';
 import { saveModel } from '../../models/registry.js';
 import { mixSeed } from '../../util/rng.js';
 import { writeDirAtomic, writeJsonlAtomic } from '../run_dir.js';
 import { train, type TrainExample } from '../trainer.js';
-import { loadStageModel, SEED_TRAIN, timing, type StageContext } from './context.js';
+import { isLeader, loadStageModel, SEED_TRAIN, sync, timing, type StageContext } from './context.js';
 
 export interface TrainInput {
   t: number;
@@ -30,8 +31,10 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
     ctx.log(`sppo run: iteration ${t}: no informative pair (all ${input.pairCount} degenerate); pi_${t} = pi_${t - 1}`);
     const m = loadStageModel(policyDir, `iteration ${t} train`, dtype, device);
     try {
-      writeJsonlAtomic(metricsPath, []);
-      await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
+      if (isLeader(ctx)) {
+        writeJsonlAtomic(metricsPath, []);
+        await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
+      }
     } finally {
       m.dispose();
     }
@@ -64,6 +67,7 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
         dtype: dtype as 'float32' | 'bfloat16',
         device,
         seed: mixSeed(cfg.seed, t, SEED_TRAIN),
+        processGroup: ctx.dist?.pg,
         onStep: (m) => {
           progress.update(m.step);
           ctx.kill(t, 'train', m.step);
@@ -75,15 +79,19 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
       model = res.model;
       // Step timings are not artifacts: they go to timings.jsonl.
       speed = res.metrics.map((m) => m.tokens_per_s);
-      writeJsonlAtomic(metricsPath, res.metrics.map(({ tokens_per_s: _omit, ...rest }) => rest));
       progress.stop();
-      const m = model;
-      await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
+      if (isLeader(ctx)) {
+        writeJsonlAtomic(metricsPath, res.metrics.map(({ tokens_per_s: _omit, ...rest }) => rest));
+        const m = model;
+        await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
+      }
     } finally {
       progress.stop();
       model?.dispose();
     }
   }
-  timing(ctx, t, 'train', t0, { examples: examples.length, tokens_per_s: speed });
+  // The other ranks load the checkpoint next (evaluation): rank 0 has written it.
+  await sync(ctx);
+  timing(ctx, t, 'train', t0, { examples: examples.length, tokens_per_s: speed, ...(ctx.dist ? { ranks: ctx.dist.world } : {}) });
   return ckpt;
 }

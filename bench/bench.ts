@@ -4,6 +4,7 @@
 //   npm run bench [-- engine] [-- models]     (both by default)
 //   npm run bench -- profile                   sppo's training step per operator (libtorch's profiler)
 //   npm run bench -- serve                     sppo serve's throughput and latency vs in-process generate
+//   npm run bench -- ddp                       data-parallel training: 2 ranks (Gloo) vs 1 process
 import * as torch from '../src/torch/index.js';
 import { matmulGflopsRuns, opOverheadUsRuns } from './engine.js';
 import { PYTHON, runPeer } from './peer.js';
@@ -30,6 +31,10 @@ async function main(): Promise<void> {
   }
   if (want('models')) {
     const m = await import('./models.js');
+    await m.run();
+  }
+  if (only.includes('ddp')) {
+    const m = await import('./ddp.js');
     await m.run();
   }
   if (only.includes('serve')) {

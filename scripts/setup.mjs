@@ -165,7 +165,8 @@ function nodeApiInclude() {
   fail(`Node-API headers (node_api.h) not found in ${candidates.join(' or ')}; set NODE_API_INCLUDE to their folder`);
 }
 
-// native/distributed.cc compiles c10d's Gloo process group in where gloo's headers are found (ProcessGroupGloo.hpp
+// native/distributed.cc compiles c10d's Gloo process group in where gloo's headers are found (and NCCL's where
+// libtorch has CUDA and nccl.h is found) (ProcessGroupGloo.hpp
 // includes them). Debian's libtorch links libgloo.so.0 but its -dev package does not bring the headers:
 // libgloo-dev does, installed here when we are root. Without them the addon is built without c10d.
 function glooFlags(torch) {
@@ -178,9 +179,14 @@ function glooFlags(torch) {
       if (!aptInstall('libgloo-dev')) log('could not install libgloo-dev: the addon is built without c10d (sppo.distributed unavailable)');
     }
   }
-  if (found()) return ['-DSPPO_GLOO=1'];
-  log("gloo's headers not found: the addon is built without c10d (install libgloo-dev for data parallel on CPUs)");
-  return [];
+  const flags = [];
+  if (found()) flags.push('-DSPPO_GLOO=1');
+  else log("gloo's headers not found: the addon is built without c10d's Gloo (install libgloo-dev for data parallel on CPUs)");
+  // NCCL (CUDA builds): nccl.h from the CUDA toolkit, /usr/include, or PyTorch's nvidia-nccl wheel next to torch/.
+  const ncclDirs = [...dirs, '/usr/local/cuda/include', ...torch.lib.map((d) => join(d, '..', '..', 'nvidia', 'nccl', 'include'))];
+  const nccl = ncclDirs.find((d) => existsSync(join(d, 'nccl.h')));
+  if (nccl && torch.lib.some((d) => existsSync(join(d, 'libtorch_cuda.so')))) flags.push(`-I${nccl}`);
+  return flags;
 }
 
 function buildNative(torch) {

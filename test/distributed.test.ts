@@ -7,7 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { distEnv, distributedAvailable } from '../src/torch/index.js';
+import { join } from 'node:path';
+import { cuda, distEnv, distributedAvailable } from '../src/torch/index.js';
+import { hfTiny } from './helpers/fixtures.js';
 import { freePort } from './helpers/ports.js';
 
 const worker = fileURLToPath(new URL('./helpers/dist_worker.js', import.meta.url));
@@ -24,8 +26,8 @@ interface Rank {
   onLine(f: (line: Record<string, unknown>) => void): void;
 }
 
-function startRank(scenario: string, rank: number, world: number, port: number, timeoutMs: number): Rank {
-  const child = spawn(process.execPath, [worker, scenario], {
+function startRank(scenario: string, rank: number, world: number, port: number, timeoutMs: number, extra: string[] = []): Rank {
+  const child = spawn(process.execPath, [worker, scenario, ...extra], {
     env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(world), LOCAL_RANK: String(rank), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), SPPO_TEST_DIST_TIMEOUT_MS: String(timeoutMs), OMP_NUM_THREADS: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -112,4 +114,26 @@ test('distEnv reads torchrun\'s and Slurm\'s variables and names what is missing
   assert.throws(() => distEnv({ WORLD_SIZE: '2', RANK: '0', MASTER_PORT: '1' }), /MASTER_ADDR is not set/);
   assert.throws(() => distEnv({ WORLD_SIZE: '2', RANK: '0', MASTER_ADDR: 'a' }), /MASTER_PORT is not set/);
   assert.throws(() => distEnv({ WORLD_SIZE: 'two' }), /WORLD_SIZE="two": expected an integer/);
+});
+
+// Only where the addon has NCCL and a GPU is visible (scripts/gpu-check.sh runs it there): world size 1, or
+// one rank per GPU. Untested on this project's CPU machines.
+const ncclSkip = !avail.backends.includes('nccl') ? 'no c10d nccl in this build (a CUDA libtorch with nccl.h is needed)' : !cuda.isAvailable() ? 'no GPU' : false;
+
+test('NCCL: collectives on cuda tensors and one DDP training step, one rank per GPU', { skip: ncclSkip, timeout: 300_000 }, async () => {
+  const world = Math.min(2, cuda.deviceCount());
+  const port = await freePort();
+  const ranks = Array.from({ length: world }, (_, r) => startRank('nccl', r, world, port, 120_000, [join(hfTiny, 'llama')]));
+  await Promise.all(ranks.map((r) => r.done));
+  for (const [i, r] of ranks.entries()) assert.equal(r.code, 0, `rank ${i} exited ${r.code ?? r.signal}: ${r.stderr}`);
+  for (const [rank, r] of ranks.entries()) {
+    const o = r.lines[0] as Record<string, unknown>;
+    assert.equal(o.backend, 'nccl');
+    const n = world;
+    assert.deepEqual(o.sum, [n * (n + 1) / 2, 10 * n * (n + 1) / 2]);
+    assert.deepEqual(o.avg, [(n + 1)]);
+    assert.deepEqual(o.allgather, Array.from({ length: n }, (_, i) => i));
+    assert.equal(o.steps, 1, `rank ${rank}`);
+    assert.ok(Number.isFinite(o.loss as number));
+  }
 });

@@ -2,7 +2,9 @@
 // torchrun variables set. argv[2] names the scenario; the rank prints one JSON line of results on stdout.
 //   collectives: allreduce (sum, avg), broadcast, allgather, barrier, bucketed gradient allreduce
 //   hang:        rank 0 runs collectives in a loop and reports its error (a peer is killed meanwhile)
+//   nccl:        (a GPU machine) NCCL: the collectives on cuda tensors and one DDP training step (argv[3]: a model folder)
 import * as torch from '../../src/torch/index.js';
+import { train } from '../../src/sppo/trainer.js';
 
 const scenario = process.argv[2];
 const timeoutMs = Number(process.env.SPPO_TEST_DIST_TIMEOUT_MS ?? 20000);
@@ -56,7 +58,42 @@ async function collectives(pg: torch.ProcessGroup): Promise<Record<string, unkno
   return out;
 }
 
+async function nccl(pg: torch.ProcessGroup, modelDir: string): Promise<Record<string, unknown>> {
+  const device = `cuda:${pg.localRank}`;
+  const r = pg.rank;
+  const out: Record<string, unknown> = { rank: r, worldSize: pg.worldSize, backend: pg.backend };
+  const a = torch.tensor(Float32Array.from([r + 1, 10 * (r + 1)]), { device });
+  await pg.allreduce(a, 'sum');
+  out.sum = Array.from(a.cpu().toTypedArray() as Float32Array);
+  const b = torch.tensor(Float32Array.from([2 * (r + 1)]), { device });
+  await pg.allreduce(b, 'avg');
+  out.avg = Array.from(b.cpu().toTypedArray() as Float32Array);
+  const g = await pg.allgather(torch.tensor(Float32Array.from([r]), { device }));
+  out.allgather = g.map((t) => (t.cpu().toTypedArray() as Float32Array)[0]);
+  await pg.barrier();
+  // One DDP step of the trainer on the fixture (2 pairs per rank).
+  const ex = Array.from({ length: 2 * pg.worldSize }, (_, i) => ({
+    promptIds: [5, 6, 7 + i], chosenIds: [8, 9, 10], rejectedIds: [11, 12], chosenWinRate: 0.7, rejectedWinRate: 0.3, chosenOverRejected: 0.8,
+  }));
+  const res = await train({
+    policy: modelDir, examples: ex, loss: 'sppo', beta: 0.1, lr: 1e-3, epochs: 1, batchSize: 2, gradAccum: pg.worldSize,
+    optimizer: 'rmsprop', warmupRatio: 0, schedule: 'constant', maxLength: 32, maxPromptLength: 16, maxGradNorm: 1,
+    dtype: 'float32', device, seed: 0, processGroup: pg,
+  });
+  out.steps = res.metrics.length;
+  out.loss = res.metrics[0]!.loss;
+  res.model.dispose();
+  await pg.barrier();
+  pg.destroy();
+  return out;
+}
+
 async function main(): Promise<void> {
+  if (scenario === 'nccl') {
+    const pg = await torch.initProcessGroup({ backend: 'nccl', timeoutMs });
+    console.log(JSON.stringify(await nccl(pg, process.argv[3]!)));
+    return;
+  }
   const pg = await torch.initProcessGroup({ backend: 'gloo', timeoutMs });
   if (scenario === 'collectives') {
     console.log(JSON.stringify(await collectives(pg)));

@@ -44,6 +44,10 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 #ifdef SPPO_HAS_C10D
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/function_hook.h>
+#include <torch/csrc/autograd/variable.h>
+#include <mutex>
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <type_traits>
 #endif
@@ -463,6 +467,212 @@ static Napi::Value dist_allreduce_grads(const Napi::CallbackInfo& info) {
   return job->start();
 }
 
+// ---------------------------------------------------------------- gradients exchanged during the backward pass
+// As torch DDP's Reducer: a post-hook on each parameter's gradient accumulator marks the parameter ready when the
+// backward pass has accumulated its gradient; when every parameter of a bucket is ready, the bucket is packed and
+// its allreduce starts, while the backward pass goes on with earlier layers. Buckets start in index order on
+// every rank (bucket b only after buckets < b), so the ranks' collectives match whatever order the hooks fire in.
+// The hooks act only when armed (the step's last micro-batch; the others accumulate locally, as DDP's no_sync);
+// finish() starts the buckets not started yet (a parameter without a gradient counts as zeros), waits for all
+// and copies the sums back.
+struct GradSync {
+  Group* g = nullptr;
+  std::vector<at::Tensor> params;
+  std::vector<std::vector<size_t>> buckets;  // parameter indices, last parameter first
+  std::vector<size_t> bucket_of;
+  std::vector<size_t> pending;
+  std::vector<bool> ready;
+  std::vector<at::Tensor> flats;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks;
+  size_t next = 0;
+  size_t by_hooks = 0;  // buckets started from the backward pass's hooks this round
+  bool armed = false;
+  uint64_t call = 0;
+  std::chrono::milliseconds timeout{0};
+  std::string error;
+  std::mutex mu;
+
+  void launch(size_t b) {
+    at::NoGradGuard ng;
+    std::vector<at::Tensor> parts;
+    for (auto k : buckets[b]) {
+      auto& p = params[k];
+      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p, at::MemoryFormat::Contiguous);
+      parts.push_back(p.grad().reshape({-1}));
+    }
+    flats[b] = at::cat(parts);
+    std::vector<at::Tensor> one{flats[b]};
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::SUM;
+    o.timeout = timeout;
+    works[b] = g->pg->allreduce(one, o);
+  }
+  // Starts every bucket from `next` on whose parameters are all ready (all of them when `all`).
+  void launch_ready(bool all) {
+    while (next < buckets.size() && (all || pending[next] == 0)) {
+      try {
+        launch(next);
+      } catch (const c10::Error& e) {
+        if (error.empty()) error = failure(*g, "gradient allreduce, bucket " + std::to_string(next + 1), call, e.what_without_backtrace());
+        works[next].reset();
+      } catch (const std::exception& e) {
+        if (error.empty()) error = failure(*g, "gradient allreduce, bucket " + std::to_string(next + 1), call, e.what());
+        works[next].reset();
+      }
+      next++;
+    }
+  }
+  void mark_ready(size_t k) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed || ready[k]) return;
+    ready[k] = true;
+    pending[bucket_of[k]]--;
+    size_t before = next;
+    launch_ready(false);
+    by_hooks += next - before;
+  }
+  void arm() {
+    std::lock_guard<std::mutex> lock(mu);
+    armed = true;
+    next = 0;
+    by_hooks = 0;
+    error.clear();
+    call = ++g->calls;
+    std::fill(ready.begin(), ready.end(), false);
+    for (size_t b = 0; b < buckets.size(); b++) pending[b] = buckets[b].size();
+    for (auto& w : works) w.reset();
+  }
+  void unhook() {
+    for (auto& [node, key] : hooks) node->del_post_hook(key);
+    hooks.clear();
+  }
+};
+
+struct ReadyHook : torch::autograd::FunctionPostHook {
+  std::weak_ptr<GradSync> s;
+  size_t k;
+  ReadyHook(std::weak_ptr<GradSync> s, size_t k) : s(std::move(s)), k(k) {}
+  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) override {
+    if (auto p = s.lock()) p->mark_ready(k);
+    return outputs;
+  }
+};
+
+using GradSyncBox = std::shared_ptr<GradSync>;
+
+// distGradSyncNew(group, params[], bucketBytes, timeoutMs) -> handle
+static Napi::Value dist_gradsync_new(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto params = tensors_of(info[1], "gradientSync");
+  double bucket_bytes = info[2].As<Napi::Number>().DoubleValue();
+  auto& g = group_of(info[0]);
+  auto s = std::make_shared<GradSync>();
+  s->g = &g;
+  s->timeout = ms_of(info[3], g.timeout);
+  s->params = params;
+  double size = 0;
+  for (size_t k = params.size(); k-- > 0;) {
+    const auto& t = params[k];
+    double bytes = (double)t.numel() * t.element_size();
+    bool fresh = s->buckets.empty() || size + bytes > bucket_bytes;
+    if (!fresh) {
+      const auto& head = params[s->buckets.back().front()];
+      fresh = head.scalar_type() != t.scalar_type() || head.device() != t.device();
+    }
+    if (fresh) {
+      s->buckets.emplace_back();
+      size = 0;
+    }
+    s->buckets.back().push_back(k);
+    size += bytes;
+  }
+  s->bucket_of.resize(params.size());
+  for (size_t b = 0; b < s->buckets.size(); b++)
+    for (auto k : s->buckets[b]) s->bucket_of[k] = b;
+  s->pending.resize(s->buckets.size());
+  s->ready.resize(params.size());
+  s->flats.resize(s->buckets.size());
+  s->works.resize(s->buckets.size());
+  guard(env, "gradientSync", [&] {
+    for (size_t k = 0; k < params.size(); k++) {
+      if (!params[k].requires_grad()) throw std::invalid_argument("parameter " + std::to_string(k) + " does not require a gradient");
+      auto acc = torch::autograd::impl::grad_accumulator(params[k]);
+      if (!acc) throw std::invalid_argument("parameter " + std::to_string(k) + " is not a leaf tensor");
+      auto key = acc->add_post_hook(std::make_unique<ReadyHook>(s, k));
+      s->hooks.emplace_back(acc, key);
+    }
+    return 0;
+  });
+  return Napi::External<GradSyncBox>::New(env, new GradSyncBox(s), [](Napi::Env, GradSyncBox* b) {
+    (*b)->unhook();
+    delete b;
+  });
+}
+
+static GradSync& gradsync_of(const Napi::Value& v) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "expected a gradient sync");
+  auto& box = *v.As<Napi::External<GradSyncBox>>().Data();
+  if (box->hooks.empty() && !box->params.empty()) throw Napi::Error::New(v.Env(), "the gradient sync was disposed");
+  if (box->g->broken) throw Napi::Error::New(v.Env(), "the process group is unusable after an earlier failure: " + box->g->broken_by);
+  return *box;
+}
+
+// distGradSyncArm(sync): the next backward pass starts the buckets' allreduces as their gradients are ready.
+static Napi::Value dist_gradsync_arm(const Napi::CallbackInfo& info) {
+  gradsync_of(info[0]).arm();
+  return info.Env().Undefined();
+}
+
+// distGradSyncFinish(sync) -> Promise<number>: starts the buckets not started yet, waits, copies the sums back;
+// resolves with the number of buckets that the backward pass started.
+static Napi::Value dist_gradsync_finish(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto box = *info[0].As<Napi::External<GradSyncBox>>().Data();
+  auto& s = gradsync_of(info[0]);
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (!s.armed) {
+      // Not armed (no backward pass this step on this rank): a fresh round, every bucket started here.
+      s.armed = true;
+      s.next = 0;
+      s.by_hooks = 0;
+      s.error.clear();
+      s.call = ++s.g->calls;
+      for (auto& w : s.works) w.reset();
+    }
+    s.launch_ready(true);
+    s.armed = false;
+  }
+  if (!s.error.empty()) throw Napi::Error::New(env, s.error);
+  auto job = new Job(
+      env,
+      [box] {
+        auto& s = *box;
+        at::NoGradGuard ng;
+        for (size_t b = 0; b < s.buckets.size(); b++) {
+          wait_for(*s.g, s.works[b], "gradient allreduce, bucket " + std::to_string(b + 1) + " of " + std::to_string(s.buckets.size()), s.call, s.timeout);
+          int64_t off = 0;
+          for (auto k : s.buckets[b]) {
+            auto gr = s.params[k].grad();
+            gr.copy_(s.flats[b].narrow(0, off, gr.numel()).view(gr.sizes()));
+            off += gr.numel();
+          }
+          s.works[b].reset();
+          s.flats[b] = at::Tensor();
+        }
+      },
+      [box](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, (double)box->by_hooks); });
+  return job->start();
+}
+
+// distGradSyncFree(sync): removes the hooks.
+static Napi::Value dist_gradsync_free(const Napi::CallbackInfo& info) {
+  if (!info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "expected a gradient sync");
+  (*info[0].As<Napi::External<GradSyncBox>>().Data())->unhook();
+  return info.Env().Undefined();
+}
+
 // distDestroy(group): frees the process group (after the other ranks are done with it).
 static Napi::Value dist_destroy(const Napi::CallbackInfo& info) {
   if (!info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "expected a process group");
@@ -502,6 +712,10 @@ void init_distributed(Napi::Env env, Napi::Object exports) {
   exports.Set("distBarrier", Napi::Function::New(env, dist_barrier, "distBarrier"));
   exports.Set("distAllreduceGrads", Napi::Function::New(env, dist_allreduce_grads, "distAllreduceGrads"));
   exports.Set("distDestroy", Napi::Function::New(env, dist_destroy, "distDestroy"));
+  exports.Set("distGradSyncNew", Napi::Function::New(env, dist_gradsync_new, "distGradSyncNew"));
+  exports.Set("distGradSyncArm", Napi::Function::New(env, dist_gradsync_arm, "distGradSyncArm"));
+  exports.Set("distGradSyncFinish", Napi::Function::New(env, dist_gradsync_finish, "distGradSyncFinish"));
+  exports.Set("distGradSyncFree", Napi::Function::New(env, dist_gradsync_free, "distGradSyncFree"));
 #endif
 }
 

@@ -73,6 +73,12 @@ test('two ranks on Gloo: allreduce, broadcast, allgather, barrier and bucketed g
     assert.deepEqual(o.allgather, [[0, 0.5], [1, 1.5]]);
     // Rank r's gradients were (r+1) * coefficients: summed, 3 * coefficients; p2 had none: zeros.
     assert.deepEqual(o.grads, [[3, 6, 9, 12], [15, 18, 21], [0, 0]]);
+    // During the backward pass: two micro-batches of (r+1) * coefficients each, summed over the ranks: 2 * 3 = 6 times.
+    assert.deepEqual(o.syncGrads, [[6, 12, 18, 24], [30, 36, 42], [48, 54]]);
+    // All three buckets were started by the backward pass's hooks, none left for finish().
+    assert.equal(o.startedInBackward, 3);
+    // Rank 1 without a backward pass that step: the sums are rank 0's gradients alone.
+    assert.deepEqual(o.syncGradsOneRank, [[1, 2, 3, 4], [5, 6, 7], [8, 9]]);
   }
   // Rank 1 reached the first barrier 300 ms late; rank 0 waited for it.
   assert.ok((out[0]!.barrierWaitMs as number) >= 250, `rank 0 left the barrier after ${out[0]!.barrierWaitMs} ms`);

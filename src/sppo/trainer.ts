@@ -13,10 +13,11 @@
 // the whole model (rank 0's parameters are broadcast at the start) and takes its share of each step's global
 // batch (batchSize * gradAccum pairs, the same with any number of ranks: pair j of the step goes to rank
 // j mod worldSize, in micro-batches of at most batchSize); each rank's loss is scaled by 1 / (global batch),
-// and after the backward passes the gradients are summed across the ranks in buckets (allreduceGradients;
-// after the backward pass, not overlapped with it: the backward runs inside libtorch's engine in one
-// synchronous call, and hooking c10d's Reducer into it is not done), so that every rank clips and steps the
-// same sum as one process would. The reference log-probs and the held-out loss are sharded the same way;
+// and the gradients are summed across the ranks in buckets during the last micro-batch's backward pass (as
+// torch DDP: hooks on the gradient accumulators start a bucket's allreduce as soon as its gradients are
+// ready, ProcessGroup.gradientSync; with gradient checkpointing, whose recomputation accumulates a parameter
+// more than once, after the backward passes instead), so that every rank clips and steps the same sum as
+// one process would. The reference log-probs and the held-out loss are sharded the same way;
 // rank 0 writes the metrics and the checkpoints.
 import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -354,6 +355,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (pg) await Promise.all(params.map((p) => pg.broadcast(p, 0)));
   policy.train(true);
   policy.requiresGrad_(true);
+  // Data parallel: the gradients are exchanged during the last micro-batch's backward pass (not with checkpointing).
+  using gsync = pg && !opts.gradientCheckpointing ? pg.gradientSync(params, { bucketBytes: opts.bucketBytes }) : undefined;
   // Disposed (native state freed) when train returns or throws.
   using optim: Optimizer = opts.optimizer === 'adamw'
     ? AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
@@ -456,6 +459,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         let bad: string | undefined;
         for (let m = 0; m < local.length; m += opts.batchSize) {
           const batch = local.slice(m, m + opts.batchSize).map((i) => trainSet[i]!);
+          if (gsync && m + opts.batchSize >= local.length) gsync.arm();
           const r = lossOf(batch, true, 1 / ids.length);
           if (r.bad) {
             bad = `the loss is ${r.loss} (micro-batch ${m / opts.batchSize + 1} of ${Math.ceil(local.length / opts.batchSize)}${pg ? ` on rank ${rank}` : ''})`;
@@ -465,12 +469,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           loss += r.loss; aw += r.aw; al += r.al; correct += r.correct; tokens += r.tokens;
         }
         if (pg) {
-          // The step's sums over all ranks; a rank that diverged stops every rank (before the gradient exchange).
+          // The gradients first (every rank starts the same collectives in the same order, a rank that diverged too),
+          // then the step's sums over all ranks; a rank that diverged stops every rank.
+          if (gsync) await gsync.finish();
+          else await pg.allreduceGradients(params, { bucketBytes: opts.bucketBytes });
           [loss, aw, al, correct, tokens] = await sumAcross(pg, [loss, aw, al, correct, tokens, bad ? 1 : 0], device).then((v) => {
             if (v[5]! > 0) diverged(step + 1, bad ?? `a non-finite loss on another rank (${v[5]} of ${world})`);
             return v;
           });
-          await pg.allreduceGradients(params, { bucketBytes: opts.bucketBytes });
         }
         step++;
         opts.onGradients?.(policy.namedParameters());

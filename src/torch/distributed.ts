@@ -156,6 +156,19 @@ export class ProcessGroup {
     return required(native.distAllreduceGrads)(this.#live(), handles(params), bytes, opts.timeoutMs ?? this.timeoutMs);
   }
 
+  /**
+   * DDP's gradient exchange overlapped with the backward pass (as torch DDP's Reducer): hooks on the parameters'
+   * gradient accumulators start each bucket's allreduce as soon as the backward pass has its gradients. Per step:
+   * `arm()` before the last micro-batch's backward pass (earlier micro-batches accumulate locally, as DDP's
+   * no_sync), then `await finish()`. Needs one backward pass per armed micro-batch (not gradient checkpointing's
+   * recomputation, which accumulates a parameter twice: use allreduceGradients after it).
+   */
+  gradientSync(params: Tensor[], opts: { bucketBytes?: number; timeoutMs?: number } = {}): GradientSync {
+    const bytes = opts.bucketBytes ?? 25 * 1024 * 1024;
+    if (!(bytes > 0)) throw new Error(`bucketBytes must be positive, got ${bytes}`);
+    return new GradientSync(required(native.distGradSyncNew)(this.#live(), handles(params), bytes, opts.timeoutMs ?? this.timeoutMs));
+  }
+
   /** Frees the group (call after a final barrier; a group broken by a failure is left to the process's exit). */
   destroy(): void {
     if (this.#destroyed) return;
@@ -167,4 +180,31 @@ export class ProcessGroup {
 /** ProcessGroup.init: joins the group the launcher's environment describes. */
 export function initProcessGroup(opts: InitOptions = {}): Promise<ProcessGroup> {
   return ProcessGroup.init(opts);
+}
+
+/** Gradients summed across the ranks during the backward pass (ProcessGroup.gradientSync). */
+export class GradientSync implements Disposable {
+  readonly #h: Handle;
+  #disposed = false;
+  constructor(h: Handle) {
+    this.#h = h;
+  }
+  /** The next backward pass starts the buckets' allreduces as their gradients are ready. */
+  arm(): void {
+    required(native.distGradSyncArm)(this.#h);
+  }
+  /** Starts the buckets not started yet (all of them without an armed backward pass), waits, and leaves the sums in
+   * the gradients; resolves with the number of buckets the backward pass had started (the overlap). */
+  finish(): Promise<number> {
+    return required(native.distGradSyncFinish)(this.#h);
+  }
+  /** Removes the hooks. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    required(native.distGradSyncFree)(this.#h);
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
 }

@@ -94,6 +94,10 @@ export interface Native {
   distBarrier?(g: Handle, timeoutMs: number): Promise<void>;
   distAllreduceGrads?(g: Handle, params: Handle[], bucketBytes: number, timeoutMs: number): Promise<void>;
   distDestroy?(g: Handle): void;
+  distGradSyncNew?(g: Handle, params: Handle[], bucketBytes: number, timeoutMs: number): Handle;
+  distGradSyncArm?(s: Handle): void;
+  distGradSyncFinish?(s: Handle): Promise<number>;
+  distGradSyncFree?(s: Handle): void;
 }
 
 function load(): Native {

@@ -43,6 +43,31 @@ async function collectives(pg: torch.ProcessGroup): Promise<Record<string, unkno
   loss.backward();
   await pg.allreduceGradients([p0, p1, p2], { bucketBytes: 16 });
   out.grads = [p0, p1, p2].map((p) => Array.from(p.grad!.toTypedArray() as Float32Array));
+  // The same during the backward pass: two micro-batches, the second armed; three buckets (q2 alone, q1, q0).
+  const q0 = torch.zeros([2, 2]).requiresGrad_(true);
+  const q1 = torch.zeros([3]).requiresGrad_(true);
+  const q2 = torch.zeros([2]).requiresGrad_(true);
+  const sync = pg.gradientSync([q0, q1, q2], { bucketBytes: 16 });
+  const microBatch = (): void => {
+    const l = q0.mul(torch.tensor(Float32Array.from([1, 2, 3, 4]), { shape: [2, 2] })).sum()
+      .add(q1.mul(torch.tensor(Float32Array.from([5, 6, 7]))).sum())
+      .add(q2.mul(torch.tensor(Float32Array.from([8, 9]))).sum()).mul(r + 1);
+    l.backward();
+  };
+  microBatch();
+  sync.arm();
+  microBatch();
+  out.startedInBackward = await sync.finish();
+  out.syncGrads = [q0, q1, q2].map((p) => Array.from(p.grad!.toTypedArray() as Float32Array));
+  // A step in which this rank has no backward pass (rank 1): its zeros are summed with rank 0's gradients.
+  for (const q of [q0, q1, q2]) q.grad!.zero_();
+  if (r === 0) {
+    sync.arm();
+    microBatch();
+  }
+  await sync.finish();
+  out.syncGradsOneRank = [q0, q1, q2].map((p) => Array.from(p.grad!.toTypedArray() as Float32Array));
+  sync.dispose();
   // Event loop: a timer fires while a collective waits for a late rank.
   let ticks = 0;
   const timer = setInterval(() => ticks++, 10);

@@ -2,7 +2,7 @@
 // sharded generation, judging and evaluation responses are the same bytes (each chunk's seed depends on the
 // chunk only), the data-parallel training ends with weights within RMSprop's bound of one process's, and the
 // evaluation is the same. A rank SIGKILLed mid-generation stops the command with an error naming it, and the
-// same command then resumes the run.
+// same command then resumes the run (here with --zero1).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -82,7 +82,8 @@ test('sppo run --nproc 2 vs --nproc 1: same generations, preferences, pairs and 
     assert.ok(!existsSync(join(two, 'iter-1/generations.jsonl')));
     assert.ok(existsSync(join(two, 'iter-1/partial/generate/00001.jsonl')), 'rank 1 saved its chunk before dying');
 
-    const resumed = runCli(dir, ['two.yaml', '--nproc', '2', '--timeout', '60']);
+    // Resumed with the optimizer state sharded (ZeRO-1: the same weights as without, test/ddp.test.ts).
+    const resumed = runCli(dir, ['two.yaml', '--nproc', '2', '--timeout', '60', '--zero1']);
     assert.equal(resumed.status, 0, resumed.stderr);
     console.log(`[run --nproc] 1 process ${(one.ms / 1000).toFixed(1)} s; 2 ranks resumed ${(resumed.ms / 1000).toFixed(1)} s`);
 

@@ -28,13 +28,14 @@ options:
   --nproc N                    start N local ranks (default 1: this process alone)
   --backend gloo|nccl          c10d backend (default: nccl on CUDA, gloo on CPUs)
   --timeout SECONDS            limit on each collective and on the start (default 1800)
+  --zero1                      shard the optimizer state across the ranks (ZeRO stage 1; the same result)
   --progress / --no-progress   progress bars on stderr (default: when stderr is a terminal)
   -h, --help                   this help
 `;
 
 export async function run(argv: string[]): Promise<void> {
   const parsed = parseCommand('run', argv, {
-    progress: { type: 'boolean' }, 'no-progress': { type: 'boolean' }, nproc: { type: 'string' }, backend: { type: 'string' }, timeout: { type: 'string' },
+    progress: { type: 'boolean' }, 'no-progress': { type: 'boolean' }, nproc: { type: 'string' }, backend: { type: 'string' }, timeout: { type: 'string' }, zero1: { type: 'boolean' },
   }, HELP, { positionals: true });
   if (!parsed) return;
   if (parsed.positionals.length !== 1) throw new UsageError(`expected one config file, got ${parsed.positionals.length} arguments\n\n${HELP}`);
@@ -59,7 +60,7 @@ export async function run(argv: string[]): Promise<void> {
   const progress = parsed.values['no-progress'] ? false : parsed.values.progress ? true : undefined;
   let pg: ProcessGroup | undefined;
   if (env && env.worldSize > 1) pg = await initProcessGroup({ env, timeoutMs: timeoutS * 1000, ...(backend ? { backend: backend as Backend } : {}) });
-  const res = await runSppo(config, { progress, processGroup: pg });
+  const res = await runSppo(config, { progress, processGroup: pg, zero1: parsed.values.zero1 === true });
   if (!pg || pg.rank === 0) console.log(JSON.stringify(res, null, 2));
   if (pg) {
     await pg.barrier();

@@ -59,6 +59,8 @@ export interface RunOptions {
   baseDir?: string;
   /** Data parallel over this c10d group (every rank calls runSppo with the same config); see the top of this file. */
   processGroup?: ProcessGroup;
+  /** With processGroup: shard the optimizer state across the ranks (ZeRO stage 1; the same result). */
+  zero1?: boolean;
 }
 
 export interface IterationSummary {
@@ -103,7 +105,7 @@ export async function runSppo(config: SppoConfigInput | SppoConfig, opts: RunOpt
     // On CUDA each rank takes the GPU of its local rank.
     const device = cfg.device ?? (cuda.isAvailable() ? (pg ? `cuda:${pg.localRank % Math.max(1, cuda.deviceCount())}` : 'cuda') : 'cpu');
     const dtype: DType = (cfg.dtype ?? (device.startsWith('cuda') ? 'bfloat16' : readConfig(cfg.model).dtype ?? 'float32')) as DType;
-    return await runLoop({ cfg, rd, log, progress, kill, dtype, device, ...(pg ? { dist: { pg, rank: pg.rank, world: pg.worldSize } } : {}) }, opts, judges);
+    return await runLoop({ cfg, rd, log, progress, kill, dtype, device, ...(pg ? { dist: { pg, rank: pg.rank, world: pg.worldSize, zero1: opts.zero1 } } : {}) }, opts, judges);
   } finally {
     progress.stop();
     for (const j of judges) j.dispose?.();

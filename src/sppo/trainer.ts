@@ -18,7 +18,9 @@
 // ready, ProcessGroup.gradientSync; with gradient checkpointing, whose recomputation accumulates a parameter
 // more than once, after the backward passes instead), so that every rank clips and steps the same sum as
 // one process would. The reference log-probs and the held-out loss are sharded the same way;
-// rank 0 writes the metrics and the checkpoints.
+// rank 0 writes the metrics and the checkpoints. With zero1 (ZeRO stage 1) the optimizer state is sharded: each
+// parameter belongs to one rank (greedy by size), whose optimizer alone keeps its state and updates it, and
+// broadcasts the updated values to the others (the same update, bit for bit, as every rank stepping all of them).
 import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
@@ -132,6 +134,8 @@ export interface TrainOptions {
   processGroup?: ProcessGroup;
   /** Gradient bucket size of the data-parallel allreduce (default 25 MiB, torch DDP's). */
   bucketBytes?: number;
+  /** With processGroup: shard the optimizer state across the ranks (ZeRO stage 1). */
+  zero1?: boolean;
 }
 
 export interface TrainResult {
@@ -183,6 +187,7 @@ function checkOptions(o: TrainOptions): void {
   if (!(ef >= 0 && ef < 1)) fail(`evalFraction must be in [0, 1), got ${ef}`);
   if (o.checkpointEvery !== undefined && !(Number.isInteger(o.checkpointEvery) && o.checkpointEvery >= 1)) fail(`checkpointEvery must be an integer >= 1, got ${o.checkpointEvery}`);
   if (o.examples.length === 0) fail('no examples');
+  if (o.zero1 && !o.processGroup) fail('zero1 shards the optimizer state across the ranks of a processGroup: give one');
   o.examples.forEach((e, i) => {
     for (const k of ['chosenWinRate', 'rejectedWinRate', 'chosenOverRejected'] as const) {
       const v = e[k];
@@ -254,6 +259,20 @@ export function saveCheckpoint(model: CausalLMBase, dir: string, state: Record<s
   if (existsSync(out)) renameSync(out, old);
   renameSync(tmp, out);
   rmSync(old, { recursive: true, force: true });
+}
+
+/** ZeRO-1's partition: the rank of each parameter, the largest parameters first, each to the least-loaded rank (ties: the lowest rank). */
+export function ownerRanks(sizes: number[], world: number): number[] {
+  const load = new Array<number>(world).fill(0);
+  const owner = new Array<number>(sizes.length).fill(0);
+  const order = sizes.map((_, i) => i).sort((a, b) => sizes[b]! - sizes[a]! || a - b);
+  for (const i of order) {
+    let r = 0;
+    for (let k = 1; k < world; k++) if (load[k]! < load[r]!) r = k;
+    owner[i] = r;
+    load[r]! += sizes[i]!;
+  }
+  return owner;
 }
 
 /** Each value summed over the ranks of `pg` (float64). */
@@ -357,12 +376,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   policy.requiresGrad_(true);
   // Data parallel: the gradients are exchanged during the last micro-batch's backward pass (not with checkpointing).
   using gsync = pg && !opts.gradientCheckpointing ? pg.gradientSync(params, { bucketBytes: opts.bucketBytes }) : undefined;
+  // ZeRO-1: the rank that owns each parameter (the largest first, each to the least-loaded rank); else all are this rank's.
+  const owner = pg && opts.zero1 ? ownerRanks(params.map((p) => p.numel), world) : undefined;
+  const stepped = owner ? params.filter((_, i) => owner[i] === rank) : params;
   // Disposed (native state freed) when train returns or throws.
   using optim: Optimizer = opts.optimizer === 'adamw'
-    ? AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
-    : RMSprop(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
+    ? AdamW(stepped, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
+    : RMSprop(stepped, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
+  // Every parameter's gradient dropped (the optimizer's own only covers its parameters under ZeRO-1).
+  const zeroGrad = (): void => {
+    optim.zeroGrad();
+    if (owner) for (const p of params) p.zeroGrad();
+  };
   const sched = new LRScheduler(optim, { kind: opts.schedule ?? 'linear', totalSteps, warmupRatio: opts.warmupRatio });
-  optim.zeroGrad();
+  zeroGrad();
 
   const lossOf = (batch: Prepared[], withGrad: boolean, scale: number): { loss: number; aw: number; al: number; correct: number; tokens: number; bad: boolean } => tidy(() => {
     const seqs: PromptResponse[] = [
@@ -484,8 +511,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         if (!Number.isFinite(gradNorm)) diverged(step, `the gradient norm is ${gradNorm}`);
         const lr = sched.lr;
         optim.step();
+        // ZeRO-1: each parameter's new value from its owner.
+        if (pg && owner) await Promise.all(params.map((p, i) => pg.broadcast(p, owner[i]!)));
         sched.step();
-        optim.zeroGrad();
+        zeroGrad();
         const n = ids.length;
         const m: StepMetrics = {
           step, epoch, loss: loss / n, a_w: aw / n, a_l: al / n, margin: (aw - al) / n, pair_accuracy: correct / n,
@@ -505,7 +534,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
     }
   } finally {
-    optim.zeroGrad();
+    zeroGrad();
     policy.requiresGrad_(false);
     policy.eval();
   }

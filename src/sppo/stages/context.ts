@@ -123,7 +123,7 @@ export interface StageContext {
   device: string;
   /** Data parallel (`sppo run --nproc N`, torchrun): this rank's group. Chunks of generation and judging are
    * shared out (chunk c to rank c mod worldSize), training is DDP, rank 0 writes the stages' files. */
-  dist?: { pg: ProcessGroup; rank: number; world: number };
+  dist?: { pg: ProcessGroup; rank: number; world: number; zero1?: boolean };
 }
 
 /** Whether this process writes the run's files: rank 0, or the only process. */

@@ -68,6 +68,7 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
         device,
         seed: mixSeed(cfg.seed, t, SEED_TRAIN),
         processGroup: ctx.dist?.pg,
+        zero1: ctx.dist?.zero1,
         onStep: (m) => {
           progress.update(m.step);
           ctx.kill(t, 'train', m.step);

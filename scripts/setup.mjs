@@ -170,6 +170,7 @@ function nodeApiInclude() {
 // includes them). Debian's libtorch links libgloo.so.0 but its -dev package does not bring the headers:
 // libgloo-dev does, installed here when we are root. Without them the addon is built without c10d.
 function glooFlags(torch) {
+  if (process.env.SPPO_NO_C10D === '1') return []; // build without c10d (to check that path)
   const dirs = [...torch.include, '/usr/include', '/usr/local/include'];
   const found = () => dirs.some((d) => existsSync(join(d, 'gloo', 'context.h')));
   if (!found() && torch.source === 'system' && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {

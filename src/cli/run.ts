@@ -3,7 +3,7 @@
 // started here, torchrun, srun) it joins the c10d group the variables describe and runs data parallel.
 import { loadConfigFile } from '../sppo/config.js';
 import { runSppo } from '../sppo/loop.js';
-import { distEnv, initProcessGroup, type Backend, type ProcessGroup } from '../torch/index.js';
+import { distEnv, distributedAvailable, initProcessGroup, type Backend, type ProcessGroup } from '../torch/index.js';
 import { UsageError } from './usage.js';
 import { optNum, parseCommand } from './args.js';
 import { launchRanks } from './launch.js';
@@ -53,6 +53,8 @@ export async function run(argv: string[]): Promise<void> {
       else if (!argv[i]!.startsWith('--nproc=')) rest.push(argv[i]!);
     }
     loadConfigFile(parsed.positionals[0]!); // a bad config fails here, once
+    const avail = distributedAvailable();
+    if (!avail.available) throw new Error(`sppo run --nproc ${nproc}: ${avail.reason}`);
     process.exitCode = await launchRanks(nproc, process.argv[1]!, ['run', ...rest]);
     return;
   }

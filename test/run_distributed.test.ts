@@ -2,15 +2,17 @@
 // sharded generation, judging and evaluation responses are the same bytes (each chunk's seed depends on the
 // chunk only), the data-parallel training ends with weights within RMSprop's bound of one process's, and the
 // evaluation is the same. A rank SIGKILLed mid-generation stops the command with an error naming it, and the
-// same command then resumes the run (here with --zero1).
+// same command then resumes the run (here with --zero1). Ranks started as srun starts them (Slurm's variables)
+// run the same.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as torch from '../src/torch/index.js';
 import { EPS32 } from './helpers/tolerances.js';
+import { freePort } from './helpers/ports.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -62,7 +64,7 @@ function weights(path: string): Map<string, Float32Array> {
   return out;
 }
 
-test('sppo run --nproc 2 vs --nproc 1: same generations, preferences, pairs and evaluation; weights within tolerance; a killed rank is named and the rerun resumes', { skip, timeout: 600_000 }, () => {
+test('sppo run --nproc 2 vs --nproc 1: same generations, preferences, pairs and evaluation; weights within tolerance; a killed rank is named and the rerun resumes; srun-style ranks', { skip, timeout: 600_000 }, async () => {
   const dir = tempDir('sppo-run-dist');
   try {
     writeFileSync(join(dir, 'judge.mjs'), JUDGE);
@@ -127,6 +129,28 @@ test('sppo run --nproc 2 vs --nproc 1: same generations, preferences, pairs and 
     const e1 = JSON.parse(text(join(a, 'iter-1/eval.json'))) as Record<string, unknown>;
     const e2 = JSON.parse(text(join(two, 'iter-1/eval.json'))) as Record<string, unknown>;
     assert.deepEqual(e2, e1);
+
+    // The same command as srun starts it (one task per rank: SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID and the
+    // MASTER_ADDR / MASTER_PORT a batch script exports), without --nproc: the ranks find each other from those.
+    writeFileSync(join(dir, 'srun.yaml'), config('run-srun'));
+    const port = await freePort();
+    const srun = await Promise.all([0, 1].map((rank) => new Promise<{ code: number | null; out: string; err: string }>((res) => {
+      const p = spawn(process.execPath, [cli, 'run', 'srun.yaml'], {
+        cwd: dir,
+        env: { ...process.env, SLURM_PROCID: String(rank), SLURM_NTASKS: '2', SLURM_LOCALID: String(rank), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), OMP_NUM_THREADS: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '', err = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      p.on('close', (code) => res({ code, out, err }));
+    })));
+    srun.forEach((r, rank) => assert.equal(r.code, 0, `srun-style rank ${rank}: ${r.err}`));
+    // Rank 0 prints the run's summary, rank 1 nothing.
+    assert.ok(srun[0]!.out.includes('"finalModel"') && srun[1]!.out.trim() === '', srun.map((r) => r.out).join('\n---\n'));
+    const c = join(dir, 'run-srun');
+    for (const f of ['iter-1/generations.jsonl', 'iter-1/preferences.jsonl', 'iter-1/pairs.jsonl']) assert.equal(text(join(c, f)), text(join(a, f)), f);
+    assert.deepEqual(JSON.parse(text(join(c, 'iter-1/eval.json'))), e1);
   } finally {
     removeDir(dir);
   }

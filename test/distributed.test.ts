@@ -143,3 +143,17 @@ test('NCCL: collectives on cuda tensors and one DDP training step, one rank per 
     assert.ok(Number.isFinite(o.loss as number));
   }
 });
+
+test('a rank whose rank 0 never comes: the start fails after the timeout, naming the rank and the store', { skip, timeout: 60_000 }, async () => {
+  const port = await freePort();
+  const t0 = Date.now();
+  const r = startRank('collectives', 1, 2, port, 2000);
+  await r.done;
+  const ms = Date.now() - t0;
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`could not reach the TCPStore \\(rank 1 of 2, store 127\\.0\\.0\\.1:${port}\\)`));
+  assert.match(r.stderr, /timed out after 2s/);
+  // The 2 s timeout (libtorch's connect loop stops when its next retry would pass it) plus the process's start,
+  // far from the 30 minutes of the default.
+  assert.ok(ms < 20_000, `failed after ${ms} ms`);
+});

@@ -350,12 +350,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       all[2 * j + 1] = prepared[i]!.refRejected;
     });
     const got = await sumAcross(pg, Array.from(all), device);
-    {
-      missing.forEach((i, j) => {
-        prepared[i]!.refChosen = got[2 * j]!;
-        prepared[i]!.refRejected = got[2 * j + 1]!;
-      });
-    }
+    missing.forEach((i, j) => {
+      prepared[i]!.refChosen = got[2 * j]!;
+      prepared[i]!.refRejected = got[2 * j + 1]!;
+    });
   }
 
   // Held-out split.

@@ -1,6 +1,7 @@
 // Data parallel for JavaScript on libtorch's c10d (the engine under PyTorch's DDP): a TCPStore (rank 0
 // serves it at MASTER_ADDR:MASTER_PORT) and a process group, Gloo on CPUs, NCCL on CUDA, with allreduce,
-// broadcast, allgather, barrier and a bucketed gradient allreduce, each with a timeout.
+// broadcast, allgather, barrier and DDP's bucketed gradient allreduce (after the backward pass, or started from
+// hooks on the gradient accumulators during it: GradSync), each with a timeout.
 //
 // Compiled in only where the headers are there: Gloo needs gloo's headers (Debian: libgloo-dev; setup.mjs
 // passes -DSPPO_GLOO=1 when it finds them), NCCL a CUDA libtorch with nccl.h (-DSPPO_CUDA). Without

@@ -6,6 +6,7 @@
 //   npm run bench -- serve                     sppo serve's throughput and latency vs in-process generate
 //   npm run bench -- pairrm [pairrm-large]     the PairRM judge's pairs/s (fixture; DeBERTa-v3-large shape)
 //   npm run bench -- lora                      LoRA vs full fine-tuning: optimizer state, step time; memory of 7B-9B (computed)
+//   npm run bench -- ddp                       data-parallel training: 2 ranks (Gloo) vs 1 process
 import * as torch from '../src/torch/index.js';
 import { matmulGflopsRuns, opOverheadUsRuns } from './engine.js';
 import { PYTHON, runPeer } from './peer.js';
@@ -41,6 +42,10 @@ async function main(): Promise<void> {
   }
   if (only.includes('lora')) {
     const m = await import('./lora.js');
+    await m.run();
+  }
+  if (only.includes('ddp')) {
+    const m = await import('./ddp.js');
     await m.run();
   }
   if (only.includes('serve')) {

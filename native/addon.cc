@@ -1,4 +1,4 @@
-// The sppo native addon: a thin Node-API layer over libtorch (see tensor.cc, optim.cc and profiler.cc).
+// The sppo native addon: a thin Node-API layer over libtorch (see tensor.cc, optim.cc, profiler.cc and distributed.cc).
 #include "common.h"
 
 #include <torch/cuda.h>
@@ -48,6 +48,8 @@ static Napi::Value cuda_reset_peak_memory(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+void init_distributed(Napi::Env env, Napi::Object exports);  // distributed.cc
+
 static Napi::Value cuda_synchronize(const Napi::CallbackInfo& info) {
   if (torch::cuda::is_available()) {
     guard(info.Env(), "cuda.synchronize", [&] {
@@ -62,6 +64,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_tensor(env, exports);
   init_optim(env, exports);
   init_profiler(env, exports);
+  init_distributed(env, exports);
   exports.Set("cudaSynchronize", Napi::Function::New(env, cuda_synchronize, "cudaSynchronize"));
   exports.Set("cudaMemoryStats", Napi::Function::New(env, cuda_memory_stats, "cudaMemoryStats"));
   exports.Set("cudaResetPeakMemory", Napi::Function::New(env, cuda_reset_peak_memory, "cudaResetPeakMemory"));

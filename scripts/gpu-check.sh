@@ -17,7 +17,7 @@ if [ "${SPPO_GPU_SKIP_TESTS:-0}" != 1 ]; then
 echo "== tests on cuda"
 # conformance is the CPU reference (float32, eager attention); on cuda the fused attention kernel gives
 # other values at padded query rows, which nothing uses, so it is left out here.
-SPPO_DEVICE=cuda timeout 200 /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_ models generate losses trainer judge} > "$OUT/tests.log" 2>&1
+SPPO_DEVICE=cuda timeout 200 /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_ models generate losses trainer judge distributed} > "$OUT/tests.log" 2>&1
 grep -E "^# (tests|pass|fail)|^not ok" "$OUT/tests.log"; grep -E "^not ok" -A4 "$OUT/tests.log" | grep -E "error" | head -20
 fi
 [ "${SPPO_GPU_SKIP_BENCH:-0}" = 1 ] && exit 0

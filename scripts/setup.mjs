@@ -3,7 +3,9 @@
 //   1. npm dependencies (npm ci when node_modules is missing or older than package-lock.json)
 //   2. libtorch: $LIBTORCH, else LIBTORCH_USE_PYTORCH=1 (python3's torch), else the system's
 //      (Debian/Ubuntu libtorch-dev, installed with apt-get when missing and we are root)
-//   3. the native addon (native/*.cc -> build/native/sppo.node), with g++ and the Node-API headers
+//   3. the native addon (native/*.cc -> build/native/sppo.node), with g++ and the Node-API headers;
+//      c10d's Gloo process group (native/distributed.cc) where gloo's headers are found (Debian's
+//      libgloo-dev, installed with apt-get when the system libtorch links libgloo and we are root)
 //   4. the TypeScript (src, test, bench -> dist)
 //   5. with `bench`: Debian's python3-torch for the benchmark's PyTorch peer
 // Only Node's standard library is used here: this runs before npm dependencies exist.
@@ -163,6 +165,31 @@ function nodeApiInclude() {
   fail(`Node-API headers (node_api.h) not found in ${candidates.join(' or ')}; set NODE_API_INCLUDE to their folder`);
 }
 
+// native/distributed.cc compiles c10d's Gloo process group in where gloo's headers are found (and NCCL's where
+// libtorch has CUDA and nccl.h is found) (ProcessGroupGloo.hpp
+// includes them). Debian's libtorch links libgloo.so.0 but its -dev package does not bring the headers:
+// libgloo-dev does, installed here when we are root. Without them the addon is built without c10d.
+function glooFlags(torch) {
+  if (process.env.SPPO_NO_C10D === '1') return []; // build without c10d (to check that path)
+  const dirs = [...torch.include, '/usr/include', '/usr/local/include'];
+  const found = () => dirs.some((d) => existsSync(join(d, 'gloo', 'context.h')));
+  if (!found() && torch.source === 'system' && process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
+    const cpu = torch.lib.map((d) => join(d, 'libtorch_cpu.so')).find((p) => existsSync(p));
+    if (cpu && readFileSync(cpu).includes('libgloo.so')) {
+      log("installing gloo's headers (libgloo-dev) for c10d's Gloo process group");
+      if (!aptInstall('libgloo-dev')) log('could not install libgloo-dev: the addon is built without c10d (sppo.distributed unavailable)');
+    }
+  }
+  const flags = [];
+  if (found()) flags.push('-DSPPO_GLOO=1');
+  else log("gloo's headers not found: the addon is built without c10d's Gloo (install libgloo-dev for data parallel on CPUs)");
+  // NCCL (CUDA builds): nccl.h from the CUDA toolkit, /usr/include, or PyTorch's nvidia-nccl wheel next to torch/.
+  const ncclDirs = [...dirs, '/usr/local/cuda/include', ...torch.lib.map((d) => join(d, '..', '..', 'nvidia', 'nccl', 'include'))];
+  const nccl = ncclDirs.find((d) => existsSync(join(d, 'nccl.h')));
+  if (nccl && torch.lib.some((d) => existsSync(join(d, 'libtorch_cuda.so')))) flags.push(`-I${nccl}`);
+  return flags;
+}
+
 function buildNative(torch) {
   const srcDir = join(root, 'native');
   const sources = readdirSync(srcDir).filter((f) => f.endsWith('.cc')).sort();
@@ -190,10 +217,12 @@ function buildNative(torch) {
   ];
   const libs = ['-Wl,--no-as-needed', ...torch.lib.flatMap((d) => [`-L${d}`, `-Wl,-rpath,${d}`]),
     '-ltorch', '-ltorch_cpu', '-lc10', ...(cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])];
+  // Flags of one file, from what this machine has.
+  const fileFlags = { 'distributed.cc': glooFlags(torch) };
   // The addon is rebuilt when a source, a header, the flags or the libtorch change.
   const hash = createHash('sha256');
   for (const f of [...sources, ...headers]) hash.update(f).update(readFileSync(join(srcDir, f)));
-  hash.update(JSON.stringify({ cxx, common, libs }));
+  hash.update(JSON.stringify({ cxx, common, libs, fileFlags }));
   const key = hash.digest('hex');
   const stampFile = join(outDir, 'stamp');
   if (existsSync(out) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === key) return;
@@ -205,7 +234,7 @@ function buildNative(torch) {
   for (const f of sources) {
     const text = readFileSync(join(srcDir, f));
     // A source may ask for flags of its own on its first line: `// sppo-cflags: -O3 ...` (the kernels).
-    const own = /^\/\/ sppo-cflags:(.*)$/m.exec(text.toString('utf8').split('\n', 1)[0])?.[1].trim().split(/\s+/) ?? [];
+    const own = [...(/^\/\/ sppo-cflags:(.*)$/m.exec(text.toString('utf8').split('\n', 1)[0])?.[1].trim().split(/\s+/) ?? []), ...(fileFlags[f] ?? [])];
     const h = createHash('sha256').update(text);
     for (const hf of headers) h.update(readFileSync(join(srcDir, hf)));
     h.update(JSON.stringify([common, own]));

@@ -13,6 +13,12 @@
 // an uninterrupted one (on the CPU; GPU kernels need not be deterministic). Timings go to timings.jsonl,
 // which is a log, not an artifact.
 //
+// Data parallel (opts.processGroup: `sppo run --nproc N`, torchrun, srun): every rank runs this loop over the
+// same run directory (a shared filesystem across nodes); generation and judging chunks are shared out by
+// rank, training is DDP, rank 0 writes every file of the run (and judges the evaluation), and barriers keep
+// the ranks in step between stages. The files are those of one process, so a run resumes with any number of
+// ranks.
+//
 // Each stage is a module of src/sppo/stages/ (generate.ts, judge.ts, pairs.ts, train.ts, eval.ts) with its input
 // explicit; what they share (the context, the artifact lines, the seed streams) is stages/context.ts.
 //
@@ -21,7 +27,7 @@
 // with ITER 0 for the starting model's evaluation responses) of iteration ITER.
 import { existsSync } from 'node:fs';
 import { relative } from 'node:path';
-import { cuda, type DType } from '../torch/index.js';
+import { cuda, type DType, type ProcessGroup } from '../torch/index.js';
 import { readConfig } from '../models/config.js';
 import { createModel } from '../models/registry.js';
 import { LoraError, loraTargets } from '../nn/lora.js';
@@ -33,7 +39,7 @@ import type { JudgeSpec } from '../judge/spec.js';
 import { parseConfig, refLogprobSource, type SppoConfig, type SppoConfigInput } from './config.js';
 import { modelPromptText, plainPromptText, readPromptFile, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
 import { readJson, RunDir, RunDirError, writeJsonAtomic } from './run_dir.js';
-import { idOf, killHook, Progress, resetPeakMemory, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
+import { idOf, isLeader, killHook, Progress, resetPeakMemory, sync, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
 import { generateIteration } from './stages/generate.js';
 import { checkedOracle, judgeIteration } from './stages/judge.js';
 import { pairsIteration, trainingExamples } from './stages/pairs.js';
@@ -54,6 +60,10 @@ export interface RunOptions {
   log?: (line: string) => void;
   /** Base folder for relative paths of a config object (default: the current folder). */
   baseDir?: string;
+  /** Data parallel over this c10d group (every rank calls runSppo with the same config); see the top of this file. */
+  processGroup?: ProcessGroup;
+  /** With processGroup: shard the optimizer state across the ranks (ZeRO stage 1; the same result). */
+  zero1?: boolean;
 }
 
 export interface IterationSummary {
@@ -84,18 +94,23 @@ function diffFields(a: unknown, b: unknown, path = ''): string[] {
 /** Runs (or resumes) an SPPO run; returns the per-iteration summary (also written to summary.json). */
 export async function runSppo(config: SppoConfigInput | SppoConfig, opts: RunOptions = {}): Promise<RunSummary> {
   const cfg = parseConfig(config, { baseDir: opts.baseDir });
-  const log = opts.log ?? ((s: string) => console.error(s));
-  const progress = new Progress(opts.progress ?? Boolean(process.stderr.isTTY));
+  const pg = opts.processGroup;
+  const leader = !pg || pg.rank === 0;
+  // Rank 0 speaks for the run; the others only report their errors (as exceptions).
+  const log = leader ? opts.log ?? ((s: string) => console.error(s)) : () => {};
+  const progress = new Progress(leader && (opts.progress ?? Boolean(process.stderr.isTTY)));
   const kill = killHook();
   const rd = new RunDir(cfg.runDir);
-  rd.open();
+  // Rank 0 takes the run directory's lock (and clears leftovers) before the others look at it.
+  if (leader) rd.open();
   const judges: PreferenceOracle[] = [];
   try {
-    const device = cfg.device ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
+    // On CUDA each rank takes the GPU of its local rank.
+    const device = cfg.device ?? (cuda.isAvailable() ? (pg ? `cuda:${pg.localRank % Math.max(1, cuda.deviceCount())}` : 'cuda') : 'cpu');
     const dtype: DType = (cfg.dtype ?? (device.startsWith('cuda') ? 'bfloat16' : readConfig(cfg.model).dtype ?? 'float32')) as DType;
     if (cfg.training.lora) checkLoraTargets(cfg.model, cfg.training.lora.targetModules);
     resetPeakMemory(device);
-    return await runLoop({ cfg, rd, log, progress, kill, dtype, device }, opts, judges);
+    return await runLoop({ cfg, rd, log, progress, kill, dtype, device, ...(pg ? { dist: { pg, rank: pg.rank, world: pg.worldSize, zero1: opts.zero1 } } : {}) }, opts, judges);
   } finally {
     progress.stop();
     for (const j of judges) j.dispose?.();
@@ -228,7 +243,10 @@ function lazyJudges(
 async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOracle[]): Promise<RunSummary> {
   const { cfg, rd } = ctx;
   const refSource = refLogprobSource(cfg, ctx.dtype);
+  // Rank 0 writes run.json and splits.json; the others read them.
+  if (!isLeader(ctx)) await sync(ctx);
   const { prompts, split, evalPrompts } = await openRun(cfg, rd);
+  if (isLeader(ctx)) await sync(ctx);
 
   const tokenizer = Tokenizer.fromFolder(cfg.model);
   const template = !cfg.raw && ChatTemplate.hasTemplate(cfg.model) ? ChatTemplate.fromFolder(cfg.model, { specialTokens: tokenizer.specialTokens }) : undefined;
@@ -265,9 +283,12 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
   }
 
   // summary.json holds paths relative to the run directory (the API returns them absolute).
-  writeJsonAtomic(rd.path(undefined, 'summary.json'), {
-    iterations: summaries.map((s) => ({ ...s, checkpoint: relative(cfg.runDir, s.checkpoint) })),
-    finalModel: relative(cfg.runDir, policyDir) || '.',
-  });
+  if (isLeader(ctx)) {
+    writeJsonAtomic(rd.path(undefined, 'summary.json'), {
+      iterations: summaries.map((s) => ({ ...s, checkpoint: relative(cfg.runDir, s.checkpoint) })),
+      finalModel: relative(cfg.runDir, policyDir) || '.',
+    });
+  }
+  await sync(ctx);
   return { runDir: cfg.runDir, iterations: summaries, finalModel: policyDir };
 }

@@ -13,11 +13,24 @@
 // and optimizer state of the adapters' size); the reference pi_t is the same model with the adapters off (no
 // second copy of the weights). Checkpoints are the merged model (an HF folder) and, with `adapterDir`, the
 // adapter in PEFT's layout. The result keeps the adapters on the model (TrainResult.lora).
+//
+// Data parallel (opts.processGroup, a c10d group of src/torch/distributed.ts, as torch DDP): every rank holds
+// the whole model (rank 0's parameters are broadcast at the start) and takes its share of each step's global
+// batch (batchSize * gradAccum pairs, the same with any number of ranks: pair j of the step goes to rank
+// j mod worldSize, in micro-batches of at most batchSize); each rank's loss is scaled by 1 / (global batch),
+// and the gradients are summed across the ranks in buckets during the last micro-batch's backward pass (as
+// torch DDP: hooks on the gradient accumulators start a bucket's allreduce as soon as its gradients are
+// ready, ProcessGroup.gradientSync; with gradient checkpointing, whose recomputation accumulates a parameter
+// more than once, after the backward passes instead), so that every rank clips and steps the same sum as
+// one process would. The reference log-probs and the held-out loss are sharded the same way;
+// rank 0 writes the metrics and the checkpoints. With zero1 (ZeRO stage 1) the optimizer state is sharded: each
+// parameter belongs to one rank (greedy by size), whose optimizer alone keeps its state and updates it, and
+// broadcasts the updated values to the others (the same update, bit for bit, as every rank stepping all of them).
 import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
   AdamW, clipGradNorm, CheckpointTape, cuda, LRScheduler, noGrad, RMSprop, tensor, tidy,
-  type DType, type Optimizer, type ScheduleKind, type Tensor,
+  type DType, type Optimizer, type ProcessGroup, type ScheduleKind, type Tensor,
 } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { createModel, loadModel, saveModel, sourceDir } from '../models/registry.js';
@@ -130,6 +143,12 @@ export interface TrainOptions {
   adapterDir?: string;
   /** With lora: base_model_name_or_path of the saved adapter (default: the policy's folder). */
   adapterBaseModel?: string;
+  /** Data parallel over this c10d group (see the top of this file); every rank calls train with the same options. */
+  processGroup?: ProcessGroup;
+  /** Gradient bucket size of the data-parallel allreduce (default 25 MiB, torch DDP's). */
+  bucketBytes?: number;
+  /** With processGroup: shard the optimizer state across the ranks (ZeRO stage 1). */
+  zero1?: boolean;
 }
 
 export interface TrainResult {
@@ -183,6 +202,7 @@ function checkOptions(o: TrainOptions): void {
   if (!(ef >= 0 && ef < 1)) fail(`evalFraction must be in [0, 1), got ${ef}`);
   if (o.checkpointEvery !== undefined && !(Number.isInteger(o.checkpointEvery) && o.checkpointEvery >= 1)) fail(`checkpointEvery must be an integer >= 1, got ${o.checkpointEvery}`);
   if (o.examples.length === 0) fail('no examples');
+  if (o.zero1 && !o.processGroup) fail('zero1 shards the optimizer state across the ranks of a processGroup: give one');
   o.examples.forEach((e, i) => {
     for (const k of ['chosenWinRate', 'rejectedWinRate', 'chosenOverRejected'] as const) {
       const v = e[k];
@@ -269,6 +289,32 @@ export function saveAdapterAtomic(lora: Lora, dir: string, baseModel: string | n
   rmSync(old, { recursive: true, force: true });
 }
 
+/** ZeRO-1's partition: the rank of each parameter, the largest parameters first, each to the least-loaded rank (ties: the lowest rank). */
+export function ownerRanks(sizes: number[], world: number): number[] {
+  const load = new Array<number>(world).fill(0);
+  const owner = new Array<number>(sizes.length).fill(0);
+  const order = sizes.map((_, i) => i).sort((a, b) => sizes[b]! - sizes[a]! || a - b);
+  for (const i of order) {
+    let r = 0;
+    for (let k = 1; k < world; k++) if (load[k]! < load[r]!) r = k;
+    owner[i] = r;
+    load[r]! += sizes[i]!;
+  }
+  return owner;
+}
+
+/** Each value summed over the ranks of `pg` (float64). */
+async function sumAcross(pg: ProcessGroup, values: number[], device: string): Promise<number[]> {
+  // On the model's device: NCCL reduces CUDA tensors only.
+  const t = tensor(Float64Array.from(values), { device });
+  try {
+    await pg.allreduce(t, 'sum');
+    return Array.from(t.toTypedArray() as Float64Array);
+  } finally {
+    t.dispose();
+  }
+}
+
 function allFinite(params: Tensor[]): boolean {
   return tidy(() => params.every((p) => p.isfinite().all().item() !== 0));
 }
@@ -299,21 +345,26 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     });
     if (!given) missing.push(i);
   });
+  const pg = opts.processGroup;
+  const world = pg?.worldSize ?? 1;
+  const rank = pg?.rank ?? 0;
+  // This rank's share of the missing reference log-probs (all of them in one process).
+  const mine = missing.filter((_, j) => j % world === rank);
   // With LoRA, the reference is the policy itself with its adapters off: no copy is loaded.
   const lora = opts.lora ? Lora.attach(policy, { ...opts.lora, seed: opts.lora.seed ?? opts.seed }) : undefined;
-  if (missing.length && lora && opts.reference === undefined) {
+  if (mine.length && lora && opts.reference === undefined) {
     let lps: [number, number][];
     try {
-      lps = lora.disabled(() => pairLogprobs(policy, missing.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens));
+      lps = lora.disabled(() => pairLogprobs(policy, mine.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens));
     } catch (e) {
       lora.dispose();
       throw e;
     }
-    missing.forEach((i, j) => {
+    mine.forEach((i, j) => {
       prepared[i]!.refChosen = lps[j]![0];
       prepared[i]!.refRejected = lps[j]![1];
     });
-  } else if (missing.length) {
+  } else if (mine.length) {
     let ref: CausalLMBase;
     let owned = true;
     if (opts.reference && typeof opts.reference !== 'string') {
@@ -323,14 +374,28 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     else if (policyDir) ref = loadModel(policyDir, { dtype: policy.dtype, device });
     else ref = frozenCopy(policy);
     try {
-      const lps = pairLogprobs(ref, missing.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens);
-      missing.forEach((i, j) => {
+      const lps = pairLogprobs(ref, mine.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens);
+      mine.forEach((i, j) => {
         prepared[i]!.refChosen = lps[j]![0];
         prepared[i]!.refRejected = lps[j]![1];
       });
     } finally {
       if (owned) ref.dispose();
     }
+  }
+  if (pg && missing.length) {
+    // Every rank's share into every rank: a sum in which each entry has one non-zero term (exact).
+    const all = new Float64Array(2 * missing.length);
+    missing.forEach((i, j) => {
+      if (j % world !== rank) return;
+      all[2 * j] = prepared[i]!.refChosen;
+      all[2 * j + 1] = prepared[i]!.refRejected;
+    });
+    const got = await sumAcross(pg, Array.from(all), device);
+    missing.forEach((i, j) => {
+      prepared[i]!.refChosen = got[2 * j]!;
+      prepared[i]!.refRejected = got[2 * j + 1]!;
+    });
   }
 
   // Held-out split.
@@ -345,15 +410,27 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const totalSteps = stepsPerEpoch * opts.epochs;
 
   const params = lora ? lora.parameters() : policy.parameters();
+  // Every rank starts from rank 0's parameters (as torch DDP): all ranks' collectives are enqueued in the same order.
+  if (pg) await Promise.all(params.map((p) => pg.broadcast(p, 0)));
   policy.train(true);
   if (lora) policy.requiresGrad_(false);
   for (const p of params) p.requiresGrad_(true);
+  // Data parallel: the gradients are exchanged during the last micro-batch's backward pass (not with checkpointing).
+  using gsync = pg && !opts.gradientCheckpointing ? pg.gradientSync(params, { bucketBytes: opts.bucketBytes }) : undefined;
+  // ZeRO-1: the rank that owns each parameter (the largest first, each to the least-loaded rank); else all are this rank's.
+  const owner = pg && opts.zero1 ? ownerRanks(params.map((p) => p.numel), world) : undefined;
+  const stepped = owner ? params.filter((_, i) => owner[i] === rank) : params;
   // Disposed (native state freed) when train returns or throws.
   using optim: Optimizer = opts.optimizer === 'adamw'
-    ? AdamW(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
-    : RMSprop(params, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
+    ? AdamW(stepped, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
+    : RMSprop(stepped, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
+  // Every parameter's gradient dropped (the optimizer's own only covers its parameters under ZeRO-1).
+  const zeroGrad = (): void => {
+    optim.zeroGrad();
+    if (owner) for (const p of params) p.zeroGrad();
+  };
   const sched = new LRScheduler(optim, { kind: opts.schedule ?? 'linear', totalSteps, warmupRatio: opts.warmupRatio });
-  optim.zeroGrad();
+  zeroGrad();
 
   const lossOf = (batch: Prepared[], withGrad: boolean, scale: number): { loss: number; aw: number; al: number; correct: number; tokens: number; bad: boolean } => tidy(() => {
     const seqs: PromptResponse[] = [
@@ -399,27 +476,36 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   });
 
-  const evalLoss = (): number | undefined => {
+  // The held-out loss; with a group, micro-batch k is evaluated by rank k mod worldSize and the sums are added.
+  const evalLoss = async (): Promise<number | undefined> => {
     if (!evalSet.length) return undefined;
     let s = 0;
-    for (let i = 0; i < evalSet.length; i += opts.batchSize) s += lossOf(evalSet.slice(i, i + opts.batchSize), false, 0).loss;
+    for (let i = 0, k = 0; i < evalSet.length; i += opts.batchSize, k++) {
+      if (k % world === rank) s += lossOf(evalSet.slice(i, i + opts.batchSize), false, 0).loss;
+    }
+    if (pg) s = (await sumAcross(pg, [s], device))[0]!;
     return s / evalSet.length;
   };
 
   const metrics: StepMetrics[] = [];
-  if (opts.metricsPath) {
+  if (opts.metricsPath && rank === 0) {
     mkdirSync(dirname(resolve(opts.metricsPath)), { recursive: true });
     writeFileSync(opts.metricsPath, '');
   }
   let lastGood: number | undefined;
-  const checkpoint = (step: number, epoch: number): void => {
+  const checkpoint = async (step: number, epoch: number): Promise<void> => {
     if (!opts.checkpointDir) return;
+    // Every rank holds the same parameters, so every rank reaches the same verdict.
     if (!allFinite(params)) {
       throw new TrainingDivergedError(`training diverged at step ${step}: parameters are not finite after the update; ` +
         `${lastGood !== undefined ? `${opts.checkpointDir} holds the model of step ${lastGood}` : 'no checkpoint was saved'}`, step, opts.checkpointDir, lastGood);
     }
-    saveCheckpoint(policy, opts.checkpointDir, { step, epoch, total_steps: totalSteps, loss: opts.loss, beta: opts.beta, metrics: metrics.at(-1) ?? null }, tokenizerDir, lora);
-    if (lora && opts.adapterDir) saveAdapterAtomic(lora, opts.adapterDir, opts.adapterBaseModel ?? policyDir ?? tokenizerDir ?? null);
+    if (rank === 0) {
+      saveCheckpoint(policy, opts.checkpointDir, { step, epoch, total_steps: totalSteps, loss: opts.loss, beta: opts.beta, metrics: metrics.at(-1) ?? null }, tokenizerDir, lora);
+      if (lora && opts.adapterDir) saveAdapterAtomic(lora, opts.adapterDir, opts.adapterBaseModel ?? policyDir ?? tokenizerDir ?? null);
+    }
+    // The other ranks go on once the checkpoint is written.
+    if (pg) await pg.barrier();
     lastGood = step;
   };
   const diverged = (step: number, what: string): never => {
@@ -430,7 +516,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     );
   };
 
-  const evalLossBefore = evalLoss();
+  const evalLossBefore = await evalLoss();
   let finalEval: number | undefined = evalLossBefore;
   let step = 0;
   try {
@@ -439,12 +525,30 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       for (let g = 0; g < stepsPerEpoch; g++) {
         const t0 = performance.now();
         const ids = perm.slice(g * group, (g + 1) * group);
+        // This rank's share of the step (all of it in one process).
+        const local = pg ? ids.filter((_, j) => j % world === rank) : ids;
         let loss = 0, aw = 0, al = 0, correct = 0, tokens = 0;
-        for (let m = 0; m < ids.length; m += opts.batchSize) {
-          const batch = ids.slice(m, m + opts.batchSize).map((i) => trainSet[i]!);
+        let bad: string | undefined;
+        for (let m = 0; m < local.length; m += opts.batchSize) {
+          const batch = local.slice(m, m + opts.batchSize).map((i) => trainSet[i]!);
+          if (gsync && m + opts.batchSize >= local.length) gsync.arm();
           const r = lossOf(batch, true, 1 / ids.length);
-          if (r.bad) diverged(step + 1, `the loss is ${r.loss} (micro-batch ${m / opts.batchSize + 1} of ${Math.ceil(ids.length / opts.batchSize)})`);
+          if (r.bad) {
+            bad = `the loss is ${r.loss} (micro-batch ${m / opts.batchSize + 1} of ${Math.ceil(local.length / opts.batchSize)}${pg ? ` on rank ${rank}` : ''})`;
+            if (!pg) diverged(step + 1, bad);
+            break;
+          }
           loss += r.loss; aw += r.aw; al += r.al; correct += r.correct; tokens += r.tokens;
+        }
+        if (pg) {
+          // The gradients first (every rank starts the same collectives in the same order, a rank that diverged too),
+          // then the step's sums over all ranks; a rank that diverged stops every rank.
+          if (gsync) await gsync.finish();
+          else await pg.allreduceGradients(params, { bucketBytes: opts.bucketBytes });
+          [loss, aw, al, correct, tokens] = await sumAcross(pg, [loss, aw, al, correct, tokens, bad ? 1 : 0], device).then((v) => {
+            if (v[5]! > 0) diverged(step + 1, bad ?? `a non-finite loss on another rank (${v[5]} of ${world})`);
+            return v;
+          });
         }
         step++;
         opts.onGradients?.(lora ? [...policy.namedParameters(), ...lora.namedParameters()] : policy.namedParameters());
@@ -452,8 +556,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         if (!Number.isFinite(gradNorm)) diverged(step, `the gradient norm is ${gradNorm}`);
         const lr = sched.lr;
         optim.step();
+        // ZeRO-1: each parameter's new value from its owner.
+        if (pg && owner) await Promise.all(params.map((p, i) => pg.broadcast(p, owner[i]!)));
         sched.step();
-        optim.zeroGrad();
+        zeroGrad();
         const n = ids.length;
         const m: StepMetrics = {
           step, epoch, loss: loss / n, a_w: aw / n, a_l: al / n, margin: (aw - al) / n, pair_accuracy: correct / n,
@@ -461,14 +567,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         };
         const lastOfEpoch = g === stepsPerEpoch - 1;
         if (lastOfEpoch && evalSet.length) {
-          const e = evalLoss()!;
+          const e = (await evalLoss())!;
           if (!Number.isFinite(e)) diverged(step, `the held-out loss is ${e} after the update`);
           m.eval_loss = finalEval = e;
         }
         metrics.push(m);
-        if (opts.metricsPath) appendFileSync(opts.metricsPath, JSON.stringify(m) + '\n');
+        if (opts.metricsPath && rank === 0) appendFileSync(opts.metricsPath, JSON.stringify(m) + '\n');
         opts.onStep?.(m);
-        if (opts.checkpointEvery ? step % opts.checkpointEvery === 0 || step === totalSteps : lastOfEpoch) checkpoint(step, epoch);
+        if (opts.checkpointEvery ? step % opts.checkpointEvery === 0 || step === totalSteps : lastOfEpoch) await checkpoint(step, epoch);
         await new Promise((r) => setImmediate(r));
       }
     }
@@ -476,7 +582,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     lora?.dispose();
     throw e;
   } finally {
-    optim.zeroGrad();
+    zeroGrad();
     policy.requiresGrad_(false);
     for (const p of params) if (!p.isDisposed) p.requiresGrad_(false);
     policy.eval();

@@ -13,3 +13,4 @@ export { SafetensorsFile, SafetensorsError, WeightFolder, loadSafetensors, saveS
 export { defaultDevice, setDefaultDevice } from './device.js';
 export { cuda, cudaIndex, setNumThreads, getNumThreads, libtorchVersion } from './cuda.js';
 export { profile, profileRows, traceEvents, formatProfile, type ProfileRow, type TraceEvent } from './profiler.js';
+export { ProcessGroup, GradientSync, initProcessGroup, distEnv, distributedAvailable, DEFAULT_TIMEOUT_MS, type Backend, type ReduceOp, type DistEnv, type InitOptions } from './distributed.js';

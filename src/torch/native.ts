@@ -31,6 +31,16 @@ export interface NativeParamState {
   tensors: Record<string, Handle>;
 }
 
+export interface DistInitSpec {
+  backend: string;
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  timeoutMs: number;
+  ifname?: string;
+}
+
 export interface Native {
   opFind(name: string, overload: string): number;
   opSchema(id: number): string;
@@ -77,6 +87,19 @@ export interface Native {
   optimGetState(opt: Handle): (NativeParamState | null)[];
   optimSetState(opt: Handle, state: (NativeParamState | null)[]): void;
   clipGradNorm(params: Handle[], maxNorm: number, normType: number): number;
+  distAvailable(): { backends: string[]; reason: string };
+  // Present only where the addon was built with c10d (distributed.cc).
+  distInit?(spec: DistInitSpec): Promise<Handle>;
+  distAllreduce?(g: Handle, t: Handle | Handle[], op: string, timeoutMs: number): Promise<void>;
+  distBroadcast?(g: Handle, t: Handle | Handle[], root: number, timeoutMs: number): Promise<void>;
+  distAllgather?(g: Handle, t: Handle, timeoutMs: number): Promise<Handle[]>;
+  distBarrier?(g: Handle, timeoutMs: number): Promise<void>;
+  distAllreduceGrads?(g: Handle, params: Handle[], bucketBytes: number, timeoutMs: number): Promise<void>;
+  distDestroy?(g: Handle): void;
+  distGradSyncNew?(g: Handle, params: Handle[], bucketBytes: number, timeoutMs: number): Handle;
+  distGradSyncArm?(s: Handle): void;
+  distGradSyncFinish?(s: Handle): Promise<number>;
+  distGradSyncFree?(s: Handle): void;
 }
 
 function load(): Native {

@@ -3,7 +3,7 @@
 // stages write and read back (each file's format); the prompts as the stages see them; the seed streams.
 import { appendFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
-import { cuda, cudaIndex, type DType } from '../../torch/index.js';
+import { cuda, cudaIndex, type DType, type ProcessGroup } from '../../torch/index.js';
 import { loadModel } from '../../models/registry.js';
 import type { CausalLMBase } from '../../models/causal_lm.js';
 import type { SppoConfig } from '../config.js';
@@ -97,10 +97,13 @@ export class Progress {
 
 export type KillHook = (t: number, stage: string, step: number) => void;
 
-/** SPPO_TEST_KILL_AT=ITER:STAGE:STEP: the process SIGKILLs itself right after that step (the resume tests). */
+/** SPPO_TEST_KILL_AT=ITER:STAGE:STEP: the process SIGKILLs itself right after that step (the resume tests);
+ * with SPPO_TEST_KILL_RANK=R, only the rank R of a data-parallel run does. */
 export function killHook(): KillHook {
   const spec = process.env.SPPO_TEST_KILL_AT;
   if (!spec) return () => {};
+  const onlyRank = process.env.SPPO_TEST_KILL_RANK;
+  if (onlyRank !== undefined && onlyRank !== (process.env.RANK ?? '0')) return () => {};
   const m = /^(\d+):([a-z-]+):(\d+)$/.exec(spec.trim());
   if (!m) throw new Error(`SPPO_TEST_KILL_AT must be ITER:STAGE:STEP, got '${spec}'`);
   const [it, st, sp] = [Number(m[1]), m[2]!, Number(m[3])];
@@ -118,6 +121,24 @@ export interface StageContext {
   kill: KillHook;
   dtype: DType;
   device: string;
+  /** Data parallel (`sppo run --nproc N`, torchrun): this rank's group. Chunks of generation and judging are
+   * shared out (chunk c to rank c mod worldSize), training is DDP, rank 0 writes the stages' files. */
+  dist?: { pg: ProcessGroup; rank: number; world: number; zero1?: boolean };
+}
+
+/** Whether this process writes the run's files: rank 0, or the only process. */
+export function isLeader(ctx: StageContext): boolean {
+  return !ctx.dist || ctx.dist.rank === 0;
+}
+
+/** Whether chunk c of a stage is this rank's to compute. */
+export function ownsChunk(ctx: StageContext, c: number): boolean {
+  return !ctx.dist || c % ctx.dist.world === ctx.dist.rank;
+}
+
+/** Waits for every rank (a c10d barrier); nothing in a single process. */
+export async function sync(ctx: StageContext): Promise<void> {
+  if (ctx.dist) await ctx.dist.pg.barrier();
 }
 
 /**
@@ -127,6 +148,7 @@ export interface StageContext {
  * null when the addon was built without the CUDA runtime's headers; the peaks then start afresh.
  */
 export function timing(ctx: StageContext, t: number, stage: string, t0: number, extra: Record<string, unknown> = {}): void {
+  if (!isLeader(ctx)) return;
   const line: Record<string, unknown> = { iteration: t, stage, seconds: (performance.now() - t0) / 1000, ...extra };
   const gpu = cudaIndex(ctx.device);
   if (gpu !== null) {

@@ -1,6 +1,7 @@
 // Stage 5, evaluation: pi_t's responses to the held-out prompts against pi_0's (iter-0/eval-responses.jsonl,
 // generated once), judged by the evaluation judge: win rate, its standard error, the length-controlled win
-// rate (iter-t/eval.json).
+// rate (iter-t/eval.json). With several ranks the responses are generated sharded (generate.ts) and rank 0
+// judges them and writes eval.json (the same numbers as one process: the responses are the same).
 import { existsSync } from 'node:fs';
 import type { PreferenceOracle } from '../../judge/oracle.js';
 import { evaluate, reportJson } from '../../eval/evaluate.js';
@@ -8,7 +9,7 @@ import type { Tokenizer } from '../../text/tokenizer.js';
 import { readJson, readJsonl, writeJsonAtomic } from '../run_dir.js';
 import { generateStage } from './generate.js';
 import { JudgeStageError } from './judge.js';
-import { SEED_EVAL, timing, type GenerationLine, type Item, type SamplingConfig, type StageContext } from './context.js';
+import { isLeader, SEED_EVAL, sync, timing, type GenerationLine, type Item, type SamplingConfig, type StageContext } from './context.js';
 
 export interface EvalSummary {
   n: number;
@@ -55,6 +56,10 @@ export async function evalIteration(ctx: StageContext, input: EvalInput): Promis
   if (existsSync(evalPath)) report = readJson<Record<string, unknown>>(evalPath);
   else {
     const resp = await evalResponses(ctx, t, input.checkpoint, input.prompts);
+    if (!isLeader(ctx)) {
+      await sync(ctx);
+      return summaryOf(ctx, t, readJson<Record<string, unknown>>(evalPath));
+    }
     const t0 = performance.now();
     const ej = await input.judge();
     const base = new Map(input.baseline.map((b) => [b.index, b]));
@@ -79,7 +84,12 @@ export async function evalIteration(ctx: StageContext, input: EvalInput): Promis
     }
     writeJsonAtomic(evalPath, report);
     timing(ctx, t, 'eval', t0);
+    await sync(ctx);
   }
+  return summaryOf(ctx, t, report);
+}
+
+function summaryOf(ctx: StageContext, t: number, report: Record<string, unknown>): EvalSummary {
   const num = (k: string): number | null => (typeof report[k] === 'number' ? (report[k] as number) : null);
   const summary: EvalSummary = { n: Number(report.n), winRate: num('winRate'), standardError: num('standardError'), lcWinRate: num('lcWinRate'), avgLength: num('avgLength'), avgReferenceLength: num('avgReferenceLength') };
   const f = (x: number | null): string => (x === null ? 'n/a' : x.toFixed(3));

@@ -1,13 +1,15 @@
 // Stage 1, generation: K responses per prompt of the iteration from pi_{t-1} (iter-t/generations.jsonl), and
 // the one response per held-out prompt that evaluation compares (iter-t/eval-responses.jsonl). Prompts go in
-// length-sorted chunks; each chunk is saved (a unit of resumption) before the next.
+// length-sorted chunks; each chunk is saved (a unit of resumption) before the next. With several ranks, chunk c
+// is rank c mod worldSize's (its seed depends on c only, so the lines are those one process writes); after a
+// barrier every rank reads the others' chunks, and rank 0 writes the stage's file.
 import { existsSync } from 'node:fs';
 import type { CausalLMBase } from '../../models/causal_lm.js';
 import { generate } from '../../generate/generate.js';
 import type { Tokenizer } from '../../text/tokenizer.js';
 import { mixSeed } from '../../util/rng.js';
 import { readJsonl, writeJsonlAtomic } from '../run_dir.js';
-import { idOf, loadStageModel, SEED_GENERATE, timing, type GenerationLine, type Item, type SamplingConfig, type StageContext } from './context.js';
+import { idOf, isLeader, loadStageModel, ownsChunk, SEED_GENERATE, sync, timing, type GenerationLine, type Item, type SamplingConfig, type StageContext } from './context.js';
 import { remoteGenerator, type RemoteGenerator } from '../remote_generation.js';
 
 export interface GenerateInput {
@@ -35,10 +37,13 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
   let model: CausalLMBase | undefined;
   let remote: RemoteGenerator | undefined;
   let tokens = 0;
+  // Remote generation (generation.backend) runs from rank 0 only.
+  const owns = (c: number): boolean => (cfg.generation.backend && stage === 'generate' ? isLeader(ctx) : ownsChunk(ctx, c));
   progress.start(`iter ${t} ${stage}`, nChunks, 0);
   try {
     for (let c = 0; c < nChunks; c++) {
       const path = rd.chunkPath(t, stage, c);
+      if (!owns(c)) continue;
       let lines: GenerationLine[];
       if (existsSync(path)) {
         lines = readJsonl<GenerationLine>(path);
@@ -75,11 +80,19 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
     model?.dispose();
     await remote?.stop();
   }
+  if (ctx.dist) {
+    // Every rank's chunks are saved: read the others'. The second barrier keeps rank 0 from dropping them before.
+    await sync(ctx);
+    for (let c = 0; c < nChunks; c++) if (!owns(c)) for (const l of readJsonl<GenerationLine>(rd.chunkPath(t, stage, c))) byIndex.set(l.index, l);
+    await sync(ctx);
+  }
   const all: GenerationLine[] = items.map((it) =>
     byIndex.get(it.index) ?? { index: it.index, ...idOf(it), prompt_text: it.text, prompt_ids: it.ids, responses: [], skipped: it.ids.length === 0 ? 'empty prompt' : `prompt has ${it.ids.length} tokens > training.maxPromptLength = ${cfg.training.maxPromptLength}` },
   );
-  writeJsonlAtomic(out, all);
-  rd.dropPartial(t, stage);
+  if (isLeader(ctx)) {
+    writeJsonlAtomic(out, all);
+    rd.dropPartial(t, stage);
+  }
   const skipped = all.filter((l) => l.skipped).length;
   if (skipped) ctx.log(`sppo run: iteration ${t} ${stage}: ${skipped} prompt(s) skipped (too long or empty; see ${out})`);
   timing(ctx, t, stage, t0, { tokens });

@@ -1,11 +1,12 @@
 // Stage 2, judging: the K x K preference matrix of each prompt's responses and their win rates
-// (iter-t/preferences.jsonl), in chunks of `judgeChunk` prompts, each saved (a unit of resumption).
+// (iter-t/preferences.jsonl), in chunks of `judgeChunk` prompts, each saved (a unit of resumption). With several
+// ranks, chunk c is rank c mod worldSize's; rank 0 writes the stage's file.
 import { existsSync } from 'node:fs';
 import { preferenceMatrices, preferenceMatrix } from '../../judge/judge.js';
 import { isProbability, type PreferenceItem, type PreferenceOracle, type PreferenceQuery } from '../../judge/oracle.js';
 import { readJsonl, writeJsonlAtomic } from '../run_dir.js';
 import { winRates } from '../winrates.js';
-import { idOf, promptLabel, timing, type GenerationLine, type Item, type PreferenceLine, type StageContext } from './context.js';
+import { idOf, isLeader, ownsChunk, promptLabel, sync, timing, type GenerationLine, type Item, type PreferenceLine, type StageContext } from './context.js';
 
 /** A judge's failure or invalid answer during a run; the message names the judge and the prompt. */
 export class JudgeStageError extends Error {
@@ -62,16 +63,19 @@ export async function judgeIteration(ctx: StageContext, input: JudgeInput): Prom
   const prefPath = rd.path(t, 'preferences.jsonl');
   if (existsSync(prefPath)) return readJsonl<PreferenceLine>(prefPath);
   const t0 = performance.now();
-  const j = await input.judge();
   const nChunks = Math.ceil(used.length / cfg.judgeChunk);
   const prefs: PreferenceLine[] = [];
+  // The judge is loaded by a rank with a chunk to judge.
+  let j: PreferenceOracle | undefined;
   progress.start(`iter ${t} judge`, used.length, 0);
   try {
     for (let c = 0; c < nChunks; c++) {
       const path = rd.chunkPath(t, 'judge', c);
       let lines: PreferenceLine[];
+      if (!ownsChunk(ctx, c)) continue;
       if (existsSync(path)) lines = readJsonl<PreferenceLine>(path);
       else {
+        j ??= await input.judge();
         lines = [];
         const chunk = used.slice(c * cfg.judgeChunk, (c + 1) * cfg.judgeChunk);
         // A judge that makes whole matrices gets the chunk's prompts in one call (batched across prompts).
@@ -111,8 +115,17 @@ export async function judgeIteration(ctx: StageContext, input: JudgeInput): Prom
   } finally {
     progress.stop();
   }
-  writeJsonlAtomic(prefPath, prefs);
-  rd.dropPartial(t, 'judge');
+  if (ctx.dist) {
+    // All ranks' chunks, in chunk order.
+    await sync(ctx);
+    prefs.length = 0;
+    for (let c = 0; c < nChunks; c++) prefs.push(...readJsonl<PreferenceLine>(rd.chunkPath(t, 'judge', c)));
+    await sync(ctx);
+  }
+  if (isLeader(ctx)) {
+    writeJsonlAtomic(prefPath, prefs);
+    rd.dropPartial(t, 'judge');
+  }
   timing(ctx, t, 'judge', t0);
   return prefs;
 }

@@ -5,7 +5,7 @@ import { mixSeed } from '../../util/rng.js';
 import { readJsonl, RunDirError, writeJsonlAtomic } from '../run_dir.js';
 import { selectPair } from '../pairs.js';
 import type { TrainExample } from '../trainer.js';
-import { idOf, SEED_PAIRS, type GenerationLine, type PairLine, type PreferenceLine, type StageContext } from './context.js';
+import { idOf, isLeader, SEED_PAIRS, type GenerationLine, type PairLine, type PreferenceLine, type StageContext } from './context.js';
 
 export interface PairsInput {
   t: number;
@@ -45,7 +45,8 @@ export function pairsIteration(ctx: StageContext, input: PairsInput): PairLine[]
       ...(refSource === 'generation' ? { chosen_ref_logprob: w.logprob, rejected_ref_logprob: l.logprob } : {}),
     };
   });
-  writeJsonlAtomic(pairsPath, pairs);
+  // Every rank computes the same pairs (no randomness beyond the seeded tie-breaks); rank 0 writes them.
+  if (isLeader(ctx)) writeJsonlAtomic(pairsPath, pairs);
   return pairs;
 }
 

@@ -1,5 +1,6 @@
 // Stage 4, training: pi_t trained from pi_{t-1} (also the reference) on the iteration's pairs
-// (iter-t/train-metrics.jsonl, iter-t/checkpoint/). With no informative pair, pi_t = pi_{t-1}.
+// (iter-t/train-metrics.jsonl, iter-t/checkpoint/). With no informative pair, pi_t = pi_{t-1}. With several
+// ranks, the trainer runs data parallel (DDP over ctx.dist's group) and rank 0 writes the files.
 //
 // With training.lora: a fresh adapter on pi_{t-1}'s weights trains (the reference is the same weights with the
 // adapter off); it is saved to iter-t/adapter/ (PEFT's layout, base_model_name_or_path = pi_{t-1}'s folder),
@@ -12,7 +13,7 @@ import { Lora } from '../../nn/lora.js';
 import { mixSeed } from '../../util/rng.js';
 import { writeDirAtomic, writeJsonlAtomic } from '../run_dir.js';
 import { train, type TrainExample } from '../trainer.js';
-import { loadStageModel, SEED_TRAIN, timing, type StageContext } from './context.js';
+import { isLeader, loadStageModel, SEED_TRAIN, sync, timing, type StageContext } from './context.js';
 
 export interface TrainInput {
   t: number;
@@ -36,18 +37,20 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
     ctx.log(`sppo run: iteration ${t}: no informative pair (all ${input.pairCount} degenerate); pi_${t} = pi_${t - 1}`);
     const m = loadStageModel(policyDir, `iteration ${t} train`, dtype, device);
     try {
-      writeJsonlAtomic(metricsPath, []);
-      if (cfg.training.lora) {
-        // The iteration's adapter is a fresh one (B = 0: no change), so that every iteration has iter-t/adapter/.
-        const fresh = Lora.attach(m, { ...cfg.training.lora, seed: mixSeed(cfg.seed, t, SEED_TRAIN) });
-        try {
-          rmSync(rd.path(t, 'adapter'), { recursive: true, force: true });
-          await writeDirAtomic(rd.path(t, 'adapter'), (tmp) => void saveAdapter(fresh, tmp, { baseModel: policyDir }));
-        } finally {
-          fresh.dispose();
+      if (isLeader(ctx)) {
+        writeJsonlAtomic(metricsPath, []);
+        if (cfg.training.lora) {
+          // The iteration's adapter is a fresh one (B = 0: no change), so that every iteration has iter-t/adapter/.
+          const fresh = Lora.attach(m, { ...cfg.training.lora, seed: mixSeed(cfg.seed, t, SEED_TRAIN) });
+          try {
+            rmSync(rd.path(t, 'adapter'), { recursive: true, force: true });
+            await writeDirAtomic(rd.path(t, 'adapter'), (tmp) => void saveAdapter(fresh, tmp, { baseModel: policyDir }));
+          } finally {
+            fresh.dispose();
+          }
         }
+        await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
       }
-      await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
     } finally {
       m.dispose();
     }
@@ -83,6 +86,8 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
         dtype: dtype as 'float32' | 'bfloat16',
         device,
         seed: mixSeed(cfg.seed, t, SEED_TRAIN),
+        processGroup: ctx.dist?.pg,
+        zero1: ctx.dist?.zero1,
         onStep: (m) => {
           progress.update(m.step);
           ctx.kill(t, 'train', m.step);
@@ -95,23 +100,29 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
       lora = res.lora;
       // Step timings are not artifacts: they go to timings.jsonl.
       speed = res.metrics.map((m) => m.tokens_per_s);
-      writeJsonlAtomic(metricsPath, res.metrics.map(({ tokens_per_s: _omit, ...rest }) => rest));
       progress.stop();
       const m = model;
       if (lora) {
         const l = lora;
-        rmSync(rd.path(t, 'adapter'), { recursive: true, force: true });
-        await writeDirAtomic(rd.path(t, 'adapter'), (tmp) => void saveAdapter(l, tmp, { baseModel: policyDir }));
+        if (isLeader(ctx)) {
+          rmSync(rd.path(t, 'adapter'), { recursive: true, force: true });
+          await writeDirAtomic(rd.path(t, 'adapter'), (tmp) => void saveAdapter(l, tmp, { baseModel: policyDir }));
+        }
         lora.mergeAndDetach();
         lora = undefined;
       }
-      await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
+      if (isLeader(ctx)) {
+        writeJsonlAtomic(metricsPath, res.metrics.map(({ tokens_per_s: _omit, ...rest }) => rest));
+        await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
+      }
     } finally {
       progress.stop();
       lora?.dispose();
       model?.dispose();
     }
   }
-  timing(ctx, t, 'train', t0, { examples: examples.length, tokens_per_s: speed });
+  // The other ranks load the checkpoint next (evaluation): rank 0 has written it.
+  await sync(ctx);
+  timing(ctx, t, 'train', t0, { examples: examples.length, tokens_per_s: speed, ...(ctx.dist ? { ranks: ctx.dist.world } : {}) });
   return ckpt;
 }

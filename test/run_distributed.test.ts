@@ -1,0 +1,163 @@
+// `sppo run CONFIG --nproc 2` on the llama fixture (two Gloo ranks on 127.0.0.1) against `--nproc 1`: the
+// sharded generation, judging and evaluation responses are the same bytes (each chunk's seed depends on the
+// chunk only), the data-parallel training ends with weights within RMSprop's bound of one process's, and the
+// evaluation is the same. A rank SIGKILLed mid-generation stops the command with an error naming it, and the
+// same command then resumes the run (here with --zero1). Ranks started as srun starts them (Slurm's variables)
+// run the same.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as torch from '../src/torch/index.js';
+import { EPS32 } from './helpers/tolerances.js';
+import { freePort } from './helpers/ports.js';
+import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const cli = join(root, 'dist/src/cli/main.js');
+const model = join(fixtureRoot, 'llama');
+const skip = !existsSync(join(model, 'model.safetensors')) ? `no llama fixture at ${model}` : !torch.distributedAvailable().backends.includes('gloo') ? torch.distributedAvailable().reason : false;
+
+const JUDGE = `export const name = 'likes-token';
+export const positionBiased = true;
+const count = (s, t) => s.split(t).length - 1;
+export default function ({ a, b }) {
+  return 1 / (1 + Math.exp(-(count(a, 'an') - count(b, 'an')) - 0.1 * (a.length - b.length) / 16));
+}
+`;
+const LR = 0.001;
+
+function config(runDir: string): string {
+  return [
+    `model: ${JSON.stringify(model)}`,
+    'prompts: prompts.jsonl',
+    `runDir: ${runDir}`,
+    'judge: { kind: module, path: judge.mjs }',
+    'iterations: 1',
+    'seed: 3',
+    'device: cpu',
+    'promptsPerIteration: 8',
+    'judgeChunk: 2',
+    'generation: { k: 3, temperature: 1, topP: 1, maxNewTokens: 8, batchSize: 2 }',
+    `training: { loss: sppo, beta: 0.1, lr: ${LR}, optimizer: rmsprop, epochs: 2, batchSize: 2, gradAccum: 2, maxLength: 64, maxPromptLength: 48, warmupRatio: 0 }`,
+    'eval: { count: 6, batchSize: 2, temperature: 0 }',
+  ].join('\n') + '\n';
+}
+
+function runCli(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; signal: NodeJS.Signals | null; stderr: string; ms: number } {
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [cli, 'run', ...args], { cwd, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 240_000 });
+  return { status: r.status, signal: r.signal, stderr: r.stderr, ms: Date.now() - t0 };
+}
+
+const text = (p: string): string => readFileSync(p, 'utf8');
+
+function weights(path: string): Map<string, Float32Array> {
+  const { tensors } = torch.loadSafetensors(path);
+  const out = new Map<string, Float32Array>();
+  for (const [k, t] of tensors) {
+    out.set(k, Float32Array.from(t.toTypedArray() as Float32Array));
+    t.dispose();
+  }
+  return out;
+}
+
+test('sppo run --nproc 2 vs --nproc 1: same generations, preferences, pairs and evaluation; weights within tolerance; a killed rank is named and the rerun resumes; srun-style ranks', { skip, timeout: 600_000 }, async () => {
+  const dir = tempDir('sppo-run-dist');
+  try {
+    writeFileSync(join(dir, 'judge.mjs'), JUDGE);
+    writeFileSync(join(dir, 'prompts.jsonl'), Array.from({ length: 20 }, (_, i) => JSON.stringify({ prompt: `Prompt ${i}: tell me about ${['tea', 'maps', 'wind', 'glass'][i % 4]}` })).join('\n') + '\n');
+    writeFileSync(join(dir, 'one.yaml'), config('run-one'));
+    writeFileSync(join(dir, 'two.yaml'), config('run-two'));
+
+    const one = runCli(dir, ['one.yaml']);
+    assert.equal(one.status, 0, one.stderr);
+
+    // Rank 1 kills itself after its first generation chunk (chunk 1 of 4: the hook's step 2); the launcher names it and stops rank 0.
+    const killed = runCli(dir, ['two.yaml', '--nproc', '2', '--timeout', '60'], { SPPO_TEST_KILL_AT: '1:generate:2', SPPO_TEST_KILL_RANK: '1' });
+    assert.equal(killed.status, 1, killed.stderr);
+    assert.match(killed.stderr, /rank 1 \(pid \d+\) was killed by SIGKILL; stopping the other ranks/);
+    assert.ok(killed.ms < 60_000 + 30_000, `the launcher took ${killed.ms} ms`);
+    const two = join(dir, 'run-two');
+    assert.ok(!existsSync(join(two, 'iter-1/generations.jsonl')));
+    assert.ok(existsSync(join(two, 'iter-1/partial/generate/00001.jsonl')), 'rank 1 saved its chunk before dying');
+
+    // Resumed with the optimizer state sharded (ZeRO-1: the same weights as without, test/ddp.test.ts).
+    const resumed = runCli(dir, ['two.yaml', '--nproc', '2', '--timeout', '60', '--zero1']);
+    assert.equal(resumed.status, 0, resumed.stderr);
+    console.log(`[run --nproc] 1 process ${(one.ms / 1000).toFixed(1)} s; 2 ranks resumed ${(resumed.ms / 1000).toFixed(1)} s`);
+
+    const a = join(dir, 'run-one');
+    // Sharded by chunk with per-chunk seeds, then gathered by rank 0: byte for byte one process's files.
+    for (const f of ['splits.json', 'iter-0/eval-responses.jsonl', 'iter-1/generations.jsonl', 'iter-1/preferences.jsonl', 'iter-1/pairs.jsonl']) {
+      assert.equal(text(join(two, f)), text(join(a, f)), `${f} differs between --nproc 2 and --nproc 1`);
+    }
+    for (const f of ['iter-1/partial', 'run.lock']) assert.ok(!existsSync(join(two, f)), `${f} left behind`);
+
+    // Training: the same global batch. RMSprop moves an entry by at most lr / sqrt(1 - alpha) per step whatever the
+    // gradient, so S steps of two runs differ by at most 2 S lr / 0.1 (plus rounding); test/ddp.test.ts bounds
+    // the gradients and the first step far more tightly.
+    const steps = text(join(a, 'iter-1/train-metrics.jsonl')).trim().split('\n').length;
+    assert.equal(text(join(two, 'iter-1/train-metrics.jsonl')).trim().split('\n').length, steps);
+    const bound = 2 * steps * LR / Math.sqrt(1 - 0.99) + 4 * EPS32;
+    const w1 = weights(join(a, 'iter-1/checkpoint/model.safetensors'));
+    const w2 = weights(join(two, 'iter-1/checkpoint/model.safetensors'));
+    assert.deepEqual([...w2.keys()].sort(), [...w1.keys()].sort());
+    let worst = 0;
+    for (const [n, v] of w1) {
+      const u = w2.get(n)!;
+      for (let i = 0; i < v.length; i++) worst = Math.max(worst, Math.abs(v[i]! - u[i]!));
+    }
+    console.log(`[run --nproc] ${steps} steps: largest weight difference 2 ranks vs 1: ${worst.toExponential(2)} (bound ${bound.toExponential(2)})`);
+    assert.ok(worst <= bound, `largest weight difference ${worst} > ${bound}`);
+
+    // Evaluation (greedy responses of pi_1, judged by rank 0): the same responses and the same numbers.
+    // (The stored log-probs are pi_1's, whose weights differ within the bound above: compared only as reported.)
+    const lines = (p: string): { index: number; responses: { text: string; token_ids: number[]; logprob: number }[] }[] => text(p).trim().split('\n').map((l) => JSON.parse(l));
+    const r1 = lines(join(a, 'iter-1/eval-responses.jsonl'));
+    const r2 = lines(join(two, 'iter-1/eval-responses.jsonl'));
+    assert.equal(r2.length, r1.length);
+    let lpDiff = 0;
+    r1.forEach((l, i) => {
+      assert.equal(r2[i]!.index, l.index);
+      assert.deepEqual(r2[i]!.responses.map((r) => [r.text, r.token_ids]), l.responses.map((r) => [r.text, r.token_ids]), `prompt #${l.index}`);
+      l.responses.forEach((r, j) => (lpDiff = Math.max(lpDiff, Math.abs(r.logprob - r2[i]!.responses[j]!.logprob))));
+    });
+    console.log(`[run --nproc] evaluation responses: same tokens; largest log-prob difference ${lpDiff.toExponential(2)}`);
+    const e1 = JSON.parse(text(join(a, 'iter-1/eval.json'))) as Record<string, unknown>;
+    const e2 = JSON.parse(text(join(two, 'iter-1/eval.json'))) as Record<string, unknown>;
+    assert.deepEqual(e2, e1);
+
+    // The same command as srun starts it (one task per rank: SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID and the
+    // MASTER_ADDR / MASTER_PORT a batch script exports), without --nproc: the ranks find each other from those.
+    writeFileSync(join(dir, 'srun.yaml'), config('run-srun'));
+    const port = await freePort();
+    const srun = await Promise.all([0, 1].map((rank) => new Promise<{ code: number | null; out: string; err: string }>((res) => {
+      const p = spawn(process.execPath, [cli, 'run', 'srun.yaml'], {
+        cwd: dir,
+        env: { ...process.env, SLURM_PROCID: String(rank), SLURM_NTASKS: '2', SLURM_LOCALID: String(rank), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), OMP_NUM_THREADS: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '', err = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      p.on('close', (code) => res({ code, out, err }));
+    })));
+    srun.forEach((r, rank) => assert.equal(r.code, 0, `srun-style rank ${rank}: ${r.err}`));
+    // Rank 0 prints the run's summary, rank 1 nothing.
+    assert.ok(srun[0]!.out.includes('"finalModel"') && srun[1]!.out.trim() === '', srun.map((r) => r.out).join('\n---\n'));
+    const c = join(dir, 'run-srun');
+    for (const f of ['iter-1/generations.jsonl', 'iter-1/preferences.jsonl', 'iter-1/pairs.jsonl']) assert.equal(text(join(c, f)), text(join(a, f)), f);
+    assert.deepEqual(JSON.parse(text(join(c, 'iter-1/eval.json'))), e1);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('sppo run --nproc under a launcher that set WORLD_SIZE is a usage error', () => {
+  const r = spawnSync(process.execPath, [cli, 'run', 'x.yaml', '--nproc', '2'], { encoding: 'utf8', env: { ...process.env, WORLD_SIZE: '2', RANK: '0', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '29500' } });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--nproc 2, but WORLD_SIZE=2 is already set by a launcher/);
+});

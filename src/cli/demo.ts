@@ -11,13 +11,14 @@ import { HELD_OUT_COUNT, HELD_OUT_SEED, STARTER_ARCH, STARTER_SFT_EXAMPLES, STAR
 import { proxyJudgeData } from '../demo/proxy_data.js';
 import { runDemo, runSearch, SEARCH_GRID, type DemoMethod } from '../demo/run.js';
 import { evaluatePolicy, formatPolicyEval } from '../demo/policy_eval.js';
+import { formatTable } from '../demo/report.js';
 import { UsageError } from './usage.js';
 
 export const summary = 'the demo: SPPO on a small task family, judged by a proxy model, evaluated by a gold judge';
 
 const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fresh]
        sppo demo starter-inputs --dir DIR [--examples N --seed S]
-       sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S]
+       sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S] [--style-pairs]
        sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo]
        sppo demo policy-eval --model DIR [--k K --prompts N --seed S]
 
@@ -31,7 +32,8 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
   starter-inputs    write DIR/tokenizer/ (tokenizer files), DIR/config.json (the starter's architecture) and
                     DIR/sft.jsonl (mixed-quality demonstrations) for 'sppo sft' (demo/make-starter.sh)
   judge-data        sample the starter on N prompts (K each) and write the gold judge's verdicts on all pairs:
-                    DIR/judge-train.jsonl and DIR/judge-heldout.jsonl (15% of the prompts) for 'sppo train-judge'
+                    DIR/judge-train.jsonl and DIR/judge-heldout.jsonl (15% of the prompts) for 'sppo train-judge';
+                    --style-pairs adds each styled sample against the same answer in the two other styles
   search            the hyper-parameter search, the same for every method: each lr x beta of the grid, one
                     iteration of 416 training prompts, scored by the gold judge on validation prompts (never the
                     held-out ones); writes OUT/search.json (OUT: runs/demo-search) and prints the best per method
@@ -61,7 +63,7 @@ async function starterInputs(argv: string[]): Promise<void> {
 }
 
 async function judgeData(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, dir: { type: 'string' }, prompts: { type: 'string' }, k: { type: 'string' }, seed: { type: 'string' } } });
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, dir: { type: 'string' }, prompts: { type: 'string' }, k: { type: 'string' }, seed: { type: 'string' }, 'style-pairs': { type: 'boolean' } } });
   if (!v.model || !v.dir) throw new UsageError('--model and --dir are required');
   const int = (name: string, x: string | undefined, d: number, min: number): number => {
     const n = x === undefined ? d : Number(x);
@@ -74,7 +76,7 @@ async function judgeData(argv: string[]): Promise<void> {
   const t0 = performance.now();
   let r;
   try {
-    r = await proxyJudgeData({ model: v.model, prompts: n, k: int('k', v.k, 5, 2), seed: int('seed', v.seed, 0, 0), onProgress: (d) => bar.update(d) });
+    r = await proxyJudgeData({ model: v.model, prompts: n, k: int('k', v.k, 5, 2), seed: int('seed', v.seed, 0, 0), stylePairs: v['style-pairs'] ?? false, onProgress: (d) => bar.update(d) });
   } finally {
     bar.stop();
   }
@@ -118,6 +120,7 @@ async function demo(argv: string[]): Promise<void> {
   const out = v.out ?? join('runs', v.quick ? 'demo-quick' : 'demo');
   const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY) });
   console.log(r.table);
+  console.log(`\naverage iterate (uniform mixture of iterations 1..t, one drawn per held-out prompt):\n${formatTable(r.averageRows, r.averageDetails)}`);
   const stages = Object.entries(r.timings).map(([m, t]) => `${m}: ${Object.entries(t).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(', ')}`).join('; ');
   console.log(`\n${join(out, 'summary.json')}, ${join(out, 'report.html')} (${r.seconds.toFixed(0)} s; ${stages})`);
 }

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { entry } from '../src/game/game.js';
 import { exactGapBound, defaultExactEta } from '../src/game/exact.js';
-import { measureStyles, solveStyleGame, SOLVER_ITERS, styleExploitability, styleGame, styleLengths, STYLE_STRATEGIES, type StyleMix } from '../src/demo/style_game.js';
+import { exactSppoFrom, measureStyles, solveStyleGame, SOLVER_ITERS, styleExploitability, styleGame, styleLengths, STYLE_STRATEGIES, type StyleMix } from '../src/demo/style_game.js';
 import { goldPreference } from '../src/demo/gold_judge.js';
 import { EPS64 } from './helpers/tolerances.js';
 
@@ -93,4 +93,21 @@ test('style lengths: measured per style; a missing style gets the mean payload p
   const sum = Object.values(m.style_equilibrium).reduce((x, y) => x + y, 0);
   // the solver's average of SOLVER_ITERS policies, each summing to 1 within a few roundoffs
   assert.ok(Math.abs(sum - 1) <= SOLVER_ITERS * 8 * EPS64);
+});
+
+test('exact SPPO on the style game: from uniform, one step keeps the styles equal and shrinks other by exp(-0.3 eta)', () => {
+  const g = styleGame();
+  // against uniform over the four: each style wins (0.5 + 0.7 + 0.3 + 0.8) / 4 = 0.575, other (3 * 0.2 + 0.5) / 4 = 0.275
+  for (const eta of [1, 5]) {
+    const tr = exactSppoFrom(g, { terse: 1, sentence: 1, formatted: 1, other: 1 }, eta, 2);
+    const d = Math.exp(-0.3 * eta) / (3 + Math.exp(-0.3 * eta));
+    assert.ok(Math.abs(tr.average[0]! - tr.last[0]!) <= ROUND);
+    // with the styles equal, each style row of (P - 1/2) pi is 0.3 d: exploitability 0.6 d
+    const after2 = Math.exp(-0.6 * eta) / (3 + Math.exp(-0.6 * eta));
+    assert.ok(Math.abs(tr.last[0]! - 0.6 * d) <= ROUND, `eta ${eta}: ${tr.last[0]} vs ${0.6 * d}`);
+    assert.ok(Math.abs(tr.mix.other - after2) <= ROUND, 'two steps: exp(-0.3 eta) twice');
+    assert.ok(Math.abs(tr.average[1]! - 0.6 * (d + after2) / 2) <= ROUND);
+  }
+  // a pure style cannot leave itself under multiplicative weights: 0.4 at every step
+  assert.deepEqual(exactSppoFrom(g, { terse: 1 }, 2, 3).last.map((x) => Math.round(x * 1e12) / 1e12), [0.4, 0.4, 0.4]);
 });

@@ -142,7 +142,7 @@ export function chartSpecs(d: ReportData): { id: string; title: string; spec: To
           color: { field: 'style', type: 'nominal', title: 'style', scale: { domain: ['terse', 'sentence', 'formatted', 'other'] } },
           opacity: { field: 'mix', type: 'ordinal', title: 'bar', scale: { domain: ['policy', 'equilibrium'], range: [1, 0.45] } },
         },
-        width: 160, height: 240,
+        width: 100, height: 240,
       } as TopLevelSpec,
     },
     {

@@ -31,6 +31,11 @@ export interface DemoOptions {
   fresh?: boolean;
   progress?: boolean;
   log?: (s: string) => void;
+  /** Experiments (docs/demo.md's log): another proxy judge folder, other lr / beta per method, other training settings. */
+  proxy?: string;
+  hyper?: Partial<Record<DemoMethod, Hyper>>;
+  training?: Partial<typeof DEMO_TRAINING>;
+  methods?: DemoMethod[];
 }
 
 /** The budget of a full and of a quick run. */
@@ -132,14 +137,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = performance.now();
   const log = o.log ?? ((s: string) => console.error(s));
   const starter = join(o.root, 'demo', 'starter');
-  const proxy = join(o.root, 'demo', 'proxy-judge');
+  const proxy = o.proxy ? resolve(o.proxy) : join(o.root, 'demo', 'proxy-judge');
   for (const d of [starter, proxy]) if (!existsSync(join(d, 'config.json'))) throw new Error(`${d}: missing (the demo's committed model folders; see demo/make-starter.sh and demo/make-proxy-judge.sh)`);
   const out = resolve(o.out);
   if (o.fresh) rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   const size = demoSizes(o.quick ?? false);
-  const methods: DemoMethod[] = o.baselines ? ['sppo', 'dpo', 'ipo'] : ['sppo'];
-  const hyper: Record<DemoMethod, Hyper> = o.quick ? { sppo: QUICK_HYPER, dpo: QUICK_HYPER, ipo: QUICK_HYPER } : DEMO_HYPER;
+  const methods: DemoMethod[] = o.methods ?? (o.baselines ? ['sppo', 'dpo', 'ipo'] : ['sppo']);
+  const hyper: Record<DemoMethod, Hyper> = { ...(o.quick ? { sppo: QUICK_HYPER, dpo: QUICK_HYPER, ipo: QUICK_HYPER } : DEMO_HYPER), ...o.hyper };
+  const training = { ...DEMO_TRAINING, ...o.training };
 
   // Prompts: the held-out evaluation prompts, and the training prompts of the iterations (their own stream).
   const held = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, size.evalCount);
@@ -171,7 +177,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       refLogprobs: 'generation',
       judgeChunk: 32,
       generation: DEMO_GENERATION,
-      training: { loss: method, ...DEMO_TRAINING, ...hyper[method] },
+      training: { loss: method, ...training, ...hyper[method] },
       eval: { count: held.length, prompts: join(out, 'eval-prompts.jsonl'), temperature: 1, topP: 1, batchSize: 64 },
     };
     log(`sppo demo: ${method} -> ${runDir}`);
@@ -205,7 +211,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const table = formatTable(rows, details);
-  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, generation: DEMO_GENERATION, training: DEMO_TRAINING, hyper, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
+  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, generation: DEMO_GENERATION, training, hyper, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
   const html = await reportHtml({
     title: `sppo demo: ${methods.join(', ').toUpperCase()} on the task family (${size.iterations} iteration${size.iterations > 1 ? 's' : ''}, K = ${DEMO_GENERATION.k})`,
     rows: [...rows, ...averageRows.map((r) => ({ ...r, method: averageLabel(r.method) }))],
@@ -214,7 +220,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     notes: [
       `Judge during training: the proxy pairwise model demo/proxy-judge; evaluation: the gold judge (docs/demo.md), on ${held.length} held-out prompts, against the starter's responses.`,
       `Win rate: mean P(model > starter) with its standard error; LC: AlpacaEval 2.0's length-controlled win rate (dashed line in the first chart).`,
-      `Same prompts, samples per prompt, judge and training budget for every method (${DEMO_TRAINING.epochs} epochs, batch ${DEMO_TRAINING.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings, one iteration each, scored on validation prompts, never the held-out ones)`}.`,
+      `Same prompts, samples per prompt, judge and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings, one iteration each, scored on validation prompts, never the held-out ones)`}.`,
       `"METHOD avg": the average iterate, the uniform mixture of the policies of iterations 1..t, sampled per held-out prompt (one iteration drawn per prompt; SPPO's guarantee is about this policy); the other rows are the last iterate.`,
       `Style exploitability: 2 max_j P(j > mix) - 1 for the mix of answer styles on the held-out prompts, in the gold judge's style game (its 0.7 cycle, 0.8 against 'other', and its length term at each style's mean measured length; "pure cycle": the style term alone, equilibrium 1/3 each); 0 at the game's equilibrium, solved by the game lab's solver (src/demo/style_game.ts).`,
       `Wall time ${seconds.toFixed(0)} s.`,
@@ -237,11 +243,11 @@ export interface SearchPoint extends Hyper {
  * prompts. The samples and the proxy judge's verdicts of that iteration do not depend on lr or beta: they are
  * made once and shared. Writes OUT/search.json; returns the points and the best per method.
  */
-export async function runSearch(o: { root: string; out: string; fresh?: boolean; progress?: boolean; log?: (s: string) => void; methods?: DemoMethod[] }): Promise<{ points: SearchPoint[]; best: Record<string, Hyper>; seconds: number }> {
+export async function runSearch(o: { root: string; out: string; fresh?: boolean; progress?: boolean; log?: (s: string) => void; methods?: DemoMethod[]; proxy?: string }): Promise<{ points: SearchPoint[]; best: Record<string, Hyper>; seconds: number }> {
   const t0 = performance.now();
   const log = o.log ?? ((s: string) => console.error(s));
   const starter = join(o.root, 'demo', 'starter');
-  const proxy = join(o.root, 'demo', 'proxy-judge');
+  const proxy = o.proxy ? resolve(o.proxy) : join(o.root, 'demo', 'proxy-judge');
   const out = resolve(o.out);
   if (o.fresh) rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });

@@ -17,6 +17,8 @@
 import { makeGame, type Game } from '../game/game.js';
 import { dualityGap } from '../game/measures.js';
 import { runGame } from '../game/lab.js';
+import { sppoExactStep } from '../game/exact.js';
+import { softmax } from '../game/policy.js';
 import { GOLD_RULES, lengthTermOf, styleTerm } from './gold_judge.js';
 import { parseResponse, render, STYLES, type Style } from './tasks.js';
 
@@ -130,4 +132,36 @@ export function measureStyles(mix: Partial<Record<string, number>>, responses: r
     style_exploitability_cycle: styleExploitability(cycle, mix),
     style_equilibrium_cycle: cycleCache.mix,
   };
+}
+
+export interface ExactSppoTrace {
+  eta: number;
+  /** Exploitability of pi_t (the last iterate) and of the average of pi_1..pi_t, t = 1..T. */
+  last: number[];
+  average: number[];
+  /** The last iterate after T steps. */
+  mix: StyleMix;
+}
+
+/**
+ * SPPO's exact update (the game lab's sppoExactStep: pi_{t+1} ∝ pi_t exp(eta P(y > pi_t))) on a style game
+ * from a starting mix, for T steps: what SPPO's own rule does to the style mix with a perfect judge and exact
+ * win rates, the best the sampled, fitted demo can hope for.
+ */
+export function exactSppoFrom(game: Game, start: Partial<Record<string, number>>, eta: number, T: number): ExactSppoTrace {
+  const pi = fromMix(start);
+  const total = pi.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < pi.length; i++) pi[i] = pi[i]! / total;
+  const logp = pi.map((p) => Math.log(p));
+  const sum = new Float64Array(pi.length);
+  const last: number[] = [];
+  const average: number[] = [];
+  for (let t = 1; t <= T; t++) {
+    sppoExactStep(game, logp, pi, eta);
+    softmax(logp, pi);
+    for (let i = 0; i < pi.length; i++) sum[i] = sum[i]! + pi[i]!;
+    last.push(dualityGap(game, pi));
+    average.push(dualityGap(game, sum.map((x) => x / t)));
+  }
+  return { eta, last, average, mix: toMix(pi) };
 }

@@ -36,6 +36,8 @@ export interface DemoOptions {
   hyper?: Partial<Record<DemoMethod, Hyper>>;
   training?: Partial<typeof DEMO_TRAINING>;
   methods?: DemoMethod[];
+  /** Prompts per iteration (default demoSizes'); beyond the 3 x 416 distinct ones the family has room for, prompts repeat. */
+  perIteration?: number;
 }
 
 /** The budget of a full and of a quick run. */
@@ -142,14 +144,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const out = resolve(o.out);
   if (o.fresh) rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  const size = demoSizes(o.quick ?? false);
+  const size = { ...demoSizes(o.quick ?? false), ...(o.perIteration ? { perIteration: o.perIteration } : {}) };
   const methods: DemoMethod[] = o.methods ?? (o.baselines ? ['sppo', 'dpo', 'ipo'] : ['sppo']);
   const hyper: Record<DemoMethod, Hyper> = { ...(o.quick ? { sppo: QUICK_HYPER, dpo: QUICK_HYPER, ipo: QUICK_HYPER } : DEMO_HYPER), ...o.hyper };
   const training = { ...DEMO_TRAINING, ...o.training };
 
   // Prompts: the held-out evaluation prompts, and the training prompts of the iterations (their own stream).
   const held = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, size.evalCount);
-  const train = trainingPrompts(size.iterations * size.perIteration, 0, heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED), STREAM_SPPO);
+  const nTrain = size.iterations * size.perIteration;
+  const train = trainingPrompts(nTrain, 0, heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED), STREAM_SPPO, nTrain <= demoSizes(false).iterations * demoSizes(false).perIteration);
   const toRow = (t: Task): { prompt: string; kind: string } => ({ prompt: t.prompt, kind: t.kind });
   writeJsonl(join(out, 'prompts.jsonl'), train.map(toRow));
   writeJsonl(join(out, 'eval-prompts.jsonl'), held.map(toRow));

@@ -36,7 +36,8 @@ export interface DemoOptions {
   hyper?: Partial<Record<DemoMethod, Hyper>>;
   training?: Partial<typeof DEMO_TRAINING>;
   methods?: DemoMethod[];
-  /** Prompts per iteration (default demoSizes'); beyond the 3 x 416 distinct ones the family has room for, prompts repeat. */
+  /** Iterations and prompts per iteration (default demoSizes'); beyond the 3 x 416 distinct prompts the family has room for, prompts repeat. */
+  iterations?: number;
   perIteration?: number;
 }
 
@@ -144,7 +145,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const out = resolve(o.out);
   if (o.fresh) rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  const size = { ...demoSizes(o.quick ?? false), ...(o.perIteration ? { perIteration: o.perIteration } : {}) };
+  const size = { ...demoSizes(o.quick ?? false), ...(o.perIteration ? { perIteration: o.perIteration } : {}), ...(o.iterations ? { iterations: o.iterations } : {}) };
   const methods: DemoMethod[] = o.methods ?? (o.baselines ? ['sppo', 'dpo', 'ipo'] : ['sppo']);
   const hyper: Record<DemoMethod, Hyper> = { ...(o.quick ? { sppo: QUICK_HYPER, dpo: QUICK_HYPER, ipo: QUICK_HYPER } : DEMO_HYPER), ...o.hyper };
   const training = { ...DEMO_TRAINING, ...o.training };

@@ -35,7 +35,18 @@ test('sppo demo --quick: end to end, summary.json rows finite and in range, repo
   assert.deepEqual(r.rows, summary.rows);
   for (const f of ['prompts.jsonl', 'eval-prompts.jsonl', 'sppo/iter-1/eval.json', 'sppo/iter-1/checkpoint/model.safetensors']) assert.ok(existsSync(join(out, f)), f);
   const html = readFileSync(join(out, 'report.html'), 'utf8');
-  assert.equal((html.match(/<svg/g) ?? []).length, 5);
+  assert.equal((html.match(/<svg/g) ?? []).length, 6);
+  // per method and iteration: the style mix's exploitability in the gold style game, with its equilibrium
+  const details = (JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { details: Record<string, unknown>[] }).details;
+  assert.deepEqual(details.map((x) => [x.method, x.iteration]), [['sppo', 0], ['sppo', 1]]);
+  for (const x of details) {
+    for (const k of ['style_exploitability', 'style_exploitability_cycle']) assert.ok(typeof x[k] === 'number' && x[k] >= 0 && x[k] <= 1, `${k} = ${x[k]}`);
+    for (const k of ['style_equilibrium', 'style_equilibrium_cycle', 'styles']) {
+      const mix = x[k] as Record<string, number>;
+      assert.deepEqual(Object.keys(mix), ['terse', 'sentence', 'formatted', 'other'], k);
+      assert.ok(Math.abs(Object.values(mix).reduce((a, b) => a + b, 0) - 1) < 1e-6, `${k} sums to 1`);
+    }
+  }
   assert.match(r.table, /sppo\s+1\s+/);
   // the held-out prompts never appear among the training prompts
   const heldOut = new Set(readFileSync(join(out, 'eval-prompts.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { prompt: string }).prompt));
@@ -48,7 +59,7 @@ test('report.html renders every chart in headless Chromium with no console error
   const { chromium } = await import('playwright-core');
   const dir = mkdtempSync(join(tmpdir(), 'sppo-chromium-'));
   const pages: [string, string, number][] = [['synthetic', await reportHtml(syntheticReport()), chartSpecs(syntheticReport()).length]];
-  if (quickReport) pages.push(['demo --quick', quickReport, 5]);
+  if (quickReport) pages.push(['demo --quick', quickReport, 6]);
   const context = await chromium.launchPersistentContext(join(dir, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,

@@ -10,7 +10,7 @@ import { goldPreference, goldVerdict, isCorrect, responseStats } from '../src/de
 import { demonstrations } from '../src/demo/demonstrations.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_PROXY, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from '../src/demo/constants.js';
 import { evaluatePolicy, formatPolicyEval } from '../src/demo/policy_eval.js';
-import { DEMO_HYPER, SEARCH_GRID } from '../src/demo/run.js';
+import { averageIterate, DEMO_HYPER, SEARCH_GRID } from '../src/demo/run.js';
 import { existsSync } from 'node:fs';
 import { projectRoot } from './helpers/fixtures.js';
 import { chartSpecs, formatTable, reportHtml } from '../src/demo/report.js';
@@ -126,6 +126,12 @@ test('report: Table 1 layout and self-contained HTML with one SVG per chart', as
   assert.equal((html.match(/<svg/g) ?? []).length, n);
   assert.ok(!/<script|https?:\/\/(?!www\.w3\.org)/.test(html.replace(/xmlns(:xlink)?="[^"]*"/g, '')), 'no scripts or network references');
   assert.match(html, /a &lt;note&gt; &amp; more/);
+  assert.deepEqual(chartSpecs(d).map((c) => c.id), ['win-rate', 'loss', 'length', 'correct', 'styles', 'exploitability']);
+  const withDetails = formatTable(d.rows, d.details);
+  assert.match(withDetails.split('\n')[0]!, /style exploitability \(length \/ cycle\)$/);
+  // iteration 0 of the synthetic mix (0.2, 0.5, 0.25, 0.05): against the pure cycle terse wins
+  // 0.2 .5 + 0.5 .7 + 0.25 .3 + 0.05 .8 = 0.565 -> 0.130
+  assert.match(withDetails, /sppo\s+0 \(starter\).* \/ 0\.130$/m);
   assert.ok(join('a', 'b'));
 });
 
@@ -148,4 +154,22 @@ test('policy-eval: correctness, pass@K per kind and style shares of the committe
   assert.ok(Math.abs(shares - 1) < 1e-9);
   for (const k of TASK_KINDS) assert.ok(e.byKind[k].correct <= e.byKind[k].passAtK);
   assert.match(formatPolicyEval(e), /pass@3/);
+});
+
+test('average iterate: one iteration drawn uniformly per prompt, judged by the gold judge against the starter', () => {
+  const n = 200;
+  const prompts = Array<string>(n).fill('Add 3+5.');
+  const starter = new Map(prompts.map((_, i) => [i, 'It is 9.']));
+  const it1 = new Map(prompts.map((_, i) => [i, '8'])); // correct: beats the starter's wrong answer with 0.95
+  const it2 = new Map(prompts.map((_, i) => [i, 'junk!'])); // both wrong: 'other' vs sentence 0.2, length (5 - 8) / 20 * 0.1
+  const one = averageIterate('sppo', 1, [it1], starter, prompts);
+  assert.equal(one.details.styles.terse, 1);
+  assert.ok(Math.abs(one.row.win_rate - 0.95) <= 1e-12);
+  const two = averageIterate('sppo', 2, [it1, it2], starter, prompts);
+  const s = two.details.styles.terse;
+  assert.ok(s > 0 && s < 1, `both iterations drawn (share of iteration 1: ${s})`);
+  assert.equal(two.details.styles.other, 1 - s);
+  assert.equal(two.details.correct, s);
+  assert.ok(Math.abs(two.row.win_rate - (0.95 * s + 0.185 * (1 - s))) <= 1e-12);
+  assert.deepEqual(averageIterate('sppo', 2, [it1, it2], starter, prompts), two, 'seeded: the same draws again');
 });

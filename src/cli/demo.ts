@@ -1,5 +1,5 @@
 // `sppo demo`: the demo (npm run demo) and the steps that prepare its committed models.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -11,15 +11,20 @@ import { HELD_OUT_COUNT, HELD_OUT_SEED, STARTER_ARCH, STARTER_SFT_EXAMPLES, STAR
 import { proxyJudgeData } from '../demo/proxy_data.js';
 import { runDemo, runSearch, SEARCH_GRID, type DemoMethod } from '../demo/run.js';
 import { evaluatePolicy, formatPolicyEval } from '../demo/policy_eval.js';
+import { formatTable } from '../demo/report.js';
+import { exactSppoFrom, solveStyleGame, styleExploitability, styleGame, type StyleMix } from '../demo/style_game.js';
+import { judgeStyleReading } from '../demo/proxy_styles.js';
+import { loadJudge } from '../judge/judge.js';
 import { UsageError } from './usage.js';
 
 export const summary = 'the demo: SPPO on a small task family, judged by a proxy model, evaluated by a gold judge';
 
-const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fresh]
+const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fresh] [--proxy DIR]
        sppo demo starter-inputs --dir DIR [--examples N --seed S]
-       sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S]
-       sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo]
+       sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S] [--style-pairs]
+       sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo] [--proxy DIR]
        sppo demo policy-eval --model DIR [--k K --prompts N --seed S]
+       sppo demo style-game [--summary FILE] [--judge DIR]
 
   run (default)     SPPO (3 iterations, K = 5) of demo/starter with demo/proxy-judge as the judge, each iteration
                     evaluated on held-out prompts by the gold judge against the starter; writes OUT/summary.json
@@ -28,15 +33,20 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
       --baselines   also iterative DPO and IPO: same prompts, samples, judge, training budget and
                     hyper-parameter search (lr and beta per method: DEMO_HYPER, from 'sppo demo search')
       --fresh       delete OUT first
+      --proxy DIR   another proxy judge folder than demo/proxy-judge (experiments; search takes it too)
   starter-inputs    write DIR/tokenizer/ (tokenizer files), DIR/config.json (the starter's architecture) and
                     DIR/sft.jsonl (mixed-quality demonstrations) for 'sppo sft' (demo/make-starter.sh)
   judge-data        sample the starter on N prompts (K each) and write the gold judge's verdicts on all pairs:
-                    DIR/judge-train.jsonl and DIR/judge-heldout.jsonl (15% of the prompts) for 'sppo train-judge'
+                    DIR/judge-train.jsonl and DIR/judge-heldout.jsonl (15% of the prompts) for 'sppo train-judge';
+                    --style-pairs adds each styled sample against the same answer in the two other styles
   search            the hyper-parameter search, the same for every method: each lr x beta of the grid, one
                     iteration of 416 training prompts, scored by the gold judge on validation prompts (never the
                     held-out ones); writes OUT/search.json (OUT: runs/demo-search) and prints the best per method
   policy-eval       K samples (temperature 1) per held-out prompt (the first N of the 256): the gold judge's
                     correctness of a sample and pass@K, per task kind, and the style shares
+  style-game        the gold style game at the starter's style lengths (from --summary, a demo's summary.json;
+                    default: the starter's measured mix), its equilibrium and what SPPO's exact update does from
+                    the starter for several eta; with --judge DIR, how that judge reads the style cycle
 `;
 
 function writeJsonl(path: string, rows: unknown[]): void {
@@ -61,7 +71,7 @@ async function starterInputs(argv: string[]): Promise<void> {
 }
 
 async function judgeData(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, dir: { type: 'string' }, prompts: { type: 'string' }, k: { type: 'string' }, seed: { type: 'string' } } });
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, dir: { type: 'string' }, prompts: { type: 'string' }, k: { type: 'string' }, seed: { type: 'string' }, 'style-pairs': { type: 'boolean' } } });
   if (!v.model || !v.dir) throw new UsageError('--model and --dir are required');
   const int = (name: string, x: string | undefined, d: number, min: number): number => {
     const n = x === undefined ? d : Number(x);
@@ -74,7 +84,7 @@ async function judgeData(argv: string[]): Promise<void> {
   const t0 = performance.now();
   let r;
   try {
-    r = await proxyJudgeData({ model: v.model, prompts: n, k: int('k', v.k, 5, 2), seed: int('seed', v.seed, 0, 0), onProgress: (d) => bar.update(d) });
+    r = await proxyJudgeData({ model: v.model, prompts: n, k: int('k', v.k, 5, 2), seed: int('seed', v.seed, 0, 0), stylePairs: v['style-pairs'] ?? false, onProgress: (d) => bar.update(d) });
   } finally {
     bar.stop();
   }
@@ -101,25 +111,65 @@ async function policyEval(argv: string[]): Promise<void> {
 }
 
 async function search(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { out: { type: 'string' }, fresh: { type: 'boolean' }, methods: { type: 'string' }, root: { type: 'string' } } });
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { out: { type: 'string' }, fresh: { type: 'boolean' }, methods: { type: 'string' }, root: { type: 'string' }, proxy: { type: 'string' } } });
   const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
   const methods = (v.methods ?? 'sppo,dpo,ipo').split(',') as DemoMethod[];
   for (const m of methods) if (!['sppo', 'dpo', 'ipo'].includes(m)) throw new UsageError(`--methods: unknown method '${m}'`);
   console.error(`sppo demo search: ${methods.join(', ')} x ${SEARCH_GRID.length} settings`);
-  const r = await runSearch({ root, out: v.out ?? join('runs', 'demo-search'), fresh: v.fresh ?? false, progress: false, methods });
+  const r = await runSearch({ root, out: v.out ?? join('runs', 'demo-search'), fresh: v.fresh ?? false, progress: false, methods, proxy: v.proxy });
   console.log('| method | lr | beta | validation win rate (%) ± SE | correct (%) |\n| --- | --- | --- | --- | --- |');
   for (const p of r.points) console.log(`| ${p.method} | ${p.lr} | ${p.beta} | ${(100 * p.win_rate).toFixed(1)} ± ${(100 * p.win_rate_se).toFixed(1)} | ${(100 * p.correct).toFixed(1)} |`);
   console.log(`best: ${JSON.stringify(r.best)} (${r.seconds.toFixed(0)} s)`);
 }
 
 async function demo(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { quick: { type: 'boolean' }, baselines: { type: 'boolean' }, out: { type: 'string' }, fresh: { type: 'boolean' }, root: { type: 'string' } } });
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { quick: { type: 'boolean' }, baselines: { type: 'boolean' }, out: { type: 'string' }, fresh: { type: 'boolean' }, root: { type: 'string' }, proxy: { type: 'string' } } });
   const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
   const out = v.out ?? join('runs', v.quick ? 'demo-quick' : 'demo');
-  const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY) });
+  const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY), proxy: v.proxy });
   console.log(r.table);
+  console.log(`\naverage iterate (uniform mixture of iterations 1..t, one drawn per held-out prompt):\n${formatTable(r.averageRows, r.averageDetails)}`);
   const stages = Object.entries(r.timings).map(([m, t]) => `${m}: ${Object.entries(t).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(', ')}`).join('; ');
   console.log(`\n${join(out, 'summary.json')}, ${join(out, 'report.html')} (${r.seconds.toFixed(0)} s; ${stages})`);
+}
+
+async function styleGameCmd(argv: string[]): Promise<void> {
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { summary: { type: 'string' }, judge: { type: 'string' } } });
+  const pct = (m: Record<string, number>): string => Object.values(m).map((x) => (100 * x).toFixed(1)).join(' / ');
+  const f3 = (x: number): string => x.toFixed(3);
+  // The starter's mix and lengths: from a demo's summary.json (iteration 0), else the issue's starter mix with
+  // the lengths of the demo's answers (1-2 character payloads).
+  let start: StyleMix = { terse: 0.18, sentence: 0.48, formatted: 0.31, other: 0.03 };
+  let lengths: StyleMix = { terse: 2.6, sentence: 9.6, formatted: 10.6, other: 5 };
+  if (v.summary) {
+    let data: { details?: { iteration: number; styles: StyleMix; style_lengths?: StyleMix }[] };
+    try {
+      data = JSON.parse(readFileSync(v.summary, 'utf8')) as typeof data;
+    } catch (e) {
+      throw new UsageError(`--summary ${v.summary}: ${(e as Error).message}`);
+    }
+    const d0 = data.details?.find((d) => d.iteration === 0);
+    if (!d0?.style_lengths) throw new UsageError(`--summary ${v.summary}: no details[] row of iteration 0 with style_lengths (a summary.json of this build's demo)`);
+    start = d0.styles;
+    lengths = d0.style_lengths;
+  }
+  for (const [name, game] of [['with the length term', styleGame(lengths)], ['pure cycle', styleGame()]] as const) {
+    const eq = solveStyleGame(game);
+    console.log(`gold style game, ${name}: equilibrium terse / sentence / formatted / other ${pct(eq.mix)} % (solver residual ${eq.residual.toExponential(1)}); starter ${pct(start)} %: exploitability ${f3(styleExploitability(game, start))}`);
+    console.log('  exact SPPO update from the starter (last iterate pi_t | average of pi_1..pi_t), t = 1, 2, 3; first t with average <= 0.05:');
+    for (const eta of [0.5, 1, 2, 3, 5, 10, 20]) {
+      const tr = exactSppoFrom(game, start, eta, 200);
+      const first = tr.average.findIndex((x) => x <= 0.05);
+      console.log(`  eta ${String(eta).padStart(4)}: ${tr.last.slice(0, 3).map(f3).join(' ')} | ${tr.average.slice(0, 3).map(f3).join(' ')}; average <= 0.05 from t = ${first < 0 ? '> 200' : first + 1}, last iterate <= 0.05 at ${tr.last.filter((x) => x <= 0.05).length} of 200 steps`);
+    }
+  }
+  if (v.judge) {
+    const judge = await loadJudge({ kind: 'pairwise', dir: v.judge, batchSize: 64, dtype: 'float32', device: 'cpu' });
+    for (const r of await judgeStyleReading(judge)) {
+      const m = (M: number[][]): string => M.map((row) => row.map(f3).join(' ')).join(' | ');
+      console.log(`${v.judge} on ${r.answers} answers, P(row > column), rows terse | sentence | formatted:\n  judge ${m(r.judge)}\n  gold  ${m(r.gold)}\n  same preferred style as the gold judge: ${(100 * r.agreement).toFixed(1)} %; the judge's equilibrium ${pct(r.judgeEquilibrium)} % (gold's ${pct(r.goldEquilibrium)} %), its gold exploitability ${f3(r.goldExploitabilityOfJudgeEquilibrium)}`);
+    }
+  }
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -132,6 +182,7 @@ export async function run(argv: string[]): Promise<void> {
   if (sub === 'judge-data') return judgeData(rest);
   if (sub === 'policy-eval') return policyEval(rest);
   if (sub === 'search') return search(rest);
+  if (sub === 'style-game') return styleGameCmd(rest);
   if (sub === 'run') return demo(rest);
   if (sub === undefined || sub.startsWith('--')) return demo(argv);
   throw new UsageError(`unknown demo step '${sub}'\n\n${HELP}`);

@@ -53,9 +53,14 @@ export function styleTerm(a: Style | 'other', b: Style | 'other'): number {
   return BEATS[a] === b ? GOLD_RULES.cycleWins : 1 - GOLD_RULES.cycleWins;
 }
 
-export function lengthTerm(a: string, b: string): number {
-  const d = (len(a) - len(b)) / GOLD_RULES.lengthScale;
+/** The length term L for two responses of lengths `lenA`, `lenB` (characters). */
+export function lengthTermOf(lenA: number, lenB: number): number {
+  const d = (lenA - lenB) / GOLD_RULES.lengthScale;
   return GOLD_RULES.lengthWeight * Math.max(-1, Math.min(1, d));
+}
+
+export function lengthTerm(a: string, b: string): number {
+  return lengthTermOf(len(a), len(b));
 }
 
 /** P(a > b | prompt) under the gold rules, with what it was based on. */

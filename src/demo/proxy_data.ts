@@ -6,7 +6,7 @@ import { generate } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, promptText } from '../text/chat_template.js';
 import { goldPreference } from './gold_judge.js';
-import { heldOutPrompts, trainingPrompts } from './tasks.js';
+import { heldOutPrompts, parseResponse, render, STYLES, trainingPrompts } from './tasks.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_PROXY } from './constants.js';
 
 export interface JudgeDataOptions {
@@ -19,6 +19,11 @@ export interface JudgeDataOptions {
   temperature?: number;
   maxNewTokens?: number;
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Also compare each styled sample with the same answer in each other style (judged by the gold judge like
+   * any pair): the comparisons where only style and length differ, which the starter's own samples hold few of.
+   */
+  stylePairs?: boolean;
 }
 
 export interface ComparisonRow {
@@ -45,6 +50,21 @@ export async function proxyJudgeData(o: JudgeDataOptions): Promise<{ train: Comp
         const texts = [...new Set(gens.slice(i * o.k, (i + 1) * o.k).map((g) => g.text))];
         const r: ComparisonRow[] = [];
         for (let x = 0; x < texts.length; x++) for (let y = x + 1; y < texts.length; y++) r.push({ prompt: t.prompt, a: texts[x]!, b: texts[y]!, p: goldPreference(t.prompt, texts[x]!, texts[y]!) });
+        if (o.stylePairs) {
+          const seen = new Set(r.map((c) => JSON.stringify([c.a, c.b].sort())));
+          for (const a of texts) {
+            const pa = parseResponse(a);
+            if (pa.style === 'other') continue;
+            for (const s of STYLES) {
+              if (s === pa.style) continue;
+              const b = render(s, pa.payload!);
+              const key = JSON.stringify([a, b].sort());
+              if (seen.has(key)) continue;
+              seen.add(key);
+              r.push({ prompt: t.prompt, a, b, p: goldPreference(t.prompt, a, b) });
+            }
+          }
+        }
         rows.push(r);
       });
       o.onProgress?.(Math.min(s + bs, tasks.length), tasks.length);

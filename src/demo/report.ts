@@ -2,6 +2,7 @@
 // charts drawn server-side by vega-lite + vega as inline SVG (self-contained: no script, no network).
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import type { StyleMeasure } from './style_game.js';
 
 export interface SummaryRow {
   method: string;
@@ -12,7 +13,7 @@ export interface SummaryRow {
   avg_length: number;
 }
 
-export interface RowDetails {
+export interface RowDetails extends Partial<StyleMeasure> {
   method: string;
   iteration: number;
   /** Share of held-out responses that are correct (gold rule 1). */
@@ -40,12 +41,21 @@ export interface ReportData {
 
 const pct = (x: number): string => (Number.isFinite(x) ? (100 * x).toFixed(1) : 'n/a');
 
-/** Table 1's shape: model / iteration, LC win rate, win rate (± SE), average length. */
-export function formatTable(rows: readonly SummaryRow[]): string {
-  const head = ['method', 'iteration', 'LC win rate (%)', 'win rate (%)', 'avg. length'];
-  const body = rows.map((r) => [r.method, r.iteration === 0 ? '0 (starter)' : String(r.iteration), pct(r.lc_win_rate), `${pct(r.win_rate)} ± ${pct(r.win_rate_se)}`, r.avg_length.toFixed(1)]);
+const fix3 = (x: number | undefined): string => (x !== undefined && Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+
+/**
+ * Table 1's shape: model / iteration, LC win rate, win rate (± SE), average length; with `details`, the
+ * style mix's exploitability in the gold style game (with the length term / pure cycle) too.
+ */
+export function formatTable(rows: readonly SummaryRow[], details?: readonly RowDetails[]): string {
+  const detailOf = (r: SummaryRow): RowDetails | undefined => details?.find((x) => x.method === r.method && x.iteration === r.iteration);
+  const head = ['method', 'iteration', 'LC win rate (%)', 'win rate (%)', 'avg. length', ...(details ? ['style exploitability (length / cycle)'] : [])];
+  const body = rows.map((r) => {
+    const d = detailOf(r);
+    return [r.method, r.iteration === 0 ? '0 (starter)' : String(r.iteration), pct(r.lc_win_rate), `${pct(r.win_rate)} ± ${pct(r.win_rate_se)}`, r.avg_length.toFixed(1), ...(details ? [`${fix3(d?.style_exploitability)} / ${fix3(d?.style_exploitability_cycle)}`] : [])];
+  });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
@@ -64,7 +74,14 @@ export const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
 export function chartSpecs(d: ReportData): { id: string; title: string; spec: TopLevelSpec }[] {
   const wr = d.rows.map((r) => ({ ...r, lo: r.win_rate - r.win_rate_se, hi: r.win_rate + r.win_rate_se }));
   const color = { field: 'method', type: 'nominal' as const, title: 'method' };
-  const styleRows = d.details.flatMap((x) => Object.entries(x.styles).map(([style, share]) => ({ method: x.method, iteration: x.iteration, style, share })));
+  const styleRows = d.details.flatMap((x) => [
+    ...Object.entries(x.styles).map(([style, share]) => ({ method: x.method, iteration: x.iteration, style, share, mix: 'policy' })),
+    ...Object.entries(x.style_equilibrium ?? {}).map(([style, share]) => ({ method: x.method, iteration: x.iteration, style, share, mix: 'equilibrium' })),
+  ]);
+  const exploitRows = d.details.flatMap((x) => [
+    ...(x.style_exploitability === undefined ? [] : [{ method: x.method, iteration: x.iteration, exploitability: x.style_exploitability, game: 'with length term' }]),
+    ...(x.style_exploitability_cycle === undefined ? [] : [{ method: x.method, iteration: x.iteration, exploitability: x.style_exploitability_cycle, game: 'pure cycle' }]),
+  ]);
   const correctRows = d.details.map((x) => ({ method: x.method, iteration: x.iteration, correct: x.correct }));
   const losses = d.losses.map((l) => ({ ...l, label: `iteration ${l.iteration}` }));
   const iterAxis = { field: 'iteration', type: 'quantitative' as const, title: 'iteration', axis: { tickMinStep: 1, format: 'd' } };
@@ -114,18 +131,34 @@ export function chartSpecs(d: ReportData): { id: string; title: string; spec: To
     },
     {
       id: 'styles',
-      title: 'Answer styles of the held-out responses',
+      title: 'Answer styles of the held-out responses, each beside the equilibrium of the gold style game it is measured against',
       spec: {
         $schema: SCHEMA, background: 'white', data: { values: styleRows },
         mark: 'bar',
         encoding: {
           column: { field: 'method', type: 'nominal', title: null },
           x: { field: 'iteration', type: 'ordinal', title: 'iteration' },
+          xOffset: { field: 'mix', type: 'nominal', sort: ['policy', 'equilibrium'] },
           y: { field: 'share', type: 'quantitative', title: 'share', stack: 'normalize' },
           color: { field: 'style', type: 'nominal', title: 'style', scale: { domain: ['terse', 'sentence', 'formatted', 'other'] } },
+          opacity: { field: 'mix', type: 'ordinal', title: 'bar', scale: { domain: ['policy', 'equilibrium'], range: [1, 0.45] } },
         },
-        width: 140, height: 240,
+        width: 100, height: 240,
       } as TopLevelSpec,
+    },
+    {
+      id: 'exploitability',
+      title: 'Exploitability of the style mix (2 max_j P(j > mix) - 1; 0 at the equilibrium)',
+      spec: {
+        $schema: SCHEMA, width: 460, height: 280, background: 'white', data: { values: exploitRows },
+        mark: { type: 'line', point: true },
+        encoding: {
+          x: iterAxis,
+          y: { field: 'exploitability', type: 'quantitative', title: 'exploitability', scale: { domainMin: 0 } },
+          color,
+          strokeDash: { field: 'game', type: 'nominal', title: 'gold style game', scale: { domain: ['with length term', 'pure cycle'], range: [[1, 0], [4, 3]] } },
+        },
+      },
     },
   ];
 }
@@ -136,13 +169,19 @@ export const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g,
 export async function reportHtml(d: ReportData): Promise<string> {
   const charts = chartSpecs(d);
   const svgs = await Promise.all(charts.map((c) => svgOf(c.spec)));
-  const rows = d.rows.map((r) => `<tr><td>${esc(r.method)}</td><td>${r.iteration}</td><td>${pct(r.lc_win_rate)}</td><td>${pct(r.win_rate)} ± ${pct(r.win_rate_se)}</td><td>${r.avg_length.toFixed(1)}</td></tr>`).join('\n');
+  const mix = (m: Record<string, number> | undefined): string => (m ? ['terse', 'sentence', 'formatted', 'other'].map((k) => (100 * (m[k] ?? 0)).toFixed(0)).join(' / ') : 'n/a');
+  const rows = d.rows
+    .map((r) => {
+      const x = d.details.find((y) => y.method === r.method && y.iteration === r.iteration);
+      return `<tr><td>${esc(r.method)}</td><td>${r.iteration}</td><td>${pct(r.lc_win_rate)}</td><td>${pct(r.win_rate)} ± ${pct(r.win_rate_se)}</td><td>${r.avg_length.toFixed(1)}</td><td>${x ? pct(x.correct) : 'n/a'}</td><td>${mix(x?.styles)}</td><td>${mix(x?.style_equilibrium)}</td><td>${fix3(x?.style_exploitability)}</td><td>${fix3(x?.style_exploitability_cycle)}</td></tr>`;
+    })
+    .join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${esc(d.title)}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f4f4f4}figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.4em}</style>
 </head><body>
 <h1>${esc(d.title)}</h1>
-<table><thead><tr><th>method</th><th>iteration</th><th>LC win rate (%)</th><th>win rate (%) ± SE</th><th>avg. length</th></tr></thead><tbody>
+<table><thead><tr><th>method</th><th>iteration</th><th>LC win rate (%)</th><th>win rate (%) ± SE</th><th>avg. length</th><th>correct (%)</th><th>styles terse / sentence / formatted / other (%)</th><th>equilibrium of the gold style game (%)</th><th>style exploitability</th><th>same, pure cycle</th></tr></thead><tbody>
 ${rows}
 </tbody></table>
 ${charts.map((c, i) => `<figure class="chart" id="${c.id}"><figcaption>${esc(c.title)}</figcaption>\n${svgs[i]}\n</figure>`).join('\n')}

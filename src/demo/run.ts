@@ -10,11 +10,14 @@ import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node
 import { join, resolve } from 'node:path';
 import { runSppo, type GenerationLine } from '../sppo/loop.js';
 import type { SppoConfigInput } from '../sppo/config.js';
-import { GoldJudge, responseStats } from './gold_judge.js';
+import { GoldJudge, goldPreference, responseStats } from './gold_judge.js';
+import { summarizeEval } from '../eval/evaluate.js';
+import { createRng } from '../util/rng.js';
 import { heldOutPrompts, trainingPrompts, type Task } from './tasks.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from './constants.js';
 import { formatTable, reportHtml, type LossPoint, type RowDetails, type SummaryRow } from './report.js';
 import { readJsonl } from '../util/files.js';
+import { measureStyles } from './style_game.js';
 
 export type DemoMethod = 'sppo' | 'dpo' | 'ipo';
 
@@ -28,6 +31,14 @@ export interface DemoOptions {
   fresh?: boolean;
   progress?: boolean;
   log?: (s: string) => void;
+  /** Experiments (docs/demo.md's log): another proxy judge folder, other lr / beta per method, other training settings. */
+  proxy?: string;
+  hyper?: Partial<Record<DemoMethod, Hyper>>;
+  training?: Partial<typeof DEMO_TRAINING>;
+  methods?: DemoMethod[];
+  /** Iterations and prompts per iteration (default demoSizes'); beyond the 3 x 416 distinct prompts the family has room for, prompts repeat. */
+  iterations?: number;
+  perIteration?: number;
 }
 
 /** The budget of a full and of a quick run. */
@@ -56,9 +67,9 @@ export const SEARCH_GRID: Hyper[] = [1e-4, 2e-4, 5e-4, 1e-3].flatMap((lr) => [0.
 
 /** The settings `sppo demo search` picked for each method (docs/demo.md has its table). */
 export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
-  sppo: { lr: 5e-4, beta: 0.05 },
+  sppo: { lr: 1e-3, beta: 0.05 },
   dpo: { lr: 2e-4, beta: 0.2 },
-  ipo: { lr: 5e-4, beta: 0.05 },
+  ipo: { lr: 2e-4, beta: 0.2 },
 };
 
 /**
@@ -77,9 +88,49 @@ function finite(x: unknown, dflt = NaN): number {
   return typeof x === 'number' && Number.isFinite(x) ? x : dflt;
 }
 
+/** Correctness, style shares and the style mix's exploitability in the gold style game (src/demo/style_game.ts). */
+export function rowDetails(method: string, iteration: number, prompts: readonly string[], texts: readonly string[], pairs?: number): RowDetails {
+  const st = responseStats(prompts, texts);
+  return { method, iteration, ...(pairs === undefined ? {} : { pairs }), ...st, ...measureStyles(st.styles, texts) };
+}
+
+export const averageLabel = (method: string): string => `${method} avg`;
+
+/** Seed of the draw of the average iterate's iteration per prompt. */
+export const AVERAGE_ITERATE_SEED = 0xa7e;
+
+/**
+ * The average iterate after iteration t: the uniform mixture of pi_1..pi_t (the policy SPPO's guarantee is
+ * about), sampled per held-out prompt: each prompt's response is that of an iteration u drawn uniformly from
+ * 1..t (seeded by t; the same draws for every method), taken from iter-u/eval-responses.jsonl, so it costs no
+ * generation. Judged like the last iterate: gold judge against the starter's responses.
+ */
+export function averageIterate(method: string, t: number, byIteration: ReadonlyArray<ReadonlyMap<number, string>>, starter: ReadonlyMap<number, string>, prompts: readonly string[]): { row: SummaryRow; details: RowDetails } {
+  const rng = createRng(AVERAGE_ITERATE_SEED, t);
+  const ps: string[] = [];
+  const outs: string[] = [];
+  const refs: string[] = [];
+  for (const [index, ref] of [...starter].sort((a, b) => a[0] - b[0])) {
+    const u = 1 + rng.int(t);
+    const out = byIteration[u - 1]!.get(index);
+    if (out === undefined) continue;
+    ps.push(prompts[index]!);
+    outs.push(out);
+    refs.push(ref);
+  }
+  const rep = summarizeEval(ps.map((p, i) => goldPreference(p, outs[i]!, refs[i]!)), outs, refs, 'gold');
+  return {
+    row: { method, iteration: t, win_rate: finite(rep.winRate), win_rate_se: finite(rep.standardError), lc_win_rate: finite(rep.lcWinRate, finite(rep.winRate)), avg_length: finite(rep.avgLength) },
+    details: rowDetails(method, t, ps, outs),
+  };
+}
+
 export interface DemoResult {
   rows: SummaryRow[];
   details: RowDetails[];
+  /** The average iterate (averageIterate) per method and iteration. */
+  averageRows: SummaryRow[];
+  averageDetails: RowDetails[];
   table: string;
   seconds: number;
   timings: Record<string, Record<string, number>>;
@@ -89,18 +140,20 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const t0 = performance.now();
   const log = o.log ?? ((s: string) => console.error(s));
   const starter = join(o.root, 'demo', 'starter');
-  const proxy = join(o.root, 'demo', 'proxy-judge');
+  const proxy = o.proxy ? resolve(o.proxy) : join(o.root, 'demo', 'proxy-judge');
   for (const d of [starter, proxy]) if (!existsSync(join(d, 'config.json'))) throw new Error(`${d}: missing (the demo's committed model folders; see demo/make-starter.sh and demo/make-proxy-judge.sh)`);
   const out = resolve(o.out);
   if (o.fresh) rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
-  const size = demoSizes(o.quick ?? false);
-  const methods: DemoMethod[] = o.baselines ? ['sppo', 'dpo', 'ipo'] : ['sppo'];
-  const hyper: Record<DemoMethod, Hyper> = o.quick ? { sppo: QUICK_HYPER, dpo: QUICK_HYPER, ipo: QUICK_HYPER } : DEMO_HYPER;
+  const size = { ...demoSizes(o.quick ?? false), ...(o.perIteration ? { perIteration: o.perIteration } : {}), ...(o.iterations ? { iterations: o.iterations } : {}) };
+  const methods: DemoMethod[] = o.methods ?? (o.baselines ? ['sppo', 'dpo', 'ipo'] : ['sppo']);
+  const hyper: Record<DemoMethod, Hyper> = { ...(o.quick ? { sppo: QUICK_HYPER, dpo: QUICK_HYPER, ipo: QUICK_HYPER } : DEMO_HYPER), ...o.hyper };
+  const training = { ...DEMO_TRAINING, ...o.training };
 
   // Prompts: the held-out evaluation prompts, and the training prompts of the iterations (their own stream).
   const held = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, size.evalCount);
-  const train = trainingPrompts(size.iterations * size.perIteration, 0, heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED), STREAM_SPPO);
+  const nTrain = size.iterations * size.perIteration;
+  const train = trainingPrompts(nTrain, 0, heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED), STREAM_SPPO, nTrain <= demoSizes(false).iterations * demoSizes(false).perIteration);
   const toRow = (t: Task): { prompt: string; kind: string } => ({ prompt: t.prompt, kind: t.kind });
   writeJsonl(join(out, 'prompts.jsonl'), train.map(toRow));
   writeJsonl(join(out, 'eval-prompts.jsonl'), held.map(toRow));
@@ -110,6 +163,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const rows: SummaryRow[] = [];
   const details: RowDetails[] = [];
   const losses: LossPoint[] = [];
+  const averageRows: SummaryRow[] = [];
+  const averageDetails: RowDetails[] = [];
   const timings: Record<string, Record<string, number>> = {};
   for (const method of methods) {
     const runDir = join(out, method);
@@ -126,7 +181,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       refLogprobs: 'generation',
       judgeChunk: 32,
       generation: DEMO_GENERATION,
-      training: { loss: method, ...DEMO_TRAINING, ...hyper[method] },
+      training: { loss: method, ...training, ...hyper[method] },
       eval: { count: held.length, prompts: join(out, 'eval-prompts.jsonl'), temperature: 1, topP: 1, batchSize: 64 },
     };
     log(`sppo demo: ${method} -> ${runDir}`);
@@ -137,13 +192,19 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const basePrompts = base.filter((g) => !g.skipped).map((g) => held[g.index]!.prompt);
     const baseLen = baseTexts.reduce((a, t) => a + [...t].length, 0) / Math.max(1, baseTexts.length);
     rows.push({ method, iteration: 0, win_rate: 0.5, win_rate_se: 0, lc_win_rate: 0.5, avg_length: baseLen });
-    details.push({ method, iteration: 0, ...responseStats(basePrompts, baseTexts) });
+    details.push(rowDetails(method, 0, basePrompts, baseTexts));
+    const starterResp = new Map(base.filter((g) => !g.skipped).map((g) => [g.index, g.responses[0]!.text]));
+    const byIteration: Map<number, string>[] = [];
     let step = 0;
     for (const it of res.iterations) {
       const ev = it.eval!;
       rows.push({ method, iteration: it.iteration, win_rate: finite(ev.winRate), win_rate_se: finite(ev.standardError), lc_win_rate: finite(ev.lcWinRate, finite(ev.winRate)), avg_length: finite(ev.avgLength) });
       const resp = readJsonl<GenerationLine>(join(runDir, `iter-${it.iteration}`, 'eval-responses.jsonl')).filter((g) => !g.skipped);
-      details.push({ method, iteration: it.iteration, pairs: it.pairs, ...responseStats(resp.map((g) => held[g.index]!.prompt), resp.map((g) => g.responses[0]!.text)) });
+      details.push(rowDetails(method, it.iteration, resp.map((g) => held[g.index]!.prompt), resp.map((g) => g.responses[0]!.text), it.pairs));
+      byIteration.push(new Map(resp.map((g) => [g.index, g.responses[0]!.text])));
+      const avg = averageIterate(method, it.iteration, byIteration, starterResp, held.map((x) => x.prompt));
+      averageRows.push(avg.row);
+      averageDetails.push(avg.details);
       const mpath = join(runDir, `iter-${it.iteration}`, 'train-metrics.jsonl');
       if (existsSync(mpath)) for (const m of readJsonl<{ loss: number }>(mpath)) losses.push({ method, iteration: it.iteration, step: ++step, loss: m.loss });
     }
@@ -153,20 +214,24 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     timings[method] = tm;
   }
   const seconds = (performance.now() - t0) / 1000;
-  const table = formatTable(rows);
-  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, timings, seconds, settings: { ...size, generation: DEMO_GENERATION, training: DEMO_TRAINING, hyper, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
+  const table = formatTable(rows, details);
+  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, generation: DEMO_GENERATION, training, hyper, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
   const html = await reportHtml({
     title: `sppo demo: ${methods.join(', ').toUpperCase()} on the task family (${size.iterations} iteration${size.iterations > 1 ? 's' : ''}, K = ${DEMO_GENERATION.k})`,
-    rows, details, losses,
+    rows: [...rows, ...averageRows.map((r) => ({ ...r, method: averageLabel(r.method) }))],
+    details: [...details, ...averageDetails.map((r) => ({ ...r, method: averageLabel(r.method) }))],
+    losses,
     notes: [
       `Judge during training: the proxy pairwise model demo/proxy-judge; evaluation: the gold judge (docs/demo.md), on ${held.length} held-out prompts, against the starter's responses.`,
       `Win rate: mean P(model > starter) with its standard error; LC: AlpacaEval 2.0's length-controlled win rate (dashed line in the first chart).`,
-      `Same prompts, samples per prompt, judge and training budget for every method (${DEMO_TRAINING.epochs} epochs, batch ${DEMO_TRAINING.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings, one iteration each, scored on validation prompts, never the held-out ones)`}.`,
+      `Same prompts, samples per prompt, judge and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings, one iteration each, scored on validation prompts, never the held-out ones)`}.`,
+      `"METHOD avg": the average iterate, the uniform mixture of the policies of iterations 1..t, sampled per held-out prompt (one iteration drawn per prompt; SPPO's guarantee is about this policy); the other rows are the last iterate.`,
+      `Style exploitability: 2 max_j P(j > mix) - 1 for the mix of answer styles on the held-out prompts, in the gold judge's style game (its 0.7 cycle, 0.8 against 'other', and its length term at each style's mean measured length; "pure cycle": the style term alone, equilibrium 1/3 each); 0 at the game's equilibrium, solved by the game lab's solver (src/demo/style_game.ts).`,
       `Wall time ${seconds.toFixed(0)} s.`,
     ],
   });
   writeFileSync(join(out, 'report.html'), html);
-  return { rows, details, table, seconds, timings };
+  return { rows, details, averageRows, averageDetails, table, seconds, timings };
 }
 
 export interface SearchPoint extends Hyper {
@@ -182,11 +247,11 @@ export interface SearchPoint extends Hyper {
  * prompts. The samples and the proxy judge's verdicts of that iteration do not depend on lr or beta: they are
  * made once and shared. Writes OUT/search.json; returns the points and the best per method.
  */
-export async function runSearch(o: { root: string; out: string; fresh?: boolean; progress?: boolean; log?: (s: string) => void; methods?: DemoMethod[] }): Promise<{ points: SearchPoint[]; best: Record<string, Hyper>; seconds: number }> {
+export async function runSearch(o: { root: string; out: string; fresh?: boolean; progress?: boolean; log?: (s: string) => void; methods?: DemoMethod[]; proxy?: string }): Promise<{ points: SearchPoint[]; best: Record<string, Hyper>; seconds: number }> {
   const t0 = performance.now();
   const log = o.log ?? ((s: string) => console.error(s));
   const starter = join(o.root, 'demo', 'starter');
-  const proxy = join(o.root, 'demo', 'proxy-judge');
+  const proxy = o.proxy ? resolve(o.proxy) : join(o.root, 'demo', 'proxy-judge');
   const out = resolve(o.out);
   if (o.fresh) rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });

@@ -50,7 +50,8 @@ export function num(name: string, v: string | undefined, dflt: number, o: { inte
   const min = o.min ?? -Infinity;
   const max = o.max ?? Infinity;
   if (v.trim() === '' || !Number.isFinite(x) || (o.integer && !Number.isInteger(x)) || x < min || x > max || (o.open && x === min)) {
-    throw new UsageError(`--${name} must be ${o.integer ? 'an integer' : 'a number'} in ${o.open ? '(' : '['}${min}, ${max}], got '${v}'`);
+    const range = max === Infinity ? (min === -Infinity ? 'finite' : `${o.open ? '>' : '>='} ${min}`) : `in ${o.open ? '(' : '['}${min}, ${max}]`;
+    throw new UsageError(`--${name} must be ${o.integer ? 'an integer' : 'a number'} ${range}, got '${v}'`);
   }
   return x;
 }

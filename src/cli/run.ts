@@ -39,8 +39,8 @@ export async function run(argv: string[]): Promise<void> {
   }, HELP, { positionals: true });
   if (!parsed) return;
   if (parsed.positionals.length !== 1) throw new UsageError(`expected one config file, got ${parsed.positionals.length} arguments\n\n${HELP}`);
-  const nproc = optNum('--nproc', parsed.values.nproc, { integer: true, min: 1 }) ?? 1;
-  const timeoutS = optNum('--timeout', parsed.values.timeout, { min: 0, open: true }) ?? 1800;
+  const nproc = optNum('nproc', parsed.values.nproc, { integer: true, min: 1 }) ?? 1;
+  const timeoutS = optNum('timeout', parsed.values.timeout, { min: 0, open: true }) ?? 1800;
   const backend = parsed.values.backend;
   if (backend !== undefined && backend !== 'gloo' && backend !== 'nccl') throw new UsageError(`--backend: expected gloo or nccl, got '${backend}'`);
   const env = distEnv();

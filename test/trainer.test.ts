@@ -323,3 +323,48 @@ test('gradient checkpointing of the logits gives the same gradients', { skip }, 
     b.model.dispose();
   }
 });
+
+test('bfloat16 weights: float32 master weights keep the updates that pure bfloat16 steps round away', { skip }, async () => {
+  // RMSprop's step moves a weight by at most lr / sqrt(1 - alpha^t) <= 10 lr (at t = 1; eps aside), 1e-4 here. A
+  // bfloat16 weight with |w| >= 2^-4 has a spacing of at least 2^-12, so an update under 2^-13 = 1.22e-4 rounds back
+  // to it: stepped directly, none of them may move. With float32 masters the 8 steps add up (up to 80 lr) and the
+  // weight is the master's rounding: many move, none by more than 80 lr + half a spacing.
+  const lr = 1e-5;
+  const steps = 8;
+  const run = async (masterWeights: boolean): Promise<{ w0: Map<string, Float32Array>; w: Map<string, Float32Array> }> => {
+    const policy = loadModel(dir, { dtype: 'bfloat16' });
+    const asF32 = (m: { namedParameters(): [string, torch.Tensor][] }): Map<string, Float32Array> =>
+      new Map(m.namedParameters().map(([n, t]) => [n, torch.tidy(() => Float32Array.from(t.float().toTypedArray() as Float32Array))]));
+    const w0 = asF32(policy);
+    const res = await train(base({ policy, examples: examples(2 * steps), batchSize: 2, lr, maxGradNorm: 0, dtype: 'bfloat16', masterWeights }));
+    try {
+      assert.equal(res.metrics.length, steps);
+      return { w0, w: asF32(res.model) };
+    } finally {
+      res.model.dispose();
+    }
+  };
+  const count = ({ w0, w }: { w0: Map<string, Float32Array>; w: Map<string, Float32Array> }): { big: number; moved: number; worst: number } => {
+    let big = 0, moved = 0, worst = 0;
+    for (const [n, a] of w0) {
+      const b = w.get(n)!;
+      for (let i = 0; i < a.length; i++) {
+        const x = Math.abs(a[i]!);
+        if (x < 2 ** -4) continue;
+        big++;
+        const d = Math.abs(b[i]! - a[i]!);
+        if (d > 0) moved++;
+        // Half a spacing of the new value: 2^(floor(log2 |w|) - 8), at most |w| 2^-8; plus the masters' travel.
+        worst = Math.max(worst, d / (steps * 10 * lr + Math.max(Math.abs(a[i]!), Math.abs(b[i]!)) * 2 ** -8));
+      }
+    }
+    return { big, moved, worst };
+  };
+  const pure = count(await run(false));
+  const mixed = count(await run(true));
+  console.log(`# weights with |w| >= 2^-4: ${pure.big}; moved, bfloat16 steps: ${pure.moved}; with float32 masters: ${mixed.moved} (largest move ${(mixed.worst * 100).toFixed(0)}% of its bound)`);
+  assert.ok(pure.big > 1000);
+  assert.equal(pure.moved, 0, 'updates under half a spacing are rounded away in pure bfloat16');
+  assert.ok(mixed.moved > pure.big / 100, `with float32 masters the updates add up (${mixed.moved} of ${pure.big} moved)`);
+  assert.ok(mixed.worst <= 1, 'no weight moves further than the masters can');
+});

@@ -92,6 +92,8 @@ export const trainingSchema = z
     maxPromptLength: int(1).default(1024),
     maxGradNorm: z.number().gt(0).default(1),
     gradientCheckpointing: z.boolean().default(false),
+    /** With bfloat16/float16 weights: the optimizer steps float32 master copies (trainer.ts TrainOptions.masterWeights). */
+    masterWeights: z.boolean().default(true),
     /** Train LoRA adapters (merged into pi_t after each iteration) instead of every weight. */
     lora: loraSchema.optional(),
   })

@@ -29,7 +29,7 @@
 import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
-  AdamW, clipGradNorm, CheckpointTape, cuda, LRScheduler, noGrad, RMSprop, tensor, tidy,
+  AdamW, clipGradNorm, CheckpointTape, cuda, keep, LRScheduler, noGrad, RMSprop, tensor, tidy,
   type DType, type Optimizer, type ProcessGroup, type ScheduleKind, type Tensor,
 } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
@@ -135,6 +135,14 @@ export interface TrainOptions {
   onGradients?: (named: [string, Tensor][]) => void;
   /** Recompute the logits chunks in the backward pass instead of keeping them. */
   gradientCheckpointing?: boolean;
+  /**
+   * With bfloat16 / float16 parameters (the default on CUDA): the optimizer updates float32 master copies of the
+   * trained weights (its state float32 too) and the half-precision weights are their rounding, as mixed-precision
+   * training keeps them (DeepSpeed's bf16, torch AMP); default true. false: the optimizer steps the half-precision
+   * weights themselves (no extra memory), where an update under half a weight's spacing (2^-9 of it in bfloat16) is
+   * lost: at lr 5e-7 most of them. LoRA's adapters are float32 already.
+   */
+  masterWeights?: boolean;
   /** Token positions per logits chunk (tokenLogprobs). */
   chunkTokens?: number;
   /** Train LoRA adapters (fresh ones, seeded with `seed` unless lora.seed is given) instead of every weight. */
@@ -420,14 +428,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   // ZeRO-1: the rank that owns each parameter (the largest first, each to the least-loaded rank); else all are this rank's.
   const owner = pg && opts.zero1 ? ownerRanks(params.map((p) => p.numel), world) : undefined;
   const stepped = owner ? params.filter((_, i) => owner[i] === rank) : params;
+  // Mixed precision (opts.masterWeights): float32 master copies of the half-precision weights this rank steps.
+  const half = (p: Tensor): boolean => p.dtype === 'bfloat16' || p.dtype === 'float16';
+  const masters = (opts.masterWeights ?? true) && stepped.some(half) ? stepped.map((p) => (half(p) ? keep(p.detach().float()) : p)) : undefined;
+  using _masters = { [Symbol.dispose]: () => masters?.forEach((m, i) => m !== stepped[i] && m.dispose()) };
   // Disposed (native state freed) when train returns or throws.
   using optim: Optimizer = opts.optimizer === 'adamw'
-    ? AdamW(stepped, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
-    : RMSprop(stepped, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
-  // Every parameter's gradient dropped (the optimizer's own only covers its parameters under ZeRO-1).
+    ? AdamW(masters ?? stepped, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
+    : RMSprop(masters ?? stepped, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
+  // Every parameter's gradient dropped (the optimizer's own only covers its parameters under ZeRO-1, or the masters).
   const zeroGrad = (): void => {
     optim.zeroGrad();
-    if (owner) for (const p of params) p.zeroGrad();
+    if (owner || masters) for (const p of params) p.zeroGrad();
   };
   const sched = new LRScheduler(optim, { kind: opts.schedule ?? 'linear', totalSteps, warmupRatio: opts.warmupRatio });
   zeroGrad();
@@ -555,7 +567,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const gradNorm = clipGradNorm(params, opts.maxGradNorm > 0 ? opts.maxGradNorm : Infinity);
         if (!Number.isFinite(gradNorm)) diverged(step, `the gradient norm is ${gradNorm}`);
         const lr = sched.lr;
+        // Mixed precision: the (clipped) gradients to the float32 masters, the step there, the weights rounded from them.
+        if (masters) tidy(() => masters.forEach((m, i) => { if (m !== stepped[i]) { const g = stepped[i]!.grad; m.grad = g ? g.float() : null; } }));
         optim.step();
+        if (masters) noGrad(() => masters.forEach((m, i) => { if (m !== stepped[i]) stepped[i]!.copy_(m); }));
         // ZeRO-1: each parameter's new value from its owner.
         if (pg && owner) await Promise.all(params.map((p, i) => pg.broadcast(p, owner[i]!)));
         sched.step();

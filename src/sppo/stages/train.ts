@@ -82,6 +82,7 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
         maxPromptLength: tc.maxPromptLength,
         maxGradNorm: tc.maxGradNorm,
         gradientCheckpointing: tc.gradientCheckpointing,
+        masterWeights: tc.masterWeights,
         lora: tc.lora,
         dtype: dtype as 'float32' | 'bfloat16',
         device,

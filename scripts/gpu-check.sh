@@ -17,7 +17,7 @@ if [ "${SPPO_GPU_SKIP_TESTS:-0}" != 1 ]; then
 echo "== tests on cuda"
 # conformance is the CPU reference (float32, eager attention); on cuda the fused attention kernel gives
 # other values at padded query rows, which nothing uses, so it is left out here.
-SPPO_DEVICE=cuda timeout 200 /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_ models generate losses trainer judge distributed} > "$OUT/tests.log" 2>&1
+SPPO_DEVICE=cuda timeout 200 /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_ models generate losses trainer judge distributed lora pairrm serve_engine} > "$OUT/tests.log" 2>&1
 grep -E "^# (tests|pass|fail)|^not ok" "$OUT/tests.log"; grep -E "^not ok" -A4 "$OUT/tests.log" | grep -E "error" | head -20
 fi
 [ "${SPPO_GPU_SKIP_BENCH:-0}" = 1 ] && exit 0
@@ -25,4 +25,12 @@ echo "== bench"
 timeout 150 /tmp/node dist/bench/gpu.js "$OUT/sppo-gpu.json" || echo "gpu bench failed"
 echo "== HF baseline"
 timeout ${SPPO_HF_TIMEOUT:-150} python3 .gpu/hf_baseline.py "$OUT/hf-baseline.json" || echo "hf baseline failed"
+if [ "${SPPO_GPU_EXTRA:-0}" = 1 ]; then
+  # Issues 15 and 12: one SPPO step of a Llama-3-8B-shaped model (LoRA, then full with float32 master weights),
+  # and PairRM-sized judging, bf16.
+  echo "== LoRA / full step, Llama-3-8B shape"
+  timeout 240 /tmp/node dist/bench/lora.js --step Meta-Llama-3-8B-Instruct --device cuda --dtype bfloat16 || echo "lora step failed"
+  echo "== PairRM-sized judge"
+  SPPO_DEVICE=cuda timeout 120 /tmp/node dist/bench/bench.js pairrm-large || echo "pairrm bench failed"
+fi
 cat "$OUT"/*.json 2>/dev/null

@@ -96,16 +96,18 @@ export function mtBenchSingleRequest(prompts: Map<string, MtBenchJudgePrompt>, x
           question_1: x.questions[0]!, question_2: x.questions[1]!, answer_1: x.answers[0]!, answer_2: x.answers[1]!,
           ...(ref ? { ref_answer_1: x.references![0]!, ref_answer_2: x.references![1]! } : {}),
         };
+  return { name, request: judgeRequest(p, fields, opts.maxTokens) };
+}
+
+/** A judge prompt filled in: FastChat's system prompt and template, greedy, 2048 tokens by default. */
+function judgeRequest(p: MtBenchJudgePrompt, fields: Record<string, string>, maxTokens = 2048): JudgeRequest {
   return {
-    name,
-    request: {
-      messages: [
-        { role: 'system', content: p.system_prompt },
-        { role: 'user', content: fillTemplate(p.prompt_template, fields) },
-      ],
-      maxTokens: opts.maxTokens ?? 2048,
-      temperature: 0,
-    },
+    messages: [
+      { role: 'system', content: p.system_prompt },
+      { role: 'user', content: fillTemplate(p.prompt_template, fields) },
+    ],
+    maxTokens,
+    temperature: 0,
   };
 }
 
@@ -138,17 +140,7 @@ export function mtBenchPairRequest(prompts: Map<string, MtBenchJudgePrompt>, x: 
           question_1: x.questions[0]!, question_2: x.questions[1]!, answer_a_1: x.answersA[0]!, answer_a_2: x.answersA[1]!, answer_b_1: x.answersB[0]!, answer_b_2: x.answersB[1]!,
           ...(ref ? { ref_answer_1: x.references![0]!, ref_answer_2: x.references![1]! } : {}),
         };
-  return {
-    name,
-    request: {
-      messages: [
-        { role: 'system', content: p.system_prompt },
-        { role: 'user', content: fillTemplate(p.prompt_template, fields) },
-      ],
-      maxTokens: opts.maxTokens ?? 2048,
-      temperature: 0,
-    },
-  };
+  return { name, request: judgeRequest(p, fields, opts.maxTokens) };
 }
 
 /** FastChat's pairwise verdict: [[A]] -> 1, [[B]] -> 0, [[C]] -> 1/2 (looked for in that order). */

@@ -12,7 +12,7 @@ import { AdamW, cuda, defaultDevice, ELEMENT_SIZE, getNumThreads, randint, RMSpr
 import { createModel, loadModel, parseConfig, type CausalLMBase } from '../src/models/index.js';
 import { ALL_LINEAR, Conv1D, Linear, Lora, matchesTarget, type LoraOptions } from '../src/nn/index.js';
 import { benchLlamaConfig, writeBenchModel } from './models.js';
-import { median, stats, timeRepeats } from './stats.js';
+import { median, stats, timeRepeats, arg } from './stats.js';
 
 const GB = 1e9;
 const MB = 1e6;
@@ -253,10 +253,6 @@ export async function trainStep(cfgJson: Record<string, unknown>, o: { device: s
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const arg = (k: string): string | undefined => {
-    const i = process.argv.indexOf(k);
-    return i > 0 ? process.argv[i + 1] : undefined;
-  };
   const step = arg('--step');
   if (step) {
     // 'bench': the ~10.5M-parameter bench Llama (a quick check of this path on the CPU).

@@ -14,7 +14,7 @@ import { AdamW, cuda, defaultDevice, formatProfile, getNumThreads, profile, rand
 import { createModel, loadModel, parseConfig, saveModel, type CausalLMBase } from '../src/models/index.js';
 import { generate } from '../src/generate/index.js';
 import { runPeer } from './peer.js';
-import { header, row, stats, timeRepeats } from './stats.js';
+import { header, row, stats, timeRepeats, arg } from './stats.js';
 
 export interface BenchOptions {
   device?: string;
@@ -160,9 +160,5 @@ export async function run(opts: BenchOptions = {}): Promise<void> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const arg = (k: string): string | undefined => {
-    const i = process.argv.indexOf(k);
-    return i > 0 ? process.argv[i + 1] : undefined;
-  };
   await run({ device: arg('--device'), dtype: arg('--dtype') as DType | undefined, python: arg('--python') });
 }

@@ -16,7 +16,7 @@ import { PairRMJudge } from '../src/judge/pairrm.js';
 import type { PreferenceItem } from '../src/judge/oracle.js';
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { FIXTURE_WORDS, PAIRRM_IDS, writePairRMFixture } from '../test/helpers/pairrm_fixture.js';
-import { header, row, stats, timeRepeats } from './stats.js';
+import { header, row, stats, timeRepeats, arg, numArg } from './stats.js';
 
 export interface PairRMBenchOptions {
   device?: string;
@@ -85,10 +85,5 @@ export async function run(opts: PairRMBenchOptions = {}): Promise<void> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const arg = (k: string): string | undefined => {
-    const i = process.argv.indexOf(k);
-    return i > 0 ? process.argv[i + 1] : undefined;
-  };
-  const num = (k: string): number | undefined => (arg(k) === undefined ? undefined : Number(arg(k)));
-  await run({ device: arg('--device'), dtype: arg('--dtype') as DType | undefined, batch: num('--batch'), repeats: num('--repeats'), large: process.argv.includes('--large') });
+  await run({ device: arg('--device'), dtype: arg('--dtype') as DType | undefined, batch: numArg('--batch'), repeats: numArg('--repeats'), large: process.argv.includes('--large') });
 }

@@ -14,7 +14,7 @@ import { generate } from '../src/generate/index.js';
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { writeTokenizerFolder } from '../src/demo/tokenizer.js';
 import { writeBenchModel } from './models.js';
-import { median } from './stats.js';
+import { median, arg, numArg } from './stats.js';
 
 export interface ServeBenchOptions {
   clients?: number[];
@@ -179,10 +179,5 @@ export async function run(o: ServeBenchOptions = {}): Promise<Row[]> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const arg = (k: string): string | undefined => {
-    const i = process.argv.indexOf(k);
-    return i > 0 ? process.argv[i + 1] : undefined;
-  };
-  const num = (k: string): number | undefined => (arg(k) === undefined ? undefined : Number(arg(k)));
-  await run({ clients: arg('--clients')?.split(',').map(Number), prompts: num('--prompts'), newTokens: num('--new-tokens'), device: arg('--device'), rounds: num('--rounds'), gatherMs: num('--gather-ms') });
+  await run({ clients: arg('--clients')?.split(',').map(Number), prompts: numArg('--prompts'), newTokens: numArg('--new-tokens'), device: arg('--device'), rounds: numArg('--rounds'), gatherMs: numArg('--gather-ms') });
 }

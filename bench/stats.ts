@@ -47,3 +47,15 @@ export function row(name: string, ours: number[], theirs: number[] | null, unit:
   const ratio = b ? `${(a.median / b.median).toFixed(3)}x` : '-';
   return `${name.padEnd(34)} ${cell(a, digits).padStart(26)} ${cell(b, digits).padStart(26)}  ${unit.padEnd(8)} ${ratio} (${better} is better${goal ? `; goal ${goal}` : ''})`;
 }
+
+/** A bench script's `--name value` option (undefined when absent), as its own command line gives it. */
+export function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+/** A numeric `--name value` option. */
+export function numArg(name: string): number | undefined {
+  const v = arg(name);
+  return v === undefined ? undefined : Number(v);
+}

@@ -16,6 +16,7 @@ import { hfTiny } from './helpers/fixtures.js';
 import { freePort } from './helpers/ports.js';
 import { EPS32 } from './helpers/tolerances.js';
 import { removeDir, tempDir } from './text_helpers.js';
+import { readFloat32Weights } from './helpers/torch.js';
 
 const worker = fileURLToPath(new URL('./helpers/ddp_worker.js', import.meta.url));
 const dir = join(hfTiny, 'llama');
@@ -52,16 +53,6 @@ async function run(root: string, name: string, world: number, opts: Opts): Promi
   return out;
 }
 
-function load(path: string): Map<string, Float32Array> {
-  const { tensors } = torch.loadSafetensors(path);
-  const out = new Map<string, Float32Array>();
-  for (const [k, t] of tensors) {
-    out.set(k, Float32Array.from(t.toTypedArray() as Float32Array));
-    t.dispose();
-  }
-  return out;
-}
-
 const maxAbs = (v: Float32Array): number => v.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
 
 // Reduction-order tolerance of two float32 computations of the same gradients (derivation in test/trainer.test.ts,
@@ -83,8 +74,8 @@ test('2 ranks vs 1 process, one step of a global batch of 4: the same summed gra
     const opts = base({});
     const one = await run(root, 'one', 0, opts);
     const two = await run(root, 'two', 2, opts);
-    const g1 = load(join(one, 'grads-1.safetensors'));
-    const g2 = load(join(two, 'grads-1.safetensors'));
+    const g1 = readFloat32Weights(join(one, 'grads-1.safetensors'));
+    const g2 = readFloat32Weights(join(two, 'grads-1.safetensors'));
     let gradErr = 0;
     for (const [n, a] of g1) {
       const b = g2.get(n)!;
@@ -108,8 +99,8 @@ test('2 ranks vs 1 process, one step of a global batch of 4: the same summed gra
     // |u| <= lr / s, and p - u once more, EPS32 |p|; both runs: EPS32 * (12 lr / s + 2 |p|).
     const { lr } = opts;
     const s = Math.sqrt(1 - 0.99);
-    const w1 = load(join(one, 'ckpt', 'model.safetensors'));
-    const w2 = load(join(two, 'ckpt', 'model.safetensors'));
+    const w1 = readFloat32Weights(join(one, 'ckpt', 'model.safetensors'));
+    const w2 = readFloat32Weights(join(two, 'ckpt', 'model.safetensors'));
     let worst = 0, worstRatio = 0, flips = 0, total = 0;
     for (const [n, a] of w1) {
       const b = w2.get(n)!;
@@ -151,8 +142,8 @@ test('2 ranks vs 1 process over 2 epochs (held-out split, reference log-probs co
     const steps = r1.metrics.length;
     const s = Math.sqrt(1 - 0.99);
     const bound = 2 * steps * opts.lr / s + 4 * EPS32 * 1;
-    const w1 = load(join(one, 'ckpt', 'model.safetensors'));
-    const w2 = load(join(two, 'ckpt', 'model.safetensors'));
+    const w1 = readFloat32Weights(join(one, 'ckpt', 'model.safetensors'));
+    const w2 = readFloat32Weights(join(two, 'ckpt', 'model.safetensors'));
     let worst = 0, sq = 0, sqRef = 0;
     for (const [n, a] of w1) {
       const b = w2.get(n)!;
@@ -166,7 +157,7 @@ test('2 ranks vs 1 process over 2 epochs (held-out split, reference log-probs co
     console.log(`[ddp] ${steps} steps: largest weight difference ${worst.toExponential(2)} (bound ${bound.toExponential(2)}), relative L2 ${(Math.sqrt(sq / sqRef)).toExponential(2)}; eval loss ${r1.evalLoss} vs ${r2.evalLoss}`);
     assert.ok(worst <= bound, `largest weight difference ${worst} > ${bound}`);
     // The run with 2 ranks did train: its weights moved from the start by far more than they differ from one process's.
-    const w0 = load(join(dir, 'model.safetensors'));
+    const w0 = readFloat32Weights(join(dir, 'model.safetensors'));
     let moved = 0;
     for (const [n, a] of w0) {
       const b = w2.get(n) ?? w2.get(`model.${n}`);
@@ -184,10 +175,10 @@ test('2 ranks with many small buckets (started during the backward pass) and wit
   try {
     const opts = base({});
     const one = await run(root, 'one', 0, opts);
-    const g1 = load(join(one, 'grads-1.safetensors'));
+    const g1 = readFloat32Weights(join(one, 'grads-1.safetensors'));
     for (const [name, over] of [['buckets', { bucketBytes: 16 * 1024 }], ['checkpointing', { gradientCheckpointing: true }]] as const) {
       const two = await run(root, name, 2, { ...opts, ...over });
-      const g2 = load(join(two, 'grads-1.safetensors'));
+      const g2 = readFloat32Weights(join(two, 'grads-1.safetensors'));
       let err = 0;
       for (const [n, a] of g1) {
         const b = g2.get(n)!;
@@ -209,9 +200,9 @@ test('ZeRO-1 (optimizer state sharded over 2 ranks) ends with the same weights, 
       const opts = base({ examples: examples(8), epochs: 2, optimizer, maxGradNorm: 1 });
       const plain = await run(root, `plain-${optimizer}`, 2, opts);
       const zero = await run(root, `zero1-${optimizer}`, 2, { ...opts, zero1: true } as Opts);
-      const a = load(join(plain, 'ckpt', 'model.safetensors'));
-      const b = load(join(zero, 'ckpt', 'model.safetensors'));
-      const start = load(join(dir, 'model.safetensors'));
+      const a = readFloat32Weights(join(plain, 'ckpt', 'model.safetensors'));
+      const b = readFloat32Weights(join(zero, 'ckpt', 'model.safetensors'));
+      const start = readFloat32Weights(join(dir, 'model.safetensors'));
       let moved = 0;
       for (const [n, v] of a) {
         const w = b.get(n)!;

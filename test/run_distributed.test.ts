@@ -14,6 +14,7 @@ import * as torch from '../src/torch/index.js';
 import { EPS32 } from './helpers/tolerances.js';
 import { freePort } from './helpers/ports.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
+import { readFloat32Weights } from './helpers/torch.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const cli = join(root, 'dist/src/cli/main.js');
@@ -54,16 +55,6 @@ function runCli(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): { sta
 
 const text = (p: string): string => readFileSync(p, 'utf8');
 
-function weights(path: string): Map<string, Float32Array> {
-  const { tensors } = torch.loadSafetensors(path);
-  const out = new Map<string, Float32Array>();
-  for (const [k, t] of tensors) {
-    out.set(k, Float32Array.from(t.toTypedArray() as Float32Array));
-    t.dispose();
-  }
-  return out;
-}
-
 test('sppo run --nproc 2 vs --nproc 1: same generations, preferences, pairs and evaluation; weights within tolerance; a killed rank is named and the rerun resumes; srun-style ranks', { skip, timeout: 600_000 }, async () => {
   const dir = tempDir('sppo-run-dist');
   try {
@@ -102,8 +93,8 @@ test('sppo run --nproc 2 vs --nproc 1: same generations, preferences, pairs and 
     const steps = text(join(a, 'iter-1/train-metrics.jsonl')).trim().split('\n').length;
     assert.equal(text(join(two, 'iter-1/train-metrics.jsonl')).trim().split('\n').length, steps);
     const bound = 2 * steps * LR / Math.sqrt(1 - 0.99) + 4 * EPS32;
-    const w1 = weights(join(a, 'iter-1/checkpoint/model.safetensors'));
-    const w2 = weights(join(two, 'iter-1/checkpoint/model.safetensors'));
+    const w1 = readFloat32Weights(join(a, 'iter-1/checkpoint/model.safetensors'));
+    const w2 = readFloat32Weights(join(two, 'iter-1/checkpoint/model.safetensors'));
     assert.deepEqual([...w2.keys()].sort(), [...w1.keys()].sort());
     let worst = 0;
     for (const [n, v] of w1) {

@@ -89,3 +89,14 @@ export function values(n: number, seed: number, lo = -1, hi = 1): number[] {
   }
   return out;
 }
+
+/** Every tensor of a float32 safetensors file, read into JavaScript arrays (the tensors freed). */
+export function readFloat32Weights(path: string): Map<string, Float32Array> {
+  const { tensors } = torch.loadSafetensors(path);
+  const out = new Map<string, Float32Array>();
+  for (const [k, t] of tensors) {
+    out.set(k, Float32Array.from(t.toTypedArray() as Float32Array));
+    t.dispose();
+  }
+  return out;
+}

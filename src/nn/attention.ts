@@ -36,6 +36,22 @@ export function causalMask(attentionMask: Tensor | null, batch: number, lq: numb
   });
 }
 
+/**
+ * The additive mask [B, 1, 1, Lk] of one decoding step over a preallocated cache of Lk positions, with the
+ * query's cache index given as a device tensor (int64 [1]), so the same operations serve every step (a
+ * CUDA graph replays them): key j is visible when j <= index, keyValid[b, j] and, with a sliding window w,
+ * j > index - w. The same values as causalMask's row for that query, extended with finfo(dtype).min over
+ * the positions not written yet. keyPositions: arange(Lk) (int64), allocated once by the caller.
+ */
+export function stepMask(keyValid: Tensor, keyPositions: Tensor, index: Tensor, dtype: DType, slidingWindow: number | null = null): Tensor {
+  return tidy(() => {
+    let allowed = keyPositions.le(index); // [Lk]
+    if (slidingWindow !== null) allowed = allowed.logicalAnd(keyPositions.gt(index.sub(slidingWindow)));
+    const ok = keyValid.logicalAnd(allowed.unsqueeze(0)).unsqueeze(1).unsqueeze(1); // [B, 1, 1, Lk]
+    return full(ok.shape, finfoMin(dtype), { dtype, device: keyValid.device }).maskedFill(ok, 0);
+  });
+}
+
 /** [B, Hkv, L, D] -> [B, Hkv * nRep, L, D], each key/value head repeated for its group of query heads. */
 export function repeatKv(x: Tensor, nRep: number): Tensor {
   if (nRep === 1) return x;

@@ -11,7 +11,7 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import { KVCache } from './kv_cache.js';
 import { isGreedy, sampleNext, type SamplingOptions } from './sampling.js';
 import { DecodeStep, type PrefillState } from './decode_step.js';
-import { GRAPH_PROMPT_MULTIPLE, graphedDecoder } from './decode_graph.js';
+import { GRAPH_PROMPT_MULTIPLE, graphedDecoder, releaseDecodeGraphs } from './decode_graph.js';
 
 export type FinishReason = 'eos' | 'stop' | 'length';
 
@@ -395,6 +395,8 @@ export interface BatchedOptions extends Omit<GenerateOptions, 'seed'> {
   seedOf?: (batch: number) => number;
   /** Called after each batch with the number of prompts done and the generations of that batch. */
   onBatch?: (done: number, gens: Generation[]) => void;
+  /** Keep the model's decoding graphs (and their static caches) after the call, for a later one (default: freed). */
+  keepGraphs?: boolean;
 }
 
 /**
@@ -406,12 +408,16 @@ export async function generateAll(model: CausalLM, prompts: readonly number[][],
   const n = opts.n ?? 1;
   const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.length - prompts[b]!.length || a - b);
   const out = new Array<Generation[]>(prompts.length);
-  for (let b = 0, s = 0; s < order.length; b++, s += batchSize) {
-    const idx = order.slice(s, s + batchSize);
-    const gens = generate(model, idx.map((i) => prompts[i]!), { ...opts, seed: opts.seedOf ? opts.seedOf(b) : b });
-    idx.forEach((i, j) => (out[i] = gens.slice(j * n, (j + 1) * n).map((g) => ({ ...g, prompt: i }))));
-    opts.onBatch?.(Math.min(s + batchSize, order.length), gens);
-    await new Promise((r) => setImmediate(r));
+  try {
+    for (let b = 0, s = 0; s < order.length; b++, s += batchSize) {
+      const idx = order.slice(s, s + batchSize);
+      const gens = generate(model, idx.map((i) => prompts[i]!), { ...opts, seed: opts.seedOf ? opts.seedOf(b) : b });
+      idx.forEach((i, j) => (out[i] = gens.slice(j * n, (j + 1) * n).map((g) => ({ ...g, prompt: i }))));
+      opts.onBatch?.(Math.min(s + batchSize, order.length), gens);
+      await new Promise((r) => setImmediate(r));
+    }
+  } finally {
+    if (!opts.keepGraphs) releaseDecodeGraphs(model);
   }
   return out;
 }

@@ -9,9 +9,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, type CausalLM } from '../src/models/index.js';
 import { decodeGraphCount, decodeMode, generate, generateTensors, leftPad, releaseDecodeGraphs, sampleNext, warpLogits, type GenerateOptions } from '../src/generate/index.js';
-import { CudaGraph, emptyLike, Generator, multinomial, randn, tidy } from '../src/torch/index.js';
+import { arange, CudaGraph, emptyLike, full, Generator, multinomial, randn, scaledDotProductAttention, tidy } from '../src/torch/index.js';
+import { repeatKv, sdpaGroupedStep, stepMask } from '../src/nn/attention.js';
 import { fixtureRoot, readExpected } from './text_helpers.js';
-import { LOGPROB32 } from './helpers/tolerances.js';
+import { EPS32, LOGPROB32, reportError } from './helpers/tolerances.js';
 
 const ARCHS = ['llama', 'mistral', 'qwen2', 'gemma2', 'gpt2'];
 const gpu = process.env.SPPO_DEVICE === 'cuda';
@@ -31,6 +32,31 @@ test('sampling by the exponential race draws the tokens of multinomial(probs, 1)
         assert.ok(probs.div(q).argmax(-1).equal(race));
       }
     }
+  });
+});
+
+test('grouped-query decoding step through scaled_dot_product_attention (GPU path): the same as with repeated keys and values', () => {
+  tidy(() => {
+    const g = new Generator(3);
+    const [b, hkv, nRep, lk, d] = [3, 2, 3, 11, 8];
+    const q = randn([b, hkv * nRep, 1, d], { generator: g });
+    const k = randn([b, hkv, lk, d], { generator: g });
+    const v = randn([b, hkv, lk, d], { generator: g });
+    const valid = randn([b, lk], { generator: g }).gt(-0.5);
+    const mask = stepMask(valid, arange(0, lk), full([1], 7, { dtype: 'int64' }), 'float32', 4);
+    const grouped = sdpaGroupedStep(q, k, v, mask, 0.3);
+    const repeated = scaledDotProductAttention(q, repeatKv(k, nRep), repeatKv(v, nRep), { mask, scale: 0.3 });
+    assert.deepEqual(grouped.shape, [b, hkv * nRep, 1, d]);
+    // The same dot products, softmax and weighted sum, at most in another kernel order. A score sums D
+    // products of size <= max|q| max|k|: off by <= D * EPS32 * D max|q| max|k|, which moves each softmax
+    // weight by that relative amount (twice: numerator and sum); the output's sum over Lk keys adds
+    // Lk * EPS32; all times max|v|.
+    const mx = (t: typeof q): number => t.abs().max().item();
+    const scoreErr = d * EPS32 * d * mx(q) * mx(k) * 0.3;
+    const limit = (2 * scoreErr + lk * EPS32) * mx(v);
+    const err = grouped.sub(repeated).abs().max().item();
+    reportError('grouped vs repeated sdpa step', err, limit);
+    assert.ok(err <= limit, `max |grouped - repeated| = ${err} > ${limit}`);
   });
 });
 
@@ -70,7 +96,7 @@ function compareLoops(model: CausalLM, prompts: number[][], opts: GenerateOption
 for (const arch of ARCHS) {
   const dir = fixture(arch);
   test(`static decoding step = op-by-op loop, bit for bit: ${arch}`, { skip: dir ? false : `no ${arch} fixture under ${fixtureRoot}` }, () => {
-    const model = loadModel(dir as string);
+    const model = loadModel(dir as string, { device: 'cpu' }); // bit for bit on the CPU (the GPU test below: graphs)
     try {
       const prompts = promptsOf(dir as string);
       const greedyFree = compareLoops(model, prompts, { temperature: 0, maxNewTokens: 12, eosTokenIds: [] }, 'greedy');
@@ -104,7 +130,7 @@ for (const arch of ARCHS) {
 
 test('the static step also serves generateTensors: same tensors and lengths as the loop (all rows stop early)', { skip: fixture('llama') ? false : 'no llama fixture' }, () => {
   const dir = fixture('llama') as string;
-  const model = loadModel(dir);
+  const model = loadModel(dir, { device: 'cpu' });
   try {
     const prompts = promptsOf(dir);
     const free = generate(model, prompts, { temperature: 0, maxNewTokens: 6, eosTokenIds: [] });
@@ -141,37 +167,40 @@ test('CUDA graphs: unavailable without CUDA, with the reason', { skip: gpu ? 'ru
 
 // ---------------------------------------------------------------- on a GPU
 test('cuda: graph-replayed decoding gives the op-by-op tokens for the same seed; one capture per bucket', { skip: gpu ? false : 'set SPPO_DEVICE=cuda on a GPU machine' }, () => {
-  const dir = fixture('llama');
-  assert.ok(dir, `no llama fixture under ${fixtureRoot}`);
   assert.ok(CudaGraph.isAvailable(), `CUDA graphs unavailable: ${CudaGraph.unavailableReason()}`);
-  const model = loadModel(dir, { device: 'cuda' });
-  try {
-    // Prompts padded to 16 positions: the graph path's prompt bucket, so both loops see the same padding.
-    const base = promptsOf(dir);
-    const prompts = base.map((p, i) => (i === 0 ? [...p, ...p, ...p].slice(0, 16) : p.slice(0, 16)));
-    const samplingOk = CudaGraph.supportsGenerators();
-    const cases: GenerateOptions[] = [
-      { temperature: 0, maxNewTokens: 20, eosTokenIds: [] },
-      ...(samplingOk ? [{ temperature: 0.7, topP: 0.9, topK: 50, maxNewTokens: 20, n: 2, seed: 4, eosTokenIds: [] }] : []),
-    ];
-    for (const o of cases) {
-      const before = CudaGraph.captureCount;
-      const loop = generate(model, prompts, { ...o, graph: 'off' });
-      const first = generate(model, prompts, { ...o, graph: 'on' });
-      const again = generate(model, prompts, { ...o, graph: 'on' });
-      assert.equal(CudaGraph.captureCount - before, 1, 'one capture for the bucket, replayed by the second call');
-      loop.forEach((g, i) => {
-        assert.deepEqual(first[i]!.tokens, g.tokens, `${JSON.stringify(o)} row ${i}`);
-        assert.deepEqual(again[i]!.tokens, g.tokens, `${JSON.stringify(o)} row ${i}, second batch`);
-        // Attention over the full capacity on the GPU: the fused kernels may sum in another order, so the
-        // log-probs of the same tokens agree to float32 reduction order (LOGPROB32, helpers/tolerances.ts).
-        g.logprobs.forEach((x, j) => assert.ok(Math.abs(first[i]!.logprobs[j]! - x) <= LOGPROB32, `${x} vs ${first[i]!.logprobs[j]}`));
-      });
+  const samplingOk = CudaGraph.supportsGenerators();
+  for (const arch of ['llama', 'gemma2', 'gpt2']) {
+    const dir = fixture(arch);
+    assert.ok(dir, `no ${arch} fixture under ${fixtureRoot}`);
+    const model = loadModel(dir, { device: 'cuda' });
+    try {
+      // Prompts of at most 16 tokens, the longest exactly 16: the graph path's prompt bucket, so both loops
+      // see the same padding.
+      const base = promptsOf(dir);
+      const prompts = base.map((p, i) => (i === 0 ? [...p, ...p, ...p, ...p, ...p, ...p].slice(0, 16) : p.slice(0, 16)));
+      const cases: GenerateOptions[] = [
+        { temperature: 0, maxNewTokens: 20, eosTokenIds: [] },
+        ...(samplingOk && arch === 'llama' ? [{ temperature: 0.7, topP: 0.9, topK: 50, maxNewTokens: 20, n: 2, seed: 4, eosTokenIds: [], minNewTokens: 3 }] : []),
+      ];
+      for (const o of cases) {
+        const before = CudaGraph.captureCount;
+        const loop = generate(model, prompts, { ...o, graph: 'off' });
+        const first = generate(model, prompts, { ...o, graph: 'on' });
+        const again = generate(model, prompts, { ...o, graph: 'on' });
+        assert.equal(CudaGraph.captureCount - before, 1, `${arch}: one capture for the bucket, replayed by the second call`);
+        loop.forEach((g, i) => {
+          assert.deepEqual(first[i]!.tokens, g.tokens, `${arch} ${JSON.stringify(o)} row ${i}`);
+          assert.deepEqual(again[i]!.tokens, g.tokens, `${arch} ${JSON.stringify(o)} row ${i}, second batch`);
+          // Attention over the full capacity on the GPU: the fused kernels may sum in another order, so the
+          // log-probs of the same tokens agree to float32 reduction order (LOGPROB32, helpers/tolerances.ts).
+          g.logprobs.forEach((x, j) => assert.ok(Math.abs(first[i]!.logprobs[j]! - x) <= LOGPROB32, `${x} vs ${first[i]!.logprobs[j]}`));
+        });
+      }
+      assert.ok(decodeGraphCount(model) >= 1);
+      releaseDecodeGraphs(model);
+      assert.equal(decodeGraphCount(model), 0);
+    } finally {
+      model.dispose();
     }
-    assert.ok(decodeGraphCount(model) >= 1);
-    releaseDecodeGraphs(model);
-    assert.equal(decodeGraphCount(model), 0);
-  } finally {
-    model.dispose();
   }
 });

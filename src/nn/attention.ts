@@ -87,6 +87,7 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttendOptions): Te
   return tidy(() => {
     const nRep = q.size(1) / k.size(1);
     if (opts.fused && fusedAttentionAvailable() && !opts.softcap) {
+      if (nRep > 1 && q.size(2) === 1 && !opts.emptyRows) return sdpaGroupedStep(q, k, v, opts.mask, opts.scale);
       const kr = repeatKv(k, nRep);
       const vr = repeatKv(v, nRep);
       const causal = !opts.mask && (opts.causal ?? false) && q.size(2) > 1;
@@ -98,6 +99,19 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttendOptions): Te
     const kr = repeatKv(k, nRep);
     const vr = repeatKv(v, nRep);
     return attentionProbs(q.matmul(kr.transpose(2, 3)), q.dtype, opts).matmul(vr);
+  });
+}
+
+/**
+ * One decoding step (Lq = 1) of grouped-query attention through scaled_dot_product_attention: the nRep
+ * query heads of a key/value head laid along the query axis (as attendGroupedStep), so the kernel reads the
+ * cache once instead of a copy repeated nRep times per layer and step; a [B, 1, 1, Lk] mask broadcasts over
+ * the group axis. q [B, H, 1, D], k and v [B, Hkv, Lk, D] -> [B, H, 1, D].
+ */
+export function sdpaGroupedStep(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null, scale: number): Tensor {
+  return tidy(() => {
+    const [b, h, , d] = q.shape as [number, number, number, number];
+    return scaledDotProductAttention(q.reshape(b, k.size(1), h / k.size(1), d), k, v, { mask, isCausal: false, scale }).reshape(b, h, 1, d);
   });
 }
 

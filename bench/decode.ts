@@ -2,8 +2,8 @@
 // static step (graph: 'on': on the CPU run eagerly, on a GPU captured once as a CUDA graph and replayed),
 // same model, prompts and seed, alternated in rounds so that a slow spell of a shared machine falls on both.
 // Checks that both give the same tokens, then prints decoded tokens per second and the ratio.
-//   node dist/bench/decode.js [--device cpu|cuda] [--batch 8] [--prompt 32] [--new 64] [--rounds 5] [--layers 8]
-import { cuda, randint, tidy } from '../src/torch/index.js';
+//   node dist/bench/decode.js [--device cpu|cuda] [--dtype float32|bfloat16] [--batch 8] [--prompt 32] [--new 64] [--rounds 5] [--layers 8]
+import { cuda, randint, tidy, type DType } from '../src/torch/index.js';
 import { createModel, parseConfig } from '../src/models/index.js';
 import { generate, type GraphMode } from '../src/generate/index.js';
 import { benchLlamaConfig } from './models.js';
@@ -15,9 +15,10 @@ const promptLen = numArg('--prompt') ?? 32;
 const maxNew = numArg('--new') ?? 64;
 const rounds = numArg('--rounds') ?? 5;
 const layers = numArg('--layers') ?? 8;
+const dtype = (arg('--dtype') ?? 'float32') as DType;
 
 const model = createModel(parseConfig({ ...benchLlamaConfig(), num_hidden_layers: layers }));
-model.initWeights({ std: 0.02, seed: 0, device });
+model.initWeights({ std: 0.02, seed: 0, device, dtype });
 const vocab = model.config.vocabSize;
 const prompts = tidy(() => randint(3, vocab, [batch, promptLen], { device: 'cpu' }).toArray() as number[][]);
 const opts = { temperature: 0.7, topP: 0.9, maxNewTokens: maxNew, seed: 1, eosTokenIds: [] as number[] };
@@ -43,7 +44,7 @@ for (let r = 0; r < rounds; r++) {
   loop.push((batch * maxNew) / timed('off').seconds);
   stat.push((batch * maxNew) / timed('on').seconds);
 }
-console.log(`# decode loops on ${device}: Llama ${layers} x 256, vocab ${vocab}, batch ${batch}, prompt ${promptLen}, ${maxNew} new tokens, temperature 0.7 top-p 0.9; ${rounds} rounds`);
+console.log(`# decode loops on ${device} (${dtype}): Llama ${layers} x 256, vocab ${vocab}, batch ${batch}, prompt ${promptLen}, ${maxNew} new tokens, temperature 0.7 top-p 0.9; ${rounds} rounds`);
 console.log(`# same tokens from both loops: ${same}`);
 console.log(header().replace('sppo: median', 'static: median').replace('PyTorch: median', 'op-by-op: median').replace('sppo/PyTorch', 'static/op-by-op'));
 console.log(row('generated tokens/s', stat, loop, 'tok/s', 'higher', 1));

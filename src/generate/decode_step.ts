@@ -2,7 +2,7 @@
 // device tensors allocated once and updated in place, and no host read. Every call runs the same
 // operations on the same tensors, which is what a CUDA graph needs (src/torch/cuda_graph.ts captures one
 // call and replays it for every step); on the CPU it runs eagerly and gives the tokens and log-probs of the
-// op-by-op loop in generate.ts (test/decode_step.test.ts).
+// op-by-op loop in generate.ts (test/generate_decode_step.test.ts).
 //
 // One call, for step s (the device counter `step`):
 //   sample the token of step s from `logits` (EOS / stop ids banned while s < minNewTokens; temperature,

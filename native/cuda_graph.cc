@@ -1,18 +1,27 @@
 // CUDA graphs (at::cuda::CUDAGraph) for JavaScript: capture what a JS callback queues on the GPU, then
-// replay it with one launch. Compiled only where the addon is built against a CUDA libtorch (SPPO_CUDA);
+// replay it with one launch. Compiled only where the addon is built against a CUDA libtorch (SPPO_CUDA)
+// with the CUDA runtime's headers;
 // elsewhere cudaGraphSupport() says why there are none and the other functions are absent.
 //
 // Capture follows torch.cuda.graph (torch/cuda/graphs.py): the device is synchronised, the callback runs
 // `warmup` times on a side stream (lazy initialisations such as cuBLAS workspaces happen outside the
-// capture), the sampling generators are registered with the graph (PyTorch >= 2.4:
-// CUDAGraph::register_generator_state, so each replay draws fresh numbers from the generator's current
-// seed and offset and advances it, as eager calls would), then capture_begin / the callback / capture_end
-// on that side stream (capture refuses the default stream). Replay runs on the current stream.
+// capture), the sampling generators are registered with the graph (PyTorch 2.4-2.13:
+// CUDAGraph::register_generator_state; 2.14 registers them itself on first use), so each replay draws
+// fresh numbers from the generator's current seed and offset and advances it, as eager calls would; then
+// capture_begin / the callback / capture_end on that side stream (capture refuses the default stream).
+// Replay runs on the current stream.
 // libtorch 1.13 has no register_generator_state: only the device's default generator is graph-safe
 // there, so a capture with generators is refused.
 #include "common.h"
 
-#ifdef SPPO_CUDA
+// The CUDA runtime's headers are needed too (setup.mjs adds them where it finds them), as for addon.cc's
+// memory statistics; without them the addon has no CUDA graphs and says so.
+#if defined(SPPO_CUDA) && __has_include(<ATen/cuda/CUDAGraph.h>) && __has_include(<c10/cuda/impl/cuda_cmake_macros.h>) && \
+    __has_include(<cuda_runtime_api.h>)
+#define SPPO_CUDA_GRAPHS 1
+#endif
+
+#ifdef SPPO_CUDA_GRAPHS
 #include <ATen/cuda/CUDAGraph.h>
 #include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -23,14 +32,20 @@
 #include <memory>
 #include <vector>
 
+// Generators other than the default one: registered explicitly before capture from PyTorch 2.4 on
+// (CUDAGraph::register_generator_state(const at::Generator&)); from 2.14 that overload is gone and a graph
+// registers a generator's state itself on its first use during capture.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
 #define SPPO_GRAPH_GENERATORS 1
+#if TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 14
+#define SPPO_GRAPH_REGISTER_GENERATORS 1
+#endif
 #endif
 #endif
 
 namespace sppo {
 
-#ifdef SPPO_CUDA
+#ifdef SPPO_CUDA_GRAPHS
 namespace {
 
 struct GraphBox {
@@ -92,7 +107,7 @@ Napi::Value graph_capture(const Napi::CallbackInfo& info) {
     for (int i = 0; i < warmup; i++) fn.Call(env.Global(), {});  // a JS exception propagates as Napi::Error
     guard(env, "CudaGraph.capture", [&] {
       side.synchronize();
-#ifdef SPPO_GRAPH_GENERATORS
+#ifdef SPPO_GRAPH_REGISTER_GENERATORS
       for (auto& g : gens) b->graph->register_generator_state(g);
 #endif
       b->graph->capture_begin();
@@ -162,9 +177,11 @@ Napi::Value graph_reset(const Napi::CallbackInfo& info) {
 // null where CUDA graphs can be used, else why not.
 static Napi::Value graph_support(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-#ifdef SPPO_CUDA
+#if defined(SPPO_CUDA_GRAPHS)
   if (!torch::cuda::is_available()) return Napi::String::New(env, "no CUDA device is visible");
   return env.Null();
+#elif defined(SPPO_CUDA)
+  return Napi::String::New(env, "the addon was built without the CUDA runtime's headers (cuda_runtime_api.h; set CUDA_HOME)");
 #else
   return Napi::String::New(env, "the addon was built against a libtorch without CUDA");
 #endif
@@ -182,7 +199,7 @@ static Napi::Value graph_generators(const Napi::CallbackInfo& info) {
 void init_cuda_graph(Napi::Env env, Napi::Object e) {
   e.Set("cudaGraphSupport", Napi::Function::New(env, graph_support, "cudaGraphSupport"));
   e.Set("cudaGraphGenerators", Napi::Function::New(env, graph_generators, "cudaGraphGenerators"));
-#ifdef SPPO_CUDA
+#ifdef SPPO_CUDA_GRAPHS
   e.Set("cudaGraphNew", Napi::Function::New(env, graph_new, "cudaGraphNew"));
   e.Set("cudaGraphCapture", Napi::Function::New(env, graph_capture, "cudaGraphCapture"));
   e.Set("cudaGraphReplay", Napi::Function::New(env, graph_replay, "cudaGraphReplay"));

@@ -77,8 +77,9 @@ export class DecodeStep implements Disposable {
     const t = noGrad(() => tidy(() => {
       const endMask = zeros([v], { dtype: 'bool', device });
       for (const id of new Set(opts.endTokenIds)) {
-        if (!(Number.isInteger(id) && id >= 0 && id < v)) throw new RangeError(`DecodeStep: end token id ${id} is outside the vocabulary (0..${v - 1})`);
-        endMask.narrow(0, id, 1).fill_(true);
+        if (!Number.isInteger(id)) throw new RangeError(`DecodeStep: end token id ${id} is not an integer`);
+        // An id past the model's logits (a tokenizer's added token) is never drawn: nothing to mark.
+        if (id >= 0 && id < v) endMask.narrow(0, id, 1).fill_(true);
       }
       return {
         logits: zeros([rows, v], { device }),

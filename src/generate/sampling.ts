@@ -4,9 +4,10 @@
 // A draw is the exponential race: token = argmax(probs / q) with q ~ Exp(1) per vocabulary entry, which
 // picks token i with probability probs[i] / sum(probs). That is what libtorch's multinomial(probs, 1)
 // computes itself (ATen's one-sample fast path: exponential_ into empty_like(probs), divide, argmax), so the
-// tokens are the same for the same generator state; but multinomial first checks the probabilities on the
-// host (an .item(), a device sync on a GPU), which a CUDA graph cannot contain. This composition has no
-// host read: the decoding step (decode_step.ts) can be captured and replayed.
+// tokens are the same for the same generator state; but multinomial first checks the probabilities, and
+// libtorch 1.13 and the 2.x releases before the check became an asynchronous device assert read it back
+// on the host (an .item(), a device sync on a GPU), which a CUDA graph cannot contain. This composition
+// has no host read on any version: the decoding step (decode_step.ts) can be captured and replayed.
 import { emptyLike, tidy, type Generator, type Tensor } from '../torch/index.js';
 
 export interface SamplingOptions {

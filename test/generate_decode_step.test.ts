@@ -122,6 +122,13 @@ for (const arch of ARCHS) {
         const ends = new Set([...(c.opts.eosTokenIds ?? []), ...(c.opts.stopTokenIds ?? [])]);
         if (c.opts.minNewTokens) for (const g of gens) assert.ok(!g.tokens.slice(0, c.opts.minNewTokens).some((t) => ends.has(t)), `minNewTokens: ${g.tokens}`);
       }
+      // bfloat16 weights and activations: the same operations in the same order, so still bit for bit.
+      const half = loadModel(dir as string, { device: 'cpu', dtype: 'bfloat16' });
+      try {
+        compareLoops(half, prompts, { temperature: 0.8, topP: 0.9, maxNewTokens: 12, n: 2, seed: 3, eosTokenIds: [eosId] }, 'bfloat16 sampling');
+      } finally {
+        half.dispose();
+      }
     } finally {
       model.dispose();
     }

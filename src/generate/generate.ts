@@ -100,7 +100,8 @@ export type DecodeMode = 'loop' | 'static' | 'graph';
  * Which loop decodes: stop strings need the text on the host every step (the op-by-op loop); 'off' is the
  * op-by-op loop; 'on' is the static step, captured as a CUDA graph on a GPU; 'auto' is the CUDA graph on a
  * GPU (where libtorch can register the sampling generator with it, else the op-by-op loop) and the
- * op-by-op loop on the CPU, where it measured faster than the static step (docs/generation.md).
+ * op-by-op loop on the CPU: there no launches are saved, the static step does more arithmetic (attention
+ * over the whole capacity), and the two measured equal within noise (docs/generation.md).
  */
 export function decodeMode(opts: Pick<GenerateOptions, 'graph' | 'stopStrings' | 'temperature'>, device: string): DecodeMode {
   const mode = opts.graph ?? 'auto';

@@ -53,6 +53,15 @@ export class GraphedDecoder implements Disposable {
 }
 
 const graphs = new WeakMap<CausalLM, Map<string, GraphedDecoder>>();
+let failure: string | null = null;
+
+/**
+ * Why a capture failed in this process (graph: 'auto' then decodes op by op from there on, after one warning
+ * on stderr), or null. graph: 'on' still tries, and throws.
+ */
+export function decodeGraphFailure(): string | null {
+  return failure;
+}
 
 function keyOf(model: CausalLM, o: Omit<DecodeStepOptions, 'generator'>): string {
   const greedy = isGreedy(o);
@@ -76,7 +85,12 @@ export function graphedDecoder(model: CausalLM, opts: Omit<DecodeStepOptions, 'g
     old.dispose();
     m.delete(k);
   }
-  d = new GraphedDecoder(model, opts);
+  try {
+    d = new GraphedDecoder(model, opts);
+  } catch (e) {
+    failure ??= (e as Error).message;
+    throw e;
+  }
   m.set(key, d);
   return d;
 }

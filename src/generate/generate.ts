@@ -11,7 +11,7 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import { KVCache } from './kv_cache.js';
 import { isGreedy, sampleNext, type SamplingOptions } from './sampling.js';
 import { DecodeStep, type PrefillState } from './decode_step.js';
-import { GRAPH_PROMPT_MULTIPLE, graphedDecoder, releaseDecodeGraphs } from './decode_graph.js';
+import { decodeGraphFailure, GRAPH_PROMPT_MULTIPLE, graphedDecoder, releaseDecodeGraphs } from './decode_graph.js';
 
 export type FinishReason = 'eos' | 'stop' | 'length';
 
@@ -93,6 +93,8 @@ function idsTensor(ids: number[], device: string): Tensor {
   return tensor(BigInt64Array.from(ids, (x) => BigInt(x)), { device });
 }
 
+let warnedFallback = false;
+
 /** The decoding loop of generateTensors: see GenerateOptions.graph. */
 export type DecodeMode = 'loop' | 'static' | 'graph';
 
@@ -109,7 +111,7 @@ export function decodeMode(opts: Pick<GenerateOptions, 'graph' | 'stopStrings' |
   if (mode === 'off' || (opts.stopStrings ?? []).some((x) => x.length > 0)) return 'loop';
   const gpu = device.startsWith('cuda') && CudaGraph.isAvailable();
   if (mode === 'on') return gpu ? 'graph' : 'static';
-  return gpu && (isGreedy(opts) || CudaGraph.supportsGenerators()) ? 'graph' : 'loop';
+  return gpu && decodeGraphFailure() === null && (isGreedy(opts) || CudaGraph.supportsGenerators()) ? 'graph' : 'loop';
 }
 
 /** Lengths and finish reasons from the generated tokens [rows, T] (read back once). */
@@ -191,9 +193,24 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
     for (const t of Object.values(state)) keep(t);
     cache.repeatInterleave(n);
     try {
-      const out = mode === 'loop'
-        ? decodeLoop(model, cache, state, { ...opts, maxNew, minNew, rows, p, eos, stopIds, padId, stopStrings, syncEvery, generator: greedy ? undefined : new Generator(seed, device) })
-        : decodeStatic(model, { cache, promptMask: state.mask, logits: state.logits, positions: state.pos }, { ...opts, maxNew, minNew, rows, p, eos, stopIds, padId, syncEvery, seed, captured: mode === 'graph' });
+      const loop = (): ReturnType<typeof decodeLoop> =>
+        decodeLoop(model, cache, state, { ...opts, maxNew, minNew, rows, p, eos, stopIds, padId, stopStrings, syncEvery, generator: greedy ? undefined : new Generator(seed, device) });
+      const stat = (): ReturnType<typeof decodeStatic> =>
+        decodeStatic(model, { cache, promptMask: state.mask, logits: state.logits, positions: state.pos }, { ...opts, maxNew, minNew, rows, p, eos, stopIds, padId, syncEvery, seed, captured: mode === 'graph' });
+      let out: ReturnType<typeof decodeLoop>;
+      if (mode === 'loop') out = loop();
+      else if (mode === 'graph' && (opts.graph ?? 'auto') === 'auto') {
+        // 'auto': a capture that fails (an operation a graph cannot hold) leaves the prefill untouched, so
+        // this batch and the later ones decode op by op, after one warning.
+        try {
+          out = stat();
+        } catch (e) {
+          if (decodeGraphFailure() === null) throw e; // not a capture failure
+          if (!warnedFallback) console.error(`sppo generate: CUDA graph capture failed, decoding op by op instead: ${decodeGraphFailure()}`);
+          warnedFallback = true;
+          out = loop();
+        }
+      } else out = stat();
       try {
         const { lengths, reasons } = finishInfo(out.tokens, eos, stopIds, minNew, out.stopAt);
         return { tokens: keep(out.tokens), logprobs: keep(out.logprobs), lengths, finishReasons: reasons };

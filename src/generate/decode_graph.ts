@@ -19,14 +19,18 @@ export class GraphedDecoder implements Disposable {
 
   constructor(model: CausalLM, opts: Omit<DecodeStepOptions, 'generator'>) {
     this.generator = isGreedy(opts) ? undefined : new Generator(0, model.device);
-    this.step = new DecodeStep(model, { ...opts, generator: this.generator });
-    this.graph = new CudaGraph(model.device);
+    const step = new DecodeStep(model, { ...opts, generator: this.generator });
+    let graph: CudaGraph | null = null;
     try {
-      this.graph.capture(() => this.step.run(), { generators: this.generator ? [this.generator] : [], warmup: 2 });
+      graph = new CudaGraph(model.device);
+      graph.capture(() => step.run(), { generators: this.generator ? [this.generator] : [], warmup: 2 });
     } catch (e) {
-      this.dispose();
+      graph?.dispose();
+      step.dispose();
       throw e;
     }
+    this.step = step;
+    this.graph = graph;
   }
 
   /** Starts a batch: its prefill loaded, the generator seeded (as the op-by-op loop's new Generator(seed)). */

@@ -1,4 +1,4 @@
-// The sppo native addon: a thin Node-API layer over libtorch (see tensor.cc, optim.cc, profiler.cc and distributed.cc).
+// The sppo native addon: a thin Node-API layer over libtorch (see tensor.cc, optim.cc, profiler.cc, distributed.cc and cuda_graph.cc).
 #include "common.h"
 
 #include <torch/cuda.h>
@@ -65,6 +65,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_optim(env, exports);
   init_profiler(env, exports);
   init_distributed(env, exports);
+  init_cuda_graph(env, exports);
   exports.Set("cudaSynchronize", Napi::Function::New(env, cuda_synchronize, "cudaSynchronize"));
   exports.Set("cudaMemoryStats", Napi::Function::New(env, cuda_memory_stats, "cudaMemoryStats"));
   exports.Set("cudaResetPeakMemory", Napi::Function::New(env, cuda_reset_peak_memory, "cudaResetPeakMemory"));

@@ -38,5 +38,6 @@ auto guard(Napi::Env env, const std::string& op, F&& body) -> decltype(body()) {
 void init_tensor(Napi::Env env, Napi::Object exports);
 void init_optim(Napi::Env env, Napi::Object exports);
 void init_profiler(Napi::Env env, Napi::Object exports);
+void init_cuda_graph(Napi::Env env, Napi::Object exports);  // cuda_graph.cc
 
 }  // namespace sppo

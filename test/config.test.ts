@@ -24,7 +24,7 @@ test('defaults: the paper-scale settings (K = 5, RMSprop, lr 5e-7, beta 1e-3, 3 
   const c = parseConfig(minimal);
   assert.equal(c.iterations, 3);
   assert.equal(c.seed, 0);
-  assert.deepEqual(c.generation, { k: 5, temperature: 0.7, topP: 0.9, topK: 0, maxNewTokens: 1024, minNewTokens: 0, stop: [], batchSize: 8 });
+  assert.deepEqual(c.generation, { k: 5, temperature: 0.7, topP: 0.9, topK: 0, maxNewTokens: 1024, minNewTokens: 0, stop: [], batchSize: 8, graph: 'auto' });
   assert.equal(c.training.loss, 'sppo');
   assert.equal(c.training.beta, 0.001);
   assert.equal(c.training.lr, 5e-7);
@@ -42,6 +42,7 @@ test('errors name the field: unknown fields (top level and nested), wrong types,
   fails({ ...minimal, learningRate: 1 }, /learningRate: unknown field/, 'learningRate');
   fails({ ...minimal, training: { lr: 1e-6, betta: 0.1 } }, /training\.betta: unknown field/, 'training.betta');
   fails({ ...minimal, generation: { k: 1 } }, /generation\.k: .*>=2/, 'generation.k');
+  fails({ ...minimal, generation: { graph: 'always' } }, /generation\.graph/, 'generation.graph');
   fails({ ...minimal, training: { loss: 'kto' } }, /training\.loss: /, 'training.loss');
   fails({ ...minimal, iterations: 'two' }, /iterations: .*expected number/, 'iterations');
   fails({ ...minimal, judge: { kind: 'oracle', path: 'x' } }, /judge\.kind: .*'module' \| 'reward-model' \| 'pairwise'/, 'judge.kind');

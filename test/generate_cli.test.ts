@@ -21,6 +21,9 @@ test('sppo generate writes n responses per prompt, reproducibly', { skip }, asyn
     sppoOk(['generate', ...args, '--out', join(dir, 'o2.jsonl')]);
     const o1 = readFileSync(join(dir, 'o1.jsonl'), 'utf8');
     assert.equal(readFileSync(join(dir, 'o2.jsonl'), 'utf8'), o1);
+    // The graph-ready static step (run eagerly on the CPU) writes the same file as the op-by-op loop.
+    sppoOk(['generate', ...args, '--graph', 'on', '--out', join(dir, 'o3.jsonl')]);
+    assert.equal(readFileSync(join(dir, 'o3.jsonl'), 'utf8'), o1);
     const lines = o1.trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(lines.length, 3);
     assert.deepEqual(lines.map((l) => l.id), ['a', 'b', undefined]);
@@ -53,6 +56,7 @@ test('sppo generate: a malformed line stops with the file and line number; bad o
     assert.throws(() => readPromptLines(join(dir, 'none.jsonl')), /none\.jsonl does not exist/);
     sppoFails(['generate', '--model', model, '--prompts', bad], 2, /--out/);
     sppoFails(['generate', '--model', model, '--prompts', bad, '--out', 'x', '--top-p', '0'], 2, /--top-p/);
+    sppoFails(['generate', '--model', model, '--prompts', bad, '--out', 'x', '--graph', 'always'], 2, /--graph must be auto, on or off/);
     sppoFails(['generate', '--model', model, '--prompts', join(dir, 'none.jsonl'), '--out', 'x'], 2, /--prompts: .*none\.jsonl does not exist/);
     sppoFails(['generate', '--bogus'], 2);
   } finally {

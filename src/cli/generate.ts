@@ -36,6 +36,9 @@ options:
   --batch-size B         prompts per batch (default 8; B * n sequences decode together)
   --dtype D              float32 | bfloat16 | float16 (default: the checkpoint's)
   --device D             cpu | cuda | cuda:N (default: cuda when available)
+  --graph MODE           auto | on | off: decode each step as a replayed CUDA graph (one per batch bucket;
+                         'on' on the CPU runs the same static step eagerly) or op by op (default auto:
+                         graphs on a GPU, op by op on the CPU; --stop always decodes op by op)
   --raw                  use plain-text prompts as they are, without the chat template
   --backend-url URL      generate on an OpenAI-compatible server (sppo serve, vLLM) at URL (its /v1 base,
                          e.g. http://127.0.0.1:8000/v1) instead of loading the model; repeatable: the
@@ -69,6 +72,7 @@ export async function run(argv: string[]): Promise<void> {
       'batch-size': { type: 'string' },
       dtype: { type: 'string' },
       device: { type: 'string' },
+      graph: { type: 'string' },
       raw: { type: 'boolean' },
       'backend-url': { type: 'string', multiple: true },
       'backend-model': { type: 'string' },
@@ -92,6 +96,8 @@ export async function run(argv: string[]): Promise<void> {
   const batchSize = num('batch-size', v['batch-size'], 8, { ...int, min: 1 });
   const dtype = dtypeOption(v.dtype);
   const device = deviceOption(v.device);
+  const graph = v.graph ?? 'auto';
+  if (graph !== 'auto' && graph !== 'on' && graph !== 'off') throw new UsageError(`--graph must be auto, on or off, got '${graph}'`);
   const urls = v['backend-url'] ?? [];
   const concurrency = num('concurrency', v.concurrency, 8, { ...int, min: 1 });
   for (const u of urls) if (!/^https?:\/\/[^\s]+$/.test(u)) throw new UsageError(`--backend-url must be an http(s) URL, got '${u}'`);
@@ -127,7 +133,7 @@ export async function run(argv: string[]): Promise<void> {
     const model = loadModel(v.model!, { dtype, device });
     try {
       results = await generateAll(model, ids, {
-        n, temperature, topP, topK, maxNewTokens, minNewTokens, tokenizer, stopStrings: v.stop, batchSize,
+        n, temperature, topP, topK, maxNewTokens, minNewTokens, tokenizer, stopStrings: v.stop, batchSize, graph,
         seedOf: (b) => seed + b * batchSize,
         onBatch: (done, gens) => {
           tokensOut += gens.reduce((a, g) => a + g.tokens.length, 0);

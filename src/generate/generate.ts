@@ -5,11 +5,13 @@
 //
 // For every generated token the log-prob under the untempered policy, log_softmax(raw logits), is
 // returned too (the SPPO trainer's reference log-probs, with no second forward pass).
-import { cat, Generator, isin, keep, noGrad, ones, tensor, tidy, zeros, zerosLike, type Tensor } from '../torch/index.js';
+import { cat, CudaGraph, full, Generator, isin, keep, noGrad, ones, tensor, tidy, zeros, zerosLike, type Tensor } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { KVCache } from './kv_cache.js';
 import { isGreedy, sampleNext, type SamplingOptions } from './sampling.js';
+import { DecodeStep, type PrefillState } from './decode_step.js';
+import { decodeGraphFailure, GRAPH_PROMPT_MULTIPLE, graphedDecoder, releaseDecodeGraphs } from './decode_graph.js';
 
 export type FinishReason = 'eos' | 'stop' | 'length';
 
@@ -34,7 +36,17 @@ export interface GenerateOptions extends SamplingOptions {
   tokenizer?: Tokenizer;
   /** Called after every decoding step with the number of tokens generated so far for the batch. */
   onStep?: (step: number) => void;
+  /**
+   * How the decoding steps run (stop strings always take the op-by-op loop, which reads the text every step):
+   * 'off': the op-by-op loop. 'on': the static step (preallocated cache, device-side state, no host read
+   * per step), captured once per batch bucket as a CUDA graph and replayed on a GPU, run eagerly on the CPU.
+   * 'auto' (default): the CUDA graph on a GPU, the op-by-op loop on the CPU (the faster one there). The
+   * tokens and log-probs are the same either way for the same seed (on the CPU, bit for bit).
+   */
+  graph?: GraphMode;
 }
+
+export type GraphMode = 'auto' | 'on' | 'off';
 
 export interface Generation {
   /** Index of the prompt, and of the sample among its n. */
@@ -81,6 +93,59 @@ function idsTensor(ids: number[], device: string): Tensor {
   return tensor(BigInt64Array.from(ids, (x) => BigInt(x)), { device });
 }
 
+let warnedFallback = false;
+
+/** The decoding loop of generateTensors: see GenerateOptions.graph. */
+export type DecodeMode = 'loop' | 'static' | 'graph';
+
+/**
+ * Which loop decodes: stop strings need the text on the host every step (the op-by-op loop); 'off' is the
+ * op-by-op loop; 'on' is the static step, captured as a CUDA graph on a GPU; 'auto' is the CUDA graph on a
+ * GPU (where libtorch can register the sampling generator with it, else the op-by-op loop) and the
+ * op-by-op loop on the CPU: there no launches are saved, the static step does more arithmetic (attention
+ * over the whole capacity), and the two measured equal within noise (docs/generation.md).
+ */
+export function decodeMode(opts: Pick<GenerateOptions, 'graph' | 'stopStrings' | 'temperature'>, device: string): DecodeMode {
+  const mode = opts.graph ?? 'auto';
+  if (mode !== 'auto' && mode !== 'on' && mode !== 'off') throw new Error(`generate: graph must be 'auto', 'on' or 'off' (got ${JSON.stringify(mode)})`);
+  if (mode === 'off' || (opts.stopStrings ?? []).some((x) => x.length > 0)) return 'loop';
+  const gpu = device.startsWith('cuda') && CudaGraph.isAvailable();
+  if (mode === 'on') return gpu ? 'graph' : 'static';
+  return gpu && decodeGraphFailure() === null && (isGreedy(opts) || CudaGraph.supportsGenerators()) ? 'graph' : 'loop';
+}
+
+/** Lengths and finish reasons from the generated tokens [rows, T] (read back once). */
+function finishInfo(tokens: Tensor, eos: readonly number[], stopIds: readonly number[], minNew: number, stopAt: readonly number[]): { lengths: number[]; reasons: FinishReason[] } {
+  const tarr = tokens.toTypedArray() as BigInt64Array;
+  const [rows, steps] = tokens.shape as [number, number];
+  const eosSet = new Set(eos);
+  const stopSet = new Set(stopIds);
+  const lengths: number[] = [];
+  const reasons: FinishReason[] = [];
+  for (let i = 0; i < rows; i++) {
+    let len = steps;
+    let reason: FinishReason = 'length';
+    for (let j = 0; j < steps; j++) {
+      const id = Number(tarr[i * steps + j]);
+      if (j >= minNew && eosSet.has(id)) { len = j + 1; reason = 'eos'; break; }
+      if (j >= minNew && stopSet.has(id)) { len = j + 1; reason = 'stop'; break; }
+      if (stopAt[i] === j) { len = j + 1; reason = 'stop'; break; }
+    }
+    lengths.push(len);
+    reasons.push(reason);
+  }
+  return { lengths, reasons };
+}
+
+/** Left-extends ids and mask [B, P] to [B, P'] with padding (the graph path's prompt buckets). */
+function padLeft(ids: Tensor, mask: Tensor, to: number, padId: number): { ids: Tensor; mask: Tensor } {
+  const [b, p] = ids.shape as [number, number];
+  return tidy(() => ({
+    ids: cat([full([b, to - p], padId, { dtype: 'int64', device: ids.device }), ids], 1),
+    mask: cat([zeros([b, to - p], { dtype: 'int64', device: mask.device }), mask], 1),
+  }));
+}
+
 /**
  * Generates from a left-padded batch (inputIds, attentionMask [B, P]); returns tensors (kept out of any
  * scope: the caller disposes them).
@@ -97,24 +162,29 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
   const stopStrings = (opts.stopStrings ?? []).filter((s) => s.length > 0);
   if (stopStrings.length && !tok) throw new Error('generate: stop strings need a tokenizer');
   const greedy = isGreedy(opts);
-  const generator = greedy ? undefined : new Generator(opts.seed ?? Math.floor(Math.random() * 2 ** 31), device);
-  const [b, p] = inputIds.shape as [number, number];
+  const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
+  const mode = decodeMode(opts, device);
+  const [b, p0] = inputIds.shape as [number, number];
+  const p = mode === 'graph' ? Math.ceil(p0 / GRAPH_PROMPT_MULTIPLE) * GRAPH_PROMPT_MULTIPLE : p0;
   const rows = b * n;
+  // Whether every sequence has stopped is read back on the host (a device sync): every step on the
+  // CPU, every 8 steps on a GPU, where a sync per step would stall the queue of kernels. Steps
+  // taken after all stopped only add padding, which the lengths leave out.
+  const syncEvery = device === 'cpu' || stopStrings.length ? 1 : 8;
 
   return noGrad(() => {
     const cache = KVCache.forModel(model, b, p + maxNew);
+    // The prefill, shared by every loop: the prompts' keys and values, and the logits of their last position.
     const state: { mask: Tensor; pos: Tensor; logits: Tensor; finished: Tensor } = tidy(() => {
-      const ids = inputIds.device === device ? inputIds : inputIds.to(device);
-      const mask0 = attentionMask.device === device ? attentionMask : attentionMask.to(device);
+      let ids = inputIds.device === device ? inputIds : inputIds.to(device);
+      let mask0 = attentionMask.device === device ? attentionMask : attentionMask.to(device);
+      if (p > p0) ({ ids, mask: mask0 } = padLeft(ids, mask0, p, padId));
       const h = model.hidden({ inputIds: ids, attentionMask: mask0, cache });
       const last = model.logits(h.narrow(1, p - 1, 1)).squeeze(1);
       const rep = (t: Tensor): Tensor => (n === 1 ? t.detach() : t.repeatInterleave(n, 0)); // never the caller's own handle
       const mask = rep(mask0);
-      // The mask of every step, allocated once: the prompt's, then ones (stopped rows are fed padding
-      // that they attend to, which changes nothing: their outputs are discarded).
-      const full = cat([mask, ones([rows, maxNew], { dtype: 'int64', device })], 1);
       return {
-        mask: full,
+        mask,
         pos: mask.sum(1, true, 'int64'),
         logits: rep(last),
         finished: zeros([rows], { dtype: 'bool', device }),
@@ -122,99 +192,176 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
     });
     for (const t of Object.values(state)) keep(t);
     cache.repeatInterleave(n);
-
-    const banned = keep(idsTensor([...eos, ...stopIds], device));
-    const tokens: Tensor[] = [];
-    const logprobs: Tensor[] = [];
-    const hostTokens: number[][] = stopStrings.length ? Array.from({ length: rows }, () => []) : [];
-    const hostStopped = new Array<boolean>(rows).fill(false);
-    const stopAt = new Array<number>(rows).fill(-1);
-    const maxStop = Math.max(0, ...stopStrings.map((s) => s.length));
-    const syncEvery = device === 'cpu' || stopStrings.length ? 1 : 8;
     try {
-      for (let step = 0; step < maxNew; step++) {
-        const next = tidy(() => {
-          const raw = state.logits.float();
-          const logp = raw.logSoftmax(-1);
-          let scores = raw;
-          if (step < minNew && banned.numel > 0) scores = scores.indexFill(1, banned, -Infinity);
-          let token = sampleNext(scores, opts, generator);
-          token = token.maskedFill(state.finished, padId);
-          const lp = logp.gather(1, token.unsqueeze(1)).squeeze(1).maskedFill(state.finished, 0);
-          const ended = banned.numel > 0 ? isin(token, banned).logicalAnd(state.finished.logicalNot()) : zerosLike(state.finished, { device });
-          return { token, lp, ended };
-        });
-        tokens.push(keep(next.token));
-        logprobs.push(keep(next.lp));
-        let finished = tidy(() => state.finished.logicalOr(next.ended));
-        next.ended.dispose();
-        if (stopStrings.length) {
-          const arr = next.token.toTypedArray() as BigInt64Array;
-          const fin = finished.toTypedArray() as Uint8Array;
-          const newly: number[] = [];
-          for (let i = 0; i < rows; i++) {
-            if (hostStopped[i]) continue;
-            hostTokens[i]!.push(Number(arr[i]));
-            if (fin[i]) {
-              hostStopped[i] = true;
-              continue;
-            }
-            const tail = tok!.decode(hostTokens[i]!.slice(-(4 * maxStop + 4)), { skipSpecialTokens: true });
-            if (stopStrings.some((s) => tail.includes(s))) {
-              hostStopped[i] = true;
-              stopAt[i] = step;
-              newly.push(i);
-            }
-          }
-          if (newly.length) {
-            const f2 = tidy(() => finished.indexFill(0, idsTensor(newly, device), true));
-            finished.dispose();
-            finished = f2;
-          }
+      const loop = (): ReturnType<typeof decodeLoop> =>
+        decodeLoop(model, cache, state, { ...opts, maxNew, minNew, rows, p, eos, stopIds, padId, stopStrings, syncEvery, generator: greedy ? undefined : new Generator(seed, device) });
+      const stat = (): ReturnType<typeof decodeStatic> =>
+        decodeStatic(model, { cache, promptMask: state.mask, logits: state.logits, positions: state.pos }, { ...opts, maxNew, minNew, rows, p, eos, stopIds, padId, syncEvery, seed, captured: mode === 'graph' });
+      let out: ReturnType<typeof decodeLoop>;
+      if (mode === 'loop') out = loop();
+      else if (mode === 'graph' && (opts.graph ?? 'auto') === 'auto') {
+        // 'auto': a capture that fails (an operation a graph cannot hold) leaves the prefill untouched, so
+        // this batch and the later ones decode op by op, after one warning.
+        try {
+          out = stat();
+        } catch (e) {
+          if (decodeGraphFailure() === null) throw e; // not a capture failure
+          if (!warnedFallback) console.error(`sppo generate: CUDA graph capture failed, decoding op by op instead: ${decodeGraphFailure()}`);
+          warnedFallback = true;
+          out = loop();
         }
-        state.finished.dispose();
-        state.finished = keep(finished);
-        opts.onStep?.(step + 1);
-        // Whether every sequence has stopped is read back on the host (a device sync): every step on the
-        // CPU, every 8 steps on a GPU, where a sync per step would stall the queue of kernels. Steps
-        // taken after all stopped only add padding, which the lengths below leave out.
-        if (step === maxNew - 1 || ((step + 1) % syncEvery === 0 && state.finished.all().item())) break;
-        const upd = tidy(() => {
-          const mask = state.mask.narrow(1, 0, p + step + 1);
-          const logits = model.forward({ inputIds: next.token.unsqueeze(1), attentionMask: mask, positionIds: state.pos, cache }).squeeze(1);
-          return { logits, pos: state.pos.add(1) };
-        });
-        for (const k of ['logits', 'pos'] as const) {
-          state[k].dispose();
-          state[k] = keep(upd[k]);
-        }
+      } else out = stat();
+      try {
+        const { lengths, reasons } = finishInfo(out.tokens, eos, stopIds, minNew, out.stopAt);
+        return { tokens: keep(out.tokens), logprobs: keep(out.logprobs), lengths, finishReasons: reasons };
+      } catch (e) {
+        out.tokens.dispose();
+        out.logprobs.dispose();
+        throw e;
       }
-      const out = tidy(() => ({ tokens: cat(tokens.map((t) => t.unsqueeze(1)), 1), logprobs: cat(logprobs.map((t) => t.unsqueeze(1)), 1) }));
-      // Lengths and reasons, read back once.
-      const tarr = out.tokens.toTypedArray() as BigInt64Array;
-      const steps = tokens.length;
-      const eosSet = new Set(eos);
-      const stopSet = new Set(stopIds);
-      const lengths: number[] = [];
-      const reasons: FinishReason[] = [];
-      for (let i = 0; i < rows; i++) {
-        let len = steps;
-        let reason: FinishReason = 'length';
-        for (let j = 0; j < steps; j++) {
-          const id = Number(tarr[i * steps + j]);
-          if (j >= minNew && eosSet.has(id)) { len = j + 1; reason = 'eos'; break; }
-          if (j >= minNew && stopSet.has(id)) { len = j + 1; reason = 'stop'; break; }
-          if (stopAt[i] === j) { len = j + 1; reason = 'stop'; break; }
-        }
-        lengths.push(len);
-        reasons.push(reason);
-      }
-      return { tokens: keep(out.tokens), logprobs: keep(out.logprobs), lengths, finishReasons: reasons };
     } finally {
-      for (const t of [...tokens, ...logprobs, banned, ...Object.values(state)]) t.dispose();
+      for (const t of Object.values(state)) t.dispose();
       cache.dispose();
     }
   });
+}
+
+interface LoopSettings extends GenerateOptions {
+  maxNew: number;
+  minNew: number;
+  rows: number;
+  p: number;
+  eos: number[];
+  stopIds: number[];
+  padId: number;
+  syncEvery: number;
+}
+
+/**
+ * The op-by-op loop: every step's operations issued from the host, the cache attended up to its filled
+ * length, stop strings checked on the host text.
+ */
+function decodeLoop(model: CausalLM, cache: KVCache, state: { mask: Tensor; pos: Tensor; logits: Tensor; finished: Tensor }, o: LoopSettings & { stopStrings: string[]; generator: Generator | undefined }): { tokens: Tensor; logprobs: Tensor; stopAt: number[] } {
+  const { maxNew, minNew, rows, p, eos, stopIds, padId, stopStrings, syncEvery, generator } = o;
+  const device = model.device;
+  const tok = o.tokenizer;
+  // The mask of every step, allocated once: the prompt's, then ones (stopped rows are fed padding
+  // that they attend to, which changes nothing: their outputs are discarded).
+  const fullMask = keep(tidy(() => cat([state.mask, ones([rows, maxNew], { dtype: 'int64', device })], 1)));
+  const banned = keep(idsTensor([...eos, ...stopIds], device));
+  const tokens: Tensor[] = [];
+  const logprobs: Tensor[] = [];
+  const hostTokens: number[][] = stopStrings.length ? Array.from({ length: rows }, () => []) : [];
+  const hostStopped = new Array<boolean>(rows).fill(false);
+  const stopAt = new Array<number>(rows).fill(-1);
+  const maxStop = Math.max(0, ...stopStrings.map((s) => s.length));
+  try {
+    for (let step = 0; step < maxNew; step++) {
+      const next = tidy(() => {
+        const raw = state.logits.float();
+        const logp = raw.logSoftmax(-1);
+        let scores = raw;
+        if (step < minNew && banned.numel > 0) scores = scores.indexFill(1, banned, -Infinity);
+        let token = sampleNext(scores, o, generator);
+        token = token.maskedFill(state.finished, padId);
+        const lp = logp.gather(1, token.unsqueeze(1)).squeeze(1).maskedFill(state.finished, 0);
+        const ended = banned.numel > 0 ? isin(token, banned).logicalAnd(state.finished.logicalNot()) : zerosLike(state.finished, { device });
+        return { token, lp, ended };
+      });
+      tokens.push(keep(next.token));
+      logprobs.push(keep(next.lp));
+      let finished = tidy(() => state.finished.logicalOr(next.ended));
+      next.ended.dispose();
+      if (stopStrings.length) {
+        const arr = next.token.toTypedArray() as BigInt64Array;
+        const fin = finished.toTypedArray() as Uint8Array;
+        const newly: number[] = [];
+        for (let i = 0; i < rows; i++) {
+          if (hostStopped[i]) continue;
+          hostTokens[i]!.push(Number(arr[i]));
+          if (fin[i]) {
+            hostStopped[i] = true;
+            continue;
+          }
+          const tail = tok!.decode(hostTokens[i]!.slice(-(4 * maxStop + 4)), { skipSpecialTokens: true });
+          if (stopStrings.some((s) => tail.includes(s))) {
+            hostStopped[i] = true;
+            stopAt[i] = step;
+            newly.push(i);
+          }
+        }
+        if (newly.length) {
+          const f2 = tidy(() => finished.indexFill(0, idsTensor(newly, device), true));
+          finished.dispose();
+          finished = f2;
+        }
+      }
+      state.finished.dispose();
+      state.finished = keep(finished);
+      o.onStep?.(step + 1);
+      if (step === maxNew - 1 || ((step + 1) % syncEvery === 0 && state.finished.all().item())) break;
+      const upd = tidy(() => {
+        const mask = fullMask.narrow(1, 0, p + step + 1);
+        const logits = model.forward({ inputIds: next.token.unsqueeze(1), attentionMask: mask, positionIds: state.pos, cache }).squeeze(1);
+        return { logits, pos: state.pos.add(1) };
+      });
+      for (const k of ['logits', 'pos'] as const) {
+        state[k].dispose();
+        state[k] = keep(upd[k]);
+      }
+    }
+    const out = tidy(() => ({ tokens: cat(tokens.map((t) => t.unsqueeze(1)), 1), logprobs: cat(logprobs.map((t) => t.unsqueeze(1)), 1) }));
+    return { tokens: out.tokens, logprobs: out.logprobs, stopAt };
+  } finally {
+    for (const t of [...tokens, ...logprobs, banned, fullMask]) t.dispose();
+  }
+}
+
+/**
+ * The static step (decode_step.ts), run eagerly or replayed as a CUDA graph: no host work inside a step;
+ * whether all rows finished is read every syncEvery steps between steps.
+ */
+function decodeStatic(model: CausalLM, prefill: PrefillState, o: LoopSettings & { seed: number; captured: boolean }): { tokens: Tensor; logprobs: Tensor; stopAt: number[] } {
+  const stepOpts = {
+    rows: o.rows, promptLength: o.p, maxNewTokens: o.maxNew, minNewTokens: o.minNew, endTokenIds: [...o.eos, ...o.stopIds], padTokenId: o.padId,
+    temperature: o.temperature, topK: o.topK, topP: o.topP,
+  };
+  let step: DecodeStep | null = null;
+  let run: () => void;
+  let finished: Tensor;
+  let outputs: () => { tokens: Tensor; logprobs: Tensor };
+  if (o.captured) {
+    const d = graphedDecoder(model, stepOpts);
+    d.load(prefill, o.seed);
+    run = () => d.replay();
+    finished = d.step.finished;
+    outputs = () => ({ tokens: d.step.tokens, logprobs: d.step.logprobs });
+  } else {
+    const s = (step = new DecodeStep(model, { ...stepOpts, generator: isGreedy(o) ? undefined : new Generator(o.seed, model.device) }));
+    s.load(prefill);
+    run = () => s.run();
+    finished = s.finished;
+    outputs = () => ({ tokens: s.tokens, logprobs: s.logprobs });
+  }
+  try {
+    let steps = o.maxNew;
+    for (let i = 0; i < o.maxNew; i++) {
+      run();
+      o.onStep?.(i + 1);
+      if (i < o.maxNew - 1 && (i + 1) % o.syncEvery === 0 && finished.all().item()) {
+        steps = i + 1;
+        break;
+      }
+    }
+    const { tokens, logprobs } = outputs();
+    return {
+      tokens: keep(tidy(() => tokens.narrow(1, 0, steps).clone())),
+      logprobs: keep(tidy(() => logprobs.narrow(1, 0, steps).clone())),
+      stopAt: new Array<number>(o.rows).fill(-1),
+    };
+  } finally {
+    step?.dispose();
+  }
 }
 
 /** Cuts a text before the first stop string it contains. */
@@ -266,6 +413,8 @@ export interface BatchedOptions extends Omit<GenerateOptions, 'seed'> {
   seedOf?: (batch: number) => number;
   /** Called after each batch with the number of prompts done and the generations of that batch. */
   onBatch?: (done: number, gens: Generation[]) => void;
+  /** Keep the model's decoding graphs (and their static caches) after the call, for a later one (default: freed). */
+  keepGraphs?: boolean;
 }
 
 /**
@@ -277,12 +426,16 @@ export async function generateAll(model: CausalLM, prompts: readonly number[][],
   const n = opts.n ?? 1;
   const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.length - prompts[b]!.length || a - b);
   const out = new Array<Generation[]>(prompts.length);
-  for (let b = 0, s = 0; s < order.length; b++, s += batchSize) {
-    const idx = order.slice(s, s + batchSize);
-    const gens = generate(model, idx.map((i) => prompts[i]!), { ...opts, seed: opts.seedOf ? opts.seedOf(b) : b });
-    idx.forEach((i, j) => (out[i] = gens.slice(j * n, (j + 1) * n).map((g) => ({ ...g, prompt: i }))));
-    opts.onBatch?.(Math.min(s + batchSize, order.length), gens);
-    await new Promise((r) => setImmediate(r));
+  try {
+    for (let b = 0, s = 0; s < order.length; b++, s += batchSize) {
+      const idx = order.slice(s, s + batchSize);
+      const gens = generate(model, idx.map((i) => prompts[i]!), { ...opts, seed: opts.seedOf ? opts.seedOf(b) : b });
+      idx.forEach((i, j) => (out[i] = gens.slice(j * n, (j + 1) * n).map((g) => ({ ...g, prompt: i }))));
+      opts.onBatch?.(Math.min(s + batchSize, order.length), gens);
+      await new Promise((r) => setImmediate(r));
+    }
+  } finally {
+    if (!opts.keepGraphs) releaseDecodeGraphs(model);
   }
   return out;
 }

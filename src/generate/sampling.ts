@@ -1,6 +1,14 @@
 // Choosing the next token from logits [B, V]: greedy, or sampling after temperature, top-k and top-p
 // (in that order, as transformers' warpers), with a libtorch Generator for reproducible draws.
-import { multinomial, tidy, type Generator, type Tensor } from '../torch/index.js';
+//
+// A draw is the exponential race: token = argmax(probs / q) with q ~ Exp(1) per vocabulary entry, which
+// picks token i with probability probs[i] / sum(probs). That is what libtorch's multinomial(probs, 1)
+// computes itself (ATen's one-sample fast path: exponential_ into empty_like(probs), divide, argmax), so the
+// tokens are the same for the same generator state; but multinomial first checks the probabilities, and
+// libtorch 1.13 and the 2.x releases before the check became an asynchronous device assert read it back
+// on the host (an .item(), a device sync on a GPU), which a CUDA graph cannot contain. This composition
+// has no host read on any version: the decoding step (decode_step.ts) can be captured and replayed.
+import { emptyLike, tidy, type Generator, type Tensor } from '../torch/index.js';
 
 export interface SamplingOptions {
   /** 0 means greedy. Default 1. */
@@ -40,11 +48,11 @@ export function warpLogits(logits: Tensor, o: SamplingOptions): Tensor {
   });
 }
 
-/** The next token of each row: argmax when greedy, else a draw from softmax(warped logits). int64 [B]. */
+/** The next token of each row: argmax when greedy, else a draw from softmax(warped logits) (the exponential race). int64 [B]. */
 export function sampleNext(logits: Tensor, o: SamplingOptions, generator?: Generator): Tensor {
   return tidy(() => {
     if (isGreedy(o)) return logits.argmax(-1);
     const probs = warpLogits(logits, o).softmax(-1);
-    return multinomial(probs, 1, { generator }).squeeze(1);
+    return probs.div(emptyLike(probs).exponential_(1, generator)).argmax(-1);
   });
 }

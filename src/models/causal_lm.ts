@@ -24,6 +24,13 @@ export interface ForwardInput {
   /** [B, L] positions; by default cumsum(mask) - 1 (padding at 1, as transformers' generate), or arange. */
   positionIds?: Tensor | null;
   cache?: AttentionCache | null;
+  /**
+   * Additive attention masks [B, 1, L, Lk] computed by the caller, used as they are instead of the masks
+   * made here from attentionMask and the cache length (a static decoding step attends over the whole
+   * preallocated cache, its valid keys given by a device-side index: src/generate/decode_step.ts). Needs
+   * positionIds; `sliding` is read by sliding-window layers only.
+   */
+  attentionBias?: { full: Tensor; sliding: Tensor | null } | null;
   /** Gradient checkpointing: each layer's activations are recomputed in tape.backward instead of kept. */
   tape?: CheckpointTape | null;
 }
@@ -118,6 +125,11 @@ export abstract class CausalLMBase extends Module implements CausalLM {
   /** The mask and positions every architecture needs. */
   protected prepare(input: ForwardInput, sliding: number | null): { positions: Tensor; fullMask: Tensor | null; slidingMask: Tensor | null; emptyRows: Tensor | null; past: number } {
     const [b, l] = input.inputIds.shape as [number, number];
+    if (input.attentionBias) {
+      if (!input.positionIds) throw new Error('forward: attentionBias needs positionIds');
+      if (sliding !== null && !input.attentionBias.sliding) throw new Error('forward: this model has sliding-window layers; attentionBias.sliding is missing');
+      return { positions: input.positionIds, fullMask: input.attentionBias.full, slidingMask: sliding !== null ? input.attentionBias.sliding : null, emptyRows: null, past: 0 };
+    }
     const past = input.cache?.length ?? 0;
     const mask = input.attentionMask ?? null;
     const positions = input.positionIds ?? positionsFor(mask, past, b, l, this.device);

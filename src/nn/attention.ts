@@ -36,6 +36,22 @@ export function causalMask(attentionMask: Tensor | null, batch: number, lq: numb
   });
 }
 
+/**
+ * The additive mask [B, 1, 1, Lk] of one decoding step over a preallocated cache of Lk positions, with the
+ * query's cache index given as a device tensor (int64 [1]), so the same operations serve every step (a
+ * CUDA graph replays them): key j is visible when j <= index, keyValid[b, j] and, with a sliding window w,
+ * j > index - w. The same values as causalMask's row for that query, extended with finfo(dtype).min over
+ * the positions not written yet. keyPositions: arange(Lk) (int64), allocated once by the caller.
+ */
+export function stepMask(keyValid: Tensor, keyPositions: Tensor, index: Tensor, dtype: DType, slidingWindow: number | null = null): Tensor {
+  return tidy(() => {
+    let allowed = keyPositions.le(index); // [Lk]
+    if (slidingWindow !== null) allowed = allowed.logicalAnd(keyPositions.gt(index.sub(slidingWindow)));
+    const ok = keyValid.logicalAnd(allowed.unsqueeze(0)).unsqueeze(1).unsqueeze(1); // [B, 1, 1, Lk]
+    return full(ok.shape, finfoMin(dtype), { dtype, device: keyValid.device }).maskedFill(ok, 0);
+  });
+}
+
 /** [B, Hkv, L, D] -> [B, Hkv * nRep, L, D], each key/value head repeated for its group of query heads. */
 export function repeatKv(x: Tensor, nRep: number): Tensor {
   if (nRep === 1) return x;
@@ -71,6 +87,7 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttendOptions): Te
   return tidy(() => {
     const nRep = q.size(1) / k.size(1);
     if (opts.fused && fusedAttentionAvailable() && !opts.softcap) {
+      if (nRep > 1 && q.size(2) === 1 && !opts.emptyRows) return sdpaGroupedStep(q, k, v, opts.mask, opts.scale);
       const kr = repeatKv(k, nRep);
       const vr = repeatKv(v, nRep);
       const causal = !opts.mask && (opts.causal ?? false) && q.size(2) > 1;
@@ -82,6 +99,19 @@ export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttendOptions): Te
     const kr = repeatKv(k, nRep);
     const vr = repeatKv(v, nRep);
     return attentionProbs(q.matmul(kr.transpose(2, 3)), q.dtype, opts).matmul(vr);
+  });
+}
+
+/**
+ * One decoding step (Lq = 1) of grouped-query attention through scaled_dot_product_attention: the nRep
+ * query heads of a key/value head laid along the query axis (as attendGroupedStep), so the kernel reads the
+ * cache once instead of a copy repeated nRep times per layer and step; a [B, 1, 1, Lk] mask broadcasts over
+ * the group axis. q [B, H, 1, D], k and v [B, Hkv, Lk, D] -> [B, H, 1, D].
+ */
+export function sdpaGroupedStep(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null, scale: number): Tensor {
+  return tidy(() => {
+    const [b, h, , d] = q.shape as [number, number, number, number];
+    return scaledDotProductAttention(q.reshape(b, k.size(1), h / k.size(1), d), k, v, { mask, isCausal: false, scale }).reshape(b, h, 1, d);
   });
 }
 

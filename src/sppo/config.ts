@@ -55,6 +55,8 @@ export const generationSchema = z
     stop: z.array(z.string().min(1)).default([]),
     /** Prompts per generation batch (batchSize * k sequences decode together). */
     batchSize: int(1).default(8),
+    /** Decoding loop (GenerateOptions.graph): CUDA graph per batch bucket on a GPU ('auto', 'on') or the op-by-op loop ('off'). */
+    graph: z.enum(['auto', 'on', 'off']).default('auto'),
   })
   .strict();
 

@@ -170,7 +170,7 @@ async function openRun(cfg: SppoConfig, rd: RunDir): Promise<{ prompts: PromptRe
 /** The sampling of the iterations' generation and of the evaluated responses (one per prompt). */
 function samplingConfigs(cfg: SppoConfig): { generation: SamplingConfig; evaluation: SamplingConfig } {
   const g0 = cfg.generation;
-  const generation: SamplingConfig = { n: g0.k, temperature: g0.temperature, topP: g0.topP, topK: g0.topK, maxNewTokens: g0.maxNewTokens, minNewTokens: g0.minNewTokens, stop: g0.stop, batchSize: g0.batchSize };
+  const generation: SamplingConfig = { n: g0.k, temperature: g0.temperature, topP: g0.topP, topK: g0.topK, maxNewTokens: g0.maxNewTokens, minNewTokens: g0.minNewTokens, stop: g0.stop, batchSize: g0.batchSize, graph: g0.graph };
   const evaluation: SamplingConfig = {
     ...generation,
     n: 1,

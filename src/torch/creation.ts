@@ -130,6 +130,10 @@ export function ones(shape: number[], opts: Options = {}): Tensor {
 export function empty(shape: number[], opts: Options = {}): Tensor {
   return finish(callT('empty.memory_format', shape, dt(opts), null, dev(opts), null, null), opts);
 }
+/** Uninitialised, with the shape, dtype and device of t (torch.empty_like). */
+export function emptyLike(t: Tensor): Tensor {
+  return callT('empty_like', t.h, null, null, null, null, null);
+}
 export function full(shape: number[], value: Scalar, opts: Options = {}): Tensor {
   const d = opts.dtype ?? (typeof value === 'boolean' ? 'bool' : 'float32');
   return finish(callT('full', shape, value, dtypeCode(d), null, dev(opts), null), opts);

@@ -4,6 +4,7 @@
 import { native, type Handle } from './native.js';
 import { dtypeCode, dtypeOfCode, viewBytes, type DType, type TypedArray } from './dtype.js';
 import { track, type Owned } from './scope.js';
+import type { Generator } from './random.js';
 
 const ids: Record<string, number> = Object.create(null);
 
@@ -425,6 +426,10 @@ export class Tensor implements Owned, Disposable {
   lerp_(end: Tensor, weight: number): this { native.callInplace(opId('lerp_.Scalar'), this.h, end.h, weight); return this; }
   clamp_(min?: number | null, max?: number | null): this { native.callInplace(opId('clamp_'), this.h, min ?? null, max ?? null); return this; }
   maskedFill_(mask: Tensor, value: Scalar): this { native.callInplace(opId('masked_fill_.Scalar'), this.h, mask.h, value); return this; }
+  /** Fills with samples of Exp(lambd) (torch.Tensor.exponential_), drawn from `generator` (default: the device's global one). */
+  exponential_(lambd = 1, generator?: Generator | null): this { native.callInplace(opId('exponential_'), this.h, lambd, generator?.h ?? null); return this; }
+  /** Writes the slices of `source` at the positions `index` (int64, 1-D, may live on the device) along dim, in place. */
+  indexCopy_(dim: number, index: Tensor, source: Tensor): this { native.callInplace(opId('index_copy_'), this.h, dim, index.h, source.h); return this; }
   /** Writes src into the slice start..start+src.size(dim) of dim. */
   sliceAssign_(dim: number, start: number, src: Tensor): this {
     const view = this.narrow(dim, start, src.size(dim));

@@ -70,6 +70,8 @@ export interface SamplingConfig {
   minNewTokens: number;
   stop: string[];
   batchSize: number;
+  /** generation.graph: how the decoding steps run (src/generate/generate.ts). */
+  graph?: 'auto' | 'on' | 'off';
 }
 
 // Stream tags of the seeds (mixSeed(seed, iteration, TAG, chunk)).

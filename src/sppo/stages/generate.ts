@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import type { CausalLMBase } from '../../models/causal_lm.js';
 import { generate } from '../../generate/generate.js';
+import { releaseDecodeGraphs } from '../../generate/decode_graph.js';
 import type { Tokenizer } from '../../text/tokenizer.js';
 import { mixSeed } from '../../util/rng.js';
 import { readJsonl, writeJsonlAtomic } from '../run_dir.js';
@@ -56,7 +57,7 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
           ? await remote.generate(chunk.map((it) => it.ids), { ...s, seed: mixSeed(...input.seedParts, c) })
           : generate((model ??= load()), chunk.map((it) => it.ids), {
               n: s.n, temperature: s.temperature, topP: s.topP, topK: s.topK, maxNewTokens: s.maxNewTokens, minNewTokens: s.minNewTokens,
-              stopStrings: s.stop.length ? s.stop : undefined, seed: mixSeed(...input.seedParts, c), tokenizer: input.tokenizer,
+              stopStrings: s.stop.length ? s.stop : undefined, seed: mixSeed(...input.seedParts, c), tokenizer: input.tokenizer, graph: s.graph,
             });
         lines = chunk.map((it, j) => ({
           index: it.index,
@@ -77,6 +78,7 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
     }
   } finally {
     progress.stop();
+    if (model) releaseDecodeGraphs(model);
     model?.dispose();
     await remote?.stop();
   }

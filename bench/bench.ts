@@ -23,6 +23,13 @@ interface EnginePeer {
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
+  if (only.includes('--gpu')) {
+    // The GPU figures beside transformers (bench/gpu.ts): every part, or those of --part a,b.
+    const m = await import('./gpu.js');
+    const i = only.indexOf('--part');
+    await m.run(i >= 0 ? only[i + 1]!.split(',') : m.PARTS);
+    return;
+  }
   const want = (s: string) => (only.length === 0 && s !== 'profile') || only.includes(s);
   console.log(`sppo bench: libtorch ${torch.libtorchVersion()}, ${torch.getNumThreads()} threads; peer: ${PYTHON}`);
   if (want('engine')) {

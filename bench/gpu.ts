@@ -400,7 +400,7 @@ export function summary(): Row {
   const hfGen = (shape: string, b: number): number | undefined => (b === 64 ? base[shape]?.gen_tok_s : undefined) ?? ours[shape]?.[`gen_b${b}_tok_s`];
   const hfTrain = (shape: string): number | undefined => base[shape]?.train_tok_s ?? ours[shape]?.train_tok_s;
   const lines: string[] = [];
-  const s: Row = { device: gen?.device ?? tr?.device ?? peer?.device, generation: [], training: [] };
+  const s: Row = { device: gen?.device ?? tr?.device ?? peer?.device ?? run?.device ?? mm?.device, generation: [], training: [] };
   lines.push(`device: ${s.device}; libtorch ${gen?.libtorch ?? tr?.libtorch ?? '-'}${peer?.hf_baseline || peer?.peer_gpu ? '' : '; no transformers figures'}`);
   if (mm) lines.push(`bf16 matmul TFLOP/s: sppo ${(mm.sppo_tflops as number)?.toFixed(1)}, PyTorch ${(mm.pytorch_tflops as number | undefined)?.toFixed(1) ?? '-'}`);
   lines.push('generation (tok/s)          graph off   graph on   transformers   on/transformers   % of bandwidth limit (on)');

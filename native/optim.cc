@@ -228,12 +228,13 @@ static bool fused_step(const std::string& kind, Optimizer& opt) {
 // own (exp_avg, exp_avg_sq, square_avg, integer steps), so saving, loading and the CPU paths are unchanged. Taken
 // when every parameter with a gradient is a dense CUDA floating tensor with a matching dense gradient and the
 // options are the trainers' (AdamW without amsgrad, RMSprop without centering or momentum); otherwise
-// torch::optim's step.
+// torch::optim's step (a non-contiguous parameter or state too).
 static bool cuda_tensor_ok(const at::Tensor& p) {
   if (!p.grad().defined()) return true;
   const auto& g = p.grad();
-  return p.is_cuda() && at::isFloatingType(p.scalar_type()) && !g.is_sparse() && g.device() == p.device() &&
-         g.scalar_type() == p.scalar_type() && g.sizes() == p.sizes();
+  // Contiguous: the multi-tensor kernels walk each tensor's elements linearly.
+  return p.is_cuda() && at::isFloatingType(p.scalar_type()) && p.is_contiguous() && !g.is_sparse() && g.device() == p.device() &&
+         g.scalar_type() == p.scalar_type() && g.is_contiguous() && g.sizes() == p.sizes();
 }
 
 static bool cuda_step(const std::string& kind, Optimizer& opt) {
@@ -252,7 +253,7 @@ static bool cuda_step(const std::string& kind, Optimizer& opt) {
   }
   if (!any) return false;
   auto& state = opt.state();
-  auto same = [](const at::Tensor& s, const at::Tensor& p) { return s.defined() && s.scalar_type() == p.scalar_type() && s.sizes() == p.sizes() && s.device() == p.device(); };
+  auto same = [](const at::Tensor& s, const at::Tensor& p) { return s.defined() && s.scalar_type() == p.scalar_type() && s.is_contiguous() && s.sizes() == p.sizes() && s.device() == p.device(); };
   for (auto& group : opt.param_groups())
     for (auto& p : group.params()) {
       auto it = state.find(key_of(state, p));
@@ -279,7 +280,7 @@ static bool cuda_step(const std::string& kind, Optimizer& opt) {
       if (kind == "adamw") {
         if (state.find(key) == state.end()) {
           auto s = std::make_unique<torch::optim::AdamWParamState>();
-          s->step(0).exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve)).exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
+          s->step(0).exp_avg(torch::zeros_like(p, at::MemoryFormat::Contiguous)).exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Contiguous));
           state[key] = std::move(s);
         }
         auto& s = static_cast<torch::optim::AdamWParamState&>(*state[key]);
@@ -292,7 +293,7 @@ static bool cuda_step(const std::string& kind, Optimizer& opt) {
       } else {
         if (state.find(key) == state.end()) {
           auto s = std::make_unique<torch::optim::RMSpropParamState>();
-          s->step(0).square_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
+          s->step(0).square_avg(torch::zeros_like(p, at::MemoryFormat::Contiguous));
           state[key] = std::move(s);
         }
         auto& s = static_cast<torch::optim::RMSpropParamState&>(*state[key]);

@@ -148,7 +148,7 @@ export interface TrainOptions {
   /**
    * Sequences packed end to end into rows without padding (logprobs.ts packRows: block-diagonal causal attention,
    * libtorch's variable-length flash attention on CUDA with PyTorch 2) instead of right-padded batches; the same
-   * log-probs up to float32 rounding. Default true (measured faster on the CPU: 1.4-1.75x a step at SPPO's mixed
+   * log-probs up to float32 rounding. Default true (measured faster on the CPU: 1.25-2.03x a step at SPPO's mixed
    * lengths, README); false: right-padded batches.
    */
   packing?: boolean;

@@ -41,7 +41,7 @@ for p in ${SPPO_GPU_PARTS:-matmul gen peer train run}; do
     matmul) part matmul "${SPPO_GPU_T_MATMUL:-20}" ;;
     gen) part gen "${SPPO_GPU_T_GEN:-100}" ;;
     peer) part peer "${SPPO_GPU_T_PEER:-140}" ;;
-    train) part train "${SPPO_GPU_T_TRAIN:-60}" ;;
+    train) part train "${SPPO_GPU_T_TRAIN:-75}" ;;
     # The sppo run child gets the part's limit less 15 s, so that it is stopped (not orphaned) and the part reports.
     run) SPPO_GPU_RUN_TIMEOUT_MS=$(( (${SPPO_GPU_T_RUN:-90} - 15) * 1000 )) part run "${SPPO_GPU_T_RUN:-90}" ;;
   esac

@@ -128,7 +128,15 @@ test('a wrong layout changes the log-probs by O(1): positions not restarting, or
 });
 
 const cudaVarlen = torch.defaultDevice().startsWith('cuda') && torch.hasVarlenFlashAttention();
-test('variable-length flash attention (CUDA, bf16) against the attention written out per sequence, forward and backward', { skip: cudaVarlen ? false : 'needs CUDA and a libtorch with aten::_flash_attention_forward (PyTorch 2.x)' }, () => {
+for (const window of [null, 4]) {
+  const skip = !cudaVarlen ? 'needs CUDA and a libtorch with aten::_flash_attention_forward (PyTorch 2.x)'
+    : window !== null && !torch.hasVarlenFlashAttention({ slidingWindow: true }) ? 'this libtorch\'s flash attention takes no window' : false;
+  test(`variable-length flash attention (CUDA, bf16${window ? `, sliding window ${window}` : ''}) against the attention written out per sequence, forward and backward`, { skip }, () => {
+    varlenAgainstComposed(window);
+  });
+}
+
+function varlenAgainstComposed(window: number | null): void {
   const dev = torch.defaultDevice();
   const lens = [7, 1, 12, 5];
   const t = lens.reduce((a, x) => a + x, 0);
@@ -140,7 +148,7 @@ test('variable-length flash attention (CUDA, bf16) against the attention written
     const cu = torch.tensor(Int32Array.from([0, 7, 8, 20, 25]), { device: dev });
     const dout = torch.randn([t, h, d], { generator: g, device: dev }).to('bfloat16');
     const scale = 1 / Math.sqrt(d);
-    const y = torch.flashAttentionVarlen(q, k, v, cu, 12, { scale });
+    const y = torch.flashAttentionVarlen(q, k, v, cu, 12, { scale, slidingWindow: window });
     y.mul(dout).sum().backward();
     const got = { y: y.float(), dq: q.grad!.float(), dk: k.grad!.float(), dv: v.grad!.float() };
     // Reference: each sequence alone, float32 from the same bf16 inputs, causal, key heads repeated.
@@ -150,7 +158,11 @@ test('variable-length flash attention (CUDA, bf16) against the attention written
     for (const n of lens) {
       const seg = (x: torch.Tensor): torch.Tensor => x.narrow(0, o, n).transpose(0, 1).unsqueeze(0); // [1, heads, n, d]
       const rep = (x: torch.Tensor): torch.Tensor => seg(x).repeatInterleave(h / hkv, 1);
-      outs.push(torch.attentionComposed(seg(qf), rep(kf), rep(vf), { isCausal: true, scale }).squeeze(0).transpose(0, 1));
+      // Causal, and with a window w a query sees the keys at most w - 1 positions back (packedCausalMask's rule).
+      const qi = torch.arange(0, n, 1, { device: dev }).unsqueeze(1);
+      const ki = torch.arange(0, n, 1, { device: dev }).unsqueeze(0);
+      const allowed = window === null ? ki.le(qi) : ki.le(qi).logicalAnd(ki.gt(qi.sub(window)));
+      outs.push(torch.attentionComposed(seg(qf), rep(kf), rep(vf), { mask: allowed, scale }).squeeze(0).transpose(0, 1));
       o += n;
     }
     const ref = torch.cat(outs, 0);
@@ -172,4 +184,4 @@ test('variable-length flash attention (CUDA, bf16) against the attention written
       assert.ok(err <= limit, `${name} differs by ${err} (limit ${limit})`);
     }
   });
-});
+}

@@ -170,7 +170,7 @@ async function partGen(): Promise<void> {
         try {
           for (const graph of ['off', 'on'] as const) {
             // `graph` is generateTensors' option for graph-replayed decoding (branch graph-decode); a generateTensors
-            // without it ignores it (then both rows are op by op: see graph_supported in the output).
+            // without it ignores it (then both rows are op by op).
             const opts: GenerateOptions & { graph?: 'auto' | 'on' | 'off' } = { minNewTokens: 0, temperature: 0.7, topP: 0.9, seed: 1, graph };
             const gen = (n: number): void => torch.tidy(() => {
               generateTensors(model, ids, mask.clone(), { ...opts, maxNewTokens: n, minNewTokens: n });
@@ -224,6 +224,8 @@ function examplesOf(seqs: readonly PromptResponse[]): TrainExample[] {
 
 async function partTrain(): Promise<void> {
   const { out, save } = recorder('train');
+  // Whether packed rows take libtorch's variable-length flash attention here (else SDPA with the block mask).
+  out.varlen_flash = torch.hasVarlenFlashAttention();
   const results: Record<string, unknown>[] = [];
   out.results = results;
   const steps = dry ? 2 : 4;

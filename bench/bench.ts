@@ -7,6 +7,8 @@
 //   npm run bench -- pairrm [pairrm-large]     the PairRM judge's pairs/s (fixture; DeBERTa-v3-large shape)
 //   npm run bench -- lora                      LoRA vs full fine-tuning: optimizer state, step time; memory of 7B-9B (computed)
 //   npm run bench -- ddp                       data-parallel training: 2 ranks (Gloo) vs 1 process
+//   npm run bench -- packing                   training on packed sequences vs right-padded batches
+//   npm run bench -- --gpu                     the GPU figures, sppo and HF transformers side by side (bench/gpu.ts)
 import * as torch from '../src/torch/index.js';
 import { matmulGflopsRuns, opOverheadUsRuns } from './engine.js';
 import { PYTHON, runPeer } from './peer.js';
@@ -21,6 +23,13 @@ interface EnginePeer {
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
+  if (only.includes('--gpu')) {
+    // The GPU figures beside transformers (bench/gpu.ts): every part, or those of --part a,b.
+    const m = await import('./gpu.js');
+    const i = only.indexOf('--part');
+    await m.run(i >= 0 ? only[i + 1]!.split(',') : m.PARTS);
+    return;
+  }
   const want = (s: string) => (only.length === 0 && s !== 'profile') || only.includes(s);
   console.log(`sppo bench: libtorch ${torch.libtorchVersion()}, ${torch.getNumThreads()} threads; peer: ${PYTHON}`);
   if (want('engine')) {
@@ -46,6 +55,10 @@ async function main(): Promise<void> {
   }
   if (only.includes('ddp')) {
     const m = await import('./ddp.js');
+    await m.run();
+  }
+  if (only.includes('packing')) {
+    const m = await import('./packing.js');
     await m.run();
   }
   if (only.includes('serve')) {

@@ -1,36 +1,59 @@
 #!/usr/bin/env bash
-# On the GPU machine: build the addon against PyTorch's CUDA libtorch, run the engine and model tests
-# with tensors on cuda, and time bf16 matmul and generation against PyTorch / HF transformers in the
-# same call. Prepare with scripts/gpu-prepare.sh on the CPU machine; carry .gpu and dist.
+# On the GPU machine, in one call of about 9 minutes on an H100/H200: build the addon against PyTorch's CUDA
+# libtorch, run the tests with tensors on cuda, then `npm run bench -- --gpu` part by part (bench/gpu.ts: matmul;
+# generation at the 135M / 360M / 1.5B shapes, graph on and off; the transformers peers, hf_baseline.py as
+# shipped and bench/peer_gpu.py; trainer tok/s at 16 x 512, packed / padded, masters / pure bf16; one sppo run
+# iteration at the 135M shape), each part under its own timeout, its results written to $OUT as they come, and
+# the summary table with the ratios at the end. Prepare with scripts/gpu-prepare.sh on the CPU machine; carry
+# .gpu and dist. SPPO_GPU_EXTRA=1 adds the LoRA / PairRM figures of issues 15 and 12 (after the rest).
+# Per-part limits (seconds), each overridable: SPPO_GPU_T_BUILD, _TESTS, _MATMUL, _GEN, _PEER, _TRAIN, _RUN.
+# SPPO_GPU_SKIP_TESTS=1 / SPPO_GPU_SKIP_BENCH=1 leave those out; SPPO_GPU_PARTS picks bench parts (default all).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/sppo-gpu}
+export OUT
 mkdir -p "$OUT"
 exec > >(tee "$OUT/gpu-check.log") 2>&1
+start=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - start )) s] $*"; }
 xz -dc .gpu/node-v20.20.2-linux-x64.xz > /tmp/node && chmod +x /tmp/node
 [ -e node_modules ] || ln -s .gpu/node_modules node_modules
 export LIBTORCH_USE_PYTORCH=1 NODE_API_INCLUDE=$PWD/.gpu/node-api-include SPPO_SKIP_NPM=1 SPPO_HF_FIXTURES=$PWD/.gpu/hf-tiny
-nvidia-smi -L; python3 -c "import torch; print('torch', torch.__version__)"
-echo "== build"; time /tmp/node scripts/setup.mjs native || exit 1
-/tmp/node -e "import('./dist/src/torch/index.js').then(t => console.log('libtorch', t.libtorchVersion(), 'cuda', t.cuda.isAvailable(), t.cuda.deviceCount()))"
+export SPPO_HF_BASELINE=$PWD/.gpu/hf_baseline.py
+nvidia-smi -L; python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)"
+stamp "== build"
+timeout -k 5 "${SPPO_GPU_T_BUILD:-120}" /tmp/node scripts/setup.mjs native || { stamp "build failed"; exit 1; }
+/tmp/node -e "import('./dist/src/torch/index.js').then(t => console.log('libtorch', t.libtorchVersion(), 'cuda', t.cuda.isAvailable(), t.cuda.deviceCount(), 'varlen flash', t.hasVarlenFlashAttention(), t.hasVarlenFlashAttention({ slidingWindow: true })))"
 if [ "${SPPO_GPU_SKIP_TESTS:-0}" != 1 ]; then
-echo "== tests on cuda"
-# conformance is the CPU reference (float32, eager attention); on cuda the fused attention kernel gives
-# other values at padded query rows, which nothing uses, so it is left out here.
-SPPO_DEVICE=cuda timeout 200 /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_ models generate losses trainer judge distributed lora pairrm serve_engine} > "$OUT/tests.log" 2>&1
-grep -E "^# (tests|pass|fail)|^not ok" "$OUT/tests.log"; grep -E "^not ok" -A4 "$OUT/tests.log" | grep -E "error" | head -20
+  stamp "== tests on cuda"
+  # conformance is the CPU reference (float32, eager attention); on cuda the fused attention kernel gives
+  # other values at padded query rows, which nothing uses, so it is left out here.
+  SPPO_DEVICE=cuda timeout -k 5 "${SPPO_GPU_T_TESTS:-120}" /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_optim torch_ops torch_autograd models packing generate losses trainer lora serve_engine} > "$OUT/tests.log" 2>&1
+  grep -E "^# (tests|pass|fail)|^not ok" "$OUT/tests.log"; grep -E "^not ok" -A6 "$OUT/tests.log" | grep -E "error|Error" | head -20
 fi
 [ "${SPPO_GPU_SKIP_BENCH:-0}" = 1 ] && exit 0
-echo "== bench"
-timeout 150 /tmp/node dist/bench/gpu.js "$OUT/sppo-gpu.json" || echo "gpu bench failed"
-echo "== HF baseline"
-timeout ${SPPO_HF_TIMEOUT:-150} python3 .gpu/hf_baseline.py "$OUT/hf-baseline.json" || echo "hf baseline failed"
+part() {  # part NAME LIMIT: one part of bench/gpu.ts in its own process; its JSON is written as it goes
+  stamp "== bench $1 (limit $2 s)"
+  timeout -k 10 "$2" /tmp/node dist/bench/gpu.js --part "$1" --out "$OUT" || stamp "bench $1 failed or timed out (what it measured is in $OUT/gpu-$1.json)"
+}
+for p in ${SPPO_GPU_PARTS:-matmul gen peer train run}; do
+  case $p in
+    matmul) part matmul "${SPPO_GPU_T_MATMUL:-20}" ;;
+    gen) part gen "${SPPO_GPU_T_GEN:-100}" ;;
+    peer) part peer "${SPPO_GPU_T_PEER:-140}" ;;
+    train) part train "${SPPO_GPU_T_TRAIN:-75}" ;;
+    # The sppo run child gets the part's limit less 15 s, so that it is stopped (not orphaned) and the part reports.
+    run) SPPO_GPU_RUN_TIMEOUT_MS=$(( (${SPPO_GPU_T_RUN:-90} - 15) * 1000 )) part run "${SPPO_GPU_T_RUN:-90}" ;;
+  esac
+done
+stamp "== summary"
+/tmp/node dist/bench/gpu.js --part summary --out "$OUT"
 if [ "${SPPO_GPU_EXTRA:-0}" = 1 ]; then
   # Issues 15 and 12: one SPPO step of a Llama-3-8B-shaped model (LoRA, then full with float32 master weights),
   # and PairRM-sized judging, bf16.
-  echo "== LoRA / full step, Llama-3-8B shape"
+  stamp "== LoRA / full step, Llama-3-8B shape"
   timeout 240 /tmp/node dist/bench/lora.js --step Meta-Llama-3-8B-Instruct --device cuda --dtype bfloat16 || echo "lora step failed"
-  echo "== PairRM-sized judge"
+  stamp "== PairRM-sized judge"
   SPPO_DEVICE=cuda timeout 120 /tmp/node dist/bench/bench.js pairrm-large || echo "pairrm bench failed"
 fi
-cat "$OUT"/*.json 2>/dev/null
+stamp "done"

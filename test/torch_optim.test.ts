@@ -206,3 +206,43 @@ test('schedules: linear and cosine with warmup, constant', () => {
   assertClose(sched.lr, 0.1, 1e-12);
   assert.throws(() => new torch.LRScheduler(opt, { kind: 'linear', totalSteps: 0 }), /totalSteps/);
 });
+
+const onCuda = torch.defaultDevice().startsWith('cuda');
+test('on CUDA, AdamW (fused kernel) and RMSprop (foreach ops) step several parameters as the CPU does, float32 and bf16', { skip: onCuda ? false : 'needs CUDA (SPPO_DEVICE=cuda)' }, () => {
+  const dev = torch.defaultDevice();
+  const shapes = [[37, 29], [64], [3, 5, 7], [1]];
+  const cases: [string, string, (ps: torch.Tensor[]) => torch.Optimizer][] = [
+    ['adamw', 'sppo::cuda_adamw_step', (ps) => torch.AdamW(ps, { lr: 1e-2, weightDecay: 0.05 })],
+    ['rmsprop', 'sppo::cuda_rmsprop_step', (ps) => torch.RMSprop(ps, { lr: 1e-2, weightDecay: 0.1 })],
+  ];
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    // Both sides do the same arithmetic per element in another order of roundings (the fused kernel keeps its
+    // intermediates in float32 registers; ATen's ops round each): each step may differ by a few units in the last
+    // place of the parameter and of the update (lr-sized): 5 steps x 4 ulp x (|p| + 1), as the CPU test above.
+    const ulp = dtype === 'float32' ? 2 ** -23 : 2 ** -7;
+    for (const [name, marker, make] of cases) torch.tidy(() => {
+      const g = new torch.Generator(3);
+      const inits = shapes.map((s) => torch.randn(s, { generator: g, device: 'cpu' }).to(dtype));
+      const cpu = inits.map((t) => t.clone().requiresGrad_());
+      const gpu = inits.map((t) => t.to(dev).requiresGrad_());
+      const oc = make(cpu);
+      const og = make(gpu);
+      let seen = false;
+      for (let s = 0; s < 5; s++) {
+        const grads = shapes.map((sh) => torch.randn(sh, { generator: g, device: 'cpu' }).to(dtype));
+        cpu.forEach((p, i) => (p.grad = grads[i]!));
+        gpu.forEach((p, i) => (p.grad = grads[i]!.to(dev)));
+        oc.step();
+        const { rows } = torch.profile(() => og.step());
+        seen ||= rows.some((r) => r.name === marker);
+      }
+      assert.ok(seen, `${name} ${dtype}: the multi-tensor CUDA step (${marker}) was not taken`);
+      cpu.forEach((p, i) => {
+        const diff = gpu[i]!.detach().cpu().float().sub(p.detach().float()).abs().max().item();
+        const scale = inits[i]!.float().abs().max().item() + 1;
+        assert.ok(diff <= 20 * ulp * scale, `${name} ${dtype} parameter ${i}: CUDA and CPU steps differ by ${diff}`);
+        assert.ok(p.detach().float().sub(inits[i]!.float()).abs().max().item() > 1e-3, `${name} ${dtype}: parameter ${i} did not move`);
+      });
+    });
+  }
+});

@@ -54,6 +54,7 @@ options:
   --gradient-checkpointing recompute the logits in the backward pass (less memory)
   --no-master-weights    with bfloat16/float16 weights, step them directly instead of float32 master copies
                          (less memory; updates under half a weight's spacing are lost)
+  --no-packing             right-padded batches instead of sequences packed end to end into rows
   --no-eos                 do not append EOS to the responses
   --lora-r R               train LoRA adapters of rank R instead of every weight
   --lora-alpha A           LoRA scaling alpha / r (default 2 R)
@@ -117,6 +118,7 @@ export async function run(argv: string[]): Promise<void> {
       'checkpoint-every': { type: 'string' },
       'gradient-checkpointing': { type: 'boolean' },
       'no-master-weights': { type: 'boolean' },
+      'no-packing': { type: 'boolean' },
       'no-eos': { type: 'boolean' },
       'lora-r': { type: 'string' },
       'lora-alpha': { type: 'string' },
@@ -171,7 +173,7 @@ export async function run(argv: string[]): Promise<void> {
     const r = await train({
       policy, examples, loss, beta, labelSmoothing, lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule,
       maxGradNorm, maxLength, maxPromptLength, dtype, device, seed, evalFraction, metricsPath: v.metrics,
-      checkpointDir: v['checkpoint-dir'], checkpointEvery, gradientCheckpointing: v['gradient-checkpointing'] ?? false, masterWeights: !v['no-master-weights'],
+      checkpointDir: v['checkpoint-dir'], checkpointEvery, gradientCheckpointing: v['gradient-checkpointing'] ?? false, masterWeights: !v['no-master-weights'], packing: !v['no-packing'],
       lora, adapterDir: lora ? v['adapter-out'] : undefined, adapterBaseModel: v.model!,
       onStep: (m) => {
         last = m;

@@ -1,8 +1,8 @@
 // What every causal LM here offers: forward to logits, final hidden states, and per-token log-probs of
 // given tokens computed in chunks (never the full-vocabulary float32 logits of every position at once).
-import { arange, cat, crossEntropy, defaultDevice, tidy, type CheckpointTape, type DType, type Tensor } from '../torch/index.js';
+import { arange, cat, crossEntropy, defaultDevice, hasVarlenFlashAttention, tidy, type CheckpointTape, type DType, type Tensor } from '../torch/index.js';
 import { Module } from '../nn/module.js';
-import { causalMask, fusedAttentionAvailable } from '../nn/attention.js';
+import { causalMask, fusedAttentionAvailable, packedCausalMask, type VarlenLayout } from '../nn/attention.js';
 import type { ModelConfig } from './config.js';
 import { chunkedLogprobs } from './chunked_logprobs.js';
 
@@ -14,6 +14,22 @@ export interface AttentionCache {
   update(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor];
   /** Called once the pass has run through every layer: the L new positions are now cached. */
   advance(n: number): void;
+}
+
+/**
+ * Sequences packed end to end into rows without padding (training: src/sppo/logprobs.ts packRows builds it).
+ * Attention is block-diagonal and causal (a position sees the earlier positions of its own sequence), positions
+ * restart at 0 with each sequence; no attentionMask, no cache.
+ */
+export interface PackedSequences {
+  /** [R, L] int64: the sequence of each position (a row's unused tail is a sequence of its own). */
+  sequenceIds: Tensor;
+  /** [R, L] int64: each position's index within its sequence, from 0. */
+  positionIds: Tensor;
+  /** int32 [S + 1]: 0 and the end of each sequence (tails included) in the flattened R x L positions. */
+  cuSeqlens: Tensor;
+  /** The longest sequence (tails included). */
+  maxLength: number;
 }
 
 export interface ForwardInput {
@@ -33,6 +49,8 @@ export interface ForwardInput {
   attentionBias?: { full: Tensor; sliding: Tensor | null } | null;
   /** Gradient checkpointing: each layer's activations are recomputed in tape.backward instead of kept. */
   tape?: CheckpointTape | null;
+  /** Packed sequences (see PackedSequences); positionIds default to theirs. */
+  packing?: PackedSequences | null;
 }
 
 export interface LogprobOptions {
@@ -54,6 +72,8 @@ export interface Context {
   cache: AttentionCache | null;
   /** Use the fused attention kernel where libtorch has one (not on the CPU, where eager is the reference). */
   fused: boolean;
+  /** Packed sequences on the fused path: variable-length flash attention (slidingWindow: the model's; sliding layers use it). */
+  varlen?: VarlenLayout | null;
 }
 
 export interface CausalLM {
@@ -117,18 +137,20 @@ export abstract class CausalLMBase extends Module implements CausalLM {
       fullMask: tape.hold(ctx.fullMask),
       slidingMask: tape.hold(ctx.slidingMask),
       emptyRows: tape.hold(ctx.emptyRows),
+      varlen: ctx.varlen ? { ...ctx.varlen, cuSeqlens: tape.hold(ctx.varlen.cuSeqlens) } : null,
     };
     for (const layer of layers) x = tape.checkpoint((h) => layer.forward(h, held), x);
     return x;
   }
 
   /** The mask and positions every architecture needs. */
-  protected prepare(input: ForwardInput, sliding: number | null): { positions: Tensor; fullMask: Tensor | null; slidingMask: Tensor | null; emptyRows: Tensor | null; past: number } {
+  protected prepare(input: ForwardInput, sliding: number | null): { positions: Tensor; fullMask: Tensor | null; slidingMask: Tensor | null; emptyRows: Tensor | null; past: number; varlen: VarlenLayout | null } {
+    if (input.packing) return this.preparePacked(input, input.packing, sliding);
     const [b, l] = input.inputIds.shape as [number, number];
     if (input.attentionBias) {
       if (!input.positionIds) throw new Error('forward: attentionBias needs positionIds');
       if (sliding !== null && !input.attentionBias.sliding) throw new Error('forward: this model has sliding-window layers; attentionBias.sliding is missing');
-      return { positions: input.positionIds, fullMask: input.attentionBias.full, slidingMask: sliding !== null ? input.attentionBias.sliding : null, emptyRows: null, past: 0 };
+      return { positions: input.positionIds, fullMask: input.attentionBias.full, slidingMask: sliding !== null ? input.attentionBias.sliding : null, emptyRows: null, past: 0, varlen: null };
     }
     const past = input.cache?.length ?? 0;
     const mask = input.attentionMask ?? null;
@@ -139,7 +161,27 @@ export abstract class CausalLMBase extends Module implements CausalLM {
     const fullMask = plainCausal ? null : causalMask(mask, b, l, past + l, past, this.dtype, this.device, null);
     const slidingMask = sliding !== null ? causalMask(mask, b, l, past + l, past, this.dtype, this.device, sliding) : null;
     const emptyRows = fused && mask && l > 1 ? mask.cumsum(1, 'int64').narrow(1, mask.size(1) - l, l).eq(0).unsqueeze(1).unsqueeze(-1) : null;
-    return { positions, fullMask, slidingMask, emptyRows, past };
+    return { positions, fullMask, slidingMask, emptyRows, past, varlen: null };
+  }
+
+  /**
+   * Packed sequences: on the fused path with a 16-bit dtype, libtorch's variable-length flash attention where it
+   * exists (with the sliding window, where one is needed); else the block-diagonal causal masks (eager on the CPU,
+   * SDPA with the mask on a GPU).
+   */
+  private preparePacked(input: ForwardInput, p: PackedSequences, sliding: number | null): ReturnType<CausalLMBase['prepare']> {
+    if (input.cache) throw new Error('forward: packed sequences take no cache (they are for training and scoring)');
+    if (input.attentionMask) throw new Error('forward: packed sequences take no attentionMask (sequenceIds delimit them)');
+    const half = this.dtype === 'bfloat16' || this.dtype === 'float16';
+    const varlen = this.fused && half && this.config.headDim <= 256 && hasVarlenFlashAttention({ slidingWindow: sliding !== null });
+    return {
+      positions: input.positionIds ?? p.positionIds,
+      fullMask: varlen ? null : packedCausalMask(p.sequenceIds, this.dtype, this.device, null),
+      slidingMask: varlen || sliding === null ? null : packedCausalMask(p.sequenceIds, this.dtype, this.device, sliding),
+      emptyRows: null,
+      past: 0,
+      varlen: varlen ? { cuSeqlens: p.cuSeqlens, maxLength: p.maxLength, slidingWindow: sliding } : null,
+    };
   }
 
   /** Fused attention kernels (GPU with PyTorch 2's libtorch); the CPU runs the eager reference. */

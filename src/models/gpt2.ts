@@ -36,7 +36,7 @@ export class GPT2Attention extends Module {
       let k = heads(k0);
       let v = heads(v0);
       if (ctx.cache) [k, v] = ctx.cache.update(this.layerIdx, k, v);
-      const y = attend(heads(q), k, v, { mask: ctx.fullMask, causal: ctx.fullMask === null, emptyRows: ctx.emptyRows, scale: this.scale, fused: ctx.fused });
+      const y = attend(heads(q), k, v, { mask: ctx.fullMask, causal: ctx.fullMask === null, emptyRows: ctx.emptyRows, scale: this.scale, fused: ctx.fused, varlen: ctx.varlen });
       return this.c_proj.forward(y.transpose(1, 2).reshape(b, l, d));
     });
   }
@@ -100,8 +100,8 @@ export class GPT2LMHeadModel extends CausalLMBase {
 
   hidden(input: ForwardInput): Tensor {
     return tidy(() => {
-      const { positions, fullMask, emptyRows } = this.prepare(input, null);
-      const ctx: Context = { cos: null, sin: null, fullMask, slidingMask: null, emptyRows, cache: input.cache ?? null, fused: this.fused };
+      const { positions, fullMask, emptyRows, varlen } = this.prepare(input, null);
+      const ctx: Context = { cos: null, sin: null, fullMask, slidingMask: null, emptyRows, cache: input.cache ?? null, fused: this.fused, varlen };
       let x = this.transformer.wte.forward(input.inputIds).add(this.transformer.wpe.forward(positions));
       x = this.runLayers(x, this.transformer.h, ctx, input.tape);
       input.cache?.advance(input.inputIds.size(1));

@@ -56,7 +56,8 @@ export class Attention extends Module {
       k = applyRotary(k, ctx.cos!, ctx.sin!);
       if (ctx.cache) [k, v] = ctx.cache.update(this.layerIdx, k, v);
       const mask = this.layerType === 'sliding_attention' ? ctx.slidingMask : ctx.fullMask;
-      const y = attend(q, k, v, { mask, causal: mask === null, emptyRows: ctx.emptyRows, scale: this.scale, softcap: this.softcap, fused: ctx.fused });
+      const varlen = ctx.varlen ? { ...ctx.varlen, slidingWindow: this.layerType === 'sliding_attention' ? ctx.varlen.slidingWindow : null } : null;
+      const y = attend(q, k, v, { mask, causal: mask === null, emptyRows: ctx.emptyRows, scale: this.scale, softcap: this.softcap, fused: ctx.fused, varlen });
       return this.o_proj.forward(y.transpose(1, 2).reshape(b, l, this.numHeads * this.headDim));
     });
   }
@@ -126,9 +127,9 @@ export class LlamaForCausalLM extends CausalLMBase {
 
   hidden(input: ForwardInput): Tensor {
     return tidy(() => {
-      const { positions, fullMask, slidingMask, emptyRows } = this.prepare(input, this.config.slidingWindow);
+      const { positions, fullMask, slidingMask, emptyRows, varlen } = this.prepare(input, this.config.slidingWindow);
       const { cos, sin } = this.rotary.tables(positions, this.dtype);
-      const ctx: Context = { cos, sin, fullMask, slidingMask, emptyRows, cache: input.cache ?? null, fused: this.fused };
+      const ctx: Context = { cos, sin, fullMask, slidingMask, emptyRows, cache: input.cache ?? null, fused: this.fused, varlen };
       let x = this.model.embed_tokens.forward(input.inputIds);
       x = this.runLayers(x, this.model.layers, ctx, input.tape);
       input.cache?.advance(input.inputIds.size(1));

@@ -1,6 +1,6 @@
 // Attention for causal LMs: the additive mask transformers' eager attention uses, and attention over
 // [B, H, L, D] tensors with grouped-query heads and optional logit soft-capping.
-import { arange, full, hasFusedAttention, scaledDotProductAttention, tidy, where, type DType, type Tensor } from '../torch/index.js';
+import { arange, flashAttentionVarlen, full, hasFusedAttention, scaledDotProductAttention, tidy, where, type DType, type Tensor } from '../torch/index.js';
 
 /** torch.finfo(dtype).min: the "masked" value of transformers' additive masks. */
 export function finfoMin(dtype: DType): number {
@@ -52,6 +52,36 @@ export function stepMask(keyValid: Tensor, keyPositions: Tensor, index: Tensor, 
   });
 }
 
+/**
+ * The additive mask [R, 1, L, L] of sequences packed end to end into rows (training without padding):
+ * sequenceIds [R, L] names each position's sequence (a row's unused tail is a sequence of its own); query i
+ * may see key j when both belong to the same sequence and j <= i (block-diagonal and causal), and with a
+ * sliding window w when j > i - w (within a sequence, as a sequence is contiguous). 0 where allowed,
+ * finfo(dtype).min elsewhere; no row is empty (a position sees itself).
+ */
+export function packedCausalMask(sequenceIds: Tensor, dtype: DType, device: string, slidingWindow: number | null = null): Tensor {
+  return tidy(() => {
+    const l = sequenceIds.size(1);
+    const q = arange(0, l, 1, { device }).unsqueeze(1); // [L, 1]
+    const k = arange(0, l, 1, { device }).unsqueeze(0); // [1, L]
+    let allowed = k.le(q);
+    if (slidingWindow !== null) allowed = allowed.logicalAnd(k.gt(q.sub(slidingWindow)));
+    const same = sequenceIds.unsqueeze(2).eq(sequenceIds.unsqueeze(1)); // [R, L, L]
+    const ok = same.logicalAnd(allowed.unsqueeze(0)).unsqueeze(1); // [R, 1, L, L]
+    return full(ok.shape, finfoMin(dtype), { dtype, device }).maskedFill(ok, 0);
+  });
+}
+
+/** Packed sequences for variable-length flash attention: int32 cumulative lengths over the R x L flattened positions. */
+export interface VarlenLayout {
+  /** int32 [S + 1]: 0 and the end of each sequence (a row's unused tail counted as one) in the flattened R x L positions. */
+  cuSeqlens: Tensor;
+  /** The longest of them. */
+  maxLength: number;
+  /** This layer's sliding window (null: full causal attention within each sequence). */
+  slidingWindow: number | null;
+}
+
 /** [B, Hkv, L, D] -> [B, Hkv * nRep, L, D], each key/value head repeated for its group of query heads. */
 export function repeatKv(x: Tensor, nRep: number): Tensor {
   if (nRep === 1) return x;
@@ -72,6 +102,9 @@ export interface AttendOptions {
   softcap?: number | null;
   /** Use libtorch's fused scaled_dot_product_attention where it exists (never with soft-capping). */
   fused?: boolean;
+  /** Packed sequences (rows of q, k, v [R, H, L, D] hold several sequences end to end): with `fused`, libtorch's
+   * variable-length flash attention over them, causal within each sequence, instead of `mask`. */
+  varlen?: VarlenLayout | null;
 }
 
 /** Whether libtorch has the fused scaled_dot_product_attention (PyTorch 2; not libtorch 1.13). */
@@ -86,6 +119,12 @@ export function fusedAttentionAvailable(): boolean {
 export function attend(q: Tensor, k: Tensor, v: Tensor, opts: AttendOptions): Tensor {
   return tidy(() => {
     const nRep = q.size(1) / k.size(1);
+    if (opts.fused && opts.varlen && !opts.softcap) {
+      const [r, h, l, d] = q.shape as [number, number, number, number];
+      const flat = (t: Tensor): Tensor => t.transpose(1, 2).reshape(r * l, t.size(1), d);
+      const y = flashAttentionVarlen(flat(q), flat(k), flat(v), opts.varlen.cuSeqlens, opts.varlen.maxLength, { scale: opts.scale, slidingWindow: opts.varlen.slidingWindow });
+      return y.view(r, l, h, d).transpose(1, 2);
+    }
     if (opts.fused && fusedAttentionAvailable() && !opts.softcap) {
       if (nRep > 1 && q.size(2) === 1 && !opts.emptyRows) return sdpaGroupedStep(q, k, v, opts.mask, opts.scale);
       const kr = repeatKv(k, nRep);

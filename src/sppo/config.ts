@@ -96,6 +96,8 @@ export const trainingSchema = z
     gradientCheckpointing: z.boolean().default(false),
     /** With bfloat16/float16 weights: the optimizer steps float32 master copies (trainer.ts TrainOptions.masterWeights). */
     masterWeights: z.boolean().default(true),
+    /** Sequences packed end to end into rows without padding (trainer.ts TrainOptions.packing). */
+    packing: z.boolean().default(true),
     /** Train LoRA adapters (merged into pi_t after each iteration) instead of every weight. */
     lora: loraSchema.optional(),
   })

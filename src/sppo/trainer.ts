@@ -37,7 +37,7 @@ import { createModel, loadModel, saveModel, sourceDir } from '../models/registry
 import { saveAdapter } from '../models/peft.js';
 import { Lora, type LoraOptions } from '../nn/lora.js';
 import { isLossType, LOSS_TYPES, preferenceLoss, type LossType } from './losses.js';
-import { packSequences, responseLogprobs, truncatePair, type PromptResponse } from './logprobs.js';
+import { packRows, packSequences, responseLogprobs, truncatePair, type PromptResponse } from './logprobs.js';
 import { createRng, permutation } from '../util/rng.js';
 
 export type { LossType } from './losses.js';
@@ -145,6 +145,13 @@ export interface TrainOptions {
   masterWeights?: boolean;
   /** Token positions per logits chunk (tokenLogprobs). */
   chunkTokens?: number;
+  /**
+   * Sequences packed end to end into rows without padding (logprobs.ts packRows: block-diagonal causal attention,
+   * libtorch's variable-length flash attention on CUDA with PyTorch 2) instead of right-padded batches; the same
+   * log-probs up to float32 rounding. Default true (measured faster on the CPU: 1.25-2.03x a step at SPPO's mixed
+   * lengths, README); false: right-padded batches.
+   */
+  packing?: boolean;
   /** Train LoRA adapters (fresh ones, seeded with `seed` unless lora.seed is given) instead of every weight. */
   lora?: LoraOptions;
   /** With lora: also save the adapter (PEFT's layout) here at each checkpoint. */
@@ -243,9 +250,10 @@ function padIdOf(model: CausalLMBase): number {
 
 /**
  * Summed response log-probs of pairs under a model, without gradients: [chosen, rejected] per pair, in
- * batches of `batchSize` pairs. Sequences are exactly what the trainer scores (no truncation here).
+ * batches of `batchSize` pairs, packed into rows (default) or right-padded. Sequences are exactly what the
+ * trainer scores (no truncation here).
  */
-export function pairLogprobs(model: CausalLMBase, pairs: readonly { promptIds: readonly number[]; chosenIds: readonly number[]; rejectedIds: readonly number[] }[], batchSize = 8, chunkTokens?: number): [number, number][] {
+export function pairLogprobs(model: CausalLMBase, pairs: readonly { promptIds: readonly number[]; chosenIds: readonly number[]; rejectedIds: readonly number[] }[], batchSize = 8, chunkTokens?: number, packing = true): [number, number][] {
   const out: [number, number][] = [];
   const pad = padIdOf(model);
   for (let s = 0; s < pairs.length; s += batchSize) {
@@ -255,7 +263,7 @@ export function pairLogprobs(model: CausalLMBase, pairs: readonly { promptIds: r
       ...part.map((p) => ({ promptIds: p.promptIds, responseIds: p.rejectedIds })),
     ];
     const vals = tidy(() => noGrad(() => {
-      const batch = packSequences(seqs, pad, model.device);
+      const batch = packing ? packRows(seqs, pad, { device: model.device }) : packSequences(seqs, pad, model.device);
       return Array.from(responseLogprobs(model, batch, { chunkTokens }).cpu().toTypedArray() as Float32Array);
     }));
     part.forEach((_, i) => out.push([vals[i]!, vals[part.length + i]!]));
@@ -335,6 +343,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const tokenizerDir = policyDir ?? sourceDir(policy);
   const pad = padIdOf(policy);
   const device = policy.device;
+  const packing = opts.packing ?? true;
 
   // Truncate; reference log-probs from the examples when they still describe the same tokens.
   const prepared: Prepared[] = [];
@@ -363,7 +372,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (mine.length && lora && opts.reference === undefined) {
     let lps: [number, number][];
     try {
-      lps = lora.disabled(() => pairLogprobs(policy, mine.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens));
+      lps = lora.disabled(() => pairLogprobs(policy, mine.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens, packing));
     } catch (e) {
       lora.dispose();
       throw e;
@@ -382,7 +391,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     else if (policyDir) ref = loadModel(policyDir, { dtype: policy.dtype, device });
     else ref = frozenCopy(policy);
     try {
-      const lps = pairLogprobs(ref, mine.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens);
+      const lps = pairLogprobs(ref, mine.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens, packing);
       mine.forEach((i, j) => {
         prepared[i]!.refChosen = lps[j]![0];
         prepared[i]!.refRejected = lps[j]![1];
@@ -449,7 +458,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       ...batch.map((p) => ({ promptIds: p.promptIds, responseIds: p.chosenIds })),
       ...batch.map((p) => ({ promptIds: p.promptIds, responseIds: p.rejectedIds })),
     ];
-    const packed = packSequences(seqs, pad, device);
+    const packed = packing ? packRows(seqs, pad, { device }) : packSequences(seqs, pad, device);
     const tape = withGrad && opts.gradientCheckpointing ? new CheckpointTape() : undefined;
     lora?.nextPass();
     try {

@@ -1,6 +1,6 @@
 // Functions of several tensors and the building blocks of models and losses (torch.nn.functional).
 import { dtypeCode, type DType } from './dtype.js';
-import { callT, handles, hasOp, Tensor, type TensorOrScalar } from './tensor.js';
+import { callT, callTs, handles, hasOp, opSchema, Tensor, type TensorOrScalar } from './tensor.js';
 import { tidy } from './scope.js';
 import { ones } from './creation.js';
 
@@ -100,6 +100,58 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
     return callT('scaled_dot_product_attention', q.h, k.h, v.h, opts.mask?.h ?? null, 0.0, opts.isCausal ?? false, opts.scale ?? null);
   }
   return attentionComposed(q, k, v, opts);
+}
+
+let varlenSchema: string | null | undefined;
+
+/** The schema of libtorch's variable-length flash attention (PyTorch 2.x's aten::_flash_attention_forward with
+ * cumulative sequence lengths), or null where this libtorch has none (1.13). */
+function varlenFlashSchema(): string | null {
+  if (varlenSchema === undefined) {
+    varlenSchema = hasOp('_flash_attention_forward') ? opSchema('_flash_attention_forward') : null;
+    if (varlenSchema && !/cum_seq_q/.test(varlenSchema)) varlenSchema = null;
+  }
+  return varlenSchema;
+}
+
+/**
+ * Whether libtorch has variable-length flash attention (aten::_flash_attention_forward taking cumulative sequence
+ * lengths; PyTorch 2.x), and with `slidingWindow`, whether it takes a window (window_size_left, PyTorch 2.5+).
+ * Its kernel runs on CUDA only, for float16 / bfloat16 (flashAttentionVarlen checks the rest).
+ */
+export function hasVarlenFlashAttention(opts: { slidingWindow?: boolean } = {}): boolean {
+  const s = varlenFlashSchema();
+  return s !== null && (!opts.slidingWindow || /window_size_left/.test(s));
+}
+
+export interface VarlenAttentionOptions {
+  /** Score scale (default 1/sqrt(head dim)). */
+  scale?: number;
+  /** Causal within each sequence (default true). */
+  causal?: boolean;
+  /** Sliding window w: a query sees the keys of its sequence at most w - 1 positions back (as causalMask's window). */
+  slidingWindow?: number | null;
+}
+
+/**
+ * Attention over sequences packed end to end without padding (flash attention's variable-length form, with
+ * libtorch's backward): q [T, H, D], k and v [T, Hkv, D] (H a multiple of Hkv: grouped-query heads are read
+ * in place), the sequences delimited by cuSeqlens (int32 [S + 1]: 0, then each sequence's end in T),
+ * maxLength the longest sequence. Returns [T, H, D]. CUDA, float16 / bfloat16 (libtorch's flash kernel).
+ */
+export function flashAttentionVarlen(q: Tensor, k: Tensor, v: Tensor, cuSeqlens: Tensor, maxLength: number, opts: VarlenAttentionOptions = {}): Tensor {
+  const schema = varlenFlashSchema();
+  if (!schema) throw new Error('flashAttentionVarlen: this libtorch has no aten::_flash_attention_forward with cumulative sequence lengths (PyTorch 2.x has)');
+  const w = opts.slidingWindow ?? null;
+  if (w !== null && !/window_size_left/.test(schema)) throw new Error('flashAttentionVarlen: this libtorch\'s flash attention takes no sliding window');
+  const scale = opts.scale ?? 1 / Math.sqrt(q.size(-1));
+  // (query, key, value, cum_seq_q, cum_seq_k, max_q, max_k, dropout_p, is_causal, return_debug_mask, scale[, window_size_left, window_size_right])
+  const args: unknown[] = [q.h, k.h, v.h, cuSeqlens.h, cuSeqlens.h, maxLength, maxLength, 0.0, opts.causal ?? true, false, scale];
+  if (w !== null) args.push(w - 1, 0);
+  const outs = callTs('_flash_attention_forward', ...args);
+  // (output, softmax_logsumexp, rng state, unused, debug mask): only the output is kept.
+  for (const t of outs.slice(1)) t.dispose();
+  return outs[0]!;
 }
 
 /** softmax(q k^T * scale + mask) v, written out (the reference the fused kernels must match). */

@@ -83,6 +83,7 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
         maxGradNorm: tc.maxGradNorm,
         gradientCheckpointing: tc.gradientCheckpointing,
         masterWeights: tc.masterWeights,
+        packing: tc.packing,
         lora: tc.lora,
         dtype: dtype as 'float32' | 'bfloat16',
         device,

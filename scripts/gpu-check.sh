@@ -33,7 +33,7 @@ if [ "${SPPO_GPU_SKIP_TESTS:-0}" != 1 ]; then
   stamp "== tests on cuda"
   # conformance is the CPU reference (float32, eager attention); on cuda the fused attention kernel gives
   # other values at padded query rows, which nothing uses, so it is left out here.
-  SPPO_DEVICE=cuda timeout -k 5 "$(limit "${SPPO_GPU_T_TESTS:-120}")" /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_optim torch_ops torch_autograd models packing generate losses trainer lora serve_engine} > "$OUT/tests.log" 2>&1
+  SPPO_DEVICE=cuda timeout -k 5 "$(limit "${SPPO_GPU_T_TESTS:-120}")" /tmp/node scripts/run-tests.mjs ${SPPO_GPU_TESTS:-torch_optim torch_ops torch_autograd models packing generate losses trainer lora serve_engine /distributed.test} > "$OUT/tests.log" 2>&1
   grep -E "^# (tests|pass|fail)|^not ok" "$OUT/tests.log"; grep -E "^not ok" -A6 "$OUT/tests.log" | grep -E "error|Error" | head -20
 fi
 [ "${SPPO_GPU_SKIP_BENCH:-0}" = 1 ] && exit 0

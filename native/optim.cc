@@ -154,8 +154,9 @@ static bool fusable_tensor(const at::Tensor& p) {
          !g.is_sparse() && g.device().is_cpu() && g.scalar_type() == p.scalar_type() && g.is_contiguous() && g.sizes() == p.sizes();
 }
 
-// One fused step of box `b` when every parameter and option allows it; false (nothing done) otherwise.
-static bool fused_step(const std::string& kind, Optimizer& opt) {
+// Whether the fused (CPU) and multi-tensor (CUDA) steps implement the options of every group: AdamW without
+// amsgrad, RMSprop without centering or momentum (the trainers' options).
+static bool options_supported(const std::string& kind, Optimizer& opt) {
   if (kind != "adamw" && kind != "rmsprop") return false;
   for (auto& group : opt.param_groups()) {
     if (kind == "adamw" && static_cast<torch::optim::AdamWOptions&>(group.options()).amsgrad()) return false;
@@ -163,11 +164,15 @@ static bool fused_step(const std::string& kind, Optimizer& opt) {
       auto& o = static_cast<torch::optim::RMSpropOptions&>(group.options());
       if (o.centered() || o.momentum() != 0) return false;
     }
-    for (auto& p : group.params()) if (!fusable_tensor(p)) return false;
   }
+  return true;
+}
+
+// Whether the existing state of every parameter with a gradient has the parameter's dtype, device, shape and is
+// contiguous: state loaded from a file could be of another dtype or layout, and then torch::optim's step handles it.
+static bool state_matches(const std::string& kind, Optimizer& opt) {
   auto& state = opt.state();
   auto same = [](const at::Tensor& s, const at::Tensor& p) { return s.defined() && s.scalar_type() == p.scalar_type() && s.is_contiguous() && s.sizes() == p.sizes() && s.device() == p.device(); };
-  // State loaded from a file could be of another dtype or layout: then torch::optim's step handles it.
   for (auto& group : opt.param_groups())
     for (auto& p : group.params()) {
       auto it = state.find(key_of(state, p));
@@ -175,11 +180,20 @@ static bool fused_step(const std::string& kind, Optimizer& opt) {
       if (kind == "adamw") {
         auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
         if (!same(s.exp_avg(), p) || !same(s.exp_avg_sq(), p)) return false;
-      } else {
-        auto& s = static_cast<torch::optim::RMSpropParamState&>(*it->second);
-        if (!same(s.square_avg(), p)) return false;
+      } else if (!same(static_cast<torch::optim::RMSpropParamState&>(*it->second).square_avg(), p)) {
+        return false;
       }
     }
+  return true;
+}
+
+// One fused step of box `b` when every parameter and option allows it; false (nothing done) otherwise.
+static bool fused_step(const std::string& kind, Optimizer& opt) {
+  if (!options_supported(kind, opt)) return false;
+  for (auto& group : opt.param_groups())
+    for (auto& p : group.params()) if (!fusable_tensor(p)) return false;
+  if (!state_matches(kind, opt)) return false;
+  auto& state = opt.state();
   at::NoGradGuard ng;
   RECORD_FUNCTION(kind == "adamw" ? "sppo::fused_adamw_step" : "sppo::fused_rmsprop_step", std::vector<c10::IValue>());
   for (auto& group : opt.param_groups()) {
@@ -238,33 +252,15 @@ static bool cuda_tensor_ok(const at::Tensor& p) {
 }
 
 static bool cuda_step(const std::string& kind, Optimizer& opt) {
-  if (kind != "adamw" && kind != "rmsprop") return false;
+  if (!options_supported(kind, opt)) return false;
   bool any = false;
-  for (auto& group : opt.param_groups()) {
-    if (kind == "adamw" && static_cast<torch::optim::AdamWOptions&>(group.options()).amsgrad()) return false;
-    if (kind == "rmsprop") {
-      auto& o = static_cast<torch::optim::RMSpropOptions&>(group.options());
-      if (o.centered() || o.momentum() != 0) return false;
-    }
+  for (auto& group : opt.param_groups())
     for (auto& p : group.params()) {
       if (!cuda_tensor_ok(p)) return false;
       any = any || p.grad().defined();
     }
-  }
-  if (!any) return false;
+  if (!any || !state_matches(kind, opt)) return false;
   auto& state = opt.state();
-  auto same = [](const at::Tensor& s, const at::Tensor& p) { return s.defined() && s.scalar_type() == p.scalar_type() && s.is_contiguous() && s.sizes() == p.sizes() && s.device() == p.device(); };
-  for (auto& group : opt.param_groups())
-    for (auto& p : group.params()) {
-      auto it = state.find(key_of(state, p));
-      if (it == state.end() || !p.grad().defined()) continue;
-      if (kind == "adamw") {
-        auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
-        if (!same(s.exp_avg(), p) || !same(s.exp_avg_sq(), p)) return false;
-      } else if (!same(static_cast<torch::optim::RMSpropParamState&>(*it->second).square_avg(), p)) {
-        return false;
-      }
-    }
   at::NoGradGuard ng;
   RECORD_FUNCTION(kind == "adamw" ? "sppo::cuda_adamw_step" : "sppo::cuda_rmsprop_step", std::vector<c10::IValue>());
   for (auto& group : opt.param_groups()) {

@@ -7,7 +7,7 @@ import { Tokenizer } from '../src/text/tokenizer.js';
 import { ChatTemplate } from '../src/text/chat_template.js';
 import { heldOutPrompts, makeTask, parseResponse, render, STYLES, TASK_KINDS, taskOf, trainingPrompts } from '../src/demo/tasks.js';
 import { goldPreference, goldVerdict, isCorrect, responseStats } from '../src/demo/gold_judge.js';
-import { demonstrations } from '../src/demo/demonstrations.js';
+import { DEMO_STYLES, DEMO_STYLES_EQUILIBRIUM, demonstrations, parseStyleShares } from '../src/demo/demonstrations.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_PROXY, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from '../src/demo/constants.js';
 import { evaluatePolicy, formatPolicyEval } from '../src/demo/policy_eval.js';
 import { averageIterate, DEMO_HYPER, SEARCH_GRID } from '../src/demo/run.js';
@@ -80,6 +80,24 @@ test('tasks: held-out prompts are distinct and never among the training prompts 
   assert.ok(share > 0.4 && share < 0.6, `${share}`);
   for (const d of demos.slice(0, 500)) assert.equal(isCorrect(d.prompt, d.response), d.correct, `${d.prompt} ${d.response}`);
   assert.deepEqual(heldOutPrompts(256, 0), held, 'seeded');
+});
+
+test('demonstrations: style shares as given (the starter\'s last run: the gold style game\'s equilibrium); bad shares are named', () => {
+  const held = new Set(heldOutPrompts(256, 0).map((t) => t.prompt));
+  const n = 4000;
+  const demos = demonstrations(n, 7, held, DEMO_STYLES_EQUILIBRIUM);
+  for (const [style, p] of Object.entries(DEMO_STYLES_EQUILIBRIUM)) {
+    const share = demos.filter((d) => d.style === style).length / n;
+    // binomial: 5 standard errors sqrt(p (1 - p) / n) (0.037 at p = 0.4); a share of exactly 0 stays 0
+    assert.ok(Math.abs(share - p) <= 5 * Math.sqrt((p * (1 - p)) / n), `${style}: ${share} vs ${p}`);
+  }
+  for (const d of demos.slice(0, 500)) assert.equal(parseResponse(d.response).style, d.style, d.response);
+  // the default shares are DEMO_STYLES
+  assert.deepEqual(demonstrations(50, 3, held), demonstrations(50, 3, held, DEMO_STYLES));
+  assert.deepEqual(parseStyleShares('0.325,0.4,0.275,0'), DEMO_STYLES_EQUILIBRIUM);
+  assert.throws(() => parseStyleShares('0.5,0.5,0'), /expected 4 comma-separated numbers/);
+  assert.throws(() => parseStyleShares('0.5,-0.1,0.6,0'), /sentence must be a number >= 0, got '-0.1'/);
+  assert.throws(() => parseStyleShares('0.5,0.4,0.3,0'), /must sum to 1, got 1.2/);
 });
 
 test('gold judge: correctness first, then a 3-cycle of styles and a mild length term; P(a>b) + P(b>a) = 1', () => {

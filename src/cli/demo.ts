@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { demonstrations } from '../demo/demonstrations.js';
+import { DEMO_STYLES, demonstrations, parseStyleShares } from '../demo/demonstrations.js';
 import { heldOutPrompts } from '../demo/tasks.js';
 import { llamaConfig, writeTokenizerFolder } from '../demo/tokenizer.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STARTER_ARCH, STARTER_SFT_EXAMPLES, STARTER_SFT_SEED } from '../demo/constants.js';
@@ -20,7 +20,7 @@ import { UsageError } from './usage.js';
 export const summary = 'the demo: SPPO on a small task family, judged by a proxy model, evaluated by a gold judge';
 
 const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fresh] [--proxy DIR]
-       sppo demo starter-inputs --dir DIR [--examples N --seed S]
+       sppo demo starter-inputs --dir DIR [--examples N --seed S] [--styles T,S,F,O]
        sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S] [--style-pairs]
        sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo] [--proxy DIR]
        sppo demo policy-eval --model DIR [--k K --prompts N --seed S]
@@ -35,7 +35,8 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
       --fresh       delete OUT first
       --proxy DIR   another proxy judge folder than demo/proxy-judge (experiments; search takes it too)
   starter-inputs    write DIR/tokenizer/ (tokenizer files), DIR/config.json (the starter's architecture) and
-                    DIR/sft.jsonl (mixed-quality demonstrations) for 'sppo sft' (demo/make-starter.sh)
+                    DIR/sft.jsonl (mixed-quality demonstrations) for 'sppo sft' (demo/make-starter.sh);
+                    --styles: the shares of terse, sentence, formatted and other answers (default 0.2,0.45,0.3,0.05)
   judge-data        sample the starter on N prompts (K each) and write the gold judge's verdicts on all pairs:
                     DIR/judge-train.jsonl and DIR/judge-heldout.jsonl (15% of the prompts) for 'sppo train-judge';
                     --style-pairs adds each styled sample against the same answer in the two other styles
@@ -54,8 +55,16 @@ function writeJsonl(path: string, rows: unknown[]): void {
 }
 
 async function starterInputs(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { dir: { type: 'string' }, examples: { type: 'string' }, seed: { type: 'string' } } });
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { dir: { type: 'string' }, examples: { type: 'string' }, seed: { type: 'string' }, styles: { type: 'string' } } });
   if (!v.dir) throw new UsageError('--dir is required');
+  let styles = DEMO_STYLES;
+  if (v.styles !== undefined) {
+    try {
+      styles = parseStyleShares(v.styles);
+    } catch (e) {
+      throw new UsageError(`--styles: ${(e as Error).message}`);
+    }
+  }
   const n = v.examples ? Number(v.examples) : STARTER_SFT_EXAMPLES;
   const seed = v.seed ? Number(v.seed) : STARTER_SFT_SEED;
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--examples must be a positive integer, got '${v.examples}'`);
@@ -64,7 +73,7 @@ async function starterInputs(argv: string[]): Promise<void> {
   writeTokenizerFolder(join(v.dir, 'tokenizer'));
   writeFileSync(join(v.dir, 'config.json'), JSON.stringify(llamaConfig(STARTER_ARCH), null, 2) + '\n');
   const held = new Set(heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).map((t) => t.prompt));
-  const demos = demonstrations(n, seed, held);
+  const demos = demonstrations(n, seed, held, styles);
   writeJsonl(join(v.dir, 'sft.jsonl'), demos.map((d) => ({ prompt: d.prompt, response: d.response, kind: d.kind, correct: d.correct, style: d.style })));
   const correct = demos.filter((d) => d.correct).length / demos.length;
   console.error(`sppo demo starter-inputs: ${demos.length} demonstrations (${(100 * correct).toFixed(1)}% correct) -> ${v.dir}`);

@@ -13,6 +13,14 @@ export const DEMO_CORRECT: Record<TaskKind, number> = {
 /** Style shares of the demonstrations ('other': a malformed answer such as "8." or "answer is 8"). */
 export const DEMO_STYLES: Record<Style | 'other', number> = { terse: 0.2, sentence: 0.45, formatted: 0.3, other: 0.05 };
 
+/**
+ * The style shares of the starter's last SFT run (demo/make-starter.sh, run g): the equilibrium of the gold
+ * judge's style game at the starter's answer lengths (terse / sentence / formatted / other 32.5 / 40 / 27.5 / 0 %,
+ * the hand-derived equilibrium of test/demo_style_game.test.ts), so that the starter's mix of styles starts
+ * at the point SPPO's self-play update keeps fixed (docs/demo.md, "Style equilibrium").
+ */
+export const DEMO_STYLES_EQUILIBRIUM: Record<Style | 'other', number> = { terse: 0.325, sentence: 0.4, formatted: 0.275, other: 0 };
+
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.int(xs.length)]!;
 
 function mutateLetter(rng: Rng, w: string, upper = false): string {
@@ -74,13 +82,29 @@ function wrongCandidate(task: Task, rng: Rng): string {
   }
 }
 
-function drawStyle(rng: Rng): Style | 'other' {
+function drawStyle(rng: Rng, shares: Record<Style | 'other', number>): Style | 'other' {
   let u = rng.next();
-  for (const [s, p] of Object.entries(DEMO_STYLES) as [Style | 'other', number][]) {
+  for (const [s, p] of Object.entries(shares) as [Style | 'other', number][]) {
     if (u < p) return s;
     u -= p;
   }
   return 'sentence';
+}
+
+/** Parses "T,S,F,O" (terse, sentence, formatted, other shares, each >= 0, summing to 1) or throws naming the field. */
+export function parseStyleShares(text: string): Record<Style | 'other', number> {
+  const names = ['terse', 'sentence', 'formatted', 'other'] as const;
+  const parts = text.split(',');
+  if (parts.length !== 4) throw new Error(`style shares '${text}': expected 4 comma-separated numbers (terse,sentence,formatted,other), got ${parts.length}`);
+  const out = {} as Record<Style | 'other', number>;
+  parts.forEach((p, i) => {
+    const x = Number(p);
+    if (p.trim() === '' || !Number.isFinite(x) || x < 0) throw new Error(`style shares '${text}': ${names[i]} must be a number >= 0, got '${p}'`);
+    out[names[i]!] = x;
+  });
+  const sum = names.reduce((a, n) => a + out[n], 0);
+  if (Math.abs(sum - 1) > 1e-6) throw new Error(`style shares '${text}': the shares must sum to 1, got ${sum}`);
+  return out;
 }
 
 /** A response in no style: "8.", "it is 8", "Answer 8", "It is: 8". */
@@ -98,9 +122,10 @@ export interface Demonstration {
 
 /**
  * `n` demonstrations for prompts drawn with stream (seed, 0xde30), kinds in rotation, none equal to a
- * prompt in `exclude` (the held-out evaluation prompts). Prompts may repeat (with different answers).
+ * prompt in `exclude` (the held-out evaluation prompts), styles drawn with `styles`' shares (default
+ * DEMO_STYLES). Prompts may repeat (with different answers).
  */
-export function demonstrations(n: number, seed: number, exclude: ReadonlySet<string>): Demonstration[] {
+export function demonstrations(n: number, seed: number, exclude: ReadonlySet<string>, styles: Record<Style | 'other', number> = DEMO_STYLES): Demonstration[] {
   const rng = createRng(seed, 0xde30);
   const out: Demonstration[] = [];
   while (out.length < n) {
@@ -109,7 +134,7 @@ export function demonstrations(n: number, seed: number, exclude: ReadonlySet<str
     if (exclude.has(task.prompt)) continue;
     const correct = rng.next() < DEMO_CORRECT[kind];
     const payload = correct ? task.answer : wrongAnswer(task, rng);
-    const style = drawStyle(rng);
+    const style = drawStyle(rng, styles);
     const response = style === 'other' ? malformed(rng, payload) : render(style, payload);
     out.push({ prompt: task.prompt, response, kind, correct: correct && style !== 'other', style });
   }

@@ -67,7 +67,7 @@ export const SEARCH_GRID: Hyper[] = [1e-4, 2e-4, 5e-4, 1e-3].flatMap((lr) => [0.
 
 /** The settings `sppo demo search` picked for each method (docs/demo.md has its table). */
 export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
-  sppo: { lr: 1e-3, beta: 0.05 },
+  sppo: { lr: 5e-4, beta: 0.05 },
   dpo: { lr: 2e-4, beta: 0.2 },
   ipo: { lr: 2e-4, beta: 0.2 },
 };

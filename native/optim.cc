@@ -187,6 +187,24 @@ static bool state_matches(const std::string& kind, Optimizer& opt) {
   return true;
 }
 
+// The state of parameter p (created as torch::optim does, zeros of p's shape, at its first step), its step count
+// advanced by one for the update about to be made.
+template <typename S, typename Map, typename K>
+static S& stepped_state(Map& state, const K& key, const at::Tensor& p) {
+  if (state.find(key) == state.end()) {
+    auto s = std::make_unique<S>();
+    s->step(0);
+    if constexpr (std::is_same_v<S, torch::optim::AdamWParamState>)
+      s->exp_avg(torch::zeros_like(p, at::MemoryFormat::Contiguous)).exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Contiguous));
+    else
+      s->square_avg(torch::zeros_like(p, at::MemoryFormat::Contiguous));
+    state[key] = std::move(s);
+  }
+  auto& s = static_cast<S&>(*state[key]);
+  s.step(s.step() + 1);
+  return s;
+}
+
 // One fused step of box `b` when every parameter and option allows it; false (nothing done) otherwise.
 static bool fused_step(const std::string& kind, Optimizer& opt) {
   if (!options_supported(kind, opt)) return false;
@@ -203,26 +221,14 @@ static bool fused_step(const std::string& kind, Optimizer& opt) {
       const bool dbl = p.scalar_type() == at::kDouble;
       if (kind == "adamw") {
         auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
-        if (state.find(key) == state.end()) {
-          auto s = std::make_unique<torch::optim::AdamWParamState>();
-          s->step(0).exp_avg(torch::zeros_like(p, at::MemoryFormat::Contiguous)).exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Contiguous));
-          state[key] = std::move(s);
-        }
-        auto& s = static_cast<torch::optim::AdamWParamState&>(*state[key]);
-        s.step(s.step() + 1);
+        auto& s = stepped_state<torch::optim::AdamWParamState>(state, key, p);
         auto m = s.exp_avg(), v = s.exp_avg_sq();
         auto [b1, b2] = o.betas();
         if (dbl) adamw_update<double>(p, p.grad(), m, v, o.lr(), o.weight_decay(), b1, b2, o.eps(), s.step());
         else adamw_update<float>(p, p.grad(), m, v, o.lr(), o.weight_decay(), b1, b2, o.eps(), s.step());
       } else {
         auto& o = static_cast<torch::optim::RMSpropOptions&>(group.options());
-        if (state.find(key) == state.end()) {
-          auto s = std::make_unique<torch::optim::RMSpropParamState>();
-          s->step(0).square_avg(torch::zeros_like(p, at::MemoryFormat::Contiguous));
-          state[key] = std::move(s);
-        }
-        auto& s = static_cast<torch::optim::RMSpropParamState&>(*state[key]);
-        s.step(s.step() + 1);
+        auto& s = stepped_state<torch::optim::RMSpropParamState>(state, key, p);
         auto sq = s.square_avg();
         if (dbl) rmsprop_update<double>(p, p.grad(), sq, o.lr(), o.weight_decay(), o.alpha(), o.eps());
         else rmsprop_update<float>(p, p.grad(), sq, o.lr(), o.weight_decay(), o.alpha(), o.eps());
@@ -274,26 +280,14 @@ static bool cuda_step(const std::string& kind, Optimizer& opt) {
       auto key = key_of(state, p);
       const std::tuple<int, int, int64_t> at_key{(int)p.device().index(), (int)p.scalar_type(), 0};
       if (kind == "adamw") {
-        if (state.find(key) == state.end()) {
-          auto s = std::make_unique<torch::optim::AdamWParamState>();
-          s->step(0).exp_avg(torch::zeros_like(p, at::MemoryFormat::Contiguous)).exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Contiguous));
-          state[key] = std::move(s);
-        }
-        auto& s = static_cast<torch::optim::AdamWParamState&>(*state[key]);
-        s.step(s.step() + 1);
+        auto& s = stepped_state<torch::optim::AdamWParamState>(state, key, p);
         auto& l = lists[{std::get<0>(at_key), std::get<1>(at_key), (int64_t)s.step()}];
         l.p.push_back(p);
         l.g.push_back(p.grad());
         l.a.push_back(s.exp_avg());
         l.b.push_back(s.exp_avg_sq());
       } else {
-        if (state.find(key) == state.end()) {
-          auto s = std::make_unique<torch::optim::RMSpropParamState>();
-          s->step(0).square_avg(torch::zeros_like(p, at::MemoryFormat::Contiguous));
-          state[key] = std::move(s);
-        }
-        auto& s = static_cast<torch::optim::RMSpropParamState&>(*state[key]);
-        s.step(s.step() + 1);
+        auto& s = stepped_state<torch::optim::RMSpropParamState>(state, key, p);
         auto& l = lists[at_key];
         l.p.push_back(p);
         l.g.push_back(p.grad());

@@ -23,7 +23,9 @@ export class GraphedDecoder implements Disposable {
     let graph: CudaGraph | null = null;
     try {
       graph = new CudaGraph(model.device);
-      graph.capture(() => step.run(), { generators: this.generator ? [this.generator] : [], warmup: 2 });
+      // The warm-up calls run for real (from step 0, before any load): no more of them than the bucket has
+      // steps, or they would write past the [rows, maxNew] outputs (on a GPU a device-side assert, fatal to the process).
+      graph.capture(() => step.run(), { generators: this.generator ? [this.generator] : [], warmup: Math.min(2, opts.maxNewTokens) });
     } catch (e) {
       graph?.dispose();
       step.dispose();

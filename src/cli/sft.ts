@@ -7,7 +7,8 @@ import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
 import { readSftData, sft, tokenizeSft, type SftExample, type SftStepMetrics } from '../sppo/sft.js';
 import { UsageError } from './usage.js';
-import { choice, deviceOption, num, parseCommand, progressBar } from './args.js';
+import { parseCommand, progressBar } from './args.js';
+import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
 import { forEachJsonl } from '../util/files.js';
 
 export const summary = 'supervised fine-tuning on (prompt, response) pairs, from a model folder or random weights';
@@ -59,23 +60,9 @@ export async function run(argv: string[]): Promise<void> {
       tokenizer: { type: 'string' },
       data: { type: 'string' },
       out: { type: 'string' },
-      lr: { type: 'string' },
-      epochs: { type: 'string' },
-      'batch-size': { type: 'string' },
-      'grad-accum': { type: 'string' },
-      optimizer: { type: 'string' },
-      'weight-decay': { type: 'string' },
-      'warmup-ratio': { type: 'string' },
-      schedule: { type: 'string' },
-      'max-grad-norm': { type: 'string' },
-      'max-length': { type: 'string' },
-      'eval-fraction': { type: 'string' },
-      seed: { type: 'string' },
-      metrics: { type: 'string' },
+      ...OPTIMIZATION_FLAGS,
       'no-eos': { type: 'boolean' },
       raw: { type: 'boolean' },
-      dtype: { type: 'string' },
-      device: { type: 'string' },
     },
     HELP,
   );
@@ -88,20 +75,8 @@ export async function run(argv: string[]): Promise<void> {
   if (v.model && !existsSync(v.model)) throw new UsageError(`--model: ${v.model} does not exist`);
   if (v.init && !existsSync(v.init)) throw new UsageError(`--init: ${v.init} does not exist`);
   if (!existsSync(tokDir)) throw new UsageError(`--tokenizer: ${tokDir} does not exist`);
-  const lr = num('lr', v.lr, 1e-3, { min: 0 });
-  const epochs = num('epochs', v.epochs, 1, { integer: true, min: 1 });
-  const batchSize = num('batch-size', v['batch-size'], 16, { integer: true, min: 1 });
-  const gradAccum = num('grad-accum', v['grad-accum'], 1, { integer: true, min: 1 });
-  const optimizer = choice('optimizer', v.optimizer, ['adamw', 'rmsprop'] as const, 'adamw');
-  const weightDecay = num('weight-decay', v['weight-decay'], 0, { min: 0 });
-  const warmupRatio = num('warmup-ratio', v['warmup-ratio'], 0.05, { min: 0, max: 1 });
-  const schedule = choice('schedule', v.schedule, ['linear', 'cosine', 'constant'] as const, 'cosine');
-  const maxGradNorm = num('max-grad-norm', v['max-grad-norm'], 1, { min: 0 });
-  const maxLength = num('max-length', v['max-length'], 1024, { integer: true, min: 2 });
-  const evalFraction = num('eval-fraction', v['eval-fraction'], 0, { min: 0, max: 0.9 });
-  const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
-  const device = deviceOption(v.device);
-  const dtype = choice('dtype', v.dtype, ['float32', 'bfloat16'] as const, device.startsWith('cuda') ? 'bfloat16' : 'float32');
+  const { lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule, maxGradNorm, maxLength, evalFraction, seed, device, dtype } =
+    optimizationOptions(v, { lr: 1e-3, batchSize: 16, optimizer: 'adamw', warmupRatio: 0.05, schedule: 'cosine' });
 
   if (!existsSync(v.data!)) throw new UsageError(`--data: ${v.data} does not exist`);
   const lines = readSftData(v.data!);
@@ -126,8 +101,7 @@ export async function run(argv: string[]): Promise<void> {
     model = loadModel(v.model!, { dtype, device });
   }
 
-  const nTrain = examples.length - (evalFraction > 0 ? Math.min(examples.length - 1, Math.max(1, Math.round(examples.length * evalFraction))) : 0);
-  const total = Math.ceil(nTrain / (batchSize * gradAccum)) * epochs;
+  const { total } = optimizerSteps(examples.length, { evalFraction, batchSize, gradAccum, epochs });
   const bar = progressBar('sft', 'steps', 'loss {loss}');
   bar.start(total, 0, { loss: '-' });
   const t0 = performance.now();

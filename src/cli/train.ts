@@ -9,7 +9,8 @@ import { saveAdapter } from '../models/peft.js';
 import { ALL_LINEAR, type LoraOptions } from '../nn/lora.js';
 import { UsageError } from './usage.js';
 import { forEachJsonl } from '../util/files.js';
-import { choice, deviceOption, num, parseCommand, progressBar } from './args.js';
+import { num, parseCommand, progressBar } from './args.js';
+import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
 
 export const summary = 'train a policy on preference pairs (SPPO, SPPO-hard, SPPO-single, DPO, IPO)';
 
@@ -100,20 +101,8 @@ export async function run(argv: string[]): Promise<void> {
       loss: { type: 'string' },
       beta: { type: 'string' },
       'label-smoothing': { type: 'string' },
-      lr: { type: 'string' },
-      epochs: { type: 'string' },
-      'batch-size': { type: 'string' },
-      'grad-accum': { type: 'string' },
-      optimizer: { type: 'string' },
-      'weight-decay': { type: 'string' },
-      'warmup-ratio': { type: 'string' },
-      schedule: { type: 'string' },
-      'max-grad-norm': { type: 'string' },
-      'max-length': { type: 'string' },
+      ...OPTIMIZATION_FLAGS,
       'max-prompt-length': { type: 'string' },
-      'eval-fraction': { type: 'string' },
-      seed: { type: 'string' },
-      metrics: { type: 'string' },
       'checkpoint-dir': { type: 'string' },
       'checkpoint-every': { type: 'string' },
       'gradient-checkpointing': { type: 'boolean' },
@@ -126,8 +115,6 @@ export async function run(argv: string[]): Promise<void> {
       'lora-target-modules': { type: 'string' },
       'lora-rslora': { type: 'boolean' },
       'adapter-out': { type: 'string' },
-      dtype: { type: 'string' },
-      device: { type: 'string' },
     },
     HELP,
     { required: ['model', 'pairs', 'out'] },
@@ -139,32 +126,19 @@ export async function run(argv: string[]): Promise<void> {
   const beta = num('beta', v.beta, 0.001, { min: 0, open: true });
   const labelSmoothing = num('label-smoothing', v['label-smoothing'], 0, { min: 0, max: 0.49 });
   if (labelSmoothing > 0 && loss !== 'dpo') throw new UsageError('--label-smoothing applies to --loss dpo only');
-  const lr = num('lr', v.lr, 5e-7, { min: 0 });
-  const epochs = num('epochs', v.epochs, 1, { integer: true, min: 1 });
-  const batchSize = num('batch-size', v['batch-size'], 8, { integer: true, min: 1 });
-  const gradAccum = num('grad-accum', v['grad-accum'], 1, { integer: true, min: 1 });
-  const optimizer = choice('optimizer', v.optimizer, ['rmsprop', 'adamw'] as const, 'rmsprop');
-  const weightDecay = num('weight-decay', v['weight-decay'], 0, { min: 0 });
-  const warmupRatio = num('warmup-ratio', v['warmup-ratio'], 0.1, { min: 0, max: 1 });
-  const schedule = choice('schedule', v.schedule, ['linear', 'cosine', 'constant'] as const, 'linear');
-  const maxGradNorm = num('max-grad-norm', v['max-grad-norm'], 1, { min: 0 });
-  const maxLength = num('max-length', v['max-length'], 1024, { integer: true, min: 2 });
+  const { lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule, maxGradNorm, maxLength, evalFraction, seed, device, dtype } =
+    optimizationOptions(v, { lr: 5e-7, batchSize: 8, optimizer: 'rmsprop', warmupRatio: 0.1, schedule: 'linear' });
   const maxPromptLength = num('max-prompt-length', v['max-prompt-length'], Math.min(512, maxLength - 1), { integer: true, min: 1, max: maxLength - 1 });
-  const evalFraction = num('eval-fraction', v['eval-fraction'], 0, { min: 0, max: 0.9 });
-  const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
   const checkpointEvery = v['checkpoint-every'] === undefined ? undefined : num('checkpoint-every', v['checkpoint-every'], 1, { integer: true, min: 1 });
-  const device = deviceOption(v.device);
   const lora = loraOptions(v);
   if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
-  const dtype = choice('dtype', v.dtype, ['float32', 'bfloat16'] as const, device.startsWith('cuda') ? 'bfloat16' : 'float32');
 
   if (!existsSync(v.pairs!)) throw new UsageError(`--pairs: ${v.pairs} does not exist`);
   const pairs = readPairs(v.pairs!, loss);
   const tokenizer = Tokenizer.fromFolder(v.model!);
   const examples = tokenizePairs(tokenizer, pairs, !v['no-eos']);
   const policy = loadModel(v.model!, { dtype, device });
-  const nTrain = examples.length - (evalFraction > 0 ? Math.min(examples.length - 1, Math.max(1, Math.round(examples.length * evalFraction))) : 0);
-  const total = Math.ceil(nTrain / (batchSize * gradAccum)) * epochs;
+  const { total } = optimizerSteps(examples.length, { evalFraction, batchSize, gradAccum, epochs });
   const bar = progressBar('train', 'steps', 'loss {loss} | acc {acc}');
   bar.start(total, 0, { loss: '-', acc: '-' });
   const t0 = performance.now();

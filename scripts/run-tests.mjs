@@ -18,7 +18,7 @@ function walk(dir) {
 }
 
 // The test files whose results depend on floating-point kernels.
-const NUMERIC = ['torch_ops', 'torch_autograd', 'torch_gradcheck', 'torch_optim', 'models', 'conformance', 'generate', 'trainer', 'losses', 'sft', 'judge', 'general_preference', 'loop', 'pairrm', 'lora', 'ddp'];
+const NUMERIC = ['torch_ops', 'torch_autograd', 'torch_gradcheck', 'torch_optim', 'models', 'conformance', 'generate', 'trainer', 'losses', 'sft', 'judge', 'general_preference', 'loop', 'pairrm', 'lora', 'ddp', 'packing'];
 
 function cpuFlags() {
   try {

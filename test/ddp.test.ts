@@ -13,7 +13,7 @@ import * as torch from '../src/torch/index.js';
 import { createRng } from '../src/sppo/rng.js';
 import type { StepMetrics, TrainExample, TrainOptions } from '../src/sppo/trainer.js';
 import { hfTiny } from './helpers/fixtures.js';
-import { freePort } from './helpers/ports.js';
+import { freePort } from '../src/util/ports.js';
 import { EPS32 } from './helpers/tolerances.js';
 import { removeDir, tempDir } from './text_helpers.js';
 import { readFloat32Weights } from './helpers/torch.js';

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { cuda, distEnv, distributedAvailable } from '../src/torch/index.js';
 import { hfTiny } from './helpers/fixtures.js';
-import { freePort } from './helpers/ports.js';
+import { freePort } from '../src/util/ports.js';
 
 const worker = fileURLToPath(new URL('./helpers/dist_worker.js', import.meta.url));
 const avail = distributedAvailable();

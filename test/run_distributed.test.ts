@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as torch from '../src/torch/index.js';
 import { EPS32 } from './helpers/tolerances.js';
-import { freePort } from './helpers/ports.js';
+import { freePort } from '../src/util/ports.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
 import { readFloat32Weights } from './helpers/torch.js';
 

@@ -4,19 +4,8 @@
 // set). When a rank fails (an exit code, a signal), the launcher names it and stops the others (SIGTERM, then
 // SIGKILL after 10 s), and exits with 1; Ctrl-C reaches every rank.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import os from 'node:os';
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
+import { freePort } from '../util/ports.js';
 
 /** Runs `node <script> <args>` as `nproc` ranks; resolves with the exit code for the launcher (0: every rank succeeded). */
 export async function launchRanks(nproc: number, script: string, args: string[], log: (s: string) => void = (s) => console.error(s)): Promise<number> {

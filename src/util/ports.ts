@@ -1,4 +1,4 @@
-// A TCP port of 127.0.0.1 that is free now (for rank 0's TCPStore, bound a moment later).
+// A TCP port of 127.0.0.1 that is free now (for rank 0's TCPStore, or a server, bound a moment later).
 import { createServer } from 'node:net';
 
 export async function freePort(): Promise<number> {

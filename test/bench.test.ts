@@ -3,37 +3,17 @@
 // SIGKILL half-way and started again (same report, no repeated calls for the cached verdicts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { scriptedJudge, type Reply } from './judge_server.js';
 import { removeDir, tempDir } from './text_helpers.js';
 import { EPS64 } from './helpers/tolerances.js';
+import { sppoAsync } from './helpers/cli.js';
 
-const bin = fileURLToPath(new URL('../../bin/sppo.js', import.meta.url));
 const DATA = join(process.cwd(), '..', 'shared', 'data');
 const noData = existsSync(join(DATA, 'alpaca_eval2_ref_gpt4_1106_preview_outputs.json')) ? false : `no benchmark data at ${DATA}`;
 
-interface Run {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the CLI without blocking this process's event loop (the judge server lives here). */
-function cli(args: string[], onSpawn?: (kill: () => void) => void): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (status, signal) => resolve({ status, signal, stdout, stderr }));
-    onSpawn?.(() => child.kill('SIGKILL'));
-  });
-}
+const cli = (args: string[], onSpawn?: (kill: () => void) => void) => sppoAsync(args, { onSpawn });
 
 const refs = (): { instruction: string; output: string; dataset: string }[] => JSON.parse(readFileSync(join(DATA, 'alpaca_eval2_ref_gpt4_1106_preview_outputs.json'), 'utf8'));
 

@@ -4,27 +4,16 @@
 // requests over HTTP, the benchmarks' file formats) and the counting of what could not be parsed.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { llamaDir, MODEL, noLlama, serve, type Served } from './serve_helpers.js';
 import { removeDir, tempDir } from './text_helpers.js';
+import { sppoAsync } from './helpers/cli.js';
 
-const bin = fileURLToPath(new URL('../../bin/sppo.js', import.meta.url));
 const DATA = join(process.cwd(), '..', 'shared', 'data');
 const skip = noLlama || (existsSync(join(DATA, 'mt_bench_question.jsonl')) ? false : `no benchmark data at ${DATA}`);
 
-function cli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const cli = (args: string[]) => sppoAsync(args);
 
 const jsonl = (p: string): Record<string, any>[] => readFileSync(p, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
 

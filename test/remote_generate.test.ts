@@ -3,26 +3,17 @@
 // and its log-probs recomputed in process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { llamaDir, MODEL, noLlama, serve } from './serve_helpers.js';
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { removeDir, tempDir } from './text_helpers.js';
+import { sppoAsync } from './helpers/cli.js';
 
-const bin = fileURLToPath(new URL('../../bin/sppo.js', import.meta.url));
 
 /** Runs the CLI without blocking this process's event loop (the servers live here). */
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ status: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('exit', (status) => resolve({ status, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string> = {}) => sppoAsync(args, { env });
 
 type Line = { id: string; prompt_text: string; responses: { text: string; token_ids: number[]; logprobs: number[]; finish_reason: string }[] };
 const read = (p: string): Line[] => readFileSync(p, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Line);

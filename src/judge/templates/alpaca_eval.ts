@@ -8,7 +8,7 @@
 // log-prob verdict). AlpacaEval stores preference = 2 - P(output_1 better), in [1, 2].
 // Without log-probs (a server or proxy that drops them), the answer text itself is read: "m" -> 1, "M" -> 0;
 // the verdict then says method 'text'.
-import { twoTokenProbability, type JudgeRequest, type JudgeResponse, type PreferenceVerdict } from './template.js';
+import { twoLabelVerdict, type JudgeRequest, type JudgeResponse, type PreferenceVerdict } from './template.js';
 
 export const ALPACA_EVAL_TEMPLATE_ID = 'alpaca_eval/weighted_alpaca_eval_gpt4_turbo';
 
@@ -69,13 +69,5 @@ export function alpacaEvalRequest(instruction: string, output1: string, output2:
 
 /** P(output_1 better) from the answer: the log-probs of "m" and "M" when there are any, else the text. */
 export function parseAlpacaEval(r: JudgeResponse): PreferenceVerdict {
-  const raw = r.content;
-  if (r.firstTopLogprobs && r.firstTopLogprobs.length > 0) {
-    const p = twoTokenProbability(r.firstTopLogprobs, 'm', 'M');
-    if (p !== null) return { p, method: 'logprobs', raw };
-  }
-  const t = raw.trim();
-  if (t === 'm') return { p: 1, method: 'text', label: 'm', raw };
-  if (t === 'M') return { p: 0, method: 'text', label: 'M', raw };
-  return { p: null, method: null, raw };
+  return twoLabelVerdict(r, 'm', 'M', (raw) => raw.trim());
 }

@@ -2,7 +2,7 @@
 // letter; P(A better) is the probability mass of "A" over that of "A" and "B" in the first token's top
 // log-probs (tokens compared after trimming white space, so " A" counts as "A"), or, without log-probs, the
 // letter it wrote (A -> 1, B -> 0).
-import { twoTokenProbability, type JudgeRequest, type JudgeResponse, type PreferenceVerdict } from './template.js';
+import { twoLabelVerdict, type JudgeRequest, type JudgeResponse, type PreferenceVerdict } from './template.js';
 
 export const PAIRWISE_TEMPLATE_ID = 'pairwise/v1';
 
@@ -36,12 +36,5 @@ export function pairwiseRequest(prompt: string, a: string, b: string, opts: { to
 }
 
 export function parsePairwise(r: JudgeResponse): PreferenceVerdict {
-  const raw = r.content;
-  if (r.firstTopLogprobs && r.firstTopLogprobs.length > 0) {
-    const p = twoTokenProbability(r.firstTopLogprobs, 'A', 'B', (t) => t.trim());
-    if (p !== null) return { p, method: 'logprobs', raw };
-  }
-  const m = /^\W*([AB])\b/.exec(raw.trim());
-  if (m) return { p: m[1] === 'A' ? 1 : 0, method: 'text', label: m[1]!, raw };
-  return { p: null, method: null, raw };
+  return twoLabelVerdict(r, 'A', 'B', (raw) => /^\W*([AB])\b/.exec(raw.trim())?.[1] ?? null, (t) => t.trim());
 }

@@ -80,3 +80,20 @@ export function twoTokenProbability(top: readonly TopLogprob[], first: string, s
   if (la === -Infinity) return 0;
   return 1 / (1 + Math.exp(lb - la));
 }
+
+/**
+ * The verdict of a judge that answers with one of two labels (`first` better: p = 1): from the first token's top
+ * log-probs when they name either label (twoTokenProbability, with `normalize`), else from the text, whose label
+ * `textLabel` reads (null: unparseable).
+ */
+export function twoLabelVerdict(r: JudgeResponse, first: string, second: string, textLabel: (raw: string) => string | null, normalize?: (t: string) => string): PreferenceVerdict {
+  const raw = r.content;
+  if (r.firstTopLogprobs && r.firstTopLogprobs.length > 0) {
+    const p = twoTokenProbability(r.firstTopLogprobs, first, second, normalize);
+    if (p !== null) return { p, method: 'logprobs', raw };
+  }
+  const label = textLabel(raw);
+  if (label === first) return { p: 1, method: 'text', label, raw };
+  if (label === second) return { p: 0, method: 'text', label, raw };
+  return { p: null, method: null, raw };
+}

@@ -8,17 +8,14 @@
 // its responses, so the pairs carry signal and the model can learn to say it more.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runSppo } from '../src/sppo/loop.js';
 import type { SppoConfigInput } from '../src/sppo/config.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
 import { LOGPROB32 } from './helpers/tolerances.js';
+import { sppoCli, type CliResult } from './helpers/cli.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const cli = join(root, 'dist/src/cli/main.js');
 const model = join(fixtureRoot, 'llama');
 const skip = existsSync(join(model, 'model.safetensors')) ? false : `no llama fixture at ${model}`;
 
@@ -55,10 +52,7 @@ function config(loss: string, k: number, evalCount: number): string {
   ].join('\n') + '\n';
 }
 
-function node(args: string[], cwd: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', env: { ...process.env, SPPO_TEST_KILL_AT: '' } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const node = (args: string[], cwd: string): CliResult => sppoCli(args, { cwd, env: { SPPO_TEST_KILL_AT: '' } });
 
 test('sppo run (SPPO, 2 iterations): iteration 2 beats the starting model by > 2 standard errors in sppo eval', { skip }, () => {
   const dir = tempDir('loop');

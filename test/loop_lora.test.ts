@@ -7,18 +7,15 @@
 // 0.05 gave 0.63, 0.1 gave 0.73 +- 0.02 against full fine-tuning's 0.67 +- 0.02).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as torch from '../src/torch/index.js';
 import { loadModel } from '../src/models/registry.js';
 import { loadAdapter } from '../src/models/peft.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
 import { FWD32 } from './helpers/tolerances.js';
+import { sppoCli, type CliResult } from './helpers/cli.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const cli = join(root, 'dist/src/cli/main.js');
 const model = join(fixtureRoot, 'llama');
 const skip = existsSync(join(model, 'model.safetensors')) ? false : `no llama fixture at ${model}`;
 
@@ -32,10 +29,7 @@ export default function ({ a, b }, options) {
 `;
 const TOPICS = ['cats', 'dogs', 'the sea', 'numbers', 'music', 'stars', 'bread', 'rain'];
 
-function node(args: string[], cwd: string): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd, encoding: 'utf8', env: { ...process.env, SPPO_TEST_KILL_AT: '' } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const node = (args: string[], cwd: string): CliResult => sppoCli(args, { cwd, env: { SPPO_TEST_KILL_AT: '' } });
 
 test('sppo run with training.lora: PEFT adapters and merged checkpoints per iteration; iteration 2 beats pi_0 by > 2 SE in sppo eval', { skip }, () => {
   const dir = tempDir('loop-lora');

@@ -11,8 +11,8 @@ export interface CliResult {
   stderr: string;
 }
 
-export function sppoCli(args: string[]): CliResult {
-  const r = spawnSync(process.execPath, [join(projectRoot, 'bin', 'sppo.js'), ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+export function sppoCli(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): CliResult {
+  const r = spawnSync(process.execPath, [join(projectRoot, 'bin', 'sppo.js'), ...args], { cwd: opts.cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...opts.env } });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

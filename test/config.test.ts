@@ -49,6 +49,9 @@ test('errors name the field: unknown fields (top level and nested), wrong types,
   fails({ ...minimal, judge: { kind: 'module', path: 'x', dir: 'y' } }, /judge\.dir: unknown field/, 'judge.dir');
   fails({ ...minimal, device: 'tpu' }, /device: expected cpu, cuda or cuda:N/, 'device');
   fails({ ...minimal, refLogprobs: 'exact' }, /refLogprobs: /, 'refLogprobs');
+  fails({ ...minimal, pairs: 'all' }, /pairs: .*"best-worst"\|"ranked"/, 'pairs');
+  assert.equal(parseConfig(minimal).pairs, undefined, 'pairs: absent (best-worst) unless given');
+  assert.equal(parseConfig({ ...minimal, pairs: 'ranked' }).pairs, 'ranked');
   const { model: _m, ...noModel } = minimal;
   fails(noModel, /model: /, 'model');
   fails({ ...minimal, generation: { maxNewTokens: 600 }, training: { maxLength: 1024, maxPromptLength: 512 } }, /training\.maxLength: must be at least/, 'training.maxLength');

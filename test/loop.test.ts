@@ -146,7 +146,7 @@ for (const loss of ['dpo', 'ipo'] as const) {
   });
 }
 
-test("refLogprobs: generation's summed log-probs match a recomputation in float32; 'recompute' leaves them to the trainer", { skip }, async () => {
+test("refLogprobs: generation's summed log-probs match a recomputation in float32; 'recompute' leaves them to the trainer; pairs: ranked", { skip }, async () => {
   const dir = tempDir('loop-ref');
   try {
     writeFileSync(join(dir, 'judge.mjs'), JUDGE);
@@ -175,6 +175,25 @@ test("refLogprobs: generation's summed log-probs match a recomputation in float3
     } finally {
       m.dispose();
     }
+    // pairs: ranked: the same samples and the same first pair per prompt, then the next pair inwards by win rate.
+    await runSppo({ ...cfg, runDir: 'run-ranked', pairs: 'ranked' }, { baseDir: dir, progress: false, log: () => {} });
+    const ranked = read('run-ranked', 'pairs.jsonl');
+    assert.equal(ranked.length, 8 * 1, 'K = 3: one pair per prompt (the middle response left out)');
+    assert.deepEqual(ranked.map((p) => [p.index, p.chosen, p.rejected]), gen.map((p) => [p.index, p.chosen, p.rejected]));
+    await runSppo({ ...cfg, runDir: 'run-ranked4', pairs: 'ranked', generation: { ...(cfg.generation as object), k: 4 } }, { baseDir: dir, progress: false, log: () => {} });
+    const r4 = read('run-ranked4', 'pairs.jsonl');
+    const prefs4 = read('run-ranked4', 'preferences.jsonl');
+    assert.equal(r4.length, 2 * 8, 'K = 4: two pairs per prompt');
+    for (const pr of prefs4) {
+      const mine = r4.filter((p) => p.index === pr.index);
+      const wr = pr.win_rates as number[];
+      assert.deepEqual(mine.flatMap((p) => [p.chosen, p.rejected]).sort(), [0, 1, 2, 3], `prompt ${pr.index}: each response in one pair`);
+      const near = (a: unknown, b: number): boolean => Math.abs((a as number) - b) <= 1e-12;
+      assert.ok(near(mine[0]!.chosen_win_rate, Math.max(...wr)) && near(mine[0]!.rejected_win_rate, Math.min(...wr)), `prompt ${pr.index}: the outer pair first`);
+    }
+    const summary4 = JSON.parse(readFileSync(join(dir, 'run-ranked4', 'summary.json'), 'utf8')) as { iterations: { pairs: number; degeneratePairs: number }[] };
+    assert.equal(summary4.iterations[0]!.pairs + summary4.iterations[0]!.degeneratePairs, 16);
+    assert.ok(existsSync(join(dir, 'run-ranked4', 'iter-1/checkpoint/model.safetensors')));
     assert.ok(!existsSync(join(dir, 'run-gen', 'iter-0')), 'eval.count 0: no evaluation');
     assert.ok(existsSync(join(dir, 'run-re', 'iter-1/checkpoint/model.safetensors')));
   } finally {

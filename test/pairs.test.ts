@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allResponseTargets, selectPair, selectTargets } from '../src/sppo/pairs.js';
+import { allResponseTargets, selectPair, selectPairs, selectTargets } from '../src/sppo/pairs.js';
 import { createRng, mixSeed, mulberry32 } from '../src/sppo/rng.js';
 
 // Total order best -> worst: 2, 0, 4, 1, 3 (see winrates.test.ts): win rates 0.9 (resp 2) ... 0.1 (resp 3).
@@ -100,6 +100,50 @@ test('degenerate: all tied and identical texts; not degenerate when texts differ
 
   assert.throws(() => selectPair(flat, { seed: 0, promptIndex: 0, responses: ['a'] }), /1 response texts for a 5 x 5/);
   assert.throws(() => selectPair(flat, { seed: 0.5, promptIndex: 0 }), /seed/);
+});
+
+test("ranked pairs: outside in by win rate, each response at most once, the first pair best-worst's", () => {
+  // Order best -> worst 2, 0, 4, 1, 3 (win rates 0.9, 0.7, 0.5, 0.3, 0.1): (2, 3), then (0, 1); 4 (the middle) left out.
+  const five = selectPairs(orderMatrix([2, 0, 4, 1, 3]), { seed: 0, promptIndex: 0, mode: 'ranked' });
+  assert.deepEqual(five.map((p) => [p.chosen, p.rejected]), [[2, 3], [0, 1]]);
+  assert.ok(Math.abs(five[1]!.chosenWinRate - 0.7) < 1e-12 && Math.abs(five[1]!.rejectedWinRate - 0.3) < 1e-12);
+  assert.equal(five[1]!.chosenOverRejected, 1);
+  assert.ok(five.every((p) => !p.degenerate));
+  // Even K: every response in exactly one pair.
+  const six = selectPairs(orderMatrix([5, 1, 3, 0, 4, 2]), { seed: 0, promptIndex: 0, mode: 'ranked' });
+  assert.deepEqual(six.map((p) => [p.chosen, p.rejected]), [[5, 2], [1, 4], [3, 0]]);
+  assert.deepEqual(selectPairs(orderMatrix([2, 0, 4, 1, 3]), { seed: 0, promptIndex: 0, mode: 'best-worst' }).map((p) => [p.chosen, p.rejected]), [[2, 3]]);
+
+  // On random soft matrices, with ties (values on a coarse grid) and repeated texts: the first pair is
+  // selectPair's for the same seed, chosen never below rejected, no response twice, win rates nested.
+  const rng = createRng(7, 0);
+  for (let trial = 0; trial < 200; trial++) {
+    const k = 2 + rng.int(7);
+    const m = Array.from({ length: k }, () => new Array<number>(k).fill(0.5));
+    for (let i = 0; i < k; i++) for (let j = i + 1; j < k; j++) { m[i]![j] = rng.int(5) / 4; m[j]![i] = 1 - m[i]![j]!; }
+    const responses = Array.from({ length: k }, () => ['a', 'b', 'c'][rng.int(3)]!);
+    const opts = { seed: trial, promptIndex: trial % 5, responses };
+    const ranked = selectPairs(m, { ...opts, mode: 'ranked' });
+    const first = selectPair(m, opts);
+    assert.deepEqual([ranked[0]!.chosen, ranked[0]!.rejected, ranked[0]!.degenerate], [first.chosen, first.rejected, first.degenerate]);
+    const used = ranked.flatMap((p) => [p.chosen, p.rejected]);
+    assert.equal(new Set(used).size, used.length, `trial ${trial}: a response in two pairs`);
+    if (!first.degenerate || first.degenerateReason !== 'all-identical') assert.equal(ranked.length, Math.floor(k / 2), `trial ${trial}`);
+    for (let i = 0; i < ranked.length; i++) {
+      const p = ranked[i]!;
+      assert.ok(p.chosenWinRate >= p.rejectedWinRate - 1e-9);
+      if (i > 0) assert.equal(p.degenerate, responses[p.chosen] === responses[p.rejected], `trial ${trial}: inner pair of identical texts`);
+      if (i > 0) assert.ok(p.chosenWinRate <= ranked[i - 1]!.chosenWinRate + 1e-9 && p.rejectedWinRate >= ranked[i - 1]!.rejectedWinRate - 1e-9, `trial ${trial}: pairs not nested`);
+    }
+  }
+
+  // All tied and identical: one degenerate pair, nothing more; an inner pair of identical texts is marked.
+  const flat = Array.from({ length: 5 }, () => new Array<number>(5).fill(0.5));
+  const same = selectPairs(flat, { seed: 0, promptIndex: 0, responses: ['ok', 'ok', 'ok', 'ok', 'ok'], mode: 'ranked' });
+  assert.equal(same.length, 1);
+  assert.equal(same[0]!.degenerateReason, 'all-identical');
+  const inner = selectPairs(orderMatrix([0, 1, 2, 3]), { seed: 0, promptIndex: 0, responses: ['a', 'x', 'x', 'b'], mode: 'ranked' });
+  assert.deepEqual(inner.map((p) => [p.chosen, p.rejected, p.degenerateReason]), [[0, 3, undefined], [1, 2, 'identical-pair']]);
 });
 
 test('allResponses: every response with its own win rate', () => {

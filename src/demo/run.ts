@@ -10,6 +10,7 @@ import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node
 import { join, resolve } from 'node:path';
 import { runSppo, type GenerationLine } from '../sppo/loop.js';
 import type { SppoConfigInput } from '../sppo/config.js';
+import type { PairMode } from '../sppo/pairs.js';
 import { GoldJudge, goldPreference, responseStats } from './gold_judge.js';
 import { summarizeEval } from '../eval/evaluate.js';
 import { createRng } from '../util/rng.js';
@@ -35,6 +36,7 @@ export interface DemoOptions {
   proxy?: string;
   hyper?: Partial<Record<DemoMethod, Hyper>>;
   training?: Partial<typeof DEMO_TRAINING>;
+  pairs?: PairMode;
   methods?: DemoMethod[];
   /** Iterations and prompts per iteration (default demoSizes'); beyond the 3 x 416 distinct prompts the family has room for, prompts repeat. */
   iterations?: number;
@@ -79,6 +81,13 @@ export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
 export const QUICK_HYPER: Hyper = { lr: 1e-3, beta: 0.05 };
 
 export const DEMO_GENERATION = { k: 5, temperature: 1, topP: 1, maxNewTokens: 24, batchSize: 32 };
+
+/**
+ * Training pairs per prompt (`pairs` of the run configuration): 'ranked', best with worst and second best with
+ * second worst (4 of the K = 5 samples), for every method. With best-worst pairs alone SPPO's style mix drifted
+ * from the gold equilibrium (docs/demo.md, "Style equilibrium", experiments 17-19).
+ */
+export const DEMO_PAIRS: PairMode = 'ranked';
 
 function writeJsonl(path: string, rows: unknown[]): void {
   writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
@@ -149,6 +158,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const methods: DemoMethod[] = o.methods ?? (o.baselines ? ['sppo', 'dpo', 'ipo'] : ['sppo']);
   const hyper: Record<DemoMethod, Hyper> = { ...(o.quick ? { sppo: QUICK_HYPER, dpo: QUICK_HYPER, ipo: QUICK_HYPER } : DEMO_HYPER), ...o.hyper };
   const training = { ...DEMO_TRAINING, ...o.training };
+  const pairs = o.pairs ?? DEMO_PAIRS;
 
   // Prompts: the held-out evaluation prompts, and the training prompts of the iterations (their own stream).
   const held = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, size.evalCount);
@@ -180,6 +190,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       device: 'cpu',
       refLogprobs: 'generation',
       judgeChunk: 32,
+      pairs,
       generation: DEMO_GENERATION,
       training: { loss: method, ...training, ...hyper[method] },
       eval: { count: held.length, prompts: join(out, 'eval-prompts.jsonl'), temperature: 1, topP: 1, batchSize: 64 },
@@ -215,7 +226,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const table = formatTable(rows, details);
-  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, generation: DEMO_GENERATION, training, hyper, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
+  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, generation: DEMO_GENERATION, pairs, training, hyper, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
   const html = await reportHtml({
     title: `sppo demo: ${methods.join(', ').toUpperCase()} on the task family (${size.iterations} iteration${size.iterations > 1 ? 's' : ''}, K = ${DEMO_GENERATION.k})`,
     rows: [...rows, ...averageRows.map((r) => ({ ...r, method: averageLabel(r.method) }))],
@@ -224,7 +235,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     notes: [
       `Judge during training: the proxy pairwise model demo/proxy-judge; evaluation: the gold judge (docs/demo.md), on ${held.length} held-out prompts, against the starter's responses.`,
       `Win rate: mean P(model > starter) with its standard error; LC: AlpacaEval 2.0's length-controlled win rate (dashed line in the first chart).`,
-      `Same prompts, samples per prompt, judge and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings, one iteration each, scored on validation prompts, never the held-out ones)`}.`,
+      `Same prompts, samples per prompt, judge, training pairs (${pairs === 'ranked' ? 'ranked: best with worst, second best with second worst' : 'best with worst'}) and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings, one iteration each, scored on validation prompts, never the held-out ones)`}.`,
       `"METHOD avg": the average iterate, the uniform mixture of the policies of iterations 1..t, sampled per held-out prompt (one iteration drawn per prompt; SPPO's guarantee is about this policy); the other rows are the last iterate.`,
       `Style exploitability: 2 max_j P(j > mix) - 1 for the mix of answer styles on the held-out prompts, in the gold judge's style game (its 0.7 cycle, 0.8 against 'other', and its length term at each style's mean measured length; "pure cycle": the style term alone, equilibrium 1/3 each); 0 at the game's equilibrium, solved by the game lab's solver (src/demo/style_game.ts).`,
       `Wall time ${seconds.toFixed(0)} s.`,
@@ -247,7 +258,7 @@ export interface SearchPoint extends Hyper {
  * prompts. The samples and the proxy judge's verdicts of that iteration do not depend on lr or beta: they are
  * made once and shared. Writes OUT/search.json; returns the points and the best per method.
  */
-export async function runSearch(o: { root: string; out: string; fresh?: boolean; progress?: boolean; log?: (s: string) => void; methods?: DemoMethod[]; proxy?: string }): Promise<{ points: SearchPoint[]; best: Record<string, Hyper>; seconds: number }> {
+export async function runSearch(o: { root: string; out: string; fresh?: boolean; progress?: boolean; log?: (s: string) => void; methods?: DemoMethod[]; proxy?: string; pairs?: PairMode }): Promise<{ points: SearchPoint[]; best: Record<string, Hyper>; seconds: number }> {
   const t0 = performance.now();
   const log = o.log ?? ((s: string) => console.error(s));
   const starter = join(o.root, 'demo', 'starter');
@@ -280,7 +291,7 @@ export async function runSearch(o: { root: string; out: string; fresh?: boolean;
         model: starter, prompts: join(out, 'prompts.jsonl'), runDir,
         judge: { kind: 'pairwise', dir: proxy, batchSize: 64, dtype: 'float32', device: 'cpu' },
         iterations: 1, promptsPerIteration: perIteration, seed: 0, dtype: 'float32', device: 'cpu',
-        refLogprobs: 'generation', judgeChunk: 32, generation: DEMO_GENERATION,
+        refLogprobs: 'generation', judgeChunk: 32, pairs: o.pairs ?? DEMO_PAIRS, generation: DEMO_GENERATION,
         training: { loss: method, ...DEMO_TRAINING, ...h },
         eval: { count: valid.length, prompts: join(out, 'valid-prompts.jsonl'), temperature: 1, topP: 1, batchSize: 64 },
       };

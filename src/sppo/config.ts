@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { PAIR_MODES } from './pairs.js';
 import { deviceSchema, judgeSpecSchema, MODEL_DTYPES, type JudgeSpec } from '../judge/spec.js';
 import { lossTypeSchema } from './losses.js';
 
@@ -152,6 +153,12 @@ export const configSchema = z
      * renders it up to the assistant turn: what the official SPPO pipeline hands PairRM).
      */
     judgePromptFormat: z.enum(['plain', 'template']).default('plain'),
+    /**
+     * Training pairs per prompt (src/sppo/pairs.ts): 'best-worst' (one: the highest and the lowest win rate, the
+     * paper's practice) or 'ranked' (best with worst, second best with second worst, ...). Optional without a
+     * default so that run directories started before it existed resume unchanged; absent = 'best-worst'.
+     */
+    pairs: z.enum(PAIR_MODES).optional(),
     generation: generationSchema.prefault({}),
     training: trainingSchema.prefault({}),
     eval: evalSchema.prefault({}),

@@ -5,6 +5,9 @@
 // log(pi/pi_t) of y_w and y_l towards eta * (P^ - 1/2)) together with P(y_w > y_l) = M[w][l]
 // (used by the `sppo_single` variant).
 //
+// Ranked mode (`selectPairs` with mode 'ranked'): the responses paired from the outside in by win rate,
+// best with worst, then second best with second worst, ...; the first pair is the pair mode's.
+//
 // All-responses mode (`allResponses: true`): every response is a target with its own win rate.
 //
 // Ties (win rates within `tieTolerance`) are broken uniformly at random with a generator seeded by
@@ -96,47 +99,65 @@ function allTied(wr: Float64Array, tol: number): boolean {
 
 /** Chosen / rejected pair for one prompt (see module comment). */
 export function selectPair(matrix: PreferenceMatrix, opts: SelectOptions): PreferencePair {
+  return selectPairs(matrix, { ...opts, mode: 'best-worst' })[0]!;
+}
+
+/**
+ * How many pairs a prompt gives: 'best-worst' (the paper's practice, one pair: highest and lowest win rate) or
+ * 'ranked' (the responses paired from the outside in by win rate: best with worst, second best with second worst,
+ * and so on; each response in at most one pair, the middle one of an odd K left out; the first pair is
+ * 'best-worst''s own). With the `sppo` loss, which regresses each response of a pair on its own target, 'ranked'
+ * trains on K - (K mod 2) responses per prompt, nearer Algorithm 1 of the paper (every sample with its win rate).
+ */
+export const PAIR_MODES = ['best-worst', 'ranked'] as const;
+export type PairMode = (typeof PAIR_MODES)[number];
+
+/** The pairs of one prompt under `mode` (see PairMode); degenerate pairs are marked, not dropped. */
+export function selectPairs(matrix: PreferenceMatrix, opts: SelectOptions & { mode: PairMode }): PreferencePair[] {
   const wr = winRates(matrix, opts);
   const k = wr.length;
   const tol = checkOptions(k, opts);
   const base = { kind: 'pair' as const, promptIndex: opts.promptIndex, ...(opts.promptId !== undefined ? { promptId: opts.promptId } : {}), winRates: wr };
   if (k < 2) {
-    return { ...base, chosen: 0, rejected: 0, chosenWinRate: wr[0]!, rejectedWinRate: wr[0]!, chosenOverRejected: 0.5, degenerate: true, degenerateReason: 'single-response' };
+    return [{ ...base, chosen: 0, rejected: 0, chosenWinRate: wr[0]!, rejectedWinRate: wr[0]!, chosenOverRejected: 0.5, degenerate: true, degenerateReason: 'single-response' }];
   }
-  let max = -Infinity;
-  let min = Infinity;
-  for (const v of wr) {
-    max = Math.max(max, v);
-    min = Math.min(min, v);
-  }
-  const rng = createRng(opts.seed, opts.promptIndex);
-  const top: number[] = [];
-  for (let i = 0; i < k; i++) if (wr[i]! >= max - tol) top.push(i);
-  const chosen = top[rng.int(top.length)]!;
-
-  let bottom: number[] = [];
-  for (let i = 0; i < k; i++) if (i !== chosen && wr[i]! <= min + tol) bottom.push(i);
   const texts = opts.responses;
-  if (texts !== undefined) {
-    const differing = bottom.filter((i) => texts[i] !== texts[chosen]);
-    if (differing.length > 0) bottom = differing;
+  const rng = createRng(opts.seed, opts.promptIndex);
+  const pairs: PreferencePair[] = [];
+  let pool = Array.from({ length: k }, (_, i) => i);
+  while (pool.length >= 2) {
+    let max = -Infinity;
+    let min = Infinity;
+    for (const i of pool) {
+      max = Math.max(max, wr[i]!);
+      min = Math.min(min, wr[i]!);
+    }
+    const top = pool.filter((i) => wr[i]! >= max - tol);
+    const chosen = top[rng.int(top.length)]!;
+    let bottom = pool.filter((i) => i !== chosen && wr[i]! <= min + tol);
+    if (texts !== undefined) {
+      const differing = bottom.filter((i) => texts[i] !== texts[chosen]);
+      if (differing.length > 0) bottom = differing;
+    }
+    const rejected = bottom[rng.int(bottom.length)]!;
+
+    let degenerateReason: DegenerateReason | undefined;
+    if (pairs.length === 0 && allTied(wr, tol) && allTextsIdentical(texts)) degenerateReason = 'all-identical';
+    else if (texts !== undefined && texts[chosen] === texts[rejected]) degenerateReason = 'identical-pair';
+    pairs.push({
+      ...base,
+      chosen,
+      rejected,
+      chosenWinRate: wr[chosen]!,
+      rejectedWinRate: wr[rejected]!,
+      chosenOverRejected: matrix[chosen]![rejected]!,
+      degenerate: degenerateReason !== undefined,
+      ...(degenerateReason !== undefined ? { degenerateReason } : {}),
+    });
+    if (opts.mode === 'best-worst' || degenerateReason === 'all-identical') break;
+    pool = pool.filter((i) => i !== chosen && i !== rejected);
   }
-  const rejected = bottom[rng.int(bottom.length)]!;
-
-  let degenerateReason: DegenerateReason | undefined;
-  if (allTied(wr, tol) && allTextsIdentical(texts)) degenerateReason = 'all-identical';
-  else if (texts !== undefined && texts[chosen] === texts[rejected]) degenerateReason = 'identical-pair';
-
-  return {
-    ...base,
-    chosen,
-    rejected,
-    chosenWinRate: wr[chosen]!,
-    rejectedWinRate: wr[rejected]!,
-    chosenOverRejected: matrix[chosen]![rejected]!,
-    degenerate: degenerateReason !== undefined,
-    ...(degenerateReason !== undefined ? { degenerateReason } : {}),
-  };
+  return pairs;
 }
 
 /** Every response with its own win rate as target (the `allResponses: true` mode). */

@@ -1,9 +1,10 @@
-// Stage 3, pairs: per prompt, the chosen and rejected responses (highest / lowest win rate, src/sppo/pairs.ts)
+// Stage 3, pairs: per prompt, the chosen and rejected responses (highest / lowest win rate, src/sppo/pairs.ts;
+// with `pairs: ranked` also the next pairs inwards, one line each)
 // with their token ids, win-rate targets and reference log-probs (iter-t/pairs.jsonl); the training examples.
 import { existsSync } from 'node:fs';
 import { mixSeed } from '../../util/rng.js';
 import { readJsonl, RunDirError, writeJsonlAtomic } from '../run_dir.js';
-import { selectPair } from '../pairs.js';
+import { selectPairs } from '../pairs.js';
 import type { TrainExample } from '../trainer.js';
 import { idOf, isLeader, SEED_PAIRS, type GenerationLine, type PairLine, type PreferenceLine, type StageContext } from './context.js';
 
@@ -23,27 +24,30 @@ export function pairsIteration(ctx: StageContext, input: PairsInput): PairLine[]
   const pairsPath = rd.path(t, 'pairs.jsonl');
   if (existsSync(pairsPath)) return readJsonl<PairLine>(pairsPath);
   const byIndex = new Map(used.map((g) => [g.index, g]));
-  const pairs: PairLine[] = prefs.map((p) => {
+  const mode = cfg.pairs ?? 'best-worst';
+  const pairs: PairLine[] = prefs.flatMap((p) => {
     const g = byIndex.get(p.index);
     if (!g) throw new RunDirError(`${rd.path(t, 'preferences.jsonl')}: prompt #${p.index} is not in ${rd.path(t, 'generations.jsonl')}`);
-    const sel = selectPair(p.matrix, { seed: mixSeed(cfg.seed, t, SEED_PAIRS), promptIndex: p.index, responses: g.responses.map((r) => r.text), ...(p.id !== undefined ? { promptId: p.id } : {}) });
-    const w = g.responses[sel.chosen]!;
-    const l = g.responses[sel.rejected]!;
-    return {
-      index: p.index,
-      ...idOf(p),
-      chosen: sel.chosen,
-      rejected: sel.rejected,
-      chosen_win_rate: sel.chosenWinRate,
-      rejected_win_rate: sel.rejectedWinRate,
-      chosen_over_rejected: sel.chosenOverRejected,
-      degenerate: sel.degenerate,
-      ...(sel.degenerateReason ? { degenerate_reason: sel.degenerateReason } : {}),
-      prompt_ids: g.prompt_ids,
-      chosen_ids: w.token_ids,
-      rejected_ids: l.token_ids,
-      ...(refSource === 'generation' ? { chosen_ref_logprob: w.logprob, rejected_ref_logprob: l.logprob } : {}),
-    };
+    const sels = selectPairs(p.matrix, { mode, seed: mixSeed(cfg.seed, t, SEED_PAIRS), promptIndex: p.index, responses: g.responses.map((r) => r.text), ...(p.id !== undefined ? { promptId: p.id } : {}) });
+    return sels.map((sel): PairLine => {
+      const w = g.responses[sel.chosen]!;
+      const l = g.responses[sel.rejected]!;
+      return {
+        index: p.index,
+        ...idOf(p),
+        chosen: sel.chosen,
+        rejected: sel.rejected,
+        chosen_win_rate: sel.chosenWinRate,
+        rejected_win_rate: sel.rejectedWinRate,
+        chosen_over_rejected: sel.chosenOverRejected,
+        degenerate: sel.degenerate,
+        ...(sel.degenerateReason ? { degenerate_reason: sel.degenerateReason } : {}),
+        prompt_ids: g.prompt_ids,
+        chosen_ids: w.token_ids,
+        rejected_ids: l.token_ids,
+        ...(refSource === 'generation' ? { chosen_ref_logprob: w.logprob, rejected_ref_logprob: l.logprob } : {}),
+      };
+    });
   });
   // Every rank computes the same pairs (no randomness beyond the seeded tie-breaks); rank 0 writes them.
   if (isLeader(ctx)) writeJsonlAtomic(pairsPath, pairs);

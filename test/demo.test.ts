@@ -48,6 +48,16 @@ test('sppo demo --quick: end to end, summary.json rows finite and in range, repo
     }
   }
   assert.match(r.table, /sppo\s+1\s+/);
+  // The demo's training pairs: ranked (DEMO_PAIRS), two per prompt from K = 5 samples (one where all five are the same text).
+  const settings = (JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { settings: { pairs: string } }).settings;
+  assert.equal(settings.pairs, 'ranked');
+  const perPrompt = new Map<number, number>();
+  for (const l of readFileSync(join(out, 'sppo/iter-1/pairs.jsonl'), 'utf8').trim().split('\n')) {
+    const i = (JSON.parse(l) as { index: number }).index;
+    perPrompt.set(i, (perPrompt.get(i) ?? 0) + 1);
+  }
+  assert.equal(perPrompt.size, 16);
+  assert.ok([...perPrompt.values()].every((n) => n === 1 || n === 2) && [...perPrompt.values()].some((n) => n === 2), JSON.stringify([...perPrompt]));
   // the held-out prompts never appear among the training prompts
   const heldOut = new Set(readFileSync(join(out, 'eval-prompts.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { prompt: string }).prompt));
   for (const l of readFileSync(join(out, 'prompts.jsonl'), 'utf8').trim().split('\n')) assert.ok(!heldOut.has((JSON.parse(l) as { prompt: string }).prompt));

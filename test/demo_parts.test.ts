@@ -10,7 +10,7 @@ import { goldPreference, goldVerdict, isCorrect, responseStats } from '../src/de
 import { DEMO_STYLES, DEMO_STYLES_EQUILIBRIUM, demonstrations, parseStyleShares } from '../src/demo/demonstrations.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_PROXY, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from '../src/demo/constants.js';
 import { evaluatePolicy, formatPolicyEval } from '../src/demo/policy_eval.js';
-import { averageIterate, DEMO_HYPER, SEARCH_GRID } from '../src/demo/run.js';
+import { averageIterate, DEMO_HYPER, pickSetting, SEARCH_GRID } from '../src/demo/run.js';
 import { existsSync } from 'node:fs';
 import { projectRoot } from './helpers/fixtures.js';
 import { chartSpecs, formatTable, reportHtml } from '../src/demo/report.js';
@@ -160,6 +160,18 @@ test('validation prompts of the search: their own stream, never a held-out promp
   assert.equal(valid.length, VALID_COUNT);
   for (const t of valid) assert.ok(!heldSet.has(t.prompt), t.prompt);
   for (const m of ['sppo', 'dpo', 'ipo'] as const) assert.ok(SEARCH_GRID.some((h) => h.lr === DEMO_HYPER[m].lr && h.beta === DEMO_HYPER[m].beta), `${m}: a grid point`);
+});
+
+test("the search's choice: the smallest step within one standard error of the best point", () => {
+  const pt = (lr: number, beta: number, win_rate: number, win_rate_se = 0.015) => ({ lr, beta, win_rate, win_rate_se });
+  // best 1e-3 (0.606 +- 0.015): 5e-4 (0.599) is within one SE and the smaller lr; 2e-4 (0.578) is not.
+  assert.deepEqual(pickSetting([pt(2e-4, 0.05, 0.578), pt(5e-4, 0.05, 0.599), pt(1e-3, 0.05, 0.606), pt(1e-3, 0.2, 0.551)]), { lr: 5e-4, beta: 0.05 });
+  // same lr within one SE: the larger beta (the stronger pull towards pi_t)
+  assert.deepEqual(pickSetting([pt(1e-4, 0.05, 0.55), pt(1e-4, 0.2, 0.56, 0.013)]), { lr: 1e-4, beta: 0.2 });
+  assert.deepEqual(pickSetting([pt(1e-4, 0.05, 0.556, 0.013), pt(1e-4, 0.2, 0.545), pt(2e-4, 0.2, 0.566, 0.012)]), { lr: 1e-4, beta: 0.05 });
+  // nothing within one SE: the best point itself
+  assert.deepEqual(pickSetting([pt(1e-4, 0.05, 0.5, 0.01), pt(5e-4, 0.2, 0.6, 0.01)]), { lr: 5e-4, beta: 0.2 });
+  assert.throws(() => pickSetting([]), /no search points/);
 });
 
 const starterDir = join(projectRoot, 'demo', 'starter');

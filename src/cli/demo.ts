@@ -42,7 +42,8 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
                     --style-pairs adds each styled sample against the same answer in the two other styles
   search            the hyper-parameter search, the same for every method: each lr x beta of the grid, one
                     iteration of 416 training prompts, scored by the gold judge on validation prompts (never the
-                    held-out ones); writes OUT/search.json (OUT: runs/demo-search) and prints the best per method
+                    held-out ones); writes OUT/search.json (OUT: runs/demo-search) and prints the choice per method
+                    (the smallest step within one standard error of the best point)
   policy-eval       K samples (temperature 1) per held-out prompt (the first N of the 256): the gold judge's
                     correctness of a sample and pass@K, per task kind, and the style shares
   style-game        the gold style game at the starter's style lengths (from --summary, a demo's summary.json;
@@ -128,7 +129,7 @@ async function search(argv: string[]): Promise<void> {
   const r = await runSearch({ root, out: v.out ?? join('runs', 'demo-search'), fresh: v.fresh ?? false, progress: false, methods, proxy: v.proxy });
   console.log('| method | lr | beta | validation win rate (%) ± SE | correct (%) |\n| --- | --- | --- | --- | --- |');
   for (const p of r.points) console.log(`| ${p.method} | ${p.lr} | ${p.beta} | ${(100 * p.win_rate).toFixed(1)} ± ${(100 * p.win_rate_se).toFixed(1)} | ${(100 * p.correct).toFixed(1)} |`);
-  console.log(`best: ${JSON.stringify(r.best)} (${r.seconds.toFixed(0)} s)`);
+  console.log(`chosen (the smallest step within one standard error of the best point): ${JSON.stringify(r.best)} (${r.seconds.toFixed(0)} s)`);
 }
 
 async function demo(argv: string[]): Promise<void> {

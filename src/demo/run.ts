@@ -37,6 +37,8 @@ export interface DemoOptions {
   hyper?: Partial<Record<DemoMethod, Hyper>>;
   training?: Partial<typeof DEMO_TRAINING>;
   pairs?: PairMode;
+  /** The runs' seed (sampling, pair tie-breaks, training order); default 0. */
+  seed?: number;
   methods?: DemoMethod[];
   /** Iterations and prompts per iteration (default demoSizes'); beyond the 3 x 416 distinct prompts the family has room for, prompts repeat. */
   iterations?: number;
@@ -67,11 +69,11 @@ export interface Hyper {
  */
 export const SEARCH_GRID: Hyper[] = [1e-4, 2e-4, 5e-4, 1e-3].flatMap((lr) => [0.05, 0.2].map((beta) => ({ lr, beta })));
 
-/** The settings `sppo demo search` picked for each method (docs/demo.md has its table). */
+/** The settings `sppo demo search` picked for each method (pickSetting; docs/demo.md has its table). */
 export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
-  sppo: { lr: 5e-4, beta: 0.05 },
-  dpo: { lr: 2e-4, beta: 0.2 },
-  ipo: { lr: 2e-4, beta: 0.2 },
+  sppo: { lr: 2e-4, beta: 0.05 },
+  dpo: { lr: 1e-4, beta: 0.2 },
+  ipo: { lr: 1e-4, beta: 0.2 },
 };
 
 /**
@@ -185,7 +187,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       judge: { kind: 'pairwise', dir: proxy, batchSize: 64, dtype: 'float32', device: 'cpu' },
       iterations: size.iterations,
       promptsPerIteration: size.perIteration,
-      seed: 0,
+      seed: o.seed ?? 0,
       dtype: 'float32',
       device: 'cpu',
       refLogprobs: 'generation',
@@ -253,10 +255,24 @@ export interface SearchPoint extends Hyper {
 }
 
 /**
+ * The search's choice for one method, by the one-standard-error rule: among the points whose validation win rate
+ * is within one standard error of the best one's, the smallest step (the smallest lr, then the largest beta, i.e.
+ * the strongest pull towards pi_t). One iteration's score cannot tell those points apart (their differences are
+ * within its noise), and the demo runs three: the larger step compounds (docs/demo.md, experiment 21).
+ */
+export function pickSetting(points: ReadonlyArray<Pick<SearchPoint, 'lr' | 'beta' | 'win_rate' | 'win_rate_se'>>): Hyper {
+  if (points.length === 0) throw new Error('pickSetting: no search points');
+  const top = points.reduce((x, y) => (y.win_rate > x.win_rate ? y : x));
+  const near = points.filter((p) => p.win_rate >= top.win_rate - top.win_rate_se);
+  const b = near.reduce((x, y) => (y.lr < x.lr || (y.lr === x.lr && y.beta > x.beta) ? y : x));
+  return { lr: b.lr, beta: b.beta };
+}
+
+/**
  * The hyper-parameter search (`sppo demo search`): every method x every SEARCH_GRID point, one iteration on
  * the demo's first 416 training prompts, evaluated by the gold judge against the starter on the validation
  * prompts. The samples and the proxy judge's verdicts of that iteration do not depend on lr or beta: they are
- * made once and shared. Writes OUT/search.json; returns the points and the best per method.
+ * made once and shared. Writes OUT/search.json; returns the points and the choice per method (pickSetting).
  */
 export async function runSearch(o: { root: string; out: string; fresh?: boolean; progress?: boolean; log?: (s: string) => void; methods?: DemoMethod[]; proxy?: string; pairs?: PairMode }): Promise<{ points: SearchPoint[]; best: Record<string, Hyper>; seconds: number }> {
   const t0 = performance.now();
@@ -306,10 +322,7 @@ export async function runSearch(o: { root: string; out: string; fresh?: boolean;
     }
   }
   const best: Record<string, Hyper> = {};
-  for (const m of new Set(points.map((p) => p.method))) {
-    const b = points.filter((p) => p.method === m).reduce((x, y) => (y.win_rate > x.win_rate ? y : x));
-    best[m] = { lr: b.lr, beta: b.beta };
-  }
+  for (const m of new Set(points.map((p) => p.method))) best[m] = pickSetting(points.filter((p) => p.method === m));
   const seconds = (performance.now() - t0) / 1000;
   writeFileSync(join(out, 'search.json'), JSON.stringify({ grid: SEARCH_GRID, points, best, seconds }, null, 2) + '\n');
   return { points, best, seconds };

@@ -86,8 +86,8 @@ export const DEMO_GENERATION = { k: 5, temperature: 1, topP: 1, maxNewTokens: 24
 
 /**
  * Training pairs per prompt (`pairs` of the run configuration): 'ranked', best with worst and second best with
- * second worst (4 of the K = 5 samples), for every method. With best-worst pairs alone SPPO's style mix drifted
- * from the gold equilibrium (docs/demo.md, "Style equilibrium", experiments 17-19).
+ * second worst (4 of the K = 5 samples), for every method: more of each iteration's samples, each (with the sppo
+ * loss) on its own win rate (docs/demo.md, "Style equilibrium", experiments 18-22).
  */
 export const DEMO_PAIRS: PairMode = 'ranked';
 

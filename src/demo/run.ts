@@ -91,6 +91,33 @@ export const DEMO_GENERATION = { k: 5, temperature: 1, topP: 1, maxNewTokens: 24
  */
 export const DEMO_PAIRS: PairMode = 'ranked';
 
+/**
+ * One method's `sppo run` configuration, as the demo and its search run it: the starter trained on CPU in float32
+ * with the proxy judge, the demo's sampling, reference log-probs from generation, one evaluation response per prompt.
+ */
+function demoRunConfig(c: {
+  starter: string; proxy: string; prompts: string; runDir: string; iterations: number; perIteration: number;
+  seed: number; pairs: PairMode; training: SppoConfigInput['training']; evalCount: number; evalPrompts: string;
+}): SppoConfigInput {
+  return {
+    model: c.starter,
+    prompts: c.prompts,
+    runDir: c.runDir,
+    judge: { kind: 'pairwise', dir: c.proxy, batchSize: 64, dtype: 'float32', device: 'cpu' },
+    iterations: c.iterations,
+    promptsPerIteration: c.perIteration,
+    seed: c.seed,
+    dtype: 'float32',
+    device: 'cpu',
+    refLogprobs: 'generation',
+    judgeChunk: 32,
+    pairs: c.pairs,
+    generation: DEMO_GENERATION,
+    training: c.training,
+    eval: { count: c.evalCount, prompts: c.evalPrompts, temperature: 1, topP: 1, batchSize: 64 },
+  };
+}
+
 function writeJsonl(path: string, rows: unknown[]): void {
   writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
 }
@@ -180,23 +207,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const timings: Record<string, Record<string, number>> = {};
   for (const method of methods) {
     const runDir = join(out, method);
-    const cfg: SppoConfigInput = {
-      model: starter,
-      prompts: join(out, 'prompts.jsonl'),
-      runDir,
-      judge: { kind: 'pairwise', dir: proxy, batchSize: 64, dtype: 'float32', device: 'cpu' },
-      iterations: size.iterations,
-      promptsPerIteration: size.perIteration,
-      seed: o.seed ?? 0,
-      dtype: 'float32',
-      device: 'cpu',
-      refLogprobs: 'generation',
-      judgeChunk: 32,
-      pairs,
-      generation: DEMO_GENERATION,
-      training: { loss: method, ...training, ...hyper[method] },
-      eval: { count: held.length, prompts: join(out, 'eval-prompts.jsonl'), temperature: 1, topP: 1, batchSize: 64 },
-    };
+    const cfg = demoRunConfig({
+      starter, proxy, prompts: join(out, 'prompts.jsonl'), runDir, iterations: size.iterations, perIteration: size.perIteration,
+      seed: o.seed ?? 0, pairs, training: { loss: method, ...training, ...hyper[method] }, evalCount: held.length, evalPrompts: join(out, 'eval-prompts.jsonl'),
+    });
     log(`sppo demo: ${method} -> ${runDir}`);
     const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log });
     // Iteration 0: the starter against itself (its own held-out responses): 1/2 by construction.
@@ -303,14 +317,10 @@ export async function runSearch(o: { root: string; out: string; fresh?: boolean;
           copyFileSync(join(first, f), join(runDir, f));
         }
       }
-      const cfg: SppoConfigInput = {
-        model: starter, prompts: join(out, 'prompts.jsonl'), runDir,
-        judge: { kind: 'pairwise', dir: proxy, batchSize: 64, dtype: 'float32', device: 'cpu' },
-        iterations: 1, promptsPerIteration: perIteration, seed: 0, dtype: 'float32', device: 'cpu',
-        refLogprobs: 'generation', judgeChunk: 32, pairs: o.pairs ?? DEMO_PAIRS, generation: DEMO_GENERATION,
-        training: { loss: method, ...DEMO_TRAINING, ...h },
-        eval: { count: valid.length, prompts: join(out, 'valid-prompts.jsonl'), temperature: 1, topP: 1, batchSize: 64 },
-      };
+      const cfg = demoRunConfig({
+        starter, proxy, prompts: join(out, 'prompts.jsonl'), runDir, iterations: 1, perIteration,
+        seed: 0, pairs: o.pairs ?? DEMO_PAIRS, training: { loss: method, ...DEMO_TRAINING, ...h }, evalCount: valid.length, evalPrompts: join(out, 'valid-prompts.jsonl'),
+      });
       const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log: () => {} });
       first ??= runDir;
       const ev = res.iterations[0]!.eval!;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runDemo } from '../src/demo/run.js';
+import { DEMO_GENERATION, runDemo } from '../src/demo/run.js';
 import { reportHtml, chartSpecs } from '../src/demo/report.js';
 import { projectRoot } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
@@ -51,6 +51,8 @@ test('sppo demo --quick: end to end, summary.json rows finite and in range, repo
   // The demo's training pairs: ranked (DEMO_PAIRS), two per prompt from K = 5 samples (one where all five are the same text).
   const settings = (JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { settings: { pairs: string } }).settings;
   assert.equal(settings.pairs, 'ranked');
+  const runCfg = (JSON.parse(readFileSync(join(out, 'sppo/run.json'), 'utf8')) as { config: { generation: Record<string, number> } }).config;
+  for (const k of ['k', 'temperature', 'topP', 'maxNewTokens'] as const) assert.equal(runCfg.generation[k], DEMO_GENERATION[k], k);
   const perPrompt = new Map<number, number>();
   for (const l of readFileSync(join(out, 'sppo/iter-1/pairs.jsonl'), 'utf8').trim().split('\n')) {
     const i = (JSON.parse(l) as { index: number }).index;
@@ -62,6 +64,20 @@ test('sppo demo --quick: end to end, summary.json rows finite and in range, repo
   const heldOut = new Set(readFileSync(join(out, 'eval-prompts.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { prompt: string }).prompt));
   for (const l of readFileSync(join(out, 'prompts.jsonl'), 'utf8').trim().split('\n')) assert.ok(!heldOut.has((JSON.parse(l) as { prompt: string }).prompt));
   quickReport = html;
+  removeDir(out);
+});
+
+test('sppo demo: the training samples\' generation settings can be changed (experiments), evaluation stays at temperature 1', { skip: skipModels, timeout: 300_000 }, async () => {
+  const out = tempDir('demo-quick-gen');
+  await runDemo({ root: projectRoot, out, quick: true, fresh: true, progress: false, log: () => {}, generation: { temperature: 0.7, topP: 0.9 } });
+  const cfg = (JSON.parse(readFileSync(join(out, 'sppo/run.json'), 'utf8')) as { config: { generation: Record<string, number>; eval: Record<string, number> } }).config;
+  assert.equal(cfg.generation.temperature, 0.7);
+  assert.equal(cfg.generation.topP, 0.9);
+  assert.equal(cfg.generation.k, DEMO_GENERATION.k);
+  assert.equal(cfg.eval.temperature, 1);
+  assert.equal(cfg.eval.topP, 1);
+  const settings = (JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { settings: { generation: Record<string, number> } }).settings;
+  assert.deepEqual(settings.generation, { ...DEMO_GENERATION, temperature: 0.7, topP: 0.9 });
   removeDir(out);
 });
 

@@ -43,6 +43,8 @@ export interface DemoOptions {
   /** Iterations and prompts per iteration (default demoSizes'); beyond the 3 x 416 distinct prompts the family has room for, prompts repeat. */
   iterations?: number;
   perIteration?: number;
+  /** Sampling of the training responses (default DEMO_GENERATION); evaluation always samples at temperature 1. */
+  generation?: Partial<DemoGeneration>;
 }
 
 /** The budget of a full and of a quick run. */
@@ -82,7 +84,8 @@ export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
  */
 export const QUICK_HYPER: Hyper = { lr: 1e-3, beta: 0.05 };
 
-export const DEMO_GENERATION = { k: 5, temperature: 1, topP: 1, maxNewTokens: 24, batchSize: 32 };
+export interface DemoGeneration { k: number; temperature: number; topP: number; maxNewTokens: number; batchSize: number }
+export const DEMO_GENERATION: DemoGeneration = { k: 5, temperature: 1, topP: 1, maxNewTokens: 24, batchSize: 32 };
 
 /**
  * Training pairs per prompt (`pairs` of the run configuration): 'ranked', best with worst and second best with
@@ -98,6 +101,7 @@ export const DEMO_PAIRS: PairMode = 'ranked';
 function demoRunConfig(c: {
   starter: string; proxy: string; prompts: string; runDir: string; iterations: number; perIteration: number;
   seed: number; pairs: PairMode; training: SppoConfigInput['training']; evalCount: number; evalPrompts: string;
+  generation: DemoGeneration;
 }): SppoConfigInput {
   return {
     model: c.starter,
@@ -112,7 +116,7 @@ function demoRunConfig(c: {
     refLogprobs: 'generation',
     judgeChunk: 32,
     pairs: c.pairs,
-    generation: DEMO_GENERATION,
+    generation: c.generation,
     training: c.training,
     eval: { count: c.evalCount, prompts: c.evalPrompts, temperature: 1, topP: 1, batchSize: 64 },
   };
@@ -188,6 +192,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const hyper: Record<DemoMethod, Hyper> = { ...(o.quick ? { sppo: QUICK_HYPER, dpo: QUICK_HYPER, ipo: QUICK_HYPER } : DEMO_HYPER), ...o.hyper };
   const training = { ...DEMO_TRAINING, ...o.training };
   const pairs = o.pairs ?? DEMO_PAIRS;
+  const generation: DemoGeneration = { ...DEMO_GENERATION, ...o.generation };
 
   // Prompts: the held-out evaluation prompts, and the training prompts of the iterations (their own stream).
   const held = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, size.evalCount);
@@ -196,7 +201,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const toRow = (t: Task): { prompt: string; kind: string } => ({ prompt: t.prompt, kind: t.kind });
   writeJsonl(join(out, 'prompts.jsonl'), train.map(toRow));
   writeJsonl(join(out, 'eval-prompts.jsonl'), held.map(toRow));
-  log(`sppo demo: ${methods.join(', ')}; ${size.iterations} iteration(s) x ${size.perIteration} prompts, K = ${DEMO_GENERATION.k}; ${held.length} held-out prompts; judge: proxy ${proxy}; evaluation: gold judge`);
+  log(`sppo demo: ${methods.join(', ')}; ${size.iterations} iteration(s) x ${size.perIteration} prompts, K = ${generation.k}; ${held.length} held-out prompts; judge: proxy ${proxy}; evaluation: gold judge`);
 
   const gold = new GoldJudge();
   const rows: SummaryRow[] = [];
@@ -209,7 +214,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const runDir = join(out, method);
     const cfg = demoRunConfig({
       starter, proxy, prompts: join(out, 'prompts.jsonl'), runDir, iterations: size.iterations, perIteration: size.perIteration,
-      seed: o.seed ?? 0, pairs, training: { loss: method, ...training, ...hyper[method] }, evalCount: held.length, evalPrompts: join(out, 'eval-prompts.jsonl'),
+      seed: o.seed ?? 0, pairs, training: { loss: method, ...training, ...hyper[method] }, evalCount: held.length, evalPrompts: join(out, 'eval-prompts.jsonl'), generation,
     });
     log(`sppo demo: ${method} -> ${runDir}`);
     const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log });
@@ -242,9 +247,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const table = formatTable(rows, details);
-  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, generation: DEMO_GENERATION, pairs, training, hyper, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
+  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, generation, pairs, training, hyper, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
   const html = await reportHtml({
-    title: `sppo demo: ${methods.join(', ').toUpperCase()} on the task family (${size.iterations} iteration${size.iterations > 1 ? 's' : ''}, K = ${DEMO_GENERATION.k})`,
+    title: `sppo demo: ${methods.join(', ').toUpperCase()} on the task family (${size.iterations} iteration${size.iterations > 1 ? 's' : ''}, K = ${generation.k})`,
     rows: [...rows, ...averageRows.map((r) => ({ ...r, method: averageLabel(r.method) }))],
     details: [...details, ...averageDetails.map((r) => ({ ...r, method: averageLabel(r.method) }))],
     losses,
@@ -288,7 +293,7 @@ export function pickSetting(points: ReadonlyArray<Pick<SearchPoint, 'lr' | 'beta
  * prompts. The samples and the proxy judge's verdicts of that iteration do not depend on lr or beta: they are
  * made once and shared. Writes OUT/search.json; returns the points and the choice per method (pickSetting).
  */
-export async function runSearch(o: { root: string; out: string; fresh?: boolean; progress?: boolean; log?: (s: string) => void; methods?: DemoMethod[]; proxy?: string; pairs?: PairMode }): Promise<{ points: SearchPoint[]; best: Record<string, Hyper>; seconds: number }> {
+export async function runSearch(o: { root: string; out: string; fresh?: boolean; progress?: boolean; log?: (s: string) => void; methods?: DemoMethod[]; proxy?: string; pairs?: PairMode; generation?: Partial<DemoGeneration> }): Promise<{ points: SearchPoint[]; best: Record<string, Hyper>; seconds: number }> {
   const t0 = performance.now();
   const log = o.log ?? ((s: string) => console.error(s));
   const starter = join(o.root, 'demo', 'starter');
@@ -320,6 +325,7 @@ export async function runSearch(o: { root: string; out: string; fresh?: boolean;
       const cfg = demoRunConfig({
         starter, proxy, prompts: join(out, 'prompts.jsonl'), runDir, iterations: 1, perIteration,
         seed: 0, pairs: o.pairs ?? DEMO_PAIRS, training: { loss: method, ...DEMO_TRAINING, ...h }, evalCount: valid.length, evalPrompts: join(out, 'valid-prompts.jsonl'),
+        generation: { ...DEMO_GENERATION, ...o.generation },
       });
       const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log: () => {} });
       first ??= runDir;

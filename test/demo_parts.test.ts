@@ -9,7 +9,7 @@ import { heldOutPrompts, makeTask, parseResponse, render, STYLES, TASK_KINDS, ta
 import { goldPreference, goldVerdict, isCorrect, responseStats } from '../src/demo/gold_judge.js';
 import { DEMO_STYLES, DEMO_STYLES_EQUILIBRIUM, demonstrations, parseStyleShares } from '../src/demo/demonstrations.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_PROXY, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from '../src/demo/constants.js';
-import { evaluatePolicy, formatPolicyEval } from '../src/demo/policy_eval.js';
+import { bestOfK, evaluatePolicy, formatPolicyEval } from '../src/demo/policy_eval.js';
 import { averageIterate, DEMO_HYPER, pickSetting, SEARCH_GRID } from '../src/demo/run.js';
 import { existsSync } from 'node:fs';
 import { projectRoot } from './helpers/fixtures.js';
@@ -184,6 +184,30 @@ test('policy-eval: correctness, pass@K per kind and style shares of the committe
   assert.ok(Math.abs(shares - 1) < 1e-9);
   for (const k of TASK_KINDS) assert.ok(e.byKind[k].correct <= e.byKind[k].passAtK);
   assert.match(formatPolicyEval(e), /pass@3/);
+  assert.equal(e.bestOfK, undefined);
+  // against the starter itself: the best of 3 is correct on exactly the prompts where pass@3 is, and wins at least
+  // as often as one sample would (>= 1/2 in expectation; the bound below allows 3 standard errors of noise)
+  const v = await evaluatePolicy({ model: starterDir, tasks, k: 3, vs: starterDir });
+  assert.ok(v.bestOfK);
+  assert.equal(v.bestOfK.correct, v.passAtK);
+  assert.ok(v.bestOfK.winRate > 0.5 - 3 * v.bestOfK.winRateSe && v.bestOfK.winRate < 1, JSON.stringify(v.bestOfK));
+  assert.match(formatPolicyEval(v), /best of 3 .* gold win rate/);
+});
+
+test('best of K: a correct sample where there is one, judged by the gold judge against the opponent', () => {
+  const add = { kind: 'add' as const, prompt: 'Add 3+5.', answer: '8' };
+  const tasks = [add, add, add];
+  const r = bestOfK(tasks, [['It is 9.', '8', 'Answer: 8'], ['9', 'It is 7.'], ['Answer: 8']], ['It is 9.', '8', 'It is 8.']);
+  // 1: '8' (the first correct) against a wrong answer: 0.95. 2: no correct sample, '9' against a correct one: 0.05.
+  // 3: both correct, formatted against sentence: 0.3 on style + 0.1 * (9 - 8) / 20 on length = 0.305.
+  const p = [0.95, 0.05, 0.305];
+  const mean = (0.95 + 0.05 + 0.305) / 3;
+  assert.ok(Math.abs(r.winRate - mean) <= 1e-12, `${r.winRate}`);
+  assert.ok(Math.abs(r.correct - 2 / 3) <= 1e-12);
+  const se = Math.sqrt(p.reduce((a, x) => a + (x - mean) ** 2, 0) / 2 / 3);
+  assert.ok(Math.abs(r.winRateSe - se) <= 1e-12, `${r.winRateSe} vs ${se}`);
+  assert.throws(() => bestOfK(tasks, [['8']], ['8', '8', '8']), /3 prompts, 1 sample lists/);
+  assert.throws(() => bestOfK([], [], []), /no prompts/);
 });
 
 test('average iterate: one iteration drawn uniformly per prompt, judged by the gold judge against the starter', () => {

@@ -1,5 +1,5 @@
 // `sppo demo`: the demo (npm run demo) and the steps that prepare its committed models.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -23,7 +23,7 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
        sppo demo starter-inputs --dir DIR [--examples N --seed S] [--styles T,S,F,O]
        sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S] [--style-pairs]
        sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo] [--proxy DIR]
-       sppo demo policy-eval --model DIR [--k K --prompts N --seed S]
+       sppo demo policy-eval --model DIR [--k K --prompts N --seed S --vs DIR]
        sppo demo style-game [--summary FILE] [--judge DIR]
 
   run (default)     SPPO (3 iterations, K = 5) of demo/starter with demo/proxy-judge as the judge, each iteration
@@ -45,7 +45,9 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
                     held-out ones); writes OUT/search.json (OUT: runs/demo-search) and prints the choice per method
                     (the smallest step within one standard error of the best point)
   policy-eval       K samples (temperature 1) per held-out prompt (the first N of the 256): the gold judge's
-                    correctness of a sample and pass@K, per task kind, and the style shares
+                    correctness of a sample and pass@K, per task kind, and the style shares; with --vs DIR
+                    (e.g. demo/starter) also the gold win rate of the best of K (a correct sample where there is
+                    one) against one sample of DIR per prompt: the ceiling of reweighting the K samples
   style-game        the gold style game at the starter's style lengths (from --summary, a demo's summary.json;
                     default: the starter's measured mix), its equilibrium and what SPPO's exact update does from
                     the starter for several eta; with --judge DIR, how that judge reads the style cycle
@@ -105,8 +107,11 @@ async function judgeData(argv: string[]): Promise<void> {
 }
 
 async function policyEval(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, k: { type: 'string' }, prompts: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' } } });
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, k: { type: 'string' }, prompts: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' }, vs: { type: 'string' } } });
   if (!v.model) throw new UsageError('--model is required');
+  for (const [flag, dir] of [['--model', v.model], ['--vs', v.vs]] as const) {
+    if (dir !== undefined && !existsSync(join(dir, 'config.json'))) throw new UsageError(`${flag} ${dir}: not a model folder (no config.json)`);
+  }
   const int = (name: string, x: string | undefined, d: number, min: number, max = Infinity): number => {
     const n = x === undefined ? d : Number(x);
     if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got '${x}'`);
@@ -114,7 +119,7 @@ async function policyEval(argv: string[]): Promise<void> {
   };
   const tasks = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, int('prompts', v.prompts, HELD_OUT_COUNT, 1, HELD_OUT_COUNT));
   const t0 = performance.now();
-  const e = await evaluatePolicy({ model: v.model, tasks, k: int('k', v.k, 5, 1), seed: int('seed', v.seed, 0, 0) });
+  const e = await evaluatePolicy({ model: v.model, tasks, k: int('k', v.k, 5, 1), seed: int('seed', v.seed, 0, 0), vs: v.vs });
   console.log(formatPolicyEval(e));
   if (v.json) writeFileSync(v.json, JSON.stringify(e, null, 2) + '\n');
   console.error(`sppo demo policy-eval: ${((performance.now() - t0) / 1000).toFixed(1)} s`);

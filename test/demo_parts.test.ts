@@ -11,7 +11,8 @@ import { DEMO_STYLES, DEMO_STYLES_EQUILIBRIUM, demonstrations, parseStyleShares 
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_PROXY, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from '../src/demo/constants.js';
 import { bestOfK, evaluatePolicy, formatPolicyEval } from '../src/demo/policy_eval.js';
 import { averageIterate, DEMO_HYPER, pickSetting, SEARCH_GRID } from '../src/demo/run.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { sppoCli } from './helpers/cli.js';
 import { projectRoot } from './helpers/fixtures.js';
 import { chartSpecs, formatTable, reportHtml } from '../src/demo/report.js';
 import { syntheticReport } from '../src/demo/synthetic.js';
@@ -192,6 +193,28 @@ test('policy-eval: correctness, pass@K per kind and style shares of the committe
   assert.equal(v.bestOfK.correct, v.passAtK);
   assert.ok(v.bestOfK.winRate > 0.5 - 3 * v.bestOfK.winRateSe && v.bestOfK.winRate < 1, JSON.stringify(v.bestOfK));
   assert.match(formatPolicyEval(v), /best of 3 .* gold win rate/);
+});
+
+test('sppo demo policy-eval: --temperature, --top-p and --vs as a user runs them; bad values name the flag', { skip: existsSync(join(starterDir, 'model.safetensors')) ? false : 'demo/starter is missing' }, () => {
+  const dir = tempDir('policy-eval-cli');
+  const json = join(dir, 'e.json');
+  const ok = sppoCli(['demo', 'policy-eval', '--model', starterDir, '--prompts', '8', '--k', '2', '--temperature', '0.7', '--top-p', '0.9', '--vs', starterDir, '--json', json]);
+  assert.equal(ok.status, 0, ok.stderr);
+  const e = JSON.parse(readFileSync(json, 'utf8')) as { prompts: number; k: number; passAtK: number; bestOfK: { correct: number; winRate: number } };
+  assert.equal(e.prompts, 8);
+  assert.equal(e.k, 2);
+  assert.equal(e.bestOfK.correct, e.passAtK);
+  assert.match(ok.stdout, /best of 2 .* gold win rate/);
+  for (const [args, msg] of [
+    [['--top-p', '0'], /--top-p must be a number in \(0, 1\], got '0'/],
+    [['--temperature', 'hot'], /--temperature must be a number/],
+    [['--vs', join(dir, 'missing')], /--vs .*missing: not a model folder \(no config.json\)/],
+  ] as const) {
+    const r = sppoCli(['demo', 'policy-eval', '--model', starterDir, '--prompts', '1', ...args]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, msg);
+  }
+  removeDir(dir);
 });
 
 test('best of K: a correct sample where there is one, judged by the gold judge against the opponent', () => {

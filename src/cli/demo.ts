@@ -23,7 +23,7 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
        sppo demo starter-inputs --dir DIR [--examples N --seed S] [--styles T,S,F,O]
        sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S] [--style-pairs]
        sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo] [--proxy DIR]
-       sppo demo policy-eval --model DIR [--k K --prompts N --seed S --vs DIR]
+       sppo demo policy-eval --model DIR [--k K --prompts N --seed S --temperature T --top-p P --vs DIR]
        sppo demo style-game [--summary FILE] [--judge DIR]
 
   run (default)     SPPO (3 iterations, K = 5) of demo/starter with demo/proxy-judge as the judge, each iteration
@@ -44,10 +44,11 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
                     iteration of 416 training prompts, scored by the gold judge on validation prompts (never the
                     held-out ones); writes OUT/search.json (OUT: runs/demo-search) and prints the choice per method
                     (the smallest step within one standard error of the best point)
-  policy-eval       K samples (temperature 1) per held-out prompt (the first N of the 256): the gold judge's
-                    correctness of a sample and pass@K, per task kind, and the style shares; with --vs DIR
-                    (e.g. demo/starter) also the gold win rate of the best of K (a correct sample where there is
-                    one) against one sample of DIR per prompt: the ceiling of reweighting the K samples
+  policy-eval       K samples per held-out prompt (the first N of the 256; temperature and top-p 1 unless given):
+                    the gold judge's correctness of a sample and pass@K, per task kind, and the style shares;
+                    with --vs DIR (e.g. demo/starter) also the gold win rate of the best of K (a correct sample
+                    where there is one) against one sample of DIR per prompt: the most that reweighting the
+                    K samples can win
   style-game        the gold style game at the starter's style lengths (from --summary, a demo's summary.json;
                     default: the starter's measured mix), its equilibrium and what SPPO's exact update does from
                     the starter for several eta; with --judge DIR, how that judge reads the style cycle
@@ -107,7 +108,7 @@ async function judgeData(argv: string[]): Promise<void> {
 }
 
 async function policyEval(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, k: { type: 'string' }, prompts: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' }, vs: { type: 'string' } } });
+  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, k: { type: 'string' }, prompts: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' }, vs: { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' } } });
   if (!v.model) throw new UsageError('--model is required');
   for (const [flag, dir] of [['--model', v.model], ['--vs', v.vs]] as const) {
     if (dir !== undefined && !existsSync(join(dir, 'config.json'))) throw new UsageError(`${flag} ${dir}: not a model folder (no config.json)`);
@@ -118,8 +119,15 @@ async function policyEval(argv: string[]): Promise<void> {
     return n;
   };
   const tasks = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, int('prompts', v.prompts, HELD_OUT_COUNT, 1, HELD_OUT_COUNT));
+  const real = (name: string, x: string | undefined, ok: (n: number) => boolean, range: string): number => {
+    const n = x === undefined ? 1 : Number(x);
+    if (!Number.isFinite(n) || !ok(n)) throw new UsageError(`--${name} must be a number in ${range}, got '${x}'`);
+    return n;
+  };
+  const temperature = real('temperature', v.temperature, (n) => n > 0, '(0, inf)');
+  const topP = real('top-p', v['top-p'], (n) => n > 0 && n <= 1, '(0, 1]');
   const t0 = performance.now();
-  const e = await evaluatePolicy({ model: v.model, tasks, k: int('k', v.k, 5, 1), seed: int('seed', v.seed, 0, 0), vs: v.vs });
+  const e = await evaluatePolicy({ model: v.model, tasks, k: int('k', v.k, 5, 1), seed: int('seed', v.seed, 0, 0), vs: v.vs, temperature, topP });
   console.log(formatPolicyEval(e));
   if (v.json) writeFileSync(v.json, JSON.stringify(e, null, 2) + '\n');
   console.error(`sppo demo policy-eval: ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -195,6 +195,27 @@ test('policy-eval: correctness, pass@K per kind and style shares of the committe
   assert.match(formatPolicyEval(v), /best of 3 .* gold win rate/);
 });
 
+test('sppo demo: every step takes --help, and a bad option is a usage error that names it (exit 2)', () => {
+  for (const step of [[], ['run'], ['starter-inputs'], ['judge-data'], ['search'], ['policy-eval'], ['style-game']]) {
+    const h = sppoCli(['demo', ...step, '--help']);
+    assert.equal(h.status, 0, `${step.join(' ')}: ${h.stderr}`);
+    assert.match(h.stdout, /^usage: sppo demo/);
+    const bad = sppoCli(['demo', ...step, '--no-such-option']);
+    assert.equal(bad.status, 2, `${step.join(' ')}: ${bad.stderr}`);
+    assert.match(bad.stderr, /Unknown option '--no-such-option'/);
+  }
+  for (const [args, msg] of [
+    [['--seed=-1'], /--seed must be an integer >= 0, got '-1'/],
+    [['starter-inputs', '--dir', 'x', '--examples', '0'], /--examples must be an integer >= 1, got '0'/],
+    [['judge-data', '--model', 'x'], /--dir is required/],
+    [['policy-eval'], /--model is required/],
+  ] as const) {
+    const r = sppoCli(['demo', ...args]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, msg);
+  }
+});
+
 test('sppo demo policy-eval: --temperature, --top-p and --vs as a user runs them; bad values name the flag', { skip: existsSync(join(starterDir, 'model.safetensors')) ? false : 'demo/starter is missing' }, () => {
   const dir = tempDir('policy-eval-cli');
   const json = join(dir, 'e.json');

@@ -2,7 +2,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
 import { DEMO_STYLES, demonstrations, parseStyleShares } from '../demo/demonstrations.js';
 import { heldOutPrompts } from '../demo/tasks.js';
@@ -16,10 +15,11 @@ import { exactSppoFrom, solveStyleGame, styleExploitability, styleGame, type Sty
 import { judgeStyleReading } from '../demo/proxy_styles.js';
 import { loadJudge } from '../judge/judge.js';
 import { UsageError } from './usage.js';
+import { num, parseCommand } from './args.js';
 
 export const summary = 'the demo: SPPO on a small task family, judged by a proxy model, evaluated by a gold judge';
 
-const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fresh] [--proxy DIR]
+const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fresh] [--proxy DIR] [--seed N]
        sppo demo starter-inputs --dir DIR [--examples N --seed S] [--styles T,S,F,O]
        sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S] [--style-pairs]
        sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo] [--proxy DIR]
@@ -34,6 +34,8 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
                     hyper-parameter search (lr and beta per method: DEMO_HYPER, from 'sppo demo search')
       --fresh       delete OUT first
       --proxy DIR   another proxy judge folder than demo/proxy-judge (experiments; search takes it too)
+      --seed N      the runs' seed (sampling, pair tie-breaks, training order, evaluation samples; default 0):
+                    another seed shows how much of a figure is one run's luck (use with --out or --fresh)
   starter-inputs    write DIR/tokenizer/ (tokenizer files), DIR/config.json (the starter's architecture) and
                     DIR/sft.jsonl (mixed-quality demonstrations) for 'sppo sft' (demo/make-starter.sh);
                     --styles: the shares of terse, sentence, formatted and other answers (default 0.2,0.45,0.3,0.05)
@@ -59,8 +61,9 @@ function writeJsonl(path: string, rows: unknown[]): void {
 }
 
 async function starterInputs(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { dir: { type: 'string' }, examples: { type: 'string' }, seed: { type: 'string' }, styles: { type: 'string' } } });
-  if (!v.dir) throw new UsageError('--dir is required');
+  const parsed = parseCommand('demo starter-inputs', argv, { dir: { type: 'string' }, examples: { type: 'string' }, seed: { type: 'string' }, styles: { type: 'string' } }, HELP, { required: ['dir'] });
+  if (!parsed) return;
+  const v = parsed.values as { dir: string; examples?: string; seed?: string; styles?: string };
   let styles = DEMO_STYLES;
   if (v.styles !== undefined) {
     try {
@@ -69,10 +72,8 @@ async function starterInputs(argv: string[]): Promise<void> {
       throw new UsageError(`--styles: ${(e as Error).message}`);
     }
   }
-  const n = v.examples ? Number(v.examples) : STARTER_SFT_EXAMPLES;
-  const seed = v.seed ? Number(v.seed) : STARTER_SFT_SEED;
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--examples must be a positive integer, got '${v.examples}'`);
-  if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be an integer >= 0, got '${v.seed}'`);
+  const n = num('examples', v.examples, STARTER_SFT_EXAMPLES, { integer: true, min: 1 });
+  const seed = num('seed', v.seed, STARTER_SFT_SEED, { integer: true, min: 0 });
   mkdirSync(v.dir, { recursive: true });
   writeTokenizerFolder(join(v.dir, 'tokenizer'));
   writeFileSync(join(v.dir, 'config.json'), JSON.stringify(llamaConfig(STARTER_ARCH), null, 2) + '\n');
@@ -84,13 +85,10 @@ async function starterInputs(argv: string[]): Promise<void> {
 }
 
 async function judgeData(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, dir: { type: 'string' }, prompts: { type: 'string' }, k: { type: 'string' }, seed: { type: 'string' }, 'style-pairs': { type: 'boolean' } } });
-  if (!v.model || !v.dir) throw new UsageError('--model and --dir are required');
-  const int = (name: string, x: string | undefined, d: number, min: number): number => {
-    const n = x === undefined ? d : Number(x);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer >= ${min}, got '${x}'`);
-    return n;
-  };
+  const parsed = parseCommand('demo judge-data', argv, { model: { type: 'string' }, dir: { type: 'string' }, prompts: { type: 'string' }, k: { type: 'string' }, seed: { type: 'string' }, 'style-pairs': { type: 'boolean' } }, HELP, { required: ['model', 'dir'] });
+  if (!parsed) return;
+  const v = parsed.values as { model: string; dir: string; prompts?: string; k?: string; seed?: string; 'style-pairs'?: boolean };
+  const int = (name: string, x: string | undefined, d: number, min: number): number => num(name, x, d, { integer: true, min });
   const bar = new cliProgress.SingleBar({ format: 'judge-data [{bar}] {value}/{total} prompts | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
   const n = int('prompts', v.prompts, 400, 2);
   bar.start(n, 0);
@@ -108,33 +106,28 @@ async function judgeData(argv: string[]): Promise<void> {
 }
 
 async function policyEval(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { model: { type: 'string' }, k: { type: 'string' }, prompts: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' }, vs: { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' } } });
-  if (!v.model) throw new UsageError('--model is required');
+  const parsed = parseCommand('demo policy-eval', argv, { model: { type: 'string' }, k: { type: 'string' }, prompts: { type: 'string' }, seed: { type: 'string' }, json: { type: 'string' }, vs: { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' } }, HELP, { required: ['model'] });
+  if (!parsed) return;
+  const v = parsed.values as { model: string; k?: string; prompts?: string; seed?: string; json?: string; vs?: string; temperature?: string; 'top-p'?: string };
   for (const [flag, dir] of [['--model', v.model], ['--vs', v.vs]] as const) {
     if (dir !== undefined && !existsSync(join(dir, 'config.json'))) throw new UsageError(`${flag} ${dir}: not a model folder (no config.json)`);
   }
-  const int = (name: string, x: string | undefined, d: number, min: number, max = Infinity): number => {
-    const n = x === undefined ? d : Number(x);
-    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer in [${min}, ${max}], got '${x}'`);
-    return n;
-  };
-  const tasks = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, int('prompts', v.prompts, HELD_OUT_COUNT, 1, HELD_OUT_COUNT));
-  const real = (name: string, x: string | undefined, ok: (n: number) => boolean, range: string): number => {
-    const n = x === undefined ? 1 : Number(x);
-    if (!Number.isFinite(n) || !ok(n)) throw new UsageError(`--${name} must be a number in ${range}, got '${x}'`);
-    return n;
-  };
-  const temperature = real('temperature', v.temperature, (n) => n > 0, '(0, inf)');
-  const topP = real('top-p', v['top-p'], (n) => n > 0 && n <= 1, '(0, 1]');
+  const tasks = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, num('prompts', v.prompts, HELD_OUT_COUNT, { integer: true, min: 1, max: HELD_OUT_COUNT }));
+  const k = num('k', v.k, 5, { integer: true, min: 1 });
+  const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
+  const temperature = num('temperature', v.temperature, 1, { min: 0, open: true });
+  const topP = num('top-p', v['top-p'], 1, { min: 0, max: 1, open: true });
   const t0 = performance.now();
-  const e = await evaluatePolicy({ model: v.model, tasks, k: int('k', v.k, 5, 1), seed: int('seed', v.seed, 0, 0), vs: v.vs, temperature, topP });
+  const e = await evaluatePolicy({ model: v.model, tasks, k, seed, vs: v.vs, temperature, topP });
   console.log(formatPolicyEval(e));
   if (v.json) writeFileSync(v.json, JSON.stringify(e, null, 2) + '\n');
   console.error(`sppo demo policy-eval: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 
 async function search(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { out: { type: 'string' }, fresh: { type: 'boolean' }, methods: { type: 'string' }, root: { type: 'string' }, proxy: { type: 'string' } } });
+  const parsed = parseCommand('demo search', argv, { out: { type: 'string' }, fresh: { type: 'boolean' }, methods: { type: 'string' }, root: { type: 'string' }, proxy: { type: 'string' } }, HELP);
+  if (!parsed) return;
+  const v = parsed.values as { out?: string; fresh?: boolean; methods?: string; root?: string; proxy?: string };
   const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
   const methods = (v.methods ?? 'sppo,dpo,ipo').split(',') as DemoMethod[];
   for (const m of methods) if (!['sppo', 'dpo', 'ipo'].includes(m)) throw new UsageError(`--methods: unknown method '${m}'`);
@@ -146,10 +139,13 @@ async function search(argv: string[]): Promise<void> {
 }
 
 async function demo(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { quick: { type: 'boolean' }, baselines: { type: 'boolean' }, out: { type: 'string' }, fresh: { type: 'boolean' }, root: { type: 'string' }, proxy: { type: 'string' } } });
+  const parsed = parseCommand('demo', argv, { quick: { type: 'boolean' }, baselines: { type: 'boolean' }, out: { type: 'string' }, fresh: { type: 'boolean' }, root: { type: 'string' }, proxy: { type: 'string' }, seed: { type: 'string' } }, HELP);
+  if (!parsed) return;
+  const v = parsed.values as { quick?: boolean; baselines?: boolean; out?: string; fresh?: boolean; root?: string; proxy?: string; seed?: string };
   const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
   const out = v.out ?? join('runs', v.quick ? 'demo-quick' : 'demo');
-  const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY), proxy: v.proxy });
+  const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
+  const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY), proxy: v.proxy, seed });
   console.log(r.table);
   console.log(`\naverage iterate (uniform mixture of iterations 1..t, one drawn per held-out prompt):\n${formatTable(r.averageRows, r.averageDetails)}`);
   const stages = Object.entries(r.timings).map(([m, t]) => `${m}: ${Object.entries(t).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(', ')}`).join('; ');
@@ -157,7 +153,9 @@ async function demo(argv: string[]): Promise<void> {
 }
 
 async function styleGameCmd(argv: string[]): Promise<void> {
-  const { values: v } = parseArgs({ args: argv, strict: true, options: { summary: { type: 'string' }, judge: { type: 'string' } } });
+  const parsed = parseCommand('demo style-game', argv, { summary: { type: 'string' }, judge: { type: 'string' } }, HELP);
+  if (!parsed) return;
+  const v = parsed.values as { summary?: string; judge?: string };
   const pct = (m: Record<string, number>): string => Object.values(m).map((x) => (100 * x).toFixed(1)).join(' / ');
   const f3 = (x: number): string => x.toFixed(3);
   // The starter's mix and lengths: from a demo's summary.json (iteration 0), else the issue's starter mix with

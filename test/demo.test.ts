@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEMO_GENERATION, runDemo } from '../src/demo/run.js';
+import { DEMO_GENERATION, QUICK_STYLE_SAMPLES, runDemo } from '../src/demo/run.js';
 import { reportHtml, chartSpecs } from '../src/demo/report.js';
 import { projectRoot } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
@@ -51,6 +51,13 @@ test('sppo demo --quick: end to end, summary.json rows finite and in range, repo
   // The demo's training pairs: ranked (DEMO_PAIRS), two per prompt from K = 5 samples (one where all five are the same text).
   const settings = (JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { settings: { pairs: string } }).settings;
   assert.equal(settings.pairs, 'ranked');
+  // the style and correctness figures: QUICK_STYLE_SAMPLES samples per held-out prompt of every checkpoint, kept in the run directory
+  assert.equal((settings as { styleSamples?: number }).styleSamples, QUICK_STYLE_SAMPLES);
+  for (const t of [0, 1]) {
+    const lines = readFileSync(join(out, `sppo/iter-${t}/style-samples.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; responses: string[] });
+    assert.deepEqual(lines.map((l) => l.index), [...Array(32).keys()]);
+    assert.ok(lines.every((l) => l.responses.length === QUICK_STYLE_SAMPLES && l.responses.every((r) => typeof r === 'string')));
+  }
   const runCfg = (JSON.parse(readFileSync(join(out, 'sppo/run.json'), 'utf8')) as { config: { generation: Record<string, number> } }).config;
   for (const k of ['k', 'temperature', 'topP', 'maxNewTokens'] as const) assert.equal(runCfg.generation[k], DEMO_GENERATION[k], k);
   const perPrompt = new Map<number, number>();

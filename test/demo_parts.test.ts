@@ -10,7 +10,7 @@ import { goldPreference, goldVerdict, isCorrect, responseStats } from '../src/de
 import { DEMO_STYLES, DEMO_STYLES_EQUILIBRIUM, demonstrations, parseStyleShares } from '../src/demo/demonstrations.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_PROXY, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from '../src/demo/constants.js';
 import { bestOfK, evaluatePolicy, formatPolicyEval } from '../src/demo/policy_eval.js';
-import { averageIterate, DEMO_HYPER, pickSetting, SEARCH_GRID } from '../src/demo/run.js';
+import { averageIterate, DEMO_HYPER, pickSetting, sampleDetails, SEARCH_GRID } from '../src/demo/run.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { sppoCli } from './helpers/cli.js';
 import { projectRoot } from './helpers/fixtures.js';
@@ -254,6 +254,22 @@ test('best of K: a correct sample where there is one, judged by the gold judge a
   assert.throws(() => bestOfK([], [], []), /no prompts/);
 });
 
+test('sampleDetails: the style and correctness figures of every prompt\'s samples pooled (a mixture: its policies\' samples together)', () => {
+  const add = { kind: 'add' as const, prompt: 'Add 3+5.', answer: '8' };
+  const held = [add, add];
+  const it1 = [['8', '8', 'It is 8.', 'It is 9.'], ['Answer: 8', '8', '8', '9']];
+  const it2 = [['junk!', 'junk!', 'junk!', 'junk!'], ['Answer: 8', 'Answer: 8', 'Answer: 8', 'Answer: 8']];
+  const one = sampleDetails('sppo', 1, held, [it1], 7);
+  assert.equal(one.pairs, 7);
+  assert.equal(one.correct, 6 / 8);
+  assert.deepEqual(one.styles, { terse: 5 / 8, sentence: 2 / 8, formatted: 1 / 8, other: 0 });
+  const mix = sampleDetails('sppo', 2, held, [it1, it2]);
+  // the uniform mixture of the two: each style's share is the mean of the two policies' shares
+  assert.deepEqual(mix.styles, { terse: (5 / 8 + 0) / 2, sentence: (2 / 8 + 0) / 2, formatted: (1 / 8 + 4 / 8) / 2, other: (0 + 4 / 8) / 2 });
+  assert.equal(mix.correct, (6 / 8 + 4 / 8) / 2);
+  assert.ok(typeof mix.style_exploitability === 'number' && mix.style_exploitability > 0);
+});
+
 test('average iterate: one iteration drawn uniformly per prompt, judged by the gold judge against the starter', () => {
   const n = 200;
   const prompts = Array<string>(n).fill('Add 3+5.');
@@ -261,13 +277,12 @@ test('average iterate: one iteration drawn uniformly per prompt, judged by the g
   const it1 = new Map(prompts.map((_, i) => [i, '8'])); // correct: beats the starter's wrong answer with 0.95
   const it2 = new Map(prompts.map((_, i) => [i, 'junk!'])); // both wrong: 'other' vs sentence 0.2, length (5 - 8) / 20 * 0.1
   const one = averageIterate('sppo', 1, [it1], starter, prompts);
-  assert.equal(one.details.styles.terse, 1);
-  assert.ok(Math.abs(one.row.win_rate - 0.95) <= 1e-12);
+  assert.ok(Math.abs(one.win_rate - 0.95) <= 1e-12);
+  assert.equal(one.avg_length, 1);
   const two = averageIterate('sppo', 2, [it1, it2], starter, prompts);
-  const s = two.details.styles.terse;
-  assert.ok(s > 0 && s < 1, `both iterations drawn (share of iteration 1: ${s})`);
-  assert.equal(two.details.styles.other, 1 - s);
-  assert.equal(two.details.correct, s);
-  assert.ok(Math.abs(two.row.win_rate - (0.95 * s + 0.185 * (1 - s))) <= 1e-12);
+  // the share s of prompts that drew iteration 1, from the mean length (1 character for '8', 5 for 'junk!')
+  const s = (5 - two.avg_length) / 4;
+  assert.ok(s > 0.3 && s < 0.7, `both iterations drawn, about equally (share of iteration 1: ${s})`);
+  assert.ok(Math.abs(two.win_rate - (0.95 * s + 0.185 * (1 - s))) <= 1e-12);
   assert.deepEqual(averageIterate('sppo', 2, [it1, it2], starter, prompts), two, 'seeded: the same draws again');
 });

@@ -49,7 +49,8 @@ export function bestOfK(tasks: readonly Task[], samples: readonly (readonly stri
   return { correct: correct / n, winRate: mean, winRateSe: Math.sqrt(varr / n) };
 }
 
-async function sample(dir: string, tasks: readonly Task[], k: number, o: { temperature: number; topP: number; seed: number; maxNewTokens: number }): Promise<string[][]> {
+/** K samples per task of the policy in `dir` (its chat template, float32 on the CPU), seeded per batch of 32 prompts. */
+export async function samplePolicy(dir: string, tasks: readonly Task[], k: number, o: { temperature: number; topP: number; seed: number; maxNewTokens: number }): Promise<string[][]> {
   const tok = Tokenizer.fromFolder(dir);
   const chat = ChatTemplate.fromFolder(dir, { specialTokens: tok.specialTokens });
   const model = loadModel(dir, { dtype: 'float32', device: 'cpu' });
@@ -71,9 +72,9 @@ async function sample(dir: string, tasks: readonly Task[], k: number, o: { tempe
 
 export async function evaluatePolicy(o: { model: string; tasks: readonly Task[]; k: number; temperature?: number; topP?: number; seed?: number; maxNewTokens?: number; vs?: string }): Promise<PolicyEval> {
   const sampling = { temperature: o.temperature ?? 1, topP: o.topP ?? 1, maxNewTokens: o.maxNewTokens ?? 24 };
-  const texts = await sample(o.model, o.tasks, o.k, { ...sampling, seed: o.seed ?? 0 });
+  const texts = await samplePolicy(o.model, o.tasks, o.k, { ...sampling, seed: o.seed ?? 0 });
   // The opponent's one response per prompt: its own seed stream, so that it is not the policy's first sample when vs = model.
-  const opponent = o.vs === undefined ? undefined : (await sample(o.vs, o.tasks, 1, { ...sampling, seed: (o.seed ?? 0) + 0x5eed })).map((r) => r[0]!);
+  const opponent = o.vs === undefined ? undefined : (await samplePolicy(o.vs, o.tasks, 1, { ...sampling, seed: (o.seed ?? 0) + 0x5eed })).map((r) => r[0]!);
   const acc = Object.fromEntries(TASK_KINDS.map((k) => [k, { n: 0, correct: 0, pass: 0 }])) as Record<TaskKind, { n: number; correct: number; pass: number }>;
   let correct = 0;
   let pass = 0;

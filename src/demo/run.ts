@@ -6,7 +6,7 @@
 //
 // Each method is one `runSppo` run directory (OUT/<method>/, resumable); OUT/summary.json gathers the rows
 // {method, iteration, win_rate, win_rate_se, lc_win_rate, avg_length}; OUT/report.html draws them.
-import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runSppo, type GenerationLine } from '../sppo/loop.js';
 import type { SppoConfigInput } from '../sppo/config.js';
@@ -19,6 +19,7 @@ import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_SPPO, STREAM_VALID, VALID_COUNT }
 import { formatTable, reportHtml, type LossPoint, type RowDetails, type SummaryRow } from './report.js';
 import { readJsonl } from '../util/files.js';
 import { measureStyles } from './style_game.js';
+import { samplePolicy } from './policy_eval.js';
 
 export type DemoMethod = 'sppo' | 'dpo' | 'ipo';
 
@@ -45,6 +46,8 @@ export interface DemoOptions {
   perIteration?: number;
   /** Sampling of the training responses (default DEMO_GENERATION); evaluation always samples at temperature 1. */
   generation?: Partial<DemoGeneration>;
+  /** Samples per held-out prompt for the style and correctness figures (default DEMO_STYLE_SAMPLES; quick: QUICK_STYLE_SAMPLES). */
+  styleSamples?: number;
 }
 
 /** The budget of a full and of a quick run. */
@@ -138,6 +141,45 @@ export function rowDetails(method: string, iteration: number, prompts: readonly 
 
 export const averageLabel = (method: string): string => `${method} avg`;
 
+/**
+ * Samples per held-out prompt, at temperature 1, of every checkpoint (the starter's and each iteration's), for the
+ * style and correctness figures of `details[]`: the style mix's exploitability is a convex function of the mix, so the
+ * sampling noise of one response per prompt (256 in all) inflates it — a policy exactly at the equilibrium measures
+ * 0.021 on average and up to 0.077 (docs/demo.md, "The measure") — and 8 per prompt (2,048) cut that noise by about
+ * 1/sqrt(8). The win rates stay on the evaluation's one response per prompt (as AlpacaEval's).
+ */
+export const DEMO_STYLE_SAMPLES = 8;
+export const QUICK_STYLE_SAMPLES = 2;
+/** Seed stream of the style samples; iteration t of every method draws with the same seeds (the starter's are identical). */
+const STYLE_SAMPLES_SEED = 0x57e5;
+
+/** `n` samples per held-out prompt of the policy in `modelDir`, kept in `file` (JSONL, one line per prompt) and read back on resume. */
+async function styleSamples(file: string, modelDir: string, held: readonly Task[], n: number, seed: number): Promise<string[][]> {
+  if (existsSync(file)) {
+    const rows = readJsonl<{ index: number; responses: string[] }>(file);
+    if (rows.length === held.length && rows.every((r, i) => r.index === i && r.responses.length === n)) return rows.map((r) => r.responses);
+  }
+  const texts = await samplePolicy(modelDir, held, n, { temperature: 1, topP: 1, maxNewTokens: DEMO_GENERATION.maxNewTokens, seed });
+  writeFileSync(`${file}.tmp`, texts.map((responses, index) => JSON.stringify({ index, responses })).join('\n') + '\n');
+  renameSync(`${file}.tmp`, file);
+  return texts;
+}
+
+/** details[] of a policy (or of a mixture of policies) from its samples: every prompt's samples, pooled. */
+export function sampleDetails(method: string, iteration: number, held: readonly Task[], samples: ReadonlyArray<ReadonlyArray<readonly string[]>>, pairs?: number): RowDetails {
+  const prompts: string[] = [];
+  const texts: string[] = [];
+  for (const perPrompt of samples) {
+    perPrompt.forEach((rs, i) => {
+      for (const r of rs) {
+        prompts.push(held[i]!.prompt);
+        texts.push(r);
+      }
+    });
+  }
+  return rowDetails(method, iteration, prompts, texts, pairs);
+}
+
 /** Seed of the draw of the average iterate's iteration per prompt. */
 export const AVERAGE_ITERATE_SEED = 0xa7e;
 
@@ -145,9 +187,11 @@ export const AVERAGE_ITERATE_SEED = 0xa7e;
  * The average iterate after iteration t: the uniform mixture of pi_1..pi_t (the policy SPPO's guarantee is
  * about), sampled per held-out prompt: each prompt's response is that of an iteration u drawn uniformly from
  * 1..t (seeded by t; the same draws for every method), taken from iter-u/eval-responses.jsonl, so it costs no
- * generation. Judged like the last iterate: gold judge against the starter's responses.
+ * generation. Judged like the last iterate: gold judge against the starter's responses. (Its style and
+ * correctness figures need no draw: the mixture's samples are all of pi_1..pi_t's style samples, pooled —
+ * sampleDetails.)
  */
-export function averageIterate(method: string, t: number, byIteration: ReadonlyArray<ReadonlyMap<number, string>>, starter: ReadonlyMap<number, string>, prompts: readonly string[]): { row: SummaryRow; details: RowDetails } {
+export function averageIterate(method: string, t: number, byIteration: ReadonlyArray<ReadonlyMap<number, string>>, starter: ReadonlyMap<number, string>, prompts: readonly string[]): SummaryRow {
   const rng = createRng(AVERAGE_ITERATE_SEED, t);
   const ps: string[] = [];
   const outs: string[] = [];
@@ -161,10 +205,7 @@ export function averageIterate(method: string, t: number, byIteration: ReadonlyA
     refs.push(ref);
   }
   const rep = summarizeEval(ps.map((p, i) => goldPreference(p, outs[i]!, refs[i]!)), outs, refs, 'gold');
-  return {
-    row: { method, iteration: t, win_rate: finite(rep.winRate), win_rate_se: finite(rep.standardError), lc_win_rate: finite(rep.lcWinRate, finite(rep.winRate)), avg_length: finite(rep.avgLength) },
-    details: rowDetails(method, t, ps, outs),
-  };
+  return { method, iteration: t, win_rate: finite(rep.winRate), win_rate_se: finite(rep.standardError), lc_win_rate: finite(rep.lcWinRate, finite(rep.winRate)), avg_length: finite(rep.avgLength) };
 }
 
 export interface DemoResult {
@@ -193,6 +234,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const training = { ...DEMO_TRAINING, ...o.training };
   const pairs = o.pairs ?? DEMO_PAIRS;
   const generation: DemoGeneration = { ...DEMO_GENERATION, ...o.generation };
+  const nStyle = o.styleSamples ?? (o.quick ? QUICK_STYLE_SAMPLES : DEMO_STYLE_SAMPLES);
+  if (!Number.isInteger(nStyle) || nStyle < 1) throw new Error(`demo: styleSamples must be an integer >= 1, got ${nStyle}`);
 
   // Prompts: the held-out evaluation prompts, and the training prompts of the iterations (their own stream).
   const held = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, size.evalCount);
@@ -221,33 +264,39 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     // Iteration 0: the starter against itself (its own held-out responses): 1/2 by construction.
     const base = readJsonl<GenerationLine>(join(runDir, 'iter-0', 'eval-responses.jsonl'));
     const baseTexts = base.filter((g) => !g.skipped).map((g) => g.responses[0]!.text);
-    const basePrompts = base.filter((g) => !g.skipped).map((g) => held[g.index]!.prompt);
     const baseLen = baseTexts.reduce((a, t) => a + [...t].length, 0) / Math.max(1, baseTexts.length);
     rows.push({ method, iteration: 0, win_rate: 0.5, win_rate_se: 0, lc_win_rate: 0.5, avg_length: baseLen });
-    details.push(rowDetails(method, 0, basePrompts, baseTexts));
+    // The style and correctness figures: styleSamples samples per held-out prompt of each checkpoint.
+    const ts = performance.now();
+    const samplesOf = (t: number): Promise<string[][]> =>
+      styleSamples(join(runDir, `iter-${t}`, 'style-samples.jsonl'), t === 0 ? starter : join(runDir, `iter-${t}`, 'checkpoint'), held, nStyle, STYLE_SAMPLES_SEED + 1000 * (o.seed ?? 0) + t);
+    details.push(sampleDetails(method, 0, held, [await samplesOf(0)]));
     const starterResp = new Map(base.filter((g) => !g.skipped).map((g) => [g.index, g.responses[0]!.text]));
     const byIteration: Map<number, string>[] = [];
+    const samplesByIteration: string[][][] = [];
     let step = 0;
     for (const it of res.iterations) {
       const ev = it.eval!;
       rows.push({ method, iteration: it.iteration, win_rate: finite(ev.winRate), win_rate_se: finite(ev.standardError), lc_win_rate: finite(ev.lcWinRate, finite(ev.winRate)), avg_length: finite(ev.avgLength) });
       const resp = readJsonl<GenerationLine>(join(runDir, `iter-${it.iteration}`, 'eval-responses.jsonl')).filter((g) => !g.skipped);
-      details.push(rowDetails(method, it.iteration, resp.map((g) => held[g.index]!.prompt), resp.map((g) => g.responses[0]!.text), it.pairs));
       byIteration.push(new Map(resp.map((g) => [g.index, g.responses[0]!.text])));
-      const avg = averageIterate(method, it.iteration, byIteration, starterResp, held.map((x) => x.prompt));
-      averageRows.push(avg.row);
-      averageDetails.push(avg.details);
+      samplesByIteration.push(await samplesOf(it.iteration));
+      details.push(sampleDetails(method, it.iteration, held, [samplesByIteration.at(-1)!], it.pairs));
+      averageRows.push(averageIterate(method, it.iteration, byIteration, starterResp, held.map((x) => x.prompt)));
+      averageDetails.push(sampleDetails(method, it.iteration, held, samplesByIteration));
       const mpath = join(runDir, `iter-${it.iteration}`, 'train-metrics.jsonl');
       if (existsSync(mpath)) for (const m of readJsonl<{ loss: number }>(mpath)) losses.push({ method, iteration: it.iteration, step: ++step, loss: m.loss });
     }
+    const styleSeconds = (performance.now() - ts) / 1000;
     const tpath = join(runDir, 'timings.jsonl');
     const tm: Record<string, number> = {};
     if (existsSync(tpath)) for (const t of readJsonl<{ stage: string; seconds: number }>(tpath)) tm[t.stage] = (tm[t.stage] ?? 0) + t.seconds;
+    tm['style-samples'] = styleSeconds;
     timings[method] = tm;
   }
   const seconds = (performance.now() - t0) / 1000;
   const table = formatTable(rows, details);
-  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, generation, pairs, training, hyper, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
+  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, generation, styleSamples: nStyle, pairs, training, hyper, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
   const html = await reportHtml({
     title: `sppo demo: ${methods.join(', ').toUpperCase()} on the task family (${size.iterations} iteration${size.iterations > 1 ? 's' : ''}, K = ${generation.k})`,
     rows: [...rows, ...averageRows.map((r) => ({ ...r, method: averageLabel(r.method) }))],
@@ -257,8 +306,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       `Judge during training: the proxy pairwise model demo/proxy-judge; evaluation: the gold judge (docs/demo.md), on ${held.length} held-out prompts, against the starter's responses.`,
       `Win rate: mean P(model > starter) with its standard error; LC: AlpacaEval 2.0's length-controlled win rate (dashed line in the first chart).`,
       `Same prompts, samples per prompt, judge, training pairs (${pairs === 'ranked' ? 'ranked: best with worst, second best with second worst' : 'best with worst'}) and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings, one iteration each, scored on validation prompts, never the held-out ones)`}.`,
-      `"METHOD avg": the average iterate, the uniform mixture of the policies of iterations 1..t, sampled per held-out prompt (one iteration drawn per prompt; SPPO's guarantee is about this policy); the other rows are the last iterate.`,
-      `Style exploitability: 2 max_j P(j > mix) - 1 for the mix of answer styles on the held-out prompts, in the gold judge's style game (its 0.7 cycle, 0.8 against 'other', and its length term at each style's mean measured length; "pure cycle": the style term alone, equilibrium 1/3 each); 0 at the game's equilibrium, solved by the game lab's solver (src/demo/style_game.ts).`,
+      `"METHOD avg": the average iterate, the uniform mixture of the policies of iterations 1..t (SPPO's guarantee is about this policy): its win rate from one iteration drawn per held-out prompt, its styles and correctness from all of those iterations' style samples; the other rows are the last iterate.`,
+      `Styles, correctness and style exploitability: from ${nStyle} samples per held-out prompt of each checkpoint (temperature 1; ${nStyle * held.length} per row). Style exploitability: 2 max_j P(j > mix) - 1 for the mix of answer styles on the held-out prompts, in the gold judge's style game (its 0.7 cycle, 0.8 against 'other', and its length term at each style's mean measured length; "pure cycle": the style term alone, equilibrium 1/3 each); 0 at the game's equilibrium, solved by the game lab's solver (src/demo/style_game.ts).`,
       `Wall time ${seconds.toFixed(0)} s.`,
     ],
   });

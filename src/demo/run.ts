@@ -72,7 +72,7 @@ export interface Hyper {
  * iteration of 416 prompts (the demo's first), scored by the gold judge's win rate against the starter on
  * VALID_COUNT validation prompts of their own stream (never the held-out ones). `sppo demo search` runs it.
  */
-export const SEARCH_GRID: Hyper[] = [1e-4, 2e-4, 5e-4, 1e-3].flatMap((lr) => [0.05, 0.2].map((beta) => ({ lr, beta })));
+export const SEARCH_GRID: Hyper[] = [1e-4, 2e-4, 5e-4, 1e-3].flatMap((lr) => [0.05, 0.1, 0.2].map((beta) => ({ lr, beta })));
 
 /** The settings `sppo demo search` picked for each method (pickSetting; docs/demo.md has its table). */
 export const DEMO_HYPER: Record<DemoMethod, Hyper> = {

@@ -147,7 +147,7 @@ async function demo(argv: string[]): Promise<void> {
   const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
   const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY), proxy: v.proxy, seed });
   console.log(r.table);
-  console.log(`\naverage iterate (uniform mixture of iterations 1..t, one drawn per held-out prompt):\n${formatTable(r.averageRows, r.averageDetails)}`);
+  console.log(`\naverage iterate (uniform mixture of iterations 1..t: win rate from one iteration drawn per held-out prompt, styles from their style samples pooled):\n${formatTable(r.averageRows, r.averageDetails)}`);
   const stages = Object.entries(r.timings).map(([m, t]) => `${m}: ${Object.entries(t).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(', ')}`).join('; ');
   console.log(`\n${join(out, 'summary.json')}, ${join(out, 'report.html')} (${r.seconds.toFixed(0)} s; ${stages})`);
 }

@@ -88,14 +88,13 @@ async function judgeData(argv: string[]): Promise<void> {
   const parsed = parseCommand('demo judge-data', argv, { model: { type: 'string' }, dir: { type: 'string' }, prompts: { type: 'string' }, k: { type: 'string' }, seed: { type: 'string' }, 'style-pairs': { type: 'boolean' } }, HELP, { required: ['model', 'dir'] });
   if (!parsed) return;
   const v = parsed.values as { model: string; dir: string; prompts?: string; k?: string; seed?: string; 'style-pairs'?: boolean };
-  const int = (name: string, x: string | undefined, d: number, min: number): number => num(name, x, d, { integer: true, min });
   const bar = new cliProgress.SingleBar({ format: 'judge-data [{bar}] {value}/{total} prompts | {eta_formatted} left', stream: process.stderr }, cliProgress.Presets.shades_classic);
-  const n = int('prompts', v.prompts, 400, 2);
+  const n = num('prompts', v.prompts, 400, { integer: true, min: 2 });
   bar.start(n, 0);
   const t0 = performance.now();
   let r;
   try {
-    r = await proxyJudgeData({ model: v.model, prompts: n, k: int('k', v.k, 5, 2), seed: int('seed', v.seed, 0, 0), stylePairs: v['style-pairs'] ?? false, onProgress: (d) => bar.update(d) });
+    r = await proxyJudgeData({ model: v.model, prompts: n, k: num('k', v.k, 5, { integer: true, min: 2 }), seed: num('seed', v.seed, 0, { integer: true, min: 0 }), stylePairs: v['style-pairs'] ?? false, onProgress: (d) => bar.update(d) });
   } finally {
     bar.stop();
   }

@@ -6,7 +6,7 @@
 //
 // Each method is one `runSppo` run directory (OUT/<method>/, resumable); OUT/summary.json gathers the rows
 // {method, iteration, win_rate, win_rate_se, lc_win_rate, avg_length}; OUT/report.html draws them.
-import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runSppo, type GenerationLine } from '../sppo/loop.js';
 import type { SppoConfigInput } from '../sppo/config.js';
@@ -17,7 +17,7 @@ import { createRng } from '../util/rng.js';
 import { heldOutPrompts, trainingPrompts, type Task } from './tasks.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from './constants.js';
 import { formatTable, reportHtml, type LossPoint, type RowDetails, type SummaryRow } from './report.js';
-import { readJsonl } from '../util/files.js';
+import { readJsonl, writeJsonlAtomic } from '../util/files.js';
 import { measureStyles } from './style_game.js';
 import { samplePolicy } from './policy_eval.js';
 
@@ -160,8 +160,7 @@ async function styleSamples(file: string, modelDir: string, held: readonly Task[
     if (rows.length === held.length && rows.every((r, i) => r.index === i && r.responses.length === n)) return rows.map((r) => r.responses);
   }
   const texts = await samplePolicy(modelDir, held, n, { temperature: 1, topP: 1, maxNewTokens: DEMO_GENERATION.maxNewTokens, seed });
-  writeFileSync(`${file}.tmp`, texts.map((responses, index) => JSON.stringify({ index, responses })).join('\n') + '\n');
-  renameSync(`${file}.tmp`, file);
+  writeJsonlAtomic(file, texts.map((responses, index) => ({ index, responses })));
   return texts;
 }
 
@@ -233,12 +232,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const hyper: Record<DemoMethod, Hyper> = { ...(o.quick ? { sppo: QUICK_HYPER, dpo: QUICK_HYPER, ipo: QUICK_HYPER } : DEMO_HYPER), ...o.hyper };
   const training = { ...DEMO_TRAINING, ...o.training };
   const pairs = o.pairs ?? DEMO_PAIRS;
+  const seed = o.seed ?? 0;
   const generation: DemoGeneration = { ...DEMO_GENERATION, ...o.generation };
   const nStyle = o.styleSamples ?? (o.quick ? QUICK_STYLE_SAMPLES : DEMO_STYLE_SAMPLES);
   if (!Number.isInteger(nStyle) || nStyle < 1) throw new Error(`demo: styleSamples must be an integer >= 1, got ${nStyle}`);
 
   // Prompts: the held-out evaluation prompts, and the training prompts of the iterations (their own stream).
   const held = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).slice(0, size.evalCount);
+  const heldPrompts = held.map((x) => x.prompt);
   const nTrain = size.iterations * size.perIteration;
   const train = trainingPrompts(nTrain, 0, heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED), STREAM_SPPO, nTrain <= demoSizes(false).iterations * demoSizes(false).perIteration);
   const toRow = (t: Task): { prompt: string; kind: string } => ({ prompt: t.prompt, kind: t.kind });
@@ -257,7 +258,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const runDir = join(out, method);
     const cfg = demoRunConfig({
       starter, proxy, prompts: join(out, 'prompts.jsonl'), runDir, iterations: size.iterations, perIteration: size.perIteration,
-      seed: o.seed ?? 0, pairs, training: { loss: method, ...training, ...hyper[method] }, evalCount: held.length, evalPrompts: join(out, 'eval-prompts.jsonl'), generation,
+      seed, pairs, training: { loss: method, ...training, ...hyper[method] }, evalCount: held.length, evalPrompts: join(out, 'eval-prompts.jsonl'), generation,
     });
     log(`sppo demo: ${method} -> ${runDir}`);
     const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log });
@@ -269,7 +270,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     // The style and correctness figures: styleSamples samples per held-out prompt of each checkpoint.
     const ts = performance.now();
     const samplesOf = (t: number): Promise<string[][]> =>
-      styleSamples(join(runDir, `iter-${t}`, 'style-samples.jsonl'), t === 0 ? starter : join(runDir, `iter-${t}`, 'checkpoint'), held, nStyle, STYLE_SAMPLES_SEED + 1000 * (o.seed ?? 0) + t);
+      styleSamples(join(runDir, `iter-${t}`, 'style-samples.jsonl'), t === 0 ? starter : join(runDir, `iter-${t}`, 'checkpoint'), held, nStyle, STYLE_SAMPLES_SEED + 1000 * seed + t);
     details.push(sampleDetails(method, 0, held, [await samplesOf(0)]));
     const starterResp = new Map(base.filter((g) => !g.skipped).map((g) => [g.index, g.responses[0]!.text]));
     const byIteration: Map<number, string>[] = [];
@@ -282,7 +283,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       byIteration.push(new Map(resp.map((g) => [g.index, g.responses[0]!.text])));
       samplesByIteration.push(await samplesOf(it.iteration));
       details.push(sampleDetails(method, it.iteration, held, [samplesByIteration.at(-1)!], it.pairs));
-      averageRows.push(averageIterate(method, it.iteration, byIteration, starterResp, held.map((x) => x.prompt)));
+      averageRows.push(averageIterate(method, it.iteration, byIteration, starterResp, heldPrompts));
       averageDetails.push(sampleDetails(method, it.iteration, held, samplesByIteration));
       const mpath = join(runDir, `iter-${it.iteration}`, 'train-metrics.jsonl');
       if (existsSync(mpath)) for (const m of readJsonl<{ loss: number }>(mpath)) losses.push({ method, iteration: it.iteration, step: ++step, loss: m.loss });
@@ -296,7 +297,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const table = formatTable(rows, details);
-  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, seed: o.seed ?? 0, generation, styleSamples: nStyle, pairs, training, hyper, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
+  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, seed, generation, styleSamples: nStyle, pairs, training, hyper, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
   const html = await reportHtml({
     title: `sppo demo: ${methods.join(', ').toUpperCase()} on the task family (${size.iterations} iteration${size.iterations > 1 ? 's' : ''}, K = ${generation.k})`,
     rows: [...rows, ...averageRows.map((r) => ({ ...r, method: averageLabel(r.method) }))],

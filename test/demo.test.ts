@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEMO_GENERATION, QUICK_STYLE_SAMPLES, runDemo } from '../src/demo/run.js';
+import { DEMO_GENERATION, pickFinal, pickFinalists, pickSetting, QUICK_STYLE_SAMPLES, runDemo, runSearch } from '../src/demo/run.js';
 import { reportHtml, chartSpecs } from '../src/demo/report.js';
 import { projectRoot } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
@@ -126,4 +126,39 @@ test('report.html renders every chart in headless Chromium with no console error
     await context.close();
     removeDir(dir);
   }
+});
+
+test('sppo demo search, shortened: every grid point for one iteration, the best ones run for all iterations, the choice by pickFinal', { skip: skipModels, timeout: 300_000 }, async () => {
+  const out = tempDir('demo-search');
+  const grid = [{ lr: 1e-4, beta: 0.1 }, { lr: 1e-3, beta: 0.1 }, { lr: 1e-3, beta: 0.2 }];
+  const sizes = { iterations: 2, perIteration: 8, validCount: 12, styleSamples: 2 };
+  const logs: string[] = [];
+  const r = await runSearch({ root: projectRoot, out, fresh: true, methods: ['sppo'], grid, sizes, finalists: 2, log: (s) => logs.push(s) });
+  assert.equal(r.points.length, 3);
+  for (const p of r.points) assert.ok(p.win_rate >= 0 && p.win_rate <= 1 && p.win_rate_se >= 0, JSON.stringify(p));
+  // the finalists are the two best points of the first stage, each run for both iterations on the validation prompts
+  const finalists = pickFinalists(r.points, 2);
+  assert.deepEqual(r.finals.map((f) => [f.lr, f.beta]), finalists.map((p) => [p.lr, p.beta]));
+  for (const f of r.finals) {
+    assert.deepEqual(f.iterations.map((x) => x.iteration), [1, 2]);
+    assert.equal(f.win_rate, f.iterations[1]!.win_rate);
+    assert.ok(f.style_exploitability >= 0 && f.style_exploitability <= 1 && f.correct >= 0 && f.correct <= 1, JSON.stringify(f));
+    const dir = join(out, 'final', `sppo-lr${f.lr}-beta${f.beta}`);
+    // the style samples: styleSamples per validation prompt of the last checkpoint
+    const rows = readFileSync(join(dir, 'iter-2', 'valid-style-samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { responses: string[] });
+    assert.equal(rows.length, sizes.validCount);
+    for (const row of rows) assert.equal(row.responses.length, sizes.styleSamples);
+    // the first iteration's samples do not depend on lr or beta: shared by the finalists
+    assert.equal(readFileSync(join(dir, 'iter-1', 'generations.jsonl'), 'utf8'), readFileSync(join(out, 'final', `sppo-lr${r.finals[0]!.lr}-beta${r.finals[0]!.beta}`, 'iter-1', 'generations.jsonl'), 'utf8'));
+  }
+  // a finalist's first iteration trains on the same prompts as the first stage (the demo's first prompts)
+  const firstStage = readFileSync(join(out, 'prompts.jsonl'), 'utf8').trim().split('\n');
+  assert.deepEqual(readFileSync(join(out, 'prompts-demo.jsonl'), 'utf8').trim().split('\n').slice(0, sizes.perIteration), firstStage);
+  assert.deepEqual(r.best.sppo, pickFinal(r.finals));
+  assert.deepEqual(r.bestOneIteration.sppo, pickSetting(r.points));
+  const saved = JSON.parse(readFileSync(join(out, 'search.json'), 'utf8')) as { best: unknown; finals: unknown[]; best_one_iteration: unknown };
+  assert.deepEqual(saved.best, r.best);
+  assert.equal(saved.finals.length, 2);
+  assert.equal(logs.filter((l) => l.startsWith('search, final:')).length, 2);
+  removeDir(out);
 });

@@ -8,7 +8,7 @@ import { heldOutPrompts } from '../demo/tasks.js';
 import { llamaConfig, writeTokenizerFolder } from '../demo/tokenizer.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STARTER_ARCH, STARTER_SFT_EXAMPLES, STARTER_SFT_SEED } from '../demo/constants.js';
 import { proxyJudgeData } from '../demo/proxy_data.js';
-import { runDemo, runSearch, SEARCH_GRID, type DemoMethod } from '../demo/run.js';
+import { runDemo, runSearch, SEARCH_FINALISTS, SEARCH_GRID, type DemoMethod } from '../demo/run.js';
 import { evaluatePolicy, formatPolicyEval } from '../demo/policy_eval.js';
 import { formatTable } from '../demo/report.js';
 import { exactSppoFrom, solveStyleGame, styleExploitability, styleGame, type StyleMix } from '../demo/style_game.js';
@@ -22,7 +22,7 @@ export const summary = 'the demo: SPPO on a small task family, judged by a proxy
 const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fresh] [--proxy DIR] [--seed N]
        sppo demo starter-inputs --dir DIR [--examples N --seed S] [--styles T,S,F,O]
        sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S] [--style-pairs]
-       sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo] [--proxy DIR]
+       sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo] [--proxy DIR] [--finalists N]
        sppo demo policy-eval --model DIR [--k K --prompts N --seed S --temperature T --top-p P --vs DIR]
        sppo demo style-game [--summary FILE] [--judge DIR]
 
@@ -42,10 +42,12 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
   judge-data        sample the starter on N prompts (K each) and write the gold judge's verdicts on all pairs:
                     DIR/judge-train.jsonl and DIR/judge-heldout.jsonl (15% of the prompts) for 'sppo train-judge';
                     --style-pairs adds each styled sample against the same answer in the two other styles
-  search            the hyper-parameter search, the same for every method: each lr x beta of the grid, one
-                    iteration of 416 training prompts, scored by the gold judge on validation prompts (never the
-                    held-out ones); writes OUT/search.json (OUT: runs/demo-search) and prints the choice per method
-                    (the smallest step within one standard error of the best point)
+  search            the hyper-parameter search, the same for every method, scored by the gold judge on validation
+                    prompts (never the held-out ones), in two stages: each lr x beta of the grid for one iteration
+                    of 416 training prompts; then each method's N best points (--finalists, default 4; 0: stop
+                    after the first stage) run as the demo runs them (3 iterations), and the choice is, among the
+                    finalists within one standard error of the best win rate after iteration 3, the one whose
+                    validation style mix is the least exploitable; writes OUT/search.json (OUT: runs/demo-search)
   policy-eval       K samples per held-out prompt (the first N of the 256; temperature and top-p 1 unless given):
                     the gold judge's correctness of a sample and pass@K, per task kind, and the style shares;
                     with --vs DIR (e.g. demo/starter) also the gold win rate of the best of K (a correct sample
@@ -124,17 +126,24 @@ async function policyEval(argv: string[]): Promise<void> {
 }
 
 async function search(argv: string[]): Promise<void> {
-  const parsed = parseCommand('demo search', argv, { out: { type: 'string' }, fresh: { type: 'boolean' }, methods: { type: 'string' }, root: { type: 'string' }, proxy: { type: 'string' } }, HELP);
+  const parsed = parseCommand('demo search', argv, { out: { type: 'string' }, fresh: { type: 'boolean' }, methods: { type: 'string' }, root: { type: 'string' }, proxy: { type: 'string' }, finalists: { type: 'string' } }, HELP);
   if (!parsed) return;
-  const v = parsed.values as { out?: string; fresh?: boolean; methods?: string; root?: string; proxy?: string };
+  const v = parsed.values as { out?: string; fresh?: boolean; methods?: string; root?: string; proxy?: string; finalists?: string };
+  const finalists = num('finalists', v.finalists, SEARCH_FINALISTS, { integer: true, min: 0, max: SEARCH_GRID.length });
   const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
   const methods = (v.methods ?? 'sppo,dpo,ipo').split(',') as DemoMethod[];
   for (const m of methods) if (!['sppo', 'dpo', 'ipo'].includes(m)) throw new UsageError(`--methods: unknown method '${m}'`);
   console.error(`sppo demo search: ${methods.join(', ')} x ${SEARCH_GRID.length} settings`);
-  const r = await runSearch({ root, out: v.out ?? join('runs', 'demo-search'), fresh: v.fresh ?? false, progress: false, methods, proxy: v.proxy });
+  const r = await runSearch({ root, out: v.out ?? join('runs', 'demo-search'), fresh: v.fresh ?? false, progress: false, methods, proxy: v.proxy, finalists });
+  const pct = (x: number): string => (100 * x).toFixed(1);
   console.log('| method | lr | beta | validation win rate (%) ± SE | correct (%) |\n| --- | --- | --- | --- | --- |');
-  for (const p of r.points) console.log(`| ${p.method} | ${p.lr} | ${p.beta} | ${(100 * p.win_rate).toFixed(1)} ± ${(100 * p.win_rate_se).toFixed(1)} | ${(100 * p.correct).toFixed(1)} |`);
-  console.log(`chosen (the smallest step within one standard error of the best point): ${JSON.stringify(r.best)} (${r.seconds.toFixed(0)} s)`);
+  for (const p of r.points) console.log(`| ${p.method} | ${p.lr} | ${p.beta} | ${pct(p.win_rate)} ± ${pct(p.win_rate_se)} | ${pct(p.correct)} |`);
+  console.log(`after one iteration (the smallest step within one standard error of the best point): ${JSON.stringify(r.bestOneIteration)}`);
+  if (r.finals.length) {
+    console.log('\n| method | lr | beta | validation win rate by iteration (%) | ± SE | correct (%) | styles (%) | style exploitability |\n| --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const f of r.finals) console.log(`| ${f.method} | ${f.lr} | ${f.beta} | ${f.iterations.map((x) => pct(x.win_rate)).join(' / ')} | ${pct(f.win_rate_se)} | ${pct(f.correct)} | ${['terse', 'sentence', 'formatted', 'other'].map((k) => (100 * (f.styles[k] ?? 0)).toFixed(0)).join(' / ')} | ${f.style_exploitability.toFixed(3)} |`);
+  }
+  console.log(`chosen${r.finals.length ? ' (of the finalists within one standard error of the best final win rate, the least exploitable style mix)' : ''}: ${JSON.stringify(r.best)} (${r.seconds.toFixed(0)} s)`);
 }
 
 async function demo(argv: string[]): Promise<void> {

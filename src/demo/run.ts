@@ -323,27 +323,102 @@ export interface SearchPoint extends Hyper {
   correct: number;
 }
 
+/** A finalist of the search's second stage: the demo's own iterations, each scored on the validation prompts. */
+export interface FinalPoint extends Hyper {
+  method: DemoMethod;
+  /** Validation win rate against the starter after each iteration (the last one is the score). */
+  iterations: Array<{ iteration: number; win_rate: number; win_rate_se: number }>;
+  win_rate: number;
+  win_rate_se: number;
+  /** From the style samples of the validation prompts after the last iteration. */
+  correct: number;
+  styles: Record<string, number>;
+  style_exploitability: number;
+}
+
 /**
- * The search's choice for one method, by the one-standard-error rule: among the points whose validation win rate
- * is within one standard error of the best one's, the smallest step (the smallest lr, then the largest beta, i.e.
- * the strongest pull towards pi_t). One iteration's score cannot tell those points apart (their differences are
- * within its noise), and the demo runs three: the larger step compounds (docs/demo.md, experiment 21).
+ * Finalists per method of the search's second stage: the points with the best one-iteration validation win rates
+ * (successive halving: the first iteration prunes the grid, the survivors run the demo's three iterations).
+ */
+export const SEARCH_FINALISTS = 4;
+
+/**
+ * The search's choice for one method after one iteration, by the one-standard-error rule: among the points whose
+ * validation win rate is within one standard error of the best one's, the smallest step (the smallest lr, then the
+ * largest beta, i.e. the strongest pull towards pi_t). One iteration's score cannot tell those points apart (their
+ * differences are within its noise), and the demo runs three: the larger step compounds (docs/demo.md, experiment 21).
+ * The search's second stage (pickFinal) decides; this choice is kept in search.json for the record.
  */
 export function pickSetting(points: ReadonlyArray<Pick<SearchPoint, 'lr' | 'beta' | 'win_rate' | 'win_rate_se'>>): Hyper {
   if (points.length === 0) throw new Error('pickSetting: no search points');
   const top = points.reduce((x, y) => (y.win_rate > x.win_rate ? y : x));
   const near = points.filter((p) => p.win_rate >= top.win_rate - top.win_rate_se);
-  const b = near.reduce((x, y) => (y.lr < x.lr || (y.lr === x.lr && y.beta > x.beta) ? y : x));
+  const b = near.reduce((x, y) => (smallerStep(y, x) ? y : x));
   return { lr: b.lr, beta: b.beta };
 }
 
+/** The smaller step of two settings: the smaller lr, then the larger beta. */
+function smallerStep(a: Hyper, b: Hyper): boolean {
+  return a.lr < b.lr || (a.lr === b.lr && a.beta > b.beta);
+}
+
+/** The `n` points with the best one-iteration validation win rates (ties: the smaller step first). */
+export function pickFinalists<P extends Pick<SearchPoint, 'lr' | 'beta' | 'win_rate'>>(points: readonly P[], n: number): P[] {
+  return [...points].sort((a, b) => b.win_rate - a.win_rate || (smallerStep(a, b) ? -1 : smallerStep(b, a) ? 1 : 0)).slice(0, n);
+}
+
 /**
- * The hyper-parameter search (`sppo demo search`): every method x every SEARCH_GRID point, one iteration on
- * the demo's first 416 training prompts, evaluated by the gold judge against the starter on the validation
- * prompts. The samples and the proxy judge's verdicts of that iteration do not depend on lr or beta: they are
- * made once and shared. Writes OUT/search.json; returns the points and the choice per method (pickSetting).
+ * The search's choice for one method from its finalists, each run for the demo's iterations: among those whose
+ * validation win rate after the last iteration is within one standard error of the best one's, the one whose
+ * validation style mix is the least exploitable in the gold style game (the demo's second figure; ties: the smaller
+ * step). The same rule for every method.
  */
-export async function runSearch(o: { root: string; out: string; fresh?: boolean; progress?: boolean; log?: (s: string) => void; methods?: DemoMethod[]; proxy?: string; pairs?: PairMode; generation?: Partial<DemoGeneration> }): Promise<{ points: SearchPoint[]; best: Record<string, Hyper>; seconds: number }> {
+export function pickFinal(points: ReadonlyArray<Pick<FinalPoint, 'lr' | 'beta' | 'win_rate' | 'win_rate_se' | 'style_exploitability'>>): Hyper {
+  if (points.length === 0) throw new Error('pickFinal: no finalists');
+  const top = points.reduce((x, y) => (y.win_rate > x.win_rate ? y : x));
+  const near = points.filter((p) => p.win_rate >= top.win_rate - top.win_rate_se);
+  const b = near.reduce((x, y) => (y.style_exploitability < x.style_exploitability || (y.style_exploitability === x.style_exploitability && smallerStep(y, x)) ? y : x));
+  return { lr: b.lr, beta: b.beta };
+}
+
+export interface SearchOptions {
+  root: string;
+  out: string;
+  fresh?: boolean;
+  progress?: boolean;
+  log?: (s: string) => void;
+  methods?: DemoMethod[];
+  proxy?: string;
+  pairs?: PairMode;
+  generation?: Partial<DemoGeneration>;
+  /** Finalists per method run for the demo's iterations (default SEARCH_FINALISTS; 0: the first stage only). */
+  finalists?: number;
+  /** Tests: a smaller grid, demo and validation set. */
+  grid?: Hyper[];
+  sizes?: { iterations: number; perIteration: number; validCount: number; styleSamples: number };
+}
+
+export interface SearchResult {
+  points: SearchPoint[];
+  finals: FinalPoint[];
+  /** The choice per method: pickFinal's over the finalists (pickSetting's when there are none). */
+  best: Record<string, Hyper>;
+  /** pickSetting's choice from the first stage alone (the search's rule before the second stage). */
+  bestOneIteration: Record<string, Hyper>;
+  seconds: number;
+}
+
+/**
+ * The hyper-parameter search (`sppo demo search`), the same for every method, in two stages (successive halving).
+ * 1. Every grid point, one iteration on the demo's first 416 training prompts, scored by the gold judge's win rate
+ *    against the starter on the validation prompts. That iteration's samples and proxy verdicts do not depend on lr
+ *    or beta: they are made once and shared.
+ * 2. Each method's SEARCH_FINALISTS best points run as the demo runs them (its prompts, split, iterations and seed),
+ *    each iteration scored on the validation prompts, and the last one's style mix measured from styleSamples samples
+ *    per validation prompt; pickFinal chooses. The first iteration is again shared.
+ * Writes OUT/search.json. Never looks at the held-out prompts.
+ */
+export async function runSearch(o: SearchOptions): Promise<SearchResult> {
   const t0 = performance.now();
   const log = o.log ?? ((s: string) => console.error(s));
   const starter = join(o.root, 'demo', 'starter');
@@ -351,34 +426,48 @@ export async function runSearch(o: { root: string; out: string; fresh?: boolean;
   const out = resolve(o.out);
   if (o.fresh) rmSync(out, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
+  const grid = o.grid ?? SEARCH_GRID;
+  const size = o.sizes ?? { ...demoSizes(false), validCount: VALID_COUNT, styleSamples: DEMO_STYLE_SAMPLES };
+  const nFinal = o.finalists ?? SEARCH_FINALISTS;
   const heldAll = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED);
-  const perIteration = demoSizes(false).perIteration;
-  const train = trainingPrompts(demoSizes(false).iterations * perIteration, 0, heldAll, STREAM_SPPO).slice(0, perIteration);
-  const valid = trainingPrompts(VALID_COUNT, 0, heldAll, STREAM_VALID);
+  const nTrain = size.iterations * size.perIteration;
+  const trainAll = trainingPrompts(nTrain, 0, heldAll, STREAM_SPPO);
+  const valid = trainingPrompts(size.validCount, 0, heldAll, STREAM_VALID);
   const toRow = (t: Task): { prompt: string; kind: string } => ({ prompt: t.prompt, kind: t.kind });
-  writeJsonl(join(out, 'prompts.jsonl'), train.map(toRow));
+  writeJsonl(join(out, 'prompts.jsonl'), trainAll.slice(0, size.perIteration).map(toRow));
+  writeJsonl(join(out, 'prompts-demo.jsonl'), trainAll.map(toRow));
   writeJsonl(join(out, 'valid-prompts.jsonl'), valid.map(toRow));
   const gold = new GoldJudge();
-  const points: SearchPoint[] = [];
+  const generation = { ...DEMO_GENERATION, ...o.generation };
+  const methods = o.methods ?? (['sppo', 'dpo', 'ipo'] as DemoMethod[]);
+  // Files of a run that do not depend on lr, beta or the loss: copied from the stage's first run into each new one.
   const shared = ['iter-0/eval-responses.jsonl', 'iter-1/generations.jsonl', 'iter-1/preferences.jsonl', 'iter-1/pairs.jsonl'];
-  let first: string | undefined;
-  for (const method of o.methods ?? (['sppo', 'dpo', 'ipo'] as DemoMethod[])) {
-    for (const h of SEARCH_GRID) {
-      const runDir = join(out, `${method}-lr${h.lr}-beta${h.beta}`);
-      if (first && !existsSync(join(runDir, 'run.json'))) {
-        for (const f of shared) {
-          if (!existsSync(join(first, f))) continue;
-          mkdirSync(join(runDir, f, '..'), { recursive: true });
-          copyFileSync(join(first, f), join(runDir, f));
-        }
+  const firstOf: Record<string, string> = {};
+  const run = async (stage: string, method: DemoMethod, h: Hyper, runDir: string, prompts: string, iterations: number) => {
+    const first = firstOf[stage];
+    if (first && !existsSync(join(runDir, 'run.json'))) {
+      for (const f of shared) {
+        if (!existsSync(join(first, f))) continue;
+        mkdirSync(join(runDir, f, '..'), { recursive: true });
+        copyFileSync(join(first, f), join(runDir, f));
       }
-      const cfg = demoRunConfig({
-        starter, proxy, prompts: join(out, 'prompts.jsonl'), runDir, iterations: 1, perIteration,
-        seed: 0, pairs: o.pairs ?? DEMO_PAIRS, training: { loss: method, ...DEMO_TRAINING, ...h }, evalCount: valid.length, evalPrompts: join(out, 'valid-prompts.jsonl'),
-        generation: { ...DEMO_GENERATION, ...o.generation },
-      });
-      const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log: () => {} });
-      first ??= runDir;
+    }
+    const cfg = demoRunConfig({
+      starter, proxy, prompts, runDir, iterations, perIteration: size.perIteration,
+      seed: 0, pairs: o.pairs ?? DEMO_PAIRS, training: { loss: method, ...DEMO_TRAINING, ...h }, evalCount: valid.length, evalPrompts: join(out, 'valid-prompts.jsonl'),
+      generation,
+    });
+    const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log: () => {} });
+    firstOf[stage] ??= runDir;
+    return res;
+  };
+
+  // Stage 1: every grid point, one iteration.
+  const points: SearchPoint[] = [];
+  for (const method of methods) {
+    for (const h of grid) {
+      const runDir = join(out, `${method}-lr${h.lr}-beta${h.beta}`);
+      const res = await run('one', method, h, runDir, join(out, 'prompts.jsonl'), 1);
       const ev = res.iterations[0]!.eval!;
       const resp = readJsonl<GenerationLine>(join(runDir, 'iter-1', 'eval-responses.jsonl')).filter((g) => !g.skipped);
       const st = responseStats(resp.map((g) => valid[g.index]!.prompt), resp.map((g) => g.responses[0]!.text));
@@ -387,9 +476,27 @@ export async function runSearch(o: { root: string; out: string; fresh?: boolean;
       log(`search: ${method} lr ${h.lr} beta ${h.beta}: validation win rate ${(100 * p.win_rate).toFixed(1)} +- ${(100 * p.win_rate_se).toFixed(1)} %, correct ${(100 * p.correct).toFixed(1)} %`);
     }
   }
-  const best: Record<string, Hyper> = {};
-  for (const m of new Set(points.map((p) => p.method))) best[m] = pickSetting(points.filter((p) => p.method === m));
+  const bestOneIteration: Record<string, Hyper> = {};
+  for (const m of methods) bestOneIteration[m] = pickSetting(points.filter((p) => p.method === m));
+
+  // Stage 2: each method's finalists, the demo's iterations.
+  const finals: FinalPoint[] = [];
+  const best: Record<string, Hyper> = { ...bestOneIteration };
+  for (const method of nFinal > 0 ? methods : []) {
+    for (const h of pickFinalists(points.filter((p) => p.method === method), nFinal)) {
+      const runDir = join(out, 'final', `${method}-lr${h.lr}-beta${h.beta}`);
+      const res = await run('final', method, { lr: h.lr, beta: h.beta }, runDir, join(out, 'prompts-demo.jsonl'), size.iterations);
+      const its = res.iterations.map((it) => ({ iteration: it.iteration, win_rate: finite(it.eval!.winRate), win_rate_se: finite(it.eval!.standardError) }));
+      const last = res.iterations.at(-1)!;
+      const samples = await styleSamples(join(runDir, `iter-${last.iteration}`, 'valid-style-samples.jsonl'), join(runDir, `iter-${last.iteration}`, 'checkpoint'), valid, size.styleSamples, STYLE_SAMPLES_SEED + last.iteration);
+      const d = sampleDetails(method, last.iteration, valid, [samples]);
+      const f: FinalPoint = { method, lr: h.lr, beta: h.beta, iterations: its, win_rate: its.at(-1)!.win_rate, win_rate_se: its.at(-1)!.win_rate_se, correct: d.correct, styles: d.styles, style_exploitability: finite(d.style_exploitability) };
+      finals.push(f);
+      log(`search, final: ${method} lr ${h.lr} beta ${h.beta}: validation win rate ${its.map((x) => (100 * x.win_rate).toFixed(1)).join(' / ')} (+- ${(100 * f.win_rate_se).toFixed(1)}) %, correct ${(100 * f.correct).toFixed(1)} %, style exploitability ${f.style_exploitability.toFixed(3)}`);
+    }
+    best[method] = pickFinal(finals.filter((p) => p.method === method));
+  }
   const seconds = (performance.now() - t0) / 1000;
-  writeFileSync(join(out, 'search.json'), JSON.stringify({ grid: SEARCH_GRID, points, best, seconds }, null, 2) + '\n');
-  return { points, best, seconds };
+  writeFileSync(join(out, 'search.json'), JSON.stringify({ grid, finalists: nFinal, points, finals, best, best_one_iteration: bestOneIteration, seconds }, null, 2) + '\n');
+  return { points, finals, best, bestOneIteration, seconds };
 }

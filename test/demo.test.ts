@@ -133,23 +133,32 @@ test('sppo demo search, shortened: every grid point for one iteration, the best 
   const grid = [{ lr: 1e-4, beta: 0.1 }, { lr: 1e-3, beta: 0.1 }, { lr: 1e-3, beta: 0.2 }];
   const sizes = { iterations: 2, perIteration: 8, validCount: 12, styleSamples: 2 };
   const logs: string[] = [];
-  const r = await runSearch({ root: projectRoot, out, fresh: true, methods: ['sppo'], grid, sizes, finalists: 2, log: (s) => logs.push(s) });
+  const r = await runSearch({ root: projectRoot, out, fresh: true, methods: ['sppo'], grid, sizes, finalists: 2, finalSeeds: [0, 3], log: (s) => logs.push(s) });
   assert.equal(r.points.length, 3);
   for (const p of r.points) assert.ok(p.win_rate >= 0 && p.win_rate <= 1 && p.win_rate_se >= 0, JSON.stringify(p));
   // the finalists are the two best points of the first stage, each run for both iterations on the validation prompts
   const finalists = pickFinalists(r.points, 2);
   assert.deepEqual(r.finals.map((f) => [f.lr, f.beta]), finalists.map((p) => [p.lr, p.beta]));
   for (const f of r.finals) {
-    assert.deepEqual(f.iterations.map((x) => x.iteration), [1, 2]);
-    assert.equal(f.win_rate, f.iterations[1]!.win_rate);
-    assert.ok(f.style_exploitability >= 0 && f.style_exploitability <= 1 && f.correct >= 0 && f.correct <= 1, JSON.stringify(f));
-    const dir = join(out, 'final', `sppo-lr${f.lr}-beta${f.beta}`);
-    // the style samples: styleSamples per validation prompt of the last checkpoint
-    const rows = readFileSync(join(dir, 'iter-2', 'valid-style-samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { responses: string[] });
-    assert.equal(rows.length, sizes.validCount);
-    for (const row of rows) assert.equal(row.responses.length, sizes.styleSamples);
-    // the first iteration's samples do not depend on lr or beta: shared by the finalists
-    assert.equal(readFileSync(join(dir, 'iter-1', 'generations.jsonl'), 'utf8'), readFileSync(join(out, 'final', `sppo-lr${r.finals[0]!.lr}-beta${r.finals[0]!.beta}`, 'iter-1', 'generations.jsonl'), 'utf8'));
+    // one run per seed, the point's figures their means
+    assert.deepEqual(f.runs.map((x) => x.seed), [0, 3]);
+    assert.ok(Math.abs(f.win_rate - (f.runs[0]!.win_rate + f.runs[1]!.win_rate) / 2) < 1e-12);
+    assert.ok(Math.abs(f.style_exploitability - (f.runs[0]!.style_exploitability + f.runs[1]!.style_exploitability) / 2) < 1e-12);
+    for (const run of f.runs) {
+      assert.deepEqual(run.iterations.map((x) => x.iteration), [1, 2]);
+      assert.equal(run.win_rate, run.iterations[1]!.win_rate);
+      assert.ok(run.style_exploitability >= 0 && run.style_exploitability <= 1 && run.correct >= 0 && run.correct <= 1, JSON.stringify(run));
+      const name = (g: { lr: number; beta: number }) => `sppo-lr${g.lr}-beta${g.beta}${run.seed === 0 ? '' : `-seed${run.seed}`}`;
+      const dir = join(out, 'final', name(f));
+      // the style samples: styleSamples per validation prompt of the last checkpoint
+      const rows = readFileSync(join(dir, 'iter-2', 'valid-style-samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { responses: string[] });
+      assert.equal(rows.length, sizes.validCount);
+      for (const row of rows) assert.equal(row.responses.length, sizes.styleSamples);
+      // the first iteration's samples do not depend on lr or beta: shared by the finalists of a seed
+      assert.equal(readFileSync(join(dir, 'iter-1', 'generations.jsonl'), 'utf8'), readFileSync(join(out, 'final', name(r.finals[0]!), 'iter-1', 'generations.jsonl'), 'utf8'));
+    }
+    // ... and do depend on the seed
+    assert.notEqual(readFileSync(join(out, 'final', `sppo-lr${f.lr}-beta${f.beta}`, 'iter-1', 'generations.jsonl'), 'utf8'), readFileSync(join(out, 'final', `sppo-lr${f.lr}-beta${f.beta}-seed3`, 'iter-1', 'generations.jsonl'), 'utf8'));
   }
   // a finalist's first iteration trains on the same prompts as the first stage (the demo's first prompts)
   const firstStage = readFileSync(join(out, 'prompts.jsonl'), 'utf8').trim().split('\n');
@@ -159,6 +168,6 @@ test('sppo demo search, shortened: every grid point for one iteration, the best 
   const saved = JSON.parse(readFileSync(join(out, 'search.json'), 'utf8')) as { best: unknown; finals: unknown[]; best_one_iteration: unknown };
   assert.deepEqual(saved.best, r.best);
   assert.equal(saved.finals.length, 2);
-  assert.equal(logs.filter((l) => l.startsWith('search, final:')).length, 2);
+  assert.equal(logs.filter((l) => l.startsWith('search, final:')).length, 4);
   removeDir(out);
 });

@@ -10,7 +10,7 @@ import { goldPreference, goldVerdict, isCorrect, responseStats } from '../src/de
 import { DEMO_STYLES, DEMO_STYLES_EQUILIBRIUM, demonstrations, parseStyleShares } from '../src/demo/demonstrations.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_PROXY, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from '../src/demo/constants.js';
 import { bestOfK, evaluatePolicy, formatPolicyEval } from '../src/demo/policy_eval.js';
-import { averageIterate, DEMO_HYPER, pickSetting, sampleDetails, SEARCH_GRID } from '../src/demo/run.js';
+import { averageIterate, DEMO_HYPER, meanOfRuns, pickFinal, pickFinalists, pickSetting, sampleDetails, SEARCH_GRID } from '../src/demo/run.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { sppoCli } from './helpers/cli.js';
 import { projectRoot } from './helpers/fixtures.js';
@@ -173,6 +173,41 @@ test("the search's choice: the smallest step within one standard error of the be
   // nothing within one SE: the best point itself
   assert.deepEqual(pickSetting([pt(1e-4, 0.05, 0.5, 0.01), pt(5e-4, 0.2, 0.6, 0.01)]), { lr: 5e-4, beta: 0.2 });
   assert.throws(() => pickSetting([]), /no search points/);
+});
+
+test("the search's second stage: the best one-iteration points go on; the choice, the least exploitable style mix within one standard error of the best final win rate", () => {
+  const pt = (lr: number, beta: number, win_rate: number) => ({ lr, beta, win_rate, win_rate_se: 0.015 });
+  // the n best by win rate; a tie goes to the smaller step (the smaller lr, then the larger beta)
+  const one = [pt(1e-4, 0.05, 0.55), pt(1e-3, 0.05, 0.6), pt(5e-4, 0.1, 0.58), pt(2e-4, 0.05, 0.58), pt(2e-4, 0.2, 0.58)];
+  assert.deepEqual(pickFinalists(one, 3).map((p) => [p.lr, p.beta]), [[1e-3, 0.05], [2e-4, 0.2], [2e-4, 0.05]]);
+  assert.equal(pickFinalists(one, 9).length, one.length);
+  assert.deepEqual(pickFinalists(one, 0), []);
+  const fin = (lr: number, beta: number, win_rate: number, style_exploitability: number) => ({ lr, beta, win_rate, win_rate_se: 0.016, style_exploitability });
+  // best 0.634 +- 0.016: 0.633 and 0.632 are within one SE, 0.608 is not (however low its exploitability)
+  assert.deepEqual(pickFinal([fin(1e-3, 0.05, 0.608, 0.01), fin(5e-4, 0.1, 0.633, 0.030), fin(2e-4, 0.05, 0.632, 0.072), fin(5e-4, 0.05, 0.634, 0.015)]), { lr: 5e-4, beta: 0.05 });
+  assert.deepEqual(pickFinal([fin(1e-3, 0.05, 0.608, 0.01), fin(5e-4, 0.1, 0.633, 0.012), fin(5e-4, 0.05, 0.634, 0.015)]), { lr: 5e-4, beta: 0.1 });
+  // the same exploitability: the smaller step
+  assert.deepEqual(pickFinal([fin(1e-3, 0.05, 0.63, 0.02), fin(1e-4, 0.2, 0.62, 0.02)]), { lr: 1e-4, beta: 0.2 });
+  // a lone best point
+  assert.deepEqual(pickFinal([fin(1e-4, 0.2, 0.603, 0.171), fin(2e-4, 0.1, 0.586, 0.183)]), { lr: 1e-4, beta: 0.2 });
+  assert.throws(() => pickFinal([]), /no finalists/);
+});
+
+test("a finalist's figures: the means of its seeds' runs, the standard error of the mean win rate", () => {
+  const run = (seed: number, wr: number[], se: number, expl: number, styles: Record<string, number>) => ({
+    seed, iterations: wr.map((w, i) => ({ iteration: i + 1, win_rate: w, win_rate_se: se })), win_rate: wr.at(-1)!, win_rate_se: se, correct: 0.6 + seed / 100, styles, style_exploitability: expl,
+  });
+  const m = meanOfRuns([run(0, [0.6, 0.64], 0.016, 0.015, { terse: 0.3, sentence: 0.7 }), run(1, [0.62, 0.6], 0.012, 0.065, { terse: 0.5, formatted: 0.5 })]);
+  assert.ok(Math.abs(m.win_rate - 0.62) < 1e-12);
+  // sqrt((0.016^2 + 0.012^2) / 2 / 2) = sqrt(0.0001) = 0.01
+  assert.ok(Math.abs(m.win_rate_se - 0.01) < 1e-12, String(m.win_rate_se));
+  assert.deepEqual(m.iterations.map((x) => Number(x.win_rate.toFixed(12))), [0.61, 0.62]);
+  assert.ok(Math.abs(m.style_exploitability - 0.04) < 1e-12);
+  assert.ok(Math.abs(m.correct - 0.605) < 1e-12);
+  assert.deepEqual(Object.fromEntries(Object.entries(m.styles).map(([k, v]) => [k, Number(v.toFixed(12))])), { terse: 0.4, sentence: 0.35, formatted: 0.25 });
+  // one run: its own figures
+  assert.equal(meanOfRuns([run(2, [0.5], 0.02, 0.1, {})]).win_rate_se, 0.02);
+  assert.throws(() => meanOfRuns([]), /no runs/);
 });
 
 const starterDir = join(projectRoot, 'demo', 'starter');

@@ -45,9 +45,10 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
   search            the hyper-parameter search, the same for every method, scored by the gold judge on validation
                     prompts (never the held-out ones), in two stages: each lr x beta of the grid for one iteration
                     of 416 training prompts; then each method's N best points (--finalists, default 4; 0: stop
-                    after the first stage) run as the demo runs them (3 iterations), and the choice is, among the
-                    finalists within one standard error of the best win rate after iteration 3, the one whose
-                    validation style mix is the least exploitable; writes OUT/search.json (OUT: runs/demo-search)
+                    after the first stage) run as the demo runs them (3 iterations), with seeds 0 and 1, and the
+                    choice is, among the finalists within one standard error of the best mean win rate after
+                    iteration 3, the one whose validation style mix is the least exploitable (mean of the seeds);
+                    writes OUT/search.json (OUT: runs/demo-search)
   policy-eval       K samples per held-out prompt (the first N of the 256; temperature and top-p 1 unless given):
                     the gold judge's correctness of a sample and pass@K, per task kind, and the style shares;
                     with --vs DIR (e.g. demo/starter) also the gold win rate of the best of K (a correct sample
@@ -140,8 +141,8 @@ async function search(argv: string[]): Promise<void> {
   for (const p of r.points) console.log(`| ${p.method} | ${p.lr} | ${p.beta} | ${pct(p.win_rate)} ± ${pct(p.win_rate_se)} | ${pct(p.correct)} |`);
   console.log(`after one iteration (the smallest step within one standard error of the best point): ${JSON.stringify(r.bestOneIteration)}`);
   if (r.finals.length) {
-    console.log('\n| method | lr | beta | validation win rate by iteration (%) | ± SE | correct (%) | styles (%) | style exploitability |\n| --- | --- | --- | --- | --- | --- | --- | --- |');
-    for (const f of r.finals) console.log(`| ${f.method} | ${f.lr} | ${f.beta} | ${f.iterations.map((x) => pct(x.win_rate)).join(' / ')} | ${pct(f.win_rate_se)} | ${pct(f.correct)} | ${['terse', 'sentence', 'formatted', 'other'].map((k) => (100 * (f.styles[k] ?? 0)).toFixed(0)).join(' / ')} | ${f.style_exploitability.toFixed(3)} |`);
+    console.log('\nfinalists (means over the seeds of their runs):\n| method | lr | beta | validation win rate by iteration (%) | ± SE | correct (%) | styles (%) | style exploitability (each seed) |\n| --- | --- | --- | --- | --- | --- | --- | --- |');
+    for (const f of r.finals) console.log(`| ${f.method} | ${f.lr} | ${f.beta} | ${f.iterations.map((x) => pct(x.win_rate)).join(' / ')} | ${pct(f.win_rate_se)} | ${pct(f.correct)} | ${['terse', 'sentence', 'formatted', 'other'].map((k) => (100 * (f.styles[k] ?? 0)).toFixed(0)).join(' / ')} | ${f.style_exploitability.toFixed(3)} (${f.runs.map((x) => x.style_exploitability.toFixed(3)).join(', ')}) |`);
   }
   console.log(`chosen${r.finals.length ? ' (of the finalists within one standard error of the best final win rate, the least exploitable style mix)' : ''}: ${JSON.stringify(r.best)} (${r.seconds.toFixed(0)} s)`);
 }

@@ -70,13 +70,14 @@ export interface Hyper {
 /**
  * The hyper-parameter search budget, the same for every method: this grid of lr x beta, each point one
  * iteration of 416 prompts (the demo's first), scored by the gold judge's win rate against the starter on
- * VALID_COUNT validation prompts of their own stream (never the held-out ones). `sppo demo search` runs it.
+ * VALID_COUNT validation prompts of their own stream (never the held-out ones); each method's SEARCH_FINALISTS
+ * best points then run the demo's iterations (runSearch). `sppo demo search` runs it.
  */
 export const SEARCH_GRID: Hyper[] = [1e-4, 2e-4, 5e-4, 1e-3].flatMap((lr) => [0.05, 0.1, 0.2].map((beta) => ({ lr, beta })));
 
-/** The settings `sppo demo search` picked for each method (pickSetting; docs/demo.md has its table). */
+/** The settings `sppo demo search` picked for each method (pickFinal over its finalists; docs/demo.md has its tables). */
 export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
-  sppo: { lr: 2e-4, beta: 0.05 },
+  sppo: { lr: 5e-4, beta: 0.05 },
   dpo: { lr: 1e-4, beta: 0.2 },
   ipo: { lr: 1e-4, beta: 0.2 },
 };
@@ -306,7 +307,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     notes: [
       `Judge during training: the proxy pairwise model demo/proxy-judge; evaluation: the gold judge (docs/demo.md), on ${held.length} held-out prompts, against the starter's responses.`,
       `Win rate: mean P(model > starter) with its standard error; LC: AlpacaEval 2.0's length-controlled win rate (dashed line in the first chart).`,
-      `Same prompts, samples per prompt, judge, training pairs (${pairs === 'ranked' ? 'ranked: best with worst, second best with second worst' : 'best with worst'}) and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings, one iteration each, scored on validation prompts, never the held-out ones)`}.`,
+      `Same prompts, samples per prompt, judge, training pairs (${pairs === 'ranked' ? 'ranked: best with worst, second best with second worst' : 'best with worst'}) and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings for one iteration, the ${SEARCH_FINALISTS} best of each method for three, scored on validation prompts, never the held-out ones)`}.`,
       `"METHOD avg": the average iterate, the uniform mixture of the policies of iterations 1..t (SPPO's guarantee is about this policy): its win rate from one iteration drawn per held-out prompt, its styles and correctness from all of those iterations' style samples; the other rows are the last iterate.`,
       `Styles, correctness and style exploitability: from ${nStyle} samples per held-out prompt of each checkpoint (temperature 1; ${nStyle * held.length} per row). Style exploitability: 2 max_j P(j > mix) - 1 for the mix of answer styles on the held-out prompts, in the gold judge's style game (its 0.7 cycle, 0.8 against 'other', and its length term at each style's mean measured length; "pure cycle": the style term alone, equilibrium 1/3 each); 0 at the game's equilibrium, solved by the game lab's solver (src/demo/style_game.ts).`,
       `Wall time ${seconds.toFixed(0)} s.`,
@@ -324,8 +325,8 @@ export interface SearchPoint extends Hyper {
 }
 
 /** A finalist of the search's second stage: the demo's own iterations, each scored on the validation prompts. */
-export interface FinalPoint extends Hyper {
-  method: DemoMethod;
+export interface FinalRun {
+  seed: number;
   /** Validation win rate against the starter after each iteration (the last one is the score). */
   iterations: Array<{ iteration: number; win_rate: number; win_rate_se: number }>;
   win_rate: number;
@@ -334,6 +335,38 @@ export interface FinalPoint extends Hyper {
   correct: number;
   styles: Record<string, number>;
   style_exploitability: number;
+}
+
+/**
+ * A finalist: its runs (one per SEARCH_FINAL_SEEDS seed) and their means (win_rate_se: the standard error of the mean
+ * of the runs' win rates, from each run's own standard error).
+ */
+export interface FinalPoint extends Hyper, Omit<FinalRun, 'seed'> {
+  method: DemoMethod;
+  runs: FinalRun[];
+}
+
+/**
+ * The training seeds of each finalist's runs: how far a policy leaves the style equilibrium by iteration 3 varies
+ * from seed to seed as much as from setting to setting (docs/demo.md, five seeds), so one seed's run would choose on
+ * its luck — and the demo's reported run (seed 0) would be the run the choice was made on.
+ */
+export const SEARCH_FINAL_SEEDS = [0, 1];
+
+/** The mean of a finalist's runs. */
+export function meanOfRuns(runs: readonly FinalRun[]): Omit<FinalRun, 'seed'> {
+  if (runs.length === 0) throw new Error('meanOfRuns: no runs');
+  const mean = (f: (r: FinalRun) => number): number => runs.reduce((a, r) => a + f(r), 0) / runs.length;
+  const styles: Record<string, number> = {};
+  for (const k of new Set(runs.flatMap((r) => Object.keys(r.styles)))) styles[k] = mean((r) => r.styles[k] ?? 0);
+  return {
+    iterations: runs[0]!.iterations.map((x, i) => ({ iteration: x.iteration, win_rate: mean((r) => r.iterations[i]!.win_rate), win_rate_se: Math.sqrt(mean((r) => r.iterations[i]!.win_rate_se ** 2) / runs.length) })),
+    win_rate: mean((r) => r.win_rate),
+    win_rate_se: Math.sqrt(mean((r) => r.win_rate_se ** 2) / runs.length),
+    correct: mean((r) => r.correct),
+    styles,
+    style_exploitability: mean((r) => r.style_exploitability),
+  };
 }
 
 /**
@@ -368,10 +401,10 @@ export function pickFinalists<P extends Pick<SearchPoint, 'lr' | 'beta' | 'win_r
 }
 
 /**
- * The search's choice for one method from its finalists, each run for the demo's iterations: among those whose
- * validation win rate after the last iteration is within one standard error of the best one's, the one whose
- * validation style mix is the least exploitable in the gold style game (the demo's second figure; ties: the smaller
- * step). The same rule for every method.
+ * The search's choice for one method from its finalists, each run for the demo's iterations (the means of their
+ * seeds' runs): among those whose validation win rate after the last iteration is within one standard error of the
+ * best one's, the one whose validation style mix is the least exploitable in the gold style game (the demo's second
+ * figure; ties: the smaller step). The same rule for every method.
  */
 export function pickFinal(points: ReadonlyArray<Pick<FinalPoint, 'lr' | 'beta' | 'win_rate' | 'win_rate_se' | 'style_exploitability'>>): Hyper {
   if (points.length === 0) throw new Error('pickFinal: no finalists');
@@ -393,6 +426,8 @@ export interface SearchOptions {
   generation?: Partial<DemoGeneration>;
   /** Finalists per method run for the demo's iterations (default SEARCH_FINALISTS; 0: the first stage only). */
   finalists?: number;
+  /** The training seeds of each finalist's runs (default SEARCH_FINAL_SEEDS). */
+  finalSeeds?: number[];
   /** Tests: a smaller grid, demo and validation set. */
   grid?: Hyper[];
   sizes?: { iterations: number; perIteration: number; validCount: number; styleSamples: number };
@@ -413,9 +448,10 @@ export interface SearchResult {
  * 1. Every grid point, one iteration on the demo's first 416 training prompts, scored by the gold judge's win rate
  *    against the starter on the validation prompts. That iteration's samples and proxy verdicts do not depend on lr
  *    or beta: they are made once and shared.
- * 2. Each method's SEARCH_FINALISTS best points run as the demo runs them (its prompts, split, iterations and seed),
- *    each iteration scored on the validation prompts, and the last one's style mix measured from styleSamples samples
- *    per validation prompt; pickFinal chooses. The first iteration is again shared.
+ * 2. Each method's SEARCH_FINALISTS best points run as the demo runs them (its prompts, split and iterations), once
+ *    per SEARCH_FINAL_SEEDS seed, each iteration scored on the validation prompts, and the last one's style mix
+ *    measured from styleSamples samples per validation prompt; pickFinal chooses on the means of the runs. The first
+ *    iteration of a seed is again shared.
  * Writes OUT/search.json. Never looks at the held-out prompts.
  */
 export async function runSearch(o: SearchOptions): Promise<SearchResult> {
@@ -429,6 +465,8 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
   const grid = o.grid ?? SEARCH_GRID;
   const size = o.sizes ?? { ...demoSizes(false), validCount: VALID_COUNT, styleSamples: DEMO_STYLE_SAMPLES };
   const nFinal = o.finalists ?? SEARCH_FINALISTS;
+  const seeds = o.finalSeeds ?? SEARCH_FINAL_SEEDS;
+  if (seeds.length === 0 || !seeds.every((x) => Number.isInteger(x) && x >= 0)) throw new Error(`search: finalSeeds must be integers >= 0, got ${JSON.stringify(seeds)}`);
   const heldAll = heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED);
   const nTrain = size.iterations * size.perIteration;
   const trainAll = trainingPrompts(nTrain, 0, heldAll, STREAM_SPPO);
@@ -443,7 +481,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
   // Files of a run that do not depend on lr, beta or the loss: copied from the stage's first run into each new one.
   const shared = ['iter-0/eval-responses.jsonl', 'iter-1/generations.jsonl', 'iter-1/preferences.jsonl', 'iter-1/pairs.jsonl'];
   const firstOf: Record<string, string> = {};
-  const run = async (stage: string, method: DemoMethod, h: Hyper, runDir: string, prompts: string, iterations: number) => {
+  const run = async (stage: string, method: DemoMethod, h: Hyper, runDir: string, prompts: string, iterations: number, seed: number) => {
     const first = firstOf[stage];
     if (first && !existsSync(join(runDir, 'run.json'))) {
       for (const f of shared) {
@@ -454,7 +492,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
     }
     const cfg = demoRunConfig({
       starter, proxy, prompts, runDir, iterations, perIteration: size.perIteration,
-      seed: 0, pairs: o.pairs ?? DEMO_PAIRS, training: { loss: method, ...DEMO_TRAINING, ...h }, evalCount: valid.length, evalPrompts: join(out, 'valid-prompts.jsonl'),
+      seed, pairs: o.pairs ?? DEMO_PAIRS, training: { loss: method, ...DEMO_TRAINING, ...h }, evalCount: valid.length, evalPrompts: join(out, 'valid-prompts.jsonl'),
       generation,
     });
     const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log: () => {} });
@@ -467,7 +505,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
   for (const method of methods) {
     for (const h of grid) {
       const runDir = join(out, `${method}-lr${h.lr}-beta${h.beta}`);
-      const res = await run('one', method, h, runDir, join(out, 'prompts.jsonl'), 1);
+      const res = await run('one', method, h, runDir, join(out, 'prompts.jsonl'), 1, 0);
       const ev = res.iterations[0]!.eval!;
       const resp = readJsonl<GenerationLine>(join(runDir, 'iter-1', 'eval-responses.jsonl')).filter((g) => !g.skipped);
       const st = responseStats(resp.map((g) => valid[g.index]!.prompt), resp.map((g) => g.responses[0]!.text));
@@ -484,19 +522,22 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
   const best: Record<string, Hyper> = { ...bestOneIteration };
   for (const method of nFinal > 0 ? methods : []) {
     for (const h of pickFinalists(points.filter((p) => p.method === method), nFinal)) {
-      const runDir = join(out, 'final', `${method}-lr${h.lr}-beta${h.beta}`);
-      const res = await run('final', method, { lr: h.lr, beta: h.beta }, runDir, join(out, 'prompts-demo.jsonl'), size.iterations);
-      const its = res.iterations.map((it) => ({ iteration: it.iteration, win_rate: finite(it.eval!.winRate), win_rate_se: finite(it.eval!.standardError) }));
-      const last = res.iterations.at(-1)!;
-      const samples = await styleSamples(join(runDir, `iter-${last.iteration}`, 'valid-style-samples.jsonl'), join(runDir, `iter-${last.iteration}`, 'checkpoint'), valid, size.styleSamples, STYLE_SAMPLES_SEED + last.iteration);
-      const d = sampleDetails(method, last.iteration, valid, [samples]);
-      const f: FinalPoint = { method, lr: h.lr, beta: h.beta, iterations: its, win_rate: its.at(-1)!.win_rate, win_rate_se: its.at(-1)!.win_rate_se, correct: d.correct, styles: d.styles, style_exploitability: finite(d.style_exploitability) };
-      finals.push(f);
-      log(`search, final: ${method} lr ${h.lr} beta ${h.beta}: validation win rate ${its.map((x) => (100 * x.win_rate).toFixed(1)).join(' / ')} (+- ${(100 * f.win_rate_se).toFixed(1)}) %, correct ${(100 * f.correct).toFixed(1)} %, style exploitability ${f.style_exploitability.toFixed(3)}`);
+      const runs: FinalRun[] = [];
+      for (const seed of seeds) {
+        const runDir = join(out, 'final', `${method}-lr${h.lr}-beta${h.beta}${seed === 0 ? '' : `-seed${seed}`}`);
+        const res = await run(`final-${seed}`, method, { lr: h.lr, beta: h.beta }, runDir, join(out, 'prompts-demo.jsonl'), size.iterations, seed);
+        const its = res.iterations.map((it) => ({ iteration: it.iteration, win_rate: finite(it.eval!.winRate), win_rate_se: finite(it.eval!.standardError) }));
+        const last = res.iterations.at(-1)!;
+        const samples = await styleSamples(join(runDir, `iter-${last.iteration}`, 'valid-style-samples.jsonl'), join(runDir, `iter-${last.iteration}`, 'checkpoint'), valid, size.styleSamples, STYLE_SAMPLES_SEED + 1000 * seed + last.iteration);
+        const d = sampleDetails(method, last.iteration, valid, [samples]);
+        runs.push({ seed, iterations: its, win_rate: its.at(-1)!.win_rate, win_rate_se: its.at(-1)!.win_rate_se, correct: d.correct, styles: d.styles, style_exploitability: finite(d.style_exploitability) });
+        log(`search, final: ${method} lr ${h.lr} beta ${h.beta} seed ${seed}: validation win rate ${its.map((x) => (100 * x.win_rate).toFixed(1)).join(' / ')} (+- ${(100 * its.at(-1)!.win_rate_se).toFixed(1)}) %, correct ${(100 * d.correct).toFixed(1)} %, style exploitability ${runs.at(-1)!.style_exploitability.toFixed(3)}`);
+      }
+      finals.push({ method, lr: h.lr, beta: h.beta, ...meanOfRuns(runs), runs });
     }
     best[method] = pickFinal(finals.filter((p) => p.method === method));
   }
   const seconds = (performance.now() - t0) / 1000;
-  writeFileSync(join(out, 'search.json'), JSON.stringify({ grid, finalists: nFinal, points, finals, best, best_one_iteration: bestOneIteration, seconds }, null, 2) + '\n');
+  writeFileSync(join(out, 'search.json'), JSON.stringify({ grid, finalists: nFinal, final_seeds: seeds, points, finals, best, best_one_iteration: bestOneIteration, seconds }, null, 2) + '\n');
   return { points, finals, best, bestOneIteration, seconds };
 }

@@ -244,6 +244,7 @@ test('sppo demo: every step takes --help, and a bad option is a usage error that
     [['starter-inputs', '--dir', 'x', '--examples', '0'], /--examples must be an integer >= 1, got '0'/],
     [['judge-data', '--model', 'x'], /--dir is required/],
     [['policy-eval'], /--model is required/],
+    [['search', '--finalists', '13'], /--finalists must be an integer in \[0, 12\], got '13'/],
   ] as const) {
     const r = sppoCli(['demo', ...args]);
     assert.equal(r.status, 2, r.stderr);

@@ -77,8 +77,8 @@ export const SEARCH_GRID: Hyper[] = [1e-4, 2e-4, 5e-4, 1e-3].flatMap((lr) => [0.
 
 /** The settings `sppo demo search` picked for each method (pickFinal over its finalists; docs/demo.md has its tables). */
 export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
-  sppo: { lr: 5e-4, beta: 0.05 },
-  dpo: { lr: 1e-4, beta: 0.2 },
+  sppo: { lr: 5e-4, beta: 0.1 },
+  dpo: { lr: 1e-4, beta: 0.1 },
   ipo: { lr: 1e-4, beta: 0.2 },
 };
 

@@ -324,7 +324,7 @@ export interface SearchPoint extends Hyper {
   correct: number;
 }
 
-/** A finalist of the search's second stage: the demo's own iterations, each scored on the validation prompts. */
+/** One run of a finalist of the search's second stage (one seed): the demo's own iterations, each scored on the validation prompts. */
 export interface FinalRun {
   seed: number;
   /** Validation win rate against the starter after each iteration (the last one is the score). */

@@ -49,14 +49,15 @@ test('repeated train() calls leave native optimizers, live tensors and resident 
   // Warm-up: the allocator and the lazily built caches settle.
   for (let i = 0; i < 5; i++) await trainOnce();
   const rss0 = process.memoryUsage().rss;
-  const N = 40;
+  const N = 120;
   for (let i = 0; i < N; i++) await trainOnce();
   const grown = process.memoryUsage().rss - rss0;
   assert.equal(torch.liveOptimizers(), optimizers, 'train() left native optimizers alive');
   assert.equal(torch.liveTensors(), tensors, 'train() left tensors alive');
-  // Leaking each call's optimizer would grow memory by N x stateBytes (about 50 MB), and each call's models
-  // by as much again; allow a quarter of the optimizers' share as allocator slack.
-  assert.ok(grown < (N * stateBytes) / 4,
+  // Leaking each call's optimizer would grow memory by N x stateBytes (about 150 MB), and each call's models
+  // by as much again; the allocator's slack is bounded by a call's working set (a full suite, with other files
+  // running beside it, measured 14 MiB after 40 calls), not by N: allow a third of the optimizers' share.
+  assert.ok(grown < (N * stateBytes) / 3,
     `resident memory grew by ${(grown / 2 ** 20).toFixed(1)} MiB over ${N} train() calls (optimizer state ${(stateBytes / 2 ** 20).toFixed(2)} MiB each)`);
 });
 

@@ -10,12 +10,13 @@ import { HELD_OUT_COUNT, HELD_OUT_SEED, STARTER_ARCH, STARTER_SFT_EXAMPLES, STAR
 import { proxyJudgeData } from '../demo/proxy_data.js';
 import { runDemo, runSearch, SEARCH_FINALISTS, SEARCH_GRID, type DemoMethod } from '../demo/run.js';
 import { evaluatePolicy, formatPolicyEval } from '../demo/policy_eval.js';
-import { formatTable } from '../demo/report.js';
+import { formatMix, formatTable } from '../demo/report.js';
 import { exactSppoFrom, solveStyleGame, styleExploitability, styleGame, type StyleMix } from '../demo/style_game.js';
 import { judgeStyleReading } from '../demo/proxy_styles.js';
 import { loadJudge } from '../judge/judge.js';
 import { UsageError } from './usage.js';
 import { num, parseCommand } from './args.js';
+import { writeJsonlAtomic } from '../util/files.js';
 
 export const summary = 'the demo: SPPO on a small task family, judged by a proxy model, evaluated by a gold judge';
 
@@ -59,9 +60,6 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
                     the starter for several eta; with --judge DIR, how that judge reads the style cycle
 `;
 
-function writeJsonl(path: string, rows: unknown[]): void {
-  writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-}
 
 async function starterInputs(argv: string[]): Promise<void> {
   const parsed = parseCommand('demo starter-inputs', argv, { dir: { type: 'string' }, examples: { type: 'string' }, seed: { type: 'string' }, styles: { type: 'string' } }, HELP, { required: ['dir'] });
@@ -82,7 +80,7 @@ async function starterInputs(argv: string[]): Promise<void> {
   writeFileSync(join(v.dir, 'config.json'), JSON.stringify(llamaConfig(STARTER_ARCH), null, 2) + '\n');
   const held = new Set(heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED).map((t) => t.prompt));
   const demos = demonstrations(n, seed, held, styles);
-  writeJsonl(join(v.dir, 'sft.jsonl'), demos.map((d) => ({ prompt: d.prompt, response: d.response, kind: d.kind, correct: d.correct, style: d.style })));
+  writeJsonlAtomic(join(v.dir, 'sft.jsonl'), demos.map((d) => ({ prompt: d.prompt, response: d.response, kind: d.kind, correct: d.correct, style: d.style })));
   const correct = demos.filter((d) => d.correct).length / demos.length;
   console.error(`sppo demo starter-inputs: ${demos.length} demonstrations (${(100 * correct).toFixed(1)}% correct) -> ${v.dir}`);
 }
@@ -102,8 +100,8 @@ async function judgeData(argv: string[]): Promise<void> {
     bar.stop();
   }
   mkdirSync(v.dir, { recursive: true });
-  writeJsonl(join(v.dir, 'judge-train.jsonl'), r.train);
-  writeJsonl(join(v.dir, 'judge-heldout.jsonl'), r.heldOut);
+  writeJsonlAtomic(join(v.dir, 'judge-train.jsonl'), r.train);
+  writeJsonlAtomic(join(v.dir, 'judge-heldout.jsonl'), r.heldOut);
   console.error(`sppo demo judge-data: ${r.train.length} training and ${r.heldOut.length} held-out comparisons in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${v.dir}`);
 }
 
@@ -142,7 +140,7 @@ async function search(argv: string[]): Promise<void> {
   console.log(`after one iteration (the smallest step within one standard error of the best point): ${JSON.stringify(r.bestOneIteration)}`);
   if (r.finals.length) {
     console.log('\nfinalists (means over the seeds of their runs):\n| method | lr | beta | validation win rate by iteration (%) | ± SE | correct (%) | styles (%) | style exploitability (each seed) |\n| --- | --- | --- | --- | --- | --- | --- | --- |');
-    for (const f of r.finals) console.log(`| ${f.method} | ${f.lr} | ${f.beta} | ${f.iterations.map((x) => pct(x.win_rate)).join(' / ')} | ${pct(f.win_rate_se)} | ${pct(f.correct)} | ${['terse', 'sentence', 'formatted', 'other'].map((k) => (100 * (f.styles[k] ?? 0)).toFixed(0)).join(' / ')} | ${f.style_exploitability.toFixed(3)} (${f.runs.map((x) => x.style_exploitability.toFixed(3)).join(', ')}) |`);
+    for (const f of r.finals) console.log(`| ${f.method} | ${f.lr} | ${f.beta} | ${f.iterations.map((x) => pct(x.win_rate)).join(' / ')} | ${pct(f.win_rate_se)} | ${pct(f.correct)} | ${formatMix(f.styles)} | ${f.style_exploitability.toFixed(3)} (${f.runs.map((x) => x.style_exploitability.toFixed(3)).join(', ')}) |`);
   }
   console.log(`chosen${r.finals.length ? ' (of the finalists within one standard error of the best final win rate, the least exploitable style mix)' : ''}: ${JSON.stringify(r.best)} (${r.seconds.toFixed(0)} s)`);
 }

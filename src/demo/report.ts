@@ -165,15 +165,17 @@ export function chartSpecs(d: ReportData): { id: string; title: string; spec: To
 
 export const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
+/** A style mix as percentages, terse / sentence / formatted / other ('n/a' when there is none). */
+export const formatMix = (m: Record<string, number> | undefined): string => (m ? ['terse', 'sentence', 'formatted', 'other'].map((k) => (100 * (m[k] ?? 0)).toFixed(0)).join(' / ') : 'n/a');
+
 /** report.html: the table, the charts (inline SVG) and the notes. */
 export async function reportHtml(d: ReportData): Promise<string> {
   const charts = chartSpecs(d);
   const svgs = await Promise.all(charts.map((c) => svgOf(c.spec)));
-  const mix = (m: Record<string, number> | undefined): string => (m ? ['terse', 'sentence', 'formatted', 'other'].map((k) => (100 * (m[k] ?? 0)).toFixed(0)).join(' / ') : 'n/a');
   const rows = d.rows
     .map((r) => {
       const x = d.details.find((y) => y.method === r.method && y.iteration === r.iteration);
-      return `<tr><td>${esc(r.method)}</td><td>${r.iteration}</td><td>${pct(r.lc_win_rate)}</td><td>${pct(r.win_rate)} ± ${pct(r.win_rate_se)}</td><td>${r.avg_length.toFixed(1)}</td><td>${x ? pct(x.correct) : 'n/a'}</td><td>${mix(x?.styles)}</td><td>${mix(x?.style_equilibrium)}</td><td>${fix3(x?.style_exploitability)}</td><td>${fix3(x?.style_exploitability_cycle)}</td></tr>`;
+      return `<tr><td>${esc(r.method)}</td><td>${r.iteration}</td><td>${pct(r.lc_win_rate)}</td><td>${pct(r.win_rate)} ± ${pct(r.win_rate_se)}</td><td>${r.avg_length.toFixed(1)}</td><td>${x ? pct(x.correct) : 'n/a'}</td><td>${formatMix(x?.styles)}</td><td>${formatMix(x?.style_equilibrium)}</td><td>${fix3(x?.style_exploitability)}</td><td>${fix3(x?.style_exploitability_cycle)}</td></tr>`;
     })
     .join('\n');
   return `<!doctype html>

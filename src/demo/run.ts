@@ -126,9 +126,6 @@ function demoRunConfig(c: {
   };
 }
 
-function writeJsonl(path: string, rows: unknown[]): void {
-  writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
-}
 
 function finite(x: unknown, dflt = NaN): number {
   return typeof x === 'number' && Number.isFinite(x) ? x : dflt;
@@ -151,8 +148,8 @@ export const averageLabel = (method: string): string => `${method} avg`;
  */
 export const DEMO_STYLE_SAMPLES = 8;
 export const QUICK_STYLE_SAMPLES = 2;
-/** Seed stream of the style samples; iteration t of every method draws with the same seeds (the starter's are identical). */
-const STYLE_SAMPLES_SEED = 0x57e5;
+/** Seed of the style samples of iteration t of a run with seed `seed`: every method draws with the same seeds (the starter's are identical). */
+const styleSeed = (seed: number, t: number): number => 0x57e5 + 1000 * seed + t;
 
 /** `n` samples per held-out prompt of the policy in `modelDir`, kept in `file` (JSONL, one line per prompt) and read back on resume. */
 async function styleSamples(file: string, modelDir: string, held: readonly Task[], n: number, seed: number): Promise<string[][]> {
@@ -244,8 +241,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const nTrain = size.iterations * size.perIteration;
   const train = trainingPrompts(nTrain, 0, heldOutPrompts(HELD_OUT_COUNT, HELD_OUT_SEED), STREAM_SPPO, nTrain <= demoSizes(false).iterations * demoSizes(false).perIteration);
   const toRow = (t: Task): { prompt: string; kind: string } => ({ prompt: t.prompt, kind: t.kind });
-  writeJsonl(join(out, 'prompts.jsonl'), train.map(toRow));
-  writeJsonl(join(out, 'eval-prompts.jsonl'), held.map(toRow));
+  writeJsonlAtomic(join(out, 'prompts.jsonl'), train.map(toRow));
+  writeJsonlAtomic(join(out, 'eval-prompts.jsonl'), held.map(toRow));
   log(`sppo demo: ${methods.join(', ')}; ${size.iterations} iteration(s) x ${size.perIteration} prompts, K = ${generation.k}; ${held.length} held-out prompts; judge: proxy ${proxy}; evaluation: gold judge`);
 
   const gold = new GoldJudge();
@@ -271,7 +268,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     // The style and correctness figures: styleSamples samples per held-out prompt of each checkpoint.
     const ts = performance.now();
     const samplesOf = (t: number): Promise<string[][]> =>
-      styleSamples(join(runDir, `iter-${t}`, 'style-samples.jsonl'), t === 0 ? starter : join(runDir, `iter-${t}`, 'checkpoint'), held, nStyle, STYLE_SAMPLES_SEED + 1000 * seed + t);
+      styleSamples(join(runDir, `iter-${t}`, 'style-samples.jsonl'), t === 0 ? starter : join(runDir, `iter-${t}`, 'checkpoint'), held, nStyle, styleSeed(seed, t));
     details.push(sampleDetails(method, 0, held, [await samplesOf(0)]));
     const starterResp = new Map(base.filter((g) => !g.skipped).map((g) => [g.index, g.responses[0]!.text]));
     const byIteration: Map<number, string>[] = [];
@@ -384,10 +381,14 @@ export const SEARCH_FINALISTS = 4;
  */
 export function pickSetting(points: ReadonlyArray<Pick<SearchPoint, 'lr' | 'beta' | 'win_rate' | 'win_rate_se'>>): Hyper {
   if (points.length === 0) throw new Error('pickSetting: no search points');
-  const top = points.reduce((x, y) => (y.win_rate > x.win_rate ? y : x));
-  const near = points.filter((p) => p.win_rate >= top.win_rate - top.win_rate_se);
-  const b = near.reduce((x, y) => (smallerStep(y, x) ? y : x));
+  const b = withinOneSe(points).reduce((x, y) => (smallerStep(y, x) ? y : x));
   return { lr: b.lr, beta: b.beta };
+}
+
+/** The points whose win rate is within one standard error (the best point's) of the best one's. */
+function withinOneSe<P extends { win_rate: number; win_rate_se: number }>(points: readonly P[]): P[] {
+  const top = points.reduce((x, y) => (y.win_rate > x.win_rate ? y : x));
+  return points.filter((p) => p.win_rate >= top.win_rate - top.win_rate_se);
 }
 
 /** The smaller step of two settings: the smaller lr, then the larger beta. */
@@ -408,9 +409,7 @@ export function pickFinalists<P extends Pick<SearchPoint, 'lr' | 'beta' | 'win_r
  */
 export function pickFinal(points: ReadonlyArray<Pick<FinalPoint, 'lr' | 'beta' | 'win_rate' | 'win_rate_se' | 'style_exploitability'>>): Hyper {
   if (points.length === 0) throw new Error('pickFinal: no finalists');
-  const top = points.reduce((x, y) => (y.win_rate > x.win_rate ? y : x));
-  const near = points.filter((p) => p.win_rate >= top.win_rate - top.win_rate_se);
-  const b = near.reduce((x, y) => (y.style_exploitability < x.style_exploitability || (y.style_exploitability === x.style_exploitability && smallerStep(y, x)) ? y : x));
+  const b = withinOneSe(points).reduce((x, y) => (y.style_exploitability < x.style_exploitability || (y.style_exploitability === x.style_exploitability && smallerStep(y, x)) ? y : x));
   return { lr: b.lr, beta: b.beta };
 }
 
@@ -472,9 +471,9 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
   const trainAll = trainingPrompts(nTrain, 0, heldAll, STREAM_SPPO);
   const valid = trainingPrompts(size.validCount, 0, heldAll, STREAM_VALID);
   const toRow = (t: Task): { prompt: string; kind: string } => ({ prompt: t.prompt, kind: t.kind });
-  writeJsonl(join(out, 'prompts.jsonl'), trainAll.slice(0, size.perIteration).map(toRow));
-  writeJsonl(join(out, 'prompts-demo.jsonl'), trainAll.map(toRow));
-  writeJsonl(join(out, 'valid-prompts.jsonl'), valid.map(toRow));
+  writeJsonlAtomic(join(out, 'prompts.jsonl'), trainAll.slice(0, size.perIteration).map(toRow));
+  writeJsonlAtomic(join(out, 'prompts-demo.jsonl'), trainAll.map(toRow));
+  writeJsonlAtomic(join(out, 'valid-prompts.jsonl'), valid.map(toRow));
   const gold = new GoldJudge();
   const generation = { ...DEMO_GENERATION, ...o.generation };
   const methods = o.methods ?? (['sppo', 'dpo', 'ipo'] as DemoMethod[]);
@@ -528,7 +527,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
         const res = await run(`final-${seed}`, method, { lr: h.lr, beta: h.beta }, runDir, join(out, 'prompts-demo.jsonl'), size.iterations, seed);
         const its = res.iterations.map((it) => ({ iteration: it.iteration, win_rate: finite(it.eval!.winRate), win_rate_se: finite(it.eval!.standardError) }));
         const last = res.iterations.at(-1)!;
-        const samples = await styleSamples(join(runDir, `iter-${last.iteration}`, 'valid-style-samples.jsonl'), join(runDir, `iter-${last.iteration}`, 'checkpoint'), valid, size.styleSamples, STYLE_SAMPLES_SEED + 1000 * seed + last.iteration);
+        const samples = await styleSamples(join(runDir, `iter-${last.iteration}`, 'valid-style-samples.jsonl'), join(runDir, `iter-${last.iteration}`, 'checkpoint'), valid, size.styleSamples, styleSeed(seed, last.iteration));
         const d = sampleDetails(method, last.iteration, valid, [samples]);
         runs.push({ seed, iterations: its, win_rate: its.at(-1)!.win_rate, win_rate_se: its.at(-1)!.win_rate_se, correct: d.correct, styles: d.styles, style_exploitability: finite(d.style_exploitability) });
         log(`search, final: ${method} lr ${h.lr} beta ${h.beta} seed ${seed}: validation win rate ${its.map((x) => (100 * x.win_rate).toFixed(1)).join(' / ')} (+- ${(100 * its.at(-1)!.win_rate_se).toFixed(1)}) %, correct ${(100 * d.correct).toFixed(1)} %, style exploitability ${runs.at(-1)!.style_exploitability.toFixed(3)}`);

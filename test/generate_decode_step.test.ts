@@ -1,5 +1,5 @@
 // The graph-ready decoding step (src/generate/decode_step.ts) on the CPU: for every hf-tiny architecture it
-// gives the same tokens and log-probs as the op-by-op loop for the same seed (left padding, n > 1, EOS and
+// gives the same tokens as the op-by-op loop for the same seed, and its log-probs to rounding (left padding, n > 1, EOS and
 // stop ids, minNewTokens, greedy, temperature / top-k / top-p); the exponential race equals libtorch's
 // multinomial; CUDA graphs say they are unavailable on the CPU. With SPPO_DEVICE=cuda: graph-replayed
 // decoding gives the op-by-op tokens and captures one graph per bucket.
@@ -12,7 +12,7 @@ import { decodeGraphCount, decodeMode, generate, generateTensors, leftPad, relea
 import { arange, CudaGraph, emptyLike, full, Generator, multinomial, randn, scaledDotProductAttention, tidy } from '../src/torch/index.js';
 import { repeatKv, sdpaGroupedStep, stepMask } from '../src/nn/attention.js';
 import { fixtureRoot, readExpected } from './text_helpers.js';
-import { EPS32, LOGPROB32, reportError } from './helpers/tolerances.js';
+import { EPS32, LOGPROB_BF16, LOGPROB32, reportError } from './helpers/tolerances.js';
 
 const ARCHS = ['llama', 'mistral', 'qwen2', 'gemma2', 'gpt2'];
 const gpu = process.env.SPPO_DEVICE === 'cuda';
@@ -77,8 +77,14 @@ function promptsOf(dir: string): number[][] {
   return [...ps, ps[0]!.slice(0, 3)];
 }
 
-/** Runs both loops and compares them exactly. Returns the op-by-op generations (for the cases' own checks). */
-function compareLoops(model: CausalLM, prompts: number[][], opts: GenerateOptions, what: string): ReturnType<typeof generate> {
+/**
+ * Runs both loops and compares them: the same tokens and finish reasons, log-probs equal to rounding. The static
+ * step attends over the cache's whole capacity, where the positions not written yet enter only as exact zeros
+ * (exp(finfo.min - max) = 0, 0 * v = 0); but a sum over more elements may be grouped otherwise by a vectorised or
+ * BLAS kernel (its lanes and tails depend on the length), so the two agree to rounding (LOGPROB32, or LOGPROB_BF16
+ * for bfloat16), and bit for bit only where the kernels happen to group alike. Returns the op-by-op generations.
+ */
+function compareLoops(model: CausalLM, prompts: number[][], opts: GenerateOptions, what: string, limit = LOGPROB32): ReturnType<typeof generate> {
   const loop = generate(model, prompts, { ...opts, graph: 'off' });
   const stat = generate(model, prompts, { ...opts, graph: 'on' });
   assert.equal(stat.length, loop.length);
@@ -86,17 +92,19 @@ function compareLoops(model: CausalLM, prompts: number[][], opts: GenerateOption
     const s = stat[i]!;
     assert.deepEqual(s.tokens, g.tokens, `${what}: row ${i} tokens`);
     assert.equal(s.finishReason, g.finishReason, `${what}: row ${i} finish reason`);
-    // Bit-identical: the same operations on the same values; the extra cache positions enter the attention
-    // only as exact zeros (exp(finfo.min - max) = 0 and 0 * v = 0 with zero-initialised values).
-    assert.deepEqual(s.logprobs, g.logprobs, `${what}: row ${i} log-probs`);
+    assert.equal(s.logprobs.length, g.logprobs.length, `${what}: row ${i} log-probs`);
+    let worst = 0;
+    g.logprobs.forEach((lp, j) => (worst = Math.max(worst, Math.abs(s.logprobs[j]! - lp))));
+    reportError(`static step vs loop, ${what}, row ${i}`, worst, limit);
+    assert.ok(worst <= limit, `${what}: row ${i} log-probs differ by ${worst} > ${limit}`);
   });
   return loop;
 }
 
 for (const arch of ARCHS) {
   const dir = fixture(arch);
-  test(`static decoding step = op-by-op loop, bit for bit: ${arch}`, { skip: dir ? false : `no ${arch} fixture under ${fixtureRoot}` }, () => {
-    const model = loadModel(dir as string, { device: 'cpu' }); // bit for bit on the CPU (the GPU test below: graphs)
+  test(`static decoding step = op-by-op loop (same tokens, log-probs to rounding): ${arch}`, { skip: dir ? false : `no ${arch} fixture under ${fixtureRoot}` }, () => {
+    const model = loadModel(dir as string, { device: 'cpu' }); // on the CPU (the GPU test below: graphs)
     try {
       const prompts = promptsOf(dir as string);
       const greedyFree = compareLoops(model, prompts, { temperature: 0, maxNewTokens: 12, eosTokenIds: [] }, 'greedy');
@@ -122,10 +130,10 @@ for (const arch of ARCHS) {
         const ends = new Set([...(c.opts.eosTokenIds ?? []), ...(c.opts.stopTokenIds ?? [])]);
         if (c.opts.minNewTokens) for (const g of gens) assert.ok(!g.tokens.slice(0, c.opts.minNewTokens).some((t) => ends.has(t)), `minNewTokens: ${g.tokens}`);
       }
-      // bfloat16 weights and activations: the same operations in the same order, so still bit for bit.
+      // bfloat16 weights and activations: the same tokens, log-probs to bfloat16 rounding.
       const half = loadModel(dir as string, { device: 'cpu', dtype: 'bfloat16' });
       try {
-        compareLoops(half, prompts, { temperature: 0.8, topP: 0.9, maxNewTokens: 12, n: 2, seed: 3, eosTokenIds: [eosId] }, 'bfloat16 sampling');
+        compareLoops(half, prompts, { temperature: 0.8, topP: 0.9, maxNewTokens: 12, n: 2, seed: 3, eosTokenIds: [eosId] }, 'bfloat16 sampling', LOGPROB_BF16);
       } finally {
         half.dispose();
       }
@@ -149,7 +157,8 @@ test('the static step also serves generateTensors: same tensors and lengths as t
     assert.deepEqual(b.tokens.shape, a.tokens.shape);
     assert.ok(a.tokens.size(1) < 40);
     assert.ok(b.tokens.equal(a.tokens));
-    assert.ok(b.logprobs.equal(a.logprobs));
+    const lpDiff = tidy(() => b.logprobs.sub(a.logprobs).abs().max().item() as number);
+    assert.ok(lpDiff <= LOGPROB32, `log-probs differ by ${lpDiff}`);
     assert.deepEqual(b.lengths, a.lengths);
     assert.deepEqual(b.finishReasons, a.finishReasons);
     for (const t of [inputIds, attentionMask, a.tokens, a.logprobs, b.tokens, b.logprobs]) t.dispose();

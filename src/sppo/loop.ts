@@ -10,14 +10,15 @@
 // Resumption: an artifact that exists is finished (all are written atomically, see run_dir.ts); a rerun
 // skips finished stages, and within generation and judging it also skips finished chunks. Every random
 // choice is seeded from (config.seed, iteration, stage, chunk), so a resumed run writes the same bytes as
-// an uninterrupted one (on the CPU; GPU kernels need not be deterministic). Timings go to timings.jsonl,
+// an uninterrupted one on the same machine and thread count (floats are sums whose order follows the thread
+// count and the kernels: across those, the same tokens and texts and log-probs to rounding; docs/sppo-loop.md). Timings go to timings.jsonl,
 // which is a log, not an artifact.
 //
 // Data parallel (opts.processGroup: `sppo run --nproc N`, torchrun, srun): every rank runs this loop over the
 // same run directory (a shared filesystem across nodes); generation and judging chunks are shared out by
 // rank, training is DDP, rank 0 writes every file of the run (and judges the evaluation), and barriers keep
-// the ranks in step between stages. The files are those of one process, so a run resumes with any number of
-// ranks.
+// the ranks in step between stages. The files are those of one process (the same tokens, texts, preferences and
+// pairs; log-probs to rounding, as between thread counts), so a run resumes with any number of ranks.
 //
 // Each stage is a module of src/sppo/stages/ (generate.ts, judge.ts, pairs.ts, train.ts, eval.ts) with its input
 // explicit; what they share (the context, the artifact lines, the seed streams) is stages/context.ts.

@@ -42,6 +42,14 @@ export function reportError(what: string, err: number, limit: number): void {
 export const LOGPROB32 = 2 * FWD32 * 16;
 
 /**
+ * One bfloat16 log-prob of a fixture model against another computation of it with the same weights whose reductions
+ * run in another order (a KV cache, a static cache's capacity, another kernel): the activations are rounded at the
+ * same ~10 (L + 1) = 30 points, and where the order differs a rounding (relative u = 2^-8) may differ, unbiased, so in
+ * quadrature sqrt(30) * u of the logit scale (< 16): 0.34. A wrong position is off by nats.
+ */
+export const LOGPROB_BF16 = Math.sqrt(30) * EPS_BF16 * 16;
+
+/**
  * float64 closed forms (win rates, games, schedules, optimizer steps on small tensors) are checked to 1e-12:
  * a few dozen operations on values below 100 stay within 50 * 100 * EPS64 = 5.6e-13 of the exact result.
  * Values that are exact in binary (0.5, 0.25, integers) are compared exactly where the code is exact.

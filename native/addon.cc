@@ -69,13 +69,19 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaSynchronize", Napi::Function::New(env, cuda_synchronize, "cudaSynchronize"));
   exports.Set("cudaMemoryStats", Napi::Function::New(env, cuda_memory_stats, "cudaMemoryStats"));
   exports.Set("cudaResetPeakMemory", Napi::Function::New(env, cuda_reset_peak_memory, "cudaResetPeakMemory"));
-  exports.Set("builtWithCuda", Napi::Boolean::New(env,
 #ifdef SPPO_CUDA
-                                                   true
+  constexpr bool cuda = true;
 #else
-                                                   false
+  constexpr bool cuda = false;
 #endif
-                                                   ));
+#ifdef SPPO_CUDA_MEMORY_STATS
+  constexpr bool memory_stats = true;
+#else
+  constexpr bool memory_stats = false;
+#endif
+  exports.Set("builtWithCuda", Napi::Boolean::New(env, cuda));
+  set_feature(env, exports, "cuda", cuda);
+  set_feature(env, exports, "cudaMemoryStats", memory_stats);
   return exports;
 }
 

@@ -35,6 +35,13 @@ auto guard(Napi::Env env, const std::string& op, F&& body) -> decltype(body()) {
   }
 }
 
+// exports.buildFeatures[name] = on: which compile-time paths this build has (each source file sets the ones its
+// own preprocessor checks decide), so a check can assert that a CUDA build compiled every CUDA-only path.
+inline void set_feature(Napi::Env env, Napi::Object exports, const char* name, bool on) {
+  if (!exports.Has("buildFeatures")) exports.Set("buildFeatures", Napi::Object::New(env));
+  exports.Get("buildFeatures").As<Napi::Object>().Set(name, Napi::Boolean::New(env, on));
+}
+
 void init_tensor(Napi::Env env, Napi::Object exports);
 void init_optim(Napi::Env env, Napi::Object exports);
 void init_profiler(Napi::Env env, Napi::Object exports);

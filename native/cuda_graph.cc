@@ -197,6 +197,11 @@ static Napi::Value graph_generators(const Napi::CallbackInfo& info) {
 }
 
 void init_cuda_graph(Napi::Env env, Napi::Object e) {
+#ifdef SPPO_CUDA_GRAPHS
+  set_feature(env, e, "cudaGraphs", true);
+#else
+  set_feature(env, e, "cudaGraphs", false);
+#endif
   e.Set("cudaGraphSupport", Napi::Function::New(env, graph_support, "cudaGraphSupport"));
   e.Set("cudaGraphGenerators", Napi::Function::New(env, graph_generators, "cudaGraphGenerators"));
 #ifdef SPPO_CUDA_GRAPHS

@@ -485,7 +485,10 @@ struct GradSync {
   std::vector<bool> ready;
   std::vector<at::Tensor> flats;
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  std::vector<std::pair<std::shared_ptr<torch::autograd::Node>, uintptr_t>> hooks;
+  // The gradient accumulators that hold our hooks: std::shared_ptr<Node> up to PyTorch 2.12, c10::intrusive_ptr from
+  // 2.13 on (whatever grad_accumulator returns).
+  using NodePtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
+  std::vector<std::pair<NodePtr, uintptr_t>> hooks;
   size_t next = 0;
   size_t by_hooks = 0;  // buckets started from the backward pass's hooks this round
   bool armed = false;
@@ -704,6 +707,16 @@ static Napi::Value dist_available(const Napi::CallbackInfo& info) {
 }
 
 void init_distributed(Napi::Env env, Napi::Object exports) {
+#ifdef SPPO_HAS_GLOO
+  set_feature(env, exports, "gloo", true);
+#else
+  set_feature(env, exports, "gloo", false);
+#endif
+#ifdef SPPO_HAS_NCCL
+  set_feature(env, exports, "nccl", true);
+#else
+  set_feature(env, exports, "nccl", false);
+#endif
   exports.Set("distAvailable", Napi::Function::New(env, dist_available, "distAvailable"));
 #ifdef SPPO_HAS_C10D
   exports.Set("distInit", Napi::Function::New(env, dist_init, "distInit"));

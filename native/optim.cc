@@ -509,6 +509,11 @@ void init_optim(Napi::Env env, Napi::Object e) {
   fn("optimGetState", optim_get_state);
   fn("optimSetState", optim_set_state);
   fn("clipGradNorm", clip_grad_norm);
+#ifdef SPPO_FUSED_ADAMW_CUDA
+  set_feature(env, e, "fusedAdamwCuda", true);
+#else
+  set_feature(env, e, "fusedAdamwCuda", false);
+#endif
 }
 
 }  // namespace sppo

@@ -3,7 +3,8 @@
 //   1. npm dependencies (npm ci when node_modules is missing or older than package-lock.json)
 //   2. libtorch: $LIBTORCH, else LIBTORCH_USE_PYTORCH=1 (python3's torch), else the system's
 //      (Debian/Ubuntu libtorch-dev, installed with apt-get when missing and we are root)
-//   3. the native addon (native/*.cc -> build/native/sppo.node), with g++ and the Node-API headers;
+//   3. the native addon (native/*.cc -> build/native*/sppo.node, a folder per libtorch: native/addon_path.cjs),
+//      with g++ and the Node-API headers;
 //      c10d's Gloo process group (native/distributed.cc) where gloo's headers are found (Debian's
 //      libgloo-dev, installed with apt-get when the system libtorch links libgloo and we are root)
 //   4. the TypeScript (src, test, bench -> dist)
@@ -21,6 +22,8 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+// Which build folder the chosen libtorch's addon goes to (shared with src/torch/native.ts, which loads it).
+const { addonPath, pythonPath } = createRequire(import.meta.url)('../native/addon_path.cjs');
 const quiet = process.env.SPPO_SETUP_QUIET === '1';
 // A dependency of another project: its npm dependencies are that project's, its TypeScript is compiled.
 const installed = !existsSync(join(root, 'tsconfig.json'));
@@ -119,7 +122,7 @@ function systemLibtorch() {
 function findLibtorch() {
   if (process.env.LIBTORCH) return fromFolder(resolve(process.env.LIBTORCH), 'LIBTORCH');
   if (process.env.LIBTORCH_USE_PYTORCH === '1') {
-    const py = process.env.PYTHON ?? 'python3';
+    const py = pythonPath(process.env);
     const code = [
       'import json, torch, torch.utils.cpp_extension as c',
       'print(json.dumps({"include": c.include_paths(), "lib": c.library_paths(), "abi": int(torch._C._GLIBCXX_USE_CXX11_ABI), "version": torch.__version__}))',
@@ -194,8 +197,8 @@ function buildNative(torch) {
   const srcDir = join(root, 'native');
   const sources = readdirSync(srcDir).filter((f) => f.endsWith('.cc')).sort();
   const headers = readdirSync(srcDir).filter((f) => f.endsWith('.h')).sort();
-  const outDir = join(root, 'build', 'native');
-  const out = join(outDir, 'sppo.node');
+  // Each libtorch has its own folder (native/addon_path.cjs), so switching between them rebuilds nothing.
+  const { dir: outDir, file: out } = addonPath(root);
   // node_modules/node-addon-api here, or next to node_modules/sppo in a project that installed it.
   const addonApi = dirname(createRequire(join(root, 'package.json')).resolve('node-addon-api'));
   const cxx = process.env.CXX ?? 'g++';
@@ -204,7 +207,8 @@ function buildNative(torch) {
   const cudaInclude = !cuda ? [] : [
     process.env.CUDA_HOME && join(process.env.CUDA_HOME, 'include'),
     '/usr/local/cuda/include',
-    ...torch.lib.map((d) => join(d, '..', '..', 'nvidia', 'cuda_runtime', 'include')),
+    // PyTorch's nvidia wheels: cuda_runtime/ (CUDA 12), cu13/ (CUDA 13)
+    ...torch.lib.flatMap((d) => ['cuda_runtime', 'cu13'].map((w) => join(d, '..', '..', 'nvidia', w, 'include'))),
   ].filter((d) => d && existsSync(join(d, 'cuda_runtime_api.h'))).slice(0, 1);
   const common = [
     '-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-w',

@@ -1,5 +1,5 @@
 // CUDA devices, when the linked libtorch has them.
-import { native } from './native.js';
+import { native, type BuildFeatures } from './native.js';
 
 export const cuda = {
   /** Whether the linked libtorch has CUDA and a GPU is visible. */
@@ -43,4 +43,11 @@ export function getNumThreads(): number {
 /** The libtorch version the addon was built against, e.g. '1.13.0' or '2.11.0'. */
 export function libtorchVersion(): string {
   return native.version();
+}
+/**
+ * The compile-time paths of the addon: CUDA, the caching allocator's statistics, CUDA graphs, the fused CUDA AdamW
+ * (PyTorch >= 2.1), c10d's Gloo and NCCL process groups. `npm run check:cuda` requires every one of them.
+ */
+export function buildFeatures(): BuildFeatures {
+  return { ...native.buildFeatures };
 }

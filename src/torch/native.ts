@@ -1,6 +1,7 @@
-// The native addon (native/*.cc, built by scripts/setup.mjs into build/native/sppo.node, in a checkout or in
-// the installed package node_modules/sppo; $SPPO_NATIVE names another): the only place that loads it. Every
-// other module reaches libtorch through src/torch.
+// The native addon (native/*.cc, built by scripts/setup.mjs into build/native*/sppo.node, a folder per libtorch,
+// in a checkout or in the installed package node_modules/sppo; $SPPO_NATIVE names another): the only place that
+// loads it. The folder follows the same variables as the build (LIBTORCH, LIBTORCH_USE_PYTORCH, PYTHON), by the
+// one rule in native/addon_path.cjs. Every other module reaches libtorch through src/torch.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +76,7 @@ export interface Native {
   getNumThreads(): number;
   version(): string;
   builtWithCuda: boolean;
+  buildFeatures: BuildFeatures;
   optimNew(kind: string, groups: OptimGroupSpec[]): Handle;
   optimStep(opt: Handle): void;
   optimFree(opt: Handle): void;
@@ -102,17 +104,31 @@ export interface Native {
   distGradSyncFree?(s: Handle): void;
 }
 
+/** Which compile-time paths the addon was built with (each decided by a native source's preprocessor checks). */
+export interface BuildFeatures {
+  cuda: boolean;
+  cudaMemoryStats: boolean;
+  cudaGraphs: boolean;
+  fusedAdamwCuda: boolean;
+  gloo: boolean;
+  nccl: boolean;
+}
+
 function load(): Native {
+  const require = createRequire(import.meta.url);
   const here = dirname(fileURLToPath(import.meta.url));
   // dist/src/torch -> project root
   const root = join(here, '..', '..', '..');
-  const path = process.env.SPPO_NATIVE ?? join(root, 'build', 'native', 'sppo.node');
+  const rule = require(join(root, 'native', 'addon_path.cjs')) as { addonPath(root: string): { file: string; why: string } };
+  const chosen = rule.addonPath(root);
+  const path = process.env.SPPO_NATIVE ?? chosen.file;
   if (!existsSync(path)) {
     // A checkout has its tsconfig.json; the installed package (node_modules/sppo) builds with `npx sppo setup`.
     const how = existsSync(join(root, 'tsconfig.json')) ? `run 'npm run build' in ${root}` : "run 'npx sppo setup' in your project (or set SPPO_NATIVE to a built sppo.node)";
-    throw new Error(`the sppo native addon is not built (${path} is missing): ${how}`);
+    const which = process.env.SPPO_NATIVE ? 'SPPO_NATIVE' : chosen.why;
+    throw new Error(`the sppo native addon is not built (${path} is missing; chosen by ${which}): ${how} with the same environment`);
   }
-  return createRequire(import.meta.url)(path) as Native;
+  return require(path) as Native;
 }
 
 export const native: Native = load();

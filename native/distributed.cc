@@ -219,6 +219,9 @@ static Napi::Value dist_init(const Napi::CallbackInfo& info) {
       env,
       [g, addr, port, ifname] {
         auto where = " (rank " + std::to_string(g->rank) + " of " + std::to_string(g->world) + ", store " + addr + ":" + std::to_string(port) + ")";
+        // The timeout in our words (libtorch's own message says it otherwise in each version: "2s", "2000ms").
+        auto ms = g->timeout.count();
+        auto within = std::string(" within the ") + (ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms") + " timeout: ";
         try {
           c10d::TCPStoreOptions so;
           so.port = (uint16_t)port;
@@ -229,9 +232,9 @@ static Napi::Value dist_init(const Napi::CallbackInfo& info) {
           auto tcp = c10::make_intrusive<c10d::TCPStore>(addr, so);
           g->store = c10::make_intrusive<c10d::PrefixStore>("sppo/" + g->backend, tcp);
         } catch (const c10::Error& e) {
-          throw std::runtime_error(std::string("c10d init: could not reach the TCPStore") + where + ": " + e.what_without_backtrace());
+          throw std::runtime_error(std::string("c10d init: could not reach the TCPStore") + where + within + e.what_without_backtrace());
         } catch (const std::exception& e) {
-          throw std::runtime_error(std::string("c10d init: could not reach the TCPStore") + where + ": " + e.what());
+          throw std::runtime_error(std::string("c10d init: could not reach the TCPStore") + where + within + e.what());
         }
         try {
           auto me = host_name() + "\n" + std::to_string((int64_t)getpid());

@@ -13,6 +13,7 @@ import { arange, CudaGraph, emptyLike, full, Generator, multinomial, randn, scal
 import { repeatKv, sdpaGroupedStep, stepMask } from '../src/nn/attention.js';
 import { fixtureRoot, readExpected } from './text_helpers.js';
 import { EPS32, LOGPROB_BF16, LOGPROB32, reportError } from './helpers/tolerances.js';
+import { cudaSkipReason } from './helpers/cuda.js';
 
 const ARCHS = ['llama', 'mistral', 'qwen2', 'gemma2', 'gpt2'];
 const gpu = process.env.SPPO_DEVICE === 'cuda';
@@ -182,7 +183,7 @@ test('CUDA graphs: unavailable without CUDA, with the reason', { skip: gpu ? 'ru
 });
 
 // ---------------------------------------------------------------- on a GPU
-test('cuda: graph-replayed decoding gives the op-by-op tokens for the same seed; one capture per bucket', { skip: gpu ? false : 'set SPPO_DEVICE=cuda on a GPU machine' }, () => {
+test('cuda: graph-replayed decoding gives the op-by-op tokens for the same seed; one capture per bucket', { skip: cudaSkipReason() }, () => {
   assert.ok(CudaGraph.isAvailable(), `CUDA graphs unavailable: ${CudaGraph.unavailableReason()}`);
   const samplingOk = CudaGraph.supportsGenerators();
   for (const arch of ['llama', 'gemma2', 'gpt2']) {

@@ -13,6 +13,7 @@ import { createRng } from '../src/sppo/rng.js';
 import { fixtureCases, hfTiny } from './helpers/fixtures.js';
 import { flat } from './helpers/torch.js';
 import { BWD32, EPS_BF16, LOGPROB32, reportError } from './helpers/tolerances.js';
+import { cudaSkipReason } from './helpers/cuda.js';
 
 /** Sequences of mixed lengths (prompt 1-6, response 1-9 tokens; at most 15, under the fixtures' T <= 20). */
 function sequences(n: number, seed: number): PromptResponse[] {
@@ -127,9 +128,9 @@ test('a wrong layout changes the log-probs by O(1): positions not restarting, or
   }
 });
 
-const cudaVarlen = torch.defaultDevice().startsWith('cuda') && torch.hasVarlenFlashAttention();
+const cudaSkip = cudaSkipReason() || (!torch.hasVarlenFlashAttention() ? 'needs a libtorch with aten::_flash_attention_forward taking sequence lengths (PyTorch 2.x)' : false);
 for (const window of [null, 4]) {
-  const skip = !cudaVarlen ? 'needs CUDA and a libtorch with aten::_flash_attention_forward (PyTorch 2.x)'
+  const skip = cudaSkip ? cudaSkip
     : window !== null && !torch.hasVarlenFlashAttention({ slidingWindow: true }) ? 'this libtorch\'s flash attention takes no window' : false;
   test(`variable-length flash attention (CUDA, bf16${window ? `, sliding window ${window}` : ''}) against the attention written out per sequence, forward and backward`, { skip }, () => {
     varlenAgainstComposed(window);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { assertClose, flat } from './helpers/torch.js';
+import { cudaSkipReason } from './helpers/cuda.js';
 
 const f64 = (xs: number[]) => torch.tensor(Float64Array.from(xs));
 const P0 = [0.5, -1, 2];
@@ -207,8 +208,7 @@ test('schedules: linear and cosine with warmup, constant', () => {
   assert.throws(() => new torch.LRScheduler(opt, { kind: 'linear', totalSteps: 0 }), /totalSteps/);
 });
 
-const onCuda = torch.defaultDevice().startsWith('cuda');
-test('on CUDA, AdamW (fused kernel) and RMSprop (foreach ops) step several parameters as the CPU does, float32 and bf16', { skip: onCuda ? false : 'needs CUDA (SPPO_DEVICE=cuda)' }, () => {
+test('on CUDA, AdamW (fused kernel) and RMSprop (foreach ops) step several parameters as the CPU does, float32 and bf16', { skip: cudaSkipReason() }, () => {
   const dev = torch.defaultDevice();
   const shapes = [[37, 29], [64], [3, 5, 7], [1]];
   const cases: [string, string, (ps: torch.Tensor[]) => torch.Optimizer][] = [

@@ -193,6 +193,20 @@ function glooFlags(torch) {
   return flags;
 }
 
+// The libtorch's version from its headers (torch/version.h, or torch/headeronly/version.h from 2.9 on), [major, minor].
+function torchVersion(torch) {
+  for (const d of torch.include) {
+    for (const f of [join(d, 'torch', 'headeronly', 'version.h'), join(d, 'torch', 'version.h')]) {
+      if (!existsSync(f)) continue;
+      const text = readFileSync(f, 'utf8');
+      const major = /#define TORCH_VERSION_MAJOR (\d+)/.exec(text);
+      const minor = /#define TORCH_VERSION_MINOR (\d+)/.exec(text);
+      if (major && minor) return [Number(major[1]), Number(minor[1])];
+    }
+  }
+  return null;
+}
+
 function buildNative(torch) {
   const srcDir = join(root, 'native');
   const sources = readdirSync(srcDir).filter((f) => f.endsWith('.cc')).sort();
@@ -203,15 +217,21 @@ function buildNative(torch) {
   const addonApi = dirname(createRequire(join(root, 'package.json')).resolve('node-addon-api'));
   const cxx = process.env.CXX ?? 'g++';
   const cuda = torch.lib.some((d) => existsSync(join(d, 'libtorch_cuda.so')));
-  // The CUDA runtime's headers, for the caching allocator's memory statistics (optional: without them those are null).
-  const cudaInclude = !cuda ? [] : [
-    process.env.CUDA_HOME && join(process.env.CUDA_HOME, 'include'),
-    '/usr/local/cuda/include',
-    // PyTorch's nvidia wheels: cuda_runtime/ (CUDA 12), cu13/ (CUDA 13)
-    ...torch.lib.flatMap((d) => ['cuda_runtime', 'cu13'].map((w) => join(d, '..', '..', 'nvidia', w, 'include'))),
-  ].filter((d) => d && existsSync(join(d, 'cuda_runtime_api.h'))).slice(0, 1);
+  // The CUDA headers that libtorch's CUDA headers include (cuda_runtime_api.h for the caching allocator's statistics
+  // and CUDA graphs; cusparse.h, cublas_v2.h through ATen/cuda): the CUDA toolkit's (CUDA_HOME, /usr/local/cuda), then
+  // those of PyTorch's nvidia wheels next to torch/ (CUDA 12: nvidia/<library>/include; CUDA 13: nvidia/cu13/include).
+  const wheelIncludes = (d) => {
+    const nv = join(d, '..', '..', 'nvidia');
+    return existsSync(nv) ? readdirSync(nv).map((w) => join(nv, w, 'include')) : [];
+  };
+  const toolkit = [process.env.CUDA_HOME && join(process.env.CUDA_HOME, 'include'), '/usr/local/cuda/include']
+    .filter((d) => d && existsSync(join(d, 'cuda_runtime_api.h'))).slice(0, 1);
+  const cudaInclude = !cuda ? [] : [...new Set([...toolkit, ...torch.lib.flatMap(wheelIncludes)].filter((d) => existsSync(d)))];
+  // PyTorch 2.14's headers require C++20 (ATen.h says so); earlier ones are written for C++17.
+  const version = torchVersion(torch);
+  const std = version && (version[0] > 2 || (version[0] === 2 && version[1] >= 14)) ? 'c++20' : 'c++17';
   const common = [
-    '-std=c++17', '-O2', '-fPIC', '-fvisibility=hidden', '-w',
+    `-std=${std}`, '-O2', '-fPIC', '-fvisibility=hidden', '-w',
     `-D_GLIBCXX_USE_CXX11_ABI=${torch.abi}`,
     '-DNAPI_VERSION=8', '-DNAPI_CPP_EXCEPTIONS', '-DNODE_ADDON_API_DISABLE_DEPRECATED',
     ...(cuda ? ['-DSPPO_CUDA=1'] : []),

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { SafetensorsFile } from '../src/torch/index.js';
 import { hfTiny, projectRoot } from './helpers/fixtures.js';
 import { assertClose } from './helpers/torch.js';
+import { createRequire } from 'node:module';
 
 const pkg = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as { name: string; version: string; exports: Record<string, string | { types: string; import: string }> };
 const subpaths = Object.keys(pkg.exports).filter((k) => k !== './package.json');
@@ -69,7 +70,7 @@ describe('package: packed, installed in a new project, used as a library', { tim
     for (const target of Object.values(pkg.exports)) {
       for (const p of typeof target === 'string' ? [target] : [target.types, target.import]) assert.ok(files.includes(p.replace(/^\.\//, '')), `${p} is packed`);
     }
-    for (const p of ['bin/sppo.js', 'scripts/setup.mjs', 'native/tensor.cc', 'native/optim.cc', 'native/addon.cc', 'native/common.h', 'README.md', 'dist/src/cli/main.js']) {
+    for (const p of ['bin/sppo.js', 'scripts/setup.mjs', 'native/addon_path.cjs', 'native/tensor.cc', 'native/optim.cc', 'native/addon.cc', 'native/common.h', 'README.md', 'dist/src/cli/main.js']) {
       assert.ok(files.includes(p), `${p} is packed`);
     }
     const stray = files.filter((p) => /^(src|test|bench|demo|docs|build|node_modules|dist\/(test|bench))\//.test(p) || p.endsWith('.map') || p === 'tsconfig.json');
@@ -94,7 +95,9 @@ describe('package: packed, installed in a new project, used as a library', { tim
     assert.match(before.stderr, /native addon is not built .*npx sppo setup/);
 
     ok(sh('npx', ['--no-install', 'sppo', 'setup'], proj), 'npx sppo setup');
-    assert.ok(existsSync(join(installed, 'build', 'native', 'sppo.node')), 'the addon is built inside node_modules/sppo');
+    // In the build folder of the libtorch this environment chooses (native/addon_path.cjs: build/native for the system's).
+    const { addonPath } = createRequire(import.meta.url)(join(installed, 'native', 'addon_path.cjs')) as { addonPath(root: string): { file: string } };
+    assert.ok(existsSync(addonPath(installed).file), 'the addon is built inside node_modules/sppo');
     // A second run finds it up to date.
     const again = sh('npx', ['--no-install', 'sppo', 'setup'], proj);
     ok(again, 'npx sppo setup (again)');

@@ -1,6 +1,9 @@
 // Resuming `sppo run` after SIGKILL: a run killed in the middle of generation, of judging, of training and of
 // the evaluation's generation, then rerun, ends with the same bytes in every artifact as an uninterrupted run
-// with the same seed (CPU). Only timings.jsonl (a log of stage durations) is left out of the comparison.
+// with the same seed, on the same machine with the same thread count (every process here inherits this one's
+// environment): what the loop promises for a resumed run there (docs/sppo-loop.md; across thread counts, ranks or
+// CPUs the floats are equal to rounding instead, test/run_distributed.test.ts). Only timings.jsonl (a log of stage
+// durations) is left out of the comparison.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -1,4 +1,4 @@
-// Preference judges: anything that gives P(a > b | prompt) for pairs of responses. Three kinds:
+// Preference judges: anything that gives P(a > b | prompt) for pairs of responses. Five kinds:
 //   module        a user's JavaScript module (src/judge/module.ts)
 //   reward-model  an HF sequence-classification reward model, P(a > b) = sigmoid(r_a - r_b) (reward_model.ts)
 //   openai        an LLM judge behind an OpenAI-compatible endpoint, prompted with a benchmark's template (openai.ts)

@@ -22,7 +22,7 @@ import type { Complete, JudgeRequest, JudgeResponse, PreferenceVerdict, VerdictM
 import { ALPACA_EVAL_TEMPLATE_ID, alpacaEvalRequest, parseAlpacaEval } from './templates/alpaca_eval.js';
 import { ARENA_HARD_TEMPLATE_ID, arenaHardGame, arenaHardProbability } from './templates/arena_hard.js';
 import { MT_BENCH_TEMPLATE_ID, mtBenchPairRequest, parseMtBenchPair, readMtBenchJudgePrompts, type MtBenchJudgePrompt } from './templates/mt_bench.js';
-import { PAIRWISE_TEMPLATE_ID, pairwiseRequest, parsePairwise } from './templates/pairwise.js';
+import { PAIRWISE_TEMPLATE_ID, pairwiseRequest, parsePairwise } from './templates/pairwise_prompt.js';
 
 export const JUDGE_TEMPLATES = JUDGE_TEMPLATE_NAMES;
 export type JudgeTemplateName = (typeof JUDGE_TEMPLATE_NAMES)[number];

@@ -51,6 +51,29 @@ export interface PreferenceVerdict {
   raw: string;
 }
 
+/** What a judge's options may override in a template's requests. */
+export interface RequestOverrides {
+  maxTokens?: number;
+  topLogprobs?: number;
+}
+
+/**
+ * The request of a judge read from its first answer token's top log-probs (AlpacaEval's, the pairwise prompt's):
+ * a system and a user message, max_tokens 1 and the template's `topLogprobs` unless `opts` overrides them.
+ */
+export function firstTokenRequest(system: string, user: string, sampling: { temperature: number; topLogprobs: number }, opts: RequestOverrides = {}): JudgeRequest {
+  return {
+    messages: [
+      { role: 'system', content: system },
+      { role: 'user', content: user },
+    ],
+    maxTokens: opts.maxTokens ?? 1,
+    temperature: sampling.temperature,
+    logprobs: true,
+    topLogprobs: opts.topLogprobs ?? sampling.topLogprobs,
+  };
+}
+
 /** log(sum exp(x)) of finite values (-Infinity for none). */
 export function logSumExp(xs: number[]): number {
   const m = Math.max(...xs);

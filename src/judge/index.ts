@@ -15,3 +15,4 @@ export * from './templates/alpaca_eval.js';
 export * from './templates/arena_hard.js';
 export * from './templates/mt_bench.js';
 export * from './templates/pairwise_prompt.js';
+export * from './templates/registry.js';

@@ -2,7 +2,7 @@
 // letter; P(A better) is the probability mass of "A" over that of "A" and "B" in the first token's top
 // log-probs (tokens compared after trimming white space, so " A" counts as "A"), or, without log-probs, the
 // letter it wrote (A -> 1, B -> 0).
-import { firstTokenRequest, twoLabelVerdict, type JudgeRequest, type JudgeResponse, type PreferenceVerdict } from './template.js';
+import { firstTokenRequest, oneRequestTemplate, twoLabelVerdict, type JudgeRequest, type JudgeResponse, type PreferenceVerdict } from './template.js';
 
 export const PAIRWISE_TEMPLATE_ID = 'pairwise/v1';
 
@@ -29,3 +29,6 @@ export function pairwiseRequest(prompt: string, a: string, b: string, opts: { to
 export function parsePairwise(r: JudgeResponse): PreferenceVerdict {
   return twoLabelVerdict(r, 'A', 'B', (raw) => /^\W*([AB])\b/.exec(raw.trim())?.[1] ?? null, (t) => t.trim());
 }
+
+/** The template of OpenAIJudge (template pairwise): q.a as Response A, q.b as Response B. */
+export const pairwisePromptTemplate = oneRequestTemplate(PAIRWISE_TEMPLATE_ID, (q, o) => pairwiseRequest(q.prompt, q.a, q.b, o), parsePairwise);

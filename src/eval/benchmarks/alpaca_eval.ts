@@ -14,7 +14,7 @@
 //    bootstrap standard error of the LC win rate, which this project adds.
 import type { OpenAIJudge } from '../../judge/openai.js';
 import { alpacaEvalRequest, parseAlpacaEval } from '../../judge/templates/alpaca_eval.js';
-import { charLength, meanAndSem } from '../winrate.js';
+import { charLength, countVerdicts, meanAndSem } from '../winrate.js';
 import { lengthControlledWinRateFromTexts } from '../length_controlled.js';
 import { createRng, mixSeed } from '../../util/rng.js';
 import { bootstrap } from '../bootstrap.js';
@@ -141,14 +141,7 @@ export function alpacaEvalMetrics(annotations: readonly AlpacaEvalAnnotation[], 
   }
   const p = scored.map((a) => a.preference! - 1);
   const { mean, sem } = meanAndSem(p);
-  let nWins = 0;
-  let nBase = 0;
-  let nDraws = 0;
-  for (const x of p) {
-    if (x > 0.5) nWins++;
-    else if (x < 0.5) nBase++;
-    else nDraws++;
-  }
+  const { nWins, nLosses: nBase, nTies: nDraws } = countVerdicts(p);
   const lc = lengthControlledWinRateFromTexts(p, scored.map((a) => a.output_2), scored.map((a) => a.output_1));
   const lcSem = meanAndSem(lc.glmPreferences).sem;
   // Bootstrap over instructions: refit the GLM on resampled instructions.

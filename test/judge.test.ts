@@ -9,7 +9,7 @@ import * as torch from '../src/torch/index.js';
 import { loadModel } from '../src/models/registry.js';
 import { loadRewardModel } from '../src/models/sequence_classification.js';
 import { JudgeError, loadJudge, parseJudgeSpec, preferenceMatrix, type PreferenceOracle, type PreferenceQuery } from '../src/judge/judge.js';
-import { PairwiseJudge, savePairwiseHead } from '../src/judge/pairwise.js';
+import { PairwiseJudge, savePairwiseHead } from '../src/judge/pairwise_head.js';
 import { RewardModelJudge } from '../src/judge/reward_model.js';
 import { winRates } from '../src/sppo/winrates.js';
 import { hfTiny } from './helpers/fixtures.js';

@@ -5,7 +5,7 @@
 //          prompt with each response in the model's chat format; a Bradley-Terry score plus a skew-symmetric
 //          form of preference embeddings compares them (intransitive preferences included). Comparisons of
 //          the same prompt are batched together, so each response is read once per step.
-//   joint  a linear head on the last token of template(prompt, A, B) (src/judge/pairwise.ts); every
+//   joint  a linear head on the last token of template(prompt, A, B) (src/judge/pairwise_head.ts); every
 //          comparison is also used swapped (B, A, 1 - p), so the judge learns both orders.
 // The result is a `pairwise:DIR` judge folder: the backbone (saveModel) and the head's safetensors.
 import { existsSync, writeFileSync } from 'node:fs';

@@ -3,6 +3,7 @@
 export * from './winrate.js';
 export * from './length_controlled.js';
 export * from './evaluate.js';
+export * from './bootstrap.js';
 export * from './benchmarks/alpaca_eval.js';
 export * from './benchmarks/arena_hard.js';
 export * from './benchmarks/mt_bench.js';

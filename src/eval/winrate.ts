@@ -83,20 +83,26 @@ function meanLength(texts: ReadonlyArray<string>, n: number, what: string): numb
   return s / n;
 }
 
-export function computeWinRate(preferences: ArrayLike<number>, opts?: WinRateOptions): WinRateSummary {
-  const n = preferences.length;
-  if (n === 0) throw new RangeError('computeWinRate: no preferences');
-  checkPreferences(preferences);
-  const { mean, sem } = meanAndSem(preferences);
+/** Wins, losses and ties of preferences: #{p > 1/2}, #{p < 1/2} and the rest (p = 1/2). */
+export function countVerdicts(preferences: ArrayLike<number>): { nWins: number; nLosses: number; nTies: number } {
   let nWins = 0;
   let nLosses = 0;
   let nTies = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < preferences.length; i++) {
     const p = preferences[i]!;
     if (p > 0.5) nWins++;
     else if (p < 0.5) nLosses++;
     else nTies++;
   }
+  return { nWins, nLosses, nTies };
+}
+
+export function computeWinRate(preferences: ArrayLike<number>, opts?: WinRateOptions): WinRateSummary {
+  const n = preferences.length;
+  if (n === 0) throw new RangeError('computeWinRate: no preferences');
+  checkPreferences(preferences);
+  const { mean, sem } = meanAndSem(preferences);
+  const { nWins, nLosses, nTies } = countVerdicts(preferences);
   const out: WinRateSummary = { n, winRate: mean, standardError: sem, nWins, nLosses, nTies };
   if (opts?.outputs !== undefined) out.avgLength = meanLength(opts.outputs, n, 'outputs');
   if (opts?.references !== undefined) out.avgReferenceLength = meanLength(opts.references, n, 'references');

@@ -12,7 +12,7 @@
 //
 // The logit is antisymmetric (logit(a, b) = -logit(b, a)), so P(a > b) + P(b > a) = 1 exactly and the order of
 // presentation does not matter: one query per pair. Each distinct response is read once per batch, so a
-// K x K matrix costs K forward passes (a judge that reads A and B together, src/judge/pairwise.ts, needs
+// K x K matrix costs K forward passes (a judge that reads A and B together, src/judge/pairwise_head.ts, needs
 // K (K - 1)). The likelihood term lets the judge use what its backbone knows as a language model (how
 // plausible y is as an answer: a backbone that has learned a task gives its correct answers more probability
 // than its mistakes), which a head on one hidden state only reaches after much more training. A judge folder

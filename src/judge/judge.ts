@@ -1,10 +1,10 @@
-// Preference judges: anything that gives P(a > b | prompt) for pairs of responses. Three kinds:
-//   module        a user's JavaScript module (src/judge/module.ts)
+// Preference judges: anything that gives P(a > b | prompt) for pairs of responses. Five kinds:
+//   module        a user's JavaScript module (src/judge/js_module_judge.ts)
 //   reward-model  an HF sequence-classification reward model, P(a > b) = sigmoid(r_a - r_b) (reward_model.ts)
 //   openai        an LLM judge behind an OpenAI-compatible endpoint, prompted with a benchmark's template (openai.ts)
 //   pairwise      a causal-LM backbone with a pairwise head: a general preference model that reads the prompt
 //                 with each response and compares them (general_preference.ts), or one that reads prompt, A and
-//                 B together (pairwise.ts)
+//                 B together (pairwise_head.ts)
 //   pairrm        llm-blender's PairRM (DeBERTa-v3 pairwise ranker, the SPPO paper's judge) from a PairRM-hf
 //                 folder (pairrm.ts)
 // preferenceMatrix() turns a judge into the K x K matrix of one prompt that src/sppo/winrates.ts expects.
@@ -43,7 +43,7 @@ export function parseJudgeSpec(s: string, extra: { dtype?: ModelDType; device?: 
 export async function loadJudge(spec: JudgeSpec, opts: { log?: (line: string) => void } = {}): Promise<PreferenceOracle> {
   switch (spec.kind) {
     case 'module': {
-      const { loadModuleJudge } = await import('./module.js');
+      const { loadModuleJudge } = await import('./js_module_judge.js');
       return loadModuleJudge(spec.path, spec.options);
     }
     case 'reward-model': {
@@ -62,12 +62,12 @@ export async function loadJudge(spec: JudgeSpec, opts: { log?: (line: string) =>
     }
     case 'pairwise': {
       // Two heads: a general preference model (preference_head.safetensors, general_preference.ts) or a joint
-      // reader of prompt, A and B (pairwise_head.safetensors, pairwise.ts).
+      // reader of prompt, A and B (pairwise_head.safetensors, pairwise_head.ts).
       const { existsSync } = await import('node:fs');
       const { join } = await import('node:path');
       const { GeneralPreferenceJudge, PREFERENCE_HEAD_FILE } = await import('./general_preference.js');
       if (existsSync(join(spec.dir, PREFERENCE_HEAD_FILE))) return GeneralPreferenceJudge.load(spec.dir, spec);
-      const { PairwiseJudge } = await import('./pairwise.js');
+      const { PairwiseJudge } = await import('./pairwise_head.js');
       return PairwiseJudge.load(spec.dir, spec);
     }
     case 'pairrm': {

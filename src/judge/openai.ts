@@ -1,9 +1,10 @@
 // An LLM judge over HTTP: any OpenAI-compatible chat completions endpoint (vLLM, SGLang, llama.cpp's server,
-// `sppo serve`, a hosted API) prompted with one of the templates of src/judge/templates/:
+// `sppo serve`, a hosted API) prompted with one of the templates of src/judge/templates/ (looked up by name in
+// templates/registry.ts):
 //   alpaca_eval  AlpacaEval 2.0's weighted GPT-4-Turbo annotator (P from the log-probs of "m" / "M")
 //   arena_hard   Arena-Hard's judge prompt and five-level verdicts
 //   mt_bench     MT-Bench's judge prompts (single-answer 1-10 grading; its pairwise form for prefer())
-//   pairwise     a plain A/B prompt, P from the log-probs of "A" / "B"
+//   pairwise     a plain A/B prompt (pairwise_prompt.ts), P from the log-probs of "A" / "B"
 // Every request: at most `concurrency` in flight; retried with exponential backoff (or the server's
 // Retry-After) on connection errors, timeouts, 408, 429, 5xx and unreadable answers, up to maxRetries
 // times; answered requests go to the verdict cache (verdict_cache.ts). A 400 (say, a prompt longer than the
@@ -18,21 +19,12 @@ import { HttpError, postJson, withRetries } from '../util/retry.js';
 import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 import { VerdictCache, cacheKey } from './verdict_cache.js';
 import { JUDGE_TEMPLATE_NAMES } from './spec.js';
-import type { Complete, JudgeRequest, JudgeResponse, PreferenceVerdict, VerdictMethod } from './templates/template.js';
-import { ALPACA_EVAL_TEMPLATE_ID, alpacaEvalRequest, parseAlpacaEval } from './templates/alpaca_eval.js';
-import { ARENA_HARD_TEMPLATE_ID, arenaHardGame, arenaHardProbability } from './templates/arena_hard.js';
-import { MT_BENCH_TEMPLATE_ID, mtBenchPairRequest, parseMtBenchPair, readMtBenchJudgePrompts, type MtBenchJudgePrompt } from './templates/mt_bench.js';
-import { PAIRWISE_TEMPLATE_ID, pairwiseRequest, parsePairwise } from './templates/pairwise.js';
+import type { Complete, JudgeRequest, JudgeResponse, JudgeTemplate, PreferenceVerdict, VerdictMethod } from './templates/template.js';
+import type { MtBenchJudgePrompt } from './templates/mt_bench.js';
+import { JUDGE_TEMPLATE_REGISTRY } from './templates/registry.js';
 
 export const JUDGE_TEMPLATES = JUDGE_TEMPLATE_NAMES;
 export type JudgeTemplateName = (typeof JUDGE_TEMPLATE_NAMES)[number];
-
-const TEMPLATE_IDS: Record<JudgeTemplateName, string> = {
-  alpaca_eval: ALPACA_EVAL_TEMPLATE_ID,
-  arena_hard: ARENA_HARD_TEMPLATE_ID,
-  mt_bench: MT_BENCH_TEMPLATE_ID,
-  pairwise: PAIRWISE_TEMPLATE_ID,
-};
 
 export interface OpenAIJudgeOptions {
   /** Base URL of the OpenAI API, e.g. http://127.0.0.1:8000/v1. */
@@ -141,13 +133,16 @@ export class OpenAIJudge implements PreferenceOracle {
   private readonly endpoint: string;
   private inFlight = 0;
   private readonly waiting: (() => void)[] = [];
-  private mtPrompts?: Map<string, MtBenchJudgePrompt>;
+  private readonly templateObject: JudgeTemplate;
+  /** What the template read when the judge was made (template mt_bench: its judge prompts). */
+  private readonly templateContext: unknown;
   private readonly s: JudgeStats;
 
   private constructor(readonly opts: OpenAIJudgeOptions & { model: string }) {
     if (!(JUDGE_TEMPLATES as readonly string[]).includes(opts.template)) throw new JudgeError(`unknown judge template '${opts.template}' (known: ${JUDGE_TEMPLATES.join(', ')})`);
     this.template = opts.template;
-    this.templateId = TEMPLATE_IDS[opts.template];
+    this.templateObject = JUDGE_TEMPLATE_REGISTRY[opts.template];
+    this.templateId = this.templateObject.id;
     this.cache = new VerdictCache(opts.cache);
     this.endpoint = `${opts.url.replace(/\/+$/, '')}/chat/completions`;
     this.s = {
@@ -155,10 +150,7 @@ export class OpenAIJudge implements PreferenceOracle {
       usage: { prompt_tokens: 0, completion_tokens: 0 }, cachedUsage: { prompt_tokens: 0, completion_tokens: 0 },
       verdicts: { total: 0, unparseable: 0, byMethod: { logprobs: 0, text: 0 }, identical: 0 },
     };
-    if (opts.template === 'mt_bench') {
-      if (!opts.judgePrompts) throw new JudgeError('the mt_bench template needs the MT-Bench judge prompts file (judgePrompts / --judge-prompts: mt_bench_judge_prompts.jsonl of the data folder)');
-      this.mtPrompts = readMtBenchJudgePrompts(opts.judgePrompts);
-    }
+    this.templateContext = this.templateObject.prepare({ ...(opts.judgePrompts !== undefined ? { judgePrompts: opts.judgePrompts } : {}) });
   }
 
   /** A judge on `opts.url`; without opts.model, the first model the server lists. */
@@ -177,7 +169,7 @@ export class OpenAIJudge implements PreferenceOracle {
 
   /** The MT-Bench judge prompts (template mt_bench). */
   get mtBenchPrompts(): Map<string, MtBenchJudgePrompt> | undefined {
-    return this.mtPrompts;
+    return this.template === 'mt_bench' ? (this.templateContext as Map<string, MtBenchJudgePrompt>) : undefined;
   }
 
   stats(): JudgeStats {
@@ -256,21 +248,7 @@ export class OpenAIJudge implements PreferenceOracle {
   /** The pairwise verdict of one query: P(a > b) as the template reads it (a shown first). */
   async verdict(q: PreferenceQuery): Promise<PreferenceVerdict> {
     const o = { ...(this.opts.maxTokens !== undefined ? { maxTokens: this.opts.maxTokens } : {}), ...(this.opts.topLogprobs !== undefined ? { topLogprobs: this.opts.topLogprobs } : {}) };
-    switch (this.template) {
-      case 'alpaca_eval':
-        return parseAlpacaEval(await this.complete(alpacaEvalRequest(q.prompt, q.a, q.b, o)));
-      case 'pairwise':
-        return parsePairwise(await this.complete(pairwiseRequest(q.prompt, q.a, q.b, o)));
-      case 'arena_hard': {
-        const g = await arenaHardGame(this.completer, q.prompt, q.a, q.b, o);
-        const p = arenaHardProbability(g.score);
-        return { p, method: p === null ? null : 'text', ...(g.score ? { label: g.score } : {}), raw: g.judgment };
-      }
-      case 'mt_bench': {
-        const { request } = mtBenchPairRequest(this.mtPrompts!, { questions: [q.prompt], answersA: [q.a], answersB: [q.b], turn: 1 }, o);
-        return parseMtBenchPair((await this.complete(request)).content);
-      }
-    }
+    return this.templateObject.verdict(this.completer, q, this.templateContext, o);
   }
 
   /** P(a > b) per query; identical responses are a tie without a call (as AlpacaEval treats them). */

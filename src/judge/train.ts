@@ -5,7 +5,7 @@
 //          each response in the model's chat format; a Bradley-Terry score plus a skew-symmetric form of
 //          preference embeddings compares them (intransitive preferences included). Comparisons of the same
 //          prompt are batched together, so each response is read once per step.
-//   joint  (trainPairwiseJudge, pairwise.ts) a linear head on the last token of template(prompt, A, B); every
+//   joint  (trainPairwiseJudge, pairwise_head.ts) a linear head on the last token of template(prompt, A, B); every
 //          comparison is also used swapped (B, A, 1 - p), so the judge learns both orders.
 // The result is a `pairwise:DIR` judge folder: the backbone (saveModel) and the head's safetensors.
 import { existsSync } from 'node:fs';
@@ -17,7 +17,7 @@ import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate } from '../text/chat_template.js';
 import { createRng, permutation } from '../util/rng.js';
 import { FileFormatError, forEachJsonl } from '../util/files.js';
-import { pairwiseText, savePairwiseHead } from './pairwise.js';
+import { pairwiseText, savePairwiseHead } from './pairwise_head.js';
 import { headTensors, preferenceLogits, responseSequence, savePreferenceHead, sequenceFeatures, type PreferenceHead, type ResponseSequence } from './general_preference.js';
 import { loadJudge } from './judge.js';
 

@@ -5,7 +5,7 @@
 //   the backbone's tensors under `model.*` and `score.weight` [num_labels, hidden] (no bias). As transformers
 //   does, the pooled position is the rightmost token that is not config.pad_token_id (the last position when
 //   the config has no pad token), and the score is score.weight @ h there.
-// - A pairwise scorer (see src/judge/pairwise.ts): any causal-LM folder plus `pairwise_head.safetensors`
+// - A pairwise scorer (see src/judge/pairwise_head.ts): any causal-LM folder plus `pairwise_head.safetensors`
 //   (`weight` [1, hidden], optional `bias` [1]), pooled at the last token.
 //
 // Sequences are right-padded here, so positions are 0..n-1 as for an unpadded sequence.

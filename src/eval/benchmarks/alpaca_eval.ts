@@ -14,9 +14,10 @@
 //    bootstrap standard error of the LC win rate, which this project adds.
 import type { OpenAIJudge } from '../../judge/openai.js';
 import { alpacaEvalRequest, parseAlpacaEval } from '../../judge/templates/alpaca_eval.js';
-import { charLength, meanAndSem } from '../winrate.js';
+import { charLength, countVerdicts, meanAndSem } from '../winrate.js';
 import { lengthControlledWinRateFromTexts } from '../length_controlled.js';
 import { createRng, mixSeed } from '../../util/rng.js';
+import { bootstrap } from '../bootstrap.js';
 import type { VerdictMethod } from '../../judge/templates/template.js';
 
 export const ALPACA_EVAL_ANNOTATOR = 'weighted_alpaca_eval_gpt4_turbo';
@@ -140,27 +141,17 @@ export function alpacaEvalMetrics(annotations: readonly AlpacaEvalAnnotation[], 
   }
   const p = scored.map((a) => a.preference! - 1);
   const { mean, sem } = meanAndSem(p);
-  let nWins = 0;
-  let nBase = 0;
-  let nDraws = 0;
-  for (const x of p) {
-    if (x > 0.5) nWins++;
-    else if (x < 0.5) nBase++;
-    else nDraws++;
-  }
+  const { nWins, nLosses: nBase, nTies: nDraws } = countVerdicts(p);
   const lc = lengthControlledWinRateFromTexts(p, scored.map((a) => a.output_2), scored.map((a) => a.output_1));
   const lcSem = meanAndSem(lc.glmPreferences).sem;
   // Bootstrap over instructions: refit the GLM on resampled instructions.
-  const rng = createRng(0x1c, scored.length);
-  const boots: number[] = [];
-  for (let b = 0; b < 200 && scored.length > 1; b++) {
-    const idx = Array.from({ length: scored.length }, () => rng.int(scored.length));
+  const boots = bootstrap(scored.length, { rounds: scored.length > 1 ? 200 : 0, seed: 0x1c }, (idx) => {
     try {
-      boots.push(lengthControlledWinRateFromTexts(idx.map((i) => p[i]!), idx.map((i) => scored[i]!.output_2), idx.map((i) => scored[i]!.output_1)).lcWinRate);
+      return lengthControlledWinRateFromTexts(idx.map((i) => p[i]!), idx.map((i) => scored[i]!.output_2), idx.map((i) => scored[i]!.output_1)).lcWinRate;
     } catch {
-      /* a resample the GLM cannot fit is skipped */
+      return undefined; // a resample the GLM cannot fit is skipped
     }
-  }
+  });
   return {
     annotations: [...annotations],
     leaderboard: {

@@ -12,7 +12,7 @@
 //    the interval's ends differ from a Python run's by the bootstrap's own noise.
 import type { OpenAIJudge } from '../../judge/openai.js';
 import { arenaHardGame, type ArenaHardGame } from '../../judge/templates/arena_hard.js';
-import { createRng } from '../../util/rng.js';
+import { bootstrap, percentile } from '../bootstrap.js';
 
 export const ARENA_HARD_BASELINE = 'gpt-4-0314';
 export const ARENA_HARD_WEIGHT = 3;
@@ -68,16 +68,6 @@ export function arenaHardBattles(judgments: readonly ArenaHardJudgment[], weight
   return out;
 }
 
-/** numpy.percentile with linear interpolation. */
-export function percentile(xs: readonly number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const pos = ((s.length - 1) * q) / 100;
-  const lo = Math.floor(pos);
-  const hi = Math.min(s.length - 1, lo + 1);
-  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
-}
-
 export interface ArenaHardScore {
   model: string;
   /** P(model beats the baseline) x 100. */
@@ -97,13 +87,11 @@ export function arenaHardScore(judgments: readonly ArenaHardJudgment[], opts: { 
   const battles = arenaHardBattles(judgments);
   // No battle (no game has a verdict): NaN score and interval.
   const mean = (xs: readonly number[]): number => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
-  const rng = createRng(opts.seed ?? 42, battles.length);
-  const boots: number[] = [];
-  for (let r = 0; r < (battles.length ? opts.rounds ?? 100 : 0); r++) {
+  const boots = bootstrap(battles.length, { rounds: opts.rounds ?? 100, seed: opts.seed ?? 42 }, (idx) => {
     let s = 0;
-    for (let i = 0; i < battles.length; i++) s += battles[rng.int(battles.length)]!;
-    boots.push(s / battles.length);
-  }
+    for (const i of idx) s += battles[i]!;
+    return s / battles.length;
+  });
   const unparseable = judgments.reduce((n, j) => n + j.games.filter((g) => g.score === null).length, 0);
   return {
     model: opts.model,

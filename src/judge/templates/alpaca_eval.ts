@@ -8,7 +8,7 @@
 // log-prob verdict). AlpacaEval stores preference = 2 - P(output_1 better), in [1, 2].
 // Without log-probs (a server or proxy that drops them), the answer text itself is read: "m" -> 1, "M" -> 0;
 // the verdict then says method 'text'.
-import { twoLabelVerdict, type JudgeRequest, type JudgeResponse, type PreferenceVerdict } from './template.js';
+import { firstTokenRequest, oneRequestTemplate, twoLabelVerdict, type JudgeRequest, type JudgeResponse, type PreferenceVerdict } from './template.js';
 
 export const ALPACA_EVAL_TEMPLATE_ID = 'alpaca_eval/weighted_alpaca_eval_gpt4_turbo';
 
@@ -55,19 +55,13 @@ export interface AlpacaEvalRequestOptions {
 
 /** The request comparing output_1 (shown as "m") with output_2 ("M"). */
 export function alpacaEvalRequest(instruction: string, output1: string, output2: string, opts: AlpacaEvalRequestOptions = {}): JudgeRequest {
-  return {
-    messages: [
-      { role: 'system', content: ALPACA_EVAL_SYSTEM },
-      { role: 'user', content: alpacaEvalUserPrompt(instruction, output1, output2) },
-    ],
-    maxTokens: opts.maxTokens ?? 1,
-    temperature: 1,
-    logprobs: true,
-    topLogprobs: opts.topLogprobs ?? 5,
-  };
+  return firstTokenRequest(ALPACA_EVAL_SYSTEM, alpacaEvalUserPrompt(instruction, output1, output2), { temperature: 1, topLogprobs: 5 }, opts);
 }
 
 /** P(output_1 better) from the answer: the log-probs of "m" and "M" when there are any, else the text. */
 export function parseAlpacaEval(r: JudgeResponse): PreferenceVerdict {
   return twoLabelVerdict(r, 'm', 'M', (raw) => raw.trim());
 }
+
+/** The template of OpenAIJudge (template alpaca_eval): q.a shown as "m", q.b as "M". */
+export const alpacaEvalTemplate = oneRequestTemplate(ALPACA_EVAL_TEMPLATE_ID, (q, o) => alpacaEvalRequest(q.prompt, q.a, q.b, o), parseAlpacaEval);

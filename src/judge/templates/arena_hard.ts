@@ -6,7 +6,7 @@
 // second of number_of_judgment_attempts = 2) and the two answers read together; one distinct label -> the
 // verdict; several different labels -> no verdict. A label outside the five (say "A") counts for nothing, as
 // show_result.py gives it weight 0.
-import type { Complete, JudgeMessage, JudgeRequest } from './template.js';
+import type { Complete, JudgeMessage, JudgeRequest, JudgeTemplate } from './template.js';
 
 export const ARENA_HARD_TEMPLATE_ID = 'arena_hard/v0.1';
 
@@ -92,3 +92,14 @@ export function arenaHardProbability(label: string | null): number | null {
       return null;
   }
 }
+
+/** The template of OpenAIJudge (template arena_hard): one game, q.a as assistant A, its label as P(A better). */
+export const arenaHardTemplate: JudgeTemplate<void> = {
+  id: ARENA_HARD_TEMPLATE_ID,
+  prepare: () => undefined,
+  async verdict(complete, q, _context, opts) {
+    const g = await arenaHardGame(complete, q.prompt, q.a, q.b, opts);
+    const p = arenaHardProbability(g.score);
+    return { p, method: p === null ? null : 'text', ...(g.score ? { label: g.score } : {}), raw: g.judgment };
+  },
+};

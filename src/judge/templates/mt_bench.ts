@@ -8,7 +8,8 @@
 //  * The pairwise form: "pair-v2" / "pair-math-v1" (and their -multi-turn versions); the verdict is "[[A]]",
 //    "[[B]]" or "[[C]]" (a tie), looked for in that order, else an error.
 import { readFileSync } from 'node:fs';
-import type { JudgeRequest, PreferenceVerdict } from './template.js';
+import { JudgeError } from '../oracle.js';
+import type { JudgeRequest, JudgeTemplate, PreferenceVerdict } from './template.js';
 
 export const MT_BENCH_TEMPLATE_ID = 'mt_bench/fastchat';
 
@@ -150,3 +151,16 @@ export function parseMtBenchPair(judgment: string): PreferenceVerdict {
   if (judgment.includes('[[C]]')) return { p: 0.5, method: 'text', label: 'tie', raw: judgment };
   return { p: null, method: null, raw: judgment };
 }
+
+/** The template of OpenAIJudge (template mt_bench): the pairwise form of turn 1, with the judge prompts of opts.judgePrompts. */
+export const mtBenchTemplate: JudgeTemplate<Map<string, MtBenchJudgePrompt>> = {
+  id: MT_BENCH_TEMPLATE_ID,
+  prepare(opts) {
+    if (!opts.judgePrompts) throw new JudgeError('the mt_bench template needs the MT-Bench judge prompts file (judgePrompts / --judge-prompts: mt_bench_judge_prompts.jsonl of the data folder)');
+    return readMtBenchJudgePrompts(opts.judgePrompts);
+  },
+  async verdict(complete, q, prompts, opts) {
+    const { request } = mtBenchPairRequest(prompts, { questions: [q.prompt], answersA: [q.a], answersB: [q.b], turn: 1 }, opts);
+    return parseMtBenchPair((await complete(request)).content);
+  },
+};

@@ -1,7 +1,9 @@
 // What a judge template is: the chat request it sends (messages and sampling), the answer it reads back
 // (text, the first token's top log-probs, usage) and the verdict it parses from it. The templates of
-// src/judge/templates/ (alpaca_eval, arena_hard, mt_bench, pairwise) are built on these; the HTTP judge
-// (src/judge/openai.ts) sends the requests, with retries and a cache, through a `Complete` function.
+// src/judge/templates/ (alpaca_eval, arena_hard, mt_bench, pairwise_prompt) are built on these, each with a
+// JudgeTemplate object that registry.ts lists by name; the HTTP judge (src/judge/openai.ts) looks its template up
+// there and sends the requests, with retries and a cache, through a `Complete` function.
+import type { PreferenceQuery } from '../oracle.js';
 
 export interface JudgeMessage {
   role: 'system' | 'user' | 'assistant';
@@ -49,6 +51,56 @@ export interface PreferenceVerdict {
   /** The judge's label, when the template has labels (A>>B, [[A]], m, ...). */
   label?: string;
   raw: string;
+}
+
+/** What a judge's options may override in a template's requests. */
+export interface RequestOverrides {
+  maxTokens?: number;
+  topLogprobs?: number;
+}
+
+/**
+ * The request of a judge read from its first answer token's top log-probs (AlpacaEval's, the pairwise prompt's):
+ * a system and a user message, max_tokens 1 and the template's `topLogprobs` unless `opts` overrides them.
+ */
+export function firstTokenRequest(system: string, user: string, sampling: { temperature: number; topLogprobs: number }, opts: RequestOverrides = {}): JudgeRequest {
+  return {
+    messages: [
+      { role: 'system', content: system },
+      { role: 'user', content: user },
+    ],
+    maxTokens: opts.maxTokens ?? 1,
+    temperature: sampling.temperature,
+    logprobs: true,
+    topLogprobs: opts.topLogprobs ?? sampling.topLogprobs,
+  };
+}
+
+/** What a template may need from the judge's options (MT-Bench: its judge prompts file). */
+export interface JudgeTemplateOptions {
+  judgePrompts?: string;
+}
+
+/**
+ * A template as the HTTP judge uses it: the id its answers are cached under, what it reads once when the judge is
+ * made, and the verdict of one query (its request or requests rendered, sent through `complete`, the answer parsed).
+ */
+export interface JudgeTemplate<Context = unknown> {
+  /** The template's part of the verdict cache's keys. */
+  readonly id: string;
+  /** Reads what the template needs (MT-Bench's judge prompts); a JudgeError when an option it needs is missing. */
+  prepare(opts: JudgeTemplateOptions): Context;
+  /** P(a > b) of one query as the template reads it (a shown first). */
+  verdict(complete: Complete, q: PreferenceQuery, context: Context, opts: RequestOverrides): Promise<PreferenceVerdict>;
+}
+
+/** A template of one request per query: `request` renders it, `parse` reads the verdict from the answer. */
+export function oneRequestTemplate(id: string, request: (q: PreferenceQuery, opts: RequestOverrides) => JudgeRequest, parse: (r: JudgeResponse) => PreferenceVerdict): JudgeTemplate<void> {
+  return {
+    id,
+    prepare: () => undefined,
+    verdict: async (complete, q, _context, opts) => parse(await complete(request(q, opts))),
+  };
 }
 
 /** log(sum exp(x)) of finite values (-Infinity for none). */

@@ -2,7 +2,7 @@
 // letter; P(A better) is the probability mass of "A" over that of "A" and "B" in the first token's top
 // log-probs (tokens compared after trimming white space, so " A" counts as "A"), or, without log-probs, the
 // letter it wrote (A -> 1, B -> 0).
-import { twoLabelVerdict, type JudgeRequest, type JudgeResponse, type PreferenceVerdict } from './template.js';
+import { firstTokenRequest, oneRequestTemplate, twoLabelVerdict, type JudgeRequest, type JudgeResponse, type PreferenceVerdict } from './template.js';
 
 export const PAIRWISE_TEMPLATE_ID = 'pairwise/v1';
 
@@ -23,18 +23,12 @@ Which response is better? Answer with a single letter, A or B, and nothing else.
 }
 
 export function pairwiseRequest(prompt: string, a: string, b: string, opts: { topLogprobs?: number; maxTokens?: number } = {}): JudgeRequest {
-  return {
-    messages: [
-      { role: 'system', content: PAIRWISE_SYSTEM },
-      { role: 'user', content: pairwiseUserPrompt(prompt, a, b) },
-    ],
-    maxTokens: opts.maxTokens ?? 1,
-    temperature: 0,
-    logprobs: true,
-    topLogprobs: opts.topLogprobs ?? 20,
-  };
+  return firstTokenRequest(PAIRWISE_SYSTEM, pairwiseUserPrompt(prompt, a, b), { temperature: 0, topLogprobs: 20 }, opts);
 }
 
 export function parsePairwise(r: JudgeResponse): PreferenceVerdict {
   return twoLabelVerdict(r, 'A', 'B', (raw) => /^\W*([AB])\b/.exec(raw.trim())?.[1] ?? null, (t) => t.trim());
 }
+
+/** The template of OpenAIJudge (template pairwise): q.a as Response A, q.b as Response B. */
+export const pairwisePromptTemplate = oneRequestTemplate(PAIRWISE_TEMPLATE_ID, (q, o) => pairwiseRequest(q.prompt, q.a, q.b, o), parsePairwise);

@@ -5,11 +5,11 @@
 //
 // For every generated token the log-prob under the untempered policy, log_softmax(raw logits), is
 // returned too (the SPPO trainer's reference log-probs, with no second forward pass).
-import { cat, CudaGraph, full, Generator, isin, keep, noGrad, ones, tensor, tidy, zeros, zerosLike, type Tensor } from '../torch/index.js';
+import { cat, CudaGraph, full, Generator, keep, noGrad, ones, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { KVCache } from './kv_cache.js';
-import { isGreedy, sampleNext, type SamplingOptions } from './sampling.js';
+import { isGreedy, sampleNext, sampleStep, tokenMask, type SamplingOptions } from './sampling.js';
 import { DecodeStep, type PrefillState } from './decode_step.js';
 import { decodeGraphFailure, GRAPH_PROMPT_MULTIPLE, graphedDecoder, releaseDecodeGraphs } from './decode_graph.js';
 
@@ -248,7 +248,8 @@ function decodeLoop(model: CausalLM, cache: KVCache, state: { mask: Tensor; pos:
   // The mask of every step, allocated once: the prompt's, then ones (stopped rows are fed padding
   // that they attend to, which changes nothing: their outputs are discarded).
   const fullMask = keep(tidy(() => cat([state.mask, ones([rows, maxNew], { dtype: 'int64', device })], 1)));
-  const banned = keep(idsTensor([...eos, ...stopIds], device));
+  // The end tokens: banned while step < minNew; a drawn one ends its row.
+  const endMask = keep(tokenMask([...eos, ...stopIds], state.logits.size(-1), device));
   const tokens: Tensor[] = [];
   const logprobs: Tensor[] = [];
   const hostTokens: number[][] = stopStrings.length ? Array.from({ length: rows }, () => []) : [];
@@ -258,15 +259,15 @@ function decodeLoop(model: CausalLM, cache: KVCache, state: { mask: Tensor; pos:
   try {
     for (let step = 0; step < maxNew; step++) {
       const next = tidy(() => {
-        const raw = state.logits.float();
-        const logp = raw.logSoftmax(-1);
-        let scores = raw;
-        if (step < minNew && banned.numel > 0) scores = scores.indexFill(1, banned, -Infinity);
-        let token = sampleNext(scores, o, generator);
-        token = token.maskedFill(state.finished, padId);
-        const lp = logp.gather(1, token.unsqueeze(1)).squeeze(1).maskedFill(state.finished, 0);
-        const ended = banned.numel > 0 ? isin(token, banned).logicalAnd(state.finished.logicalNot()) : zerosLike(state.finished, { device });
-        return { token, lp, ended };
+        const { token, logprob: lp, ended } = sampleStep({
+          logits: state.logits,
+          ban: step < minNew ? endMask : null,
+          draw: (scores) => sampleNext(scores, o, generator),
+          finished: state.finished,
+          padTokenId: padId,
+          endMask,
+        });
+        return { token, lp, ended: ended! };
       });
       tokens.push(keep(next.token));
       logprobs.push(keep(next.lp));
@@ -313,7 +314,7 @@ function decodeLoop(model: CausalLM, cache: KVCache, state: { mask: Tensor; pos:
     const out = tidy(() => ({ tokens: cat(tokens.map((t) => t.unsqueeze(1)), 1), logprobs: cat(logprobs.map((t) => t.unsqueeze(1)), 1) }));
     return { tokens: out.tokens, logprobs: out.logprobs, stopAt };
   } finally {
-    for (const t of [...tokens, ...logprobs, banned, fullMask]) t.dispose();
+    for (const t of [...tokens, ...logprobs, endMask, fullMask]) t.dispose();
   }
 }
 

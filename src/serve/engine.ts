@@ -19,7 +19,7 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import { KVCache } from '../generate/kv_cache.js';
 import { BatchCache } from './batch_cache.js';
 import { leftPad } from '../generate/generate.js';
-import { isGreedy, sampleNext } from '../generate/sampling.js';
+import { isGreedy, sampleNext, sampleStep, tokenMask } from '../generate/sampling.js';
 
 export interface SequenceParams {
   /** New tokens at most (the final EOS / stop token included). */
@@ -498,16 +498,15 @@ export class Engine {
     const device = this.model.device;
     const logits = this.logits!;
     const out = tidy(() => {
-      let raw = logits.float();
-      const logp = raw.logSoftmax(-1);
       // EOS and stop tokens forbidden for rows under their min_tokens.
       const banRows = rows.map((r, i) => (r.tokens.length < (r.req.params.minTokens ?? 0) && !r.done ? i : -1)).filter((i) => i >= 0);
+      let ban: Tensor | null = null;
       if (banRows.length) {
         const ids = [...new Set(banRows.flatMap((i) => [...(rows[i]!.req.params.ignoreEos ? [] : this.eos), ...(rows[i]!.req.params.stopTokenIds ?? [])]))];
         if (ids.length) {
-          const idx = longs(banRows, device);
-          const sub = raw.indexSelect(0, idx).indexFill(1, longs(ids, device), -Infinity);
-          raw = raw.indexCopy(0, idx, sub);
+          const banned = new Array<boolean>(rows.length).fill(false);
+          for (const i of banRows) banned[i] = true;
+          ban = tensor(banned, { dtype: 'bool', device }).unsqueeze(1).logicalAnd(tokenMask(ids, logits.size(-1), device));
         }
       }
       // Groups of rows sampled together: a seeded request's rows; else rows with equal options.
@@ -522,23 +521,23 @@ export class Engine {
       // A seeded request's rows draw in the order of their samples (rows move when others leave).
       for (const [key, idx] of groups) if (typeof key !== 'string') idx.sort((a, b) => rows[a]!.seq - rows[b]!.seq);
       const inOrder = [...groups.values()].every((idx) => idx.every((v, j) => j === 0 || v > idx[j - 1]!));
-      let tokens: Tensor;
-      if (groups.size === 1 && inOrder) {
-        const p = rows[0]!.req.params;
-        tokens = sampleNext(raw, p, rows[0]!.req.generator ?? this.shared);
-      } else {
+      const draw = (scores: Tensor): Tensor => {
+        if (groups.size === 1 && inOrder) {
+          const p = rows[0]!.req.params;
+          return sampleNext(scores, p, rows[0]!.req.generator ?? this.shared);
+        }
         const order: number[] = [];
         const parts: Tensor[] = [];
         for (const idx of groups.values()) {
           const r0 = rows[idx[0]!]!;
-          parts.push(sampleNext(raw.indexSelect(0, longs(idx, device)), r0.req.params, r0.req.generator ?? this.shared));
+          parts.push(sampleNext(scores.indexSelect(0, longs(idx, device)), r0.req.params, r0.req.generator ?? this.shared));
           order.push(...idx);
         }
         const inverse = new Array<number>(order.length);
         order.forEach((row, j) => (inverse[row] = j));
-        tokens = cat(parts, 0).indexSelect(0, longs(inverse, device));
-      }
-      const lp = logp.gather(1, tokens.unsqueeze(1)).squeeze(1);
+        return cat(parts, 0).indexSelect(0, longs(inverse, device));
+      };
+      const { token: tokens, logprob: lp, logp } = sampleStep({ logits, ban, draw });
       const k = Math.max(0, ...rows.map((r) => r.req.params.topLogprobs ?? 0));
       const top = k > 0 ? logp.topk(Math.min(k, logp.size(1)), -1) : null;
       return {

@@ -8,6 +8,7 @@
 import { cat, CudaGraph, full, Generator, keep, noGrad, ones, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../text/tokenizer.js';
+import { StopStrings } from '../text/stop_strings.js';
 import { KVCache } from './kv_cache.js';
 import { isGreedy, sampleNext, sampleStep, tokenMask, type SamplingOptions } from './sampling.js';
 import { DecodeStep, type PrefillState } from './decode_step.js';
@@ -255,7 +256,7 @@ function decodeLoop(model: CausalLM, cache: KVCache, state: { mask: Tensor; pos:
   const hostTokens: number[][] = stopStrings.length ? Array.from({ length: rows }, () => []) : [];
   const hostStopped = new Array<boolean>(rows).fill(false);
   const stopAt = new Array<number>(rows).fill(-1);
-  const maxStop = Math.max(0, ...stopStrings.map((s) => s.length));
+  const stops = new StopStrings(stopStrings);
   try {
     for (let step = 0; step < maxNew; step++) {
       const next = tidy(() => {
@@ -284,8 +285,8 @@ function decodeLoop(model: CausalLM, cache: KVCache, state: { mask: Tensor; pos:
             hostStopped[i] = true;
             continue;
           }
-          const tail = tok!.decode(hostTokens[i]!.slice(-(4 * maxStop + 4)), { skipSpecialTokens: true });
-          if (stopStrings.some((s) => tail.includes(s))) {
+          const tail = tok!.decode(hostTokens[i]!.slice(-stops.tokenWindow), { skipSpecialTokens: true });
+          if (stops.find(tail)) {
             hostStopped[i] = true;
             stopAt[i] = step;
             newly.push(i);
@@ -365,20 +366,11 @@ function decodeStatic(model: CausalLM, prefill: PrefillState, o: LoopSettings & 
   }
 }
 
-/** Cuts a text before the first stop string it contains. */
-function cutAtStop(text: string, stops: string[]): string {
-  let at = -1;
-  for (const s of stops) {
-    const i = text.indexOf(s);
-    if (i >= 0 && (at < 0 || i < at)) at = i;
-  }
-  return at >= 0 ? text.slice(0, at) : text;
-}
-
 /** Generates n continuations of each prompt (token ids, no padding). */
 export function generate(model: CausalLM, prompts: readonly number[][], opts: GenerateOptions = {}): Generation[] {
   const n = opts.n ?? 1;
   const padId = opts.padTokenId ?? opts.tokenizer?.padTokenId ?? model.config.padTokenId ?? 0;
+  const stops = new StopStrings(opts.stopStrings);
   const { inputIds, attentionMask } = leftPad(prompts, padId, model.device);
   let res: GeneratedTensors;
   try {
@@ -397,7 +389,7 @@ export function generate(model: CausalLM, prompts: readonly number[][], opts: Ge
       const tokens = Array.from(toks.subarray(i * steps, i * steps + len), Number);
       const logprobs = Array.from(lps.subarray(i * steps, i * steps + len));
       let text = opts.tokenizer ? opts.tokenizer.decode(tokens, { skipSpecialTokens: true }) : '';
-      if (res.finishReasons[i] === 'stop' && opts.stopStrings?.length) text = cutAtStop(text, opts.stopStrings);
+      if (res.finishReasons[i] === 'stop' && !stops.empty) text = stops.cut(text);
       out.push({ prompt: Math.floor(i / n), sample: i % n, tokens, logprobs, text, finishReason: res.finishReasons[i]! });
     }
     return out;

@@ -16,6 +16,7 @@
 import { cat, Generator, keep, noGrad, tensor, tidy, type Tensor } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../text/tokenizer.js';
+import { StopStrings } from '../text/stop_strings.js';
 import { KVCache } from '../generate/kv_cache.js';
 import { BatchCache } from './batch_cache.js';
 import { leftPad } from '../generate/generate.js';
@@ -126,8 +127,10 @@ export class EngineRequest {
   /** Sequences not finished yet. */
   live: number;
   readonly generator: Generator | undefined;
+  readonly stops: StopStrings;
   constructor(readonly id: number, readonly prompt: number[], readonly n: number, readonly params: SequenceParams, readonly listener: RequestListener, private readonly engine: Engine, device: string) {
     this.live = n;
+    this.stops = new StopStrings(params.stop);
     this.generator = params.seed !== undefined && !isGreedy(params) ? new Generator(params.seed, device) : undefined;
   }
   cancel(): void {
@@ -573,21 +576,12 @@ export class Engine {
       // The text: incremental detokenization, stop strings, the held-back tail.
       let stopped: string | null = null;
       const tok = this.opts.tokenizer;
-      if (tok && (p.incrementalText !== false || (p.stop ?? []).length > 0)) {
+      if (tok && (p.incrementalText !== false || !req.stops.empty)) {
         row.text += this.textDelta(row);
-        const stops = p.stop ?? [];
-        if (stops.length) {
-          const maxLen = Math.max(...stops.map((s) => s.length));
-          const from = Math.max(0, row.sent - maxLen);
-          let at = -1;
-          for (const s of stops) {
-            const j = row.text.indexOf(s, from);
-            if (j >= 0 && (at < 0 || j < at)) {
-              at = j;
-              stopped = s;
-            }
-          }
-          if (stopped !== null) row.text = row.text.slice(0, at);
+        const m = req.stops.empty ? null : req.stops.find(row.text, req.stops.searchFrom(row.sent));
+        if (m) {
+          stopped = m.stop;
+          row.text = row.text.slice(0, m.at);
         }
       }
       const eos = !p.ignoreEos && this.eos.has(id);
@@ -598,8 +592,7 @@ export class Engine {
       if (finish) {
         text = this.release(row, stopped !== null);
       } else {
-        const hold = (p.stop ?? []).length ? Math.max(...p.stop!.map((s) => s.length)) - 1 : 0;
-        const upTo = Math.max(row.sent, row.text.length - hold);
+        const upTo = Math.max(row.sent, row.text.length - req.stops.holdBack);
         text = row.text.slice(row.sent, upTo);
         row.sent = upTo;
       }

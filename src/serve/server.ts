@@ -261,12 +261,12 @@ export class SppoServer {
       ['sppo_engine_busy_seconds_total', 'counter', 'seconds the engine spent in steps', e.busyMs / 1000],
       ['sppo_cancelled_requests_total', 'counter', 'requests cancelled (client gone, timeout)', e.aborted],
     ] as const;
-    const parts = Object.entries(e.timings).filter(([k]) => k !== 'admissions' && k !== 'compactions');
+    const parts = Object.entries(e.timings);
     return lines.map(([name, type, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${v}\n`).join('') +
       '# HELP sppo_engine_part_seconds_total seconds of the steps by part\n# TYPE sppo_engine_part_seconds_total counter\n' +
       parts.map(([k, v]) => `sppo_engine_part_seconds_total{part="${k}"} ${v / 1000}\n`).join('') +
-      `# HELP sppo_admissions_total prefills of new requests\n# TYPE sppo_admissions_total counter\nsppo_admissions_total ${e.timings.admissions}\n` +
-      `# HELP sppo_compactions_total compactions of the batch's KV cache timeline\n# TYPE sppo_compactions_total counter\nsppo_compactions_total ${e.timings.compactions}\n`;
+      `# HELP sppo_admissions_total prefills of new requests\n# TYPE sppo_admissions_total counter\nsppo_admissions_total ${e.counts.admissions}\n` +
+      `# HELP sppo_compactions_total compactions of the batch's KV cache timeline\n# TYPE sppo_compactions_total counter\nsppo_compactions_total ${e.counts.compactions}\n`;
   }
 
   private modelCard(): Record<string, unknown> {

@@ -18,7 +18,7 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import { BatchState, type EngineCounts, type EngineTimings, type Row } from './batch_state.js';
 import { Scheduler } from './scheduler.js';
 import { topOf, type SampledTokens } from './sampler.js';
-import { EngineClosedError, EngineRequest, QueueFullError, type FinishReason, type RequestListener, type SequenceEnd, type SequenceParams } from './request.js';
+import { contextOverflow, EngineClosedError, EngineRequest, QueueFullError, type FinishReason, type RequestListener, type SequenceEnd, type SequenceParams } from './request.js';
 
 export * from './request.js';
 export type { EngineCounts, EngineTimings } from './batch_state.js';
@@ -119,9 +119,8 @@ export class Engine {
     if (prompt.length === 0) throw new RangeError('the prompt is empty');
     if (!Number.isInteger(n) || n < 1 || n > this.maxBatch) throw new RangeError(`n must be in [1, ${this.maxBatch}]`);
     if (!(params.maxTokens >= 1)) throw new RangeError('maxTokens must be at least 1');
-    if (prompt.length + params.maxTokens > this.maxModelLen) {
-      throw new RangeError(`prompt (${prompt.length} tokens) + max tokens (${params.maxTokens}) exceed the model's context length (${this.maxModelLen})`);
-    }
+    const over = contextOverflow(prompt.length, params.maxTokens, this.maxModelLen);
+    if (over) throw new RangeError(over.message);
     for (const t of prompt) if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize) throw new RangeError(`token id ${t} is out of the vocabulary [0, ${this.vocabSize})`);
     const req = new EngineRequest(this.nextId++, prompt, n, params, listener, (r) => this.cancel(r), this.model.device);
     this.scheduler.push(req, this.steps);

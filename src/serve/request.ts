@@ -95,3 +95,15 @@ export class EngineRequest {
   }
 }
 
+
+/**
+ * The one check of the context length: why a prompt of `promptTokens` and `maxTokens` new tokens does not
+ * fit in `maxLen` positions (with the request field to blame), or null when it does.
+ */
+export function contextOverflow(promptTokens: number, maxTokens: number, maxLen: number): { param: 'prompt' | 'max_tokens'; message: string } | null {
+  if (promptTokens >= maxLen) return { param: 'prompt', message: `the prompt has ${promptTokens} tokens; this model's context length is ${maxLen}` };
+  if (promptTokens + maxTokens > maxLen) {
+    return { param: 'max_tokens', message: `this model's maximum context length is ${maxLen} tokens; the request asks for ${promptTokens + maxTokens} (${promptTokens} in the prompt, ${maxTokens} new): reduce max_tokens` };
+  }
+  return null;
+}

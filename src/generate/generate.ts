@@ -14,6 +14,8 @@ import { isGreedy, sampleNext, sampleStep, tokenMask, type SamplingOptions } fro
 import { DecodeStep, type PrefillState } from './decode_step.js';
 import { decodeGraphFailure, GRAPH_PROMPT_MULTIPLE, graphedDecoder, releaseDecodeGraphs } from './decode_graph.js';
 
+/** Why a generation ended: EOS, a stop token or stop string ('stop'), or maxNewTokens ('length'). (The server's
+ * answers say it in the API's words: src/serve's ApiFinishReason.) */
 export type FinishReason = 'eos' | 'stop' | 'length';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -72,7 +74,7 @@ export interface GeneratedTensors {
   finishReasons: FinishReason[];
 }
 
-/** Left-pads token lists into ids and mask [B, P] (int64). */
+/** Left-pads token lists into one batch: ids and mask [B, P] (int64). */
 export function leftPad(prompts: readonly number[][], padId: number, device = 'cpu'): { inputIds: Tensor; attentionMask: Tensor } {
   const p = Math.max(1, ...prompts.map((x) => x.length));
   const ids = new BigInt64Array(prompts.length * p).fill(BigInt(padId));
@@ -138,8 +140,8 @@ function finishInfo(tokens: Tensor, eos: readonly number[], stopIds: readonly nu
   return { lengths, reasons };
 }
 
-/** Left-extends ids and mask [B, P] to [B, P'] with padding (the graph path's prompt buckets). */
-function padLeft(ids: Tensor, mask: Tensor, to: number, padId: number): { ids: Tensor; mask: Tensor } {
+/** Widens an already padded batch, ids and mask [B, P], to [B, P'] with more padding on the left (the graph path's prompt buckets). */
+function widenLeft(ids: Tensor, mask: Tensor, to: number, padId: number): { ids: Tensor; mask: Tensor } {
   const [b, p] = ids.shape as [number, number];
   return tidy(() => ({
     ids: cat([full([b, to - p], padId, { dtype: 'int64', device: ids.device }), ids], 1),
@@ -179,7 +181,7 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
     const state: { mask: Tensor; pos: Tensor; logits: Tensor; finished: Tensor } = tidy(() => {
       let ids = inputIds.device === device ? inputIds : inputIds.to(device);
       let mask0 = attentionMask.device === device ? attentionMask : attentionMask.to(device);
-      if (p > p0) ({ ids, mask: mask0 } = padLeft(ids, mask0, p, padId));
+      if (p > p0) ({ ids, mask: mask0 } = widenLeft(ids, mask0, p, padId));
       const h = model.hidden({ inputIds: ids, attentionMask: mask0, cache });
       const last = model.logits(h.narrow(1, p - 1, 1)).squeeze(1);
       const rep = (t: Tensor): Tensor => (n === 1 ? t.detach() : t.repeatInterleave(n, 0)); // never the caller's own handle
@@ -336,8 +338,8 @@ function decodeStatic(model: CausalLM, prefill: PrefillState, o: LoopSettings & 
     const d = graphedDecoder(model, stepOpts);
     d.load(prefill, o.seed);
     run = () => d.replay();
-    finished = d.step.finished;
-    outputs = () => ({ tokens: d.step.tokens, logprobs: d.step.logprobs });
+    finished = d.decodeStep.finished;
+    outputs = () => ({ tokens: d.decodeStep.tokens, logprobs: d.decodeStep.logprobs });
   } else {
     const s = (step = new DecodeStep(model, { ...stepOpts, generator: isGreedy(o) ? undefined : new Generator(o.seed, model.device) }));
     s.load(prefill);

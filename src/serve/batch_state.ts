@@ -89,7 +89,6 @@ export class BatchState {
       const t1 = performance.now();
       this.timings.prefill += t1 - t0;
       const newRows = reqs.flatMap((r) => Array.from({ length: r.n }, (_, s) => new Row(r, s, tokenizer)));
-      for (const r of reqs) r.admitted = true;
       const rows = [...this.rows, ...newRows];
       // Room: rows (doubling, up to maxBatch) and slots (the timeline after the join, plus every row's
       // remaining tokens; compacted first when that would overflow).

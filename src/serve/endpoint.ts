@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Tokenizer } from '../text/tokenizer.js';
 import type { ChatTemplate } from '../text/chat_template.js';
-import type { FinishReason, SequenceParams, TokenOutput } from './request.js';
+import type { ApiFinishReason, SequenceParams, TokenOutput } from './request.js';
 import type { CommonRequest, Limits } from './protocol.js';
 
 /** One choice of an answer (prompt x sample) as its tokens come. */
@@ -13,7 +13,7 @@ export interface ChoiceState {
   logprobs: number[];
   tops: ([number, number][] | null)[];
   text: string;
-  finish: FinishReason | null;
+  finish: ApiFinishReason | null;
   stopReason: string | number | null;
 }
 

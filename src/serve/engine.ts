@@ -18,7 +18,7 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import { BatchState, type EngineCounts, type EngineTimings, type Row } from './batch_state.js';
 import { Scheduler } from './scheduler.js';
 import { topOf, type SampledTokens } from './sampler.js';
-import { contextOverflow, EngineClosedError, EngineRequest, QueueFullError, type FinishReason, type RequestListener, type SequenceEnd, type SequenceParams } from './request.js';
+import { contextOverflow, EngineClosedError, EngineRequest, QueueFullError, type ApiFinishReason, type RequestListener, type SequenceEnd, type SequenceParams } from './request.js';
 
 export * from './request.js';
 export type { EngineCounts, EngineTimings } from './batch_state.js';
@@ -244,7 +244,7 @@ export class Engine {
       const stopped = row.stream.push(row.tokens);
       const eos = !p.ignoreEos && this.eos.has(id);
       const stopToken = (p.stopTokenIds ?? []).includes(id);
-      const finish: FinishReason | null = stopped !== null || eos || stopToken ? 'stop' : row.tokens.length >= p.maxTokens ? 'length' : null;
+      const finish: ApiFinishReason | null = stopped !== null || eos || stopToken ? 'stop' : row.tokens.length >= p.maxTokens ? 'length' : null;
       const stopReason = stopped ?? (stopToken ? id : null);
       const text = finish ? row.stream.release(row.tokens, stopped !== null) : row.stream.take();
       const top = topOf(s, i, p.topLogprobs ?? 0);

@@ -42,16 +42,21 @@ export interface TokenOutput {
    * while it could be the start of a stop string; on the last token, all the rest). */
   text: string;
   /** Set on a sequence's last token: why it ended (onFinish follows). */
-  finish: FinishReason | null;
+  finish: ApiFinishReason | null;
   /** The stop string or stop token that ended it (null for EOS and length). */
   stopReason: string | number | null;
 }
 
-export type FinishReason = 'stop' | 'length' | 'abort';
+/**
+ * How a served sequence ended, in the API's words (OpenAI's finish_reason, with vLLM's 'abort' for a
+ * cancelled one): EOS, a stop token and a stop string are all 'stop' (the stop reason tells them apart).
+ * Not src/generate's FinishReason, which tells EOS from stop tokens and strings.
+ */
+export type ApiFinishReason = 'stop' | 'length' | 'abort';
 
 export interface SequenceEnd {
   seq: number;
-  reason: FinishReason;
+  reason: ApiFinishReason;
   stopReason: string | number | null;
   /** The sequence's whole output (tokens, the final EOS / stop token included; text, cut before a stop string). */
   tokens: number[];
@@ -78,7 +83,6 @@ export class EngineClosedError extends Error {
 /** A request in the engine: cancel() ends its sequences (finish 'abort') at the next step. */
 export class EngineRequest {
   cancelled = false;
-  admitted = false;
   /** The engine's step count when it was queued. */
   queuedAt = 0;
   /** Sequences not finished yet. */

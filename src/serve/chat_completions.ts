@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ChatTemplateError } from '../text/chat_template.js';
 import { badRequest, parseChat, type ChatRequest } from './protocol.js';
-import { usage, type ChoiceState, type Endpoint, type EndpointContext, type RequestInfo } from './endpoint.js';
+import { respond, usage, type ChoiceState, type Endpoint, type EndpointContext, type RequestInfo, type StreamEvents } from './endpoint.js';
 
 async function answer(ctx: EndpointContext, req: IncomingMessage, res: ServerResponse, c: ChatRequest, info: RequestInfo): Promise<void> {
   if (!ctx.template) throw badRequest('this model has no chat template: use /v1/completions', 'messages', 'no_chat_template');
@@ -32,30 +32,24 @@ async function answer(ctx: EndpointContext, req: IncomingMessage, res: ServerRes
     top_logprobs: (top ?? []).slice(0, c.topLogprobs).map(([t, lp]) => entry(t, lp)),
   });
   const usageOf = (choices: ChoiceState[]): Record<string, number> => usage(promptIds.length, choices, info);
-  if (c.stream) {
-    const chunk = { ...base, object: 'chat.completion.chunk' };
-    await ctx.runJob(req, res, job, {
-      stream: true,
-      onStart: () => Array.from({ length: c.n }, (_, index) => ({ ...chunk, choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] })),
-      onToken: (index, o) => {
-        if (!o.text && !c.logprobs && !o.finish) return null;
-        const choice: Record<string, unknown> = {
-          index,
-          delta: o.text || !o.finish ? { content: o.text } : {},
-          logprobs: c.logprobs ? { content: [content(o.token, o.logprob, o.top)] } : null,
-          finish_reason: o.finish,
-          stop_reason: o.stopReason,
-        };
-        if (c.returnTokenIds) choice.token_ids = [o.token];
-        return { ...chunk, choices: [choice] };
-      },
-      onEnd: (choices) => (c.includeUsage ? [{ ...chunk, choices: [], usage: usageOf(choices) }] : []),
-    }, info);
-    return;
-  }
-  const choices = await ctx.runJob(req, res, job, { stream: false }, info);
-  if (!choices) return;
-  const out: Record<string, unknown> = {
+  const chunk = { ...base, object: 'chat.completion.chunk' };
+  const stream: StreamEvents | null = !c.stream ? null : {
+    onStart: () => Array.from({ length: c.n }, (_, index) => ({ ...chunk, choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] })),
+    onToken: (index, o) => {
+      if (!o.text && !c.logprobs && !o.finish) return null;
+      const choice: Record<string, unknown> = {
+        index,
+        delta: o.text || !o.finish ? { content: o.text } : {},
+        logprobs: c.logprobs ? { content: [content(o.token, o.logprob, o.top)] } : null,
+        finish_reason: o.finish,
+        stop_reason: o.stopReason,
+      };
+      if (c.returnTokenIds) choice.token_ids = [o.token];
+      return { ...chunk, choices: [choice] };
+    },
+    onEnd: (choices) => (c.includeUsage ? [{ ...chunk, choices: [], usage: usageOf(choices) }] : []),
+  };
+  await respond(ctx, req, res, job, info, stream, (choices) => ({
     ...base,
     object: 'chat.completion',
     choices: choices.map((ch, index) => {
@@ -70,9 +64,8 @@ async function answer(ctx: EndpointContext, req: IncomingMessage, res: ServerRes
       return o;
     }),
     usage: usageOf(choices),
-  };
-  if (c.returnTokenIds) out.prompt_token_ids = promptIds;
-  ctx.sendJson(res, 200, out);
+    ...(c.returnTokenIds ? { prompt_token_ids: promptIds } : {}),
+  }));
 }
 
 export const chatCompletions: Endpoint<ChatRequest> = { parse: parseChat, answer };

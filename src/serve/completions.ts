@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { badRequest, parseCompletion, type CompletionRequest } from './protocol.js';
-import { promptTokens, usage, type ChoiceState, type Endpoint, type EndpointContext, type RequestInfo } from './endpoint.js';
+import { promptTokens, respond, usage, type ChoiceState, type Endpoint, type EndpointContext, type RequestInfo, type StreamEvents } from './endpoint.js';
 
 /** Token ids of a completion prompt (text with the tokenizer's special tokens, as vLLM). */
 function promptIdsOf(ctx: EndpointContext, p: string | number[]): number[] {
@@ -48,26 +48,20 @@ async function answer(ctx: EndpointContext, req: IncomingMessage, res: ServerRes
     };
   };
   const usageOf = (choices: ChoiceState[]): Record<string, number> => usage(promptTokens(promptIds), choices, info);
-  if (c.stream) {
-    const offsets = new Array<number>(promptIds.length * c.n).fill(0);
-    await ctx.runJob(req, res, job, {
-      stream: true,
-      onToken: (index, o) => {
-        if (!o.text && c.logprobs === null && !o.finish) return null;
-        const lp = c.logprobs === null ? null : lpObject([o], offsets[index]!);
-        if (lp) offsets[index]! += ctx.tokenString(o.token, false).length;
-        const choice: Record<string, unknown> = { index, text: o.text, logprobs: lp, finish_reason: o.finish, stop_reason: o.stopReason };
-        if (c.returnTokenIds) choice.token_ids = [o.token];
-        return { ...base, choices: [choice] };
-      },
-      onStart: () => [],
-      onEnd: (choices) => (c.includeUsage ? [{ ...base, choices: [], usage: usageOf(choices) }] : []),
-    }, info);
-    return;
-  }
-  const choices = await ctx.runJob(req, res, job, { stream: false }, info);
-  if (!choices) return;
-  const out: Record<string, unknown> = {
+  const offsets = new Array<number>(promptIds.length * c.n).fill(0);
+  const stream: StreamEvents | null = !c.stream ? null : {
+    onToken: (index, o) => {
+      if (!o.text && c.logprobs === null && !o.finish) return null;
+      const lp = c.logprobs === null ? null : lpObject([o], offsets[index]!);
+      if (lp) offsets[index]! += ctx.tokenString(o.token, false).length;
+      const choice: Record<string, unknown> = { index, text: o.text, logprobs: lp, finish_reason: o.finish, stop_reason: o.stopReason };
+      if (c.returnTokenIds) choice.token_ids = [o.token];
+      return { ...base, choices: [choice] };
+    },
+    onStart: () => [],
+    onEnd: (choices) => (c.includeUsage ? [{ ...base, choices: [], usage: usageOf(choices) }] : []),
+  };
+  await respond(ctx, req, res, job, info, stream, (choices) => ({
     ...base,
     choices: choices.map((ch, index) => {
       const o: Record<string, unknown> = {
@@ -81,9 +75,8 @@ async function answer(ctx: EndpointContext, req: IncomingMessage, res: ServerRes
       return o;
     }),
     usage: usageOf(choices),
-  };
-  if (c.returnTokenIds) out.prompt_token_ids = promptIds.length === 1 ? promptIds[0] : promptIds;
-  ctx.sendJson(res, 200, out);
+    ...(c.returnTokenIds ? { prompt_token_ids: promptIds.length === 1 ? promptIds[0] : promptIds } : {}),
+  }));
 }
 
 export const completions: Endpoint<CompletionRequest> = { parse: parseCompletion, answer };

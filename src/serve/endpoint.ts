@@ -88,3 +88,16 @@ export class TokenStrings {
     return s;
   }
 }
+
+/**
+ * Answers a request with its job: streamed (`stream`'s events, then [DONE]), or whole (`whole(choices)` as
+ * JSON, 200). Nothing more to do when the request ended otherwise (client gone, timeout, engine failure).
+ */
+export async function respond(ctx: EndpointContext, req: IncomingMessage, res: ServerResponse, job: Job, info: RequestInfo, stream: StreamEvents | null, whole: (choices: ChoiceState[]) => Record<string, unknown>): Promise<void> {
+  if (stream) {
+    await ctx.runJob(req, res, job, { stream: true, ...stream }, info);
+    return;
+  }
+  const choices = await ctx.runJob(req, res, job, { stream: false }, info);
+  if (choices) ctx.sendJson(res, 200, whole(choices));
+}

@@ -2,7 +2,7 @@
 // bucket (rows, prompt length, max new tokens, sampling options) is captured once, with its own sampling
 // Generator registered with the graph, and every later batch of that bucket loads its prefill into the
 // step's tensors, reseeds the generator and replays the graph once per token.
-import { CudaGraph, Generator, type Tensor } from '../torch/index.js';
+import { CudaGraph, Generator } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { DecodeStep, type DecodeStepOptions, type PrefillState } from './decode_step.js';
 import { isGreedy } from './sampling.js';
@@ -13,7 +13,8 @@ export const GRAPH_PROMPT_MULTIPLE = 16;
 const MAX_GRAPHS = 4;
 
 export class GraphedDecoder implements Disposable {
-  readonly step: DecodeStep;
+  /** The static step the graph replays. */
+  readonly decodeStep: DecodeStep;
   readonly graph: CudaGraph;
   readonly generator: Generator | undefined;
 
@@ -31,13 +32,13 @@ export class GraphedDecoder implements Disposable {
       step.dispose();
       throw e;
     }
-    this.step = step;
+    this.decodeStep = step;
     this.graph = graph;
   }
 
   /** Starts a batch: its prefill loaded, the generator seeded (as the op-by-op loop's new Generator(seed)). */
   load(prefill: PrefillState, seed: number): void {
-    this.step.load(prefill);
+    this.decodeStep.load(prefill);
     this.generator?.manualSeed(seed);
   }
 
@@ -45,13 +46,9 @@ export class GraphedDecoder implements Disposable {
     this.graph.replay();
   }
 
-  get finished(): Tensor {
-    return this.step.finished;
-  }
-
   dispose(): void {
     this.graph.dispose();
-    this.step.dispose();
+    this.decodeStep.dispose();
   }
   [Symbol.dispose](): void {
     this.dispose();

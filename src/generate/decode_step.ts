@@ -5,9 +5,9 @@
 // op-by-op loop in generate.ts (test/generate_decode_step.test.ts).
 //
 // One call, for step s (the device counter `step`):
-//   sample the token of step s from `logits` (EOS / stop ids banned while s < minNewTokens; temperature,
-//   top-k, top-p; the exponential race for the draw, see sampling.ts); padding for finished rows;
-//   its untempered log-prob; write both at column s of the [rows, maxNew] outputs (index_copy_);
+//   sample the token of step s from `logits` with sampling.ts's sampleStep (EOS / stop ids banned while
+//   s < minNewTokens; temperature, top-k, top-p; the exponential race for the draw); padding for finished
+//   rows; its untempered log-prob; write both at column s of the [rows, maxNew] outputs (index_copy_);
 //   rows that drew EOS or a stop id are finished;
 //   run the model on the token at cache index promptLen + s (keys/values written with index_copy_,
 //   attention over the whole capacity with the mask made from the device index and the prompt mask);
@@ -18,7 +18,7 @@ import type { CausalLM } from '../models/causal_lm.js';
 import { stepMask } from '../nn/attention.js';
 import type { KVCache } from './kv_cache.js';
 import { StaticKVCache } from './static_kv_cache.js';
-import { sampleNext, type SamplingOptions } from './sampling.js';
+import { sampleNext, sampleStep, tokenMask, type SamplingOptions } from './sampling.js';
 
 export interface DecodeStepOptions extends SamplingOptions {
   /** Sequences decoded together (prompts x samples). */
@@ -75,11 +75,11 @@ export class DecodeStep implements Disposable {
     this.capacity = p + maxNew;
     this.cache = StaticKVCache.forModel(model, rows, this.capacity);
     const t = noGrad(() => tidy(() => {
-      const endMask = zeros([v], { dtype: 'bool', device });
-      for (const id of new Set(opts.endTokenIds)) {
-        if (!Number.isInteger(id)) throw new RangeError(`DecodeStep: end token id ${id} is not an integer`);
-        // An id past the model's logits (a tokenizer's added token) is never drawn: nothing to mark.
-        if (id >= 0 && id < v) endMask.narrow(0, id, 1).fill_(true);
+      let endMask: Tensor;
+      try {
+        endMask = tokenMask(opts.endTokenIds, v, device);
+      } catch (e) {
+        throw new RangeError(`DecodeStep: ${(e as Error).message}`);
       }
       return {
         logits: zeros([rows, v], { device }),
@@ -90,7 +90,7 @@ export class DecodeStep implements Disposable {
         tokens: full([rows, maxNew], opts.padTokenId, { dtype: 'int64', device }),
         logprobs: zeros([rows, maxNew], { device }),
         keyPositions: arange(0, this.capacity, 1, { device }),
-        endMask: endMask.unsqueeze(0),
+        endMask,
       };
     }));
     for (const x of Object.values(t)) keep(x);
@@ -130,18 +130,20 @@ export class DecodeStep implements Disposable {
     const o = this.opts;
     const model = this.model;
     noGrad(() => tidy(() => {
-      const raw = this.logits;
-      const logp = raw.logSoftmax(-1);
       const minNew = o.minNewTokens ?? 0;
-      // The same scores as the op-by-op loop: -inf at the end tokens while step < minNewTokens, else the raw logits.
-      const scores = minNew > 0 ? raw.maskedFill(this.#endMask.logicalAnd(this.step.lt(minNew).unsqueeze(0)), -Infinity) : raw;
-      const token = sampleNext(scores, o, o.generator).maskedFill(this.finished, o.padTokenId);
+      // The end tokens are banned while step < minNewTokens (a device-side condition: no host read).
+      const { token, logprob, ended } = sampleStep({
+        logits: this.logits,
+        ban: minNew > 0 ? this.#endMask.logicalAnd(this.step.lt(minNew).unsqueeze(0)) : null,
+        draw: (scores) => sampleNext(scores, o, o.generator),
+        finished: this.finished,
+        padTokenId: o.padTokenId,
+        endMask: this.#endMask,
+      });
       const col = token.unsqueeze(1);
-      const lp = logp.gather(1, col).maskedFill(this.finished.unsqueeze(1), 0);
       this.tokens.indexCopy_(1, this.step, col);
-      this.logprobs.indexCopy_(1, this.step, lp);
-      const ended = this.#endMask.squeeze(0).index([token]).logicalAnd(this.finished.logicalNot());
-      this.finished.copy_(this.finished.logicalOr(ended));
+      this.logprobs.indexCopy_(1, this.step, logprob.unsqueeze(1));
+      this.finished.copy_(this.finished.logicalOr(ended!));
 
       const index = this.cache.index;
       const sliding = model.config.slidingWindow;

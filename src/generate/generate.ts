@@ -5,14 +5,17 @@
 //
 // For every generated token the log-prob under the untempered policy, log_softmax(raw logits), is
 // returned too (the SPPO trainer's reference log-probs, with no second forward pass).
-import { cat, CudaGraph, full, Generator, isin, keep, noGrad, ones, tensor, tidy, zeros, zerosLike, type Tensor } from '../torch/index.js';
+import { cat, CudaGraph, full, Generator, keep, noGrad, ones, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import type { Tokenizer } from '../text/tokenizer.js';
+import { StopStrings } from '../text/stop_strings.js';
 import { KVCache } from './kv_cache.js';
-import { isGreedy, sampleNext, type SamplingOptions } from './sampling.js';
+import { isGreedy, sampleNext, sampleStep, tokenMask, type SamplingOptions } from './sampling.js';
 import { DecodeStep, type PrefillState } from './decode_step.js';
 import { decodeGraphFailure, GRAPH_PROMPT_MULTIPLE, graphedDecoder, releaseDecodeGraphs } from './decode_graph.js';
 
+/** Why a generation ended: EOS, a stop token or stop string ('stop'), or maxNewTokens ('length'). (The server's
+ * answers say it in the API's words: src/serve's ApiFinishReason.) */
 export type FinishReason = 'eos' | 'stop' | 'length';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -71,7 +74,7 @@ export interface GeneratedTensors {
   finishReasons: FinishReason[];
 }
 
-/** Left-pads token lists into ids and mask [B, P] (int64). */
+/** Left-pads token lists into one batch: ids and mask [B, P] (int64). */
 export function leftPad(prompts: readonly number[][], padId: number, device = 'cpu'): { inputIds: Tensor; attentionMask: Tensor } {
   const p = Math.max(1, ...prompts.map((x) => x.length));
   const ids = new BigInt64Array(prompts.length * p).fill(BigInt(padId));
@@ -137,8 +140,8 @@ function finishInfo(tokens: Tensor, eos: readonly number[], stopIds: readonly nu
   return { lengths, reasons };
 }
 
-/** Left-extends ids and mask [B, P] to [B, P'] with padding (the graph path's prompt buckets). */
-function padLeft(ids: Tensor, mask: Tensor, to: number, padId: number): { ids: Tensor; mask: Tensor } {
+/** Widens an already padded batch, ids and mask [B, P], to [B, P'] with more padding on the left (the graph path's prompt buckets). */
+function widenLeft(ids: Tensor, mask: Tensor, to: number, padId: number): { ids: Tensor; mask: Tensor } {
   const [b, p] = ids.shape as [number, number];
   return tidy(() => ({
     ids: cat([full([b, to - p], padId, { dtype: 'int64', device: ids.device }), ids], 1),
@@ -178,7 +181,7 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
     const state: { mask: Tensor; pos: Tensor; logits: Tensor; finished: Tensor } = tidy(() => {
       let ids = inputIds.device === device ? inputIds : inputIds.to(device);
       let mask0 = attentionMask.device === device ? attentionMask : attentionMask.to(device);
-      if (p > p0) ({ ids, mask: mask0 } = padLeft(ids, mask0, p, padId));
+      if (p > p0) ({ ids, mask: mask0 } = widenLeft(ids, mask0, p, padId));
       const h = model.hidden({ inputIds: ids, attentionMask: mask0, cache });
       const last = model.logits(h.narrow(1, p - 1, 1)).squeeze(1);
       const rep = (t: Tensor): Tensor => (n === 1 ? t.detach() : t.repeatInterleave(n, 0)); // never the caller's own handle
@@ -248,25 +251,26 @@ function decodeLoop(model: CausalLM, cache: KVCache, state: { mask: Tensor; pos:
   // The mask of every step, allocated once: the prompt's, then ones (stopped rows are fed padding
   // that they attend to, which changes nothing: their outputs are discarded).
   const fullMask = keep(tidy(() => cat([state.mask, ones([rows, maxNew], { dtype: 'int64', device })], 1)));
-  const banned = keep(idsTensor([...eos, ...stopIds], device));
+  // The end tokens: banned while step < minNew; a drawn one ends its row.
+  const endMask = keep(tokenMask([...eos, ...stopIds], state.logits.size(-1), device));
   const tokens: Tensor[] = [];
   const logprobs: Tensor[] = [];
   const hostTokens: number[][] = stopStrings.length ? Array.from({ length: rows }, () => []) : [];
   const hostStopped = new Array<boolean>(rows).fill(false);
   const stopAt = new Array<number>(rows).fill(-1);
-  const maxStop = Math.max(0, ...stopStrings.map((s) => s.length));
+  const stops = new StopStrings(stopStrings);
   try {
     for (let step = 0; step < maxNew; step++) {
       const next = tidy(() => {
-        const raw = state.logits.float();
-        const logp = raw.logSoftmax(-1);
-        let scores = raw;
-        if (step < minNew && banned.numel > 0) scores = scores.indexFill(1, banned, -Infinity);
-        let token = sampleNext(scores, o, generator);
-        token = token.maskedFill(state.finished, padId);
-        const lp = logp.gather(1, token.unsqueeze(1)).squeeze(1).maskedFill(state.finished, 0);
-        const ended = banned.numel > 0 ? isin(token, banned).logicalAnd(state.finished.logicalNot()) : zerosLike(state.finished, { device });
-        return { token, lp, ended };
+        const { token, logprob: lp, ended } = sampleStep({
+          logits: state.logits,
+          ban: step < minNew ? endMask : null,
+          draw: (scores) => sampleNext(scores, o, generator),
+          finished: state.finished,
+          padTokenId: padId,
+          endMask,
+        });
+        return { token, lp, ended: ended! };
       });
       tokens.push(keep(next.token));
       logprobs.push(keep(next.lp));
@@ -283,8 +287,8 @@ function decodeLoop(model: CausalLM, cache: KVCache, state: { mask: Tensor; pos:
             hostStopped[i] = true;
             continue;
           }
-          const tail = tok!.decode(hostTokens[i]!.slice(-(4 * maxStop + 4)), { skipSpecialTokens: true });
-          if (stopStrings.some((s) => tail.includes(s))) {
+          const tail = tok!.decode(hostTokens[i]!.slice(-stops.tokenWindow), { skipSpecialTokens: true });
+          if (stops.find(tail)) {
             hostStopped[i] = true;
             stopAt[i] = step;
             newly.push(i);
@@ -313,7 +317,7 @@ function decodeLoop(model: CausalLM, cache: KVCache, state: { mask: Tensor; pos:
     const out = tidy(() => ({ tokens: cat(tokens.map((t) => t.unsqueeze(1)), 1), logprobs: cat(logprobs.map((t) => t.unsqueeze(1)), 1) }));
     return { tokens: out.tokens, logprobs: out.logprobs, stopAt };
   } finally {
-    for (const t of [...tokens, ...logprobs, banned, fullMask]) t.dispose();
+    for (const t of [...tokens, ...logprobs, endMask, fullMask]) t.dispose();
   }
 }
 
@@ -334,8 +338,8 @@ function decodeStatic(model: CausalLM, prefill: PrefillState, o: LoopSettings & 
     const d = graphedDecoder(model, stepOpts);
     d.load(prefill, o.seed);
     run = () => d.replay();
-    finished = d.step.finished;
-    outputs = () => ({ tokens: d.step.tokens, logprobs: d.step.logprobs });
+    finished = d.decodeStep.finished;
+    outputs = () => ({ tokens: d.decodeStep.tokens, logprobs: d.decodeStep.logprobs });
   } else {
     const s = (step = new DecodeStep(model, { ...stepOpts, generator: isGreedy(o) ? undefined : new Generator(o.seed, model.device) }));
     s.load(prefill);
@@ -364,20 +368,11 @@ function decodeStatic(model: CausalLM, prefill: PrefillState, o: LoopSettings & 
   }
 }
 
-/** Cuts a text before the first stop string it contains. */
-function cutAtStop(text: string, stops: string[]): string {
-  let at = -1;
-  for (const s of stops) {
-    const i = text.indexOf(s);
-    if (i >= 0 && (at < 0 || i < at)) at = i;
-  }
-  return at >= 0 ? text.slice(0, at) : text;
-}
-
 /** Generates n continuations of each prompt (token ids, no padding). */
 export function generate(model: CausalLM, prompts: readonly number[][], opts: GenerateOptions = {}): Generation[] {
   const n = opts.n ?? 1;
   const padId = opts.padTokenId ?? opts.tokenizer?.padTokenId ?? model.config.padTokenId ?? 0;
+  const stops = new StopStrings(opts.stopStrings);
   const { inputIds, attentionMask } = leftPad(prompts, padId, model.device);
   let res: GeneratedTensors;
   try {
@@ -396,7 +391,7 @@ export function generate(model: CausalLM, prompts: readonly number[][], opts: Ge
       const tokens = Array.from(toks.subarray(i * steps, i * steps + len), Number);
       const logprobs = Array.from(lps.subarray(i * steps, i * steps + len));
       let text = opts.tokenizer ? opts.tokenizer.decode(tokens, { skipSpecialTokens: true }) : '';
-      if (res.finishReasons[i] === 'stop' && opts.stopStrings?.length) text = cutAtStop(text, opts.stopStrings);
+      if (res.finishReasons[i] === 'stop' && !stops.empty) text = stops.cut(text);
       out.push({ prompt: Math.floor(i / n), sample: i % n, tokens, logprobs, text, finishReason: res.finishReasons[i]! });
     }
     return out;

@@ -8,7 +8,7 @@
 // libtorch 1.13 and the 2.x releases before the check became an asynchronous device assert read it back
 // on the host (an .item(), a device sync on a GPU), which a CUDA graph cannot contain. This composition
 // has no host read on any version: the decoding step (decode_step.ts) can be captured and replayed.
-import { emptyLike, tidy, type Generator, type Tensor } from '../torch/index.js';
+import { emptyLike, tidy, zeros, type Generator, type Tensor } from '../torch/index.js';
 
 export interface SamplingOptions {
   /** 0 means greedy. Default 1. */
@@ -55,4 +55,62 @@ export function sampleNext(logits: Tensor, o: SamplingOptions, generator?: Gener
     const probs = warpLogits(logits, o).softmax(-1);
     return probs.div(emptyLike(probs).exponential_(1, generator)).argmax(-1);
   });
+}
+
+/** bool [1, V]: true at the given token ids (ids outside [0, V), a tokenizer's added tokens, are never drawn: left out). */
+export function tokenMask(ids: Iterable<number>, vocabSize: number, device: string): Tensor {
+  return tidy(() => {
+    const mask = zeros([vocabSize], { dtype: 'bool', device });
+    for (const id of new Set(ids)) {
+      if (!Number.isInteger(id)) throw new RangeError(`token id ${id} is not an integer`);
+      if (id >= 0 && id < vocabSize) mask.narrow(0, id, 1).fill_(true);
+    }
+    return mask.unsqueeze(0);
+  });
+}
+
+export interface SampleStepInput {
+  /** [rows, V] raw logits (any float dtype; float32 is used as is). */
+  logits: Tensor;
+  /** bool, broadcast to [rows, V]: tokens forbidden at this step (-inf before drawing; e.g. EOS under min tokens), or null. */
+  ban?: Tensor | null;
+  /** Draws the tokens, int64 [rows], from the scores [rows, V]: the only random draw of the step. */
+  draw: (scores: Tensor) => Tensor;
+  /** bool [rows]: rows already finished (they get padTokenId, log-prob 0, and never end again), or null. */
+  finished?: Tensor | null;
+  padTokenId?: number;
+  /** bool [1, V]: the tokens that end a row (`ended`), or null. */
+  endMask?: Tensor | null;
+}
+
+export interface SampleStepOutput {
+  /** int64 [rows]: the tokens (padding for finished rows). */
+  token: Tensor;
+  /** float32 [rows]: their log-probs under the untempered policy, log_softmax(raw logits) (0 for finished rows). */
+  logprob: Tensor;
+  /** float32 [rows, V]: log_softmax(raw logits) (top alternatives are read from it). */
+  logp: Tensor;
+  /** bool [rows]: rows that drew an end token at this step (null without endMask). */
+  ended: Tensor | null;
+}
+
+/**
+ * One sampling step, the one rule of every decoding path (the op-by-op loop, the static step, the server
+ * engine): ban, draw, pad finished rows, untempered log-prob, ended. Device operations only (no host read),
+ * so the static step can be captured as a CUDA graph; tensors are the caller's scope's.
+ */
+export function sampleStep(x: SampleStepInput): SampleStepOutput {
+  const raw = x.logits.dtype === 'float32' ? x.logits : x.logits.float();
+  const logp = raw.logSoftmax(-1);
+  const scores = x.ban ? raw.maskedFill(x.ban, -Infinity) : raw;
+  let token = x.draw(scores);
+  if (x.finished) token = token.maskedFill(x.finished, x.padTokenId ?? 0);
+  let logprob = logp.gather(1, token.unsqueeze(1)).squeeze(1);
+  if (x.finished) logprob = logprob.maskedFill(x.finished, 0);
+  let ended: Tensor | null = null;
+  if (x.endMask) {
+    ended = x.endMask.squeeze(0).index([token]);
+    if (x.finished) ended = ended.logicalAnd(x.finished.logicalNot());
+  }
+  return { token, logprob, logp, ended };
 }

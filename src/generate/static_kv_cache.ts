@@ -2,12 +2,14 @@
 // [rows, Hkv, capacity, D] allocated once (zeroed) for a batch bucket and the maximum length, and the cache
 // position of the next token as an int64 device tensor. A step writes its keys and values with index_copy_
 // at that position and attends over the whole capacity (the mask hides what is not written yet), so every
-// step runs the same operations on the same tensors: a CUDA graph can replay it.
+// step runs the same operations on the same tensors: a CUDA graph can replay it. Its position is on the
+// device, not the host, so it is a LayerCache only (no host length, no advance): the step passes the masks and
+// positions (ForwardInput.attentionBias, positionIds) and advances `index` itself.
 import { keep, noGrad, tidy, zeros, type DType, type Tensor } from '../torch/index.js';
-import type { AttentionCache, CausalLM } from '../models/causal_lm.js';
+import type { CausalLM, LayerCache } from '../models/causal_lm.js';
 import type { KVCache } from './kv_cache.js';
 
-export class StaticKVCache implements AttentionCache, Disposable {
+export class StaticKVCache implements LayerCache, Disposable {
   readonly keys: Tensor[];
   readonly values: Tensor[];
   /** int64 [1] on the device: the cache index the next token's keys and values go to. */
@@ -26,14 +28,6 @@ export class StaticKVCache implements AttentionCache, Disposable {
     return new StaticKVCache(c.numLayers, rows, c.numKvHeads, capacity, c.headDim, model.dtype, model.device);
   }
 
-  /**
-   * The cache position is on the device, not the host: models reach it only through the masks and positions
-   * the step passes (ForwardInput.attentionBias, positionIds), never through this.
-   */
-  get length(): number {
-    throw new Error('StaticKVCache: the cache position is a device tensor (index); pass attentionBias and positionIds');
-  }
-
   /** Writes one position (k, v [rows, Hkv, 1, D]) at `index`; returns the whole cache of the layer. */
   update(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
     const kc = this.keys[layer]!;
@@ -42,9 +36,6 @@ export class StaticKVCache implements AttentionCache, Disposable {
     vc.indexCopy_(2, this.index, v);
     return [kc, vc];
   }
-
-  /** The step advances `index` itself, on the device. */
-  advance(_n: number): void {}
 
   /**
    * Takes over a prefilled cache (op-by-op KVCache of `rows` sequences): its first `length` positions are

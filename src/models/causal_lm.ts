@@ -6,14 +6,27 @@ import { causalMask, fusedAttentionAvailable, packedCausalMask, type VarlenLayou
 import type { ModelConfig } from './config.js';
 import { chunkedLogprobs } from './chunked_logprobs.js';
 
-/** The key/value cache of one forward pass (src/generate/kv_cache.ts implements it). */
-export interface AttentionCache {
-  /** Positions already cached. */
-  readonly length: number;
+/** What the attention layers use of a key/value cache: where a layer's keys and values go and come from. */
+export interface LayerCache {
   /** Stores the new keys and values [B, Hkv, L, D] of a layer; returns that layer's keys and values so far. */
   update(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor];
+}
+
+/**
+ * A cache whose length is known on the host (src/generate/kv_cache.ts, src/serve/batch_cache.ts): forward makes
+ * the masks and positions from it, and advances it after the pass. A cache positioned on the device (the static
+ * step's StaticKVCache) is a LayerCache only, and goes with attentionBias and positionIds.
+ */
+export interface AttentionCache extends LayerCache {
+  /** Positions already cached. */
+  readonly length: number;
   /** Called once the pass has run through every layer: the L new positions are now cached. */
   advance(n: number): void;
+}
+
+/** Whether a cache has a host length (and is advanced by forward). */
+export function hasHostLength(cache: LayerCache): cache is AttentionCache {
+  return 'length' in cache && typeof (cache as Partial<AttentionCache>).advance === 'function';
 }
 
 /**
@@ -39,7 +52,8 @@ export interface ForwardInput {
   attentionMask?: Tensor | null;
   /** [B, L] positions; by default cumsum(mask) - 1 (padding at 1, as transformers' generate), or arange. */
   positionIds?: Tensor | null;
-  cache?: AttentionCache | null;
+  /** An AttentionCache; or, with attentionBias and positionIds, a LayerCache the caller positions. */
+  cache?: LayerCache | null;
   /**
    * Additive attention masks [B, 1, L, Lk] computed by the caller, used as they are instead of the masks
    * made here from attentionMask and the cache length (a static decoding step attends over the whole
@@ -69,7 +83,7 @@ export interface Context {
   slidingMask: Tensor | null;
   /** [B, 1, Lq, 1]: rows that see no key (left padding), on the fused path. */
   emptyRows: Tensor | null;
-  cache: AttentionCache | null;
+  cache: LayerCache | null;
   /** Use the fused attention kernel where libtorch has one (not on the CPU, where eager is the reference). */
   fused: boolean;
   /** Packed sequences on the fused path: variable-length flash attention (slidingWindow: the model's; sliding layers use it). */
@@ -143,6 +157,11 @@ export abstract class CausalLMBase extends Module implements CausalLM {
     return x;
   }
 
+  /** After a pass over `input`: a cache with a host length now holds its positions (a static step's cache advances itself). */
+  protected advanceCache(input: ForwardInput): void {
+    if (input.cache && hasHostLength(input.cache)) input.cache.advance(input.inputIds.size(1));
+  }
+
   /** The mask and positions every architecture needs. */
   protected prepare(input: ForwardInput, sliding: number | null): { positions: Tensor; fullMask: Tensor | null; slidingMask: Tensor | null; emptyRows: Tensor | null; past: number; varlen: VarlenLayout | null } {
     if (input.packing) return this.preparePacked(input, input.packing, sliding);
@@ -152,7 +171,9 @@ export abstract class CausalLMBase extends Module implements CausalLM {
       if (sliding !== null && !input.attentionBias.sliding) throw new Error('forward: this model has sliding-window layers; attentionBias.sliding is missing');
       return { positions: input.positionIds, fullMask: input.attentionBias.full, slidingMask: sliding !== null ? input.attentionBias.sliding : null, emptyRows: null, past: 0, varlen: null };
     }
-    const past = input.cache?.length ?? 0;
+    const cache = input.cache ?? null;
+    if (cache && !hasHostLength(cache)) throw new Error('forward: a cache without a host length (a static step\'s) needs attentionBias and positionIds');
+    const past = cache?.length ?? 0;
     const mask = input.attentionMask ?? null;
     const positions = input.positionIds ?? positionsFor(mask, past, b, l, this.device);
     const fused = this.fused;

@@ -73,7 +73,7 @@ export class Gemma2ForCausalLM extends CausalLMBase {
       const normalizer = scalarTensor(Math.sqrt(this.config.hiddenSize), { dtype: this.dtype, device: this.device });
       let x = this.model.embed_tokens.forward(input.inputIds).mul(normalizer);
       x = this.runLayers(x, this.model.layers, ctx, input.tape);
-      input.cache?.advance(input.inputIds.size(1));
+      this.advanceCache(input);
       return this.model.norm.forward(x);
     });
   }

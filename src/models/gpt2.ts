@@ -104,7 +104,7 @@ export class GPT2LMHeadModel extends CausalLMBase {
       const ctx: Context = { cos: null, sin: null, fullMask, slidingMask: null, emptyRows, cache: input.cache ?? null, fused: this.fused, varlen };
       let x = this.transformer.wte.forward(input.inputIds).add(this.transformer.wpe.forward(positions));
       x = this.runLayers(x, this.transformer.h, ctx, input.tape);
-      input.cache?.advance(input.inputIds.size(1));
+      this.advanceCache(input);
       return this.transformer.ln_f.forward(x);
     });
   }

@@ -132,7 +132,7 @@ export class LlamaForCausalLM extends CausalLMBase {
       const ctx: Context = { cos, sin, fullMask, slidingMask, emptyRows, cache: input.cache ?? null, fused: this.fused, varlen };
       let x = this.model.embed_tokens.forward(input.inputIds);
       x = this.runLayers(x, this.model.layers, ctx, input.tape);
-      input.cache?.advance(input.inputIds.size(1));
+      this.advanceCache(input);
       return this.model.norm.forward(x);
     });
   }

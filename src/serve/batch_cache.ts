@@ -157,11 +157,6 @@ export class BatchCache implements AttentionCache {
     });
   }
 
-  /** Slots of the timeline that no running row attends to (left of the longest row's tokens). */
-  waste(longest: number): number {
-    return this.length - longest;
-  }
-
   dispose(): void {
     for (const t of [...this.keys, ...this.values, this.mask]) t.dispose();
     this.keys = [];

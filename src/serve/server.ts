@@ -2,11 +2,13 @@
 // node:http, in front of the continuous-batching engine (engine.ts).
 //
 //   GET  /health                    200 (503 while shutting down)
+//   GET  /metrics                   the engine's counters, Prometheus' text format (metrics.ts)
 //   GET  /v1/models                 the served model
-//   POST /v1/completions            prompt as text or token ids (or lists of either)
-//   POST /v1/chat/completions       messages rendered with the model folder's chat template
+//   POST /v1/completions            prompt as text or token ids (or lists of either) (completions.ts)
+//   POST /v1/chat/completions       messages rendered with the model folder's chat template (chat_completions.ts)
 //
-// Both POST routes stream (server-sent events ending with `data: [DONE]`) or not, and return OpenAI's
+// This file is the HTTP part (routes, bodies, errors, keys, streams, shutdown); each POST route's file
+// shapes its answers. Both POST routes stream (server-sent events ending with `data: [DONE]`) or not, and return OpenAI's
 // shapes; log-probs are the untempered policy's (vLLM's default, the SPPO trainer's reference).
 // Security and limits: an API key (Bearer, compared in constant time) on every /v1 route, caps on the body
 // size (413), max_tokens and n (400), the queue (429 with Retry-After), a per-request timeout (408), and
@@ -15,9 +17,14 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { ChatTemplateError, type ChatTemplate } from '../text/chat_template.js';
-import { EngineClosedError, QueueFullError, type Engine, type FinishReason, type EngineRequest, type SequenceEnd, type SequenceParams, type TokenOutput } from './engine.js';
-import { ApiError, badRequest, parseChat, parseCompletion, type CommonRequest, type Limits } from './protocol.js';
+import type { ChatTemplate } from '../text/chat_template.js';
+import { contextOverflow, EngineClosedError, QueueFullError, type EngineRequest, type SequenceEnd } from './request.js';
+import type { Engine } from './engine.js';
+import { ApiError, badRequest, type CommonRequest, type Limits } from './protocol.js';
+import { promptTokens, TokenStrings, usage, type ChoiceState, type Endpoint, type EndpointContext, type Job, type RequestInfo, type StreamEvents } from './endpoint.js';
+import { completions } from './completions.js';
+import { chatCompletions } from './chat_completions.js';
+import { metricsText } from './metrics.js';
 
 export interface ServerOptions extends Partial<Limits> {
   /** The name clients give as `model` (default 'sppo'). */
@@ -40,30 +47,9 @@ export interface ServerOptions extends Partial<Limits> {
   log?: (line: string) => void;
 }
 
-interface ChoiceState {
-  tokens: number[];
-  logprobs: number[];
-  tops: ([number, number][] | null)[];
-  text: string;
-  finish: FinishReason | null;
-  stopReason: string | number | null;
-}
-
-interface RequestInfo {
-  prompt?: string;
-  promptTokens?: number;
-  completionTokens?: number;
-}
-
-interface Job {
-  promptIds: number[][];
-  n: number;
-  params: SequenceParams;
-}
-
 const sha = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
-export class SppoServer {
+export class SppoServer implements EndpointContext {
   readonly http: Server;
   readonly modelName: string;
   readonly limits: Limits;
@@ -71,11 +57,12 @@ export class SppoServer {
   private draining = false;
   private active = 0;
   private activeWaiters: (() => void)[] = [];
-  private readonly tokenStrings = new Map<number, string>();
+  private readonly tokenStrings: TokenStrings;
   private readonly created = Math.floor(Date.now() / 1000);
 
   constructor(readonly engine: Engine, readonly tokenizer: Tokenizer, readonly template: ChatTemplate | undefined, readonly opts: ServerOptions = {}) {
     this.modelName = opts.modelName ?? 'sppo';
+    this.tokenStrings = new TokenStrings(tokenizer);
     const apiKey = opts.apiKey;
     this.keyHash = apiKey ? sha(apiKey) : null;
     this.limits = {
@@ -189,7 +176,7 @@ export class SppoServer {
     }
   }
 
-  private sendJson(res: ServerResponse, status: number, body: unknown): void {
+  sendJson(res: ServerResponse, status: number, body: unknown): void {
     const headers: Record<string, string> = { 'Content-Type': 'application/json' };
     if (this.draining) headers.Connection = 'close';
     res.writeHead(status, headers);
@@ -219,7 +206,7 @@ export class SppoServer {
     if (path === '/metrics') {
       if (method !== 'GET') throw new ApiError(405, `${method} ${path}: method not allowed`, 'invalid_request_error', null, 'method_not_allowed');
       res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
-      res.end(this.metrics());
+      res.end(metricsText(this.engine));
       return;
     }
     if (!path.startsWith('/v1/') && path !== '/v1') throw new ApiError(404, `${method} ${path}: no such route`, 'invalid_request_error', null, 'not_found');
@@ -237,7 +224,7 @@ export class SppoServer {
       } catch {
         id = modelRoute[1]!;
       }
-      if (id !== this.modelName) throw this.unknownModel(id);
+      this.checkModel(id);
       this.sendJson(res, 200, this.modelCard());
       return;
     }
@@ -246,35 +233,28 @@ export class SppoServer {
       return;
     }
     const body = await this.readJson(req);
-    if (path === '/v1/completions') await this.completions(req, res, body, info);
-    else await this.chat(req, res, body, info);
+    if (path === '/v1/completions') await this.answer(completions, req, res, body, info);
+    else await this.answer(chatCompletions, req, res, body, info);
   }
 
-  /** Prometheus text: the engine's counters and gauges. */
-  private metrics(): string {
-    const e = this.engine;
-    const lines = [
-      ['sppo_running_sequences', 'gauge', 'sequences decoding now', e.batchSize],
-      ['sppo_queued_requests', 'gauge', 'requests waiting to join the batch', e.queued],
-      ['sppo_generated_tokens_total', 'counter', 'tokens generated', e.tokensOut],
-      ['sppo_decode_steps_total', 'counter', 'engine steps that sampled tokens', e.steps],
-      ['sppo_engine_busy_seconds_total', 'counter', 'seconds the engine spent in steps', e.busyMs / 1000],
-      ['sppo_cancelled_requests_total', 'counter', 'requests cancelled (client gone, timeout)', e.aborted],
-    ] as const;
-    const parts = Object.entries(e.timings).filter(([k]) => k !== 'admissions' && k !== 'compactions');
-    return lines.map(([name, type, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${v}\n`).join('') +
-      '# HELP sppo_engine_part_seconds_total seconds of the steps by part\n# TYPE sppo_engine_part_seconds_total counter\n' +
-      parts.map(([k, v]) => `sppo_engine_part_seconds_total{part="${k}"} ${v / 1000}\n`).join('') +
-      `# HELP sppo_admissions_total prefills of new requests\n# TYPE sppo_admissions_total counter\nsppo_admissions_total ${e.timings.admissions}\n` +
-      `# HELP sppo_compactions_total compactions of the batch's KV cache timeline\n# TYPE sppo_compactions_total counter\nsppo_compactions_total ${e.timings.compactions}\n`;
+  /** A POST route: the request parsed, its model checked, then answered by its endpoint's file. */
+  private async answer<R extends CommonRequest>(endpoint: Endpoint<R>, req: IncomingMessage, res: ServerResponse, body: unknown, info: RequestInfo): Promise<void> {
+    const c = endpoint.parse(body, this.limits);
+    this.checkModel(c.model);
+    await endpoint.answer(this, req, res, c, info);
   }
 
   private modelCard(): Record<string, unknown> {
     return { id: this.modelName, object: 'model', created: this.created, owned_by: 'sppo', root: this.opts.modelDir ?? this.modelName, parent: null, max_model_len: this.engine.maxModelLen };
   }
 
-  private unknownModel(name: string): ApiError {
-    return new ApiError(404, `The model '${name}' does not exist (this server serves '${this.modelName}')`, 'invalid_request_error', 'model', 'model_not_found');
+  /** The one check of a model name (requests' `model`, /v1/models/ID): 404 unless it is the served one. */
+  private checkModel(name: string): void {
+    if (name !== this.modelName) throw new ApiError(404, `The model '${name}' does not exist (this server serves '${this.modelName}')`, 'invalid_request_error', 'model', 'model_not_found');
+  }
+
+  get vocabSize(): number {
+    return this.engine.vocabSize;
   }
 
   private readJson(req: IncomingMessage): Promise<unknown> {
@@ -314,28 +294,13 @@ export class SppoServer {
     });
   }
 
-  /** Token ids of a completion prompt (text with the tokenizer's special tokens, as vLLM). */
-  private completionPromptIds(p: string | number[]): number[] {
-    if (typeof p !== 'string') {
-      const v = this.engine.vocabSize;
-      for (const t of p) if (t < 0 || t >= v) throw badRequest(`token id ${t} is out of the vocabulary [0, ${v})`, 'prompt', 'out_of_range');
-      return p;
-    }
-    const ids = this.tokenizer.encode(p, { addSpecialTokens: true });
-    if (ids.length === 0) throw badRequest('the prompt is empty', 'prompt');
-    return ids;
-  }
-
   /** The engine's options of a request, with max_tokens checked against the context length. */
-  private job(c: CommonRequest, promptIds: number[][], defaultMax: number | null, topLogprobs: number): Job {
+  job(c: CommonRequest, promptIds: number[][], defaultMax: number | null, topLogprobs: number): Job {
     const maxLen = this.engine.maxModelLen;
     const longest = Math.max(...promptIds.map((p) => p.length));
-    if (longest >= maxLen) throw badRequest(`the prompt has ${longest} tokens; this model's context length is ${maxLen}`, 'prompt', 'context_length_exceeded');
     const maxTokens = c.maxTokens ?? Math.min(defaultMax ?? maxLen - longest, this.limits.maxTokens, maxLen - longest);
-    if (longest + maxTokens > maxLen) {
-      throw badRequest(`this model's maximum context length is ${maxLen} tokens; the request asks for ${longest + maxTokens} (${longest} in the prompt, ${maxTokens} new): reduce max_tokens`, 'max_tokens', 'context_length_exceeded');
-    }
-    if (c.model !== this.modelName) throw this.unknownModel(c.model);
+    const over = contextOverflow(longest, maxTokens, maxLen);
+    if (over) throw badRequest(over.message, over.param, 'context_length_exceeded');
     return {
       promptIds,
       n: c.n,
@@ -346,166 +311,9 @@ export class SppoServer {
     };
   }
 
-  private async completions(req: IncomingMessage, res: ServerResponse, body: unknown, info: RequestInfo): Promise<void> {
-    const c = parseCompletion(body, this.limits);
-    if (c.model !== this.modelName) throw this.unknownModel(c.model);
-    const promptIds = c.prompts.map((p) => this.completionPromptIds(p));
-    info.prompt = c.prompts.map((p) => (typeof p === 'string' ? p : JSON.stringify(p))).join('\n');
-    const job = this.job(c, promptIds, 16, c.logprobs ?? 0);
-    const id = `cmpl-${randomUUID().replace(/-/g, '')}`;
-    const created = Math.floor(Date.now() / 1000);
-    const base = { id, object: 'text_completion', created, model: this.modelName };
-    const tokStr = (t: number): string => this.tokenString(t, c.tokensAsIds);
-    const lpObject = (outs: { token: number; logprob: number; top: [number, number][] | null }[], offset0: number): Record<string, unknown> => {
-      let off = offset0;
-      const tokens: string[] = [];
-      const offsets: number[] = [];
-      for (const o of outs) {
-        tokens.push(tokStr(o.token));
-        offsets.push(off);
-        off += this.tokenString(o.token, false).length; // offsets in the text, also with token ids
-      }
-      return {
-        tokens,
-        token_logprobs: outs.map((o) => o.logprob),
-        top_logprobs: outs.map((o) => {
-          const d: Record<string, number> = {};
-          for (const [t, lp] of o.top ?? []) d[tokStr(t)] = lp;
-          d[tokStr(o.token)] = o.logprob;
-          return d;
-        }),
-        text_offset: offsets,
-      };
-    };
-    const usage = (choices: ChoiceState[]): Record<string, number> => {
-      const prompt = promptIds.reduce((a, p) => a + p.length, 0);
-      const completion = choices.reduce((a, ch) => a + ch.tokens.length, 0);
-      info.promptTokens = prompt;
-      info.completionTokens = completion;
-      return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-    };
-    if (c.stream) {
-      const offsets = new Array<number>(promptIds.length * c.n).fill(0);
-      await this.runJob(req, res, job, {
-        stream: true,
-        onToken: (index, o) => {
-          if (!o.text && c.logprobs === null && !o.finish) return null;
-          const lp = c.logprobs === null ? null : lpObject([o], offsets[index]!);
-          if (lp) offsets[index]! += this.tokenString(o.token, false).length;
-          const choice: Record<string, unknown> = { index, text: o.text, logprobs: lp, finish_reason: o.finish, stop_reason: o.stopReason };
-          if (c.returnTokenIds) choice.token_ids = [o.token];
-          return { ...base, choices: [choice] };
-        },
-        onStart: () => [],
-        onEnd: (choices) => (c.includeUsage ? [{ ...base, choices: [], usage: usage(choices) }] : []),
-      }, info);
-      return;
-    }
-    const choices = await this.runJob(req, res, job, { stream: false }, info);
-    if (!choices) return;
-    const out: Record<string, unknown> = {
-      ...base,
-      choices: choices.map((ch, index) => {
-        const o: Record<string, unknown> = {
-          index,
-          text: ch.text,
-          logprobs: c.logprobs === null ? null : lpObject(ch.tokens.map((token, j) => ({ token, logprob: ch.logprobs[j]!, top: ch.tops[j] ?? null })), 0),
-          finish_reason: ch.finish,
-          stop_reason: ch.stopReason,
-        };
-        if (c.returnTokenIds) o.token_ids = ch.tokens;
-        return o;
-      }),
-      usage: usage(choices),
-    };
-    if (c.returnTokenIds) out.prompt_token_ids = promptIds.length === 1 ? promptIds[0] : promptIds;
-    this.sendJson(res, 200, out);
-  }
-
-  private async chat(req: IncomingMessage, res: ServerResponse, body: unknown, info: RequestInfo): Promise<void> {
-    const c = parseChat(body, this.limits);
-    if (c.model !== this.modelName) throw this.unknownModel(c.model);
-    if (!this.template) throw badRequest('this model has no chat template: use /v1/completions', 'messages', 'no_chat_template');
-    let text: string;
-    try {
-      text = this.template.render(c.messages, { addGenerationPrompt: c.addGenerationPrompt, continueFinalMessage: c.continueFinalMessage });
-    } catch (e) {
-      if (e instanceof ChatTemplateError) throw badRequest(e.message, 'messages', 'chat_template_error');
-      throw e;
-    }
-    info.prompt = text;
-    const promptIds = this.tokenizer.encode(text, { addSpecialTokens: false });
-    if (promptIds.length === 0) throw badRequest('the rendered conversation is empty', 'messages');
-    const job = this.job(c, [promptIds], null, c.logprobs ? c.topLogprobs : 0);
-    const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
-    const created = Math.floor(Date.now() / 1000);
-    const base = { id, created, model: this.modelName };
-    const entry = (t: number, lp: number): { token: string; logprob: number; bytes: number[] } => {
-      const s = this.tokenString(t, c.tokensAsIds);
-      return { token: s, logprob: lp, bytes: [...Buffer.from(s, 'utf8')] };
-    };
-    const content = (token: number, logprob: number, top: [number, number][] | null): Record<string, unknown> => ({
-      ...entry(token, logprob),
-      top_logprobs: (top ?? []).slice(0, c.topLogprobs).map(([t, lp]) => entry(t, lp)),
-    });
-    const usage = (choices: ChoiceState[]): Record<string, number> => {
-      const completion = choices.reduce((a, ch) => a + ch.tokens.length, 0);
-      info.promptTokens = promptIds.length;
-      info.completionTokens = completion;
-      return { prompt_tokens: promptIds.length, completion_tokens: completion, total_tokens: promptIds.length + completion };
-    };
-    if (c.stream) {
-      const chunk = { ...base, object: 'chat.completion.chunk' };
-      await this.runJob(req, res, job, {
-        stream: true,
-        onStart: () => Array.from({ length: c.n }, (_, index) => ({ ...chunk, choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] })),
-        onToken: (index, o) => {
-          if (!o.text && !c.logprobs && !o.finish) return null;
-          const choice: Record<string, unknown> = {
-            index,
-            delta: o.text || !o.finish ? { content: o.text } : {},
-            logprobs: c.logprobs ? { content: [content(o.token, o.logprob, o.top)] } : null,
-            finish_reason: o.finish,
-            stop_reason: o.stopReason,
-          };
-          if (c.returnTokenIds) choice.token_ids = [o.token];
-          return { ...chunk, choices: [choice] };
-        },
-        onEnd: (choices) => (c.includeUsage ? [{ ...chunk, choices: [], usage: usage(choices) }] : []),
-      }, info);
-      return;
-    }
-    const choices = await this.runJob(req, res, job, { stream: false }, info);
-    if (!choices) return;
-    const out: Record<string, unknown> = {
-      ...base,
-      object: 'chat.completion',
-      choices: choices.map((ch, index) => {
-        const o: Record<string, unknown> = {
-          index,
-          message: { role: 'assistant', content: ch.text },
-          logprobs: c.logprobs ? { content: ch.tokens.map((t, j) => content(t, ch.logprobs[j]!, ch.tops[j] ?? null)) } : null,
-          finish_reason: ch.finish,
-          stop_reason: ch.stopReason,
-        };
-        if (c.returnTokenIds) o.token_ids = ch.tokens;
-        return o;
-      }),
-      usage: usage(choices),
-    };
-    if (c.returnTokenIds) out.prompt_token_ids = promptIds;
-    this.sendJson(res, 200, out);
-  }
-
   /** How a token is shown in log-probs: its text, or "token_id:N" (vLLM's return_tokens_as_token_ids). */
-  private tokenString(id: number, asId: boolean): string {
-    if (asId) return `token_id:${id}`;
-    let s = this.tokenStrings.get(id);
-    if (s === undefined) {
-      s = this.tokenizer.decode([id]);
-      if (this.tokenStrings.size < 1_000_000) this.tokenStrings.set(id, s);
-    }
-    return s;
+  tokenString(id: number, asId: boolean): string {
+    return this.tokenStrings.get(id, asId);
   }
 
   /**
@@ -513,13 +321,13 @@ export class SppoServer {
    * events as they come and ends the stream; else resolves with the choices. Resolves null when the
    * request ended otherwise (client gone, timeout, engine failure: answered here).
    */
-  private runJob(req: IncomingMessage, res: ServerResponse, job: Job, o: { stream: false }, info?: RequestInfo): Promise<ChoiceState[] | null>;
-  private runJob(req: IncomingMessage, res: ServerResponse, job: Job, o: { stream: true; onStart: () => unknown[]; onToken: (index: number, out: TokenOutput) => unknown; onEnd: (choices: ChoiceState[]) => unknown[] }, info?: RequestInfo): Promise<ChoiceState[] | null>;
-  private runJob(
+  runJob(req: IncomingMessage, res: ServerResponse, job: Job, o: { stream: false }, info?: RequestInfo): Promise<ChoiceState[] | null>;
+  runJob(req: IncomingMessage, res: ServerResponse, job: Job, o: { stream: true } & StreamEvents, info?: RequestInfo): Promise<ChoiceState[] | null>;
+  runJob(
     req: IncomingMessage,
     res: ServerResponse,
     job: Job,
-    o: { stream: boolean; onStart?: () => unknown[]; onToken?: (index: number, out: TokenOutput) => unknown; onEnd?: (choices: ChoiceState[]) => unknown[] },
+    o: { stream: boolean } & Partial<StreamEvents>,
     info?: RequestInfo,
   ): Promise<ChoiceState[] | null> {
     const total = job.promptIds.length * job.n;
@@ -559,10 +367,7 @@ export class SppoServer {
       res.on('close', onClose);
       const finishOne = (): void => {
         if (--left > 0 || settled) return;
-        if (info) {
-          info.promptTokens = job.promptIds.reduce((a, q) => a + q.length, 0);
-          info.completionTokens = choices.reduce((a, ch) => a + ch.tokens.length, 0);
-        }
+        usage(promptTokens(job.promptIds), choices, info);
         if (o.stream) {
           for (const ev of o.onEnd!(choices)) write(ev);
           if (!res.writableEnded) res.end('data: [DONE]\n\n');

@@ -1,0 +1,113 @@
+// A request in the serving engine and what it is told: the sequences' parameters, the tokens and text
+// handed to its listener, how each sequence ended, and the errors of submit().
+import { Generator } from '../torch/index.js';
+import { StopStrings } from '../text/stop_strings.js';
+import { isGreedy } from '../generate/sampling.js';
+
+export interface SequenceParams {
+  /** New tokens at most (the final EOS / stop token included). */
+  maxTokens: number;
+  /** EOS and stop tokens are forbidden before this many new tokens. Default 0. */
+  minTokens?: number;
+  /** 0 = greedy. */
+  temperature: number;
+  /** 1 = off. */
+  topP: number;
+  /** 0 = off. */
+  topK: number;
+  /** The request's own sampling generator (default: the engine's shared one). */
+  seed?: number;
+  /** Texts that end a sequence (finish 'stop'); the text is cut before them. */
+  stop?: string[];
+  /** Further tokens that end a sequence (finish 'stop'). */
+  stopTokenIds?: number[];
+  /** Go on after EOS (default false). */
+  ignoreEos?: boolean;
+  /** Top alternatives (log-probs) to return with each token; 0 = none. */
+  topLogprobs?: number;
+  /** Text with every token (streaming; default true). When false, and without stop strings, the text is
+   * decoded once, at the end (TokenOutput.text is then empty until the last token). */
+  incrementalText?: boolean;
+}
+
+export interface TokenOutput {
+  /** Which of the request's n sequences. */
+  seq: number;
+  token: number;
+  /** log p(token) under the untempered policy. */
+  logprob: number;
+  /** The most likely tokens and their log-probs, when asked for. */
+  top: [number, number][] | null;
+  /** Text that became final with this token (possibly empty: incomplete characters, or text held back
+   * while it could be the start of a stop string; on the last token, all the rest). */
+  text: string;
+  /** Set on a sequence's last token: why it ended (onFinish follows). */
+  finish: ApiFinishReason | null;
+  /** The stop string or stop token that ended it (null for EOS and length). */
+  stopReason: string | number | null;
+}
+
+/**
+ * How a served sequence ended, in the API's words (OpenAI's finish_reason, with vLLM's 'abort' for a
+ * cancelled one): EOS, a stop token and a stop string are all 'stop' (the stop reason tells them apart).
+ * Not src/generate's FinishReason, which tells EOS from stop tokens and strings.
+ */
+export type ApiFinishReason = 'stop' | 'length' | 'abort';
+
+export interface SequenceEnd {
+  seq: number;
+  reason: ApiFinishReason;
+  stopReason: string | number | null;
+  /** The sequence's whole output (tokens, the final EOS / stop token included; text, cut before a stop string). */
+  tokens: number[];
+  text: string;
+}
+
+export interface RequestListener {
+  /** A new token of one of the request's sequences. */
+  onToken(out: TokenOutput): void;
+  /** A sequence ended: after its last token, or without one when the request was cancelled ('abort'). */
+  onFinish(end: SequenceEnd): void;
+  /** The engine failed while running the request (its sequences are gone). */
+  onError(err: Error): void;
+}
+
+export class QueueFullError extends Error {
+  override name = 'QueueFullError';
+}
+export class EngineClosedError extends Error {
+  override name = 'EngineClosedError';
+}
+
+
+/** A request in the engine: cancel() ends its sequences (finish 'abort') at the next step. */
+export class EngineRequest {
+  cancelled = false;
+  /** The engine's step count when it was queued. */
+  queuedAt = 0;
+  /** Sequences not finished yet. */
+  live: number;
+  readonly generator: Generator | undefined;
+  readonly stops: StopStrings;
+  constructor(readonly id: number, readonly prompt: number[], readonly n: number, readonly params: SequenceParams, readonly listener: RequestListener, private readonly onCancel: (req: EngineRequest) => void, device: string) {
+    this.live = n;
+    this.stops = new StopStrings(params.stop);
+    this.generator = params.seed !== undefined && !isGreedy(params) ? new Generator(params.seed, device) : undefined;
+  }
+  cancel(): void {
+    this.onCancel(this);
+  }
+}
+
+
+/**
+ * The one check of the context length: why a prompt of `promptTokens` and `maxTokens` new tokens does not
+ * fit in `maxLen` positions (with the request field to blame), or null when it does.
+ */
+export function contextOverflow(promptTokens: number, maxTokens: number, maxLen: number): { param: 'prompt' | 'max_tokens'; message: string } | null {
+  if (promptTokens >= maxLen) return { param: 'prompt', message: `the prompt has ${promptTokens} tokens; this model's context length is ${maxLen}` };
+  if (promptTokens + maxTokens > maxLen) {
+    return { param: 'max_tokens', message: `this model's maximum context length is ${maxLen} tokens; the request asks for ${promptTokens + maxTokens} (${promptTokens} in the prompt, ${maxTokens} new): reduce max_tokens` };
+  }
+  return null;
+}

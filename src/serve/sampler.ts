@@ -1,0 +1,97 @@
+// Sampling the next token of every running sequence of the engine's batch, with src/generate's one
+// sampling step (sampleStep: the ban, the draw, the untempered log-prob). What is the server's own: EOS and
+// stop tokens banned for rows under their min_tokens, and the draw by groups. Sequences that share sampling
+// options and have no seed are sampled together from the engine's generator; a request with a seed has a
+// generator of its own that draws only for its own sequences, so that its output depends on its prompt,
+// options and seed, and not on which other requests share the batch (up to the rounding of batched matrix
+// products, which can differ with the batch's size).
+import { cat, keep, tensor, tidy, type Generator, type Tensor } from '../torch/index.js';
+import { isGreedy, sampleNext, sampleStep, tokenMask } from '../generate/sampling.js';
+import type { EngineRequest } from './request.js';
+
+/** int64 [n] on the device. */
+export const longs = (xs: readonly number[], device: string): Tensor => tensor(BigInt64Array.from(xs, (x) => BigInt(x)), { device });
+
+/** What the sampler reads of a running sequence. */
+export interface SamplingRow {
+  readonly req: EngineRequest;
+  readonly seq: number;
+  readonly tokens: readonly number[];
+  readonly done: boolean;
+}
+
+export interface SampledTokens {
+  /** int64 [B] (kept: the caller disposes it): the next decode step's input. */
+  tokens: Tensor;
+  ids: number[];
+  /** Untempered log-probs. */
+  lps: number[];
+  /** The k most likely tokens of each row (row-major [B, k]), when a row asked for top log-probs. */
+  topVals: Float32Array | null;
+  topIds: BigInt64Array | null;
+  k: number;
+}
+
+/** Row i's `want` most likely alternatives ([token, log-prob]), or null when it asked for none. */
+export function topOf(s: SampledTokens, i: number, want: number): [number, number][] | null {
+  if (!(want > 0 && s.topIds && s.topVals)) return null;
+  const top: [number, number][] = [];
+  for (let j = 0; j < Math.min(want, s.k); j++) top.push([Number(s.topIds[i * s.k + j]!), s.topVals[i * s.k + j]!]);
+  return top;
+}
+
+/** Samples one token for every row from logits [B, V]. */
+export function sampleRows(rows: readonly SamplingRow[], logits: Tensor, eos: ReadonlySet<number>, shared: Generator, device: string): SampledTokens {
+  return tidy(() => {
+    // EOS and stop tokens forbidden for rows under their min_tokens.
+    const banRows = rows.map((r, i) => (r.tokens.length < (r.req.params.minTokens ?? 0) && !r.done ? i : -1)).filter((i) => i >= 0);
+    let ban: Tensor | null = null;
+    if (banRows.length) {
+      const ids = [...new Set(banRows.flatMap((i) => [...(rows[i]!.req.params.ignoreEos ? [] : eos), ...(rows[i]!.req.params.stopTokenIds ?? [])]))];
+      if (ids.length) {
+        const banned = new Array<boolean>(rows.length).fill(false);
+        for (const i of banRows) banned[i] = true;
+        ban = tensor(banned, { dtype: 'bool', device }).unsqueeze(1).logicalAnd(tokenMask(ids, logits.size(-1), device));
+      }
+    }
+    // Groups of rows sampled together: a seeded request's rows; else rows with equal options.
+    const groups = new Map<string | EngineRequest, number[]>();
+    rows.forEach((r, i) => {
+      const p = r.req.params;
+      const key = r.req.generator ? r.req : isGreedy(p) ? 'greedy' : `${p.temperature}/${p.topP}/${p.topK}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = []));
+      g.push(i);
+    });
+    // A seeded request's rows draw in the order of their samples (rows move when others leave).
+    for (const [key, idx] of groups) if (typeof key !== 'string') idx.sort((a, b) => rows[a]!.seq - rows[b]!.seq);
+    const inOrder = [...groups.values()].every((idx) => idx.every((v, j) => j === 0 || v > idx[j - 1]!));
+    const draw = (scores: Tensor): Tensor => {
+      if (groups.size === 1 && inOrder) {
+        const p = rows[0]!.req.params;
+        return sampleNext(scores, p, rows[0]!.req.generator ?? shared);
+      }
+      const order: number[] = [];
+      const parts: Tensor[] = [];
+      for (const idx of groups.values()) {
+        const r0 = rows[idx[0]!]!;
+        parts.push(sampleNext(scores.indexSelect(0, longs(idx, device)), r0.req.params, r0.req.generator ?? shared));
+        order.push(...idx);
+      }
+      const inverse = new Array<number>(order.length);
+      order.forEach((row, j) => (inverse[row] = j));
+      return cat(parts, 0).indexSelect(0, longs(inverse, device));
+    };
+    const { token: tokens, logprob: lp, logp } = sampleStep({ logits, ban, draw });
+    const k = Math.max(0, ...rows.map((r) => r.req.params.topLogprobs ?? 0));
+    const top = k > 0 ? logp.topk(Math.min(k, logp.size(1)), -1) : null;
+    return {
+      tokens: keep(tokens),
+      ids: Array.from(tokens.toTypedArray() as BigInt64Array, Number),
+      lps: Array.from(lp.toTypedArray() as Float32Array),
+      topVals: top ? (top[0].toTypedArray() as Float32Array) : null,
+      topIds: top ? (top[1].toTypedArray() as BigInt64Array) : null,
+      k: top ? top[0].size(1) : 0,
+    };
+  });
+}

@@ -218,10 +218,18 @@ test('serve: errors in OpenAI shape: 401, 400s, 404, 405, 413, 429, and the serv
 test('serve: a full queue answers 429 with Retry-After', opt, async () => {
   const q = await serve({ engine: { maxBatch: 1, maxQueue: 1 }, retryAfterSeconds: 2 });
   try {
-    const running = q.client.completions.create({ model: MODEL, prompt: 'a', max_tokens: 60, ignore_eos: true } as any);
-    await new Promise((r) => setTimeout(r, 20));
+    // Waits for the engine's state instead of a fixed delay (a loaded machine admits later than 20 ms).
+    const until = async (cond: () => boolean, what: string): Promise<void> => {
+      const t0 = Date.now();
+      while (!cond()) {
+        assert.ok(Date.now() - t0 < 10_000, `timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    const running = q.client.completions.create({ model: MODEL, prompt: 'a', max_tokens: 120, ignore_eos: true } as any);
+    await until(() => q.engine.batchSize === 1, 'the first request in the batch');
     const waiting = q.client.completions.create({ model: MODEL, prompt: 'b', max_tokens: 2 });
-    await new Promise((r) => setTimeout(r, 5));
+    await until(() => q.engine.queued === 1, 'the second request in the queue');
     const r = await post(q.url, '/v1/completions', { model: MODEL, prompt: 'c', max_tokens: 2 });
     assert.equal(r.status, 429);
     assert.equal(r.headers.get('retry-after'), '2');

@@ -91,7 +91,7 @@ test('sppo run --nproc 2 vs --nproc 1: same generations, preferences, pairs (log
     for (const f of ['iter-0/eval-responses.jsonl', 'iter-1/generations.jsonl', 'iter-1/preferences.jsonl', 'iter-1/pairs.jsonl']) {
       lpWorst = Math.max(lpWorst, assertSameJsonlUpToLogprobs(join(two, f), join(a, f), `${f} (--nproc 2 vs --nproc 1)`));
     }
-    console.log(`[run --nproc] same lines, tokens, preferences and pairs; largest log-prob difference ${(lpWorst * 100).toFixed(2)} % of its bound`);
+    console.log(`[run --nproc] same lines, tokens, preferences and pairs; largest log-prob difference ${lpWorst.toExponential(2)} of its bound`);
     for (const f of ['iter-1/partial', 'run.lock']) assert.ok(!existsSync(join(two, f)), `${f} left behind`);
 
     // Training: the same global batch. RMSprop moves an entry by at most lr / sqrt(1 - alpha) per step whatever the
@@ -123,7 +123,7 @@ test('sppo run --nproc 2 vs --nproc 1: same generations, preferences, pairs (log
     const reeval = runCli(dir, ['two.yaml', '--nproc', '2', '--timeout', '60']);
     assert.equal(reeval.status, 0, reeval.stderr);
     const evalWorst = assertSameJsonlUpToLogprobs(join(two, 'iter-1/eval-responses.jsonl'), join(a, 'iter-1/eval-responses.jsonl'), 'pi_1 evaluation responses (--nproc 2 vs --nproc 1, same checkpoint)');
-    console.log(`[run --nproc] evaluation of the same pi_1: same tokens; largest log-prob difference ${(evalWorst * 100).toFixed(2)} % of its bound`);
+    console.log(`[run --nproc] evaluation of the same pi_1: same tokens; largest log-prob difference ${evalWorst.toExponential(2)} of its bound`);
     const e1 = JSON.parse(text(join(a, 'iter-1/eval.json'))) as Record<string, unknown>;
     const e2 = JSON.parse(text(join(two, 'iter-1/eval.json'))) as Record<string, unknown>;
     assert.deepEqual(e2, e1);

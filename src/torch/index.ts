@@ -8,6 +8,7 @@ export * from './functional.js';
 export { noGrad, enableGrad, isGradEnabled, backward, CheckpointTape } from './autograd.js';
 export { Generator, manualSeed } from './random.js';
 export { Optimizer, AdamW, RMSprop, SGD, clipGradNorm, liveOptimizers, type GroupOptions, type ParamGroup, type OptimizerKind } from './optim.js';
+export { MasterWeights } from './master_weights.js';
 export { LRScheduler, lrLambda, warmupStepsOf, type ScheduleKind, type ScheduleOptions } from './schedule.js';
 export { SafetensorsFile, SafetensorsError, WeightFolder, loadSafetensors, saveSafetensors, saveWeights, type TensorEntry, SINGLE_FILE, INDEX_FILE } from './safetensors.js';
 export { defaultDevice, setDefaultDevice } from './device.js';

@@ -26,8 +26,8 @@
 // rank 0 writes the metrics and the checkpoints. With zero1 (ZeRO stage 1) the optimizer state is sharded: each
 // parameter belongs to one rank (greedy by size), whose optimizer alone keeps its state and updates it, and
 // broadcasts the updated values to the others (the same update, bit for bit, as every rank stepping all of them).
-import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import {
   AdamW, clipGradNorm, CheckpointTape, cuda, LRScheduler, MasterWeights, noGrad, RMSprop, tensor, tidy,
   type DType, type Optimizer, type ProcessGroup, type ScheduleKind, type Tensor,
@@ -39,6 +39,7 @@ import { Lora, type LoraOptions } from '../nn/lora.js';
 import { isLossType, LOSS_TYPES, preferenceLoss, type LossType } from './losses.js';
 import { packRows, packSequences, responseLogprobs, truncatePair, type PromptResponse } from './logprobs.js';
 import { createRng, permutation } from '../util/rng.js';
+import { writeDirAtomic, writeJsonAtomic } from '../util/files.js';
 import { DataParallel } from './data_parallel.js';
 
 export type { LossType } from './losses.js';
@@ -270,31 +271,12 @@ export function exampleLogprobs(model: CausalLMBase, ex: Pick<TrainExample, 'pro
   return { chosen, rejected };
 }
 
-/** Saves a model folder atomically: written beside, then renamed over the old one. With lora, the merged model. */
+/** Saves a model folder with its trainer_state.json atomically (util/files.ts's folder swap). With lora, the merged model. */
 export function saveCheckpoint(model: CausalLMBase, dir: string, state: Record<string, unknown>, tokenizerDir?: string, lora?: Lora): void {
-  const out = resolve(dir);
-  mkdirSync(dirname(out), { recursive: true });
-  const tmp = `${out}.partial-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  saveModel(model, tmp, { tokenizerDir, replace: lora ? (name, t) => lora.mergedWeight(name, t) : undefined });
-  writeFileSync(`${tmp}/trainer_state.json`, JSON.stringify(state, null, 2) + '\n');
-  const old = `${out}.old-${process.pid}`;
-  if (existsSync(out)) renameSync(out, old);
-  renameSync(tmp, out);
-  rmSync(old, { recursive: true, force: true });
-}
-
-/** Saves an adapter folder (PEFT's layout) atomically. */
-export function saveAdapterAtomic(lora: Lora, dir: string, baseModel: string | null): void {
-  const out = resolve(dir);
-  mkdirSync(dirname(out), { recursive: true });
-  const tmp = `${out}.partial-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  saveAdapter(lora, tmp, { baseModel });
-  const old = `${out}.old-${process.pid}`;
-  if (existsSync(out)) renameSync(out, old);
-  renameSync(tmp, out);
-  rmSync(old, { recursive: true, force: true });
+  writeDirAtomic(dir, (tmp) => {
+    saveModel(model, tmp, { tokenizerDir, replace: lora ? (name, t) => lora.mergedWeight(name, t) : undefined });
+    writeJsonAtomic(join(tmp, 'trainer_state.json'), state);
+  });
 }
 
 /**
@@ -525,7 +507,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const ckpt = new Checkpoints(opts.checkpointDir);
   const saveAt = (step: number, epoch: number): Promise<void> => ckpt.save(step, params, dp, (dir) => {
     saveCheckpoint(policy, dir, { step, epoch, total_steps: totalSteps, loss: opts.loss, beta: opts.beta, metrics: metrics.at(-1) ?? null }, tokenizerDir, lora);
-    if (lora && opts.adapterDir) saveAdapterAtomic(lora, opts.adapterDir, opts.adapterBaseModel ?? policyDir ?? tokenizerDir ?? null);
+    if (lora && opts.adapterDir) writeDirAtomic(opts.adapterDir, (tmp) => saveAdapter(lora, tmp, { baseModel: opts.adapterBaseModel ?? policyDir ?? tokenizerDir ?? null }));
   });
 
   const evalLossBefore = await heldOutLoss(pass, dp, evalSet);

@@ -5,7 +5,7 @@
 // With training.lora: a fresh adapter on pi_{t-1}'s weights trains (the reference is the same weights with the
 // adapter off); it is saved to iter-t/adapter/ (PEFT's layout, base_model_name_or_path = pi_{t-1}'s folder),
 // then merged, and the merged model is iter-t/checkpoint/, the base of iteration t + 1's fresh adapter.
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { CausalLMBase } from '../../models/causal_lm.js';
 import { saveModel } from '../../models/registry.js';
 import { saveAdapter } from '../../models/peft.js';
@@ -43,13 +43,12 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
           // The iteration's adapter is a fresh one (B = 0: no change), so that every iteration has iter-t/adapter/.
           const fresh = Lora.attach(m, { ...cfg.training.lora, seed: mixSeed(cfg.seed, t, SEED_TRAIN) });
           try {
-            rmSync(rd.path(t, 'adapter'), { recursive: true, force: true });
-            await writeDirAtomic(rd.path(t, 'adapter'), (tmp) => void saveAdapter(fresh, tmp, { baseModel: policyDir }));
+            writeDirAtomic(rd.path(t, 'adapter'), (tmp) => saveAdapter(fresh, tmp, { baseModel: policyDir }));
           } finally {
             fresh.dispose();
           }
         }
-        await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
+        writeDirAtomic(ckpt, (tmp) => saveModel(m, tmp, { tokenizerDir: cfg.model }));
       }
     } finally {
       m.dispose();
@@ -107,15 +106,14 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
       if (lora) {
         const l = lora;
         if (isLeader(ctx)) {
-          rmSync(rd.path(t, 'adapter'), { recursive: true, force: true });
-          await writeDirAtomic(rd.path(t, 'adapter'), (tmp) => void saveAdapter(l, tmp, { baseModel: policyDir }));
+          writeDirAtomic(rd.path(t, 'adapter'), (tmp) => saveAdapter(l, tmp, { baseModel: policyDir }));
         }
         lora.mergeAndDetach();
         lora = undefined;
       }
       if (isLeader(ctx)) {
         writeJsonlAtomic(metricsPath, res.metrics.map(({ tokens_per_s: _omit, ...rest }) => rest));
-        await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
+        writeDirAtomic(ckpt, (tmp) => saveModel(m, tmp, { tokenizerDir: cfg.model }));
       }
     } finally {
       progress.stop();

@@ -12,8 +12,17 @@ import { saveAdapter } from '../../models/peft.js';
 import { Lora } from '../../nn/lora.js';
 import { mixSeed } from '../../util/rng.js';
 import { writeDirAtomic, writeJsonlAtomic } from '../run_dir.js';
-import { train, type TrainExample } from '../trainer.js';
+import type { SppoConfig } from '../config.js';
+import { train, type TrainExample, type TrainOptions } from '../trainer.js';
 import { isLeader, loadStageModel, SEED_TRAIN, sync, timing, type StageContext } from './context.js';
+
+/**
+ * The trainer's options from the config's training section: each of its fields is the TrainOptions field of the
+ * same name, passed as it is (a field that is not a trainer option does not compile).
+ */
+function trainOptionsOf(tc: SppoConfig['training']): Pick<TrainOptions, keyof SppoConfig['training']> {
+  return { ...tc };
+}
 
 export interface TrainInput {
   t: number;
@@ -62,28 +71,11 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
     try {
       model = loadStageModel(policyDir, `iteration ${t} train`, dtype, device);
       const res = await train({
+        ...trainOptionsOf(tc),
         policy: model,
         // With LoRA the reference is the policy's own weights with the adapter off (no second copy).
         reference: tc.lora ? undefined : policyDir,
         examples,
-        loss: tc.loss,
-        beta: tc.beta,
-        labelSmoothing: tc.labelSmoothing,
-        lr: tc.lr,
-        epochs: tc.epochs,
-        batchSize: tc.batchSize,
-        gradAccum: tc.gradAccum,
-        optimizer: tc.optimizer,
-        weightDecay: tc.weightDecay,
-        warmupRatio: tc.warmupRatio,
-        schedule: tc.schedule,
-        maxLength: tc.maxLength,
-        maxPromptLength: tc.maxPromptLength,
-        maxGradNorm: tc.maxGradNorm,
-        gradientCheckpointing: tc.gradientCheckpointing,
-        masterWeights: tc.masterWeights,
-        packing: tc.packing,
-        lora: tc.lora,
         dtype: dtype as 'float32' | 'bfloat16',
         device,
         seed: mixSeed(cfg.seed, t, SEED_TRAIN),

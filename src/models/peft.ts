@@ -43,11 +43,6 @@ export interface PeftLoraConfig {
   [k: string]: unknown;
 }
 
-/** PEFT's default target modules per model type (peft/utils/constants.py, the LoRA mapping). */
-export function defaultTargetModules(modelType: string | undefined): string[] {
-  return modelType === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
-}
-
 /** The adapter_config.json PEFT writes for these adapters. */
 export function peftConfigOf(lora: Lora, baseModel: string | null): PeftLoraConfig {
   const fanInFanOut = lora.layers.some((l) => l.layer instanceof Conv1D);

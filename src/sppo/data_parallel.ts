@@ -6,7 +6,7 @@
 import { tensor, type GradientSync, type ProcessGroup, type Tensor } from '../torch/index.js';
 
 export interface DataParallelOptions {
-  /** Gradient bucket size of the allreduce (default: the process group's, 25 MiB as torch DDP's). */
+  /** Gradient bucket size of the allreduce (default: src/torch/distributed.ts DEFAULT_BUCKET_BYTES). */
   bucketBytes?: number;
   /** Exchange the gradients after the backward passes instead of during the last one (gradient checkpointing's
    * recomputation accumulates a parameter more than once). */

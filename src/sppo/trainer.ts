@@ -162,7 +162,7 @@ export interface TrainOptions {
   adapterBaseModel?: string;
   /** Data parallel over this c10d group (see the top of this file); every rank calls train with the same options. */
   processGroup?: ProcessGroup;
-  /** Gradient bucket size of the data-parallel allreduce (default 25 MiB, torch DDP's). */
+  /** Gradient bucket size of the data-parallel allreduce (default DEFAULT_BUCKET_BYTES of src/torch/distributed.ts, torch DDP's 25 MiB). */
   bucketBytes?: number;
   /** With processGroup: shard the optimizer state across the ranks (ZeRO stage 1). */
   zero1?: boolean;

@@ -16,4 +16,4 @@ export { CudaGraph } from './cuda_graph.js';
 export { cuda, cudaIndex, setNumThreads, getNumThreads, libtorchVersion, buildFeatures } from './cuda.js';
 export type { BuildFeatures } from './native.js';
 export { profile, profileRows, traceEvents, formatProfile, type ProfileRow, type TraceEvent } from './profiler.js';
-export { ProcessGroup, GradientSync, initProcessGroup, distEnv, distributedAvailable, DEFAULT_TIMEOUT_MS, type Backend, type ReduceOp, type DistEnv, type InitOptions } from './distributed.js';
+export { ProcessGroup, GradientSync, initProcessGroup, distEnv, distributedAvailable, DEFAULT_BUCKET_BYTES, DEFAULT_TIMEOUT_MS, type Backend, type ReduceOp, type DistEnv, type InitOptions } from './distributed.js';

@@ -38,7 +38,7 @@ import { saveAdapter } from '../models/peft.js';
 import { Lora, type LoraOptions } from '../nn/lora.js';
 import { isLossType, LOSS_TYPES, preferenceLoss, type LossType } from './losses.js';
 import { packRows, packSequences, responseLogprobs, truncatePair, type PromptResponse } from './logprobs.js';
-import { createRng, permutation } from '../util/rng.js';
+import { createRng, epochSteps, permutation } from '../util/rng.js';
 import { writeDirAtomic, writeJsonAtomic } from '../util/files.js';
 import { DataParallel } from './data_parallel.js';
 
@@ -477,8 +477,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { trainSet, evalSet } = heldOutSplit(prepared, opts.evalFraction ?? 0, opts.seed);
   if (trainSet.length === 0) fail('no training examples left after the held-out split');
   const globalBatch = opts.batchSize * opts.gradAccum;
-  const stepsPerEpoch = Math.ceil(trainSet.length / globalBatch);
-  const totalSteps = stepsPerEpoch * opts.epochs;
+  const totalSteps = Math.ceil(trainSet.length / globalBatch) * opts.epochs;
 
   const params = lora ? lora.parameters() : policy.parameters();
   // Every rank starts from rank 0's parameters (as torch DDP): all ranks' collectives are enqueued in the same order.
@@ -514,54 +513,49 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let finalEval: number | undefined = evalLossBefore;
   let step = 0;
   try {
-    for (let epoch = 0; epoch < opts.epochs; epoch++) {
-      const perm = permutation(trainSet.length, createRng(opts.seed, 0xe90c, epoch));
-      for (let k = 0; k < stepsPerEpoch; k++) {
-        const t0 = performance.now();
-        const ids = perm.slice(k * globalBatch, (k + 1) * globalBatch);
-        const local = dp.shard(ids);
-        const sums = [0, 0, 0, 0, 0]; // loss, a_w, a_l, correct, tokens over this rank's micro-batches
-        let bad: string | undefined;
-        for (let off = 0; off < local.length; off += opts.batchSize) {
-          dp.beforeBackward(off + opts.batchSize >= local.length);
-          const r = batchLoss(pass, local.slice(off, off + opts.batchSize).map((i) => trainSet[i]!), 1 / ids.length);
-          if (r.bad) {
-            bad = `the loss is ${r.loss} (micro-batch ${off / opts.batchSize + 1} of ${Math.ceil(local.length / opts.batchSize)}${dp.where})`;
-            break;
-          }
-          [r.loss, r.aw, r.al, r.correct, r.tokens].forEach((v, i) => (sums[i]! += v));
+    for (const { epoch, ids, lastOfEpoch } of epochSteps(trainSet.length, globalBatch, opts.epochs, opts.seed)) {
+      const t0 = performance.now();
+      const local = dp.shard(ids);
+      const sums = [0, 0, 0, 0, 0]; // loss, a_w, a_l, correct, tokens over this rank's micro-batches
+      let bad: string | undefined;
+      for (let off = 0; off < local.length; off += opts.batchSize) {
+        dp.beforeBackward(off + opts.batchSize >= local.length);
+        const r = batchLoss(pass, local.slice(off, off + opts.batchSize).map((i) => trainSet[i]!), 1 / ids.length);
+        if (r.bad) {
+          bad = `the loss is ${r.loss} (micro-batch ${off / opts.batchSize + 1} of ${Math.ceil(local.length / opts.batchSize)}${dp.where})`;
+          break;
         }
-        // The gradients first (every rank starts the same collectives in the same order, a rank that diverged too),
-        // then the step's sums over all ranks; a rank that diverged stops every rank.
-        await dp.reduceGradients();
-        const [loss, aw, al, correct, tokens, nBad] = (await dp.sum([...sums, bad ? 1 : 0])) as [number, number, number, number, number, number];
-        if (nBad > 0) ckpt.diverged(step + 1, bad ?? `a non-finite loss on another rank (${nBad} of ${dp.world})`);
-        step++;
-        opts.onGradients?.(lora ? [...policy.namedParameters(), ...lora.namedParameters()] : policy.namedParameters());
-        const gradNorm = clipGradNorm(params, opts.maxGradNorm > 0 ? opts.maxGradNorm : Infinity);
-        if (!Number.isFinite(gradNorm)) ckpt.diverged(step, `the gradient norm is ${gradNorm}`);
-        const lr = sched.lr;
-        optim.step();
-        await dp.afterStep();
-        sched.step();
-        zeroGrad();
-        const n = ids.length;
-        const row: StepMetrics = {
-          step, epoch, loss: loss / n, a_w: aw / n, a_l: al / n, margin: (aw - al) / n, pair_accuracy: correct / n,
-          grad_norm: gradNorm, lr, tokens_per_s: tokens / Math.max(1e-9, (performance.now() - t0) / 1000),
-        };
-        const lastOfEpoch = k === stepsPerEpoch - 1;
-        if (lastOfEpoch && evalSet.length) {
-          const e = (await heldOutLoss(pass, dp, evalSet))!;
-          if (!Number.isFinite(e)) ckpt.diverged(step, `the held-out loss is ${e} after the update`);
-          row.eval_loss = finalEval = e;
-        }
-        metrics.push(row);
-        if (opts.metricsPath && dp.isLeader) appendFileSync(opts.metricsPath, JSON.stringify(row) + '\n');
-        opts.onStep?.(row);
-        if (opts.checkpointEvery ? step % opts.checkpointEvery === 0 || step === totalSteps : lastOfEpoch) await saveAt(step, epoch);
-        await new Promise((r) => setImmediate(r));
+        [r.loss, r.aw, r.al, r.correct, r.tokens].forEach((v, i) => (sums[i]! += v));
       }
+      // The gradients first (every rank starts the same collectives in the same order, a rank that diverged too),
+      // then the step's sums over all ranks; a rank that diverged stops every rank.
+      await dp.reduceGradients();
+      const [loss, aw, al, correct, tokens, nBad] = (await dp.sum([...sums, bad ? 1 : 0])) as [number, number, number, number, number, number];
+      if (nBad > 0) ckpt.diverged(step + 1, bad ?? `a non-finite loss on another rank (${nBad} of ${dp.world})`);
+      step++;
+      opts.onGradients?.(lora ? [...policy.namedParameters(), ...lora.namedParameters()] : policy.namedParameters());
+      const gradNorm = clipGradNorm(params, opts.maxGradNorm > 0 ? opts.maxGradNorm : Infinity);
+      if (!Number.isFinite(gradNorm)) ckpt.diverged(step, `the gradient norm is ${gradNorm}`);
+      const lr = sched.lr;
+      optim.step();
+      await dp.afterStep();
+      sched.step();
+      zeroGrad();
+      const n = ids.length;
+      const row: StepMetrics = {
+        step, epoch, loss: loss / n, a_w: aw / n, a_l: al / n, margin: (aw - al) / n, pair_accuracy: correct / n,
+        grad_norm: gradNorm, lr, tokens_per_s: tokens / Math.max(1e-9, (performance.now() - t0) / 1000),
+      };
+      if (lastOfEpoch && evalSet.length) {
+        const e = (await heldOutLoss(pass, dp, evalSet))!;
+        if (!Number.isFinite(e)) ckpt.diverged(step, `the held-out loss is ${e} after the update`);
+        row.eval_loss = finalEval = e;
+      }
+      metrics.push(row);
+      if (opts.metricsPath && dp.isLeader) appendFileSync(opts.metricsPath, JSON.stringify(row) + '\n');
+      opts.onStep?.(row);
+      if (opts.checkpointEvery ? step % opts.checkpointEvery === 0 || step === totalSteps : lastOfEpoch) await saveAt(step, epoch);
+      await new Promise((r) => setImmediate(r));
     }
   } catch (e) {
     lora?.dispose();

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import type { GroupOptions } from './optim.js';
+import type { GroupOptions } from './optim_options.js';
 
 /**
  * An opaque reference to a native object: for tensors a number naming a slot of the addon's tensor
@@ -15,7 +15,7 @@ import type { GroupOptions } from './optim.js';
 export type Handle = { readonly __native: unique symbol };
 export type Arg = Handle | number | boolean | string | null | undefined | readonly (Handle | number | boolean | null)[];
 
-/** A parameter group as the addon takes it: optim.ts's options, the parameters as handles. */
+/** A parameter group as the addon takes it: the options, the parameters as handles. */
 export interface OptimGroupSpec extends GroupOptions {
   params: Handle[];
 }

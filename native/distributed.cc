@@ -55,13 +55,16 @@
 
 namespace sppo {
 
+// Why gloo is missing from a build without it (the one place this message is written).
+[[maybe_unused]] static const char* const kNoGloo =
+    "sppo was compiled without gloo's headers (Debian/Ubuntu: apt-get install libgloo-dev, then run `node scripts/setup.mjs` again)";
+
 // Why c10d is missing from this build (empty when a backend is compiled in).
 static std::string unavailable_reason() {
 #ifdef SPPO_HAS_C10D
   return "";
 #else
-  return "c10d is not available in this libtorch build: sppo was compiled without gloo's headers "
-         "(Debian/Ubuntu: apt-get install libgloo-dev, then run `node scripts/setup.mjs` again)";
+  return std::string("c10d is not available in this libtorch build: ") + kNoGloo;
 #endif
 }
 
@@ -189,7 +192,8 @@ static void wait_for(Group& g, const c10::intrusive_ptr<c10d::Work>& work, const
   }
 }
 
-// distInit({backend, rank, worldSize, masterAddr, masterPort, timeoutMs}) -> Promise<group>
+// distInit({backend, rank, worldSize, masterAddr, masterPort, timeoutMs}) -> Promise<group>; timeoutMs is required
+// (its default, 30 minutes as torch's, is DEFAULT_TIMEOUT_MS of src/torch/distributed.ts).
 static Napi::Value dist_init(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto o = info[0].As<Napi::Object>();
@@ -199,10 +203,11 @@ static Napi::Value dist_init(const Napi::CallbackInfo& info) {
   g->world = o.Get("worldSize").As<Napi::Number>().Int32Value();
   std::string addr = o.Get("masterAddr").As<Napi::String>();
   int port = o.Get("masterPort").As<Napi::Number>().Int32Value();
-  g->timeout = ms_of(o.Get("timeoutMs"), std::chrono::milliseconds(1800000));
+  if (!o.Get("timeoutMs").IsNumber()) throw Napi::TypeError::New(env, "distInit: timeoutMs must be a number");
+  g->timeout = ms_of(o.Get("timeoutMs"), {});
   std::string ifname = o.Get("ifname").IsString() ? o.Get("ifname").As<Napi::String>().Utf8Value() : "";
 #ifndef SPPO_HAS_GLOO
-  if (g->backend == "gloo") throw Napi::Error::New(env, "c10d gloo is not available in this libtorch build: sppo was compiled without gloo's headers (Debian/Ubuntu: apt-get install libgloo-dev, then run `node scripts/setup.mjs` again)");
+  if (g->backend == "gloo") throw Napi::Error::New(env, std::string("c10d gloo is not available in this libtorch build: ") + kNoGloo);
 #endif
 #ifndef SPPO_HAS_NCCL
   if (g->backend == "nccl") throw Napi::Error::New(env, "c10d nccl is not available in this build: it needs a CUDA libtorch with NCCL and nccl.h (sppo was built " +
@@ -396,76 +401,112 @@ static Napi::Value dist_barrier(const Napi::CallbackInfo& info) {
   });
 }
 
+// ---------------------------------------------------------------- DDP's reducer
+// The one gradient reducer, after the backward pass (distAllreduceGrads) and during it (GradSync): the
+// parameters' gradients in reverse parameter order (the order the backward pass finishes them, as torch DDP),
+// packed into flat buckets of at most bucketBytes of one dtype and device, each bucket summed across the ranks
+// by its own allreduce (all in flight together, on the group's threads), then copied back. A parameter without
+// a gradient counts as zeros and has one afterwards on every rank, so that all ranks step the same parameters.
+// Sums, not means: the trainer scales each rank's loss by 1 / (global batch).
+struct Reducer {
+  Group* g = nullptr;
+  std::vector<at::Tensor> params;
+  std::vector<std::vector<size_t>> buckets;  // parameter indices, last parameter first
+  std::vector<at::Tensor> flats;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  std::chrono::milliseconds timeout{0};
+  uint64_t call = 0;
+  std::string error;  // the round's first failure to start a bucket
+
+  Reducer(Group& group, std::vector<at::Tensor> ps, double bucket_bytes, std::chrono::milliseconds t)
+      : g(&group), params(std::move(ps)), timeout(t) {
+    double size = 0;
+    for (size_t k = params.size(); k-- > 0;) {
+      const auto& p = params[k];
+      double bytes = (double)p.numel() * p.element_size();
+      bool fresh = buckets.empty() || size + bytes > bucket_bytes;
+      if (!fresh) {
+        const auto& head = params[buckets.back().front()];
+        fresh = head.scalar_type() != p.scalar_type() || head.device() != p.device();
+      }
+      if (fresh) {
+        buckets.emplace_back();
+        size = 0;
+      }
+      buckets.back().push_back(k);
+      size += bytes;
+    }
+    flats.resize(buckets.size());
+    works.resize(buckets.size());
+  }
+  // A new round: the next call number of the group, no bucket started.
+  void begin() {
+    call = ++g->calls;
+    error.clear();
+    for (auto& w : works) w.reset();
+  }
+  // Packs bucket b and starts its allreduce; false (the group broken, `error` set) when that fails.
+  bool start(size_t b) {
+    try {
+      at::NoGradGuard ng;
+      std::vector<at::Tensor> parts;
+      for (auto k : buckets[b]) {
+        auto& p = params[k];
+        if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p, at::MemoryFormat::Contiguous);
+        parts.push_back(p.grad().reshape({-1}));
+      }
+      flats[b] = at::cat(parts);
+      std::vector<at::Tensor> one{flats[b]};
+      c10d::AllreduceOptions o;
+      o.reduceOp = c10d::ReduceOp::SUM;
+      o.timeout = timeout;
+      works[b] = g->pg->allreduce(one, o);
+      return true;
+    } catch (const c10::Error& e) {
+      failed(b, e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      failed(b, e.what());
+    }
+    return false;
+  }
+  // Waits for every bucket, copies the sums back into the gradients and frees the flat buckets (on the thread pool).
+  void finish() {
+    at::NoGradGuard ng;
+    for (size_t b = 0; b < buckets.size(); b++) {
+      wait_for(*g, works[b], "gradient allreduce, bucket " + std::to_string(b + 1) + " of " + std::to_string(buckets.size()), call, timeout);
+      int64_t off = 0;
+      for (auto k : buckets[b]) {
+        auto gr = params[k].grad();
+        gr.copy_(flats[b].narrow(0, off, gr.numel()).view(gr.sizes()));
+        off += gr.numel();
+      }
+      works[b].reset();
+      flats[b] = at::Tensor();
+    }
+  }
+
+ private:
+  void failed(size_t b, const std::string& what) {
+    if (error.empty()) error = failure(*g, "gradient allreduce, bucket " + std::to_string(b + 1), call, what);
+    works[b].reset();
+  }
+};
+
 // distAllreduceGrads(group, params[], bucketBytes, timeoutMs) -> Promise<void>
-// DDP's gradient exchange after the backward pass: the parameters' gradients (an undefined one counts as
-// zeros, and is defined afterwards on every rank, so that all ranks step the same parameters), in
-// reverse parameter order (the order the backward pass finishes them, as torch DDP), packed into flat
-// buckets of at most bucketBytes of one dtype and device, each bucket summed across the ranks by its own
-// allreduce (all in flight together, on the group's threads), then copied back. Sums, not means: the
-// trainer scales each rank's loss by 1 / (global batch).
+// DDP's gradient exchange after the backward pass: the reducer's buckets all started, waited for, copied back.
 static Napi::Value dist_allreduce_grads(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   auto params = tensors_of(info[1], "allreduceGradients");
   double bucket_bytes = info[2].As<Napi::Number>().DoubleValue();
   auto& g = group_of(info[0]);
-  auto timeout = ms_of(info[3], g.timeout);
-  std::vector<at::Tensor> grads;
-  {
-    at::NoGradGuard ng;
-    for (auto& p : params) {
-      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p, at::MemoryFormat::Contiguous);
-      grads.push_back(p.grad());
-    }
-  }
-  // Buckets of gradient indices, last parameter first.
-  auto buckets = std::make_shared<std::vector<std::vector<size_t>>>();
-  double size = 0;
-  for (size_t k = grads.size(); k-- > 0;) {
-    const auto& t = grads[k];
-    double bytes = (double)t.numel() * t.element_size();
-    bool fresh = buckets->empty() || size + bytes > bucket_bytes;
-    if (!fresh) {
-      const auto& head = grads[buckets->back().front()];
-      fresh = head.scalar_type() != t.scalar_type() || head.device() != t.device();
-    }
-    if (fresh) {
-      buckets->emplace_back();
-      size = 0;
-    }
-    buckets->back().push_back(k);
-    size += bytes;
-  }
-  const uint64_t call = ++g.calls;
-  Group* gp = &g;
+  auto r = std::make_shared<Reducer>(g, std::move(params), bucket_bytes, ms_of(info[3], g.timeout));
+  r->begin();
   auto job = new Job(
       env,
-      [gp, grads, buckets, timeout, call] {
-        at::NoGradGuard ng;
-        std::vector<at::Tensor> flats;
-        std::vector<c10::intrusive_ptr<c10d::Work>> works;
-        for (size_t b = 0; b < buckets->size(); b++) {
-          std::vector<at::Tensor> parts;
-          for (auto k : (*buckets)[b]) parts.push_back(grads[k].reshape({-1}));
-          flats.push_back(at::cat(parts));
-          std::vector<at::Tensor> one{flats.back()};
-          c10d::AllreduceOptions o;
-          o.reduceOp = c10d::ReduceOp::SUM;
-          o.timeout = timeout;
-          try {
-            works.push_back(gp->pg->allreduce(one, o));
-          } catch (const c10::Error& e) {
-            throw std::runtime_error(failure(*gp, "gradient allreduce, bucket " + std::to_string(b + 1), call, e.what_without_backtrace()));
-          }
-        }
-        for (size_t b = 0; b < buckets->size(); b++) {
-          wait_for(*gp, works[b], "gradient allreduce, bucket " + std::to_string(b + 1) + " of " + std::to_string(buckets->size()), call, timeout);
-          int64_t off = 0;
-          for (auto k : (*buckets)[b]) {
-            auto& gr = const_cast<at::Tensor&>(grads[k]);
-            gr.copy_(flats[b].narrow(0, off, gr.numel()).view(gr.sizes()));
-            off += gr.numel();
-          }
-        }
+      [r] {
+        for (size_t b = 0; b < r->buckets.size(); b++)
+          if (!r->start(b)) throw std::runtime_error(r->error);
+        r->finish();
       },
       nullptr);
   return job->start();
@@ -480,14 +521,10 @@ static Napi::Value dist_allreduce_grads(const Napi::CallbackInfo& info) {
 // finish() starts the buckets not started yet (a parameter without a gradient counts as zeros), waits for all
 // and copies the sums back.
 struct GradSync {
-  Group* g = nullptr;
-  std::vector<at::Tensor> params;
-  std::vector<std::vector<size_t>> buckets;  // parameter indices, last parameter first
+  Reducer r;
   std::vector<size_t> bucket_of;
   std::vector<size_t> pending;
   std::vector<bool> ready;
-  std::vector<at::Tensor> flats;
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
   // The gradient accumulators that hold our hooks: std::shared_ptr<Node> up to PyTorch 2.12, c10::intrusive_ptr from
   // 2.13 on (whatever grad_accumulator returns).
   using NodePtr = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
@@ -495,40 +532,16 @@ struct GradSync {
   size_t next = 0;
   size_t by_hooks = 0;  // buckets started from the backward pass's hooks this round
   bool armed = false;
-  uint64_t call = 0;
-  std::chrono::milliseconds timeout{0};
-  std::string error;
   std::mutex mu;
 
-  void launch(size_t b) {
-    at::NoGradGuard ng;
-    std::vector<at::Tensor> parts;
-    for (auto k : buckets[b]) {
-      auto& p = params[k];
-      if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p, at::MemoryFormat::Contiguous);
-      parts.push_back(p.grad().reshape({-1}));
-    }
-    flats[b] = at::cat(parts);
-    std::vector<at::Tensor> one{flats[b]};
-    c10d::AllreduceOptions o;
-    o.reduceOp = c10d::ReduceOp::SUM;
-    o.timeout = timeout;
-    works[b] = g->pg->allreduce(one, o);
+  GradSync(Group& g, std::vector<at::Tensor> params, double bucket_bytes, std::chrono::milliseconds timeout)
+      : r(g, std::move(params), bucket_bytes, timeout), bucket_of(r.params.size()), pending(r.buckets.size()), ready(r.params.size()) {
+    for (size_t b = 0; b < r.buckets.size(); b++)
+      for (auto k : r.buckets[b]) bucket_of[k] = b;
   }
   // Starts every bucket from `next` on whose parameters are all ready (all of them when `all`).
   void launch_ready(bool all) {
-    while (next < buckets.size() && (all || pending[next] == 0)) {
-      try {
-        launch(next);
-      } catch (const c10::Error& e) {
-        if (error.empty()) error = failure(*g, "gradient allreduce, bucket " + std::to_string(next + 1), call, e.what_without_backtrace());
-        works[next].reset();
-      } catch (const std::exception& e) {
-        if (error.empty()) error = failure(*g, "gradient allreduce, bucket " + std::to_string(next + 1), call, e.what());
-        works[next].reset();
-      }
-      next++;
-    }
+    while (next < r.buckets.size() && (all || pending[next] == 0)) r.start(next++);
   }
   void mark_ready(size_t k) {
     std::lock_guard<std::mutex> lock(mu);
@@ -539,16 +552,18 @@ struct GradSync {
     launch_ready(false);
     by_hooks += next - before;
   }
-  void arm() {
-    std::lock_guard<std::mutex> lock(mu);
+  // A new round (mu held).
+  void begin_round() {
     armed = true;
     next = 0;
     by_hooks = 0;
-    error.clear();
-    call = ++g->calls;
+    r.begin();
+  }
+  void arm() {
+    std::lock_guard<std::mutex> lock(mu);
+    begin_round();
     std::fill(ready.begin(), ready.end(), false);
-    for (size_t b = 0; b < buckets.size(); b++) pending[b] = buckets[b].size();
-    for (auto& w : works) w.reset();
+    for (size_t b = 0; b < r.buckets.size(); b++) pending[b] = r.buckets[b].size();
   }
   void unhook() {
     for (auto& [node, key] : hooks) node->del_post_hook(key);
@@ -574,33 +589,7 @@ static Napi::Value dist_gradsync_new(const Napi::CallbackInfo& info) {
   auto params = tensors_of(info[1], "gradientSync");
   double bucket_bytes = info[2].As<Napi::Number>().DoubleValue();
   auto& g = group_of(info[0]);
-  auto s = std::make_shared<GradSync>();
-  s->g = &g;
-  s->timeout = ms_of(info[3], g.timeout);
-  s->params = params;
-  double size = 0;
-  for (size_t k = params.size(); k-- > 0;) {
-    const auto& t = params[k];
-    double bytes = (double)t.numel() * t.element_size();
-    bool fresh = s->buckets.empty() || size + bytes > bucket_bytes;
-    if (!fresh) {
-      const auto& head = params[s->buckets.back().front()];
-      fresh = head.scalar_type() != t.scalar_type() || head.device() != t.device();
-    }
-    if (fresh) {
-      s->buckets.emplace_back();
-      size = 0;
-    }
-    s->buckets.back().push_back(k);
-    size += bytes;
-  }
-  s->bucket_of.resize(params.size());
-  for (size_t b = 0; b < s->buckets.size(); b++)
-    for (auto k : s->buckets[b]) s->bucket_of[k] = b;
-  s->pending.resize(s->buckets.size());
-  s->ready.resize(params.size());
-  s->flats.resize(s->buckets.size());
-  s->works.resize(s->buckets.size());
+  auto s = std::make_shared<GradSync>(g, params, bucket_bytes, ms_of(info[3], g.timeout));
   guard(env, "gradientSync", [&] {
     for (size_t k = 0; k < params.size(); k++) {
       if (!params[k].requires_grad()) throw std::invalid_argument("parameter " + std::to_string(k) + " does not require a gradient");
@@ -620,8 +609,8 @@ static Napi::Value dist_gradsync_new(const Napi::CallbackInfo& info) {
 static GradSync& gradsync_of(const Napi::Value& v) {
   if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "expected a gradient sync");
   auto& box = *v.As<Napi::External<GradSyncBox>>().Data();
-  if (box->hooks.empty() && !box->params.empty()) throw Napi::Error::New(v.Env(), "the gradient sync was disposed");
-  if (box->g->broken) throw Napi::Error::New(v.Env(), "the process group is unusable after an earlier failure: " + box->g->broken_by);
+  if (box->hooks.empty() && !box->r.params.empty()) throw Napi::Error::New(v.Env(), "the gradient sync was disposed");
+  if (box->r.g->broken) throw Napi::Error::New(v.Env(), "the process group is unusable after an earlier failure: " + box->r.g->broken_by);
   return *box;
 }
 
@@ -639,36 +628,15 @@ static Napi::Value dist_gradsync_finish(const Napi::CallbackInfo& info) {
   auto& s = gradsync_of(info[0]);
   {
     std::lock_guard<std::mutex> lock(s.mu);
-    if (!s.armed) {
-      // Not armed (no backward pass this step on this rank): a fresh round, every bucket started here.
-      s.armed = true;
-      s.next = 0;
-      s.by_hooks = 0;
-      s.error.clear();
-      s.call = ++s.g->calls;
-      for (auto& w : s.works) w.reset();
-    }
+    // Not armed (no backward pass this step on this rank): a fresh round, every bucket started here.
+    if (!s.armed) s.begin_round();
     s.launch_ready(true);
     s.armed = false;
   }
-  if (!s.error.empty()) throw Napi::Error::New(env, s.error);
+  if (!s.r.error.empty()) throw Napi::Error::New(env, s.r.error);
   auto job = new Job(
       env,
-      [box] {
-        auto& s = *box;
-        at::NoGradGuard ng;
-        for (size_t b = 0; b < s.buckets.size(); b++) {
-          wait_for(*s.g, s.works[b], "gradient allreduce, bucket " + std::to_string(b + 1) + " of " + std::to_string(s.buckets.size()), s.call, s.timeout);
-          int64_t off = 0;
-          for (auto k : s.buckets[b]) {
-            auto gr = s.params[k].grad();
-            gr.copy_(s.flats[b].narrow(0, off, gr.numel()).view(gr.sizes()));
-            off += gr.numel();
-          }
-          s.works[b].reset();
-          s.flats[b] = at::Tensor();
-        }
-      },
+      [box] { box->r.finish(); },
       [box](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, (double)box->by_hooks); });
   return job->start();
 }

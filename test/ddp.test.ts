@@ -219,7 +219,7 @@ test('ZeRO-1 (optimizer state sharded over 2 ranks) ends with the same weights, 
 });
 
 test('ZeRO-1 partition: every parameter owned by one rank, sizes balanced greedily', async () => {
-  const { ownerRanks } = await import('../src/sppo/trainer.js');
+  const { ownerRanks } = await import('../src/sppo/data_parallel.js');
   // 40 -> rank 0, 30 -> rank 1, 20 -> rank 1 (30 < 40), 10 -> rank 0 (40 < 50).
   assert.deepEqual(ownerRanks([10, 40, 30, 20], 2), [0, 0, 1, 1]);
   assert.deepEqual(ownerRanks([5, 5, 5], 1), [0, 0, 0]);

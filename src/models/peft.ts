@@ -10,13 +10,14 @@
 // the transformers model, with the adapter name taken out; safetensors metadata {"format": "pt"}.) Loading
 // also takes keys with the adapter name left in (`lora_A.default.weight`). LoRA variants this code does not
 // compute (DoRA, bias terms, per-module ranks, embedding adapters, modules_to_save) are errors naming the field.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadSafetensors, saveSafetensors, type DType, type Tensor } from '../torch/index.js';
 import { ALL_LINEAR, Lora, type LoraOptions } from '../nn/lora.js';
 import { Conv1D } from '../nn/layers.js';
 import type { CausalLMBase } from './causal_lm.js';
 import { loadModel, saveModel, type LoadModelOptions } from './registry.js';
+import { writeDirAtomic, writeJsonAtomic } from '../util/files.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -40,11 +41,6 @@ export interface PeftLoraConfig {
   bias: 'none';
   fan_in_fan_out: boolean;
   [k: string]: unknown;
-}
-
-/** PEFT's default target modules per model type (peft/utils/constants.py, the LoRA mapping). */
-export function defaultTargetModules(modelType: string | undefined): string[] {
-  return modelType === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
 }
 
 /** The adapter_config.json PEFT writes for these adapters. */
@@ -104,10 +100,7 @@ export function saveAdapter(lora: Lora, dir: string, opts: SaveAdapterOptions = 
   } finally {
     for (const t of temps) t.dispose();
   }
-  const cfg = peftConfigOf(lora, opts.baseModel ?? null);
-  const tmp = join(out, `${ADAPTER_CONFIG}.tmp-${process.pid}`);
-  writeFileSync(tmp, JSON.stringify(cfg, null, 2) + '\n');
-  renameSync(tmp, join(out, ADAPTER_CONFIG));
+  writeJsonAtomic(join(out, ADAPTER_CONFIG), peftConfigOf(lora, opts.baseModel ?? null));
   return [ADAPTER_CONFIG, ADAPTER_WEIGHTS];
 }
 
@@ -201,16 +194,11 @@ export function mergeAdapter(baseDir: string, adapterDir: string, outDir: string
   if (existsSync(out)) throw new AdapterError(`${outDir} exists; give a new folder`);
   readAdapterConfig(adapterDir);
   const model = loadModel(baseDir, { device: 'cpu', ...opts });
-  const tmp = `${out}.partial-${process.pid}`;
   try {
     const lora = loadAdapter(model, adapterDir);
     lora.mergeAndDetach();
-    rmSync(tmp, { recursive: true, force: true });
-    const files = saveModel(model, tmp, { tokenizerDir: baseDir });
-    renameSync(tmp, out);
-    return files;
+    return writeDirAtomic(out, (tmp) => saveModel(model, tmp, { tokenizerDir: baseDir }));
   } finally {
     model.dispose();
-    rmSync(tmp, { recursive: true, force: true });
   }
 }

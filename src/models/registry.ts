@@ -1,8 +1,9 @@
 // Architectures by their Hugging Face name, and loading / saving model folders as transformers writes them.
-import { copyFileSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultDevice, saveWeights, WeightFolder, type DType, type Tensor } from '../torch/index.js';
 import { readConfig, type ModelConfig } from './config.js';
+import { writeJsonAtomic } from '../util/files.js';
 import type { AttentionImplementation, CausalLMBase } from './causal_lm.js';
 import { LlamaForCausalLM } from './llama.js';
 import { MistralForCausalLM } from './mistral.js';
@@ -87,12 +88,6 @@ export interface SaveModelOptions {
 }
 
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json'];
-
-function writeJsonAtomic(path: string, value: unknown): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + '\n');
-  renameSync(tmp, path);
-}
 
 /**
  * Writes a model as a Hugging Face folder that transformers and vLLM load unchanged: config.json (the one

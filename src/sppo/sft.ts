@@ -14,7 +14,7 @@ import { AdamW, clipGradNorm, LRScheduler, noGrad, RMSprop, tidy, type Optimizer
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { loadModel } from '../models/registry.js';
 import { packSequences, responseLogprobs, type PromptResponse } from './logprobs.js';
-import { createRng, permutation } from '../util/rng.js';
+import { createRng, epochSteps, permutation } from '../util/rng.js';
 import { defaultPlacement, TrainingDivergedError } from './trainer.js';
 
 export interface SftExample {
@@ -135,8 +135,7 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   const trainSet = order.slice(nEval).sort((a, b) => a - b).map((i) => all[i]!);
 
   const group = opts.batchSize * gradAccum;
-  const stepsPerEpoch = Math.ceil(trainSet.length / group);
-  const totalSteps = stepsPerEpoch * opts.epochs;
+  const totalSteps = Math.ceil(trainSet.length / group) * opts.epochs;
   const params = model.parameters();
   model.train(true);
   model.requiresGrad_(true);
@@ -156,46 +155,42 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   let evalLoss = evalLossBefore;
   let step = 0;
   try {
-    for (let epoch = 0; epoch < opts.epochs; epoch++) {
-      const perm = permutation(trainSet.length, createRng(opts.seed, 0xe90c, epoch));
-      for (let g = 0; g < stepsPerEpoch; g++) {
-        const t0 = performance.now();
-        const ids = perm.slice(g * group, (g + 1) * group);
-        const stepTokens = ids.reduce((a, i) => a + trainSet[i]!.responseIds.length, 0);
-        let nll = 0;
-        let seen = 0;
-        for (let m = 0; m < ids.length; m += opts.batchSize) {
-          const batch = ids.slice(m, m + opts.batchSize).map((i) => trainSet[i]!);
-          const r = tidy(() => {
-            const seqs: PromptResponse[] = batch.map((e) => ({ promptIds: e.promptIds, responseIds: e.responseIds }));
-            const packed = packSequences(seqs, pad, device);
-            const sum = responseLogprobs(model, packed).sum().neg();
-            const v = sum.item();
-            if (Number.isFinite(v)) sum.div(stepTokens).backward();
-            return { v, tokens: packed.tokens };
-          });
-          if (!Number.isFinite(r.v)) throw new TrainingDivergedError(`sft: training diverged at step ${step + 1}: the loss is ${r.v}`, step + 1);
-          nll += r.v;
-          seen += r.tokens;
-        }
-        step++;
-        const gradNorm = clipGradNorm(params, maxGradNorm > 0 ? maxGradNorm : Infinity);
-        if (!Number.isFinite(gradNorm)) throw new TrainingDivergedError(`sft: training diverged at step ${step}: the gradient norm is ${gradNorm}`, step);
-        const lr = sched.lr;
-        optim.step();
-        sched.step();
-        optim.zeroGrad();
-        const m: SftStepMetrics = { step, epoch, loss: nll / stepTokens, grad_norm: gradNorm, lr, tokens_per_s: seen / Math.max(1e-9, (performance.now() - t0) / 1000) };
-        if (g === stepsPerEpoch - 1 && evalSet.length) {
-          model.train(false);
-          m.eval_loss = evalLoss = sftLoss(model, evalSet, opts.batchSize);
-          model.train(true);
-        }
-        metrics.push(m);
-        if (opts.metricsPath) appendFileSync(opts.metricsPath, JSON.stringify(m) + '\n');
-        opts.onStep?.(m);
-        await new Promise((r) => setImmediate(r));
+    for (const { epoch, ids, lastOfEpoch } of epochSteps(trainSet.length, group, opts.epochs, opts.seed)) {
+      const t0 = performance.now();
+      const stepTokens = ids.reduce((a, i) => a + trainSet[i]!.responseIds.length, 0);
+      let nll = 0;
+      let seen = 0;
+      for (let m = 0; m < ids.length; m += opts.batchSize) {
+        const batch = ids.slice(m, m + opts.batchSize).map((i) => trainSet[i]!);
+        const r = tidy(() => {
+          const seqs: PromptResponse[] = batch.map((e) => ({ promptIds: e.promptIds, responseIds: e.responseIds }));
+          const packed = packSequences(seqs, pad, device);
+          const sum = responseLogprobs(model, packed).sum().neg();
+          const v = sum.item();
+          if (Number.isFinite(v)) sum.div(stepTokens).backward();
+          return { v, tokens: packed.tokens };
+        });
+        if (!Number.isFinite(r.v)) throw new TrainingDivergedError(`sft: training diverged at step ${step + 1}: the loss is ${r.v}`, step + 1);
+        nll += r.v;
+        seen += r.tokens;
       }
+      step++;
+      const gradNorm = clipGradNorm(params, maxGradNorm > 0 ? maxGradNorm : Infinity);
+      if (!Number.isFinite(gradNorm)) throw new TrainingDivergedError(`sft: training diverged at step ${step}: the gradient norm is ${gradNorm}`, step);
+      const lr = sched.lr;
+      optim.step();
+      sched.step();
+      optim.zeroGrad();
+      const m: SftStepMetrics = { step, epoch, loss: nll / stepTokens, grad_norm: gradNorm, lr, tokens_per_s: seen / Math.max(1e-9, (performance.now() - t0) / 1000) };
+      if (lastOfEpoch && evalSet.length) {
+        model.train(false);
+        m.eval_loss = evalLoss = sftLoss(model, evalSet, opts.batchSize);
+        model.train(true);
+      }
+      metrics.push(m);
+      if (opts.metricsPath) appendFileSync(opts.metricsPath, JSON.stringify(m) + '\n');
+      opts.onStep?.(m);
+      await new Promise((r) => setImmediate(r));
     }
   } finally {
     optim.zeroGrad();

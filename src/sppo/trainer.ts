@@ -26,10 +26,10 @@
 // rank 0 writes the metrics and the checkpoints. With zero1 (ZeRO stage 1) the optimizer state is sharded: each
 // parameter belongs to one rank (greedy by size), whose optimizer alone keeps its state and updates it, and
 // broadcasts the updated values to the others (the same update, bit for bit, as every rank stepping all of them).
-import { appendFileSync, existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import {
-  AdamW, clipGradNorm, CheckpointTape, cuda, keep, LRScheduler, noGrad, RMSprop, tensor, tidy,
+  AdamW, clipGradNorm, CheckpointTape, cuda, LRScheduler, MasterWeights, noGrad, RMSprop, tensor, tidy,
   type DType, type Optimizer, type ProcessGroup, type ScheduleKind, type Tensor,
 } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
@@ -38,7 +38,9 @@ import { saveAdapter } from '../models/peft.js';
 import { Lora, type LoraOptions } from '../nn/lora.js';
 import { isLossType, LOSS_TYPES, preferenceLoss, type LossType } from './losses.js';
 import { packRows, packSequences, responseLogprobs, truncatePair, type PromptResponse } from './logprobs.js';
-import { createRng, permutation } from '../util/rng.js';
+import { createRng, epochSteps, permutation } from '../util/rng.js';
+import { writeDirAtomic, writeJsonAtomic } from '../util/files.js';
+import { DataParallel } from './data_parallel.js';
 
 export type { LossType } from './losses.js';
 
@@ -160,7 +162,7 @@ export interface TrainOptions {
   adapterBaseModel?: string;
   /** Data parallel over this c10d group (see the top of this file); every rank calls train with the same options. */
   processGroup?: ProcessGroup;
-  /** Gradient bucket size of the data-parallel allreduce (default 25 MiB, torch DDP's). */
+  /** Gradient bucket size of the data-parallel allreduce (default DEFAULT_BUCKET_BYTES of src/torch/distributed.ts, torch DDP's 25 MiB). */
   bucketBytes?: number;
   /** With processGroup: shard the optimizer state across the ranks (ZeRO stage 1). */
   zero1?: boolean;
@@ -188,16 +190,7 @@ export class TrainingDivergedError extends Error {
 }
 
 /** An example after truncation, with its reference log-probs. */
-interface Prepared {
-  promptIds: number[];
-  chosenIds: number[];
-  rejectedIds: number[];
-  chosenWinRate: number;
-  rejectedWinRate: number;
-  chosenOverRejected: number;
-  refChosen: number;
-  refRejected: number;
-}
+type Prepared = Omit<TrainExample, 'chosenRefLogprob' | 'rejectedRefLogprob'> & { refChosen: number; refRejected: number };
 
 function fail(msg: string): never {
   throw new RangeError(`train: ${msg}`);
@@ -278,329 +271,291 @@ export function exampleLogprobs(model: CausalLMBase, ex: Pick<TrainExample, 'pro
   return { chosen, rejected };
 }
 
-/** Saves a model folder atomically: written beside, then renamed over the old one. With lora, the merged model. */
+/** Saves a model folder with its trainer_state.json atomically (util/files.ts's folder swap). With lora, the merged model. */
 export function saveCheckpoint(model: CausalLMBase, dir: string, state: Record<string, unknown>, tokenizerDir?: string, lora?: Lora): void {
-  const out = resolve(dir);
-  mkdirSync(dirname(out), { recursive: true });
-  const tmp = `${out}.partial-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  saveModel(model, tmp, { tokenizerDir, replace: lora ? (name, t) => lora.mergedWeight(name, t) : undefined });
-  writeFileSync(`${tmp}/trainer_state.json`, JSON.stringify(state, null, 2) + '\n');
-  const old = `${out}.old-${process.pid}`;
-  if (existsSync(out)) renameSync(out, old);
-  renameSync(tmp, out);
-  rmSync(old, { recursive: true, force: true });
+  writeDirAtomic(dir, (tmp) => {
+    saveModel(model, tmp, { tokenizerDir, replace: lora ? (name, t) => lora.mergedWeight(name, t) : undefined });
+    writeJsonAtomic(join(tmp, 'trainer_state.json'), state);
+  });
 }
 
-/** Saves an adapter folder (PEFT's layout) atomically. */
-export function saveAdapterAtomic(lora: Lora, dir: string, baseModel: string | null): void {
-  const out = resolve(dir);
-  mkdirSync(dirname(out), { recursive: true });
-  const tmp = `${out}.partial-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  saveAdapter(lora, tmp, { baseModel });
-  const old = `${out}.old-${process.pid}`;
-  if (existsSync(out)) renameSync(out, old);
-  renameSync(tmp, out);
-  rmSync(old, { recursive: true, force: true });
-}
-
-/** ZeRO-1's partition: the rank of each parameter, the largest parameters first, each to the least-loaded rank (ties: the lowest rank). */
-export function ownerRanks(sizes: number[], world: number): number[] {
-  const load = new Array<number>(world).fill(0);
-  const owner = new Array<number>(sizes.length).fill(0);
-  const order = sizes.map((_, i) => i).sort((a, b) => sizes[b]! - sizes[a]! || a - b);
-  for (const i of order) {
-    let r = 0;
-    for (let k = 1; k < world; k++) if (load[k]! < load[r]!) r = k;
-    owner[i] = r;
-    load[r]! += sizes[i]!;
-  }
-  return owner;
-}
-
-/** Each value summed over the ranks of `pg` (float64). */
-async function sumAcross(pg: ProcessGroup, values: number[], device: string): Promise<number[]> {
-  // On the model's device: NCCL reduces CUDA tensors only.
-  const t = tensor(Float64Array.from(values), { device });
-  try {
-    await pg.allreduce(t, 'sum');
-    return Array.from(t.toTypedArray() as Float64Array);
-  } finally {
-    t.dispose();
-  }
-}
-
-function allFinite(params: Tensor[]): boolean {
-  return tidy(() => params.every((p) => p.isfinite().all().item() !== 0));
-}
-
-export async function train(opts: TrainOptions): Promise<TrainResult> {
-  checkOptions(opts);
-  const place = defaultPlacement(opts.dtype, opts.device);
-  const policyDir = typeof opts.policy === 'string' ? opts.policy : undefined;
-  const policy = typeof opts.policy === 'string' ? loadModel(opts.policy, place) : opts.policy;
-  const tokenizerDir = policyDir ?? sourceDir(policy);
-  const pad = padIdOf(policy);
-  const device = policy.device;
-  const packing = opts.packing ?? true;
-
-  // Truncate; reference log-probs from the examples when they still describe the same tokens.
-  const prepared: Prepared[] = [];
+/**
+ * The examples as the trainer scores them: truncated, with their reference log-probs where the examples give
+ * them for the same tokens (NaN otherwise), and the indices of the examples without (`missing`).
+ */
+function prepareExamples(examples: readonly TrainExample[], maxLength: number, maxPromptLength: number): { prepared: Prepared[]; missing: number[] } {
   const missing: number[] = [];
-  opts.examples.forEach((e, i) => {
-    const t = truncatePair(e.promptIds, e.chosenIds, e.rejectedIds, opts.maxLength, opts.maxPromptLength);
+  const prepared = examples.map((e, i): Prepared => {
+    const t = truncatePair(e.promptIds, e.chosenIds, e.rejectedIds, maxLength, maxPromptLength);
     const intact = t.promptIds.length === e.promptIds.length && t.chosenIds.length === e.chosenIds.length && t.rejectedIds.length === e.rejectedIds.length;
     const given = intact && Number.isFinite(e.chosenRefLogprob) && Number.isFinite(e.rejectedRefLogprob);
-    prepared.push({
+    if (!given) missing.push(i);
+    return {
       ...t,
       chosenWinRate: e.chosenWinRate,
       rejectedWinRate: e.rejectedWinRate,
       chosenOverRejected: e.chosenOverRejected,
       refChosen: given ? e.chosenRefLogprob! : NaN,
       refRejected: given ? e.rejectedRefLogprob! : NaN,
-    });
-    if (!given) missing.push(i);
+    };
   });
-  const pg = opts.processGroup;
-  const world = pg?.worldSize ?? 1;
-  const rank = pg?.rank ?? 0;
-  // This rank's share of the missing reference log-probs (all of them in one process).
-  const mine = missing.filter((_, j) => j % world === rank);
-  // With LoRA, the reference is the policy itself with its adapters off: no copy is loaded.
-  const lora = opts.lora ? Lora.attach(policy, { ...opts.lora, seed: opts.lora.seed ?? opts.seed }) : undefined;
-  if (mine.length && lora && opts.reference === undefined) {
-    let lps: [number, number][];
-    try {
-      lps = lora.disabled(() => pairLogprobs(policy, mine.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens, packing));
-    } catch (e) {
-      lora.dispose();
-      throw e;
-    }
-    mine.forEach((i, j) => {
-      prepared[i]!.refChosen = lps[j]![0];
-      prepared[i]!.refRejected = lps[j]![1];
-    });
-  } else if (mine.length) {
-    let ref: CausalLMBase;
-    let owned = true;
-    if (opts.reference && typeof opts.reference !== 'string') {
-      ref = opts.reference;
-      owned = false;
-    } else if (typeof opts.reference === 'string') ref = loadModel(opts.reference, { dtype: policy.dtype, device });
-    else if (policyDir) ref = loadModel(policyDir, { dtype: policy.dtype, device });
-    else ref = frozenCopy(policy);
-    try {
-      const lps = pairLogprobs(ref, mine.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens, packing);
-      mine.forEach((i, j) => {
-        prepared[i]!.refChosen = lps[j]![0];
-        prepared[i]!.refRejected = lps[j]![1];
-      });
-    } finally {
-      if (owned) ref.dispose();
-    }
+  return { prepared, missing };
+}
+
+/**
+ * Reference log-probs of pairs: with LoRA (and no reference given), the policy with its adapters off; else the
+ * reference given, the one loaded from its folder, or a frozen copy of the policy (loaded or cloned, then freed).
+ */
+function referenceLogprobs(opts: TrainOptions, policy: CausalLMBase, policyDir: string | undefined, lora: Lora | undefined, pairs: Prepared[]): [number, number][] {
+  const score = (model: CausalLMBase): [number, number][] => pairLogprobs(model, pairs, opts.batchSize, opts.chunkTokens, opts.packing ?? true);
+  if (lora && opts.reference === undefined) return lora.disabled(() => score(policy));
+  if (opts.reference && typeof opts.reference !== 'string') return score(opts.reference);
+  const dir = typeof opts.reference === 'string' ? opts.reference : policyDir;
+  const ref = dir !== undefined ? loadModel(dir, { dtype: policy.dtype, device: policy.device }) : frozenCopy(policy);
+  try {
+    return score(ref);
+  } finally {
+    ref.dispose();
   }
-  if (pg && missing.length) {
-    // Every rank's share into every rank: a sum in which each entry has one non-zero term (exact).
-    const all = new Float64Array(2 * missing.length);
-    missing.forEach((i, j) => {
-      if (j % world !== rank) return;
-      all[2 * j] = prepared[i]!.refChosen;
-      all[2 * j + 1] = prepared[i]!.refRejected;
-    });
-    const got = await sumAcross(pg, Array.from(all), device);
-    missing.forEach((i, j) => {
-      prepared[i]!.refChosen = got[2 * j]!;
-      prepared[i]!.refRejected = got[2 * j + 1]!;
-    });
-  }
+}
 
-  // Held-out split.
-  const order = permutation(prepared.length, createRng(opts.seed, 0x5e1));
-  const nEval = (opts.evalFraction ?? 0) > 0 ? Math.min(prepared.length - 1, Math.max(1, Math.round(prepared.length * opts.evalFraction!))) : 0;
-  const evalSet = order.slice(0, nEval).sort((a, b) => a - b).map((i) => prepared[i]!);
-  const trainSet = order.slice(nEval).sort((a, b) => a - b).map((i) => prepared[i]!);
-  if (trainSet.length === 0) fail('no training examples left after the held-out split');
+/** The missing reference log-probs: each rank scores its share of them, then every rank has all of them. */
+async function fillReference(prepared: Prepared[], missing: number[], dp: DataParallel, score: (pairs: Prepared[]) => [number, number][]): Promise<void> {
+  const mine = dp.shard(missing);
+  const all = await dp.gather(mine.length ? score(mine.map((i) => prepared[i]!)) : [], missing.length, 2);
+  missing.forEach((i, j) => {
+    prepared[i]!.refChosen = all[j]![0]!;
+    prepared[i]!.refRejected = all[j]![1]!;
+  });
+}
 
-  const group = opts.batchSize * opts.gradAccum;
-  const stepsPerEpoch = Math.ceil(trainSet.length / group);
-  const totalSteps = stepsPerEpoch * opts.epochs;
+/** The held-out split: evalFraction of the examples (at least one, never all, when > 0); both parts in example order. */
+function heldOutSplit(prepared: Prepared[], evalFraction: number, seed: number): { trainSet: Prepared[]; evalSet: Prepared[] } {
+  const order = permutation(prepared.length, createRng(seed, 0x5e1));
+  const nEval = evalFraction > 0 ? Math.min(prepared.length - 1, Math.max(1, Math.round(prepared.length * evalFraction))) : 0;
+  const pick = (ids: number[]): Prepared[] => ids.sort((a, b) => a - b).map((i) => prepared[i]!);
+  return { evalSet: pick(order.slice(0, nEval)), trainSet: pick(order.slice(nEval)) };
+}
 
-  const params = lora ? lora.parameters() : policy.parameters();
-  // Every rank starts from rank 0's parameters (as torch DDP): all ranks' collectives are enqueued in the same order.
-  if (pg) await Promise.all(params.map((p) => pg.broadcast(p, 0)));
-  policy.train(true);
-  if (lora) policy.requiresGrad_(false);
-  for (const p of params) p.requiresGrad_(true);
-  // Data parallel: the gradients are exchanged during the last micro-batch's backward pass (not with checkpointing).
-  using gsync = pg && !opts.gradientCheckpointing ? pg.gradientSync(params, { bucketBytes: opts.bucketBytes }) : undefined;
-  // ZeRO-1: the rank that owns each parameter (the largest first, each to the least-loaded rank); else all are this rank's.
-  const owner = pg && opts.zero1 ? ownerRanks(params.map((p) => p.numel), world) : undefined;
-  const stepped = owner ? params.filter((_, i) => owner[i] === rank) : params;
-  // Mixed precision (opts.masterWeights): float32 master copies of the half-precision weights this rank steps.
-  const half = (p: Tensor): boolean => p.dtype === 'bfloat16' || p.dtype === 'float16';
-  const masters = (opts.masterWeights ?? true) && stepped.some(half) ? stepped.map((p) => (half(p) ? keep(p.detach().float()) : p)) : undefined;
-  using _masters = { [Symbol.dispose]: () => masters?.forEach((m, i) => m !== stepped[i] && m.dispose()) };
-  // Disposed (native state freed) when train returns or throws.
-  using optim: Optimizer = opts.optimizer === 'adamw'
-    ? AdamW(masters ?? stepped, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
-    : RMSprop(masters ?? stepped, { lr: opts.lr, weightDecay: opts.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
-  // Every parameter's gradient dropped (the optimizer's own only covers its parameters under ZeRO-1, or the masters).
-  const zeroGrad = (): void => {
-    optim.zeroGrad();
-    if (owner || masters) for (const p of params) p.zeroGrad();
+function makeOptimizer(o: TrainOptions, params: Tensor[]): Optimizer {
+  return o.optimizer === 'adamw'
+    ? AdamW(params, { lr: o.lr, weightDecay: o.weightDecay ?? 0, betas: [0.9, 0.999], eps: 1e-8 })
+    : RMSprop(params, { lr: o.lr, weightDecay: o.weightDecay ?? 0, alpha: 0.99, eps: 1e-8 });
+}
+
+/** Sums over a batch's pairs: the loss, the chosen / rejected log-ratios, the pairs with a_w > a_l. */
+interface PairSums {
+  loss: number;
+  aw: number;
+  al: number;
+  correct: number;
+}
+
+/**
+ * The pair loss of a batch and its metrics from the policy's summed response log-probs (as TRL's
+ * DPOTrainer.get_batch_loss_metrics): `logps` holds the chosen responses' log-probs, then the rejected ones'.
+ * Returns the summed loss as a tensor (for the backward pass) and the batch's sums.
+ */
+function pairLossMetrics(logps: Tensor, batch: readonly Prepared[], o: Pick<TrainOptions, 'loss' | 'beta' | 'labelSmoothing' | 'ipoLengthNormalized'>): PairSums & { lossSum: Tensor } {
+  const b = batch.length;
+  const col = (f: (p: Prepared) => number): Tensor => tensor(Float32Array.from(batch.map(f)), { device: logps.device });
+  const out = preferenceLoss(o.loss, {
+    policyChosen: logps.narrow(0, 0, b),
+    policyRejected: logps.narrow(0, b, b),
+    refChosen: col((p) => p.refChosen),
+    refRejected: col((p) => p.refRejected),
+    chosenWinRate: col((p) => p.chosenWinRate),
+    rejectedWinRate: col((p) => p.rejectedWinRate),
+    chosenOverRejected: col((p) => p.chosenOverRejected),
+    ...(o.ipoLengthNormalized ? { chosenLength: col((p) => p.chosenIds.length), rejectedLength: col((p) => p.rejectedIds.length) } : {}),
+  }, { beta: o.beta, labelSmoothing: o.labelSmoothing, lengthNormalized: o.ipoLengthNormalized });
+  const lossSum = out.losses.sum();
+  const loss = lossSum.item();
+  const aw = Array.from(out.chosenLogratio.cpu().toTypedArray() as Float32Array);
+  const al = Array.from(out.rejectedLogratio.cpu().toTypedArray() as Float32Array);
+  return {
+    lossSum, loss,
+    aw: aw.reduce((a, x) => a + x, 0),
+    al: al.reduce((a, x) => a + x, 0),
+    correct: aw.reduce((a, x, i) => a + (x > al[i]! ? 1 : 0), 0),
   };
-  const sched = new LRScheduler(optim, { kind: opts.schedule ?? 'linear', totalSteps, warmupRatio: opts.warmupRatio });
-  zeroGrad();
+}
 
-  const lossOf = (batch: Prepared[], withGrad: boolean, scale: number): { loss: number; aw: number; al: number; correct: number; tokens: number; bad: boolean } => tidy(() => {
+/** What a micro-batch needs to go through the policy. */
+interface PolicyPass {
+  policy: CausalLMBase;
+  lora?: Lora;
+  pad: number;
+  packing: boolean;
+  opts: TrainOptions;
+}
+
+/**
+ * One micro-batch through the policy: its pair sums and tokens; with `gradScale`, the backward pass of the summed
+ * loss times it (not when the loss is not finite: `bad`).
+ */
+function batchLoss({ policy, lora, pad, packing, opts }: PolicyPass, batch: Prepared[], gradScale?: number): PairSums & { tokens: number; bad: boolean } {
+  return tidy(() => {
+    const withGrad = gradScale !== undefined;
     const seqs: PromptResponse[] = [
       ...batch.map((p) => ({ promptIds: p.promptIds, responseIds: p.chosenIds })),
       ...batch.map((p) => ({ promptIds: p.promptIds, responseIds: p.rejectedIds })),
     ];
-    const packed = packing ? packRows(seqs, pad, { device }) : packSequences(seqs, pad, device);
+    const packed = packing ? packRows(seqs, pad, { device: policy.device }) : packSequences(seqs, pad, policy.device);
     const tape = withGrad && opts.gradientCheckpointing ? new CheckpointTape() : undefined;
     lora?.nextPass();
     try {
-      const lp = withGrad ? responseLogprobs(policy, packed, { tape, chunkTokens: opts.chunkTokens }) : noGrad(() => responseLogprobs(policy, packed, { chunkTokens: opts.chunkTokens }));
-      const b = batch.length;
-      const col = (f: (p: Prepared) => number): Tensor => tensor(Float32Array.from(batch.map(f)), { device });
-      const out = preferenceLoss(opts.loss, {
-        policyChosen: lp.narrow(0, 0, b),
-        policyRejected: lp.narrow(0, b, b),
-        refChosen: col((p) => p.refChosen),
-        refRejected: col((p) => p.refRejected),
-        chosenWinRate: col((p) => p.chosenWinRate),
-        rejectedWinRate: col((p) => p.rejectedWinRate),
-        chosenOverRejected: col((p) => p.chosenOverRejected),
-        ...(opts.ipoLengthNormalized ? { chosenLength: col((p) => p.chosenIds.length), rejectedLength: col((p) => p.rejectedIds.length) } : {}),
-      }, { beta: opts.beta, labelSmoothing: opts.labelSmoothing, lengthNormalized: opts.ipoLengthNormalized });
-      const lossSum = out.losses.sum();
-      const loss = lossSum.item();
-      const aw = Array.from(out.chosenLogratio.cpu().toTypedArray() as Float32Array);
-      const al = Array.from(out.rejectedLogratio.cpu().toTypedArray() as Float32Array);
-      const bad = !Number.isFinite(loss);
+      const logps = withGrad ? responseLogprobs(policy, packed, { tape, chunkTokens: opts.chunkTokens }) : noGrad(() => responseLogprobs(policy, packed, { chunkTokens: opts.chunkTokens }));
+      const { lossSum, ...sums } = pairLossMetrics(logps, batch, opts);
+      const bad = !Number.isFinite(sums.loss);
       if (withGrad && !bad) {
-        const scaled = lossSum.mul(scale);
+        const scaled = lossSum.mul(gradScale);
         if (tape) tape.backward(scaled);
         else scaled.backward();
       }
-      return {
-        loss, bad,
-        aw: aw.reduce((a, x) => a + x, 0),
-        al: al.reduce((a, x) => a + x, 0),
-        correct: aw.reduce((a, x, i) => a + (x > al[i]! ? 1 : 0), 0),
-        tokens: packed.tokens,
-      };
+      return { ...sums, tokens: packed.tokens, bad };
     } finally {
       tape?.dispose();
     }
   });
+}
 
-  // The held-out loss; with a group, micro-batch k is evaluated by rank k mod worldSize and the sums are added.
-  const evalLoss = async (): Promise<number | undefined> => {
-    if (!evalSet.length) return undefined;
-    let s = 0;
-    for (let i = 0, k = 0; i < evalSet.length; i += opts.batchSize, k++) {
-      if (k % world === rank) s += lossOf(evalSet.slice(i, i + opts.batchSize), false, 0).loss;
+/** The held-out loss (undefined without a held-out split); micro-batch k is evaluated by rank k mod worldSize and the sums are added. */
+async function heldOutLoss(pass: PolicyPass, dp: DataParallel, evalSet: Prepared[]): Promise<number | undefined> {
+  if (!evalSet.length) return undefined;
+  const batches: Prepared[][] = [];
+  for (let i = 0; i < evalSet.length; i += pass.opts.batchSize) batches.push(evalSet.slice(i, i + pass.opts.batchSize));
+  let s = 0;
+  for (const batch of dp.shard(batches)) s += batchLoss(pass, batch).loss;
+  return (await dp.sum([s]))[0]! / evalSet.length;
+}
+
+/** The checkpoint folder's last good step, and the errors of a diverged run that name it. */
+class Checkpoints {
+  lastGood: number | undefined;
+  constructor(readonly dir: string | undefined) {}
+
+  /** Throws TrainingDivergedError: training stopped at `step` for `what`. */
+  diverged(step: number, what: string): never {
+    throw new TrainingDivergedError(
+      `training diverged at step ${step}: ${what}; stopped` +
+        (this.dir ? (this.lastGood !== undefined ? ` (${this.dir} holds the last good model, of step ${this.lastGood})` : ' (no checkpoint was saved before)') : ''),
+      step, this.dir, this.lastGood,
+    );
+  }
+
+  /** With a folder: checks the parameters, has the leader `write` the checkpoint, and the other ranks wait for it. */
+  async save(step: number, params: Tensor[], dp: DataParallel, write: (dir: string) => void): Promise<void> {
+    if (!this.dir) return;
+    // Every rank holds the same parameters, so every rank reaches the same verdict.
+    if (!tidy(() => params.every((p) => p.isfinite().all().item() !== 0))) {
+      throw new TrainingDivergedError(`training diverged at step ${step}: parameters are not finite after the update; ` +
+        `${this.lastGood !== undefined ? `${this.dir} holds the model of step ${this.lastGood}` : 'no checkpoint was saved'}`, step, this.dir, this.lastGood);
     }
-    if (pg) s = (await sumAcross(pg, [s], device))[0]!;
-    return s / evalSet.length;
-  };
+    if (dp.isLeader) write(this.dir);
+    await dp.barrier();
+    this.lastGood = step;
+  }
+}
 
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  checkOptions(opts);
+  const policyDir = typeof opts.policy === 'string' ? opts.policy : undefined;
+  const policy = typeof opts.policy === 'string' ? loadModel(opts.policy, defaultPlacement(opts.dtype, opts.device)) : opts.policy;
+  const tokenizerDir = policyDir ?? sourceDir(policy);
+  using dp = new DataParallel(opts.processGroup, policy.device);
+
+  const { prepared, missing } = prepareExamples(opts.examples, opts.maxLength, opts.maxPromptLength);
+  // With LoRA, the reference is the policy itself with its adapters off: no copy is loaded.
+  const lora = opts.lora ? Lora.attach(policy, { ...opts.lora, seed: opts.lora.seed ?? opts.seed }) : undefined;
+  try {
+    await fillReference(prepared, missing, dp, (pairs) => referenceLogprobs(opts, policy, policyDir, lora, pairs));
+  } catch (e) {
+    lora?.dispose();
+    throw e;
+  }
+  const { trainSet, evalSet } = heldOutSplit(prepared, opts.evalFraction ?? 0, opts.seed);
+  if (trainSet.length === 0) fail('no training examples left after the held-out split');
+  const globalBatch = opts.batchSize * opts.gradAccum;
+  const totalSteps = Math.ceil(trainSet.length / globalBatch) * opts.epochs;
+
+  const params = lora ? lora.parameters() : policy.parameters();
+  // Every rank starts from rank 0's parameters (as torch DDP): all ranks' collectives are enqueued in the same order.
+  await dp.broadcast(params);
+  policy.train(true);
+  if (lora) policy.requiresGrad_(false);
+  for (const p of params) p.requiresGrad_(true);
+  // The gradients exchanged during the last micro-batch's backward pass (after it with checkpointing); ZeRO-1's share.
+  const stepped = dp.attach(params, { bucketBytes: opts.bucketBytes, afterBackward: opts.gradientCheckpointing, zero1: opts.zero1 });
+  // Disposed (native state and float32 masters freed) when train returns or throws.
+  using optim = new MasterWeights(stepped, (ps) => makeOptimizer(opts, ps), opts.masterWeights ?? true);
+  const sched = new LRScheduler(optim.optimizer, { kind: opts.schedule ?? 'linear', totalSteps, warmupRatio: opts.warmupRatio });
+  // Every parameter's gradient dropped (the optimizer's tensors are a share of them under ZeRO-1, or the masters).
+  const zeroGrad = (): void => {
+    optim.zeroGrad();
+    for (const p of params) if (!p.isDisposed) p.zeroGrad();
+  };
+  zeroGrad();
+
+  const pass: PolicyPass = { policy, lora, pad: padIdOf(policy), packing: opts.packing ?? true, opts };
   const metrics: StepMetrics[] = [];
-  if (opts.metricsPath && rank === 0) {
+  if (opts.metricsPath && dp.isLeader) {
     mkdirSync(dirname(resolve(opts.metricsPath)), { recursive: true });
     writeFileSync(opts.metricsPath, '');
   }
-  let lastGood: number | undefined;
-  const checkpoint = async (step: number, epoch: number): Promise<void> => {
-    if (!opts.checkpointDir) return;
-    // Every rank holds the same parameters, so every rank reaches the same verdict.
-    if (!allFinite(params)) {
-      throw new TrainingDivergedError(`training diverged at step ${step}: parameters are not finite after the update; ` +
-        `${lastGood !== undefined ? `${opts.checkpointDir} holds the model of step ${lastGood}` : 'no checkpoint was saved'}`, step, opts.checkpointDir, lastGood);
-    }
-    if (rank === 0) {
-      saveCheckpoint(policy, opts.checkpointDir, { step, epoch, total_steps: totalSteps, loss: opts.loss, beta: opts.beta, metrics: metrics.at(-1) ?? null }, tokenizerDir, lora);
-      if (lora && opts.adapterDir) saveAdapterAtomic(lora, opts.adapterDir, opts.adapterBaseModel ?? policyDir ?? tokenizerDir ?? null);
-    }
-    // The other ranks go on once the checkpoint is written.
-    if (pg) await pg.barrier();
-    lastGood = step;
-  };
-  const diverged = (step: number, what: string): never => {
-    throw new TrainingDivergedError(
-      `training diverged at step ${step}: ${what}; stopped` +
-        (opts.checkpointDir ? (lastGood !== undefined ? ` (${opts.checkpointDir} holds the last good model, of step ${lastGood})` : ' (no checkpoint was saved before)') : ''),
-      step, opts.checkpointDir, lastGood,
-    );
-  };
+  const ckpt = new Checkpoints(opts.checkpointDir);
+  const saveAt = (step: number, epoch: number): Promise<void> => ckpt.save(step, params, dp, (dir) => {
+    saveCheckpoint(policy, dir, { step, epoch, total_steps: totalSteps, loss: opts.loss, beta: opts.beta, metrics: metrics.at(-1) ?? null }, tokenizerDir, lora);
+    if (lora && opts.adapterDir) writeDirAtomic(opts.adapterDir, (tmp) => saveAdapter(lora, tmp, { baseModel: opts.adapterBaseModel ?? policyDir ?? tokenizerDir ?? null }));
+  });
 
-  const evalLossBefore = await evalLoss();
+  const evalLossBefore = await heldOutLoss(pass, dp, evalSet);
   let finalEval: number | undefined = evalLossBefore;
   let step = 0;
   try {
-    for (let epoch = 0; epoch < opts.epochs; epoch++) {
-      const perm = permutation(trainSet.length, createRng(opts.seed, 0xe90c, epoch));
-      for (let g = 0; g < stepsPerEpoch; g++) {
-        const t0 = performance.now();
-        const ids = perm.slice(g * group, (g + 1) * group);
-        // This rank's share of the step (all of it in one process).
-        const local = pg ? ids.filter((_, j) => j % world === rank) : ids;
-        let loss = 0, aw = 0, al = 0, correct = 0, tokens = 0;
-        let bad: string | undefined;
-        for (let m = 0; m < local.length; m += opts.batchSize) {
-          const batch = local.slice(m, m + opts.batchSize).map((i) => trainSet[i]!);
-          if (gsync && m + opts.batchSize >= local.length) gsync.arm();
-          const r = lossOf(batch, true, 1 / ids.length);
-          if (r.bad) {
-            bad = `the loss is ${r.loss} (micro-batch ${m / opts.batchSize + 1} of ${Math.ceil(local.length / opts.batchSize)}${pg ? ` on rank ${rank}` : ''})`;
-            if (!pg) diverged(step + 1, bad);
-            break;
-          }
-          loss += r.loss; aw += r.aw; al += r.al; correct += r.correct; tokens += r.tokens;
+    for (const { epoch, ids, lastOfEpoch } of epochSteps(trainSet.length, globalBatch, opts.epochs, opts.seed)) {
+      const t0 = performance.now();
+      const local = dp.shard(ids);
+      const sums = [0, 0, 0, 0, 0]; // loss, a_w, a_l, correct, tokens over this rank's micro-batches
+      let bad: string | undefined;
+      for (let off = 0; off < local.length; off += opts.batchSize) {
+        dp.beforeBackward(off + opts.batchSize >= local.length);
+        const r = batchLoss(pass, local.slice(off, off + opts.batchSize).map((i) => trainSet[i]!), 1 / ids.length);
+        if (r.bad) {
+          bad = `the loss is ${r.loss} (micro-batch ${off / opts.batchSize + 1} of ${Math.ceil(local.length / opts.batchSize)}${dp.where})`;
+          break;
         }
-        if (pg) {
-          // The gradients first (every rank starts the same collectives in the same order, a rank that diverged too),
-          // then the step's sums over all ranks; a rank that diverged stops every rank.
-          if (gsync) await gsync.finish();
-          else await pg.allreduceGradients(params, { bucketBytes: opts.bucketBytes });
-          [loss, aw, al, correct, tokens] = await sumAcross(pg, [loss, aw, al, correct, tokens, bad ? 1 : 0], device).then((v) => {
-            if (v[5]! > 0) diverged(step + 1, bad ?? `a non-finite loss on another rank (${v[5]} of ${world})`);
-            return v;
-          });
-        }
-        step++;
-        opts.onGradients?.(lora ? [...policy.namedParameters(), ...lora.namedParameters()] : policy.namedParameters());
-        const gradNorm = clipGradNorm(params, opts.maxGradNorm > 0 ? opts.maxGradNorm : Infinity);
-        if (!Number.isFinite(gradNorm)) diverged(step, `the gradient norm is ${gradNorm}`);
-        const lr = sched.lr;
-        // Mixed precision: the (clipped) gradients to the float32 masters, the step there, the weights rounded from them.
-        if (masters) tidy(() => masters.forEach((m, i) => { if (m !== stepped[i]) { const g = stepped[i]!.grad; m.grad = g ? g.float() : null; } }));
-        optim.step();
-        if (masters) noGrad(() => masters.forEach((m, i) => { if (m !== stepped[i]) stepped[i]!.copy_(m); }));
-        // ZeRO-1: each parameter's new value from its owner.
-        if (pg && owner) await Promise.all(params.map((p, i) => pg.broadcast(p, owner[i]!)));
-        sched.step();
-        zeroGrad();
-        const n = ids.length;
-        const m: StepMetrics = {
-          step, epoch, loss: loss / n, a_w: aw / n, a_l: al / n, margin: (aw - al) / n, pair_accuracy: correct / n,
-          grad_norm: gradNorm, lr, tokens_per_s: tokens / Math.max(1e-9, (performance.now() - t0) / 1000),
-        };
-        const lastOfEpoch = g === stepsPerEpoch - 1;
-        if (lastOfEpoch && evalSet.length) {
-          const e = (await evalLoss())!;
-          if (!Number.isFinite(e)) diverged(step, `the held-out loss is ${e} after the update`);
-          m.eval_loss = finalEval = e;
-        }
-        metrics.push(m);
-        if (opts.metricsPath && rank === 0) appendFileSync(opts.metricsPath, JSON.stringify(m) + '\n');
-        opts.onStep?.(m);
-        if (opts.checkpointEvery ? step % opts.checkpointEvery === 0 || step === totalSteps : lastOfEpoch) await checkpoint(step, epoch);
-        await new Promise((r) => setImmediate(r));
+        [r.loss, r.aw, r.al, r.correct, r.tokens].forEach((v, i) => (sums[i]! += v));
       }
+      // The gradients first (every rank starts the same collectives in the same order, a rank that diverged too),
+      // then the step's sums over all ranks; a rank that diverged stops every rank.
+      await dp.reduceGradients();
+      const [loss, aw, al, correct, tokens, nBad] = (await dp.sum([...sums, bad ? 1 : 0])) as [number, number, number, number, number, number];
+      if (nBad > 0) ckpt.diverged(step + 1, bad ?? `a non-finite loss on another rank (${nBad} of ${dp.world})`);
+      step++;
+      opts.onGradients?.(lora ? [...policy.namedParameters(), ...lora.namedParameters()] : policy.namedParameters());
+      const gradNorm = clipGradNorm(params, opts.maxGradNorm > 0 ? opts.maxGradNorm : Infinity);
+      if (!Number.isFinite(gradNorm)) ckpt.diverged(step, `the gradient norm is ${gradNorm}`);
+      const lr = sched.lr;
+      optim.step();
+      await dp.afterStep();
+      sched.step();
+      zeroGrad();
+      const n = ids.length;
+      const row: StepMetrics = {
+        step, epoch, loss: loss / n, a_w: aw / n, a_l: al / n, margin: (aw - al) / n, pair_accuracy: correct / n,
+        grad_norm: gradNorm, lr, tokens_per_s: tokens / Math.max(1e-9, (performance.now() - t0) / 1000),
+      };
+      if (lastOfEpoch && evalSet.length) {
+        const e = (await heldOutLoss(pass, dp, evalSet))!;
+        if (!Number.isFinite(e)) ckpt.diverged(step, `the held-out loss is ${e} after the update`);
+        row.eval_loss = finalEval = e;
+      }
+      metrics.push(row);
+      if (opts.metricsPath && dp.isLeader) appendFileSync(opts.metricsPath, JSON.stringify(row) + '\n');
+      opts.onStep?.(row);
+      if (opts.checkpointEvery ? step % opts.checkpointEvery === 0 || step === totalSteps : lastOfEpoch) await saveAt(step, epoch);
+      await new Promise((r) => setImmediate(r));
     }
   } catch (e) {
     lora?.dispose();

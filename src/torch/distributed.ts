@@ -73,11 +73,21 @@ export interface InitOptions {
   ifname?: string;
 }
 
+/** The start's and every collective's time limit: 30 minutes, as torch's (always passed to the addon, which has no default). */
 export const DEFAULT_TIMEOUT_MS = 30 * 60 * 1000;
+/** The gradient bucket size of allreduceGradients and gradientSync: 25 MiB, torch DDP's bucket_cap_mb. */
+export const DEFAULT_BUCKET_BYTES = 25 * 1024 * 1024;
 
+/** The addon's call, or the addon's reason why this build has no c10d (native/distributed.cc writes it). */
 function required<T>(f: T | undefined): T {
-  if (!f) throw new Error(distributedAvailable().reason || 'c10d is not available in this libtorch build');
+  if (!f) throw new Error(distributedAvailable().reason || 'c10d: this build of the addon lacks the call');
   return f;
+}
+
+function bucketBytesOf(opts: { bucketBytes?: number }): number {
+  const bytes = opts.bucketBytes ?? DEFAULT_BUCKET_BYTES;
+  if (!(bytes > 0)) throw new Error(`bucketBytes must be positive, got ${bytes}`);
+  return bytes;
 }
 
 /** A c10d process group. Collectives must be called in the same order on every rank. */
@@ -146,14 +156,12 @@ export class ProcessGroup {
 
   /**
    * DDP's gradient exchange, after the backward pass: sums the parameters' gradients across the ranks, in
-   * buckets of at most `bucketBytes` (default 25 MiB, torch DDP's), last parameter first, all buckets in
+   * buckets of at most `bucketBytes` (default DEFAULT_BUCKET_BYTES), last parameter first, all buckets in
    * flight together. A parameter without a gradient counts as zeros and has one afterwards on every rank.
    * Sums, not means: scale each rank's loss by 1 / (global batch size).
    */
   allreduceGradients(params: Tensor[], opts: { bucketBytes?: number; timeoutMs?: number } = {}): Promise<void> {
-    const bytes = opts.bucketBytes ?? 25 * 1024 * 1024;
-    if (!(bytes > 0)) throw new Error(`bucketBytes must be positive, got ${bytes}`);
-    return required(native.distAllreduceGrads)(this.#live(), handles(params), bytes, opts.timeoutMs ?? this.timeoutMs);
+    return required(native.distAllreduceGrads)(this.#live(), handles(params), bucketBytesOf(opts), opts.timeoutMs ?? this.timeoutMs);
   }
 
   /**
@@ -164,9 +172,7 @@ export class ProcessGroup {
    * recomputation, which accumulates a parameter twice: use allreduceGradients after it).
    */
   gradientSync(params: Tensor[], opts: { bucketBytes?: number; timeoutMs?: number } = {}): GradientSync {
-    const bytes = opts.bucketBytes ?? 25 * 1024 * 1024;
-    if (!(bytes > 0)) throw new Error(`bucketBytes must be positive, got ${bytes}`);
-    return new GradientSync(required(native.distGradSyncNew)(this.#live(), handles(params), bytes, opts.timeoutMs ?? this.timeoutMs));
+    return new GradientSync(required(native.distGradSyncNew)(this.#live(), handles(params), bucketBytesOf(opts), opts.timeoutMs ?? this.timeoutMs));
   }
 
   /** Frees the group (call after a final barrier; a group broken by a failure is left to the process's exit). */

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import type { GroupOptions } from './optim_options.js';
 
 /**
  * An opaque reference to a native object: for tensors a number naming a slot of the addon's tensor
@@ -14,18 +15,9 @@ import { dirname, join } from 'node:path';
 export type Handle = { readonly __native: unique symbol };
 export type Arg = Handle | number | boolean | string | null | undefined | readonly (Handle | number | boolean | null)[];
 
-export interface OptimGroupSpec {
+/** A parameter group as the addon takes it: the options, the parameters as handles. */
+export interface OptimGroupSpec extends GroupOptions {
   params: Handle[];
-  lr?: number;
-  weightDecay?: number;
-  betas?: [number, number];
-  eps?: number;
-  amsgrad?: boolean;
-  alpha?: number;
-  momentum?: number;
-  centered?: boolean;
-  dampening?: number;
-  nesterov?: boolean;
 }
 export interface NativeParamState {
   step: number;

@@ -1,25 +1,11 @@
 // Optimizers: libtorch's torch::optim AdamW, RMSprop and SGD, with parameter groups. Their state
 // (moments, step counts) can be read out as tensors and saved with safetensors, and loaded back.
 import { native, type Handle, type OptimGroupSpec } from './native.js';
+import type { GroupOptions } from './optim_options.js';
 import { Tensor, handles } from './tensor.js';
 import { loadSafetensors, saveSafetensors } from './safetensors.js';
 
-export interface GroupOptions {
-  lr?: number;
-  weightDecay?: number;
-  /** AdamW */
-  betas?: [number, number];
-  eps?: number;
-  amsgrad?: boolean;
-  /** RMSprop: smoothing constant of the squared-gradient average */
-  alpha?: number;
-  centered?: boolean;
-  /** RMSprop and SGD */
-  momentum?: number;
-  /** SGD */
-  dampening?: number;
-  nesterov?: boolean;
-}
+export type { GroupOptions };
 export interface ParamGroup extends GroupOptions {
   params: Tensor[];
 }

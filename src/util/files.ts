@@ -1,8 +1,12 @@
-// Files written atomically (a temporary sibling renamed into place when complete, so a file that exists
-// is finished), and JSON / JSONL read back with errors that name the file and the line. Every artifact
-// of sppo is written through these.
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+// Files and folders written atomically (a temporary sibling renamed into place when complete, so a file or
+// folder that exists is finished), and JSON / JSONL read back with errors that name the file and the line.
+// Every artifact of a run, every trainer checkpoint, adapter folder and merged model is written through
+// these (writeDirAtomic is the one folder swap). Two exceptions: safetensors files have their own writer
+// (src/torch/safetensors.ts, below this layer, renaming the same way), and the folders the CLI is given
+// with --out (sppo train / sft, the judge's backbone) are written in place, file by file, so that files
+// already there are kept.
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 /** A file that is not what it should be: the message names the file (and the line). */
 export class FileFormatError extends Error {
@@ -87,19 +91,26 @@ export function readJsonl<T = unknown>(path: string): T[] {
 }
 
 /**
- * Builds a folder atomically: `fill` writes into a temporary sibling folder, which is then renamed to
- * `dir`. `dir` must not exist yet.
+ * Writes a folder atomically, the one folder swap of sppo (checkpoints, adapters, merged models, a run's
+ * artifacts): `fill` writes into a temporary sibling folder, which then takes `dir`'s place; a folder already
+ * at `dir` is renamed aside first and removed after, so `dir` is always either the old folder or the new one,
+ * complete. On an error the temporary folder is removed and `dir` is left as it was. Returns what `fill` returns.
  */
-export async function writeDirAtomic(dir: string, fill: (tmp: string) => void | Promise<void>): Promise<void> {
-  const tmp = tmpName(dir);
+export function writeDirAtomic<T>(dir: string, fill: (tmp: string) => T): T {
+  const out = resolve(dir);
+  const tmp = tmpName(out);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
+  let value: T;
   try {
-    await fill(tmp);
-    renameSync(tmp, dir);
+    value = fill(tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
+  const old = tmpName(`${out}.old`);
+  if (existsSync(out)) renameSync(out, old);
+  renameSync(tmp, out);
+  rmSync(old, { recursive: true, force: true });
+  return value;
 }
-

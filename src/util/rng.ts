@@ -84,3 +84,15 @@ export function permutation(n: number, rng: Pick<Rng, 'int'>): number[] {
   }
   return idx;
 }
+
+/**
+ * The training order of the trainers (SPPO's and SFT's): each epoch a permutation of the n examples (seeded by
+ * `seed` and the epoch), cut into optimizer steps of `perStep` indices (the last one of an epoch may be shorter).
+ */
+export function* epochSteps(n: number, perStep: number, epochs: number, seed: number): Generator<{ epoch: number; ids: number[]; lastOfEpoch: boolean }> {
+  const stepsPerEpoch = Math.ceil(n / perStep);
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    const perm = permutation(n, createRng(seed, 0xe90c, epoch));
+    for (let k = 0; k < stepsPerEpoch; k++) yield { epoch, ids: perm.slice(k * perStep, (k + 1) * perStep), lastOfEpoch: k === stepsPerEpoch - 1 };
+  }
+}

@@ -5,15 +5,24 @@
 // With training.lora: a fresh adapter on pi_{t-1}'s weights trains (the reference is the same weights with the
 // adapter off); it is saved to iter-t/adapter/ (PEFT's layout, base_model_name_or_path = pi_{t-1}'s folder),
 // then merged, and the merged model is iter-t/checkpoint/, the base of iteration t + 1's fresh adapter.
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { CausalLMBase } from '../../models/causal_lm.js';
 import { saveModel } from '../../models/registry.js';
 import { saveAdapter } from '../../models/peft.js';
 import { Lora } from '../../nn/lora.js';
 import { mixSeed } from '../../util/rng.js';
 import { writeDirAtomic, writeJsonlAtomic } from '../run_dir.js';
-import { train, type TrainExample } from '../trainer.js';
+import type { SppoConfig } from '../config.js';
+import { train, type TrainExample, type TrainOptions } from '../trainer.js';
 import { isLeader, loadStageModel, SEED_TRAIN, sync, timing, type StageContext } from './context.js';
+
+/**
+ * The trainer's options from the config's training section: each of its fields is the TrainOptions field of the
+ * same name, passed as it is (a field that is not a trainer option does not compile).
+ */
+function trainOptionsOf(tc: SppoConfig['training']): Pick<TrainOptions, keyof SppoConfig['training']> {
+  return { ...tc };
+}
 
 export interface TrainInput {
   t: number;
@@ -43,13 +52,12 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
           // The iteration's adapter is a fresh one (B = 0: no change), so that every iteration has iter-t/adapter/.
           const fresh = Lora.attach(m, { ...cfg.training.lora, seed: mixSeed(cfg.seed, t, SEED_TRAIN) });
           try {
-            rmSync(rd.path(t, 'adapter'), { recursive: true, force: true });
-            await writeDirAtomic(rd.path(t, 'adapter'), (tmp) => void saveAdapter(fresh, tmp, { baseModel: policyDir }));
+            writeDirAtomic(rd.path(t, 'adapter'), (tmp) => saveAdapter(fresh, tmp, { baseModel: policyDir }));
           } finally {
             fresh.dispose();
           }
         }
-        await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
+        writeDirAtomic(ckpt, (tmp) => saveModel(m, tmp, { tokenizerDir: cfg.model }));
       }
     } finally {
       m.dispose();
@@ -63,28 +71,11 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
     try {
       model = loadStageModel(policyDir, `iteration ${t} train`, dtype, device);
       const res = await train({
+        ...trainOptionsOf(tc),
         policy: model,
         // With LoRA the reference is the policy's own weights with the adapter off (no second copy).
         reference: tc.lora ? undefined : policyDir,
         examples,
-        loss: tc.loss,
-        beta: tc.beta,
-        labelSmoothing: tc.labelSmoothing,
-        lr: tc.lr,
-        epochs: tc.epochs,
-        batchSize: tc.batchSize,
-        gradAccum: tc.gradAccum,
-        optimizer: tc.optimizer,
-        weightDecay: tc.weightDecay,
-        warmupRatio: tc.warmupRatio,
-        schedule: tc.schedule,
-        maxLength: tc.maxLength,
-        maxPromptLength: tc.maxPromptLength,
-        maxGradNorm: tc.maxGradNorm,
-        gradientCheckpointing: tc.gradientCheckpointing,
-        masterWeights: tc.masterWeights,
-        packing: tc.packing,
-        lora: tc.lora,
         dtype: dtype as 'float32' | 'bfloat16',
         device,
         seed: mixSeed(cfg.seed, t, SEED_TRAIN),
@@ -107,15 +98,14 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
       if (lora) {
         const l = lora;
         if (isLeader(ctx)) {
-          rmSync(rd.path(t, 'adapter'), { recursive: true, force: true });
-          await writeDirAtomic(rd.path(t, 'adapter'), (tmp) => void saveAdapter(l, tmp, { baseModel: policyDir }));
+          writeDirAtomic(rd.path(t, 'adapter'), (tmp) => saveAdapter(l, tmp, { baseModel: policyDir }));
         }
         lora.mergeAndDetach();
         lora = undefined;
       }
       if (isLeader(ctx)) {
         writeJsonlAtomic(metricsPath, res.metrics.map(({ tokens_per_s: _omit, ...rest }) => rest));
-        await writeDirAtomic(ckpt, (tmp) => void saveModel(m, tmp, { tokenizerDir: cfg.model }));
+        writeDirAtomic(ckpt, (tmp) => saveModel(m, tmp, { tokenizerDir: cfg.model }));
       }
     } finally {
       progress.stop();

@@ -27,7 +27,7 @@ import { chunkedLogprobs } from '../models/chunked_logprobs.js';
 import { ChatTemplate, promptText } from '../text/chat_template.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { cat, keep, linear, noGrad, SafetensorsFile, saveSafetensors, tensor, tidy, zeros, type DType, type Tensor } from '../torch/index.js';
-import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
+import { JudgeError, judgeDtype, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 import { sigmoid } from './oracle.js';
 
 export const PREFERENCE_HEAD_FILE = 'preference_head.safetensors';
@@ -208,8 +208,8 @@ export class GeneralPreferenceJudge implements PreferenceOracle {
   }
 
   static load(dir: string, opts: GeneralPreferenceJudgeOptions = {}): GeneralPreferenceJudge {
-    if (opts.dtype && !['float32', 'bfloat16', 'float16'].includes(opts.dtype)) throw new JudgeError(`pairwise judge: dtype must be float32, bfloat16 or float16, got '${opts.dtype}'`);
-    const backbone = loadModel(dir, { dtype: opts.dtype as DType | undefined, device: opts.device });
+    const dtype = judgeDtype('pairwise judge', opts.dtype);
+    const backbone = loadModel(dir, { dtype, device: opts.device });
     try {
       backbone.eval();
       const head = loadPreferenceHead(dir, backbone.config.hiddenSize, { dtype: backbone.dtype, device: backbone.device });

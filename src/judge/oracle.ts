@@ -35,6 +35,13 @@ export class JudgeError extends Error {
   override name = 'JudgeError';
 }
 
+/** A model judge's dtype option, checked (the floating dtypes a judge's model runs in); `who` starts the error. */
+export function judgeDtype(who: string, dtype: string | undefined): 'float32' | 'bfloat16' | 'float16' | undefined {
+  if (dtype === undefined || dtype === '') return undefined;
+  if (dtype === 'float32' || dtype === 'bfloat16' || dtype === 'float16') return dtype;
+  throw new JudgeError(`${who}: dtype must be float32, bfloat16 or float16, got '${dtype}'`);
+}
+
 /** Whether a judge's answer is a probability: a finite number in [0, 1]. */
 export function isProbability(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 1;

@@ -25,8 +25,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadPairRMModel, readPairRMConfig, type DebertaV2PairRM, type PairSequence } from '../models/pairrm.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import type { DType } from '../torch/index.js';
-import { JudgeError, sigmoid, type PreferenceItem, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
+import { JudgeError, judgeDtype, sigmoid, type PreferenceItem, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 import type { PairRMMode } from './spec.js';
 
 /** llm-blender's special tokens of the source and the two candidates (PairRM-hf's tokenizer has them). */
@@ -102,12 +101,11 @@ export class PairRMJudge implements PreferenceOracle {
   static load(dir: string, opts: PairRMJudgeOptions = {}): PairRMJudge {
     const folder = resolve(dir);
     if (!existsSync(folder)) throw new JudgeError(`pairrm: ${folder} does not exist`);
-    if (opts.dtype && !['float32', 'bfloat16', 'float16'].includes(opts.dtype)) throw new JudgeError(`pairrm: dtype must be float32, bfloat16 or float16, got '${opts.dtype}'`);
+    const dtype = judgeDtype('pairrm', opts.dtype);
     readPairRMConfig(folder); // config errors before the tokenizer's
     const tokenizer = Tokenizer.fromFolder(folder);
     const device = opts.device ?? 'cpu';
-    const dtype = (opts.dtype ?? (device.startsWith('cuda') ? 'bfloat16' : 'float32')) as DType;
-    const model = loadPairRMModel(folder, { dtype, device });
+    const model = loadPairRMModel(folder, { dtype: dtype ?? (device.startsWith('cuda') ? 'bfloat16' : 'float32'), device });
     try {
       return new PairRMJudge(model, tokenizer, folder, opts);
     } catch (e) {

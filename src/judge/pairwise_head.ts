@@ -7,9 +7,9 @@
 import { loadModel } from '../models/registry.js';
 import { attachPairwiseHead, PAIRWISE_HEAD_FILE, type SequenceScorer } from '../models/sequence_classification.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { saveSafetensors, type DType, type Tensor } from '../torch/index.js';
+import { saveSafetensors, type Tensor } from '../torch/index.js';
 import { join } from 'node:path';
-import { JudgeError, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
+import { JudgeError, judgeDtype, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 import { sigmoid } from './oracle.js';
 
 /** The default text: {prompt}, {a} and {b} are replaced (once each, in that order of precedence). */
@@ -49,8 +49,8 @@ export class PairwiseJudge implements PreferenceOracle {
   }
 
   static load(dir: string, opts: PairwiseJudgeOptions = {}): PairwiseJudge {
-    if (opts.dtype && !['float32', 'bfloat16', 'float16'].includes(opts.dtype)) throw new JudgeError(`pairwise judge: dtype must be float32, bfloat16 or float16, got '${opts.dtype}'`);
-    const backbone = loadModel(dir, { dtype: opts.dtype as DType | undefined, device: opts.device });
+    const dtype = judgeDtype('pairwise judge', opts.dtype);
+    const backbone = loadModel(dir, { dtype, device: opts.device });
     try {
       const { scorer, metadata } = attachPairwiseHead(backbone, dir);
       return new PairwiseJudge(scorer, Tokenizer.fromFolder(dir), metadata.template ?? PAIRWISE_TEMPLATE, dir, opts);

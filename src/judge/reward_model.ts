@@ -5,8 +5,7 @@
 import { ChatTemplate } from '../text/chat_template.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { loadRewardModel, type SequenceScorer } from '../models/sequence_classification.js';
-import type { DType } from '../torch/index.js';
-import { JudgeError, sigmoid, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
+import { JudgeError, judgeDtype, sigmoid, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
 export interface RewardModelJudgeOptions {
   dtype?: string;
@@ -32,8 +31,8 @@ export class RewardModelJudge implements PreferenceOracle {
   }
 
   static load(dir: string, opts: RewardModelJudgeOptions = {}): RewardModelJudge {
-    if (opts.dtype && !['float32', 'bfloat16', 'float16'].includes(opts.dtype)) throw new JudgeError(`reward model: dtype must be float32, bfloat16 or float16, got '${opts.dtype}'`);
-    const scorer = loadRewardModel(dir, { dtype: opts.dtype as DType | undefined, device: opts.device });
+    const dtype = judgeDtype('reward model', opts.dtype);
+    const scorer = loadRewardModel(dir, { dtype, device: opts.device });
     const tokenizer = Tokenizer.fromFolder(dir);
     const template = ChatTemplate.hasTemplate(dir) ? ChatTemplate.fromFolder(dir, { specialTokens: tokenizer.specialTokens }) : undefined;
     return new RewardModelJudge(scorer, tokenizer, template, dir, opts);

@@ -50,13 +50,14 @@ function venv(kind) {
   rmSync(dir, { recursive: true, force: true });
   const host = process.env.PYTHON_FOR_VENV ?? 'python3';
   let r = spawnSync(host, ['-m', 'venv', dir], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
-  if (r.status !== 0) return fail(`'${host} -m venv' failed: ${lastLine(r.stderr)}`);
+  if (r.status !== 0) return fail(`'${host} -m venv' failed: ${r.error?.message ?? lastLine(r.stderr)}`);
   // No retries: where pip's default index cannot be reached (this machine kind), each retry only waits.
   const env = { ...process.env, PIP_RETRIES: process.env.PIP_RETRIES ?? '0', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
   for (const args of spec.installs) {
     r = spawnSync(py, ['-m', 'pip', 'install', '-q', ...args], { env, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
     if (r.status !== 0) {
       rmSync(dir, { recursive: true, force: true });
+      if (r.error) return fail(`could not run ${py}: ${r.error.message}`);
       return fail(`pip could not install ${args.filter((a) => !a.startsWith('-')).slice(0, 3).join(' ')}${args.length > 4 ? ' ...' : ''}: ${lastLine(r.stderr)}`);
     }
   }
@@ -68,7 +69,7 @@ const lastLine = (s) => String(s ?? '').trim().split('\n').filter((l) => !l.star
 let ifAvailable = false;
 function fail(why) {
   if (ifAvailable) {
-    console.log(`[pytorch] skipped: ${why} (no local wheelhouse with these wheels here)`);
+    console.log(`[pytorch] skipped: ${why} (this run needs python3 with venv, and pip able to install these wheels)`);
     process.exit(0);
   }
   log(why);

@@ -89,3 +89,16 @@ export function progressBar(label: string, unit: string, extra = ''): cliProgres
     cliProgress.Presets.shades_classic,
   );
 }
+
+/** --chat-template-kwargs JSON: variables given to the chat template (e.g. '{"enable_thinking": false}'); a JSON object. */
+export function chatTemplateKwargsOption(v: string | undefined): Record<string, unknown> | undefined {
+  if (v === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(v);
+  } catch (e) {
+    throw new UsageError(`--chat-template-kwargs must be a JSON object, got '${v}' (${(e as Error).message})`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UsageError(`--chat-template-kwargs must be a JSON object, got '${v}'`);
+  return value as Record<string, unknown>;
+}

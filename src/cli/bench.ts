@@ -6,7 +6,7 @@ import { loadModel } from '../models/registry.js';
 import { readConfig } from '../models/config.js';
 import { generateAll } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { ChatTemplate, type ChatMessage } from '../text/chat_template.js';
+import { ChatTemplate, encodePrompt, type ChatMessage, type RenderedPrompt } from '../text/chat_template.js';
 import { loadJudge, parseJudgeSpec, type JudgeSpec } from '../judge/judge.js';
 import { OpenAIJudge } from '../judge/openai.js';
 import { readMtBenchJudgePrompts } from '../judge/templates/mt_bench.js';
@@ -17,7 +17,7 @@ import { ARENA_HARD_BASELINE, arenaHardCsv, arenaHardLine, arenaHardScore, judge
 import { mixSeed } from '../util/rng.js';
 import { writeFileAtomic, writeJsonAtomic, writeJsonlAtomic } from '../util/files.js';
 import { UsageError } from './usage.js';
-import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
+import { chatTemplateKwargsOption, deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
 
 export const summary = 'AlpacaEval 2.0 (LC), MT-Bench and Arena-Hard with an LLM judge over HTTP';
@@ -60,6 +60,7 @@ options:
   --batch-size B           prompts per generation batch (default 8)
   --dtype D, --device D    the model's
   --raw                    plain-text prompts without the chat template
+  --chat-template-kwargs JSON  variables for the chat template, e.g. '{"enable_thinking": false}'
 
 ${JUDGE_OPTIONS_HELP}
 `;
@@ -75,6 +76,7 @@ interface GenOptions {
   dtype?: string;
   device: string;
   raw: boolean;
+  chatTemplateKwargs?: Record<string, unknown>;
 }
 
 /** A model loaded for generating answers to conversations, each with its own temperature. */
@@ -89,9 +91,9 @@ class Answerer {
     this.model = loadModel(o.modelDir, { dtype: (o.dtype ?? readConfig(o.modelDir).dtype ?? 'float32') as never, device: o.device });
   }
 
-  private text(conv: ChatMessage[]): string {
-    if (this.template) return this.template.render(conv, { addGenerationPrompt: true });
-    return conv.map((m) => (m.role === 'user' ? `${m.content}\n` : `${m.content}\n\n`)).join('');
+  private prompt(conv: ChatMessage[]): RenderedPrompt {
+    if (this.template) return { text: this.template.render(conv, { ...this.o.chatTemplateKwargs, addGenerationPrompt: true }), templated: true };
+    return { text: conv.map((m) => (m.role === 'user' ? `${m.content}\n` : `${m.content}\n\n`)).join(''), templated: false };
   }
 
   /** One answer (text and token count) per conversation, greedy when its temperature is 0. */
@@ -104,7 +106,7 @@ class Answerer {
     let done = 0;
     try {
       for (const [t, idx] of groups) {
-        const ids = idx.map((i) => this.tokenizer.encode(this.text(convs[i]!), { addSpecialTokens: false }));
+        const ids = idx.map((i) => encodePrompt(this.tokenizer, this.prompt(convs[i]!)));
         const gens = await generateAll(this.model, ids, {
           temperature: t, topP: 1, maxNewTokens: this.o.maxNewTokens, tokenizer: this.tokenizer, batchSize: this.o.batchSize,
           seedOf: (b) => mixSeed(this.o.seed, Math.round(t * 1000), b),
@@ -162,7 +164,7 @@ export async function run(argv: string[]): Promise<void> {
     {
       data: { type: 'string' }, model: { type: 'string' }, outputs: { type: 'string' }, judge: { type: 'string' }, out: { type: 'string' }, name: { type: 'string' },
       limit: { type: 'string' }, 'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, seed: { type: 'string' }, 'batch-size': { type: 'string' },
-      dtype: { type: 'string' }, device: { type: 'string' }, raw: { type: 'boolean' },
+      dtype: { type: 'string' }, device: { type: 'string' }, raw: { type: 'boolean' }, 'chat-template-kwargs': { type: 'string' },
       ...JUDGE_OPTIONS,
     },
     HELP,
@@ -190,7 +192,7 @@ export async function run(argv: string[]): Promise<void> {
   const dtype = dtypeOption(v.dtype);
   const gen = (dflt: number): GenOptions => ({
     modelDir: v.model!, maxNewTokens: num('max-new-tokens', v['max-new-tokens'], dflt, { integer: true, min: 1 }), seed: num('seed', v.seed, 0, { integer: true, min: 0 }),
-    batchSize: num('batch-size', v['batch-size'], 8, { integer: true, min: 1 }), ...(dtype ? { dtype } : {}), device, raw: v.raw ?? false,
+    batchSize: num('batch-size', v['batch-size'], 8, { integer: true, min: 1 }), ...(dtype ? { dtype } : {}), device, raw: v.raw ?? false, chatTemplateKwargs: chatTemplateKwargsOption(v['chat-template-kwargs']),
   });
   const temperature = v.temperature === undefined ? undefined : num('temperature', v.temperature, 0, { min: 0 });
   const dataFile = (f: string): string => {

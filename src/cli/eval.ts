@@ -5,15 +5,15 @@ import { loadModel } from '../models/registry.js';
 import { readConfig } from '../models/config.js';
 import { generateAll } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { ChatTemplate } from '../text/chat_template.js';
+import { ChatTemplate, encodePrompt } from '../text/chat_template.js';
 import { loadJudge, parseJudgeSpec, type JudgeSpec } from '../judge/judge.js';
 import { evaluate, pairByInstruction, readOutputsFile, reportJson, type OutputRecord } from '../eval/evaluate.js';
-import { modelPromptText, plainPromptText, readPromptFile, type PromptRecord } from '../sppo/prompts.js';
+import { modelPrompt, plainPromptText, readPromptFile, type PromptRecord } from '../sppo/prompts.js';
 import { mixSeed } from '../util/rng.js';
 import { writeJsonAtomic, writeJsonlAtomic } from '../util/files.js';
 import { UsageError } from './usage.js';
 import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
-import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
+import { chatTemplateKwargsOption, deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 
 export const summary = "win rate (with standard error, length-controlled) of a model's responses against a reference";
 
@@ -52,6 +52,7 @@ options:
   --dtype D                  float32 | bfloat16 | float16 (default: the checkpoint's)
   --device D                 cpu | cuda | cuda:N (default: cuda when available)
   --raw                      plain-text prompts without the chat template
+  --chat-template-kwargs JSON  variables for the chat template, e.g. '{"enable_thinking": false}'
   --out FILE                 write the report (JSON) here too, atomically
   --save-outputs FILE        write the generated responses (JSONL, AlpacaEval fields) here
   -h, --help                 this help
@@ -69,6 +70,7 @@ interface Sampling {
   dtype?: DType;
   device: string;
   raw: boolean;
+  chatTemplateKwargs?: Record<string, unknown>;
 }
 
 /** One response per prompt, in prompt order; batches sorted by prompt length, batch b seeded mix(seed, b). */
@@ -76,7 +78,7 @@ async function respond(modelDir: string, prompts: PromptRecord[], s: Sampling, l
   if (!existsSync(modelDir)) throw new UsageError(`${label}: ${modelDir} does not exist`);
   const tokenizer = Tokenizer.fromFolder(modelDir);
   const template = !s.raw && ChatTemplate.hasTemplate(modelDir) ? ChatTemplate.fromFolder(modelDir, { specialTokens: tokenizer.specialTokens }) : undefined;
-  const ids = prompts.map((p) => tokenizer.encode(modelPromptText(p.prompt, template, s.raw), { addSpecialTokens: false }));
+  const ids = prompts.map((p) => encodePrompt(tokenizer, modelPrompt(p.prompt, template, s.raw, s.chatTemplateKwargs)));
   const dtype = s.dtype ?? readConfig(modelDir).dtype ?? 'float32';
   const model = loadModel(modelDir, { dtype, device: s.device });
   const bar = progressBar(label, 'prompts');
@@ -115,6 +117,7 @@ export async function run(argv: string[]): Promise<void> {
       dtype: { type: 'string' },
       device: { type: 'string' },
       raw: { type: 'boolean' },
+      'chat-template-kwargs': { type: 'string' },
       out: { type: 'string' },
       'save-outputs': { type: 'string' },
       ...JUDGE_OPTIONS,
@@ -140,6 +143,7 @@ export async function run(argv: string[]): Promise<void> {
     dtype,
     device,
     raw: v.raw ?? false,
+    chatTemplateKwargs: chatTemplateKwargsOption(v['chat-template-kwargs']),
   };
   let judgeOptions: unknown;
   if (v['judge-options'] !== undefined) {

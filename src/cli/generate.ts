@@ -3,10 +3,10 @@ import { existsSync } from 'node:fs';
 import { loadModel } from '../models/registry.js';
 import { generateAll, type Generation } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
+import { ChatTemplate, encodePrompt, renderPrompt, stopSetWarning, type ChatMessage } from '../text/chat_template.js';
 import { UsageError } from './usage.js';
 import { readPromptLines } from '../sppo/prompts.js';
-import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
+import { chatTemplateKwargsOption, deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
 import { remoteGenerator } from '../sppo/remote_generation.js';
 
@@ -39,7 +39,10 @@ options:
   --graph MODE           auto | on | off: decode each step as a replayed CUDA graph (one per batch bucket;
                          'on' on the CPU runs the same static step eagerly) or op by op (default auto:
                          graphs on a GPU, op by op on the CPU; --stop always decodes op by op)
-  --raw                  use plain-text prompts as they are, without the chat template
+  --raw                  use plain-text prompts as they are, without the chat template (plain text gets the
+                         tokenizer's special tokens, e.g. a BOS, as transformers adds them)
+  --chat-template-kwargs JSON
+                         variables for the chat template, e.g. '{"enable_thinking": false}'
   --backend-url URL      generate on an OpenAI-compatible server (sppo serve, vLLM) at URL (its /v1 base,
                          e.g. http://127.0.0.1:8000/v1) instead of loading the model; repeatable: the
                          prompts are shared over the servers, a dead server's go to the others. DIR still
@@ -74,6 +77,7 @@ export async function run(argv: string[]): Promise<void> {
       device: { type: 'string' },
       graph: { type: 'string' },
       raw: { type: 'boolean' },
+      'chat-template-kwargs': { type: 'string' },
       'backend-url': { type: 'string', multiple: true },
       'backend-model': { type: 'string' },
       'api-key-env': { type: 'string' },
@@ -108,8 +112,12 @@ export async function run(argv: string[]): Promise<void> {
   const prompts = readPromptLines(v.prompts!);
   const tokenizer = Tokenizer.fromFolder(v.model!);
   const template = ChatTemplate.hasTemplate(v.model!) ? ChatTemplate.fromFolder(v.model!, { specialTokens: tokenizer.specialTokens }) : undefined;
-  const texts = prompts.map((p) => promptText(p.prompt, template, { raw: v.raw ?? false }));
-  const ids = texts.map((t) => tokenizer.encode(t, { addSpecialTokens: false }));
+  const kwargs = chatTemplateKwargsOption(v['chat-template-kwargs']) ?? {};
+  const rendered = prompts.map((p) => renderPrompt(p.prompt, template, { ...kwargs, raw: v.raw ?? false }));
+  const texts = rendered.map((r) => r.text);
+  const ids = rendered.map((r) => encodePrompt(tokenizer, r));
+  const stopWarning = stopSetWarning(tokenizer, v.raw ? undefined : template, kwargs);
+  if (stopWarning) console.error(`sppo generate: warning: ${stopWarning}`);
 
   const bar = progressBar('generate', 'prompts', '{tps} tok/s');
   bar.start(prompts.length, 0, { tps: '-' });

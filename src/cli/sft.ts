@@ -7,7 +7,7 @@ import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
 import { readSftData, sft, tokenizeSft, type SftExample, type SftStepMetrics } from '../sppo/sft.js';
 import { UsageError } from './usage.js';
-import { parseCommand, progressBar } from './args.js';
+import { chatTemplateKwargsOption, parseCommand, progressBar } from './args.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
 import { forEachJsonl } from '../util/files.js';
 
@@ -19,7 +19,9 @@ DATA lines: {"prompt": "...", "response": "..."} or {"messages": [{"role", "cont
 (a "messages" list that ends with an assistant turn and has no "response" uses that turn as the response).
 The prompt is rendered with the chat template (one user turn, or the messages, plus the generation prompt)
 when the folder has one, as is with --raw or without a template; prompt and response are tokenized
-separately (no special tokens added) and EOS is appended to the response unless --no-eos. The loss is the
+separately (plain-text prompts get the tokenizer's special tokens, e.g. a BOS, as transformers adds them;
+rendered ones none) and the end of a turn is appended to the response unless --no-eos: the chat template's
+turn terminator (e.g. Gemma's <end_of_turn>, Llama-3's <|eot_id|>), or EOS without a template. The loss is the
 mean cross-entropy over the response tokens only. The trained model is saved to OUT as a Hugging Face folder
 (config.json, model.safetensors, the tokenizer files, generation_config.json).
 
@@ -44,6 +46,8 @@ options:
   --metrics FILE         JSONL metrics, one line per optimizer step
   --no-eos               do not append EOS to the responses
   --raw                  use prompts as they are, without the chat template
+  --chat-template-kwargs JSON
+                         variables for the chat template, e.g. '{"enable_thinking": false}'
   --dtype D              float32 | bfloat16 (default: bfloat16 on CUDA, float32 on the CPU)
   --device D             cpu | cuda | cuda:N (default: cuda when available)
   -h, --help             this help
@@ -63,6 +67,7 @@ export async function run(argv: string[]): Promise<void> {
       ...OPTIMIZATION_FLAGS,
       'no-eos': { type: 'boolean' },
       raw: { type: 'boolean' },
+      'chat-template-kwargs': { type: 'string' },
     },
     HELP,
   );
@@ -82,7 +87,8 @@ export async function run(argv: string[]): Promise<void> {
   const lines = readSftData(v.data!);
   const tokenizer = Tokenizer.fromFolder(tokDir);
   const template = !v.raw && ChatTemplate.hasTemplate(tokDir) ? ChatTemplate.fromFolder(tokDir, { specialTokens: tokenizer.specialTokens }) : undefined;
-  const examples = tokenizeSft(tokenizer, template, lines, { raw: v.raw ?? false, appendEos: !v['no-eos'] });
+  const chatTemplateKwargs = chatTemplateKwargsOption(v['chat-template-kwargs']);
+  const examples = tokenizeSft(tokenizer, template, lines, { raw: v.raw ?? false, appendEos: !v['no-eos'], chatTemplateKwargs });
 
   let model: CausalLMBase;
   if (v.init) {

@@ -10,6 +10,7 @@ import { ALL_LINEAR, type LoraOptions } from '../nn/lora.js';
 import { UsageError } from './usage.js';
 import { forEachJsonl } from '../util/files.js';
 import { num, parseCommand, progressBar } from './args.js';
+import { ChatTemplate } from '../text/chat_template.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
 
 export const summary = 'train a policy on preference pairs (SPPO, SPPO-hard, SPPO-single, DPO, IPO)';
@@ -18,8 +19,10 @@ const HELP = `usage: sppo train --model DIR --pairs FILE.jsonl --out DIR [option
 
 PAIRS lines: {"prompt", "chosen", "rejected", "chosen_win_rate", "rejected_win_rate", "chosen_over_rejected"?,
 "chosen_ref_logprob"?, "rejected_ref_logprob"?}. "prompt" is the already rendered prompt text (chat template
-applied); prompt and responses are tokenized separately (no special tokens added) and concatenated, and an EOS
-token ends each response (as TRL's DPO trainer), unless --no-eos. The reference pi_t is the model as given:
+applied; for a model folder without a chat template, plain text, which gets the tokenizer's special tokens such
+as a BOS); prompt and responses are tokenized separately and concatenated, and the end of a turn ends each
+response (as TRL's DPO trainer), unless --no-eos: the chat template's turn terminator (e.g. Gemma's
+<end_of_turn>), or EOS without a template. The reference pi_t is the model as given:
 its log-probs are the *_ref_logprob fields when present (they must be sums over exactly these response tokens),
 else computed once before training. The trained model is saved to OUT as a Hugging Face folder.
 
@@ -136,7 +139,8 @@ export async function run(argv: string[]): Promise<void> {
   if (!existsSync(v.pairs!)) throw new UsageError(`--pairs: ${v.pairs} does not exist`);
   const pairs = readPairs(v.pairs!, loss);
   const tokenizer = Tokenizer.fromFolder(v.model!);
-  const examples = tokenizePairs(tokenizer, pairs, !v['no-eos']);
+  const template = ChatTemplate.hasTemplate(v.model!) ? ChatTemplate.fromFolder(v.model!, { specialTokens: tokenizer.specialTokens }) : undefined;
+  const examples = tokenizePairs(tokenizer, pairs, !v['no-eos'], template);
   const policy = loadModel(v.model!, { dtype, device });
   const { total } = optimizerSteps(examples.length, { evalFraction, batchSize, gradAccum, epochs });
   const bar = progressBar('train', 'steps', 'loss {loss} | acc {acc}');

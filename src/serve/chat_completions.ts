@@ -11,7 +11,7 @@ async function answer(ctx: EndpointContext, req: IncomingMessage, res: ServerRes
   if (!ctx.template) throw badRequest('this model has no chat template: use /v1/completions', 'messages', 'no_chat_template');
   let text: string;
   try {
-    text = ctx.template.render(c.messages, { addGenerationPrompt: c.addGenerationPrompt, continueFinalMessage: c.continueFinalMessage });
+    text = ctx.template.render(c.messages, { ...c.chatTemplateKwargs, addGenerationPrompt: c.addGenerationPrompt, continueFinalMessage: c.continueFinalMessage });
   } catch (e) {
     if (e instanceof ChatTemplateError) throw badRequest(e.message, 'messages', 'chat_template_error');
     throw e;

@@ -61,6 +61,8 @@ export interface ChatRequest extends CommonRequest {
   topLogprobs: number;
   addGenerationPrompt: boolean;
   continueFinalMessage: boolean;
+  /** `chat_template_kwargs`: variables given to the chat template (vLLM's field), e.g. `{"enable_thinking": false}`. */
+  chatTemplateKwargs: Record<string, unknown>;
 }
 
 type Body = Record<string, unknown>;
@@ -227,5 +229,8 @@ export function parseChat(body: unknown, limits: Limits): ChatRequest {
   const continueFinalMessage = bool(b, 'continue_final_message', false);
   const addGenerationPrompt = bool(b, 'add_generation_prompt', !continueFinalMessage);
   if (addGenerationPrompt && continueFinalMessage) throw badRequest("'add_generation_prompt' and 'continue_final_message' cannot both be true", 'continue_final_message');
-  return { ...c, messages, logprobs, topLogprobs, addGenerationPrompt, continueFinalMessage };
+  const kw = b.chat_template_kwargs;
+  if (kw !== undefined && kw !== null && (typeof kw !== 'object' || Array.isArray(kw))) throw badRequest(`'chat_template_kwargs' must be an object, got ${typeName(kw)}`, 'chat_template_kwargs', 'invalid_type');
+  const chatTemplateKwargs = { ...(kw as Body | null | undefined) };
+  return { ...c, messages, logprobs, topLogprobs, addGenerationPrompt, continueFinalMessage, chatTemplateKwargs };
 }

@@ -144,6 +144,11 @@ export const configSchema = z
     device: device.optional(),
     /** Use plain-text prompts as they are, without the chat template. */
     raw: z.boolean().default(false),
+    /**
+     * Variables given to every rendering of the policy's chat template (transformers' `apply_chat_template(**kwargs)`),
+     * e.g. `{ enable_thinking: false }` for Qwen3. None by default.
+     */
+    chatTemplateKwargs: z.record(z.string(), z.unknown()).optional(),
     /** Reference log-probs: summed from generation, or recomputed by a forward pass (default: generation in float32, else recompute). */
     refLogprobs: z.enum(['generation', 'recompute']).optional(),
     /** Prompts per judging chunk (the unit of resumption within the judge stage). */

@@ -33,12 +33,12 @@ import { readConfig } from '../models/config.js';
 import { createModel } from '../models/registry.js';
 import { LoraError, loraTargets } from '../nn/lora.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { ChatTemplate } from '../text/chat_template.js';
+import { ChatTemplate, encodePrompt, stopSetWarning } from '../text/chat_template.js';
 import { loadJudge } from '../judge/judge.js';
 import type { PreferenceOracle } from '../judge/oracle.js';
 import type { JudgeSpec } from '../judge/spec.js';
 import { parseConfig, refLogprobSource, type SppoConfig, type SppoConfigInput } from './config.js';
-import { modelPromptText, plainPromptText, readPromptFile, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
+import { modelPrompt, plainPromptText, readPromptFile, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
 import { readJson, RunDir, RunDirError, writeJsonAtomic } from './run_dir.js';
 import { idOf, isLeader, killHook, Progress, resetPeakMemory, sync, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
 import { generateIteration } from './stages/generate.js';
@@ -251,10 +251,13 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
 
   const tokenizer = Tokenizer.fromFolder(cfg.model);
   const template = !cfg.raw && ChatTemplate.hasTemplate(cfg.model) ? ChatTemplate.fromFolder(cfg.model, { specialTokens: tokenizer.specialTokens }) : undefined;
+  const stopWarning = isLeader(ctx) ? stopSetWarning(tokenizer, template, cfg.chatTemplateKwargs) : undefined;
+  if (stopWarning) ctx.log(`warning: ${stopWarning}`);
   const toItem = (r: PromptRecord): Item => {
-    const text = modelPromptText(r.prompt, template, cfg.raw);
+    const rendered = modelPrompt(r.prompt, template, cfg.raw, cfg.chatTemplateKwargs);
+    const text = rendered.text;
     const judgePrompt = cfg.judgePromptFormat === 'template' ? text : plainPromptText(r.prompt);
-    return { index: r.index, ...idOf(r), judgePrompt, text, ids: tokenizer.encode(text, { addSpecialTokens: false }) };
+    return { index: r.index, ...idOf(r), judgePrompt, text, ids: encodePrompt(tokenizer, rendered) };
   };
   const { judge, evalJudge, evalStats, judgeStats } = lazyJudges(cfg, ctx.rd, ctx.log, opts, judges);
   const sampling = samplingConfigs(cfg);

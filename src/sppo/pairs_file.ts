@@ -2,6 +2,7 @@
 // a loss needs (and optionally the reference log-probs), and their tokenization for the trainer.
 import { existsSync } from 'node:fs';
 import type { Tokenizer } from '../text/tokenizer.js';
+import { encodePrompt, responseEndId, type ChatTemplate } from '../text/chat_template.js';
 import { FileFormatError, forEachJsonl } from '../util/files.js';
 import type { LossType } from './losses.js';
 import type { TrainExample } from './trainer.js';
@@ -55,9 +56,15 @@ export function readPairs(path: string, loss: LossType): PairRecord[] {
   return out;
 }
 
-/** Tokenizes pairs as the trainer wants them: prompt and responses separately, EOS appended to responses. */
-export function tokenizePairs(tokenizer: Tokenizer, pairs: PairRecord[], appendEos: boolean): TrainExample[] {
-  const eos = tokenizer.eosTokenId;
+/**
+ * Tokenizes pairs as the trainer wants them: prompt and responses separately, the end of a turn appended to
+ * responses. `template` is the model's chat template (undefined for a base model): the prompts are then its
+ * rendered text, encoded without special tokens, and a response ends with its turn terminator (Gemma's
+ * `<end_of_turn>`); without one, the prompts are plain text that gets the tokenizer's special tokens (a BOS), and
+ * responses end with EOS.
+ */
+export function tokenizePairs(tokenizer: Tokenizer, pairs: PairRecord[], appendEos: boolean, template?: ChatTemplate, chatTemplateKwargs: Record<string, unknown> = {}): TrainExample[] {
+  const eos = responseEndId(tokenizer, template, chatTemplateKwargs);
   if (appendEos && eos === undefined) throw new Error('the tokenizer has no EOS token: use --no-eos');
   const resp = (t: string): number[] => {
     const ids = tokenizer.encode(t, { addSpecialTokens: false });
@@ -66,7 +73,7 @@ export function tokenizePairs(tokenizer: Tokenizer, pairs: PairRecord[], appendE
   };
   return pairs.map((p, i) => {
     const e: TrainExample = {
-      promptIds: tokenizer.encode(p.prompt, { addSpecialTokens: false }),
+      promptIds: encodePrompt(tokenizer, { text: p.prompt, templated: template !== undefined }),
       chosenIds: resp(p.chosen),
       rejectedIds: resp(p.rejected),
       chosenWinRate: p.chosenWinRate ?? 0.5,

@@ -12,7 +12,7 @@ import { extname } from 'node:path';
 import { forEachJsonl } from '../util/files.js';
 import { parquetMetadata, parquetReadObjects, parquetSchema } from 'hyparquet';
 import type { ChatMessage, ChatTemplate } from '../text/chat_template.js';
-import { promptText } from '../text/chat_template.js';
+import { renderPrompt, type RenderedPrompt } from '../text/chat_template.js';
 import { createRng, permutation } from '../util/rng.js';
 
 export interface PromptRecord {
@@ -138,10 +138,19 @@ export function splitPrompts(n: number, opts: SplitOptions): PromptSplit {
   };
 }
 
-/** The text given to the model: the chat template when there is one (and not raw), else plain text. */
-export function modelPromptText(prompt: string | ChatMessage[], template: ChatTemplate | undefined, raw = false): string {
-  if (typeof prompt !== 'string' && (!template || raw)) return plainPromptText(prompt);
-  return promptText(prompt, template, { raw });
+/**
+ * The prompt given to the model: the chat template's rendering when there is one (and not raw), with the template
+ * variables `kwargs` (e.g. `{ enable_thinking: false }`), else plain text (a conversation's turns joined). Encode it
+ * with `encodePrompt` (src/text/chat_template.ts), which adds the tokenizer's special tokens to plain text only.
+ */
+export function modelPrompt(prompt: string | ChatMessage[], template: ChatTemplate | undefined, raw = false, kwargs: Record<string, unknown> = {}): RenderedPrompt {
+  if (typeof prompt !== 'string' && (!template || raw)) return { text: plainPromptText(prompt), templated: false };
+  return renderPrompt(prompt, template, { ...kwargs, raw });
+}
+
+/** The text given to the model (see `modelPrompt`). */
+export function modelPromptText(prompt: string | ChatMessage[], template: ChatTemplate | undefined, raw = false, kwargs: Record<string, unknown> = {}): string {
+  return modelPrompt(prompt, template, raw, kwargs).text;
 }
 
 /** The text given to the judge: the prompt itself, or a conversation's turns (a single user turn: its content). */

@@ -12,6 +12,7 @@ import type { Generation } from '../generate/generate.js';
 import { generateRemote } from '../generate/remote.js';
 import { startServers, type RunningServers } from '../generate/server_process.js';
 import type { Tokenizer } from '../text/tokenizer.js';
+import { folderResponseEndId } from '../text/chat_template.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { noGrad } from '../torch/index.js';
 import { packSequences } from './logprobs.js';
@@ -87,12 +88,15 @@ export function remoteGenerator(backend: BackendConfig, opts: RemoteGeneratorOpt
   };
 
   /** Text-only responses: re-tokenised, their log-probs recomputed with the checkpoint. */
+  let responseEnd: { id: number | undefined } | undefined;
   const fill = (prompts: number[][], gens: Generation[]): void => {
     const missing = gens.filter((g) => g.tokens.length === 0);
     if (missing.length === 0) return;
     for (const g of missing) {
       g.tokens = opts.tokenizer.encode(g.text, { addSpecialTokens: false });
-      if (g.finishReason === 'eos' && opts.tokenizer.eosTokenId !== undefined) g.tokens.push(opts.tokenizer.eosTokenId);
+      // The end of the turn the server stopped at: the chat template's terminator (e.g. <end_of_turn>), else EOS.
+      responseEnd ??= { id: folderResponseEndId(opts.tokenizer) };
+      if (g.finishReason === 'eos' && responseEnd.id !== undefined) g.tokens.push(responseEnd.id);
     }
     model ??= opts.loadModel();
     const m = model;

@@ -7,7 +7,7 @@
 // TrainingDivergedError.
 import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { promptText, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
+import { promptIds, responseEndId, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
 import { FileFormatError, forEachJsonl } from '../util/files.js';
 import { dirname, resolve } from 'node:path';
 import { AdamW, clipGradNorm, LRScheduler, noGrad, RMSprop, tidy, type Optimizer, type ScheduleKind } from '../torch/index.js';
@@ -237,17 +237,22 @@ export function readSftData(path: string): SftLine[] {
   return out;
 }
 
-/** Tokenizes examples: the rendered prompt and the response separately, EOS appended to the response. */
-export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undefined, lines: SftLine[], o: { raw?: boolean; appendEos?: boolean } = {}): SftExample[] {
-  const eos = tokenizer.eosTokenId;
+/**
+ * Tokenizes examples: the rendered prompt (special tokens by `encodePrompt`'s rule: plain text gets the tokenizer's
+ * BOS, template output none) and the response separately, the end of a turn appended to the response: the chat
+ * template's turn terminator (Gemma's `<end_of_turn>`, Llama-3's `<|eot_id|>`), or EOS without a template.
+ */
+export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undefined, lines: SftLine[], o: { raw?: boolean; appendEos?: boolean; chatTemplateKwargs?: Record<string, unknown> } = {}): SftExample[] {
+  const raw = o.raw ?? false;
+  const kwargs = o.chatTemplateKwargs ?? {};
+  const eos = responseEndId(tokenizer, raw ? undefined : template, kwargs);
   const appendEos = o.appendEos ?? true;
   if (appendEos && eos === undefined) throw new Error('the tokenizer has no EOS token: use --no-eos');
   return lines.map((l, i) => {
-    const text = promptText(l.prompt, template, { raw: o.raw ?? false });
-    const promptIds = tokenizer.encode(text, { addSpecialTokens: false });
+    const prompt = promptIds(tokenizer, l.prompt, template, { ...kwargs, raw });
     const responseIds = tokenizer.encode(l.response, { addSpecialTokens: false });
     if (appendEos && responseIds.at(-1) !== eos) responseIds.push(eos!);
-    if (promptIds.length === 0) throw new Error(`example ${i + 1}: the prompt is empty after tokenization`);
-    return { promptIds, responseIds };
+    if (prompt.length === 0) throw new Error(`example ${i + 1}: the prompt is empty after tokenization`);
+    return { promptIds: prompt, responseIds };
   });
 }

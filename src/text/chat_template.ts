@@ -3,7 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Template } from '@huggingface/jinja';
-import { readJsonFile, specialTokensMap } from './tokenizer.js';
+import { readJsonFile, specialTokensMap, type Tokenizer } from './tokenizer.js';
 
 export interface ChatMessage {
   role: string;
@@ -29,6 +29,8 @@ export interface RenderOptions {
   /** Other template variables (transformers' **kwargs), e.g. `enable_thinking`, `date_string`. */
   [variable: string]: unknown;
 }
+
+const NAMED_TOKENS = new Set(['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token']);
 
 export class ChatTemplateError extends Error {
   override name = 'ChatTemplateError';
@@ -116,7 +118,9 @@ export class ChatTemplate {
     if (addGenerationPrompt && continueFinalMessage) {
       throw new ChatTemplateError('addGenerationPrompt and continueFinalMessage cannot both be set');
     }
-    const variables: Record<string, unknown> = { ...this.specialTokens };
+    // transformers 5 passes `special_tokens_map`: the named special tokens only (not the additional ones).
+    const variables: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(this.specialTokens)) if (NAMED_TOKENS.has(key)) variables[key] = value;
     if (bosToken !== undefined) variables.bos_token = bosToken;
     if (eosToken !== undefined) variables.eos_token = eosToken;
     if (unkToken !== undefined) variables.unk_token = unkToken;
@@ -160,19 +164,100 @@ function cutAfterFinalMessage(rendered: string, messages: readonly ChatMessage[]
   return rendered.slice(0, at + stripped.length);
 }
 
+/** A prompt as given to the model: its text, and whether a chat template rendered it (then it holds its special tokens). */
+export interface RenderedPrompt {
+  text: string;
+  templated: boolean;
+}
+
 /**
  * The text of a prompt for generation.
  * - Messages are rendered with the chat template and a generation prompt; without a template, an error.
  * - Plain text with a template is taken as one user message and rendered the same way, unless `raw` is set.
  * - Plain text without a template (a base model) is used as is: this is the fallback for model folders that
  *   have no chat template.
+ * Other options (e.g. `enable_thinking`) are template variables, given to every rendering.
  */
-export function promptText(prompt: string | readonly ChatMessage[], template: ChatTemplate | undefined, options: RenderOptions & { raw?: boolean } = {}): string {
+export function renderPrompt(prompt: string | readonly ChatMessage[], template: ChatTemplate | undefined, options: RenderOptions & { raw?: boolean } = {}): RenderedPrompt {
   const { raw = false, ...renderOptions } = options;
   if (typeof prompt === 'string') {
-    if (raw || !template) return prompt;
-    return template.render([{ role: 'user', content: prompt }], { addGenerationPrompt: true, ...renderOptions });
+    if (raw || !template) return { text: prompt, templated: false };
+    return { text: template.render([{ role: 'user', content: prompt }], { addGenerationPrompt: true, ...renderOptions }), templated: true };
   }
   if (!template) throw new ChatTemplateError('a conversation needs a chat template, and none was given (give the prompt as plain text instead)');
-  return template.render(prompt, { addGenerationPrompt: !renderOptions.continueFinalMessage, ...renderOptions });
+  return { text: template.render(prompt, { addGenerationPrompt: !renderOptions.continueFinalMessage, ...renderOptions }), templated: true };
+}
+
+/** The text of a prompt for generation (see `renderPrompt`). */
+export function promptText(prompt: string | readonly ChatMessage[], template: ChatTemplate | undefined, options: RenderOptions & { raw?: boolean } = {}): string {
+  return renderPrompt(prompt, template, options).text;
+}
+
+/**
+ * The one rule for special tokens, as transformers applies them: text that a chat template rendered already holds
+ * its special tokens and is encoded without any (`apply_chat_template` tokenizes with `add_special_tokens=False`);
+ * plain text (no template, `raw` prompts, base models) gets the tokenizer's own, as `tokenizer(text)` adds them
+ * (`add_special_tokens=True`: Gemma's and Mistral's BOS, Llama-3.1's `<|begin_of_text|>`; none for Qwen).
+ */
+export function encodePrompt(tokenizer: Tokenizer, prompt: RenderedPrompt): number[] {
+  return tokenizer.encode(prompt.text, { addSpecialTokens: !prompt.templated });
+}
+
+/** `renderPrompt` then `encodePrompt`: the ids of a prompt for generation. */
+export function promptIds(tokenizer: Tokenizer, prompt: string | readonly ChatMessage[], template: ChatTemplate | undefined, options: RenderOptions & { raw?: boolean } = {}): number[] {
+  return encodePrompt(tokenizer, renderPrompt(prompt, template, options));
+}
+
+const PROBE_USER = 'Probe question 1729?';
+const PROBE_ANSWER = 'Probe answer 4104.';
+
+/**
+ * The id of the token that ends an assistant turn in a chat template, derived from the template: a conversation
+ * with a known assistant turn is rendered, and the first token after the answer's text is the terminator when it
+ * is a special token (Llama-3's `<|eot_id|>`, Gemma's `<end_of_turn>`, Qwen's `<|im_end|>`, Mistral's `</s>`).
+ * Undefined when the template does not render such a conversation, or the answer is followed by no special token.
+ */
+export function turnTerminatorId(tokenizer: Tokenizer, template: ChatTemplate, variables: Record<string, unknown> = {}): number | undefined {
+  let text: string;
+  try {
+    text = template.render([{ role: 'user', content: PROBE_USER }, { role: 'assistant', content: PROBE_ANSWER }], { ...variables, addGenerationPrompt: false });
+  } catch {
+    return undefined;
+  }
+  const at = text.lastIndexOf(PROBE_ANSWER);
+  if (at < 0) return undefined;
+  const after = text.slice(at + PROBE_ANSWER.length).trimStart();
+  if (after.length === 0) return undefined;
+  const first = tokenizer.encode(after, { addSpecialTokens: false })[0];
+  return first !== undefined && tokenizer.isSpecial(first) ? first : undefined;
+}
+
+/**
+ * The token that ends a training response: the template's turn terminator (see `turnTerminatorId`) when there is a
+ * template (not `raw`) and it has one, else the tokenizer's EOS (base models, and templates that end a turn with
+ * no special token). Undefined when neither exists.
+ */
+export function responseEndId(tokenizer: Tokenizer, template: ChatTemplate | undefined, variables: Record<string, unknown> = {}): number | undefined {
+  return (template ? turnTerminatorId(tokenizer, template, variables) : undefined) ?? tokenizer.eosTokenId;
+}
+
+/**
+ * A warning (or undefined) when the stop set of a model folder (the tokenizer's eos and generation_config.json's
+ * `eos_token_id`, else config.json's) lacks the template's turn terminator: generation would never stop at the end
+ * of a turn (Llama-3-Instruct without its generation_config.json).
+ */
+export function stopSetWarning(tokenizer: Tokenizer, template: ChatTemplate | undefined, variables: Record<string, unknown> = {}): string | undefined {
+  if (!template) return undefined;
+  const end = turnTerminatorId(tokenizer, template, variables);
+  if (end === undefined || tokenizer.eosTokenIds.has(end)) return undefined;
+  const stops = [...tokenizer.eosTokenIds].map((id) => `${id} ${JSON.stringify(tokenizer.idToToken(id))}`).join(', ') || 'none';
+  return `${tokenizer.dir}: the chat template ends a turn with ${JSON.stringify(tokenizer.idToToken(end))} (id ${end}), which is not ` +
+    `among the ids that stop generation (${stops}: the tokenizer's eos_token and generation_config.json's eos_token_id, ` +
+    `else config.json's). Generation will not stop at the end of a turn: add ${end} to eos_token_id in generation_config.json.`;
+}
+
+/** `responseEndId` for the chat template of the tokenizer's own folder (none with `raw`, or when it has none). */
+export function folderResponseEndId(tokenizer: Tokenizer, options: { raw?: boolean; chatTemplateKwargs?: Record<string, unknown> } = {}): number | undefined {
+  const template = !options.raw && ChatTemplate.hasTemplate(tokenizer.dir) ? ChatTemplate.fromFolder(tokenizer.dir, { specialTokens: tokenizer.specialTokens }) : undefined;
+  return responseEndId(tokenizer, template, options.chatTemplateKwargs);
 }

@@ -83,6 +83,36 @@ function idList(value: unknown): number[] {
   return [];
 }
 
+/** transformers' `clean_up_tokenization` (tokenization_utils_base.py): spaces before punctuation and English
+ * contractions removed. */
+export function cleanUpTokenization(text: string): string {
+  return text.replaceAll(' .', '.').replaceAll(' ?', '?').replaceAll(' !', '!').replaceAll(' ,', ',').replaceAll(" ' ", "'")
+    .replaceAll(" n't", "n't").replaceAll(" 'm", "'m").replaceAll(" 's", "'s").replaceAll(" 've", "'ve").replaceAll(" 're", "'re");
+}
+
+/**
+ * The ByteFallback decoders of a tokenizers.js decoder tree made to decode as the Rust library's: a run of byte
+ * tokens (`<0xE2>`...) that is not valid UTF-8 becomes one U+FFFD per byte (tokenizers.js's TextDecoder gives one
+ * per invalid sequence).
+ */
+function rustByteFallback(decoder: unknown): void {
+  if (!decoder || typeof decoder !== 'object') return;
+  const d = decoder as { config?: { type?: string }; decoders?: unknown[]; text_decoder?: unknown };
+  if (Array.isArray(d.decoders)) for (const inner of d.decoders) rustByteFallback(inner);
+  if (d.config?.type === 'ByteFallback') {
+    const strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+    d.text_decoder = {
+      decode(bytes: Uint8Array): string {
+        try {
+          return strict.decode(bytes);
+        } catch {
+          return '\uFFFD'.repeat(bytes.length);
+        }
+      },
+    };
+  }
+}
+
 /** Files of the tokenizer that `save` copies into a model folder, when the source folder has them. */
 const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'];
 
@@ -91,7 +121,9 @@ export class Tokenizer {
   readonly dir: string;
   /** tokenizer_config.json ({} when the folder has none). */
   readonly config: Readonly<Json>;
-  /** Special token strings (see `specialTokensMap`), completed from the config ids where tokenizer_config.json lacks them. */
+  /** Special token strings of tokenizer_config.json (see `specialTokensMap`), as transformers 5 has them: a token
+   * that tokenizer_config.json leaves unset (Qwen's `bos_token: null`) stays unset here, even when config.json has
+   * an id for it (`bosTokenId` has that id), so that templates render it as transformers does (empty). */
   readonly specialTokens: Readonly<Record<string, string | string[]>>;
   readonly bosTokenId: number | undefined;
   /** The tokenizer's end-of-sequence token (the first of generation_config.json's when tokenizer_config.json has none). */
@@ -106,18 +138,24 @@ export class Tokenizer {
   readonly vocabSize: number;
 
   private readonly hf: HFTokenizer;
+  private readonly cleanUpSpaces: boolean;
   private readonly specialIds: Set<number>;
 
   private constructor(dir: string, tokenizerJson: Json, config: Json, generation: Json | undefined, modelConfig: Json | undefined) {
     this.dir = dir;
     this.config = config;
-    // tokenizers.js defaults `clean_up_tokenization_spaces` to true (transformers 3 behaviour); transformers
-    // (>= 4.45 and 5) defaults it to false, which turns " ?" into "?" when true. Pass the folder's value or false.
+    // Decoding as transformers 5 (tokenization_utils_tokenizers.py, `_decode`): `clean_up_tokenization_spaces`
+    // (default false) is applied only to tokenizers whose model is not BPE, unless the folder also sets
+    // `clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output`; the Rust library never applies it.
+    // tokenizers.js would apply it to every model (and defaults it to true), so it is turned off there and done here.
     // Additional special tokens may be objects {content}; tokenizers.js expects strings.
     const map = specialTokensMap(config);
+    const modelType = (tokenizerJson.model as Json).type;
+    this.cleanUpSpaces = config.clean_up_tokenization_spaces === true &&
+      (modelType !== 'BPE' || config.clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output === true);
     const hfConfig: Json = {
       ...config,
-      clean_up_tokenization_spaces: config.clean_up_tokenization_spaces === true,
+      clean_up_tokenization_spaces: false,
       additional_special_tokens: map.additional_special_tokens ?? [],
     };
     try {
@@ -125,6 +163,7 @@ export class Tokenizer {
     } catch (err) {
       throw new Error(`${join(dir, 'tokenizer.json')}: unsupported or invalid tokenizer: ${(err as Error).message}`);
     }
+    rustByteFallback((this.hf as unknown as { decoder?: unknown }).decoder);
 
     let maxId = -1;
     for (const id of this.hf.get_vocab(true).values()) if (id > maxId) maxId = id;
@@ -143,8 +182,6 @@ export class Tokenizer {
       }
       const ids = configIds(`${name}_token_id`);
       if (ids.length > 0) {
-        const token = this.hf.id_to_token(ids[0]);
-        if (token !== undefined && map[`${name}_token`] === undefined) map[`${name}_token`] = token;
         return ids[0];
       }
       return undefined;
@@ -204,7 +241,8 @@ export class Tokenizer {
     // transformers returns ''.
     const list = all.filter((id) => this.hf.id_to_token(id) !== undefined);
     if (list.length === 0) return '';
-    return this.hf.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? false });
+    const text = this.hf.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? false });
+    return this.cleanUpSpaces ? cleanUpTokenization(text) : text;
   }
 
   decodeBatch(batch: readonly ArrayLike<number | bigint>[], options: DecodeOptions = {}): string[] {

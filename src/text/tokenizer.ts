@@ -96,7 +96,7 @@ export function cleanUpTokenization(text: string): string {
  * per invalid sequence).
  */
 function rustByteFallback(decoder: unknown): void {
-  if (!decoder || typeof decoder !== 'object') return;
+  if (!decoder || (typeof decoder !== 'object' && typeof decoder !== 'function')) return; // tokenizers.js decoders are callables
   const d = decoder as { config?: { type?: string }; decoders?: unknown[]; text_decoder?: unknown };
   if (Array.isArray(d.decoders)) for (const inner of d.decoders) rustByteFallback(inner);
   if (d.config?.type === 'ByteFallback') {

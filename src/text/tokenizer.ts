@@ -94,6 +94,48 @@ function idList(value: unknown): number[] {
   return [];
 }
 
+/**
+ * The pipeline transformers 5 runs for a tokenizer.json (tokenization_utils_tokenizers.py), where it differs from the
+ * file, made explicit in the file before tokenizers.js reads it:
+ * - a tokenizer class with its own `__init__` rebuilds the normalizer, pre-tokenizer and decoder in code, keeping
+ *   the file's vocabulary, merges and post-processor. Of the classes of the models checked (test/text_real.test.ts),
+ *   LlamaTokenizer (Mistral-7B, Llama-2) is the one whose rebuild differs from its tokenizer.json: no normalizer, a
+ *   Metaspace pre-tokenizer that prepends `▁` ("always" when `legacy`, else "first"; "never" without
+ *   `add_prefix_space`), so that " grabbed" is `▁grabbed`, not `▁▁grabbed`;
+ * - `add_bos_token` / `add_eos_token` named in tokenizer_config.json (or no post-processor at all) replace the
+ *   post-processor with one that adds exactly those (`update_post_processor`).
+ */
+function asTransformers5(tokenizerJson: Json, config: Json, map: Record<string, string | string[]>): void {
+  const tokenizerClass = typeof config.tokenizer_class === 'string' ? config.tokenizer_class.replace(/Fast$/, '') : '';
+  const model = tokenizerJson.model as Json;
+  if (tokenizerClass === 'LlamaTokenizer' && model.type === 'BPE') {
+    const addPrefixSpace = typeof config.add_prefix_space === 'boolean' ? config.add_prefix_space : true;
+    const scheme = !addPrefixSpace ? 'never' : config.legacy === true ? 'always' : 'first';
+    tokenizerJson.normalizer = null;
+    tokenizerJson.pre_tokenizer = { type: 'Metaspace', replacement: '\u2581', prepend_scheme: scheme, split: false };
+    const decoders: Json[] = [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }];
+    if (addPrefixSpace) decoders.push({ type: 'Strip', content: ' ', start: 1, stop: 0 });
+    tokenizerJson.decoder = { type: 'Sequence', decoders };
+  }
+  if ('add_bos_token' in config || 'add_eos_token' in config || !tokenizerJson.post_processor) {
+    const idOf = (t: unknown): number | undefined => {
+      if (typeof t !== 'string') return undefined;
+      const added = (tokenizerJson.added_tokens as Json[]).find((a) => a.content === t);
+      if (added) return added.id as number;
+      const vocab = model.vocab;
+      return vocab && typeof vocab === 'object' && !Array.isArray(vocab) ? (vocab as Record<string, number>)[t] : undefined;
+    };
+    const bos = config.add_bos_token === true && idOf(map.bos_token) !== undefined ? (map.bos_token as string) : undefined;
+    const eos = config.add_eos_token === true && idOf(map.eos_token) !== undefined ? (map.eos_token as string) : undefined;
+    const seq = (id: 'A' | 'B', typeId: number): Json[] => [
+      ...(bos ? [{ SpecialToken: { id: bos, type_id: typeId } }] : []), { Sequence: { id, type_id: typeId } }, ...(eos ? [{ SpecialToken: { id: eos, type_id: typeId } }] : []),
+    ];
+    const special: Json = {};
+    for (const t of [bos, eos]) if (t) special[t] = { id: t, ids: [idOf(t)], tokens: [t] };
+    tokenizerJson.post_processor = { type: 'TemplateProcessing', single: seq('A', 0), pair: [...seq('A', 0), ...seq('B', 1)], special_tokens: special };
+  }
+}
+
 /** transformers' `clean_up_tokenization` (tokenization_utils_base.py): spaces before punctuation and English
  * contractions removed. */
 export function cleanUpTokenization(text: string): string {
@@ -168,6 +210,7 @@ export class Tokenizer {
     for (const [key, token] of Object.entries(CLASS_DEFAULTS[tokenizerClass] ?? {})) {
       if (!(key in config) && map[key] === undefined && inVocab(token)) map[key] = token;
     }
+    asTransformers5(tokenizerJson, config, map);
     // Every named special token is special in decoding (transformers registers them with the Rust tokenizer).
     const skipped = [...(map.additional_special_tokens as string[] | undefined ?? [])];
     for (const key of NAMED_SPECIAL) if (typeof map[key] === 'string' && !skipped.includes(map[key] as string)) skipped.push(map[key] as string);

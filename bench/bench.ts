@@ -8,6 +8,7 @@
 //   npm run bench -- lora                      LoRA vs full fine-tuning: optimizer state, step time; memory of 7B-9B (computed)
 //   npm run bench -- ddp                       data-parallel training: 2 ranks (Gloo) vs 1 process
 //   npm run bench -- packing                   training on packed sequences vs right-padded batches
+//   npm run bench -- tokenizer                 encoding/decoding with the real tokenizers vs transformers + tokenizers (Rust)
 //   npm run bench -- --gpu                     the GPU figures, sppo and HF transformers side by side (bench/gpu.ts)
 import * as torch from '../src/torch/index.js';
 import { matmulGflopsRuns, opOverheadUsRuns } from './engine.js';
@@ -59,6 +60,10 @@ async function main(): Promise<void> {
   }
   if (only.includes('packing')) {
     const m = await import('./packing.js');
+    await m.run();
+  }
+  if (only.includes('tokenizer')) {
+    const m = await import('./tokenizer.js');
     await m.run();
   }
   if (only.includes('serve')) {

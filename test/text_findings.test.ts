@@ -138,7 +138,7 @@ test('decoding as transformers 5: clean_up_tokenization_spaces is ignored for BP
   }
 }));
 
-test('template variables: chatTemplateKwargs in the run config, the serve request field, given to the rendering', { skip }, () => withFolder({}, (dir) => {
+test('template variables: chatTemplateKwargs in the run config, --chat-template-kwargs, the serve request field, given to the rendering', { skip }, () => withFolder({}, async (dir) => {
   const tok = Tokenizer.fromFolder(dir);
   const template = new ChatTemplate("{% for m in messages %}{{ m['content'] }}{% endfor %}{% if enable_thinking is defined and enable_thinking is false %}<think></think>{% endif %}", tok.specialTokens);
   assert.equal(modelPrompt('q', template, false, { enable_thinking: false }).text, 'q<think></think>');
@@ -149,6 +149,10 @@ test('template variables: chatTemplateKwargs in the run config, the serve reques
   const req = parseChat({ model: 'm', messages: [{ role: 'user', content: 'q' }], chat_template_kwargs: { enable_thinking: false } }, limits);
   assert.deepEqual(req.chatTemplateKwargs, { enable_thinking: false });
   assert.throws(() => parseChat({ model: 'm', messages: [{ role: 'user', content: 'q' }], chat_template_kwargs: [1] }, limits), /chat_template_kwargs/);
+  const { chatTemplateKwargsOption } = await import('../src/cli/args.js');
+  assert.deepEqual(chatTemplateKwargsOption('{"enable_thinking": false}'), { enable_thinking: false });
+  assert.throws(() => chatTemplateKwargsOption('[1]'), /--chat-template-kwargs must be a JSON object/);
+  assert.throws(() => chatTemplateKwargsOption('{oops'), /--chat-template-kwargs must be a JSON object/);
 }));
 
 test('bos_token is given to templates as transformers gives it: unset in tokenizer_config.json = empty, even with a config id', { skip }, () => withFolder({}, (dir) => {

@@ -24,7 +24,7 @@ import { join, resolve } from 'node:path';
 import { loadModel } from '../models/registry.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { chunkedLogprobs } from '../models/chunked_logprobs.js';
-import { ChatTemplate, promptText } from '../text/chat_template.js';
+import { ChatTemplate, promptIds } from '../text/chat_template.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { cat, keep, linear, noGrad, SafetensorsFile, saveSafetensors, tensor, tidy, zeros, type DType, type Tensor } from '../torch/index.js';
 import { JudgeError, judgeDtype, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
@@ -134,7 +134,7 @@ export interface ResponseSequence {
  * policy sees it), then the response and EOS; truncated from the left to maxLength tokens.
  */
 export function responseSequence(tok: Tokenizer, chat: ChatTemplate | undefined, prompt: string, response: string, maxLength: number): ResponseSequence {
-  const p = tok.encode(promptText(prompt, chat), { addSpecialTokens: chat === undefined });
+  const p = promptIds(tok, prompt, chat); // special tokens by the one rule (src/text/chat_template.ts)
   const ids = [...p, ...tok.encode(response, { addSpecialTokens: false })];
   if (tok.eosTokenId !== undefined) ids.push(tok.eosTokenId);
   const cut = Math.max(0, ids.length - maxLength);

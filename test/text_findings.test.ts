@@ -223,3 +223,37 @@ test('sppo run on a Gemma-style folder: raw prompts start with BOS; the template
   }
   assert.ok(lines.some((l) => l.includes('warning') && l.includes(dir) && l.includes('<end_of_turn>')), lines.join('\n'));
 }));
+
+test("sppo serve: chat_template_kwargs reach the chat template (over HTTP)", async (t) => {
+  const { fixture, noLlama, MODEL } = await import('./serve_helpers.js');
+  if (noLlama) return t.skip(noLlama);
+  const { Engine } = await import('../src/serve/engine.js');
+  const { SppoServer } = await import('../src/serve/server.js');
+  const { model, tokenizer } = fixture();
+  const template = new ChatTemplate("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if enable_thinking is defined and enable_thinking is false %}<think></think>{% endif %}assistant:", tokenizer.specialTokens);
+  const engine = new Engine(model, { tokenizer, seed: 0 });
+  const server = new SppoServer(engine, tokenizer, template, { modelName: MODEL });
+  await server.listen(0, '127.0.0.1');
+  try {
+    const ask = async (extra: Record<string, unknown>): Promise<{ status: number; body: any }> => {
+      const res = await fetch(`${server.url}/chat/completions`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1, temperature: 0, ...extra }),
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    const messages = [{ role: 'user', content: 'hi' }];
+    const plain = await ask({});
+    const off = await ask({ chat_template_kwargs: { enable_thinking: false } });
+    assert.equal(plain.status, 200, JSON.stringify(plain.body));
+    assert.equal(off.status, 200, JSON.stringify(off.body));
+    assert.equal(plain.body.usage.prompt_tokens, tokenizer.encode(template.render(messages, { addGenerationPrompt: true }), { addSpecialTokens: false }).length);
+    assert.equal(off.body.usage.prompt_tokens, tokenizer.encode(template.render(messages, { addGenerationPrompt: true, enable_thinking: false }), { addSpecialTokens: false }).length);
+    assert.ok(off.body.usage.prompt_tokens > plain.body.usage.prompt_tokens);
+    const bad = await ask({ chat_template_kwargs: 'no' });
+    assert.equal(bad.status, 400);
+  } finally {
+    await server.shutdown(1000);
+    engine.dispose();
+  }
+});

@@ -4,7 +4,7 @@ and Hugging Face tokenizers (Rust) on the real tokenizers of scripts/text-confor
     python3 -m venv /work/venvs/tf517
     PIP_RETRIES=0 /work/venvs/tf517/bin/pip install transformers==5.17.0 tokenizers jinja2
     node scripts/text-conformance-models.mjs /tmp/conformance-models
-    /work/venvs/tf517/bin/python scripts/text-conformance-fixtures.py /tmp/conformance-models [DATA_DIR]
+    /work/venvs/tf517/bin/python scripts/text-conformance-fixtures.py /tmp/conformance-models [DATA_DIR [OUT_DIR]]
 
 DATA_DIR (default ../shared/data) holds the UltraFeedback and AlpacaEval files the corpus is read from; the texts
 are written into the fixtures (test/fixtures/text-conformance/<model>.json), so the tests need neither Python
@@ -95,13 +95,14 @@ def render(tok, conv, **kw):
 def main():
     models_dir = sys.argv[1]
     data = sys.argv[2] if len(sys.argv) > 2 else os.path.join(ROOT, '..', 'shared', 'data')
+    out = sys.argv[3] if len(sys.argv) > 3 else OUT
     uf_prompts, uf_responses, alpaca, alpaca_out, crafted = corpus(data)
     convs = conversations(uf_prompts, uf_responses, alpaca, alpaca_out)
-    os.makedirs(OUT, exist_ok=True)
+    os.makedirs(out, exist_ok=True)
     # The texts and conversations every model shares, written once; a model's file lists the results in their order
     # (its own texts, strings with its special tokens, after the shared ones).
     shared = uf_prompts + uf_responses + alpaca + alpaca_out + crafted
-    with open(os.path.join(OUT, 'corpus.json'), 'w', encoding='utf-8') as f:
+    with open(os.path.join(out, 'corpus.json'), 'w', encoding='utf-8') as f:
         json.dump({'texts': shared, 'conversations': convs, 'tools': TOOLS}, f, ensure_ascii=False, separators=(',', ':'))
     for name in sorted(os.listdir(models_dir)):
         folder = os.path.join(models_dir, name)
@@ -146,7 +147,7 @@ def main():
             'tokenizer_class': type(tok).__name__, 'special_tokens_map': tok.special_tokens_map,
             'extra_texts': extra, 'encode': enc, 'cuts': cuts, 'chats': chats if template else [],
         }
-        path = os.path.join(OUT, f'{name}.json')
+        path = os.path.join(out, f'{name}.json')
         with open(path, 'w', encoding='utf-8') as f:
             json.dump(fixture, f, ensure_ascii=False, separators=(',', ':'))
         print(f'{path}: {len(enc)} texts, {len(cuts)} cut id lists, {len(fixture["chats"])} conversations, {os.path.getsize(path)} bytes')

@@ -257,3 +257,32 @@ test("sppo serve: chat_template_kwargs reach the chat template (over HTTP)", asy
     engine.dispose();
   }
 });
+
+test('a text-only remote backend: a response that stopped at the end of its turn ends with <end_of_turn>', { skip, timeout: 60_000 }, async () => withFolder({}, async (dir) => {
+  const { createServer } = await import('node:http');
+  const { sppoAsync } = await import('./helpers/cli.js');
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      res.setHeader('Content-Type', 'application/json');
+      if (req.url === '/v1/models') return res.end(JSON.stringify({ object: 'list', data: [{ id: 'text-only', object: 'model' }] }));
+      const b = JSON.parse(body) as { n: number };
+      res.end(JSON.stringify({ choices: Array.from({ length: b.n }, (_, index) => ({ index, text: 'Hi there.', finish_reason: 'stop' })) }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as { port: number }).port;
+    writeFileSync(join(dir, 'p.jsonl'), '{"prompt":"Say hi."}\n');
+    const r = await sppoAsync(['generate', '--model', dir, '--prompts', join(dir, 'p.jsonl'), '--out', join(dir, 'o.jsonl'), '--device', 'cpu', '--backend-url', `http://127.0.0.1:${port}/v1`]);
+    assert.equal(r.status, 0, r.stderr);
+    const line = JSON.parse(readFileSync(join(dir, 'o.jsonl'), 'utf8').trim()) as { responses: { token_ids: number[]; finish_reason: string }[] };
+    const tok = Tokenizer.fromFolder(dir);
+    for (const g of line.responses) {
+      assert.deepEqual(g.token_ids, [...tok.encode('Hi there.', { addSpecialTokens: false }), END_OF_TURN], JSON.stringify(g));
+    }
+  } finally {
+    server.close();
+  }
+}));

@@ -1,7 +1,7 @@
 // `sppo bench alpaca-eval | mt-bench | arena-hard`: the paper's three benchmarks, run locally against any
 // OpenAI-compatible judge endpoint, each written in its own tool's formats (src/eval/benchmarks/).
 import { existsSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { loadModel } from '../models/registry.js';
 import { readConfig } from '../models/config.js';
 import { generateAll } from '../generate/generate.js';
@@ -11,7 +11,8 @@ import { loadJudge, parseJudgeSpec, type JudgeSpec } from '../judge/judge.js';
 import { OpenAIJudge } from '../judge/openai.js';
 import { readMtBenchJudgePrompts } from '../judge/templates/mt_bench.js';
 import { readOutputsFile, type OutputRecord } from '../eval/evaluate.js';
-import { ALPACA_EVAL_ANNOTATOR, ALPACA_EVAL_REFERENCE_FILE, alpacaEvalLeaderboardCsv, alpacaEvalMetrics, annotateAlpacaEval, type AlpacaEvalItem } from '../eval/benchmarks/alpaca_eval.js';
+import { ALPACA_EVAL_ANNOTATOR, ALPACA_EVAL_REFERENCE_FILE, alpacaEvalLeaderboardCsv, alpacaEvalMetrics, annotateAlpacaEval, type AlpacaEvalAnnotation, type AlpacaEvalGlmInputs, type AlpacaEvalItem, type AlpacaEvalResult } from '../eval/benchmarks/alpaca_eval.js';
+import { alpacaEvalPreference, parseGamedBaselinesCsv, parseInstructionDifficultyCsv } from '../eval/benchmarks/alpaca_eval_files.js';
 import { judgeMtBench, mtBenchResult, mtBenchTable, type MtBenchItem, type MtBenchQuestion } from '../eval/benchmarks/mt_bench.js';
 import { ARENA_HARD_BASELINE, arenaHardCsv, arenaHardLine, arenaHardScore, judgeArenaHard, type ArenaHardItem } from '../eval/benchmarks/arena_hard.js';
 import { mixSeed } from '../util/rng.js';
@@ -27,6 +28,7 @@ type Bench = keyof typeof BENCHES;
 
 const HELP = `usage: sppo bench alpaca-eval|mt-bench|arena-hard (--model DIR | --outputs FILE) --judge openai:URL#MODEL
                   --data DIR --out DIR [options]
+       sppo bench alpaca-eval --annotations FILE --out DIR [--gamed-baselines FILE] [--instruction-difficulty FILE]
 
 Runs a benchmark locally with an LLM judge behind any OpenAI-compatible endpoint (vLLM, SGLang, llama.cpp's
 server, sppo serve, a hosted API), with the benchmark's own judge prompt and parsing, and writes the results
@@ -60,6 +62,17 @@ options:
   --batch-size B           prompts per generation batch (default 8)
   --dtype D, --device D    the model's
   --raw                    plain-text prompts without the chat template
+
+alpaca-eval's length-controlled win rate (lc_method in report.json):
+  --gamed-baselines FILE   AlpacaEval's df_gamed.csv (Hugging Face data set tatsu-lab/alpaca_eval): with it the LC
+                           win rate is AlpacaEval's length_controlled_v1 (the gamed baselines' rows, their
+                           instruction difficulties looked up by row, L1 penalty by 5-fold grouped CV)
+  --instruction-difficulty FILE  AlpacaEval's instruction_difficulty.csv (same data set): the difficulty covariate
+                           without the gamed rows (approximate); with --gamed-baselines only checked against it
+                           Without either, LC is the approximate "tanh+baseline (approximate)" (said on stderr);
+                           its distance from the leaderboard is measured in docs/eval.md.
+  --annotations FILE       score AlpacaEval's annotations.json (preference 1..2, 0 a tie, null none; output_1 the
+                           reference, output_2 the model) without a judge: leaderboard.csv and report.json
 
 ${JUDGE_OPTIONS_HELP}
 `;
@@ -148,6 +161,101 @@ function fileName(s: string): string {
   return s.replace(/[^\w.@+-]+/g, '_');
 }
 
+/** --gamed-baselines / --instruction-difficulty read (AlpacaEval's Hugging Face files). */
+function readGlmInputs(gamedFile: string | undefined, difficultyFile: string | undefined): AlpacaEvalGlmInputs {
+  const read = (f: string, opt: string): string => {
+    if (!existsSync(f)) throw new UsageError(`--${opt}: ${f} does not exist`);
+    return readFileSync(f, 'utf8');
+  };
+  const glm: AlpacaEvalGlmInputs = {};
+  try {
+    if (gamedFile !== undefined) glm.gamed = parseGamedBaselinesCsv(read(gamedFile, 'gamed-baselines'), gamedFile);
+    if (difficultyFile !== undefined) glm.instructionDifficulty = parseInstructionDifficultyCsv(read(difficultyFile, 'instruction-difficulty'), difficultyFile);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError((e as Error).message);
+  }
+  if (glm.gamed && glm.instructionDifficulty) {
+    // AlpacaEval fits with df_gamed.csv's difficulties (looked up by row); the other file should hold the same values.
+    let differ = 0;
+    for (const [row, d] of glm.gamed.difficultyByRow) {
+      const o = glm.instructionDifficulty.get(row);
+      if (o === undefined || Math.abs(o - d) > 1e-9 * Math.max(1, Math.abs(d))) differ++;
+    }
+    if (differ > 0) console.error(`sppo bench alpaca-eval: warning: ${differ} of the ${glm.gamed.difficultyByRow.size} instruction difficulties of ${gamedFile} (looked up by row, as AlpacaEval does) differ from ${difficultyFile}; the fit uses ${gamedFile}'s, as AlpacaEval does`);
+  }
+  return glm;
+}
+
+/** leaderboard.csv, report.json and the summary on stdout; the approximation said on stderr. */
+function writeAlpacaEvalResult(out: string, m: AlpacaEvalResult, add: Record<string, unknown>): void {
+  writeFileAtomic(join(out, ALPACA_EVAL_ANNOTATOR, 'leaderboard.csv'), alpacaEvalLeaderboardCsv(m.leaderboard));
+  writeJsonAtomic(join(out, 'report.json'), { benchmark: 'alpaca_eval_2', annotator: ALPACA_EVAL_ANNOTATOR, reference: 'gpt4_1106_preview', ...m.leaderboard, ...m.extra, ...add });
+  const f = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+  const r = m.leaderboard;
+  const name = r.name;
+  if (m.extra.lc_method !== 'length_controlled_v1') {
+    console.error(
+      `sppo bench alpaca-eval: note: length_controlled_winrate is approximate (lc_method "${m.extra.lc_method}"), not AlpacaEval's length_controlled_v1: ` +
+        'give --gamed-baselines df_gamed.csv (and --instruction-difficulty instruction_difficulty.csv) from the Hugging Face data set tatsu-lab/alpaca_eval; ' +
+        'without them it differs from the leaderboard by several points, most where the lengths differ most from the baseline\'s (docs/eval.md)',
+    );
+  }
+  if (m.extra.lc_error !== undefined) console.error(`sppo bench alpaca-eval: no length-controlled win rate: ${m.extra.lc_error}`);
+  console.log(`${''.padEnd(Math.max(4, name.length))}  length_controlled_winrate  win_rate  standard_error  n_total  avg_length`);
+  console.log(`${name.padEnd(Math.max(4, name.length))}  ${f(r.length_controlled_winrate).padStart(25)}  ${f(r.win_rate).padStart(8)}  ${f(r.standard_error).padStart(14)}  ${String(r.n_total).padStart(7)}  ${String(r.avg_length).padStart(10)}`);
+  const verdicts = m.extra.verdict_methods ? `verdicts: ${JSON.stringify(m.extra.verdict_methods)}, ` : '';
+  console.log(`(lc_method ${m.extra.lc_method}, C ${m.extra.lc_C.toPrecision(4)}; lc_standard_error ${f(r.lc_standard_error)}, bootstrap ${f(m.extra.lc_standard_error_bootstrap)}; ${verdicts}${m.extra.n_unparseable} without a preference left out)`);
+}
+
+/** `--annotations FILE`: AlpacaEval's annotations.json (e.g. results/MODEL/weighted_alpaca_eval_gpt4_turbo/ in its repository) scored without a judge. */
+function scoreAnnotationsFile(file: string, out: string, nameOpt: string | undefined, glm: AlpacaEvalGlmInputs): void {
+  if (!existsSync(file)) throw new UsageError(`--annotations: ${file} does not exist`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`--annotations: ${file}: not JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(raw)) throw new UsageError(`--annotations: ${file}: expected a JSON array of annotations (AlpacaEval's annotations.json)`);
+  const annotations: AlpacaEvalAnnotation[] = raw.map((o: Record<string, unknown>, i) => {
+    const where = `${file}: annotation ${i}`;
+    if (typeof o !== 'object' || o === null) throw new UsageError(`${where}: not an object`);
+    for (const k of ['output_1', 'output_2'] as const) if (typeof o[k] !== 'string') throw new UsageError(`${where}: ${k} is not a string`);
+    const pref = o.preference;
+    if (pref !== null && pref !== undefined && typeof pref !== 'number') throw new UsageError(`${where}: preference ${JSON.stringify(pref)} is not a number or null`);
+    try {
+      alpacaEvalPreference(pref, `${where}: preference`);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    return {
+      ...(typeof o.dataset === 'string' ? { dataset: o.dataset } : {}),
+      instruction: String(o.instruction ?? ''),
+      output_1: o.output_1 as string,
+      generator_1: String(o.generator_1 ?? ''),
+      output_2: o.output_2 as string,
+      generator_2: String(o.generator_2 ?? ''),
+      annotator: String(o.annotator ?? ''),
+      preference: (pref ?? null) as number | null,
+      verdict_method: null,
+      model_shown_first: false,
+      raw_completion: '',
+    };
+  });
+  if (annotations.length === 0) throw new UsageError(`--annotations: ${file}: no annotations`);
+  const gens = [...new Set(annotations.map((a) => a.generator_2))];
+  const name = nameOpt ?? (gens.length === 1 && gens[0] ? gens[0] : basename(dirname(dirname(resolve(file)))));
+  let m: AlpacaEvalResult;
+  try {
+    m = alpacaEvalMetrics(annotations, name, annotations.map((a) => a.output_2), glm);
+  } catch (e) {
+    throw new UsageError(`--annotations: ${file}: ${(e as Error).message}`);
+  }
+  delete (m.extra as Partial<AlpacaEvalResult['extra']>).verdict_methods; // not recorded in AlpacaEval's annotations
+  writeAlpacaEvalResult(out, m, { annotations_file: resolve(file) });
+}
+
 export async function run(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (!sub || sub === '--help' || sub === '-h') {
@@ -163,13 +271,24 @@ export async function run(argv: string[]): Promise<void> {
       data: { type: 'string' }, model: { type: 'string' }, outputs: { type: 'string' }, judge: { type: 'string' }, out: { type: 'string' }, name: { type: 'string' },
       limit: { type: 'string' }, 'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, seed: { type: 'string' }, 'batch-size': { type: 'string' },
       dtype: { type: 'string' }, device: { type: 'string' }, raw: { type: 'boolean' },
+      annotations: { type: 'string' }, 'instruction-difficulty': { type: 'string' }, 'gamed-baselines': { type: 'string' },
       ...JUDGE_OPTIONS,
     },
     HELP,
-    { required: ['data', 'judge', 'out'] },
+    { required: ['out'] },
   );
   if (!parsed) return;
   const v = parsed.values;
+  if (bench !== 'alpaca-eval') {
+    for (const k of ['annotations', 'instruction-difficulty', 'gamed-baselines'] as const) if (v[k] !== undefined) throw new UsageError(`--${k} is for alpaca-eval only`);
+  }
+  const glm = bench === 'alpaca-eval' ? readGlmInputs(v['gamed-baselines'], v['instruction-difficulty']) : {};
+  if (v.annotations !== undefined) {
+    for (const k of ['model', 'outputs', 'judge', 'limit'] as const) if (v[k] !== undefined) throw new UsageError(`--annotations scores published annotations without a judge: --${k} does not apply`);
+    scoreAnnotationsFile(v.annotations, resolve(v.out!), v.name, glm);
+    return;
+  }
+  for (const k of ['data', 'judge'] as const) if (v[k] === undefined) throw new UsageError(`--${k} is required (sppo bench ${bench} --help)`);
   if (!!v.model === !!v.outputs) throw new UsageError(`give exactly one of --model and --outputs (sppo bench ${bench} --help)`);
   const data = resolve(v.data!);
   if (!existsSync(data)) throw new UsageError(`--data: ${data} does not exist`);
@@ -247,16 +366,10 @@ export async function run(argv: string[]): Promise<void> {
       bar.stop();
     }
     writeJsonAtomic(join(out, ALPACA_EVAL_ANNOTATOR, 'annotations.json'), annotations);
-    const m = alpacaEvalMetrics(annotations, name, items.map((i) => i.output));
-    writeFileAtomic(join(out, ALPACA_EVAL_ANNOTATOR, 'leaderboard.csv'), alpacaEvalLeaderboardCsv(m.leaderboard));
+    const m = alpacaEvalMetrics(annotations, name, items.map((i) => i.output), glm);
     const stats = finish();
-    writeJsonAtomic(join(out, 'report.json'), { benchmark: 'alpaca_eval_2', annotator: ALPACA_EVAL_ANNOTATOR, reference: 'gpt4_1106_preview', ...m.leaderboard, ...m.extra, judge: stats });
-    const f = (x: number): string => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
-    const r = m.leaderboard;
-    if (r.n_total === 0) console.error(`sppo bench alpaca-eval: warning: none of the ${annotations.length} judge answers had a verdict (see raw_completion in the annotations)`);
-    console.log(`${''.padEnd(Math.max(4, name.length))}  length_controlled_winrate  win_rate  standard_error  n_total  avg_length`);
-    console.log(`${name.padEnd(Math.max(4, name.length))}  ${f(r.length_controlled_winrate).padStart(25)}  ${f(r.win_rate).padStart(8)}  ${f(r.standard_error).padStart(14)}  ${String(r.n_total).padStart(7)}  ${String(r.avg_length).padStart(10)}`);
-    console.log(`(lc_standard_error ${f(r.lc_standard_error)}, bootstrap ${f(m.extra.lc_standard_error_bootstrap)}; verdicts: ${JSON.stringify(m.extra.verdict_methods)}, ${m.extra.n_unparseable} unparseable left out)`);
+    if (m.leaderboard.n_total === 0) console.error(`sppo bench alpaca-eval: warning: none of the ${annotations.length} judge answers had a verdict (see raw_completion in the annotations)`);
+    writeAlpacaEvalResult(out, m, { judge: stats });
     return;
   }
 

@@ -9,11 +9,11 @@ import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, type ChatMessage } from '../text/chat_template.js';
 import { loadJudge, parseJudgeSpec, type JudgeSpec } from '../judge/judge.js';
 import { OpenAIJudge } from '../judge/openai.js';
-import { readMtBenchJudgePrompts } from '../judge/templates/mt_bench.js';
+import { parseMtBenchRating, readMtBenchJudgePrompts } from '../judge/templates/mt_bench.js';
 import { readOutputsFile, type OutputRecord } from '../eval/evaluate.js';
 import { ALPACA_EVAL_ANNOTATOR, ALPACA_EVAL_REFERENCE_FILE, alpacaEvalLeaderboardCsv, alpacaEvalMetrics, annotateAlpacaEval, type AlpacaEvalAnnotation, type AlpacaEvalGlmInputs, type AlpacaEvalItem, type AlpacaEvalResult } from '../eval/benchmarks/alpaca_eval.js';
 import { alpacaEvalPreference, parseGamedBaselinesCsv, parseInstructionDifficultyCsv } from '../eval/benchmarks/alpaca_eval_files.js';
-import { judgeMtBench, mtBenchResult, mtBenchTable, type MtBenchItem, type MtBenchQuestion } from '../eval/benchmarks/mt_bench.js';
+import { judgeMtBench, mtBenchResult, mtBenchTable, type MtBenchItem, type MtBenchJudgment, type MtBenchQuestion } from '../eval/benchmarks/mt_bench.js';
 import { ARENA_HARD_BASELINE, arenaHardCsv, arenaHardLine, arenaHardScore, judgeArenaHard, type ArenaHardItem } from '../eval/benchmarks/arena_hard.js';
 import { mixSeed } from '../util/rng.js';
 import { writeFileAtomic, writeJsonAtomic, writeJsonlAtomic } from '../util/files.js';
@@ -71,6 +71,8 @@ alpaca-eval's length-controlled win rate (lc_method in report.json):
                            without the gamed rows (approximate); with --gamed-baselines only checked against it
                            Without either, LC is the approximate "tanh+baseline (approximate)" (said on stderr);
                            its distance from the leaderboard is measured in docs/eval.md.
+  --judgments FILE         mt-bench: score FastChat's model_judgment/JUDGE_single.jsonl (every model in it, or
+                           --name) without a judge, as its show_result.py does; categories from --data if given
   --annotations FILE       score AlpacaEval's annotations.json (preference 1..2, 0 a tie, null none; output_1 the
                            reference, output_2 the model) without a judge: leaderboard.csv and report.json
 
@@ -256,6 +258,43 @@ function scoreAnnotationsFile(file: string, out: string, nameOpt: string | undef
   writeAlpacaEvalResult(out, m, { annotations_file: resolve(file) });
 }
 
+/**
+ * `mt-bench --judgments FILE`: FastChat's model_judgment/JUDGE_single.jsonl scored as its show_result.py does (per
+ * model: turn 1, turn 2, the mean of all ratings; -1 left out), without a judge; each judgment's text re-parsed with
+ * this project's rating parser and compared with the stored score.
+ */
+function scoreMtBenchJudgments(file: string, out: string, dataDir: string | undefined, only: string | undefined): void {
+  const rows = readJsonlFile(file, '--judgments');
+  const categoryOf = new Map<number, string>();
+  if (dataDir !== undefined) {
+    const q = join(resolve(dataDir), 'mt_bench_question.jsonl');
+    if (!existsSync(q)) throw new UsageError(`--data: ${dataDir} has no mt_bench_question.jsonl`);
+    for (const o of readJsonlFile(q, '--data')) categoryOf.set(Number(o.question_id), String(o.category));
+  }
+  const byModel = new Map<string, MtBenchJudgment[]>();
+  let reparsedAgree = 0;
+  const reparsedDiffer: string[] = [];
+  rows.forEach((o, i) => {
+    const where = `${file}:${i + 1}`;
+    if (typeof o.model !== 'string') throw new UsageError(`${where}: no "model"`);
+    if (typeof o.score !== 'number') throw new UsageError(`${where}: "score" is not a number`);
+    if (o.turn !== 1 && o.turn !== 2) throw new UsageError(`${where}: "turn" is not 1 or 2`);
+    if (only !== undefined && o.model !== only) return;
+    if (typeof o.judgment === 'string') {
+      if (parseMtBenchRating(o.judgment) === o.score) reparsedAgree++;
+      else reparsedDiffer.push(`${where} (stored ${o.score}, parsed ${parseMtBenchRating(o.judgment)})`);
+    }
+    const list = byModel.get(o.model) ?? [];
+    list.push(o as unknown as MtBenchJudgment);
+    byModel.set(o.model, list);
+  });
+  if (byModel.size === 0) throw new UsageError(`--judgments: ${file}: no judgments${only !== undefined ? ` of ${only}` : ''}`);
+  const results = [...byModel].sort(([a], [b]) => a.localeCompare(b)).map(([m, js]) => mtBenchResult(js, categoryOf, m));
+  writeJsonAtomic(join(out, 'results.json'), { benchmark: 'mt_bench', mode: 'single', judgments_file: resolve(file), models: results, ratings_reparsed: { agree: reparsedAgree, differ: reparsedDiffer.length, first_differences: reparsedDiffer.slice(0, 20) } });
+  for (const r of results) process.stdout.write(mtBenchTable(r));
+  console.log(`(ratings re-parsed from the judgment texts: ${reparsedAgree} equal to the stored score, ${reparsedDiffer.length} not${reparsedDiffer.length ? `: ${reparsedDiffer.slice(0, 3).join('; ')}` : ''})`);
+}
+
 export async function run(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (!sub || sub === '--help' || sub === '-h') {
@@ -271,7 +310,7 @@ export async function run(argv: string[]): Promise<void> {
       data: { type: 'string' }, model: { type: 'string' }, outputs: { type: 'string' }, judge: { type: 'string' }, out: { type: 'string' }, name: { type: 'string' },
       limit: { type: 'string' }, 'max-new-tokens': { type: 'string' }, temperature: { type: 'string' }, seed: { type: 'string' }, 'batch-size': { type: 'string' },
       dtype: { type: 'string' }, device: { type: 'string' }, raw: { type: 'boolean' },
-      annotations: { type: 'string' }, 'instruction-difficulty': { type: 'string' }, 'gamed-baselines': { type: 'string' },
+      annotations: { type: 'string' }, 'instruction-difficulty': { type: 'string' }, 'gamed-baselines': { type: 'string' }, judgments: { type: 'string' },
       ...JUDGE_OPTIONS,
     },
     HELP,
@@ -281,6 +320,12 @@ export async function run(argv: string[]): Promise<void> {
   const v = parsed.values;
   if (bench !== 'alpaca-eval') {
     for (const k of ['annotations', 'instruction-difficulty', 'gamed-baselines'] as const) if (v[k] !== undefined) throw new UsageError(`--${k} is for alpaca-eval only`);
+  }
+  if (bench !== 'mt-bench' && v.judgments !== undefined) throw new UsageError('--judgments is for mt-bench only');
+  if (v.judgments !== undefined) {
+    for (const k of ['model', 'outputs', 'judge', 'limit'] as const) if (v[k] !== undefined) throw new UsageError(`--judgments scores published judgments without a judge: --${k} does not apply`);
+    scoreMtBenchJudgments(v.judgments, resolve(v.out!), v.data, v.name);
+    return;
   }
   const glm = bench === 'alpaca-eval' ? readGlmInputs(v['gamed-baselines'], v['instruction-difficulty']) : {};
   if (v.annotations !== undefined) {

@@ -1,6 +1,6 @@
 // `sppo bench alpaca-eval | mt-bench | arena-hard`: the paper's three benchmarks, run locally against any
 // OpenAI-compatible judge endpoint, each written in its own tool's formats (src/eval/benchmarks/).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadModel } from '../models/registry.js';
 import { readConfig } from '../models/config.js';
@@ -14,7 +14,8 @@ import { readOutputsFile, type OutputRecord } from '../eval/evaluate.js';
 import { ALPACA_EVAL_ANNOTATOR, ALPACA_EVAL_REFERENCE_FILE, alpacaEvalLeaderboardCsv, alpacaEvalMetrics, annotateAlpacaEval, type AlpacaEvalAnnotation, type AlpacaEvalGlmInputs, type AlpacaEvalItem, type AlpacaEvalResult } from '../eval/benchmarks/alpaca_eval.js';
 import { alpacaEvalPreference, parseGamedBaselinesCsv, parseInstructionDifficultyCsv } from '../eval/benchmarks/alpaca_eval_files.js';
 import { judgeMtBench, mtBenchResult, mtBenchTable, type MtBenchItem, type MtBenchJudgment, type MtBenchQuestion } from '../eval/benchmarks/mt_bench.js';
-import { ARENA_HARD_BASELINE, arenaHardCsv, arenaHardLine, arenaHardScore, judgeArenaHard, type ArenaHardItem } from '../eval/benchmarks/arena_hard.js';
+import { ARENA_HARD_BASELINE, arenaHardCsv, arenaHardLine, arenaHardScore, judgeArenaHard, type ArenaHardItem, type ArenaHardJudgment } from '../eval/benchmarks/arena_hard.js';
+import { parseArenaHard } from '../judge/templates/arena_hard.js';
 import { mixSeed } from '../util/rng.js';
 import { writeFileAtomic, writeJsonAtomic, writeJsonlAtomic } from '../util/files.js';
 import { UsageError } from './usage.js';
@@ -72,7 +73,9 @@ alpaca-eval's length-controlled win rate (lc_method in report.json):
                            Without either, LC is the approximate "tanh+baseline (approximate)" (said on stderr);
                            its distance from the leaderboard is measured in docs/eval.md.
   --judgments FILE         mt-bench: score FastChat's model_judgment/JUDGE_single.jsonl (every model in it, or
-                           --name) without a judge, as its show_result.py does; categories from --data if given
+                           --name) without a judge, as its show_result.py does; categories from --data if given.
+                           arena-hard: a model_judgment/JUDGE/MODEL.jsonl file or that folder, scored against
+                           gpt-4-0314 as show_result.py does (--seed for the bootstrap)
   --annotations FILE       score AlpacaEval's annotations.json (preference 1..2, 0 a tie, null none; output_1 the
                            reference, output_2 the model) without a judge: leaderboard.csv and report.json
 
@@ -295,6 +298,47 @@ function scoreMtBenchJudgments(file: string, out: string, dataDir: string | unde
   console.log(`(ratings re-parsed from the judgment texts: ${reparsedAgree} equal to the stored score, ${reparsedDiffer.length} not${reparsedDiffer.length ? `: ${reparsedDiffer.slice(0, 3).join('; ')}` : ''})`);
 }
 
+/**
+ * `arena-hard --judgments FILE|DIR`: Arena-Hard-Auto's model_judgment/JUDGE/MODEL.jsonl (one file, or every .jsonl of
+ * a folder as show_result.py reads it) scored without a judge: per model the score against the baseline with its
+ * bootstrap interval; each game's judgment text re-parsed and compared with the stored label.
+ */
+function scoreArenaHardJudgments(path: string, out: string, seed: number | undefined): void {
+  if (!existsSync(path)) throw new UsageError(`--judgments: ${path} does not exist`);
+  const files = statSync(path).isDirectory() ? readdirSync(path).filter((f) => f.endsWith('.jsonl')).sort().map((f) => join(path, f)) : [path];
+  if (files.length === 0) throw new UsageError(`--judgments: no .jsonl file in ${path}`);
+  const byModel = new Map<string, ArenaHardJudgment[]>();
+  let agree = 0;
+  const differ: string[] = [];
+  for (const file of files) {
+    readJsonlFile(file, '--judgments').forEach((o, i) => {
+      const where = `${file}:${i + 1}`;
+      if (typeof o.model !== 'string') throw new UsageError(`${where}: no "model"`);
+      if (!Array.isArray(o.games)) throw new UsageError(`${where}: no "games"`);
+      if (o.baseline !== undefined && o.baseline !== ARENA_HARD_BASELINE) throw new UsageError(`${where}: baseline ${JSON.stringify(o.baseline)}, not ${ARENA_HARD_BASELINE}`);
+      const games = (o.games as Record<string, unknown>[]).map((g, k) => {
+        const label = typeof g?.score === 'string' ? g.score : null;
+        if (typeof g?.judgment === 'string') {
+          const p = parseArenaHard(g.judgment);
+          const parsed = typeof p === 'object' && p !== null ? p.label : null;
+          if (parsed === label) agree++;
+          else differ.push(`${where} game ${k + 1} (stored ${JSON.stringify(label)}, parsed ${JSON.stringify(parsed)})`);
+        }
+        return { user_prompt: String(g?.user_prompt ?? ''), judgment: String(g?.judgment ?? ''), score: label } as ArenaHardJudgment['games'][number];
+      });
+      const list = byModel.get(o.model) ?? [];
+      list.push({ question_id: String(o.question_id ?? o.uid ?? i), model: o.model, judge: String(o.judge ?? ''), games });
+      byModel.set(o.model, list);
+    });
+  }
+  const scores = [...byModel].map(([m, js]) => arenaHardScore(js, { model: m, ...(seed !== undefined ? { seed } : {}) }));
+  const baseRow = { model: ARENA_HARD_BASELINE, score: 50, lower: 50, upper: 50, battles: 0, unparseable: 0, avg_tokens: null };
+  writeFileAtomic(join(out, 'leaderboard.csv'), arenaHardCsv([...scores, baseRow], new Date().toISOString().slice(0, 10)));
+  writeJsonAtomic(join(out, 'report.json'), { benchmark: 'arena-hard-v0.1', baseline: ARENA_HARD_BASELINE, judgments: files.map((f) => resolve(f)), models: scores, labels_reparsed: { agree, differ: differ.length, first_differences: differ.slice(0, 20) } });
+  for (const r of [...scores, baseRow].sort((a, b) => (Number.isFinite(b.score) ? b.score : -1) - (Number.isFinite(a.score) ? a.score : -1))) console.log(arenaHardLine(r));
+  console.log(`(labels re-parsed from the judgment texts: ${agree} equal to the stored label, ${differ.length} not${differ.length ? `: ${differ.slice(0, 3).join('; ')}` : ''})`);
+}
+
 export async function run(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (!sub || sub === '--help' || sub === '-h') {
@@ -321,10 +365,11 @@ export async function run(argv: string[]): Promise<void> {
   if (bench !== 'alpaca-eval') {
     for (const k of ['annotations', 'instruction-difficulty', 'gamed-baselines'] as const) if (v[k] !== undefined) throw new UsageError(`--${k} is for alpaca-eval only`);
   }
-  if (bench !== 'mt-bench' && v.judgments !== undefined) throw new UsageError('--judgments is for mt-bench only');
+  if (bench === 'alpaca-eval' && v.judgments !== undefined) throw new UsageError('--judgments is for mt-bench and arena-hard (alpaca-eval: --annotations)');
   if (v.judgments !== undefined) {
     for (const k of ['model', 'outputs', 'judge', 'limit'] as const) if (v[k] !== undefined) throw new UsageError(`--judgments scores published judgments without a judge: --${k} does not apply`);
-    scoreMtBenchJudgments(v.judgments, resolve(v.out!), v.data, v.name);
+    if (bench === 'mt-bench') scoreMtBenchJudgments(v.judgments, resolve(v.out!), v.data, v.name);
+    else scoreArenaHardJudgments(v.judgments, resolve(v.out!), v.seed === undefined ? undefined : num('seed', v.seed, 0, { integer: true, min: 0 }));
     return;
   }
   const glm = bench === 'alpaca-eval' ? readGlmInputs(v['gamed-baselines'], v['instruction-difficulty']) : {};

@@ -30,6 +30,7 @@ type Bench = keyof typeof BENCHES;
 const HELP = `usage: sppo bench alpaca-eval|mt-bench|arena-hard (--model DIR | --outputs FILE) --judge openai:URL#MODEL
                   --data DIR --out DIR [options]
        sppo bench alpaca-eval --annotations FILE --out DIR [--gamed-baselines FILE] [--instruction-difficulty FILE]
+       sppo bench mt-bench|arena-hard --judgments FILE --out DIR          (published judgments, no judge)
 
 Runs a benchmark locally with an LLM judge behind any OpenAI-compatible endpoint (vLLM, SGLang, llama.cpp's
 server, sppo serve, a hosted API), with the benchmark's own judge prompt and parsing, and writes the results

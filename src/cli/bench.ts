@@ -457,6 +457,10 @@ export async function run(argv: string[]): Promise<void> {
       bar.stop();
     }
     writeJsonAtomic(join(out, ALPACA_EVAL_ANNOTATOR, 'annotations.json'), annotations);
+    if (glm.gamed || glm.instructionDifficulty) {
+      const off = items.findIndex((it, i) => refs[i]?.instruction !== it.instruction);
+      if (off >= 0) console.error(`sppo bench alpaca-eval: warning: output ${off} is not the evaluation set's instruction ${off}; the instruction difficulty is looked up by row, as AlpacaEval does, so it belongs to another instruction there`);
+    }
     const m = alpacaEvalMetrics(annotations, name, items.map((i) => i.output), glm);
     const stats = finish();
     if (m.leaderboard.n_total === 0) console.error(`sppo bench alpaca-eval: warning: none of the ${annotations.length} judge answers had a verdict (see raw_completion in the annotations)`);

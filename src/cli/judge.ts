@@ -4,6 +4,7 @@ import { loadJudge, parseJudgeSpec, preferenceMatrices, type JudgeSpec } from '.
 import { winRates } from '../sppo/winrates.js';
 import { readGenerations } from '../sppo/generations.js';
 import { UsageError } from './usage.js';
+import { isHubName } from '../hub/resolve.js';
 import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
@@ -86,7 +87,7 @@ export async function run(argv: string[]): Promise<void> {
     }
   }
   spec = withJudgeOptions(spec, v);
-  if ((spec.kind === 'reward-model' || spec.kind === 'pairwise') && !existsSync(spec.dir)) throw new UsageError(`--judge: ${spec.dir} does not exist`);
+  if ((spec.kind === 'reward-model' || spec.kind === 'pairwise') && !isHubName(spec.dir) && !existsSync(spec.dir)) throw new UsageError(`--judge: ${spec.dir} does not exist`);
 
   if (!existsSync(v.generations!)) throw new UsageError(`--generations: ${v.generations} does not exist`);
   const groups = readGenerations(v.generations!);

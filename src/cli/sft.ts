@@ -7,6 +7,7 @@ import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
 import { readSftData, sft, tokenizeSft, type SftExample, type SftStepMetrics } from '../sppo/sft.js';
 import { UsageError } from './usage.js';
+import { modelFolder } from './model_option.js';
 import { parseCommand, progressBar } from './args.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
 import { forEachJsonl } from '../util/files.js';
@@ -70,11 +71,10 @@ export async function run(argv: string[]): Promise<void> {
   const v = parsed.values;
   if (!v.model === !v.init) throw new UsageError('give exactly one of --model DIR and --init CONFIG.json (sppo sft --help)');
   for (const k of ['data', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required (sppo sft --help)`);
-  const tokDir = v.tokenizer ?? v.model;
-  if (!tokDir) throw new UsageError('--tokenizer DIR is required with --init');
-  if (v.model && !existsSync(v.model)) throw new UsageError(`--model: ${v.model} does not exist`);
+  if (v.model) v.model = await modelFolder('--model', v.model);
   if (v.init && !existsSync(v.init)) throw new UsageError(`--init: ${v.init} does not exist`);
-  if (!existsSync(tokDir)) throw new UsageError(`--tokenizer: ${tokDir} does not exist`);
+  if (!v.tokenizer && !v.model) throw new UsageError('--tokenizer DIR is required with --init');
+  const tokDir = v.tokenizer ? await modelFolder('--tokenizer', v.tokenizer) : v.model!;
   const { lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule, maxGradNorm, maxLength, evalFraction, seed, device, dtype } =
     optimizationOptions(v, { lr: 1e-3, batchSize: 16, optimizer: 'adamw', warmupRatio: 0.05, schedule: 'cosine' });
 

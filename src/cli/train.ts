@@ -8,6 +8,7 @@ import { readPairs, tokenizePairs } from '../sppo/pairs_file.js';
 import { saveAdapter } from '../models/peft.js';
 import { ALL_LINEAR, type LoraOptions } from '../nn/lora.js';
 import { UsageError } from './usage.js';
+import { modelFolder } from './model_option.js';
 import { forEachJsonl } from '../util/files.js';
 import { num, parseCommand, progressBar } from './args.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
@@ -131,7 +132,7 @@ export async function run(argv: string[]): Promise<void> {
   const maxPromptLength = num('max-prompt-length', v['max-prompt-length'], Math.min(512, maxLength - 1), { integer: true, min: 1, max: maxLength - 1 });
   const checkpointEvery = v['checkpoint-every'] === undefined ? undefined : num('checkpoint-every', v['checkpoint-every'], 1, { integer: true, min: 1 });
   const lora = loraOptions(v);
-  if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
+  v.model = await modelFolder('--model', v.model!);
 
   if (!existsSync(v.pairs!)) throw new UsageError(`--pairs: ${v.pairs} does not exist`);
   const pairs = readPairs(v.pairs!, loss);

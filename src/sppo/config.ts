@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { PAIR_MODES } from './pairs.js';
 import { deviceSchema, judgeSpecSchema, MODEL_DTYPES, type JudgeSpec } from '../judge/spec.js';
 import { lossTypeSchema } from './losses.js';
+import { parseHubName } from '../hub/cache.js';
 
 const DTYPES = MODEL_DTYPES;
 const int = (min: number): z.ZodNumber => z.number().int().min(min);
@@ -227,11 +228,16 @@ function resolvePath(base: string, p: string): string {
   return isAbsolute(p) ? p : resolve(base, p);
 }
 
+/** A model: a folder (relative to `base`), or a Hub name org/name[@revision] kept as it is (src/hub). */
+function resolveModelPath(base: string, p: string): string {
+  return isAbsolute(p) || existsSync(resolve(base, p)) || !parseHubName(p) ? resolvePath(base, p) : p;
+}
+
 function resolveJudge(base: string, j: JudgeSpecConfig): JudgeSpecConfig {
   if (j.kind === 'openai') {
     return { ...j, ...(j.cache ? { cache: resolvePath(base, j.cache) } : {}), ...(j.judgePrompts ? { judgePrompts: resolvePath(base, j.judgePrompts) } : {}) };
   }
-  return j.kind === 'module' ? { ...j, path: resolvePath(base, j.path) } : { ...j, dir: resolvePath(base, j.dir) };
+  return j.kind === 'module' ? { ...j, path: resolvePath(base, j.path) } : { ...j, dir: resolveModelPath(base, j.dir) };
 }
 
 /** Validates a configuration object, fills in defaults and resolves relative paths. */
@@ -245,7 +251,7 @@ export function parseConfig(input: unknown, opts: ParseConfigOptions = {}): Sppo
   const c = r.data;
   const out: SppoConfig = {
     ...c,
-    model: resolvePath(base, c.model),
+    model: resolveModelPath(base, c.model),
     prompts: resolvePath(base, c.prompts),
     runDir: resolvePath(base, c.runDir),
     judge: resolveJudge(base, c.judge),

@@ -46,6 +46,7 @@ import { checkedOracle, judgeIteration } from './stages/judge.js';
 import { pairsIteration, trainingExamples } from './stages/pairs.js';
 import { trainIteration } from './stages/train.js';
 import { evalIteration, evalResponses, type EvalPrompts, type EvalSummary } from './stages/eval.js';
+import { resolveHubNames } from './hub_names.js';
 
 export type { StoredResponse, GenerationLine, PreferenceLine, PairLine } from './stages/context.js';
 export { JudgeStageError } from './stages/judge.js';
@@ -94,7 +95,7 @@ function diffFields(a: unknown, b: unknown, path = ''): string[] {
 
 /** Runs (or resumes) an SPPO run; returns the per-iteration summary (also written to summary.json). */
 export async function runSppo(config: SppoConfigInput | SppoConfig, opts: RunOptions = {}): Promise<RunSummary> {
-  const cfg = parseConfig(config, { baseDir: opts.baseDir });
+  const cfg = await resolveHubNames(parseConfig(config, { baseDir: opts.baseDir }));
   const pg = opts.processGroup;
   const leader = !pg || pg.rank === 0;
   // Rank 0 speaks for the run; the others only report their errors (as exceptions).

@@ -1,0 +1,16 @@
+// A run configuration's Hub names (`model`, the judges' `dir`: org/name[@revision]) made local folders before the
+// run starts: the cached snapshots of huggingface_hub's cache, downloaded into it when online (src/hub).
+import { resolveModelDir } from '../hub/resolve.js';
+import type { JudgeSpec } from '../judge/spec.js';
+import type { SppoConfig } from './config.js';
+
+async function judgeDir<J extends JudgeSpec>(j: J): Promise<J> {
+  return 'dir' in j ? { ...j, dir: await resolveModelDir(j.dir) } : j;
+}
+
+/** The configuration with every Hub name replaced by its snapshot folder; paths are left as they are. */
+export async function resolveHubNames(cfg: SppoConfig): Promise<SppoConfig> {
+  const out: SppoConfig = { ...cfg, model: await resolveModelDir(cfg.model), judge: await judgeDir(cfg.judge) };
+  if (cfg.evalJudge) out.evalJudge = await judgeDir(cfg.evalJudge);
+  return out;
+}

@@ -1,0 +1,125 @@
+// Models by their Hub names (src/hub): read from a cache laid out as huggingface_hub lays it out (from the hf-tiny
+// fixture, at test time), and downloaded into it from a loopback Hub (test/helpers/hub_fixture.ts) with the
+// API and resolve URLs and headers the Hub has: only the files a model needs, resumed, checked, tokens.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { hubCacheDir, hfHome, hubOffline, parseHubName, HubError } from '../src/hub/cache.js';
+import { resolveModelDir } from '../src/hub/resolve.js';
+import { downloadSnapshot } from '../src/hub/download.js';
+import { commitOf, hubFiles, layoutCache, startFakeHub } from './helpers/hub_fixture.js';
+import { sppoCli } from './helpers/cli.js';
+import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
+
+const model = join(fixtureRoot, 'qwen2');
+const skip = existsSync(join(model, 'model.safetensors')) ? false : `no qwen2 fixture at ${model}`;
+const modelOnly = (p: string) => !p.startsWith('expected');
+
+test('Hub names and the cache folder follow huggingface_hub: HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HF_HUB_OFFLINE', () => {
+  assert.deepEqual(parseHubName('Qwen/Qwen2.5-0.5B-Instruct@v1.0'), { repo: 'Qwen/Qwen2.5-0.5B-Instruct', revision: 'v1.0', type: 'model' });
+  assert.deepEqual(parseHubName('gpt2'), { repo: 'gpt2', revision: 'main', type: 'model' });
+  assert.equal(parseHubName('org/name@refs/pr/1')?.revision, 'refs/pr/1');
+  for (const path of ['./runs/x', '/abs/model', '~/m', 'a/b/c', 'bad--name/x', 'x/..', 'org/name@']) assert.equal(parseHubName(path), null, path);
+  assert.equal(hubCacheDir({ HF_HUB_CACHE: '/c', HF_HOME: '/h' }), '/c');
+  assert.equal(hubCacheDir({ HF_HOME: '/h' }), '/h/hub');
+  assert.equal(hubCacheDir({ XDG_CACHE_HOME: '/x' }), '/x/huggingface/hub');
+  assert.equal(hfHome({ HOME: '/ignored', XDG_CACHE_HOME: '/x' }), '/x/huggingface');
+  assert.equal(hubOffline({ HF_HUB_OFFLINE: '1' }), true);
+  assert.equal(hubOffline({ HF_HUB_OFFLINE: '0' }), false);
+  assert.equal(hubOffline({ TRANSFORMERS_OFFLINE: 'yes' }), true);
+});
+
+test('a model name resolves to its snapshot in the cache, by branch, tag or commit; errors name the repo, revision and file', { skip }, async () => {
+  const cache = tempDir('hub-cache');
+  try {
+    const files = hubFiles(model, modelOnly);
+    const { snapshot, commit, root } = layoutCache(cache, 'tiny-org/qwen2', files, { refs: ['main', 'v1'] });
+    const o = { cacheDir: cache, offline: true };
+    assert.equal(await resolveModelDir('tiny-org/qwen2', o), snapshot);
+    assert.equal(await resolveModelDir('tiny-org/qwen2@v1', o), snapshot);
+    assert.equal(await resolveModelDir(`tiny-org/qwen2@${commit}`, o), snapshot);
+    assert.equal(await resolveModelDir(model, o), model, 'a folder is used as it is');
+    await assert.rejects(resolveModelDir('tiny-org/qwen2@v2', o), (e: HubError) => e instanceof HubError && e.repo === 'tiny-org/qwen2' && e.revision === 'v2' && /revision 'v2' is not in the Hugging Face cache.*refs \[main, v1\].*HF_HUB_OFFLINE/.test(e.message));
+    await assert.rejects(resolveModelDir('tiny-org/none', o), /tiny-org\/none.*models--tiny-org--none does not exist/);
+    const weights = files.find((f) => f.path === 'model.safetensors')!;
+    rmSync(join(root, 'blobs', weights.sha256));
+    await assert.rejects(resolveModelDir('tiny-org/qwen2@v1', o), (e: HubError) => e.revision === 'v1' && e.missing.includes('model.safetensors') && /lacks model\.safetensors/.test(e.message));
+  } finally {
+    removeDir(cache);
+  }
+});
+
+test('sppo generate --model org/name reads the cached snapshot (HF_HUB_CACHE, HF_HUB_OFFLINE): the same output as the folder', { skip }, async () => {
+  const dir = tempDir('hub-gen');
+  try {
+    const cache = join(dir, 'hub');
+    layoutCache(cache, 'tiny-org/qwen2', hubFiles(model, modelOnly), { refs: ['main', 'v1'] });
+    const prompts = join(dir, 'p.jsonl');
+    writeFileSync(prompts, '{"prompt": "Hello there"}\n{"prompt": "Sort 3 1 2"}\n');
+    const args = ['--prompts', prompts, '-n', '2', '--max-new-tokens', '5', '--seed', '3', '--device', 'cpu'];
+    const env = { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' };
+    const a = sppoCli(['generate', '--model', model, ...args, '--out', join(dir, 'a.jsonl')], { env });
+    assert.equal(a.status, 0, a.stderr);
+    const b = sppoCli(['generate', '--model', 'tiny-org/qwen2@v1', ...args, '--out', join(dir, 'b.jsonl')], { env });
+    assert.equal(b.status, 0, b.stderr);
+    assert.equal(readFileSync(join(dir, 'b.jsonl'), 'utf8'), readFileSync(join(dir, 'a.jsonl'), 'utf8'));
+    const c = sppoCli(['generate', '--model', 'tiny-org/qwen2@v9', ...args, '--out', join(dir, 'c.jsonl')], { env });
+    assert.equal(c.status, 1);
+    assert.match(c.stderr, /--model: model tiny-org\/qwen2@v9: revision 'v9' is not in the Hugging Face cache/);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('downloading from a (loopback) Hub: only the files a model needs, into the cache layout, resumed, checked, gated', { skip }, async () => {
+  const dir = tempDir('hub-dl');
+  const decoy = join(dir, 'repo');
+  const files = [...hubFiles(model, modelOnly)];
+  // Files a model does not need: other weight formats and subfolders.
+  const extra = { path: 'pytorch_model.bin', bytes: Buffer.from('not needed'), oid: '0'.repeat(40), sha256: '1'.repeat(64), lfs: true };
+  const onnx = { path: 'onnx/model.onnx', bytes: Buffer.from('not needed'), oid: '2'.repeat(40), sha256: '3'.repeat(64), lfs: true };
+  const commit = commitOf(files);
+  const hub = await startFakeHub({
+    'tiny-org/qwen2': { type: 'model', files: [...files, extra, onnx], commit, refs: ['main'] },
+    'tiny-org/gated': { type: 'model', files, commit, token: 'hf_secret' },
+    'tiny-org/bad': { type: 'model', files: files.map((f) => (f.path === 'config.json' ? { ...f, bytes: Buffer.from('{"tampered": true}') } : f)), commit },
+  });
+  try {
+    const cache = join(dir, 'hub');
+    const o = { cacheDir: cache, endpoint: hub.url, token: '', log: () => {} };
+    // A dropped connection midway through the weights: the error says so, the next call resumes with a Range.
+    hub.cutOnce.set(`/cdn/${files.find((f) => f.path === 'model.safetensors')!.sha256}`, 100_000);
+    await assert.rejects(downloadSnapshot({ repo: 'tiny-org/qwen2', revision: 'main', type: 'model' }, o), /model\.safetensors: the download stopped at \d+ of \d+ bytes.*run again to resume/);
+    const got = await downloadSnapshot({ repo: 'tiny-org/qwen2', revision: 'main', type: 'model' }, o);
+    assert.ok(hub.requests.some((r) => r.path.startsWith('/cdn/') && /^bytes=\d+-$/.test(r.range ?? '') && Number(/\d+/.exec(r.range!)![0]) > 0), 'resumed with a Range request');
+    assert.equal(got.commit, commit);
+    assert.deepEqual(got.files.sort(), files.map((f) => f.path).sort());
+    const root = join(cache, 'models--tiny-org--qwen2');
+    assert.equal(readFileSync(join(root, 'refs', 'main'), 'utf8'), commit);
+    for (const f of files) {
+      const link = join(root, 'snapshots', commit, f.path);
+      assert.ok(lstatSync(link).isSymbolicLink());
+      assert.equal(readlinkSync(link), `../../blobs/${f.lfs ? f.sha256 : f.oid}`);
+      assert.deepEqual(readFileSync(link), f.bytes);
+    }
+    assert.ok(!hub.requests.some((r) => r.path.includes('pytorch_model.bin') || r.path.includes('onnx')), 'other weight formats and subfolders are not fetched');
+    assert.deepEqual(readdirSync(join(root, 'blobs')).filter((b) => b.endsWith('.incomplete')), []);
+    // Everything is there: resolving again fetches nothing.
+    const before = hub.requests.length;
+    assert.equal(await resolveModelDir('tiny-org/qwen2', { ...o, offline: false }), join(root, 'snapshots', commit));
+    assert.equal(hub.requests.length, before);
+    const again = await downloadSnapshot({ repo: 'tiny-org/qwen2', revision: 'main', type: 'model' }, o);
+    assert.equal(again.bytes, 0);
+    // Integrity: bytes that do not hash to the listed oid are refused.
+    await assert.rejects(downloadSnapshot({ repo: 'tiny-org/bad', revision: 'main', type: 'model' }, o), /tiny-org\/bad: config\.json: git sha1 [0-9a-f]{40} does not match the Hub's/);
+    // Gated: without a token the error says to set HF_TOKEN; with it, the download works.
+    await assert.rejects(resolveModelDir('tiny-org/gated', { ...o, offline: false }), /tiny-org\/gated.*gated or private and no token was given: set HF_TOKEN/);
+    const g = await resolveModelDir('tiny-org/gated', { ...o, token: 'hf_secret', offline: false });
+    assert.equal(g, join(cache, 'models--tiny-org--gated', 'snapshots', commit));
+    await assert.rejects(resolveModelDir('tiny-org/qwen2@nope', { ...o, offline: false }), /tiny-org\/qwen2@nope.*no such repository or revision 'nope'/);
+  } finally {
+    await hub.close();
+    removeDir(dir);
+  }
+});

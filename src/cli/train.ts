@@ -132,6 +132,7 @@ export async function run(argv: string[]): Promise<void> {
   const maxPromptLength = num('max-prompt-length', v['max-prompt-length'], Math.min(512, maxLength - 1), { integer: true, min: 1, max: maxLength - 1 });
   const checkpointEvery = v['checkpoint-every'] === undefined ? undefined : num('checkpoint-every', v['checkpoint-every'], 1, { integer: true, min: 1 });
   const lora = loraOptions(v);
+  const modelName = v.model!; // as given: a Hub name stays one in the adapter's base_model_name_or_path, as PEFT writes it
   v.model = await modelFolder('--model', v.model!);
 
   if (!existsSync(v.pairs!)) throw new UsageError(`--pairs: ${v.pairs} does not exist`);
@@ -149,7 +150,7 @@ export async function run(argv: string[]): Promise<void> {
       policy, examples, loss, beta, labelSmoothing, lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule,
       maxGradNorm, maxLength, maxPromptLength, dtype, device, seed, evalFraction, metricsPath: v.metrics,
       checkpointDir: v['checkpoint-dir'], checkpointEvery, gradientCheckpointing: v['gradient-checkpointing'] ?? false, masterWeights: !v['no-master-weights'], packing: !v['no-packing'],
-      lora, adapterDir: lora ? v['adapter-out'] : undefined, adapterBaseModel: v.model!,
+      lora, adapterDir: lora ? v['adapter-out'] : undefined, adapterBaseModel: modelName,
       onStep: (m) => {
         last = m;
         bar.update(m.step, { loss: m.loss.toPrecision(4), acc: m.pair_accuracy.toFixed(2) });
@@ -157,7 +158,7 @@ export async function run(argv: string[]): Promise<void> {
     });
     bar.stop();
     if (r.lora) {
-      if (v['adapter-out']) saveAdapter(r.lora, v['adapter-out'], { baseModel: v.model! });
+      if (v['adapter-out']) saveAdapter(r.lora, v['adapter-out'], { baseModel: modelName });
       r.lora.mergeAndDetach();
     }
     saveModel(r.model, v.out!, { tokenizerDir: v.model! });

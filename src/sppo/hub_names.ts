@@ -8,9 +8,14 @@ async function judgeDir<J extends JudgeSpec>(j: J): Promise<J> {
   return 'dir' in j ? { ...j, dir: await resolveModelDir(j.dir) } : j;
 }
 
-/** The configuration with every Hub name replaced by its snapshot folder; paths are left as they are. */
-export async function resolveHubNames(cfg: SppoConfig): Promise<SppoConfig> {
-  const out: SppoConfig = { ...cfg, model: await resolveModelDir(cfg.model), judge: await judgeDir(cfg.judge) };
-  if (cfg.evalJudge) out.evalJudge = await judgeDir(cfg.evalJudge);
+/**
+ * The configuration with every Hub name replaced by its snapshot folder (paths are left as they are), before
+ * anything runs, so that a missing judge fails now rather than after the first generation. `judges: false`
+ * leaves the judges (a run given its judge object).
+ */
+export async function resolveHubNames(cfg: SppoConfig, o: { judges?: boolean } = {}): Promise<SppoConfig> {
+  const judges = o.judges ?? true;
+  const out: SppoConfig = { ...cfg, model: await resolveModelDir(cfg.model), judge: judges ? await judgeDir(cfg.judge) : cfg.judge };
+  if (cfg.evalJudge && judges) out.evalJudge = await judgeDir(cfg.evalJudge);
   return out;
 }

@@ -95,7 +95,7 @@ function diffFields(a: unknown, b: unknown, path = ''): string[] {
 
 /** Runs (or resumes) an SPPO run; returns the per-iteration summary (also written to summary.json). */
 export async function runSppo(config: SppoConfigInput | SppoConfig, opts: RunOptions = {}): Promise<RunSummary> {
-  const cfg = await resolveHubNames(parseConfig(config, { baseDir: opts.baseDir }));
+  const cfg = await resolveHubNames(parseConfig(config, { baseDir: opts.baseDir }), { judges: !opts.judge });
   const pg = opts.processGroup;
   const leader = !pg || pg.rank === 0;
   // Rank 0 speaks for the run; the others only report their errors (as exceptions).

@@ -154,7 +154,10 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
     if (!f) return json(res, 404, { error: 'Entry not found' }, { 'x-error-code': 'EntryNotFound', 'x-repo-commit': hit.repo.commit });
     const common = { 'x-repo-commit': hit.repo.commit };
     if (f.lfs) {
-      res.writeHead(302, { ...common, location: `http://${req.headers.host}/cdn/${f.sha256}`, etag: `"${f.oid}"`, 'x-linked-etag': `"${f.sha256}"`, 'x-linked-size': String(f.bytes.length), 'content-length': '0' });
+      // As the Hub does: the metadata on the redirect itself, the bytes from another host (a CDN; here the same
+      // loopback server under the name localhost, which huggingface_hub treats as off-Hub and does not follow on HEAD).
+      const port = (server.address() as AddressInfo).port;
+      res.writeHead(302, { ...common, location: `http://localhost:${port}/cdn/${f.sha256}`, etag: `"${f.oid}"`, 'x-linked-etag': `"${f.sha256}"`, 'x-linked-size': String(f.bytes.length), 'content-length': '0' });
       return void res.end();
     }
     sendBytes(req, res, f.bytes, { ...common, etag: `"${f.oid}"`, 'content-type': 'application/octet-stream' }, path);

@@ -10,7 +10,7 @@ export const summary = 'merge a LoRA adapter (PEFT files) into its base model, a
 
 const HELP = `usage: sppo merge BASE ADAPTER OUT [options]
 
-BASE is a Hugging Face model folder, ADAPTER a folder with PEFT's adapter_config.json and
+BASE is a Hugging Face model folder (or a Hub name org/name[@revision]: docs/hub.md), ADAPTER a folder with PEFT's adapter_config.json and
 adapter_model.safetensors (written by sppo run / sppo train --adapter-out, or by PEFT's save_pretrained), OUT a
 new folder: the base's weights with W + scaling * B A for every adapted layer (computed in float32, rounded once
 to the weights' dtype), the base's config and tokenizer files. An sppo run's iter-t/adapter applies to

@@ -13,7 +13,8 @@ export const summary = 'serve a model folder over the OpenAI API (completions, c
 
 const HELP = `usage: sppo serve DIR [options]
 
-Serves the Hugging Face model folder DIR over HTTP with the OpenAI API, as vLLM does:
+Serves the Hugging Face model folder DIR (or a Hub name org/name[@revision], from the Hugging Face cache,
+downloaded into it when online: docs/hub.md) over HTTP with the OpenAI API, as vLLM does:
   GET  /v1/models, GET /health, GET /metrics (Prometheus counters)
   POST /v1/completions        prompt as text or token ids (or lists of either); n, max_tokens, temperature,
                               top_p, top_k, seed, stop, logprobs, stream; vLLM's return_tokens_as_token_ids,

@@ -3,11 +3,15 @@
 // API and resolve URLs and headers the Hub has: only the files a model needs, resumed, checked, tokens.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { join } from 'node:path';
 import { hubCacheDir, hfHome, hubOffline, parseHubName, HubError } from '../src/hub/cache.js';
 import { resolveModelDir } from '../src/hub/resolve.js';
 import { downloadSnapshot } from '../src/hub/download.js';
+import { resolveDatasetSplit } from '../src/hub/dataset.js';
+import { readPrompts } from '../src/sppo/dataset_prompts.js';
+import { parseConfig } from '../src/sppo/config.js';
 import { commitOf, hubFiles, layoutCache, startFakeHub } from './helpers/hub_fixture.js';
 import { sppoCli } from './helpers/cli.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
@@ -120,6 +124,71 @@ test('downloading from a (loopback) Hub: only the files a model needs, into the 
     await assert.rejects(resolveModelDir('tiny-org/qwen2@nope', { ...o, offline: false }), /tiny-org\/qwen2@nope.*no such repository or revision 'nope'/);
   } finally {
     await hub.close();
+    removeDir(dir);
+  }
+});
+
+const DATA = join(fixtureRoot, '..', '..', 'data');
+const trainJsonl = join(DATA, 'ultrafeedback_binarized_sample_train1000.jsonl');
+const evalJsonl = join(DATA, 'ultrafeedback_binarized_sample_eval200.jsonl');
+const dataSkip = existsSync(trainJsonl) && existsSync(evalJsonl) ? false : `no UltraFeedback samples at ${DATA}`;
+
+/** A Parquet file of the JSONL's rows: `question` (its prompt) and `chosen`, as a data set's split file is. */
+function parquetOf(jsonl: string, n: number): Buffer {
+  const rows = readFileSync(jsonl, 'utf8').trim().split('\n').slice(0, n).map((l) => JSON.parse(l) as { prompt: string; chosen: unknown });
+  const ab = parquetWriteBuffer({ columnData: [
+    { name: 'question', data: rows.map((r) => r.prompt), type: 'STRING' },
+    { name: 'chosen', data: rows.map((r) => JSON.stringify(r.chosen)), type: 'STRING' },
+  ] });
+  return Buffer.from(ab);
+}
+
+test('prompts by data set name: a split\'s Parquet files from the cache (offline) or downloaded, the field naming the column', { skip: dataSkip }, async () => {
+  const dir = tempDir('hub-data');
+  const src = join(dir, 'src');
+  try {
+    mkdirSync(join(src, 'data'), { recursive: true });
+    writeFileSync(join(src, 'data', 'train_prefs-00000-of-00001.parquet'), parquetOf(trainJsonl, 300));
+    writeFileSync(join(src, 'data', 'test_prefs-00000-of-00001.parquet'), parquetOf(evalJsonl, 50));
+    writeFileSync(join(src, 'README.md'), '# a data set card\n');
+    const files = hubFiles(src);
+    const want = readFileSync(trainJsonl, 'utf8').trim().split('\n').slice(0, 300).map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+    const spec = { dataset: 'HuggingFaceH4/ultrafeedback_binarized', split: 'train_prefs', field: 'question' };
+    // From a cache laid out as huggingface_hub (and so `datasets`) lays it out.
+    const cache = join(dir, 'hub');
+    const { snapshot } = layoutCache(cache, spec.dataset, files, { type: 'dataset' });
+    const env = { HF_HUB_CACHE: process.env.HF_HUB_CACHE, HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE };
+    process.env.HF_HUB_CACHE = cache;
+    process.env.HF_HUB_OFFLINE = '1';
+    try {
+      assert.deepEqual(await resolveDatasetSplit(spec), [join(snapshot, 'data', 'train_prefs-00000-of-00001.parquet')]);
+      const recs = await readPrompts(spec);
+      assert.deepEqual(recs.map((r) => r.prompt), want);
+      assert.deepEqual(recs.map((r) => r.index), want.map((_, i) => i));
+      await assert.rejects(readPrompts({ ...spec, split: 'validation' }), /dataset HuggingFaceH4\/ultrafeedback_binarized, split 'validation': the cached snapshot .* has no Parquet file of that split \(it has: data\/test_prefs-00000-of-00001\.parquet, data\/train_prefs-00000-of-00001\.parquet\)/);
+      await assert.rejects(readPrompts({ ...spec, field: 'answer' }), /has no column 'answer' \(columns: question, chosen\)/);
+      // In a run config: a mapping, checked field by field, kept as it is.
+      const cfg = parseConfig({ model: '/m', prompts: spec, runDir: '/r', judge: { kind: 'module', path: '/j.mjs' }, eval: { prompts: { dataset: spec.dataset, split: 'test_prefs', field: 'question' } } });
+      assert.deepEqual(cfg.prompts, spec);
+      assert.equal((await readPrompts(cfg.eval.prompts!)).length, 50);
+      assert.throws(() => parseConfig({ model: '/m', prompts: { dataset: spec.dataset, colum: 'x' }, runDir: '/r', judge: { kind: 'module', path: '/j.mjs' } }), /prompts/);
+    } finally {
+      for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    }
+    // Downloaded from a (loopback) Hub: only the split's files.
+    const hub = await startFakeHub({ [spec.dataset]: { type: 'dataset', files, commit: commitOf(files) } });
+    try {
+      const cache2 = join(dir, 'hub2');
+      const got = await resolveDatasetSplit(spec, { cacheDir: cache2, endpoint: hub.url, token: '', offline: false, log: () => {} });
+      assert.equal(got.length, 1);
+      assert.ok(got[0]!.startsWith(join(cache2, 'datasets--HuggingFaceH4--ultrafeedback_binarized', 'snapshots')));
+      const fetched = hub.requests.filter((r) => r.path.includes('/resolve/') || r.path.startsWith('/cdn/')).map((r) => r.path);
+      assert.ok(fetched.some((p) => p.endsWith('train_prefs-00000-of-00001.parquet')));
+      assert.ok(!fetched.some((p) => p.includes('test_prefs') || p.includes('README')), fetched.join(', '));
+    } finally {
+      await hub.close();
+    }
+  } finally {
     removeDir(dir);
   }
 });

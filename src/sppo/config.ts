@@ -110,12 +110,25 @@ export const trainingSchema = z
     message: 'applies to loss dpo only (training.loss is not dpo)',
   });
 
+/** Prompts by data set name (src/sppo/dataset_prompts.ts): a split's Parquet files from the Hugging Face cache. */
+export const datasetPromptsSchema = z
+  .object({
+    /** org/name[@revision] on the Hub. */
+    dataset: z.string().min(1),
+    split: z.string().min(1).default('train'),
+    /** The column holding the prompt (default: prompt, messages or instruction). */
+    field: z.string().min(1).optional(),
+    /** The data set's configuration (subset), when it has several. */
+    config: z.string().min(1).optional(),
+  })
+  .strict();
+
 export const evalSchema = z
   .object({
     /** Held-out prompts taken from `prompts` (0: no evaluation), unless `prompts` below is given. */
     count: int(0).default(100),
-    /** A separate file of evaluation prompts (JSONL or Parquet); its first `count` prompts are used. */
-    prompts: z.string().min(1).optional(),
+    /** A separate file of evaluation prompts (JSONL or Parquet), or a data set split; its first `count` prompts are used. */
+    prompts: z.union([z.string().min(1), datasetPromptsSchema]).optional(),
     /** Sampling of the evaluated responses (one per prompt); defaults: the generation's. */
     temperature: z.number().min(0).optional(),
     topP: z.number().gt(0).max(1).optional(),
@@ -128,8 +141,8 @@ export const configSchema = z
   .object({
     /** pi_0: a Hugging Face model folder. */
     model: z.string().min(1),
-    /** Training prompts: JSONL or Parquet with `prompt` or chat `messages`. */
-    prompts: z.string().min(1),
+    /** Training prompts: JSONL or Parquet with `prompt` or chat `messages`, or a data set split by its Hub name. */
+    prompts: z.union([z.string().min(1), datasetPromptsSchema]),
     /** Where every artifact goes (created if missing; rerunning resumes). */
     runDir: z.string().min(1),
     judge: judgeSpecSchema,
@@ -252,10 +265,10 @@ export function parseConfig(input: unknown, opts: ParseConfigOptions = {}): Sppo
   const out: SppoConfig = {
     ...c,
     model: resolveModelPath(base, c.model),
-    prompts: resolvePath(base, c.prompts),
+    prompts: typeof c.prompts === 'string' ? resolvePath(base, c.prompts) : c.prompts,
     runDir: resolvePath(base, c.runDir),
     judge: resolveJudge(base, c.judge),
-    eval: { ...c.eval, ...(c.eval.prompts !== undefined ? { prompts: resolvePath(base, c.eval.prompts) } : {}) },
+    eval: { ...c.eval, ...(typeof c.eval.prompts === 'string' ? { prompts: resolvePath(base, c.eval.prompts) } : {}) },
   };
   if (c.evalJudge) out.evalJudge = resolveJudge(base, c.evalJudge);
   return out;

@@ -38,7 +38,7 @@ import { loadJudge } from '../judge/judge.js';
 import type { PreferenceOracle } from '../judge/oracle.js';
 import type { JudgeSpec } from '../judge/spec.js';
 import { parseConfig, refLogprobSource, type SppoConfig, type SppoConfigInput } from './config.js';
-import { modelPromptText, plainPromptText, readPromptFile, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
+import { modelPromptText, plainPromptText, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
 import { readJson, RunDir, RunDirError, writeJsonAtomic } from './run_dir.js';
 import { idOf, isLeader, killHook, Progress, resetPeakMemory, sync, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
 import { generateIteration } from './stages/generate.js';
@@ -47,6 +47,7 @@ import { pairsIteration, trainingExamples } from './stages/pairs.js';
 import { trainIteration } from './stages/train.js';
 import { evalIteration, evalResponses, type EvalPrompts, type EvalSummary } from './stages/eval.js';
 import { resolveHubNames } from './hub_names.js';
+import { promptsName, readPrompts } from './dataset_prompts.js';
 
 export type { StoredResponse, GenerationLine, PreferenceLine, PairLine } from './stages/context.js';
 export { JudgeStageError } from './stages/judge.js';
@@ -137,9 +138,9 @@ function checkLoraTargets(modelDir: string, targets: string[] | string): void {
  * the configuration is the one the run directory was started with (run.json).
  */
 async function openRun(cfg: SppoConfig, rd: RunDir): Promise<{ prompts: PromptRecord[]; split: PromptSplit; evalPrompts: PromptRecord[] }> {
-  const prompts = await readPromptFile(cfg.prompts);
+  const prompts = await readPrompts(cfg.prompts);
   const separateEval = cfg.eval.prompts !== undefined;
-  const evalRecords: PromptRecord[] = separateEval && cfg.eval.count > 0 ? (await readPromptFile(cfg.eval.prompts!)).slice(0, cfg.eval.count) : [];
+  const evalRecords: PromptRecord[] = separateEval && cfg.eval.count > 0 ? (await readPrompts(cfg.eval.prompts!)).slice(0, cfg.eval.count) : [];
   // The configuration this run directory was started with must not change.
   const runJson = rd.path(undefined, 'run.json');
   // (runDir itself is left out: a run directory may be moved.)
@@ -161,7 +162,7 @@ async function openRun(cfg: SppoConfig, rd: RunDir): Promise<{ prompts: PromptRe
   if (existsSync(splitPath)) {
     split = readJson<PromptSplit>(splitPath);
     const bad = [...split.eval, ...split.iterations.flat()].find((i) => i >= prompts.length);
-    if (bad !== undefined) throw new RunDirError(`${splitPath} uses prompt #${bad}, but ${cfg.prompts} has ${prompts.length} prompts (the prompts file changed since the run started)`);
+    if (bad !== undefined) throw new RunDirError(`${splitPath} uses prompt #${bad}, but ${promptsName(cfg.prompts)} has ${prompts.length} prompts (the prompts file changed since the run started)`);
   } else {
     split = splitPrompts(prompts.length, { iterations: cfg.iterations, perIteration: cfg.promptsPerIteration, evalCount: separateEval ? 0 : cfg.eval.count, seed: cfg.seed });
     writeJsonAtomic(splitPath, split);

@@ -10,6 +10,7 @@ import { UsageError } from './usage.js';
 import { modelFolder } from './model_option.js';
 import { parseCommand, progressBar } from './args.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
+import { REPORT_TO_OPTIONS, stepReporter } from './report_to.js';
 import { forEachJsonl } from '../util/files.js';
 
 export const summary = 'supervised fine-tuning on (prompt, response) pairs, from a model folder or random weights';
@@ -43,6 +44,9 @@ options:
   --eval-fraction F      held-out fraction, its loss at the end of each epoch (default 0)
   --seed S               initialisation, shuffling and split (default 0)
   --metrics FILE         JSONL metrics, one line per optimizer step
+  --report-to T          tensorboard | wandb | none: each step's metrics as TensorBoard event files too
+                         (wandb: the same files, for wandb sync --sync-tensorboard; docs/tracking.md)
+  --logging-dir DIR      where the event files go (default OUT/tensorboard)
   --no-eos               do not append EOS to the responses
   --raw                  use prompts as they are, without the chat template
   --dtype D              float32 | bfloat16 (default: bfloat16 on CUDA, float32 on the CPU)
@@ -62,6 +66,7 @@ export async function run(argv: string[]): Promise<void> {
       data: { type: 'string' },
       out: { type: 'string' },
       ...OPTIMIZATION_FLAGS,
+      ...REPORT_TO_OPTIONS,
       'no-eos': { type: 'boolean' },
       raw: { type: 'boolean' },
     },
@@ -102,6 +107,7 @@ export async function run(argv: string[]): Promise<void> {
   }
 
   const { total } = optimizerSteps(examples.length, { evalFraction, batchSize, gradAccum, epochs });
+  const report = stepReporter(v, v.out!, 'sppo sft');
   const bar = progressBar('sft', 'steps', 'loss {loss}');
   bar.start(total, 0, { loss: '-' });
   const t0 = performance.now();
@@ -112,6 +118,7 @@ export async function run(argv: string[]): Promise<void> {
       seed, evalFraction, dtype, device, metricsPath: v.metrics,
       onStep: (m) => {
         last = m;
+        report?.(m);
         bar.update(m.step, { loss: m.loss.toPrecision(4) });
       },
     });

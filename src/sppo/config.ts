@@ -11,6 +11,7 @@ import { PAIR_MODES } from './pairs.js';
 import { deviceSchema, judgeSpecSchema, MODEL_DTYPES, type JudgeSpec } from '../judge/spec.js';
 import { lossTypeSchema } from './losses.js';
 import { parseHubName } from '../hub/cache.js';
+import { REPORT_TARGETS } from './tracking.js';
 
 const DTYPES = MODEL_DTYPES;
 const int = (min: number): z.ZodNumber => z.number().int().min(min);
@@ -158,6 +159,8 @@ export const configSchema = z
     device: device.optional(),
     /** Use plain-text prompts as they are, without the chat template. */
     raw: z.boolean().default(false),
+    /** Experiment tracking (src/sppo/tracking.ts): TensorBoard event files under runDir/tensorboard/ ('wandb': the same files, with the `wandb sync --sync-tensorboard` command logged). */
+    report: z.array(z.enum(REPORT_TARGETS)).default([]),
     /** Reference log-probs: summed from generation, or recomputed by a forward pass (default: generation in float32, else recompute). */
     refLogprobs: z.enum(['generation', 'recompute']).optional(),
     /** Prompts per judging chunk (the unit of resumption within the judge stage). */

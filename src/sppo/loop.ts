@@ -48,6 +48,7 @@ import { trainIteration } from './stages/train.js';
 import { evalIteration, evalResponses, type EvalPrompts, type EvalSummary } from './stages/eval.js';
 import { resolveHubNames } from './hub_names.js';
 import { promptsName, readPrompts } from './dataset_prompts.js';
+import { startTracking } from './tracking.js';
 
 export type { StoredResponse, GenerationLine, PreferenceLine, PairLine } from './stages/context.js';
 export { JudgeStageError } from './stages/judge.js';
@@ -113,7 +114,8 @@ export async function runSppo(config: SppoConfigInput | SppoConfig, opts: RunOpt
     const dtype: DType = (cfg.dtype ?? (device.startsWith('cuda') ? 'bfloat16' : readConfig(cfg.model).dtype ?? 'float32')) as DType;
     if (cfg.training.lora) checkLoraTargets(cfg.model, cfg.training.lora.targetModules);
     resetPeakMemory(device);
-    return await runLoop({ cfg, rd, log, progress, kill, dtype, device, ...(pg ? { dist: { pg, rank: pg.rank, world: pg.worldSize, zero1: opts.zero1 } } : {}) }, opts, judges);
+    const tracker = leader ? startTracking(cfg, log) : undefined;
+    return await runLoop({ cfg, rd, log, progress, kill, dtype, device, ...(tracker ? { tracker } : {}), ...(pg ? { dist: { pg, rank: pg.rank, world: pg.worldSize, zero1: opts.zero1 } } : {}) }, opts, judges);
   } finally {
     progress.stop();
     for (const j of judges) j.dispose?.();
@@ -145,7 +147,8 @@ async function openRun(cfg: SppoConfig, rd: RunDir): Promise<{ prompts: PromptRe
   const runJson = rd.path(undefined, 'run.json');
   // (runDir itself is left out: a run directory may be moved.)
   // (nor generation.backend: where generation runs may change when a run is resumed.)
-  const { runDir: _where, ...kept } = { ...cfg, generation: { ...cfg.generation, backend: undefined } };
+  // (nor report: tracking may be turned on or off when a run is resumed.)
+  const { runDir: _where, ...kept } = { ...cfg, report: undefined, generation: { ...cfg.generation, backend: undefined } };
   const snapshot = { format: 1, config: kept };
   if (existsSync(runJson)) {
     const old = readJson<{ config: unknown }>(runJson);

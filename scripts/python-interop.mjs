@@ -157,10 +157,103 @@ print(json.dumps({"sha256": out, "warnings": [str(w) for w in info.warnings], "r
   }
 }
 
+const JUDGE = `export const name = 'likes-a';
+export const positionBiased = false;
+const count = (s) => s.split('a').length - 1;
+export default function ({ a, b }) { return 1 / (1 + Math.exp(-(count(a) - count(b)))); }
+`;
+
+/** A free loopback port. */
+async function freePort() {
+  const { createServer } = await import('node:net');
+  return new Promise((res) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => res(port));
+    });
+  });
+}
+
 async function tensorboard(py) {
-  const { checkTensorBoardRun } = await import(join(root, 'scripts/tensorboard-check.mjs'));
-  const r = await checkTensorBoardRun(py, exec);
-  for (const [ok, what] of r) check(ok, what);
+  const { eventFiles, readEventFile } = await import(join(root, 'dist/src/util/tensorboard.js'));
+  const fixture = process.env.SPPO_HF_FIXTURES ? join(process.env.SPPO_HF_FIXTURES, 'llama') : resolve(root, '../shared/fixtures/hf-tiny/llama');
+  if (!existsSync(join(fixture, 'model.safetensors'))) skipOrFail(`no llama fixture at ${fixture}`);
+  const dir = mkdtempSync(join(tmpdir(), 'sppo-tb-interop-'));
+  try {
+    writeFileSync(join(dir, 'judge.mjs'), JUDGE);
+    writeFileSync(join(dir, 'prompts.jsonl'), Array.from({ length: 28 }, (_, i) => JSON.stringify({ id: `q${i}`, prompt: `Say ${i} things about cats.` })).join('\n') + '\n');
+    writeFileSync(join(dir, 'sppo.yaml'), [
+      `model: ${JSON.stringify(fixture)}`, 'prompts: prompts.jsonl', 'runDir: run', 'judge: { kind: module, path: judge.mjs }', 'iterations: 3', 'seed: 1', 'device: cpu',
+      'promptsPerIteration: 8', 'generation: { k: 3, temperature: 1, topP: 1, maxNewTokens: 8, batchSize: 8 }',
+      'training: { beta: 0.1, lr: 0.001, optimizer: adamw, batchSize: 2, maxLength: 48, maxPromptLength: 32, warmupRatio: 0 }', 'eval: { count: 4 }', 'report: [tensorboard]',
+    ].join('\n') + '\n');
+    const t0 = performance.now();
+    // Killed in iteration 2's training, then resumed: the event files of both processes are read together.
+    await exec(process.execPath, [join(root, 'bin/sppo.js'), 'run', join(dir, 'sppo.yaml')], { SPPO_TEST_KILL_AT: '2:train:2' }).catch(() => {});
+    await exec(process.execPath, [join(root, 'bin/sppo.js'), 'run', join(dir, 'sppo.yaml')], { SPPO_TEST_KILL_AT: '' });
+    log(`sppo run (3 iterations, killed once and resumed) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const tb = join(dir, 'run', 'tensorboard');
+    const ours = {};
+    for (const e of eventFiles(tb).flatMap(readEventFile)) (ours[e.tag] ??= []).push([e.step, e.value]);
+    const readPy = `
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
+acc.Reload()
+print(json.dumps({t: [[e.step, e.value] for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}))
+`;
+    const theirs = JSON.parse(await exec(py, ['-c', readPy, tb]));
+    const tags = Object.keys(ours).sort();
+    const count = tags.reduce((a, t) => a + ours[t].length, 0);
+    check(JSON.stringify(Object.keys(theirs).sort()) === JSON.stringify(tags), `TensorBoard's EventAccumulator lists the same ${tags.length} scalar tags as the event files hold`);
+    const diff = tags.filter((t) => JSON.stringify(theirs[t]) !== JSON.stringify(ours[t]));
+    check(diff.length === 0, `every scalar with its step and value (${count} points) read back by EventAccumulator${diff.length ? `; differ: ${diff.join(', ')}` : ''}`);
+    const trainSteps = ['run/iter-1', 'run/iter-2', 'run/iter-3'].reduce((a, d) => a + readFileSync(join(dir, d, 'train-metrics.jsonl'), 'utf8').trim().split('\n').length, 0);
+    const loss = theirs['train/loss'] ?? [];
+    check(loss.map((x) => x[0]).join() === Array.from({ length: trainSteps }, (_, i) => i + 1).join(), `train/loss: steps 1..${trainSteps} once each over 3 iterations, across the kill and the resume`);
+    check([1, 2, 3].every((t) => (theirs['eval/winRate'] ?? []).some((x) => x[0] === t)), 'eval/winRate at iterations 1, 2, 3');
+    console.log(`  tags: ${tags.join(', ')}`);
+    const shot = args.includes('--screenshot') ? resolve(args[args.indexOf('--screenshot') + 1]) : null;
+    if (shot) await screenshot(py, tb, shot);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** TensorBoard's own page on the run (its server on loopback), photographed by headless Chromium. */
+async function screenshot(py, logdir, file) {
+  const port = await freePort();
+  const server = spawn(py, ['-m', 'tensorboard.main', '--logdir', logdir, '--host', '127.0.0.1', '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    const url = `http://127.0.0.1:${port}/`;
+    for (let i = 0; i < 120; i++) {
+      try {
+        if ((await fetch(`${url}data/logdir`)).ok) break;
+      } catch {
+        /* not yet */
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+      await page.goto(`${url}?pinnedCards=%5B%5D#timeseries`, { waitUntil: 'networkidle' });
+      await page.waitForSelector('canvas, svg', { timeout: 30000 }).catch(() => {});
+      // The training curves and the win rate first (the tag filter), settings closed.
+      await page.fill('input[placeholder="Filter tags (regex)"]', 'train/(loss|margin|pair_accuracy|lr)|eval/(winRate|lcWinRate)').catch(() => {});
+      await page.keyboard.press('Escape');
+      await page.getByRole('button', { name: /close/i }).first().click({ timeout: 2000 }).catch(() => {});
+      await page.waitForTimeout(4000);
+      await page.screenshot({ path: file, fullPage: false });
+      check(existsSync(file), `TensorBoard's page photographed: ${file}`);
+    } finally {
+      await browser.close();
+    }
+  } finally {
+    server.kill('SIGTERM');
+  }
 }
 
 if (!existsSync(join(root, 'dist/src/hub/resolve.js'))) skipOrFail('dist/ is not built (npm run build)');

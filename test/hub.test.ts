@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { parquetWriteBuffer } from 'hyparquet-writer';
 import { join } from 'node:path';
-import { hubCacheDir, hfHome, hubOffline, parseHubName, HubError } from '../src/hub/cache.js';
+import { hubCacheDir, hfHome, hubEndpoint, hubOffline, hubToken, parseHubName, HubError } from '../src/hub/cache.js';
+import { resolveHubNames } from '../src/sppo/hub_names.js';
 import { resolveModelDir } from '../src/hub/resolve.js';
 import { downloadSnapshot } from '../src/hub/download.js';
 import { resolveDatasetSplit } from '../src/hub/dataset.js';
@@ -190,5 +191,43 @@ test('prompts by data set name: a split\'s Parquet files from the cache (offline
     }
   } finally {
     removeDir(dir);
+  }
+});
+
+test('HF_TOKEN (or the token file hf auth login writes) and HF_ENDPOINT are read as huggingface_hub reads them', () => {
+  const dir = tempDir('hub-token');
+  try {
+    assert.equal(hubToken({ HF_TOKEN: ' hf_a ', HF_HOME: dir }), 'hf_a');
+    assert.equal(hubToken({ HUGGING_FACE_HUB_TOKEN: 'hf_b', HF_HOME: dir }), 'hf_b');
+    assert.equal(hubToken({ HF_HOME: dir }), undefined);
+    writeFileSync(join(dir, 'token'), 'hf_file\n');
+    assert.equal(hubToken({ HF_HOME: dir }), 'hf_file');
+    assert.equal(hubToken({ HF_HOME: '/nowhere', HF_TOKEN_PATH: join(dir, 'token') }), 'hf_file');
+    assert.equal(hubEndpoint({}), 'https://huggingface.co');
+    assert.equal(hubEndpoint({ HF_ENDPOINT: 'http://mirror:8080/' }), 'http://mirror:8080');
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('a run config by Hub names: model and judge resolved to their snapshots before the run; a missing judge fails first', { skip }, async () => {
+  const cache = tempDir('hub-run');
+  const env = { HF_HUB_CACHE: process.env.HF_HUB_CACHE, HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE };
+  try {
+    const { snapshot } = layoutCache(cache, 'tiny-org/qwen2', hubFiles(model, modelOnly));
+    process.env.HF_HUB_CACHE = cache;
+    process.env.HF_HUB_OFFLINE = '1';
+    const base = { model: 'tiny-org/qwen2', prompts: '/p.jsonl', runDir: '/r' };
+    const cfg = await resolveHubNames(parseConfig({ ...base, judge: { kind: 'reward-model', dir: 'tiny-org/qwen2' }, evalJudge: { kind: 'pairrm', dir: 'tiny-org/qwen2' } }));
+    assert.equal(cfg.model, snapshot);
+    assert.equal((cfg.judge as { dir: string }).dir, snapshot);
+    assert.equal((cfg.evalJudge as { dir: string }).dir, snapshot);
+    await assert.rejects(resolveHubNames(parseConfig({ ...base, judge: { kind: 'pairrm', dir: 'llm-blender/PairRM-hf' } })), /model llm-blender\/PairRM-hf: revision 'main' is not in the Hugging Face cache/);
+    // A judge given as an object (library use) leaves the config's judge alone.
+    const own = await resolveHubNames(parseConfig({ ...base, judge: { kind: 'pairrm', dir: 'llm-blender/PairRM-hf' } }), { judges: false });
+    assert.equal((own.judge as { dir: string }).dir, 'llm-blender/PairRM-hf');
+  } finally {
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    removeDir(cache);
   }
 });

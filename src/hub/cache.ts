@@ -7,7 +7,7 @@
 //       refs/main                           the commit a branch or tag points to (one line: 40 hex digits)
 //       snapshots/<commit>/config.json      -> ../../blobs/<etag>   (relative symlinks, one tree per commit)
 //       blobs/<etag>                        the bytes: etag = the git blob sha1, or the sha256 of an LFS file
-//       .no_exist/<commit>/<file>           empty: the file is known not to exist at that commit
+//       .no_exist/<commit>/<file>           (huggingface_hub: a file known not to exist; sppo leaves it alone)
 //
 // A name is `org/name` or `org/name@revision` (a branch, a tag or a commit hash; default main).
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -128,11 +128,6 @@ export function snapshotHas(snapshot: string, file: string): boolean {
   }
 }
 
-/** Whether huggingface_hub recorded `file` as absent at `commit` (.no_exist/<commit>/<file>). */
-export function knownMissing(r: HubRef, commit: string, file: string, cacheDir = hubCacheDir()): boolean {
-  return existsSync(join(repoCacheDir(r, cacheDir), '.no_exist', commit, file));
-}
-
 /**
  * The files of a model folder that must be present: config.json (adapter_config.json for a PEFT adapter) and the
  * weights, model.safetensors or every shard its index names (adapter_model.safetensors for an adapter).
@@ -173,7 +168,7 @@ export function cachedSnapshot(r: HubRef, cacheDir = hubCacheDir(), needs: (dir:
 export function describeCached(r: HubRef, cacheDir = hubCacheDir()): string {
   const root = repoCacheDir(r, cacheDir);
   if (!existsSync(root)) return `${root} does not exist`;
-  const list = (d: string) => (existsSync(d) ? readdirSync(d, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(d.length + 1)) : []);
+  const list = (d: string) => (existsSync(d) ? readdirSync(d, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join((e.parentPath ?? (e as unknown as { path: string }).path), e.name).slice(d.length + 1)) : []);
   const refs = list(join(root, 'refs'));
   const snaps = existsSync(join(root, 'snapshots')) ? readdirSync(join(root, 'snapshots')) : [];
   return `${root} has refs [${refs.join(', ')}] and snapshots [${snaps.map((s) => s.slice(0, 12)).join(', ')}]`;

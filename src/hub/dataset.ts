@@ -30,7 +30,7 @@ export function isSplitFile(path: string, split: string, config?: string): boole
 function listFilesIn(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile() || e.isSymbolicLink())
-    .map((e) => relative(dir, join(e.parentPath, e.name)).split('\\').join('/'));
+    .map((e) => relative(dir, join((e.parentPath ?? (e as unknown as { path: string }).path), e.name)).split('\\').join('/'));
 }
 
 /** The split's Parquet files (sorted, local paths) of a data set named on the Hub. */

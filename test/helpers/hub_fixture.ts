@@ -27,7 +27,7 @@ export function hubFiles(dir: string, only?: (path: string) => boolean): HubFile
   const out: HubFile[] = [];
   for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
     if (!e.isFile()) continue;
-    const path = relative(dir, join(e.parentPath, e.name)).split('\\').join('/');
+    const path = relative(dir, join((e.parentPath ?? (e as unknown as { path: string }).path), e.name)).split('\\').join('/');
     if (only && !only(path)) continue;
     const bytes = readFileSync(join(dir, path));
     const sha256 = createHash('sha256').update(bytes).digest('hex');

@@ -11,6 +11,7 @@
 //   node scripts/python-interop.mjs tensorboard  an `sppo run` with report: [tensorboard] read back by TensorBoard's
 //                                                own EventAccumulator: every scalar, with its steps
 //   node scripts/python-interop.mjs all
+// hub --big MB also times one MB-megabyte LFS file fetched by each client from the loopback Hub.
 // The Python packages live in .venv/hf-tools (git-ignored; huggingface_hub and tensorboard from pip's configured
 // index: this machine kind's local wheelhouse). --if-available: where they cannot be installed, print one line and
 // exit 0 (CI). Needs the built dist/ (npm run build).
@@ -151,9 +152,36 @@ print(json.dumps({"sha256": out, "warnings": [str(w) for w in info.warnings], "r
     const lb = layout(join(cacheB, 'models--tiny-org--qwen2'));
     check(JSON.stringify(la) === JSON.stringify(lb), `both caches hold the same ${la.length} entries (refs, relative snapshot links, blobs named by git sha1 / sha256)`);
     if (JSON.stringify(la) !== JSON.stringify(lb)) console.log(`  huggingface_hub: ${la.join('\n    ')}\n  sppo: ${lb.join('\n    ')}`);
+    if (args.includes('--big')) await bigDownload(py, dir, startFakeHub, hubFiles);
   } finally {
     await hubServer.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** --big MB: one LFS file of MB random megabytes from the loopback Hub, by huggingface_hub and by sppo (both checked). */
+async function bigDownload(py, dir, startFakeHub, hubFiles) {
+  const mb = Number(args[args.indexOf('--big') + 1]);
+  const { randomBytes } = await import('node:crypto');
+  const src = join(dir, 'big');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(src);
+  writeFileSync(join(src, 'model.safetensors'), randomBytes(mb * 1024 * 1024));
+  writeFileSync(join(src, 'config.json'), '{}');
+  const files = hubFiles(src);
+  const hubServer = await startFakeHub({ 'tiny-org/big': { type: 'model', files, commit: 'b'.repeat(40) } });
+  try {
+    let t0 = performance.now();
+    await exec(py, ['-c', 'import sys\nfrom huggingface_hub import hf_hub_download\nhf_hub_download("tiny-org/big", "model.safetensors")'], { HF_ENDPOINT: hubServer.url, HF_HUB_CACHE: join(dir, 'big-py'), HF_HUB_DISABLE_PROGRESS_BARS: '1' });
+    const pySecs = (performance.now() - t0) / 1000;
+    const { downloadSnapshot } = await import(join(root, 'dist/src/hub/download.js'));
+    t0 = performance.now();
+    await downloadSnapshot({ repo: 'tiny-org/big', revision: 'main', type: 'model' }, { cacheDir: join(dir, 'big-sppo'), endpoint: hubServer.url, token: '', log: () => {}, select: (es) => es.filter((e) => e.path === 'model.safetensors') });
+    const jsSecs = (performance.now() - t0) / 1000;
+    const same = readFileSync(join(dir, 'big-py/models--tiny-org--big/snapshots', 'b'.repeat(40), 'model.safetensors')).equals(readFileSync(join(dir, 'big-sppo/models--tiny-org--big/snapshots', 'b'.repeat(40), 'model.safetensors')));
+    check(same, `${mb} MB over loopback: huggingface_hub ${pySecs.toFixed(2)} s (${(mb / pySecs).toFixed(0)} MB/s, process start included), sppo ${jsSecs.toFixed(2)} s (${(mb / jsSecs).toFixed(0)} MB/s, sha256 checked); the same bytes`);
+  } finally {
+    await hubServer.close();
   }
 }
 

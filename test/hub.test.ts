@@ -231,3 +231,31 @@ test('a run config by Hub names: model and judge resolved to their snapshots bef
     removeDir(cache);
   }
 });
+
+test('sppo run by names only: model: org/name and prompts: {dataset, split, field} from the cache, offline', { skip: skip || dataSkip, timeout: 180_000 }, () => {
+  const dir = tempDir('hub-run-e2e');
+  try {
+    const cache = join(dir, 'hub');
+    const llama = join(fixtureRoot, 'llama');
+    layoutCache(cache, 'tiny-org/llama', hubFiles(llama, modelOnly));
+    const src = join(dir, 'ds');
+    mkdirSync(join(src, 'data'), { recursive: true });
+    writeFileSync(join(src, 'data', 'train_prefs-00000-of-00001.parquet'), parquetOf(trainJsonl, 20));
+    layoutCache(cache, 'HuggingFaceH4/ultrafeedback_binarized', hubFiles(src), { type: 'dataset' });
+    writeFileSync(join(dir, 'judge.mjs'), 'export default function ({ a, b }) { return a.length > b.length ? 0.7 : a.length < b.length ? 0.3 : 0.5; }\n');
+    writeFileSync(join(dir, 'sppo.yaml'), [
+      'model: tiny-org/llama', 'prompts: { dataset: HuggingFaceH4/ultrafeedback_binarized, split: train_prefs, field: question }', 'runDir: run',
+      'judge: { kind: module, path: judge.mjs }', 'iterations: 1', 'device: cpu', 'promptsPerIteration: 4',
+      'generation: { k: 2, maxNewTokens: 4, batchSize: 4 }', 'training: { batchSize: 2, maxLength: 400, maxPromptLength: 300 }', 'eval: { count: 2 }',
+    ].join('\n') + '\n');
+    const r = sppoCli(['run', 'sppo.yaml'], { cwd: dir, env: { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1', SPPO_TEST_KILL_AT: '' } });
+    assert.equal(r.status, 0, r.stderr);
+    const gens = readFileSync(join(dir, 'run/iter-1/generations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt_text: string });
+    const prompts = readFileSync(trainJsonl, 'utf8').trim().split('\n').slice(0, 20).map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+    assert.equal(gens.length, 4);
+    for (const g of gens) assert.ok(prompts.some((p) => g.prompt_text.includes(p)), 'each prompt is one of the data set\'s');
+    assert.ok(existsSync(join(dir, 'run/iter-1/checkpoint/model.safetensors')));
+  } finally {
+    removeDir(dir);
+  }
+});

@@ -3,6 +3,7 @@
 // started here, torchrun, srun) it joins the c10d group the variables describe and runs data parallel.
 import { loadConfigFile } from '../sppo/config.js';
 import { runSppo } from '../sppo/loop.js';
+import { prefetchHubNames } from '../sppo/hub_names.js';
 import { distEnv, distributedAvailable, initProcessGroup, type Backend, type ProcessGroup } from '../torch/index.js';
 import { UsageError } from './usage.js';
 import { optNum, parseCommand } from './args.js';
@@ -55,7 +56,8 @@ export async function run(argv: string[]): Promise<void> {
       if (argv[i] === '--nproc') i++;
       else if (!argv[i]!.startsWith('--nproc=')) rest.push(argv[i]!);
     }
-    loadConfigFile(parsed.positionals[0]!); // a bad config fails here, once
+    // A bad config fails here, once; what it names on the Hub is downloaded here, once, not by every rank at once.
+    await prefetchHubNames(loadConfigFile(parsed.positionals[0]!));
     const avail = distributedAvailable();
     if (!avail.available) throw new Error(`sppo run --nproc ${nproc}: ${avail.reason}`);
     process.exitCode = await launchRanks(nproc, process.argv[1]!, ['run', ...rest]);

@@ -1,6 +1,7 @@
 // A run configuration's Hub names (`model`, the judges' `dir`: org/name[@revision]) made local folders before the
 // run starts: the cached snapshots of huggingface_hub's cache, downloaded into it when online (src/hub).
 import { resolveModelDir } from '../hub/resolve.js';
+import { resolveDatasetSplit } from '../hub/dataset.js';
 import type { JudgeSpec } from '../judge/spec.js';
 import type { SppoConfig } from './config.js';
 
@@ -18,4 +19,13 @@ export async function resolveHubNames(cfg: SppoConfig, o: { judges?: boolean } =
   const out: SppoConfig = { ...cfg, model: await resolveModelDir(cfg.model), judge: judges ? await judgeDir(cfg.judge) : cfg.judge };
   if (cfg.evalJudge && judges) out.evalJudge = await judgeDir(cfg.evalJudge);
   return out;
+}
+
+/**
+ * Everything a run names on the Hub (model, judges, data set splits) fetched into the cache once, before ranks
+ * start (`sppo run --nproc N`), so that they find it there instead of downloading the same files at once.
+ */
+export async function prefetchHubNames(cfg: SppoConfig): Promise<void> {
+  await resolveHubNames(cfg);
+  for (const p of [cfg.prompts, cfg.eval.prompts]) if (p !== undefined && typeof p !== 'string') await resolveDatasetSplit(p);
 }

@@ -35,6 +35,8 @@ SPEC:
   pairrm-rank:DIR        PairRM as the official SPPO pipeline used it: rank scores s over the K
                          responses, P = sigmoid(s_i - s_j)
   openai:URL#MODEL       an LLM judge behind an OpenAI-compatible endpoint (vLLM, sppo serve, ...)
+Each DIR may be a Hub name org/name[@revision] (pairrm:llm-blender/PairRM-hf), from the Hugging Face cache and
+downloaded into it when online (docs/hub.md).
 
 options:
   --judge SPEC           the judge (required)

@@ -103,3 +103,31 @@ test('sppo run with report: [tensorboard], killed in iteration 2\'s training and
     removeDir(dir);
   }
 });
+
+test('sppo train --report-to tensorboard: each step\'s metrics under OUT/tensorboard (or --logging-dir), as --metrics has them', { skip }, () => {
+  const dir = tempDir('tb-train');
+  try {
+    const pairs = join(dir, 'pairs.jsonl');
+    writeFileSync(pairs, [
+      { prompt: 'Q: 2+2?', chosen: ' 4.', rejected: ' five', chosen_win_rate: 0.8, rejected_win_rate: 0.2 },
+      { prompt: 'Sky?', chosen: ' blue', rejected: ' green', chosen_win_rate: 0.7, rejected_win_rate: 0.3 },
+      { prompt: 'Say hi.', chosen: ' Hi!', rejected: ' No.', chosen_win_rate: 0.6, rejected_win_rate: 0.4 },
+      { prompt: 'Count: 1 2', chosen: ' 3', rejected: ' 9', chosen_win_rate: 0.9, rejected_win_rate: 0.1 },
+    ].map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const base = ['train', '--model', model, '--pairs', pairs, '--beta', '0.1', '--lr', '1e-4', '--epochs', '2', '--batch-size', '2', '--device', 'cpu'];
+    const r = sppoCli([...base, '--out', join(dir, 'out'), '--metrics', join(dir, 'm.jsonl'), '--report-to', 'tensorboard,wandb']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /wandb sync --sync-tensorboard .*out\/tensorboard/);
+    const m = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const loss = allEvents(join(dir, 'out', 'tensorboard')).filter((e) => e.tag === 'train/loss');
+    assert.deepEqual(loss.map((e) => [e.step, e.value]), m.map((x) => [x.step, Math.fround(x.loss)]));
+    const r2 = sppoCli([...base, '--out', join(dir, 'out2'), '--report-to', 'tensorboard', '--logging-dir', join(dir, 'logs')]);
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.equal(allEvents(join(dir, 'logs')).filter((e) => e.tag === 'train/margin').length, m.length);
+    const bad = sppoCli([...base, '--out', join(dir, 'out3'), '--report-to', 'mlflow']);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--report-to must be tensorboard, wandb or none, got 'mlflow'/);
+  } finally {
+    removeDir(dir);
+  }
+});

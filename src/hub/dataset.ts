@@ -46,7 +46,8 @@ export async function resolveDatasetSplit(d: DatasetSplit, opts: DownloadOptions
     const files = pick(cached.dir);
     if (files.length) return files.map((f) => join(cached.dir, f));
   }
-  if (opts.offline ?? hubOffline()) {
+  // HF_DATASETS_OFFLINE too, as `datasets` reads it.
+  if (opts.offline ?? (hubOffline() || hubOffline({ HF_HUB_OFFLINE: process.env.HF_DATASETS_OFFLINE }))) {
     const have = cached ? listFilesIn(cached.dir).filter((p) => p.endsWith('.parquet')) : [];
     throw new HubError(
       cached

@@ -19,6 +19,7 @@ import { parseArenaHard } from '../judge/templates/arena_hard.js';
 import { mixSeed } from '../util/rng.js';
 import { writeFileAtomic, writeJsonAtomic, writeJsonlAtomic } from '../util/files.js';
 import { UsageError } from './usage.js';
+import { modelFolder } from './model_option.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
 
@@ -398,8 +399,9 @@ export async function run(argv: string[]): Promise<void> {
   let name = v.name ?? basename(resolve(v.model ?? v.outputs!)).replace(/\.(jsonl?|json)$/, '');
   const device = v.model ? deviceOption(v.device) : 'cpu';
   const dtype = dtypeOption(v.dtype);
+  const modelDir = v.model ? await modelFolder('--model', v.model) : '';
   const gen = (dflt: number): GenOptions => ({
-    modelDir: v.model!, maxNewTokens: num('max-new-tokens', v['max-new-tokens'], dflt, { integer: true, min: 1 }), seed: num('seed', v.seed, 0, { integer: true, min: 0 }),
+    modelDir, maxNewTokens: num('max-new-tokens', v['max-new-tokens'], dflt, { integer: true, min: 1 }), seed: num('seed', v.seed, 0, { integer: true, min: 0 }),
     batchSize: num('batch-size', v['batch-size'], 8, { integer: true, min: 1 }), ...(dtype ? { dtype } : {}), device, raw: v.raw ?? false,
   });
   const temperature = v.temperature === undefined ? undefined : num('temperature', v.temperature, 0, { min: 0 });

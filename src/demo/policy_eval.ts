@@ -7,7 +7,7 @@
 import { loadModel } from '../models/registry.js';
 import { generate } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { ChatTemplate, promptText } from '../text/chat_template.js';
+import { ChatTemplate, promptIds } from '../text/chat_template.js';
 import { goldPreference, isCorrect, responseStats } from './gold_judge.js';
 import { TASK_KINDS, type Style, type Task, type TaskKind } from './tasks.js';
 
@@ -59,7 +59,7 @@ export async function samplePolicy(dir: string, tasks: readonly Task[], k: numbe
     const bs = 32;
     for (let s = 0; s < tasks.length; s += bs) {
       const part = tasks.slice(s, s + bs);
-      const ids = part.map((t) => tok.encode(promptText(t.prompt, chat), { addSpecialTokens: false }));
+      const ids = part.map((t) => promptIds(tok, t.prompt, chat));
       const gens = generate(model, ids, { n: k, temperature: o.temperature, topP: o.topP, maxNewTokens: o.maxNewTokens, seed: o.seed * 1000003 + s, tokenizer: tok });
       part.forEach((_, i) => texts.push(gens.slice(i * k, (i + 1) * k).map((g) => g.text)));
       await new Promise((r) => setImmediate(r));

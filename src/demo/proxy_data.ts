@@ -4,7 +4,7 @@
 import { loadModel } from '../models/registry.js';
 import { generate } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { ChatTemplate, promptText } from '../text/chat_template.js';
+import { ChatTemplate, promptIds } from '../text/chat_template.js';
 import { goldPreference } from './gold_judge.js';
 import { heldOutPrompts, parseResponse, render, STYLES, trainingPrompts } from './tasks.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_PROXY } from './constants.js';
@@ -44,7 +44,7 @@ export async function proxyJudgeData(o: JudgeDataOptions): Promise<{ train: Comp
     const bs = 32;
     for (let s = 0; s < tasks.length; s += bs) {
       const part = tasks.slice(s, s + bs);
-      const ids = part.map((t) => tok.encode(promptText(t.prompt, chat), { addSpecialTokens: false }));
+      const ids = part.map((t) => promptIds(tok, t.prompt, chat));
       const gens = generate(model, ids, { n: o.k, temperature: o.temperature ?? 1, maxNewTokens: o.maxNewTokens ?? 24, seed: o.seed * 1000003 + s, tokenizer: tok });
       part.forEach((t, i) => {
         const texts = [...new Set(gens.slice(i * o.k, (i + 1) * o.k).map((g) => g.text))];

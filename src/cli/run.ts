@@ -6,7 +6,7 @@ import { runSppo } from '../sppo/loop.js';
 import { prefetchHubNames } from '../sppo/hub_names.js';
 import { distEnv, distributedAvailable, initProcessGroup, type Backend, type ProcessGroup } from '../torch/index.js';
 import { UsageError } from './usage.js';
-import { optNum, parseCommand } from './args.js';
+import { chatTemplateKwargsOption, optNum, parseCommand } from './args.js';
 import { launchRanks } from './launch.js';
 import { REPORT_TO_OPTIONS, reportTargets } from './report_to.js';
 
@@ -32,6 +32,8 @@ options:
   --timeout SECONDS            limit on each collective and on the start (default 1800)
   --zero1                      shard the optimizer state across the ranks (ZeRO stage 1; the same result)
   --progress / --no-progress   progress bars on stderr (default: when stderr is a terminal)
+  --chat-template-kwargs JSON  template variables for every rendering, e.g. '{"enable_thinking": false}': overrides
+                               the config's chatTemplateKwargs
   --report-to T                tensorboard | wandb | none: overrides the config's report (TensorBoard event files
                                under runDir/tensorboard/; wandb: the same, synced with wandb sync --sync-tensorboard)
   -h, --help                   this help
@@ -39,7 +41,7 @@ options:
 
 export async function run(argv: string[]): Promise<void> {
   const parsed = parseCommand('run', argv, {
-    progress: { type: 'boolean' }, 'no-progress': { type: 'boolean' }, nproc: { type: 'string' }, backend: { type: 'string' }, timeout: { type: 'string' }, zero1: { type: 'boolean' }, 'report-to': REPORT_TO_OPTIONS['report-to'],
+    progress: { type: 'boolean' }, 'no-progress': { type: 'boolean' }, nproc: { type: 'string' }, backend: { type: 'string' }, timeout: { type: 'string' }, zero1: { type: 'boolean' }, 'chat-template-kwargs': { type: 'string' }, 'report-to': REPORT_TO_OPTIONS['report-to'],
   }, HELP, { positionals: true });
   if (!parsed) return;
   if (parsed.positionals.length !== 1) throw new UsageError(`expected one config file, got ${parsed.positionals.length} arguments\n\n${HELP}`);
@@ -66,6 +68,8 @@ export async function run(argv: string[]): Promise<void> {
   const config = loadConfigFile(parsed.positionals[0]!);
   const report = reportTargets(parsed.values['report-to']);
   if (report) config.report = report;
+  const kwargs = chatTemplateKwargsOption(parsed.values['chat-template-kwargs']);
+  if (kwargs) config.chatTemplateKwargs = kwargs;
   const progress = parsed.values['no-progress'] ? false : parsed.values.progress ? true : undefined;
   let pg: ProcessGroup | undefined;
   if (env && env.worldSize > 1) pg = await initProcessGroup({ env, timeoutMs: timeoutS * 1000, ...(backend ? { backend: backend as Backend } : {}) });

@@ -33,7 +33,8 @@ options:
   --max-tokens N         max_tokens at most (default: the context length)
   --max-n N              n at most (default 16)
   --max-batch N          sequences decoding together at most (default 64)
-  --max-queue N          requests waiting at most; beyond it 429 with Retry-After (default 256)
+  --max-queue N          requests waiting at most beyond those that fit the batch's free rows (at least
+                         1); beyond it 429 with Retry-After (default 256)
   --gather-ms MS         an idle server waits until requests stop arriving for MS (4 x MS at most)
                          before its first prefill, so that a burst decodes together (default 2; 0 = off)
   --max-body-bytes N     request bodies at most; beyond it 413 (default 1048576)
@@ -82,7 +83,7 @@ export async function run(argv: string[]): Promise<void> {
   const maxTokens = optNum('max-tokens', v['max-tokens'], { ...int, min: 1 });
   const maxN = num('max-n', v['max-n'], 16, { ...int, min: 1 });
   const maxBatch = num('max-batch', v['max-batch'], 64, { ...int, min: 1 });
-  const maxQueue = num('max-queue', v['max-queue'], 256, { ...int, min: 0 });
+  const maxQueue = num('max-queue', v['max-queue'], 256, { ...int, min: 1 });
   const gatherMs = num('gather-ms', v['gather-ms'], 2, { min: 0 });
   const maxBodyBytes = num('max-body-bytes', v['max-body-bytes'], 1024 * 1024, { ...int, min: 256 });
   const timeout = num('timeout', v.timeout, 600, { min: 0, open: true });

@@ -223,6 +223,13 @@ test('serve: /tokenize and /detokenize (vLLM shapes), behind the API key', opt, 
   const d = await post(s.url, '/detokenize', { model: MODEL, tokens: ids }, auth);
   assert.deepEqual(d.body, { prompt: tokenizer.decode(ids) });
   assert.equal((await post(s.url, '/tokenize', { prompt: 'x' })).status, 401);
+  // /tokenizer_info: what lm-evaluation-harness's remote tokenizer reads.
+  const info = await fetch(s.url.replace(/\/v1$/, '') + '/tokenizer_info', { headers: auth });
+  const ib = (await info.json()) as Record<string, unknown>;
+  assert.equal(ib.eos_token, tokenizer.specialTokens.eos_token);
+  assert.equal(ib.bos_token, tokenizer.specialTokens.bos_token);
+  assert.equal(ib.chat_template, template.text);
+  assert.equal(ib.model_max_length, s.engine.maxModelLen);
   assert.equal((await post(s.url, '/detokenize', { tokens: [1e9] }, auth)).body.error.param, 'tokens');
   assert.equal((await post(s.url, '/tokenize', { model: 'other', prompt: 'x' }, auth)).status, 404);
 });
@@ -242,6 +249,7 @@ test('serve queue: --max-queue 0 refused at startup; requests about to join the 
   try {
     const rs = await Promise.all(Array.from({ length: 10 }, () => post(q.url, '/v1/completions', { model: MODEL, prompt: 'hello', max_tokens: 40, ignore_eos: true, temperature: 0 })));
     const ok = rs.filter((r) => r.status === 200).length;
+    if (process.env.SPPO_PRINT_ERRORS) console.log(`[queue] ${ok} answered, ${10 - ok} refused`);
     const busy = rs.filter((r) => r.status === 429);
     assert.equal(ok + busy.length, 10);
     // Two join the batch, two wait: at least four answered (the old count refused all but two).

@@ -7,6 +7,8 @@
 //   POST /v1/completions            prompt as text or token ids (or lists of either) (completions.ts)
 //   POST /v1/chat/completions       messages rendered with the model folder's chat template (chat_completions.ts)
 //   POST /tokenize, /detokenize     vLLM's: a prompt (or messages) to token ids, token ids to text
+//   GET  /tokenizer_info            vLLM's: the special tokens and chat template (lm-evaluation-harness's
+//                                   remote tokenizer reads it with /tokenize and /detokenize)
 //
 // This file is the HTTP part (routes, bodies, errors, keys, streams, shutdown); each POST route's file
 // shapes its answers. Both POST routes stream (server-sent events ending with `data: [DONE]`) or not, and return OpenAI's
@@ -222,6 +224,12 @@ export class SppoServer implements EndpointContext {
       res.end(metricsText(this.engine));
       return;
     }
+    if (path === '/tokenizer_info') {
+      this.checkKey(req);
+      if (method !== 'GET') throw new ApiError(405, `${method} ${path}: method not allowed (use GET)`, 'invalid_request_error', null, 'method_not_allowed');
+      this.sendJson(res, 200, this.tokenizerInfo());
+      return;
+    }
     if (path === '/tokenize' || path === '/detokenize') {
       this.checkKey(req);
       if (this.draining) throw new ApiError(503, 'the server is shutting down', 'server_error', null, 'shutting_down');
@@ -368,6 +376,21 @@ export class SppoServer implements EndpointContext {
       ids = await this.prompts.encode(text, t.addSpecialTokens ?? false);
     } else ids = await this.prompts.encode(t.prompt!, t.addSpecialTokens ?? true);
     this.sendJson(res, 200, { count: ids.length, max_model_len: this.engine.maxModelLen, tokens: ids, ...(t.returnTokenStrs ? { token_strs: ids.map((i) => this.tokenString(i, false)) } : {}) });
+  }
+
+  /** GET /tokenizer_info (vLLM's): the tokenizer's special tokens, its chat template and the context length. */
+  private tokenizerInfo(): Record<string, unknown> {
+    const sp = this.tokenizer.specialTokens;
+    const one = (k: string): string | null => (typeof sp[k] === 'string' ? (sp[k] as string) : null);
+    return {
+      tokenizer_class: 'PreTrainedTokenizerFast',
+      bos_token: one('bos_token'),
+      eos_token: one('eos_token'),
+      pad_token: one('pad_token'),
+      unk_token: one('unk_token'),
+      chat_template: this.template?.text ?? null,
+      model_max_length: this.engine.maxModelLen,
+    };
   }
 
   /** POST /detokenize (vLLM's): {tokens} to {prompt}. */

@@ -116,75 +116,69 @@ test('sppo generate --backend-url on a vLLM-shaped server: the in-process output
   }
 });
 
-test('sppo generate --backend-url on recorded vLLM and SGLang responses: token ids, log-probs and how each ended', { skip: noLlama, timeout: 120_000 }, async () => {
+/** `sppo generate --backend-url` (one prompt, n = 1) against a server replaying `body` with `status`: the CLI's result, the request, the output's response. */
+async function onRecorded(body: unknown, status = 200): Promise<{ r: { status: number | null; stderr: string }; request: any; g: Line['responses'][number] | undefined }> {
   const dir = tempDir('remote-recorded');
   writeFileSync(join(dir, 'p.jsonl'), '{"prompt":"hello there"}\n');
-  const args = (out: string, url: string) => ['generate', '--model', llamaDir, '--prompts', join(dir, 'p.jsonl'), '--out', join(dir, out), '-n', '1', '--max-new-tokens', '8', '--min-new-tokens', '1', '--device', 'cpu', '--backend-url', url];
-  const { model, tokenizer } = fixture();
+  const s = await replay(() => ({ status, body }));
   try {
-    // vLLM: token ids (EOS included) and log-probs as sent; ended on EOS.
-    {
-      const rec = recording('vllm-completion.json');
-      const s = await replay(() => ({ body: rec }));
-      const r = await sppoAsync(args('v.jsonl', s.url));
-      s.server.close();
-      assert.equal(r.status, 0, r.stderr);
-      assertPinned(s.bodies[0], pinned(8, 1));
-      const [g] = read(join(dir, 'v.jsonl'))[0]!.responses;
-      assert.deepEqual(g!.token_ids, rec.choices[0].token_ids);
-      assert.deepEqual(g!.logprobs, rec.choices[0].logprobs.token_logprobs);
-      assert.equal(g!.finish_reason, 'eos');
-      assert.equal(g!.text, rec.choices[0].text);
-    }
-    // SGLang with token_ids: ended on a stop string (matched_stop "\n"), not on EOS.
-    {
-      const rec = recording('sglang-completion.json');
-      const s = await replay(() => ({ body: rec }));
-      const r = await sppoAsync(args('s.jsonl', s.url));
-      s.server.close();
-      assert.equal(r.status, 0, r.stderr);
-      assertPinned(s.bodies[0], pinned(8, 1));
-      const [g] = read(join(dir, 's.jsonl'))[0]!.responses;
-      assert.deepEqual(g!.token_ids, rec.choices[0].token_ids);
-      assert.deepEqual(g!.logprobs, rec.choices[0].logprobs.token_logprobs);
-      assert.equal(g!.finish_reason, 'stop');
-    }
-    // SGLang with text tokens only: re-tokenised, the matched EOS appended, log-probs recomputed in process.
-    {
-      const rec = recording('sglang-text-only.json');
-      const s = await replay(() => ({ body: rec }));
-      const r = await sppoAsync(args('t.jsonl', s.url));
-      s.server.close();
-      assert.equal(r.status, 0, r.stderr);
-      const line = read(join(dir, 't.jsonl'))[0]!;
-      const [g] = line.responses;
-      const want = [...tokenizer.encode(rec.choices[0].text, { addSpecialTokens: false }), rec.choices[0].matched_stop];
-      assert.deepEqual(g!.token_ids, want);
-      assert.equal(g!.finish_reason, 'eos');
-      // The reference: the policy's log-probs of those tokens after the prompt the server was sent.
-      const prompt = s.bodies[0].prompt as number[];
-      const batch = packSequences([{ promptIds: prompt, responseIds: want }], tokenizer.padTokenId ?? 0);
-      const t = noGrad(() => model.tokenLogprobs({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }));
-      const lp = t.toTypedArray() as Float32Array;
-      t.dispose();
-      batch.inputIds.dispose();
-      batch.attentionMask.dispose();
-      batch.responseMask.dispose();
-      assert.equal(g!.logprobs.length, want.length);
-      g!.logprobs.forEach((v, j) => assert.ok(Math.abs(v - lp[prompt.length - 1 + j]!) <= LOGPROB32, `log-prob ${j}: ${v} vs ${lp[prompt.length - 1 + j]}`));
-      // Not the server's (made-up) log-probs.
-      assert.notDeepEqual(g!.logprobs, rec.choices[0].logprobs.token_logprobs.slice(0, want.length));
-    }
-    // Error bodies: SGLang's top-level message and vLLM's {"error": {"message"}} both reach the user.
-    for (const name of ['sglang-error.json', 'vllm-error.json']) {
-      const rec = recording(name);
-      const s = await replay(() => ({ status: 400, body: rec }));
-      const r = await sppoAsync(args('e.jsonl', s.url));
-      s.server.close();
-      assert.notEqual(r.status, 0);
-      assert.ok(r.stderr.includes(rec.message ?? rec.error.message), r.stderr);
-    }
+    const r = await sppoAsync(['generate', '--model', llamaDir, '--prompts', join(dir, 'p.jsonl'), '--out', join(dir, 'o.jsonl'), '-n', '1', '--max-new-tokens', '8', '--min-new-tokens', '1', '--device', 'cpu', '--backend-url', s.url]);
+    const g = r.status === 0 ? read(join(dir, 'o.jsonl'))[0]!.responses[0] : undefined;
+    return { r, request: s.bodies[0], g };
   } finally {
+    s.server.close();
     removeDir(dir);
+  }
+}
+
+test('recorded vLLM response: token ids (EOS included) and log-probs as sent, ended on EOS; the request pins the sampler', { skip: noLlama, timeout: 60_000 }, async () => {
+  const rec = recording('vllm-completion.json');
+  const { r, request, g } = await onRecorded(rec);
+  assert.equal(r.status, 0, r.stderr);
+  assertPinned(request, pinned(8, 1));
+  assert.deepEqual(g!.token_ids, rec.choices[0].token_ids);
+  assert.deepEqual(g!.logprobs, rec.choices[0].logprobs.token_logprobs);
+  assert.equal(g!.finish_reason, 'eos');
+  assert.equal(g!.text, rec.choices[0].text);
+});
+
+test('recorded SGLang response with token_ids: matched_stop "\\n" is a stop string, not EOS', { skip: noLlama, timeout: 60_000 }, async () => {
+  const rec = recording('sglang-completion.json');
+  const { r, g } = await onRecorded(rec);
+  assert.equal(r.status, 0, r.stderr);
+  assert.deepEqual(g!.token_ids, rec.choices[0].token_ids);
+  assert.deepEqual(g!.logprobs, rec.choices[0].logprobs.token_logprobs);
+  assert.equal(g!.finish_reason, 'stop');
+});
+
+test('recorded SGLang response with text tokens only: re-tokenised, the matched EOS appended, log-probs recomputed in process', { skip: noLlama, timeout: 60_000 }, async () => {
+  const { model, tokenizer } = fixture();
+  const rec = recording('sglang-text-only.json');
+  const { r, request, g } = await onRecorded(rec);
+  assert.equal(r.status, 0, r.stderr);
+  const want = [...tokenizer.encode(rec.choices[0].text, { addSpecialTokens: false }), rec.choices[0].matched_stop];
+  assert.deepEqual(g!.token_ids, want);
+  assert.equal(g!.finish_reason, 'eos');
+  // The reference: the policy's log-probs of those tokens after the prompt the server was sent.
+  const prompt = request.prompt as number[];
+  const batch = packSequences([{ promptIds: prompt, responseIds: want }], tokenizer.padTokenId ?? 0);
+  const t = noGrad(() => model.tokenLogprobs({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }));
+  const lp = t.toTypedArray() as Float32Array;
+  t.dispose();
+  batch.inputIds.dispose();
+  batch.attentionMask.dispose();
+  batch.responseMask.dispose();
+  assert.equal(g!.logprobs.length, want.length);
+  g!.logprobs.forEach((v, j) => assert.ok(Math.abs(v - lp[prompt.length - 1 + j]!) <= LOGPROB32, `log-prob ${j}: ${v} vs ${lp[prompt.length - 1 + j]}`));
+  // Not the server's (made-up) log-probs.
+  assert.notDeepEqual(g!.logprobs, rec.choices[0].logprobs.token_logprobs.slice(0, want.length));
+});
+
+test("recorded error bodies: SGLang's top-level message and vLLM's {\"error\": {\"message\"}} both reach the user", { skip: noLlama, timeout: 60_000 }, async () => {
+  for (const name of ['sglang-error.json', 'vllm-error.json']) {
+    const rec = recording(name);
+    const { r } = await onRecorded(rec, 400);
+    assert.notEqual(r.status, 0);
+    assert.ok(r.stderr.includes(rec.message ?? rec.error.message), `${name}: ${r.stderr}`);
   }
 });

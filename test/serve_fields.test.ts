@@ -13,7 +13,9 @@ import { TextStream } from '../src/serve/text_stream.js';
 import { StopStrings } from '../src/text/stop_strings.js';
 import { Engine, SppoServer } from '../src/serve/index.js';
 import { Tokenizer } from '../src/text/tokenizer.js';
-import { copyFolder, removeDir } from './text_helpers.js';
+import { copyFolder, removeDir, tempDir } from './text_helpers.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LOGPROB32 } from './helpers/tolerances.js';
@@ -255,6 +257,10 @@ test('serve queue: --max-queue 0 refused at startup; requests about to join the 
     // Two join the batch, two wait: at least four answered (the old count refused all but two).
     assert.ok(ok >= 4, `${ok} answered, ${busy.length} refused`);
     for (const b of busy) assert.equal(b.headers.get('retry-after'), '1');
+    // /metrics: the backlog the limit counts, beside everything waiting.
+    const m = await (await fetch(q.url.replace(/\/v1$/, '') + '/metrics')).text();
+    assert.match(m, /^sppo_queue_backlog_requests 0$/m);
+    assert.match(m, /^sppo_queued_requests 0$/m);
   } finally {
     await q.close();
   }
@@ -283,33 +289,64 @@ async function streamGaps(midway: () => void): Promise<number[]> {
   return gaps;
 }
 
-test('serve: a 1 MB prompt does not stall another stream; a long prompt is tokenised off the event loop', opt, async () => {
+/** POSTs a JSON file from another process (curl), as a real client would: status and parsed body. */
+function curlPost(url: string, file: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn('curl', ['-s', '-X', 'POST', '-H', 'Content-Type: application/json', '-H', `Authorization: ${auth.Authorization}`, '--data-binary', `@${file}`, '-w', '\n%{http_code}', url], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    c.stdout.on('data', (d) => (out += d));
+    c.on('error', reject);
+    c.on('exit', () => {
+      const i = out.lastIndexOf('\n');
+      resolve({ status: Number(out.slice(i + 1)), body: JSON.parse(out.slice(0, i)) });
+    });
+  });
+}
+
+const noCurl = spawnSync('curl', ['--version']).status === 0 ? false : 'no curl';
+
+test('serve: a 1 MB prompt does not stall another stream; a long prompt is tokenised off the event loop', { ...opt, skip: noLlama || noCurl }, async () => {
   const { tokenizer } = fixture();
+  const dir = tempDir('big-prompts');
   const big = 'lorem ipsum dolor sit amet, '.repeat(40_000).slice(0, 1024 * 1024);
   const mid = 'lorem ipsum dolor sit amet, '.repeat(8_000);
-  // The same stream alone first: this machine's own jitter (a shared CPU) is not the server's stall.
-  const alone = Math.max(...(await streamGaps(() => {})));
-  let huge: Promise<{ status: number; body: any }> | null = null;
-  let long: Promise<{ status: number; body: any }> | null = null;
-  const gaps = await streamGaps(() => {
-    huge = complete({ prompt: big, max_tokens: 2 });
-    long = complete({ prompt: mid, max_tokens: 2, truncate_prompt_tokens: 8 });
-  });
-  const h = await huge!;
-  assert.equal(h.status, 400);
-  assert.equal(h.body.error.param, 'prompt');
-  assert.match(h.body.error.message, /context length/);
-  const l = await long!;
-  assert.equal(l.status, 200, JSON.stringify(l.body));
-  assert.equal(l.body.usage.prompt_tokens, 8);
-  // The worker's tokens equal the tokenizer's in process.
-  const direct = tokenizer.encode(mid, { addSpecialTokens: true }).slice(-8);
-  const viaWorker = await complete({ prompt: mid, max_tokens: 1, truncate_prompt_tokens: 8, return_token_ids: true });
-  assert.deepEqual(viaWorker.body.prompt_token_ids, direct);
-  // Tokenising them on the event loop stalled the other stream for seconds (2.4-3.7 s for the 1 MB one).
-  const worst = Math.max(...gaps);
-  if (process.env.SPPO_PRINT_ERRORS) console.log(`[gap] longest gap ${worst.toFixed(1)} ms with the big prompts, ${alone.toFixed(1)} ms alone`);
-  assert.ok(worst < 100 + alone, `the other stream's longest gap between chunks: ${worst.toFixed(1)} ms (alone: ${alone.toFixed(1)} ms)`);
+  writeFileSync(join(dir, 'big.json'), JSON.stringify({ model: MODEL, prompt: big, max_tokens: 2 }));
+  writeFileSync(join(dir, 'mid.json'), JSON.stringify({ model: MODEL, prompt: mid, max_tokens: 2, truncate_prompt_tokens: 8 }));
+  try {
+    // The same stream alone first: this machine's own jitter (a shared CPU) is not the server's stall.
+    const alone = Math.max(...(await streamGaps(() => {})));
+    // The 1 MB prompt comes from another process (curl), as from a real client: this process is the server's.
+    let huge: Promise<{ status: number; body: any }> | null = null;
+    const gaps = await streamGaps(() => {
+      huge = curlPost(`${s.url}/completions`, join(dir, 'big.json'));
+    });
+    const h = await huge!;
+    assert.equal(h.status, 400);
+    assert.equal(h.body.error.param, 'prompt');
+    assert.match(h.body.error.message, /context length/);
+    // A 224 KB prompt that must be tokenised whole (truncate_prompt_tokens): on the worker thread, so the
+    // event loop is not held while it is (the loop's longest delay, over the request); the same tokens.
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
+    const l = await curlPost(`${s.url}/completions`, join(dir, 'mid.json'));
+    delay.disable();
+    assert.equal(l.status, 200, JSON.stringify(l.body));
+    assert.equal(l.body.usage.prompt_tokens, 8);
+    const t0 = performance.now();
+    const direct = tokenizer.encode(mid, { addSpecialTokens: true }).slice(-8);
+    const inPlace = performance.now() - t0;
+    const viaWorker = await complete({ prompt: mid, max_tokens: 1, truncate_prompt_tokens: 8, return_token_ids: true });
+    assert.deepEqual(viaWorker.body.prompt_token_ids, direct);
+    const held = delay.max / 1e6;
+    if (process.env.SPPO_PRINT_ERRORS) console.log(`[gap] event loop held at most ${held.toFixed(1)} ms while the 224 KB prompt was tokenised (${inPlace.toFixed(0)} ms in place)`);
+    assert.ok(held < 100, `the event loop was held ${held.toFixed(1)} ms`);
+    // Tokenised on the event loop, the 1 MB prompt stalled the other stream for seconds (2.4-3.7 s).
+    const worst = Math.max(...gaps);
+    if (process.env.SPPO_PRINT_ERRORS) console.log(`[gap] longest gap ${worst.toFixed(1)} ms with the big prompts, ${alone.toFixed(1)} ms alone`);
+    assert.ok(worst < 100 + alone, `the other stream's longest gap between chunks: ${worst.toFixed(1)} ms (alone: ${alone.toFixed(1)} ms)`);
+  } finally {
+    removeDir(dir);
+  }
 });
 
 test('serve: a request never answered is logged as unanswered, not 200', opt, async () => {

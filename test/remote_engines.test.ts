@@ -83,38 +83,55 @@ test('toGeneration: vLLM stop_reason and SGLang matched_stop (a string: a stop s
   assert.equal(errorMessage(recording('vllm-error.json')), recording('vllm-error.json').error.message);
 });
 
-test('sppo generate --backend-url on a vLLM-shaped server: the in-process output exactly; every sampler field pinned; no seed shared', { skip: noLlama, timeout: 120_000 }, async () => {
-  const dir = tempDir('remote-engines');
-  const n = 3;
-  writeFileSync(join(dir, 'p.jsonl'), ['{"id":"a","prompt":"hello there"}', '{"id":"b","prompt":"say a word"}', '{"id":"c","prompt":"and another"}'].join('\n') + '\n');
-  const common = ['generate', '--model', llamaDir, '--prompts', join(dir, 'p.jsonl'), '-n', String(n), '--max-new-tokens', '6', '--device', 'cpu', '--seed', '5'];
-  const l = await sppoAsync([...common, '--out', join(dir, 'local.jsonl')]);
-  assert.equal(l.status, 0, l.stderr);
-  const local = read(join(dir, 'local.jsonl'));
-  const template = recording('vllm-completion.json');
-  // The vLLM server "samples" what the in-process generation sampled for (prompt, sample) = the seed's.
-  const s = await replay((b) => {
-    const k = b.seed - 5;
-    const r = local[Math.floor(k / n)]!.responses[k % n]!;
-    const choice = {
-      ...template.choices[0], text: r.text, token_ids: r.token_ids, prompt_token_ids: b.prompt,
-      logprobs: { ...template.choices[0].logprobs, token_logprobs: r.logprobs, tokens: r.token_ids.map((t) => `token_id:${t}`), top_logprobs: r.token_ids.map((t, i) => ({ [`token_id:${t}`]: r.logprobs[i] })) },
-      finish_reason: r.finish_reason === 'length' ? 'length' : 'stop', stop_reason: r.finish_reason === 'stop' ? '\n' : null,
-    };
-    return { body: { ...template, choices: [choice] } };
+type Local = Line['responses'][number];
+/** The choice vLLM would send for what in-process generation sampled. */
+function vllmChoice(template: any, r: Local, prompt: number[]): unknown {
+  return {
+    ...template.choices[0], text: r.text, token_ids: r.token_ids, prompt_token_ids: prompt,
+    logprobs: { ...template.choices[0].logprobs, token_logprobs: r.logprobs, tokens: r.token_ids.map((t) => `token_id:${t}`), top_logprobs: r.token_ids.map((t, i) => ({ [`token_id:${t}`]: r.logprobs[i] })) },
+    finish_reason: r.finish_reason === 'length' ? 'length' : 'stop', stop_reason: r.finish_reason === 'stop' ? '\n' : null,
+  };
+}
+/** The choice SGLang would send (return_token_ids; log-prob tokens as text; matched_stop: the EOS id, or the stop string). */
+function sglangChoice(template: any, r: Local, prompt: number[], eos: number, decode: (id: number) => string): unknown {
+  return {
+    ...template.choices[0], text: r.text, token_ids: r.token_ids, prompt_token_ids: prompt,
+    logprobs: { ...template.choices[0].logprobs, token_logprobs: r.logprobs, tokens: r.token_ids.map(decode), top_logprobs: r.token_ids.map(() => null) },
+    finish_reason: r.finish_reason === 'length' ? 'length' : 'stop', matched_stop: r.finish_reason === 'eos' ? eos : r.finish_reason === 'stop' ? '\n' : null,
+  };
+}
+
+for (const engine of ['vLLM', 'SGLang'] as const) {
+  test(`sppo generate --backend-url on a ${engine}-shaped server: the in-process output exactly; every sampler field pinned; no seed shared`, { skip: noLlama, timeout: 120_000 }, async () => {
+    const dir = tempDir('remote-engines');
+    const n = 3;
+    writeFileSync(join(dir, 'p.jsonl'), ['{"id":"a","prompt":"hello there"}', '{"id":"b","prompt":"say a word"}', '{"id":"c","prompt":"and another"}'].join('\n') + '\n');
+    const common = ['generate', '--model', llamaDir, '--prompts', join(dir, 'p.jsonl'), '-n', String(n), '--max-new-tokens', '6', '--device', 'cpu', '--seed', '5'];
+    const l = await sppoAsync([...common, '--out', join(dir, 'local.jsonl')]);
+    assert.equal(l.status, 0, l.stderr);
+    const local = read(join(dir, 'local.jsonl'));
+    const { tokenizer } = fixture();
+    const template = recording(engine === 'vLLM' ? 'vllm-completion.json' : 'sglang-completion.json');
+    // The server "samples" what the in-process generation sampled for (prompt, sample) = the seed's.
+    const s = await replay((b) => {
+      const k = b.seed - 5;
+      const r = local[Math.floor(k / n)]!.responses[k % n]!;
+      const choice = engine === 'vLLM' ? vllmChoice(template, r, b.prompt) : sglangChoice(template, r, b.prompt, tokenizer.eosTokenId!, (id) => tokenizer.decode([id]));
+      return { body: { ...template, choices: [choice] } };
+    });
+    try {
+      const r = await sppoAsync([...common, '--out', join(dir, 'remote.jsonl'), '--backend-url', s.url, '--concurrency', '2']);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(read(join(dir, 'remote.jsonl')), local);
+      assert.equal(s.bodies.length, 3 * n, 'one request per sample');
+      for (const b of s.bodies) assertPinned(b, pinned(6));
+      assert.deepEqual(s.bodies.map((b) => b.seed).sort((x, y) => x - y), Array.from({ length: 3 * n }, (_, i) => 5 + i), 'every sample its own seed');
+    } finally {
+      s.server.close();
+      removeDir(dir);
+    }
   });
-  try {
-    const r = await sppoAsync([...common, '--out', join(dir, 'remote.jsonl'), '--backend-url', s.url, '--concurrency', '2']);
-    assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(read(join(dir, 'remote.jsonl')), local);
-    assert.equal(s.bodies.length, 3 * n, 'one request per sample');
-    for (const b of s.bodies) assertPinned(b, pinned(6));
-    assert.deepEqual(s.bodies.map((b) => b.seed).sort((x, y) => x - y), Array.from({ length: 3 * n }, (_, i) => 5 + i), 'every sample its own seed');
-  } finally {
-    s.server.close();
-    removeDir(dir);
-  }
-});
+}
 
 /** `sppo generate --backend-url` (one prompt, n = 1) against a server replaying `body` with `status`: the CLI's result, the request, the output's response. */
 async function onRecorded(body: unknown, status = 200): Promise<{ r: { status: number | null; stderr: string }; request: any; g: Line['responses'][number] | undefined }> {

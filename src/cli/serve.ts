@@ -16,11 +16,16 @@ const HELP = `usage: sppo serve DIR [options]
 Serves the Hugging Face model folder DIR over HTTP with the OpenAI API, as vLLM does:
   GET  /v1/models, GET /health, GET /metrics (Prometheus counters)
   POST /v1/completions        prompt as text or token ids (or lists of either); n, max_tokens, temperature,
-                              top_p, top_k, seed, stop, logprobs, stream; vLLM's return_tokens_as_token_ids,
-                              return_token_ids, stop_token_ids, ignore_eos, min_tokens
+                              top_p, top_k, min_p, seed, stop, logprobs, echo (max_tokens 0 with echo: the
+                              prompt's log-probs), stream; vLLM's prompt_logprobs, return_tokens_as_token_ids,
+                              return_token_ids, stop_token_ids, ignore_eos, min_tokens,
+                              include_stop_str_in_output, skip_special_tokens, add_special_tokens,
+                              truncate_prompt_tokens
   POST /v1/chat/completions   messages rendered with DIR's chat template; logprobs, top_logprobs, stream
+  POST /tokenize, /detokenize, GET /tokenizer_info   vLLM's (lm-evaluation-harness's remote tokenizer)
+Fields that would change the output and are not implemented get a 400 naming them.
 Concurrent requests decode together (continuous batching). Log-probs are the untempered policy's.
-SIGTERM (or Ctrl-C) stops accepting requests, finishes those in flight and exits 0.
+SIGTERM (or Ctrl-C) refuses new requests (503; /health 503), finishes those in flight and exits 0.
 
 options:
   --host H               address to listen on (default 127.0.0.1)

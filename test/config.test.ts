@@ -1,7 +1,7 @@
 // The run configuration: defaults, JSON and YAML files, errors naming the field, paths relative to the file.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfigFile, parseConfig, refLogprobSource } from '../src/sppo/config.js';
 import { removeDir, tempDir } from './text_helpers.js';
@@ -62,6 +62,11 @@ test('JSON and YAML files; relative paths resolve against the file; bad files ar
   try {
     const yaml = join(dir, 'run.yaml');
     writeFileSync(yaml, ['model: models/pi0', 'prompts: data/p.parquet', 'runDir: runs/a', 'judge: {kind: module, path: ./judge.mjs, options: {token: x}}', 'evalJudge: {kind: reward-model, dir: rm, batchSize: 4}', 'training: {loss: ipo, beta: 0.1}', 'eval: {prompts: data/eval.jsonl, count: 5}'].join('\n'));
+    // A relative model folder that exists resolves against the file; one that does not is a Hub name (org/name),
+    // kept as it is for src/hub to resolve, as transformers' from_pretrained reads its argument.
+    assert.equal(loadConfigFile(yaml).model, 'models/pi0');
+    mkdirSync(join(dir, 'models/pi0'), { recursive: true });
+    mkdirSync(join(dir, 'rm'));
     const c = loadConfigFile(yaml);
     assert.equal(c.model, join(dir, 'models/pi0'));
     assert.equal(c.prompts, join(dir, 'data/p.parquet'));

@@ -16,7 +16,7 @@ import { tsFiles } from './helpers/source.js';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const srcDir = join(root, 'src');
 
-const LEVELS: string[][] = [['torch'], ['nn', 'models'], ['text'], ['generate', 'judge'], ['eval'], ['sppo'], ['demo', 'game'], ['cli', 'serve']];
+const LEVELS: string[][] = [['torch', 'hub'], ['nn', 'models'], ['text'], ['generate', 'judge'], ['eval'], ['sppo'], ['demo', 'game'], ['cli', 'serve']];
 const UTIL = 'util';
 
 /** The level of a file of src/ (by its first folder); src/util is below everything, src/index.ts above. */

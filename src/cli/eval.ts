@@ -1,5 +1,4 @@
 // `sppo eval`: win rate of a model's responses against reference responses, by a judge.
-import { existsSync } from 'node:fs';
 import type { DType } from '../torch/index.js';
 import { loadModel } from '../models/registry.js';
 import { readConfig } from '../models/config.js';
@@ -12,6 +11,7 @@ import { modelPromptText, plainPromptText, readPromptFile, type PromptRecord } f
 import { mixSeed } from '../util/rng.js';
 import { writeJsonAtomic, writeJsonlAtomic } from '../util/files.js';
 import { UsageError } from './usage.js';
+import { modelFolder } from './model_option.js';
 import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 
@@ -73,7 +73,7 @@ interface Sampling {
 
 /** One response per prompt, in prompt order; batches sorted by prompt length, batch b seeded mix(seed, b). */
 async function respond(modelDir: string, prompts: PromptRecord[], s: Sampling, label: string): Promise<string[]> {
-  if (!existsSync(modelDir)) throw new UsageError(`${label}: ${modelDir} does not exist`);
+  modelDir = await modelFolder(label, modelDir);
   const tokenizer = Tokenizer.fromFolder(modelDir);
   const template = !s.raw && ChatTemplate.hasTemplate(modelDir) ? ChatTemplate.fromFolder(modelDir, { specialTokens: tokenizer.specialTokens }) : undefined;
   const ids = prompts.map((p) => tokenizer.encode(modelPromptText(p.prompt, template, s.raw), { addSpecialTokens: false }));

@@ -5,6 +5,7 @@ import { generateAll, type Generation } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
 import { UsageError } from './usage.js';
+import { modelFolder } from './model_option.js';
 import { readPromptLines } from '../sppo/prompts.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
@@ -22,7 +23,8 @@ n of them. "logprobs" are the untempered policy's log-probs of each token (log_s
 OUT is written atomically (a temporary file renamed when all is done).
 
 options:
-  --model DIR            Hugging Face model folder (config.json, safetensors, tokenizer.json) (required)
+  --model DIR            Hugging Face model folder (config.json, safetensors, tokenizer.json), or a Hub name
+                         org/name[@revision] (from the Hugging Face cache, downloaded when online) (required)
   --prompts FILE         JSONL prompts (required)
   --out FILE             JSONL output (required)
   -n, --n K              samples per prompt, sharing the prompt's prefill (default 1)
@@ -104,7 +106,7 @@ export async function run(argv: string[]): Promise<void> {
   const concurrency = num('concurrency', v.concurrency, 8, { ...int, min: 1 });
   for (const u of urls) if (!/^https?:\/\/[^\s]+$/.test(u)) throw new UsageError(`--backend-url must be an http(s) URL, got '${u}'`);
   if (urls.length === 0 && (v['backend-model'] !== undefined || v['api-key-env'] !== undefined)) throw new UsageError('--backend-model and --api-key-env need --backend-url');
-  if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
+  v.model = await modelFolder('--model', v.model!);
 
   if (!existsSync(v.prompts!)) throw new UsageError(`--prompts: ${v.prompts} does not exist`);
   const prompts = readPromptLines(v.prompts!);

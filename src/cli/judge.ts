@@ -4,6 +4,7 @@ import { loadJudge, parseJudgeSpec, preferenceMatrices, type JudgeSpec } from '.
 import { winRates } from '../sppo/winrates.js';
 import { readGenerations } from '../sppo/generations.js';
 import { UsageError } from './usage.js';
+import { isHubName } from '../hub/resolve.js';
 import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
 import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
@@ -34,6 +35,8 @@ SPEC:
   pairrm-rank:DIR        PairRM as the official SPPO pipeline used it: rank scores s over the K
                          responses, P = sigmoid(s_i - s_j)
   openai:URL#MODEL       an LLM judge behind an OpenAI-compatible endpoint (vLLM, sppo serve, ...)
+Each DIR may be a Hub name org/name[@revision] (pairrm:llm-blender/PairRM-hf), from the Hugging Face cache and
+downloaded into it when online (docs/hub.md).
 
 options:
   --judge SPEC           the judge (required)
@@ -86,7 +89,7 @@ export async function run(argv: string[]): Promise<void> {
     }
   }
   spec = withJudgeOptions(spec, v);
-  if ((spec.kind === 'reward-model' || spec.kind === 'pairwise') && !existsSync(spec.dir)) throw new UsageError(`--judge: ${spec.dir} does not exist`);
+  if ((spec.kind === 'reward-model' || spec.kind === 'pairwise') && !isHubName(spec.dir) && !existsSync(spec.dir)) throw new UsageError(`--judge: ${spec.dir} does not exist`);
 
   if (!existsSync(v.generations!)) throw new UsageError(`--generations: ${v.generations} does not exist`);
   const groups = readGenerations(v.generations!);

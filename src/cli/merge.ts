@@ -3,13 +3,14 @@
 import { existsSync } from 'node:fs';
 import { mergeAdapter } from '../models/peft.js';
 import { UsageError } from './usage.js';
+import { modelFolder } from './model_option.js';
 import { dtypeOption, parseCommand } from './args.js';
 
 export const summary = 'merge a LoRA adapter (PEFT files) into its base model, as a Hugging Face folder';
 
 const HELP = `usage: sppo merge BASE ADAPTER OUT [options]
 
-BASE is a Hugging Face model folder, ADAPTER a folder with PEFT's adapter_config.json and
+BASE is a Hugging Face model folder (or a Hub name org/name[@revision]: docs/hub.md), ADAPTER a folder with PEFT's adapter_config.json and
 adapter_model.safetensors (written by sppo run / sppo train --adapter-out, or by PEFT's save_pretrained), OUT a
 new folder: the base's weights with W + scaling * B A for every adapted layer (computed in float32, rounded once
 to the weights' dtype), the base's config and tokenizer files. An sppo run's iter-t/adapter applies to
@@ -24,8 +25,8 @@ export async function run(argv: string[]): Promise<void> {
   const parsed = parseCommand('merge', argv, { dtype: { type: 'string' } }, HELP, { positionals: true });
   if (!parsed) return;
   if (parsed.positionals.length !== 3) throw new UsageError(`expected BASE ADAPTER OUT, got ${parsed.positionals.length} arguments\n\n${HELP}`);
-  const [base, adapter, out] = parsed.positionals as [string, string, string];
-  if (!existsSync(base)) throw new UsageError(`BASE: ${base} does not exist`);
+  const [baseArg, adapter, out] = parsed.positionals as [string, string, string];
+  const base = await modelFolder('BASE', baseArg);
   if (!existsSync(adapter)) throw new UsageError(`ADAPTER: ${adapter} does not exist`);
   if (existsSync(out)) throw new UsageError(`OUT: ${out} exists; give a new folder`);
   const dtype = dtypeOption(parsed.values.dtype);

@@ -3,10 +3,12 @@
 // started here, torchrun, srun) it joins the c10d group the variables describe and runs data parallel.
 import { loadConfigFile } from '../sppo/config.js';
 import { runSppo } from '../sppo/loop.js';
+import { prefetchHubNames } from '../sppo/hub_names.js';
 import { distEnv, distributedAvailable, initProcessGroup, type Backend, type ProcessGroup } from '../torch/index.js';
 import { UsageError } from './usage.js';
 import { optNum, parseCommand } from './args.js';
 import { launchRanks } from './launch.js';
+import { REPORT_TO_OPTIONS, reportTargets } from './report_to.js';
 
 export const summary = 'run (or resume) SPPO iterations from a JSON or YAML config file';
 
@@ -30,12 +32,14 @@ options:
   --timeout SECONDS            limit on each collective and on the start (default 1800)
   --zero1                      shard the optimizer state across the ranks (ZeRO stage 1; the same result)
   --progress / --no-progress   progress bars on stderr (default: when stderr is a terminal)
+  --report-to T                tensorboard | wandb | none: overrides the config's report (TensorBoard event files
+                               under runDir/tensorboard/; wandb: the same, synced with wandb sync --sync-tensorboard)
   -h, --help                   this help
 `;
 
 export async function run(argv: string[]): Promise<void> {
   const parsed = parseCommand('run', argv, {
-    progress: { type: 'boolean' }, 'no-progress': { type: 'boolean' }, nproc: { type: 'string' }, backend: { type: 'string' }, timeout: { type: 'string' }, zero1: { type: 'boolean' },
+    progress: { type: 'boolean' }, 'no-progress': { type: 'boolean' }, nproc: { type: 'string' }, backend: { type: 'string' }, timeout: { type: 'string' }, zero1: { type: 'boolean' }, 'report-to': REPORT_TO_OPTIONS['report-to'],
   }, HELP, { positionals: true });
   if (!parsed) return;
   if (parsed.positionals.length !== 1) throw new UsageError(`expected one config file, got ${parsed.positionals.length} arguments\n\n${HELP}`);
@@ -52,13 +56,16 @@ export async function run(argv: string[]): Promise<void> {
       if (argv[i] === '--nproc') i++;
       else if (!argv[i]!.startsWith('--nproc=')) rest.push(argv[i]!);
     }
-    loadConfigFile(parsed.positionals[0]!); // a bad config fails here, once
+    // A bad config fails here, once; what it names on the Hub is downloaded here, once, not by every rank at once.
+    await prefetchHubNames(loadConfigFile(parsed.positionals[0]!));
     const avail = distributedAvailable();
     if (!avail.available) throw new Error(`sppo run --nproc ${nproc}: ${avail.reason}`);
     process.exitCode = await launchRanks(nproc, process.argv[1]!, ['run', ...rest]);
     return;
   }
   const config = loadConfigFile(parsed.positionals[0]!);
+  const report = reportTargets(parsed.values['report-to']);
+  if (report) config.report = report;
   const progress = parsed.values['no-progress'] ? false : parsed.values.progress ? true : undefined;
   let pg: ProcessGroup | undefined;
   if (env && env.worldSize > 1) pg = await initProcessGroup({ env, timeoutMs: timeoutS * 1000, ...(backend ? { backend: backend as Backend } : {}) });

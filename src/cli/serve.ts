@@ -1,19 +1,20 @@
 // `sppo serve DIR`: an OpenAI-compatible HTTP server (the part of the API vLLM implements) for a Hugging
 // Face model folder, with continuous batching (src/serve).
-import { existsSync } from 'node:fs';
 import { loadModel } from '../models/registry.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate } from '../text/chat_template.js';
 import { Engine } from '../serve/engine.js';
 import { SppoServer } from '../serve/server.js';
 import { UsageError } from './usage.js';
+import { modelFolder } from './model_option.js';
 import { deviceOption, dtypeOption, num, optNum, parseCommand } from './args.js';
 
 export const summary = 'serve a model folder over the OpenAI API (completions, chat, streaming; continuous batching)';
 
 const HELP = `usage: sppo serve DIR [options]
 
-Serves the Hugging Face model folder DIR over HTTP with the OpenAI API, as vLLM does:
+Serves the Hugging Face model folder DIR (or a Hub name org/name[@revision], from the Hugging Face cache,
+downloaded into it when online: docs/hub.md) over HTTP with the OpenAI API, as vLLM does:
   GET  /v1/models, GET /health, GET /metrics (Prometheus counters)
   POST /v1/completions        prompt as text or token ids (or lists of either); n, max_tokens, temperature,
                               top_p, top_k, min_p, seed, stop, logprobs, echo (max_tokens 0 with echo: the
@@ -79,8 +80,8 @@ export async function run(argv: string[]): Promise<void> {
   if (!parsed) return;
   const v = parsed.values;
   if (parsed.positionals.length !== 1) throw new UsageError(`sppo serve takes one model folder, got ${parsed.positionals.length} arguments\n\n${HELP}`);
-  const dir = parsed.positionals[0]!;
-  if (!existsSync(dir)) throw new UsageError(`${dir} does not exist`);
+  const given = parsed.positionals[0]!;
+  const dir = await modelFolder('DIR', given);
   const int = { integer: true };
   const host = v.host ?? '127.0.0.1';
   const port = num('port', v.port, 8000, { ...int, min: 0, max: 65535 });
@@ -102,7 +103,7 @@ export async function run(argv: string[]): Promise<void> {
   const model = loadModel(dir, { dtype, device });
   const engine = new Engine(model, { tokenizer, maxBatch, maxQueue, maxModelLen, seed, gatherMs });
   const server = new SppoServer(engine, tokenizer, template, {
-    modelName: v['served-model-name'] ?? dir,
+    modelName: v['served-model-name'] ?? given,
     modelDir: dir,
     apiKey,
     maxTokens,

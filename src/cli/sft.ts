@@ -7,8 +7,10 @@ import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
 import { readSftData, sft, tokenizeSft, type SftExample, type SftStepMetrics } from '../sppo/sft.js';
 import { UsageError } from './usage.js';
+import { modelFolder } from './model_option.js';
 import { parseCommand, progressBar } from './args.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
+import { REPORT_TO_OPTIONS, stepReporter } from './report_to.js';
 import { forEachJsonl } from '../util/files.js';
 
 export const summary = 'supervised fine-tuning on (prompt, response) pairs, from a model folder or random weights';
@@ -42,6 +44,9 @@ options:
   --eval-fraction F      held-out fraction, its loss at the end of each epoch (default 0)
   --seed S               initialisation, shuffling and split (default 0)
   --metrics FILE         JSONL metrics, one line per optimizer step
+  --report-to T          tensorboard | wandb | none: each step's metrics as TensorBoard event files too
+                         (wandb: the same files, for wandb sync --sync-tensorboard; docs/tracking.md)
+  --logging-dir DIR      where the event files go (default OUT/tensorboard)
   --no-eos               do not append EOS to the responses
   --raw                  use prompts as they are, without the chat template
   --dtype D              float32 | bfloat16 (default: bfloat16 on CUDA, float32 on the CPU)
@@ -61,6 +66,7 @@ export async function run(argv: string[]): Promise<void> {
       data: { type: 'string' },
       out: { type: 'string' },
       ...OPTIMIZATION_FLAGS,
+      ...REPORT_TO_OPTIONS,
       'no-eos': { type: 'boolean' },
       raw: { type: 'boolean' },
     },
@@ -70,11 +76,10 @@ export async function run(argv: string[]): Promise<void> {
   const v = parsed.values;
   if (!v.model === !v.init) throw new UsageError('give exactly one of --model DIR and --init CONFIG.json (sppo sft --help)');
   for (const k of ['data', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required (sppo sft --help)`);
-  const tokDir = v.tokenizer ?? v.model;
-  if (!tokDir) throw new UsageError('--tokenizer DIR is required with --init');
-  if (v.model && !existsSync(v.model)) throw new UsageError(`--model: ${v.model} does not exist`);
+  if (v.model) v.model = await modelFolder('--model', v.model);
   if (v.init && !existsSync(v.init)) throw new UsageError(`--init: ${v.init} does not exist`);
-  if (!existsSync(tokDir)) throw new UsageError(`--tokenizer: ${tokDir} does not exist`);
+  if (!v.tokenizer && !v.model) throw new UsageError('--tokenizer DIR is required with --init');
+  const tokDir = v.tokenizer ? await modelFolder('--tokenizer', v.tokenizer) : v.model!;
   const { lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule, maxGradNorm, maxLength, evalFraction, seed, device, dtype } =
     optimizationOptions(v, { lr: 1e-3, batchSize: 16, optimizer: 'adamw', warmupRatio: 0.05, schedule: 'cosine' });
 
@@ -102,6 +107,7 @@ export async function run(argv: string[]): Promise<void> {
   }
 
   const { total } = optimizerSteps(examples.length, { evalFraction, batchSize, gradAccum, epochs });
+  const report = stepReporter(v, v.out!, 'sppo sft');
   const bar = progressBar('sft', 'steps', 'loss {loss}');
   bar.start(total, 0, { loss: '-' });
   const t0 = performance.now();
@@ -112,6 +118,7 @@ export async function run(argv: string[]): Promise<void> {
       seed, evalFraction, dtype, device, metricsPath: v.metrics,
       onStep: (m) => {
         last = m;
+        report?.(m);
         bar.update(m.step, { loss: m.loss.toPrecision(4) });
       },
     });

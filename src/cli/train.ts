@@ -8,9 +8,11 @@ import { readPairs, tokenizePairs } from '../sppo/pairs_file.js';
 import { saveAdapter } from '../models/peft.js';
 import { ALL_LINEAR, type LoraOptions } from '../nn/lora.js';
 import { UsageError } from './usage.js';
+import { modelFolder } from './model_option.js';
 import { forEachJsonl } from '../util/files.js';
 import { num, parseCommand, progressBar } from './args.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
+import { REPORT_TO_OPTIONS, stepReporter } from './report_to.js';
 
 export const summary = 'train a policy on preference pairs (SPPO, SPPO-hard, SPPO-single, DPO, IPO)';
 
@@ -50,6 +52,9 @@ options:
   --eval-fraction F        held-out fraction for an eval loss per epoch (default 0)
   --seed S                 default 0
   --metrics FILE           JSONL metrics, one line per optimizer step
+  --report-to T            tensorboard | wandb | none: each step's metrics as TensorBoard event files too
+                           (wandb: the same files, for wandb sync --sync-tensorboard; docs/tracking.md)
+  --logging-dir DIR        where the event files go (default OUT/tensorboard)
   --checkpoint-dir DIR     save checkpoints there (each epoch, or every --checkpoint-every steps)
   --checkpoint-every N     steps between checkpoints
   --gradient-checkpointing recompute the logits in the backward pass (less memory)
@@ -72,7 +77,7 @@ options:
 
 
 /** The --lora-* options: undefined without --lora-r. */
-function loraOptions(v: Record<string, string | boolean | undefined>): LoraOptions | undefined {
+function loraOptions(v: Record<string, string | string[] | boolean | undefined>): LoraOptions | undefined {
   const s = (k: string): string | undefined => v[k] as string | undefined;
   if (s('lora-r') === undefined) {
     const stray = ['lora-alpha', 'lora-dropout', 'lora-target-modules', 'lora-rslora', 'adapter-out'].find((k) => v[k] !== undefined);
@@ -102,6 +107,7 @@ export async function run(argv: string[]): Promise<void> {
       beta: { type: 'string' },
       'label-smoothing': { type: 'string' },
       ...OPTIMIZATION_FLAGS,
+      ...REPORT_TO_OPTIONS,
       'max-prompt-length': { type: 'string' },
       'checkpoint-dir': { type: 'string' },
       'checkpoint-every': { type: 'string' },
@@ -131,7 +137,8 @@ export async function run(argv: string[]): Promise<void> {
   const maxPromptLength = num('max-prompt-length', v['max-prompt-length'], Math.min(512, maxLength - 1), { integer: true, min: 1, max: maxLength - 1 });
   const checkpointEvery = v['checkpoint-every'] === undefined ? undefined : num('checkpoint-every', v['checkpoint-every'], 1, { integer: true, min: 1 });
   const lora = loraOptions(v);
-  if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
+  const modelName = v.model!; // as given: a Hub name stays one in the adapter's base_model_name_or_path, as PEFT writes it
+  v.model = await modelFolder('--model', v.model!);
 
   if (!existsSync(v.pairs!)) throw new UsageError(`--pairs: ${v.pairs} does not exist`);
   const pairs = readPairs(v.pairs!, loss);
@@ -139,6 +146,7 @@ export async function run(argv: string[]): Promise<void> {
   const examples = tokenizePairs(tokenizer, pairs, !v['no-eos']);
   const policy = loadModel(v.model!, { dtype, device });
   const { total } = optimizerSteps(examples.length, { evalFraction, batchSize, gradAccum, epochs });
+  const report = stepReporter(v, v.out!, 'sppo train');
   const bar = progressBar('train', 'steps', 'loss {loss} | acc {acc}');
   bar.start(total, 0, { loss: '-', acc: '-' });
   const t0 = performance.now();
@@ -148,15 +156,16 @@ export async function run(argv: string[]): Promise<void> {
       policy, examples, loss, beta, labelSmoothing, lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule,
       maxGradNorm, maxLength, maxPromptLength, dtype, device, seed, evalFraction, metricsPath: v.metrics,
       checkpointDir: v['checkpoint-dir'], checkpointEvery, gradientCheckpointing: v['gradient-checkpointing'] ?? false, masterWeights: !v['no-master-weights'], packing: !v['no-packing'],
-      lora, adapterDir: lora ? v['adapter-out'] : undefined, adapterBaseModel: v.model!,
+      lora, adapterDir: lora ? v['adapter-out'] : undefined, adapterBaseModel: modelName,
       onStep: (m) => {
         last = m;
+        report?.(m);
         bar.update(m.step, { loss: m.loss.toPrecision(4), acc: m.pair_accuracy.toFixed(2) });
       },
     });
     bar.stop();
     if (r.lora) {
-      if (v['adapter-out']) saveAdapter(r.lora, v['adapter-out'], { baseModel: v.model! });
+      if (v['adapter-out']) saveAdapter(r.lora, v['adapter-out'], { baseModel: modelName });
       r.lora.mergeAndDetach();
     }
     saveModel(r.model, v.out!, { tokenizerDir: v.model! });

@@ -12,6 +12,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { COMPACT_TEMPLATE, judgeAgreement, readComparisons, trainGeneralPreference, trainPairwiseJudge, type Comparison } from '../judge/train.js';
 import { UsageError } from './usage.js';
+import { modelFolder } from './model_option.js';
 import { num, optNum, parseCommand, progressBar } from './args.js';
 
 export const summary = 'train a pairwise preference model (judge) from labelled comparisons';
@@ -66,7 +67,7 @@ export async function run(argv: string[]): Promise<void> {
   if (!parsed) return;
   const v = parsed.values;
   const int = (min: number) => ({ integer: true, min });
-  if (!existsSync(v.model!)) throw new UsageError(`--model: ${v.model} does not exist`);
+  v.model = await modelFolder('--model', v.model!);
   const headKind = v.head ?? 'gpm';
   if (headKind !== 'gpm' && headKind !== 'joint') throw new UsageError(`--head must be gpm or joint, got '${v.head}'`);
   if (headKind === 'gpm' && v.template !== undefined) throw new UsageError('--template applies to --head joint only (gpm reads the model\'s chat format)');

@@ -97,7 +97,10 @@ export function summarizeEval(preferences: readonly number[], outputs: readonly 
   let lcWinRate = NaN;
   let lcConverged = false;
   try {
-    const lc = lengthControlledWinRateFromTexts(preferences, outputs, references);
+    // The plain maximum-likelihood fit of tanh + intercept: these evaluations compare two policies of this project on
+    // its own prompts, so AlpacaEval's gamed-baseline rows and instruction difficulties (and its L1 / CV fit, which
+    // needs 5 rows or more) do not apply; figures measured before that fit existed stay comparable.
+    const lc = lengthControlledWinRateFromTexts(preferences, outputs, references, { penalty: 'none' });
     lcWinRate = lc.lcWinRate;
     lcConverged = lc.converged;
   } catch {

@@ -1,81 +1,115 @@
-// AlpacaEval 2.0's length-controlled (LC) win rate (Dubois et al. 2024, "Length-Controlled
-// AlpacaEval"), implemented from its definition with our own Newton / IRLS fit.
+// AlpacaEval 2.0's length-controlled (LC) win rate (Dubois et al. 2024, "Length-Controlled AlpacaEval"), as its
+// code computes it (src/alpaca_eval/metrics/glm_winrate.py, GLM "length_controlled_v1"), implemented from that
+// description with our own fit (l1_logistic.ts).
 //
-// Per model, over the n instructions with preference p_i in [0, 1] (model beats reference):
-//   delta_i = len(model output_i) - len(reference output_i)           (characters = code points)
-//   s       = sample standard deviation of delta over the n instructions (n - 1 denominator)
-//   q_i     = sigmoid(theta + psi * tanh(delta_i / s) [+ gamma * difficulty_i])
-// fitted by minimising the soft-label logistic loss (cross-entropy)
-//   L(w) = -(1/n) sum_i [ p_i log q_i + (1 - p_i) log(1 - q_i) ]  +  (l2 / 2) * (psi^2 + gamma^2)
-// (l2 = 0 by default; `l2Intercept: true` also penalises theta). The LC win rate is the GLM's
-// prediction with the length term set to zero, averaged over instructions:
-//   LC = (1/n) sum_i sigmoid(theta [+ gamma * difficulty_i])
-// All rates are fractions in [0, 1] (AlpacaEval prints them x100).
+// Per model, over its n annotations (row i: the reference, AlpacaEval's output_1, against the model, output_2):
+//   len_delta_i = len(reference_i) - len(model_i)           (code points; AlpacaEval's sign: baseline minus model)
+//   s           = sample standard deviation (n - 1) of len_delta over all n rows (those without a preference too)
+//   features    = [ tanh(len_delta_i / s), instruction_difficulty_i, 1 ]      (no other intercept)
+//   q_i         = sigmoid(b_length * tanh(.) + b_difficulty * difficulty_i + b_not_gamed * 1)
+// Training rows: the model's rows with a preference p_i in [0, 1] (weight 1), after the rows of the two length-gamed
+// baselines (AlpacaEval's df_gamed.csv: gpt4_1106_preview_verbose and _concise against gpt4_1106_preview, their own
+// std_delta_len and difficulty, the third feature 0, weight 0.2 / 2 = 0.1 each). The coefficients minimise the L1
+// penalised soft-label log loss sum_j |b_j| + C sum_i w_i CE(p_i, q_i), C chosen over logspace(-4, 4, 10) by
+// 5-fold grouped cross-validation and refitted on all rows (l1_logistic.ts, as scikit-learn's LogisticRegressionCV
+// with liblinear). The LC win rate is the GLM's prediction with the length term at 0, over all n rows:
+//   LC = mean_i sigmoid(b_not_gamed + b_difficulty * difficulty_i),   lc_standard_error = sem of those n values.
+// A preference that is missing (NaN) leaves its row out of the fit only; one of exactly 0 (AlpacaEval's old tie) is
+// the caller's to map to 1/2. Rates are fractions in [0, 1] (AlpacaEval prints them x 100).
 //
-// Relation to AlpacaEval's code (src/alpaca_eval/metrics/glm_winrate.py, "length_controlled_v1"):
-//  * Its feature is tanh((len(baseline) - len(model)) / sd), i.e. the opposite sign: its length
-//    coefficient is -psi. `fromAlpacaEvalWeights` converts. Its sd is pandas .std() (n - 1) over the
-//    model's instructions, as here.
-//  * instruction_difficulty is a fixed per-instruction covariate that AlpacaEval precomputed once
-//    (downloaded from its Hugging Face data set); gamma is fitted per model. Pass `difficulties`
-//    to include it; without it the model is sigmoid(theta + psi * tanh(.)) and LC = sigmoid(theta).
-//  * Its regularisation differs: it fits with scikit-learn's L1-penalised LogisticRegressionCV
-//    (liblinear, no separate intercept, C chosen by 5-fold grouped CV) and "regularises to the
-//    baseline" by adding the annotations of two length-gamed versions of the baseline (verbose /
-//    concise prompts) with sample weight 0.2 / 2 each, which anchor psi and gamma. Those extra
-//    annotations are not available here, so this is the plain (optionally L2-penalised) maximum-
-//    likelihood fit of the same GLM; results match AlpacaEval only approximately.
-//  * If sd = 0 (all length differences equal, or n < 2), AlpacaEval would divide by zero; here the
-//    length feature is dropped (psi = 0), so LC = raw win rate when there is no difficulty term.
+// Without the gamed rows and the difficulties (the Hugging Face files AlpacaEval downloads), the same fit with the
+// features [tanh(.), 1] is what AlpacaEval calls "length_controlled_minimal"; this project reports that LC as
+// approximate (its measured distance from the leaderboard is in docs/eval.md). `penalty: 'none'` gives the plain
+// maximum-likelihood fit instead (optionally L2-penalised), the form this project used before.
+//
+// This file's own convention: psi = -b_length (the coefficient of tanh((len(model) - len(reference)) / s), positive
+// for a judge that favours longer outputs), theta = b_not_gamed, gamma = b_difficulty. If s = 0 (all length
+// differences equal, or n < 2), AlpacaEval would divide by zero; here the length feature is 0 (psi = 0).
 
-import { charLength, checkPreferences, meanAndSem } from './winrate.js';
+import { charLength, meanAndSem } from './winrate.js';
+import { crossValidateL1Logistic, fitL1Logistic, type Design } from './l1_logistic.js';
+import { isProbability } from '../judge/oracle.js';
+
+/** One row of AlpacaEval's df_gamed.csv: an annotation of a length-gamed baseline against the baseline. */
+export interface GamedRow {
+  /** The instruction's index (0..804). */
+  index: number;
+  /** In [0, 1] (AlpacaEval's preference - 1); NaN: none. */
+  preference: number;
+  /** (len(baseline) - len(gamed output)) / sd, as stored. */
+  stdDeltaLen: number;
+  instructionDifficulty: number;
+  /** False for the gamed baselines' rows (their third feature is 0). */
+  notGamedBaseline: boolean;
+}
+
+/** The GLM of an LC win rate, named as this project reports it (`lc_method`). */
+export type LcMethod = 'length_controlled_v1' | 'tanh+difficulty+baseline (approximate)' | 'tanh+baseline (approximate)';
 
 export interface LengthControlledOptions {
-  /** Per-instruction difficulty covariate (AlpacaEval's instruction_difficulty); adds gamma. */
+  /** Per-row instruction difficulty (AlpacaEval's instruction_difficulty, looked up by row); adds gamma. */
   difficulties?: ArrayLike<number>;
-  /** L2 penalty strength on psi and gamma (and theta if l2Intercept). Default 0. */
+  /** The gamed baselines' rows (AlpacaEval's df_gamed.csv); needs `difficulties`. */
+  gamed?: readonly GamedRow[];
+  /** AlpacaEval's regularize_to_baseline_lambda: the gamed rows weigh lambda / 2 each. Default 0.2. */
+  gamedLambda?: number;
+  /** 'l1-cv' (default): AlpacaEval's fit; 'none': the plain maximum-likelihood fit (optionally `l2`). */
+  penalty?: 'l1-cv' | 'none';
+  /** penalty 'none' only: L2 strength on psi and gamma (and theta if l2Intercept), on the mean loss. Default 0. */
   l2?: number;
-  /** Also penalise theta (shrinks LC towards 1/2). Default false. */
   l2Intercept?: boolean;
-  /** Newton iterations. Default 100. */
+  /** penalty 'l1-cv' only: a fixed C instead of the cross-validated choice (for the bootstrap). */
+  C?: number;
+  /** penalty 'none': Newton iterations. Default 100. */
   maxIterations?: number;
-  /**
-   * Below this max |gradient| the full Newton step is taken without line search, until the step
-   * is negligible (|step| <= 1e-13 (1 + |w|)), which is the convergence test. Default 1e-8.
-   */
+  /** penalty 'none': below this max |gradient| full Newton steps until the step is negligible. Default 1e-8. */
   gradientTolerance?: number;
 }
 
 export interface GlmWeights {
-  /** Intercept. */
+  /** Intercept (AlpacaEval's not_gamed_baseline coefficient). */
   theta: number;
-  /** Coefficient of tanh((len(model) - len(reference)) / sd). */
+  /** Coefficient of tanh((len(model) - len(reference)) / sd): minus AlpacaEval's length coefficient. */
   psi: number;
   /** Coefficient of the instruction difficulty (0 when not used). */
   gamma: number;
 }
 
 export interface LengthControlledResult extends GlmWeights {
+  /** Rows (annotations), with or without a preference. */
   n: number;
-  /** Length-controlled win rate, in [0, 1]. */
+  /** Rows with a preference (the model's rows of the fit). */
+  nScored: number;
+  method: LcMethod | 'mle';
+  /** The coefficients in AlpacaEval's names and signs (its weights CSV columns). */
+  coefficients: { 'np.tanh(std_delta_len)': number; instruction_difficulty: number; 'not_gamed_baseline.astype(float)': number };
+  /** Length-controlled win rate, in [0, 1]: the mean of glmPreferences. */
   lcWinRate: number;
-  /** Raw win rate mean(p), in [0, 1]. */
+  /** Sample standard error (n - 1) of glmPreferences, AlpacaEval's lc_standard_error / 100. */
+  lcStandardError: number;
+  /** Raw win rate mean(p) over the rows with a preference, in [0, 1]. */
   winRate: number;
   /** Standard error of the raw win rate (sample sd / sqrt(n)). */
   standardError: number;
-  /** Sample standard deviation (n - 1) of the length differences. */
+  /** Sample standard deviation (n - 1) of the length differences over all rows. */
   sdDeltaLen: number;
   /** Whether the length feature was used (false when sd is 0 or undefined). */
   usesLength: boolean;
   usesDifficulty: boolean;
-  /** Per-instruction GLM preference with the length term set to 0 (mean = lcWinRate). */
+  /** Rows of the gamed baselines in the fit. */
+  nGamed: number;
+  /** Per-row GLM preference with the length term set to 0 (mean = lcWinRate), all n rows. */
   glmPreferences: Float64Array;
-  /** Final value of the (penalised) objective. */
+  /** penalty 'l1-cv': the chosen C, the grid and the fold scores (scores[fold][c]). */
+  C?: number;
+  Cs?: number[];
+  cvScores?: number[][];
+  /** Final value of the objective. */
   loss: number;
   iterations: number;
   /**
-   * False if Newton did not converge within maxIterations, or the fit saturated (a fitted probability
-   * rounds to exactly 0 or 1, as with separable labels such as all p = 1: the optimum is at infinity).
+   * What was checked: 'l1-cv': every fit (5 folds x 10 Cs and the refit) reached its optimality tolerance within
+   * its iteration limit; 'none': Newton converged and no fitted probability saturated at 0 or 1.
    */
   converged: boolean;
 }
@@ -133,74 +167,23 @@ function solveSpd(a: number[][], b: number[]): number[] {
   throw new Error('length-controlled GLM: Hessian is not positive definite');
 }
 
-/**
- * Fit the LC GLM and return the length-controlled win rate.
- * @param preferences p_i in [0, 1], probability that the model's output beats the reference
- * @param modelLengths lengths of the model outputs (characters)
- * @param referenceLengths lengths of the reference outputs (characters)
- */
-export function lengthControlledWinRate(
-  preferences: ArrayLike<number>,
-  modelLengths: ArrayLike<number>,
-  referenceLengths: ArrayLike<number>,
-  opts: LengthControlledOptions = {},
-): LengthControlledResult {
-  const n = preferences.length;
-  if (n === 0) throw new RangeError('lengthControlledWinRate: no preferences');
-  if (modelLengths.length !== n || referenceLengths.length !== n) {
-    throw new RangeError(`lengthControlledWinRate: ${n} preferences but ${modelLengths.length} model lengths and ${referenceLengths.length} reference lengths`);
-  }
-  checkPreferences(preferences);
-  const diff = opts.difficulties;
-  if (diff !== undefined && diff.length !== n) throw new RangeError(`lengthControlledWinRate: ${diff.length} difficulties for ${n} preferences`);
-  const l2 = opts.l2 ?? 0;
-  if (!(l2 >= 0)) throw new RangeError(`l2 must be >= 0, got ${l2}`);
-  const maxIter = opts.maxIterations ?? 100;
-  const gradTol = opts.gradientTolerance ?? 1e-8;
-
-  const delta = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const d = modelLengths[i]! - referenceLengths[i]!;
-    if (!Number.isFinite(d)) throw new RangeError(`lengthControlledWinRate: non-finite length at instruction ${i}`);
-    delta[i] = d;
-  }
-  const sd = meanAndSem(delta).sd; // NaN when n < 2
-  const usesLength = sd > 0;
-  const usesDifficulty = diff !== undefined;
-
-  // Design matrix columns: intercept, [length feature], [difficulty].
-  const cols: Float64Array[] = [new Float64Array(n).fill(1)];
-  const penalty: number[] = [opts.l2Intercept ? l2 : 0];
-  if (usesLength) {
-    cols.push(Float64Array.from(delta, (d) => Math.tanh(d / sd)));
-    penalty.push(l2);
-  }
-  if (usesDifficulty) {
-    const dc = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const v = diff[i]!;
-      if (!Number.isFinite(v)) throw new RangeError(`lengthControlledWinRate: difficulty[${i}] = ${v} is not finite`);
-      dc[i] = v;
-    }
-    cols.push(dc);
-    penalty.push(l2);
-  }
+/** The plain (optionally L2-penalised) maximum-likelihood fit: minimises (1/n) sum w_i CE(p_i, q_i) + (l2/2) |b|^2. */
+function fitMle(d: Design, penalty: number[], maxIter: number, gradTol: number): { w: number[]; loss: number; iterations: number; converged: boolean } {
+  const { cols, p: y, w: sw } = d;
+  const n = y.length;
   const p = cols.length;
   const w = new Array<number>(p).fill(0);
-
   const objective = (wt: number[]): number => {
     let s = 0;
     for (let i = 0; i < n; i++) {
       let z = 0;
       for (let c = 0; c < p; c++) z += wt[c]! * cols[c]![i]!;
-      const y = preferences[i]!;
-      s += y * softplus(-z) + (1 - y) * softplus(z);
+      s += sw[i]! * (y[i]! * softplus(-z) + (1 - y[i]!) * softplus(z));
     }
     let pen = 0;
     for (let c = 0; c < p; c++) pen += penalty[c]! * wt[c]! * wt[c]!;
     return s / n + pen / 2;
   };
-
   let loss = objective(w);
   let converged = false;
   let iterations = 0;
@@ -211,8 +194,8 @@ export function lengthControlledWinRate(
       let z = 0;
       for (let c = 0; c < p; c++) z += w[c]! * cols[c]![i]!;
       const q = sigmoid(z);
-      const r = q - preferences[i]!;
-      const v = q * (1 - q);
+      const r = sw[i]! * (q - y[i]!);
+      const v = sw[i]! * q * (1 - q);
       for (let a = 0; a < p; a++) {
         const xa = cols[a]![i]!;
         g[a] += r * xa;
@@ -235,8 +218,8 @@ export function lengthControlledWinRate(
     const step = solveSpd(h, g);
     const stepMax = Math.max(...step.map(Math.abs));
     if (gMax < gradTol || stepMax <= 1e-13 * (1 + Math.max(...w.map(Math.abs)))) {
-      // Quadratic region: take the full Newton step without a line search (loss differences are
-      // below floating-point resolution here); stop once the step itself is negligible.
+      // Quadratic region: full Newton steps (loss differences are below floating-point resolution here) until
+      // the step itself is negligible.
       for (let a = 0; a < p; a++) w[a] = w[a]! - step[a]!;
       loss = objective(w);
       if (stepMax <= 1e-13 * (1 + Math.max(...w.map(Math.abs)))) {
@@ -260,38 +243,151 @@ export function lengthControlledWinRate(
     for (let a = 0; a < p; a++) w[a] = next[a]!;
     loss = nextLoss;
   }
-
-  // Saturation: a fitted probability that rounds to exactly 0 or 1 means the optimum is at infinity
-  // (e.g. all p = 1); the gradient then vanishes in floating point without a true minimiser.
+  // Saturation: a fitted probability that rounds to exactly 0 or 1 means the optimum is at infinity (e.g. all
+  // p = 1); the gradient then vanishes in floating point without a true minimiser.
   for (let i = 0; i < n && converged; i++) {
     let z = 0;
     for (let c = 0; c < p; c++) z += w[c]! * cols[c]![i]!;
     const q = sigmoid(z);
     if (q === 0 || q === 1) converged = false;
   }
-  const theta = w[0]!;
-  const psi = usesLength ? w[1]! : 0;
-  const gamma = usesDifficulty ? w[p - 1]! : 0;
+  return { w, loss, iterations, converged };
+}
+
+/**
+ * The length-controlled win rate (see the file's head).
+ * @param preferences p_i in [0, 1] that the model's output beats the reference; NaN: no preference (row kept for
+ *   the length sd and the LC average, left out of the fit)
+ * @param modelLengths lengths of the model outputs (code points)
+ * @param referenceLengths lengths of the reference outputs (code points)
+ */
+export function lengthControlledWinRate(
+  preferences: ArrayLike<number>,
+  modelLengths: ArrayLike<number>,
+  referenceLengths: ArrayLike<number>,
+  opts: LengthControlledOptions = {},
+): LengthControlledResult {
+  const n = preferences.length;
+  if (n === 0) throw new RangeError('lengthControlledWinRate: no preferences');
+  if (modelLengths.length !== n || referenceLengths.length !== n) {
+    throw new RangeError(`lengthControlledWinRate: ${n} preferences but ${modelLengths.length} model lengths and ${referenceLengths.length} reference lengths`);
+  }
+  const scored: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = preferences[i]!;
+    if (Number.isNaN(v)) continue;
+    if (!isProbability(v)) throw new RangeError(`preferences[${i}] = ${v} is not a probability in [0, 1] (NaN: none)`);
+    scored.push(i);
+  }
+  if (scored.length === 0) throw new RangeError('lengthControlledWinRate: no preference to fit (all NaN)');
+  const diff = opts.difficulties;
+  if (diff !== undefined && diff.length !== n) throw new RangeError(`lengthControlledWinRate: ${diff.length} difficulties for ${n} preferences`);
+  const gamed = opts.gamed ?? [];
+  if (gamed.length > 0 && diff === undefined) throw new RangeError('lengthControlledWinRate: the gamed baselines need the instruction difficulties');
+  const penaltyKind = opts.penalty ?? 'l1-cv';
+  const l2 = opts.l2 ?? 0;
+  if (!(l2 >= 0)) throw new RangeError(`l2 must be >= 0, got ${l2}`);
+  if (l2 > 0 && penaltyKind !== 'none') throw new RangeError("l2 applies to penalty 'none' only");
+  const lambda = opts.gamedLambda ?? 0.2;
+
+  // AlpacaEval's sign: reference minus model.
+  const delta = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const d = referenceLengths[i]! - modelLengths[i]!;
+    if (!Number.isFinite(d)) throw new RangeError(`lengthControlledWinRate: non-finite length at row ${i}`);
+    delta[i] = d;
+  }
+  const sd = meanAndSem(delta).sd; // NaN when n < 2
+  const usesLength = sd > 0;
+  const usesDifficulty = diff !== undefined;
+  if (usesDifficulty) {
+    for (let i = 0; i < n; i++) if (!Number.isFinite(diff[i]!)) throw new RangeError(`lengthControlledWinRate: difficulty[${i}] = ${diff[i]} is not finite`);
+  }
+  const gamedRows = gamed.filter((g) => !Number.isNaN(g.preference));
+  gamedRows.forEach((g, k) => {
+    if (!isProbability(g.preference)) throw new RangeError(`gamed row ${k}: preference ${g.preference} is not in [0, 1]`);
+    if (!Number.isFinite(g.stdDeltaLen) || !Number.isFinite(g.instructionDifficulty)) throw new RangeError(`gamed row ${k}: non-finite std_delta_len or instruction_difficulty`);
+  });
+
+  // The training design: the gamed rows first, then the model's scored rows (AlpacaEval's concat order).
+  const m = gamedRows.length + scored.length;
+  const colLen = new Float64Array(m);
+  const colDiff = new Float64Array(m);
+  const colNb = new Float64Array(m);
+  const y = new Float64Array(m);
+  const w = new Float64Array(m);
+  gamedRows.forEach((g, r) => {
+    colLen[r] = Math.tanh(g.stdDeltaLen);
+    colDiff[r] = g.instructionDifficulty;
+    colNb[r] = g.notGamedBaseline ? 1 : 0;
+    y[r] = g.preference;
+    w[r] = g.notGamedBaseline ? 1 : lambda / 2;
+  });
+  scored.forEach((i, k) => {
+    const r = gamedRows.length + k;
+    colLen[r] = usesLength ? Math.tanh(delta[i]! / sd) : 0;
+    colDiff[r] = usesDifficulty ? diff[i]! : 0;
+    colNb[r] = 1;
+    y[r] = preferences[i]!;
+    w[r] = 1;
+  });
+  const cols = [colLen, ...(usesDifficulty ? [colDiff] : []), colNb];
+  const design: Design = { cols, p: y, w };
+
+  let coef: number[];
+  let loss: number;
+  let iterations: number;
+  let converged: boolean;
+  let cv: { C: number; Cs?: number[]; cvScores?: number[][] } | undefined;
+  if (penaltyKind === 'l1-cv') {
+    if (opts.C !== undefined) {
+      const fit = fitL1Logistic(design, opts.C);
+      ({ coef, objective: loss, iterations, converged } = fit);
+      cv = { C: opts.C };
+    } else {
+      const r = crossValidateL1Logistic(design);
+      ({ coef, objective: loss, iterations } = r.fit);
+      converged = r.converged;
+      cv = { C: r.fit.C, Cs: r.Cs, cvScores: r.scores };
+    }
+  } else {
+    const pen = cols.map((_, c) => (c === cols.length - 1 ? (opts.l2Intercept ? l2 : 0) : l2));
+    const r = fitMle(design, pen, opts.maxIterations ?? 100, opts.gradientTolerance ?? 1e-8);
+    ({ w: coef, loss, iterations, converged } = r);
+  }
+  const bLen = usesLength ? coef[0]! : 0;
+  const bDiff = usesDifficulty ? coef[1]! : 0;
+  const bNb = coef[cols.length - 1]!;
+
   const glmPreferences = new Float64Array(n);
   let lc = 0;
   for (let i = 0; i < n; i++) {
-    const q = sigmoid(theta + (usesDifficulty ? gamma * diff[i]! : 0));
+    const q = sigmoid(bNb + (usesDifficulty ? bDiff * diff[i]! : 0));
     glmPreferences[i] = q;
     lc += q;
   }
-  const raw = meanAndSem(preferences);
+  const raw = meanAndSem(scored.map((i) => preferences[i]!));
+  const lcSem = meanAndSem(glmPreferences).sem;
+  const method: LengthControlledResult['method'] =
+    penaltyKind === 'none' ? 'mle' : gamedRows.length > 0 ? 'length_controlled_v1' : usesDifficulty ? 'tanh+difficulty+baseline (approximate)' : 'tanh+baseline (approximate)';
   return {
     n,
-    theta,
-    psi,
-    gamma,
+    nScored: scored.length,
+    method,
+    theta: bNb,
+    psi: bLen === 0 ? 0 : -bLen,
+    gamma: bDiff,
+    coefficients: { 'np.tanh(std_delta_len)': bLen, instruction_difficulty: bDiff, 'not_gamed_baseline.astype(float)': bNb },
     lcWinRate: lc / n,
+    lcStandardError: Number.isFinite(lcSem) ? lcSem : 0,
     winRate: raw.mean,
     standardError: raw.sem,
     sdDeltaLen: sd,
     usesLength,
     usesDifficulty,
+    nGamed: gamedRows.length,
     glmPreferences,
+    ...(cv ? { C: cv.C, ...(cv.Cs ? { Cs: cv.Cs, cvScores: cv.cvScores } : {}) } : {}),
     loss,
     iterations,
     converged,

@@ -13,6 +13,7 @@ import type { JUDGE_TEMPLATE_NAMES } from './spec.js';
 
 type JudgeTemplateName = (typeof JUDGE_TEMPLATE_NAMES)[number];
 import { checkAnswers, checkMatrix, JudgeError, symmetrize, type PreferenceItem, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
+import { resolveModelDir } from '../hub/resolve.js';
 
 export { checkAnswers, checkMatrix, JudgeError, type PreferenceItem, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 
@@ -41,6 +42,8 @@ export function parseJudgeSpec(s: string, extra: { dtype?: ModelDType; device?: 
 }
 
 export async function loadJudge(spec: JudgeSpec, opts: { log?: (line: string) => void } = {}): Promise<PreferenceOracle> {
+  // A model judge's dir may be a Hub name (org/name[@revision]): made the cached snapshot's folder (src/hub).
+  if ('dir' in spec) spec = { ...spec, dir: await resolveModelDir(spec.dir) };
   switch (spec.kind) {
     case 'module': {
       const { loadModuleJudge } = await import('./js_module_judge.js');

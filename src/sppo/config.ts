@@ -10,6 +10,8 @@ import { z } from 'zod';
 import { PAIR_MODES } from './pairs.js';
 import { deviceSchema, judgeSpecSchema, MODEL_DTYPES, type JudgeSpec } from '../judge/spec.js';
 import { lossTypeSchema } from './losses.js';
+import { parseHubName } from '../hub/cache.js';
+import { REPORT_TARGETS } from './tracking.js';
 
 const DTYPES = MODEL_DTYPES;
 const int = (min: number): z.ZodNumber => z.number().int().min(min);
@@ -109,12 +111,25 @@ export const trainingSchema = z
     message: 'applies to loss dpo only (training.loss is not dpo)',
   });
 
+/** Prompts by data set name (src/sppo/dataset_prompts.ts): a split's Parquet files from the Hugging Face cache. */
+export const datasetPromptsSchema = z
+  .object({
+    /** org/name[@revision] on the Hub. */
+    dataset: z.string().min(1),
+    split: z.string().min(1).default('train'),
+    /** The column holding the prompt (default: prompt, messages or instruction). */
+    field: z.string().min(1).optional(),
+    /** The data set's configuration (subset), when it has several. */
+    config: z.string().min(1).optional(),
+  })
+  .strict();
+
 export const evalSchema = z
   .object({
     /** Held-out prompts taken from `prompts` (0: no evaluation), unless `prompts` below is given. */
     count: int(0).default(100),
-    /** A separate file of evaluation prompts (JSONL or Parquet); its first `count` prompts are used. */
-    prompts: z.string().min(1).optional(),
+    /** A separate file of evaluation prompts (JSONL or Parquet), or a data set split; its first `count` prompts are used. */
+    prompts: z.union([z.string().min(1), datasetPromptsSchema]).optional(),
     /** Sampling of the evaluated responses (one per prompt); defaults: the generation's. */
     temperature: z.number().min(0).optional(),
     topP: z.number().gt(0).max(1).optional(),
@@ -127,8 +142,8 @@ export const configSchema = z
   .object({
     /** pi_0: a Hugging Face model folder. */
     model: z.string().min(1),
-    /** Training prompts: JSONL or Parquet with `prompt` or chat `messages`. */
-    prompts: z.string().min(1),
+    /** Training prompts: JSONL or Parquet with `prompt` or chat `messages`, or a data set split by its Hub name. */
+    prompts: z.union([z.string().min(1), datasetPromptsSchema]),
     /** Where every artifact goes (created if missing; rerunning resumes). */
     runDir: z.string().min(1),
     judge: judgeSpecSchema,
@@ -144,6 +159,8 @@ export const configSchema = z
     device: device.optional(),
     /** Use plain-text prompts as they are, without the chat template. */
     raw: z.boolean().default(false),
+    /** Experiment tracking (src/sppo/tracking.ts): TensorBoard event files under runDir/tensorboard/ ('wandb': the same files, with the `wandb sync --sync-tensorboard` command logged). */
+    report: z.array(z.enum(REPORT_TARGETS)).default([]),
     /** Reference log-probs: summed from generation, or recomputed by a forward pass (default: generation in float32, else recompute). */
     refLogprobs: z.enum(['generation', 'recompute']).optional(),
     /** Prompts per judging chunk (the unit of resumption within the judge stage). */
@@ -227,11 +244,16 @@ function resolvePath(base: string, p: string): string {
   return isAbsolute(p) ? p : resolve(base, p);
 }
 
+/** A model: a folder (relative to `base`), or a Hub name org/name[@revision] kept as it is (src/hub). */
+function resolveModelPath(base: string, p: string): string {
+  return isAbsolute(p) || existsSync(resolve(base, p)) || !parseHubName(p) ? resolvePath(base, p) : p;
+}
+
 function resolveJudge(base: string, j: JudgeSpecConfig): JudgeSpecConfig {
   if (j.kind === 'openai') {
     return { ...j, ...(j.cache ? { cache: resolvePath(base, j.cache) } : {}), ...(j.judgePrompts ? { judgePrompts: resolvePath(base, j.judgePrompts) } : {}) };
   }
-  return j.kind === 'module' ? { ...j, path: resolvePath(base, j.path) } : { ...j, dir: resolvePath(base, j.dir) };
+  return j.kind === 'module' ? { ...j, path: resolvePath(base, j.path) } : { ...j, dir: resolveModelPath(base, j.dir) };
 }
 
 /** Validates a configuration object, fills in defaults and resolves relative paths. */
@@ -245,11 +267,11 @@ export function parseConfig(input: unknown, opts: ParseConfigOptions = {}): Sppo
   const c = r.data;
   const out: SppoConfig = {
     ...c,
-    model: resolvePath(base, c.model),
-    prompts: resolvePath(base, c.prompts),
+    model: resolveModelPath(base, c.model),
+    prompts: typeof c.prompts === 'string' ? resolvePath(base, c.prompts) : c.prompts,
     runDir: resolvePath(base, c.runDir),
     judge: resolveJudge(base, c.judge),
-    eval: { ...c.eval, ...(c.eval.prompts !== undefined ? { prompts: resolvePath(base, c.eval.prompts) } : {}) },
+    eval: { ...c.eval, ...(typeof c.eval.prompts === 'string' ? { prompts: resolvePath(base, c.eval.prompts) } : {}) },
   };
   if (c.evalJudge) out.evalJudge = resolveJudge(base, c.evalJudge);
   return out;

@@ -12,3 +12,6 @@ export * from './logprobs.js';
 export { train, TrainingDivergedError, type TrainExample, type TrainOptions, type TrainResult, type StepMetrics, type LossType } from './trainer.js';
 export * from './generations.js';
 export * from './pairs_file.js';
+export * from './dataset_prompts.js';
+export * from './hub_names.js';
+export * from './tracking.js';

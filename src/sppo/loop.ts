@@ -38,7 +38,7 @@ import { loadJudge } from '../judge/judge.js';
 import type { PreferenceOracle } from '../judge/oracle.js';
 import type { JudgeSpec } from '../judge/spec.js';
 import { parseConfig, refLogprobSource, type SppoConfig, type SppoConfigInput } from './config.js';
-import { modelPromptText, plainPromptText, readPromptFile, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
+import { modelPromptText, plainPromptText, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
 import { readJson, RunDir, RunDirError, writeJsonAtomic } from './run_dir.js';
 import { idOf, isLeader, killHook, Progress, resetPeakMemory, sync, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
 import { generateIteration } from './stages/generate.js';
@@ -46,6 +46,9 @@ import { checkedOracle, judgeIteration } from './stages/judge.js';
 import { pairsIteration, trainingExamples } from './stages/pairs.js';
 import { trainIteration } from './stages/train.js';
 import { evalIteration, evalResponses, type EvalPrompts, type EvalSummary } from './stages/eval.js';
+import { resolveHubNames } from './hub_names.js';
+import { promptsName, readPrompts } from './dataset_prompts.js';
+import { startTracking } from './tracking.js';
 
 export type { StoredResponse, GenerationLine, PreferenceLine, PairLine } from './stages/context.js';
 export { JudgeStageError } from './stages/judge.js';
@@ -94,7 +97,7 @@ function diffFields(a: unknown, b: unknown, path = ''): string[] {
 
 /** Runs (or resumes) an SPPO run; returns the per-iteration summary (also written to summary.json). */
 export async function runSppo(config: SppoConfigInput | SppoConfig, opts: RunOptions = {}): Promise<RunSummary> {
-  const cfg = parseConfig(config, { baseDir: opts.baseDir });
+  const cfg = await resolveHubNames(parseConfig(config, { baseDir: opts.baseDir }), { judges: !opts.judge });
   const pg = opts.processGroup;
   const leader = !pg || pg.rank === 0;
   // Rank 0 speaks for the run; the others only report their errors (as exceptions).
@@ -111,7 +114,8 @@ export async function runSppo(config: SppoConfigInput | SppoConfig, opts: RunOpt
     const dtype: DType = (cfg.dtype ?? (device.startsWith('cuda') ? 'bfloat16' : readConfig(cfg.model).dtype ?? 'float32')) as DType;
     if (cfg.training.lora) checkLoraTargets(cfg.model, cfg.training.lora.targetModules);
     resetPeakMemory(device);
-    return await runLoop({ cfg, rd, log, progress, kill, dtype, device, ...(pg ? { dist: { pg, rank: pg.rank, world: pg.worldSize, zero1: opts.zero1 } } : {}) }, opts, judges);
+    const tracker = leader ? startTracking(cfg, log) : undefined;
+    return await runLoop({ cfg, rd, log, progress, kill, dtype, device, ...(tracker ? { tracker } : {}), ...(pg ? { dist: { pg, rank: pg.rank, world: pg.worldSize, zero1: opts.zero1 } } : {}) }, opts, judges);
   } finally {
     progress.stop();
     for (const j of judges) j.dispose?.();
@@ -136,14 +140,15 @@ function checkLoraTargets(modelDir: string, targets: string[] | string): void {
  * the configuration is the one the run directory was started with (run.json).
  */
 async function openRun(cfg: SppoConfig, rd: RunDir): Promise<{ prompts: PromptRecord[]; split: PromptSplit; evalPrompts: PromptRecord[] }> {
-  const prompts = await readPromptFile(cfg.prompts);
+  const prompts = await readPrompts(cfg.prompts);
   const separateEval = cfg.eval.prompts !== undefined;
-  const evalRecords: PromptRecord[] = separateEval && cfg.eval.count > 0 ? (await readPromptFile(cfg.eval.prompts!)).slice(0, cfg.eval.count) : [];
+  const evalRecords: PromptRecord[] = separateEval && cfg.eval.count > 0 ? (await readPrompts(cfg.eval.prompts!)).slice(0, cfg.eval.count) : [];
   // The configuration this run directory was started with must not change.
   const runJson = rd.path(undefined, 'run.json');
   // (runDir itself is left out: a run directory may be moved.)
   // (nor generation.backend: where generation runs may change when a run is resumed.)
-  const { runDir: _where, ...kept } = { ...cfg, generation: { ...cfg.generation, backend: undefined } };
+  // (nor report: tracking may be turned on or off when a run is resumed.)
+  const { runDir: _where, ...kept } = { ...cfg, report: undefined, generation: { ...cfg.generation, backend: undefined } };
   const snapshot = { format: 1, config: kept };
   if (existsSync(runJson)) {
     const old = readJson<{ config: unknown }>(runJson);
@@ -160,7 +165,7 @@ async function openRun(cfg: SppoConfig, rd: RunDir): Promise<{ prompts: PromptRe
   if (existsSync(splitPath)) {
     split = readJson<PromptSplit>(splitPath);
     const bad = [...split.eval, ...split.iterations.flat()].find((i) => i >= prompts.length);
-    if (bad !== undefined) throw new RunDirError(`${splitPath} uses prompt #${bad}, but ${cfg.prompts} has ${prompts.length} prompts (the prompts file changed since the run started)`);
+    if (bad !== undefined) throw new RunDirError(`${splitPath} uses prompt #${bad}, but ${promptsName(cfg.prompts)} has ${prompts.length} prompts (the prompts file changed since the run started)`);
   } else {
     split = splitPrompts(prompts.length, { iterations: cfg.iterations, perIteration: cfg.promptsPerIteration, evalCount: separateEval ? 0 : cfg.eval.count, seed: cfg.seed });
     writeJsonAtomic(splitPath, split);

@@ -15,7 +15,8 @@
 import type { OpenAIJudge } from '../../judge/openai.js';
 import { alpacaEvalRequest, parseAlpacaEval } from '../../judge/templates/alpaca_eval.js';
 import { charLength, countVerdicts, meanAndSem } from '../winrate.js';
-import { lengthControlledWinRateFromTexts } from '../length_controlled.js';
+import { lengthControlledWinRate, type LcMethod } from '../length_controlled.js';
+import { alpacaEvalPreference, type GamedBaselines } from './alpaca_eval_files.js';
 import { createRng, mixSeed } from '../../util/rng.js';
 import { bootstrap } from '../bootstrap.js';
 import type { VerdictMethod } from '../../judge/templates/template.js';
@@ -69,9 +70,24 @@ export interface AlpacaEvalResult {
   leaderboard: AlpacaEvalLeaderboardRow;
   /** What this project adds to the row. */
   extra: {
-    /** Bootstrap standard error (x 100) of the LC win rate over instructions (200 resamples, seeded). */
+    /**
+     * Which GLM gave the LC win rate: 'length_controlled_v1' (AlpacaEval's, with the gamed baselines and the
+     * difficulties), or an approximate form without AlpacaEval's Hugging Face files (see docs/eval.md).
+     */
+    lc_method: LcMethod;
+    /** Bootstrap standard error (x 100) of the LC win rate over the annotations (200 resamples, seeded, C fixed). */
     lc_standard_error_bootstrap: number;
+    /**
+     * Only that the optimiser converged: every fit of the cross-validation and the refit reached its optimality
+     * tolerance. It says nothing of whether the GLM describes the judge, nor of lc_method's approximation.
+     */
     lc_converged: boolean;
+    /** The L1 penalty's C that the cross-validation chose. */
+    lc_C: number;
+    /** The GLM's coefficients in AlpacaEval's names and signs (its weights CSV), or null without a fit. */
+    lc_coefficients: Record<string, number> | null;
+    /** Why there is no LC win rate (e.g. fewer preferences than the 5 folds). */
+    lc_error?: string;
     n_unparseable: number;
     verdict_methods: Record<string, number>;
   };
@@ -123,35 +139,95 @@ export async function annotateAlpacaEval(
   );
 }
 
-/** The leaderboard row of the annotations (and what this project adds). */
-export function alpacaEvalMetrics(annotations: readonly AlpacaEvalAnnotation[], name: string, modelOutputs: readonly string[]): AlpacaEvalResult {
-  const scored = annotations.filter((a) => a.preference !== null);
+/** The inputs of AlpacaEval's length_controlled_v1 GLM that AlpacaEval downloads from the Hugging Face Hub. */
+export interface AlpacaEvalGlmInputs {
+  /** df_gamed.csv's rows and its per-row difficulty lookup (parseGamedBaselinesCsv). */
+  gamed?: GamedBaselines;
+  /** instruction_difficulty.csv (parseInstructionDifficultyCsv); used when `gamed` is absent. */
+  instructionDifficulty?: Map<number, number>;
+}
+
+/**
+ * The leaderboard row of the annotations (and what this project adds). The annotations are in AlpacaEval's format
+ * (output_1 the reference, output_2 the model, preference 1..2, 0 a tie, null none), in the evaluation set's order:
+ * the instruction difficulty of annotation i is looked up by its row number i, as AlpacaEval does.
+ */
+export function alpacaEvalMetrics(annotations: readonly AlpacaEvalAnnotation[], name: string, modelOutputs: readonly string[], glm: AlpacaEvalGlmInputs = {}): AlpacaEvalResult {
+  const pAll = annotations.map((a, i) => alpacaEvalPreference(a.preference, `annotations[${i}].preference`));
+  const scoredIdx = pAll.flatMap((p, i) => (Number.isNaN(p) ? [] : [i]));
   const methods: Record<string, number> = {};
   for (const a of annotations) methods[String(a.verdict_method)] = (methods[String(a.verdict_method)] ?? 0) + 1;
   let len = 0;
   for (const o of modelOutputs) len += charLength(o);
   const avgLength = Math.trunc(len / Math.max(1, modelOutputs.length));
-  if (scored.length === 0) {
+  const lcMethod: LcMethod = glm.gamed ? 'length_controlled_v1' : glm.instructionDifficulty ? 'tanh+difficulty+baseline (approximate)' : 'tanh+baseline (approximate)';
+  if (scoredIdx.length === 0) {
     // No verdict at all (a judge whose answers cannot be parsed): the row says so with NaN, as AlpacaEval's would.
     return {
       annotations: [...annotations],
       leaderboard: { name, win_rate: NaN, standard_error: NaN, n_wins: 0, n_wins_base: 0, n_draws: 0, n_total: 0, discrete_win_rate: NaN, mode: 'community', avg_length: avgLength, length_controlled_winrate: NaN, lc_standard_error: NaN },
-      extra: { lc_standard_error_bootstrap: NaN, lc_converged: false, n_unparseable: annotations.length, verdict_methods: methods },
+      extra: { lc_method: lcMethod, lc_standard_error_bootstrap: NaN, lc_converged: false, lc_C: NaN, lc_coefficients: null, n_unparseable: annotations.length, verdict_methods: methods },
     };
   }
-  const p = scored.map((a) => a.preference! - 1);
+  const p = scoredIdx.map((i) => pAll[i]!);
   const { mean, sem } = meanAndSem(p);
   const { nWins, nLosses: nBase, nTies: nDraws } = countVerdicts(p);
-  const lc = lengthControlledWinRateFromTexts(p, scored.map((a) => a.output_2), scored.map((a) => a.output_1));
-  const lcSem = meanAndSem(lc.glmPreferences).sem;
-  // Bootstrap over instructions: refit the GLM on resampled instructions.
-  const boots = bootstrap(scored.length, { rounds: scored.length > 1 ? 200 : 0, seed: 0x1c }, (idx) => {
+  // The difficulty of each row, looked up by row number.
+  let difficulties: number[] | undefined;
+  const lookup = glm.gamed?.difficultyByRow ?? glm.instructionDifficulty;
+  if (lookup) {
+    const what = glm.gamed ? 'the gamed-baselines file (df_gamed.csv: its row numbers of the first row of each index)' : 'the instruction-difficulty file';
+    difficulties = annotations.map((_, i) => {
+      const d = lookup.get(i);
+      if (d === undefined) throw new RangeError(`annotation ${i}: ${what} has no instruction_difficulty for row ${i} (AlpacaEval looks it up by the annotation's row number)`);
+      return d;
+    });
+  }
+  const refLens = annotations.map((a) => charLength(a.output_1));
+  const modelLens = annotations.map((a) => charLength(a.output_2));
+  const isBaseline = annotations.length > 0 && annotations.every((a) => a.generator_2 === a.generator_1);
+  const opts = { ...(difficulties ? { difficulties } : {}), ...(glm.gamed ? { gamed: glm.gamed.rows } : {}) };
+  let lcRate: number;
+  let lcSe: number;
+  let lcConverged: boolean;
+  let lcC = NaN;
+  let coefficients: Record<string, number> | null;
+  let boots: number[] = [];
+  let lcError: string | undefined;
+  if (isBaseline) {
+    // AlpacaEval: the baseline against itself is 50 by construction (weights 0).
+    lcRate = 0.5;
+    lcSe = 0;
+    lcConverged = true;
+    coefficients = { 'np.tanh(std_delta_len)': 0, instruction_difficulty: 0, 'not_gamed_baseline.astype(float)': 0 };
+  } else {
+    let lc: ReturnType<typeof lengthControlledWinRate> | undefined;
     try {
-      return lengthControlledWinRateFromTexts(idx.map((i) => p[i]!), idx.map((i) => scored[i]!.output_2), idx.map((i) => scored[i]!.output_1)).lcWinRate;
-    } catch {
-      return undefined; // a resample the GLM cannot fit is skipped
+      lc = lengthControlledWinRate(pAll, modelLens, refLens, opts);
+    } catch (e) {
+      // Too few preferences for the 5-fold cross-validation (AlpacaEval's fit raises there too): LC is NaN.
+      lcError = (e as Error).message;
     }
-  });
+    lcRate = lc?.lcWinRate ?? NaN;
+    lcSe = lc?.lcStandardError ?? NaN;
+    lcConverged = lc?.converged ?? false;
+    lcC = lc?.C ?? NaN;
+    coefficients = lc ? { ...lc.coefficients } : null;
+    // Bootstrap over the model's annotations, the gamed rows fixed, C fixed at the one chosen on all rows.
+    if (lc) {
+      boots = bootstrap(annotations.length, { rounds: annotations.length > 1 ? 200 : 0, seed: 0x1c }, (idx) => {
+        try {
+          return lengthControlledWinRate(idx.map((i) => pAll[i]!), idx.map((i) => modelLens[i]!), idx.map((i) => refLens[i]!), {
+            ...(difficulties ? { difficulties: idx.map((i) => difficulties![i]!) } : {}),
+            ...(glm.gamed ? { gamed: glm.gamed.rows } : {}),
+            C: lcC,
+          }).lcWinRate;
+        } catch {
+          return undefined; // a resample without any preference
+        }
+      });
+    }
+  }
   return {
     annotations: [...annotations],
     leaderboard: {
@@ -165,13 +241,17 @@ export function alpacaEvalMetrics(annotations: readonly AlpacaEvalAnnotation[], 
       discrete_win_rate: ((nWins + nDraws / 2) / p.length) * 100,
       mode: 'community',
       avg_length: avgLength,
-      length_controlled_winrate: lc.lcWinRate * 100,
-      lc_standard_error: (Number.isFinite(lcSem) ? lcSem : 0) * 100,
+      length_controlled_winrate: lcRate * 100,
+      lc_standard_error: lcSe * 100,
     },
     extra: {
+      lc_method: lcMethod,
       lc_standard_error_bootstrap: boots.length > 1 ? meanAndSem(boots).sd * 100 : 0,
-      lc_converged: lc.converged,
-      n_unparseable: annotations.length - scored.length,
+      lc_converged: lcConverged,
+      lc_C: lcC,
+      lc_coefficients: coefficients,
+      ...(lcError !== undefined ? { lc_error: lcError } : {}),
+      n_unparseable: annotations.length - p.length,
       verdict_methods: methods,
     },
   };

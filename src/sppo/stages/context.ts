@@ -8,6 +8,7 @@ import { loadModel } from '../../models/registry.js';
 import type { CausalLMBase } from '../../models/causal_lm.js';
 import type { SppoConfig } from '../config.js';
 import type { RunDir } from '../run_dir.js';
+import type { RunTracker } from '../tracking.js';
 
 /** One generated response as stored in generations.jsonl and eval-responses.jsonl. */
 export interface StoredResponse {
@@ -126,6 +127,8 @@ export interface StageContext {
   /** Data parallel (`sppo run --nproc N`, torchrun): this rank's group. Chunks of generation and judging are
    * shared out (chunk c to rank c mod worldSize), training is DDP, rank 0 writes the stages' files. */
   dist?: { pg: ProcessGroup; rank: number; world: number; zero1?: boolean };
+  /** TensorBoard event files (`report`), rank 0 only: synced after each stage, fed each training step. */
+  tracker?: RunTracker;
 }
 
 /** Whether this process writes the run's files: rank 0, or the only process. */
@@ -160,6 +163,7 @@ export function timing(ctx: StageContext, t: number, stage: string, t0: number, 
     cuda.resetPeakMemory(gpu);
   }
   appendFileSync(ctx.rd.path(undefined, 'timings.jsonl'), JSON.stringify(line) + '\n');
+  ctx.tracker?.sync();
 }
 
 /** Starts the CUDA peaks afresh (at the start of a run: the first stage's peak is its own). */

@@ -83,6 +83,7 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
         zero1: ctx.dist?.zero1,
         onStep: (m) => {
           progress.update(m.step);
+          ctx.tracker?.trainStep(t, m);
           ctx.kill(t, 'train', m.step);
         },
       }).catch((e: unknown) => {

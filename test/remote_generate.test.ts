@@ -65,7 +65,8 @@ test('sppo generate --backend-url: text-only responses are re-tokenised and scor
       if (req.url === '/v1/models') return res.end(JSON.stringify({ object: 'list', data: [{ id: 'text-only', object: 'model' }] }));
       const b = JSON.parse(body) as { n: number };
       seen.push(b);
-      res.end(JSON.stringify({ choices: Array.from({ length: b.n }, (_, index) => ({ index, text: ' hello world', finish_reason: 'length' })) }));
+      // Text-only, and text log-prob tokens (as SGLang without return_token_ids sends them).
+      res.end(JSON.stringify({ choices: Array.from({ length: b.n }, (_, index) => ({ index, text: ' hello world', finish_reason: 'length', logprobs: { tokens: [' hello', ' world'], token_logprobs: [-1, -2] } })) }));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -74,9 +75,13 @@ test('sppo generate --backend-url: text-only responses are re-tokenised and scor
     writeFileSync(join(dir, 'p.jsonl'), '{"prompt":"hello there"}\n');
     const r = await cli(['generate', '--model', llamaDir, '--prompts', join(dir, 'p.jsonl'), '--out', join(dir, 'o.jsonl'), '-n', '2', '--device', 'cpu', '--min-new-tokens', '1', '--backend-url', `http://127.0.0.1:${port}/v1`]);
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(seen.length, 1);
-    assert.equal(seen[0]!.model, 'text-only');
-    assert.equal(seen[0]!.min_tokens, 1);
+    // One n = 1 request per sample.
+    assert.equal(seen.length, 2);
+    for (const b of seen) {
+      assert.equal(b.model, 'text-only');
+      assert.equal(b.min_tokens, 1);
+      assert.equal(b.n, 1);
+    }
     const [line] = read(join(dir, 'o.jsonl'));
     const tok = Tokenizer.fromFolder(llamaDir);
     for (const g of line!.responses) {

@@ -39,9 +39,13 @@ test('serve process: answers over the openai client, then SIGTERM drains in-flig
       if (!signalled) {
         child.kill('SIGTERM');
         signalled = true;
-        // New connections are refused from now on (give the signal a moment to arrive).
+        // While draining, /health answers 503 (a load balancer's probe sees it) and new requests get 503
+        // (give the signal a moment to arrive).
         await new Promise((r) => setTimeout(r, 200));
-        await assert.rejects(fetch(`http://127.0.0.1:${port}/health`));
+        assert.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 503);
+        const late = await fetch(`http://127.0.0.1:${port}/v1/models`, { headers: { Authorization: 'Bearer sk-proc' } });
+        assert.equal(late.status, 503);
+        assert.equal(late.headers.get('connection'), 'close');
       }
       text += ch.choices[0]?.logprobs ? 0 : 1;
       finish = ch.choices[0]?.finish_reason ?? finish;

@@ -252,6 +252,12 @@ test("sppo serve: chat_template_kwargs reach the chat template (over HTTP)", asy
     assert.ok(off.body.usage.prompt_tokens > plain.body.usage.prompt_tokens);
     const bad = await ask({ chat_template_kwargs: 'no' });
     assert.equal(bad.status, 400);
+    // vLLM's /tokenize renders messages with the same variables.
+    const { post } = await import('./serve_helpers.js');
+    const tk = await post(server.url, '/tokenize', { messages, chat_template_kwargs: { enable_thinking: false } });
+    assert.equal(tk.status, 200, tk.text);
+    assert.equal(tk.body.count, off.body.usage.prompt_tokens);
+    assert.equal((await post(server.url, '/tokenize', { messages, chat_template_kwargs: 1 })).status, 400);
   } finally {
     await server.shutdown(1000);
     engine.dispose();

@@ -49,8 +49,10 @@ options:
                          e.g. http://127.0.0.1:8000/v1) instead of loading the model; repeatable: the
                          prompts are shared over the servers, a dead server's go to the others. DIR still
                          gives the tokenizer and chat template; token ids and log-probs come from the
-                         responses (text-only responses are re-tokenised and scored with DIR). Prompt i is
-                         sampled with seed + i; --batch-size, --dtype and --device then do not apply
+                         responses (text-only responses are re-tokenised and scored with DIR). Each sample is
+                         one n = 1 request with every sampler field pinned (top_k -1 for none, min_p 0,
+                         repetition_penalty 1, ...); sample j of prompt i has seed seed + i * n + j;
+                         --batch-size, --dtype and --device then do not apply
   --backend-model NAME   the requests' model (default: the first of the server's GET /v1/models)
   --api-key-env VAR      the environment variable holding the servers' API key
   --concurrency C        requests in flight per server (default 8)

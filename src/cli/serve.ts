@@ -17,11 +17,16 @@ Serves the Hugging Face model folder DIR (or a Hub name org/name[@revision], fro
 downloaded into it when online: docs/hub.md) over HTTP with the OpenAI API, as vLLM does:
   GET  /v1/models, GET /health, GET /metrics (Prometheus counters)
   POST /v1/completions        prompt as text or token ids (or lists of either); n, max_tokens, temperature,
-                              top_p, top_k, seed, stop, logprobs, stream; vLLM's return_tokens_as_token_ids,
-                              return_token_ids, stop_token_ids, ignore_eos, min_tokens
+                              top_p, top_k, min_p, seed, stop, logprobs, echo (max_tokens 0 with echo: the
+                              prompt's log-probs), stream; vLLM's prompt_logprobs, return_tokens_as_token_ids,
+                              return_token_ids, stop_token_ids, ignore_eos, min_tokens,
+                              include_stop_str_in_output, skip_special_tokens, add_special_tokens,
+                              truncate_prompt_tokens
   POST /v1/chat/completions   messages rendered with DIR's chat template; logprobs, top_logprobs, stream
+  POST /tokenize, /detokenize, GET /tokenizer_info   vLLM's (lm-evaluation-harness's remote tokenizer)
+Fields that would change the output and are not implemented get a 400 naming them.
 Concurrent requests decode together (continuous batching). Log-probs are the untempered policy's.
-SIGTERM (or Ctrl-C) stops accepting requests, finishes those in flight and exits 0.
+SIGTERM (or Ctrl-C) refuses new requests (503; /health 503), finishes those in flight and exits 0.
 
 options:
   --host H               address to listen on (default 127.0.0.1)
@@ -34,7 +39,8 @@ options:
   --max-tokens N         max_tokens at most (default: the context length)
   --max-n N              n at most (default 16)
   --max-batch N          sequences decoding together at most (default 64)
-  --max-queue N          requests waiting at most; beyond it 429 with Retry-After (default 256)
+  --max-queue N          requests waiting at most beyond those that fit the batch's free rows (at least
+                         1); beyond it 429 with Retry-After (default 256)
   --gather-ms MS         an idle server waits until requests stop arriving for MS (4 x MS at most)
                          before its first prefill, so that a burst decodes together (default 2; 0 = off)
   --max-body-bytes N     request bodies at most; beyond it 413 (default 1048576)
@@ -83,7 +89,7 @@ export async function run(argv: string[]): Promise<void> {
   const maxTokens = optNum('max-tokens', v['max-tokens'], { ...int, min: 1 });
   const maxN = num('max-n', v['max-n'], 16, { ...int, min: 1 });
   const maxBatch = num('max-batch', v['max-batch'], 64, { ...int, min: 1 });
-  const maxQueue = num('max-queue', v['max-queue'], 256, { ...int, min: 0 });
+  const maxQueue = num('max-queue', v['max-queue'], 256, { ...int, min: 1 });
   const gatherMs = num('gather-ms', v['gather-ms'], 2, { min: 0 });
   const maxBodyBytes = num('max-body-bytes', v['max-body-bytes'], 1024 * 1024, { ...int, min: 256 });
   const timeout = num('timeout', v.timeout, 600, { min: 0, open: true });

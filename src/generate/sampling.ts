@@ -1,5 +1,5 @@
-// Choosing the next token from logits [B, V]: greedy, or sampling after temperature, top-k and top-p
-// (in that order, as transformers' warpers), with a libtorch Generator for reproducible draws.
+// Choosing the next token from logits [B, V]: greedy, or sampling after temperature, min-p (the server's
+// min_p; off in process), top-k and top-p (in that order, as transformers' warpers), with a libtorch Generator for reproducible draws.
 //
 // A draw is the exponential race: token = argmax(probs / q) with q ~ Exp(1) per vocabulary entry, which
 // picks token i with probability probs[i] / sum(probs). That is what libtorch's multinomial(probs, 1)
@@ -17,6 +17,8 @@ export interface SamplingOptions {
   topP?: number;
   /** Keep the k most likely tokens (0 = off). */
   topK?: number;
+  /** Keep the tokens whose probability (after temperature) is at least minP times the most likely one's (0 = off; vLLM's and SGLang's min_p). */
+  minP?: number;
 }
 
 export const isGreedy = (o: SamplingOptions): boolean => (o.temperature ?? 1) === 0;
@@ -28,6 +30,11 @@ export function warpLogits(logits: Tensor, o: SamplingOptions): Tensor {
     const t = o.temperature ?? 1;
     if (t !== 1 && t > 0) x = x.div(t);
     const v = x.size(-1);
+    const minP = o.minP ?? 0;
+    if (minP > 0) {
+      // p_i < minP * p_max  <=>  x_i < x_max + log(minP) (the softmax's normalizer cancels).
+      x = x.maskedFill(x.lt(x.amax(-1, true).add(Math.log(minP))), -Infinity);
+    }
     const k = o.topK ?? 0;
     if (k > 0 && k < v) {
       const [vals] = x.topk(k, -1);

@@ -36,7 +36,7 @@ export class Row {
   readonly stream: TextStream;
   constructor(readonly req: EngineRequest, readonly seq: number, tokenizer: Tokenizer | undefined) {
     this.ctx = req.prompt.length;
-    this.stream = new TextStream(tokenizer, req.stops, req.params.incrementalText !== false);
+    this.stream = new TextStream(tokenizer, req.stops, req.params.incrementalText !== false, { skipSpecialTokens: req.params.skipSpecialTokens !== false, includeStop: req.params.includeStopStr === true });
   }
   get remaining(): number {
     return this.req.params.maxTokens - this.tokens.length;

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ChatTemplateError } from '../text/chat_template.js';
 import { badRequest, parseChat, type ChatRequest } from './protocol.js';
-import { respond, usage, type ChoiceState, type Endpoint, type EndpointContext, type RequestInfo, type StreamEvents } from './endpoint.js';
+import { respond, usage, vllmPromptLogprobs, type ChoiceState, type Endpoint, type EndpointContext, type RequestInfo, type StreamEvents } from './endpoint.js';
 
 async function answer(ctx: EndpointContext, req: IncomingMessage, res: ServerResponse, c: ChatRequest, info: RequestInfo): Promise<void> {
   if (!ctx.template) throw badRequest('this model has no chat template: use /v1/completions', 'messages', 'no_chat_template');
@@ -17,8 +17,9 @@ async function answer(ctx: EndpointContext, req: IncomingMessage, res: ServerRes
     throw e;
   }
   info.prompt = text;
-  const promptIds = ctx.tokenizer.encode(text, { addSpecialTokens: false });
-  if (promptIds.length === 0) throw badRequest('the rendered conversation is empty', 'messages');
+  if (text.length === 0) throw badRequest('the rendered conversation is empty', 'messages');
+  // The rendered text holds its special tokens (add_special_tokens: false, as vLLM's default for chat).
+  const [promptIds] = (await ctx.promptIds(c, [text], c.addSpecialTokens ?? false, 'messages')) as [number[]];
   const job = ctx.job(c, [promptIds], null, c.logprobs ? c.topLogprobs : 0);
   const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
   const created = Math.floor(Date.now() / 1000);
@@ -64,7 +65,9 @@ async function answer(ctx: EndpointContext, req: IncomingMessage, res: ServerRes
       return o;
     }),
     usage: usageOf(choices),
-    ...(c.returnTokenIds ? { prompt_token_ids: promptIds } : {}),
+    ...(c.returnTokenIds || c.promptLogprobs !== null ? { prompt_token_ids: promptIds } : {}),
+    // vLLM's prompt_logprobs (response level on chat completions).
+    ...(c.promptLogprobs !== null ? { prompt_logprobs: vllmPromptLogprobs(promptIds, ctx.promptLogprobs(promptIds, c.promptLogprobs), (t) => ctx.tokenString(t, false)) } : {}),
   }));
 }
 

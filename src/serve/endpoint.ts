@@ -6,6 +6,7 @@ import type { Tokenizer } from '../text/tokenizer.js';
 import type { ChatTemplate } from '../text/chat_template.js';
 import type { ApiFinishReason, SequenceParams, TokenOutput } from './request.js';
 import type { CommonRequest, Limits } from './protocol.js';
+import type { PromptLogprobs } from './prompt_logprobs.js';
 
 /** One choice of an answer (prompt x sample) as its tokens come. */
 export interface ChoiceState {
@@ -44,6 +45,10 @@ export interface EndpointContext {
   readonly tokenizer: Tokenizer;
   readonly template: ChatTemplate | undefined;
   readonly vocabSize: number;
+  /** The token ids of a request's prompts (length checked before tokenising, long texts off the event loop, truncate_prompt_tokens applied). */
+  promptIds(c: CommonRequest, prompts: readonly (string | number[])[], addSpecialTokens: boolean, param: string): Promise<number[][]>;
+  /** Log-probs of a prompt's own tokens, and k alternatives at each position. */
+  promptLogprobs(ids: readonly number[], k: number): PromptLogprobs;
   /** The engine's options of a request, with max_tokens checked against the context length. */
   job(c: CommonRequest, promptIds: number[][], defaultMax: number | null, topLogprobs: number): Job;
   /** Runs a job: streamed (the events written as they come), or resolved with its choices (null: answered otherwise). */
@@ -100,4 +105,39 @@ export async function respond(ctx: EndpointContext, req: IncomingMessage, res: S
   }
   const choices = await ctx.runJob(req, res, job, { stream: false }, info);
   if (choices) ctx.sendJson(res, 200, whole(choices));
+}
+
+/**
+ * A position's top log-probs keyed by token, the chosen token first: a token whose string is already a key
+ * (two ids that decode alike, e.g. incomplete UTF-8 bytes that both decode to U+FFFD) is keyed
+ * "token_id:N" instead of overwriting the other's entry, so every alternative keeps its own log-prob and
+ * the chosen token's key is the string in `tokens`.
+ */
+export function topLogprobsDict(chosen: number, chosenLp: number, top: readonly [number, number][] | null, str: (id: number) => string): Record<string, number> {
+  const d: Record<string, number> = {};
+  const owner = new Map<string, number>();
+  const put = (id: number, lp: number): void => {
+    let k = str(id);
+    const o = owner.get(k);
+    if (o === id) return;
+    if (o !== undefined) k = `token_id:${id}`;
+    owner.set(k, id);
+    d[k] = lp;
+  };
+  put(chosen, chosenLp);
+  for (const [t, lp] of top ?? []) put(t, lp);
+  return d;
+}
+
+/** vLLM's prompt_logprobs of one prompt: null at the first token, then {id: {logprob, rank, decoded_token}} of the prompt's token and the top k. */
+export function vllmPromptLogprobs(ids: readonly number[], p: PromptLogprobs, str: (id: number) => string): (Record<string, { logprob: number; rank: number | null; decoded_token: string }> | null)[] {
+  return ids.map((id, t) => {
+    if (t === 0) return null;
+    const d: Record<string, { logprob: number; rank: number | null; decoded_token: string }> = {};
+    d[String(id)] = { logprob: p.logprobs[t]!, rank: p.ranks[t] ?? null, decoded_token: str(id) };
+    (p.tops[t] ?? []).forEach(([tid, lp], j) => {
+      if (d[String(tid)] === undefined) d[String(tid)] = { logprob: lp, rank: j + 1, decoded_token: str(tid) };
+    });
+    return d;
+  });
 }

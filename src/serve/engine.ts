@@ -27,7 +27,9 @@ export interface EngineOptions {
   tokenizer?: Tokenizer;
   /** Sequences decoding together at most (default 64). */
   maxBatch?: number;
-  /** Requests waiting at most (beyond it, submit throws QueueFullError; default 256). */
+  /** Requests waiting at most beyond those that fit the batch's free rows (beyond it, submit throws
+   * QueueFullError; default 256; at least 1). Requests that join the batch at its next admission (held
+   * only by the gather window) are not counted. */
   maxQueue?: number;
   /** Prompt tokens prefilled between two decode steps at most (at least one request is; default 4096). */
   maxPrefillTokens?: number;
@@ -80,6 +82,8 @@ export class Engine {
   constructor(readonly model: CausalLM, readonly opts: EngineOptions = {}) {
     this.maxBatch = opts.maxBatch ?? 64;
     this.maxQueue = opts.maxQueue ?? 256;
+    if (!Number.isInteger(this.maxQueue) || this.maxQueue < 1) throw new RangeError(`maxQueue must be an integer of at least 1 (requests waiting beyond the batch's free rows), got ${this.maxQueue}`);
+    if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError(`maxBatch must be an integer of at least 1, got ${this.maxBatch}`);
     this.maxPrefillTokens = opts.maxPrefillTokens ?? 4096;
     this.maxModelLen = opts.maxModelLen ?? model.config.maxPositions;
     const tok = opts.tokenizer;
@@ -105,6 +109,10 @@ export class Engine {
   get queued(): number {
     return this.scheduler.length;
   }
+  /** Requests waiting beyond those that fit the batch's free rows (what maxQueue limits). */
+  get backlog(): number {
+    return this.scheduler.backlog(this.batch.size);
+  }
   get idle(): boolean {
     return this.batch.size === 0 && this.scheduler.length === 0;
   }
@@ -115,7 +123,7 @@ export class Engine {
    */
   submit(prompt: number[], n: number, params: SequenceParams, listener: RequestListener): EngineRequest {
     if (this.closed) throw new EngineClosedError('the engine is shutting down');
-    if (this.scheduler.full) throw new QueueFullError(`the queue is full (${this.maxQueue} requests waiting)`);
+    if (this.scheduler.full(this.batch.size)) throw new QueueFullError(`the queue is full (${this.maxQueue} requests waiting beyond the batch)`);
     if (prompt.length === 0) throw new RangeError('the prompt is empty');
     if (!Number.isInteger(n) || n < 1 || n > this.maxBatch) throw new RangeError(`n must be in [1, ${this.maxBatch}]`);
     if (!(params.maxTokens >= 1)) throw new RangeError('maxTokens must be at least 1');

@@ -1,8 +1,9 @@
 // The OpenAI API's requests as the server reads them: each field checked for its type and range, with
 // errors in OpenAI's shape ({"error": {"message", "type", "param", "code"}}) that name the field.
-// Fields of OpenAI's API and of vLLM's extensions that the server implements are read; unknown fields are
-// ignored (as OpenAI and vLLM do); known fields it does not implement are refused when they would change
-// the output (e.g. a non-zero presence_penalty, echo, tools).
+// Fields of OpenAI's API and of vLLM's (and SGLang's) extensions that the server implements are read;
+// unknown fields are ignored (as OpenAI and vLLM do); every known field it does not implement is refused
+// with a 400 naming it when it would change the output (a non-zero presence_penalty, allowed_token_ids,
+// bad_words, beam search, structured outputs, tools, ...); at its neutral value it is accepted.
 
 export class ApiError extends Error {
   constructor(readonly status: number, message: string, readonly type = 'invalid_request_error', readonly param: string | null = null, readonly code: string | null = null, readonly headers: Record<string, string> = {}) {
@@ -46,11 +47,26 @@ export interface CommonRequest {
   includeUsage: boolean;
   tokensAsIds: boolean;
   returnTokenIds: boolean;
+  /** Keep tokens whose probability is at least minP times the most likely one's (0 = off). */
+  minP: number;
+  /** Keep the stop string that ended a sequence in its text (vLLM's include_stop_str_in_output, SGLang's no_stop_trim). */
+  includeStopStr: boolean;
+  /** Leave special tokens out of the text (default true). */
+  skipSpecialTokens: boolean;
+  /** Add the tokenizer's special tokens (e.g. BOS) to a text prompt; undefined: the endpoint's default. */
+  addSpecialTokens: boolean | undefined;
+  /** Keep only this many prompt tokens (-1: the model's context length), from the side `truncationSide`. */
+  truncatePromptTokens: number | undefined;
+  truncationSide: 'left' | 'right';
+  /** Log-probs of the prompt's tokens (vLLM's prompt_logprobs): null: none; k: each and k alternatives. */
+  promptLogprobs: number | null;
 }
 
 export interface CompletionRequest extends CommonRequest {
   /** Texts or token id lists. */
   prompts: (string | number[])[];
+  /** The prompt before the completion in text and log-probs (with max_tokens 0: the prompt only). */
+  echo: boolean;
   /** null: no log-probs; k: the sampled token's and k alternatives. */
   logprobs: number | null;
 }
@@ -110,20 +126,40 @@ function refuseUnsupported(b: Body): void {
     if (Object.keys(v as object).length > 0) throw badRequest("'logit_bias' is not supported", 'logit_bias', 'unsupported');
   }
   if (present(b, 'tools') && (!Array.isArray(b.tools) || b.tools.length > 0)) throw badRequest("'tools' are not supported", 'tools', 'unsupported');
+  if (present(b, 'functions') && (!Array.isArray(b.functions) || b.functions.length > 0)) throw badRequest("'functions' are not supported", 'functions', 'unsupported');
+  if (present(b, 'tool_choice') && b.tool_choice !== 'none' && b.tool_choice !== 'auto') throw badRequest("'tool_choice' is not supported (no tools)", 'tool_choice', 'unsupported');
+  // vLLM's and SGLang's sampling extensions that the server does not implement: refused unless neutral.
+  for (const k of ['allowed_token_ids', 'logprob_token_ids', 'logits_processors', 'prompt_embeds', 'custom_logit_processor', 'stop_regex']) {
+    if (present(b, k)) throw badRequest(`'${k}' is not supported`, k, 'unsupported');
+  }
+  if (present(b, 'bad_words') && (!Array.isArray(b.bad_words) || b.bad_words.length > 0)) throw badRequest("'bad_words' is not supported", 'bad_words', 'unsupported');
+  if (bool(b, 'use_beam_search', false)) throw badRequest("'use_beam_search' is not supported", 'use_beam_search', 'unsupported');
+  if (number(b, 'length_penalty', 1, -1e9, 1e9) !== 1) throw badRequest("'length_penalty' is not supported (beam search only; only 1)", 'length_penalty', 'unsupported');
+  if (!bool(b, 'spaces_between_special_tokens', true)) throw badRequest("'spaces_between_special_tokens': false is not supported", 'spaces_between_special_tokens', 'unsupported');
+  if (bool(b, 'watermarking', false)) throw badRequest("'watermarking' is not supported", 'watermarking', 'unsupported');
+  if (bool(b, 'return_hidden_states', false)) throw badRequest("'return_hidden_states' is not supported", 'return_hidden_states', 'unsupported');
+  if (int(b, 'priority', 0, -(2 ** 53) + 1, 2 ** 53 - 1) !== 0) throw badRequest("'priority' is not supported (only 0)", 'priority', 'unsupported');
+  for (const k of ['repetition_detection', 'thinking_token_budget', 'vllm_xargs', 'lora_path']) {
+    if (present(b, k) && !(k === 'thinking_token_budget' && b[k] === -1)) throw badRequest(`'${k}' is not supported`, k, 'unsupported');
+  }
+  // Structured outputs (vLLM's structured_outputs and older guided_* fields, SGLang's json_schema, regex, ebnf).
+  for (const k of ['structured_outputs', 'guided_json', 'guided_regex', 'guided_choice', 'guided_grammar', 'guided_whitespace_pattern', 'guided_decoding_backend', 'json_schema', 'regex', 'ebnf']) {
+    if (present(b, k)) throw badRequest(`'${k}' (structured output) is not supported`, k, 'unsupported');
+  }
   if (present(b, 'response_format')) {
     const rf = b.response_format as { type?: unknown };
     if (typeof rf !== 'object' || rf.type !== 'text') throw badRequest("'response_format' other than {\"type\": \"text\"} is not supported", 'response_format', 'unsupported');
   }
 }
 
-function common(b: Body, limits: Limits, maxTokensKeys: string[]): CommonRequest {
+function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens = 1): CommonRequest {
   if (typeof b.model !== 'string') throw badRequest(`'model' must be a string, got ${typeName(b.model)}`, 'model', b.model === undefined ? 'missing_required_parameter' : 'invalid_type');
   refuseUnsupported(b);
   const n = int(b, 'n', 1, 1, limits.maxN);
   if (present(b, 'best_of') && int(b, 'best_of', n, 1, limits.maxN) !== n) throw badRequest("'best_of' other than n is not supported", 'best_of', 'unsupported');
   let maxTokens: number | undefined;
   for (const k of maxTokensKeys) {
-    const v = int(b, k, undefined, 1, limits.maxTokens);
+    const v = int(b, k, undefined, minMaxTokens, limits.maxTokens);
     if (v !== undefined) maxTokens = Math.min(maxTokens ?? v, v);
   }
   const minTokens = int(b, 'min_tokens', 0, 0, limits.maxTokens);
@@ -155,9 +191,28 @@ function common(b: Body, limits: Limits, maxTokensKeys: string[]): CommonRequest
     if (!stream) throw badRequest("'stream_options' is only allowed with 'stream': true", 'stream_options');
     includeUsage = bool(so as Body, 'include_usage', false);
   }
+  const minP = number(b, 'min_p', 0, 0, 1);
+  const includeStopStr = bool(b, 'include_stop_str_in_output', false) || bool(b, 'no_stop_trim', false);
+  const skipSpecialTokens = bool(b, 'skip_special_tokens', true);
+  const addSpecialTokens = present(b, 'add_special_tokens') ? bool(b, 'add_special_tokens', true) : undefined;
+  const truncatePromptTokens = int(b, 'truncate_prompt_tokens', undefined, -1, 2 ** 53 - 1);
+  let truncationSide: 'left' | 'right' = 'left';
+  if (present(b, 'truncation_side')) {
+    if (b.truncation_side !== 'left' && b.truncation_side !== 'right') throw badRequest("'truncation_side' must be 'left' or 'right'", 'truncation_side', 'invalid_type');
+    truncationSide = b.truncation_side;
+  }
+  const promptLogprobs = present(b, 'prompt_logprobs') ? int(b, 'prompt_logprobs', 0, -1, limits.maxLogprobs) : null;
+  if (promptLogprobs !== null && stream) throw badRequest("'prompt_logprobs' are not available with 'stream': true", 'prompt_logprobs');
   return {
     model: b.model,
     n,
+    minP,
+    includeStopStr,
+    skipSpecialTokens,
+    addSpecialTokens,
+    truncatePromptTokens,
+    truncationSide,
+    promptLogprobs: promptLogprobs === -1 ? limits.maxLogprobs : promptLogprobs,
     maxTokens,
     minTokens,
     temperature,
@@ -184,8 +239,10 @@ const isTokenList = (v: unknown): v is number[] => Array.isArray(v) && v.length 
 
 export function parseCompletion(body: unknown, limits: Limits): CompletionRequest {
   const b = asObject(body);
-  const c = common(b, limits, ['max_tokens']);
-  if (bool(b, 'echo', false)) throw badRequest("'echo' is not supported", 'echo', 'unsupported');
+  // max_tokens 0: the prompt only, with echo (how lm-evaluation-harness scores text).
+  const echo = bool(b, 'echo', false);
+  const c = common(b, limits, ['max_tokens'], echo ? 0 : 1);
+  if (echo && c.stream) throw badRequest("'echo' is not supported with 'stream': true", 'echo', 'unsupported');
   if (present(b, 'suffix')) throw badRequest("'suffix' is not supported", 'suffix', 'unsupported');
   const p = b.prompt;
   let prompts: (string | number[])[];
@@ -197,12 +254,14 @@ export function parseCompletion(body: unknown, limits: Limits): CompletionReques
   else throw badRequest("'prompt' must be a string, a list of strings, a list of token ids or a list of lists of token ids (none empty)", 'prompt', 'invalid_type');
   if (prompts.length * c.n > limits.maxSequences) throw badRequest(`prompts x n = ${prompts.length * c.n} sequences, more than ${limits.maxSequences} in one request`, 'prompt', 'out_of_range');
   const logprobs = present(b, 'logprobs') ? int(b, 'logprobs', 0, 0, limits.maxLogprobs) : null;
-  return { ...c, prompts, logprobs };
+  return { ...c, prompts, logprobs, echo };
 }
 
 export function parseChat(body: unknown, limits: Limits): ChatRequest {
   const b = asObject(body);
   const c = common(b, limits, ['max_tokens', 'max_completion_tokens']);
+  if (bool(b, 'echo', false)) throw badRequest("'echo' is not supported on chat completions", 'echo', 'unsupported');
+  for (const k of ['documents', 'chat_template']) if (present(b, k)) throw badRequest(`'${k}' is not supported`, k, 'unsupported');
   const m = b.messages;
   if (!Array.isArray(m) || m.length === 0) throw badRequest("'messages' must be a non-empty list", 'messages', m === undefined ? 'missing_required_parameter' : 'invalid_type');
   const messages = m.map((msg, i) => {
@@ -229,8 +288,57 @@ export function parseChat(body: unknown, limits: Limits): ChatRequest {
   const continueFinalMessage = bool(b, 'continue_final_message', false);
   const addGenerationPrompt = bool(b, 'add_generation_prompt', !continueFinalMessage);
   if (addGenerationPrompt && continueFinalMessage) throw badRequest("'add_generation_prompt' and 'continue_final_message' cannot both be true", 'continue_final_message');
+  const chatTemplateKwargs = templateKwargs(b);
+  return { ...c, messages, logprobs, topLogprobs, addGenerationPrompt, continueFinalMessage, chatTemplateKwargs };
+}
+
+/** POST /tokenize (vLLM's TokenizeCompletionRequest / TokenizeChatRequest). */
+export interface TokenizeRequest {
+  model: string | undefined;
+  prompt: string | undefined;
+  messages: { role: string; content: string }[] | undefined;
+  /** Undefined: true for a prompt, false for messages (as vLLM). */
+  addSpecialTokens: boolean | undefined;
+  addGenerationPrompt: boolean;
+  continueFinalMessage: boolean;
+  chatTemplateKwargs: Record<string, unknown>;
+  returnTokenStrs: boolean;
+}
+
+export function parseTokenize(body: unknown): TokenizeRequest {
+  const b = asObject(body);
+  if (present(b, 'model') && typeof b.model !== 'string') throw badRequest("'model' must be a string", 'model', 'invalid_type');
+  const hasPrompt = present(b, 'prompt');
+  const hasMessages = present(b, 'messages');
+  if (hasPrompt === hasMessages) throw badRequest("give either 'prompt' or 'messages'", hasPrompt ? 'messages' : 'prompt', 'missing_required_parameter');
+  if (hasPrompt && typeof b.prompt !== 'string') throw badRequest("'prompt' must be a string", 'prompt', 'invalid_type');
+  let messages: { role: string; content: string }[] | undefined;
+  if (hasMessages) messages = parseChat({ model: '', messages: b.messages }, { maxTokens: 1, maxN: 1, maxSequences: 1, maxLogprobs: 0, maxStops: 0 }).messages;
+  const continueFinalMessage = bool(b, 'continue_final_message', false);
+  return {
+    model: present(b, 'model') ? (b.model as string) : undefined,
+    prompt: hasPrompt ? (b.prompt as string) : undefined,
+    messages,
+    addSpecialTokens: present(b, 'add_special_tokens') ? bool(b, 'add_special_tokens', true) : undefined,
+    addGenerationPrompt: bool(b, 'add_generation_prompt', !continueFinalMessage),
+    continueFinalMessage,
+    chatTemplateKwargs: templateKwargs(b),
+    returnTokenStrs: bool(b, 'return_token_strs', false),
+  };
+}
+
+/** `chat_template_kwargs` (vLLM's field, on chat requests and /tokenize): an object of template variables. */
+function templateKwargs(b: Body): Record<string, unknown> {
   const kw = b.chat_template_kwargs;
   if (kw !== undefined && kw !== null && (typeof kw !== 'object' || Array.isArray(kw))) throw badRequest(`'chat_template_kwargs' must be an object, got ${typeName(kw)}`, 'chat_template_kwargs', 'invalid_type');
-  const chatTemplateKwargs = { ...(kw as Body | null | undefined) };
-  return { ...c, messages, logprobs, topLogprobs, addGenerationPrompt, continueFinalMessage, chatTemplateKwargs };
+  return { ...(kw as Body | null | undefined) };
+}
+
+/** POST /detokenize (vLLM's DetokenizeRequest). */
+export function parseDetokenize(body: unknown): { model: string | undefined; tokens: number[] } {
+  const b = asObject(body);
+  if (present(b, 'model') && typeof b.model !== 'string') throw badRequest("'model' must be a string", 'model', 'invalid_type');
+  const t = b.tokens;
+  if (!Array.isArray(t) || !t.every((x) => typeof x === 'number' && Number.isInteger(x))) throw badRequest("'tokens' must be a list of token ids", 'tokens', t === undefined ? 'missing_required_parameter' : 'invalid_type');
+  return { model: present(b, 'model') ? (b.model as string) : undefined, tokens: t as number[] };
 }

@@ -15,10 +15,16 @@ export interface SequenceParams {
   topP: number;
   /** 0 = off. */
   topK: number;
+  /** 0 = off (min_p). */
+  minP?: number;
   /** The request's own sampling generator (default: the engine's shared one). */
   seed?: number;
-  /** Texts that end a sequence (finish 'stop'); the text is cut before them. */
+  /** Texts that end a sequence (finish 'stop'); the text is cut before them (after them with includeStopStr). */
   stop?: string[];
+  /** Keep the stop string that ended a sequence in its text (default false). */
+  includeStopStr?: boolean;
+  /** Leave special tokens out of the text (default true). */
+  skipSpecialTokens?: boolean;
   /** Further tokens that end a sequence (finish 'stop'). */
   stopTokenIds?: number[];
   /** Go on after EOS (default false). */

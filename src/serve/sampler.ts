@@ -58,7 +58,7 @@ export function sampleRows(rows: readonly SamplingRow[], logits: Tensor, eos: Re
     const groups = new Map<string | EngineRequest, number[]>();
     rows.forEach((r, i) => {
       const p = r.req.params;
-      const key = r.req.generator ? r.req : isGreedy(p) ? 'greedy' : `${p.temperature}/${p.topP}/${p.topK}`;
+      const key = r.req.generator ? r.req : isGreedy(p) ? 'greedy' : `${p.temperature}/${p.topP}/${p.topK}/${p.minP ?? 0}`;
       let g = groups.get(key);
       if (!g) groups.set(key, (g = []));
       g.push(i);

@@ -6,7 +6,7 @@
 import type { EngineRequest } from './request.js';
 
 export interface SchedulerLimits {
-  /** Requests waiting at most. */
+  /** Requests waiting at most beyond those that fit the batch's free rows (at least 1). */
   maxQueue: number;
   /** Sequences decoding together at most. */
   maxBatch: number;
@@ -32,8 +32,25 @@ export class Scheduler {
   get length(): number {
     return this.queue.length;
   }
-  get full(): boolean {
-    return this.queue.length >= this.limits.maxQueue;
+  /**
+   * Requests waiting beyond those that join the batch at its next admission (the first waiting requests
+   * whose sequences fit the batch's free rows, with `running` sequences decoding): what the queue limit
+   * counts. Requests held only by the gather window, or by a lone request's wait for company, are about to
+   * run and are not counted.
+   */
+  backlog(running: number): number {
+    let free = this.limits.maxBatch - running;
+    let i = 0;
+    for (; i < this.queue.length; i++) {
+      const n = this.queue[i]!.n;
+      if (n > free) break;
+      free -= n;
+    }
+    return this.queue.length - i;
+  }
+  /** The queue limit is reached (`running` sequences decoding). */
+  full(running: number): boolean {
+    return this.backlog(running) >= this.limits.maxQueue;
   }
   /** Sequences the waiting requests ask for. */
   get queuedRows(): number {

@@ -6,6 +6,9 @@
 //   GET  /v1/models                 the served model
 //   POST /v1/completions            prompt as text or token ids (or lists of either) (completions.ts)
 //   POST /v1/chat/completions       messages rendered with the model folder's chat template (chat_completions.ts)
+//   POST /tokenize, /detokenize     vLLM's: a prompt (or messages) to token ids, token ids to text
+//   GET  /tokenizer_info            vLLM's: the special tokens and chat template (lm-evaluation-harness's
+//                                   remote tokenizer reads it with /tokenize and /detokenize)
 //
 // This file is the HTTP part (routes, bodies, errors, keys, streams, shutdown); each POST route's file
 // shapes its answers. Both POST routes stream (server-sent events ending with `data: [DONE]`) or not, and return OpenAI's
@@ -25,6 +28,9 @@ import { promptTokens, TokenStrings, usage, type ChoiceState, type Endpoint, typ
 import { completions } from './completions.js';
 import { chatCompletions } from './chat_completions.js';
 import { metricsText } from './metrics.js';
+import { PromptTokenizer } from './tokenize.js';
+import { promptLogprobs, type PromptLogprobs } from './prompt_logprobs.js';
+import { parseDetokenize, parseTokenize } from './protocol.js';
 
 export interface ServerOptions extends Partial<Limits> {
   /** The name clients give as `model` (default 'sppo'). */
@@ -45,6 +51,8 @@ export interface ServerOptions extends Partial<Limits> {
   logPrompts?: boolean;
   /** Where log lines go (default stderr). */
   log?: (line: string) => void;
+  /** Prompts at least this many characters long are tokenised on a worker thread (default 16384). */
+  workerChars?: number;
 }
 
 const sha = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
@@ -59,10 +67,12 @@ export class SppoServer implements EndpointContext {
   private activeWaiters: (() => void)[] = [];
   private readonly tokenStrings: TokenStrings;
   private readonly created = Math.floor(Date.now() / 1000);
+  private readonly prompts: PromptTokenizer;
 
   constructor(readonly engine: Engine, readonly tokenizer: Tokenizer, readonly template: ChatTemplate | undefined, readonly opts: ServerOptions = {}) {
     this.modelName = opts.modelName ?? 'sppo';
     this.tokenStrings = new TokenStrings(tokenizer);
+    this.prompts = new PromptTokenizer(tokenizer, { workerChars: opts.workerChars });
     const apiKey = opts.apiKey;
     this.keyHash = apiKey ? sha(apiKey) : null;
     this.limits = {
@@ -103,8 +113,9 @@ export class SppoServer implements EndpointContext {
    */
   async shutdown(graceMs = 30_000): Promise<void> {
     if (!this.draining) {
+      // Still listening while draining: /health answers 503 (a load balancer's probe sees the drain),
+      // and new requests get 503 with Connection: close; the listener closes when the drain is over.
       this.draining = true;
-      this.http.close();
       this.http.closeIdleConnections();
     }
     let timer: NodeJS.Timeout | undefined;
@@ -115,8 +126,10 @@ export class SppoServer implements EndpointContext {
       await Promise.race([this.whenNoActive(), new Promise((r) => setTimeout(r, 2000))]);
     }
     clearTimeout(timer);
+    this.http.close();
     this.http.closeIdleConnections();
     this.http.closeAllConnections();
+    await this.prompts.close();
   }
 
   private whenNoActive(): Promise<void> {
@@ -143,7 +156,9 @@ export class SppoServer implements EndpointContext {
       if (this.opts.logRequests || this.opts.logPrompts) {
         const extra = info.promptTokens !== undefined ? ` prompt_tokens=${info.promptTokens} completion_tokens=${info.completionTokens ?? 0}` : '';
         const prompt = this.opts.logPrompts && info.prompt !== undefined ? ` prompt=${JSON.stringify(info.prompt)}` : '';
-        this.log(`sppo serve: ${req.method} ${req.url} ${res.statusCode}${res.writableFinished ? '' : ' (client gone)'} ${(performance.now() - t0).toFixed(0)} ms${extra}${prompt}`);
+        // A request never answered (the client left first) has no status: logged as such, not as 200.
+        const status = res.headersSent ? String(res.statusCode) : 'unanswered';
+        this.log(`sppo serve: ${req.method} ${req.url} ${status}${res.writableFinished ? '' : ' (client gone)'} ${(performance.now() - t0).toFixed(0)} ms${extra}${prompt}`);
       }
     });
     try {
@@ -207,6 +222,21 @@ export class SppoServer implements EndpointContext {
       if (method !== 'GET') throw new ApiError(405, `${method} ${path}: method not allowed`, 'invalid_request_error', null, 'method_not_allowed');
       res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
       res.end(metricsText(this.engine));
+      return;
+    }
+    if (path === '/tokenizer_info') {
+      this.checkKey(req);
+      if (method !== 'GET') throw new ApiError(405, `${method} ${path}: method not allowed (use GET)`, 'invalid_request_error', null, 'method_not_allowed');
+      this.sendJson(res, 200, this.tokenizerInfo());
+      return;
+    }
+    if (path === '/tokenize' || path === '/detokenize') {
+      this.checkKey(req);
+      if (this.draining) throw new ApiError(503, 'the server is shutting down', 'server_error', null, 'shutting_down');
+      if (method !== 'POST') throw new ApiError(405, `${method} ${path}: method not allowed (use POST)`, 'invalid_request_error', null, 'method_not_allowed');
+      const body = await this.readJson(req);
+      if (path === '/tokenize') await this.tokenize(res, body);
+      else this.detokenize(res, body);
       return;
     }
     if (!path.startsWith('/v1/') && path !== '/v1') throw new ApiError(404, `${method} ${path}: no such route`, 'invalid_request_error', null, 'not_found');
@@ -294,6 +324,84 @@ export class SppoServer implements EndpointContext {
     });
   }
 
+  /**
+   * The token ids of a request's prompts: a text's length checked against the context length before it is
+   * tokenised (a lower bound on its tokens), long texts tokenised on the worker thread; token ids checked
+   * against the vocabulary; then truncate_prompt_tokens. `param`: the field errors name.
+   */
+  async promptIds(c: CommonRequest, prompts: readonly (string | number[])[], addSpecialTokens: boolean, param: string): Promise<number[][]> {
+    const maxLen = this.engine.maxModelLen;
+    const out: number[][] = [];
+    for (const p of prompts) {
+      let ids: number[];
+      if (typeof p === 'string') {
+        const least = this.prompts.minTokens(p);
+        if (c.truncatePromptTokens === undefined && least >= maxLen) {
+          throw badRequest(`the prompt has at least ${least} tokens (${p.length} characters); this model's context length is ${maxLen}`, param, 'context_length_exceeded');
+        }
+        ids = await this.prompts.encode(p, addSpecialTokens);
+      } else {
+        const v = this.vocabSize;
+        for (const t of p) if (t < 0 || t >= v) throw badRequest(`token id ${t} is out of the vocabulary [0, ${v})`, param, 'out_of_range');
+        ids = p;
+      }
+      if (c.truncatePromptTokens !== undefined) {
+        const keep = c.truncatePromptTokens === -1 ? maxLen : c.truncatePromptTokens;
+        if (ids.length > keep) ids = c.truncationSide === 'left' ? ids.slice(ids.length - keep) : ids.slice(0, keep);
+      }
+      if (ids.length === 0) throw badRequest(typeof p === 'string' && p.length > 0 ? 'the prompt has no tokens' : 'the prompt is empty', param);
+      out.push(ids);
+    }
+    return out;
+  }
+
+  /** Log-probs of a prompt's own tokens (and k alternatives at each position). */
+  promptLogprobs(ids: readonly number[], k: number): PromptLogprobs {
+    return promptLogprobs(this.engine.model, ids, k);
+  }
+
+  /** POST /tokenize (vLLM's): {prompt} or {messages} to {count, max_model_len, tokens[, token_strs]}. */
+  private async tokenize(res: ServerResponse, body: unknown): Promise<void> {
+    const t = parseTokenize(body);
+    if (t.model !== undefined) this.checkModel(t.model);
+    let ids: number[];
+    if (t.messages) {
+      if (!this.template) throw badRequest('this model has no chat template: tokenize a prompt', 'messages', 'no_chat_template');
+      let text: string;
+      try {
+        text = this.template.render(t.messages, { ...t.chatTemplateKwargs, addGenerationPrompt: t.addGenerationPrompt, continueFinalMessage: t.continueFinalMessage });
+      } catch (e) {
+        throw badRequest((e as Error).message, 'messages', 'chat_template_error');
+      }
+      ids = await this.prompts.encode(text, t.addSpecialTokens ?? false);
+    } else ids = await this.prompts.encode(t.prompt!, t.addSpecialTokens ?? true);
+    this.sendJson(res, 200, { count: ids.length, max_model_len: this.engine.maxModelLen, tokens: ids, ...(t.returnTokenStrs ? { token_strs: ids.map((i) => this.tokenString(i, false)) } : {}) });
+  }
+
+  /** GET /tokenizer_info (vLLM's): the tokenizer's special tokens, its chat template and the context length. */
+  private tokenizerInfo(): Record<string, unknown> {
+    const sp = this.tokenizer.specialTokens;
+    const one = (k: string): string | null => (typeof sp[k] === 'string' ? (sp[k] as string) : null);
+    return {
+      tokenizer_class: 'PreTrainedTokenizerFast',
+      bos_token: one('bos_token'),
+      eos_token: one('eos_token'),
+      pad_token: one('pad_token'),
+      unk_token: one('unk_token'),
+      chat_template: this.template?.text ?? null,
+      model_max_length: this.engine.maxModelLen,
+    };
+  }
+
+  /** POST /detokenize (vLLM's): {tokens} to {prompt}. */
+  private detokenize(res: ServerResponse, body: unknown): void {
+    const d = parseDetokenize(body);
+    if (d.model !== undefined) this.checkModel(d.model);
+    const v = this.vocabSize;
+    for (const t of d.tokens) if (t < 0 || t >= v) throw badRequest(`token id ${t} is out of the vocabulary [0, ${v})`, 'tokens', 'out_of_range');
+    this.sendJson(res, 200, { prompt: this.tokenizer.decode(d.tokens) });
+  }
+
   /** The engine's options of a request, with max_tokens checked against the context length. */
   job(c: CommonRequest, promptIds: number[][], defaultMax: number | null, topLogprobs: number): Job {
     const maxLen = this.engine.maxModelLen;
@@ -305,8 +413,9 @@ export class SppoServer implements EndpointContext {
       promptIds,
       n: c.n,
       params: {
-        maxTokens, minTokens: c.minTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, seed: c.seed,
+        maxTokens, minTokens: c.minTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, minP: c.minP, seed: c.seed,
         stop: c.stop, stopTokenIds: c.stopTokenIds, ignoreEos: c.ignoreEos, topLogprobs, incrementalText: c.stream,
+        includeStopStr: c.includeStopStr, skipSpecialTokens: c.skipSpecialTokens,
       },
     };
   }
@@ -331,8 +440,8 @@ export class SppoServer implements EndpointContext {
     info?: RequestInfo,
   ): Promise<ChoiceState[] | null> {
     const total = job.promptIds.length * job.n;
-    if (this.engine.queued + job.promptIds.length > this.engine.maxQueue) {
-      throw new ApiError(429, `the server is busy (${this.engine.queued} requests waiting): retry later`, 'rate_limit_error', null, 'rate_limit_exceeded', { 'Retry-After': String(this.opts.retryAfterSeconds ?? 1) });
+    if (this.engine.backlog + job.promptIds.length > this.engine.maxQueue) {
+      throw new ApiError(429, `the server is busy (${this.engine.backlog} requests waiting): retry later`, 'rate_limit_error', null, 'rate_limit_exceeded', { 'Retry-After': String(this.opts.retryAfterSeconds ?? 1) });
     }
     const choices: ChoiceState[] = Array.from({ length: total }, () => ({ tokens: [], logprobs: [], tops: [], text: '', finish: null, stopReason: null }));
     const handles: EngineRequest[] = [];

@@ -4,9 +4,11 @@
 // and stopped by stop() (the loop calls it in a finally, so also when generation fails); with `urls`, the
 // servers are already running (and must serve the policy being generated from).
 //
-// Token ids and per-token log-probs come from the responses (sppo serve and vLLM return both). A server
-// that returns text only: the text is re-tokenised here and the per-token log-probs recomputed in process
-// with the stage's model (a forward pass; loadModel is called only then).
+// Token ids and per-token log-probs come from the responses (sppo serve, vLLM and SGLang with
+// return_token_ids return both). A server that returns text only (SGLang before return_token_ids: its
+// logprobs.tokens are text): the text is re-tokenised here, an EOS appended where the sample ended on one
+// (SGLang's matched_stop names its id; a matched stop string appends nothing), and the per-token log-probs
+// recomputed in process with the stage's model (a forward pass; loadModel is called only then).
 import type { SamplingConfig } from './stages/context.js';
 import type { Generation } from '../generate/generate.js';
 import { generateRemote } from '../generate/remote.js';
@@ -94,7 +96,14 @@ export function remoteGenerator(backend: BackendConfig, opts: RemoteGeneratorOpt
     if (missing.length === 0) return;
     for (const g of missing) {
       g.tokens = opts.tokenizer.encode(g.text, { addSpecialTokens: false });
-      // The end of the turn the server stopped at: the chat template's terminator (e.g. <end_of_turn>), else EOS.
+      // The EOS id the server matched (SGLang's matched_stop), where it said which.
+      const matched = (g as { stopToken?: number }).stopToken;
+      delete (g as { stopToken?: number }).stopToken;
+      if (g.finishReason === 'eos' && matched !== undefined) {
+        g.tokens.push(matched);
+        continue;
+      }
+      // Else the end of the turn the server stopped at: the chat template's terminator (e.g. <end_of_turn>), else EOS.
       responseEnd ??= { id: folderResponseEndId(opts.tokenizer) };
       if (g.finishReason === 'eos' && responseEnd.id !== undefined) g.tokens.push(responseEnd.id);
     }

@@ -3,14 +3,32 @@
 // build: `npm run conformance`.
 // `npm run conformance -- --check-fixtures` first recomputes test/fixtures/text-conformance/ with transformers
 // ($SPPO_TRANSFORMERS_PYTHON, else .venv/transformers-5.17/bin/python) and fails when they differ from the committed
-// ones; without that python it says so in one line and goes on.
+// ones; without that python it says so in one line and goes on. With --if-available it first makes that venv
+// (python3 -m venv, pip install transformers==5.17.0 tokenizers jinja2 from the configured index or wheelhouse), and says
+// in one line when it cannot; --fixtures-only stops after the check (CI's step).
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
+/** Makes .venv/transformers-5.17 when it is missing; a line saying why not when pip cannot. */
+function makeVenv(dir) {
+  if (existsSync(join(dir, 'bin/python'))) return;
+  const steps = [['python3', ['-m', 'venv', dir]], [join(dir, 'bin/pip'), ['install', '-q', 'transformers==5.17.0', 'tokenizers', 'jinja2']]];
+  for (const [cmd, args] of steps) {
+    const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', env: { ...process.env, PIP_RETRIES: process.env.PIP_RETRIES ?? '0' } });
+    if (r.status !== 0) {
+      const why = r.error?.message ?? (r.stderr ?? '').trim().split('\n').at(-1);
+      console.log(`text fixtures not recomputed: '${cmd} ${args.join(' ')}' failed: ${why}`);
+      rmSync(dir, { recursive: true, force: true });
+      return;
+    }
+  }
+}
+
 if (process.argv.includes('--check-fixtures')) {
   const python = process.env.SPPO_TRANSFORMERS_PYTHON ?? '.venv/transformers-5.17/bin/python';
+  if (!process.env.SPPO_TRANSFORMERS_PYTHON && process.argv.includes('--if-available')) makeVenv('.venv/transformers-5.17');
   if (!existsSync(python)) {
     console.log(`text fixtures not recomputed: no ${python} (python3 -m venv it, pip install transformers==5.17.0 tokenizers jinja2; or set SPPO_TRANSFORMERS_PYTHON)`);
   } else {
@@ -34,6 +52,8 @@ if (process.argv.includes('--check-fixtures')) {
     }
   }
 }
+
+if (process.argv.includes('--fixtures-only')) process.exit(0);
 
 const dir = 'dist/test';
 const files = existsSync(dir) ? readdirSync(dir).filter((f) => /^(conformance.*|text_real)\.test\.js$/.test(f)).map((f) => join(dir, f)).sort() : [];

@@ -1,0 +1,99 @@
+// Adapters written by PEFT itself (test/fixtures/peft, written by scripts/peft-fixtures.py with PEFT 0.21 on
+// transformers 5.17, torch 2.13, init_lora_weights=False so B is not zero), loaded by sppo on the hf-tiny models:
+// - every supported architecture (GPT-2's Conv1D too), with 'all-linear', use_rslora and a target_modules regex:
+//   sppo's LoRA forward equals PeftModel's logits;
+// - `sppo merge` (mergeAdapter) gives the logits of PEFT's merge_and_unload();
+// - modules_to_save is refused with an error naming the option.
+// Bound: both sides are float32 forwards of the same weights, summing in different orders (FWD32, relative to
+// the largest |logit|); the adapters add rank-4 sums, far inside it. A missed layer, a wrong scaling
+// (rsLoRA alpha/sqrt(r) vs alpha/r) or a transposed Conv1D delta changes the logits by O(1e-1) or more.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '../src/torch/index.js';
+import { loadModel } from '../src/models/registry.js';
+import { loadAdapter, mergeAdapter, AdapterError } from '../src/models/peft.js';
+import { hfTiny, projectRoot } from './helpers/fixtures.js';
+import { removeDir, tempDir } from './text_helpers.js';
+import { FWD32, reportError } from './helpers/tolerances.js';
+
+const fixtures = join(projectRoot, 'test', 'fixtures', 'peft');
+
+function relErr(a: torch.Tensor, b: torch.Tensor): number {
+  return torch.tidy(() => a.float().sub(b.float()).abs().max().item() / Math.max(1e-30, b.float().abs().max().item()));
+}
+
+function expected(dir: string): { ids: torch.Tensor; logits: torch.Tensor; merged: torch.Tensor } {
+  const { tensors } = torch.loadSafetensors(join(dir, 'expected.safetensors'));
+  return { ids: tensors.get('ids')!, logits: tensors.get('logits')!, merged: tensors.get('merged_logits')! };
+}
+
+const cases: { arch: string; variant: string }[] = [];
+for (const arch of readdirSync(fixtures).filter((d) => existsSync(join(fixtures, d, 'plain'))).sort()) {
+  for (const variant of readdirSync(join(fixtures, arch)).sort()) if (variant !== 'modules_to_save') cases.push({ arch, variant });
+}
+
+test('the PEFT fixtures cover every supported architecture and the three variants', () => {
+  for (const arch of ['gemma2', 'gpt2', 'llama', 'mistral', 'qwen2']) {
+    for (const v of ['plain', 'regex', 'rslora']) assert.ok(cases.some((c) => c.arch === arch && c.variant === v), `${arch}/${v}`);
+  }
+});
+
+for (const { arch, variant } of cases) {
+  const base = join(hfTiny, arch);
+  const dir = join(fixtures, arch, variant);
+  const skip = existsSync(join(base, 'model.safetensors')) ? false : `no fixture at ${base}`;
+
+  test(`${arch}/${variant}: an adapter PEFT wrote gives PeftModel's logits in sppo`, { skip }, () => {
+    const e = expected(dir);
+    const m = loadModel(base, { dtype: 'float32', device: 'cpu' });
+    const lora = loadAdapter(m, dir);
+    try {
+      const got = torch.noGrad(() => m.forward({ inputIds: e.ids }));
+      const err = relErr(got, e.logits);
+      reportError(`${arch}/${variant} LoRA vs PEFT`, err, FWD32);
+      assert.ok(err <= FWD32, `relative error ${err} > ${FWD32}`);
+      // The adapter matters: PEFT's logits are not the base model's.
+      lora.dispose();
+      const plain = torch.noGrad(() => m.forward({ inputIds: e.ids }));
+      assert.ok(relErr(plain, e.logits) > 100 * FWD32, 'the adapter changes the logits');
+      got.dispose();
+      plain.dispose();
+    } finally {
+      m.dispose();
+      for (const t of Object.values(e)) t.dispose();
+    }
+  });
+
+  test(`${arch}/${variant}: sppo merge equals PEFT's merge_and_unload()`, { skip }, () => {
+    const e = expected(dir);
+    const tmp = tempDir('peft-merge-');
+    try {
+      const out = join(tmp, 'merged');
+      mergeAdapter(base, dir, out, { dtype: 'float32' });
+      const m = loadModel(out, { dtype: 'float32', device: 'cpu' });
+      try {
+        const got = torch.noGrad(() => m.forward({ inputIds: e.ids }));
+        const err = relErr(got, e.merged);
+        reportError(`${arch}/${variant} merge vs merge_and_unload`, err, FWD32);
+        assert.ok(err <= FWD32, `relative error ${err} > ${FWD32}`);
+        got.dispose();
+      } finally {
+        m.dispose();
+      }
+    } finally {
+      removeDir(tmp);
+      for (const t of Object.values(e)) t.dispose();
+    }
+  });
+}
+
+test('an adapter PEFT wrote with modules_to_save is refused, naming the option', { skip: existsSync(join(hfTiny, 'llama', 'model.safetensors')) ? false : 'no llama fixture' }, () => {
+  const m = loadModel(join(hfTiny, 'llama'), { dtype: 'float32', device: 'cpu' });
+  try {
+    assert.throws(() => loadAdapter(m, join(fixtures, 'llama', 'modules_to_save')), (e: Error) => e instanceof AdapterError && /modules_to_save/.test(e.message) && /lm_head/.test(e.message));
+  } finally {
+    m.dispose();
+  }
+});

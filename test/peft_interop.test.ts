@@ -9,10 +9,11 @@
 // (rsLoRA alpha/sqrt(r) vs alpha/r) or a transposed Conv1D delta changes the logits by O(1e-1) or more.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
-import { loadModel } from '../src/models/registry.js';
+import { loadModel, saveModel } from '../src/models/registry.js';
+import { configJsonText } from '../src/models/config.js';
 import { loadAdapter, mergeAdapter, AdapterError } from '../src/models/peft.js';
 import { hfTiny, projectRoot } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
@@ -96,4 +97,34 @@ test('an adapter PEFT wrote with modules_to_save is refused, naming the option',
   } finally {
     m.dispose();
   }
+});
+
+test('saveModel keeps float fields floats in config.json (transformers 5 refuses `"final_logit_softcapping": 30`)', { skip: existsSync(join(hfTiny, 'gemma2', 'model.safetensors')) ? false : 'no gemma2 fixture' }, () => {
+  const src = readFileSync(join(hfTiny, 'gemma2', 'config.json'), 'utf8');
+  assert.match(src, /"final_logit_softcapping": 30\.0/, 'the fixture writes the float as 30.0');
+  const m = loadModel(join(hfTiny, 'gemma2'), { dtype: 'float32', device: 'cpu' });
+  const tmp = tempDir('config-floats-');
+  try {
+    saveModel(m, join(tmp, 'out'));
+    const text = readFileSync(join(tmp, 'out', 'config.json'), 'utf8');
+    for (const k of ['final_logit_softcapping', 'attn_logit_softcapping']) assert.match(text, new RegExp(`"${k}": \\d+\\.0\\b`), k);
+    // Integer fields stay integers, and the file parses to the same values.
+    assert.match(text, /"hidden_size": 64,/);
+    const a = JSON.parse(text) as Record<string, unknown>;
+    assert.equal(a.final_logit_softcapping, 30);
+  } finally {
+    m.dispose();
+    removeDir(tmp);
+  }
+});
+
+test('configJsonText: float literals of the source stay floats; integers stay integers', () => {
+  const text = configJsonText({ a: 2, b: 3, rope_theta: 10000, rms_norm_eps: 1e-6, nested: { factor: 8, n: 4 }, list: [1, 2] }, '{"a": 2.0, "b": 3}');
+  const out = JSON.parse(text) as Record<string, unknown>;
+  assert.deepEqual(out, { a: 2, b: 3, rope_theta: 10000, rms_norm_eps: 1e-6, nested: { factor: 8, n: 4 }, list: [1, 2] });
+  assert.match(text, /"a": 2\.0,/);
+  assert.match(text, /"b": 3,/);
+  assert.match(text, /"rope_theta": 10000\.0,/);
+  assert.match(text, /"factor": 8\.0,/);
+  assert.match(text, /"n": 4\n/);
 });

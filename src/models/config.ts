@@ -172,3 +172,37 @@ export function readConfig(dir: string): ModelConfig {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: expected a JSON object`);
   return parseConfig(raw as Json, path);
 }
+
+/**
+ * Fields Hugging Face configs type as floats even where the value is whole (transformers 5's strict config
+ * dataclasses refuse `"final_logit_softcapping": 30` for a float field): written as `30.0` when no source
+ * config says otherwise.
+ */
+const FLOAT_FIELDS = ['final_logit_softcapping', 'attn_logit_softcapping', 'rope_theta', 'rms_norm_eps', 'layer_norm_eps',
+  'layer_norm_epsilon', 'initializer_range', 'attention_dropout', 'resid_pdrop', 'embd_pdrop', 'attn_pdrop', 'factor',
+  'low_freq_factor', 'high_freq_factor'];
+
+/**
+ * config.json's text for `raw`, keeping floats floats: JavaScript numbers do not remember that `30.0` was a
+ * float, so a whole number under a key that the source config.json wrote with a decimal point or exponent (or a
+ * key of FLOAT_FIELDS) is written as `30.0`. Python's json then reads a float where transformers expects one.
+ */
+export function configJsonText(raw: unknown, sourceText?: string): string {
+  const floatKeys = new Set(FLOAT_FIELDS);
+  if (sourceText) {
+    // Keys the source wrote with a float literal become float keys; keys it wrote only as integers stay integers.
+    const asFloat = new Set<string>();
+    const asInt = new Set<string>();
+    for (const m of sourceText.matchAll(/"((?:[^"\\]|\\.)*)"\s*:\s*(-?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)/g)) {
+      (/[.eE]/.test(m[2]!) ? asFloat : asInt).add(m[1]!);
+    }
+    for (const k of asInt) if (!asFloat.has(k)) floatKeys.delete(k);
+    for (const k of asFloat) floatKeys.add(k);
+  }
+  const MARK = '\u0000float:';
+  const text = JSON.stringify(raw, function (key, value) {
+    if (typeof value === 'number' && Number.isInteger(value) && floatKeys.has(key) && !Array.isArray(this)) return `${MARK}${value}`;
+    return value;
+  }, 2);
+  return text.replace(/"\\u0000float:(-?\d+)"/g, '$1.0') + '\n';
+}

@@ -1,9 +1,9 @@
 // Architectures by their Hugging Face name, and loading / saving model folders as transformers writes them.
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultDevice, saveWeights, WeightFolder, type DType, type Tensor } from '../torch/index.js';
-import { readConfig, type ModelConfig } from './config.js';
-import { writeJsonAtomic } from '../util/files.js';
+import { configJsonText, readConfig, type ModelConfig } from './config.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import type { AttentionImplementation, CausalLMBase } from './causal_lm.js';
 import { LlamaForCausalLM } from './llama.js';
 import { MistralForCausalLM } from './mistral.js';
@@ -114,7 +114,9 @@ export function saveModel(model: CausalLMBase, dir: string, opts: SaveModelOptio
       tensors.set(name, x);
     }
     const files = saveWeights(out, tensors, { maxShardBytes: opts.maxShardBytes });
-    writeJsonAtomic(join(out, 'config.json'), raw);
+    // Floats stay floats (transformers 5 refuses `30` for a float field): as the loaded config.json wrote them.
+    const srcConfig = sources.get(model) && join(sources.get(model)!, 'config.json');
+    writeFileAtomic(join(out, 'config.json'), configJsonText(raw, srcConfig && existsSync(srcConfig) ? readFileSync(srcConfig, 'utf8') : undefined));
     const src = opts.tokenizerDir ? resolve(opts.tokenizerDir) : sources.get(model);
     if (src && src !== out) {
       for (const name of TOKENIZER_FILES) {

@@ -1,0 +1,127 @@
+// sppo's files read by the real Python libraries (PEFT 0.21, transformers 5.17, torch 2.13), on every supported
+// architecture of ../shared/fixtures/hf-tiny (llama, qwen2, mistral, gemma2, gpt2):
+//   - a LoRA adapter sppo writes (saveAdapter: random A and B on 'all-linear', r 4, and rsLoRA on a list of
+//     modules) loads with PeftModel.from_pretrained and gives sppo's LoRA logits;
+//   - a checkpoint sppo writes (saveModel: float32, bfloat16, and float32 sharded at 128 kB) loads with
+//     AutoModelForCausalLM.from_pretrained and gives sppo's logits (bfloat16: both sides' bfloat16 forwards,
+//     compared against sppo's float32 logits within a bfloat16 bound);
+//   - the tokenizer files sppo copies load with AutoTokenizer and encode a few texts to sppo's ids.
+// The adapters and checkpoints are written by sppo when this runs (nothing committed is trusted), into a temp
+// folder; scripts/peft-interop.py checks them. The other direction (adapters PEFT writes, loaded by sppo) is
+// test/peft_interop.test.ts on fixtures written by scripts/peft-fixtures.py.
+//   node scripts/peft-interop.mjs [--if-available] [--keep]
+// The Python packages live in .venv/peft-0.21 (git-ignored, from pip's configured index: this machine kind's
+// local wheelhouse), or PEFT_PYTHON names a python that has them. --if-available: where they cannot be
+// installed, print one line and exit 0 (CI). Needs the built dist/ (npm run build).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const log = (m) => console.error(`[peft-interop] ${m}`);
+const args = process.argv.slice(2);
+const ifAvailable = args.includes('--if-available');
+const keep = args.includes('--keep');
+const PACKAGES = ['torch==2.13.0+cpu', 'transformers==5.17.0', 'peft==0.21.0'];
+const hfTiny = process.env.SPPO_HF_FIXTURES ?? join(root, '..', 'shared', 'fixtures', 'hf-tiny');
+const ARCHS = ['llama', 'qwen2', 'mistral', 'gemma2', 'gpt2'];
+const IDS = [[5, 17, 42, 99, 3, 250, 311, 7, 64, 128], [9, 8, 7, 6, 5, 4, 3, 2, 1, 400]];
+const TEXTS = ['Hello, world!', 'Self-play preference optimization\n  aligns models.', 'café 123 ümlaut'];
+
+function skipOrFail(why) {
+  if (ifAvailable) {
+    console.log(`[peft-interop] skipped: ${why} (this run needs python3 with venv, and pip able to install ${PACKAGES.join(', ')})`);
+    process.exit(0);
+  }
+  log(why);
+  process.exit(1);
+}
+const lastLine = (s) => String(s ?? '').trim().split('\n').filter((l) => !l.startsWith('WARNING')).pop() ?? '';
+
+function venv() {
+  if (process.env.PEFT_PYTHON) return process.env.PEFT_PYTHON;
+  const dir = join(root, '.venv', 'peft-0.21');
+  const py = join(dir, 'bin', 'python3');
+  const stamp = join(dir, '.sppo-installed');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === PACKAGES.join(' ')) return py;
+  log(`making ${dir} (${PACKAGES.join(', ')})`);
+  rmSync(dir, { recursive: true, force: true });
+  const host = process.env.PYTHON_FOR_VENV ?? 'python3';
+  let r = spawnSync(host, ['-m', 'venv', dir], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) skipOrFail(`'${host} -m venv' failed: ${r.error?.message ?? lastLine(r.stderr)}`);
+  const env = { ...process.env, PIP_RETRIES: process.env.PIP_RETRIES ?? '0', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
+  r = spawnSync(py, ['-m', 'pip', 'install', '-q', ...PACKAGES], { env, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    skipOrFail(r.error ? `could not run ${py}: ${r.error.message}` : `pip could not install ${PACKAGES.join(' ')}: ${lastLine(r.stderr)}`);
+  }
+  writeFileSync(stamp, PACKAGES.join(' '));
+  return py;
+}
+
+if (!existsSync(join(root, 'dist', 'src', 'models', 'peft.js'))) skipOrFail('no dist/ (run npm run build first)');
+const missing = ARCHS.filter((a) => !existsSync(join(hfTiny, a, 'model.safetensors')));
+if (missing.length) skipOrFail(`no hf-tiny fixtures for ${missing.join(', ')} under ${hfTiny}`);
+const py = venv();
+
+const imp = (p) => import(pathToFileURL(join(root, 'dist', 'src', p)).href);
+const torch = await imp('torch/index.js');
+const { loadModel, saveModel } = await imp('models/registry.js');
+const { saveAdapter } = await imp('models/peft.js');
+const { Lora } = await imp('nn/lora.js');
+const { Tokenizer } = await imp('text/tokenizer.js');
+
+const work = mkdtempSync(join(tmpdir(), 'sppo-peft-interop-'));
+const cases = [];
+try {
+  for (const arch of ARCHS) {
+    const base = join(hfTiny, arch);
+    const dir = join(work, arch);
+    const ids = torch.tensor(IDS.map((r) => r.map((x) => BigInt(x))));
+    const m = loadModel(base, { dtype: 'float32', device: 'cpu' });
+    const expected = new Map();
+    expected.set('ids', ids);
+    expected.set('base_logits', torch.noGrad(() => m.forward({ inputIds: ids })));
+    // Checkpoints: float32, bfloat16, float32 in shards of at most 128 kB.
+    saveModel(m, join(dir, 'f32'), { tokenizerDir: base });
+    saveModel(m, join(dir, 'bf16'), { dtype: 'bfloat16', tokenizerDir: base });
+    saveModel(m, join(dir, 'sharded'), { maxShardBytes: 128 * 1024, tokenizerDir: base });
+    const mb = loadModel(join(dir, 'bf16'), { dtype: 'bfloat16', device: 'cpu' });
+    expected.set('bf16_logits', torch.noGrad(() => mb.forward({ inputIds: ids })).float());
+    mb.dispose();
+    // Adapters with random A and B (fresh ones have B = 0).
+    const adapters = {
+      plain: { r: 4, alpha: 8, targetModules: 'all-linear', seed: 3 },
+      rslora: { r: 4, alpha: 8, rslora: true, targetModules: arch === 'gpt2' ? ['c_attn', 'c_fc'] : ['q_proj', 'o_proj', 'gate_proj'], seed: 4 },
+    };
+    for (const [name, opts] of Object.entries(adapters)) {
+      const lora = Lora.attach(m, opts);
+      const gen = new torch.Generator(opts.seed + 10, 'cpu');
+      torch.noGrad(() => {
+        for (const l of lora.layers) {
+          torch.tidy(() => {
+            l.A.copy_(torch.randn(l.A.shape, { generator: gen }).mul(0.3));
+            l.B.copy_(torch.randn(l.B.shape, { generator: gen }).mul(0.3));
+          });
+        }
+      });
+      saveAdapter(lora, join(dir, `adapter-${name}`), { baseModel: base });
+      expected.set(`lora_${name}_logits`, torch.noGrad(() => m.forward({ inputIds: ids })));
+      lora.dispose();
+    }
+    torch.saveSafetensors(join(dir, 'expected.safetensors'), expected, {});
+    for (const t of expected.values()) t.dispose();
+    m.dispose();
+    const tok = Tokenizer.fromFolder(join(dir, 'f32'));
+    writeFileSync(join(dir, 'tokens.json'), JSON.stringify(TEXTS.map((text) => ({ text, ids: tok.encode(text) }))));
+    symlinkSync(base, join(dir, 'source'));
+    cases.push(arch);
+  }
+  log(`sppo wrote ${cases.length} architectures' adapters and checkpoints under ${work}`);
+  const r = spawnSync(py, [join(root, 'scripts', 'peft-interop.py'), work, ...cases], { stdio: 'inherit' });
+  if (r.status !== 0) process.exitCode = 1;
+} finally {
+  if (!keep) rmSync(work, { recursive: true, force: true });
+}

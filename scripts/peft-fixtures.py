@@ -17,12 +17,13 @@ attn_implementation="eager": transformers' default SDPA path leaves out Gemma-2'
 as its config defines it, as sppo does.
 
 Run with the local wheelhouse (pip install torch==2.13.0+cpu transformers==5.17.0 peft==0.21.0):
-  python scripts/peft-fixtures.py [--hf-tiny ../shared/fixtures/hf-tiny] [--out test/fixtures/peft]
+  python scripts/peft-fixtures.py [--check] [--hf-tiny ../shared/fixtures/hf-tiny] [--out test/fixtures/peft]
 """
 import argparse
 import json
 import os
 import shutil
+import tempfile
 
 import torch
 import transformers
@@ -58,8 +59,12 @@ def forward(model):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hf-tiny", default=os.path.join(ROOT, "..", "shared", "fixtures", "hf-tiny"))
+    ap.add_argument("--check", action="store_true", help="write to a temp folder and compare with the committed fixtures")
     ap.add_argument("--out", default=os.path.join(ROOT, "test", "fixtures", "peft"))
     a = ap.parse_args()
+    committed = a.out
+    if a.check:
+        a.out = tempfile.mkdtemp()
     torch.set_num_threads(1)
     if os.path.isdir(a.out):
         shutil.rmtree(a.out)
@@ -78,6 +83,8 @@ def main():
             cpath = os.path.join(out, "adapter_config.json")
             c = json.load(open(cpath))
             c["base_model_name_or_path"] = f"hf-tiny/{arch}"
+            if isinstance(c["target_modules"], list):  # PEFT writes a set's order, which varies between runs
+                c["target_modules"] = sorted(c["target_modules"])
             json.dump(c, open(cpath, "w"), indent=2, sort_keys=True)
             logits = forward(pm)
             adapted = sum(1 for n, _ in pm.named_modules() if n.endswith(".lora_A"))
@@ -92,6 +99,14 @@ def main():
     json.dump({"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
                "ids": IDS, "writer": "scripts/peft-fixtures.py"},
               open(os.path.join(a.out, "expected.json"), "w"), indent=2)
+
+    if a.check:
+        import sys
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from fixture_check import compare
+        bad = compare(a.out, committed)
+        shutil.rmtree(a.out, ignore_errors=True)
+        sys.exit(1 if bad else 0)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
 //   - a checkpoint sppo writes (saveModel: float32, bfloat16, and float32 sharded at 128 kB) loads with
 //     AutoModelForCausalLM.from_pretrained and gives sppo's logits (bfloat16: both sides' bfloat16 forwards,
 //     compared against sppo's float32 logits within a bfloat16 bound);
-//   - the tokenizer files sppo copies load with AutoTokenizer and encode a few texts to sppo's ids.
+//   - the tokenizer files sppo copies load with AutoTokenizer and encode a few texts to sppo's ids;
+//   - the committed fixtures of test/peft_interop.test.ts and test/trl_losses.test.ts are what PEFT 0.21 and TRL 1.13
+//     write again now (scripts/peft-fixtures.py --check, scripts/trl-fixtures.py --check).
 // The adapters and checkpoints are written by sppo when this runs (nothing committed is trusted), into a temp
 // folder; scripts/peft-interop.py checks them. The other direction (adapters PEFT writes, loaded by sppo) is
 // test/peft_interop.test.ts on fixtures written by scripts/peft-fixtures.py.
@@ -24,7 +26,7 @@ const log = (m) => console.error(`[peft-interop] ${m}`);
 const args = process.argv.slice(2);
 const ifAvailable = args.includes('--if-available');
 const keep = args.includes('--keep');
-const PACKAGES = ['torch==2.13.0+cpu', 'transformers==5.17.0', 'peft==0.21.0'];
+const PACKAGES = ['torch==2.13.0+cpu', 'transformers==5.17.0', 'peft==0.21.0', 'trl==1.13.0', 'accelerate', 'datasets'];
 const hfTiny = process.env.SPPO_HF_FIXTURES ?? join(root, '..', 'shared', 'fixtures', 'hf-tiny');
 const ARCHS = ['llama', 'qwen2', 'mistral', 'gemma2', 'gpt2'];
 const IDS = [[5, 17, 42, 99, 3, 250, 311, 7, 64, 128], [9, 8, 7, 6, 5, 4, 3, 2, 1, 400]];
@@ -122,6 +124,13 @@ try {
   log(`sppo wrote ${cases.length} architectures' adapters and checkpoints under ${work}`);
   const r = spawnSync(py, [join(root, 'scripts', 'peft-interop.py'), work, ...cases], { stdio: 'inherit' });
   if (r.status !== 0) process.exitCode = 1;
+  // The committed fixtures of test/peft_interop.test.ts and test/trl_losses.test.ts, written again by PEFT and TRL
+  // and compared (scripts/fixture_check.py).
+  for (const script of ['peft-fixtures.py', 'trl-fixtures.py']) {
+    const c = spawnSync(py, [join(root, 'scripts', script), '--check', '--hf-tiny', hfTiny], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+    process.stdout.write(c.stdout.split('\n').filter((l) => /^(ok|FAIL) /.test(l)).join('\n') + '\n');
+    if (c.status !== 0) process.exitCode = 1;
+  }
 } finally {
   if (!keep) rmSync(work, { recursive: true, force: true });
 }

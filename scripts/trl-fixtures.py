@@ -11,7 +11,7 @@ rewards/chosen, rewards/rejected from the trainer's metrics) and on both pairs (
 gradients of two weights). Versions in expected.json.
 
 Run with the local wheelhouse (pip install torch==2.13.0+cpu transformers==5.17.0 trl==1.13.0 accelerate datasets):
-  python scripts/trl-fixtures.py [--hf-tiny ../shared/fixtures/hf-tiny] [--out test/fixtures/trl]
+  python scripts/trl-fixtures.py [--check] [--hf-tiny ../shared/fixtures/hf-tiny] [--out test/fixtures/trl]
 """
 import argparse
 import json
@@ -40,8 +40,12 @@ GRADS = ["model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hf-tiny", default=os.path.join(ROOT, "..", "shared", "fixtures", "hf-tiny"))
+    ap.add_argument("--check", action="store_true", help="write to a temp folder and compare with the committed fixtures")
     ap.add_argument("--out", default=os.path.join(ROOT, "test", "fixtures", "trl"))
     a = ap.parse_args()
+    committed = a.out
+    if a.check:
+        a.out = tempfile.mkdtemp()
     torch.set_num_threads(1)
     d = os.path.join(a.hf_tiny, "llama")
     tok = AutoTokenizer.from_pretrained(d)
@@ -87,6 +91,14 @@ def main():
     json.dump({"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
                "model": "hf-tiny/llama", "lm_head_scale": LM_HEAD_SCALE, "beta": BETA, "pairs": pairs, "grads": GRADS,
                "writer": "scripts/trl-fixtures.py"}, open(os.path.join(a.out, "expected.json"), "w"), indent=1)
+
+    if a.check:
+        import sys
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from fixture_check import compare
+        bad = compare(a.out, committed)
+        shutil.rmtree(a.out, ignore_errors=True)
+        sys.exit(1 if bad else 0)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ import { checkedOracle, judgeIteration } from './stages/judge.js';
 import { pairsIteration, trainingExamples } from './stages/pairs.js';
 import { trainIteration } from './stages/train.js';
 import { evalIteration, evalResponses, type EvalPrompts, type EvalSummary } from './stages/eval.js';
+import { magnetDir } from './last_iterate.js';
 
 export type { StoredResponse, GenerationLine, PreferenceLine, PairLine } from './stages/context.js';
 export { JudgeStageError } from './stages/judge.js';
@@ -276,7 +277,8 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
     if (js?.verdicts) ctx.log(`sppo run: iteration ${t}: judge so far: ${js.verdicts.unparseable} unparseable verdicts of ${js.verdicts.total} (taken as 1/2), ${js.cacheHits} from the cache; tokens ${JSON.stringify(js.usage)}`);
     const pairs = pairsIteration(ctx, { t, used, prefs, refSource });
     const examples = trainingExamples(pairs);
-    const checkpoint = await trainIteration(ctx, { t, examples, pairCount: pairs.length, policyDir });
+    const magnet = magnetDir(cfg, t, (s) => rd.path(s, 'checkpoint'));
+    const checkpoint = await trainIteration(ctx, { t, examples, pairCount: pairs.length, policyDir, ...(magnet !== undefined ? { magnetDir: magnet } : {}) });
     const summary: IterationSummary = { iteration: t, checkpoint, prompts: used.length, pairs: examples.length, degeneratePairs: pairs.length - examples.length };
     if (doEval) summary.eval = await evalIteration(ctx, { t, checkpoint, prompts: evalSet, baseline, judge: evalJudge, judgeStats: evalStats });
     summaries.push(summary);

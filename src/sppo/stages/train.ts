@@ -20,8 +20,10 @@ import { isLeader, loadStageModel, SEED_TRAIN, sync, timing, type StageContext }
  * The trainer's options from the config's training section: each of its fields is the TrainOptions field of the
  * same name, passed as it is (a field that is not a trainer option does not compile).
  */
-function trainOptionsOf(tc: SppoConfig['training']): Pick<TrainOptions, keyof SppoConfig['training']> {
-  return { ...tc };
+function trainOptionsOf(tc: SppoConfig['training']): Pick<TrainOptions, Exclude<keyof SppoConfig['training'], 'magnetEvery'>> {
+  // magnetEvery is the loop's (which magnet each iteration uses, methods.ts), not the trainer's.
+  const { magnetEvery: _loop, ...rest } = tc;
+  return rest;
 }
 
 export interface TrainInput {
@@ -31,6 +33,8 @@ export interface TrainInput {
   pairCount: number;
   /** pi_{t-1}. */
   policyDir: string;
+  /** The magnet's folder (mpo, nash-md, extragradient; methods.ts). */
+  magnetDir?: string;
 }
 
 /** Trains iteration t's checkpoint unless it is finished; returns its folder. */
@@ -75,6 +79,7 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
         policy: model,
         // With LoRA the reference is the policy's own weights with the adapter off (no second copy).
         reference: tc.lora ? undefined : policyDir,
+        ...(input.magnetDir !== undefined ? { magnet: input.magnetDir } : {}),
         examples,
         dtype: dtype as 'float32' | 'bfloat16',
         device,

@@ -37,7 +37,7 @@ methods (--method, a comma-separated list, or all):
 
 options:
   --games FILE       the games (required)
-  --method M         ${METHODS.join(' | ')} | sppo | ${LAST_ITERATE_FAMILIES.join(' | ')} | all;
+  --method M         a method above, a family (sppo | ${LAST_ITERATE_FAMILIES.join(' | ')}) or all;
                      a comma-separated list runs several (required)
   --iters T          iterations; default ${DEFAULT_ITERS['sppo-exact']} for sppo-exact, ${DEFAULT_ITERS['mpo-exact']} for the other exact methods,
                      ${DEFAULT_ITERS['sppo-sampled']} for the sampled ones

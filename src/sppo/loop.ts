@@ -40,13 +40,13 @@ import type { JudgeSpec } from '../judge/spec.js';
 import { parseConfig, refLogprobSource, type SppoConfig, type SppoConfigInput } from './config.js';
 import { modelPromptText, plainPromptText, readPromptFile, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
 import { readJson, RunDir, RunDirError, writeJsonAtomic } from './run_dir.js';
+import { iterationExamples, magnetDir } from './last_iterate.js';
 import { idOf, isLeader, killHook, Progress, resetPeakMemory, sync, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
 import { generateIteration } from './stages/generate.js';
 import { checkedOracle, judgeIteration } from './stages/judge.js';
 import { pairsIteration } from './stages/pairs.js';
 import { trainIteration } from './stages/train.js';
 import { evalIteration, evalResponses, type EvalPrompts, type EvalSummary } from './stages/eval.js';
-import { iterationExamples, magnetDir } from './last_iterate.js';
 
 export type { StoredResponse, GenerationLine, PreferenceLine, PairLine } from './stages/context.js';
 export { JudgeStageError } from './stages/judge.js';

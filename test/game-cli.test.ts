@@ -22,7 +22,7 @@ test('sppo game --method sppo-exact writes exactly the documented JSON, with the
   const fixture = JSON.parse(readFileSync(GAMES_FILE, 'utf8')) as { games: Array<{ name: string; P: number[][] }> };
   assert.equal(data.games.length, fixture.games.length);
   data.games.forEach((g, i) => {
-    assert.deepEqual(Object.keys(g), ['name', 'method', 'iters', 'eta', 'average_policy', 'average_gap', 'last_gap', 'l1_to_nash']);
+    assert.deepEqual(Object.keys(g), ['name', 'method', 'iters', 'eta', 'tau', 'magnet_every', 'average_policy', 'average_gap', 'last_gap', 'last_policy', 'l1_to_nash']);
     assert.equal(g.name, fixture.games[i]!.name);
     assert.equal(g.method, 'sppo-exact');
     assert.equal(g.iters, 20000);
@@ -49,6 +49,22 @@ test('l1_to_nash is null when the file gives no nash; options are honoured', () 
     assert.equal(g.iters, 50);
     assert.equal(g.eta, 0.3);
   }
+});
+
+test('sppo game --method extragradient runs its exact and sampled forms with the given tau and magnet period; eta tau > 1 is refused for nash-md', () => {
+  const out = join(tmp, 'eg.json');
+  const r = sppo('--games', GAMES_FILE, '--game', 'rock-paper-scissors', '--method', 'extragradient,mpo-exact', '--iters', '40', '--tau', '0.02', '--magnet-every', '7', '--json', out);
+  assert.equal(r.status, 0, r.stderr);
+  const data = JSON.parse(readFileSync(out, 'utf8')) as { games: Array<Record<string, unknown>> };
+  assert.deepEqual(data.games.map((g) => g.method), ['extragradient-exact', 'extragradient-sampled', 'mpo-exact']);
+  for (const g of data.games) {
+    assert.equal(g.tau, 0.02);
+    assert.equal(g.magnet_every, 7);
+    assert.equal(g.iters, 40);
+  }
+  const bad = sppo('--games', GAMES_FILE, '--method', 'nash-md-exact', '--eta', '2', '--tau', '1');
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /nash-md-exact: eta \* tau = 2 > 1/);
 });
 
 test('a bad file gives an error naming the file, the game and the entry', () => {

@@ -57,7 +57,7 @@ test('the gap of the average iterate falls like 1/sqrt(T) with eta = c / sqrt(T)
   assert.ok(checked >= 3);
 });
 
-test('on Bradley-Terry games (transitive) every method finds the best response', async () => {
+test('on Bradley-Terry games (transitive) every method finds the best response (nash-md: its regularised equilibrium, next test)', async () => {
   const fixture = (await loadGames(GAMES_FILE)).filter((g) => g.name.startsWith('bradley-terry'));
   const games = [...fixture, bradleyTerryGame('bt-5', [0.3, -1, 1.2, 0.8, 0])];
   for (const g of games) {
@@ -69,7 +69,7 @@ test('on Bradley-Terry games (transitive) every method finds the best response',
       if (beatsAll) best = i;
     }
     assert.ok(best >= 0, `${g.name} has a Condorcet winner`);
-    for (const method of METHODS) {
+    for (const method of METHODS.filter((m) => !m.startsWith('nash-md'))) {
       for (const seed of [0, 1]) {
         const r = runGame(g, method, { seed, trace: false });
         const argmax = r.lastPolicy.indexOf(Math.max(...r.lastPolicy));
@@ -83,7 +83,7 @@ test('on Bradley-Terry games (transitive) every method finds the best response',
 
 test('sampled runs are reproducible from the seed and differ across seeds', async () => {
   const g = (await loadGames(GAMES_FILE))[0]!;
-  for (const method of ['sppo-sampled', 'dpo', 'ipo'] as const) {
+  for (const method of METHODS.filter((m) => !m.endsWith('-exact'))) {
     const a = runGame(g, method, { iters: 200, seed: 5, judge: 'bernoulli', trace: false });
     const b = runGame(g, method, { iters: 200, seed: 5, judge: 'bernoulli', trace: false });
     const c = runGame(g, method, { iters: 200, seed: 6, judge: 'bernoulli', trace: false });

@@ -125,7 +125,10 @@ test('lr 0: the log-ratios stay 0 and the weights do not move', { skip }, async 
 
 for (const loss of LOSS_TYPES) {
   test(`a few steps of ${loss} reduce the loss`, { skip }, async () => {
-    const r = await train(base({ loss, epochs: 6, lr: 1e-5 }));
+    // The last-iterate losses' inputs: the fixture itself as the magnet, previous-policy win rates for omwu.
+    const extra: Partial<TrainOptions> =
+      loss === 'mpo' || loss === 'nash-md' ? { tau: 0.5, magnet: dir } : loss === 'omwu' ? { examples: examples(4).map((e) => ({ ...e, chosenPrevWinRate: 0.4, rejectedPrevWinRate: 0.6 })) } : {};
+    const r = await train(base({ loss, epochs: 6, lr: 1e-5, ...extra }));
     try {
       const first = r.metrics[0]!;
       const last = r.metrics.at(-1)!;

@@ -83,6 +83,29 @@ test('sppo train: usage errors', () => {
   sppoFails(['train', '--model', 'm', '--pairs', 'x', '--out', 'y', '--optimizer', 'sgd'], 2);
 });
 
+test('sppo train --loss mpo --tau --magnet trains toward the magnet; the last-iterate losses say what they need', { skip }, () => {
+  sppoFails(['train', '--model', model, '--pairs', 'x', '--out', 'y', '--loss', 'mpo'], 2, /--loss mpo needs --tau > 0/);
+  sppoFails(['train', '--model', model, '--pairs', 'x', '--out', 'y', '--loss', 'nash-md', '--tau', '0.1'], 2, /needs --magnet DIR/);
+  sppoFails(['train', '--model', model, '--pairs', 'x', '--out', 'y', '--tau', '0.1'], 2, /apply to --loss mpo, nash-md and extragradient only/);
+  const dir = tempDir('train-cli-mpo');
+  try {
+    const pairs = pairsFile(dir);
+    const metrics = join(dir, 'm.jsonl');
+    sppoOk(['train', '--model', model, '--pairs', pairs, '--out', join(dir, 'out'), '--loss', 'mpo', '--tau', '0.5', '--magnet', model, '--beta', '0.1', '--lr', '1e-5',
+      '--epochs', '2', '--batch-size', '4', '--warmup-ratio', '0', '--schedule', 'constant', '--metrics', metrics, '--device', 'cpu']);
+    const m = readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    // Step 1, policy = reference = magnet (a = 0, m = 0): the loss is the mean of (T_w^2 + T_l^2) / 2, T = eta (P - 1/2) / (1 + eta tau).
+    const T = (p: number): number => (10 * (p - 0.5)) / (1 + 10 * 0.5);
+    const expected = [[0.8, 0.2], [0.7, 0.3], [0.6, 0.4], [0.9, 0.1]].reduce((s, [w, l]) => s + (T(w!) ** 2 + T(l!) ** 2) / 2, 0) / 4;
+    assert.ok(Math.abs(m[0].loss - expected) < 1e-3 * expected, `${m[0].loss} vs ${expected}`);
+    const omwu = join(dir, 'omwu.jsonl');
+    writeFileSync(omwu, JSON.stringify({ prompt: 'Say hi.', chosen: ' Hi!', rejected: ' No.', chosen_win_rate: 0.6, rejected_win_rate: 0.4 }) + '\n');
+    sppoFails(['train', '--model', model, '--pairs', omwu, '--out', join(dir, 'o'), '--loss', 'omwu', '--device', 'cpu'], 1, /"chosen_prev_win_rate" is required by the omwu loss/);
+  } finally {
+    removeDir(dir);
+  }
+});
+
 test('sppo train --lora-r: merged model in OUT, PEFT adapter in --adapter-out; sppo merge of that adapter gives the same model', { skip }, () => {
   const dir = tempDir('train-cli-lora');
   try {

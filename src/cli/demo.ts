@@ -8,7 +8,7 @@ import { heldOutPrompts } from '../demo/tasks.js';
 import { llamaConfig, writeTokenizerFolder } from '../demo/tokenizer.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STARTER_ARCH, STARTER_SFT_EXAMPLES, STARTER_SFT_SEED } from '../demo/constants.js';
 import { proxyJudgeData } from '../demo/proxy_data.js';
-import { runDemo, runSearch, SEARCH_FINALISTS, SEARCH_GRID, type DemoMethod } from '../demo/run.js';
+import { DEMO_METHODS, isDemoMethod, runDemo, runSearch, SEARCH_FINALISTS, SEARCH_GRID, type DemoMethod } from '../demo/run.js';
 import { evaluatePolicy, formatPolicyEval } from '../demo/policy_eval.js';
 import { formatMix, formatTable } from '../demo/report.js';
 import { exactSppoFrom, solveStyleGame, styleExploitability, styleGame, type StyleMix } from '../demo/style_game.js';
@@ -20,10 +20,10 @@ import { writeJsonlAtomic } from '../util/files.js';
 
 export const summary = 'the demo: SPPO on a small task family, judged by a proxy model, evaluated by a gold judge';
 
-const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fresh] [--proxy DIR] [--seed N]
+const HELP = `usage: sppo demo [run] [--quick] [--baselines | --methods M,...] [--out DIR] [--fresh] [--proxy DIR] [--seed N]
        sppo demo starter-inputs --dir DIR [--examples N --seed S] [--styles T,S,F,O]
        sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S] [--style-pairs]
-       sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo] [--proxy DIR] [--finalists N]
+       sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo,...] [--proxy DIR] [--finalists N]
        sppo demo policy-eval --model DIR [--k K --prompts N --seed S --temperature T --top-p P --vs DIR]
        sppo demo style-game [--summary FILE] [--judge DIR]
 
@@ -33,6 +33,9 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines] [--out DIR] [--fres
       --quick       1 iteration of 16 prompts, 32 held-out prompts (what CI runs)
       --baselines   also iterative DPO and IPO: same prompts, samples, judge, training budget and
                     hyper-parameter search (lr and beta per method: DEMO_HYPER, from 'sppo demo search')
+      --methods M   the methods to run, comma-separated: ${DEMO_METHODS.join(', ')}; the last-iterate
+                    ones (mpo, nash-md, omwu, extragradient: docs/sppo-loop.md) with the same prompts, samples,
+                    judge, training budget and search rule as SPPO (their lr and beta: SPPO's until searched)
       --fresh       delete OUT first
       --proxy DIR   another proxy judge folder than demo/proxy-judge (experiments; search takes it too)
       --seed N      the runs' seed (sampling, pair tie-breaks, training order, evaluation samples; default 0):
@@ -131,7 +134,7 @@ async function search(argv: string[]): Promise<void> {
   const finalists = num('finalists', v.finalists, SEARCH_FINALISTS, { integer: true, min: 0, max: SEARCH_GRID.length });
   const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
   const methods = (v.methods ?? 'sppo,dpo,ipo').split(',') as DemoMethod[];
-  for (const m of methods) if (!['sppo', 'dpo', 'ipo'].includes(m)) throw new UsageError(`--methods: unknown method '${m}'`);
+  for (const m of methods) if (!isDemoMethod(m)) throw new UsageError(`--methods: unknown method '${m}' (${DEMO_METHODS.join(', ')})`);
   console.error(`sppo demo search: ${methods.join(', ')} x ${SEARCH_GRID.length} settings`);
   const r = await runSearch({ root, out: v.out ?? join('runs', 'demo-search'), fresh: v.fresh ?? false, progress: false, methods, proxy: v.proxy, finalists });
   const pct = (x: number): string => (100 * x).toFixed(1);
@@ -146,13 +149,16 @@ async function search(argv: string[]): Promise<void> {
 }
 
 async function demo(argv: string[]): Promise<void> {
-  const parsed = parseCommand('demo', argv, { quick: { type: 'boolean' }, baselines: { type: 'boolean' }, out: { type: 'string' }, fresh: { type: 'boolean' }, root: { type: 'string' }, proxy: { type: 'string' }, seed: { type: 'string' } }, HELP);
+  const parsed = parseCommand('demo', argv, { quick: { type: 'boolean' }, baselines: { type: 'boolean' }, methods: { type: 'string' }, out: { type: 'string' }, fresh: { type: 'boolean' }, root: { type: 'string' }, proxy: { type: 'string' }, seed: { type: 'string' } }, HELP);
   if (!parsed) return;
-  const v = parsed.values as { quick?: boolean; baselines?: boolean; out?: string; fresh?: boolean; root?: string; proxy?: string; seed?: string };
+  const v = parsed.values as { quick?: boolean; baselines?: boolean; methods?: string; out?: string; fresh?: boolean; root?: string; proxy?: string; seed?: string };
+  if (v.methods !== undefined && v.baselines) throw new UsageError('--baselines and --methods: give one (--baselines is --methods sppo,dpo,ipo)');
+  const methods = v.methods === undefined ? undefined : [...new Set(v.methods.split(',').map((m) => m.trim()))];
+  for (const m of methods ?? []) if (!isDemoMethod(m)) throw new UsageError(`--methods: unknown method '${m}' (${DEMO_METHODS.join(', ')})`);
   const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
   const out = v.out ?? join('runs', v.quick ? 'demo-quick' : 'demo');
   const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
-  const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY), proxy: v.proxy, seed });
+  const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, ...(methods ? { methods: methods as DemoMethod[] } : {}), fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY), proxy: v.proxy, seed });
   console.log(r.table);
   console.log(`\naverage iterate (uniform mixture of iterations 1..t: win rate from one iteration drawn per held-out prompt, styles from their style samples pooled):\n${formatTable(r.averageRows, r.averageDetails)}`);
   const stages = Object.entries(r.timings).map(([m, t]) => `${m}: ${Object.entries(t).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(', ')}`).join('; ');

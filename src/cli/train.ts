@@ -41,6 +41,9 @@ options:
   --loss L                 ${LOSS_TYPES.join(' | ')} (default sppo)
   --beta B                 KL strength; SPPO's eta = 1/beta (default 0.001)
   --label-smoothing E      cDPO smoothing, dpo only (default 0)
+  --tau X                  mpo, nash-md, extragradient: KL strength toward the magnet (required by mpo, nash-md)
+  --magnet DIR             mpo, nash-md, extragradient (tau > 0): the magnet model (e.g. the starting model)
+                           omwu reads chosen_prev_win_rate / rejected_prev_win_rate from the pairs
   --lr LR                  peak learning rate (default 5e-7)
   --epochs N               default 1
   --batch-size B           pairs per micro-batch (default 8)
@@ -109,6 +112,8 @@ export async function run(argv: string[]): Promise<void> {
       loss: { type: 'string' },
       beta: { type: 'string' },
       'label-smoothing': { type: 'string' },
+      tau: { type: 'string' },
+      magnet: { type: 'string' },
       ...OPTIMIZATION_FLAGS,
       ...REPORT_TO_OPTIONS,
       'max-prompt-length': { type: 'string' },
@@ -135,6 +140,12 @@ export async function run(argv: string[]): Promise<void> {
   const beta = num('beta', v.beta, 0.001, { min: 0, open: true });
   const labelSmoothing = num('label-smoothing', v['label-smoothing'], 0, { min: 0, max: 0.49 });
   if (labelSmoothing > 0 && loss !== 'dpo') throw new UsageError('--label-smoothing applies to --loss dpo only');
+  const magnetLoss = loss === 'mpo' || loss === 'nash-md' || loss === 'extragradient';
+  if (!magnetLoss && (v.tau !== undefined || v.magnet !== undefined)) throw new UsageError('--tau and --magnet apply to --loss mpo, nash-md and extragradient only');
+  const tau = magnetLoss ? num('tau', v.tau, loss === 'extragradient' ? 0 : NaN, { min: 0 }) : undefined;
+  if (magnetLoss && loss !== 'extragradient' && !(tau! > 0)) throw new UsageError(`--loss ${loss} needs --tau > 0`);
+  if (magnetLoss && tau! > 0 && v.magnet === undefined) throw new UsageError(`--loss ${loss} with tau > 0 needs --magnet DIR`);
+  if (v.magnet !== undefined && !existsSync(v.magnet)) throw new UsageError(`--magnet: ${v.magnet} does not exist`);
   const { lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule, maxGradNorm, maxLength, evalFraction, seed, device, dtype } =
     optimizationOptions(v, { lr: 5e-7, batchSize: 8, optimizer: 'rmsprop', warmupRatio: 0.1, schedule: 'linear' });
   const maxPromptLength = num('max-prompt-length', v['max-prompt-length'], Math.min(512, maxLength - 1), { integer: true, min: 1, max: maxLength - 1 });
@@ -157,7 +168,7 @@ export async function run(argv: string[]): Promise<void> {
   let last: StepMetrics | undefined;
   try {
     const r = await train({
-      policy, examples, loss, beta, labelSmoothing, lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule,
+      policy, examples, loss, beta, labelSmoothing, ...(magnetLoss ? { tau, ...(v.magnet !== undefined ? { magnet: v.magnet } : {}) } : {}), lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule,
       maxGradNorm, maxLength, maxPromptLength, dtype, device, seed, evalFraction, metricsPath: v.metrics,
       checkpointDir: v['checkpoint-dir'], checkpointEvery, gradientCheckpointing: v['gradient-checkpointing'] ?? false, masterWeights: !v['no-master-weights'], packing: !v['no-packing'],
       lora, adapterDir: lora ? v['adapter-out'] : undefined, adapterBaseModel: modelName,

@@ -21,7 +21,36 @@ import { readJsonl, writeJsonlAtomic } from '../util/files.js';
 import { measureStyles } from './style_game.js';
 import { samplePolicy } from './policy_eval.js';
 
-export type DemoMethod = 'sppo' | 'dpo' | 'ipo';
+export const DEMO_METHODS = ['sppo', 'dpo', 'ipo', 'mpo', 'nash-md', 'omwu', 'extragradient'] as const;
+export type DemoMethod = (typeof DEMO_METHODS)[number];
+
+export function isDemoMethod(s: string): s is DemoMethod {
+  return (DEMO_METHODS as readonly string[]).includes(s);
+}
+
+/**
+ * The last-iterate methods' own settings beside lr and beta (which the search picks, as for every method): the
+ * magnet strength as eta tau (tau = etaTau * beta, so that the search's beta keeps the pull toward the magnet
+ * the same fraction of the step) and MPO's magnet period. mpo's eta tau = 1 and nash-md's 0.1 are the game lab's
+ * exact defaults (docs/game-lab.md); extragradient's magnet is left out (tau 0: mirror prox, no magnet pass).
+ */
+export const DEMO_LAST_ITERATE: Partial<Record<DemoMethod, { etaTau: number; magnetEvery?: number }>> = {
+  mpo: { etaTau: 1, magnetEvery: 2 },
+  'nash-md': { etaTau: 0.1 },
+  extragradient: { etaTau: 0 },
+};
+
+/** A method's `training` section: the loss, the shared settings, its lr and beta, and its last-iterate settings. */
+export function methodTraining(method: DemoMethod, training: typeof DEMO_TRAINING, h: Hyper): SppoConfigInput['training'] {
+  const li = DEMO_LAST_ITERATE[method];
+  return {
+    loss: method,
+    ...training,
+    ...h,
+    ...(li && (li.etaTau > 0 || method === 'extragradient') ? { tau: li.etaTau * h.beta } : {}),
+    ...(li?.magnetEvery !== undefined ? { magnetEvery: li.magnetEvery } : {}),
+  };
+}
 
 export interface DemoOptions {
   /** Repository root (demo/starter, demo/proxy-judge live there). */
@@ -80,7 +109,16 @@ export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
   sppo: { lr: 5e-4, beta: 0.1 },
   dpo: { lr: 1e-4, beta: 0.1 },
   ipo: { lr: 1e-4, beta: 0.2 },
+  // Not searched yet (docs/demo.md, "Last-iterate methods"): SPPO's setting until `sppo demo search --methods
+  // mpo,nash-md,omwu,extragradient` has run.
+  mpo: { lr: 5e-4, beta: 0.1 },
+  'nash-md': { lr: 5e-4, beta: 0.1 },
+  omwu: { lr: 5e-4, beta: 0.1 },
+  extragradient: { lr: 5e-4, beta: 0.1 },
 };
+
+/** The methods whose DEMO_HYPER is SPPO's placeholder, not the search's choice. */
+export const UNSEARCHED: readonly DemoMethod[] = ['mpo', 'nash-md', 'omwu', 'extragradient'];
 
 /**
  * `--quick` (CI: a smoke test of the pipeline, 16 prompts) trains with the grid's largest lr so that the
@@ -227,7 +265,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   mkdirSync(out, { recursive: true });
   const size = { ...demoSizes(o.quick ?? false), ...(o.perIteration ? { perIteration: o.perIteration } : {}), ...(o.iterations ? { iterations: o.iterations } : {}) };
   const methods: DemoMethod[] = o.methods ?? (o.baselines ? ['sppo', 'dpo', 'ipo'] : ['sppo']);
-  const hyper: Record<DemoMethod, Hyper> = { ...(o.quick ? { sppo: QUICK_HYPER, dpo: QUICK_HYPER, ipo: QUICK_HYPER } : DEMO_HYPER), ...o.hyper };
+  const hyper: Record<DemoMethod, Hyper> = { ...(o.quick ? (Object.fromEntries(DEMO_METHODS.map((m) => [m, QUICK_HYPER])) as Record<DemoMethod, Hyper>) : DEMO_HYPER), ...o.hyper };
   const training = { ...DEMO_TRAINING, ...o.training };
   const pairs = o.pairs ?? DEMO_PAIRS;
   const seed = o.seed ?? 0;
@@ -256,7 +294,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const runDir = join(out, method);
     const cfg = demoRunConfig({
       starter, proxy, prompts: join(out, 'prompts.jsonl'), runDir, iterations: size.iterations, perIteration: size.perIteration,
-      seed, pairs, training: { loss: method, ...training, ...hyper[method] }, evalCount: held.length, evalPrompts: join(out, 'eval-prompts.jsonl'), generation,
+      seed, pairs, training: methodTraining(method, training, hyper[method]), evalCount: held.length, evalPrompts: join(out, 'eval-prompts.jsonl'), generation,
     });
     log(`sppo demo: ${method} -> ${runDir}`);
     const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log });
@@ -304,7 +342,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     notes: [
       `Judge during training: the proxy pairwise model demo/proxy-judge; evaluation: the gold judge (docs/demo.md), on ${held.length} held-out prompts, against the starter's responses.`,
       `Win rate: mean P(model > starter) with its standard error; LC: AlpacaEval 2.0's length-controlled win rate (dashed line in the first chart).`,
-      `Same prompts, samples per prompt, judge, training pairs (${pairs === 'ranked' ? 'ranked: best with worst, second best with second worst' : 'best with worst'}) and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings for one iteration, the ${SEARCH_FINALISTS} best of each method for three, scored on validation prompts, never the held-out ones)`}.`,
+      `Same prompts, samples per prompt, judge, training pairs (${pairs === 'ranked' ? 'ranked: best with worst, second best with second worst' : 'best with worst'}) and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}${DEMO_LAST_ITERATE[m] ? `, eta tau ${DEMO_LAST_ITERATE[m]!.etaTau}${DEMO_LAST_ITERATE[m]!.magnetEvery ? `, magnet every ${DEMO_LAST_ITERATE[m]!.magnetEvery}` : ''}` : ''}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings for one iteration, the ${SEARCH_FINALISTS} best of each method for three, scored on validation prompts, never the held-out ones)${methods.some((m) => UNSEARCHED.includes(m) && !o.hyper?.[m]) ? `, except ${methods.filter((m) => UNSEARCHED.includes(m) && !o.hyper?.[m]).join(', ')}: SPPO's setting, not searched` : ''}`}.`,
       `"METHOD avg": the average iterate, the uniform mixture of the policies of iterations 1..t (SPPO's guarantee is about this policy): its win rate from one iteration drawn per held-out prompt, its styles and correctness from all of those iterations' style samples; the other rows are the last iterate.`,
       `Styles, correctness and style exploitability: from ${nStyle} samples per held-out prompt of each checkpoint (temperature 1; ${nStyle * held.length} per row). Style exploitability: 2 max_j P(j > mix) - 1 for the mix of answer styles on the held-out prompts, in the gold judge's style game (its 0.7 cycle, 0.8 against 'other', and its length term at each style's mean measured length; "pure cycle": the style term alone, equilibrium 1/3 each); 0 at the game's equilibrium, solved by the game lab's solver (src/demo/style_game.ts).`,
       `Wall time ${seconds.toFixed(0)} s.`,
@@ -491,7 +529,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
     }
     const cfg = demoRunConfig({
       starter, proxy, prompts, runDir, iterations, perIteration: size.perIteration,
-      seed, pairs: o.pairs ?? DEMO_PAIRS, training: { loss: method, ...DEMO_TRAINING, ...h }, evalCount: valid.length, evalPrompts: join(out, 'valid-prompts.jsonl'),
+      seed, pairs: o.pairs ?? DEMO_PAIRS, training: methodTraining(method, DEMO_TRAINING, h), evalCount: valid.length, evalPrompts: join(out, 'valid-prompts.jsonl'),
       generation,
     });
     const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log: () => {} });

@@ -69,8 +69,31 @@ export function pairLossGrad(kind: 'dpo' | 'ipo', theta: Float64Array, ref: Floa
   return loss;
 }
 
-/** SPPO square-loss fit on the kept responses `ys` with their estimated win rates. Returns the new log-policy. */
-export function fitSppo(ref: Float64Array, ys: ArrayLike<number>, winRates: ArrayLike<number>, o: FitOptions): Float64Array {
+/**
+ * The square loss toward given log-ratio targets at logits theta, mean over kept y of (a(y) - target(y))^2;
+ * writes its gradient in theta into `grad`. SPPO's loss is this with target = eta (P^(y) - 1/2); the
+ * last-iterate methods (last_iterate.ts) regress on their own targets.
+ */
+export function targetLossGrad(theta: Float64Array, ref: Float64Array, ys: ArrayLike<number>, targets: ArrayLike<number>, grad: Float64Array): number {
+  const m = ys.length;
+  const lse = logSumExp(theta);
+  grad.fill(0);
+  let loss = 0;
+  let rsum = 0;
+  for (let i = 0; i < m; i++) {
+    const y = ys[i]!;
+    const r = theta[y]! - lse - ref[y]! - targets[i]!;
+    loss += (r * r) / m;
+    const c = (2 / m) * r;
+    grad[y] = grad[y]! + c;
+    rsum += c;
+  }
+  for (let k = 0; k < theta.length; k++) grad[k] = grad[k]! - rsum * Math.exp(theta[k]! - lse);
+  return loss;
+}
+
+/** Square-loss fit of the log-ratios of the kept responses `ys` to `targets` (pi_t = `ref`). Returns the new log-policy. */
+export function fitTargets(ref: Float64Array, ys: ArrayLike<number>, targets: ArrayLike<number>, o: Omit<FitOptions, 'eta'>): Float64Array {
   const n = ref.length;
   const m = ys.length;
   const theta = Float64Array.from(ref);
@@ -81,10 +104,16 @@ export function fitSppo(ref: Float64Array, ys: ArrayLike<number>, winRates: Arra
   for (let i = 0; i < m; i++) maxCount = Math.max(maxCount, ++count[ys[i]!]!);
   const lr = (o.lr * m) / (2 * maxCount);
   for (let s = 0; s < o.steps; s++) {
-    sppoLossGrad(theta, ref, ys, winRates, o.eta, grad);
+    targetLossGrad(theta, ref, ys, targets, grad);
     for (let k = 0; k < n; k++) theta[k] = theta[k]! - lr * grad[k]!;
   }
   return normalizeLog(theta);
+}
+
+/** SPPO square-loss fit on the kept responses `ys` with their estimated win rates. Returns the new log-policy. */
+export function fitSppo(ref: Float64Array, ys: ArrayLike<number>, winRates: ArrayLike<number>, o: FitOptions): Float64Array {
+  const targets = Array.from(winRates, (w) => o.eta * (w - 0.5));
+  return fitTargets(ref, ys, targets, o);
 }
 
 /** DPO or IPO fit on (winner, loser) pairs. Returns the new log-policy. */

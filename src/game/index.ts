@@ -4,6 +4,7 @@ export * from './measures.js';
 export * from './policy.js';
 export * from './rng.js';
 export * from './exact.js';
+export * from './last_iterate.js';
 export * from './sampled.js';
 export * from './fit.js';
 export * from './methods.js';

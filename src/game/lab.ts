@@ -1,7 +1,8 @@
 // Running a method on a game and measuring it per iteration.
 import type { Game } from './game.js';
 import { dualityGap, l1 } from './measures.js';
-import { DEFAULT_FIT_STEPS, DEFAULT_ITERS, DEFAULT_LR, DEFAULT_SAMPLES, defaultEta, step, type Method } from './methods.js';
+import { newLastIterateState } from './last_iterate.js';
+import { DEFAULT_FIT_STEPS, DEFAULT_ITERS, DEFAULT_LR, DEFAULT_SAMPLES, defaultEta, defaultMagnetEvery, defaultTau, step, type Method } from './methods.js';
 import { normalizeLog, softmax, uniformLog } from './policy.js';
 import { Rng, hashString } from './rng.js';
 import type { Judge, Keep } from './sampled.js';
@@ -11,6 +12,10 @@ export type Init = 'uniform' | 'random';
 export interface RunOptions {
   iters?: number;
   eta?: number;
+  /** KL strength toward the magnet (nash-md, mpo, extragradient); per-method default. */
+  tau?: number;
+  /** mpo: iterations between magnet updates (0: never); per-method default. */
+  magnetEvery?: number;
   samples?: number;
   seed?: number;
   judge?: Judge;
@@ -35,6 +40,8 @@ export interface RunResult {
   method: Method;
   iters: number;
   eta: number;
+  tau: number;
+  magnetEvery: number;
   averagePolicy: Float64Array;
   lastPolicy: Float64Array;
   averageGap: number;
@@ -65,8 +72,12 @@ export function runGame(game: Game, method: Method, opts: RunOptions = {}): RunR
   if (!Number.isInteger(iters) || iters < 1) throw new RangeError(`iters must be a positive integer, got ${iters}`);
   const eta = opts.eta ?? defaultEta(method, game.n, iters);
   const seed = opts.seed ?? 0;
+  const tau = opts.tau ?? defaultTau(method);
+  const magnetEvery = opts.magnetEvery ?? defaultMagnetEvery(method);
   const so = {
     eta,
+    tau,
+    magnetEvery,
     samples: opts.samples ?? DEFAULT_SAMPLES,
     judge: opts.judge ?? 'exact',
     keep: opts.keep ?? 'best-worst',
@@ -77,6 +88,7 @@ export function runGame(game: Game, method: Method, opts: RunOptions = {}): RunR
   const rng = new Rng(gameSeed(seed, game.name, method));
   const logp = initialLogPolicy(game, opts.init ?? 'uniform', seed);
   const pi = softmax(logp);
+  const state = newLastIterateState(logp);
   const sum = new Float64Array(n);
   const avg = new Float64Array(n);
   const scratch = new Float64Array(n);
@@ -86,7 +98,7 @@ export function runGame(game: Game, method: Method, opts: RunOptions = {}): RunR
     : null;
   for (let t = 0; t < iters; t++) {
     for (let i = 0; i < n; i++) sum[i] = sum[i]! + pi[i]!;
-    step(method, game, logp, pi, so, rng);
+    step(method, game, logp, pi, so, rng, state);
     softmax(logp, pi);
     if (trace) {
       for (let i = 0; i < n; i++) avg[i] = sum[i]! / (t + 1);
@@ -101,6 +113,8 @@ export function runGame(game: Game, method: Method, opts: RunOptions = {}): RunR
     method,
     iters,
     eta,
+    tau,
+    magnetEvery,
     averagePolicy: avg,
     lastPolicy: Float64Array.from(pi),
     averageGap: dualityGap(game, avg),

@@ -70,3 +70,28 @@ export function preferencePairs(d: Draw, keep: Keep): Array<[number, number]> {
   }
   return pairs;
 }
+
+/** K responses drawn i.i.d. from `probs`. */
+export function sampleFrom(probs: Float64Array, K: number, rng: Rng): Int32Array {
+  const ys = new Int32Array(K);
+  for (let i = 0; i < K; i++) ys[i] = rng.categorical(probs);
+  return ys;
+}
+
+/**
+ * Each response's estimated win rate against a sample of opponents: (1/K') sum_k M(y_i, o_k), with M the
+ * P entry or one Bernoulli(P) outcome (a response judged against itself counts 1/2, as P[y][y] is).
+ */
+export function judgeAgainst(game: Game, ys: ArrayLike<number>, opponents: ArrayLike<number>, judge: Judge, rng: Rng): Float64Array {
+  const { n, P } = game;
+  const out = new Float64Array(ys.length);
+  for (let i = 0; i < ys.length; i++) {
+    let s = 0;
+    for (let k = 0; k < opponents.length; k++) {
+      const p = P[ys[i]! * n + opponents[k]!]!;
+      s += judge === 'exact' || ys[i] === opponents[k] ? p : rng.bernoulli(p) ? 1 : 0;
+    }
+    out[i] = s / opponents.length;
+  }
+  return out;
+}

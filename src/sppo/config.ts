@@ -83,6 +83,10 @@ export const trainingSchema = z
   .object({
     loss: lossTypeSchema.default('sppo'),
     beta: z.number().gt(0).default(0.001),
+    /** mpo, nash-md, extragradient: the KL strength toward the magnet (losses.ts); required by mpo and nash-md. */
+    tau: z.number().min(0).optional(),
+    /** mpo: the magnet is pi_0, then moves to the current policy every `magnetEvery` iterations (pi_{magnetEvery}, ...). */
+    magnetEvery: int(1).default(2),
     /** cDPO label smoothing, in [0, 0.5); dpo only (checked below). */
     labelSmoothing: z.number().min(0).lt(0.5).default(0),
     lr: z.number().gt(0).default(5e-7),
@@ -109,6 +113,14 @@ export const trainingSchema = z
   .refine((t) => t.labelSmoothing === 0 || t.loss === 'dpo', {
     path: ['labelSmoothing'],
     message: 'applies to loss dpo only (training.loss is not dpo)',
+  })
+  .refine((t) => t.tau === undefined || ['mpo', 'nash-md', 'extragradient'].includes(t.loss), {
+    path: ['tau'],
+    message: 'applies to losses mpo, nash-md and extragradient only',
+  })
+  .refine((t) => !['mpo', 'nash-md'].includes(t.loss) || (t.tau !== undefined && t.tau > 0), {
+    path: ['tau'],
+    message: 'loss mpo and nash-md need tau > 0 (the KL strength toward the magnet)',
   });
 
 /** Prompts by data set name (src/sppo/dataset_prompts.ts): a split's Parquet files from the Hugging Face cache. */

@@ -40,10 +40,11 @@ import type { JudgeSpec } from '../judge/spec.js';
 import { parseConfig, refLogprobSource, type SppoConfig, type SppoConfigInput } from './config.js';
 import { modelPrompt, plainPromptText, splitPrompts, type PromptRecord, type PromptSplit } from './prompts.js';
 import { readJson, RunDir, RunDirError, writeJsonAtomic } from './run_dir.js';
+import { iterationExamples, magnetDir } from './last_iterate.js';
 import { idOf, isLeader, killHook, Progress, resetPeakMemory, sync, type Item, type SamplingConfig, type StageContext } from './stages/context.js';
 import { generateIteration } from './stages/generate.js';
 import { checkedOracle, judgeIteration } from './stages/judge.js';
-import { pairsIteration, trainingExamples } from './stages/pairs.js';
+import { pairsIteration } from './stages/pairs.js';
 import { trainIteration } from './stages/train.js';
 import { evalIteration, evalResponses, type EvalPrompts, type EvalSummary } from './stages/eval.js';
 import { resolveHubNames } from './hub_names.js';
@@ -274,6 +275,7 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
 
   const summaries: IterationSummary[] = [];
   let policyDir = cfg.model;
+  let prevPolicyDir: string | undefined;
   for (let t = 1; t <= cfg.iterations; t++) {
     const items = split.iterations[t - 1]!.map((i) => toItem(prompts[i]!));
     const gens = await generateIteration(ctx, { t, policyDir, items, sampling: sampling.generation, tokenizer });
@@ -283,11 +285,14 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
     const js = judgeStats() as { verdicts?: { total: number; unparseable: number }; usage?: unknown; cacheHits?: number } | undefined;
     if (js?.verdicts) ctx.log(`sppo run: iteration ${t}: judge so far: ${js.verdicts.unparseable} unparseable verdicts of ${js.verdicts.total} (taken as 1/2), ${js.cacheHits} from the cache; tokens ${JSON.stringify(js.usage)}`);
     const pairs = pairsIteration(ctx, { t, used, prefs, refSource });
-    const examples = trainingExamples(pairs);
-    const checkpoint = await trainIteration(ctx, { t, examples, pairCount: pairs.length, policyDir });
+    const magnet = magnetDir(cfg, t, (s) => rd.path(s, 'checkpoint'));
+    // omwu and extragradient also judge against another policy's samples (last_iterate.ts).
+    const examples = await iterationExamples(ctx, { t, pairs, used, items, policyDir, prevPolicyDir, magnetDir: magnet, sampling: sampling.generation, tokenizer, judge });
+    const checkpoint = await trainIteration(ctx, { t, examples, pairCount: pairs.length, policyDir, ...(magnet !== undefined ? { magnetDir: magnet } : {}) });
     const summary: IterationSummary = { iteration: t, checkpoint, prompts: used.length, pairs: examples.length, degeneratePairs: pairs.length - examples.length };
     if (doEval) summary.eval = await evalIteration(ctx, { t, checkpoint, prompts: evalSet, baseline, judge: evalJudge, judgeStats: evalStats });
     summaries.push(summary);
+    prevPolicyDir = policyDir;
     policyDir = checkpoint;
   }
 

@@ -12,6 +12,20 @@
 //   dpo          -(1 - eps) log sigmoid(beta (a_w - a_l)) - eps log sigmoid(-beta (a_w - a_l))   (cDPO)
 //   ipo          (a_w - a_l - 1/(2 beta))^2;  with lengthNormalized (TRL): (a_w/|y_w| - a_l/|y_l| - 1/(2 beta))^2
 //
+// The last-iterate methods (docs/game-lab.md, "Last-iterate methods") regress the same log-ratios on their own
+// targets, [(a_w - T_w)^2 + (a_l - T_l)^2] / 2, with m(y) = log mu(y|x) - log pi_t(y|x), mu the magnet (the
+// magnet model's summed log-probs, as the reference's) and tau the KL strength toward it:
+//   mpo            T = [eta (P - 1/2) + eta tau m] / (1 + eta tau)      magnetic mirror descent (Wang et al. 2025)
+//   nash-md        T = eta (P - 1/2) + eta tau m                        Nash-MD (Munos et al. 2023); P is the win
+//                  rate against the geometric mixture pi_t^(1 - eta tau) mu^(eta tau) (the loop judges against
+//                  pi_t's samples instead, docs/sppo-loop.md)
+//   omwu           T = eta (2 P - P_prev - 1/2)                         optimistic MWU; P_prev: the win rate
+//                  against the previous policy pi_{t-1}
+//   extragradient  T = eta (P - 1/2) + eta tau m                        (Zhou et al. 2025) the same form as nash-md,
+//                  with P the win rate against the look-ahead policy pi_{t+1/2}'s samples
+// Each target is the exact update's log-ratio log pi_{t+1}(y) - log pi_t(y) up to a constant, with the constant
+// taken as SPPO takes it (the 1/2 inside P - 1/2): test/losses.test.ts checks each against the game lab.
+//
 // The halving of the SPPO squares follows the official trainer (uclaml/SPPO, sppo/trainer.py: its
 // SPPOTrainer computes every loss type in one method, which keeps DPO's name, `dpo_loss`, in the versions
 // we read; `losses = (loss_w + loss_l)/2` for both "sppo" and "sppo_single", targets `(1/self.beta)*(p - 0.5)`).
@@ -27,12 +41,19 @@ import { z } from 'zod';
 import { tidy, type Tensor } from '../torch/index.js';
 
 /** The losses, as the schema of the run configuration's `training.loss` (src/sppo/config.ts) and of the trainer's. */
-export const lossTypeSchema = z.enum(['sppo', 'sppo_hard', 'sppo_single', 'dpo', 'ipo']);
+export const lossTypeSchema = z.enum(['sppo', 'sppo_hard', 'sppo_single', 'dpo', 'ipo', 'mpo', 'nash-md', 'omwu', 'extragradient']);
 export const LOSS_TYPES = lossTypeSchema.options;
 export type LossType = z.infer<typeof lossTypeSchema>;
 
 export function isLossType(s: string): s is LossType {
   return lossTypeSchema.safeParse(s).success;
+}
+
+/** The losses that regress toward a magnet (need magnet log-probs and tau). */
+export const MAGNET_LOSSES: readonly LossType[] = ['mpo', 'nash-md', 'extragradient'];
+
+export function usesMagnet(loss: LossType): boolean {
+  return MAGNET_LOSSES.includes(loss);
 }
 
 export interface PreferenceLossInputs {
@@ -47,6 +68,12 @@ export interface PreferenceLossInputs {
   rejectedWinRate?: Tensor;
   /** [B] P(y_w > y_l | x): needed by `sppo_single`. */
   chosenOverRejected?: Tensor;
+  /** [B] summed log-probs under the magnet mu: needed by `mpo`, `nash-md`, `extragradient`. */
+  magnetChosen?: Tensor;
+  magnetRejected?: Tensor;
+  /** [B] P^(y_w > pi_{t-1} | x) and P^(y_l > pi_{t-1} | x): needed by `omwu`. */
+  chosenPrevWinRate?: Tensor;
+  rejectedPrevWinRate?: Tensor;
   /** [B] response lengths in tokens |y_w|, |y_l|: needed by `ipo` with lengthNormalized. */
   chosenLength?: Tensor;
   rejectedLength?: Tensor;
@@ -59,6 +86,8 @@ export interface PreferenceLossOptions {
   labelSmoothing?: number;
   /** ipo only: TRL's form, each response's log-ratio averaged over its tokens instead of summed. */
   lengthNormalized?: boolean;
+  /** mpo, nash-md, extragradient: the KL strength toward the magnet (> 0 for mpo and nash-md, >= 0 for extragradient). */
+  tau?: number;
 }
 
 export interface PreferenceLossOutput {
@@ -84,6 +113,59 @@ function checkOptions(loss: LossType, o: PreferenceLossOptions): void {
   if (!(eps >= 0 && eps < 0.5)) throw new RangeError(`loss '${loss}': labelSmoothing must be in [0, 0.5), got ${eps}`);
   if (eps !== 0 && loss !== 'dpo') throw new RangeError(`loss '${loss}': labelSmoothing applies to dpo only`);
   if (o.lengthNormalized && loss !== 'ipo') throw new RangeError(`loss '${loss}': lengthNormalized applies to ipo only`);
+  if (usesMagnet(loss)) {
+    const tau = o.tau;
+    const ok = tau !== undefined && Number.isFinite(tau) && (loss === 'extragradient' ? tau >= 0 : tau > 0);
+    if (!ok) throw new RangeError(`loss '${loss}': tau must be a number ${loss === 'extragradient' ? '>= 0' : '> 0'}, got ${tau}`);
+  } else if (o.tau !== undefined) {
+    throw new RangeError(`loss '${loss}': tau applies to mpo, nash-md and extragradient only`);
+  }
+}
+
+/** The inputs of one response's log-ratio target (numbers: documentation, tests, the game lab's check). */
+export interface TargetInputs {
+  /** P^(y > pi_t) (for extragradient: against the look-ahead policy; for nash-md: against the mixture). */
+  winRate: number;
+  /** omwu: P^(y > pi_{t-1}). */
+  prevWinRate?: number;
+  /** log pi_t(y) and log mu(y) (the methods with a magnet). */
+  refLogprob?: number;
+  magnetLogprob?: number;
+}
+
+/** The log-ratio target T(y) that the squared losses regress log pi(y) - log pi_t(y) on (formulas at the top). */
+export function logRatioTarget(loss: LossType, x: TargetInputs, opts: PreferenceLossOptions): number {
+  const eta = 1 / opts.beta;
+  const tau = opts.tau ?? 0;
+  const m = usesMagnet(loss) ? x.magnetLogprob! - x.refLogprob! : 0;
+  switch (loss) {
+    case 'sppo':
+      return eta * (x.winRate - 0.5);
+    case 'mpo':
+      return (eta * (x.winRate - 0.5) + eta * tau * m) / (1 + eta * tau);
+    case 'nash-md':
+    case 'extragradient':
+      return eta * (x.winRate - 0.5) + eta * tau * m;
+    case 'omwu':
+      return eta * (2 * x.winRate - x.prevWinRate! - 0.5);
+    default:
+      throw new Error(`loss '${loss}' has no per-response log-ratio target`);
+  }
+}
+
+/** The [B] targets of the last-iterate losses, as tensors (the same arithmetic as logRatioTarget). */
+function targetTensor(loss: LossType, x: PreferenceLossInputs, side: 'chosen' | 'rejected', opts: PreferenceLossOptions): Tensor {
+  const eta = 1 / opts.beta;
+  const tau = opts.tau ?? 0;
+  const c = side === 'chosen';
+  const p = need(c ? x.chosenWinRate : x.rejectedWinRate, c ? 'chosenWinRate' : 'rejectedWinRate', loss);
+  if (loss === 'omwu') {
+    const prev = need(c ? x.chosenPrevWinRate : x.rejectedPrevWinRate, c ? 'chosenPrevWinRate' : 'rejectedPrevWinRate', loss);
+    return p.mul(2).sub(prev).sub(0.5).mul(eta);
+  }
+  const m = need(c ? x.magnetChosen : x.magnetRejected, c ? 'magnetChosen' : 'magnetRejected', loss).sub(up(c ? x.refChosen : x.refRejected));
+  const t = p.sub(0.5).mul(eta).add(m.mul(eta * tau));
+  return loss === 'mpo' ? t.div(1 + eta * tau) : t;
 }
 
 /** The per-example losses of `loss` (see the formulas at the top of this file). */
@@ -123,6 +205,15 @@ export function preferenceLoss(loss: LossType, x: PreferenceLossInputs, opts: Pr
         losses = w.sub(l).sub(1 / (2 * opts.beta)).square();
         break;
       }
+      case 'mpo':
+      case 'nash-md':
+      case 'omwu':
+      case 'extragradient': {
+        const tw = targetTensor(loss, x, 'chosen', opts);
+        const tl = targetTensor(loss, x, 'rejected', opts);
+        losses = aw.sub(tw).square().add(al.sub(tl).square()).mul(0.5);
+        break;
+      }
       default:
         throw new Error(`unknown loss type '${loss as string}' (known: ${LOSS_TYPES.join(', ')})`);
     }
@@ -133,7 +224,11 @@ export function preferenceLoss(loss: LossType, x: PreferenceLossInputs, opts: Pr
 /** Scalar-number versions of the losses (for documentation, tests and quick checks). */
 export function preferenceLossValue(
   loss: LossType,
-  a: { aw: number; al: number; pw?: number; pl?: number; pwl?: number; lw?: number; ll?: number },
+  a: {
+    aw: number; al: number; pw?: number; pl?: number; pwl?: number; lw?: number; ll?: number;
+    /** omwu: previous-policy win rates; mpo, nash-md, extragradient: reference and magnet log-probs. */
+    pwPrev?: number; plPrev?: number; rw?: number; rl?: number; mw?: number; ml?: number;
+  },
   opts: PreferenceLossOptions,
 ): number {
   checkOptions(loss, opts);
@@ -153,5 +248,13 @@ export function preferenceLossValue(
     }
     case 'ipo':
       return opts.lengthNormalized ? (a.aw / a.lw! - a.al / a.ll! - 1 / (2 * opts.beta)) ** 2 : (a.aw - a.al - 1 / (2 * opts.beta)) ** 2;
+    case 'mpo':
+    case 'nash-md':
+    case 'omwu':
+    case 'extragradient': {
+      const tw = logRatioTarget(loss, { winRate: a.pw!, prevWinRate: a.pwPrev, refLogprob: a.rw, magnetLogprob: a.mw }, opts);
+      const tl = logRatioTarget(loss, { winRate: a.pl!, prevWinRate: a.plPrev, refLogprob: a.rl, magnetLogprob: a.ml }, opts);
+      return ((a.aw - tw) ** 2 + (a.al - tl) ** 2) / 2;
+    }
   }
 }

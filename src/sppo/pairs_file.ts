@@ -16,7 +16,13 @@ export interface PairRecord {
   chosenOverRejected?: number;
   chosenRefLogprob?: number;
   rejectedRefLogprob?: number;
+  /** omwu: the win rates against the previous policy. */
+  chosenPrevWinRate?: number;
+  rejectedPrevWinRate?: number;
 }
+
+/** The losses whose targets are the responses' win rates. */
+const WIN_RATE_LOSSES: readonly LossType[] = ['sppo', 'mpo', 'nash-md', 'omwu', 'extragradient'];
 
 /** Reads the pairs; a malformed line is an error naming file:line. */
 export function readPairs(path: string, loss: LossType): PairRecord[] {
@@ -45,8 +51,10 @@ export function readPairs(path: string, loss: LossType): PairRecord[] {
       prompt: o.prompt as string,
       chosen: o.chosen as string,
       rejected: o.rejected as string,
-      chosenWinRate: prob('chosen_win_rate', loss === 'sppo'),
-      rejectedWinRate: prob('rejected_win_rate', loss === 'sppo'),
+      chosenWinRate: prob('chosen_win_rate', WIN_RATE_LOSSES.includes(loss)),
+      rejectedWinRate: prob('rejected_win_rate', WIN_RATE_LOSSES.includes(loss)),
+      chosenPrevWinRate: prob('chosen_prev_win_rate', loss === 'omwu'),
+      rejectedPrevWinRate: prob('rejected_prev_win_rate', loss === 'omwu'),
       chosenOverRejected: prob('chosen_over_rejected', loss === 'sppo_single'),
       chosenRefLogprob: logp('chosen_ref_logprob'),
       rejectedRefLogprob: logp('rejected_ref_logprob'),
@@ -81,6 +89,10 @@ export function tokenizePairs(tokenizer: Tokenizer, pairs: PairRecord[], appendE
       chosenOverRejected: p.chosenOverRejected ?? 0.5,
     };
     if (e.promptIds.length === 0) throw new Error(`pair ${i + 1}: the prompt is empty after tokenization`);
+    if (p.chosenPrevWinRate !== undefined && p.rejectedPrevWinRate !== undefined) {
+      e.chosenPrevWinRate = p.chosenPrevWinRate;
+      e.rejectedPrevWinRate = p.rejectedPrevWinRate;
+    }
     if (p.chosenRefLogprob !== undefined && p.rejectedRefLogprob !== undefined) {
       e.chosenRefLogprob = p.chosenRefLogprob;
       e.rejectedRefLogprob = p.rejectedRefLogprob;

@@ -36,7 +36,7 @@ import type { CausalLMBase } from '../models/causal_lm.js';
 import { createModel, loadModel, saveModel, sourceDir } from '../models/registry.js';
 import { saveAdapter } from '../models/peft.js';
 import { Lora, type LoraOptions } from '../nn/lora.js';
-import { isLossType, LOSS_TYPES, preferenceLoss, type LossType } from './losses.js';
+import { isLossType, LOSS_TYPES, preferenceLoss, usesMagnet, type LossType } from './losses.js';
 import { packRows, packSequences, responseLogprobs, truncatePair, type PromptResponse } from './logprobs.js';
 import { createRng, epochSteps, permutation } from '../util/rng.js';
 import { writeDirAtomic, writeJsonAtomic } from '../util/files.js';
@@ -60,6 +60,9 @@ export interface TrainExample {
    */
   chosenRefLogprob?: number;
   rejectedRefLogprob?: number;
+  /** P^(y_w > pi_{t-1} | x) and P^(y_l > pi_{t-1} | x), win rates against the previous policy's samples (omwu). */
+  chosenPrevWinRate?: number;
+  rejectedPrevWinRate?: number;
 }
 
 export interface StepMetrics {
@@ -99,6 +102,13 @@ export interface TrainOptions {
   labelSmoothing?: number;
   /** ipo only: TRL's form, log-ratios averaged over each response's tokens (see losses.ts). */
   ipoLengthNormalized?: boolean;
+  /** mpo, nash-md, extragradient: the KL strength toward the magnet (losses.ts). */
+  tau?: number;
+  /**
+   * mpo, nash-md, extragradient: the magnet mu, a model or its folder; its summed log-probs of the responses are
+   * computed as the reference's are. When it is the reference's folder, the reference log-probs are used.
+   */
+  magnet?: CausalLMBase | string;
   lr: number;
   epochs: number;
   /** Pairs per micro-batch (each runs 2 x batchSize sequences through the policy). */
@@ -190,7 +200,7 @@ export class TrainingDivergedError extends Error {
 }
 
 /** An example after truncation, with its reference log-probs. */
-type Prepared = Omit<TrainExample, 'chosenRefLogprob' | 'rejectedRefLogprob'> & { refChosen: number; refRejected: number };
+type Prepared = Omit<TrainExample, 'chosenRefLogprob' | 'rejectedRefLogprob'> & { refChosen: number; refRejected: number; magnetChosen: number; magnetRejected: number };
 
 function fail(msg: string): never {
   throw new RangeError(`train: ${msg}`);
@@ -211,14 +221,27 @@ function checkOptions(o: TrainOptions): void {
   if (o.checkpointEvery !== undefined && !(Number.isInteger(o.checkpointEvery) && o.checkpointEvery >= 1)) fail(`checkpointEvery must be an integer >= 1, got ${o.checkpointEvery}`);
   if (o.examples.length === 0) fail('no examples');
   if (o.zero1 && !o.processGroup) fail('zero1 shards the optimizer state across the ranks of a processGroup: give one');
+  if (needsMagnet(o) && o.magnet === undefined) fail(`loss '${o.loss}' needs a magnet (the model or folder whose log-probs it regularises toward)`);
+  if (needsMagnet(o) && o.lora && o.magnet !== undefined && typeof o.magnet !== 'string') fail(`loss '${o.loss}' with lora: give the magnet as a folder`);
   o.examples.forEach((e, i) => {
     for (const k of ['chosenWinRate', 'rejectedWinRate', 'chosenOverRejected'] as const) {
       const v = e[k];
       if (typeof v !== 'number' || !(v >= 0 && v <= 1)) fail(`example ${i}: ${k} must be a probability in [0, 1], got ${v}`);
     }
+    if (o.loss === 'omwu') {
+      for (const k of ['chosenPrevWinRate', 'rejectedPrevWinRate'] as const) {
+        const v = e[k];
+        if (typeof v !== 'number' || !(v >= 0 && v <= 1)) fail(`example ${i}: ${k} must be a probability in [0, 1] (loss omwu), got ${v}`);
+      }
+    }
     if (e.chosenIds.length === 0 || e.rejectedIds.length === 0) fail(`example ${i}: empty response`);
     if (e.promptIds.length === 0) fail(`example ${i}: empty prompt (the first response token would have no context)`);
   });
+}
+
+/** Whether the loss regularises toward a magnet whose log-probs are needed: mpo, nash-md, and extragradient with tau > 0. */
+function needsMagnet(o: Pick<TrainOptions, 'loss' | 'tau'>): boolean {
+  return usesMagnet(o.loss) && (o.loss !== 'extragradient' || (o.tau ?? 0) > 0);
 }
 
 /** A frozen copy of a model's weights (same dtype and device). */
@@ -295,8 +318,11 @@ function prepareExamples(examples: readonly TrainExample[], maxLength: number, m
       chosenWinRate: e.chosenWinRate,
       rejectedWinRate: e.rejectedWinRate,
       chosenOverRejected: e.chosenOverRejected,
+      ...(e.chosenPrevWinRate !== undefined ? { chosenPrevWinRate: e.chosenPrevWinRate, rejectedPrevWinRate: e.rejectedPrevWinRate } : {}),
       refChosen: given ? e.chosenRefLogprob! : NaN,
       refRejected: given ? e.rejectedRefLogprob! : NaN,
+      magnetChosen: NaN,
+      magnetRejected: NaN,
     };
   });
   return { prepared, missing };
@@ -329,6 +355,42 @@ async function fillReference(prepared: Prepared[], missing: number[], dp: DataPa
   });
 }
 
+/**
+ * The magnet's log-probs of every example (mpo, nash-md, extragradient): the reference's when the magnet is the
+ * reference's folder, else scored by the magnet model, each rank its share.
+ */
+async function fillMagnet(opts: TrainOptions, policy: CausalLMBase, prepared: Prepared[], dp: DataParallel): Promise<void> {
+  const m = opts.magnet!;
+  if (typeof m === 'string' && typeof opts.reference === 'string' && m === opts.reference) {
+    for (const p of prepared) {
+      p.magnetChosen = p.refChosen;
+      p.magnetRejected = p.refRejected;
+    }
+    return;
+  }
+  const all = prepared.map((_, i) => i);
+  const mine = dp.shard(all);
+  const score = (model: CausalLMBase): [number, number][] => pairLogprobs(model, mine.map((i) => prepared[i]!), opts.batchSize, opts.chunkTokens, opts.packing ?? true);
+  let vals: [number, number][] = [];
+  if (mine.length) {
+    if (typeof m !== 'string') {
+      vals = score(m);
+    } else {
+      const model = loadModel(m, { dtype: policy.dtype, device: policy.device });
+      try {
+        vals = score(model);
+      } finally {
+        model.dispose();
+      }
+    }
+  }
+  const gathered = await dp.gather(vals, all.length, 2);
+  all.forEach((i, j) => {
+    prepared[i]!.magnetChosen = gathered[j]![0]!;
+    prepared[i]!.magnetRejected = gathered[j]![1]!;
+  });
+}
+
 /** The held-out split: evalFraction of the examples (at least one, never all, when > 0); both parts in example order. */
 function heldOutSplit(prepared: Prepared[], evalFraction: number, seed: number): { trainSet: Prepared[]; evalSet: Prepared[] } {
   const order = permutation(prepared.length, createRng(seed, 0x5e1));
@@ -356,7 +418,7 @@ interface PairSums {
  * DPOTrainer.get_batch_loss_metrics): `logps` holds the chosen responses' log-probs, then the rejected ones'.
  * Returns the summed loss as a tensor (for the backward pass) and the batch's sums.
  */
-function pairLossMetrics(logps: Tensor, batch: readonly Prepared[], o: Pick<TrainOptions, 'loss' | 'beta' | 'labelSmoothing' | 'ipoLengthNormalized'>): PairSums & { lossSum: Tensor } {
+function pairLossMetrics(logps: Tensor, batch: readonly Prepared[], o: Pick<TrainOptions, 'loss' | 'beta' | 'labelSmoothing' | 'ipoLengthNormalized' | 'tau'>): PairSums & { lossSum: Tensor } {
   const b = batch.length;
   const col = (f: (p: Prepared) => number): Tensor => tensor(Float32Array.from(batch.map(f)), { device: logps.device });
   const out = preferenceLoss(o.loss, {
@@ -368,7 +430,9 @@ function pairLossMetrics(logps: Tensor, batch: readonly Prepared[], o: Pick<Trai
     rejectedWinRate: col((p) => p.rejectedWinRate),
     chosenOverRejected: col((p) => p.chosenOverRejected),
     ...(o.ipoLengthNormalized ? { chosenLength: col((p) => p.chosenIds.length), rejectedLength: col((p) => p.rejectedIds.length) } : {}),
-  }, { beta: o.beta, labelSmoothing: o.labelSmoothing, lengthNormalized: o.ipoLengthNormalized });
+    ...(usesMagnet(o.loss) ? { magnetChosen: col((p) => p.magnetChosen), magnetRejected: col((p) => p.magnetRejected) } : {}),
+    ...(o.loss === 'omwu' ? { chosenPrevWinRate: col((p) => p.chosenPrevWinRate!), rejectedPrevWinRate: col((p) => p.rejectedPrevWinRate!) } : {}),
+  }, { beta: o.beta, labelSmoothing: o.labelSmoothing, lengthNormalized: o.ipoLengthNormalized, ...(usesMagnet(o.loss) ? { tau: o.tau ?? 0 } : {}) });
   const lossSum = out.losses.sum();
   const loss = lossSum.item();
   const aw = Array.from(out.chosenLogratio.cpu().toTypedArray() as Float32Array);
@@ -470,6 +534,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const lora = opts.lora ? Lora.attach(policy, { ...opts.lora, seed: opts.lora.seed ?? opts.seed }) : undefined;
   try {
     await fillReference(prepared, missing, dp, (pairs) => referenceLogprobs(opts, policy, policyDir, lora, pairs));
+    if (needsMagnet(opts)) await fillMagnet(opts, policy, prepared, dp);
+    else if (usesMagnet(opts.loss)) for (const p of prepared) [p.magnetChosen, p.magnetRejected] = [p.refChosen, p.refRejected];
   } catch (e) {
     lora?.dispose();
     throw e;

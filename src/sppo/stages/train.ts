@@ -20,8 +20,10 @@ import { isLeader, loadStageModel, SEED_TRAIN, sync, timing, type StageContext }
  * The trainer's options from the config's training section: each of its fields is the TrainOptions field of the
  * same name, passed as it is (a field that is not a trainer option does not compile).
  */
-function trainOptionsOf(tc: SppoConfig['training']): Pick<TrainOptions, keyof SppoConfig['training']> {
-  return { ...tc };
+function trainOptionsOf(tc: SppoConfig['training']): Pick<TrainOptions, Exclude<keyof SppoConfig['training'], 'magnetEvery'>> {
+  // magnetEvery is the loop's (which magnet each iteration uses, methods.ts), not the trainer's.
+  const { magnetEvery: _loop, ...rest } = tc;
+  return rest;
 }
 
 export interface TrainInput {
@@ -31,16 +33,21 @@ export interface TrainInput {
   pairCount: number;
   /** pi_{t-1}. */
   policyDir: string;
+  /** The magnet's folder (mpo, nash-md, extragradient; last_iterate.ts). */
+  magnetDir?: string;
+  /** 'lookahead': extragradient's look-ahead policy, iter-t/lookahead-checkpoint/ (and lookahead-train-metrics.jsonl). */
+  name?: 'lookahead';
 }
 
 /** Trains iteration t's checkpoint unless it is finished; returns its folder. */
 export async function trainIteration(ctx: StageContext, input: TrainInput): Promise<string> {
   const { cfg, rd, progress, dtype, device } = ctx;
   const { t, examples, policyDir } = input;
-  const ckpt = rd.path(t, 'checkpoint');
+  const prefix = input.name ? `${input.name}-` : '';
+  const ckpt = rd.path(t, `${prefix}checkpoint`);
   if (existsSync(ckpt)) return ckpt;
   const t0 = performance.now();
-  const metricsPath = rd.path(t, 'train-metrics.jsonl');
+  const metricsPath = rd.path(t, `${prefix}train-metrics.jsonl`);
   let speed: number[] = [];
   if (examples.length === 0) {
     ctx.log(`sppo run: iteration ${t}: no informative pair (all ${input.pairCount} degenerate); pi_${t} = pi_${t - 1}`);
@@ -52,7 +59,7 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
           // The iteration's adapter is a fresh one (B = 0: no change), so that every iteration has iter-t/adapter/.
           const fresh = Lora.attach(m, { ...cfg.training.lora, seed: mixSeed(cfg.seed, t, SEED_TRAIN) });
           try {
-            writeDirAtomic(rd.path(t, 'adapter'), (tmp) => saveAdapter(fresh, tmp, { baseModel: policyDir }));
+            writeDirAtomic(rd.path(t, `${prefix}adapter`), (tmp) => saveAdapter(fresh, tmp, { baseModel: policyDir }));
           } finally {
             fresh.dispose();
           }
@@ -65,7 +72,7 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
   } else {
     const tc = cfg.training;
     const groups = Math.ceil(examples.length / (tc.batchSize * tc.gradAccum)) * tc.epochs;
-    progress.start(`iter ${t} train`, groups, 0);
+    progress.start(`iter ${t} ${prefix}train`, groups, 0);
     let model: CausalLMBase | undefined;
     let lora: Lora | undefined;
     try {
@@ -75,6 +82,7 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
         policy: model,
         // With LoRA the reference is the policy's own weights with the adapter off (no second copy).
         reference: tc.lora ? undefined : policyDir,
+        ...(input.magnetDir !== undefined ? { magnet: input.magnetDir } : {}),
         examples,
         dtype: dtype as 'float32' | 'bfloat16',
         device,
@@ -99,7 +107,7 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
       if (lora) {
         const l = lora;
         if (isLeader(ctx)) {
-          writeDirAtomic(rd.path(t, 'adapter'), (tmp) => saveAdapter(l, tmp, { baseModel: policyDir }));
+          writeDirAtomic(rd.path(t, `${prefix}adapter`), (tmp) => saveAdapter(l, tmp, { baseModel: policyDir }));
         }
         lora.mergeAndDetach();
         lora = undefined;
@@ -116,6 +124,6 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
   }
   // The other ranks load the checkpoint next (evaluation): rank 0 has written it.
   await sync(ctx);
-  timing(ctx, t, 'train', t0, { examples: examples.length, tokens_per_s: speed, ...(ctx.dist ? { ranks: ctx.dist.world } : {}) });
+  timing(ctx, t, `${prefix}train`, t0, { examples: examples.length, tokens_per_s: speed, ...(ctx.dist ? { ranks: ctx.dist.world } : {}) });
   return ckpt;
 }

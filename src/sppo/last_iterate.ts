@@ -1,0 +1,86 @@
+// What the last-iterate losses (losses.ts: mpo, nash-md, omwu, extragradient) need from the loop, per iteration.
+//
+//   mpo            the magnet mu: pi_0, then pi_s for the last s <= t - 1 that is a multiple of
+//                  training.magnetEvery (MPO's periodically updated magnet); its log-probs are scored by the
+//                  trainer as the reference's are (one more forward pass over the pairs; none when mu = pi_{t-1}).
+//   nash-md        the magnet is pi_0 for every iteration (Nash-MD's fixed reference mu).
+//   extragradient  the magnet is pi_0 (EGPO's reference); with tau = 0 none.
+//   omwu           no magnet; win rates against the previous policy's samples (stages/opponents.ts).
+//
+// What each costs per iteration, beside SPPO's K samples, K(K-1)/2 judged pairs and one training run per prompt set:
+//   mpo, nash-md   one forward pass of the magnet over the pairs (none for mpo when the magnet is pi_{t-1});
+//   omwu           from t = 2: K more samples per prompt (from pi_{t-2}) and K x K more judged pairs;
+//   extragradient  a second training run (the look-ahead), K more samples per prompt from it and K x K more
+//                  judged pairs (a judge that scores whole matrices scores the 2K union: (2K)(2K-1)/2 pairs).
+import type { PreferenceOracle } from '../judge/oracle.js';
+import type { Tokenizer } from '../text/tokenizer.js';
+import type { SppoConfig } from './config.js';
+import type { TrainExample } from './trainer.js';
+import type { GenerationLine, Item, PairLine, SamplingConfig, StageContext } from './stages/context.js';
+import { crossJudge, opponentSamples, type CrossLine, type OpponentKind } from './stages/opponents.js';
+import { trainingExamples } from './stages/pairs.js';
+import { trainIteration } from './stages/train.js';
+
+/** The magnet's folder for iteration t (which trains pi_t from pi_{t-1}), or undefined when the loss has none. */
+export function magnetDir(cfg: Pick<SppoConfig, 'model' | 'training'>, t: number, checkpointOf: (s: number) => string): string | undefined {
+  const { loss, magnetEvery, tau } = cfg.training;
+  if (loss === 'nash-md' || (loss === 'extragradient' && (tau ?? 0) > 0)) return cfg.model;
+  if (loss !== 'mpo') return undefined;
+  const s = magnetEvery * Math.floor((t - 1) / magnetEvery);
+  return s === 0 ? cfg.model : checkpointOf(s);
+}
+
+/**
+ * The training examples of iteration t for the loss: the pairs' (trainingExamples) for every loss but omwu and
+ * extragradient, which first judge the responses against another policy's samples:
+ *   omwu           from t = 2 on: K samples from pi_{t-2} on the iteration's prompts, judged against (prev stages);
+ *                  at t = 1 the previous win rates are the current ones (P pi_0 := P pi_1, as the game lab's).
+ *   extragradient  the look-ahead pi_{t-1/2} trained from pi_{t-1} on the pairs (iter-t/lookahead-checkpoint),
+ *                  K samples from it, judged against; the examples carry those win rates instead.
+ */
+export async function iterationExamples(
+  ctx: StageContext,
+  input: {
+    t: number;
+    pairs: PairLine[];
+    used: GenerationLine[];
+    items: Item[];
+    policyDir: string;
+    /** pi_{t-2}'s folder (omwu), undefined at t = 1. */
+    prevPolicyDir: string | undefined;
+    magnetDir: string | undefined;
+    sampling: SamplingConfig;
+    tokenizer: Tokenizer;
+    judge: () => Promise<PreferenceOracle>;
+  },
+): Promise<TrainExample[]> {
+  const { t, pairs } = input;
+  const loss = ctx.cfg.training.loss;
+  const base = trainingExamples(pairs);
+  if (loss !== 'omwu' && loss !== 'extragradient') return base;
+  if (loss === 'omwu' && input.prevPolicyDir === undefined) {
+    return base.map((e) => ({ ...e, chosenPrevWinRate: e.chosenWinRate, rejectedPrevWinRate: e.rejectedWinRate }));
+  }
+  if (base.length === 0) return base;
+  const kind: OpponentKind = loss === 'omwu' ? 'prev' : 'lookahead';
+  const modelDir =
+    loss === 'omwu'
+      ? input.prevPolicyDir!
+      : await trainIteration(ctx, { t, examples: base, pairCount: pairs.length, policyDir: input.policyDir, name: 'lookahead', ...(input.magnetDir !== undefined ? { magnetDir: input.magnetDir } : {}) });
+  const opponents = await opponentSamples(ctx, { t, kind, modelDir, items: input.items, sampling: input.sampling, tokenizer: input.tokenizer });
+  const cross = await crossJudge(ctx, { t, kind, used: input.used, opponents, itemByIndex: new Map(input.items.map((it) => [it.index, it])), judge: input.judge });
+  return withOpponentWinRates(pairs, cross, kind);
+}
+
+/** The pairs' training examples with each response's win rate against the opponents (cross lines by prompt). */
+export function withOpponentWinRates(pairs: PairLine[], cross: CrossLine[], kind: OpponentKind): TrainExample[] {
+  const byIndex = new Map(cross.map((c) => [c.index, c.win_rates]));
+  const kept = pairs.filter((p) => !p.degenerate);
+  return trainingExamples(pairs).map((e, i) => {
+    const p = kept[i]!;
+    const wr = byIndex.get(p.index);
+    if (!wr) throw new Error(`no ${kind} win rates for prompt #${p.index}`);
+    const [w, l] = [wr[p.chosen]!, wr[p.rejected]!];
+    return kind === 'prev' ? { ...e, chosenPrevWinRate: w, rejectedPrevWinRate: l } : { ...e, chosenWinRate: w, rejectedWinRate: l };
+  });
+}

@@ -1,0 +1,59 @@
+// `sppo demo --methods`: the last-iterate methods run through the demo with the same prompts, samples, judge and
+// training budget as SPPO (shortened: 2 iterations of 8 prompts, the quick setting), each with its own settings and
+// extra stages; the CLI's errors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEMO_LAST_ITERATE, methodTraining, QUICK_HYPER, DEMO_TRAINING, runDemo } from '../src/demo/run.js';
+import { sppoFails } from './helpers/cli.js';
+import { projectRoot } from './helpers/fixtures.js';
+import { removeDir, tempDir } from './text_helpers.js';
+
+const models = ['starter', 'proxy-judge'].map((d) => join(projectRoot, 'demo', d));
+const skipModels = models.every((d) => existsSync(join(d, 'model.safetensors'))) ? false : `the demo's model folders are missing (${models.join(', ')})`;
+
+test('methodTraining: tau = eta tau x beta and the magnet period per method; sppo unchanged', () => {
+  const h = { lr: 1e-3, beta: 0.2 };
+  assert.deepEqual(methodTraining('sppo', DEMO_TRAINING, h), { loss: 'sppo', ...DEMO_TRAINING, ...h });
+  assert.equal(methodTraining('mpo', DEMO_TRAINING, h)!.tau, DEMO_LAST_ITERATE.mpo!.etaTau * 0.2);
+  assert.equal(methodTraining('mpo', DEMO_TRAINING, h)!.magnetEvery, DEMO_LAST_ITERATE.mpo!.magnetEvery);
+  assert.equal(methodTraining('nash-md', DEMO_TRAINING, h)!.tau, DEMO_LAST_ITERATE['nash-md']!.etaTau * 0.2);
+  assert.equal(methodTraining('omwu', DEMO_TRAINING, h)!.tau, undefined);
+});
+
+test('sppo demo --methods sppo,mpo,omwu,extragradient (shortened): same prompts and first samples, each method\'s stages and settings', { skip: skipModels, timeout: 600_000 }, async () => {
+  const out = tempDir('demo-methods');
+  try {
+    const methods = ['sppo', 'mpo', 'omwu', 'extragradient'] as const;
+    const r = await runDemo({ root: projectRoot, out, quick: true, fresh: true, progress: false, log: () => {}, methods: [...methods], iterations: 2, perIteration: 8, styleSamples: 2 });
+    for (const m of methods) {
+      assert.deepEqual(r.rows.filter((x) => x.method === m).map((x) => x.iteration), [0, 1, 2], m);
+      for (const x of r.rows.filter((y) => y.method === m)) assert.ok(x.win_rate >= 0 && x.win_rate <= 1, `${m}: ${JSON.stringify(x)}`);
+      const cfg = (JSON.parse(readFileSync(join(out, m, 'run.json'), 'utf8')) as { config: { training: Record<string, unknown> } }).config.training;
+      assert.equal(cfg.loss, m);
+      assert.equal(cfg.lr, QUICK_HYPER.lr);
+      // The first iteration's samples are every method's (same prompts, seed and starter).
+      assert.equal(readFileSync(join(out, m, 'iter-1/generations.jsonl'), 'utf8'), readFileSync(join(out, 'sppo/iter-1/generations.jsonl'), 'utf8'));
+    }
+    const mpo = (JSON.parse(readFileSync(join(out, 'mpo', 'run.json'), 'utf8')) as { config: { training: Record<string, number> } }).config.training;
+    assert.ok(Math.abs(mpo.tau! - DEMO_LAST_ITERATE.mpo!.etaTau * QUICK_HYPER.beta) < 1e-15);
+    assert.equal(mpo.magnetEvery, DEMO_LAST_ITERATE.mpo!.magnetEvery);
+    assert.ok(existsSync(join(out, 'omwu/iter-2/prev-preferences.jsonl')) && !existsSync(join(out, 'omwu/iter-1/prev-preferences.jsonl')));
+    for (const t of [1, 2]) assert.ok(existsSync(join(out, `extragradient/iter-${t}/lookahead-checkpoint/model.safetensors`)));
+    // The report names every method, with its last-iterate settings.
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    for (const m of methods) assert.ok(html.includes(m), m);
+    assert.ok(/eta tau 1, magnet every 2/.test(html), 'mpo settings in the report');
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { average_iterate: { rows: { method: string }[] } };
+    assert.deepEqual([...new Set(summary.average_iterate.rows.map((x) => x.method))], [...methods]);
+  } finally {
+    removeDir(out);
+  }
+});
+
+test('sppo demo --methods: unknown methods and --baselines together are usage errors', () => {
+  sppoFails(['demo', '--methods', 'sppo,ppo'], 2, /--methods: unknown method 'ppo'/);
+  sppoFails(['demo', '--methods', 'sppo', '--baselines'], 2, /give one/);
+  sppoFails(['demo', 'search', '--methods', 'kto'], 2, /unknown method 'kto'/);
+});

@@ -1,0 +1,168 @@
+// `sppo run` with the last-iterate losses (src/sppo/last_iterate.ts) on the tiny llama fixture: the extra stages
+// run and write their artifacts, the cross judgments are the judge's, and the trainer regresses on the targets
+// the method defines: at the first optimizer step (policy = reference, one batch holding every pair) the loss is
+// the mean of (T_w^2 + T_l^2) / 2 with T computed here from the artifacts.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runSppo } from '../src/sppo/loop.js';
+import type { SppoConfigInput } from '../src/sppo/config.js';
+import { magnetDir } from '../src/sppo/last_iterate.js';
+import { exampleLogprobs } from '../src/sppo/trainer.js';
+import { loadModel } from '../src/models/registry.js';
+import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
+
+const model = join(fixtureRoot, 'llama');
+const skip = existsSync(join(model, 'model.safetensors')) ? false : `no llama fixture at ${model}`;
+
+// P(a > b) = sigmoid(2 (count(a) - count(b))) for the token 'given' (as test/loop.test.ts's judge).
+const JUDGE = `export const name = 'likes-token';
+export const positionBiased = false;
+const count = (s, t) => s.split(t).length - 1;
+export default function ({ a, b }, options) {
+  return 1 / (1 + Math.exp(-2 * (count(a, options.token) - count(b, options.token))));
+}
+`;
+const prefer = (a: string, b: string): number => {
+  const count = (s: string): number => s.split('given').length - 1;
+  return 1 / (1 + Math.exp(-2 * (count(a) - count(b))));
+};
+
+const readJsonl = (path: string): any[] => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+function cfg(loss: string, training: Record<string, unknown> = {}): SppoConfigInput {
+  return {
+    model,
+    prompts: 'prompts.jsonl',
+    runDir: `run-${loss}`,
+    judge: { kind: 'module', path: 'judge.mjs', options: { token: 'given' } },
+    iterations: 2,
+    seed: 5,
+    device: 'cpu',
+    promptsPerIteration: 12,
+    generation: { k: 6, temperature: 1, topP: 1, maxNewTokens: 16, batchSize: 8 },
+    training: { loss, beta: 0.1, lr: 0.003, optimizer: 'adamw', epochs: 1, batchSize: 16, maxLength: 64, maxPromptLength: 48, warmupRatio: 0, ...training },
+    eval: { count: 0 },
+  } as SppoConfigInput;
+}
+
+function setup(name: string): string {
+  const dir = tempDir(name);
+  writeFileSync(join(dir, 'judge.mjs'), JUDGE);
+  const topics = ['cats', 'dogs', 'the sea', 'numbers', 'music', 'stars', 'bread', 'rain'];
+  writeFileSync(join(dir, 'prompts.jsonl'), Array.from({ length: 24 }, (_, i) => JSON.stringify({ id: `q${i}`, prompt: `Q ${i}: say something about ${topics[i % 8]}.` })).join('\n') + '\n');
+  return dir;
+}
+
+/** The first optimizer step's loss expected from the pairs and each response's targets. */
+function expectedFirstLoss(pairs: any[], target: (p: any, side: 'chosen' | 'rejected') => number): number {
+  const kept = pairs.filter((p) => !p.degenerate);
+  return kept.reduce((s, p) => s + (target(p, 'chosen') ** 2 + target(p, 'rejected') ** 2) / 2, 0) / kept.length;
+}
+
+const closeRel = (a: number, b: number, tol: number, what: string): void => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${what}: ${a} != ${b}`);
+
+test('extragradient: look-ahead trained, sampled and judged against; the final step regresses on eta (P(y > pi_{t+1/2}) - 1/2)', { skip }, async () => {
+  const dir = setup('loop-eg');
+  try {
+    await runSppo(cfg('extragradient', { tau: 0.05 }), { baseDir: dir, progress: false, log: () => {} });
+    const eta = 1 / 0.1;
+    for (const t of [1, 2]) {
+      const it = join(dir, 'run-extragradient', `iter-${t}`);
+      for (const f of ['lookahead-checkpoint/model.safetensors', 'lookahead-train-metrics.jsonl', 'lookahead-generations.jsonl', 'lookahead-preferences.jsonl', 'checkpoint/model.safetensors']) assert.ok(existsSync(join(it, f)), `iter-${t}/${f}`);
+      const gens = new Map(readJsonl(join(it, 'generations.jsonl')).map((g) => [g.index, g]));
+      const look = new Map(readJsonl(join(it, 'lookahead-generations.jsonl')).map((g) => [g.index, g]));
+      const cross = readJsonl(join(it, 'lookahead-preferences.jsonl'));
+      // The cross matrices are the judge's, response i of pi_{t-1} against look-ahead sample k; win rates their row means.
+      for (const c of cross) {
+        const a = gens.get(c.index)!.responses;
+        const b = look.get(c.index)!.responses;
+        assert.equal(c.matrix.length, 6);
+        c.matrix.forEach((row: number[], i: number) => {
+          row.forEach((v, k) => closeRel(v, prefer(a[i].text, b[k].text), 1e-12, `prompt ${c.index} [${i}][${k}]`));
+          closeRel(c.win_rates[i], row.reduce((s, x) => s + x, 0) / row.length, 1e-12, 'row mean');
+        });
+      }
+      if (t === 1) {
+        // At t = 1 the magnet is pi_0, the reference itself: m = 0, so T = eta (P - 1/2), with P against pi_0 for the
+        // look-ahead and against pi_{1/2} for the real step.
+        const pairs = readJsonl(join(it, 'pairs.jsonl'));
+        const wr = new Map(cross.map((c) => [c.index, c.win_rates]));
+        const lookLoss = readJsonl(join(it, 'lookahead-train-metrics.jsonl'))[0].loss;
+        const lookExpected = expectedFirstLoss(pairs, (p, s) => eta * (p[`${s}_win_rate`] - 0.5));
+        closeRel(lookLoss, lookExpected, 1e-3, 'look-ahead step 1 loss');
+        const realLoss = readJsonl(join(it, 'train-metrics.jsonl'))[0].loss;
+        const realExpected = expectedFirstLoss(pairs, (p, s) => eta * (wr.get(p.index)![p[s]] - 0.5));
+        closeRel(realLoss, realExpected, 1e-3, 'real step 1 loss');
+        // Both carry signal (some responses say the token), and they differ.
+        assert.ok(lookExpected > 0.05 && realExpected > 0.05 && Math.abs(lookExpected - realExpected) > 0.01, `${lookExpected} ${realExpected}`);
+      }
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('omwu: from iteration 2, pi_0 sampled and judged against; the step regresses on eta (2 P_t - P_prev - 1/2)', { skip }, async () => {
+  const dir = setup('loop-omwu');
+  try {
+    await runSppo(cfg('omwu'), { baseDir: dir, progress: false, log: () => {} });
+    const eta = 1 / 0.1;
+    const run = join(dir, 'run-omwu');
+    assert.ok(!existsSync(join(run, 'iter-1/prev-generations.jsonl')), 'iteration 1 has no previous policy');
+    // At t = 1 P_prev := P: the targets are SPPO's.
+    const pairs1 = readJsonl(join(run, 'iter-1/pairs.jsonl'));
+    closeRel(readJsonl(join(run, 'iter-1/train-metrics.jsonl'))[0].loss, expectedFirstLoss(pairs1, (p, s) => eta * (p[`${s}_win_rate`] - 0.5)), 1e-3, 'iteration 1');
+    const prev = readJsonl(join(run, 'iter-2/prev-preferences.jsonl'));
+    assert.ok(existsSync(join(run, 'iter-2/prev-generations.jsonl')));
+    const wr = new Map(prev.map((c) => [c.index, c.win_rates]));
+    const pairs2 = readJsonl(join(run, 'iter-2/pairs.jsonl'));
+    const expected = expectedFirstLoss(pairs2, (p, s) => eta * (2 * p[`${s}_win_rate`] - wr.get(p.index)![p[s]] - 0.5));
+    closeRel(readJsonl(join(run, 'iter-2/train-metrics.jsonl'))[0].loss, expected, 1e-3, 'iteration 2');
+    // The previous policy's win rates matter: SPPO's targets would give another loss.
+    const sppoLike = expectedFirstLoss(pairs2, (p, s) => eta * (p[`${s}_win_rate`] - 0.5));
+    assert.ok(Math.abs(expected - sppoLike) > 0.01, `${expected} vs ${sppoLike}`);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('mpo: the magnet is pi_0, then moves every magnetEvery iterations; at t = 1 the targets are eta (P - 1/2) / (1 + eta tau)', { skip }, async () => {
+  const c = { model: 'M', training: { loss: 'mpo', magnetEvery: 2, tau: 0.1 } } as never;
+  const at = (s: number): string => `iter-${s}/checkpoint`;
+  assert.deepEqual([1, 2, 3, 4, 5].map((t) => magnetDir(c, t, at)), ['M', 'M', at(2), at(2), at(4)]);
+  assert.equal(magnetDir({ model: 'M', training: { loss: 'nash-md', magnetEvery: 2, tau: 0.1 } } as never, 5, at), 'M');
+  assert.equal(magnetDir({ model: 'M', training: { loss: 'sppo', magnetEvery: 2 } } as never, 5, at), undefined);
+  const dir = setup('loop-mpo');
+  try {
+    await runSppo({ ...cfg('mpo', { tau: 0.2, magnetEvery: 1 }), iterations: 1 }, { baseDir: dir, progress: false, log: () => {} });
+    const eta = 1 / 0.1;
+    const pairs = readJsonl(join(dir, 'run-mpo/iter-1/pairs.jsonl'));
+    closeRel(readJsonl(join(dir, 'run-mpo/iter-1/train-metrics.jsonl'))[0].loss, expectedFirstLoss(pairs, (p, s) => (eta * (p[`${s}_win_rate`] - 0.5)) / (1 + eta * 0.2)), 1e-3, 'mpo');
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('nash-md: at t = 2 the magnet pi_0 is scored by the trainer; the step regresses on eta (P - 1/2) + eta tau (log pi_0 - log pi_1)', { skip }, async () => {
+  const dir = setup('loop-nashmd');
+  try {
+    const tau = 0.05;
+    await runSppo(cfg('nash-md', { tau }), { baseDir: dir, progress: false, log: () => {} });
+    const eta = 1 / 0.1;
+    const pairs = readJsonl(join(dir, 'run-nash-md/iter-2/pairs.jsonl'));
+    const pi0 = loadModel(model, { dtype: 'float32', device: 'cpu' });
+    try {
+      const mag = new Map(pairs.map((p) => [p.index, exampleLogprobs(pi0, { promptIds: p.prompt_ids, chosenIds: p.chosen_ids, rejectedIds: p.rejected_ids }, 64, 48)]));
+      const expected = expectedFirstLoss(pairs, (p, s) => eta * (p[`${s}_win_rate`] - 0.5) + eta * tau * (mag.get(p.index)![s] - p[`${s}_ref_logprob`]));
+      closeRel(readJsonl(join(dir, 'run-nash-md/iter-2/train-metrics.jsonl'))[0].loss, expected, 1e-3, 'nash-md iteration 2');
+      const noMagnet = expectedFirstLoss(pairs, (p, s) => eta * (p[`${s}_win_rate`] - 0.5));
+      assert.ok(Math.abs(expected - noMagnet) > 1e-3 * expected, `the magnet term matters: ${expected} vs ${noMagnet}`);
+    } finally {
+      pi0.dispose();
+    }
+  } finally {
+    removeDir(dir);
+  }
+});

@@ -178,6 +178,27 @@ test('a stop set without the template\'s turn terminator is a warning naming the
   assert.equal(stopSetWarning(fixed, template), undefined);
 }));
 
+test('sppo serve warns at start-up when the stop set lacks the template\'s turn terminator, naming the folder', { skip, timeout: 60_000 }, async () => withFolder({ stops: [EOS] }, async (dir) => {
+  const { spawn } = await import('node:child_process');
+  const { projectRoot } = await import('./helpers/fixtures.js');
+  const child = spawn(process.execPath, [join(projectRoot, 'bin', 'sppo.js'), 'serve', dir, '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  try {
+    // The warning comes right after the "listening" line, before any request; the server is stopped once both are in.
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        if (/listening on[^\n]*\n[^\n]*warning[^\n]*\n/.test(stderr)) resolve();
+      });
+      child.on('exit', () => (/listening on/.test(stderr) ? resolve() : reject(new Error(`sppo serve exited: ${stderr}`))));
+    });
+  } finally {
+    child.kill('SIGKILL');
+  }
+  assert.match(stderr, /listening on/, stderr);
+  assert.ok(stderr.split('\n').some((l) => l.includes('warning') && l.includes(dir) && l.includes('<end_of_turn>')), stderr);
+}));
+
 test('byte fallback: ids that end inside a multi-byte character decode to one U+FFFD per byte, as the Rust library', { skip }, () => withFolder({}, (dir) => {
   const tok = Tokenizer.fromFolder(dir);
   const byte = (b: number): number => tok.tokenToId(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)!;

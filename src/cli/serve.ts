@@ -2,7 +2,7 @@
 // Face model folder, with continuous batching (src/serve).
 import { loadModel } from '../models/registry.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { ChatTemplate } from '../text/chat_template.js';
+import { ChatTemplate, stopSetWarning } from '../text/chat_template.js';
 import { Engine } from '../serve/engine.js';
 import { SppoServer } from '../serve/server.js';
 import { UsageError } from './usage.js';
@@ -118,6 +118,8 @@ export async function run(argv: string[]): Promise<void> {
   const addr = await server.listen(port, host);
   console.error(`sppo serve: ${server.modelName} (${model.config.architecture}, ${model.dtype} on ${model.device}) at ${server.url}${apiKey ? ' (API key required)' : ''}`);
   console.error(`sppo serve: listening on ${addr.address}:${addr.port}`);
+  const stopWarning = stopSetWarning(tokenizer, template);
+  if (stopWarning) console.error(`sppo serve: warning: ${stopWarning}`);
   if (!apiKey && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') console.error('sppo serve: warning: no API key, and listening beyond this machine');
 
   await new Promise<void>((resolve) => {

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { llamaDir, noLlama } from './serve_helpers.js';
@@ -30,6 +31,15 @@ test('serve process: answers over the openai client, then SIGTERM drains in-flig
     await assert.rejects(new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'other', maxRetries: 0 }).models.list(), (e: any) => e.status === 401);
     const chat = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 });
     assert.equal(chat.choices.length, 1);
+    // A request whose body is half sent holds the drain open (the server counts it from its headers), so the checks
+    // made while draining do not race the streaming request's end on a fast machine; its body is finished below.
+    const held = connect(port, '127.0.0.1');
+    await new Promise<void>((r) => held.once('connect', () => r()));
+    const heldBody = JSON.stringify({ model: 'tiny', prompt: 'x', max_tokens: 1 });
+    held.write(`POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sk-proc\r\nContent-Type: application/json\r\nContent-Length: ${heldBody.length}\r\n\r\n${heldBody.slice(0, 5)}`);
+    let heldReply = '';
+    held.on('data', (d) => (heldReply += d));
+    const heldClosed = new Promise<void>((r) => held.once('close', () => r()));
     // A long streaming request in flight when SIGTERM comes.
     const stream = await client.completions.create({ model: 'tiny', prompt: 'hello', max_tokens: 120, stream: true, ignore_eos: true } as any);
     let text = 0;
@@ -40,18 +50,25 @@ test('serve process: answers over the openai client, then SIGTERM drains in-flig
         child.kill('SIGTERM');
         signalled = true;
         // While draining, /health answers 503 (a load balancer's probe sees it) and new requests get 503
-        // (give the signal a moment to arrive).
-        await new Promise((r) => setTimeout(r, 200));
-        assert.equal((await fetch(`http://127.0.0.1:${port}/health`)).status, 503);
+        // (polled until the signal has arrived).
+        let health = 200;
+        for (let i = 0; i < 200 && health === 200; i++) {
+          health = (await fetch(`http://127.0.0.1:${port}/health`)).status;
+          if (health === 200) await new Promise((r) => setTimeout(r, 25));
+        }
+        assert.equal(health, 503);
         const late = await fetch(`http://127.0.0.1:${port}/v1/models`, { headers: { Authorization: 'Bearer sk-proc' } });
         assert.equal(late.status, 503);
         assert.equal(late.headers.get('connection'), 'close');
+        held.end(heldBody.slice(5));
       }
       text += ch.choices[0]?.logprobs ? 0 : 1;
       finish = ch.choices[0]?.finish_reason ?? finish;
     }
     assert.equal(finish, 'length', 'the request in flight was finished');
     assert.ok(text > 0);
+    await heldClosed;
+    assert.match(heldReply, /^HTTP\/1\.1 \d{3} /, 'the held request was answered before the exit');
     assert.equal(await exited, 0, stderr);
     assert.match(stderr, /SIGTERM: no new requests; finishing [1-9]\d* running sequences/, 'the request was in flight at SIGTERM');
     assert.doesNotMatch(stderr, /hello/, 'prompts are not logged');

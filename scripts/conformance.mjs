@@ -10,27 +10,16 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-
-/** Makes .venv/transformers-5.17 when it is missing; a line saying why not when pip cannot. */
-function makeVenv(dir) {
-  if (existsSync(join(dir, 'bin/python'))) return;
-  const steps = [['python3', ['-m', 'venv', dir]], [join(dir, 'bin/pip'), ['install', '-q', 'transformers==5.17.0', 'tokenizers', 'jinja2']]];
-  for (const [cmd, args] of steps) {
-    const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8', env: { ...process.env, PIP_RETRIES: process.env.PIP_RETRIES ?? '0' } });
-    if (r.status !== 0) {
-      const why = r.error?.message ?? (r.stderr ?? '').trim().split('\n').at(-1);
-      console.log(`text fixtures not recomputed: '${cmd} ${args.join(' ')}' failed: ${why}`);
-      rmSync(dir, { recursive: true, force: true });
-      return;
-    }
-  }
-}
+import { pythonVenv } from './venv.mjs';
 
 if (process.argv.includes('--check-fixtures')) {
-  const python = process.env.SPPO_TRANSFORMERS_PYTHON ?? '.venv/transformers-5.17/bin/python';
-  if (!process.env.SPPO_TRANSFORMERS_PYTHON && process.argv.includes('--if-available')) makeVenv('.venv/transformers-5.17');
+  let python = process.env.SPPO_TRANSFORMERS_PYTHON ?? '.venv/transformers-5.17/bin/python';
+  let why;
+  if (!process.env.SPPO_TRANSFORMERS_PYTHON && process.argv.includes('--if-available')) {
+    python = pythonVenv('transformers-5.17', [['transformers==5.17.0', 'tokenizers', 'jinja2']], { fail: (w) => (why = w) }) ?? python;
+  }
   if (!existsSync(python)) {
-    console.log(`text fixtures not recomputed: no ${python} (python3 -m venv it, pip install transformers==5.17.0 tokenizers jinja2; or set SPPO_TRANSFORMERS_PYTHON)`);
+    console.log(`text fixtures not recomputed: ${why ?? `no ${python} (python3 -m venv it, pip install transformers==5.17.0 tokenizers jinja2; or set SPPO_TRANSFORMERS_PYTHON)`}`);
   } else {
     const tmp = mkdtempSync(join(tmpdir(), 'sppo-text-fixtures-'));
     try {

@@ -21,6 +21,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { lastLine, pythonVenv } from './venv.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (m) => console.error(`[lm-eval] ${m}`);
@@ -38,30 +39,11 @@ function fail(why) {
   log(why);
   process.exit(1);
 }
-const lastLine = (s) => String(s ?? '').trim().split('\n').filter((l) => !l.startsWith('WARNING')).pop() ?? '';
 
-/** The python of an environment with lm-eval (made once; a stamp records what was installed). */
+/** $LM_EVAL_PYTHON, else the python of an environment with lm-eval, made once (scripts/venv.mjs). */
 function python() {
   if (process.env.LM_EVAL_PYTHON) return process.env.LM_EVAL_PYTHON;
-  const dir = join(root, '.venv', 'lm-eval-0.4.13');
-  const py = join(dir, 'bin', 'python3');
-  const stamp = join(dir, '.sppo-installed');
-  const want = JSON.stringify(INSTALLS);
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return py;
-  log(`making ${dir}`);
-  rmSync(dir, { recursive: true, force: true });
-  let r = spawnSync(process.env.PYTHON_FOR_VENV ?? 'python3', ['-m', 'venv', dir], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
-  if (r.status !== 0) return fail(`'python3 -m venv' failed: ${r.error?.message ?? lastLine(r.stderr)}`);
-  const env = { ...process.env, PIP_RETRIES: process.env.PIP_RETRIES ?? '0', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
-  for (const args of INSTALLS) {
-    r = spawnSync(py, ['-m', 'pip', 'install', '-q', ...args], { env, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
-    if (r.status !== 0) {
-      rmSync(dir, { recursive: true, force: true });
-      return fail(`pip could not install ${args.filter((a) => !a.startsWith('-')).slice(0, 3).join(' ')}${args.length > 4 ? ' ...' : ''}: ${r.error?.message ?? lastLine(r.stderr)}`);
-    }
-  }
-  writeFileSync(stamp, want);
-  return py;
+  return pythonVenv('lm-eval-0.4.13', INSTALLS, { log, fail });
 }
 
 const fixtures = resolve(process.env.SPPO_HF_FIXTURES ?? join(root, '../shared/fixtures/hf-tiny'));

@@ -20,6 +20,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { lastLine, pythonVenv } from './venv.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (m) => console.error(`[peft-interop] ${m}`);
@@ -40,27 +41,11 @@ function skipOrFail(why) {
   log(why);
   process.exit(1);
 }
-const lastLine = (s) => String(s ?? '').trim().split('\n').filter((l) => !l.startsWith('WARNING')).pop() ?? '';
 
+/** $PEFT_PYTHON, else the venv's python, made and filled once (scripts/venv.mjs). */
 function venv() {
   if (process.env.PEFT_PYTHON) return process.env.PEFT_PYTHON;
-  const dir = join(root, '.venv', 'peft-0.21');
-  const py = join(dir, 'bin', 'python3');
-  const stamp = join(dir, '.sppo-installed');
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === PACKAGES.join(' ')) return py;
-  log(`making ${dir} (${PACKAGES.join(', ')})`);
-  rmSync(dir, { recursive: true, force: true });
-  const host = process.env.PYTHON_FOR_VENV ?? 'python3';
-  let r = spawnSync(host, ['-m', 'venv', dir], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
-  if (r.status !== 0) skipOrFail(`'${host} -m venv' failed: ${r.error?.message ?? lastLine(r.stderr)}`);
-  const env = { ...process.env, PIP_RETRIES: process.env.PIP_RETRIES ?? '0', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
-  r = spawnSync(py, ['-m', 'pip', 'install', '-q', ...PACKAGES], { env, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
-  if (r.status !== 0) {
-    rmSync(dir, { recursive: true, force: true });
-    skipOrFail(r.error ? `could not run ${py}: ${r.error.message}` : `pip could not install ${PACKAGES.join(' ')}: ${lastLine(r.stderr)}`);
-  }
-  writeFileSync(stamp, PACKAGES.join(' '));
-  return py;
+  return pythonVenv('peft-0.21', [PACKAGES], { log, fail: skipOrFail });
 }
 
 if (!existsSync(join(root, 'dist', 'src', 'models', 'peft.js'))) skipOrFail('no dist/ (run npm run build first)');

@@ -20,6 +20,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSyn
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { lastLine, pythonVenv } from './venv.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (m) => console.error(`[python-interop] ${m}`);
@@ -41,27 +42,10 @@ function skipOrFail(why) {
   process.exit(1);
 }
 
-/** The venv's python, made and filled once (a stamp records what was installed). */
+/** The venv's python, made and filled once (scripts/venv.mjs). */
 function venv() {
-  const dir = join(root, '.venv', 'hf-tools');
-  const py = join(dir, 'bin', 'python3');
-  const stamp = join(dir, '.sppo-installed');
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === PACKAGES.join(' ')) return py;
-  log(`making ${dir} (${PACKAGES.join(', ')})`);
-  rmSync(dir, { recursive: true, force: true });
-  const host = process.env.PYTHON_FOR_VENV ?? 'python3';
-  let r = spawnSync(host, ['-m', 'venv', dir], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
-  if (r.status !== 0) skipOrFail(`'${host} -m venv' failed: ${r.error?.message ?? lastLine(r.stderr)}`);
-  const env = { ...process.env, PIP_RETRIES: process.env.PIP_RETRIES ?? '0', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
-  r = spawnSync(py, ['-m', 'pip', 'install', '-q', ...PACKAGES], { env, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
-  if (r.status !== 0) {
-    rmSync(dir, { recursive: true, force: true });
-    skipOrFail(r.error ? `could not run ${py}: ${r.error.message}` : `pip could not install ${PACKAGES.join(' ')}: ${lastLine(r.stderr)}`);
-  }
-  writeFileSync(stamp, PACKAGES.join(' '));
-  return py;
+  return pythonVenv('hf-tools', [PACKAGES], { log, fail: skipOrFail });
 }
-const lastLine = (s) => String(s ?? '').trim().split('\n').filter((l) => !l.startsWith('WARNING')).pop() ?? '';
 
 /** Runs a command without blocking this process (whose loopback Hub must keep answering); rejects on failure. */
 function exec(cmd, argv, env = {}) {

@@ -11,9 +11,10 @@
 // Options: --if-available: where the wheels cannot be installed, print one line saying so and exit 0 (CI);
 //          --only WORD...: run only the test files whose names contain a word (as `npm test -- WORD`).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { pythonVenv } from './venv.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const log = (m) => console.error(`[pytorch] ${m}`);
@@ -38,34 +39,11 @@ const ENVS = {
   },
 };
 
-/** The venv's python, made and filled once (a stamp records what was installed); null when pip cannot install it. */
+/** The venv's python, made and filled once (scripts/venv.mjs); fail() (which exits) where pip cannot install it. */
 function venv(kind) {
-  const spec = ENVS[kind];
-  const dir = join(root, '.venv', spec.name);
-  const py = join(dir, 'bin', 'python3');
-  const stamp = join(dir, '.sppo-installed');
-  const want = JSON.stringify(spec.installs);
-  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return py;
-  log(`making ${dir} (${spec.installs.flat().filter((a) => a.includes('torch')).join(', ')})`);
-  rmSync(dir, { recursive: true, force: true });
-  const host = process.env.PYTHON_FOR_VENV ?? 'python3';
-  let r = spawnSync(host, ['-m', 'venv', dir], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
-  if (r.status !== 0) return fail(`'${host} -m venv' failed: ${r.error?.message ?? lastLine(r.stderr)}`);
-  // No retries: where pip's default index cannot be reached (this machine kind), each retry only waits.
-  const env = { ...process.env, PIP_RETRIES: process.env.PIP_RETRIES ?? '0', PIP_DISABLE_PIP_VERSION_CHECK: '1' };
-  for (const args of spec.installs) {
-    r = spawnSync(py, ['-m', 'pip', 'install', '-q', ...args], { env, stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
-    if (r.status !== 0) {
-      rmSync(dir, { recursive: true, force: true });
-      if (r.error) return fail(`could not run ${py}: ${r.error.message}`);
-      return fail(`pip could not install ${args.filter((a) => !a.startsWith('-')).slice(0, 3).join(' ')}${args.length > 4 ? ' ...' : ''}: ${lastLine(r.stderr)}`);
-    }
-  }
-  writeFileSync(stamp, want);
-  return py;
+  return pythonVenv(ENVS[kind].name, ENVS[kind].installs, { log, fail });
 }
 
-const lastLine = (s) => String(s ?? '').trim().split('\n').filter((l) => !l.startsWith('WARNING')).pop() ?? '';
 let ifAvailable = false;
 function fail(why) {
   if (ifAvailable) {

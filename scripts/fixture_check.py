@@ -38,3 +38,12 @@ def compare(fresh, committed):
                     bad += 1
     print(f"{'ok  ' if not bad else 'FAIL'} {committed}: a fresh run matches the committed fixtures" + (f" ({bad} difference(s))" if bad else ""))
     return bad
+
+
+def check_and_exit(fresh, committed):
+    """`--check`: compares the fixtures just written to `fresh` with `committed`, removes `fresh`, exits 1 on a difference."""
+    import shutil
+    import sys
+    bad = compare(fresh, committed)
+    shutil.rmtree(fresh, ignore_errors=True)
+    sys.exit(1 if bad else 0)

@@ -11,16 +11,7 @@ import { removeDir, tempDir } from './text_helpers.js';
 import { sppoCli, sppoFails, sppoOk } from './helpers/cli.js';
 import { alpacaEvalPreference, parseGamedBaselinesCsv, parseInstructionDifficultyCsv } from '../src/eval/benchmarks/alpaca_eval_files.js';
 
-interface SkCase {
-  name: string;
-  preference: (number | null)[];
-  len_reference: number[];
-  len_model: number[];
-  instruction_difficulty: number[] | null;
-  gamed: { index: number[]; preference: number[]; std_delta_len: number[]; instruction_difficulty: number[]; not_gamed_baseline: boolean[] } | null;
-  expected: { coef: number[]; C: number; lc: number; lc_standard_error: number };
-}
-const fixture = JSON.parse(readFileSync(fileURLToPath(new URL('../../test/fixtures/lc_sklearn.json', import.meta.url)), 'utf8')) as { cases: SkCase[] };
+import { skFixture as fixture, type SkCase } from './helpers/lc_sklearn.js';
 const close = (a: number, b: number, tol: number, what: string) => assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} != ${b} (tol ${tol})`);
 const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
 

@@ -10,6 +10,7 @@ import {
   type GamedRow,
 } from '../src/eval/length_controlled.js';
 import { alpacaEvalPreference } from '../src/eval/benchmarks/alpaca_eval_files.js';
+import { skFixture } from './helpers/lc_sklearn.js';
 
 const close = (a: number, b: number, tol: number, what = '') => assert.ok(Math.abs(a - b) <= tol, `${what} ${a} != ${b} (tol ${tol})`);
 const sig = (z: number) => 1 / (1 + Math.exp(-z));
@@ -196,18 +197,7 @@ test('AlpacaEval 2.0 published GLM weights: format, sign convention, round trip'
   close(r.lcWinRate, mean(diff.map((d) => sig(w.theta + w.gamma * d))), 1e-9, 'LC');
 });
 
-// scikit-learn's LogisticRegressionCV as AlpacaEval's length_controlled_v1 calls it, on synthetic annotations:
-// test/fixtures/lc_sklearn.json, written by scripts/make-lc-sklearn-fixture.py (scikit-learn from the wheelhouse).
-interface SkCase {
-  name: string;
-  preference: (number | null)[];
-  len_reference: number[];
-  len_model: number[];
-  instruction_difficulty: number[] | null;
-  gamed: { index: number[]; preference: number[]; std_delta_len: number[]; instruction_difficulty: number[]; not_gamed_baseline: boolean[] } | null;
-  expected: { coef: number[]; coef_tight: number[]; C: number; lc: number; lc_standard_error: number; lc_tight: number; cv_scores: number[][] };
-}
-const skFixture = JSON.parse(readFileSync(fileURLToPath(new URL('../../test/fixtures/lc_sklearn.json', import.meta.url)), 'utf8')) as { cases: SkCase[] };
+// scikit-learn's LogisticRegressionCV as AlpacaEval's length_controlled_v1 calls it (test/helpers/lc_sklearn.ts).
 
 for (const c of skFixture.cases) {
   test(`length_controlled_v1 against scikit-learn LogisticRegressionCV: ${c.name}`, () => {

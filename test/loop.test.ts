@@ -15,19 +15,12 @@ import type { SppoConfigInput } from '../src/sppo/config.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
 import { LOGPROB32 } from './helpers/tolerances.js';
 import { sppoCli, type CliResult } from './helpers/cli.js';
+import { LIKES_TOKEN_JUDGE } from './helpers/judges.js';
 
 const model = join(fixtureRoot, 'llama');
 const skip = existsSync(join(model, 'model.safetensors')) ? false : `no llama fixture at ${model}`;
 
-const JUDGE = `// Prefers the response with more occurrences of options.token: P(a > b) = sigmoid(2 (count(a) - count(b))).
-export const name = 'likes-token';
-export const positionBiased = false;
-const count = (s, t) => s.split(t).length - 1;
-export default function ({ a, b }, options) {
-  const d = count(a, options.token) - count(b, options.token);
-  return 1 / (1 + Math.exp(-2 * d));
-}
-`;
+const JUDGE = LIKES_TOKEN_JUDGE;
 
 const TOPICS = ['cats', 'dogs', 'the sea', 'numbers', 'music', 'stars', 'bread', 'rain'];
 

@@ -12,18 +12,12 @@ import { magnetDir } from '../src/sppo/last_iterate.js';
 import { exampleLogprobs } from '../src/sppo/trainer.js';
 import { loadModel } from '../src/models/registry.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
+import { LIKES_TOKEN_JUDGE } from './helpers/judges.js';
 
 const model = join(fixtureRoot, 'llama');
 const skip = existsSync(join(model, 'model.safetensors')) ? false : `no llama fixture at ${model}`;
 
-// P(a > b) = sigmoid(2 (count(a) - count(b))) for the token 'given' (as test/loop.test.ts's judge).
-const JUDGE = `export const name = 'likes-token';
-export const positionBiased = false;
-const count = (s, t) => s.split(t).length - 1;
-export default function ({ a, b }, options) {
-  return 1 / (1 + Math.exp(-2 * (count(a, options.token) - count(b, options.token))));
-}
-`;
+const JUDGE = LIKES_TOKEN_JUDGE;
 const prefer = (a: string, b: string): number => {
   const count = (s: string): number => s.split('given').length - 1;
   return 1 / (1 + Math.exp(-2 * (count(a) - count(b))));

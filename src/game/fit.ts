@@ -21,27 +21,12 @@ export interface FitOptions {
   lr: number;
 }
 
-/** SPPO square-loss fit on the kept responses `ys` with their estimated win rates. Returns the new log-policy. */
 /**
  * The SPPO square loss at logits theta over the kept responses `ys` with estimated win rates `winRates`,
- * mean over kept of (a(y) - eta (P^(y) - 1/2))^2; writes its gradient in theta into `grad`.
+ * mean over kept of (a(y) - eta (P^(y) - 1/2))^2 (targetLossGrad with those targets); writes its gradient in theta into `grad`.
  */
 export function sppoLossGrad(theta: Float64Array, ref: Float64Array, ys: ArrayLike<number>, winRates: ArrayLike<number>, eta: number, grad: Float64Array): number {
-  const m = ys.length;
-  const lse = logSumExp(theta);
-  grad.fill(0);
-  let loss = 0;
-  let rsum = 0;
-  for (let i = 0; i < m; i++) {
-    const y = ys[i]!;
-    const r = theta[y]! - lse - ref[y]! - eta * (winRates[i]! - 0.5);
-    loss += (r * r) / m;
-    const c = (2 / m) * r;
-    grad[y] = grad[y]! + c;
-    rsum += c;
-  }
-  for (let k = 0; k < theta.length; k++) grad[k] = grad[k]! - rsum * Math.exp(theta[k]! - lse);
-  return loss;
+  return targetLossGrad(theta, ref, ys, Array.from(winRates, (w) => eta * (w - 0.5)), grad);
 }
 
 /** The DPO or IPO loss at logits theta, mean over (winner, loser) pairs; writes its gradient into `grad`. */

@@ -2,8 +2,8 @@
 // transformers 5.17, torch 2.13, init_lora_weights=False so B is not zero), loaded by sppo on the hf-tiny models:
 // - every supported architecture (GPT-2's Conv1D too), with 'all-linear', use_rslora and a target_modules regex:
 //   sppo's LoRA forward equals PeftModel's logits;
-// - `sppo merge` (mergeAdapter) gives the logits of PEFT's merge_and_unload();
-// - modules_to_save is refused with an error naming the option.
+// - `sppo merge BASE ADAPTER OUT`, the command as users run it, gives the logits of PEFT's merge_and_unload();
+// - modules_to_save is refused with an error naming the option (loadAdapter, and `sppo merge`'s exit status 1).
 // Bound: both sides are float32 forwards of the same weights, summing in different orders (FWD32, relative to
 // the largest |logit|); the adapters add rank-4 sums, far inside it. A missed layer, a wrong scaling
 // (rsLoRA alpha/sqrt(r) vs alpha/r) or a transposed Conv1D delta changes the logits by O(1e-1) or more.
@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { loadModel, saveModel } from '../src/models/registry.js';
 import { configJsonText } from '../src/models/config.js';
-import { loadAdapter, mergeAdapter, AdapterError } from '../src/models/peft.js';
+import { loadAdapter, AdapterError } from '../src/models/peft.js';
+import { sppoFails, sppoOk } from './helpers/cli.js';
 import { hfTiny, projectRoot } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
 import { FWD32, reportError } from './helpers/tolerances.js';
@@ -67,12 +68,14 @@ for (const { arch, variant } of cases) {
     }
   });
 
-  test(`${arch}/${variant}: sppo merge equals PEFT's merge_and_unload()`, { skip }, () => {
+  test(`${arch}/${variant}: \`sppo merge\` equals PEFT's merge_and_unload()`, { skip }, () => {
     const e = expected(dir);
     const tmp = tempDir('peft-merge-');
     try {
       const out = join(tmp, 'merged');
-      mergeAdapter(base, dir, out, { dtype: 'float32' });
+      const r = sppoOk(['merge', base, dir, out, '--dtype', 'float32']);
+      assert.match(r.stderr, /merged into/);
+      assert.ok(existsSync(join(out, 'config.json')), 'the merged folder has its config');
       const m = loadModel(out, { dtype: 'float32', device: 'cpu' });
       try {
         const got = torch.noGrad(() => m.forward({ inputIds: e.ids }));
@@ -96,6 +99,14 @@ test('an adapter PEFT wrote with modules_to_save is refused, naming the option',
     assert.throws(() => loadAdapter(m, join(fixtures, 'llama', 'modules_to_save')), (e: Error) => e instanceof AdapterError && /modules_to_save/.test(e.message) && /lm_head/.test(e.message));
   } finally {
     m.dispose();
+  }
+  const tmp = tempDir('peft-merge-refused-');
+  try {
+    const out = join(tmp, 'merged');
+    sppoFails(['merge', join(hfTiny, 'llama'), join(fixtures, 'llama', 'modules_to_save'), out], 1, /modules_to_save/);
+    assert.ok(!existsSync(out), 'nothing is written for a refused adapter');
+  } finally {
+    removeDir(tmp);
   }
 });
 

@@ -66,6 +66,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_profiler(env, exports);
   init_distributed(env, exports);
   init_cuda_graph(env, exports);
+  init_threads(env, exports);
   exports.Set("cudaSynchronize", Napi::Function::New(env, cuda_synchronize, "cudaSynchronize"));
   exports.Set("cudaMemoryStats", Napi::Function::New(env, cuda_memory_stats, "cudaMemoryStats"));
   exports.Set("cudaResetPeakMemory", Napi::Function::New(env, cuda_reset_peak_memory, "cudaResetPeakMemory"));

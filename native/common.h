@@ -46,5 +46,6 @@ void init_tensor(Napi::Env env, Napi::Object exports);
 void init_optim(Napi::Env env, Napi::Object exports);
 void init_profiler(Napi::Env env, Napi::Object exports);
 void init_cuda_graph(Napi::Env env, Napi::Object exports);  // cuda_graph.cc
+void init_threads(Napi::Env env, Napi::Object exports);     // threads.cc
 
 }  // namespace sppo

@@ -682,15 +682,6 @@ static Napi::Value cuda_device_count(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), (double)torch::cuda::device_count());
 }
 
-static Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
-  at::set_num_threads(info[0].As<Napi::Number>().Int32Value());
-  return info.Env().Undefined();
-}
-
-static Napi::Value get_num_threads(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), at::get_num_threads());
-}
-
 static Napi::Value version(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), TORCH_VERSION);
 }
@@ -723,8 +714,6 @@ void init_tensor(Napi::Env env, Napi::Object e) {
   fn("generatorSeed", generator_seed);
   fn("cudaIsAvailable", cuda_available);
   fn("cudaDeviceCount", cuda_device_count);
-  fn("setNumThreads", set_num_threads);
-  fn("getNumThreads", get_num_threads);
   fn("version", version);
 }
 

@@ -85,17 +85,30 @@ function fromFolder(dir, source) {
   return { source, include: [inc, join(inc, 'torch', 'csrc', 'api', 'include')], lib: [lib], abi: abiOf(lib) };
 }
 
-// Debian's libtorch links the generic libblas.so.3, which is the reference BLAS unless an optimised
-// one is installed: OpenBLAS makes its matrix products about 13x faster (measured: 5 -> 65 GFLOP/s
-// for fp32 matmul on 2 cores). Installed with the system libtorch when we are root.
+// Debian's libtorch links the generic libblas.so.3, which is the reference BLAS unless an optimised one is
+// installed: OpenBLAS makes its matrix products about 13x faster (measured: 5 -> 65 GFLOP/s for fp32 matmul on 2
+// cores). Of Debian's OpenBLAS builds the one with OpenMP is used (libopenblas0-openmp, installed when we are root):
+// it runs on ATen's OpenMP threads, where the pthreads build (the system's default choice when both are installed)
+// keeps a pool of its own beside them and more threads got slower (docs/threads.md). The addon links that build's
+// libraries by path, first, with its folder first in the run path, so libtorch's libblas.so.3 and liblapack.so.3
+// resolve to them whatever /etc/alternatives says; returns those link flags (none where it is missing).
 function optimisedBlas(triplet) {
-  if (existsSync(`/usr/lib/${triplet}/openblas-pthread/libblas.so.3`) || existsSync(`/usr/lib/${triplet}/blis-pthread/libblas.so.3`)) return;
-  if (process.getuid?.() !== 0 || !existsSync('/usr/bin/apt-get')) {
-    log('libtorch uses the reference BLAS (slow); installing libopenblas0-pthread would make it about 13x faster');
-    return;
+  const dir = (v) => `/usr/lib/${triplet}/${v}`;
+  const openmp = dir('openblas-openmp');
+  const other = existsSync(`${dir('openblas-pthread')}/libblas.so.3`) || existsSync(`${dir('blis-pthread')}/libblas.so.3`);
+  if (!existsSync(`${openmp}/libblas.so.3`)) {
+    if (process.getuid?.() === 0 && existsSync('/usr/bin/apt-get')) {
+      log("installing OpenBLAS built with OpenMP (libopenblas0-openmp) for the system libtorch");
+      aptInstall('libopenblas0-openmp');
+    } else if (other) {
+      log('libtorch uses a pthreads OpenBLAS: sppo runs it single-threaded beside ATen\'s threads; installing libopenblas0-openmp (as root) gives multi-threaded matrix products on ATen\'s threads');
+    } else {
+      log('libtorch uses the reference BLAS (slow); installing libopenblas0-openmp would make it about 13x faster');
+    }
   }
-  log('installing OpenBLAS (libopenblas0-pthread) for the system libtorch');
-  aptInstall('libopenblas0-pthread');
+  if (!existsSync(`${openmp}/libblas.so.3`) || process.env.SPPO_SYSTEM_BLAS === '1') return [];
+  const libs = ['libopenblas.so.0', 'libblas.so.3', 'liblapack.so.3'].map((f) => `${openmp}/${f}`).filter((f) => existsSync(f));
+  return [`-Wl,-rpath,${openmp}`, ...libs];
 }
 
 /** apt-get install, refreshing the package lists once if the first try fails; returns whether it worked. */
@@ -112,8 +125,8 @@ function systemLibtorch() {
   for (const t of triplets) {
     const lib = `/usr/lib/${t}`;
     if (existsSync('/usr/include/ATen/ATen.h') && existsSync(join(lib, 'libtorch.so'))) {
-      optimisedBlas(t);
-      return { source: 'system', include: ['/usr/include', '/usr/include/torch/csrc/api/include'], lib: [lib], abi: abiOf(lib) };
+      const blas = optimisedBlas(t);
+      return { source: 'system', include: ['/usr/include', '/usr/include/torch/csrc/api/include'], lib: [lib], abi: abiOf(lib), blas };
     }
   }
   return null;
@@ -239,7 +252,7 @@ function buildNative(torch) {
     ...torch.include.map((d) => `-I${d}`),
     ...cudaInclude.map((d) => `-I${d}`),
   ];
-  const libs = ['-Wl,--no-as-needed', ...torch.lib.flatMap((d) => [`-L${d}`, `-Wl,-rpath,${d}`]),
+  const libs = ['-Wl,--no-as-needed', ...(torch.blas ?? []), ...torch.lib.flatMap((d) => [`-L${d}`, `-Wl,-rpath,${d}`]),
     '-ltorch', '-ltorch_cpu', '-lc10', ...(cuda ? ['-ltorch_cuda', '-lc10_cuda'] : [])];
   // Flags of one file, from what this machine has.
   const fileFlags = { 'distributed.cc': glooFlags(torch) };

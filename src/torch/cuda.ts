@@ -33,13 +33,6 @@ export function cudaIndex(device: string): number | null {
   return m ? Number(m[1] ?? 0) : null;
 }
 
-/** The number of CPU threads libtorch uses for intra-op parallelism. */
-export function setNumThreads(n: number): void {
-  native.setNumThreads(n);
-}
-export function getNumThreads(): number {
-  return native.getNumThreads();
-}
 /** The libtorch version the addon was built against, e.g. '1.13.0' or '2.11.0'. */
 export function libtorchVersion(): string {
   return native.version();

@@ -13,7 +13,8 @@ export { LRScheduler, lrLambda, warmupStepsOf, type ScheduleKind, type ScheduleO
 export { SafetensorsFile, SafetensorsError, WeightFolder, loadSafetensors, saveSafetensors, saveWeights, type TensorEntry, SINGLE_FILE, INDEX_FILE } from './safetensors.js';
 export { defaultDevice, setDefaultDevice } from './device.js';
 export { CudaGraph } from './cuda_graph.js';
-export { cuda, cudaIndex, setNumThreads, getNumThreads, libtorchVersion, buildFeatures } from './cuda.js';
+export { cuda, cudaIndex, libtorchVersion, buildFeatures } from './cuda.js';
+export { setNumThreads, getNumThreads, blasInfo, physicalCores, type BlasInfo } from './threads.js';
 export type { BuildFeatures } from './native.js';
 export { profile, profileRows, traceEvents, formatProfile, type ProfileRow, type TraceEvent } from './profiler.js';
 export { ProcessGroup, GradientSync, initProcessGroup, distEnv, distributedAvailable, DEFAULT_BUCKET_BYTES, DEFAULT_TIMEOUT_MS, type Backend, type ReduceOp, type DistEnv, type InitOptions } from './distributed.js';

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { GroupOptions } from './optim_options.js';
+import { defaultNumThreads } from './default_threads.js';
 
 /**
  * An opaque reference to a native object: for tensors a number naming a slot of the addon's tensor
@@ -66,6 +67,7 @@ export interface Native {
   cudaResetPeakMemory(device: number): void;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  blasInfo(): BlasInfo;
   version(): string;
   builtWithCuda: boolean;
   buildFeatures: BuildFeatures;
@@ -97,6 +99,11 @@ export interface Native {
 }
 
 /** Which compile-time paths the addon was built with (each decided by a native source's preprocessor checks). */
+/** Which BLAS libtorch's matrix products run on (native/threads.cc): OpenBLAS with its threading, or another. */
+export type BlasInfo =
+  | { library: 'openblas'; threading: 'openmp' | 'pthreads' | 'sequential'; threads: number; config?: string; path?: string }
+  | { library: 'other' };
+
 export interface BuildFeatures {
   cuda: boolean;
   cudaMemoryStats: boolean;
@@ -120,7 +127,11 @@ function load(): Native {
     const which = process.env.SPPO_NATIVE ? 'SPPO_NATIVE' : chosen.why;
     throw new Error(`the sppo native addon is not built (${path} is missing; chosen by ${which}): ${how} with the same environment`);
   }
-  return require(path) as Native;
+  const addon = require(path) as Native;
+  // One thread per physical core unless OMP_NUM_THREADS is set (src/torch/default_threads.ts, docs/threads.md); set
+  // in either case, so that OpenBLAS's threads follow the rule of native/threads.cc from the start.
+  addon.setNumThreads(defaultNumThreads() ?? addon.getNumThreads());
+  return addon;
 }
 
 export const native: Native = load();

@@ -141,13 +141,14 @@ interface Build {
 function builds(want: string[]): { found: Build[]; notes: string[] } {
   const found: Build[] = [];
   const notes: string[] = [];
-  if (want.includes('debian')) found.push({ name: 'debian', env: {} });
+  // The system's libtorch (Debian's libtorch-dev here) whatever this process was started with.
+  if (want.includes('debian')) found.push({ name: 'debian', env: { LIBTORCH_USE_PYTORCH: '', LIBTORCH: '', SPPO_NATIVE: '' } });
   if (want.includes('pytorch')) {
     const rule = createRequire(import.meta.url)(join(root, 'native', 'addon_path.cjs')) as { addonPath(root: string, env: Record<string, string>): { file: string } };
     // scripts/pytorch.mjs's venv (its addon) first, then this part's own venv (same torch), or $SPPO_BENCH_PYTORCH_PYTHON.
     const pythons = [process.env.SPPO_BENCH_PYTORCH_PYTHON, join(root, '.venv', 'torch-2.13-cpu', 'bin', 'python3'), join(root, '.venv', VENV, 'bin', 'python3')].filter((p): p is string => !!p);
     const py = pythons.find((p) => existsSync(p) && existsSync(rule.addonPath(root, { LIBTORCH_USE_PYTORCH: '1', PYTHON: p }).file));
-    if (py) found.push({ name: 'pytorch', env: { LIBTORCH_USE_PYTORCH: '1', PYTHON: py } });
+    if (py) found.push({ name: 'pytorch', env: { LIBTORCH_USE_PYTORCH: '1', PYTHON: py, LIBTORCH: '', SPPO_NATIVE: '' } });
     else notes.push("(no PyTorch 2.13 libtorch column: its addon is not built; 'node scripts/pytorch.mjs test' builds it)");
   }
   return { found, notes };
@@ -171,10 +172,9 @@ export function physicalCores(): number {
 }
 
 function runSide(cmd: string, args: string[], env: Record<string, string>, threads: number): SideResult {
-  const r = spawnSync(cmd, args, {
-    encoding: 'utf8', maxBuffer: 1 << 26,
-    env: { ...process.env, ...env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
-  });
+  const all: Record<string, string | undefined> = { ...process.env, ...env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
+  for (const k of Object.keys(all)) if (all[k] === '') delete all[k];
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26, env: all });
   const last = r.stdout?.trim().split('\n').pop() ?? '';
   if (r.status === 0) {
     try {
@@ -203,11 +203,11 @@ function tableRow(name: string, threads: number, build: string, c: Cell, unitTok
   const d = a.median < 10 ? 3 : 2;
   const ratio = a.median / b.median;
   const tok = unitTokens ? `  ${(unitTokens / a.median).toFixed(1).padStart(8)} / ${(unitTokens / b.median).toFixed(1).padEnd(8)}` : `  ${'-'.padStart(8)}   ${''.padEnd(8)}`;
-  return `${name.padEnd(38)} ${String(threads).padStart(3)}  ${build.padEnd(8)} ${fmt(a, d).padStart(24)} ${fmt(b, d).padStart(24)}${tok} ${`${ratio.toFixed(3)}x`.padStart(7)} ${ratio <= 1 ? 'ok  ' : 'MISS'}  ${gb(c.sppoRss).padStart(8)} ${gb(c.peerRss).padStart(8)}`;
+  return `${name.padEnd(38)} ${String(threads).padStart(3)}  ${build.padEnd(14)} ${fmt(a, d).padStart(24)} ${fmt(b, d).padStart(24)}${tok} ${`${ratio.toFixed(3)}x`.padStart(7)} ${ratio <= 1 ? 'ok  ' : 'MISS'}  ${gb(c.sppoRss).padStart(8)} ${gb(c.peerRss).padStart(8)}`;
 }
 
 function tableHeader(): string {
-  return `${'measure (seconds)'.padEnd(38)} ${'thr'.padStart(3)}  ${'libtorch'.padEnd(8)} ${'sppo: median (min-max)'.padStart(24)} ${'peer: median (min-max)'.padStart(24)}  ${'tok/s sppo / peer'.padEnd(19)} ${'sppo/peer'.padStart(7)} goal  ${'sppo RSS'.padStart(8)} ${'peer RSS'.padStart(8)}`;
+  return `${'measure (seconds)'.padEnd(38)} ${'thr'.padStart(3)}  ${'libtorch'.padEnd(14)} ${'sppo: median (min-max)'.padStart(24)} ${'peer: median (min-max)'.padStart(24)}  ${'tok/s sppo / peer'.padEnd(19)} ${'sppo/peer'.padStart(7)} goal  ${'sppo RSS'.padStart(8)} ${'peer RSS'.padStart(8)}`;
 }
 
 export interface HfPeersOptions {
@@ -300,9 +300,11 @@ export async function run(opts: HfPeersOptions = {}): Promise<void> {
           for (const b of found) {
             const c: Cell = { sppo: [], peer: [], sppoRss: 0, peerRss: 0 };
             const task = { ...m.task, threads };
+            let libtorch = '';
             for (let r = 0; r < rounds; r++) {
               const s = runSide(process.execPath, [script, '--child', JSON.stringify(task)], b.env, threads);
               c.sppo.push(...s.seconds);
+              libtorch = s.libtorch ?? '';
               c.sppoRss = Math.max(c.sppoRss, s.maxrss_kb);
               const p = runSide(python, [peerScript, JSON.stringify({ ...task, ...m.peerExtra })], {}, threads);
               c.peer.push(...p.seconds);
@@ -312,7 +314,7 @@ export async function run(opts: HfPeersOptions = {}): Promise<void> {
               if (p.trl) versions.set('TRL', p.trl);
               if (b.name === 'pytorch' && !s.libtorch?.startsWith('2.13')) throw new Error(`hf_peers: the PyTorch build loaded libtorch ${s.libtorch}`);
             }
-            const line = tableRow(m.name, threads, b.name, c, m.tokens);
+            const line = tableRow(m.name, threads, `${b.name} ${libtorch}`, c, m.tokens);
             lines.push(line);
             console.error(`  ${line}`);
           }

@@ -35,15 +35,25 @@ def words(ids):
     return ' '.join(f't{i}' for i in ids)
 
 
-def generate(o, data):
+def load(o):
+    """The model folder sppo wrote, every weight of it loaded (no key missing or left over)."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(o['dir'], dtype=torch.float32)
+    model, info = AutoModelForCausalLM.from_pretrained(o['dir'], dtype=torch.float32, output_loading_info=True)
+    bad = {k: v for k, v in info.items() if v and k in ('missing_keys', 'unexpected_keys', 'mismatched_keys')}
+    if bad:
+        raise SystemExit(f'peer_hf: {o["dir"]} did not load cleanly: {bad}')
+    return model
+
+
+def generate(o, data):
+    model = load(o)
     model.eval()
     ids = torch.tensor(data['prompts'])
     mask = torch.ones_like(ids)
     n = o['new_tokens']
     times = []
+    # top_k=0: transformers' default top-k of 50 off, as sppo's sampling here has none (temperature and top-p only).
     for r in range(o['warmup'] + o['repeats']):
         torch.manual_seed(r)
         t0 = time.perf_counter()
@@ -59,7 +69,7 @@ def generate(o, data):
 
 def train(o, data):
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers import TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
     eos = o['eos_id']
@@ -69,7 +79,7 @@ def train(o, data):
     for p in data['pairs']:
         assert p['chosenIds'][-1] == eos and p['rejectedIds'][-1] == eos
     tok = word_tokenizer(o['vocab_size'], o['pad_id'], eos)
-    model = AutoModelForCausalLM.from_pretrained(o['dir'], dtype=torch.float32)
+    model = load(o)
     steps = o['warmup'] + o['repeats']
     out_dir = tempfile.mkdtemp(prefix='sppo-bench-trl-')
     args = DPOConfig(

@@ -231,7 +231,7 @@ async function peerPython(): Promise<string | null> {
   let why = '';
   const py = venv.pythonVenv(VENV, [PACKAGES], { log: (m) => console.log(`hf peers: ${m}`), fail: (w) => (why = w) });
   if (!py) {
-    console.log(`hf peers: skipped (no wheelhouse: ${why}; needs pip able to install ${PACKAGES.join(', ')})`);
+    console.log(`hf peers: skipped: ${why} (this part needs python3 with venv, and pip able to install ${PACKAGES.join(', ')})`);
     return null;
   }
   return py;

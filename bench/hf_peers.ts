@@ -250,6 +250,7 @@ export async function run(opts: HfPeersOptions = {}): Promise<void> {
   const warmup = Math.max(1, opts.warmup ?? 1);
   const losses = opts.losses ?? ['dpo', 'sppo_hard'];
   const parts = opts.parts ?? ['generate', 'train'];
+  for (const l of losses) if (!TRL_LOSS[l]) throw new Error(`hf_peers: --losses ${l}: one of ${Object.keys(TRL_LOSS).join(', ')}`);
   const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
   const script = fileURLToPath(import.meta.url);
   const peerScript = join(root, 'bench', 'peer_hf.py');

@@ -1,7 +1,10 @@
 // `npm run bench`: sppo side by side with plain PyTorch eager, measured in the same run on the same
 // machine. Every figure is the median of timed repeats after warm-up, with its spread (min-max);
 // ratios are of medians and are what to compare (these machines are noisy).
-//   npm run bench [-- engine] [-- models]     (both by default)
+//   npm run bench [-- engine] [-- models] [-- hf]   (all three by default)
+//   npm run bench -- hf [--shape small|qwen0.5b|both] [--threads 1,2]   sppo beside transformers' generate and TRL's
+//                                              DPOTrainer step, at the small Llama's and Qwen2.5-0.5B's shape (bench/hf_peers.ts;
+//                                              needs the wheelhouse, skipped with one line without it)
 //   npm run bench -- profile                   sppo's training step per operator (libtorch's profiler)
 //   npm run bench -- serve                     sppo serve's throughput and latency vs in-process generate
 //   npm run bench -- pairrm [pairrm-large]     the PairRM judge's pairs/s (fixture; DeBERTa-v3-large shape)
@@ -31,7 +34,10 @@ async function main(): Promise<void> {
     await m.run(i >= 0 ? only[i + 1]!.split(',') : m.PARTS);
     return;
   }
-  const want = (s: string) => (only.length === 0 && s !== 'profile') || only.includes(s);
+  // The parts named (words not starting with --, and not the value of a --name value option).
+  const flags = new Set(['--checkpointing']);
+  const named = only.filter((a, i) => !a.startsWith('--') && !(i > 0 && only[i - 1]!.startsWith('--') && !flags.has(only[i - 1]!)));
+  const want = (s: string) => (named.length === 0 && s !== 'profile') || named.includes(s);
   console.log(`sppo bench: libtorch ${torch.libtorchVersion()}, ${torch.getNumThreads()} threads; peer: ${PYTHON}`);
   if (want('engine')) {
     const sizes = [256, 1024, 2048];
@@ -45,9 +51,17 @@ async function main(): Promise<void> {
     const m = await import('./models.js');
     await m.run();
   }
+  if (want('hf')) {
+    const m = await import('./hf_peers.js');
+    await m.run(m.optionsFromArgs());
+  }
   if (only.includes('pairrm') || only.includes('pairrm-large')) {
     const m = await import('./pairrm.js');
-    if (only.includes('pairrm')) await m.run();
+    if (want('hf')) {
+    const m = await import('./hf_peers.js');
+    await m.run(m.optionsFromArgs());
+  }
+  if (only.includes('pairrm')) await m.run();
     if (only.includes('pairrm-large')) await m.run({ large: true });
   }
   if (only.includes('lora')) {

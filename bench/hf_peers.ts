@@ -298,27 +298,33 @@ export async function run(opts: HfPeersOptions = {}): Promise<void> {
       const versions = new Map<string, string>();
       for (const m of measures) {
         for (const threads of threadList) {
-          for (const b of found) {
-            const c: Cell = { sppo: [], peer: [], sppoRss: 0, peerRss: 0 };
-            const task = { ...m.task, threads };
-            let libtorch = '';
-            for (let r = 0; r < rounds; r++) {
+          // One peer column per row, measured once a round beside every build's sppo (the peer does not depend on it).
+          const cells = found.map((): Cell => ({ sppo: [], peer: [], sppoRss: 0, peerRss: 0 }));
+          const libtorch = found.map(() => '');
+          const task = { ...m.task, threads };
+          for (let r = 0; r < rounds; r++) {
+            found.forEach((b, i) => {
               const s = runSide(process.execPath, [script, '--child', JSON.stringify(task)], b.env, threads);
-              c.sppo.push(...s.seconds);
-              libtorch = s.libtorch ?? '';
-              c.sppoRss = Math.max(c.sppoRss, s.maxrss_kb);
-              const p = runSide(python, [peerScript, JSON.stringify({ ...task, ...m.peerExtra })], {}, threads);
+              cells[i]!.sppo.push(...s.seconds);
+              libtorch[i] = s.libtorch ?? '';
+              cells[i]!.sppoRss = Math.max(cells[i]!.sppoRss, s.maxrss_kb);
+              if (s.threads !== threads) throw new Error(`hf_peers: sppo ran with ${s.threads} threads, not ${threads}`);
+              if (b.name === 'pytorch' && !s.libtorch?.startsWith('2.13')) throw new Error(`hf_peers: the PyTorch build loaded libtorch ${s.libtorch}`);
+            });
+            const p = runSide(python, [peerScript, JSON.stringify({ ...task, ...m.peerExtra })], {}, threads);
+            if (p.threads !== threads) throw new Error(`hf_peers: the peer ran with ${p.threads} threads, not ${threads}`);
+            for (const c of cells) {
               c.peer.push(...p.seconds);
               c.peerRss = Math.max(c.peerRss, p.maxrss_kb);
-              if (s.threads !== threads || p.threads !== threads) throw new Error(`hf_peers: ran with ${s.threads} / ${p.threads} threads, not ${threads}`);
-              versions.set('PyTorch', p.torch!).set('transformers', p.transformers!);
-              if (p.trl) versions.set('TRL', p.trl);
-              if (b.name === 'pytorch' && !s.libtorch?.startsWith('2.13')) throw new Error(`hf_peers: the PyTorch build loaded libtorch ${s.libtorch}`);
             }
-            const line = tableRow(m.name, threads, `${b.name} ${libtorch}`, c, m.tokens);
+            versions.set('PyTorch', p.torch!).set('transformers', p.transformers!);
+            if (p.trl) versions.set('TRL', p.trl);
+          }
+          found.forEach((b, i) => {
+            const line = tableRow(m.name, threads, `${b.name} ${libtorch[i]}`, cells[i]!, m.tokens);
             lines.push(line);
             console.error(`  ${line}`);
-          }
+          });
         }
       }
       console.log(`\nhf peers: ${spec.title} (${(nParams / 1e6).toFixed(1)}M parameters, random weights), float32, CPU ${cpu}; peers: ${[...versions].map(([k, v]) => `${k} ${v}`).join(', ')}`);
@@ -326,7 +332,7 @@ export async function run(opts: HfPeersOptions = {}): Promise<void> {
       for (const l of lines) console.log(l);
       console.log(`(generate: batch ${GEN.batch}, ${GEN.promptLen}-token prompts, ${GEN.newTokens} new tokens, temperature ${GEN.temperature}, top-p ${GEN.topP}, every sequence to full length; ` +
         `train step: ${TRAIN.pairs} pairs of ${TRAIN.promptLen}+${TRAIN.responseLen} tokens, AdamW lr ${TRAIN.lr}, grad clip 1, reference log-probs precomputed, gradient checkpointing ${opts.checkpointing ? 'on' : 'off'} on both sides; ` +
-        `${rounds} rounds alternating sppo and the peer, each ${warmup} warm-up + ${repeats} timed per side, each side in its own process; peak RSS: the largest of a side's processes; sppo/peer: ratio of median times, goal <= 1)`);
+        `${rounds} rounds alternating sppo (each build) and the peer (the same peer figures in each build's row), each ${warmup} warm-up + ${repeats} timed per side, each side in its own process; peak RSS: the largest of a side's processes; sppo/peer: ratio of median times, goal <= 1)`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

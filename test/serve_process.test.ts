@@ -5,11 +5,26 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
+import { get } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { llamaDir, noLlama } from './serve_helpers.js';
 
 const bin = fileURLToPath(new URL('../../bin/sppo.js', import.meta.url));
+
+/**
+ * GET on a connection of its own (agent: false), as a load balancer's probe makes it. fetch would reuse a pooled
+ * keep-alive connection, which the draining server closes as idle: the request then races the close ('fetch failed').
+ */
+function probe(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; connection: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+    });
+    req.on('error', reject);
+  });
+}
 
 test('serve process: answers over the openai client, then SIGTERM drains in-flight requests and exits 0', { skip: noLlama, timeout: 60_000 }, async () => {
   const child = spawn(process.execPath, [bin, 'serve', llamaDir, '--port', '0', '--served-model-name', 'tiny', '--log-requests'], {
@@ -53,13 +68,13 @@ test('serve process: answers over the openai client, then SIGTERM drains in-flig
         // (polled until the signal has arrived).
         let health = 200;
         for (let i = 0; i < 200 && health === 200; i++) {
-          health = (await fetch(`http://127.0.0.1:${port}/health`)).status;
+          health = (await probe(port, '/health')).status;
           if (health === 200) await new Promise((r) => setTimeout(r, 25));
         }
         assert.equal(health, 503);
-        const late = await fetch(`http://127.0.0.1:${port}/v1/models`, { headers: { Authorization: 'Bearer sk-proc' } });
+        const late = await probe(port, '/v1/models', { Authorization: 'Bearer sk-proc' });
         assert.equal(late.status, 503);
-        assert.equal(late.headers.get('connection'), 'close');
+        assert.equal(late.connection, 'close');
         held.end(heldBody.slice(5));
       }
       text += ch.choices[0]?.logprobs ? 0 : 1;

@@ -22,7 +22,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { getNumThreads, libtorchVersion, setNumThreads } from '../src/torch/index.js';
+import { getNumThreads, libtorchVersion, physicalCores, setNumThreads } from '../src/torch/index.js';
 import { createModel, loadModel, parseConfig, saveModel } from '../src/models/index.js';
 import { generate } from '../src/generate/index.js';
 import { benchLlamaConfig } from './models.js';
@@ -154,23 +154,6 @@ function builds(want: string[]): { found: Build[]; notes: string[] } {
   return { found, notes };
 }
 
-/** Physical cores (distinct physical id / core id pairs of /proc/cpuinfo), else the logical CPUs. */
-export function physicalCores(): number {
-  try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
-    const cores = new Set<string>();
-    for (const block of info.split('\n\n')) {
-      const phys = /physical id\s*:\s*(\d+)/.exec(block)?.[1];
-      const core = /core id\s*:\s*(\d+)/.exec(block)?.[1];
-      if (phys !== undefined && core !== undefined) cores.add(`${phys}/${core}`);
-    }
-    if (cores.size > 0) return cores.size;
-  } catch {
-    /* not Linux */
-  }
-  return cpus().length;
-}
-
 function runSide(cmd: string, args: string[], env: Record<string, string>, threads: number): SideResult {
   const all: Record<string, string | undefined> = { ...process.env, ...env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
   for (const k of Object.keys(all)) if (all[k] === '') delete all[k];
@@ -250,6 +233,8 @@ export async function run(opts: HfPeersOptions = {}): Promise<void> {
   const warmup = Math.max(1, opts.warmup ?? 1);
   const losses = opts.losses ?? ['dpo', 'sppo_hard'];
   const parts = opts.parts ?? ['generate', 'train'];
+  for (const n of threadList) if (!Number.isInteger(n) || n < 1) throw new Error(`hf_peers: --threads: positive integers, e.g. 1,2 (got ${opts.threads?.join(',')})`);
+  for (const b of opts.builds ?? []) if (b !== 'debian' && b !== 'pytorch') throw new Error(`hf_peers: --builds ${b}: debian or pytorch`);
   for (const l of losses) if (!TRL_LOSS[l]) throw new Error(`hf_peers: --losses ${l}: one of ${Object.keys(TRL_LOSS).join(', ')}`);
   const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
   const script = fileURLToPath(import.meta.url);

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEMO_LAST_ITERATE, methodTraining, QUICK_HYPER, DEMO_TRAINING, runDemo } from '../src/demo/run.js';
+import { DEMO_LAST_ITERATE, lastIterateOf, methodTraining, QUICK_HYPER, DEMO_TRAINING, runDemo } from '../src/demo/run.js';
 import { sppoFails } from './helpers/cli.js';
 import { projectRoot } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
@@ -20,6 +20,15 @@ test('methodTraining: tau = eta tau x beta and the magnet period per method; spp
   assert.equal(methodTraining('mpo', DEMO_TRAINING, h)!.magnetEvery, DEMO_LAST_ITERATE.mpo!.magnetEvery);
   assert.equal(methodTraining('nash-md', DEMO_TRAINING, h)!.tau, DEMO_LAST_ITERATE['nash-md']!.etaTau * 0.2);
   assert.equal(methodTraining('omwu', DEMO_TRAINING, h)!.tau, undefined);
+});
+
+test('lastIterateOf: an override replaces the default magnet for its method only; a method without a magnet refuses one', () => {
+  const o = { 'nash-md': { etaTau: 0.5 } };
+  assert.deepEqual(lastIterateOf('nash-md', o), { etaTau: 0.5 });
+  assert.equal(methodTraining('nash-md', DEMO_TRAINING, { lr: 1e-3, beta: 0.2 }, lastIterateOf('nash-md', o))!.tau, 0.5 * 0.2);
+  assert.deepEqual(lastIterateOf('mpo', o), DEMO_LAST_ITERATE.mpo);
+  assert.equal(lastIterateOf('sppo', o), undefined);
+  assert.throws(() => lastIterateOf('omwu', { omwu: { etaTau: 1 } }), /lastIterate\.omwu: omwu has no magnet settings/);
 });
 
 test('sppo demo --methods sppo,mpo,omwu,extragradient (shortened): same prompts and first samples, each method\'s stages and settings', { skip: skipModels, timeout: 600_000 }, async () => {

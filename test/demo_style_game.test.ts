@@ -4,9 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { entry } from '../src/game/game.js';
 import { exactGapBound, defaultExactEta } from '../src/game/exact.js';
-import { exactSppoFrom, measureStyles, solveStyleGame, SOLVER_ITERS, styleExploitability, styleGame, styleLengths, STYLE_STRATEGIES, type StyleMix } from '../src/demo/style_game.js';
+import { exactSppoFrom, measureStyles, sampledExploitability, solveStyleGame, SOLVER_ITERS, styleExploitability, styleGame, styleLengths, STYLE_STRATEGIES, type StyleMix } from '../src/demo/style_game.js';
 import { goldPreference } from '../src/demo/gold_judge.js';
 import { EPS64 } from './helpers/tolerances.js';
+import { createRng } from '../src/util/rng.js';
 
 const T = 0, S = 1, F = 2, O = 3;
 /** Rounding of a 4-term dot product of numbers in [0, 1] and the doubling: a few units of roundoff. */
@@ -110,4 +111,39 @@ test('exact SPPO on the style game: from uniform, one step keeps the styles equa
   }
   // a pure style cannot leave itself under multiplicative weights: 0.4 at every step
   assert.deepEqual(exactSppoFrom(g, { terse: 1 }, 2, 3).last.map((x) => Math.round(x * 1e12) / 1e12), [0.4, 0.4, 0.4]);
+});
+
+test('sampled exploitability: what the demo measures for a policy exactly at a mix (style samples drawn from it)', () => {
+  const cycle = styleGame();
+  const eq = { terse: 1 / 3, sentence: 1 / 3, formatted: 1 / 3, other: 0 };
+  const at = (samples: number, seed: number, mix: Partial<StyleMix> = eq, threshold = 0.02) =>
+    sampledExploitability(cycle, mix, { samples, draws: 400, rng: createRng(seed), threshold, seeds: 5 });
+  const a = at(512, 1);
+  // At the equilibrium the exact figure is 0 and the measure is a maximum of linear functions (convex): any sampling
+  // noise moves it up, so every draw is >= 0 and the mean is > 0.
+  assert.ok(a.exact <= ROUND, String(a.exact));
+  assert.ok(a.mean > 0 && a.median > 0 && a.p90 >= a.median, JSON.stringify(a));
+  assert.deepEqual(at(512, 1), a, 'the same rng seed draws the same samples');
+  assert.equal(at(512, 1, eq, 1).atMost, 1);
+  assert.equal(at(512, 1, eq, 1).allSeedsAtMost, 1);
+  assert.equal(at(512, 1, eq, -1).atMost, 0);
+  assert.ok(Math.abs(a.allSeedsAtMost - a.atMost ** 5) <= 1e-15);
+  // At a kink the measure scales with the sampling noise, 1/sqrt(samples): 16x the samples, 1/4 the mean. Each mean
+  // is over 400 draws of a figure whose spread is about its mean (relative error of a mean ~ 1/sqrt(400) = 5 %),
+  // so the ratio is 4 within 3 x 2 x 5 % = 30 %.
+  const ratio = a.mean / at(8192, 2).mean;
+  assert.ok(ratio > 4 * 0.7 && ratio < 4 * 1.3, `ratio ${ratio}`);
+  // Away from a kink (pure terse: the max is formatted's row, by a wide margin) the measure is linear in the shares,
+  // |sampled - exact| <= 2 max|P - 1/2| ||q - p||_1 <= 0.96 ||q - p||_1, and a pure mix draws no noise at all.
+  const pure = at(512, 3, { terse: 1, sentence: 0, formatted: 0, other: 0 });
+  // (the mean of 400 equal figures: a sum's rounding, at most 400 units of roundoff relative)
+  assert.ok(Math.abs(pure.exact - 0.4) <= ROUND && Math.abs(pure.mean - 0.4) <= 0.4 * 400 * EPS64 + ROUND, JSON.stringify(pure));
+  // A mix near pure terse: E ||q - p||_1 <= sum_k sqrt(p_k (1 - p_k) / n), so the mean is within 0.96 x that (x 3 for the
+  // draws' own spread) of the exact figure.
+  const near = { terse: 0.9, sentence: 0.05, formatted: 0.05, other: 0 };
+  const n = 2048;
+  const l1 = [0.9, 0.05, 0.05].reduce((s, p) => s + Math.sqrt((p * (1 - p)) / n), 0);
+  const b = at(n, 4, near);
+  assert.ok(Math.abs(b.mean - b.exact) <= 3 * 0.96 * l1, `${b.mean} vs ${b.exact} (bound ${3 * 0.96 * l1})`);
+  assert.throws(() => sampledExploitability(cycle, eq, { samples: 0, draws: 1, rng: createRng(1), threshold: 0.02, seeds: 5 }), /samples and draws must be integers >= 1/);
 });

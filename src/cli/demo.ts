@@ -12,7 +12,7 @@ import { DEMO_METHODS, isDemoMethod, runDemo, runSearch, SEARCH_FINALISTS, SEARC
 import { evaluatePolicy, formatPolicyEval } from '../demo/policy_eval.js';
 import { formatMix, formatTable } from '../demo/report.js';
 import { exactSppoFrom, solveStyleGame, styleExploitability, styleGame, type StyleMix } from '../demo/style_game.js';
-import { judgeStyleReading } from '../demo/proxy_styles.js';
+import { JUDGE_EQUILIBRIUM_MEASURE, judgeStyleReading } from '../demo/proxy_styles.js';
 import { loadJudge } from '../judge/judge.js';
 import { UsageError } from './usage.js';
 import { num, parseCommand } from './args.js';
@@ -202,6 +202,8 @@ async function styleGameCmd(argv: string[]): Promise<void> {
     for (const r of await judgeStyleReading(judge)) {
       const m = (M: number[][]): string => M.map((row) => row.map(f3).join(' ')).join(' | ');
       console.log(`${v.judge} on ${r.answers} answers, P(row > column), rows terse | sentence | formatted:\n  judge ${m(r.judge)}\n  gold  ${m(r.gold)}\n  same preferred style as the gold judge: ${(100 * r.agreement).toFixed(1)} %; the judge's equilibrium ${pct(r.judgeEquilibrium)} % (gold's ${pct(r.goldEquilibrium)} %), its gold exploitability ${f3(r.goldExploitabilityOfJudgeEquilibrium)}`);
+      const e = r.measuredJudgeEquilibrium;
+      console.log(`  a policy exactly at the judge's equilibrium, measured as the demo measures (${JUDGE_EQUILIBRIUM_MEASURE.samples} style samples, ${JUDGE_EQUILIBRIUM_MEASURE.draws} draws): mean ${f3(e.mean)}, median ${f3(e.median)}, 90th percentile ${f3(e.p90)}; at most ${e.threshold} in ${(100 * e.atMost).toFixed(1)} % of seeds, in all of ${e.seeds} seeds with probability ${e.allSeedsAtMost.toPrecision(2)}`);
     }
   }
 }

@@ -7,8 +7,9 @@ import type { PreferenceOracle } from '../judge/oracle.js';
 import { makeGame } from '../game/game.js';
 import { goldPreference } from './gold_judge.js';
 import { render, STYLES, trainingPrompts, heldOutPrompts, type Task } from './tasks.js';
-import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_VALID } from './constants.js';
-import { solveStyleGame, styleExploitability, type StyleMix } from './style_game.js';
+import { DEMO_STYLE_SAMPLES, HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_VALID } from './constants.js';
+import { sampledExploitability, solveStyleGame, styleExploitability, type SampledExploitability, type StyleMix } from './style_game.js';
+import { createRng } from '../util/rng.js';
 
 /** A wrong answer of the same shape: a number plus one, a word reversed (or with an x appended when a palindrome). */
 export function wrongAnswer(answer: string): string {
@@ -28,7 +29,16 @@ export interface JudgeStyleReading {
   judgeEquilibrium: StyleMix;
   goldExploitabilityOfJudgeEquilibrium: number;
   goldEquilibrium: StyleMix;
+  /**
+   * What the demo would measure for a policy exactly at the judge's equilibrium (the last iterate of a method that
+   * converges in its judge's style game): its gold exploitability from the demo's style samples, and the chance that
+   * one seed's figure, and every one of `seeds` seeds' figures, is at most `threshold` (issue 32's goal: 0.02, 5 seeds).
+   */
+  measuredJudgeEquilibrium: SampledExploitability;
 }
+
+/** How the judge's equilibrium would be measured: the demo's style samples (8 per held-out prompt), issue 32's goal. */
+export const JUDGE_EQUILIBRIUM_MEASURE = { samples: DEMO_STYLE_SAMPLES * HELD_OUT_COUNT, draws: 4000, threshold: 0.02, seeds: 5 };
 
 /** The judge's and the gold judge's mean style preferences on `count` validation prompts. */
 export async function judgeStyleReading(judge: PreferenceOracle, count = 256): Promise<JudgeStyleReading[]> {
@@ -74,6 +84,7 @@ export async function judgeStyleReading(judge: PreferenceOracle, count = 256): P
       judgeEquilibrium: judgeEq,
       goldExploitabilityOfJudgeEquilibrium: styleExploitability(goldGame, judgeEq),
       goldEquilibrium: solveStyleGame(goldGame).mix,
+      measuredJudgeEquilibrium: sampledExploitability(goldGame, judgeEq, { ...JUDGE_EQUILIBRIUM_MEASURE, rng: createRng(answers === 'correct' ? 1 : 2) }),
     });
   }
   return out;

@@ -15,7 +15,7 @@ import { GoldJudge, goldPreference, responseStats } from './gold_judge.js';
 import { summarizeEval } from '../eval/evaluate.js';
 import { createRng } from '../util/rng.js';
 import { heldOutPrompts, trainingPrompts, type Task } from './tasks.js';
-import { HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from './constants.js';
+import { DEMO_STYLE_SAMPLES, HELD_OUT_COUNT, HELD_OUT_SEED, STREAM_SPPO, STREAM_VALID, VALID_COUNT } from './constants.js';
 import { formatTable, reportHtml, type LossPoint, type RowDetails, type SummaryRow } from './report.js';
 import { readJsonl, writeJsonlAtomic } from '../util/files.js';
 import { measureStyles } from './style_game.js';
@@ -34,15 +34,32 @@ export function isDemoMethod(s: string): s is DemoMethod {
  * the same fraction of the step) and MPO's magnet period. mpo's eta tau = 1 and nash-md's 0.1 are the game lab's
  * exact defaults (docs/game-lab.md); extragradient's magnet is left out (tau 0: mirror prox, no magnet pass).
  */
-export const DEMO_LAST_ITERATE: Partial<Record<DemoMethod, { etaTau: number; magnetEvery?: number }>> = {
+export interface LastIterate {
+  /** The magnet's pull as eta tau: tau = etaTau x beta (0 for extragradient: no magnet pass). */
+  etaTau: number;
+  /** mpo: move the magnet to the current policy every this many iterations. */
+  magnetEvery?: number;
+}
+
+export const DEMO_LAST_ITERATE: Partial<Record<DemoMethod, LastIterate>> = {
   mpo: { etaTau: 1, magnetEvery: 2 },
   'nash-md': { etaTau: 0.1 },
   extragradient: { etaTau: 0 },
 };
 
-/** A method's `training` section: the loss, the shared settings, its lr and beta, and its last-iterate settings. */
-export function methodTraining(method: DemoMethod, training: typeof DEMO_TRAINING, h: Hyper): SppoConfigInput['training'] {
-  const li = DEMO_LAST_ITERATE[method];
+/** A method's magnet settings: the options' override, else DEMO_LAST_ITERATE's (undefined for the methods without one). */
+export function lastIterateOf(method: DemoMethod, override?: Partial<Record<DemoMethod, LastIterate>>): LastIterate | undefined {
+  const li = override?.[method] ?? DEMO_LAST_ITERATE[method];
+  if (li && override?.[method] && !DEMO_LAST_ITERATE[method]) throw new Error(`demo: lastIterate.${method}: ${method} has no magnet settings (only ${Object.keys(DEMO_LAST_ITERATE).join(', ')})`);
+  return li;
+}
+
+function describeLastIterate(li: LastIterate | undefined): string {
+  return li ? `, eta tau ${li.etaTau}${li.magnetEvery ? `, magnet every ${li.magnetEvery}` : ''}` : '';
+}
+
+/** A method's `training` section: the loss, the shared settings, its lr and beta, and its last-iterate settings (default DEMO_LAST_ITERATE's). */
+export function methodTraining(method: DemoMethod, training: typeof DEMO_TRAINING, h: Hyper, li: LastIterate | undefined = DEMO_LAST_ITERATE[method]): SppoConfigInput['training'] {
   return {
     loss: method,
     ...training,
@@ -65,6 +82,8 @@ export interface DemoOptions {
   /** Experiments (docs/demo.md's log): another proxy judge folder, other lr / beta per method, other training settings. */
   proxy?: string;
   hyper?: Partial<Record<DemoMethod, Hyper>>;
+  /** Other magnet settings for the last-iterate methods than DEMO_LAST_ITERATE's. */
+  lastIterate?: Partial<Record<DemoMethod, LastIterate>>;
   training?: Partial<typeof DEMO_TRAINING>;
   pairs?: PairMode;
   /** The runs' seed (sampling, pair tie-breaks, training order); default 0. */
@@ -177,14 +196,7 @@ export function rowDetails(method: string, iteration: number, prompts: readonly 
 
 export const averageLabel = (method: string): string => `${method} avg`;
 
-/**
- * Samples per held-out prompt, at temperature 1, of every checkpoint (the starter's and each iteration's), for the
- * style and correctness figures of `details[]`: the style mix's exploitability is a convex function of the mix, so the
- * sampling noise of one response per prompt (256 in all) inflates it — a policy exactly at the equilibrium measures
- * 0.021 on average and up to 0.077 (docs/demo.md, "The measure") — and 8 per prompt (2,048) cut that noise by about
- * 1/sqrt(8). The win rates stay on the evaluation's one response per prompt (as AlpacaEval's).
- */
-export const DEMO_STYLE_SAMPLES = 8;
+export { DEMO_STYLE_SAMPLES };
 export const QUICK_STYLE_SAMPLES = 2;
 /** Seed of the style samples of iteration t of a run with seed `seed`: every method draws with the same seeds (the starter's are identical). */
 const styleSeed = (seed: number, t: number): number => 0x57e5 + 1000 * seed + t;
@@ -294,7 +306,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     const runDir = join(out, method);
     const cfg = demoRunConfig({
       starter, proxy, prompts: join(out, 'prompts.jsonl'), runDir, iterations: size.iterations, perIteration: size.perIteration,
-      seed, pairs, training: methodTraining(method, training, hyper[method]), evalCount: held.length, evalPrompts: join(out, 'eval-prompts.jsonl'), generation,
+      seed, pairs, training: methodTraining(method, training, hyper[method], lastIterateOf(method, o.lastIterate)), evalCount: held.length, evalPrompts: join(out, 'eval-prompts.jsonl'), generation,
     });
     log(`sppo demo: ${method} -> ${runDir}`);
     const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log });
@@ -342,7 +354,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     notes: [
       `Judge during training: the proxy pairwise model demo/proxy-judge; evaluation: the gold judge (docs/demo.md), on ${held.length} held-out prompts, against the starter's responses.`,
       `Win rate: mean P(model > starter) with its standard error; LC: AlpacaEval 2.0's length-controlled win rate (dashed line in the first chart).`,
-      `Same prompts, samples per prompt, judge, training pairs (${pairs === 'ranked' ? 'ranked: best with worst, second best with second worst' : 'best with worst'}) and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}${DEMO_LAST_ITERATE[m] ? `, eta tau ${DEMO_LAST_ITERATE[m]!.etaTau}${DEMO_LAST_ITERATE[m]!.magnetEvery ? `, magnet every ${DEMO_LAST_ITERATE[m]!.magnetEvery}` : ''}` : ''}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings for one iteration, the ${SEARCH_FINALISTS} best of each method for three, scored on validation prompts, never the held-out ones)${methods.some((m) => UNSEARCHED.includes(m) && !o.hyper?.[m]) ? `, except ${methods.filter((m) => UNSEARCHED.includes(m) && !o.hyper?.[m]).join(', ')}: SPPO's setting, not searched` : ''}`}.`,
+      `Same prompts, samples per prompt, judge, training pairs (${pairs === 'ranked' ? 'ranked: best with worst, second best with second worst' : 'best with worst'}) and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}${describeLastIterate(lastIterateOf(m, o.lastIterate))}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings for one iteration, the ${SEARCH_FINALISTS} best of each method for three, scored on validation prompts, never the held-out ones)${methods.some((m) => UNSEARCHED.includes(m) && !o.hyper?.[m]) ? `, except ${methods.filter((m) => UNSEARCHED.includes(m) && !o.hyper?.[m]).join(', ')}: SPPO's setting, not searched` : ''}`}.`,
       `"METHOD avg": the average iterate, the uniform mixture of the policies of iterations 1..t (SPPO's guarantee is about this policy): its win rate from one iteration drawn per held-out prompt, its styles and correctness from all of those iterations' style samples; the other rows are the last iterate.`,
       `Styles, correctness and style exploitability: from ${nStyle} samples per held-out prompt of each checkpoint (temperature 1; ${nStyle * held.length} per row). Style exploitability: 2 max_j P(j > mix) - 1 for the mix of answer styles on the held-out prompts, in the gold judge's style game (its 0.7 cycle, 0.8 against 'other', and its length term at each style's mean measured length; "pure cycle": the style term alone, equilibrium 1/3 each); 0 at the game's equilibrium, solved by the game lab's solver (src/demo/style_game.ts).`,
       `Wall time ${seconds.toFixed(0)} s.`,
@@ -461,6 +473,8 @@ export interface SearchOptions {
   proxy?: string;
   pairs?: PairMode;
   generation?: Partial<DemoGeneration>;
+  /** Other magnet settings for the last-iterate methods than DEMO_LAST_ITERATE's (as runDemo's). */
+  lastIterate?: Partial<Record<DemoMethod, LastIterate>>;
   /** Finalists per method run for the demo's iterations (default SEARCH_FINALISTS; 0: the first stage only). */
   finalists?: number;
   /** The training seeds of each finalist's runs (default SEARCH_FINAL_SEEDS). */
@@ -529,7 +543,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
     }
     const cfg = demoRunConfig({
       starter, proxy, prompts, runDir, iterations, perIteration: size.perIteration,
-      seed, pairs: o.pairs ?? DEMO_PAIRS, training: methodTraining(method, DEMO_TRAINING, h), evalCount: valid.length, evalPrompts: join(out, 'valid-prompts.jsonl'),
+      seed, pairs: o.pairs ?? DEMO_PAIRS, training: methodTraining(method, DEMO_TRAINING, h, lastIterateOf(method, o.lastIterate)), evalCount: valid.length, evalPrompts: join(out, 'valid-prompts.jsonl'),
       generation,
     });
     const res = await runSppo(cfg, { evalJudge: gold, progress: o.progress, log: () => {} });

@@ -165,3 +165,50 @@ export function exactSppoFrom(game: Game, start: Partial<Record<string, number>>
   }
   return { eta, last, average, mix: toMix(pi) };
 }
+
+export interface SampledExploitability {
+  /** The mix's own exploitability (no sampling). */
+  exact: number;
+  /** Over the draws: mean, median and 90th percentile of the exploitability of the sampled mix. */
+  mean: number;
+  median: number;
+  p90: number;
+  /** Share of the draws measuring at most `threshold`, and that share to the power `seeds` (every one of that many seeds). */
+  threshold: number;
+  atMost: number;
+  seeds: number;
+  allSeedsAtMost: number;
+}
+
+/**
+ * What the demo would measure for a policy whose styles are exactly `mix`: the exploitability of the shares among
+ * `samples` styles drawn from it (the demo's style samples), over `draws` draws with `rng`. The measure is convex in
+ * the mix, so sampling moves it up on average; `atMost` is the chance that one seed's figure is <= threshold.
+ */
+export function sampledExploitability(game: Game, mix: Partial<Record<string, number>>, o: { samples: number; draws: number; rng: { next(): number }; threshold: number; seeds: number }): SampledExploitability {
+  if (!Number.isInteger(o.samples) || o.samples < 1 || !Number.isInteger(o.draws) || o.draws < 1) throw new RangeError(`sampledExploitability: samples and draws must be integers >= 1, got ${o.samples}, ${o.draws}`);
+  const p = fromMix(mix);
+  const total = p.reduce((a, b) => a + b, 0);
+  const cdf = new Float64Array(p.length);
+  let acc = 0;
+  for (let i = 0; i < p.length; i++) cdf[i] = acc += p[i]! / total;
+  const xs: number[] = [];
+  const counts = new Float64Array(p.length);
+  for (let d = 0; d < o.draws; d++) {
+    counts.fill(0);
+    for (let s = 0; s < o.samples; s++) {
+      const u = o.rng.next();
+      let i = 0;
+      while (i < p.length - 1 && u >= cdf[i]!) i++;
+      counts[i] = counts[i]! + 1;
+    }
+    xs.push(dualityGap(game, counts.map((c) => c / o.samples)));
+  }
+  xs.sort((a, b) => a - b);
+  const atMost = xs.filter((x) => x <= o.threshold).length / xs.length;
+  const q = (f: number): number => xs[Math.min(xs.length - 1, Math.floor(f * xs.length))]!;
+  return {
+    exact: dualityGap(game, p.map((x) => x / total)), mean: xs.reduce((a, b) => a + b, 0) / xs.length, median: q(0.5), p90: q(0.9),
+    threshold: o.threshold, atMost, seeds: o.seeds, allSeedsAtMost: atMost ** o.seeds,
+  };
+}

@@ -285,7 +285,7 @@ test("sppo serve: chat_template_kwargs reach the chat template (over HTTP)", asy
   }
 });
 
-test('a text-only remote backend: a response that stopped at the end of its turn ends with <end_of_turn>', { skip, timeout: 60_000 }, async () => withFolder({}, async (dir) => {
+test('a text-only remote backend: a response that stopped at the end of its turn ends with <end_of_turn>; with --raw (no chat turn), with EOS', { skip, timeout: 60_000 }, async () => withFolder({}, async (dir) => {
   const { createServer } = await import('node:http');
   const { sppoAsync } = await import('./helpers/cli.js');
   const server = createServer((req, res) => {
@@ -302,12 +302,14 @@ test('a text-only remote backend: a response that stopped at the end of its turn
   try {
     const port = (server.address() as { port: number }).port;
     writeFileSync(join(dir, 'p.jsonl'), '{"prompt":"Say hi."}\n');
-    const r = await sppoAsync(['generate', '--model', dir, '--prompts', join(dir, 'p.jsonl'), '--out', join(dir, 'o.jsonl'), '--device', 'cpu', '--backend-url', `http://127.0.0.1:${port}/v1`]);
-    assert.equal(r.status, 0, r.stderr);
-    const line = JSON.parse(readFileSync(join(dir, 'o.jsonl'), 'utf8').trim()) as { responses: { token_ids: number[]; finish_reason: string }[] };
     const tok = Tokenizer.fromFolder(dir);
-    for (const g of line.responses) {
-      assert.deepEqual(g.token_ids, [...tok.encode('Hi there.', { addSpecialTokens: false }), END_OF_TURN], JSON.stringify(g));
+    for (const [flags, end] of [[[], END_OF_TURN], [['--raw'], EOS]] as const) {
+      const r = await sppoAsync(['generate', '--model', dir, '--prompts', join(dir, 'p.jsonl'), '--out', join(dir, 'o.jsonl'), '--device', 'cpu', '--backend-url', `http://127.0.0.1:${port}/v1`, ...flags]);
+      assert.equal(r.status, 0, r.stderr);
+      const line = JSON.parse(readFileSync(join(dir, 'o.jsonl'), 'utf8').trim()) as { responses: { token_ids: number[]; finish_reason: string }[] };
+      for (const g of line.responses) {
+        assert.deepEqual(g.token_ids, [...tok.encode('Hi there.', { addSpecialTokens: false }), end], `${flags.join(' ') || 'chat'}: ${JSON.stringify(g)}`);
+      }
     }
   } finally {
     server.close();

@@ -131,7 +131,7 @@ export async function run(argv: string[]): Promise<void> {
   if (urls.length > 0) {
     const remote = remoteGenerator(
       { kind: 'openai', urls, model: v['backend-model'], apiKeyEnv: v['api-key-env'], concurrency, timeoutS: 600, servers: 1, startTimeoutS: 300 },
-      { checkpoint: v.model!, tokenizer, label: 'sppo generate', log: (l) => console.error(l), loadModel: () => loadModel(v.model!, { dtype, device }) },
+      { checkpoint: v.model!, tokenizer, label: 'sppo generate', log: (l) => console.error(l), loadModel: () => loadModel(v.model!, { dtype, device }), prompts: { raw: v.raw ?? false, chatTemplateKwargs: kwargs } },
     );
     try {
       const flat = await remote.generate(ids, { n, temperature, topP, topK, maxNewTokens, minNewTokens, stop: v.stop ?? [], seed }, (done) => bar.update(done, { tps: '-' }));

@@ -44,6 +44,8 @@ export interface RemoteGeneratorOptions {
   label?: string;
   /** Working folder of serverCommand (default: the current one). */
   cwd?: string;
+  /** How the prompts were rendered (the run's raw and chatTemplateKwargs): picks the end-of-turn token a text-only response ends with. */
+  prompts?: { raw?: boolean; chatTemplateKwargs?: Record<string, unknown> };
 }
 
 async function firstModel(url: string, apiKey: string | undefined): Promise<string> {
@@ -104,7 +106,7 @@ export function remoteGenerator(backend: BackendConfig, opts: RemoteGeneratorOpt
         continue;
       }
       // Else the end of the turn the server stopped at: the chat template's terminator (e.g. <end_of_turn>), else EOS.
-      responseEnd ??= { id: folderResponseEndId(opts.tokenizer) };
+      responseEnd ??= { id: folderResponseEndId(opts.tokenizer, opts.prompts) };
       if (g.finishReason === 'eos' && responseEnd.id !== undefined) g.tokens.push(responseEnd.id);
     }
     model ??= opts.loadModel();

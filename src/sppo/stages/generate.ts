@@ -52,7 +52,7 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
         const chunk = order.slice(c * s.batchSize, (c + 1) * s.batchSize).map((i) => usable[i]!);
         const load = (): CausalLMBase => loadStageModel(input.modelDir, `iteration ${t} ${stage}`, ctx.dtype, ctx.device);
         // generation.backend: the training samples come from OpenAI-compatible servers (remote_generation.ts).
-        if (cfg.generation.backend && stage === 'generate') remote ??= remoteGenerator(cfg.generation.backend, { checkpoint: input.modelDir, tokenizer: input.tokenizer, log: ctx.log, loadModel: load });
+        if (cfg.generation.backend && stage === 'generate') remote ??= remoteGenerator(cfg.generation.backend, { checkpoint: input.modelDir, tokenizer: input.tokenizer, log: ctx.log, loadModel: load, prompts: { raw: cfg.raw, chatTemplateKwargs: cfg.chatTemplateKwargs } });
         const gens = remote
           ? await remote.generate(chunk.map((it) => it.ids), { ...s, seed: mixSeed(...input.seedParts, c) })
           : generate((model ??= load()), chunk.map((it) => it.ids), {

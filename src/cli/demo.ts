@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { DEMO_STYLES, demonstrations, parseStyleShares } from '../demo/demonstrations.js';
-import { heldOutPrompts } from '../demo/tasks.js';
+import { heldOutPrompts, STYLES } from '../demo/tasks.js';
 import { llamaConfig, writeTokenizerFolder } from '../demo/tokenizer.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STARTER_ARCH, STARTER_SFT_EXAMPLES, STARTER_SFT_SEED } from '../demo/constants.js';
 import { proxyJudgeData } from '../demo/proxy_data.js';
@@ -13,6 +13,7 @@ import { evaluatePolicy, formatPolicyEval } from '../demo/policy_eval.js';
 import { formatMix, formatTable } from '../demo/report.js';
 import { exactSppoFrom, solveStyleGame, styleExploitability, styleGame, type StyleMix } from '../demo/style_game.js';
 import { JUDGE_EQUILIBRIUM_MEASURE, judgeStyleReading } from '../demo/proxy_styles.js';
+import { styleWinRates, type StyleWinRates } from '../demo/style_winrates.js';
 import { loadJudge } from '../judge/judge.js';
 import { UsageError } from './usage.js';
 import { num, parseCommand } from './args.js';
@@ -25,7 +26,7 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines | --methods M,...] [
        sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S] [--style-pairs]
        sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo,...] [--proxy DIR] [--finalists N]
        sppo demo policy-eval --model DIR [--k K --prompts N --seed S --temperature T --top-p P --vs DIR]
-       sppo demo style-game [--summary FILE] [--judge DIR]
+       sppo demo style-game [--summary FILE] [--judge DIR] [--run DIR]
 
   run (default)     SPPO (3 iterations, K = 5) of demo/starter with demo/proxy-judge as the judge, each iteration
                     evaluated on held-out prompts by the gold judge against the starter; writes OUT/summary.json
@@ -60,7 +61,10 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines | --methods M,...] [
                     K samples can win
   style-game        the gold style game at the starter's style lengths (from --summary, a demo's summary.json;
                     default: the starter's measured mix), its equilibrium and what SPPO's exact update does from
-                    the starter for several eta; with --judge DIR, how that judge reads the style cycle
+                    the starter for several eta; with --judge DIR, how that judge reads the style cycle; with
+                    --run DIR (a demo run folder, OUT/<method>), per iteration each style's share of the training
+                    samples, how often its answers are correct, and its mean win rate under the run's judge and
+                    under the gold judge: the incentive the judges give, correctness included
 `;
 
 
@@ -166,11 +170,25 @@ async function demo(argv: string[]): Promise<void> {
 }
 
 async function styleGameCmd(argv: string[]): Promise<void> {
-  const parsed = parseCommand('demo style-game', argv, { summary: { type: 'string' }, judge: { type: 'string' } }, HELP);
+  const parsed = parseCommand('demo style-game', argv, { summary: { type: 'string' }, judge: { type: 'string' }, run: { type: 'string' } }, HELP);
   if (!parsed) return;
-  const v = parsed.values as { summary?: string; judge?: string };
+  const v = parsed.values as { summary?: string; judge?: string; run?: string };
   const pct = (m: Record<string, number>): string => Object.values(m).map((x) => (100 * x).toFixed(1)).join(' / ');
   const f3 = (x: number): string => x.toFixed(3);
+  if (v.run) {
+    let rows: StyleWinRates[];
+    try {
+      rows = styleWinRates(v.run);
+    } catch (e) {
+      throw new UsageError(`--run ${v.run}: ${(e as Error).message}`);
+    }
+    console.log(`${v.run}: the training samples of each iteration, per style terse | sentence | formatted:`);
+    for (const r of rows) {
+      const by = (m: Record<string, number>, f: (x: number) => string): string => STYLES.map((s) => f(m[s]!)).join(' | ');
+      console.log(`  iteration ${r.iteration} (${r.samples} samples): share ${by(r.share, (x) => `${(100 * x).toFixed(1)} %`)}; correct ${by(r.correct, (x) => `${(100 * x).toFixed(1)} %`)}; win rate, judge ${by(r.judge, f3)}; gold ${by(r.gold, f3)}`);
+    }
+    return;
+  }
   // The starter's mix and lengths: from a demo's summary.json (iteration 0), else the issue's starter mix with
   // the lengths of the demo's answers (1-2 character payloads).
   let start: StyleMix = { terse: 0.18, sentence: 0.48, formatted: 0.31, other: 0.03 };

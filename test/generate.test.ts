@@ -190,3 +190,67 @@ test('generation log-probs equal those of a full forward over prompt + response 
   reportError('generation vs full forward, bfloat16', gaps.bfloat16!, bf16Limit);
   assert.ok(gaps.bfloat16! < bf16Limit, `bfloat16 gap ${gaps.bfloat16}`);
 });
+
+// ---------------------------------------------------------------- the geometric mixture of two models (Nash-MD's opponent)
+const qwenDir = join(fixtureRoot, 'qwen2');
+
+/**
+ * The mixture's log-probs from full forward passes over prompt + response (no cache): log_softmax((1 - c) z_pi +
+ * c z_mu) at each response position, as TRL's GeometricMixtureWrapper computes them. Returns, per generation, the
+ * reference log-prob of each generated token and how far below the step's best mixed score the token is.
+ */
+function mixtureReference(pi: CausalLM, mu: CausalLM, c: number, ps: number[][], gens: Generation[]): { logprobs: number[][]; belowBest: number[][] } {
+  return tidy(() => {
+    const seqs = gens.map((g) => [...ps[g.prompt]!, ...g.tokens]);
+    const { inputIds, attentionMask } = leftPad(seqs, 0, pi.device);
+    const mixed = pi.forward({ inputIds, attentionMask }).mul(1 - c).add(mu.forward({ inputIds, attentionMask }).mul(c)).logSoftmax(-1);
+    const lp = mixed.toArray() as number[][][];
+    const width = inputIds.size(1);
+    const out = { logprobs: [] as number[][], belowBest: [] as number[][] };
+    gens.forEach((g, r) => {
+      const start = width - seqs[r]!.length + ps[g.prompt]!.length;
+      const row = g.tokens.map((tok, j) => {
+        const dist = lp[r]![start + j - 1]!;
+        return { lp: dist[tok]!, below: Math.max(...dist) - dist[tok]! };
+      });
+      out.logprobs.push(row.map((x) => x.lp));
+      out.belowBest.push(row.map((x) => x.below));
+    });
+    return out;
+  });
+}
+
+test('mixture sampling draws from (1 - c) z_pi + c z_mu: greedy and sampled tokens and log-probs against full forward passes of both models; c = 0 and c = 1 are the models themselves', { skip: noLlama }, () => {
+  const pi = loadModel(llamaDir);
+  const mu = loadModel(qwenDir);
+  const ps = prompts();
+  const o = { maxNewTokens: 12, n: 2, eosTokenIds: [] as number[] };
+  let gap = 0;
+  for (const c of [0.1, 0.5]) {
+    for (const sampling of [{ temperature: 0 }, { temperature: 0.7, topP: 0.9, seed: 5 }]) {
+      const gens = generate(pi, ps, { ...o, ...sampling, mixture: { model: mu, coef: c } });
+      const ref = mixtureReference(pi, mu, c, ps, gens);
+      gens.forEach((g, r) => {
+        g.logprobs.forEach((x, j) => (gap = Math.max(gap, Math.abs(x - ref.logprobs[r]![j]!))));
+        // Greedy: each token is the mixture's best, up to the float32 error of the scores (a near tie may go either way).
+        if (sampling.temperature === 0) g.tokens.forEach((_, j) => assert.ok(ref.belowBest[r]![j]! <= 2 * LOGPROB32, `c ${c}, row ${r}, step ${j}: the token is ${ref.belowBest[r]![j]} below the mixture's best`));
+      });
+    }
+  }
+  reportError('mixture generation vs full forwards, float32', gap, LOGPROB32);
+  assert.ok(gap <= LOGPROB32, `mixture log-prob gap ${gap}`);
+  // The mixture differs from both models: at c = 0.5 its greedy tokens are neither's.
+  const greedy = (m: CausalLM, mix?: { model: CausalLM; coef: number }): number[][] => generate(m, ps, { ...o, temperature: 0, ...(mix ? { mixture: mix } : {}) }).map((g) => g.tokens);
+  const half = greedy(pi, { model: mu, coef: 0.5 });
+  assert.notDeepEqual(half, greedy(pi));
+  assert.notDeepEqual(half, greedy(mu));
+  // The ends: c = 0 is pi, c = 1 is mu (same tokens; same seed, same draws).
+  assert.deepEqual(greedy(pi, { model: mu, coef: 0 }), greedy(pi));
+  assert.deepEqual(greedy(pi, { model: mu, coef: 1 }), greedy(mu));
+  const sampled = (m: CausalLM, mix?: { model: CausalLM; coef: number }): number[][] =>
+    generate(m, ps, { ...o, temperature: 1, seed: 9, ...(mix ? { mixture: mix } : {}) }).map((g) => g.tokens);
+  assert.deepEqual(sampled(pi, { model: mu, coef: 1 }), sampled(mu));
+  assert.throws(() => generate(pi, ps, { ...o, mixture: { model: mu, coef: 1.5 } }), /mixture\.coef must be in \[0, 1\]/);
+  pi.dispose();
+  mu.dispose();
+});

@@ -8,7 +8,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runSppo } from '../src/sppo/loop.js';
 import type { SppoConfigInput } from '../src/sppo/config.js';
-import { magnetDir } from '../src/sppo/last_iterate.js';
+import { magnetDir, opponentOf } from '../src/sppo/last_iterate.js';
+import { trainingSchema } from '../src/sppo/config.js';
+import { tensor, tidy } from '../src/torch/index.js';
+import { LOGPROB32 } from './helpers/tolerances.js';
 import { exampleLogprobs } from '../src/sppo/trainer.js';
 import { loadModel } from '../src/models/registry.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
@@ -139,24 +142,68 @@ test('mpo: the magnet is pi_0, then moves every magnetEvery iterations; at t = 1
   }
 });
 
-test('nash-md: at t = 2 the magnet pi_0 is scored by the trainer; the step regresses on eta (P - 1/2) + eta tau (log pi_0 - log pi_1)', { skip }, async () => {
+test('nash-md: at t = 2 the responses are judged against samples of the geometric mixture pi_1^(1 - eta tau) pi_0^(eta tau); the step regresses on eta (P(y > mixture) - 1/2) + eta tau (log pi_0 - log pi_1)', { skip }, async () => {
   const dir = setup('loop-nashmd');
   try {
     const tau = 0.05;
-    await runSppo(cfg('nash-md', { tau }), { baseDir: dir, progress: false, log: () => {} });
     const eta = 1 / 0.1;
-    const pairs = readJsonl(join(dir, 'run-nash-md/iter-2/pairs.jsonl'));
+    await runSppo(cfg('nash-md', { tau }), { baseDir: dir, progress: false, log: () => {} });
+    const run = join(dir, 'run-nash-md');
+    // At t = 1 the mixture is pi_0 itself: no extra samples; the targets use the K x K win rates.
+    assert.ok(!existsSync(join(run, 'iter-1/mixture-generations.jsonl')), 'iteration 1 samples no mixture');
+    const pairs1 = readJsonl(join(run, 'iter-1/pairs.jsonl'));
+    closeRel(readJsonl(join(run, 'iter-1/train-metrics.jsonl'))[0].loss, expectedFirstLoss(pairs1, (p, s) => eta * (p[`${s}_win_rate`] - 0.5)), 1e-3, 'nash-md iteration 1');
+    const pairs = readJsonl(join(run, 'iter-2/pairs.jsonl'));
+    const mixGens = readJsonl(join(run, 'iter-2/mixture-generations.jsonl'));
+    const cross = readJsonl(join(run, 'iter-2/mixture-preferences.jsonl'));
+    const wr = new Map(cross.map((c) => [c.index, c.win_rates]));
     const pi0 = loadModel(model, { dtype: 'float32', device: 'cpu' });
+    const pi1 = loadModel(join(run, 'iter-1/checkpoint'), { dtype: 'float32', device: 'cpu' });
     try {
+      // The mixture's samples: each one's recorded log-prob (untempered; the test samples at temperature 1) is its
+      // log-prob under log_softmax((1 - eta tau) z_pi1 + eta tau z_pi0), from full forward passes of both models.
+      const c = eta * tau;
+      let checked = 0;
+      for (const g of mixGens.slice(0, 3)) {
+        for (const r of g.responses.slice(0, 2)) {
+          const lp = tidy(() => {
+            const ids = tensor(BigInt64Array.from([...g.prompt_ids, ...r.token_ids], BigInt), { shape: [1, g.prompt_ids.length + r.token_ids.length] });
+            const mixed = pi1.forward({ inputIds: ids }).mul(1 - c).add(pi0.forward({ inputIds: ids }).mul(c)).logSoftmax(-1).toArray() as number[][][];
+            return r.token_ids.reduce((s: number, tok: number, j: number) => s + mixed[0]![g.prompt_ids.length + j - 1]![tok]!, 0);
+          });
+          // A sum of up to 16 float32 log-probs, each within LOGPROB32.
+          assert.ok(Math.abs(lp - r.logprob) <= 16 * LOGPROB32, `mixture sample of prompt #${g.index}: recorded ${r.logprob}, mixture ${lp}`);
+          checked++;
+        }
+      }
+      assert.equal(checked, 6);
       const mag = new Map(pairs.map((p) => [p.index, exampleLogprobs(pi0, { promptIds: p.prompt_ids, chosenIds: p.chosen_ids, rejectedIds: p.rejected_ids }, 64, 48)]));
-      const expected = expectedFirstLoss(pairs, (p, s) => eta * (p[`${s}_win_rate`] - 0.5) + eta * tau * (mag.get(p.index)![s] - p[`${s}_ref_logprob`]));
-      closeRel(readJsonl(join(dir, 'run-nash-md/iter-2/train-metrics.jsonl'))[0].loss, expected, 1e-3, 'nash-md iteration 2');
-      const noMagnet = expectedFirstLoss(pairs, (p, s) => eta * (p[`${s}_win_rate`] - 0.5));
+      const expected = expectedFirstLoss(pairs, (p, s) => eta * (wr.get(p.index)![p[s]] - 0.5) + eta * tau * (mag.get(p.index)![s] - p[`${s}_ref_logprob`]));
+      closeRel(readJsonl(join(run, 'iter-2/train-metrics.jsonl'))[0].loss, expected, 1e-3, 'nash-md iteration 2');
+      const noMagnet = expectedFirstLoss(pairs, (p, s) => eta * (wr.get(p.index)![p[s]] - 0.5));
       assert.ok(Math.abs(expected - noMagnet) > 1e-3 * expected, `the magnet term matters: ${expected} vs ${noMagnet}`);
+      const policyOpponent = expectedFirstLoss(pairs, (p, s) => eta * (p[`${s}_win_rate`] - 0.5) + eta * tau * (mag.get(p.index)![s] - p[`${s}_ref_logprob`]));
+      assert.ok(Math.abs(expected - policyOpponent) > 1e-3 * expected, `the mixture's win rates matter: ${expected} vs ${policyOpponent}`);
     } finally {
       pi0.dispose();
+      pi1.dispose();
     }
   } finally {
     removeDir(dir);
   }
+});
+
+test('nash-md: whom each iteration judges against (opponentOf), and the settings it refuses', () => {
+  const c = (training: Record<string, unknown>) => ({ training: { loss: 'nash-md', tau: 0.01, beta: 0.1, ...training } }) as never;
+  assert.deepEqual([1, 2, 3].map((t) => opponentOf(c({}), t)), [undefined, 'mixture', 'mixture']);
+  assert.deepEqual([1, 2, 3].map((t) => opponentOf(c({ opponent: 'policy' }), t)), [undefined, undefined, undefined]);
+  assert.deepEqual([1, 2].map((t) => opponentOf({ training: { loss: 'omwu' } } as never, t)), [undefined, 'prev']);
+  assert.deepEqual([1, 2].map((t) => opponentOf({ training: { loss: 'extragradient' } } as never, t)), ['lookahead', 'lookahead']);
+  assert.equal(opponentOf({ training: { loss: 'sppo' } } as never, 2), undefined);
+  const parse = (training: Record<string, unknown>) => trainingSchema.safeParse({ loss: 'nash-md', beta: 0.1, ...training });
+  assert.ok(parse({ tau: 0.1 }).success, 'eta tau = 1 is allowed');
+  const big = parse({ tau: 0.2 });
+  assert.ok(!big.success && /eta tau = tau \/ beta <= 1/.test(big.error.issues[0]!.message) && big.error.issues[0]!.path[0] === 'tau');
+  const other = trainingSchema.safeParse({ loss: 'sppo', opponent: 'policy' });
+  assert.ok(!other.success && other.error.issues[0]!.path[0] === 'opponent', 'opponent is nash-md\'s only');
 });

@@ -47,6 +47,12 @@ export interface GenerateOptions extends SamplingOptions {
    * tokens and log-probs are the same either way for the same seed (on the CPU, bit for bit).
    */
   graph?: GraphMode;
+  /**
+   * Sample from the token-level geometric mixture of this model and another, pi^(1 - coef) mu^(coef): each step's
+   * logits are (1 - coef) z_pi + coef z_mu (then tempered and truncated as usual), as TRL's GeometricMixtureWrapper
+   * (Nash-MD's opponent). The log-probs returned are the mixture's. Decodes op by op; `model` must share the vocabulary.
+   */
+  mixture?: { model: CausalLM; coef: number };
 }
 
 export type GraphMode = 'auto' | 'on' | 'off';
@@ -108,10 +114,10 @@ export type DecodeMode = 'loop' | 'static' | 'graph';
  * op-by-op loop on the CPU: there no launches are saved, the static step does more arithmetic (attention
  * over the whole capacity), and the two measured equal within noise (docs/generation.md).
  */
-export function decodeMode(opts: Pick<GenerateOptions, 'graph' | 'stopStrings' | 'temperature'>, device: string): DecodeMode {
+export function decodeMode(opts: Pick<GenerateOptions, 'graph' | 'stopStrings' | 'temperature' | 'mixture'>, device: string): DecodeMode {
   const mode = opts.graph ?? 'auto';
   if (mode !== 'auto' && mode !== 'on' && mode !== 'off') throw new Error(`generate: graph must be 'auto', 'on' or 'off' (got ${JSON.stringify(mode)})`);
-  if (mode === 'off' || (opts.stopStrings ?? []).some((x) => x.length > 0)) return 'loop';
+  if (mode === 'off' || opts.mixture || (opts.stopStrings ?? []).some((x) => x.length > 0)) return 'loop';
   const gpu = device.startsWith('cuda') && CudaGraph.isAvailable();
   if (mode === 'on') return gpu ? 'graph' : 'static';
   return gpu && decodeGraphFailure() === null && (isGreedy(opts) || CudaGraph.supportsGenerators()) ? 'graph' : 'loop';
@@ -174,16 +180,19 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
   // CPU, every 8 steps on a GPU, where a sync per step would stall the queue of kernels. Steps
   // taken after all stopped only add padding, which the lengths leave out.
   const syncEvery = device === 'cpu' || stopStrings.length ? 1 : 8;
+  const mix = opts.mixture;
+  if (mix) checkMixture(model, mix);
 
   return noGrad(() => {
     const cache = KVCache.forModel(model, b, p + maxNew);
+    const mixCache = mix ? KVCache.forModel(mix.model, b, p + maxNew) : undefined;
     // The prefill, shared by every loop: the prompts' keys and values, and the logits of their last position.
     const state: { mask: Tensor; pos: Tensor; logits: Tensor; finished: Tensor } = tidy(() => {
       let ids = inputIds.device === device ? inputIds : inputIds.to(device);
       let mask0 = attentionMask.device === device ? attentionMask : attentionMask.to(device);
       if (p > p0) ({ ids, mask: mask0 } = widenLeft(ids, mask0, p, padId));
-      const h = model.hidden({ inputIds: ids, attentionMask: mask0, cache });
-      const last = model.logits(h.narrow(1, p - 1, 1)).squeeze(1);
+      const lastLogits = (m: CausalLM, c: KVCache): Tensor => m.logits(m.hidden({ inputIds: ids, attentionMask: mask0, cache: c }).narrow(1, p - 1, 1)).squeeze(1);
+      const last = mix ? mixLogits(lastLogits(model, cache), lastLogits(mix.model, mixCache!), mix.coef) : lastLogits(model, cache);
       const rep = (t: Tensor): Tensor => (n === 1 ? t.detach() : t.repeatInterleave(n, 0)); // never the caller's own handle
       const mask = rep(mask0);
       return {
@@ -195,9 +204,11 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
     });
     for (const t of Object.values(state)) keep(t);
     cache.repeatInterleave(n);
+    mixCache?.repeatInterleave(n);
     try {
+      const second = mix ? { model: mix.model, cache: mixCache!, coef: mix.coef } : undefined;
       const loop = (): ReturnType<typeof decodeLoop> =>
-        decodeLoop(model, cache, state, { ...opts, maxNew, minNew, rows, p, eos, stopIds, padId, stopStrings, syncEvery, generator: greedy ? undefined : new Generator(seed, device) });
+        decodeLoop(model, cache, state, { ...opts, maxNew, minNew, rows, p, eos, stopIds, padId, stopStrings, syncEvery, generator: greedy ? undefined : new Generator(seed, device), second });
       const stat = (): ReturnType<typeof decodeStatic> =>
         decodeStatic(model, { cache, promptMask: state.mask, logits: state.logits, positions: state.pos }, { ...opts, maxNew, minNew, rows, p, eos, stopIds, padId, syncEvery, seed, captured: mode === 'graph' });
       let out: ReturnType<typeof decodeLoop>;
@@ -225,8 +236,20 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
     } finally {
       for (const t of Object.values(state)) t.dispose();
       cache.dispose();
+      mixCache?.dispose();
     }
   });
+}
+
+/** The mixture's logits (1 - coef) z_pi + coef z_mu, in float32 (the same distribution as TRL's log_softmax of them). */
+function mixLogits(pi: Tensor, mu: Tensor, coef: number): Tensor {
+  return pi.float().mul(1 - coef).add(mu.float().mul(coef));
+}
+
+function checkMixture(model: CausalLM, mix: NonNullable<GenerateOptions['mixture']>): void {
+  if (!(mix.coef >= 0 && mix.coef <= 1)) throw new RangeError(`generate: mixture.coef must be in [0, 1] (got ${mix.coef})`);
+  if (mix.model.config.vocabSize !== model.config.vocabSize) throw new Error(`generate: the mixture's models have different vocabularies (${model.config.vocabSize} and ${mix.model.config.vocabSize} ids)`);
+  if (mix.model.device !== model.device) throw new Error(`generate: the mixture's models are on different devices (${model.device} and ${mix.model.device})`);
 }
 
 interface LoopSettings extends GenerateOptions {
@@ -244,8 +267,13 @@ interface LoopSettings extends GenerateOptions {
  * The op-by-op loop: every step's operations issued from the host, the cache attended up to its filled
  * length, stop strings checked on the host text.
  */
-function decodeLoop(model: CausalLM, cache: KVCache, state: { mask: Tensor; pos: Tensor; logits: Tensor; finished: Tensor }, o: LoopSettings & { stopStrings: string[]; generator: Generator | undefined }): { tokens: Tensor; logprobs: Tensor; stopAt: number[] } {
-  const { maxNew, minNew, rows, p, eos, stopIds, padId, stopStrings, syncEvery, generator } = o;
+function decodeLoop(
+  model: CausalLM,
+  cache: KVCache,
+  state: { mask: Tensor; pos: Tensor; logits: Tensor; finished: Tensor },
+  o: LoopSettings & { stopStrings: string[]; generator: Generator | undefined; second: { model: CausalLM; cache: KVCache; coef: number } | undefined },
+): { tokens: Tensor; logprobs: Tensor; stopAt: number[] } {
+  const { maxNew, minNew, rows, p, eos, stopIds, padId, stopStrings, syncEvery, generator, second } = o;
   const device = model.device;
   const tok = o.tokenizer;
   // The mask of every step, allocated once: the prompt's, then ones (stopped rows are fed padding
@@ -306,7 +334,8 @@ function decodeLoop(model: CausalLM, cache: KVCache, state: { mask: Tensor; pos:
       if (step === maxNew - 1 || ((step + 1) % syncEvery === 0 && state.finished.all().item())) break;
       const upd = tidy(() => {
         const mask = fullMask.narrow(1, 0, p + step + 1);
-        const logits = model.forward({ inputIds: next.token.unsqueeze(1), attentionMask: mask, positionIds: state.pos, cache }).squeeze(1);
+        const step1 = (m: CausalLM, c: KVCache): Tensor => m.forward({ inputIds: next.token.unsqueeze(1), attentionMask: mask, positionIds: state.pos, cache: c }).squeeze(1);
+        const logits = second ? mixLogits(step1(model, cache), step1(second.model, second.cache), second.coef) : step1(model, cache);
         return { logits, pos: state.pos.add(1) };
       });
       for (const k of ['logits', 'pos'] as const) {

@@ -87,6 +87,12 @@ export const trainingSchema = z
     tau: z.number().min(0).optional(),
     /** mpo: the magnet is pi_0, then moves to the current policy every `magnetEvery` iterations (pi_{magnetEvery}, ...). */
     magnetEvery: int(1).default(2),
+    /**
+     * nash-md: whom the responses are judged against from iteration 2 on. 'mixture' (the default, Nash-MD's): K samples
+     * per prompt from the token-level geometric mixture pi_{t-1}^(1 - eta tau) pi_0^(eta tau); 'policy': pi_{t-1}'s own
+     * samples (the K x K matrix; no extra samples or judging, equal to first order in eta tau).
+     */
+    opponent: z.enum(['mixture', 'policy']).optional(),
     /** cDPO label smoothing, in [0, 0.5); dpo only (checked below). */
     labelSmoothing: z.number().min(0).lt(0.5).default(0),
     lr: z.number().gt(0).default(5e-7),
@@ -121,6 +127,14 @@ export const trainingSchema = z
   .refine((t) => !['mpo', 'nash-md'].includes(t.loss) || (t.tau !== undefined && t.tau > 0), {
     path: ['tau'],
     message: 'loss mpo and nash-md need tau > 0 (the KL strength toward the magnet)',
+  })
+  .refine((t) => t.loss !== 'nash-md' || t.tau === undefined || t.tau <= t.beta, {
+    path: ['tau'],
+    message: 'loss nash-md needs eta tau = tau / beta <= 1 (the geometric mixture pi^(1 - eta tau) mu^(eta tau))',
+  })
+  .refine((t) => t.opponent === undefined || t.loss === 'nash-md', {
+    path: ['opponent'],
+    message: 'applies to loss nash-md only',
   });
 
 /** Prompts by data set name (src/sppo/dataset_prompts.ts): a split's Parquet files from the Hugging Face cache. */

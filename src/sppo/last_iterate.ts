@@ -3,12 +3,17 @@
 //   mpo            the magnet mu: pi_0, then pi_s for the last s <= t - 1 that is a multiple of
 //                  training.magnetEvery (MPO's periodically updated magnet); its log-probs are scored by the
 //                  trainer as the reference's are (one more forward pass over the pairs; none when mu = pi_{t-1}).
-//   nash-md        the magnet is pi_0 for every iteration (Nash-MD's fixed reference mu).
+//   nash-md        the magnet is pi_0 for every iteration (Nash-MD's fixed reference mu); from t = 2 the responses are
+//                  judged against K samples of the geometric mixture pi_{t-1}^(1 - eta tau) mu^(eta tau), Nash-MD's
+//                  opponent (training.opponent: 'policy' judges against pi_{t-1}'s own samples instead). At t = 1
+//                  the mixture is pi_0 itself: the K x K matrix is the win rate against it.
 //   extragradient  the magnet is pi_0 (EGPO's reference); with tau = 0 none.
 //   omwu           no magnet; win rates against the previous policy's samples (stages/opponents.ts).
 //
 // What each costs per iteration, beside SPPO's K samples, K(K-1)/2 judged pairs and one training run per prompt set:
 //   mpo, nash-md   one forward pass of the magnet over the pairs (none for mpo when the magnet is pi_{t-1});
+//   nash-md        from t = 2 (opponent 'mixture'): K more samples per prompt, each token a forward pass of both
+//                  pi_{t-1} and pi_0, and K x K more judged pairs;
 //   omwu           from t = 2: K more samples per prompt (from pi_{t-2}) and K x K more judged pairs;
 //   extragradient  a second training run (the look-ahead), K more samples per prompt from it and K x K more
 //                  judged pairs (a judge that scores whole matrices scores the 2K union: (2K)(2K-1)/2 pairs).
@@ -30,13 +35,24 @@ export function magnetDir(cfg: Pick<SppoConfig, 'model' | 'training'>, t: number
   return s === 0 ? cfg.model : checkpointOf(s);
 }
 
+/** Whom iteration t's responses are judged against beside each other (undefined: only each other, the K x K matrix). */
+export function opponentOf(cfg: Pick<SppoConfig, 'training'>, t: number): OpponentKind | undefined {
+  const { loss, opponent } = cfg.training;
+  if (loss === 'omwu') return t >= 2 ? 'prev' : undefined;
+  if (loss === 'extragradient') return 'lookahead';
+  if (loss === 'nash-md') return t >= 2 && (opponent ?? 'mixture') === 'mixture' ? 'mixture' : undefined;
+  return undefined;
+}
+
 /**
- * The training examples of iteration t for the loss: the pairs' (trainingExamples) for every loss but omwu and
- * extragradient, which first judge the responses against another policy's samples:
+ * The training examples of iteration t for the loss: the pairs' (trainingExamples) for every loss but omwu,
+ * extragradient and nash-md, which first judge the responses against another policy's samples:
  *   omwu           from t = 2 on: K samples from pi_{t-2} on the iteration's prompts, judged against (prev stages);
  *                  at t = 1 the previous win rates are the current ones (P pi_0 := P pi_1, as the game lab's).
  *   extragradient  the look-ahead pi_{t-1/2} trained from pi_{t-1} on the pairs (iter-t/lookahead-checkpoint),
  *                  K samples from it, judged against; the examples carry those win rates instead.
+ *   nash-md        from t = 2 on: K samples from the geometric mixture of pi_{t-1} and the magnet (coefficient
+ *                  eta tau), judged against; the examples carry those win rates instead.
  */
 export async function iterationExamples(
   ctx: StageContext,
@@ -55,19 +71,18 @@ export async function iterationExamples(
   },
 ): Promise<TrainExample[]> {
   const { t, pairs } = input;
-  const loss = ctx.cfg.training.loss;
+  const { loss, beta, tau } = ctx.cfg.training;
   const base = trainingExamples(pairs);
-  if (loss !== 'omwu' && loss !== 'extragradient') return base;
-  if (loss === 'omwu' && input.prevPolicyDir === undefined) {
+  const kind = opponentOf(ctx.cfg, t);
+  if (loss === 'omwu' && kind === undefined) {
     return base.map((e) => ({ ...e, chosenPrevWinRate: e.chosenWinRate, rejectedPrevWinRate: e.rejectedWinRate }));
   }
-  if (base.length === 0) return base;
-  const kind: OpponentKind = loss === 'omwu' ? 'prev' : 'lookahead';
-  const modelDir =
-    loss === 'omwu'
-      ? input.prevPolicyDir!
-      : await trainIteration(ctx, { t, examples: base, pairCount: pairs.length, policyDir: input.policyDir, name: 'lookahead', ...(input.magnetDir !== undefined ? { magnetDir: input.magnetDir } : {}) });
-  const opponents = await opponentSamples(ctx, { t, kind, modelDir, items: input.items, sampling: input.sampling, tokenizer: input.tokenizer });
+  if (kind === undefined || base.length === 0) return base;
+  let modelDir = input.policyDir;
+  if (kind === 'prev') modelDir = input.prevPolicyDir!;
+  if (kind === 'lookahead') modelDir = await trainIteration(ctx, { t, examples: base, pairCount: pairs.length, policyDir: input.policyDir, name: 'lookahead', ...(input.magnetDir !== undefined ? { magnetDir: input.magnetDir } : {}) });
+  const mixture = kind === 'mixture' ? { mixture: { modelDir: input.magnetDir!, coef: (tau ?? 0) / beta } } : {};
+  const opponents = await opponentSamples(ctx, { t, kind, modelDir, ...mixture, items: input.items, sampling: input.sampling, tokenizer: input.tokenizer });
   const cross = await crossJudge(ctx, { t, kind, used: input.used, opponents, itemByIndex: new Map(input.items.map((it) => [it.index, it])), judge: input.judge });
   return withOpponentWinRates(pairs, cross, kind);
 }

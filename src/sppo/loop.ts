@@ -286,7 +286,7 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
     if (js?.verdicts) ctx.log(`sppo run: iteration ${t}: judge so far: ${js.verdicts.unparseable} unparseable verdicts of ${js.verdicts.total} (taken as 1/2), ${js.cacheHits} from the cache; tokens ${JSON.stringify(js.usage)}`);
     const pairs = pairsIteration(ctx, { t, used, prefs, refSource });
     const magnet = magnetDir(cfg, t, (s) => rd.path(s, 'checkpoint'));
-    // omwu and extragradient also judge against another policy's samples (last_iterate.ts).
+    // omwu, extragradient and nash-md also judge against another policy's samples (last_iterate.ts).
     const examples = await iterationExamples(ctx, { t, pairs, used, items, policyDir, prevPolicyDir, magnetDir: magnet, sampling: sampling.generation, tokenizer, judge });
     const checkpoint = await trainIteration(ctx, { t, examples, pairCount: pairs.length, policyDir, ...(magnet !== undefined ? { magnetDir: magnet } : {}) });
     const summary: IterationSummary = { iteration: t, checkpoint, prompts: used.length, pairs: examples.length, degeneratePairs: pairs.length - examples.length };

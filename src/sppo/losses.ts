@@ -17,8 +17,8 @@
 // magnet model's summed log-probs, as the reference's) and tau the KL strength toward it:
 //   mpo            T = [eta (P - 1/2) + eta tau m] / (1 + eta tau)      magnetic mirror descent (Wang et al. 2025)
 //   nash-md        T = eta (P - 1/2) + eta tau m                        Nash-MD (Munos et al. 2023); P is the win
-//                  rate against the geometric mixture pi_t^(1 - eta tau) mu^(eta tau) (the loop judges against
-//                  pi_t's samples instead, docs/sppo-loop.md)
+//                  rate against the geometric mixture pi_t^(1 - eta tau) mu^(eta tau) (the loop samples it token by
+//                  token; training.opponent: policy judges against pi_t's samples instead, docs/sppo-loop.md)
 //   omwu           T = eta (2 P - P_prev - 1/2)                         optimistic MWU; P_prev: the win rate
 //                  against the previous policy pi_{t-1}
 //   extragradient  T = eta (P - 1/2) + eta tau m                        (Zhou et al. 2025) the same form as nash-md,

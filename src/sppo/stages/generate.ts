@@ -24,6 +24,8 @@ export interface GenerateInput {
   seedParts: number[];
   /** The finished file. */
   out: string;
+  /** Sample from the geometric mixture of modelDir's model and this one's (generate.ts GenerateOptions.mixture). */
+  mixture?: { modelDir: string; coef: number };
 }
 
 /** Generates (or reads back the finished chunks of) `n` responses per item, in length-sorted chunks of `batchSize` prompts. */
@@ -36,6 +38,7 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
   const nChunks = Math.ceil(order.length / s.batchSize);
   const byIndex = new Map<number, GenerationLine>();
   let model: CausalLMBase | undefined;
+  let mixModel: CausalLMBase | undefined;
   let remote: RemoteGenerator | undefined;
   let tokens = 0;
   // Remote generation (generation.backend) runs from rank 0 only.
@@ -50,14 +53,15 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
         lines = readJsonl<GenerationLine>(path);
       } else {
         const chunk = order.slice(c * s.batchSize, (c + 1) * s.batchSize).map((i) => usable[i]!);
-        const load = (): CausalLMBase => loadStageModel(input.modelDir, `iteration ${t} ${stage}`, ctx.dtype, ctx.device);
+        const load = (dir = input.modelDir): CausalLMBase => loadStageModel(dir, `iteration ${t} ${stage}`, ctx.dtype, ctx.device);
+        const mixture = input.mixture ? { mixture: { model: (mixModel ??= load(input.mixture.modelDir)), coef: input.mixture.coef } } : {};
         // generation.backend: the training samples come from OpenAI-compatible servers (remote_generation.ts).
         if (cfg.generation.backend && stage === 'generate') remote ??= remoteGenerator(cfg.generation.backend, { checkpoint: input.modelDir, tokenizer: input.tokenizer, log: ctx.log, loadModel: load, prompts: { raw: cfg.raw, chatTemplateKwargs: cfg.chatTemplateKwargs } });
         const gens = remote
           ? await remote.generate(chunk.map((it) => it.ids), { ...s, seed: mixSeed(...input.seedParts, c) })
           : generate((model ??= load()), chunk.map((it) => it.ids), {
               n: s.n, temperature: s.temperature, topP: s.topP, topK: s.topK, maxNewTokens: s.maxNewTokens, minNewTokens: s.minNewTokens,
-              stopStrings: s.stop.length ? s.stop : undefined, seed: mixSeed(...input.seedParts, c), tokenizer: input.tokenizer, graph: s.graph,
+              stopStrings: s.stop.length ? s.stop : undefined, seed: mixSeed(...input.seedParts, c), tokenizer: input.tokenizer, graph: s.graph, ...mixture,
             });
         lines = chunk.map((it, j) => ({
           index: it.index,
@@ -80,6 +84,7 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
     progress.stop();
     if (model) releaseDecodeGraphs(model);
     model?.dispose();
+    mixModel?.dispose();
     await remote?.stop();
   }
   if (ctx.dist) {

@@ -4,6 +4,8 @@
 //                  prev-preferences.jsonl: each response of pi_{t-1} judged against them (K x K cross matrix).
 //   extragradient  lookahead-generations.jsonl: K samples per prompt from the look-ahead policy pi_{t-1/2};
 //                  lookahead-preferences.jsonl: each response of pi_{t-1} judged against them.
+//   nash-md        mixture-generations.jsonl: from t = 2, K samples per prompt from the token-level geometric
+//                  mixture pi_{t-1}^(1 - eta tau) pi_0^(eta tau); mixture-preferences.jsonl: judged against them.
 // Each row's mean is the response's win rate against that policy, as the K x K matrix's is against pi_{t-1}.
 import { existsSync } from 'node:fs';
 import { preferenceMatrices } from '../../judge/judge.js';
@@ -14,10 +16,10 @@ import { generateStage } from './generate.js';
 import { JudgeStageError } from './judge.js';
 import { idOf, isLeader, promptLabel, SEED_GENERATE, sync, timing, type GenerationLine, type Item, type SamplingConfig, type StageContext } from './context.js';
 
-/** The opponents a response is judged against: the previous policy's samples, or the look-ahead policy's. */
-export type OpponentKind = 'prev' | 'lookahead';
+/** The opponents a response is judged against: the previous policy's samples, the look-ahead policy's, or the mixture's. */
+export type OpponentKind = 'prev' | 'lookahead' | 'mixture';
 
-const SALT: Record<OpponentKind, number> = { prev: 0x9e7, lookahead: 0x10a };
+const SALT: Record<OpponentKind, number> = { prev: 0x9e7, lookahead: 0x10a, mixture: 0x3d1 };
 
 /** One prompt's cross judgments: matrix[i][k] = P(response i > opponent k), win_rates[i] = its row mean. */
 export interface CrossLine {
@@ -27,12 +29,18 @@ export interface CrossLine {
   win_rates: number[];
 }
 
-/** K samples per prompt from `modelDir`: iter-t/<kind>-generations.jsonl, read back when finished. */
-export async function opponentSamples(ctx: StageContext, input: { t: number; kind: OpponentKind; modelDir: string; items: Item[]; sampling: SamplingConfig; tokenizer: Tokenizer }): Promise<GenerationLine[]> {
+/** K samples per prompt from `modelDir` (mixed with `mixture`'s model when given): iter-t/<kind>-generations.jsonl, read back when finished. */
+export async function opponentSamples(
+  ctx: StageContext,
+  input: { t: number; kind: OpponentKind; modelDir: string; mixture?: { modelDir: string; coef: number }; items: Item[]; sampling: SamplingConfig; tokenizer: Tokenizer },
+): Promise<GenerationLine[]> {
   const { t, kind } = input;
   const out = ctx.rd.path(t, `${kind}-generations.jsonl`);
   if (existsSync(out)) return readJsonl<GenerationLine>(out);
-  return generateStage(ctx, { t, stage: `${kind}-generate`, modelDir: input.modelDir, items: input.items, sampling: input.sampling, tokenizer: input.tokenizer, seedParts: [ctx.cfg.seed, t, SEED_GENERATE, SALT[kind]], out });
+  return generateStage(ctx, {
+    t, stage: `${kind}-generate`, modelDir: input.modelDir, items: input.items, sampling: input.sampling, tokenizer: input.tokenizer, seedParts: [ctx.cfg.seed, t, SEED_GENERATE, SALT[kind]], out,
+    ...(input.mixture ? { mixture: input.mixture } : {}),
+  });
 }
 
 /**

@@ -44,6 +44,32 @@ test('sppo generate writes n responses per prompt, reproducibly', { skip }, asyn
   }
 });
 
+test('sppo generate --mixture DIR --mixture-coef C: C = 1 samples what DIR samples alone, C = 0.5 neither model\'s tokens; bad mixtures are usage errors', { skip }, async () => {
+  const dir = tempDir('gen-cli-mix');
+  try {
+    const llama = join(fixtureRoot, 'llama'); // the same vocabulary and tokenizer as qwen2's fixture
+    const prompts = join(dir, 'p.jsonl');
+    writeFileSync(prompts, ['{"prompt": "Hello there"}', '{"prompt": "Sort 3 1 2"}'].join('\n') + '\n');
+    const args = ['--prompts', prompts, '-n', '2', '--max-new-tokens', '6', '--seed', '3', '--raw', '--device', 'cpu'];
+    const tokens = (out: string): number[][] => readFileSync(out, 'utf8').trim().split('\n').flatMap((l) => JSON.parse(l).responses.map((r: { token_ids: number[] }) => r.token_ids));
+    sppoOk(['generate', '--model', model, ...args, '--out', join(dir, 'q.jsonl')]);
+    sppoOk(['generate', '--model', llama, ...args, '--out', join(dir, 'l.jsonl')]);
+    sppoOk(['generate', '--model', model, '--mixture', llama, '--mixture-coef', '1', ...args, '--out', join(dir, 'm1.jsonl')]);
+    assert.deepEqual(tokens(join(dir, 'm1.jsonl')), tokens(join(dir, 'l.jsonl')));
+    sppoOk(['generate', '--model', model, '--mixture', llama, '--mixture-coef', '0.5', ...args, '--temperature', '0', '--out', join(dir, 'mh.jsonl')]);
+    sppoOk(['generate', '--model', model, ...args, '--temperature', '0', '--out', join(dir, 'qg.jsonl')]);
+    sppoOk(['generate', '--model', llama, ...args, '--temperature', '0', '--out', join(dir, 'lg.jsonl')]);
+    assert.notDeepEqual(tokens(join(dir, 'mh.jsonl')), tokens(join(dir, 'qg.jsonl')));
+    assert.notDeepEqual(tokens(join(dir, 'mh.jsonl')), tokens(join(dir, 'lg.jsonl')));
+    sppoFails(['generate', '--model', model, '--mixture', llama, ...args, '--out', join(dir, 'x.jsonl')], 2, /--mixture and --mixture-coef go together/);
+    sppoFails(['generate', '--model', model, '--mixture', llama, '--mixture-coef', '2', ...args, '--out', join(dir, 'x.jsonl')], 2, /--mixture-coef/);
+    sppoFails(['generate', '--model', model, '--mixture', join(dir, 'nowhere'), '--mixture-coef', '0.5', ...args, '--out', join(dir, 'x.jsonl')], 2, /--mixture/);
+    assert.ok(!existsSync(join(dir, 'x.jsonl')));
+  } finally {
+    removeDir(dir);
+  }
+});
+
 test('sppo generate: a malformed line stops with the file and line number; bad options are usage errors', { skip }, async () => {
   const dir = tempDir('gen-cli-bad');
   try {

@@ -41,6 +41,10 @@ options:
   --graph MODE           auto | on | off: decode each step as a replayed CUDA graph (one per batch bucket;
                          'on' on the CPU runs the same static step eagerly) or op by op (default auto:
                          graphs on a GPU, op by op on the CPU; --stop always decodes op by op)
+  --mixture DIR          sample from the token-level geometric mixture of --model and DIR (same vocabulary):
+                         each step's logits (1 - C) z_model + C z_DIR, as TRL's GeometricMixtureWrapper
+                         (Nash-MD's opponent; the log-probs written are the mixture's; decodes op by op)
+  --mixture-coef C       the mixture's weight C of DIR, in [0, 1] (required with --mixture)
   --raw                  use plain-text prompts as they are, without the chat template (plain text gets the
                          tokenizer's special tokens, e.g. a BOS, as transformers adds them)
   --chat-template-kwargs JSON
@@ -80,6 +84,8 @@ export async function run(argv: string[]): Promise<void> {
       dtype: { type: 'string' },
       device: { type: 'string' },
       graph: { type: 'string' },
+      mixture: { type: 'string' },
+      'mixture-coef': { type: 'string' },
       raw: { type: 'boolean' },
       'chat-template-kwargs': { type: 'string' },
       'backend-url': { type: 'string', multiple: true },
@@ -110,7 +116,11 @@ export async function run(argv: string[]): Promise<void> {
   const concurrency = num('concurrency', v.concurrency, 8, { ...int, min: 1 });
   for (const u of urls) if (!/^https?:\/\/[^\s]+$/.test(u)) throw new UsageError(`--backend-url must be an http(s) URL, got '${u}'`);
   if (urls.length === 0 && (v['backend-model'] !== undefined || v['api-key-env'] !== undefined)) throw new UsageError('--backend-model and --api-key-env need --backend-url');
+  if ((v.mixture === undefined) !== (v['mixture-coef'] === undefined)) throw new UsageError('--mixture and --mixture-coef go together');
+  const mixtureCoef = v.mixture === undefined ? 0 : num('mixture-coef', v['mixture-coef'], 0, { min: 0, max: 1 });
+  if (v.mixture !== undefined && urls.length > 0) throw new UsageError('--mixture samples with local models: it does not go with --backend-url');
   v.model = await modelFolder('--model', v.model!);
+  const mixtureDir = v.mixture === undefined ? undefined : await modelFolder('--mixture', v.mixture);
 
   if (!existsSync(v.prompts!)) throw new UsageError(`--prompts: ${v.prompts} does not exist`);
   const prompts = readPromptLines(v.prompts!);
@@ -143,9 +153,11 @@ export async function run(argv: string[]): Promise<void> {
     }
   } else {
     const model = loadModel(v.model!, { dtype, device });
+    const mu = mixtureDir === undefined ? undefined : loadModel(mixtureDir, { dtype, device });
     try {
       results = await generateAll(model, ids, {
         n, temperature, topP, topK, maxNewTokens, minNewTokens, tokenizer, stopStrings: v.stop, batchSize, graph,
+        ...(mu ? { mixture: { model: mu, coef: mixtureCoef } } : {}),
         seedOf: (b) => seed + b * batchSize,
         onBatch: (done, gens) => {
           tokensOut += gens.reduce((a, g) => a + g.tokens.length, 0);
@@ -155,6 +167,7 @@ export async function run(argv: string[]): Promise<void> {
     } finally {
       bar.stop();
       model.dispose();
+      mu?.dispose();
     }
   }
 

@@ -340,10 +340,18 @@ test('serve: a 1 MB prompt does not stall another stream; a long prompt is token
     const held = delay.max / 1e6;
     if (process.env.SPPO_PRINT_ERRORS) console.log(`[gap] event loop held at most ${held.toFixed(1)} ms while the 224 KB prompt was tokenised (${inPlace.toFixed(0)} ms in place)`);
     assert.ok(held < 100, `the event loop was held ${held.toFixed(1)} ms`);
-    // Tokenised on the event loop, the 1 MB prompt stalled the other stream for seconds (2.4-3.7 s).
+    // Tokenised on the event loop, the 1 MB prompt stalled the other stream for as long as its tokenisation takes
+    // (2.4-3.7 s measured). That time, measured here on this machine under its present load, scales the bound: a
+    // stall is at least all of it, while a loaded machine's scheduling (other processes, curl and the worker
+    // thread on the same cores) gaps a stream that is not stalled by a fraction of it (132 ms measured on 2 cores
+    // shared by five processes). Half of it, and never under 100 ms.
+    const t1 = performance.now();
+    tokenizer.encode(big, { addSpecialTokens: true });
+    const stall = performance.now() - t1;
     const worst = Math.max(...gaps);
-    if (process.env.SPPO_PRINT_ERRORS) console.log(`[gap] longest gap ${worst.toFixed(1)} ms with the big prompts, ${alone.toFixed(1)} ms alone`);
-    assert.ok(worst < 100 + alone, `the other stream's longest gap between chunks: ${worst.toFixed(1)} ms (alone: ${alone.toFixed(1)} ms)`);
+    if (process.env.SPPO_PRINT_ERRORS) console.log(`[gap] longest gap ${worst.toFixed(1)} ms with the big prompts, ${alone.toFixed(1)} ms alone; the 1 MB prompt tokenised in place: ${stall.toFixed(0)} ms`);
+    const bound = alone + Math.max(100, stall / 2);
+    assert.ok(worst < bound, `the other stream's longest gap between chunks: ${worst.toFixed(1)} ms (alone: ${alone.toFixed(1)} ms; bound ${bound.toFixed(0)} ms, half the ${stall.toFixed(0)} ms the 1 MB prompt takes to tokenise here)`);
   } finally {
     removeDir(dir);
   }

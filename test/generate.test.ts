@@ -2,13 +2,14 @@
 // left padding, and the returned log-probs against a full forward over prompt + response.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel, type CausalLM } from '../src/models/index.js';
 import { generate, leftPad, sampleNext, warpLogits, type Generation } from '../src/generate/index.js';
 import { Generator, tensor, tidy } from '../src/torch/index.js';
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { fixtureRoot, readExpected } from './text_helpers.js';
+import { projectRoot } from './helpers/fixtures.js';
 import { LOGPROB_BF16, LOGPROB32, reportError } from './helpers/tolerances.js';
 
 const llamaDir = join(fixtureRoot, 'llama');
@@ -253,4 +254,29 @@ test('mixture sampling draws from (1 - c) z_pi + c z_mu: greedy and sampled toke
   assert.throws(() => generate(pi, ps, { ...o, mixture: { model: mu, coef: 1.5 } }), /mixture\.coef must be in \[0, 1\]/);
   pi.dispose();
   mu.dispose();
+});
+
+test('mixture sampling matches TRL 1.13\'s GeometricMixtureWrapper (test/fixtures/trl/mixture.json, scripts/trl-mixture-fixture.py): greedy tokens and log-probs, batched and left-padded here, one prompt at a time there', { skip: noLlama }, () => {
+  const fx = JSON.parse(readFileSync(join(projectRoot, 'test', 'fixtures', 'trl', 'mixture.json'), 'utf8')) as {
+    max_new_tokens: number;
+    runs: { coef: number; generations: { prompt_ids: number[]; tokens: number[]; logprobs: number[] }[] }[];
+  };
+  const pi = loadModel(llamaDir);
+  const mu = loadModel(qwenDir);
+  try {
+    let gap = 0;
+    for (const run of fx.runs) {
+      const gens = generate(pi, run.generations.map((g) => g.prompt_ids), { temperature: 0, maxNewTokens: fx.max_new_tokens, eosTokenIds: [], mixture: { model: mu, coef: run.coef } });
+      run.generations.forEach((want, i) => {
+        assert.deepEqual(gens[i]!.tokens, want.tokens, `coef ${run.coef}, prompt ${i}`);
+        want.logprobs.forEach((x, j) => (gap = Math.max(gap, Math.abs(x - gens[i]!.logprobs[j]!))));
+      });
+    }
+    // Two float32 implementations (PyTorch's, unpadded and without a cache; ours, batched with one): LOGPROB32.
+    reportError('mixture generation vs TRL GeometricMixtureWrapper', gap, LOGPROB32);
+    assert.ok(gap <= LOGPROB32, `log-prob gap against TRL ${gap}`);
+  } finally {
+    pi.dispose();
+    mu.dispose();
+  }
 });

@@ -109,9 +109,10 @@ try {
   log(`sppo wrote ${cases.length} architectures' adapters and checkpoints under ${work}`);
   const r = spawnSync(py, [join(root, 'scripts', 'peft-interop.py'), work, ...cases], { stdio: 'inherit' });
   if (r.status !== 0) process.exitCode = 1;
-  // The committed fixtures of test/peft_interop.test.ts and test/trl_losses.test.ts, written again by PEFT and TRL
+  // The committed fixtures of test/peft_interop.test.ts, test/trl_losses.test.ts and test/generate.test.ts (TRL's
+  // geometric mixture), written again by PEFT and TRL
   // and compared (scripts/fixture_check.py).
-  for (const script of ['peft-fixtures.py', 'trl-fixtures.py']) {
+  for (const script of ['peft-fixtures.py', 'trl-fixtures.py', 'trl-mixture-fixture.py']) {
     const c = spawnSync(py, [join(root, 'scripts', script), '--check', '--hf-tiny', hfTiny], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
     process.stdout.write(c.stdout.split('\n').filter((l) => /^(ok|FAIL) /.test(l)).join('\n') + '\n');
     if (c.status !== 0) process.exitCode = 1;

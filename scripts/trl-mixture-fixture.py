@@ -15,7 +15,9 @@ forward passes of both models gives -2.6518, and the second greedy token is 304 
 (probably one cache handed to both models; not investigated further).
 
 Run with the local wheelhouse (pip install torch==2.13.0+cpu transformers==5.17.0 trl==1.13.0 accelerate datasets):
-  python scripts/trl-mixture-fixture.py [--hf-tiny ../shared/fixtures/hf-tiny] [--out test/fixtures/trl/mixture.json]
+  python scripts/trl-mixture-fixture.py [--check] [--hf-tiny ../shared/fixtures/hf-tiny] [--out test/fixtures/trl/mixture.json]
+--check writes nothing: it compares TRL's generations now with the committed file (the same tokens; log-probs within
+LOGPROB32 = 2 * 2048 * 2^-24 * 16 of test/helpers/tolerances.ts, as another CPU's kernels sum in other orders).
 """
 import argparse
 import json
@@ -36,6 +38,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hf-tiny", default=os.path.join(ROOT, "..", "shared", "fixtures", "hf-tiny"))
     ap.add_argument("--out", default=os.path.join(ROOT, "test", "fixtures", "trl", "mixture.json"))
+    ap.add_argument("--check", action="store_true")
     a = ap.parse_args()
     torch.manual_seed(0)
     load = lambda name: AutoModelForCausalLM.from_pretrained(os.path.join(a.hf_tiny, name), dtype=torch.float32, attn_implementation="eager").eval()
@@ -53,6 +56,8 @@ def main():
             logprobs = [out.scores[j][0, t].item() for j, t in enumerate(tokens)]
             gens.append({"prompt_ids": p, "tokens": tokens, "logprobs": logprobs})
         runs.append({"coef": coef, "generations": gens})
+    if a.check:
+        raise SystemExit(check(runs, json.load(open(a.out))["runs"], a.out))
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump({"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
@@ -60,6 +65,22 @@ def main():
         f.write("\n")
     print(f"wrote {a.out}")
 
+
+def check(fresh, committed, path):
+    bound = 2 * 2048 * 2 ** -24 * 16
+    bad = 0
+    for r, c in zip(fresh, committed):
+        for i, (g, h) in enumerate(zip(r["generations"], c["generations"])):
+            gap = max(abs(x - y) for x, y in zip(g["logprobs"], h["logprobs"]))
+            if g["tokens"] != h["tokens"] or gap > bound:
+                print(f"FAIL {path}: coef {r['coef']}, prompt {i}: tokens {g['tokens']} vs {h['tokens']}, log-prob gap {gap:.2e}")
+                bad += 1
+    if len(fresh) != len(committed):
+        print(f"FAIL {path}: {len(committed)} runs committed, {len(fresh)} now")
+        bad += 1
+    if not bad:
+        print(f"ok {path}: TRL's GeometricMixtureWrapper gives the committed tokens and log-probs")
+    return 1 if bad else 0
 
 if __name__ == "__main__":
     main()

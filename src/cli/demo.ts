@@ -13,7 +13,7 @@ import { evaluatePolicy, formatPolicyEval } from '../demo/policy_eval.js';
 import { formatMix, formatTable } from '../demo/report.js';
 import { exactSppoFrom, solveStyleGame, styleExploitability, styleGame, type StyleMix } from '../demo/style_game.js';
 import { JUDGE_EQUILIBRIUM_MEASURE, judgeStyleReading } from '../demo/proxy_styles.js';
-import { styleWinRates, type StyleWinRates } from '../demo/style_winrates.js';
+import { checkpointStyleGames, PLAYED_GAME_BOOTSTRAP, styleWinRates, type StyleWinRates } from '../demo/style_winrates.js';
 import { loadJudge } from '../judge/judge.js';
 import { UsageError } from './usage.js';
 import { num, parseCommand } from './args.js';
@@ -64,7 +64,9 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines | --methods M,...] [
                     the starter for several eta; with --judge DIR, how that judge reads the style cycle; with
                     --run DIR (a demo run folder, OUT/<method>), per iteration each style's share of the training
                     samples, how often its answers are correct, and its mean win rate under the run's judge and
-                    under the gold judge: the incentive the judges give, correctness included
+                    under the gold judge: the incentive the judges give, correctness included; and from each
+                    checkpoint's style samples (held-out prompts) the game played: each style's gold win rate W_s
+                    against the policy's own answers, correctness included, and 2 max_s W_s - 1 ± its standard error
 `;
 
 
@@ -186,6 +188,19 @@ async function styleGameCmd(argv: string[]): Promise<void> {
     for (const r of rows) {
       const by = (m: Record<string, number>, f: (x: number) => string): string => STYLES.map((s) => f(m[s]!)).join(' | ');
       console.log(`  iteration ${r.iteration} (${r.samples} samples): share ${by(r.share, (x) => `${(100 * x).toFixed(1)} %`)}; correct ${by(r.correct, (x) => `${(100 * x).toFixed(1)} %`)}; win rate, judge ${by(r.judge, f3)}; gold ${by(r.gold, f3)}`);
+    }
+    let played: ReturnType<typeof checkpointStyleGames>;
+    try {
+      played = checkpointStyleGames(v.run);
+    } catch (e) {
+      throw new UsageError(`--run ${v.run}: ${(e as Error).message}`);
+    }
+    if (played.length > 0) {
+      console.log(`the game played, from each checkpoint's style samples on the held-out prompts (gold judge, correctness included), per style terse | sentence | formatted; exploitability 2 max_s W_s - 1 ± SE (${PLAYED_GAME_BOOTSTRAP.boot} resamples of the prompts):`);
+      for (const r of played) {
+        const by = (m: Record<string, number>, f: (x: number) => string): string => STYLES.map((s) => f(m[s]!)).join(' | ');
+        console.log(`  ${r.iteration === 0 ? 'starter' : `iteration ${r.iteration}`} (${r.samples} samples): share ${by(r.share, (x) => `${(100 * x).toFixed(1)} %`)}; correct ${by(r.correct, (x) => `${(100 * x).toFixed(1)} %`)}; win rate W_s ${by(r.winRate, f3)}; exploitability ${f3(r.exploitability)} ± ${f3(r.se)}`);
+      }
     }
     return;
   }

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runSppo } from '../src/sppo/loop.js';
 import type { SppoConfigInput } from '../src/sppo/config.js';
-import { magnetDir, opponentOf } from '../src/sppo/last_iterate.js';
+import { magnetDir, opponentOf, withOpponentWinRates } from '../src/sppo/last_iterate.js';
 import { trainingSchema } from '../src/sppo/config.js';
 import { tensor, tidy } from '../src/torch/index.js';
 import { LOGPROB32 } from './helpers/tolerances.js';
@@ -206,4 +206,57 @@ test('nash-md: whom each iteration judges against (opponentOf), and the settings
   assert.ok(!big.success && /eta tau = tau \/ beta <= 1/.test(big.error.issues[0]!.message) && big.error.issues[0]!.path[0] === 'tau');
   const other = trainingSchema.safeParse({ loss: 'sppo', opponent: 'policy' });
   assert.ok(!other.success && other.error.issues[0]!.path[0] === 'opponent', 'opponent is nash-md\'s only');
+});
+
+test('baseline samples: each prompt\'s win rates against the opponent are shifted to mean 1/2 (targets eta (P - P_bar)); half leaves them; refused where pi_t plays itself', () => {
+  const pair = (index: number, chosen: number, rejected: number) =>
+    ({ index, chosen, rejected, chosen_win_rate: 0.7, rejected_win_rate: 0.3, chosen_over_rejected: 0.8, degenerate: false, prompt_ids: [1], chosen_ids: [2], rejected_ids: [3] }) as never;
+  const degenerate = { ...(pair(2, 0, 1) as object), degenerate: true } as never;
+  const cross = [
+    { index: 0, matrix: [], win_rates: [0.2, 0.5, 0.3, 0.4] }, // mean 0.35: shift +0.15
+    { index: 1, matrix: [], win_rates: [0.9, 0.6, 0.6] }, // mean 0.7: shift -0.2
+  ];
+  const pairs = [pair(0, 1, 0), pair(1, 0, 2), degenerate];
+  const half = withOpponentWinRates(pairs, cross, 'lookahead');
+  assert.deepEqual(half.map((e) => [e.chosenWinRate, e.rejectedWinRate]), [[0.5, 0.2], [0.9, 0.6]], 'half: the win rates as judged');
+  const centred = withOpponentWinRates(pairs, cross, 'lookahead', 'samples');
+  const near = (a: number | undefined, b: number): void => assert.ok(Math.abs(a! - b) <= 1e-15, `${a} vs ${b}`);
+  near(centred[0]!.chosenWinRate, 0.65);
+  near(centred[0]!.rejectedWinRate, 0.35);
+  near(centred[1]!.chosenWinRate, 0.7);
+  near(centred[1]!.rejectedWinRate, 0.4);
+  assert.equal(centred.length, 2, 'degenerate pairs are not trained on');
+  // omwu: the previous policy's win rates are the ones shifted; P_t (the K x K row means) stays.
+  const prev = withOpponentWinRates(pairs, cross, 'prev', 'samples');
+  near(prev[0]!.chosenPrevWinRate, 0.65);
+  assert.equal(prev[0]!.chosenWinRate, 0.7);
+  assert.throws(() => withOpponentWinRates([pair(5, 0, 1)], cross, 'mixture', 'samples'), /no mixture win rates for prompt #5/);
+  const refused = trainingSchema.safeParse({ loss: 'sppo', baseline: 'samples' });
+  assert.ok(!refused.success && refused.error.issues[0]!.path[0] === 'baseline' && /omwu, extragradient and nash-md only/.test(refused.error.issues[0]!.message));
+  assert.ok(trainingSchema.safeParse({ loss: 'omwu', baseline: 'samples' }).success);
+});
+
+test('baseline samples in the loop: extragradient\'s step and omwu\'s second iteration regress on the centred targets', { skip }, async () => {
+  const dir = setup('loop-baseline');
+  const mean = (xs: number[]): number => xs.reduce((a, x) => a + x, 0) / xs.length;
+  try {
+    const eta = 1 / 0.1;
+    await runSppo({ ...cfg('extragradient', { baseline: 'samples' }), iterations: 1 }, { baseDir: dir, progress: false, log: () => {} });
+    const it = join(dir, 'run-extragradient', 'iter-1');
+    const pairs = readJsonl(join(it, 'pairs.jsonl'));
+    const wr = new Map(readJsonl(join(it, 'lookahead-preferences.jsonl')).map((c) => [c.index, c.win_rates as number[]]));
+    const expected = expectedFirstLoss(pairs, (p, s) => eta * (wr.get(p.index)![p[s]] - mean(wr.get(p.index)!)));
+    const uncentred = expectedFirstLoss(pairs, (p, s) => eta * (wr.get(p.index)![p[s]] - 0.5));
+    closeRel(readJsonl(join(it, 'train-metrics.jsonl'))[0].loss, expected, 1e-3, 'extragradient step 1 loss');
+    assert.ok(Math.abs(expected - uncentred) > 0.01, `the centring matters here: ${expected} vs ${uncentred}`);
+
+    await runSppo(cfg('omwu', { baseline: 'samples' }), { baseDir: dir, progress: false, log: () => {} });
+    const run = join(dir, 'run-omwu');
+    const prev = new Map(readJsonl(join(run, 'iter-2/prev-preferences.jsonl')).map((c) => [c.index, c.win_rates as number[]]));
+    const pairs2 = readJsonl(join(run, 'iter-2/pairs.jsonl'));
+    const expected2 = expectedFirstLoss(pairs2, (p, s) => eta * (2 * p[`${s}_win_rate`] - (prev.get(p.index)![p[s]] - mean(prev.get(p.index)!) + 0.5) - 0.5));
+    closeRel(readJsonl(join(run, 'iter-2/train-metrics.jsonl'))[0].loss, expected2, 1e-3, 'omwu iteration 2 loss');
+  } finally {
+    removeDir(dir);
+  }
 });

@@ -93,6 +93,13 @@ export const trainingSchema = z
      * samples (the K x K matrix; no extra samples or judging, equal to first order in eta tau).
      */
     opponent: z.enum(['mixture', 'policy']).optional(),
+    /**
+     * omwu, extragradient, nash-md: the per-prompt constant the log-ratio targets subtract from eta P(y > opponent),
+     * an estimate of the exact update's log-normaliser log E_{pi_t} exp(eta P(y > opponent)) to first order.
+     * 'samples': eta times the mean win rate of pi_t's K samples against the opponent; 'half': eta / 2, SPPO's
+     * constant, exact to first order only when the opponent is pi_t itself (last_iterate.ts, docs/sppo-loop.md).
+     */
+    baseline: z.enum(['samples', 'half']).optional(),
     /** cDPO label smoothing, in [0, 0.5); dpo only (checked below). */
     labelSmoothing: z.number().min(0).lt(0.5).default(0),
     lr: z.number().gt(0).default(5e-7),
@@ -131,6 +138,10 @@ export const trainingSchema = z
   .refine((t) => t.loss !== 'nash-md' || t.tau === undefined || t.tau <= t.beta, {
     path: ['tau'],
     message: 'loss nash-md needs eta tau = tau / beta <= 1 (the geometric mixture pi^(1 - eta tau) mu^(eta tau))',
+  })
+  .refine((t) => t.baseline === undefined || ['omwu', 'extragradient', 'nash-md'].includes(t.loss), {
+    path: ['baseline'],
+    message: 'applies to losses omwu, extragradient and nash-md only (the others judge pi_t against itself)',
   })
   .refine((t) => t.opponent === undefined || t.loss === 'nash-md', {
     path: ['opponent'],

@@ -84,18 +84,35 @@ export async function iterationExamples(
   const mixture = kind === 'mixture' ? { mixture: { modelDir: input.magnetDir!, coef: (tau ?? 0) / beta } } : {};
   const opponents = await opponentSamples(ctx, { t, kind, modelDir, ...mixture, items: input.items, sampling: input.sampling, tokenizer: input.tokenizer });
   const cross = await crossJudge(ctx, { t, kind, used: input.used, opponents, itemByIndex: new Map(input.items.map((it) => [it.index, it])), judge: input.judge });
-  return withOpponentWinRates(pairs, cross, kind);
+  return withOpponentWinRates(pairs, cross, kind, baselineOf(ctx.cfg));
 }
 
-/** The pairs' training examples with each response's win rate against the opponents (cross lines by prompt). */
-export function withOpponentWinRates(pairs: PairLine[], cross: CrossLine[], kind: OpponentKind): TrainExample[] {
+/** training.baseline with its default ('half'). */
+export function baselineOf(cfg: Pick<SppoConfig, 'training'>): 'samples' | 'half' {
+  return cfg.training.baseline ?? 'half';
+}
+
+/**
+ * The pairs' training examples with each response's win rate against the opponents (cross lines by prompt).
+ *
+ * The targets (losses.ts) subtract eta / 2 from eta P(y > opponent): SPPO's estimate of the exact update's
+ * log-normaliser log E_{pi_t} exp(eta P(y > opponent)), which to first order is eta E_{pi_t} P(y > opponent) and is
+ * eta / 2 when the opponent is pi_t. Against another policy (the look-ahead, the mixture, pi_{t-2}) the mean is not
+ * 1/2: in the demo pi_{t-1}'s samples win 0.42-0.47 against the look-ahead and 0.60 against pi_{t-2} at iteration 2,
+ * so with eta / 2 every sampled response's target is off by eta (P_bar - 1/2) — a push on all of them, which the
+ * exact update's normalisation would cancel but a loss on sampled responses does not. With baseline 'samples' each
+ * prompt's win rates are shifted by 1/2 - P_bar, P_bar the mean over all of pi_{t-1}'s K samples of that prompt, so
+ * the unchanged targets read eta (P - P_bar) (omwu: eta (2 P_t - P_{t-1} - 1 + P_bar_{t-1}), P_t's mean being 1/2).
+ */
+export function withOpponentWinRates(pairs: PairLine[], cross: CrossLine[], kind: OpponentKind, baseline: 'samples' | 'half' = 'half'): TrainExample[] {
   const byIndex = new Map(cross.map((c) => [c.index, c.win_rates]));
   const kept = pairs.filter((p) => !p.degenerate);
   return trainingExamples(pairs).map((e, i) => {
     const p = kept[i]!;
     const wr = byIndex.get(p.index);
-    if (!wr) throw new Error(`no ${kind} win rates for prompt #${p.index}`);
-    const [w, l] = [wr[p.chosen]!, wr[p.rejected]!];
+    if (!wr || wr.length === 0) throw new Error(`no ${kind} win rates for prompt #${p.index}`);
+    const shift = baseline === 'samples' ? 0.5 - wr.reduce((a, x) => a + x, 0) / wr.length : 0;
+    const [w, l] = [wr[p.chosen]! + shift, wr[p.rejected]! + shift];
     return kind === 'prev' ? { ...e, chosenPrevWinRate: w, rejectedPrevWinRate: l } : { ...e, chosenWinRate: w, rejectedWinRate: l };
   });
 }

@@ -20,10 +20,10 @@ import { isLeader, loadStageModel, SEED_TRAIN, sync, timing, type StageContext }
  * The trainer's options from the config's training section: each of its fields is the TrainOptions field of the
  * same name, passed as it is (a field that is not a trainer option does not compile).
  */
-function trainOptionsOf(tc: SppoConfig['training']): Pick<TrainOptions, Exclude<keyof SppoConfig['training'], 'magnetEvery' | 'opponent'>> {
-  // magnetEvery and opponent are the loop's (which magnet each iteration uses, whom nash-md judges against:
-  // last_iterate.ts), not the trainer's.
-  const { magnetEvery: _loop, opponent: _opponent, ...rest } = tc;
+function trainOptionsOf(tc: SppoConfig['training']): Pick<TrainOptions, Exclude<keyof SppoConfig['training'], 'magnetEvery' | 'opponent' | 'baseline'>> {
+  // magnetEvery, opponent and baseline are the loop's (which magnet each iteration uses, whom nash-md judges
+  // against, how the opponent's win rates are centred: last_iterate.ts), not the trainer's.
+  const { magnetEvery: _loop, opponent: _opponent, baseline: _baseline, ...rest } = tc;
   return rest;
 }
 

@@ -10,6 +10,7 @@ import { reportHtml, chartSpecs } from '../src/demo/report.js';
 import { projectRoot } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
 import { syntheticReport } from '../src/demo/synthetic.js';
+import { playedStyleGame } from '../src/demo/style_winrates.js';
 
 const models = ['starter', 'proxy-judge'].map((d) => join(projectRoot, 'demo', d));
 const skipModels = models.every((d) => existsSync(join(d, 'model.safetensors'))) ? false : `the demo's model folders are missing (${models.join(', ')})`;
@@ -57,6 +58,13 @@ test('sppo demo --quick: end to end, summary.json rows finite and in range, repo
     const lines = readFileSync(join(out, `sppo/iter-${t}/style-samples.jsonl`), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; responses: string[] });
     assert.deepEqual(lines.map((l) => l.index), [...Array(32).keys()]);
     assert.ok(lines.every((l) => l.responses.length === QUICK_STYLE_SAMPLES && l.responses.every((r) => typeof r === 'string')));
+    // The game played: the same samples read by playedStyleGame on the held-out prompts.
+    const d = details.find((x) => x.iteration === t)!;
+    const evalPrompts = readFileSync(join(out, 'eval-prompts.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+    const g = playedStyleGame(lines.map((l) => evalPrompts[l.index]!), lines.map((l) => l.responses));
+    assert.equal(d.played_exploitability, g.exploitability, `iteration ${t}`);
+    assert.equal(d.played_exploitability_se, g.se);
+    assert.ok(g.exploitability >= 0 && g.exploitability <= 1 && g.se >= 0);
   }
   const runCfg = (JSON.parse(readFileSync(join(out, 'sppo/run.json'), 'utf8')) as { config: { generation: Record<string, number> } }).config;
   for (const k of ['k', 'temperature', 'topP', 'maxNewTokens'] as const) assert.equal(runCfg.generation[k], DEMO_GENERATION[k], k);

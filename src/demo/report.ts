@@ -22,6 +22,9 @@ export interface RowDetails extends Partial<StyleMeasure> {
   styles: Record<string, number>;
   /** Pairs trained on in this iteration (0 for iteration 0). */
   pairs?: number;
+  /** The game played, correctness included (playedStyleGame, src/demo/style_winrates.ts): 2 max_s W_s - 1 and its standard error. */
+  played_exploitability?: number;
+  played_exploitability_se?: number;
 }
 
 export interface LossPoint {
@@ -81,6 +84,7 @@ export function chartSpecs(d: ReportData): { id: string; title: string; spec: To
   const exploitRows = d.details.flatMap((x) => [
     ...(x.style_exploitability === undefined ? [] : [{ method: x.method, iteration: x.iteration, exploitability: x.style_exploitability, game: 'with length term' }]),
     ...(x.style_exploitability_cycle === undefined ? [] : [{ method: x.method, iteration: x.iteration, exploitability: x.style_exploitability_cycle, game: 'pure cycle' }]),
+    ...(x.played_exploitability === undefined ? [] : [{ method: x.method, iteration: x.iteration, exploitability: x.played_exploitability, game: 'game played' }]),
   ]);
   const correctRows = d.details.map((x) => ({ method: x.method, iteration: x.iteration, correct: x.correct }));
   const losses = d.losses.map((l) => ({ ...l, label: `iteration ${l.iteration}` }));
@@ -148,7 +152,7 @@ export function chartSpecs(d: ReportData): { id: string; title: string; spec: To
     },
     {
       id: 'exploitability',
-      title: 'Exploitability of the style mix (2 max_j P(j > mix) - 1; 0 at the equilibrium)',
+      title: 'Exploitability of the style mix (2 max_j P(j > mix) - 1; 0 at the equilibrium; game played: correctness included)',
       spec: {
         $schema: SCHEMA, width: 460, height: 280, background: 'white', data: { values: exploitRows },
         mark: { type: 'line', point: true },
@@ -156,7 +160,7 @@ export function chartSpecs(d: ReportData): { id: string; title: string; spec: To
           x: iterAxis,
           y: { field: 'exploitability', type: 'quantitative', title: 'exploitability', scale: { domainMin: 0 } },
           color,
-          strokeDash: { field: 'game', type: 'nominal', title: 'gold style game', scale: { domain: ['with length term', 'pure cycle'], range: [[1, 0], [4, 3]] } },
+          strokeDash: { field: 'game', type: 'nominal', title: 'gold style game', scale: { domain: ['with length term', 'pure cycle', 'game played'], range: [[1, 0], [4, 3], [1, 3]] } },
         },
       },
     },
@@ -175,7 +179,7 @@ export async function reportHtml(d: ReportData): Promise<string> {
   const rows = d.rows
     .map((r) => {
       const x = d.details.find((y) => y.method === r.method && y.iteration === r.iteration);
-      return `<tr><td>${esc(r.method)}</td><td>${r.iteration}</td><td>${pct(r.lc_win_rate)}</td><td>${pct(r.win_rate)} ± ${pct(r.win_rate_se)}</td><td>${r.avg_length.toFixed(1)}</td><td>${x ? pct(x.correct) : 'n/a'}</td><td>${formatMix(x?.styles)}</td><td>${formatMix(x?.style_equilibrium)}</td><td>${fix3(x?.style_exploitability)}</td><td>${fix3(x?.style_exploitability_cycle)}</td></tr>`;
+      return `<tr><td>${esc(r.method)}</td><td>${r.iteration}</td><td>${pct(r.lc_win_rate)}</td><td>${pct(r.win_rate)} ± ${pct(r.win_rate_se)}</td><td>${r.avg_length.toFixed(1)}</td><td>${x ? pct(x.correct) : 'n/a'}</td><td>${formatMix(x?.styles)}</td><td>${formatMix(x?.style_equilibrium)}</td><td>${fix3(x?.style_exploitability)}</td><td>${fix3(x?.style_exploitability_cycle)}</td><td>${fix3(x?.played_exploitability)} ± ${fix3(x?.played_exploitability_se)}</td></tr>`;
     })
     .join('\n');
   return `<!doctype html>
@@ -183,7 +187,7 @@ export async function reportHtml(d: ReportData): Promise<string> {
 <style>body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f4f4f4}figure{margin:1.5em 0}figcaption{font-weight:600;margin-bottom:.4em}</style>
 </head><body>
 <h1>${esc(d.title)}</h1>
-<table><thead><tr><th>method</th><th>iteration</th><th>LC win rate (%)</th><th>win rate (%) ± SE</th><th>avg. length</th><th>correct (%)</th><th>styles terse / sentence / formatted / other (%)</th><th>equilibrium of the gold style game (%)</th><th>style exploitability</th><th>same, pure cycle</th></tr></thead><tbody>
+<table><thead><tr><th>method</th><th>iteration</th><th>LC win rate (%)</th><th>win rate (%) ± SE</th><th>avg. length</th><th>correct (%)</th><th>styles terse / sentence / formatted / other (%)</th><th>equilibrium of the gold style game (%)</th><th>style exploitability</th><th>same, pure cycle</th><th>game played ± SE</th></tr></thead><tbody>
 ${rows}
 </tbody></table>
 ${charts.map((c, i) => `<figure class="chart" id="${c.id}"><figcaption>${esc(c.title)}</figcaption>\n${svgs[i]}\n</figure>`).join('\n')}

@@ -20,6 +20,7 @@ import { formatTable, reportHtml, type LossPoint, type RowDetails, type SummaryR
 import { readJsonl, writeJsonlAtomic } from '../util/files.js';
 import { measureStyles } from './style_game.js';
 import { samplePolicy } from './policy_eval.js';
+import { playedStyleGame } from './style_winrates.js';
 
 export const DEMO_METHODS = ['sppo', 'dpo', 'ipo', 'mpo', 'nash-md', 'omwu', 'extragradient'] as const;
 export type DemoMethod = (typeof DEMO_METHODS)[number];
@@ -224,7 +225,11 @@ export function sampleDetails(method: string, iteration: number, held: readonly 
       }
     });
   }
-  return rowDetails(method, iteration, prompts, texts, pairs);
+  // The game played (style_winrates.ts): each prompt's samples of all the policies, pooled.
+  const pooled = held.map((_, i) => samples.flatMap((perPrompt) => perPrompt[i] ?? []));
+  const keep = pooled.map((rs, i) => [i, rs] as const).filter(([, rs]) => rs.length >= 2);
+  const played = keep.length > 0 ? playedStyleGame(keep.map(([i]) => held[i]!.prompt), keep.map(([, rs]) => rs)) : undefined;
+  return { ...rowDetails(method, iteration, prompts, texts, pairs), ...(played ? { played_exploitability: played.exploitability, played_exploitability_se: played.se } : {}) };
 }
 
 /** Seed of the draw of the average iterate's iteration per prompt. */
@@ -357,6 +362,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       `Same prompts, samples per prompt, judge, training pairs (${pairs === 'ranked' ? 'ranked: best with worst, second best with second worst' : 'best with worst'}) and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}${describeLastIterate(lastIterateOf(m, o.lastIterate))}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings for one iteration, the ${SEARCH_FINALISTS} best of each method for three, scored on validation prompts, never the held-out ones)${methods.some((m) => UNSEARCHED.includes(m) && !o.hyper?.[m]) ? `, except ${methods.filter((m) => UNSEARCHED.includes(m) && !o.hyper?.[m]).join(', ')}: SPPO's setting, not searched` : ''}`}.`,
       `"METHOD avg": the average iterate, the uniform mixture of the policies of iterations 1..t (SPPO's guarantee is about this policy): its win rate from one iteration drawn per held-out prompt, its styles and correctness from all of those iterations' style samples; the other rows are the last iterate.`,
       `Styles, correctness and style exploitability: from ${nStyle} samples per held-out prompt of each checkpoint (temperature 1; ${nStyle * held.length} per row). Style exploitability: 2 max_j P(j > mix) - 1 for the mix of answer styles on the held-out prompts, in the gold judge's style game (its 0.7 cycle, 0.8 against 'other', and its length term at each style's mean measured length; "pure cycle": the style term alone, equilibrium 1/3 each); 0 at the game's equilibrium, solved by the game lab's solver (src/demo/style_game.ts).`,
+      `The game played: the same samples, each answer's gold win rate against the other samples of its prompt, correctness included; W_s the mean over style s's answers (a deviator answering in style s as well as the policy does in it); 2 max_s W_s - 1 ± its standard error over resamples of the prompts (src/demo/style_winrates.ts). The style game above counts only equally correct answers; when the policy is right more often in one style, the game it plays rewards that style, and its equilibrium moves.`,
       `Wall time ${seconds.toFixed(0)} s.`,
     ],
   });

@@ -9,7 +9,7 @@ export function syntheticReport(): ReportData {
     rows,
     details: rows.map((r) => {
       const styles = { terse: 0.2, sentence: 0.5 + 0.1 * r.iteration, formatted: 0.25 - 0.1 * r.iteration, other: 0.05 };
-      return { method: r.method, iteration: r.iteration, correct: 0.4 + 0.1 * r.iteration, styles, ...measureStyles(styles, ['8', 'It is 8.', 'Answer: 8', '8.']) };
+      return { method: r.method, iteration: r.iteration, correct: 0.4 + 0.1 * r.iteration, styles, ...measureStyles(styles, ['8', 'It is 8.', 'Answer: 8', '8.']), played_exploitability: 0.02 + 0.01 * r.iteration, played_exploitability_se: 0.008 };
     }),
     losses: [1, 2, 3, 4].map((step) => ({ method: 'sppo', iteration: step <= 2 ? 1 : 2, step, loss: 1 / step })),
     notes: ['a <note> & more'],

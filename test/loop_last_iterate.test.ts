@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runSppo } from '../src/sppo/loop.js';
 import type { SppoConfigInput } from '../src/sppo/config.js';
-import { magnetDir, opponentOf, withOpponentWinRates } from '../src/sppo/last_iterate.js';
+import { baselineOf, magnetDir, opponentOf, withOpponentWinRates } from '../src/sppo/last_iterate.js';
 import { trainingSchema } from '../src/sppo/config.js';
 import { tensor, tidy } from '../src/torch/index.js';
 import { LOGPROB32 } from './helpers/tolerances.js';
@@ -101,10 +101,10 @@ test('extragradient: look-ahead trained, sampled and judged against; the final s
   }
 });
 
-test('omwu: from iteration 2, pi_0 sampled and judged against; the step regresses on eta (2 P_t - P_prev - 1/2)', { skip }, async () => {
+test('omwu, baseline half: from iteration 2, pi_0 sampled and judged against; the step regresses on eta (2 P_t - P_prev - 1/2)', { skip }, async () => {
   const dir = setup('loop-omwu');
   try {
-    await runSppo(cfg('omwu'), { baseDir: dir, progress: false, log: () => {} });
+    await runSppo(cfg('omwu', { baseline: 'half' }), { baseDir: dir, progress: false, log: () => {} });
     const eta = 1 / 0.1;
     const run = join(dir, 'run-omwu');
     assert.ok(!existsSync(join(run, 'iter-1/prev-generations.jsonl')), 'iteration 1 has no previous policy');
@@ -233,10 +233,13 @@ test('baseline samples: each prompt\'s win rates against the opponent are shifte
   assert.throws(() => withOpponentWinRates([pair(5, 0, 1)], cross, 'mixture', 'samples'), /no mixture win rates for prompt #5/);
   const refused = trainingSchema.safeParse({ loss: 'sppo', baseline: 'samples' });
   assert.ok(!refused.success && refused.error.issues[0]!.path[0] === 'baseline' && /omwu, extragradient and nash-md only/.test(refused.error.issues[0]!.message));
-  assert.ok(trainingSchema.safeParse({ loss: 'omwu', baseline: 'samples' }).success);
+  assert.ok(trainingSchema.safeParse({ loss: 'omwu', baseline: 'half' }).success);
+  // The defaults: omwu centres, extragradient and nash-md subtract 1/2.
+  assert.deepEqual(['omwu', 'extragradient', 'nash-md'].map((loss) => baselineOf({ training: { loss } } as never)), ['samples', 'half', 'half']);
+  assert.equal(baselineOf({ training: { loss: 'omwu', baseline: 'half' } } as never), 'half');
 });
 
-test('baseline samples in the loop: extragradient\'s step and omwu\'s second iteration regress on the centred targets', { skip }, async () => {
+test('baseline samples in the loop: extragradient\'s step and omwu\'s second iteration (omwu\'s default) regress on the centred targets', { skip }, async () => {
   const dir = setup('loop-baseline');
   const mean = (xs: number[]): number => xs.reduce((a, x) => a + x, 0) / xs.length;
   try {
@@ -250,7 +253,7 @@ test('baseline samples in the loop: extragradient\'s step and omwu\'s second ite
     closeRel(readJsonl(join(it, 'train-metrics.jsonl'))[0].loss, expected, 1e-3, 'extragradient step 1 loss');
     assert.ok(Math.abs(expected - uncentred) > 0.01, `the centring matters here: ${expected} vs ${uncentred}`);
 
-    await runSppo(cfg('omwu', { baseline: 'samples' }), { baseDir: dir, progress: false, log: () => {} });
+    await runSppo(cfg('omwu'), { baseDir: dir, progress: false, log: () => {} });
     const run = join(dir, 'run-omwu');
     const prev = new Map(readJsonl(join(run, 'iter-2/prev-preferences.jsonl')).map((c) => [c.index, c.win_rates as number[]]));
     const pairs2 = readJsonl(join(run, 'iter-2/pairs.jsonl'));

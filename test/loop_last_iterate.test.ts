@@ -10,6 +10,7 @@ import { runSppo } from '../src/sppo/loop.js';
 import type { SppoConfigInput } from '../src/sppo/config.js';
 import { baselineOf, magnetDir, opponentOf, withOpponentWinRates } from '../src/sppo/last_iterate.js';
 import { trainingSchema } from '../src/sppo/config.js';
+import { logRatioTarget } from '../src/sppo/losses.js';
 import { tensor, tidy } from '../src/torch/index.js';
 import { LOGPROB32 } from './helpers/tolerances.js';
 import { exampleLogprobs } from '../src/sppo/trainer.js';
@@ -208,27 +209,33 @@ test('nash-md: whom each iteration judges against (opponentOf), and the settings
   assert.ok(!other.success && other.error.issues[0]!.path[0] === 'opponent', 'opponent is nash-md\'s only');
 });
 
-test('baseline samples: each prompt\'s win rates against the opponent are shifted to mean 1/2 (targets eta (P - P_bar)); half leaves them; refused where pi_t plays itself', () => {
+test('baseline samples: each example carries its prompt\'s mean win rate against the opponent (targets eta (P - P_bar)); half carries none; refused where pi_t plays itself', () => {
   const pair = (index: number, chosen: number, rejected: number) =>
     ({ index, chosen, rejected, chosen_win_rate: 0.7, rejected_win_rate: 0.3, chosen_over_rejected: 0.8, degenerate: false, prompt_ids: [1], chosen_ids: [2], rejected_ids: [3] }) as never;
   const degenerate = { ...(pair(2, 0, 1) as object), degenerate: true } as never;
   const cross = [
-    { index: 0, matrix: [], win_rates: [0.2, 0.5, 0.3, 0.4] }, // mean 0.35: shift +0.15
-    { index: 1, matrix: [], win_rates: [0.9, 0.6, 0.6] }, // mean 0.7: shift -0.2
+    { index: 0, matrix: [], win_rates: [0.02, 0.5, 0.3, 0.58] }, // mean 0.35
+    { index: 1, matrix: [], win_rates: [0.9, 0.6, 0.6] }, // mean 0.7
   ];
-  const pairs = [pair(0, 1, 0), pair(1, 0, 2), degenerate];
+  const pairs = [pair(0, 0, 3), pair(1, 0, 2), degenerate];
   const half = withOpponentWinRates(pairs, cross, 'lookahead');
-  assert.deepEqual(half.map((e) => [e.chosenWinRate, e.rejectedWinRate]), [[0.5, 0.2], [0.9, 0.6]], 'half: the win rates as judged');
+  assert.deepEqual(half.map((e) => [e.chosenWinRate, e.rejectedWinRate, e.winRateBaseline]), [[0.02, 0.58, undefined], [0.9, 0.6, undefined]], 'half: the win rates as judged, no baseline');
   const centred = withOpponentWinRates(pairs, cross, 'lookahead', 'samples');
   const near = (a: number | undefined, b: number): void => assert.ok(Math.abs(a! - b) <= 1e-15, `${a} vs ${b}`);
-  near(centred[0]!.chosenWinRate, 0.65);
-  near(centred[0]!.rejectedWinRate, 0.35);
-  near(centred[1]!.chosenWinRate, 0.7);
-  near(centred[1]!.rejectedWinRate, 0.4);
+  // The win rates stay the judged probabilities (0.02 - 0.35 + 1/2 would have been fine, 0.02 - 0.7 + 1/2 not).
+  assert.deepEqual(centred.map((e) => [e.chosenWinRate, e.rejectedWinRate]), [[0.02, 0.58], [0.9, 0.6]]);
+  near(centred[0]!.winRateBaseline, 0.35);
+  near(centred[1]!.winRateBaseline, 0.7);
   assert.equal(centred.length, 2, 'degenerate pairs are not trained on');
-  // omwu: the previous policy's win rates are the ones shifted; P_t (the K x K row means) stays.
+  // The targets: eta (P - P_bar); omwu eta (2 P_t - P_prev - 1 + P_bar_prev).
+  const opts = { beta: 0.1, tau: 0 };
+  near(logRatioTarget('extragradient', { winRate: 0.02, winRateBaseline: 0.35, magnetLogprob: 0, refLogprob: 0 }, opts), 10 * (0.02 - 0.35));
+  near(logRatioTarget('extragradient', { winRate: 0.02, magnetLogprob: 0, refLogprob: 0 }, opts), 10 * (0.02 - 0.5));
+  near(logRatioTarget('omwu', { winRate: 0.7, prevWinRate: 0.9, winRateBaseline: 0.7 }, opts), 10 * (1.4 - 0.9 - 1 + 0.7));
+  // omwu: the previous policy's win rates carry the baseline; P_t (the K x K row means) stays.
   const prev = withOpponentWinRates(pairs, cross, 'prev', 'samples');
-  near(prev[0]!.chosenPrevWinRate, 0.65);
+  assert.equal(prev[0]!.chosenPrevWinRate, 0.02);
+  near(prev[0]!.winRateBaseline, 0.35);
   assert.equal(prev[0]!.chosenWinRate, 0.7);
   assert.throws(() => withOpponentWinRates([pair(5, 0, 1)], cross, 'mixture', 'samples'), /no mixture win rates for prompt #5/);
   const refused = trainingSchema.safeParse({ loss: 'sppo', baseline: 'samples' });

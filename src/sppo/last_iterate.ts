@@ -107,8 +107,9 @@ export function baselineOf(cfg: Pick<SppoConfig, 'training'>): 'samples' | 'half
  * 1/2: in the demo pi_{t-1}'s samples win 0.42-0.47 against the look-ahead and 0.60 against pi_{t-2} at iteration 2,
  * so with eta / 2 every sampled response's target is off by eta (P_bar - 1/2) — a push on all of them, which the
  * exact update's normalisation would cancel but a loss on sampled responses does not. With baseline 'samples' each
- * prompt's win rates are shifted by 1/2 - P_bar, P_bar the mean over all of pi_{t-1}'s K samples of that prompt, so
- * the unchanged targets read eta (P - P_bar) (omwu: eta (2 P_t - P_{t-1} - 1 + P_bar_{t-1}), P_t's mean being 1/2).
+ * example carries P_bar, the mean over all of pi_{t-1}'s K samples of its prompt (winRateBaseline), and the targets
+ * read eta (P - P_bar) (omwu: eta (2 P_t - P_{t-1} - 1 + P_bar_{t-1}), P_t's mean being 1/2); the win rates stay
+ * the judged probabilities.
  */
 export function withOpponentWinRates(pairs: PairLine[], cross: CrossLine[], kind: OpponentKind, baseline: 'samples' | 'half' = 'half'): TrainExample[] {
   const byIndex = new Map(cross.map((c) => [c.index, c.win_rates]));
@@ -117,8 +118,8 @@ export function withOpponentWinRates(pairs: PairLine[], cross: CrossLine[], kind
     const p = kept[i]!;
     const wr = byIndex.get(p.index);
     if (!wr || wr.length === 0) throw new Error(`no ${kind} win rates for prompt #${p.index}`);
-    const shift = baseline === 'samples' ? 0.5 - wr.reduce((a, x) => a + x, 0) / wr.length : 0;
-    const [w, l] = [wr[p.chosen]! + shift, wr[p.rejected]! + shift];
-    return kind === 'prev' ? { ...e, chosenPrevWinRate: w, rejectedPrevWinRate: l } : { ...e, chosenWinRate: w, rejectedWinRate: l };
+    const b = baseline === 'samples' ? { winRateBaseline: wr.reduce((a, x) => a + x, 0) / wr.length } : {};
+    const [w, l] = [wr[p.chosen]!, wr[p.rejected]!];
+    return kind === 'prev' ? { ...e, chosenPrevWinRate: w, rejectedPrevWinRate: l, ...b } : { ...e, chosenWinRate: w, rejectedWinRate: l, ...b };
   });
 }

@@ -24,7 +24,10 @@
 //   extragradient  T = eta (P - 1/2) + eta tau m                        (Zhou et al. 2025) the same form as nash-md,
 //                  with P the win rate against the look-ahead policy pi_{t+1/2}'s samples
 // Each target is the exact update's log-ratio log pi_{t+1}(y) - log pi_t(y) up to a constant, with the constant
-// taken as SPPO takes it (the 1/2 inside P - 1/2): test/losses.test.ts checks each against the game lab.
+// taken as SPPO takes it (the 1/2 inside P - 1/2): test/losses.test.ts checks each against the game lab. For
+// nash-md, omwu and extragradient a per-example `winRateBaseline` b (training.baseline 'samples': the mean win
+// rate of pi_t's samples of the prompt against the opponent) takes the place of that 1/2: T = eta (P - b) + ...,
+// and omwu's T = eta (2 P - P_prev - (1 - b)), b then P_prev's mean (docs/sppo-loop.md).
 //
 // The halving of the SPPO squares follows the official trainer (uclaml/SPPO, sppo/trainer.py: its
 // SPPOTrainer computes every loss type in one method, which keeps DPO's name, `dpo_loss`, in the versions
@@ -74,6 +77,8 @@ export interface PreferenceLossInputs {
   /** [B] P^(y_w > pi_{t-1} | x) and P^(y_l > pi_{t-1} | x): needed by `omwu`. */
   chosenPrevWinRate?: Tensor;
   rejectedPrevWinRate?: Tensor;
+  /** [B] the constant the last-iterate targets subtract in place of 1/2 (omwu: P_prev's), absent: 1/2. */
+  winRateBaseline?: Tensor;
   /** [B] response lengths in tokens |y_w|, |y_l|: needed by `ipo` with lengthNormalized. */
   chosenLength?: Tensor;
   rejectedLength?: Tensor;
@@ -131,6 +136,8 @@ export interface TargetInputs {
   /** log pi_t(y) and log mu(y) (the methods with a magnet). */
   refLogprob?: number;
   magnetLogprob?: number;
+  /** nash-md, omwu, extragradient: the constant in place of 1/2 (default 1/2; omwu: P_prev's). */
+  winRateBaseline?: number;
 }
 
 /** The log-ratio target T(y) that the squared losses regress log pi(y) - log pi_t(y) on (formulas at the top). */
@@ -138,6 +145,7 @@ export function logRatioTarget(loss: LossType, x: TargetInputs, opts: Preference
   const eta = 1 / opts.beta;
   const tau = opts.tau ?? 0;
   const m = usesMagnet(loss) ? x.magnetLogprob! - x.refLogprob! : 0;
+  const b = x.winRateBaseline ?? 0.5;
   switch (loss) {
     case 'sppo':
       return eta * (x.winRate - 0.5);
@@ -145,9 +153,9 @@ export function logRatioTarget(loss: LossType, x: TargetInputs, opts: Preference
       return (eta * (x.winRate - 0.5) + eta * tau * m) / (1 + eta * tau);
     case 'nash-md':
     case 'extragradient':
-      return eta * (x.winRate - 0.5) + eta * tau * m;
+      return eta * (x.winRate - b) + eta * tau * m;
     case 'omwu':
-      return eta * (2 * x.winRate - x.prevWinRate! - 0.5);
+      return eta * (2 * x.winRate - x.prevWinRate! - (1 - b));
     default:
       throw new Error(`loss '${loss}' has no per-response log-ratio target`);
   }
@@ -159,12 +167,13 @@ function targetTensor(loss: LossType, x: PreferenceLossInputs, side: 'chosen' | 
   const tau = opts.tau ?? 0;
   const c = side === 'chosen';
   const p = need(c ? x.chosenWinRate : x.rejectedWinRate, c ? 'chosenWinRate' : 'rejectedWinRate', loss);
+  const b = loss === 'mpo' ? undefined : x.winRateBaseline;
   if (loss === 'omwu') {
     const prev = need(c ? x.chosenPrevWinRate : x.rejectedPrevWinRate, c ? 'chosenPrevWinRate' : 'rejectedPrevWinRate', loss);
-    return p.mul(2).sub(prev).sub(0.5).mul(eta);
+    return (b ? p.mul(2).sub(prev).add(up(b)).sub(1) : p.mul(2).sub(prev).sub(0.5)).mul(eta);
   }
   const m = need(c ? x.magnetChosen : x.magnetRejected, c ? 'magnetChosen' : 'magnetRejected', loss).sub(up(c ? x.refChosen : x.refRejected));
-  const t = p.sub(0.5).mul(eta).add(m.mul(eta * tau));
+  const t = (b ? p.sub(up(b)) : p.sub(0.5)).mul(eta).add(m.mul(eta * tau));
   return loss === 'mpo' ? t.div(1 + eta * tau) : t;
 }
 

@@ -63,6 +63,11 @@ export interface TrainExample {
   /** P^(y_w > pi_{t-1} | x) and P^(y_l > pi_{t-1} | x), win rates against the previous policy's samples (omwu). */
   chosenPrevWinRate?: number;
   rejectedPrevWinRate?: number;
+  /**
+   * nash-md, omwu, extragradient: the constant the targets subtract in place of 1/2, the mean win rate of pi_t's
+   * samples of the prompt against the opponent (omwu: against the previous policy); training.baseline 'samples'.
+   */
+  winRateBaseline?: number;
 }
 
 export interface StepMetrics {
@@ -228,6 +233,7 @@ function checkOptions(o: TrainOptions): void {
       const v = e[k];
       if (typeof v !== 'number' || !(v >= 0 && v <= 1)) fail(`example ${i}: ${k} must be a probability in [0, 1], got ${v}`);
     }
+    if (e.winRateBaseline !== undefined && !(e.winRateBaseline >= 0 && e.winRateBaseline <= 1)) fail(`example ${i}: winRateBaseline must be a mean win rate in [0, 1], got ${e.winRateBaseline}`);
     if (o.loss === 'omwu') {
       for (const k of ['chosenPrevWinRate', 'rejectedPrevWinRate'] as const) {
         const v = e[k];
@@ -319,6 +325,7 @@ function prepareExamples(examples: readonly TrainExample[], maxLength: number, m
       rejectedWinRate: e.rejectedWinRate,
       chosenOverRejected: e.chosenOverRejected,
       ...(e.chosenPrevWinRate !== undefined ? { chosenPrevWinRate: e.chosenPrevWinRate, rejectedPrevWinRate: e.rejectedPrevWinRate } : {}),
+      ...(e.winRateBaseline !== undefined ? { winRateBaseline: e.winRateBaseline } : {}),
       refChosen: given ? e.chosenRefLogprob! : NaN,
       refRejected: given ? e.rejectedRefLogprob! : NaN,
       magnetChosen: NaN,
@@ -432,6 +439,7 @@ function pairLossMetrics(logps: Tensor, batch: readonly Prepared[], o: Pick<Trai
     ...(o.ipoLengthNormalized ? { chosenLength: col((p) => p.chosenIds.length), rejectedLength: col((p) => p.rejectedIds.length) } : {}),
     ...(usesMagnet(o.loss) ? { magnetChosen: col((p) => p.magnetChosen), magnetRejected: col((p) => p.magnetRejected) } : {}),
     ...(o.loss === 'omwu' ? { chosenPrevWinRate: col((p) => p.chosenPrevWinRate!), rejectedPrevWinRate: col((p) => p.rejectedPrevWinRate!) } : {}),
+    ...(['omwu', 'nash-md', 'extragradient'].includes(o.loss) && batch.some((p) => p.winRateBaseline !== undefined) ? { winRateBaseline: col((p) => p.winRateBaseline ?? 0.5) } : {}),
   }, { beta: o.beta, labelSmoothing: o.labelSmoothing, lengthNormalized: o.ipoLengthNormalized, ...(usesMagnet(o.loss) ? { tau: o.tau ?? 0 } : {}) });
   const lossSum = out.losses.sum();
   const loss = lossSum.item();

@@ -130,7 +130,8 @@ export const DEMO_HYPER: Record<DemoMethod, Hyper> = {
   dpo: { lr: 1e-4, beta: 0.1 },
   ipo: { lr: 1e-4, beta: 0.2 },
   // `sppo demo search --methods nash-md`, `extragradient`, `mpo` and `omwu` (docs/demo.md, "Last-iterate methods"):
-  // nash-md and omwu at SPPO's point, extragradient and mpo at smaller steps.
+  // nash-md and omwu at SPPO's point, extragradient and mpo at smaller steps. omwu's search was rerun when its
+  // training.baseline default became 'samples' (its finalists' iterations 2 and 3): SPPO's point again.
   'nash-md': { lr: 5e-4, beta: 0.1 },
   extragradient: { lr: 2e-4, beta: 0.2 },
   mpo: { lr: 2e-4, beta: 0.05 },

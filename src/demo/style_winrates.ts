@@ -21,13 +21,17 @@ import { goldPreference, isCorrect } from './gold_judge.js';
 import { parseResponse, STYLES, type Style } from './tasks.js';
 import { STYLE_STRATEGIES } from './style_game.js';
 
-export interface StyleWinRates {
-  iteration: number;
-  /** Samples read (prompts x K). */
+/** Per style: its share of the samples read and the share of its answers that are correct. */
+interface StyleShares {
+  /** Samples read. */
   samples: number;
-  /** Per style: share of the samples, share of its answers that are correct, mean win rate under the run's judge and the gold judge. */
   share: Record<Style, number>;
   correct: Record<Style, number>;
+}
+
+export interface StyleWinRates extends StyleShares {
+  iteration: number;
+  /** Per style: mean win rate under the run's judge and the gold judge (K x K row means, as the loop's). */
   judge: Record<Style, number>;
   gold: Record<Style, number>;
 }
@@ -72,13 +76,10 @@ export function styleWinRates(runDir: string): StyleWinRates[] {
   return out;
 }
 
-export interface PlayedStyleGame {
-  /** Prompts with at least two samples, and their samples. */
+export interface PlayedStyleGame extends StyleShares {
+  /** Prompts with at least two samples (only their samples are read). */
   prompts: number;
-  samples: number;
-  /** Per style: share of the samples, share of its answers that are correct, W_s (mean gold win rate of its answers against the other samples of their prompt). */
-  share: Record<Style, number>;
-  correct: Record<Style, number>;
+  /** Per style: W_s, the mean gold win rate of its answers against the other samples of their prompt. */
   winRate: Record<Style, number>;
   /** 2 max_s W_s - 1 over the styles and 'other' (>= 0: the samples' mean win rate is exactly 1/2). */
   exploitability: number;

@@ -112,15 +112,19 @@ export function playedStyleGame(prompts: readonly string[], samples: ReadonlyArr
     if (k < 2) return;
     const prompt = prompts[p]!;
     const row = { n: new Float64Array(S), c: new Float64Array(S), w: new Float64Array(S) };
+    // Each pair judged once: the gold judge is order-free, P(b > a) = 1 - P(a > b).
+    const wins = new Float64Array(k);
+    for (let i = 0; i < k; i++)
+      for (let j = i + 1; j < k; j++) {
+        const p = goldPreference(prompt, texts[i]!, texts[j]!);
+        wins[i]! += p;
+        wins[j]! += 1 - p;
+      }
     texts.forEach((a, i) => {
       const s = idx.get(parseResponse(a).style)!;
-      let w = 0;
-      texts.forEach((b, j) => {
-        if (j !== i) w += goldPreference(prompt, a, b);
-      });
       row.n[s]!++;
       if (isCorrect(prompt, a)) row.c[s]!++;
-      row.w[s]! += w / (k - 1);
+      row.w[s]! += wins[i]! / (k - 1);
     });
     total += k;
     per.push(row);

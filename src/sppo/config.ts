@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PAIR_MODES } from './pairs.js';
 import { deviceSchema, judgeSpecSchema, MODEL_DTYPES, type JudgeSpec } from '../judge/spec.js';
-import { lossTypeSchema } from './losses.js';
+import { BASELINE_LOSSES, lossTypeSchema } from './losses.js';
 import { parseHubName } from '../hub/cache.js';
 import { REPORT_TARGETS } from './tracking.js';
 
@@ -139,7 +139,7 @@ export const trainingSchema = z
     path: ['tau'],
     message: 'loss nash-md needs eta tau = tau / beta <= 1 (the geometric mixture pi^(1 - eta tau) mu^(eta tau))',
   })
-  .refine((t) => t.baseline === undefined || ['omwu', 'extragradient', 'nash-md'].includes(t.loss), {
+  .refine((t) => t.baseline === undefined || BASELINE_LOSSES.includes(t.loss), {
     path: ['baseline'],
     message: 'applies to losses omwu, extragradient and nash-md only (the others judge pi_t against itself)',
   })

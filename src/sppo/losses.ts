@@ -59,6 +59,12 @@ export function usesMagnet(loss: LossType): boolean {
   return MAGNET_LOSSES.includes(loss);
 }
 
+/** The losses whose win rates are against another policy than pi_t, so that their targets take a winRateBaseline. */
+export const BASELINE_LOSSES: readonly LossType[] = ['omwu', 'extragradient', 'nash-md'];
+export function usesBaseline(loss: LossType): boolean {
+  return BASELINE_LOSSES.includes(loss);
+}
+
 export interface PreferenceLossInputs {
   /** [B] summed log-probs of the responses under the policy being trained (carry the graph). */
   policyChosen: Tensor;
@@ -167,7 +173,7 @@ function targetTensor(loss: LossType, x: PreferenceLossInputs, side: 'chosen' | 
   const tau = opts.tau ?? 0;
   const c = side === 'chosen';
   const p = need(c ? x.chosenWinRate : x.rejectedWinRate, c ? 'chosenWinRate' : 'rejectedWinRate', loss);
-  const b = loss === 'mpo' ? undefined : x.winRateBaseline;
+  const b = usesBaseline(loss) ? x.winRateBaseline : undefined;
   if (loss === 'omwu') {
     const prev = need(c ? x.chosenPrevWinRate : x.rejectedPrevWinRate, c ? 'chosenPrevWinRate' : 'rejectedPrevWinRate', loss);
     return (b ? p.mul(2).sub(prev).add(up(b)).sub(1) : p.mul(2).sub(prev).sub(0.5)).mul(eta);

@@ -36,7 +36,7 @@ import type { CausalLMBase } from '../models/causal_lm.js';
 import { createModel, loadModel, saveModel, sourceDir } from '../models/registry.js';
 import { saveAdapter } from '../models/peft.js';
 import { Lora, type LoraOptions } from '../nn/lora.js';
-import { isLossType, LOSS_TYPES, preferenceLoss, usesMagnet, type LossType } from './losses.js';
+import { isLossType, LOSS_TYPES, preferenceLoss, usesBaseline, usesMagnet, type LossType } from './losses.js';
 import { packRows, packSequences, responseLogprobs, truncatePair, type PromptResponse } from './logprobs.js';
 import { createRng, epochSteps, permutation } from '../util/rng.js';
 import { writeDirAtomic, writeJsonAtomic } from '../util/files.js';
@@ -439,7 +439,7 @@ function pairLossMetrics(logps: Tensor, batch: readonly Prepared[], o: Pick<Trai
     ...(o.ipoLengthNormalized ? { chosenLength: col((p) => p.chosenIds.length), rejectedLength: col((p) => p.rejectedIds.length) } : {}),
     ...(usesMagnet(o.loss) ? { magnetChosen: col((p) => p.magnetChosen), magnetRejected: col((p) => p.magnetRejected) } : {}),
     ...(o.loss === 'omwu' ? { chosenPrevWinRate: col((p) => p.chosenPrevWinRate!), rejectedPrevWinRate: col((p) => p.rejectedPrevWinRate!) } : {}),
-    ...(['omwu', 'nash-md', 'extragradient'].includes(o.loss) && batch.some((p) => p.winRateBaseline !== undefined) ? { winRateBaseline: col((p) => p.winRateBaseline ?? 0.5) } : {}),
+    ...(usesBaseline(o.loss) && batch.some((p) => p.winRateBaseline !== undefined) ? { winRateBaseline: col((p) => p.winRateBaseline ?? 0.5) } : {}),
   }, { beta: o.beta, labelSmoothing: o.labelSmoothing, lengthNormalized: o.ipoLengthNormalized, ...(usesMagnet(o.loss) ? { tau: o.tau ?? 0 } : {}) });
   const lossSum = out.losses.sum();
   const loss = lossSum.item();

@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PAIR_MODES } from './pairs.js';
 import { deviceSchema, judgeSpecSchema, MODEL_DTYPES, type JudgeSpec } from '../judge/spec.js';
-import { BASELINE_LOSSES, lossTypeSchema } from './losses.js';
+import { lossTypeSchema, usesBaseline, usesMagnet } from './losses.js';
 import { parseHubName } from '../hub/cache.js';
 import { REPORT_TARGETS } from './tracking.js';
 
@@ -127,7 +127,7 @@ export const trainingSchema = z
     path: ['labelSmoothing'],
     message: 'applies to loss dpo only (training.loss is not dpo)',
   })
-  .refine((t) => t.tau === undefined || ['mpo', 'nash-md', 'extragradient'].includes(t.loss), {
+  .refine((t) => t.tau === undefined || usesMagnet(t.loss), {
     path: ['tau'],
     message: 'applies to losses mpo, nash-md and extragradient only',
   })
@@ -139,7 +139,7 @@ export const trainingSchema = z
     path: ['tau'],
     message: 'loss nash-md needs eta tau = tau / beta <= 1 (the geometric mixture pi^(1 - eta tau) mu^(eta tau))',
   })
-  .refine((t) => t.baseline === undefined || BASELINE_LOSSES.includes(t.loss), {
+  .refine((t) => t.baseline === undefined || usesBaseline(t.loss), {
     path: ['baseline'],
     message: 'applies to losses omwu, extragradient and nash-md only (the others judge pi_t against itself)',
   })

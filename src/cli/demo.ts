@@ -8,7 +8,7 @@ import { heldOutPrompts, STYLES } from '../demo/tasks.js';
 import { llamaConfig, writeTokenizerFolder } from '../demo/tokenizer.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STARTER_ARCH, STARTER_SFT_EXAMPLES, STARTER_SFT_SEED } from '../demo/constants.js';
 import { proxyJudgeData } from '../demo/proxy_data.js';
-import { DEMO_METHODS, isDemoMethod, runDemo, runSearch, SEARCH_FINALISTS, SEARCH_GRID, type DemoMethod } from '../demo/run.js';
+import { DEMO_JUDGES, DEMO_METHODS, isDemoMethod, runDemo, runSearch, SEARCH_FINALISTS, SEARCH_GRID, type DemoJudge, type DemoMethod } from '../demo/run.js';
 import { evaluatePolicy, formatPolicyEval } from '../demo/policy_eval.js';
 import { formatMix, formatTable } from '../demo/report.js';
 import { exactSppoFrom, solveStyleGame, styleExploitability, styleGame, type StyleMix } from '../demo/style_game.js';
@@ -21,7 +21,7 @@ import { writeJsonlAtomic } from '../util/files.js';
 
 export const summary = 'the demo: SPPO on a small task family, judged by a proxy model, evaluated by a gold judge';
 
-const HELP = `usage: sppo demo [run] [--quick] [--baselines | --methods M,...] [--out DIR] [--fresh] [--proxy DIR] [--seed N]
+const HELP = `usage: sppo demo [run] [--quick] [--baselines | --methods M,...] [--out DIR] [--fresh] [--proxy DIR | --judge gold] [--seed N]
        sppo demo starter-inputs --dir DIR [--examples N --seed S] [--styles T,S,F,O]
        sppo demo judge-data --model DIR --dir DIR [--prompts N --k K --seed S] [--style-pairs]
        sppo demo search [--out DIR] [--fresh] [--methods sppo,dpo,ipo,...] [--proxy DIR] [--finalists N]
@@ -39,6 +39,8 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines | --methods M,...] [
                     judge, training budget and search rule as SPPO (their lr and beta: SPPO's until searched)
       --fresh       delete OUT first
       --proxy DIR   another proxy judge folder than demo/proxy-judge (experiments; search takes it too)
+      --judge J     the judge every method trains on: proxy (default) or gold, the gold judge itself (the
+                    oracle ablation: how a method does when it trains on the judge that scores it)
       --seed N      the runs' seed (sampling, pair tie-breaks, training order, evaluation samples; default 0):
                     another seed shows how much of a figure is one run's luck (use with --out or --fresh)
   starter-inputs    write DIR/tokenizer/ (tokenizer files), DIR/config.json (the starter's architecture) and
@@ -155,16 +157,18 @@ async function search(argv: string[]): Promise<void> {
 }
 
 async function demo(argv: string[]): Promise<void> {
-  const parsed = parseCommand('demo', argv, { quick: { type: 'boolean' }, baselines: { type: 'boolean' }, methods: { type: 'string' }, out: { type: 'string' }, fresh: { type: 'boolean' }, root: { type: 'string' }, proxy: { type: 'string' }, seed: { type: 'string' } }, HELP);
+  const parsed = parseCommand('demo', argv, { quick: { type: 'boolean' }, baselines: { type: 'boolean' }, methods: { type: 'string' }, out: { type: 'string' }, fresh: { type: 'boolean' }, root: { type: 'string' }, proxy: { type: 'string' }, judge: { type: 'string' }, seed: { type: 'string' } }, HELP);
   if (!parsed) return;
-  const v = parsed.values as { quick?: boolean; baselines?: boolean; methods?: string; out?: string; fresh?: boolean; root?: string; proxy?: string; seed?: string };
+  const v = parsed.values as { quick?: boolean; baselines?: boolean; methods?: string; out?: string; fresh?: boolean; root?: string; proxy?: string; judge?: string; seed?: string };
+  if (v.judge !== undefined && !(DEMO_JUDGES as readonly string[]).includes(v.judge)) throw new UsageError(`--judge: expected ${DEMO_JUDGES.join(' or ')}, got '${v.judge}'`);
+  if (v.judge === 'gold' && v.proxy !== undefined) throw new UsageError('--judge gold and --proxy: give one (--proxy names the proxy judge to train on)');
   if (v.methods !== undefined && v.baselines) throw new UsageError('--baselines and --methods: give one (--baselines is --methods sppo,dpo,ipo)');
   const methods = v.methods === undefined ? undefined : [...new Set(v.methods.split(',').map((m) => m.trim()))];
   for (const m of methods ?? []) if (!isDemoMethod(m)) throw new UsageError(`--methods: unknown method '${m}' (${DEMO_METHODS.join(', ')})`);
   const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
   const out = v.out ?? join('runs', v.quick ? 'demo-quick' : 'demo');
   const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
-  const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, ...(methods ? { methods: methods as DemoMethod[] } : {}), fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY), proxy: v.proxy, seed });
+  const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, ...(methods ? { methods: methods as DemoMethod[] } : {}), fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY), proxy: v.proxy, ...(v.judge ? { judge: v.judge as DemoJudge } : {}), seed });
   console.log(r.table);
   console.log(`\naverage iterate (uniform mixture of iterations 1..t: win rate from one iteration drawn per held-out prompt, styles from their style samples pooled):\n${formatTable(r.averageRows, r.averageDetails)}`);
   const stages = Object.entries(r.timings).map(([m, t]) => `${m}: ${Object.entries(t).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(', ')}`).join('; ');

@@ -84,6 +84,14 @@ export function goldPreference(prompt: string, a: string, b: string): number {
   return goldVerdict(prompt, a, b).p;
 }
 
+// This file is also a judge module (src/judge/js_module_judge.ts): `judge: { kind: module, path:
+// dist/src/demo/gold_judge.js }` trains on the gold judge itself (`sppo demo --judge gold`, the oracle ablation).
+export const name = 'gold judge (src/demo/gold_judge.ts)';
+export const positionBiased = false;
+export function prefer(q: PreferenceQuery): number {
+  return goldPreference(q.prompt, q.a, q.b);
+}
+
 /** The gold judge as a preference oracle (not position-biased: one query per pair). */
 export class GoldJudge implements PreferenceOracle {
   readonly name = 'gold';

@@ -8,6 +8,7 @@
 // {method, iteration, win_rate, win_rate_se, lc_win_rate, avg_length}; OUT/report.html draws them.
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { runSppo, type GenerationLine } from '../sppo/loop.js';
 import type { SppoConfigInput } from '../sppo/config.js';
 import type { PairMode } from '../sppo/pairs.js';
@@ -82,6 +83,12 @@ export interface DemoOptions {
   log?: (s: string) => void;
   /** Experiments (docs/demo.md's log): another proxy judge folder, other lr / beta per method, other training settings. */
   proxy?: string;
+  /**
+   * The judge every method trains on: 'proxy' (default, the PairRM stand-in) or 'gold', the gold judge itself (the
+   * oracle ablation: what a method does when its judge is the one it is scored by; the evaluation is then no longer by
+   * a judge no training step saw).
+   */
+  judge?: DemoJudge;
   hyper?: Partial<Record<DemoMethod, Hyper>>;
   /** Other magnet settings for the last-iterate methods than DEMO_LAST_ITERATE's. */
   lastIterate?: Partial<Record<DemoMethod, LastIterate>>;
@@ -157,12 +164,23 @@ export const DEMO_GENERATION: DemoGeneration = { k: 5, temperature: 1, topP: 1, 
  */
 export const DEMO_PAIRS: PairMode = 'ranked';
 
+export const DEMO_JUDGES = ['proxy', 'gold'] as const;
+export type DemoJudge = (typeof DEMO_JUDGES)[number];
+
+/** The gold judge as a judge module (src/demo/gold_judge.ts exports prefer, positionBiased and name for this). */
+export const GOLD_JUDGE_MODULE = fileURLToPath(new URL('./gold_judge.js', import.meta.url));
+
+/** The training judge's specification: the proxy model folder, or the gold judge's module. */
+export function demoJudgeSpec(judge: DemoJudge, proxy: string): SppoConfigInput['judge'] {
+  return judge === 'gold' ? { kind: 'module', path: GOLD_JUDGE_MODULE } : { kind: 'pairwise', dir: proxy, batchSize: 64, dtype: 'float32', device: 'cpu' };
+}
+
 /**
  * One method's `sppo run` configuration, as the demo and its search run it: the starter trained on CPU in float32
  * with the proxy judge, the demo's sampling, reference log-probs from generation, one evaluation response per prompt.
  */
 function demoRunConfig(c: {
-  starter: string; proxy: string; prompts: string; runDir: string; iterations: number; perIteration: number;
+  starter: string; judge: SppoConfigInput['judge']; prompts: string; runDir: string; iterations: number; perIteration: number;
   seed: number; pairs: PairMode; training: SppoConfigInput['training']; evalCount: number; evalPrompts: string;
   generation: DemoGeneration;
 }): SppoConfigInput {
@@ -170,7 +188,7 @@ function demoRunConfig(c: {
     model: c.starter,
     prompts: c.prompts,
     runDir: c.runDir,
-    judge: { kind: 'pairwise', dir: c.proxy, batchSize: 64, dtype: 'float32', device: 'cpu' },
+    judge: c.judge,
     iterations: c.iterations,
     promptsPerIteration: c.perIteration,
     seed: c.seed,
@@ -288,6 +306,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const pairs = o.pairs ?? DEMO_PAIRS;
   const seed = o.seed ?? 0;
   const generation: DemoGeneration = { ...DEMO_GENERATION, ...o.generation };
+  const judge = o.judge ?? 'proxy';
+  if (!DEMO_JUDGES.includes(judge)) throw new Error(`demo: judge must be one of ${DEMO_JUDGES.join(', ')}, got ${String(judge)}`);
+  const judgeLabel = judge === 'gold' ? 'the gold judge itself (the oracle ablation)' : `proxy ${proxy}`;
   const nStyle = o.styleSamples ?? (o.quick ? QUICK_STYLE_SAMPLES : DEMO_STYLE_SAMPLES);
   if (!Number.isInteger(nStyle) || nStyle < 1) throw new Error(`demo: styleSamples must be an integer >= 1, got ${nStyle}`);
 
@@ -299,7 +320,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const toRow = (t: Task): { prompt: string; kind: string } => ({ prompt: t.prompt, kind: t.kind });
   writeJsonlAtomic(join(out, 'prompts.jsonl'), train.map(toRow));
   writeJsonlAtomic(join(out, 'eval-prompts.jsonl'), held.map(toRow));
-  log(`sppo demo: ${methods.join(', ')}; ${size.iterations} iteration(s) x ${size.perIteration} prompts, K = ${generation.k}; ${held.length} held-out prompts; judge: proxy ${proxy}; evaluation: gold judge`);
+  log(`sppo demo: ${methods.join(', ')}; ${size.iterations} iteration(s) x ${size.perIteration} prompts, K = ${generation.k}; ${held.length} held-out prompts; judge: ${judgeLabel}; evaluation: gold judge`);
 
   const gold = new GoldJudge();
   const rows: SummaryRow[] = [];
@@ -311,7 +332,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   for (const method of methods) {
     const runDir = join(out, method);
     const cfg = demoRunConfig({
-      starter, proxy, prompts: join(out, 'prompts.jsonl'), runDir, iterations: size.iterations, perIteration: size.perIteration,
+      starter, judge: demoJudgeSpec(judge, proxy), prompts: join(out, 'prompts.jsonl'), runDir, iterations: size.iterations, perIteration: size.perIteration,
       seed, pairs, training: methodTraining(method, training, hyper[method], lastIterateOf(method, o.lastIterate)), evalCount: held.length, evalPrompts: join(out, 'eval-prompts.jsonl'), generation,
     });
     log(`sppo demo: ${method} -> ${runDir}`);
@@ -351,14 +372,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   }
   const seconds = (performance.now() - t0) / 1000;
   const table = formatTable(rows, details);
-  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, seed, generation, styleSamples: nStyle, pairs, training, hyper, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
+  writeFileSync(join(out, 'summary.json'), JSON.stringify({ rows, details, average_iterate: { rows: averageRows, details: averageDetails }, timings, seconds, settings: { ...size, seed, generation, styleSamples: nStyle, pairs, training, hyper, judge, proxy, searchGrid: SEARCH_GRID } }, null, 2) + '\n');
   const html = await reportHtml({
     title: `sppo demo: ${methods.join(', ').toUpperCase()} on the task family (${size.iterations} iteration${size.iterations > 1 ? 's' : ''}, K = ${generation.k})`,
     rows: [...rows, ...averageRows.map((r) => ({ ...r, method: averageLabel(r.method) }))],
     details: [...details, ...averageDetails.map((r) => ({ ...r, method: averageLabel(r.method) }))],
     losses,
     notes: [
-      `Judge during training: the proxy pairwise model demo/proxy-judge; evaluation: the gold judge (docs/demo.md), on ${held.length} held-out prompts, against the starter's responses.`,
+      `Judge during training: ${judge === 'gold' ? 'the gold judge itself (the oracle ablation: the evaluation judge is the training judge)' : 'the proxy pairwise model demo/proxy-judge'}; evaluation: the gold judge (docs/demo.md), on ${held.length} held-out prompts, against the starter's responses.`,
       `Win rate: mean P(model > starter) with its standard error; LC: AlpacaEval 2.0's length-controlled win rate (dashed line in the first chart).`,
       `Same prompts, samples per prompt, judge, training pairs (${pairs === 'ranked' ? 'ranked: best with worst, second best with second worst' : 'best with worst'}) and training budget for every method (${training.epochs} epochs, batch ${training.batchSize}); lr and beta per method (${methods.map((m) => `${m}: lr ${hyper[m].lr}, beta ${hyper[m].beta}${describeLastIterate(lastIterateOf(m, o.lastIterate))}`).join('; ')}), ${o.quick ? 'the quick smoke test\'s setting' : `each picked by the same search (${SEARCH_GRID.length} settings for one iteration, the ${SEARCH_FINALISTS} best of each method for three, scored on validation prompts, never the held-out ones)${methods.some((m) => UNSEARCHED.includes(m) && !o.hyper?.[m]) ? `, except ${methods.filter((m) => UNSEARCHED.includes(m) && !o.hyper?.[m]).join(', ')}: SPPO's setting, not searched` : ''}`}.`,
       `"METHOD avg": the average iterate, the uniform mixture of the policies of iterations 1..t (SPPO's guarantee is about this policy): its win rate from one iteration drawn per held-out prompt, its styles and correctness from all of those iterations' style samples; the other rows are the last iterate.`,
@@ -549,7 +570,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
       }
     }
     const cfg = demoRunConfig({
-      starter, proxy, prompts, runDir, iterations, perIteration: size.perIteration,
+      starter, judge: demoJudgeSpec('proxy', proxy), prompts, runDir, iterations, perIteration: size.perIteration,
       seed, pairs: o.pairs ?? DEMO_PAIRS, training: methodTraining(method, DEMO_TRAINING, h, lastIterateOf(method, o.lastIterate)), evalCount: valid.length, evalPrompts: join(out, 'valid-prompts.jsonl'),
       generation,
     });

@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEMO_LAST_ITERATE, lastIterateOf, methodTraining, QUICK_HYPER, DEMO_TRAINING, runDemo } from '../src/demo/run.js';
+import { DEMO_LAST_ITERATE, demoJudgeSpec, lastIterateOf, methodTraining, QUICK_HYPER, DEMO_TRAINING, runDemo } from '../src/demo/run.js';
+import { goldPreference } from '../src/demo/gold_judge.js';
+import { loadModuleJudge } from '../src/judge/js_module_judge.js';
 import { sppoFails } from './helpers/cli.js';
 import { projectRoot } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
@@ -61,7 +63,49 @@ test('sppo demo --methods sppo,mpo,omwu,extragradient (shortened): same prompts 
   }
 });
 
+test('the gold judge as a judge module (sppo demo --judge gold) gives goldPreference, one query per pair', async () => {
+  const spec = demoJudgeSpec('gold', 'unused');
+  assert.equal(spec.kind, 'module');
+  const j = await loadModuleJudge((spec as { path: string }).path);
+  try {
+    assert.equal(j.positionBiased, false);
+    const answers = ['8', 'It is 8.', 'Answer: 8', '9', 'It is 9.', 'Answer: 9', '8.', 'Answer 8'];
+    const qs = answers.flatMap((a) => answers.map((b) => ({ prompt: 'Add 3+5.', a, b })));
+    const got = await j.prefer(qs);
+    qs.forEach((q, i) => assert.equal(got[i], goldPreference(q.prompt, q.a, q.b), `${q.a} vs ${q.b}`));
+    // Not a constant: correctness, the cycle and 'other' each move it.
+    assert.deepEqual([...new Set(got.map((p) => p.toFixed(3)))].length > 5, true);
+  } finally {
+    j.dispose?.();
+  }
+  assert.equal(demoJudgeSpec('proxy', '/x/proxy-judge').kind, 'pairwise');
+});
+
+test('sppo demo --judge gold (shortened): the loop\'s preference matrices are the gold judge\'s', { skip: skipModels, timeout: 300_000 }, async () => {
+  const out = tempDir('demo-gold-judge');
+  try {
+    await runDemo({ root: projectRoot, out, quick: true, fresh: true, progress: false, log: () => {}, judge: 'gold', iterations: 1, perIteration: 8, styleSamples: 2 });
+    const run = JSON.parse(readFileSync(join(out, 'sppo', 'run.json'), 'utf8')) as { config: { judge: { kind: string } } };
+    assert.equal(run.config.judge.kind, 'module');
+    const prompts = readFileSync(join(out, 'prompts.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { prompt: string }).prompt);
+    const gens = new Map(readFileSync(join(out, 'sppo/iter-1/generations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; responses: { text: string }[] }).map((g) => [g.index, g]));
+    const prefs = readFileSync(join(out, 'sppo/iter-1/preferences.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; matrix: number[][] });
+    assert.equal(prefs.length, 8);
+    for (const p of prefs) {
+      const r = gens.get(p.index)!.responses.map((x) => x.text);
+      p.matrix.forEach((row, i) => row.forEach((v, k) => { if (i !== k) assert.ok(Math.abs(v - goldPreference(prompts[p.index]!, r[i]!, r[k]!)) < 1e-12, `prompt ${p.index}, ${i} vs ${k}`); }));
+    }
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { settings: { judge: string } };
+    assert.equal(summary.settings.judge, 'gold');
+    assert.ok(readFileSync(join(out, 'report.html'), 'utf8').includes('the gold judge itself'));
+  } finally {
+    removeDir(out);
+  }
+});
+
 test('sppo demo --methods: unknown methods and --baselines together are usage errors', () => {
+  sppoFails(['demo', '--judge', 'oracle'], 2, /--judge: expected proxy or gold, got 'oracle'/);
+  sppoFails(['demo', '--judge', 'gold', '--proxy', 'demo/proxy-judge'], 2, /--judge gold and --proxy: give one/);
   sppoFails(['demo', '--methods', 'sppo,ppo'], 2, /--methods: unknown method 'ppo'/);
   sppoFails(['demo', '--methods', 'sppo', '--baselines'], 2, /give one/);
   sppoFails(['demo', 'search', '--methods', 'kto'], 2, /unknown method 'kto'/);

@@ -1,6 +1,6 @@
 // One run of the demo with options changed, for the experiments logged in docs/demo.md ("Style equilibrium"):
 //   node scripts/demo-experiment.mjs OUT '{"proxy":"DIR","methods":["sppo"],"hyper":{"sppo":{"lr":0.0005,"beta":0.1}},"fresh":true}'
-// The JSON is passed to runDemo (src/demo/run.ts, DemoOptions: proxy, methods, hyper, lastIterate, training, pairs, seed, perIteration,
+// The JSON is passed to runDemo (src/demo/run.ts, DemoOptions: proxy, judge ('proxy' or 'gold'), methods, hyper, lastIterate, training, pairs, seed, perIteration,
 // iterations, fresh, quick); e.g. a stronger magnet for nash-md: {"methods":["nash-md"],"lastIterate":{"nash-md":{"etaTau":1}}}.
 // Prints the last and average iterates' tables and each row's correctness, style mix and equilibrium.
 import { dirname, join } from 'node:path';

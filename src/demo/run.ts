@@ -177,7 +177,7 @@ export function demoJudgeSpec(judge: DemoJudge, proxy: string): SppoConfigInput[
 
 /**
  * One method's `sppo run` configuration, as the demo and its search run it: the starter trained on CPU in float32
- * with the proxy judge, the demo's sampling, reference log-probs from generation, one evaluation response per prompt.
+ * with the training judge (the proxy; the gold judge in the oracle ablation), the demo's sampling, reference log-probs from generation, one evaluation response per prompt.
  */
 function demoRunConfig(c: {
   starter: string; judge: SppoConfigInput['judge']; prompts: string; runDir: string; iterations: number; perIteration: number;

@@ -8,6 +8,9 @@ import { exactSppoFrom, measureStyles, sampledExploitability, solveStyleGame, SO
 import { goldPreference } from '../src/demo/gold_judge.js';
 import { EPS64 } from './helpers/tolerances.js';
 import { createRng } from '../src/util/rng.js';
+import { join } from 'node:path';
+import { sppoFails, sppoOk } from './helpers/cli.js';
+import { projectRoot } from './helpers/fixtures.js';
 
 const T = 0, S = 1, F = 2, O = 3;
 /** Rounding of a 4-term dot product of numbers in [0, 1] and the doubling: a few units of roundoff. */
@@ -146,4 +149,22 @@ test('sampled exploitability: what the demo measures for a policy exactly at a m
   const b = at(n, 4, near);
   assert.ok(Math.abs(b.mean - b.exact) <= 3 * 0.96 * l1, `${b.mean} vs ${b.exact} (bound ${3 * 0.96 * l1})`);
   assert.throws(() => sampledExploitability(cycle, eq, { samples: 0, draws: 1, rng: createRng(1), threshold: 0.02, seeds: 5 }), /samples and draws must be integers >= 1/);
+});
+
+test('sppo demo style-game --judge MODULE: the gold judge read as a judge gives the gold matrices, its equilibrium, and the floor a policy there would meet', () => {
+  const module = join(projectRoot, 'dist', 'src', 'demo', 'gold_judge.js');
+  const r = sppoOk(['demo', 'style-game', '--judge', module]);
+  const blocks = r.stdout.split(`${module} on `).slice(1);
+  assert.equal(blocks.length, 2, r.stdout);
+  for (const b of blocks) {
+    const judge = /\n {2}judge ([^\n]+)/.exec(b)![1];
+    const gold = /\n {2}gold {2}([^\n]+)/.exec(b)![1];
+    assert.equal(judge, gold, 'the reading of the gold judge is the gold reading');
+    assert.match(b, /same preferred style as the gold judge: 100\.0 %/);
+    assert.match(b, /its gold exploitability 0\.000/);
+    // A policy at gold's own equilibrium: 2,048 samples put the demo's measure under 0.02 in most seeds.
+    const p = Number(/in all of 5 seeds with probability ([0-9.]+)/.exec(b)![1]);
+    assert.ok(p > 0.8 && p <= 1, `probability ${p}`);
+  }
+  sppoFails(['demo', 'style-game', '--judge', join(projectRoot, 'no-such-judge.mjs')], 1, /no-such-judge\.mjs does not exist/);
 });

@@ -14,7 +14,8 @@ import { formatMix, formatTable } from '../demo/report.js';
 import { exactSppoFrom, solveStyleGame, styleExploitability, styleGame, type StyleMix } from '../demo/style_game.js';
 import { JUDGE_EQUILIBRIUM_MEASURE, judgeStyleReading } from '../demo/proxy_styles.js';
 import { checkpointStyleGames, PLAYED_GAME_BOOTSTRAP, styleWinRates, type StyleWinRates } from '../demo/style_winrates.js';
-import { loadJudge } from '../judge/judge.js';
+import { loadJudge, parseJudgeSpec } from '../judge/judge.js';
+import type { JudgeSpec } from '../judge/spec.js';
 import { UsageError } from './usage.js';
 import { num, parseCommand } from './args.js';
 import { writeJsonlAtomic } from '../util/files.js';
@@ -63,7 +64,8 @@ const HELP = `usage: sppo demo [run] [--quick] [--baselines | --methods M,...] [
                     K samples can win
   style-game        the gold style game at the starter's style lengths (from --summary, a demo's summary.json;
                     default: the starter's measured mix), its equilibrium and what SPPO's exact update does from
-                    the starter for several eta; with --judge DIR, how that judge reads the style cycle; with
+                    the starter for several eta; with --judge DIR, how that judge reads the style cycle (a
+                    pairwise model folder, or any judge as --judge elsewhere: e.g. dist/src/demo/gold_judge.js); with
                     --run DIR (a demo run folder, OUT/<method>), per iteration each style's share of the training
                     samples, how often its answers are correct, and its mean win rate under the run's judge and
                     under the gold judge: the incentive the judges give, correctness included; and from each
@@ -235,12 +237,19 @@ async function styleGameCmd(argv: string[]): Promise<void> {
     }
   }
   if (v.judge) {
-    const judge = await loadJudge({ kind: 'pairwise', dir: v.judge, batchSize: 64, dtype: 'float32', device: 'cpu' });
-    for (const r of await judgeStyleReading(judge)) {
-      const m = (M: number[][]): string => M.map((row) => row.map(f3).join(' ')).join(' | ');
-      console.log(`${v.judge} on ${r.answers} answers, P(row > column), rows terse | sentence | formatted:\n  judge ${m(r.judge)}\n  gold  ${m(r.gold)}\n  same preferred style as the gold judge: ${(100 * r.agreement).toFixed(1)} %; the judge's equilibrium ${pct(r.judgeEquilibrium)} % (gold's ${pct(r.goldEquilibrium)} %), its gold exploitability ${f3(r.goldExploitabilityOfJudgeEquilibrium)}`);
-      const e = r.measuredJudgeEquilibrium;
-      console.log(`  a policy exactly at the judge's equilibrium, measured as the demo measures (${JUDGE_EQUILIBRIUM_MEASURE.samples} style samples, ${JUDGE_EQUILIBRIUM_MEASURE.draws} draws): mean ${f3(e.mean)}, median ${f3(e.median)}, 90th percentile ${f3(e.p90)}; at most ${e.threshold} in ${(100 * e.atMost).toFixed(1)} % of seeds, in all of ${e.seeds} seeds with probability ${e.allSeedsAtMost.toPrecision(2)}`);
+    // A folder is a pairwise model (the proxy judge's kind); a .js/.mjs module or KIND:... is any judge, as --judge elsewhere.
+    const opts = { batchSize: 64, dtype: 'float32', device: 'cpu' } as const;
+    const spec: JudgeSpec = /^[a-z-]+:/.test(v.judge) || /\.(mjs|cjs|js)$/.test(v.judge) ? parseJudgeSpec(v.judge, opts) : { kind: 'pairwise', dir: v.judge, ...opts };
+    const judge = await loadJudge(spec);
+    try {
+      for (const r of await judgeStyleReading(judge)) {
+        const m = (M: number[][]): string => M.map((row) => row.map(f3).join(' ')).join(' | ');
+        console.log(`${v.judge} on ${r.answers} answers, P(row > column), rows terse | sentence | formatted:\n  judge ${m(r.judge)}\n  gold  ${m(r.gold)}\n  same preferred style as the gold judge: ${(100 * r.agreement).toFixed(1)} %; the judge's equilibrium ${pct(r.judgeEquilibrium)} % (gold's ${pct(r.goldEquilibrium)} %), its gold exploitability ${f3(r.goldExploitabilityOfJudgeEquilibrium)}`);
+        const e = r.measuredJudgeEquilibrium;
+        console.log(`  a policy exactly at the judge's equilibrium, measured as the demo measures (${JUDGE_EQUILIBRIUM_MEASURE.samples} style samples, ${JUDGE_EQUILIBRIUM_MEASURE.draws} draws): mean ${f3(e.mean)}, median ${f3(e.median)}, 90th percentile ${f3(e.p90)}; at most ${e.threshold} in ${(100 * e.atMost).toFixed(1)} % of seeds, in all of ${e.seeds} seeds with probability ${e.allSeedsAtMost.toPrecision(2)}`);
+      }
+    } finally {
+      judge.dispose?.();
     }
   }
 }

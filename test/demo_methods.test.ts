@@ -74,7 +74,8 @@ test('the gold judge as a judge module (sppo demo --judge gold) gives goldPrefer
     const got = await j.prefer(qs);
     qs.forEach((q, i) => assert.equal(got[i], goldPreference(q.prompt, q.a, q.b), `${q.a} vs ${q.b}`));
     // Not a constant: correctness, the cycle and 'other' each move it.
-    assert.deepEqual([...new Set(got.map((p) => p.toFixed(3)))].length > 5, true);
+    const distinct = new Set(got.map((p) => p.toFixed(3))).size;
+    assert.ok(distinct > 5, `${distinct} distinct verdicts`);
   } finally {
     j.dispose?.();
   }

@@ -8,7 +8,7 @@ import { heldOutPrompts, STYLES } from '../demo/tasks.js';
 import { llamaConfig, writeTokenizerFolder } from '../demo/tokenizer.js';
 import { HELD_OUT_COUNT, HELD_OUT_SEED, STARTER_ARCH, STARTER_SFT_EXAMPLES, STARTER_SFT_SEED } from '../demo/constants.js';
 import { proxyJudgeData } from '../demo/proxy_data.js';
-import { DEMO_JUDGES, DEMO_METHODS, isDemoMethod, runDemo, runSearch, SEARCH_FINALISTS, SEARCH_GRID, type DemoJudge, type DemoMethod } from '../demo/run.js';
+import { DEMO_JUDGE_LOAD, DEMO_JUDGES, DEMO_METHODS, demoJudgeSpec, isDemoJudge, isDemoMethod, runDemo, runSearch, SEARCH_FINALISTS, SEARCH_GRID, type DemoMethod } from '../demo/run.js';
 import { evaluatePolicy, formatPolicyEval } from '../demo/policy_eval.js';
 import { formatMix, formatTable } from '../demo/report.js';
 import { exactSppoFrom, solveStyleGame, styleExploitability, styleGame, type StyleMix } from '../demo/style_game.js';
@@ -162,7 +162,7 @@ async function demo(argv: string[]): Promise<void> {
   const parsed = parseCommand('demo', argv, { quick: { type: 'boolean' }, baselines: { type: 'boolean' }, methods: { type: 'string' }, out: { type: 'string' }, fresh: { type: 'boolean' }, root: { type: 'string' }, proxy: { type: 'string' }, judge: { type: 'string' }, seed: { type: 'string' } }, HELP);
   if (!parsed) return;
   const v = parsed.values as { quick?: boolean; baselines?: boolean; methods?: string; out?: string; fresh?: boolean; root?: string; proxy?: string; judge?: string; seed?: string };
-  if (v.judge !== undefined && !(DEMO_JUDGES as readonly string[]).includes(v.judge)) throw new UsageError(`--judge: expected ${DEMO_JUDGES.join(' or ')}, got '${v.judge}'`);
+  if (v.judge !== undefined && !isDemoJudge(v.judge)) throw new UsageError(`--judge: expected ${DEMO_JUDGES.join(' or ')}, got '${v.judge}'`);
   if (v.judge === 'gold' && v.proxy !== undefined) throw new UsageError('--judge gold and --proxy: give one (--proxy names the proxy judge to train on)');
   if (v.methods !== undefined && v.baselines) throw new UsageError('--baselines and --methods: give one (--baselines is --methods sppo,dpo,ipo)');
   const methods = v.methods === undefined ? undefined : [...new Set(v.methods.split(',').map((m) => m.trim()))];
@@ -170,7 +170,7 @@ async function demo(argv: string[]): Promise<void> {
   const root = resolve(v.root ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..'));
   const out = v.out ?? join('runs', v.quick ? 'demo-quick' : 'demo');
   const seed = num('seed', v.seed, 0, { integer: true, min: 0 });
-  const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, ...(methods ? { methods: methods as DemoMethod[] } : {}), fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY), proxy: v.proxy, ...(v.judge ? { judge: v.judge as DemoJudge } : {}), seed });
+  const r = await runDemo({ root, out, quick: v.quick ?? false, baselines: v.baselines ?? false, ...(methods ? { methods: methods as DemoMethod[] } : {}), fresh: v.fresh ?? false, progress: Boolean(process.stderr.isTTY), proxy: v.proxy, ...(v.judge !== undefined && isDemoJudge(v.judge) ? { judge: v.judge } : {}), seed });
   console.log(r.table);
   console.log(`\naverage iterate (uniform mixture of iterations 1..t: win rate from one iteration drawn per held-out prompt, styles from their style samples pooled):\n${formatTable(r.averageRows, r.averageDetails)}`);
   const stages = Object.entries(r.timings).map(([m, t]) => `${m}: ${Object.entries(t).map(([k, s]) => `${k} ${s.toFixed(0)} s`).join(', ')}`).join('; ');
@@ -238,8 +238,7 @@ async function styleGameCmd(argv: string[]): Promise<void> {
   }
   if (v.judge) {
     // A folder is a pairwise model (the proxy judge's kind); a .js/.mjs module or KIND:... is any judge, as --judge elsewhere.
-    const opts = { batchSize: 64, dtype: 'float32', device: 'cpu' } as const;
-    const spec: JudgeSpec = /^[a-z-]+:/.test(v.judge) || /\.(mjs|cjs|js)$/.test(v.judge) ? parseJudgeSpec(v.judge, opts) : { kind: 'pairwise', dir: v.judge, ...opts };
+    const spec: JudgeSpec = /^[a-z-]+:/.test(v.judge) || /\.(mjs|cjs|js)$/.test(v.judge) ? parseJudgeSpec(v.judge, DEMO_JUDGE_LOAD) : demoJudgeSpec('proxy', v.judge);
     const judge = await loadJudge(spec);
     try {
       for (const r of await judgeStyleReading(judge)) {

@@ -97,7 +97,7 @@ export class GoldJudge implements PreferenceOracle {
   readonly name = 'gold';
   readonly positionBiased = false;
   async prefer(batch: PreferenceQuery[]): Promise<number[]> {
-    return batch.map((q) => goldPreference(q.prompt, q.a, q.b));
+    return batch.map(prefer);
   }
 }
 

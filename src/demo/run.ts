@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runSppo, type GenerationLine } from '../sppo/loop.js';
 import type { SppoConfigInput } from '../sppo/config.js';
+import type { JudgeSpec } from '../judge/spec.js';
 import type { PairMode } from '../sppo/pairs.js';
 import { GoldJudge, goldPreference, responseStats } from './gold_judge.js';
 import { summarizeEval } from '../eval/evaluate.js';
@@ -167,12 +168,19 @@ export const DEMO_PAIRS: PairMode = 'ranked';
 export const DEMO_JUDGES = ['proxy', 'gold'] as const;
 export type DemoJudge = (typeof DEMO_JUDGES)[number];
 
+export function isDemoJudge(s: string): s is DemoJudge {
+  return (DEMO_JUDGES as readonly string[]).includes(s);
+}
+
+/** How the demo loads a model judge (the proxy): on CPU, in float32, 64 pairs a batch. */
+export const DEMO_JUDGE_LOAD = { batchSize: 64, dtype: 'float32', device: 'cpu' } as const;
+
 /** The gold judge as a judge module (src/demo/gold_judge.ts exports prefer, positionBiased and name for this). */
 export const GOLD_JUDGE_MODULE = fileURLToPath(new URL('./gold_judge.js', import.meta.url));
 
 /** The training judge's specification: the proxy model folder, or the gold judge's module. */
-export function demoJudgeSpec(judge: DemoJudge, proxy: string): SppoConfigInput['judge'] {
-  return judge === 'gold' ? { kind: 'module', path: GOLD_JUDGE_MODULE } : { kind: 'pairwise', dir: proxy, batchSize: 64, dtype: 'float32', device: 'cpu' };
+export function demoJudgeSpec(judge: DemoJudge, proxy: string): JudgeSpec {
+  return judge === 'gold' ? { kind: 'module', path: GOLD_JUDGE_MODULE } : { kind: 'pairwise', dir: proxy, ...DEMO_JUDGE_LOAD };
 }
 
 /**
@@ -307,7 +315,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const seed = o.seed ?? 0;
   const generation: DemoGeneration = { ...DEMO_GENERATION, ...o.generation };
   const judge = o.judge ?? 'proxy';
-  if (!DEMO_JUDGES.includes(judge)) throw new Error(`demo: judge must be one of ${DEMO_JUDGES.join(', ')}, got ${String(judge)}`);
+  if (!isDemoJudge(judge)) throw new Error(`demo: judge must be one of ${DEMO_JUDGES.join(', ')}, got ${String(judge)}`);
   const judgeLabel = judge === 'gold' ? 'the gold judge itself (the oracle ablation)' : `proxy ${proxy}`;
   const nStyle = o.styleSamples ?? (o.quick ? QUICK_STYLE_SAMPLES : DEMO_STYLE_SAMPLES);
   if (!Number.isInteger(nStyle) || nStyle < 1) throw new Error(`demo: styleSamples must be an integer >= 1, got ${nStyle}`);

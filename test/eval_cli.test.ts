@@ -67,7 +67,8 @@ test("AlpacaEval's reference outputs read and pair by instruction", { skip: exis
   assert.equal(ref[0]!.instruction, 'What are the names of some famous actors that started their careers on Broadway?');
   const items = pairByInstruction([{ instruction: ref[3]!.instruction, output: 'mine' }], ref);
   assert.deepEqual(items, [{ prompt: ref[3]!.instruction, output: 'mine', reference: ref[3]!.output }]);
-  assert.throws(() => pairByInstruction([{ instruction: 'not an AlpacaEval instruction', output: 'x' }], ref), /output 0: no reference output for the instruction "not an AlpacaEval instruction"/);
+  // An output made in memory is named by its place; the references read from a file name that file.
+  assert.throws(() => pairByInstruction([{ instruction: 'not an AlpacaEval instruction', output: 'x' }], ref), (e: Error) => e.message === `output 1: no reference output in ${ALPACA_REF} for the instruction "not an AlpacaEval instruction"`);
 });
 
 test('sppo eval: model outputs against AlpacaEval reference outputs (files), with a module judge', { skip: existsSync(ALPACA_REF) ? false : `no ${ALPACA_REF}` }, () => {

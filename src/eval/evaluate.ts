@@ -6,9 +6,9 @@
 // query {prompt, a, b}, the probability that a beats b). The model's response is shown as `a`; a
 // position-biased judge is also asked with the two swapped, and the two answers are combined as
 // p = (P(a > b) + 1 - P(b > a)) / 2 (symmetrize in src/sppo/winrates.ts).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { isProbability } from '../judge/oracle.js';
-import { forEachJsonl } from '../util/files.js';
+import { forEachJsonl, readText } from '../util/files.js';
 import { computeWinRate, type WinRateSummary } from './winrate.js';
 import { lengthControlledWinRateFromTexts } from './length_controlled.js';
 
@@ -135,6 +135,9 @@ export class OutputsFileError extends Error {
   override name = 'OutputsFileError';
 }
 
+/** Where each record read from a file stands (`file:line`, or `file: record N`), for errors about it later. */
+const recordWhere = new WeakMap<OutputRecord, string>();
+
 function recordOf(v: unknown, where: string): OutputRecord {
   if (!v || typeof v !== 'object' || Array.isArray(v)) throw new OutputsFileError(`${where}: expected an object`);
   const o = v as Record<string, unknown>;
@@ -147,7 +150,9 @@ function recordOf(v: unknown, where: string): OutputRecord {
     output = typeof r === 'string' ? r : r && typeof r === 'object' && typeof (r as { text?: unknown }).text === 'string' ? (r as { text: string }).text : undefined;
   }
   if (output === undefined) throw new OutputsFileError(`${where}: no "output" string (or "responses"[0].text)`);
-  return { instruction, output, ...(typeof o.generator === 'string' ? { generator: o.generator } : {}) };
+  const record: OutputRecord = { instruction, output, ...(typeof o.generator === 'string' ? { generator: o.generator } : {}) };
+  recordWhere.set(record, where);
+  return record;
 }
 
 /**
@@ -156,7 +161,7 @@ function recordOf(v: unknown, where: string): OutputRecord {
  */
 export function readOutputsFile(path: string): OutputRecord[] {
   if (!existsSync(path)) throw new OutputsFileError(`${path}: no such file`);
-  const text = readFileSync(path, 'utf8');
+  const text = readText(path, OutputsFileError);
   if (text.trimStart().startsWith('[')) {
     let arr: unknown;
     try {
@@ -164,7 +169,7 @@ export function readOutputsFile(path: string): OutputRecord[] {
     } catch (e) {
       throw new OutputsFileError(`${path}: not valid JSON (${(e as Error).message})`);
     }
-    return (arr as unknown[]).map((v, i) => recordOf(v, `${path}: record ${i}`));
+    return (arr as unknown[]).map((v, i) => recordOf(v, `${path}: record ${i + 1}`));
   }
   const out: OutputRecord[] = [];
   forEachJsonl(path, (v, where) => out.push(recordOf(v, where)), OutputsFileError);
@@ -181,7 +186,11 @@ export function pairByInstruction(outputs: readonly OutputRecord[], references: 
   for (const r of references) if (!ref.has(r.instruction)) ref.set(r.instruction, r.output);
   return outputs.map((o, i) => {
     const r = ref.get(o.instruction);
-    if (r === undefined) throw new OutputsFileError(`output ${i}: no reference output for the instruction ${JSON.stringify(o.instruction.slice(0, 80))}`);
+    if (r === undefined) {
+      const where = recordWhere.get(o) ?? `output ${i + 1}`;
+      const refs = references.length > 0 ? recordWhere.get(references[0]!)?.replace(/(:\d+|: record \d+)$/, '') : undefined;
+      throw new OutputsFileError(`${where}: no reference output${refs ? ` in ${refs}` : ''} for the instruction ${JSON.stringify(o.instruction.slice(0, 80))}`);
+    }
     return { prompt: o.instruction, output: o.output, reference: r };
   });
 }

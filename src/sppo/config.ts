@@ -3,7 +3,7 @@
 // unknown field, a wrong type or an out-of-range value is an error naming the field (dotted path).
 // Relative paths are resolved against the config file's folder (or `baseDir` for the library API).
 // docs/sppo-loop.md is the reference of every field.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -12,6 +12,7 @@ import { deviceSchema, judgeSpecSchema, MODEL_DTYPES, type JudgeSpec } from '../
 import { lossTypeSchema, usesBaseline, usesMagnet } from './losses.js';
 import { parseHubName } from '../hub/cache.js';
 import { REPORT_TARGETS } from './tracking.js';
+import { jsonErrorMessage, readText } from '../util/files.js';
 
 const DTYPES = MODEL_DTYPES;
 const int = (min: number): z.ZodNumber => z.number().int().min(min);
@@ -112,7 +113,7 @@ export const trainingSchema = z
     schedule: z.enum(['linear', 'cosine', 'constant']).default('linear'),
     maxLength: int(2).default(2048),
     maxPromptLength: int(1).default(1024),
-    maxGradNorm: z.number().gt(0).default(1),
+    maxGradNorm: z.number().gte(0).default(1), // 0: no clipping, as train() and sppo train --max-grad-norm take it
     gradientCheckpointing: z.boolean().default(false),
     /** With bfloat16/float16 weights: the optimizer steps float32 master copies (trainer.ts TrainOptions.masterWeights). */
     masterWeights: z.boolean().default(true),
@@ -323,12 +324,12 @@ export function parseConfig(input: unknown, opts: ParseConfigOptions = {}): Sppo
 export function loadConfigFile(path: string): SppoConfig {
   const file = resolve(path);
   if (!existsSync(file)) throw new ConfigError(`${path}: no such config file`);
-  const text = readFileSync(file, 'utf8');
+  const text = readText(file, ConfigError);
   let raw: unknown;
   try {
     raw = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
-    throw new ConfigError(`${path}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${(e as Error).message})`);
+    throw new ConfigError(`${path}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'} (${jsonErrorMessage(text, e)})`);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`${path}: expected a mapping of fields at the top level`);
   return parseConfig(raw, { baseDir: dirname(file), source: path });

@@ -56,11 +56,64 @@ export function writeJsonlAtomic(path: string, rows: Iterable<unknown>): void {
   }
 }
 
-export function readJson<T = unknown>(path: string): T {
+/**
+ * A text file's contents, as UTF-8. Errors name the file: one that cannot be read (missing, a folder, no
+ * permission), and bytes that are not UTF-8 (with the line they are on), which a plain read would turn into
+ * U+FFFD without a word. A leading byte-order mark, which some editors write, is dropped.
+ */
+export function readText(path: string, makeError: new (msg: string) => Error = FileFormatError): string {
+  let bytes: Buffer;
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
+    bytes = readFileSync(path);
   } catch (e) {
-    throw new FileFormatError(`${path}: cannot read (${(e as Error).message})`);
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'EISDIR' ? 'a folder, not a file' : err.code === 'ENOENT' ? 'no such file' : err.message;
+    throw new makeError(`${path}: cannot read (${why})`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new makeError(`${path}:${badUtf8Line(bytes)}: not valid UTF-8 (save the file as UTF-8)`);
+  }
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+/** The 1-based line of the first bytes that are not UTF-8. */
+function badUtf8Line(bytes: Buffer): number {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let start = 0;
+  for (let line = 1; ; line++) {
+    const nl = bytes.indexOf(0x0a, start);
+    const end = nl < 0 ? bytes.length : nl;
+    try {
+      decoder.decode(bytes.subarray(start, end));
+    } catch {
+      return line;
+    }
+    if (nl < 0) return line;
+    start = nl + 1;
+  }
+}
+
+/** JSON.parse's message with its character offset ("at position N") given as a line and column of `text`. */
+export function jsonErrorMessage(text: string, e: unknown): string {
+  const msg = (e as Error).message;
+  const m = /at position (\d+)/.exec(msg);
+  if (!m) return msg;
+  const pos = Number(m[1]);
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  const column = pos - before.lastIndexOf('\n');
+  return `${msg} (line ${line}, column ${column})`;
+}
+
+export function readJson<T = unknown>(path: string): T {
+  const text = readText(path);
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new FileFormatError(`${path}: cannot read (${jsonErrorMessage(text, e)})`);
   }
 }
 
@@ -69,7 +122,7 @@ export function readJson<T = unknown>(path: string): T {
  * A line that is not JSON throws `makeError` (default FileFormatError) naming the file and the line.
  */
 export function forEachJsonl(path: string, fn: (value: unknown, where: string) => void, makeError: new (msg: string) => Error = FileFormatError): void {
-  readFileSync(path, 'utf8')
+  readText(path, makeError)
     .split('\n')
     .forEach((line, i) => {
       if (line.trim() === '') return;

@@ -162,3 +162,30 @@ test('a malformed prompts line and a checkpoint with a missing tensor stop the r
     removeDir(dir);
   }
 });
+
+test('a model with learned positions (GPT-2): prompts that leave no room for maxNewTokens are skipped with the reason, and the run goes on', { skip: existsSync(join(fixtureRoot, 'gpt2', 'model.safetensors')) ? false : 'no gpt2 fixture' }, async () => {
+  const dir = setup('err-gpt2-room');
+  try {
+    const gpt2 = join(fixtureRoot, 'gpt2');
+    // Prompts from 5 to about 140 tokens: the model has 128 positions and generates 8 tokens, maxPromptLength is 200.
+    writeFileSync(join(dir, 'prompts.jsonl'), Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `Prompt ${'word '.repeat(i * 2)}${i}` })).join('\n') + '\n');
+    const cfg = parse(configText('run', 'ok').replace(JSON.stringify(model), JSON.stringify(gpt2)).replace('iterations: 2', 'iterations: 1')
+      .replace('maxLength: 64, maxPromptLength: 48', 'maxLength: 256, maxPromptLength: 200')) as SppoConfigInput;
+    const logs: string[] = [];
+    const res = await runSppo(cfg, { baseDir: dir, log: (s) => logs.push(s), progress: false });
+    assert.equal(res.iterations.length, 1);
+    const lines = readFileSync(join(dir, 'run/iter-1/generations.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { prompt_ids: number[]; responses: unknown[]; skipped?: string });
+    const room = 128 - 8;
+    const fits = lines.filter((l) => l.prompt_ids.length <= room);
+    const over = lines.filter((l) => l.prompt_ids.length > room);
+    assert.ok(fits.length > 0 && over.length > 0, `prompt lengths ${lines.map((l) => l.prompt_ids.length)}`);
+    for (const l of fits) assert.equal(l.responses.length, 3);
+    for (const l of over) {
+      assert.deepEqual(l.responses, []);
+      assert.equal(l.skipped, `prompt has ${l.prompt_ids.length} tokens; with generation.maxNewTokens = 8 that passes the model's 128 positions (config.json n_positions)`);
+    }
+    assert.ok(logs.some((s) => /iteration 1 generate: \d+ prompt\(s\) skipped/.test(s)), logs.join('\n'));
+  } finally {
+    removeDir(dir);
+  }
+});

@@ -1,6 +1,7 @@
 // `sppo serve DIR`: an OpenAI-compatible HTTP server (the part of the API vLLM implements) for a Hugging
 // Face model folder, with continuous batching (src/serve).
 import { loadModel } from '../models/registry.js';
+import { positionLimit, readConfig } from '../models/config.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, stopSetWarning } from '../text/chat_template.js';
 import { Engine } from '../serve/engine.js';
@@ -96,8 +97,13 @@ export async function run(argv: string[]): Promise<void> {
   const seed = optNum('seed', v.seed, { ...int, min: 0 });
   const apiKey = v['api-key'] ?? (process.env.SPPO_API_KEY || undefined);
   const device = deviceOption(v.device);
-  const dtype = dtypeOption(v.dtype);
+  const dtype = dtypeOption(v.dtype, device);
 
+  if (maxModelLen !== undefined) {
+    const over = positionLimit(readConfig(dir), maxModelLen);
+    if (over?.learned) throw new UsageError(`--max-model-len ${maxModelLen}: ${over.message}`);
+    if (over) console.error(`sppo serve: warning: --max-model-len ${maxModelLen}: ${over.message}`);
+  }
   const tokenizer = Tokenizer.fromFolder(dir);
   const template = ChatTemplate.hasTemplate(dir) ? ChatTemplate.fromFolder(dir, { specialTokens: tokenizer.specialTokens }) : undefined;
   const model = loadModel(dir, { dtype, device });

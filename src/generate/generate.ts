@@ -7,6 +7,7 @@
 // returned too (the SPPO trainer's reference log-probs, with no second forward pass).
 import { cat, CudaGraph, full, Generator, keep, noGrad, ones, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
+import { positionLimit } from '../models/config.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { StopStrings } from '../text/stop_strings.js';
 import { KVCache } from './kv_cache.js';
@@ -397,8 +398,34 @@ function decodeStatic(model: CausalLM, prefill: PrefillState, o: LoopSettings & 
   }
 }
 
+/** Models already warned that generation runs past their trained positions (once each). */
+const warnedPast = new WeakSet<object>();
+
+/**
+ * Checks, before any work, that the longest prompt and maxNewTokens fit the model's positions: past a model's
+ * learned position embeddings (GPT-2's) a RangeError naming the prompt (its index in `prompts`); past a rotary
+ * model's max_position_embeddings one process warning (as transformers' generate warns).
+ */
+export function checkPromptRoom(model: CausalLM, prompts: readonly (readonly number[])[], maxNewTokens: number): void {
+  let longest = -1;
+  prompts.forEach((p, i) => {
+    if (longest < 0 || p.length > prompts[longest]!.length) longest = i;
+  });
+  if (longest < 0) return;
+  const len = prompts[longest]!.length;
+  const over = positionLimit(model.config, len + maxNewTokens);
+  if (!over) return;
+  const what = `generate: prompt ${longest} has ${len} tokens; with maxNewTokens ${maxNewTokens} that is ${over.message}`;
+  if (over.learned) throw new RangeError(`${what}: shorten the prompt or lower maxNewTokens`);
+  if (!warnedPast.has(model)) {
+    warnedPast.add(model);
+    process.emitWarning(what, { code: 'SPPO_PAST_MAX_POSITIONS' });
+  }
+}
+
 /** Generates n continuations of each prompt (token ids, no padding). */
 export function generate(model: CausalLM, prompts: readonly number[][], opts: GenerateOptions = {}): Generation[] {
+  checkPromptRoom(model, prompts, opts.maxNewTokens ?? 256);
   const n = opts.n ?? 1;
   const padId = opts.padTokenId ?? opts.tokenizer?.padTokenId ?? model.config.padTokenId ?? 0;
   const stops = new StopStrings(opts.stopStrings);
@@ -419,6 +446,9 @@ export function generate(model: CausalLM, prompts: readonly number[][], opts: Ge
       const len = res.lengths[i]!;
       const tokens = Array.from(toks.subarray(i * steps, i * steps + len), Number);
       const logprobs = Array.from(lps.subarray(i * steps, i * steps + len));
+      if (logprobs.some(Number.isNaN)) {
+        throw new Error(`generate: the model's log-probs are NaN (prompt ${Math.floor(i / n)}): its weights hold NaN or infinity, or its dtype overflowed; no sample of it is usable`);
+      }
       let text = opts.tokenizer ? opts.tokenizer.decode(tokens, { skipSpecialTokens: true }) : '';
       if (res.finishReasons[i] === 'stop' && !stops.empty) text = stops.cut(text);
       out.push({ prompt: Math.floor(i / n), sample: i % n, tokens, logprobs, text, finishReason: res.finishReasons[i]! });
@@ -448,6 +478,7 @@ export interface BatchedOptions extends Omit<GenerateOptions, 'seed'> {
 export async function generateAll(model: CausalLM, prompts: readonly number[][], opts: BatchedOptions = {}): Promise<Generation[][]> {
   const batchSize = opts.batchSize ?? 8;
   const n = opts.n ?? 1;
+  checkPromptRoom(model, prompts, opts.maxNewTokens ?? 256);
   const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.length - prompts[b]!.length || a - b);
   const out = new Array<Generation[]>(prompts.length);
   try {

@@ -1,9 +1,10 @@
 // config.json of a Hugging Face causal LM, normalised: transformers 4 layout (`rope_theta` and
 // `rope_scaling` at the top level, `torch_dtype`) and transformers 5 layout (`rope_parameters`, `dtype`)
 // give the same ModelConfig. The original JSON is kept to be written back unchanged on save.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DType } from '../torch/index.js';
+import { jsonErrorMessage, readText } from '../util/files.js';
 
 export type LayerType = 'full_attention' | 'sliding_attention';
 
@@ -54,6 +55,10 @@ export interface ModelConfig {
 
 type Json = Record<string, unknown>;
 
+const SIZE: NumRule = { integer: true, positive: true };
+const POSITIVE: NumRule = { positive: true };
+const TOKEN_ID: NumRule = { integer: true };
+
 const TORCH_DTYPES: Record<string, DType> = {
   float32: 'float32', float: 'float32', float16: 'float16', half: 'float16', bfloat16: 'bfloat16', float64: 'float64',
 };
@@ -63,16 +68,40 @@ export function parseDType(v: unknown): DType | undefined {
   return TORCH_DTYPES[v.replace(/^torch\./, '')];
 }
 
-function num(raw: Json, keys: string[], dflt?: number): number {
+/** What a config number must be: a whole number (sizes, counts, ids), and above 0 (sizes, eps, theta). */
+interface NumRule {
+  integer?: boolean;
+  positive?: boolean;
+}
+
+/** A field's value checked against its rule: an error names the file and the field, and says what it holds. */
+function checked(v: number, key: string, where: string, rule: NumRule): number {
+  if (!Number.isFinite(v) || (rule.integer && !Number.isInteger(v)) || (rule.positive && v <= 0)) {
+    throw new Error(`${where}: ${key} must be ${rule.positive ? 'a positive ' : 'a '}${rule.integer ? 'whole number' : 'number'}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+/**
+ * The first of `keys` that the config has (null counts as absent, as transformers reads it), else `dflt`;
+ * a value of another type (`"rope_theta": "500000.0"`) is an error naming the file and the field, never
+ * silently the default.
+ */
+function num(raw: Json, keys: string[], where: string, rule: NumRule, dflt?: number): number {
   for (const k of keys) {
     const v = raw[k];
-    if (typeof v === 'number') return v;
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number') throw new Error(`${where}: ${k} must be a number, got ${JSON.stringify(v)}`);
+    return checked(v, k, where, rule);
   }
   if (dflt !== undefined) return dflt;
-  throw new Error(`config.json: missing ${keys.join(' / ')}`);
+  throw new Error(`${where}: missing ${keys.join(' / ')}`);
 }
-function optNum(v: unknown): number | null {
-  return typeof v === 'number' ? v : null;
+function optNum(raw: Json, key: string, where: string, rule: NumRule): number | null {
+  const v = raw[key];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number') throw new Error(`${where}: ${key} must be a number or null, got ${JSON.stringify(v)}`);
+  return checked(v, key, where, rule);
 }
 function ids(v: unknown): number[] {
   if (typeof v === 'number') return [v];
@@ -81,19 +110,19 @@ function ids(v: unknown): number[] {
 }
 
 /** The rope parameters: transformers 5's `rope_parameters`, or transformers 4's `rope_theta` + `rope_scaling`. */
-function ropeOf(raw: Json, dfltTheta: number): RopeConfig {
+function ropeOf(raw: Json, dfltTheta: number, where: string): RopeConfig {
   let p = raw.rope_parameters as Json | null | undefined;
   // transformers 5 may key rope parameters by layer type; the architectures here use one set.
   if (p && typeof p === 'object' && !('rope_type' in p) && !('rope_theta' in p) && typeof p.full_attention === 'object') p = p.full_attention as Json;
   const scaling = (p ?? (raw.rope_scaling as Json | null | undefined) ?? {}) as Json;
-  const theta = typeof p?.rope_theta === 'number' ? (p.rope_theta as number) : num(raw, ['rope_theta'], dfltTheta);
+  const theta = p && p.rope_theta !== undefined && p.rope_theta !== null ? num(p, ['rope_theta'], `${where}: rope_parameters`, POSITIVE) : num(raw, ['rope_theta'], where, POSITIVE, dfltTheta);
   const type = String(scaling.rope_type ?? scaling.type ?? 'default');
   const rope: RopeConfig = { type, theta };
   if (typeof scaling.factor === 'number') rope.factor = scaling.factor;
   if (typeof scaling.low_freq_factor === 'number') rope.lowFreqFactor = scaling.low_freq_factor;
   if (typeof scaling.high_freq_factor === 'number') rope.highFreqFactor = scaling.high_freq_factor;
   if (typeof scaling.original_max_position_embeddings === 'number') rope.originalMaxPositions = scaling.original_max_position_embeddings;
-  if (!['default', 'linear', 'llama3'].includes(type)) throw new Error(`config.json: rope type '${type}' is not supported (supported: default, linear, llama3)`);
+  if (!['default', 'linear', 'llama3'].includes(type)) throw new Error(`${where}: rope type '${type}' is not supported (supported: default, linear, llama3)`);
   return rope;
 }
 
@@ -103,17 +132,19 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
   if (!architecture) throw new Error(`${where}: no "architectures" entry: cannot tell which model this is`);
   const modelType = String(raw.model_type ?? '');
   const isGpt2 = modelType === 'gpt2' || architecture.startsWith('GPT2');
-  const hiddenSize = num(raw, ['hidden_size', 'n_embd']);
-  const numHeads = num(raw, ['num_attention_heads', 'n_head']);
-  const numLayers = num(raw, ['num_hidden_layers', 'n_layer']);
-  const headDim = typeof raw.head_dim === 'number' ? raw.head_dim : Math.floor(hiddenSize / numHeads);
-  const numKvHeads = typeof raw.num_key_value_heads === 'number' ? raw.num_key_value_heads : numHeads;
+  const hiddenSize = num(raw, ['hidden_size', 'n_embd'], where, SIZE);
+  const numHeads = num(raw, ['num_attention_heads', 'n_head'], where, SIZE);
+  const numLayers = num(raw, ['num_hidden_layers', 'n_layer'], where, SIZE);
+  const headDim = optNum(raw, 'head_dim', where, SIZE) ?? Math.floor(hiddenSize / numHeads);
+  const numKvHeads = optNum(raw, 'num_key_value_heads', where, SIZE) ?? numHeads;
+  if (numHeads % numKvHeads !== 0) throw new Error(`${where}: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
+  if (headDim < 1 || (isGpt2 && hiddenSize % numHeads !== 0)) throw new Error(`${where}: hidden_size (${hiddenSize}) must be a multiple of num_attention_heads (${numHeads})`);
   const isGemma2 = modelType === 'gemma2';
   const isQwen2 = modelType === 'qwen2';
 
   // Sliding window: Mistral applies it to every layer when set; Qwen2 only with use_sliding_window, to layers
   // from max_window_layers on; Gemma 2 alternates (sliding on even layers) unless layer_types says otherwise.
-  let slidingWindow = optNum(raw.sliding_window);
+  let slidingWindow = optNum(raw, 'sliding_window', where, SIZE);
   if (isQwen2 && raw.use_sliding_window !== true) slidingWindow = null;
   let layerTypes: LayerType[];
   if (Array.isArray(raw.layer_types) && raw.layer_types.length === numLayers) {
@@ -121,7 +152,7 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
   } else if (isGemma2) {
     layerTypes = Array.from({ length: numLayers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention'));
   } else if (isQwen2) {
-    const maxWindow = num(raw, ['max_window_layers'], numLayers);
+    const maxWindow = num(raw, ['max_window_layers'], where, { integer: true }, numLayers);
     layerTypes = Array.from({ length: numLayers }, (_, i) => (slidingWindow !== null && i >= maxWindow ? 'sliding_attention' : 'full_attention'));
   } else {
     layerTypes = Array.from({ length: numLayers }, () => (slidingWindow !== null ? 'sliding_attention' : 'full_attention'));
@@ -132,30 +163,30 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
   return {
     architecture,
     modelType,
-    vocabSize: num(raw, ['vocab_size']),
+    vocabSize: num(raw, ['vocab_size'], where, SIZE),
     hiddenSize,
-    intermediateSize: isGpt2 ? (optNum(raw.n_inner) ?? 4 * hiddenSize) : num(raw, ['intermediate_size']),
+    intermediateSize: isGpt2 ? (optNum(raw, 'n_inner', where, SIZE) ?? 4 * hiddenSize) : num(raw, ['intermediate_size'], where, SIZE),
     numLayers,
     numHeads,
     numKvHeads,
     headDim,
-    normEps: num(raw, ['rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps'], 1e-6),
-    maxPositions: num(raw, ['max_position_embeddings', 'n_positions'], 2048),
+    normEps: num(raw, ['rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps'], where, POSITIVE, 1e-6),
+    maxPositions: num(raw, ['max_position_embeddings', 'n_positions'], where, SIZE, 2048),
     hiddenAct: String(raw.hidden_activation ?? raw.hidden_act ?? raw.activation_function ?? 'silu'),
-    rope: isGpt2 ? { type: 'none', theta: 0 } : ropeOf(raw, 10000),
+    rope: isGpt2 ? { type: 'none', theta: 0 } : ropeOf(raw, 10000, where),
     tieWordEmbeddings: raw.tie_word_embeddings === undefined ? isGemma2 || isGpt2 : raw.tie_word_embeddings === true,
     attentionBias: raw.attention_bias === true,
     qkvBias: isQwen2 || raw.attention_bias === true,
     mlpBias: raw.mlp_bias === true,
     slidingWindow,
     layerTypes,
-    queryPreAttnScalar: optNum(raw.query_pre_attn_scalar),
-    attnLogitSoftcapping: optNum(raw.attn_logit_softcapping),
-    finalLogitSoftcapping: optNum(raw.final_logit_softcapping),
+    queryPreAttnScalar: optNum(raw, 'query_pre_attn_scalar', where, POSITIVE),
+    attnLogitSoftcapping: optNum(raw, 'attn_logit_softcapping', where, POSITIVE),
+    finalLogitSoftcapping: optNum(raw, 'final_logit_softcapping', where, POSITIVE),
     dtype: parseDType(raw.dtype ?? raw.torch_dtype),
-    bosTokenId: optNum(gen.bos_token_id) ?? undefined,
+    bosTokenId: optNum(gen, 'bos_token_id', where, TOKEN_ID) ?? undefined,
     eosTokenIds: ids(gen.eos_token_id),
-    padTokenId: optNum(gen.pad_token_id) ?? undefined,
+    padTokenId: optNum(gen, 'pad_token_id', where, TOKEN_ID) ?? undefined,
     raw,
   };
 }
@@ -163,11 +194,12 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
 export function readConfig(dir: string): ModelConfig {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) throw new Error(`${dir}: no config.json (not a Hugging Face model folder)`);
+  const text = readText(path, Error);
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
+    raw = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${path}: malformed JSON: ${(e as Error).message}`);
+    throw new Error(`${path}: malformed JSON: ${jsonErrorMessage(text, e)}`);
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error(`${path}: expected a JSON object`);
   return parseConfig(raw as Json, path);
@@ -205,4 +237,26 @@ export function configJsonText(raw: unknown, sourceText?: string): string {
     return value;
   }, 2);
   return text.replace(/"\\u0000float:(-?\d+)"/g, '$1.0') + '\n';
+}
+
+/** Whether the positions are learned embeddings (GPT-2's wpe, maxPositions rows), not rotary. */
+export function hasLearnedPositions(cfg: Pick<ModelConfig, 'rope'>): boolean {
+  return cfg.rope.type === 'none';
+}
+
+/**
+ * Sequence length against the model's positions. A model with learned position embeddings (GPT-2's wpe)
+ * has none past maxPositions: a longer sequence is an error, which this message states. A rotary model
+ * runs past max_position_embeddings, untrained there (transformers warns, and so does sppo).
+ */
+export function positionLimit(cfg: Pick<ModelConfig, 'maxPositions' | 'rope' | 'architecture'>, length: number): { learned: boolean; message: string } | null {
+  if (length <= cfg.maxPositions) return null;
+  const learned = hasLearnedPositions(cfg);
+  const field = learned ? 'n_positions' : 'max_position_embeddings';
+  return {
+    learned,
+    message: learned
+      ? `${length} positions, more than the ${cfg.maxPositions} the model has (${cfg.architecture}'s learned position embeddings, config.json ${field})`
+      : `${length} positions, more than the model's ${field} (${cfg.maxPositions}): it runs past it, but was not trained there`,
+  };
 }

@@ -9,7 +9,7 @@ import { Module } from '../nn/module.js';
 import { activation, Conv1D, Embedding, LayerNorm } from '../nn/layers.js';
 import { attend } from '../nn/attention.js';
 import { CausalLMBase, type Context, type ForwardInput } from './causal_lm.js';
-import type { ModelConfig } from './config.js';
+import { positionLimit, type ModelConfig } from './config.js';
 
 export class GPT2Attention extends Module {
   c_attn: Conv1D;
@@ -100,13 +100,28 @@ export class GPT2LMHeadModel extends CausalLMBase {
 
   hidden(input: ForwardInput): Tensor {
     return tidy(() => {
-      const { positions, fullMask, emptyRows, varlen } = this.prepare(input, null);
+      const { positions, fullMask, emptyRows, varlen, past } = this.prepare(input, null);
+      this.checkPositions(input, positions, past);
       const ctx: Context = { cos: null, sin: null, fullMask, slidingMask: null, emptyRows, cache: input.cache ?? null, fused: this.fused, varlen };
       let x = this.transformer.wte.forward(input.inputIds).add(this.transformer.wpe.forward(positions));
       x = this.runLayers(x, this.transformer.h, ctx, input.tape);
       this.advanceCache(input);
       return this.transformer.ln_f.forward(x);
     });
+  }
+
+  /**
+   * wpe has maxPositions rows: a position past them is an error that says so, not aten::embedding's index error
+   * (on a GPU, a device-side assert that ends the process). The bound is read on the host from the lengths; the
+   * positions themselves are read back only when it is exceeded (left padding can keep them below it).
+   */
+  private checkPositions(input: ForwardInput, positions: Tensor, past: number): void {
+    if (input.attentionBias) return; // a static decoding step: generate checked the lengths before it began
+    const bound = input.packing ? input.packing.maxLength : past + input.inputIds.size(1);
+    if (bound <= this.config.maxPositions) return;
+    const top = Number(positions.max().item()) + 1;
+    const over = positionLimit(this.config, top);
+    if (over) throw new RangeError(`${this.config.architecture}: ${over.message}`);
   }
 
   logits(hidden: Tensor): Tensor {

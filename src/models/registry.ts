@@ -25,11 +25,11 @@ export class UnknownArchitectureError extends Error {
   override name = 'UnknownArchitectureError';
 }
 
-/** A model of the given configuration, its parameters declared but not loaded. */
-export function createModel(cfg: ModelConfig): CausalLMBase {
+/** A model of the given configuration, its parameters declared but not loaded; `where` names its config in errors. */
+export function createModel(cfg: ModelConfig, where?: string): CausalLMBase {
   const cls = ARCHITECTURES[cfg.architecture];
   if (!cls) {
-    throw new UnknownArchitectureError(`architecture '${cfg.architecture}' is not supported (supported: ${Object.keys(ARCHITECTURES).join(', ')})`);
+    throw new UnknownArchitectureError(`${where ? `${where}: ` : ''}architecture '${cfg.architecture}' is not supported (supported: ${Object.keys(ARCHITECTURES).join(', ')})`);
   }
   return new cls(cfg);
 }
@@ -57,7 +57,7 @@ const sources = new WeakMap<object, string>();
 export function loadModel(dir: string, opts: LoadModelOptions = {}): CausalLMBase {
   const folder = resolve(dir);
   const cfg = readConfig(folder);
-  const model = createModel(cfg);
+  const model = createModel(cfg, join(folder, 'config.json'));
   const dtype = opts.dtype ?? cfg.dtype ?? 'float32';
   const device = opts.device ?? defaultDevice();
   model.loadWeights(new WeightFolder(folder), { dtype, device, ignore: ignorable(model.config) });

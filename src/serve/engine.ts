@@ -14,6 +14,7 @@
 // and tells the requests.
 import { Generator, noGrad } from '../torch/index.js';
 import type { CausalLM } from '../models/causal_lm.js';
+import { positionLimit } from '../models/config.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { BatchState, type EngineCounts, type EngineTimings, type Row } from './batch_state.js';
 import { Scheduler } from './scheduler.js';
@@ -86,6 +87,8 @@ export class Engine {
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError(`maxBatch must be an integer of at least 1, got ${this.maxBatch}`);
     this.maxPrefillTokens = opts.maxPrefillTokens ?? 4096;
     this.maxModelLen = opts.maxModelLen ?? model.config.maxPositions;
+    const over = positionLimit(model.config, this.maxModelLen);
+    if (over?.learned) throw new RangeError(`maxModelLen ${this.maxModelLen}: ${over.message}`);
     const tok = opts.tokenizer;
     this.eos = new Set(opts.eosTokenIds ?? (tok ? [...tok.eosTokenIds] : model.config.eosTokenIds));
     this.padId = opts.padTokenId ?? tok?.padTokenId ?? model.config.padTokenId ?? 0;

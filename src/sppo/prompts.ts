@@ -164,6 +164,8 @@ export function plainPromptText(prompt: string | readonly ChatMessage[]): string
 export interface PromptLine {
   fields: Record<string, unknown>;
   prompt: string | ChatMessage[];
+  /** `file:line`, for errors about this prompt. */
+  where: string;
 }
 
 /**
@@ -173,7 +175,7 @@ export interface PromptLine {
 export function readPromptLines(path: string): PromptLine[] {
   if (!existsSync(path)) throw new PromptFileError(`${path} does not exist`);
   const out: PromptLine[] = [];
-  forEachJsonl(path, (v, where) => out.push({ fields: v as Record<string, unknown>, prompt: promptFromRow(v, where).prompt }));
+  forEachJsonl(path, (v, where) => out.push({ fields: v as Record<string, unknown>, prompt: promptFromRow(v, where).prompt, where }));
   if (out.length === 0) throw new Error(`${path}: no prompts`);
   return out;
 }

@@ -13,6 +13,7 @@ import { dirname, resolve } from 'node:path';
 import { AdamW, clipGradNorm, LRScheduler, noGrad, RMSprop, tidy, type Optimizer, type ScheduleKind } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { loadModel } from '../models/registry.js';
+import { positionLimit, readConfig } from '../models/config.js';
 import { packSequences, responseLogprobs, type PromptResponse } from './logprobs.js';
 import { createRng, epochSteps, permutation } from '../util/rng.js';
 import { defaultPlacement, TrainingDivergedError } from './trainer.js';
@@ -123,11 +124,16 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
     if (e.responseIds.length === 0) fail(`example ${i}: empty response`);
   });
 
+  const all = opts.examples.map((e) => truncateExample(e, maxLength));
+  const config = typeof opts.model === 'string' ? readConfig(opts.model) : opts.model.config;
+  all.forEach((e, i) => {
+    const over = positionLimit(config, e.promptIds.length + e.responseIds.length);
+    if (over?.learned) fail(`example ${i}: ${over.message}: set maxLength (sppo sft --max-length) to at most ${config.maxPositions}`);
+  });
   const place = defaultPlacement(opts.dtype, opts.device);
   const model = typeof opts.model === 'string' ? loadModel(opts.model, place) : opts.model;
   const pad = model.config.padTokenId ?? model.config.eosTokenIds[0] ?? 0;
   const device = model.device;
-  const all = opts.examples.map((e) => truncateExample(e, maxLength));
 
   const order = permutation(all.length, createRng(opts.seed, 0x5f7));
   const nEval = evalFraction > 0 ? Math.min(all.length - 1, Math.max(1, Math.round(all.length * evalFraction))) : 0;

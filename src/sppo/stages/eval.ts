@@ -66,6 +66,9 @@ export async function evalIteration(ctx: StageContext, input: EvalInput): Promis
     const evalItemsNow = resp
       .filter((r) => !r.skipped && !base.get(r.index)?.skipped)
       .map((r) => ({ prompt: input.prompts.itemByIndex.get(r.index)!.judgePrompt, output: r.responses[0]!.text, reference: base.get(r.index)!.responses[0]!.text }));
+    if (evalItemsNow.length === 0) {
+      throw new JudgeStageError(`iteration ${t}, evaluation: every one of the ${resp.length} held-out prompts was skipped (too long or empty: see ${rd.path(t, 'eval-responses.jsonl')} and iter-0's)`);
+    }
     progress.start(`iter ${t} eval`, evalItemsNow.length, 0);
     let rep;
     try {

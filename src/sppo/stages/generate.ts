@@ -5,6 +5,7 @@
 // barrier every rank reads the others' chunks, and rank 0 writes the stage's file.
 import { existsSync } from 'node:fs';
 import type { CausalLMBase } from '../../models/causal_lm.js';
+import { hasLearnedPositions, readConfig } from '../../models/config.js';
 import { generate } from '../../generate/generate.js';
 import { releaseDecodeGraphs } from '../../generate/decode_graph.js';
 import type { Tokenizer } from '../../text/tokenizer.js';
@@ -33,7 +34,19 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
   const { cfg, rd, progress } = ctx;
   const { t, stage, items, sampling: s, out } = input;
   const t0 = performance.now();
-  const usable = items.filter((it) => it.ids.length <= cfg.training.maxPromptLength && it.ids.length > 0);
+  // A prompt is skipped (and says why in the file) when empty, longer than training.maxPromptLength, or, for a
+  // model with learned positions (GPT-2), too long to leave room for maxNewTokens within them.
+  const model0 = readConfig(input.modelDir);
+  const room = hasLearnedPositions(model0) ? model0.maxPositions - s.maxNewTokens : Infinity;
+  const skipReason = (it: Item): string | undefined =>
+    it.ids.length === 0
+      ? 'empty prompt'
+      : it.ids.length > cfg.training.maxPromptLength
+        ? `prompt has ${it.ids.length} tokens > training.maxPromptLength = ${cfg.training.maxPromptLength}`
+        : it.ids.length > room
+          ? `prompt has ${it.ids.length} tokens; with generation.maxNewTokens = ${s.maxNewTokens} that passes the model's ${model0.maxPositions} positions (config.json n_positions)`
+          : undefined;
+  const usable = items.filter((it) => skipReason(it) === undefined);
   const order = usable.map((_, i) => i).sort((a, b) => usable[a]!.ids.length - usable[b]!.ids.length || usable[a]!.index - usable[b]!.index);
   const nChunks = Math.ceil(order.length / s.batchSize);
   const byIndex = new Map<number, GenerationLine>();
@@ -94,7 +107,7 @@ export async function generateStage(ctx: StageContext, input: GenerateInput): Pr
     await sync(ctx);
   }
   const all: GenerationLine[] = items.map((it) =>
-    byIndex.get(it.index) ?? { index: it.index, ...idOf(it), prompt_text: it.text, prompt_ids: it.ids, responses: [], skipped: it.ids.length === 0 ? 'empty prompt' : `prompt has ${it.ids.length} tokens > training.maxPromptLength = ${cfg.training.maxPromptLength}` },
+    byIndex.get(it.index) ?? { index: it.index, ...idOf(it), prompt_text: it.text, prompt_ids: it.ids, responses: [], skipped: skipReason(it) ?? 'not generated' },
   );
   if (isLeader(ctx)) {
     writeJsonlAtomic(out, all);

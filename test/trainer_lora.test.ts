@@ -168,3 +168,35 @@ test('LoRA train() calls leave no tensors or optimizers alive once the adapters 
   assert.equal(torch.liveOptimizers(), optimizers, 'optimizers left alive');
   assert.equal(torch.liveTensors(), tensors, 'tensors left alive');
 });
+
+test('adapterDir without checkpointDir: the adapter is written once, at the end, and gives the trained model on its base', { skip: skipLlama }, async () => {
+  const out = tempDir('trainer-lora-end');
+  const policy = loadModel(llama);
+  try {
+    const adapter = join(out, 'adapter');
+    const r = await train(base(llama, { policy, epochs: 2, adapterDir: adapter }));
+    const lora = r.lora!;
+    const viaFiles = loadModel(llama);
+    const ids = torch.tensor([[5n, 17n, 42n, 99n, 3n, 250n]]);
+    try {
+      assert.equal(JSON.parse(readFileSync(join(adapter, ADAPTER_CONFIG), 'utf8')).peft_type, 'LORA');
+      const adapted = torch.noGrad(() => r.model.forward({ inputIds: ids }));
+      const back = loadAdapter(viaFiles, adapter);
+      const b = torch.noGrad(() => viaFiles.forward({ inputIds: ids }));
+      back.dispose();
+      const rel = torch.tidy(() => b.sub(adapted).abs().max().item() / adapted.abs().max().item());
+      assert.ok(rel <= FWD32, `adapter files on pi_t vs the trained model: ${rel}`);
+      const moved = torch.tidy(() => torch.noGrad(() => lora.disabled(() => r.model.forward({ inputIds: ids }))).sub(adapted).abs().max().item() / adapted.abs().max().item());
+      assert.ok(moved > 100 * FWD32, 'training moved the model');
+      adapted.dispose();
+      b.dispose();
+    } finally {
+      ids.dispose();
+      viaFiles.dispose();
+      lora.dispose();
+    }
+  } finally {
+    policy.dispose();
+    removeDir(out);
+  }
+});

@@ -1,8 +1,10 @@
 // What every command shares: option parsing with help, numbers and choices checked with errors that name
 // the option, the device and dtype options, and progress bars.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
-import { cuda } from '../torch/index.js';
+import { buildFeatures, cuda, libtorchVersion, ones, tidy } from '../torch/index.js';
 import { MODEL_DTYPES, type ModelDType } from '../judge/spec.js';
 import { UsageError } from './usage.js';
 
@@ -70,15 +72,31 @@ export function choice<T extends string>(name: string, v: string | undefined, al
   return v as T;
 }
 
-/** --dtype: float32, bfloat16 or float16 (undefined: the caller's default). */
-export function dtypeOption(v: string | undefined): ModelDType | undefined {
-  return choice('dtype', v, MODEL_DTYPES);
+/**
+ * --dtype: float32, bfloat16 or float16 (undefined: the caller's default). With the device, float16 on a CPU
+ * whose libtorch has no float16 matrix product (1.13's) is refused here, not by the first layer's aten error.
+ */
+export function dtypeOption(v: string | undefined, device?: string): ModelDType | undefined {
+  const dtype = choice('dtype', v, MODEL_DTYPES);
+  if (dtype === 'float16' && device === 'cpu') {
+    try {
+      tidy(() => ones([2, 2], { dtype: 'float16' }).matmul(ones([2, 2], { dtype: 'float16' })));
+    } catch {
+      throw new UsageError(`--dtype float16: this libtorch (${libtorchVersion()}) has no float16 matrix product on the CPU; use bfloat16 or float32 there`);
+    }
+  }
+  return dtype;
 }
 
 /** --device: cpu, cuda or cuda:N; by default cuda when available. */
 export function deviceOption(v: string | undefined): string {
   const device = v ?? (cuda.isAvailable() ? 'cuda' : 'cpu');
   if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${device}'`);
+  if (device !== 'cpu') {
+    if (!cuda.isAvailable()) throw new UsageError(`--device ${device}: no CUDA device here (this libtorch, ${libtorchVersion()}, ${buildFeatures().cuda ? 'sees no GPU' : 'is built without CUDA'})`);
+    const index = device === 'cuda' ? 0 : Number(device.slice(5));
+    if (index >= cuda.deviceCount()) throw new UsageError(`--device ${device}: there ${cuda.deviceCount() === 1 ? 'is 1 CUDA device' : `are ${cuda.deviceCount()} CUDA devices`} (cuda:0${cuda.deviceCount() > 1 ? ` to cuda:${cuda.deviceCount() - 1}` : ''})`);
+  }
   return device;
 }
 
@@ -101,4 +119,28 @@ export function chatTemplateKwargsOption(v: string | undefined): Record<string, 
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UsageError(`--chat-template-kwargs must be a JSON object, got '${v}'`);
   return value as Record<string, unknown>;
+}
+
+/** The same path for files that exist (links followed), the absolute path for ones that do not. */
+function samePath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/**
+ * Checks an output option before any work: it must not name one of the command's inputs (`--out` the same
+ * file as `--generations` would replace the input), and an output file must not be an existing folder (the
+ * write at the end would fail and lose the work). `inputs` maps each input option (`--prompts`) to its path.
+ */
+export function checkOutput(flag: string, out: string, inputs: Record<string, string | undefined>, kind: 'file' | 'folder' = 'file'): void {
+  const target = samePath(out);
+  for (const [name, path] of Object.entries(inputs)) {
+    if (path !== undefined && samePath(path) === target) {
+      throw new UsageError(`${flag} ${out} is the ${name} input: writing it would replace what the command reads; give another path`);
+    }
+  }
+  if (kind === 'file' && existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`${flag} ${out} is a folder; give a file path`);
 }

@@ -214,7 +214,7 @@ function writeAlpacaEvalResult(out: string, m: AlpacaEvalResult, add: Record<str
   console.log(`${''.padEnd(Math.max(4, name.length))}  length_controlled_winrate  win_rate  standard_error  n_total  avg_length`);
   console.log(`${name.padEnd(Math.max(4, name.length))}  ${f(r.length_controlled_winrate).padStart(25)}  ${f(r.win_rate).padStart(8)}  ${f(r.standard_error).padStart(14)}  ${String(r.n_total).padStart(7)}  ${String(r.avg_length).padStart(10)}`);
   const verdicts = m.extra.verdict_methods ? `verdicts: ${JSON.stringify(m.extra.verdict_methods)}, ` : '';
-  console.log(`(lc_method ${m.extra.lc_method}, C ${m.extra.lc_C.toPrecision(4)}; lc_standard_error ${f(r.lc_standard_error)}, bootstrap ${f(m.extra.lc_standard_error_bootstrap)}; ${verdicts}${m.extra.n_unparseable} without a preference left out)`);
+  console.log(`(lc_method ${m.extra.lc_method}, C ${Number.isFinite(m.extra.lc_C) ? m.extra.lc_C.toPrecision(4) : 'n/a'}; lc_standard_error ${f(r.lc_standard_error)}, bootstrap ${f(m.extra.lc_standard_error_bootstrap)}; ${verdicts}${m.extra.n_unparseable} without a preference left out)`);
 }
 
 /** `--annotations FILE`: AlpacaEval's annotations.json (e.g. results/MODEL/weighted_alpaca_eval_gpt4_turbo/ in its repository) scored without a judge. */
@@ -400,7 +400,7 @@ export async function run(argv: string[]): Promise<void> {
   spec = withJudgeOptions(spec, v, { template, cache: join(out, 'judge_cache.jsonl'), ...(bench === 'mt-bench' ? { judgePrompts: join(data, 'mt_bench_judge_prompts.jsonl') } : {}) });
   let name = v.name ?? basename(resolve(v.model ?? v.outputs!)).replace(/\.(jsonl?|json)$/, '');
   const device = v.model ? deviceOption(v.device) : 'cpu';
-  const dtype = dtypeOption(v.dtype);
+  const dtype = dtypeOption(v.dtype, device);
   const modelDir = v.model ? await modelFolder('--model', v.model) : '';
   const gen = (dflt: number): GenOptions => ({
     modelDir, maxNewTokens: num('max-new-tokens', v['max-new-tokens'], dflt, { integer: true, min: 1 }), seed: num('seed', v.seed, 0, { integer: true, min: 0 }),

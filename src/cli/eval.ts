@@ -13,7 +13,7 @@ import { writeJsonAtomic, writeJsonlAtomic } from '../util/files.js';
 import { UsageError } from './usage.js';
 import { modelFolder } from './model_option.js';
 import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
-import { chatTemplateKwargsOption, deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
+import { chatTemplateKwargsOption, checkOutput, deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 
 export const summary = "win rate (with standard error, length-controlled) of a model's responses against a reference";
 
@@ -28,7 +28,8 @@ the judge (--judge):
   PATH.mjs | module:PATH     a JavaScript module judge (export default (query) => P(a > b), ...)
   reward-model:DIR           a reward model folder (P(a > b) = sigmoid(r_a - r_b))
   pairwise:DIR               a pairwise preference model folder
-  pairrm:DIR                 llm-blender's PairRM (a PairRM-hf folder; docs/pairrm.md)
+  pairrm:DIR                 llm-blender's PairRM (a PairRM-hf folder; docs/pairrm.md); pairrm-rank:DIR is
+                             the same here (an evaluation asks single pairs)
   openai:URL#MODEL           an LLM judge behind an OpenAI-compatible endpoint (see below)
   --judge-options JSON       options passed to a module judge
 
@@ -131,8 +132,8 @@ export async function run(argv: string[]): Promise<void> {
   if (!!v['reference-model'] === !!v.reference) throw new UsageError('give exactly one of --reference-model and --reference (sppo eval --help)');
   if (v.outputs && v.prompts) throw new UsageError('--prompts goes with --model (with --outputs, the outputs carry their instructions)');
   if (v['reference-model'] && !v.prompts && !v.outputs) throw new UsageError('--reference-model needs --prompts (or --outputs, whose instructions are used)');
-  const dtype = dtypeOption(v.dtype);
   const device = deviceOption(v.device);
+  const dtype = dtypeOption(v.dtype, device);
   const limit = v.limit === undefined ? Infinity : num('limit', v.limit, 0, { integer: true, min: 1 });
   const sampling: Sampling = {
     temperature: num('temperature', v.temperature, 0.7, { min: 0 }),
@@ -162,6 +163,9 @@ export async function run(argv: string[]): Promise<void> {
   if (spec.kind === 'module' && judgeOptions !== undefined) spec = { ...spec, options: judgeOptions };
   spec = withJudgeOptions(spec, v);
 
+  const inputs = { '--outputs': v.outputs, '--reference': v.reference, '--prompts': v.prompts };
+  if (v.out) checkOutput('--out', v.out, inputs);
+  if (v['save-outputs']) checkOutput('--save-outputs', v['save-outputs'], inputs);
   const referenceFile = v.reference ? readOutputsFile(v.reference) : undefined;
 
   // The evaluated model's outputs.

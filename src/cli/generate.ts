@@ -1,13 +1,14 @@
 // `sppo generate`: sample responses for a JSONL file of prompts with a Hugging Face model folder.
 import { existsSync } from 'node:fs';
 import { loadModel } from '../models/registry.js';
+import { positionLimit, readConfig } from '../models/config.js';
 import { generateAll, type Generation } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, encodePrompt, renderPrompt, stopSetWarning, type ChatMessage } from '../text/chat_template.js';
 import { UsageError } from './usage.js';
 import { modelFolder } from './model_option.js';
 import { readPromptLines } from '../sppo/prompts.js';
-import { chatTemplateKwargsOption, deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
+import { chatTemplateKwargsOption, checkOutput, deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
 import { remoteGenerator } from '../sppo/remote_generation.js';
 
@@ -108,8 +109,8 @@ export async function run(argv: string[]): Promise<void> {
   const minNewTokens = num('min-new-tokens', v['min-new-tokens'], 0, { ...int, min: 0 });
   const seed = num('seed', v.seed, 0, { ...int, min: 0 });
   const batchSize = num('batch-size', v['batch-size'], 8, { ...int, min: 1 });
-  const dtype = dtypeOption(v.dtype);
   const device = deviceOption(v.device);
+  const dtype = dtypeOption(v.dtype, device);
   const graph = v.graph ?? 'auto';
   if (graph !== 'auto' && graph !== 'on' && graph !== 'off') throw new UsageError(`--graph must be auto, on or off, got '${graph}'`);
   const urls = v['backend-url'] ?? [];
@@ -123,6 +124,7 @@ export async function run(argv: string[]): Promise<void> {
   const mixtureDir = v.mixture === undefined ? undefined : await modelFolder('--mixture', v.mixture);
 
   if (!existsSync(v.prompts!)) throw new UsageError(`--prompts: ${v.prompts} does not exist`);
+  checkOutput('--out', v.out!, { '--prompts': v.prompts });
   const prompts = readPromptLines(v.prompts!);
   const tokenizer = Tokenizer.fromFolder(v.model!);
   const template = ChatTemplate.hasTemplate(v.model!) ? ChatTemplate.fromFolder(v.model!, { specialTokens: tokenizer.specialTokens }) : undefined;
@@ -130,6 +132,11 @@ export async function run(argv: string[]): Promise<void> {
   const rendered = prompts.map((p) => renderPrompt(p.prompt, template, { ...kwargs, raw: v.raw ?? false }));
   const texts = rendered.map((r) => r.text);
   const ids = rendered.map((r) => encodePrompt(tokenizer, r));
+  const modelConfig = readConfig(v.model!);
+  ids.forEach((p, i) => {
+    const over = positionLimit(modelConfig, p.length + maxNewTokens);
+    if (over?.learned) throw new Error(`${prompts[i]!.where}: the prompt has ${p.length} tokens; with --max-new-tokens ${maxNewTokens} that is ${over.message}: shorten it or lower --max-new-tokens`);
+  });
   const stopWarning = stopSetWarning(tokenizer, v.raw ? undefined : template, kwargs);
   if (stopWarning) console.error(`sppo generate: warning: ${stopWarning}`);
 

@@ -6,7 +6,7 @@ import { readGenerations } from '../sppo/generations.js';
 import { UsageError } from './usage.js';
 import { isHubName } from '../hub/resolve.js';
 import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
-import { deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
+import { checkOutput, deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
 import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
 
 export const summary = 'preference matrices and win rates of sampled responses, with a judge';
@@ -72,8 +72,8 @@ export async function run(argv: string[]): Promise<void> {
   if (!parsed) return;
   const v = parsed.values;
   const batchSize = num('batch-size', v['batch-size'], 8, { integer: true, min: 1 });
-  const dtype = dtypeOption(v.dtype);
   const device = deviceOption(v.device);
+  const dtype = dtypeOption(v.dtype, device);
   let spec: JudgeSpec;
   try {
     spec = parseJudgeSpec(v.judge!, { device, batchSize, ...(dtype ? { dtype } : {}) });
@@ -92,6 +92,7 @@ export async function run(argv: string[]): Promise<void> {
   if ((spec.kind === 'reward-model' || spec.kind === 'pairwise') && !isHubName(spec.dir) && !existsSync(spec.dir)) throw new UsageError(`--judge: ${spec.dir} does not exist`);
 
   if (!existsSync(v.generations!)) throw new UsageError(`--generations: ${v.generations} does not exist`);
+  checkOutput('--out', v.out!, { '--generations': v.generations });
   const groups = readGenerations(v.generations!);
   const judge = await loadJudge(spec);
   const lines: Record<string, unknown>[] = [];

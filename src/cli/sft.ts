@@ -8,7 +8,7 @@ import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_templat
 import { readSftData, sft, tokenizeSft, type SftExample, type SftStepMetrics } from '../sppo/sft.js';
 import { UsageError } from './usage.js';
 import { modelFolder } from './model_option.js';
-import { chatTemplateKwargsOption, parseCommand, progressBar } from './args.js';
+import { chatTemplateKwargsOption, checkOutput, parseCommand, progressBar } from './args.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
 import { REPORT_TO_OPTIONS, stepReporter } from './report_to.js';
 import { forEachJsonl } from '../util/files.js';
@@ -89,6 +89,7 @@ export async function run(argv: string[]): Promise<void> {
     optimizationOptions(v, { lr: 1e-3, batchSize: 16, optimizer: 'adamw', warmupRatio: 0.05, schedule: 'cosine' });
 
   if (!existsSync(v.data!)) throw new UsageError(`--data: ${v.data} does not exist`);
+  checkOutput('--out', v.out!, { '--model': v.model, '--data': v.data }, 'folder');
   const lines = readSftData(v.data!);
   const tokenizer = Tokenizer.fromFolder(tokDir);
   const template = !v.raw && ChatTemplate.hasTemplate(tokDir) ? ChatTemplate.fromFolder(tokDir, { specialTokens: tokenizer.specialTokens }) : undefined;

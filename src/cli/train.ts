@@ -10,7 +10,7 @@ import { ALL_LINEAR, type LoraOptions } from '../nn/lora.js';
 import { UsageError } from './usage.js';
 import { modelFolder } from './model_option.js';
 import { forEachJsonl } from '../util/files.js';
-import { num, parseCommand, progressBar } from './args.js';
+import { checkOutput, num, parseCommand, progressBar } from './args.js';
 import { ChatTemplate } from '../text/chat_template.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
 import { REPORT_TO_OPTIONS, stepReporter } from './report_to.js';
@@ -67,7 +67,7 @@ options:
   --no-master-weights    with bfloat16/float16 weights, step them directly instead of float32 master copies
                          (less memory; updates under half a weight's spacing are lost)
   --no-packing             right-padded batches instead of sequences packed end to end into rows
-  --no-eos                 do not append EOS to the responses
+  --no-eos                 do not append the end of a turn (template terminator or EOS) to the responses
   --lora-r R               train LoRA adapters of rank R instead of every weight
   --lora-alpha A           LoRA scaling alpha / r (default 2 R)
   --lora-dropout P         dropout on the adapters' input (default 0)
@@ -155,6 +155,7 @@ export async function run(argv: string[]): Promise<void> {
   v.model = await modelFolder('--model', v.model!);
 
   if (!existsSync(v.pairs!)) throw new UsageError(`--pairs: ${v.pairs} does not exist`);
+  checkOutput('--out', v.out!, { '--model': v.model, '--pairs': v.pairs }, 'folder');
   const pairs = readPairs(v.pairs!, loss);
   const tokenizer = Tokenizer.fromFolder(v.model!);
   const template = ChatTemplate.hasTemplate(v.model!) ? ChatTemplate.fromFolder(v.model!, { specialTokens: tokenizer.specialTokens }) : undefined;

@@ -34,6 +34,7 @@ import {
 } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { createModel, loadModel, saveModel, sourceDir } from '../models/registry.js';
+import { positionLimit, readConfig } from '../models/config.js';
 import { saveAdapter } from '../models/peft.js';
 import { Lora, type LoraOptions } from '../nn/lora.js';
 import { isLossType, LOSS_TYPES, preferenceLoss, usesBaseline, usesMagnet, type LossType } from './losses.js';
@@ -171,7 +172,7 @@ export interface TrainOptions {
   packing?: boolean;
   /** Train LoRA adapters (fresh ones, seeded with `seed` unless lora.seed is given) instead of every weight. */
   lora?: LoraOptions;
-  /** With lora: also save the adapter (PEFT's layout) here at each checkpoint. */
+  /** With lora: also save the adapter (PEFT's layout) here at each checkpoint; without checkpointDir, at the end. */
   adapterDir?: string;
   /** With lora: base_model_name_or_path of the saved adapter (default: the policy's folder). */
   adapterBaseModel?: string;
@@ -533,11 +534,20 @@ class Checkpoints {
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   checkOptions(opts);
   const policyDir = typeof opts.policy === 'string' ? opts.policy : undefined;
+  const { prepared, missing } = prepareExamples(opts.examples, opts.maxLength, opts.maxPromptLength);
+  const config = policyDir !== undefined ? readConfig(policyDir) : (opts.policy as CausalLMBase).config;
+  prepared.forEach((p, i) => {
+    const over = positionLimit(config, p.promptIds.length + Math.max(p.chosenIds.length, p.rejectedIds.length));
+    if (over?.learned) fail(`pair ${i + 1}: ${over.message}: set maxLength (sppo train --max-length) to at most ${config.maxPositions}`);
+    for (const [part, ids] of [['prompt', p.promptIds], ['chosen', p.chosenIds], ['rejected', p.rejectedIds]] as const) {
+      const bad = ids.find((id) => !(Number.isInteger(id) && id >= 0 && id < config.vocabSize));
+      if (bad !== undefined) fail(`pair ${i + 1}: ${part} token id ${bad} is outside the model's vocabulary (0 to ${config.vocabSize - 1})`);
+    }
+  });
   const policy = typeof opts.policy === 'string' ? loadModel(opts.policy, defaultPlacement(opts.dtype, opts.device)) : opts.policy;
   const tokenizerDir = policyDir ?? sourceDir(policy);
   using dp = new DataParallel(opts.processGroup, policy.device);
 
-  const { prepared, missing } = prepareExamples(opts.examples, opts.maxLength, opts.maxPromptLength);
   // With LoRA, the reference is the policy itself with its adapters off: no copy is loaded.
   const lora = opts.lora ? Lora.attach(policy, { ...opts.lora, seed: opts.lora.seed ?? opts.seed }) : undefined;
   try {
@@ -578,9 +588,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     writeFileSync(opts.metricsPath, '');
   }
   const ckpt = new Checkpoints(opts.checkpointDir);
+  const adapterDir = lora ? opts.adapterDir : undefined;
+  const writeAdapter = (): void => {
+    if (adapterDir) writeDirAtomic(adapterDir, (tmp) => saveAdapter(lora!, tmp, { baseModel: opts.adapterBaseModel ?? policyDir ?? tokenizerDir ?? null }));
+  };
   const saveAt = (step: number, epoch: number): Promise<void> => ckpt.save(step, params, dp, (dir) => {
     saveCheckpoint(policy, dir, { step, epoch, total_steps: totalSteps, loss: opts.loss, beta: opts.beta, metrics: metrics.at(-1) ?? null }, tokenizerDir, lora);
-    if (lora && opts.adapterDir) writeDirAtomic(opts.adapterDir, (tmp) => saveAdapter(lora, tmp, { baseModel: opts.adapterBaseModel ?? policyDir ?? tokenizerDir ?? null }));
+    writeAdapter();
   });
 
   const evalLossBefore = await heldOutLoss(pass, dp, evalSet);
@@ -630,6 +644,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       opts.onStep?.(row);
       if (opts.checkpointEvery ? step % opts.checkpointEvery === 0 || step === totalSteps : lastOfEpoch) await saveAt(step, epoch);
       await new Promise((r) => setImmediate(r));
+    }
+    // Without checkpoints the adapter is written once, at the end.
+    if (adapterDir && !opts.checkpointDir) {
+      if (dp.isLeader) writeAdapter();
+      await dp.barrier();
     }
   } catch (e) {
     lora?.dispose();

@@ -3,7 +3,8 @@
 // with their token ids, win-rate targets and reference log-probs (iter-t/pairs.jsonl); the training examples.
 import { existsSync } from 'node:fs';
 import { mixSeed } from '../../util/rng.js';
-import { readJsonl, RunDirError, writeJsonlAtomic } from '../run_dir.js';
+import { forEachJsonl } from '../../util/files.js';
+import { RunDirError, writeJsonlAtomic } from '../run_dir.js';
 import { selectPairs } from '../pairs.js';
 import type { TrainExample } from '../trainer.js';
 import { idOf, isLeader, SEED_PAIRS, type GenerationLine, type PairLine, type PreferenceLine, type StageContext } from './context.js';
@@ -22,7 +23,7 @@ export function pairsIteration(ctx: StageContext, input: PairsInput): PairLine[]
   const { cfg, rd } = ctx;
   const { t, used, prefs, refSource } = input;
   const pairsPath = rd.path(t, 'pairs.jsonl');
-  if (existsSync(pairsPath)) return readJsonl<PairLine>(pairsPath);
+  if (existsSync(pairsPath)) return readPairLines(pairsPath);
   const byIndex = new Map(used.map((g) => [g.index, g]));
   const mode = cfg.pairs ?? 'best-worst';
   const pairs: PairLine[] = prefs.flatMap((p) => {
@@ -52,6 +53,38 @@ export function pairsIteration(ctx: StageContext, input: PairsInput): PairLine[]
   // Every rank computes the same pairs (no randomness beyond the seeded tie-breaks); rank 0 writes them.
   if (isLeader(ctx)) writeJsonlAtomic(pairsPath, pairs);
   return pairs;
+}
+
+/**
+ * iter-t/pairs.jsonl read back (a resumed run, or one whose pairs a user edited): every field the trainer uses
+ * is checked, and an error names the file, the line and the field.
+ */
+export function readPairLines(path: string): PairLine[] {
+  const out: PairLine[] = [];
+  forEachJsonl(path, (v, where) => {
+    const bad = (field: string, want: string): never => {
+      const got = (v as Record<string, unknown>)[field];
+      throw new RunDirError(`${where}: ${field} must be ${want}, ${got === undefined ? 'and is missing' : `got ${JSON.stringify(got).slice(0, 80)}`}`);
+    };
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new RunDirError(`${where}: expected an object`);
+    const o = v as Record<string, unknown>;
+    const index = (k: string): void => void (Number.isInteger(o[k]) && (o[k] as number) >= 0 ? 0 : bad(k, 'a whole number >= 0'));
+    const prob = (k: string): void => void (typeof o[k] === 'number' && (o[k] as number) >= 0 && (o[k] as number) <= 1 ? 0 : bad(k, 'a number in [0, 1]'));
+    const ids = (k: string, min: number): void => {
+      const a = o[k];
+      if (!Array.isArray(a) || a.length < min || !a.every((x) => Number.isInteger(x) && x >= 0)) bad(k, `a list of token ids (whole numbers >= 0)${min ? ', not empty' : ''}`);
+    };
+    const optFinite = (k: string): void => void (o[k] === undefined || (typeof o[k] === 'number' && Number.isFinite(o[k])) ? 0 : bad(k, 'a finite number'));
+    ['index', 'chosen', 'rejected'].forEach(index);
+    ['chosen_win_rate', 'rejected_win_rate', 'chosen_over_rejected'].forEach(prob);
+    if (typeof o.degenerate !== 'boolean') bad('degenerate', 'true or false');
+    ids('prompt_ids', 1);
+    ids('chosen_ids', 0);
+    ids('rejected_ids', 0);
+    ['chosen_ref_logprob', 'rejected_ref_logprob'].forEach(optFinite);
+    out.push(o as unknown as PairLine);
+  }, RunDirError);
+  return out;
 }
 
 /** The trainer's examples: the pairs that are not degenerate. */

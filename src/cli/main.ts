@@ -28,6 +28,8 @@ const ORDER = ['run', 'generate', 'judge', 'train', 'eval', 'bench', 'report', '
 async function help(): Promise<string> {
   const names = [...ORDER.filter((n) => n in commands), ...Object.keys(commands).filter((n) => !ORDER.includes(n)).sort()];
   const rows = await Promise.all(names.map(async (n) => `  ${n.padEnd(12)} ${(await commands[n]!()).summary}`));
+  // `sppo setup` is bin/sppo.js's own (it builds the addon, before anything here can load).
+  rows.push(`  ${'setup'.padEnd(12)} build the native addon against libtorch, and the TypeScript (scripts/setup.mjs)`);
   return ['usage: sppo <command> [options]', '', 'commands:', ...rows, '', "'sppo <command> --help' for a command's options"].join('\n');
 }
 

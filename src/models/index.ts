@@ -11,3 +11,4 @@ export * from './registry.js';
 export { DebertaV2Model, loadDebertaV2Model, parseDebertaV2Config, readDebertaV2Config, relativePositions, type DebertaV2Config, type DebertaInput } from './deberta_v2.js';
 export { DebertaV2PairRM, loadPairRMModel, parsePairRMConfig, readPairRMConfig, PAIRRM_ARCHITECTURE, type PairRMConfig, type PairSequence } from './pairrm.js';
 export * from './peft.js';
+export { loadRewardModel, SequenceScorer, SEQUENCE_CLASSIFICATION_ARCHITECTURES, type LoadScorerOptions, type ScoreOptions } from './sequence_classification.js';

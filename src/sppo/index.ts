@@ -9,7 +9,7 @@ export * from './run_dir.js';
 export * from './loop.js';
 export * from './losses.js';
 export * from './logprobs.js';
-export { train, TrainingDivergedError, type TrainExample, type TrainOptions, type TrainResult, type StepMetrics, type LossType } from './trainer.js';
+export { exampleLogprobs, frozenCopy, pairLogprobs, train, TrainingDivergedError, type TrainExample, type TrainOptions, type TrainResult, type StepMetrics, type LossType } from './trainer.js';
 export * from './generations.js';
 export * from './pairs_file.js';
 export * from './dataset_prompts.js';

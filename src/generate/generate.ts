@@ -19,8 +19,11 @@ import { decodeGraphFailure, GRAPH_PROMPT_MULTIPLE, graphedDecoder, releaseDecod
  * answers say it in the API's words: src/serve's ApiFinishReason.) */
 export type FinishReason = 'eos' | 'stop' | 'length';
 
+/** maxNewTokens when the options give none. */
+export const DEFAULT_MAX_NEW_TOKENS = 256;
+
 export interface GenerateOptions extends SamplingOptions {
-  /** Default 256. */
+  /** Default DEFAULT_MAX_NEW_TOKENS (256). */
   maxNewTokens?: number;
   /** EOS (and stop tokens) are forbidden before this many new tokens. Default 0. */
   minNewTokens?: number;
@@ -161,7 +164,7 @@ function widenLeft(ids: Tensor, mask: Tensor, to: number, padId: number): { ids:
  * scope: the caller disposes them).
  */
 export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask: Tensor, opts: GenerateOptions = {}): GeneratedTensors {
-  const maxNew = opts.maxNewTokens ?? 256;
+  const maxNew = opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   const minNew = opts.minNewTokens ?? 0;
   const n = opts.n ?? 1;
   const device = model.device;
@@ -425,7 +428,7 @@ export function checkPromptRoom(model: CausalLM, prompts: readonly (readonly num
 
 /** Generates n continuations of each prompt (token ids, no padding). */
 export function generate(model: CausalLM, prompts: readonly number[][], opts: GenerateOptions = {}): Generation[] {
-  checkPromptRoom(model, prompts, opts.maxNewTokens ?? 256);
+  checkPromptRoom(model, prompts, opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS);
   const n = opts.n ?? 1;
   const padId = opts.padTokenId ?? opts.tokenizer?.padTokenId ?? model.config.padTokenId ?? 0;
   const stops = new StopStrings(opts.stopStrings);
@@ -478,7 +481,7 @@ export interface BatchedOptions extends Omit<GenerateOptions, 'seed'> {
 export async function generateAll(model: CausalLM, prompts: readonly number[][], opts: BatchedOptions = {}): Promise<Generation[][]> {
   const batchSize = opts.batchSize ?? 8;
   const n = opts.n ?? 1;
-  checkPromptRoom(model, prompts, opts.maxNewTokens ?? 256);
+  checkPromptRoom(model, prompts, opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS);
   const order = prompts.map((_, i) => i).sort((a, b) => prompts[a]!.length - prompts[b]!.length || a - b);
   const out = new Array<Generation[]>(prompts.length);
   try {

@@ -68,20 +68,16 @@ export function readPairLines(path: string): PairLine[] {
     };
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new RunDirError(`${where}: expected an object`);
     const o = v as Record<string, unknown>;
-    const index = (k: string): void => void (Number.isInteger(o[k]) && (o[k] as number) >= 0 ? 0 : bad(k, 'a whole number >= 0'));
-    const prob = (k: string): void => void (typeof o[k] === 'number' && (o[k] as number) >= 0 && (o[k] as number) <= 1 ? 0 : bad(k, 'a number in [0, 1]'));
-    const ids = (k: string, min: number): void => {
-      const a = o[k];
-      if (!Array.isArray(a) || a.length < min || !a.every((x) => Number.isInteger(x) && x >= 0)) bad(k, `a list of token ids (whole numbers >= 0)${min ? ', not empty' : ''}`);
+    const check = (keys: string[], ok: (x: unknown) => boolean, want: string): void => {
+      for (const k of keys) if (!ok(o[k])) bad(k, want);
     };
-    const optFinite = (k: string): void => void (o[k] === undefined || (typeof o[k] === 'number' && Number.isFinite(o[k])) ? 0 : bad(k, 'a finite number'));
-    ['index', 'chosen', 'rejected'].forEach(index);
-    ['chosen_win_rate', 'rejected_win_rate', 'chosen_over_rejected'].forEach(prob);
-    if (typeof o.degenerate !== 'boolean') bad('degenerate', 'true or false');
-    ids('prompt_ids', 1);
-    ids('chosen_ids', 0);
-    ids('rejected_ids', 0);
-    ['chosen_ref_logprob', 'rejected_ref_logprob'].forEach(optFinite);
+    const isIds = (min: number) => (x: unknown): boolean => Array.isArray(x) && x.length >= min && x.every((id) => Number.isInteger(id) && id >= 0);
+    check(['index', 'chosen', 'rejected'], (x) => Number.isInteger(x) && (x as number) >= 0, 'a whole number >= 0');
+    check(['chosen_win_rate', 'rejected_win_rate', 'chosen_over_rejected'], (x) => typeof x === 'number' && x >= 0 && x <= 1, 'a number in [0, 1]');
+    check(['degenerate'], (x) => typeof x === 'boolean', 'true or false');
+    check(['prompt_ids'], isIds(1), 'a list of token ids (whole numbers >= 0), not empty');
+    check(['chosen_ids', 'rejected_ids'], isIds(0), 'a list of token ids (whole numbers >= 0)');
+    check(['chosen_ref_logprob', 'rejected_ref_logprob'], (x) => x === undefined || (typeof x === 'number' && Number.isFinite(x)), 'a finite number');
     out.push(o as unknown as PairLine);
   }, RunDirError);
   return out;

@@ -154,7 +154,7 @@ test('serve: errors in OpenAI shape: 401, 400s, 404, 405, 413, 429, and the serv
     ['{"model": ', 400, null],
     ['[1, 2]', 400, null],
     [{ ...ok, model: 'gpt-4' }, 404, 'model'],
-    [{ prompt: 'hi' }, 400, 'model'],
+    [{ prompt: 'hi', model: 5 }, 400, 'model'],
     [{ model: MODEL }, 400, 'prompt'],
     [{ ...ok, prompt: [] }, 400, 'prompt'],
     [{ ...ok, prompt: [[1, 2], 'x'] }, 400, 'prompt'],

@@ -5,10 +5,10 @@ import { positionLimit, readConfig } from '../models/config.js';
 import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, stopSetWarning } from '../text/chat_template.js';
 import { Engine } from '../serve/engine.js';
-import { SppoServer } from '../serve/server.js';
+import { readSamplingDefaults, SppoServer } from '../serve/server.js';
 import { UsageError } from './usage.js';
 import { modelFolder } from './model_option.js';
-import { deviceOption, dtypeOption, num, optNum, parseCommand } from './args.js';
+import { choice, deviceOption, dtypeOption, num, optNum, parseCommand } from './args.js';
 
 export const summary = 'serve a model folder over the OpenAI API (completions, chat, streaming; continuous batching)';
 
@@ -47,6 +47,9 @@ options:
   --max-body-bytes N     request bodies at most; beyond it 413 (default 1048576)
   --timeout S            a request running longer is cancelled: 408 (default 600)
   --seed S               seed of the sampling of requests without a seed (default: random)
+  --generation-config G  auto: requests that leave out temperature, top_p, top_k or min_p take DIR's
+                         generation_config.json values, as vLLM's default; vllm: OpenAI's defaults
+                         (temperature 1, top_p 1) (default auto)
   --log-requests         one line per request on stderr (route, status, tokens, time; no prompts)
   --log-prompts          the same lines with the prompts
   -h, --help             this help
@@ -72,6 +75,7 @@ export async function run(argv: string[]): Promise<void> {
       'max-body-bytes': { type: 'string' },
       timeout: { type: 'string' },
       seed: { type: 'string' },
+      'generation-config': { type: 'string' },
       'log-requests': { type: 'boolean' },
       'log-prompts': { type: 'boolean' },
     },
@@ -104,6 +108,8 @@ export async function run(argv: string[]): Promise<void> {
     if (over?.learned) throw new UsageError(`--max-model-len ${maxModelLen}: ${over.message}`);
     if (over) console.error(`sppo serve: warning: --max-model-len ${maxModelLen}: ${over.message}`);
   }
+  const generationConfig = choice('generation-config', v['generation-config'], ['auto', 'vllm'] as const, 'auto');
+  const sampling = generationConfig === 'auto' ? readSamplingDefaults(dir) : { defaults: {}, ignored: [] };
   const tokenizer = Tokenizer.fromFolder(dir);
   const template = ChatTemplate.hasTemplate(dir) ? ChatTemplate.fromFolder(dir, { specialTokens: tokenizer.specialTokens }) : undefined;
   const model = loadModel(dir, { dtype, device });
@@ -115,6 +121,7 @@ export async function run(argv: string[]): Promise<void> {
     maxTokens,
     maxN: Math.min(maxN, maxBatch),
     maxBodyBytes,
+    samplingDefaults: sampling.defaults,
     timeoutMs: timeout * 1000,
     logRequests: v['log-requests'] ?? false,
     logPrompts: v['log-prompts'] ?? false,
@@ -124,6 +131,10 @@ export async function run(argv: string[]): Promise<void> {
   const addr = await server.listen(port, host);
   console.error(`sppo serve: ${server.modelName} (${model.config.architecture}, ${model.dtype} on ${model.device}) at ${server.url}${apiKey ? ' (API key required)' : ''}`);
   console.error(`sppo serve: listening on ${addr.address}:${addr.port}`);
+  if (Object.keys(sampling.defaults).length > 0) {
+    console.error(`sppo serve: sampling defaults from generation_config.json: ${JSON.stringify(sampling.defaults)} (--generation-config vllm for OpenAI's)`);
+  }
+  for (const i of sampling.ignored) console.error(`sppo serve: warning: generation_config.json's ${i} is not applied (not implemented)`);
   const stopWarning = stopSetWarning(tokenizer, template);
   if (stopWarning) console.error(`sppo serve: warning: ${stopWarning}`);
   if (!apiKey && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') console.error('sppo serve: warning: no API key, and listening beyond this machine');

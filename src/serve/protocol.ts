@@ -27,11 +27,25 @@ export interface Limits {
   maxLogprobs: number;
   /** Stop strings at most. */
   maxStops: number;
+  /**
+   * Sampling defaults for a request that gives none: the model's generation_config.json, as vLLM's
+   * `--generation-config auto` (its default) reads them; absent: OpenAI's (temperature 1, top_p 1, no top-k).
+   */
+  samplingDefaults?: SamplingDefaults;
+}
+
+/** generation_config.json's sampling fields that a request's omitted fields take. */
+export interface SamplingDefaults {
+  temperature?: number;
+  topP?: number;
+  topK?: number;
+  minP?: number;
 }
 
 /** Sampling and output options shared by both endpoints. */
 export interface CommonRequest {
-  model: string;
+  /** Undefined: the served model (as vLLM takes a request without one). */
+  model: string | undefined;
   n: number;
   /** Undefined: the endpoint's default. */
   maxTokens: number | undefined;
@@ -153,7 +167,8 @@ function refuseUnsupported(b: Body): void {
 }
 
 function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens = 1): CommonRequest {
-  if (typeof b.model !== 'string') throw badRequest(`'model' must be a string, got ${typeName(b.model)}`, 'model', b.model === undefined ? 'missing_required_parameter' : 'invalid_type');
+  // As vLLM: `model` may be left out (the served model answers); given, it must be a string.
+  if (present(b, 'model') && typeof b.model !== 'string') throw badRequest(`'model' must be a string, got ${typeName(b.model)}`, 'model', 'invalid_type');
   refuseUnsupported(b);
   const n = int(b, 'n', 1, 1, limits.maxN);
   if (present(b, 'best_of') && int(b, 'best_of', n, 1, limits.maxN) !== n) throw badRequest("'best_of' other than n is not supported", 'best_of', 'unsupported');
@@ -164,10 +179,12 @@ function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens =
   }
   const minTokens = int(b, 'min_tokens', 0, 0, limits.maxTokens);
   if (maxTokens !== undefined && minTokens > maxTokens) throw badRequest("'min_tokens' must not exceed 'max_tokens'", 'min_tokens', 'out_of_range');
-  const temperature = number(b, 'temperature', 1, 0, 2);
-  const topP = number(b, 'top_p', 1, 0, 1, true);
-  const topKRaw = int(b, 'top_k', 0, -1, 1_000_000_000);
-  const seed = int(b, 'seed', undefined, -(2 ** 53) + 1, 2 ** 53 - 1);
+  const d = limits.samplingDefaults ?? {};
+  const temperature = number(b, 'temperature', d.temperature ?? 1, 0, 2);
+  const topP = number(b, 'top_p', d.topP ?? 1, 0, 1, true);
+  const topKRaw = int(b, 'top_k', d.topK ?? 0, -1, 1_000_000_000);
+  // Any integer seed, as vLLM takes 64-bit ones (a JSON number past 2^53 arrives rounded: seeded all the same).
+  const seed = int(b, 'seed', undefined, -Infinity, Infinity);
   let stop: string[] = [];
   if (present(b, 'stop')) {
     const v = b.stop;
@@ -191,7 +208,7 @@ function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens =
     if (!stream) throw badRequest("'stream_options' is only allowed with 'stream': true", 'stream_options');
     includeUsage = bool(so as Body, 'include_usage', false);
   }
-  const minP = number(b, 'min_p', 0, 0, 1);
+  const minP = number(b, 'min_p', d.minP ?? 0, 0, 1);
   const includeStopStr = bool(b, 'include_stop_str_in_output', false) || bool(b, 'no_stop_trim', false);
   const skipSpecialTokens = bool(b, 'skip_special_tokens', true);
   const addSpecialTokens = present(b, 'add_special_tokens') ? bool(b, 'add_special_tokens', true) : undefined;
@@ -204,7 +221,7 @@ function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens =
   const promptLogprobs = present(b, 'prompt_logprobs') ? int(b, 'prompt_logprobs', 0, -1, limits.maxLogprobs) : null;
   if (promptLogprobs !== null && stream) throw badRequest("'prompt_logprobs' are not available with 'stream': true", 'prompt_logprobs');
   return {
-    model: b.model,
+    model: b.model as string | undefined,
     n,
     minP,
     includeStopStr,
@@ -253,7 +270,8 @@ export function parseCompletion(body: unknown, limits: Limits): CompletionReques
   else if (p === undefined || p === null) throw badRequest("'prompt' is required", 'prompt', 'missing_required_parameter');
   else throw badRequest("'prompt' must be a string, a list of strings, a list of token ids or a list of lists of token ids (none empty)", 'prompt', 'invalid_type');
   if (prompts.length * c.n > limits.maxSequences) throw badRequest(`prompts x n = ${prompts.length * c.n} sequences, more than ${limits.maxSequences} in one request`, 'prompt', 'out_of_range');
-  const logprobs = present(b, 'logprobs') ? int(b, 'logprobs', 0, 0, limits.maxLogprobs) : null;
+  // logprobs: N alternatives; true / false as vLLM reads them (1 / none).
+  const logprobs = b.logprobs === true ? 1 : b.logprobs === false || !present(b, 'logprobs') ? null : int(b, 'logprobs', 0, 0, limits.maxLogprobs);
   return { ...c, prompts, logprobs, echo };
 }
 

@@ -108,12 +108,16 @@ export class EngineRequest {
 
 /**
  * The one check of the context length: why a prompt of `promptTokens` and `maxTokens` new tokens does not
- * fit in `maxLen` positions (with the request field to blame), or null when it does.
+ * fit in `maxLen` positions (with the request field to blame: `promptParam`, `messages` on chat), or null when
+ * it does. The message begins as vLLM's and OpenAI's do ("This model's maximum context length is N tokens"),
+ * which clients (LiteLLM's context-window fallbacks) match.
  */
-export function contextOverflow(promptTokens: number, maxTokens: number, maxLen: number): { param: 'prompt' | 'max_tokens'; message: string } | null {
-  if (promptTokens >= maxLen) return { param: 'prompt', message: `the prompt has ${promptTokens} tokens; this model's context length is ${maxLen}` };
+export function contextOverflow(promptTokens: number, maxTokens: number, maxLen: number, promptParam = 'prompt'): { param: string; message: string } | null {
+  const head = `This model's maximum context length is ${maxLen} tokens. However, you requested`;
+  const what = promptParam === 'messages' ? 'messages' : 'prompt';
+  if (promptTokens >= maxLen) return { param: promptParam, message: `${head} ${promptTokens} tokens in the ${what}. Please reduce the length of the ${what}.` };
   if (promptTokens + maxTokens > maxLen) {
-    return { param: 'max_tokens', message: `this model's maximum context length is ${maxLen} tokens; the request asks for ${promptTokens + maxTokens} (${promptTokens} in the prompt, ${maxTokens} new): reduce max_tokens` };
+    return { param: 'max_tokens', message: `${head} ${promptTokens + maxTokens} tokens (${promptTokens} in the ${what}, ${maxTokens} in the completion). Please reduce the length of the ${what} or completion.` };
   }
   return null;
 }

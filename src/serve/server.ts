@@ -19,11 +19,14 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readJson } from '../util/files.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import type { ChatTemplate } from '../text/chat_template.js';
 import { contextOverflow, EngineClosedError, QueueFullError, type EngineRequest, type SequenceEnd } from './request.js';
 import type { Engine } from './engine.js';
-import { ApiError, badRequest, type CommonRequest, type Limits } from './protocol.js';
+import { ApiError, badRequest, type CommonRequest, type Limits, type SamplingDefaults } from './protocol.js';
 import { promptTokens, TokenStrings, usage, type ChoiceState, type Endpoint, type EndpointContext, type Job, type RequestInfo, type StreamEvents } from './endpoint.js';
 import { completions } from './completions.js';
 import { chatCompletions } from './chat_completions.js';
@@ -55,6 +58,37 @@ export interface ServerOptions extends Partial<Limits> {
   workerChars?: number;
 }
 
+/**
+ * The sampling defaults of a model folder's generation_config.json (temperature, top_p, top_k, min_p), which vLLM
+ * applies to requests that leave them out (`--generation-config auto`, its default); {} without the file. Its
+ * repetition_penalty, which the server does not implement, is named in `ignored`.
+ */
+export function readSamplingDefaults(dir: string): { defaults: SamplingDefaults; ignored: string[] } {
+  const path = join(dir, 'generation_config.json');
+  if (!existsSync(path)) return { defaults: {}, ignored: [] };
+  const g = readJson<Record<string, unknown>>(path);
+  const num = (k: string, ok: (x: number) => boolean): number | undefined => {
+    const v = g[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !ok(v)) throw new Error(`${path}: ${k} must be a number in its range, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const defaults: SamplingDefaults = {};
+  const temperature = num('temperature', (x) => x >= 0);
+  const topP = num('top_p', (x) => x > 0 && x <= 1);
+  const topK = num('top_k', (x) => Number.isInteger(x) && x >= -1);
+  const minP = num('min_p', (x) => x >= 0 && x <= 1);
+  if (temperature !== undefined) defaults.temperature = Math.min(temperature, 2);
+  if (topP !== undefined) defaults.topP = topP;
+  if (topK !== undefined) defaults.topK = topK;
+  if (minP !== undefined) defaults.minP = minP;
+  const rp = num('repetition_penalty', (x) => x > 0);
+  return { defaults, ignored: rp !== undefined && rp !== 1 ? [`repetition_penalty ${rp}`] : [] };
+}
+
+/** How long an idle keep-alive connection stays open (see the constructor). */
+export const KEEP_ALIVE_MS = 65_000;
+
 const sha = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
 export class SppoServer implements EndpointContext {
@@ -81,8 +115,16 @@ export class SppoServer implements EndpointContext {
       maxSequences: opts.maxSequences ?? engine.maxBatch,
       maxLogprobs: opts.maxLogprobs ?? 20,
       maxStops: opts.maxStops ?? 16,
+      ...(opts.samplingDefaults ? { samplingDefaults: opts.samplingDefaults } : {}),
     };
     this.http = createServer((req, res) => void this.handle(req, res));
+    // An idle keep-alive socket is closed after keepAliveTimeout by a timer, and timers run before pending reads:
+    // a decoding step that holds the event loop past it (a long prefill, a large batch) would close a socket
+    // whose client has just sent its next request, which gets ECONNRESET. Node's 5 s is short beside such a step;
+    // 65 s (and headers within it) leaves clients, which reuse a socket for less (undici: the advertised timeout
+    // less 1 s; httpx: 5 s), to close first.
+    this.http.keepAliveTimeout = KEEP_ALIVE_MS;
+    this.http.headersTimeout = KEEP_ALIVE_MS + 1000;
   }
 
   /** Listens on host:port (port 0: a free one); resolves with the address. */
@@ -161,6 +203,18 @@ export class SppoServer implements EndpointContext {
         this.log(`sppo serve: ${req.method} ${req.url} ${status}${res.writableFinished ? '' : ' (client gone)'} ${(performance.now() - t0).toFixed(0)} ms${extra}${prompt}`);
       }
     });
+    // CORS as vLLM's default (any origin, method and header), so browser clients can call the API; the API key,
+    // when set, still guards every /v1 route. A preflight is answered here, before any route or key.
+    res.setHeader('Access-Control-Allow-Origin', '*');
+    if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
+      res.writeHead(204, {
+        'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+        'Access-Control-Allow-Headers': req.headers['access-control-request-headers'] ?? '*',
+        'Access-Control-Max-Age': '600',
+      });
+      res.end();
+      return;
+    }
     try {
       await this.route(req, res, info);
     } catch (err) {
@@ -270,7 +324,7 @@ export class SppoServer implements EndpointContext {
   /** A POST route: the request parsed, its model checked, then answered by its endpoint's file. */
   private async answer<R extends CommonRequest>(endpoint: Endpoint<R>, req: IncomingMessage, res: ServerResponse, body: unknown, info: RequestInfo): Promise<void> {
     const c = endpoint.parse(body, this.limits);
-    this.checkModel(c.model);
+    if (c.model !== undefined) this.checkModel(c.model);
     await endpoint.answer(this, req, res, c, info);
   }
 
@@ -337,7 +391,7 @@ export class SppoServer implements EndpointContext {
       if (typeof p === 'string') {
         const least = this.prompts.minTokens(p);
         if (c.truncatePromptTokens === undefined && least >= maxLen) {
-          throw badRequest(`the prompt has at least ${least} tokens (${p.length} characters); this model's context length is ${maxLen}`, param, 'context_length_exceeded');
+          throw badRequest(`This model's maximum context length is ${maxLen} tokens. However, you requested at least ${least} tokens in the ${param === 'messages' ? 'messages' : 'prompt'} (${p.length} characters). Please reduce its length.`, param, 'context_length_exceeded');
         }
         ids = await this.prompts.encode(p, addSpecialTokens);
       } else {
@@ -407,7 +461,7 @@ export class SppoServer implements EndpointContext {
     const maxLen = this.engine.maxModelLen;
     const longest = Math.max(...promptIds.map((p) => p.length));
     const maxTokens = c.maxTokens ?? Math.min(defaultMax ?? maxLen - longest, this.limits.maxTokens, maxLen - longest);
-    const over = contextOverflow(longest, maxTokens, maxLen);
+    const over = contextOverflow(longest, maxTokens, maxLen, 'messages' in c ? 'messages' : 'prompt');
     if (over) throw badRequest(over.message, over.param, 'context_length_exceeded');
     return {
       promptIds,

@@ -12,6 +12,7 @@ import { readPairLines } from '../src/sppo/stages/pairs.js';
 import { train, type TrainExample } from '../src/sppo/trainer.js';
 import { pairByInstruction, readOutputsFile } from '../src/eval/evaluate.js';
 import { cuda, tensor } from '../src/torch/index.js';
+import { Tokenizer } from '../src/text/tokenizer.js';
 import { sppoCli, sppoFails } from './helpers/cli.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
 
@@ -220,6 +221,23 @@ test('the CLI: prompts too long for GPT-2 name their line; --dtype float16 and -
       assert.match(half.stderr, /--dtype float16: this libtorch \([^)]+\) has no float16 matrix product on the CPU; use bfloat16 or float32 there/);
     } else assert.equal(readFileSync(join(dir, 'h.jsonl'), 'utf8').trim().split('\n').length, 2);
     if (!cuda.isAvailable()) sppoFails(['generate', '--model', llama, '--prompts', prompts, '--out', join(dir, 'c.jsonl'), '--device', 'cuda'], 2, /--device cuda: no CUDA device here \(this libtorch, [^,]+, (sees no GPU|is built without CUDA)\)/);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('a tokenizer.json whose model type the library does not implement is refused naming it; --min-new-tokens above --max-new-tokens is a usage error', { skip }, () => {
+  const dir = tempDir('input-tok');
+  try {
+    const folder = join(dir, 'm');
+    cpSync(llama, folder, { recursive: true });
+    const tj = JSON.parse(readFileSync(join(folder, 'tokenizer.json'), 'utf8')) as { model: { type: string } };
+    tj.model.type = 'WordLevel';
+    writeFileSync(join(folder, 'tokenizer.json'), JSON.stringify(tj));
+    assert.throws(() => Tokenizer.fromFolder(folder), (e: Error) => e.message === `${join(folder, 'tokenizer.json')}: model.type "WordLevel" is not supported (BPE, WordPiece, Unigram)`);
+    const prompts = join(dir, 'p.jsonl');
+    writeFileSync(prompts, '{"prompt": "Hi"}\n');
+    sppoFails(['generate', '--model', llama, '--prompts', prompts, '--out', join(dir, 'o.jsonl'), '--min-new-tokens', '9', '--max-new-tokens', '4'], 2, /--min-new-tokens 9 is more than --max-new-tokens 4/);
   } finally {
     removeDir(dir);
   }

@@ -107,6 +107,7 @@ export async function run(argv: string[]): Promise<void> {
   const topK = num('top-k', v['top-k'], 0, { ...int, min: 0 });
   const maxNewTokens = num('max-new-tokens', v['max-new-tokens'], 256, { ...int, min: 1 });
   const minNewTokens = num('min-new-tokens', v['min-new-tokens'], 0, { ...int, min: 0 });
+  if (minNewTokens > maxNewTokens) throw new UsageError(`--min-new-tokens ${minNewTokens} is more than --max-new-tokens ${maxNewTokens}`);
   const seed = num('seed', v.seed, 0, { ...int, min: 0 });
   const batchSize = num('batch-size', v['batch-size'], 8, { ...int, min: 1 });
   const device = deviceOption(v.device);

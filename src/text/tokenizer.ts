@@ -1,8 +1,9 @@
 // Tokenizer of a Hugging Face model folder: tokenizer.json through @huggingface/tokenizers (the pure-JS port of
 // HF tokenizers, which reads tokenizer.json as is), special tokens from tokenizer_config.json, falling back to the
 // token ids of generation_config.json and config.json.
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { jsonErrorMessage, readText } from '../util/files.js';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 
 export interface EncodeOptions {
@@ -26,17 +27,12 @@ export function readJsonFile(path: string, optional = false): Json | undefined {
     if (optional) return undefined;
     throw new Error(`${path}: file not found`);
   }
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new Error(`${path}: cannot read: ${(err as Error).message}`);
-  }
+  const text = readText(path, Error);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${path}: malformed JSON: ${(err as Error).message}`);
+    throw new Error(`${path}: malformed JSON: ${jsonErrorMessage(text, err)}`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new Error(`${path}: expected a JSON object`);
@@ -50,6 +46,9 @@ export function tokenContent(value: unknown): string | undefined {
   if (value && typeof value === 'object' && typeof (value as Json).content === 'string') return (value as Json).content as string;
   return undefined;
 }
+
+/** The tokenizer.json model types @huggingface/tokenizers implements. */
+const TOKENIZER_MODELS = ['BPE', 'WordPiece', 'Unigram'];
 
 const NAMED_SPECIAL = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
 
@@ -253,6 +252,11 @@ export class Tokenizer {
     const skipped = [...(map.additional_special_tokens as string[] | undefined ?? [])];
     for (const key of NAMED_SPECIAL) if (typeof map[key] === 'string' && !skipped.includes(map[key] as string)) skipped.push(map[key] as string);
     const modelType = (tokenizerJson.model as Json).type;
+    // A stated model type the library does not implement would be read as another (BPE): refused instead.
+    // (Old files state none; the library infers it from the fields.)
+    if (modelType !== undefined && !TOKENIZER_MODELS.includes(modelType as string)) {
+      throw new Error(`${join(dir, 'tokenizer.json')}: model.type ${JSON.stringify(modelType)} is not supported (${TOKENIZER_MODELS.join(', ')})`);
+    }
     this.cleanUpSpaces = config.clean_up_tokenization_spaces === true &&
       (modelType !== 'BPE' || config.clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output === true);
     const hfConfig: Json = {

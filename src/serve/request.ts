@@ -105,6 +105,10 @@ export class EngineRequest {
   }
 }
 
+/** The start of every context-length error, worded as vLLM's and OpenAI's (clients match on it). */
+export function contextLengthHead(maxLen: number): string {
+  return `This model's maximum context length is ${maxLen} tokens. However, you requested`;
+}
 
 /**
  * The one check of the context length: why a prompt of `promptTokens` and `maxTokens` new tokens does not
@@ -113,7 +117,7 @@ export class EngineRequest {
  * which clients (LiteLLM's context-window fallbacks) match.
  */
 export function contextOverflow(promptTokens: number, maxTokens: number, maxLen: number, promptParam = 'prompt'): { param: string; message: string } | null {
-  const head = `This model's maximum context length is ${maxLen} tokens. However, you requested`;
+  const head = contextLengthHead(maxLen);
   const what = promptParam === 'messages' ? 'messages' : 'prompt';
   if (promptTokens >= maxLen) return { param: promptParam, message: `${head} ${promptTokens} tokens in the ${what}. Please reduce the length of the ${what}.` };
   if (promptTokens + maxTokens > maxLen) {

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { readJson } from '../util/files.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import type { ChatTemplate } from '../text/chat_template.js';
-import { contextOverflow, EngineClosedError, QueueFullError, type EngineRequest, type SequenceEnd } from './request.js';
+import { contextLengthHead, contextOverflow, EngineClosedError, QueueFullError, type EngineRequest, type SequenceEnd } from './request.js';
 import type { Engine } from './engine.js';
 import { ApiError, badRequest, type CommonRequest, type Limits, type SamplingDefaults } from './protocol.js';
 import { promptTokens, TokenStrings, usage, type ChoiceState, type Endpoint, type EndpointContext, type Job, type RequestInfo, type StreamEvents } from './endpoint.js';
@@ -391,7 +391,7 @@ export class SppoServer implements EndpointContext {
       if (typeof p === 'string') {
         const least = this.prompts.minTokens(p);
         if (c.truncatePromptTokens === undefined && least >= maxLen) {
-          throw badRequest(`This model's maximum context length is ${maxLen} tokens. However, you requested at least ${least} tokens in the ${param === 'messages' ? 'messages' : 'prompt'} (${p.length} characters). Please reduce its length.`, param, 'context_length_exceeded');
+          throw badRequest(`${contextLengthHead(maxLen)} at least ${least} tokens in the ${param === 'messages' ? 'messages' : 'prompt'} (${p.length} characters). Please reduce its length.`, param, 'context_length_exceeded');
         }
         ids = await this.prompts.encode(p, addSpecialTokens);
       } else {

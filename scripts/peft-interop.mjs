@@ -7,7 +7,8 @@
 //     compared against sppo's float32 logits within a bfloat16 bound);
 //   - the tokenizer files sppo copies load with AutoTokenizer and encode a few texts to sppo's ids;
 //   - the committed fixtures of test/peft_interop.test.ts and test/trl_losses.test.ts are what PEFT 0.21 and TRL 1.13
-//     write again now (scripts/peft-fixtures.py --check, scripts/trl-fixtures.py --check).
+//     write again now (scripts/peft-fixtures.py --check, scripts/trl-fixtures.py --check), and transformers' generate
+//     with repetition_penalty gives test/penalties.test.ts's fixture again (scripts/penalty-fixture.py --check).
 // The adapters and checkpoints are written by sppo when this runs (nothing committed is trusted), into a temp
 // folder; scripts/peft-interop.py checks them. The other direction (adapters PEFT writes, loaded by sppo) is
 // test/peft_interop.test.ts on fixtures written by scripts/peft-fixtures.py.
@@ -112,7 +113,7 @@ try {
   // The committed fixtures of test/peft_interop.test.ts, test/trl_losses.test.ts and test/generate.test.ts (TRL's
   // geometric mixture), written again by PEFT and TRL
   // and compared (scripts/fixture_check.py).
-  for (const script of ['peft-fixtures.py', 'trl-fixtures.py', 'trl-mixture-fixture.py']) {
+  for (const script of ['peft-fixtures.py', 'trl-fixtures.py', 'trl-mixture-fixture.py', 'penalty-fixture.py']) {
     const c = spawnSync(py, [join(root, 'scripts', script), '--check', '--hf-tiny', hfTiny], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
     process.stdout.write(c.stdout.split('\n').filter((l) => /^(ok|FAIL) /.test(l)).join('\n') + '\n');
     if (c.status !== 0) process.exitCode = 1;

@@ -91,3 +91,32 @@ test('sppo generate: a malformed line stops with the file and line number; bad o
     removeDir(dir);
   }
 });
+
+test('sppo generate --repetition-penalty, --presence-penalty, --frequency-penalty: the library\'s penalised generation; out-of-range values are usage errors', { skip }, async () => {
+  const dir = tempDir('gen-cli-pen');
+  try {
+    const prompts = join(dir, 'p.jsonl');
+    writeFileSync(prompts, ['{"prompt": "Hello there"}', '{"prompt": "Sort 3 1 2"}'].join('\n') + '\n');
+    const args = ['--model', model, '--prompts', prompts, '--max-new-tokens', '10', '--temperature', '0', '--raw', '--device', 'cpu'];
+    const tokens = (out: string): number[][] => readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l).responses[0].token_ids);
+    sppoOk(['generate', ...args, '--out', join(dir, 'plain.jsonl')]);
+    sppoOk(['generate', ...args, '--repetition-penalty', '0.6', '--presence-penalty=-1', '--frequency-penalty', '0.5', '--out', join(dir, 'pen.jsonl')]);
+    const { loadModel } = await import('../src/models/index.js');
+    const { generate } = await import('../src/generate/index.js');
+    const { Tokenizer } = await import('../src/text/tokenizer.js');
+    const tok = Tokenizer.fromFolder(model);
+    const m = loadModel(model);
+    try {
+      const ids = ['Hello there', 'Sort 3 1 2'].map((t) => tok.encode(t, { addSpecialTokens: true }));
+      const want = generate(m, ids, { temperature: 0, maxNewTokens: 10, tokenizer: tok, repetitionPenalty: 0.6, presencePenalty: -1, frequencyPenalty: 0.5 }).map((g) => g.tokens);
+      assert.deepEqual(tokens(join(dir, 'pen.jsonl')), want);
+      assert.notDeepEqual(tokens(join(dir, 'plain.jsonl')), want);
+    } finally {
+      m.dispose();
+    }
+    sppoFails(['generate', ...args, '--repetition-penalty', '0', '--out', join(dir, 'x.jsonl')], 2, /--repetition-penalty must be a number > 0/);
+    sppoFails(['generate', ...args, '--presence-penalty', '2.5', '--out', join(dir, 'x.jsonl')], 2, /--presence-penalty must be a number in \[-2, 2\]/);
+  } finally {
+    removeDir(dir);
+  }
+});

@@ -61,6 +61,9 @@ test('samplerFields: top_k -1 for none, the penalties and min_p at their neutral
   assert.equal(f.temperature, 0.7);
   assert.deepEqual(f.stop, ['\n']);
   assert.equal(f.min_tokens, 2);
+  // sppo generate's penalties, when given, are sent as they are.
+  const p = samplerFields({ repetitionPenalty: 1.05, presencePenalty: 0.5, frequencyPenalty: -0.5 });
+  assert.deepEqual([p.repetition_penalty, p.presence_penalty, p.frequency_penalty], [1.05, 0.5, -0.5]);
 });
 
 test('toGeneration: vLLM stop_reason and SGLang matched_stop (a string: a stop string; a number: EOS)', () => {

@@ -177,7 +177,10 @@ test('serve: errors in OpenAI shape: 401, 400s, 404, 405, 413, 429, and the serv
     [{ ...ok, stream_options: { include_usage: true } }, 400, 'stream_options'],
     [{ ...ok, echo: true, stream: true }, 400, 'echo'],
     [{ ...ok, max_tokens: 0, echo: false }, 400, 'max_tokens'],
-    [{ ...ok, presence_penalty: 1 }, 400, 'presence_penalty'],
+    [{ ...ok, presence_penalty: 2.5 }, 400, 'presence_penalty'],
+    [{ ...ok, repetition_penalty: 0 }, 400, 'repetition_penalty'],
+    [{ ...ok, logit_bias: { x: 1 } }, 400, 'logit_bias'],
+    [{ ...ok, logit_bias: { '100000': 1 } }, 400, 'logit_bias'],
     [{ ...ok, prompt: 'x '.repeat(200) }, 400, 'prompt'],
     [{ ...ok, prompt: 'x '.repeat(70), max_tokens: 64 }, 400, 'max_tokens'],
   ];

@@ -66,11 +66,11 @@ test('serve: generation_config.json\'s sampling fields are the defaults of reque
   const dir = tempDir('serve-gencfg');
   try {
     mkdirSync(join(dir, 'm'));
-    writeFileSync(join(dir, 'm', 'generation_config.json'), JSON.stringify({ do_sample: true, temperature: 0.6, top_p: 0.9, top_k: 1, repetition_penalty: 1.05, eos_token_id: 2 }));
-    const { defaults, ignored } = readSamplingDefaults(join(dir, 'm'));
-    assert.deepEqual(defaults, { temperature: 0.6, topP: 0.9, topK: 1 });
-    assert.deepEqual(ignored, ['repetition_penalty 1.05']);
-    assert.deepEqual(readSamplingDefaults(dir), { defaults: {}, ignored: [] });
+    writeFileSync(join(dir, 'm', 'generation_config.json'), JSON.stringify({ do_sample: true, temperature: 0.6, top_p: 0.9, top_k: 1, repetition_penalty: 1.05, max_new_tokens: 512, eos_token_id: 2 }));
+    assert.deepEqual(readSamplingDefaults(join(dir, 'm')), { temperature: 0.6, topP: 0.9, topK: 1, repetitionPenalty: 1.05, maxTokens: 512 });
+    assert.deepEqual(readSamplingDefaults(dir), {});
+    writeFileSync(join(dir, 'm', 'generation_config.json'), JSON.stringify({ temperature: 0.6, top_p: 0.9, top_k: 1 }));
+    const defaults = readSamplingDefaults(join(dir, 'm'));
     writeFileSync(join(dir, 'm', 'generation_config.json'), JSON.stringify({ top_p: '0.9' }));
     assert.throws(() => readSamplingDefaults(join(dir, 'm')), /generation_config\.json: top_p must be a number in its range, got "0\.9"/);
     // top_k 1 as the default: every sample of n is the greedy one; a request's own top_k overrides it.

@@ -32,6 +32,12 @@ options:
   --temperature T        0 = greedy (default 1)
   --top-p P              nucleus sampling, in (0, 1] (default 1: off)
   --top-k K              keep the K most likely tokens (default 0: off)
+  --repetition-penalty R > 0: the logits of tokens already in the prompt or the response divided by R where
+                         positive, multiplied where negative (transformers' and vLLM's; default 1: off)
+  --presence-penalty P   in [-2, 2]: subtracted once from the logit of each token already in the response
+                         (OpenAI's and vLLM's; default 0)
+  --frequency-penalty F  in [-2, 2]: subtracted per occurrence in the response (default 0). The penalties
+                         change what is sampled, not the log-probs written (the untempered policy's)
   --max-new-tokens N     default 256
   --min-new-tokens N     EOS forbidden before N new tokens (default 0)
   --stop TEXT            stop a response at TEXT (repeatable; the text is cut before it)
@@ -77,6 +83,9 @@ export async function run(argv: string[]): Promise<void> {
       temperature: { type: 'string' },
       'top-p': { type: 'string' },
       'top-k': { type: 'string' },
+      'repetition-penalty': { type: 'string' },
+      'presence-penalty': { type: 'string' },
+      'frequency-penalty': { type: 'string' },
       'max-new-tokens': { type: 'string' },
       'min-new-tokens': { type: 'string' },
       stop: { type: 'string', multiple: true },
@@ -105,6 +114,11 @@ export async function run(argv: string[]): Promise<void> {
   const topP = num('top-p', v['top-p'], 1, { min: 0, max: 1 });
   if (topP === 0) throw new UsageError('--top-p must be in (0, 1], got 0');
   const topK = num('top-k', v['top-k'], 0, { ...int, min: 0 });
+  const penalties = {
+    repetitionPenalty: num('repetition-penalty', v['repetition-penalty'], 1, { min: 0, open: true }),
+    presencePenalty: num('presence-penalty', v['presence-penalty'], 0, { min: -2, max: 2 }),
+    frequencyPenalty: num('frequency-penalty', v['frequency-penalty'], 0, { min: -2, max: 2 }),
+  };
   const maxNewTokens = num('max-new-tokens', v['max-new-tokens'], 256, { ...int, min: 1 });
   const minNewTokens = num('min-new-tokens', v['min-new-tokens'], 0, { ...int, min: 0 });
   if (minNewTokens > maxNewTokens) throw new UsageError(`--min-new-tokens ${minNewTokens} is more than --max-new-tokens ${maxNewTokens}`);
@@ -152,7 +166,7 @@ export async function run(argv: string[]): Promise<void> {
       { checkpoint: v.model!, tokenizer, label: 'sppo generate', log: (l) => console.error(l), loadModel: () => loadModel(v.model!, { dtype, device }), prompts: { raw: v.raw ?? false, chatTemplateKwargs: kwargs } },
     );
     try {
-      const flat = await remote.generate(ids, { n, temperature, topP, topK, maxNewTokens, minNewTokens, stop: v.stop ?? [], seed }, (done) => bar.update(done, { tps: '-' }));
+      const flat = await remote.generate(ids, { n, temperature, topP, topK, maxNewTokens, minNewTokens, stop: v.stop ?? [], seed, ...penalties }, (done) => bar.update(done, { tps: '-' }));
       results = ids.map((_, i) => flat.slice(i * n, (i + 1) * n));
       tokensOut = flat.reduce((a, g) => a + g.tokens.length, 0);
     } finally {
@@ -164,7 +178,7 @@ export async function run(argv: string[]): Promise<void> {
     const mu = mixtureDir === undefined ? undefined : loadModel(mixtureDir, { dtype, device });
     try {
       results = await generateAll(model, ids, {
-        n, temperature, topP, topK, maxNewTokens, minNewTokens, tokenizer, stopStrings: v.stop, batchSize, graph,
+        n, temperature, topP, topK, maxNewTokens, minNewTokens, tokenizer, stopStrings: v.stop, batchSize, graph, ...penalties,
         ...(mu ? { mixture: { model: mu, coef: mixtureCoef } } : {}),
         seedOf: (b) => seed + b * batchSize,
         onBatch: (done, gens) => {

@@ -47,9 +47,10 @@ options:
   --max-body-bytes N     request bodies at most; beyond it 413 (default 1048576)
   --timeout S            a request running longer is cancelled: 408 (default 600)
   --seed S               seed of the sampling of requests without a seed (default: random)
-  --generation-config G  auto: requests that leave out temperature, top_p, top_k or min_p take DIR's
-                         generation_config.json values, as vLLM's default; vllm: OpenAI's defaults
-                         (temperature 1, top_p 1) (default auto)
+  --generation-config G  auto: requests that leave out temperature, top_p, top_k, min_p or
+                         repetition_penalty take DIR's generation_config.json values, and its
+                         max_new_tokens caps max_tokens, as vLLM's default; vllm: OpenAI's defaults
+                         (temperature 1, top_p 1, no penalty) (default auto)
   --log-requests         one line per request on stderr (route, status, tokens, time; no prompts)
   --log-prompts          the same lines with the prompts
   -h, --help             this help
@@ -109,7 +110,7 @@ export async function run(argv: string[]): Promise<void> {
     if (over) console.error(`sppo serve: warning: --max-model-len ${maxModelLen}: ${over.message}`);
   }
   const generationConfig = choice('generation-config', v['generation-config'], ['auto', 'vllm'] as const, 'auto');
-  const sampling = generationConfig === 'auto' ? readSamplingDefaults(dir) : { defaults: {}, ignored: [] };
+  const sampling = generationConfig === 'auto' ? readSamplingDefaults(dir) : {};
   const tokenizer = Tokenizer.fromFolder(dir);
   const template = ChatTemplate.hasTemplate(dir) ? ChatTemplate.fromFolder(dir, { specialTokens: tokenizer.specialTokens }) : undefined;
   const model = loadModel(dir, { dtype, device });
@@ -121,7 +122,7 @@ export async function run(argv: string[]): Promise<void> {
     maxTokens,
     maxN: Math.min(maxN, maxBatch),
     maxBodyBytes,
-    samplingDefaults: sampling.defaults,
+    samplingDefaults: sampling,
     timeoutMs: timeout * 1000,
     logRequests: v['log-requests'] ?? false,
     logPrompts: v['log-prompts'] ?? false,
@@ -131,10 +132,9 @@ export async function run(argv: string[]): Promise<void> {
   const addr = await server.listen(port, host);
   console.error(`sppo serve: ${server.modelName} (${model.config.architecture}, ${model.dtype} on ${model.device}) at ${server.url}${apiKey ? ' (API key required)' : ''}`);
   console.error(`sppo serve: listening on ${addr.address}:${addr.port}`);
-  if (Object.keys(sampling.defaults).length > 0) {
-    console.error(`sppo serve: sampling defaults from generation_config.json: ${JSON.stringify(sampling.defaults)} (--generation-config vllm for OpenAI's)`);
+  if (Object.keys(sampling).length > 0) {
+    console.error(`sppo serve: sampling defaults from generation_config.json: ${JSON.stringify(sampling)} (--generation-config vllm for OpenAI's)`);
   }
-  for (const i of sampling.ignored) console.error(`sppo serve: warning: generation_config.json's ${i} is not applied (not implemented)`);
   const stopWarning = stopSetWarning(tokenizer, template);
   if (stopWarning) console.error(`sppo serve: warning: ${stopWarning}`);
   if (!apiKey && host !== '127.0.0.1' && host !== 'localhost' && host !== '::1') console.error('sppo serve: warning: no API key, and listening beyond this machine');

@@ -11,7 +11,7 @@ import { positionLimit } from '../models/config.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { StopStrings } from '../text/stop_strings.js';
 import { KVCache } from './kv_cache.js';
-import { isGreedy, sampleNext, sampleStep, tokenMask, type SamplingOptions } from './sampling.js';
+import { checkPenalties, countTokens, hasPenalties, isGreedy, penaltyCoefficients, promptHistory, sampleNext, sampleStep, tokenMask, type PenaltyOptions, type SamplingOptions, type TokenHistory } from './sampling.js';
 import { DecodeStep, type PrefillState } from './decode_step.js';
 import { decodeGraphFailure, GRAPH_PROMPT_MULTIPLE, graphedDecoder, releaseDecodeGraphs } from './decode_graph.js';
 
@@ -22,7 +22,7 @@ export type FinishReason = 'eos' | 'stop' | 'length';
 /** maxNewTokens when the options give none. */
 export const DEFAULT_MAX_NEW_TOKENS = 256;
 
-export interface GenerateOptions extends SamplingOptions {
+export interface GenerateOptions extends SamplingOptions, PenaltyOptions {
   /** Default DEFAULT_MAX_NEW_TOKENS (256). */
   maxNewTokens?: number;
   /** EOS (and stop tokens) are forbidden before this many new tokens. Default 0. */
@@ -48,7 +48,8 @@ export interface GenerateOptions extends SamplingOptions {
    * 'off': the op-by-op loop. 'on': the static step (preallocated cache, device-side state, no host read
    * per step), captured once per batch bucket as a CUDA graph and replayed on a GPU, run eagerly on the CPU.
    * 'auto' (default): the CUDA graph on a GPU, the op-by-op loop on the CPU (the faster one there). The
-   * tokens and log-probs are the same either way for the same seed (on the CPU, bit for bit).
+   * tokens and log-probs are the same either way for the same seed (on the CPU, bit for bit). A logit bias or
+   * penalty (PenaltyOptions) decodes op by op too.
    */
   graph?: GraphMode;
   /**
@@ -118,10 +119,10 @@ export type DecodeMode = 'loop' | 'static' | 'graph';
  * op-by-op loop on the CPU: there no launches are saved, the static step does more arithmetic (attention
  * over the whole capacity), and the two measured equal within noise (docs/generation.md).
  */
-export function decodeMode(opts: Pick<GenerateOptions, 'graph' | 'stopStrings' | 'temperature' | 'mixture'>, device: string): DecodeMode {
+export function decodeMode(opts: Pick<GenerateOptions, 'graph' | 'stopStrings' | 'temperature' | 'mixture' | keyof PenaltyOptions>, device: string): DecodeMode {
   const mode = opts.graph ?? 'auto';
   if (mode !== 'auto' && mode !== 'on' && mode !== 'off') throw new Error(`generate: graph must be 'auto', 'on' or 'off' (got ${JSON.stringify(mode)})`);
-  if (mode === 'off' || opts.mixture || (opts.stopStrings ?? []).some((x) => x.length > 0)) return 'loop';
+  if (mode === 'off' || opts.mixture || hasPenalties(opts) || (opts.stopStrings ?? []).some((x) => x.length > 0)) return 'loop';
   const gpu = device.startsWith('cuda') && CudaGraph.isAvailable();
   if (mode === 'on') return gpu ? 'graph' : 'static';
   return gpu && decodeGraphFailure() === null && (isGreedy(opts) || CudaGraph.supportsGenerators()) ? 'graph' : 'loop';
@@ -186,12 +187,14 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
   const syncEvery = device === 'cpu' || stopStrings.length ? 1 : 8;
   const mix = opts.mixture;
   if (mix) checkMixture(model, mix);
+  const penalised = hasPenalties(opts);
+  if (penalised) checkPenalties(opts, model.config.vocabSize, 'generate');
 
   return noGrad(() => {
     const cache = KVCache.forModel(model, b, p + maxNew);
     const mixCache = mix ? KVCache.forModel(mix.model, b, p + maxNew) : undefined;
     // The prefill, shared by every loop: the prompts' keys and values, and the logits of their last position.
-    const state: { mask: Tensor; pos: Tensor; logits: Tensor; finished: Tensor } = tidy(() => {
+    const state: { mask: Tensor; pos: Tensor; logits: Tensor; finished: Tensor; history?: TokenHistory } = tidy(() => {
       let ids = inputIds.device === device ? inputIds : inputIds.to(device);
       let mask0 = attentionMask.device === device ? attentionMask : attentionMask.to(device);
       if (p > p0) ({ ids, mask: mask0 } = widenLeft(ids, mask0, p, padId));
@@ -199,14 +202,17 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
       const last = mix ? mixLogits(lastLogits(model, cache), lastLogits(mix.model, mixCache!), mix.coef) : lastLogits(model, cache);
       const rep = (t: Tensor): Tensor => (n === 1 ? t.detach() : t.repeatInterleave(n, 0)); // never the caller's own handle
       const mask = rep(mask0);
+      const h = penalised ? promptHistory(ids, mask0, last.size(-1)) : undefined;
       return {
         mask,
         pos: mask.sum(1, true, 'int64'),
         logits: rep(last),
         finished: zeros([rows], { dtype: 'bool', device }),
+        ...(h ? { history: { prompt: rep(h.prompt), counts: rep(h.counts) } } : {}),
       };
     });
-    for (const t of Object.values(state)) keep(t);
+    const owned = (): Tensor[] => [state.mask, state.pos, state.logits, state.finished, ...(state.history ? [state.history.prompt, state.history.counts] : [])];
+    for (const t of owned()) keep(t);
     cache.repeatInterleave(n);
     mixCache?.repeatInterleave(n);
     try {
@@ -238,7 +244,7 @@ export function generateTensors(model: CausalLM, inputIds: Tensor, attentionMask
         throw e;
       }
     } finally {
-      for (const t of Object.values(state)) t.dispose();
+      for (const t of owned()) t.dispose();
       cache.dispose();
       mixCache?.dispose();
     }
@@ -274,7 +280,7 @@ interface LoopSettings extends GenerateOptions {
 function decodeLoop(
   model: CausalLM,
   cache: KVCache,
-  state: { mask: Tensor; pos: Tensor; logits: Tensor; finished: Tensor },
+  state: { mask: Tensor; pos: Tensor; logits: Tensor; finished: Tensor; history?: TokenHistory },
   o: LoopSettings & { stopStrings: string[]; generator: Generator | undefined; second: { model: CausalLM; cache: KVCache; coef: number } | undefined },
 ): { tokens: Tensor; logprobs: Tensor; stopAt: number[] } {
   const { maxNew, minNew, rows, p, eos, stopIds, padId, stopStrings, syncEvery, generator, second } = o;
@@ -285,6 +291,9 @@ function decodeLoop(
   const fullMask = keep(tidy(() => cat([state.mask, ones([rows, maxNew], { dtype: 'int64', device })], 1)));
   // The end tokens: banned while step < minNew; a drawn one ends its row.
   const endMask = keep(tokenMask([...eos, ...stopIds], state.logits.size(-1), device));
+  // The bias and penalties, over each row's prompt and generated tokens (state.history, counted every step).
+  const coefficients = state.history ? penaltyCoefficients(o, state.logits.size(-1), device) : null;
+  if (coefficients?.bias) keep(coefficients.bias);
   const tokens: Tensor[] = [];
   const logprobs: Tensor[] = [];
   const hostTokens: number[][] = stopStrings.length ? Array.from({ length: rows }, () => []) : [];
@@ -297,6 +306,7 @@ function decodeLoop(
         const { token, logprob: lp, ended } = sampleStep({
           logits: state.logits,
           ban: step < minNew ? endMask : null,
+          penalties: state.history && coefficients ? { history: state.history, coefficients } : null,
           draw: (scores) => sampleNext(scores, o, generator),
           finished: state.finished,
           padTokenId: padId,
@@ -306,6 +316,11 @@ function decodeLoop(
       });
       tokens.push(keep(next.token));
       logprobs.push(keep(next.lp));
+      if (state.history) {
+        const counts = keep(countTokens(state.history.counts, next.token, state.finished));
+        state.history.counts.dispose();
+        state.history.counts = counts;
+      }
       let finished = tidy(() => state.finished.logicalOr(next.ended));
       next.ended.dispose();
       if (stopStrings.length) {
@@ -351,6 +366,7 @@ function decodeLoop(
     return { tokens: out.tokens, logprobs: out.logprobs, stopAt };
   } finally {
     for (const t of [...tokens, ...logprobs, endMask, fullMask]) t.dispose();
+    coefficients?.bias?.dispose();
   }
 }
 

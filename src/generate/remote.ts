@@ -17,9 +17,10 @@
 // {protocol,serving_completions}.py at commit 004c82e07d876f6e4a0ad6e15325706b0f478f1a (see
 // docs/generation.md).
 import type { FinishReason, Generation } from './generate.js';
+import type { PenaltyOptions } from './sampling.js';
 import { backoffDelay, retryableStatus, sleep } from '../util/retry.js';
 
-export interface RemoteOptions {
+export interface RemoteOptions extends Omit<PenaltyOptions, 'logitBias'> {
   /** Base URLs of the OpenAI API (e.g. http://host:8000/v1). */
   urls: string[];
   /** The `model` field of the requests. */
@@ -87,7 +88,7 @@ export interface RemoteChoice {
  * (e.g. Qwen2.5's top_k 20, repetition_penalty 1.05): the samples would then not be the policy's, and
  * their stored (raw) log-probs would not be those of the distribution sampled.
  */
-export function samplerFields(opts: Pick<RemoteOptions, 'temperature' | 'topP' | 'topK' | 'minNewTokens' | 'stopStrings' | 'maxNewTokens'>): Record<string, unknown> {
+export function samplerFields(opts: Pick<RemoteOptions, 'temperature' | 'topP' | 'topK' | 'minNewTokens' | 'stopStrings' | 'maxNewTokens' | 'repetitionPenalty' | 'presencePenalty' | 'frequencyPenalty'>): Record<string, unknown> {
   return {
     max_tokens: opts.maxNewTokens ?? 256,
     temperature: opts.temperature ?? 1,
@@ -95,9 +96,10 @@ export function samplerFields(opts: Pick<RemoteOptions, 'temperature' | 'topP' |
     // -1: no top-k on vLLM ("0 (or -1)"), SGLang (its default) and sppo serve.
     top_k: opts.topK && opts.topK > 0 ? opts.topK : -1,
     min_p: 0,
-    repetition_penalty: 1,
-    presence_penalty: 0,
-    frequency_penalty: 0,
+    // Neutral unless asked for (sppo generate's --repetition-penalty and the rest; never the loop's samples).
+    repetition_penalty: opts.repetitionPenalty ?? 1,
+    presence_penalty: opts.presencePenalty ?? 0,
+    frequency_penalty: opts.frequencyPenalty ?? 0,
     min_tokens: opts.minNewTokens ?? 0,
     stop: opts.stopStrings ?? [],
     stop_token_ids: [],

@@ -1,5 +1,7 @@
 // Choosing the next token from logits [B, V]: greedy, or sampling after temperature, min-p (the server's
 // min_p; off in process), top-k and top-p (in that order, as transformers' warpers), with a libtorch Generator for reproducible draws.
+// Before either, when asked: a logit bias and the repetition, frequency and presence penalties (vLLM's order and
+// formulas; transformers' repetition_penalty), over each row's TokenHistory.
 //
 // A draw is the exponential race: token = argmax(probs / q) with q ~ Exp(1) per vocabulary entry, which
 // picks token i with probability probs[i] / sum(probs). That is what libtorch's multinomial(probs, 1)
@@ -8,7 +10,7 @@
 // libtorch 1.13 and the 2.x releases before the check became an asynchronous device assert read it back
 // on the host (an .item(), a device sync on a GPU), which a CUDA graph cannot contain. This composition
 // has no host read on any version: the decoding step (decode_step.ts) can be captured and replayed.
-import { emptyLike, tidy, zeros, type Generator, type Tensor } from '../torch/index.js';
+import { emptyLike, ones, tensor, tidy, where, zeros, type Generator, type Tensor } from '../torch/index.js';
 
 export interface SamplingOptions {
   /** 0 means greedy. Default 1. */
@@ -22,6 +24,134 @@ export interface SamplingOptions {
 }
 
 export const isGreedy = (o: SamplingOptions): boolean => (o.temperature ?? 1) === 0;
+
+/**
+ * What changes the logits before the draw, as vLLM's sampler applies it (and transformers' logits processors for
+ * repetition_penalty): the bias first, then the repetition, frequency and presence penalties. Greedy decoding takes
+ * the argmax of the changed logits; the log-probs returned stay those of the raw logits (vLLM's default
+ * raw_logprobs), so a penalised sample's log-probs are the policy's, not those of the distribution it was drawn from.
+ */
+export interface PenaltyOptions {
+  /** > 0; 1 = off. The logit of every token already in the prompt or the output is divided by it where positive and
+   * multiplied by it where negative (CTRL's penalty; transformers' and vLLM's repetition_penalty). */
+  repetitionPenalty?: number;
+  /** In [-2, 2]; 0 = off. Subtracted once from the logit of every token already in the output (OpenAI's and vLLM's). */
+  presencePenalty?: number;
+  /** In [-2, 2]; 0 = off. Subtracted from a token's logit once per time it is already in the output. */
+  frequencyPenalty?: number;
+  /** Token id -> added to its logit, in [-100, 100] (OpenAI's logit_bias). */
+  logitBias?: Readonly<Record<number, number>>;
+}
+
+/** Whether any of the options changes the logits. */
+export function hasPenalties(o: PenaltyOptions): boolean {
+  return (o.repetitionPenalty ?? 1) !== 1 || (o.presencePenalty ?? 0) !== 0 || (o.frequencyPenalty ?? 0) !== 0 || Object.keys(o.logitBias ?? {}).length > 0;
+}
+
+/** Checks the options' ranges (vLLM's and OpenAI's); `where` names the caller in the message. */
+export function checkPenalties(o: PenaltyOptions, vocabSize: number, where: string): void {
+  const r = o.repetitionPenalty ?? 1;
+  if (!(Number.isFinite(r) && r > 0)) throw new RangeError(`${where}: repetitionPenalty must be a number > 0 (got ${r})`);
+  for (const k of ['presencePenalty', 'frequencyPenalty'] as const) {
+    const v = o[k] ?? 0;
+    if (!(v >= -2 && v <= 2)) throw new RangeError(`${where}: ${k} must be in [-2, 2] (got ${v})`);
+  }
+  for (const [id, b] of Object.entries(o.logitBias ?? {})) {
+    const t = Number(id);
+    if (!(Number.isInteger(t) && t >= 0 && t < vocabSize)) throw new RangeError(`${where}: logitBias names token ${id}, outside the vocabulary [0, ${vocabSize})`);
+    if (!(typeof b === 'number' && b >= -100 && b <= 100)) throw new RangeError(`${where}: logitBias of token ${id} must be in [-100, 100] (got ${b})`);
+  }
+}
+
+/**
+ * The tokens each row has seen, which the penalties read: bool [rows, V] for the prompt's (padding left out) and
+ * float32 [rows, V] counts of the generated ones. Owned by whoever made it (dispose both).
+ */
+export interface TokenHistory {
+  prompt: Tensor;
+  counts: Tensor;
+}
+
+/** A TokenHistory from id lists on the host: each row's prompt and the tokens it generated so far. */
+export function tokenHistory(prompts: readonly (readonly number[])[], outputs: readonly (readonly number[])[], vocabSize: number, device: string): TokenHistory {
+  // Rows padded with the id V, which lands in a column cut off afterwards.
+  const padded = (lists: readonly (readonly number[])[]): Tensor => {
+    const w = Math.max(1, ...lists.map((l) => l.length));
+    const a = new BigInt64Array(lists.length * w).fill(BigInt(vocabSize));
+    lists.forEach((l, i) => l.forEach((t, j) => (a[i * w + j] = BigInt(t))));
+    return tensor(a, { shape: [lists.length, w], device });
+  };
+  return tidy(() => {
+    const rows = prompts.length;
+    const p = padded(prompts);
+    const o = padded(outputs);
+    return {
+      prompt: zeros([rows, vocabSize + 1], { dtype: 'bool', device }).scatter(1, p, true).narrow(1, 0, vocabSize).contiguous(),
+      counts: zeros([rows, vocabSize + 1], { device }).scatterAdd(1, o, ones(o.shape, { device })).narrow(1, 0, vocabSize).contiguous(),
+    };
+  });
+}
+
+/** A TokenHistory from a left-padded batch (ids and mask [rows, P], int64), nothing generated yet. */
+export function promptHistory(inputIds: Tensor, attentionMask: Tensor, vocabSize: number): TokenHistory {
+  return tidy(() => {
+    const [rows] = inputIds.shape as [number];
+    const device = inputIds.device;
+    const idx = inputIds.maskedFill(attentionMask.eq(0), vocabSize);
+    return {
+      prompt: zeros([rows, vocabSize + 1], { dtype: 'bool', device }).scatter(1, idx, true).narrow(1, 0, vocabSize).contiguous(),
+      counts: zeros([rows, vocabSize], { device }),
+    };
+  });
+}
+
+/** The counts after one step: each row's token (int64 [rows]) counted once, except rows in `skip` (bool [rows]) when given. */
+export function countTokens(counts: Tensor, token: Tensor, skip?: Tensor | null): Tensor {
+  return tidy(() => {
+    const add = skip ? skip.logicalNot().float().unsqueeze(1) : ones([token.size(0), 1], { device: counts.device });
+    return counts.scatterAdd(1, token.unsqueeze(1), add);
+  });
+}
+
+/** Per-row coefficients: one number for every row, or float32 [rows, 1]; bias float32 [rows or 1, V] or null. */
+export interface PenaltyCoefficients {
+  repetition: number | Tensor;
+  presence: number | Tensor;
+  frequency: number | Tensor;
+  bias: Tensor | null;
+}
+
+/** The coefficients of one set of options, for every row (the bias as a [1, V] tensor of the scope's). */
+export function penaltyCoefficients(o: PenaltyOptions, vocabSize: number, device: string): PenaltyCoefficients {
+  const entries = Object.entries(o.logitBias ?? {});
+  let bias: Tensor | null = null;
+  if (entries.length) {
+    const b = new Float32Array(vocabSize);
+    for (const [id, v] of entries) b[Number(id)] = v;
+    bias = tensor(b, { shape: [1, vocabSize], device });
+  }
+  return { repetition: o.repetitionPenalty ?? 1, presence: o.presencePenalty ?? 0, frequency: o.frequencyPenalty ?? 0, bias };
+}
+
+const neutral = (c: number | Tensor, v: number): boolean => typeof c === 'number' && c === v;
+
+/**
+ * The logits (float32 [rows, V]) with the bias and penalties applied, in vLLM's order: bias; repetition over the
+ * prompt's and the output's tokens; frequency (per occurrence in the output); presence (once per token in the output).
+ */
+export function applyPenalties(logits: Tensor, h: TokenHistory, c: PenaltyCoefficients): Tensor {
+  return tidy(() => {
+    let x = logits.dtype === 'float32' ? logits : logits.float();
+    if (c.bias) x = x.add(c.bias);
+    if (!neutral(c.repetition, 1)) {
+      const seen = h.prompt.logicalOr(h.counts.gt(0));
+      x = where(seen, where(x.gt(0), x.div(c.repetition), x.mul(c.repetition)), x);
+    }
+    if (!neutral(c.frequency, 0)) x = x.sub(h.counts.mul(c.frequency));
+    if (!neutral(c.presence, 0)) x = x.sub(h.counts.gt(0).float().mul(c.presence));
+    return x;
+  });
+}
 
 /** The logits after temperature, top-k and top-p (removed tokens at -inf), float32 [B, V]. */
 export function warpLogits(logits: Tensor, o: SamplingOptions): Tensor {
@@ -81,6 +211,8 @@ export interface SampleStepInput {
   logits: Tensor;
   /** bool, broadcast to [rows, V]: tokens forbidden at this step (-inf before drawing; e.g. EOS under min tokens), or null. */
   ban?: Tensor | null;
+  /** The logit bias and penalties (applyPenalties) before the draw, or null. The log-probs stay the raw logits'. */
+  penalties?: { history: TokenHistory; coefficients: PenaltyCoefficients } | null;
   /** Draws the tokens, int64 [rows], from the scores [rows, V]: the only random draw of the step. */
   draw: (scores: Tensor) => Tensor;
   /** bool [rows]: rows already finished (they get padTokenId, log-prob 0, and never end again), or null. */
@@ -103,13 +235,14 @@ export interface SampleStepOutput {
 
 /**
  * One sampling step, the one rule of every decoding path (the op-by-op loop, the static step, the server
- * engine): ban, draw, pad finished rows, untempered log-prob, ended. Device operations only (no host read),
+ * engine): penalties, ban, draw, pad finished rows, untempered log-prob, ended. Device operations only (no host read),
  * so the static step can be captured as a CUDA graph; tensors are the caller's scope's.
  */
 export function sampleStep(x: SampleStepInput): SampleStepOutput {
   const raw = x.logits.dtype === 'float32' ? x.logits : x.logits.float();
   const logp = raw.logSoftmax(-1);
-  const scores = x.ban ? raw.maskedFill(x.ban, -Infinity) : raw;
+  const adjusted = x.penalties ? applyPenalties(raw, x.penalties.history, x.penalties.coefficients) : raw;
+  const scores = x.ban ? adjusted.maskedFill(x.ban, -Infinity) : adjusted;
   let token = x.draw(scores);
   if (x.finished) token = token.maskedFill(x.finished, x.padTokenId ?? 0);
   let logprob = logp.gather(1, token.unsqueeze(1)).squeeze(1);

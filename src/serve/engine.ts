@@ -13,6 +13,7 @@
 // src/generate's sampleStep), text_stream.ts (detokenization and stop strings). This file runs the steps
 // and tells the requests.
 import { Generator, noGrad } from '../torch/index.js';
+import { checkPenalties } from '../generate/sampling.js';
 import type { CausalLM } from '../models/causal_lm.js';
 import { positionLimit } from '../models/config.js';
 import type { Tokenizer } from '../text/tokenizer.js';
@@ -133,6 +134,7 @@ export class Engine {
     const over = contextOverflow(prompt.length, params.maxTokens, this.maxModelLen);
     if (over) throw new RangeError(over.message);
     for (const t of prompt) if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize) throw new RangeError(`token id ${t} is out of the vocabulary [0, ${this.vocabSize})`);
+    checkPenalties(params, this.vocabSize, 'submit');
     const req = new EngineRequest(this.nextId++, prompt, n, params, listener, (r) => this.cancel(r), this.model.device);
     this.scheduler.push(req, this.steps);
     this.kick();

@@ -2,8 +2,8 @@
 // errors in OpenAI's shape ({"error": {"message", "type", "param", "code"}}) that name the field.
 // Fields of OpenAI's API and of vLLM's (and SGLang's) extensions that the server implements are read;
 // unknown fields are ignored (as OpenAI and vLLM do); every known field it does not implement is refused
-// with a 400 naming it when it would change the output (a non-zero presence_penalty, allowed_token_ids,
-// bad_words, beam search, structured outputs, tools, ...); at its neutral value it is accepted.
+// with a 400 naming it when it would change the output (allowed_token_ids, bad_words, beam search, structured
+// outputs, tools, ...); at its neutral value it is accepted.
 
 export class ApiError extends Error {
   constructor(readonly status: number, message: string, readonly type = 'invalid_request_error', readonly param: string | null = null, readonly code: string | null = null, readonly headers: Record<string, string> = {}) {
@@ -40,6 +40,9 @@ export interface SamplingDefaults {
   topP?: number;
   topK?: number;
   minP?: number;
+  repetitionPenalty?: number;
+  /** generation_config.json's max_new_tokens: max_tokens at most (given or not, as vLLM caps it). */
+  maxTokens?: number;
 }
 
 /** Sampling and output options shared by both endpoints. */
@@ -63,6 +66,13 @@ export interface CommonRequest {
   returnTokenIds: boolean;
   /** Keep tokens whose probability is at least minP times the most likely one's (0 = off). */
   minP: number;
+  /** 1 = off; > 0. */
+  repetitionPenalty: number;
+  /** [-2, 2]; 0 = off. */
+  presencePenalty: number;
+  frequencyPenalty: number;
+  /** Token id -> bias, clamped to [-100, 100] (as vLLM); ids are checked against the vocabulary by the server. */
+  logitBias: Record<number, number>;
   /** Keep the stop string that ended a sequence in its text (vLLM's include_stop_str_in_output, SGLang's no_stop_trim). */
   includeStopStr: boolean;
   /** Leave special tokens out of the text (default true). */
@@ -130,15 +140,6 @@ function bool(b: Body, k: string, dflt: boolean): boolean {
 
 /** Fields of OpenAI's API that would change the output and that the server does not implement. */
 function refuseUnsupported(b: Body): void {
-  for (const k of ['presence_penalty', 'frequency_penalty']) {
-    if (number(b, k, 0, -2, 2) !== 0) throw badRequest(`'${k}' is not supported (only 0)`, k, 'unsupported');
-  }
-  if (present(b, 'repetition_penalty') && number(b, 'repetition_penalty', 1, 0, 10) !== 1) throw badRequest("'repetition_penalty' is not supported (only 1)", 'repetition_penalty', 'unsupported');
-  if (present(b, 'logit_bias')) {
-    const v = b.logit_bias;
-    if (typeof v !== 'object' || Array.isArray(v)) throw badRequest("'logit_bias' must be an object", 'logit_bias', 'invalid_type');
-    if (Object.keys(v as object).length > 0) throw badRequest("'logit_bias' is not supported", 'logit_bias', 'unsupported');
-  }
   if (present(b, 'tools') && (!Array.isArray(b.tools) || b.tools.length > 0)) throw badRequest("'tools' are not supported", 'tools', 'unsupported');
   if (present(b, 'functions') && (!Array.isArray(b.functions) || b.functions.length > 0)) throw badRequest("'functions' are not supported", 'functions', 'unsupported');
   if (present(b, 'tool_choice') && b.tool_choice !== 'none' && b.tool_choice !== 'auto') throw badRequest("'tool_choice' is not supported (no tools)", 'tool_choice', 'unsupported');
@@ -209,6 +210,10 @@ function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens =
     includeUsage = bool(so as Body, 'include_usage', false);
   }
   const minP = number(b, 'min_p', d.minP ?? 0, 0, 1);
+  const repetitionPenalty = number(b, 'repetition_penalty', d.repetitionPenalty ?? 1, 0, Number.MAX_VALUE, true);
+  const presencePenalty = number(b, 'presence_penalty', 0, -2, 2);
+  const frequencyPenalty = number(b, 'frequency_penalty', 0, -2, 2);
+  const logitBias = parseLogitBias(b);
   const includeStopStr = bool(b, 'include_stop_str_in_output', false) || bool(b, 'no_stop_trim', false);
   const skipSpecialTokens = bool(b, 'skip_special_tokens', true);
   const addSpecialTokens = present(b, 'add_special_tokens') ? bool(b, 'add_special_tokens', true) : undefined;
@@ -224,6 +229,10 @@ function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens =
     model: b.model as string | undefined,
     n,
     minP,
+    repetitionPenalty,
+    presencePenalty,
+    frequencyPenalty,
+    logitBias,
     includeStopStr,
     skipSpecialTokens,
     addSpecialTokens,
@@ -245,6 +254,20 @@ function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens =
     tokensAsIds: bool(b, 'return_tokens_as_token_ids', false),
     returnTokenIds: bool(b, 'return_token_ids', false),
   };
+}
+
+/** `logit_bias`: {"token id": bias}, the biases clamped to [-100, 100] as vLLM clamps them. */
+function parseLogitBias(b: Body): Record<number, number> {
+  if (!present(b, 'logit_bias')) return {};
+  const v = b.logit_bias;
+  if (typeof v !== 'object' || Array.isArray(v)) throw badRequest(`'logit_bias' must be an object of token ids and biases, got ${typeName(v)}`, 'logit_bias', 'invalid_type');
+  const out: Record<number, number> = {};
+  for (const [k, x] of Object.entries(v as Body)) {
+    if (!/^\d+$/.test(k)) throw badRequest(`'logit_bias' keys must be token ids, got ${JSON.stringify(k)}`, 'logit_bias', 'invalid_type');
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw badRequest(`'logit_bias' of token ${k} must be a number, got ${typeName(x)}`, 'logit_bias', 'invalid_type');
+    out[Number(k)] = Math.min(100, Math.max(-100, x));
+  }
+  return out;
 }
 
 function asObject(body: unknown): Body {

@@ -2,9 +2,9 @@
 // handed to its listener, how each sequence ended, and the errors of submit().
 import { Generator } from '../torch/index.js';
 import { StopStrings } from '../text/stop_strings.js';
-import { isGreedy } from '../generate/sampling.js';
+import { isGreedy, type PenaltyOptions } from '../generate/sampling.js';
 
-export interface SequenceParams {
+export interface SequenceParams extends PenaltyOptions {
   /** New tokens at most (the final EOS / stop token included). */
   maxTokens: number;
   /** EOS and stop tokens are forbidden before this many new tokens. Default 0. */

@@ -1,12 +1,13 @@
 // Sampling the next token of every running sequence of the engine's batch, with src/generate's one
-// sampling step (sampleStep: the ban, the draw, the untempered log-prob). What is the server's own: EOS and
-// stop tokens banned for rows under their min_tokens, and the draw by groups. Sequences that share sampling
+// sampling step (sampleStep: the penalties, the ban, the draw, the untempered log-prob). What is the server's own: EOS and
+// stop tokens banned for rows under their min_tokens, each row's logit bias and penalties (its prompt and tokens
+// read from the host every step, only while some row asks for them), and the draw by groups. Sequences that share sampling
 // options and have no seed are sampled together from the engine's generator; a request with a seed has a
 // generator of its own that draws only for its own sequences, so that its output depends on its prompt,
 // options and seed, and not on which other requests share the batch (up to the rounding of batched matrix
 // products, which can differ with the batch's size).
-import { cat, keep, tensor, tidy, type Generator, type Tensor } from '../torch/index.js';
-import { isGreedy, sampleNext, sampleStep, tokenMask } from '../generate/sampling.js';
+import { cat, keep, tensor, tidy, zeros, type Generator, type Tensor } from '../torch/index.js';
+import { hasPenalties, isGreedy, sampleNext, sampleStep, tokenHistory, tokenMask, type PenaltyCoefficients, type TokenHistory } from '../generate/sampling.js';
 import type { EngineRequest } from './request.js';
 
 /** int64 [n] on the device. */
@@ -82,7 +83,7 @@ export function sampleRows(rows: readonly SamplingRow[], logits: Tensor, eos: Re
       order.forEach((row, j) => (inverse[row] = j));
       return cat(parts, 0).indexSelect(0, longs(inverse, device));
     };
-    const { token: tokens, logprob: lp, logp } = sampleStep({ logits, ban, draw });
+    const { token: tokens, logprob: lp, logp } = sampleStep({ logits, ban, draw, penalties: rowPenalties(rows, logits.size(-1), device) });
     const k = Math.max(0, ...rows.map((r) => r.req.params.topLogprobs ?? 0));
     const top = k > 0 ? logp.topk(Math.min(k, logp.size(1)), -1) : null;
     return {
@@ -94,4 +95,37 @@ export function sampleRows(rows: readonly SamplingRow[], logits: Tensor, eos: Re
       k: top ? top[0].size(1) : 0,
     };
   });
+}
+
+/**
+ * The rows' logit bias and penalties (src/generate's applyPenalties) when some row asks for them, else null: each
+ * penalised row's prompt and generated tokens as a TokenHistory, its coefficients as [B, 1] columns (neutral for
+ * the other rows), the biases scattered into [B, V]. Tensors of the caller's scope.
+ */
+export function rowPenalties(rows: readonly SamplingRow[], vocabSize: number, device: string): { history: TokenHistory; coefficients: PenaltyCoefficients } | null {
+  const on = rows.map((r) => hasPenalties(r.req.params));
+  if (!on.some(Boolean)) return null;
+  const history = tokenHistory(rows.map((r, i) => (on[i] ? r.req.prompt : [])), rows.map((r, i) => (on[i] ? r.tokens : [])), vocabSize, device);
+  const column = (f: (r: SamplingRow) => number): Tensor => tensor(Float32Array.from(rows, f), { shape: [rows.length, 1], device });
+  const biases = rows.map((r) => Object.entries(r.req.params.logitBias ?? {}));
+  let bias: Tensor | null = null;
+  const width = Math.max(0, ...biases.map((b) => b.length));
+  if (width > 0) {
+    // Padded with the id V (a column cut off afterwards), as tokenHistory pads.
+    const ids = new BigInt64Array(rows.length * width).fill(BigInt(vocabSize));
+    const vals = new Float32Array(rows.length * width);
+    biases.forEach((b, i) => b.forEach(([id, v], j) => ((ids[i * width + j] = BigInt(id)), (vals[i * width + j] = v))));
+    bias = zeros([rows.length, vocabSize + 1], { device })
+      .scatter(1, tensor(ids, { shape: [rows.length, width], device }), tensor(vals, { shape: [rows.length, width], device }))
+      .narrow(1, 0, vocabSize);
+  }
+  return {
+    history,
+    coefficients: {
+      repetition: column((r) => r.req.params.repetitionPenalty ?? 1),
+      presence: column((r) => r.req.params.presencePenalty ?? 0),
+      frequency: column((r) => r.req.params.frequencyPenalty ?? 0),
+      bias,
+    },
+  };
 }

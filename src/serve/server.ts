@@ -59,13 +59,13 @@ export interface ServerOptions extends Partial<Limits> {
 }
 
 /**
- * The sampling defaults of a model folder's generation_config.json (temperature, top_p, top_k, min_p), which vLLM
- * applies to requests that leave them out (`--generation-config auto`, its default); {} without the file. Its
- * repetition_penalty, which the server does not implement, is named in `ignored`.
+ * The sampling defaults of a model folder's generation_config.json (temperature, top_p, top_k, min_p,
+ * repetition_penalty; max_new_tokens as a cap on max_tokens), which vLLM applies to requests that leave them out
+ * (`--generation-config auto`, its default); {} without the file.
  */
-export function readSamplingDefaults(dir: string): { defaults: SamplingDefaults; ignored: string[] } {
+export function readSamplingDefaults(dir: string): SamplingDefaults {
   const path = join(dir, 'generation_config.json');
-  if (!existsSync(path)) return { defaults: {}, ignored: [] };
+  if (!existsSync(path)) return {};
   const g = readJson<Record<string, unknown>>(path);
   const num = (k: string, ok: (x: number) => boolean): number | undefined => {
     const v = g[k];
@@ -83,7 +83,10 @@ export function readSamplingDefaults(dir: string): { defaults: SamplingDefaults;
   if (topK !== undefined) defaults.topK = topK;
   if (minP !== undefined) defaults.minP = minP;
   const rp = num('repetition_penalty', (x) => x > 0);
-  return { defaults, ignored: rp !== undefined && rp !== 1 ? [`repetition_penalty ${rp}`] : [] };
+  if (rp !== undefined) defaults.repetitionPenalty = rp;
+  const maxNew = num('max_new_tokens', (x) => Number.isInteger(x) && x >= 1);
+  if (maxNew !== undefined) defaults.maxTokens = maxNew;
+  return defaults;
 }
 
 /** How long an idle keep-alive connection stays open (see the constructor). */
@@ -460,7 +463,13 @@ export class SppoServer implements EndpointContext {
   job(c: CommonRequest, promptIds: number[][], defaultMax: number | null, topLogprobs: number): Job {
     const maxLen = this.engine.maxModelLen;
     const longest = Math.max(...promptIds.map((p) => p.length));
-    const maxTokens = c.maxTokens ?? Math.min(defaultMax ?? maxLen - longest, this.limits.maxTokens, maxLen - longest);
+    const cap = this.limits.samplingDefaults?.maxTokens;
+    let maxTokens = c.maxTokens ?? Math.min(defaultMax ?? maxLen - longest, this.limits.maxTokens, maxLen - longest);
+    if (cap !== undefined) maxTokens = Math.min(maxTokens, cap);
+    const v = this.vocabSize;
+    for (const id of Object.keys(c.logitBias)) {
+      if (Number(id) >= v) throw badRequest(`'logit_bias' names token ${id}, out of the vocabulary [0, ${v})`, 'logit_bias', 'out_of_range');
+    }
     const over = contextOverflow(longest, maxTokens, maxLen, 'messages' in c ? 'messages' : 'prompt');
     if (over) throw badRequest(over.message, over.param, 'context_length_exceeded');
     return {
@@ -468,6 +477,7 @@ export class SppoServer implements EndpointContext {
       n: c.n,
       params: {
         maxTokens, minTokens: c.minTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, minP: c.minP, seed: c.seed,
+        repetitionPenalty: c.repetitionPenalty, presencePenalty: c.presencePenalty, frequencyPenalty: c.frequencyPenalty, logitBias: c.logitBias,
         stop: c.stop, stopTokenIds: c.stopTokenIds, ignoreEos: c.ignoreEos, topLogprobs, incrementalText: c.stream,
         includeStopStr: c.includeStopStr, skipSpecialTokens: c.skipSpecialTokens,
       },

@@ -13,6 +13,7 @@ import type { SamplingConfig } from './stages/context.js';
 import type { Generation } from '../generate/generate.js';
 import { generateRemote } from '../generate/remote.js';
 import { startServers, type RunningServers } from '../generate/server_process.js';
+import type { PenaltyOptions } from '../generate/sampling.js';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { folderResponseEndId } from '../text/chat_template.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
@@ -24,7 +25,7 @@ import type { backendSchema } from './config.js';
 export type BackendConfig = z.output<typeof backendSchema>;
 
 /** The loop's sampling settings (less its batch size) and the chunk's seed. */
-export type RemoteSampling = Omit<SamplingConfig, 'batchSize'> & { seed: number };
+export type RemoteSampling = Omit<SamplingConfig, 'batchSize'> & { seed: number } & Omit<PenaltyOptions, 'logitBias'>;
 
 export interface RemoteGenerator {
   /** n generations per prompt, flat (prompt-major), as generate() returns them. */
@@ -137,6 +138,7 @@ export function remoteGenerator(backend: BackendConfig, opts: RemoteGeneratorOpt
       const { urls, model: name } = await connect();
       const out = await generateRemote(prompts, {
         urls, model: name, apiKey, n: s.n, temperature: s.temperature, topP: s.topP, topK: s.topK, maxNewTokens: s.maxNewTokens, minNewTokens: s.minNewTokens,
+        repetitionPenalty: s.repetitionPenalty, presencePenalty: s.presencePenalty, frequencyPenalty: s.frequencyPenalty,
         stopStrings: s.stop.length ? s.stop : undefined, seed: s.seed, concurrency: backend.concurrency, timeoutMs: backend.timeoutS * 1000, allowTextOnly: true,
         ...(onProgress ? { onProgress } : {}),
         onServerDown: (url, err) => {

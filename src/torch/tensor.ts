@@ -359,6 +359,8 @@ export class Tensor implements Owned, Disposable {
   scatter(dim: number, index: Tensor, src: TensorOrScalar): Tensor {
     return src instanceof Tensor ? T(call(opId('scatter.src'), this.h, dim, index.h, src.h)) : T(call(opId('scatter.value'), this.h, dim, index.h, src));
   }
+  /** torch.Tensor.scatter_add: a copy with src's entries added at `index` along dim (repeated indices add up). */
+  scatterAdd(dim: number, index: Tensor, src: Tensor): Tensor { return T(call(opId('scatter_add'), this.h, dim, index.h, src.h)); }
   /** torch.Tensor.index_fill: a copy with the entries at `index` (int64, 1-D) along dim set to value. */
   indexFill(dim: number, index: Tensor, value: Scalar): Tensor { return T(call(opId('index_fill.int_Scalar'), this.h, dim, index.h, value)); }
   /** A copy with the rows of `source` written at `index` along dim (torch.Tensor.index_copy). */

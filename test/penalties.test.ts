@@ -215,7 +215,7 @@ test('generate refuses penalties out of range and a bias on a token outside the 
   }
 });
 
-test('serve: repetition_penalty, presence_penalty, frequency_penalty and logit_bias as vLLM reads them; a penalised request beside a plain one is unchanged by it', { skip: noLlama }, async () => {
+test('serve: repetition_penalty, presence_penalty, frequency_penalty, logit_bias and allowed_token_ids as vLLM reads them; a penalised request beside a plain one is unchanged by it', { skip: noLlama }, async () => {
   const s = await serve({ maxN: 4 });
   try {
     const { tokenizer, model } = await import('./serve_helpers.js').then((m) => m.fixture());
@@ -236,6 +236,15 @@ test('serve: repetition_penalty, presence_penalty, frequency_penalty and logit_b
     const forced = await post(s.url, '/v1/completions', { ...body, temperature: 1, n: 3, logit_bias: { '77': 500 } });
     assert.equal(forced.status, 200, forced.text);
     for (const c of forced.body.choices) assert.deepEqual(c.token_ids, Array(12).fill(77));
+    // allowed_token_ids (vLLM's): only those are sampled, beside a request without it in the same batch.
+    const [only, free] = await Promise.all([
+      post(s.url, '/v1/completions', { ...body, temperature: 1.5, n: 3, seed: 4, allowed_token_ids: [77, 78, 79] }),
+      post(s.url, '/v1/completions', { ...body, temperature: 1.5, n: 3, seed: 4 }),
+    ]);
+    assert.equal(only.status, 200, only.text);
+    const used = new Set(only.body.choices.flatMap((c: { token_ids: number[] }) => c.token_ids));
+    assert.ok([...used].every((t) => t === 77 || t === 78 || t === 79) && used.size > 1, `allowed tokens only: ${[...used]}`);
+    assert.ok(free.body.choices.flatMap((c: { token_ids: number[] }) => c.token_ids).some((t: number) => t < 77 || t > 79), 'the other request is not limited');
     // Chat takes the same fields.
     const chat = await post(s.url, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, logit_bias: { '77': 100 }, temperature: 0, ignore_eos: true });
     assert.equal(chat.status, 200, chat.text);

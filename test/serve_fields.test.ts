@@ -174,7 +174,8 @@ test('serve fields: add_special_tokens and truncate_prompt_tokens', opt, async (
 
 test('serve fields: every other output-changing field is refused with a 400 naming it', opt, async () => {
   const cases: [Record<string, unknown>, string][] = [
-    [{ allowed_token_ids: [1, 2] }, 'allowed_token_ids'],
+    [{ allowed_token_ids: [] }, 'allowed_token_ids'],
+    [{ allowed_token_ids: [1, 1e6] }, 'allowed_token_ids'],
     [{ bad_words: ['x'] }, 'bad_words'],
     [{ use_beam_search: true }, 'use_beam_search'],
     [{ length_penalty: 2 }, 'length_penalty'],

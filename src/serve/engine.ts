@@ -135,6 +135,10 @@ export class Engine {
     if (over) throw new RangeError(over.message);
     for (const t of prompt) if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize) throw new RangeError(`token id ${t} is out of the vocabulary [0, ${this.vocabSize})`);
     checkPenalties(params, this.vocabSize, 'submit');
+    if (params.allowedTokenIds !== undefined) {
+      if (params.allowedTokenIds.length === 0) throw new RangeError('allowedTokenIds is empty');
+      for (const t of params.allowedTokenIds) if (!Number.isInteger(t) || t < 0 || t >= this.vocabSize) throw new RangeError(`allowedTokenIds: token id ${t} is out of the vocabulary [0, ${this.vocabSize})`);
+    }
     const req = new EngineRequest(this.nextId++, prompt, n, params, listener, (r) => this.cancel(r), this.model.device);
     this.scheduler.push(req, this.steps);
     this.kick();

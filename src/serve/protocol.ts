@@ -2,7 +2,7 @@
 // errors in OpenAI's shape ({"error": {"message", "type", "param", "code"}}) that name the field.
 // Fields of OpenAI's API and of vLLM's (and SGLang's) extensions that the server implements are read;
 // unknown fields are ignored (as OpenAI and vLLM do); every known field it does not implement is refused
-// with a 400 naming it when it would change the output (allowed_token_ids, bad_words, beam search, structured
+// with a 400 naming it when it would change the output (bad_words, beam search, structured
 // outputs, tools, ...); at its neutral value it is accepted.
 
 export class ApiError extends Error {
@@ -73,6 +73,8 @@ export interface CommonRequest {
   frequencyPenalty: number;
   /** Token id -> bias, clamped to [-100, 100] (as vLLM); ids are checked against the vocabulary by the server. */
   logitBias: Record<number, number>;
+  /** vLLM's allowed_token_ids: only these may be sampled (null: any); checked against the vocabulary by the server. */
+  allowedTokenIds: number[] | null;
   /** Keep the stop string that ended a sequence in its text (vLLM's include_stop_str_in_output, SGLang's no_stop_trim). */
   includeStopStr: boolean;
   /** Leave special tokens out of the text (default true). */
@@ -144,7 +146,7 @@ function refuseUnsupported(b: Body): void {
   if (present(b, 'functions') && (!Array.isArray(b.functions) || b.functions.length > 0)) throw badRequest("'functions' are not supported", 'functions', 'unsupported');
   if (present(b, 'tool_choice') && b.tool_choice !== 'none' && b.tool_choice !== 'auto') throw badRequest("'tool_choice' is not supported (no tools)", 'tool_choice', 'unsupported');
   // vLLM's and SGLang's sampling extensions that the server does not implement: refused unless neutral.
-  for (const k of ['allowed_token_ids', 'logprob_token_ids', 'logits_processors', 'prompt_embeds', 'custom_logit_processor', 'stop_regex']) {
+  for (const k of ['logprob_token_ids', 'logits_processors', 'prompt_embeds', 'custom_logit_processor', 'stop_regex']) {
     if (present(b, k)) throw badRequest(`'${k}' is not supported`, k, 'unsupported');
   }
   if (present(b, 'bad_words') && (!Array.isArray(b.bad_words) || b.bad_words.length > 0)) throw badRequest("'bad_words' is not supported", 'bad_words', 'unsupported');
@@ -214,6 +216,13 @@ function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens =
   const presencePenalty = number(b, 'presence_penalty', 0, -2, 2);
   const frequencyPenalty = number(b, 'frequency_penalty', 0, -2, 2);
   const logitBias = parseLogitBias(b);
+  let allowedTokenIds: number[] | null = null;
+  if (present(b, 'allowed_token_ids')) {
+    const v = b.allowed_token_ids;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isInteger(x) && x >= 0)) throw badRequest("'allowed_token_ids' must be a list of token ids", 'allowed_token_ids', 'invalid_type');
+    if (v.length === 0) throw badRequest("'allowed_token_ids' must not be empty", 'allowed_token_ids', 'out_of_range');
+    allowedTokenIds = v as number[];
+  }
   const includeStopStr = bool(b, 'include_stop_str_in_output', false) || bool(b, 'no_stop_trim', false);
   const skipSpecialTokens = bool(b, 'skip_special_tokens', true);
   const addSpecialTokens = present(b, 'add_special_tokens') ? bool(b, 'add_special_tokens', true) : undefined;
@@ -233,6 +242,7 @@ function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens =
     presencePenalty,
     frequencyPenalty,
     logitBias,
+    allowedTokenIds,
     includeStopStr,
     skipSpecialTokens,
     addSpecialTokens,

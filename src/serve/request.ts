@@ -29,6 +29,8 @@ export interface SequenceParams extends PenaltyOptions {
   stopTokenIds?: number[];
   /** Go on after EOS (default false). */
   ignoreEos?: boolean;
+  /** Only these tokens may be sampled (vLLM's allowed_token_ids; default: any). */
+  allowedTokenIds?: number[];
   /** Top alternatives (log-probs) to return with each token; 0 = none. */
   topLogprobs?: number;
   /** Text with every token (streaming; default true). When false, and without stop strings, the text is

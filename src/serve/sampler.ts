@@ -55,6 +55,9 @@ export function sampleRows(rows: readonly SamplingRow[], logits: Tensor, eos: Re
         ban = tensor(banned, { dtype: 'bool', device }).unsqueeze(1).logicalAnd(tokenMask(ids, logits.size(-1), device));
       }
     }
+    // Rows with allowed_token_ids: every other token is banned too.
+    const allowed = allowedMask(rows, logits.size(-1), device);
+    if (allowed) ban = ban ? ban.logicalOr(allowed.logicalNot()) : allowed.logicalNot();
     // Groups of rows sampled together: a seeded request's rows; else rows with equal options.
     const groups = new Map<string | EngineRequest, number[]>();
     rows.forEach((r, i) => {
@@ -128,4 +131,21 @@ export function rowPenalties(rows: readonly SamplingRow[], vocabSize: number, de
       bias,
     },
   };
+}
+
+/** bool [B, V]: the tokens each row may sample (all of them for rows without allowedTokenIds), or null when no row limits them. */
+export function allowedMask(rows: readonly SamplingRow[], vocabSize: number, device: string): Tensor | null {
+  if (!rows.some((r) => r.req.params.allowedTokenIds)) return null;
+  const width = Math.max(1, ...rows.map((r) => r.req.params.allowedTokenIds?.length ?? 0));
+  const ids = new BigInt64Array(rows.length * width).fill(BigInt(vocabSize));
+  const all = new Array<boolean>(rows.length).fill(false);
+  rows.forEach((r, i) => {
+    const a = r.req.params.allowedTokenIds;
+    if (!a) all[i] = true;
+    else a.forEach((t, j) => (ids[i * width + j] = BigInt(t)));
+  });
+  return zeros([rows.length, vocabSize + 1], { dtype: 'bool', device })
+    .scatter(1, tensor(ids, { shape: [rows.length, width], device }), true)
+    .narrow(1, 0, vocabSize)
+    .logicalOr(tensor(all, { dtype: 'bool', device }).unsqueeze(1));
 }

@@ -470,6 +470,8 @@ export class SppoServer implements EndpointContext {
     for (const id of Object.keys(c.logitBias)) {
       if (Number(id) >= v) throw badRequest(`'logit_bias' names token ${id}, out of the vocabulary [0, ${v})`, 'logit_bias', 'out_of_range');
     }
+    const outside = c.allowedTokenIds?.find((id) => id >= v);
+    if (outside !== undefined) throw badRequest(`'allowed_token_ids' names token ${outside}, out of the vocabulary [0, ${v})`, 'allowed_token_ids', 'out_of_range');
     const over = contextOverflow(longest, maxTokens, maxLen, 'messages' in c ? 'messages' : 'prompt');
     if (over) throw badRequest(over.message, over.param, 'context_length_exceeded');
     return {
@@ -478,6 +480,7 @@ export class SppoServer implements EndpointContext {
       params: {
         maxTokens, minTokens: c.minTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, minP: c.minP, seed: c.seed,
         repetitionPenalty: c.repetitionPenalty, presencePenalty: c.presencePenalty, frequencyPenalty: c.frequencyPenalty, logitBias: c.logitBias,
+        ...(c.allowedTokenIds ? { allowedTokenIds: c.allowedTokenIds } : {}),
         stop: c.stop, stopTokenIds: c.stopTokenIds, ignoreEos: c.ignoreEos, topLogprobs, incrementalText: c.stream,
         includeStopStr: c.includeStopStr, skipSpecialTokens: c.skipSpecialTokens,
       },

@@ -96,7 +96,8 @@ export async function trainIteration(ctx: StageContext, input: TrainInput): Prom
           ctx.kill(t, 'train', m.step);
         },
       }).catch((e: unknown) => {
-        if (e instanceof Error) e.message = `iteration ${t} train: ${e.message}`;
+        // train()'s own errors start 'train: ' already: one stage name, not two.
+        if (e instanceof Error) e.message = `iteration ${t} train: ${e.message.replace(/^train: /, '')}`;
         throw e;
       });
       model = res.model;

@@ -215,7 +215,7 @@ test('generate refuses penalties out of range and a bias on a token outside the 
   }
 });
 
-test('serve: repetition_penalty, presence_penalty, frequency_penalty, logit_bias and allowed_token_ids as vLLM reads them; a penalised request beside a plain one is unchanged by it', { skip: noLlama }, async () => {
+test('serve: repetition_penalty, presence_penalty, frequency_penalty, logit_bias, allowed_token_ids and bad_words as vLLM reads them; a penalised request beside a plain one is unchanged by it', { skip: noLlama }, async () => {
   const s = await serve({ maxN: 4 });
   try {
     const { tokenizer, model } = await import('./serve_helpers.js').then((m) => m.fixture());
@@ -245,6 +245,22 @@ test('serve: repetition_penalty, presence_penalty, frequency_penalty, logit_bias
     const used = new Set(only.body.choices.flatMap((c: { token_ids: number[] }) => c.token_ids));
     assert.ok([...used].every((t) => t === 77 || t === 78 || t === 79) && used.size > 1, `allowed tokens only: ${[...used]}`);
     assert.ok(free.body.choices.flatMap((c: { token_ids: number[] }) => c.token_ids).some((t: number) => t < 77 || t > 79), 'the other request is not limited');
+    // bad_words (vLLM's): a word the greedy output contains is not generated, whether one token or several.
+    const greedyIds: number[] = plain.body.choices[0].token_ids;
+    for (const span of [greedyIds.slice(2, 3), greedyIds.slice(3, 5)]) {
+      const word = tokenizer.decode(span).trim();
+      const { badWordsIds, bannedNext } = await import('../src/serve/bad_words.js');
+      const seqs = badWordsIds(tokenizer, [word]);
+      assert.ok(seqs.length >= 1);
+      const r = await post(s.url, '/v1/completions', { ...body, bad_words: [word] });
+      assert.equal(r.status, 200, r.text);
+      const out: number[] = r.body.choices[0].token_ids;
+      assert.notDeepEqual(out, greedyIds, `bad word ${JSON.stringify(word)} changes the output`);
+      // No sequence of the word appears in the output, and up to the first change the output is the greedy one.
+      for (const w of seqs) for (let j = 0; j + w.length <= out.length; j++) assert.notDeepEqual(out.slice(j, j + w.length), w, `${JSON.stringify(word)} at ${j}`);
+      const first = out.findIndex((t, j) => t !== greedyIds[j]);
+      assert.ok(bannedNext(seqs, out.slice(0, first)).includes(greedyIds[first]!), 'the first change is where the word would have been completed');
+    }
     // Chat takes the same fields.
     const chat = await post(s.url, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, logit_bias: { '77': 100 }, temperature: 0, ignore_eos: true });
     assert.equal(chat.status, 200, chat.text);
@@ -268,4 +284,19 @@ test('serve: generation_config.json\'s repetition_penalty is the default of requ
   } finally {
     await s.close();
   }
+});
+
+test('bad words: tokenised bare and after a space (kept when another sequence of the same length), banned where they would be completed', { skip: noLlama }, async () => {
+  const { badWordsIds, bannedNext } = await import('../src/serve/bad_words.js');
+  const { Tokenizer } = await import('../src/text/tokenizer.js');
+  const tok = Tokenizer.fromFolder(llamaDir);
+  const seqs = badWordsIds(tok, ['  hello world']);
+  const bare = tok.encode('hello world', { addSpecialTokens: false });
+  const spaced = tok.encode(' hello world', { addSpecialTokens: false });
+  assert.deepEqual(seqs[0], bare);
+  assert.equal(seqs.length, spaced.length === bare.length && spaced[0] !== bare[0] ? 2 : 1);
+  assert.deepEqual(bannedNext([[5]], []), [5]);
+  assert.deepEqual(bannedNext([[5, 6, 7]], [1, 5]), []);
+  assert.deepEqual(bannedNext([[5, 6, 7]], [1, 5, 6]), [7]);
+  assert.deepEqual(bannedNext([[5, 6, 7], [6, 9]], [5, 6]), [7, 9]);
 });

@@ -1,7 +1,6 @@
 // `sppo serve`: the request fields that change the output, each honoured or refused with a 400 naming it
 // (min_p, include_stop_str_in_output, skip_special_tokens, add_special_tokens, truncate_prompt_tokens,
-// echo with prompt log-probs and max_tokens 0, prompt_logprobs; beam search, allowed_token_ids,
-// structured outputs, ...), vLLM's /tokenize and /detokenize, top_logprobs keyed by token without
+// echo with prompt log-probs and max_tokens 0, prompt_logprobs; beam search, structured outputs, ...), vLLM's /tokenize and /detokenize, top_logprobs keyed by token without
 // collisions, the queue limit (requests about to join the batch are not queued), a huge prompt that does
 // not stall the other streams, and request lines that say when a request was never answered.
 import { after, before, test } from 'node:test';
@@ -176,7 +175,7 @@ test('serve fields: every other output-changing field is refused with a 400 nami
   const cases: [Record<string, unknown>, string][] = [
     [{ allowed_token_ids: [] }, 'allowed_token_ids'],
     [{ allowed_token_ids: [1, 1e6] }, 'allowed_token_ids'],
-    [{ bad_words: ['x'] }, 'bad_words'],
+    [{ bad_words: 'x' }, 'bad_words'],
     [{ use_beam_search: true }, 'use_beam_search'],
     [{ length_penalty: 2 }, 'length_penalty'],
     [{ spaces_between_special_tokens: false }, 'spaces_between_special_tokens'],

@@ -2,7 +2,7 @@
 // errors in OpenAI's shape ({"error": {"message", "type", "param", "code"}}) that name the field.
 // Fields of OpenAI's API and of vLLM's (and SGLang's) extensions that the server implements are read;
 // unknown fields are ignored (as OpenAI and vLLM do); every known field it does not implement is refused
-// with a 400 naming it when it would change the output (bad_words, beam search, structured
+// with a 400 naming it when it would change the output (beam search, structured
 // outputs, tools, ...); at its neutral value it is accepted.
 
 export class ApiError extends Error {
@@ -75,6 +75,8 @@ export interface CommonRequest {
   logitBias: Record<number, number>;
   /** vLLM's allowed_token_ids: only these may be sampled (null: any); checked against the vocabulary by the server. */
   allowedTokenIds: number[] | null;
+  /** vLLM's bad_words: words never generated (tokenised by the server). */
+  badWords: string[];
   /** Keep the stop string that ended a sequence in its text (vLLM's include_stop_str_in_output, SGLang's no_stop_trim). */
   includeStopStr: boolean;
   /** Leave special tokens out of the text (default true). */
@@ -149,7 +151,6 @@ function refuseUnsupported(b: Body): void {
   for (const k of ['logprob_token_ids', 'logits_processors', 'prompt_embeds', 'custom_logit_processor', 'stop_regex']) {
     if (present(b, k)) throw badRequest(`'${k}' is not supported`, k, 'unsupported');
   }
-  if (present(b, 'bad_words') && (!Array.isArray(b.bad_words) || b.bad_words.length > 0)) throw badRequest("'bad_words' is not supported", 'bad_words', 'unsupported');
   if (bool(b, 'use_beam_search', false)) throw badRequest("'use_beam_search' is not supported", 'use_beam_search', 'unsupported');
   if (number(b, 'length_penalty', 1, -1e9, 1e9) !== 1) throw badRequest("'length_penalty' is not supported (beam search only; only 1)", 'length_penalty', 'unsupported');
   if (!bool(b, 'spaces_between_special_tokens', true)) throw badRequest("'spaces_between_special_tokens': false is not supported", 'spaces_between_special_tokens', 'unsupported');
@@ -223,6 +224,12 @@ function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens =
     if (v.length === 0) throw badRequest("'allowed_token_ids' must not be empty", 'allowed_token_ids', 'out_of_range');
     allowedTokenIds = v as number[];
   }
+  let badWords: string[] = [];
+  if (present(b, 'bad_words')) {
+    const v = b.bad_words;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw badRequest("'bad_words' must be a list of strings", 'bad_words', 'invalid_type');
+    badWords = v as string[];
+  }
   const includeStopStr = bool(b, 'include_stop_str_in_output', false) || bool(b, 'no_stop_trim', false);
   const skipSpecialTokens = bool(b, 'skip_special_tokens', true);
   const addSpecialTokens = present(b, 'add_special_tokens') ? bool(b, 'add_special_tokens', true) : undefined;
@@ -243,6 +250,7 @@ function common(b: Body, limits: Limits, maxTokensKeys: string[], minMaxTokens =
     frequencyPenalty,
     logitBias,
     allowedTokenIds,
+    badWords,
     includeStopStr,
     skipSpecialTokens,
     addSpecialTokens,

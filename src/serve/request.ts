@@ -31,6 +31,8 @@ export interface SequenceParams extends PenaltyOptions {
   ignoreEos?: boolean;
   /** Only these tokens may be sampled (vLLM's allowed_token_ids; default: any). */
   allowedTokenIds?: number[];
+  /** Token sequences never generated (vLLM's bad_words, tokenised by serve/bad_words.ts's badWordsIds). */
+  badWordsIds?: number[][];
   /** Top alternatives (log-probs) to return with each token; 0 = none. */
   topLogprobs?: number;
   /** Text with every token (streaming; default true). When false, and without stop strings, the text is

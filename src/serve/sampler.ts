@@ -7,7 +7,8 @@
 // options and seed, and not on which other requests share the batch (up to the rounding of batched matrix
 // products, which can differ with the batch's size).
 import { cat, keep, tensor, tidy, zeros, type Generator, type Tensor } from '../torch/index.js';
-import { hasPenalties, isGreedy, sampleNext, sampleStep, tokenHistory, tokenMask, type PenaltyCoefficients, type TokenHistory } from '../generate/sampling.js';
+import { hasPenalties, isGreedy, sampleNext, sampleStep, tokenHistory, type PenaltyCoefficients, type TokenHistory } from '../generate/sampling.js';
+import { bannedNext } from './bad_words.js';
 import type { EngineRequest } from './request.js';
 
 /** int64 [n] on the device. */
@@ -44,19 +45,19 @@ export function topOf(s: SampledTokens, i: number, want: number): [number, numbe
 /** Samples one token for every row from logits [B, V]. */
 export function sampleRows(rows: readonly SamplingRow[], logits: Tensor, eos: ReadonlySet<number>, shared: Generator, device: string): SampledTokens {
   return tidy(() => {
-    // EOS and stop tokens forbidden for rows under their min_tokens.
-    const banRows = rows.map((r, i) => (r.tokens.length < (r.req.params.minTokens ?? 0) && !r.done ? i : -1)).filter((i) => i >= 0);
-    let ban: Tensor | null = null;
-    if (banRows.length) {
-      const ids = [...new Set(banRows.flatMap((i) => [...(rows[i]!.req.params.ignoreEos ? [] : eos), ...(rows[i]!.req.params.stopTokenIds ?? [])]))];
-      if (ids.length) {
-        const banned = new Array<boolean>(rows.length).fill(false);
-        for (const i of banRows) banned[i] = true;
-        ban = tensor(banned, { dtype: 'bool', device }).unsqueeze(1).logicalAnd(tokenMask(ids, logits.size(-1), device));
-      }
-    }
+    const vocab = logits.size(-1);
+    // Each row's banned tokens: EOS and stop tokens under its min_tokens; the last token of a bad word it would complete.
+    const banned = rows.map((r) => {
+      const p = r.req.params;
+      const ids: number[] = [];
+      if (r.tokens.length < (p.minTokens ?? 0) && !r.done) ids.push(...(p.ignoreEos ? [] : eos), ...(p.stopTokenIds ?? []));
+      if (p.badWordsIds) ids.push(...bannedNext(p.badWordsIds, r.tokens));
+      // Ids outside [0, V) (a tokenizer's added tokens) are never drawn: left out.
+      return ids.filter((id) => id >= 0 && id < vocab);
+    });
+    let ban = banned.some((b) => b.length > 0) ? rowMask(banned, vocab, device) : null;
     // Rows with allowed_token_ids: every other token is banned too.
-    const allowed = allowedMask(rows, logits.size(-1), device);
+    const allowed = allowedMask(rows, vocab, device);
     if (allowed) ban = ban ? ban.logicalOr(allowed.logicalNot()) : allowed.logicalNot();
     // Groups of rows sampled together: a seeded request's rows; else rows with equal options.
     const groups = new Map<string | EngineRequest, number[]>();
@@ -133,19 +134,20 @@ export function rowPenalties(rows: readonly SamplingRow[], vocabSize: number, de
   };
 }
 
+/** bool [B, V]: true at each row's ids (ids in [0, V)). */
+export function rowMask(ids: readonly (readonly number[])[], vocabSize: number, device: string): Tensor {
+  // Padded with the id V, which lands in a column cut off afterwards.
+  const width = Math.max(1, ...ids.map((l) => l.length));
+  const a = new BigInt64Array(ids.length * width).fill(BigInt(vocabSize));
+  ids.forEach((l, i) => l.forEach((t, j) => (a[i * width + j] = BigInt(t))));
+  return zeros([ids.length, vocabSize + 1], { dtype: 'bool', device })
+    .scatter(1, tensor(a, { shape: [ids.length, width], device }), true)
+    .narrow(1, 0, vocabSize);
+}
+
 /** bool [B, V]: the tokens each row may sample (all of them for rows without allowedTokenIds), or null when no row limits them. */
 export function allowedMask(rows: readonly SamplingRow[], vocabSize: number, device: string): Tensor | null {
   if (!rows.some((r) => r.req.params.allowedTokenIds)) return null;
-  const width = Math.max(1, ...rows.map((r) => r.req.params.allowedTokenIds?.length ?? 0));
-  const ids = new BigInt64Array(rows.length * width).fill(BigInt(vocabSize));
-  const all = new Array<boolean>(rows.length).fill(false);
-  rows.forEach((r, i) => {
-    const a = r.req.params.allowedTokenIds;
-    if (!a) all[i] = true;
-    else a.forEach((t, j) => (ids[i * width + j] = BigInt(t)));
-  });
-  return zeros([rows.length, vocabSize + 1], { dtype: 'bool', device })
-    .scatter(1, tensor(ids, { shape: [rows.length, width], device }), true)
-    .narrow(1, 0, vocabSize)
-    .logicalOr(tensor(all, { dtype: 'bool', device }).unsqueeze(1));
+  const all = rows.map((r) => !r.req.params.allowedTokenIds);
+  return rowMask(rows.map((r) => r.req.params.allowedTokenIds ?? []), vocabSize, device).logicalOr(tensor(all, { dtype: 'bool', device }).unsqueeze(1));
 }

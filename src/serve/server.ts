@@ -34,6 +34,7 @@ import { metricsText } from './metrics.js';
 import { PromptTokenizer } from './tokenize.js';
 import { promptLogprobs, type PromptLogprobs } from './prompt_logprobs.js';
 import { parseDetokenize, parseTokenize } from './protocol.js';
+import { badWordsIds } from './bad_words.js';
 
 export interface ServerOptions extends Partial<Limits> {
   /** The name clients give as `model` (default 'sppo'). */
@@ -470,6 +471,11 @@ export class SppoServer implements EndpointContext {
     for (const id of Object.keys(c.logitBias)) {
       if (Number(id) >= v) throw badRequest(`'logit_bias' names token ${id}, out of the vocabulary [0, ${v})`, 'logit_bias', 'out_of_range');
     }
+    const badWords = badWordsIds(this.tokenizer, c.badWords);
+    for (const w of badWords) {
+      const bad = w.find((id) => id >= v);
+      if (bad !== undefined) throw badRequest(`'bad_words' tokenise to token ${bad}, out of the model's vocabulary [0, ${v})`, 'bad_words', 'out_of_range');
+    }
     const outside = c.allowedTokenIds?.find((id) => id >= v);
     if (outside !== undefined) throw badRequest(`'allowed_token_ids' names token ${outside}, out of the vocabulary [0, ${v})`, 'allowed_token_ids', 'out_of_range');
     const over = contextOverflow(longest, maxTokens, maxLen, 'messages' in c ? 'messages' : 'prompt');
@@ -481,6 +487,7 @@ export class SppoServer implements EndpointContext {
         maxTokens, minTokens: c.minTokens, temperature: c.temperature, topP: c.topP, topK: c.topK, minP: c.minP, seed: c.seed,
         repetitionPenalty: c.repetitionPenalty, presencePenalty: c.presencePenalty, frequencyPenalty: c.frequencyPenalty, logitBias: c.logitBias,
         ...(c.allowedTokenIds ? { allowedTokenIds: c.allowedTokenIds } : {}),
+        ...(badWords.length ? { badWordsIds: badWords } : {}),
         stop: c.stop, stopTokenIds: c.stopTokenIds, ignoreEos: c.ignoreEos, topLogprobs, incrementalText: c.stream,
         includeStopStr: c.includeStopStr, skipSpecialTokens: c.skipSpecialTokens,
       },

@@ -113,7 +113,7 @@ try {
   // The committed fixtures of test/peft_interop.test.ts, test/trl_losses.test.ts and test/generate.test.ts (TRL's
   // geometric mixture), written again by PEFT and TRL
   // and compared (scripts/fixture_check.py).
-  for (const script of ['peft-fixtures.py', 'trl-fixtures.py', 'trl-mixture-fixture.py', 'penalty-fixture.py']) {
+  for (const script of ['peft-fixtures.py', 'trl-fixtures.py', 'trl-mixture-fixture.py', 'trl-formats-fixture.py', 'penalty-fixture.py']) {
     const c = spawnSync(py, [join(root, 'scripts', script), '--check', '--hf-tiny', hfTiny], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
     process.stdout.write(c.stdout.split('\n').filter((l) => /^(ok|FAIL) /.test(l)).join('\n') + '\n');
     if (c.status !== 0) process.exitCode = 1;

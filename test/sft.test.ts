@@ -72,9 +72,9 @@ test('sppo sft --init: random weights of a config, demo tokenizer, learns a fixe
       model.dispose();
     }
     writeFileSync(data, '{"prompt": "x", "response": "y"}\n{"prompt": "x"}\n');
-    assert.throws(() => readSftData(data), /data\.jsonl:2: "response" must be a string/);
+    await assert.rejects(readSftData(data), /data\.jsonl:2: "response" \(or "completion"\) must be a string/);
     writeFileSync(data, '{"prompt": "x", "response": "y"}\nnot json\n');
-    assert.throws(() => readSftData(data), /data\.jsonl:2: not valid JSON/);
+    await assert.rejects(readSftData(data), /data\.jsonl:2: not valid JSON/);
     sppoFails(['sft', '--data', data, '--out', out], 2, /exactly one of --model/);
   } finally {
     removeDir(dir);

@@ -50,26 +50,26 @@ test('sppo train: trains, writes metrics and a loadable HF folder', { skip }, as
   }
 });
 
-test('sppo train: pairs tokenized separately with EOS appended; malformed pairs name file:line', { skip }, () => {
+test('sppo train: pairs tokenized separately with EOS appended; malformed pairs name file:line', { skip }, async () => {
   const dir = tempDir('train-cli');
   try {
     const pairs = pairsFile(dir);
     const tok = Tokenizer.fromFolder(model);
-    const ex = tokenizePairs(tok, readPairs(pairs, 'sppo'), true);
+    const ex = tokenizePairs(tok, await readPairs(pairs, 'sppo'), true);
     assert.deepEqual(ex[0]!.promptIds, tok.encode('Q: what is 2+2?\nA:', { addSpecialTokens: false }));
     assert.deepEqual(ex[0]!.chosenIds, [...tok.encode(' 4.', { addSpecialTokens: false }), tok.eosTokenId]);
     assert.equal(ex[0]!.chosenOverRejected, 0.9);
-    assert.deepEqual(tokenizePairs(tok, readPairs(pairs, 'sppo'), false)[0]!.chosenIds, tok.encode(' 4.', { addSpecialTokens: false }));
+    assert.deepEqual(tokenizePairs(tok, await readPairs(pairs, 'sppo'), false)[0]!.chosenIds, tok.encode(' 4.', { addSpecialTokens: false }));
     // sppo_single needs chosen_over_rejected, which line 2 lacks.
-    assert.throws(() => readPairs(pairs, 'sppo_single'), /pairs\.jsonl:2: "chosen_over_rejected" is required by the sppo_single loss/);
+    await assert.rejects(readPairs(pairs, 'sppo_single'), /pairs\.jsonl:2: "chosen_over_rejected" is required by the sppo_single loss/);
     const bad = join(dir, 'bad.jsonl');
     writeFileSync(bad, '{"prompt": "p", "chosen": "a", "rejected": "b", "chosen_win_rate": 1.2, "rejected_win_rate": 0}\n');
-    assert.throws(() => readPairs(bad, 'sppo'), /bad\.jsonl:1: "chosen_win_rate" must be a probability/);
+    await assert.rejects(readPairs(bad, 'sppo'), /bad\.jsonl:1: "chosen_win_rate" must be a probability/);
     writeFileSync(bad, '\n{"prompt": "p", "chosen": 1}\n');
-    assert.throws(() => readPairs(bad, 'dpo'), /bad\.jsonl:2: "chosen" must be a string/);
+    await assert.rejects(readPairs(bad, 'dpo'), /bad\.jsonl:2: "chosen" must be a string/);
     // dpo does not need win rates.
     writeFileSync(bad, '{"prompt": "p", "chosen": "a", "rejected": "b"}\n');
-    assert.equal(readPairs(bad, 'dpo').length, 1);
+    assert.equal((await readPairs(bad, 'dpo')).length, 1);
   } finally {
     removeDir(dir);
   }

@@ -17,8 +17,13 @@ export const summary = 'supervised fine-tuning on (prompt, response) pairs, from
 
 const HELP = `usage: sppo sft (--model DIR | --init CONFIG.json --tokenizer DIR) --data FILE.jsonl --out DIR [options]
 
-DATA lines: {"prompt": "...", "response": "..."} or {"messages": [{"role", "content"}, ...], "response": "..."}
-(a "messages" list that ends with an assistant turn and has no "response" uses that turn as the response).
+DATA (JSONL, a JSON array, or Parquet) records: {"prompt": "...", "response": "..."} ("completion" for
+"response" too), or {"messages": [{"role", "content"}, ...], "response": "..."} (a "messages" list that ends with
+an assistant turn and has no "response" uses that turn as the response; earlier assistant turns are prompt, not
+trained), or TRL's conversational prompt-completion {"prompt": [messages], "completion": [assistant messages]},
+tokenized as TRL 1.13's SFTTrainer does (prompt + completion rendered whole; the template ends the turn). TRL's
+standard prompt-completion data trains as TRL trains it with --raw (no chat template; prompt and response are
+tokenized separately here, jointly there, which differs only where a token would span the boundary).
 The prompt is rendered with the chat template (one user turn, or the messages, plus the generation prompt)
 when the folder has one, as is with --raw or without a template; prompt and response are tokenized
 separately (plain-text prompts get the tokenizer's special tokens, e.g. a BOS, as transformers adds them;
@@ -90,7 +95,7 @@ export async function run(argv: string[]): Promise<void> {
 
   if (!existsSync(v.data!)) throw new UsageError(`--data: ${v.data} does not exist`);
   checkOutput('--out', v.out!, { '--model': v.model, '--data': v.data }, 'folder');
-  const lines = readSftData(v.data!);
+  const lines = await readSftData(v.data!);
   const tokenizer = Tokenizer.fromFolder(tokDir);
   const template = !v.raw && ChatTemplate.hasTemplate(tokDir) ? ChatTemplate.fromFolder(tokDir, { specialTokens: tokenizer.specialTokens }) : undefined;
   const chatTemplateKwargs = chatTemplateKwargsOption(v['chat-template-kwargs']);

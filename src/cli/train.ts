@@ -19,12 +19,16 @@ export const summary = 'train a policy on preference pairs (SPPO, SPPO-hard, SPP
 
 const HELP = `usage: sppo train --model DIR --pairs FILE.jsonl --out DIR [options]
 
-PAIRS lines: {"prompt", "chosen", "rejected", "chosen_win_rate", "rejected_win_rate", "chosen_over_rejected"?,
-"chosen_ref_logprob"?, "rejected_ref_logprob"?}. "prompt" is the already rendered prompt text (chat template
-applied; for a model folder without a chat template, plain text, which gets the tokenizer's special tokens such
-as a BOS); prompt and responses are tokenized separately and concatenated, and the end of a turn ends each
-response (as TRL's DPO trainer), unless --no-eos: the chat template's turn terminator (e.g. Gemma's
-<end_of_turn>), or EOS without a template. The reference pi_t is the model as given:
+PAIRS (JSONL, a JSON array, or Parquet as the Hub stores datasets), records {"prompt", "chosen", "rejected",
+"chosen_win_rate", "rejected_win_rate", "chosen_over_rejected"?, "chosen_ref_logprob"?, "rejected_ref_logprob"?}.
+"prompt" is the already rendered prompt text (chat template applied; for a model folder without a chat template,
+plain text, which gets the tokenizer's special tokens such as a BOS); prompt and responses are tokenized
+separately and concatenated, and the end of a turn ends each response unless --no-eos or it ends with it already:
+the chat template's turn terminator (e.g. Gemma's <end_of_turn>), or EOS without a template.
+TRL's formats are read too: conversational pairs ("prompt", "chosen", "rejected" lists of messages), tokenized as
+TRL 1.13's DPOTrainer does (prompt + response rendered whole with the chat template), and implicit-prompt pairs
+(no "prompt": the conversations' shared start is the prompt). They carry no win rates: --loss dpo, ipo or
+sppo_hard. The reference pi_t is the model as given:
 its log-probs are the *_ref_logprob fields when present (they must be sums over exactly these response tokens),
 else computed once before training. The trained model is saved to OUT as a Hugging Face folder.
 
@@ -156,7 +160,7 @@ export async function run(argv: string[]): Promise<void> {
 
   if (!existsSync(v.pairs!)) throw new UsageError(`--pairs: ${v.pairs} does not exist`);
   checkOutput('--out', v.out!, { '--model': v.model, '--pairs': v.pairs }, 'folder');
-  const pairs = readPairs(v.pairs!, loss);
+  const pairs = await readPairs(v.pairs!, loss);
   const tokenizer = Tokenizer.fromFolder(v.model!);
   const template = ChatTemplate.hasTemplate(v.model!) ? ChatTemplate.fromFolder(v.model!, { specialTokens: tokenizer.specialTokens }) : undefined;
   const examples = tokenizePairs(tokenizer, pairs, !v['no-eos'], template);

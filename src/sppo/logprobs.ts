@@ -1,6 +1,6 @@
 // Sequence log-probs of responses given prompts: log pi(y | x) = sum over the response tokens of
 // log p(y_t | x, y_<t), prompt tokens and padding masked out. Sequences are prompt ids followed by response
-// ids (tokenized separately and concatenated, as TRL's DPO trainer does), right-padded into one batch
+// ids (src/sppo/pairs_file.ts and sft.ts say how each form is tokenized), right-padded into one batch
 // (packSequences), or packed end to end into rows without padding (packRows: each row holds several sequences,
 // attention block-diagonal and causal, positions restarting at 0 with each sequence; the same log-probs).
 import { cat, tensor, tidy, zeros, type Tensor } from '../torch/index.js';

@@ -5,10 +5,10 @@
 // cosine / constant schedule, gradient clipping, epochs over the examples reshuffled each epoch (seeded),
 // an optional held-out split with its loss at the end of each epoch. A NaN or infinite loss stops with
 // TrainingDivergedError.
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { promptIds, responseEndId, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
-import { FileFormatError, forEachJsonl } from '../util/files.js';
+import { conversationIds, promptIds, responseEndId, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
+import { readRecords } from '../util/records.js';
 import { dirname, resolve } from 'node:path';
 import { AdamW, clipGradNorm, LRScheduler, noGrad, RMSprop, tidy, type Optimizer, type ScheduleKind } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
@@ -208,37 +208,61 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
 
 export interface SftLine {
   prompt: string | ChatMessage[];
-  response: string;
+  /** The response text (sppo's "response", TRL's standard "completion"), or TRL's conversational completion (assistant messages). */
+  response: string | ChatMessage[];
+  /** Where the example is (file:line, or file: row N), for errors. */
+  where?: string;
 }
 
-/** Reads SFT examples; a malformed line is an error naming file:line. */
-export function readSftData(path: string): SftLine[] {
-  if (!existsSync(path)) throw new FileFormatError(`${path} does not exist`);
+/** Messages {role, content} with string content, or an error naming where. */
+function sftMessages(v: unknown[], where: string, field: string): ChatMessage[] {
+  return v.map((m, j) => {
+    const o = m as Record<string, unknown>;
+    if (!o || typeof o !== 'object' || typeof o.role !== 'string' || typeof o.content !== 'string') throw new Error(`${where}: ${field}[${j}] must be an object with string "role" and "content"`);
+    return { role: o.role, content: o.content };
+  });
+}
+
+/**
+ * Reads SFT examples from JSONL, a JSON array or Parquet; a malformed record is an error naming file:line (or row).
+ * Forms: {"prompt", "response"} (TRL's standard prompt-completion, "completion", too); {"messages", "response"?}
+ * (without "response", a final assistant turn is the response); TRL's conversational prompt-completion
+ * {"prompt": [messages], "completion": [assistant messages]}.
+ */
+export async function readSftData(path: string): Promise<SftLine[]> {
   const out: SftLine[] = [];
-  forEachJsonl(path, (v, where) => {
+  for (const { value: v, where } of await readRecords(path)) {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${where}: expected a JSON object with "prompt" or "messages", and "response"`);
     const o = v as Record<string, unknown>;
+    if (o.response !== undefined && o.completion !== undefined) throw new Error(`${where}: give "response" or "completion", not both`);
+    let response: unknown = o.response ?? o.completion;
+    const field = o.response !== undefined ? 'response' : 'completion';
     let prompt: string | ChatMessage[];
-    let response = o.response;
     if (typeof o.prompt === 'string') prompt = o.prompt;
-    else if (Array.isArray(o.messages)) {
-      const msgs = o.messages as unknown[];
-      msgs.forEach((m, j) => {
-        if (!m || typeof m !== 'object' || typeof (m as ChatMessage).role !== 'string' || typeof (m as ChatMessage).content !== 'string') {
-          throw new Error(`${where}: messages[${j}] must be an object with string "role" and "content"`);
-        }
-      });
-      const list = msgs as ChatMessage[];
+    else if (Array.isArray(o.prompt)) {
+      prompt = sftMessages(o.prompt, where, 'prompt');
+      if (prompt.length === 0) throw new Error(`${where}: "prompt" has no messages`);
+      if (Array.isArray(response)) {
+        response = sftMessages(response, where, field);
+        if ((response as ChatMessage[]).length === 0) throw new Error(`${where}: "${field}" has no messages`);
+      }
+    } else if (Array.isArray(o.messages)) {
+      const list = sftMessages(o.messages, where, 'messages');
       if (response === undefined && list.length > 1 && list.at(-1)!.role === 'assistant') {
         response = list.at(-1)!.content;
         prompt = list.slice(0, -1);
       } else prompt = list;
       if (prompt.length === 0) throw new Error(`${where}: "messages" is empty`);
-    } else throw new Error(`${where}: expected "prompt" (a string) or "messages" (a list)`);
-    if (typeof response !== 'string') throw new Error(`${where}: "response" must be a string`);
-    if (response === '') throw new Error(`${where}: "response" is empty`);
-    out.push({ prompt, response });
-  });
+    } else if (typeof o.text === 'string') {
+      throw new Error(`${where}: "text" (language-modelling data) is not read: sppo sft trains a response after a prompt; give "prompt" and "response" (or "completion"), or "messages"`);
+    } else throw new Error(`${where}: expected "prompt" (a string or a list of messages) or "messages" (a list)`);
+    if (Array.isArray(response) && typeof prompt === 'string') throw new Error(`${where}: a conversational "${field}" (a list of messages) needs a conversational "prompt"`);
+    if (!Array.isArray(response)) {
+      if (typeof response !== 'string') throw new Error(`${where}: "response" (or "completion") must be a string${Array.isArray(o.prompt) ? ' or a list of messages' : ''}`);
+      if (response === '') throw new Error(`${where}: "${field}" is empty`);
+    }
+    out.push({ prompt, response: response as string | ChatMessage[], where });
+  }
   if (out.length === 0) throw new Error(`${path}: no examples`);
   return out;
 }
@@ -246,19 +270,28 @@ export function readSftData(path: string): SftLine[] {
 /**
  * Tokenizes examples: the rendered prompt (special tokens by `encodePrompt`'s rule: plain text gets the tokenizer's
  * BOS, template output none) and the response separately, the end of a turn appended to the response: the chat
- * template's turn terminator (Gemma's `<end_of_turn>`, Llama-3's `<|eot_id|>`), or EOS without a template.
+ * template's turn terminator (Gemma's `<end_of_turn>`, Llama-3's `<|eot_id|>`), or EOS without a template. A
+ * conversational completion (TRL's format) is tokenized as TRL 1.13's SFTTrainer does (`conversationIds`: the ids
+ * that rendering prompt + completion whole adds after the prompt's; the template ends the turn).
  */
 export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undefined, lines: SftLine[], o: { raw?: boolean; appendEos?: boolean; chatTemplateKwargs?: Record<string, unknown> } = {}): SftExample[] {
   const raw = o.raw ?? false;
   const kwargs = o.chatTemplateKwargs ?? {};
   const eos = responseEndId(tokenizer, raw ? undefined : template, kwargs);
   const appendEos = o.appendEos ?? true;
-  if (appendEos && eos === undefined) throw new Error('the tokenizer has no EOS token: use --no-eos');
+  if (appendEos && eos === undefined && lines.some((l) => typeof l.response === 'string')) throw new Error('the tokenizer has no EOS token: use --no-eos');
   return lines.map((l, i) => {
+    const where = l.where ?? `example ${i + 1}`;
+    if (Array.isArray(l.response)) {
+      if (!template || raw) throw new Error(`${where}: a conversational completion needs the model's chat template${raw ? ' (not --raw)' : ', and the folder has none'}`);
+      const c = conversationIds(tokenizer, template, l.prompt as ChatMessage[], l.response, kwargs);
+      if (c.completionIds.length === 0) throw new Error(`${where}: the completion is empty after tokenization`);
+      return { promptIds: c.promptIds, responseIds: c.completionIds };
+    }
     const prompt = promptIds(tokenizer, l.prompt, template, { ...kwargs, raw });
     const responseIds = tokenizer.encode(l.response, { addSpecialTokens: false });
     if (appendEos && responseIds.at(-1) !== eos) responseIds.push(eos!);
-    if (prompt.length === 0) throw new Error(`example ${i + 1}: the prompt is empty after tokenization`);
+    if (prompt.length === 0) throw new Error(`${where}: the prompt is empty after tokenization`);
     return { promptIds: prompt, responseIds };
   });
 }

@@ -208,6 +208,26 @@ export function promptIds(tokenizer: Tokenizer, prompt: string | readonly ChatMe
   return encodePrompt(tokenizer, renderPrompt(prompt, template, options));
 }
 
+/**
+ * A conversation's prompt and completion as TRL 1.13's trainers tokenize them (DPOTrainer's and SFTTrainer's
+ * conversational rule): the prompt rendered with the generation prompt, prompt + completion rendered whole, both
+ * encoded as rendered templates are (no special tokens added), and the completion's ids those that follow the
+ * prompt's. `prefix` is false when the whole's ids do not start with the prompt's (a template that renders earlier
+ * turns differently once an answer follows; TRL then warns and slices all the same).
+ */
+export function conversationIds(
+  tokenizer: Tokenizer,
+  template: ChatTemplate,
+  prompt: readonly ChatMessage[],
+  completion: readonly ChatMessage[],
+  variables: Record<string, unknown> = {},
+): { promptIds: number[]; completionIds: number[]; prefix: boolean } {
+  const promptIds = tokenizer.encode(template.render(prompt, { ...variables, addGenerationPrompt: true }), { addSpecialTokens: false });
+  const whole = tokenizer.encode(template.render([...prompt, ...completion], { ...variables }), { addSpecialTokens: false });
+  const prefix = promptIds.every((id, i) => whole[i] === id);
+  return { promptIds, completionIds: whole.slice(promptIds.length), prefix };
+}
+
 const PROBE_USER = 'Probe question 1729?';
 const PROBE_ANSWER = 'Probe answer 4104.';
 

@@ -5,7 +5,7 @@
 // (src/torch/safetensors.ts, below this layer, renaming the same way), and the folders the CLI is given
 // with --out (sppo train / sft, the judge's backbone) are written in place, file by file, so that files
 // already there are kept.
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 
 /** A file that is not what it should be: the message names the file (and the line). */
@@ -117,12 +117,32 @@ export function readJson<T = unknown>(path: string): T {
   }
 }
 
+/** Whether the file starts with Parquet's magic bytes (PAR1). */
+export function isParquet(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(4);
+    return readSync(fd, head, 0, 4, 0) === 4 && head.toString('latin1') === 'PAR1';
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * Calls fn with each non-empty line of a JSONL file, parsed, and where it is (`file:line`, for errors).
  * A line that is not JSON throws `makeError` (default FileFormatError) naming the file and the line.
  */
 export function forEachJsonl(path: string, fn: (value: unknown, where: string) => void, makeError: new (msg: string) => Error = FileFormatError): void {
-  readText(path, makeError)
+  // Data files in the other forms datasets are kept in are named as such, not reported as bad UTF-8 or bad JSON.
+  if (existsSync(path) && statSync(path).isFile() && isParquet(path)) {
+    throw new makeError(`${path}: a Parquet file, where JSONL (one JSON object a line) is read here`);
+  }
+  const text = readText(path, makeError);
+  const first = text.trimStart();
+  if (first.startsWith('[') && !first.split('\n', 1)[0]!.trimEnd().endsWith(']')) {
+    throw new makeError(`${path}: a JSON array spread over lines, where JSONL (one JSON object a line) is read here`);
+  }
+  text
     .split('\n')
     .forEach((line, i) => {
       if (line.trim() === '') return;

@@ -1,0 +1,122 @@
+// TRL's dataset formats read by `sppo train` and `sppo sft` (src/sppo/pairs_file.ts, src/sppo/sft.ts), tokenized as
+// TRL 1.13's DPOTrainer and SFTTrainer tokenize them: test/fixtures/trl/formats.json holds the ids TRL prepared from
+// the same records (scripts/trl-formats-fixture.py), and pref_conv.parquet the records as `datasets` writes Parquet.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readPairs, tokenizePairs } from '../src/sppo/pairs_file.js';
+import { readSftData, tokenizeSft } from '../src/sppo/sft.js';
+import { Tokenizer } from '../src/text/tokenizer.js';
+import { ChatTemplate } from '../src/text/chat_template.js';
+import { forEachJsonl } from '../src/util/files.js';
+import { projectRoot } from './helpers/fixtures.js';
+import { sppoOk } from './helpers/cli.js';
+import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
+
+interface Formats {
+  records: Record<string, Record<string, unknown>[]>;
+  models: Record<string, {
+    dpo_conversational: { prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[] }[];
+    dpo_implicit: { prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[] }[];
+    sft_conversational: { input_ids: number[]; loss_mask: number[] }[];
+  }>;
+}
+
+const fixtures = join(projectRoot, 'test', 'fixtures', 'trl');
+const fx = JSON.parse(readFileSync(join(fixtures, 'formats.json'), 'utf8')) as Formats;
+const skip = Object.keys(fx.models).every((m) => existsSync(join(fixtureRoot, m, 'tokenizer.json'))) ? false : `no hf-tiny fixtures at ${fixtureRoot}`;
+
+const jsonl = (path: string, rows: unknown[]): string => (writeFileSync(path, rows.map((r) => JSON.stringify(r)).join('\n') + '\n'), path);
+
+function load(name: string): { tok: Tokenizer; template: ChatTemplate } {
+  const tok = Tokenizer.fromFolder(join(fixtureRoot, name));
+  return { tok, template: ChatTemplate.fromFolder(join(fixtureRoot, name), { specialTokens: tok.specialTokens }) };
+}
+
+test('conversational and implicit-prompt preference pairs (JSONL, a JSON array, the Hub\'s Parquet) give TRL 1.13 DPOTrainer\'s ids', { skip }, async () => {
+  const dir = tempDir('trl-formats');
+  try {
+    for (const [name, want] of Object.entries(fx.models)) {
+      const { tok, template } = load(name);
+      const files: [string, keyof typeof want][] = [
+        [jsonl(join(dir, 'conv.jsonl'), fx.records.dpo_conversational!), 'dpo_conversational'],
+        [jsonl(join(dir, 'implicit.jsonl'), fx.records.dpo_implicit!), 'dpo_implicit'],
+        [(writeFileSync(join(dir, 'conv.json'), JSON.stringify(fx.records.dpo_conversational, null, 1)), join(dir, 'conv.json')), 'dpo_conversational'],
+        [join(fixtures, 'pref_conv.parquet'), 'dpo_conversational'],
+      ];
+      for (const [file, kind] of files) {
+        const got = tokenizePairs(tok, await readPairs(file, 'dpo'), true, template);
+        const expected = want[kind] as Formats['models'][string]['dpo_conversational'];
+        assert.equal(got.length, expected.length);
+        got.forEach((e, i) => {
+          assert.deepEqual(e.promptIds, expected[i]!.prompt_ids, `${name} ${file} ${i}: prompt`);
+          assert.deepEqual(e.chosenIds, expected[i]!.chosen_ids, `${name} ${file} ${i}: chosen`);
+          assert.deepEqual(e.rejectedIds, expected[i]!.rejected_ids, `${name} ${file} ${i}: rejected`);
+        });
+      }
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('conversational prompt-completion SFT data gives TRL 1.13 SFTTrainer\'s ids and loss mask', { skip }, async () => {
+  const dir = tempDir('trl-sft');
+  try {
+    for (const [name, want] of Object.entries(fx.models)) {
+      const { tok, template } = load(name);
+      const got = tokenizeSft(tok, template, await readSftData(jsonl(join(dir, 'sft.jsonl'), fx.records.sft_conversational!)));
+      got.forEach((e, i) => {
+        const w = want.sft_conversational[i]!;
+        assert.deepEqual([...e.promptIds, ...e.responseIds], w.input_ids, `${name} ${i}`);
+        assert.equal(e.promptIds.length, w.loss_mask.indexOf(1), `${name} ${i}: the loss starts after the prompt`);
+        assert.ok(w.loss_mask.slice(e.promptIds.length).every((x) => x === 1));
+      });
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('text pairs: a response already ending its turn (TRL-rendered "...<|im_end|>\\n") gets no second terminator; mixed and TRL-less forms are refused naming the record', { skip }, async () => {
+  const dir = tempDir('trl-text');
+  try {
+    const { tok, template } = load('qwen2');
+    const end = tok.encode('<|im_end|>', { addSpecialTokens: false });
+    assert.equal(end.length, 1);
+    const file = jsonl(join(dir, 'p.jsonl'), [{ prompt: 'p', chosen: 'It is blue.<|im_end|>\n', rejected: 'It is green.' }]);
+    const [e] = tokenizePairs(tok, await readPairs(file, 'dpo'), true, template);
+    assert.deepEqual(e!.chosenIds, tok.encode('It is blue.<|im_end|>\n', { addSpecialTokens: false }));
+    assert.equal(e!.chosenIds.filter((t) => t === end[0]).length, 1);
+    assert.deepEqual(e!.rejectedIds, [...tok.encode('It is green.', { addSpecialTokens: false }), end[0]]);
+    // Standard implicit prompt: the shared text start, a trailing space left to the responses (TRL's extract_prompt).
+    const imp = await readPairs(jsonl(join(dir, 'i.jsonl'), [{ chosen: 'Q: sky? A: blue', rejected: 'Q: sky? A: green' }]), 'dpo');
+    assert.deepEqual([imp[0]!.prompt, imp[0]!.chosen, imp[0]!.rejected], ['Q: sky? A:', ' blue', ' green']);
+    await assert.rejects(readPairs(jsonl(join(dir, 'm.jsonl'), [{ prompt: 'p', chosen: [{ role: 'assistant', content: 'a' }], rejected: [{ role: 'assistant', content: 'b' }] }]), 'dpo'), /m\.jsonl:1: "prompt", "chosen" and "rejected" must all be texts or all lists of messages/);
+    await assert.rejects(readPairs(jsonl(join(dir, 'w.jsonl'), [fx.records.dpo_conversational![0]]), 'sppo'), /w\.jsonl:1: "chosen_win_rate" is required by the sppo loss \(TRL's datasets have no win rates/);
+    await assert.rejects(readSftData(jsonl(join(dir, 't.jsonl'), [{ text: 'a whole document' }])), /t\.jsonl:1: "text" \(language-modelling data\) is not read/);
+    // Without a chat template, a conversational pair cannot be rendered.
+    assert.throws(() => tokenizePairs(tok, [{ prompt: [{ role: 'user', content: 'q' }], chosen: [{ role: 'assistant', content: 'a' }], rejected: [{ role: 'assistant', content: 'b' }], where: 'x.jsonl:3' }], true), /x\.jsonl:3: a conversational pair needs the model's chat template/);
+    // Readers of JSONL name a Parquet file and a JSON array spread over lines as such.
+    assert.throws(() => forEachJsonl(join(fixtures, 'pref_conv.parquet'), () => {}), /pref_conv\.parquet: a Parquet file, where JSONL \(one JSON object a line\) is read here/);
+    writeFileSync(join(dir, 'arr.json'), JSON.stringify([{ a: 1 }, { a: 2 }], null, 2));
+    assert.throws(() => forEachJsonl(join(dir, 'arr.json'), () => {}), /arr\.json: a JSON array spread over lines/);
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('sppo train --pairs on the Hub\'s Parquet of conversational pairs, and sppo sft on conversational prompt-completion data, as a user runs them', { skip }, () => {
+  const dir = tempDir('trl-cli');
+  try {
+    const model = join(fixtureRoot, 'qwen2');
+    const out = sppoOk(['train', '--model', model, '--pairs', join(fixtures, 'pref_conv.parquet'), '--loss', 'dpo', '--batch-size', '3', '--epochs', '1', '--device', 'cpu', '--out', join(dir, 'dpo')]);
+    assert.match(out.stderr + out.stdout, /3 pairs|1 step/);
+    assert.ok(existsSync(join(dir, 'dpo', 'model.safetensors')));
+    sppoOk(['sft', '--model', model, '--data', jsonl(join(dir, 'sft.jsonl'), fx.records.sft_conversational!), '--batch-size', '3', '--epochs', '1', '--device', 'cpu', '--out', join(dir, 'sft')]);
+    assert.ok(existsSync(join(dir, 'sft', 'model.safetensors')));
+  } finally {
+    removeDir(dir);
+  }
+});

@@ -1,5 +1,7 @@
-// sppo's files read by the real Python libraries (PEFT 0.21, transformers 5.17, torch 2.13), on every supported
-// architecture of ../shared/fixtures/hf-tiny (llama, qwen2, mistral, gemma2, gpt2):
+// sppo's files read by the real Python libraries (PEFT 0.21, transformers 5.17, torch 2.13; then the same checks
+// under transformers 4.57, the last 4.x), on every supported architecture of ../shared/fixtures/hf-tiny (llama,
+// llama3-rope-scaling, qwen2, mistral, gemma2, gpt2; transformers 5 layout, which sppo's files must also carry in
+// the form 4.x reads: src/models/transformers4.ts):
 //   - a LoRA adapter sppo writes (saveAdapter: random A and B on 'all-linear', r 4, and rsLoRA on a list of
 //     modules) loads with PeftModel.from_pretrained and gives sppo's LoRA logits;
 //   - a checkpoint sppo writes (saveModel: float32, bfloat16, and float32 sharded at 128 kB) loads with
@@ -29,8 +31,17 @@ const args = process.argv.slice(2);
 const ifAvailable = args.includes('--if-available');
 const keep = args.includes('--keep');
 const PACKAGES = ['torch==2.13.0+cpu', 'transformers==5.17.0', 'peft==0.21.0', 'trl==1.13.0', 'accelerate', 'datasets'];
+// transformers 4.57 pins huggingface_hub < 1.0, which this machine kind's wheelhouse does not hold: it (and PEFT, which
+// would pull transformers 5) is installed without its dependencies, beside the wheelhouse's hub, and its import-time pin is relaxed in this venv only (only
+// local folders are loaded here, nothing from the Hub).
+const PACKAGES4 = [
+  ['torch==2.13.0+cpu'],
+  ['--no-deps', 'transformers==4.57.6'],
+  ['tokenizers>=0.22,<=0.23.0', 'huggingface_hub', 'accelerate', 'safetensors', 'regex', 'requests', 'pyyaml', 'numpy', 'packaging', 'filelock', 'tqdm', 'psutil'],
+  ['--no-deps', 'peft==0.21.0'],
+];
 const hfTiny = process.env.SPPO_HF_FIXTURES ?? join(root, '..', 'shared', 'fixtures', 'hf-tiny');
-const ARCHS = ['llama', 'qwen2', 'mistral', 'gemma2', 'gpt2'];
+const ARCHS = ['llama', 'llama3-rope-scaling', 'qwen2', 'mistral', 'gemma2', 'gpt2'];
 const IDS = [[5, 17, 42, 99, 3, 250, 311, 7, 64, 128], [9, 8, 7, 6, 5, 4, 3, 2, 1, 400]];
 const TEXTS = ['Hello, world!', 'Self-play preference optimization\n  aligns models.', 'café 123 ümlaut'];
 
@@ -47,6 +58,18 @@ function skipOrFail(why) {
 function venv() {
   if (process.env.PEFT_PYTHON) return process.env.PEFT_PYTHON;
   return pythonVenv('peft-0.21', [PACKAGES], { log, fail: skipOrFail });
+}
+
+/** $TRANSFORMERS4_PYTHON, else the transformers 4.57 venv (made once); undefined, with one line, where it cannot be made. */
+function venv4() {
+  if (process.env.TRANSFORMERS4_PYTHON) return process.env.TRANSFORMERS4_PYTHON;
+  const py4 = pythonVenv('transformers-4.57', PACKAGES4, { log, fail: (why) => log(`transformers 4.57 not checked: ${why}`) });
+  if (!py4) return undefined;
+  // The pin (see PACKAGES4), relaxed where transformers checks it at import.
+  const table = spawnSync(py4, ['-c', 'import importlib.util as u; print(u.find_spec("transformers").submodule_search_locations[0])'], { encoding: 'utf8' });
+  const file = join(table.stdout.trim(), 'dependency_versions_table.py');
+  if (existsSync(file)) writeFileSync(file, readFileSync(file, 'utf8').replace(/"huggingface-hub>=([\d.]+),<1\.0"/, '"huggingface-hub>=$1"'));
+  return py4;
 }
 
 if (!existsSync(join(root, 'dist', 'src', 'models', 'peft.js'))) skipOrFail('no dist/ (run npm run build first)');
@@ -110,6 +133,17 @@ try {
   log(`sppo wrote ${cases.length} architectures' adapters and checkpoints under ${work}`);
   const r = spawnSync(py, [join(root, 'scripts', 'peft-interop.py'), work, ...cases], { stdio: 'inherit' });
   if (r.status !== 0) process.exitCode = 1;
+  // The same files under transformers 4.57 (the last 4.x), which reads config.json's rope settings and
+  // tokenizer_config.json's class its own way (src/models/transformers4.ts).
+  const py4 = venv4();
+  if (py4) {
+    log('the same checks under transformers 4.57');
+    const r4 = spawnSync(py4, [join(root, 'scripts', 'peft-interop.py'), work, ...cases], { stdio: ['ignore', 'inherit', 'pipe'], encoding: 'utf8' });
+    if (r4.status !== 0) {
+      process.stderr.write(r4.stderr.split('\n').slice(-20).join('\n'));
+      process.exitCode = 1;
+    }
+  }
   // The committed fixtures of test/peft_interop.test.ts, test/trl_losses.test.ts and test/generate.test.ts (TRL's
   // geometric mixture), written again by PEFT and TRL
   // and compared (scripts/fixture_check.py).

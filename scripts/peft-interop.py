@@ -70,7 +70,6 @@ def main():
                 check(err <= FWD32 and moved > 100 * FWD32, f"{arch}: PeftModel.from_pretrained loads sppo's {ad} adapter"
                       f" ({n} layers): logits within {err:.2e} of sppo's LoRA forward (bound {FWD32:.2e}; the adapter moves them {moved:.2e})")
         tok = AutoTokenizer.from_pretrained(os.path.join(d, "f32"))
-        orig = AutoTokenizer.from_pretrained(os.path.join(work, arch, "source"))
         rust = Tokenizer.from_file(os.path.join(d, "f32", "tokenizer.json"))
         for t in json.load(open(os.path.join(d, "tokens.json"))):
             got = tok(t["text"])["input_ids"]
@@ -80,7 +79,11 @@ def main():
             # transformers 5 builds some tokenizer classes (Qwen2Tokenizer) from the vocabulary and merges with the
             # class's own pre-tokenizer, not tokenizer.json's: then the saved files still round trip (AutoTokenizer on
             # the source folder gives the same ids) and the tokenizers library on tokenizer.json gives sppo's ids.
-            same_files = orig(t["text"])["input_ids"] == got
+            try:  # transformers 4 cannot load a transformers 5 source folder's tokenizer (class TokenizersBackend)
+                orig = AutoTokenizer.from_pretrained(os.path.join(work, arch, "source"))
+                same_files = orig(t["text"])["input_ids"] == got
+            except ValueError:
+                same_files = False
             file_ids = rust.encode(t["text"], add_special_tokens=False).ids
             known = same_files and file_ids == t["ids"][len(t["ids"]) - len(file_ids):]
             print(f"{'diff' if known else 'FAIL'} {arch}: AutoTokenizer gives {got} for {t['text']!r}, sppo {t['ids']}:"

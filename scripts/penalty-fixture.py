@@ -35,6 +35,8 @@ def main():
     ap.add_argument("--check", action="store_true")
     a = ap.parse_args()
     torch.manual_seed(0)
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
     model = AutoModelForCausalLM.from_pretrained(os.path.join(a.hf_tiny, "llama"), dtype=torch.float32, attn_implementation="eager").eval()
     prompts = json.load(open(os.path.join(a.hf_tiny, "llama", "expected.json")))["prompt_ids"]
     runs = []

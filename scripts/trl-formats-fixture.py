@@ -66,6 +66,8 @@ def main():
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
     models = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in MODELS:

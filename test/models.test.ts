@@ -35,9 +35,28 @@ for (const { name, dir: src, skip } of fixtureCases(['config.json', 'tokenizer.j
       assert.ok(existsSync(join(sharded, 'model.safetensors.index.json')));
       assert.ok(readdirSync(sharded).filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length > 1);
       // The config is the original, and the saved tensors carry HF names (tied heads left out, as transformers).
+      // (src/models/transformers4.ts): with transformers 5's rope_parameters, the top-level rope_theta and rope_scaling
+      // that transformers 4 reads are written beside it, and read alone they are the same rope.
       const cfgIn = JSON.parse(readFileSync(join(src, 'config.json'), 'utf8'));
       const cfgOut = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-      assert.deepEqual(cfgOut, cfgIn);
+      const { rope_theta: theta, rope_scaling: scaling, ...rest } = cfgOut;
+      if (cfgIn.rope_parameters && cfgIn.rope_theta === undefined) {
+        assert.deepEqual(rest, cfgIn);
+        assert.equal(theta, cfgIn.rope_parameters.rope_theta);
+        assert.equal(scaling === undefined, (cfgIn.rope_parameters.rope_type ?? 'default') === 'default', 'rope_scaling only for a rope type other than default');
+        const { rope_parameters: _, ...v4 } = cfgOut;
+        const v4Dir = tempDir('v4-config');
+        try {
+          writeFileSync(join(v4Dir, 'config.json'), JSON.stringify(v4));
+          assert.deepEqual(readConfig(v4Dir).rope, readConfig(src).rope, 'the rope transformers 4 reads');
+        } finally {
+          removeDir(v4Dir);
+        }
+      } else assert.deepEqual(cfgOut, cfgIn);
+      // tokenizer_config.json names a class transformers 4 has too.
+      const tcIn = JSON.parse(readFileSync(join(src, 'tokenizer_config.json'), 'utf8'));
+      const tcOut = JSON.parse(readFileSync(join(out, 'tokenizer_config.json'), 'utf8'));
+      assert.equal(tcOut.tokenizer_class, tcIn.tokenizer_class === 'TokenizersBackend' ? 'PreTrainedTokenizerFast' : tcIn.tokenizer_class);
       const namesIn = SafetensorsFile.open(join(src, 'model.safetensors')).names.sort();
       const namesOut = SafetensorsFile.open(join(out, 'model.safetensors')).names.sort();
       assert.deepEqual(namesOut, namesIn);
@@ -184,4 +203,17 @@ test('a bfloat16 model saves as bfloat16 and reloads bit for bit', { skip: noFix
   } finally {
     removeDir(out);
   }
+});
+
+test('tokenizer_config.json as both transformers generations read it: a transformers 5 class and extra_special_tokens list rewritten, a transformers 4 one kept', async () => {
+  const { portableTokenizerConfig, withTopLevelRope } = await import('../src/models/transformers4.js');
+  assert.deepEqual(portableTokenizerConfig({ backend: 'tokenizers', tokenizer_class: 'TokenizersBackend', extra_special_tokens: ['<a>', '<b>'], eos_token: '</s>' }), {
+    tokenizer_class: 'PreTrainedTokenizerFast', additional_special_tokens: ['<a>', '<b>'], eos_token: '</s>',
+  });
+  const v4 = { tokenizer_class: 'LlamaTokenizer', additional_special_tokens: ['<a>'], extra_special_tokens: { image_token: '<img>' } };
+  assert.deepEqual(portableTokenizerConfig(v4), v4);
+  // Per-layer-type rope parameters (Gemma 3's) have no single transformers 4 form: left as they are.
+  const perType = { rope_parameters: { full_attention: { rope_theta: 1e6, rope_type: 'default' }, sliding_attention: { rope_theta: 1e4, rope_type: 'default' } } };
+  assert.deepEqual(withTopLevelRope(perType), perType);
+  assert.deepEqual(withTopLevelRope({ rope_parameters: { rope_type: 'linear', rope_theta: 1e4, factor: 2 } }), { rope_parameters: { rope_type: 'linear', rope_theta: 1e4, factor: 2 }, rope_theta: 1e4, rope_scaling: { rope_type: 'linear', factor: 2 } });
 });

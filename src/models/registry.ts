@@ -3,6 +3,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultDevice, saveWeights, WeightFolder, type DType, type Tensor } from '../torch/index.js';
 import { configJsonText, readConfig, type ModelConfig } from './config.js';
+import { copyTokenizerFiles, withTopLevelRope } from './transformers4.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import type { AttentionImplementation, CausalLMBase } from './causal_lm.js';
 import { LlamaForCausalLM } from './llama.js';
@@ -87,12 +88,11 @@ export interface SaveModelOptions {
   replace?: (name: string, t: Tensor) => Tensor | undefined;
 }
 
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json', 'tokenizer.model', 'generation_config.json'];
 
 /**
- * Writes a model as a Hugging Face folder that transformers and vLLM load unchanged: config.json (the one
- * it was loaded with, dtype updated), model.safetensors (or shards with an index), and the tokenizer files
- * and generation_config.json of `tokenizerDir`.
+ * Writes a model as a Hugging Face folder that transformers (5 and 4: transformers4.ts) and vLLM load unchanged:
+ * config.json (the one it was loaded with, dtype updated), model.safetensors (or shards with an index), and the
+ * tokenizer files and generation_config.json of `tokenizerDir`.
  */
 export function saveModel(model: CausalLMBase, dir: string, opts: SaveModelOptions = {}): string[] {
   const out = resolve(dir);
@@ -116,14 +116,13 @@ export function saveModel(model: CausalLMBase, dir: string, opts: SaveModelOptio
     const files = saveWeights(out, tensors, { maxShardBytes: opts.maxShardBytes });
     // Floats stay floats (transformers 5 refuses `30` for a float field): as the loaded config.json wrote them.
     const srcConfig = sources.get(model) && join(sources.get(model)!, 'config.json');
-    writeFileAtomic(join(out, 'config.json'), configJsonText(raw, srcConfig && existsSync(srcConfig) ? readFileSync(srcConfig, 'utf8') : undefined));
+    writeFileAtomic(join(out, 'config.json'), configJsonText(withTopLevelRope(raw), srcConfig && existsSync(srcConfig) ? readFileSync(srcConfig, 'utf8') : undefined));
     const src = opts.tokenizerDir ? resolve(opts.tokenizerDir) : sources.get(model);
     if (src && src !== out) {
-      for (const name of TOKENIZER_FILES) {
-        if (existsSync(join(src, name))) {
-          copyFileSync(join(src, name), join(out, name));
-          files.push(name);
-        }
+      files.push(...copyTokenizerFiles(src, out));
+      if (existsSync(join(src, 'generation_config.json'))) {
+        copyFileSync(join(src, 'generation_config.json'), join(out, 'generation_config.json'));
+        files.push('generation_config.json');
       }
     }
     if (!existsSync(join(out, 'generation_config.json'))) {

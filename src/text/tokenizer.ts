@@ -1,10 +1,11 @@
 // Tokenizer of a Hugging Face model folder: tokenizer.json through @huggingface/tokenizers (the pure-JS port of
 // HF tokenizers, which reads tokenizer.json as is), special tokens from tokenizer_config.json, falling back to the
 // token ids of generation_config.json and config.json.
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { jsonErrorMessage, readText } from '../util/files.js';
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
+import { copyTokenizerFiles } from '../models/transformers4.js';
 
 export interface EncodeOptions {
   /** Add the special tokens of tokenizer.json's post-processor (e.g. a leading `<s>`). Default true, as in
@@ -203,8 +204,6 @@ function rustByteFallback(decoder: unknown): void {
   }
 }
 
-/** Files of the tokenizer that `save` copies into a model folder, when the source folder has them. */
-const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'];
 
 export class Tokenizer {
   /** The folder it was loaded from. */
@@ -374,16 +373,13 @@ export class Tokenizer {
     return this.specialIds;
   }
 
-  /** Copies the tokenizer files (tokenizer.json, tokenizer_config.json, chat_template.jinja and
-   * special_tokens_map.json, those the source folder has) into a model folder being written. */
+  /** Copies the tokenizer files (models/transformers4.ts's TOKENIZER_FILES, those the source folder has; its
+   * tokenizer_config.json written so that transformers 4 and 5 both load it) into a model folder being written. */
   save(dir: string): void {
     const target = resolve(dir);
     mkdirSync(target, { recursive: true });
     if (target === this.dir) return;
-    for (const name of TOKENIZER_FILES) {
-      const src = join(this.dir, name);
-      if (existsSync(src)) copyFileSync(src, join(target, name));
-      else if (name === 'tokenizer.json') throw new Error(`${src}: file not found (was the source folder removed?)`);
-    }
+    if (!existsSync(join(this.dir, 'tokenizer.json'))) throw new Error(`${join(this.dir, 'tokenizer.json')}: file not found (was the source folder removed?)`);
+    copyTokenizerFiles(this.dir, target);
   }
 }

@@ -261,6 +261,9 @@ test('serve: repetition_penalty, presence_penalty, frequency_penalty, logit_bias
       const first = out.findIndex((t, j) => t !== greedyIds[j]);
       assert.ok(bannedNext(seqs, out.slice(0, first)).includes(greedyIds[first]!), 'the first change is where the word would have been completed');
     }
+    const stuck = await post(s.url, '/v1/completions', { ...body, allowed_token_ids: [...s.engine.eos], min_tokens: 2, ignore_eos: false });
+    assert.equal(stuck.status, 400, stuck.text);
+    assert.equal(stuck.body.error.param, 'allowed_token_ids');
     // Chat takes the same fields.
     const chat = await post(s.url, '/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, logit_bias: { '77': 100 }, temperature: 0, ignore_eos: true });
     assert.equal(chat.status, 200, chat.text);

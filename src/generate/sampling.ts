@@ -72,22 +72,29 @@ export interface TokenHistory {
   counts: Tensor;
 }
 
+/**
+ * Per-row id lists as int64 [rows, width], each row padded with the id V: scattered into [rows, V + 1] and cut back to
+ * V columns, the padding lands in the column cut off (the one way per-row id sets become masks and counts here).
+ */
+export function paddedIds(lists: readonly (readonly number[])[], vocabSize: number, device: string): Tensor {
+  const w = Math.max(1, ...lists.map((l) => l.length));
+  const a = new BigInt64Array(lists.length * w).fill(BigInt(vocabSize));
+  lists.forEach((l, i) => l.forEach((t, j) => (a[i * w + j] = BigInt(t))));
+  return tensor(a, { shape: [lists.length, w], device });
+}
+
+/** bool [rows, V]: true at each row's ids (ids in [0, V)). */
+export function rowMask(lists: readonly (readonly number[])[], vocabSize: number, device: string): Tensor {
+  return tidy(() => zeros([lists.length, vocabSize + 1], { dtype: 'bool', device }).scatter(1, paddedIds(lists, vocabSize, device), true).narrow(1, 0, vocabSize).contiguous());
+}
+
 /** A TokenHistory from id lists on the host: each row's prompt and the tokens it generated so far. */
 export function tokenHistory(prompts: readonly (readonly number[])[], outputs: readonly (readonly number[])[], vocabSize: number, device: string): TokenHistory {
-  // Rows padded with the id V, which lands in a column cut off afterwards.
-  const padded = (lists: readonly (readonly number[])[]): Tensor => {
-    const w = Math.max(1, ...lists.map((l) => l.length));
-    const a = new BigInt64Array(lists.length * w).fill(BigInt(vocabSize));
-    lists.forEach((l, i) => l.forEach((t, j) => (a[i * w + j] = BigInt(t))));
-    return tensor(a, { shape: [lists.length, w], device });
-  };
   return tidy(() => {
-    const rows = prompts.length;
-    const p = padded(prompts);
-    const o = padded(outputs);
+    const o = paddedIds(outputs, vocabSize, device);
     return {
-      prompt: zeros([rows, vocabSize + 1], { dtype: 'bool', device }).scatter(1, p, true).narrow(1, 0, vocabSize).contiguous(),
-      counts: zeros([rows, vocabSize + 1], { device }).scatterAdd(1, o, ones(o.shape, { device })).narrow(1, 0, vocabSize).contiguous(),
+      prompt: rowMask(prompts, vocabSize, device),
+      counts: zeros([prompts.length, vocabSize + 1], { device }).scatterAdd(1, o, ones(o.shape, { device })).narrow(1, 0, vocabSize).contiguous(),
     };
   });
 }

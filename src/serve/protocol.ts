@@ -2,8 +2,8 @@
 // errors in OpenAI's shape ({"error": {"message", "type", "param", "code"}}) that name the field.
 // Fields of OpenAI's API and of vLLM's (and SGLang's) extensions that the server implements are read;
 // unknown fields are ignored (as OpenAI and vLLM do); every known field it does not implement is refused
-// with a 400 naming it when it would change the output (beam search, structured
-// outputs, tools, ...); at its neutral value it is accepted.
+// with a 400 naming it when it would change the output (beam search, structured outputs, tools, ...); at its
+// neutral value it is accepted.
 
 export class ApiError extends Error {
   constructor(readonly status: number, message: string, readonly type = 'invalid_request_error', readonly param: string | null = null, readonly code: string | null = null, readonly headers: Record<string, string> = {}) {

@@ -7,7 +7,7 @@
 // options and seed, and not on which other requests share the batch (up to the rounding of batched matrix
 // products, which can differ with the batch's size).
 import { cat, keep, tensor, tidy, zeros, type Generator, type Tensor } from '../torch/index.js';
-import { hasPenalties, isGreedy, sampleNext, sampleStep, tokenHistory, type PenaltyCoefficients, type TokenHistory } from '../generate/sampling.js';
+import { hasPenalties, isGreedy, paddedIds, rowMask, sampleNext, sampleStep, tokenHistory, type PenaltyCoefficients, type TokenHistory } from '../generate/sampling.js';
 import { bannedNext } from './bad_words.js';
 import type { EngineRequest } from './request.js';
 
@@ -115,13 +115,10 @@ export function rowPenalties(rows: readonly SamplingRow[], vocabSize: number, de
   let bias: Tensor | null = null;
   const width = Math.max(0, ...biases.map((b) => b.length));
   if (width > 0) {
-    // Padded with the id V (a column cut off afterwards), as tokenHistory pads.
-    const ids = new BigInt64Array(rows.length * width).fill(BigInt(vocabSize));
     const vals = new Float32Array(rows.length * width);
-    biases.forEach((b, i) => b.forEach(([id, v], j) => ((ids[i * width + j] = BigInt(id)), (vals[i * width + j] = v))));
-    bias = zeros([rows.length, vocabSize + 1], { device })
-      .scatter(1, tensor(ids, { shape: [rows.length, width], device }), tensor(vals, { shape: [rows.length, width], device }))
-      .narrow(1, 0, vocabSize);
+    biases.forEach((b, i) => b.forEach(([, v], j) => (vals[i * width + j] = v)));
+    const ids = paddedIds(biases.map((b) => b.map(([id]) => Number(id))), vocabSize, device);
+    bias = zeros([rows.length, vocabSize + 1], { device }).scatter(1, ids, tensor(vals, { shape: [rows.length, width], device })).narrow(1, 0, vocabSize);
   }
   return {
     history,
@@ -132,17 +129,6 @@ export function rowPenalties(rows: readonly SamplingRow[], vocabSize: number, de
       bias,
     },
   };
-}
-
-/** bool [B, V]: true at each row's ids (ids in [0, V)). */
-export function rowMask(ids: readonly (readonly number[])[], vocabSize: number, device: string): Tensor {
-  // Padded with the id V, which lands in a column cut off afterwards.
-  const width = Math.max(1, ...ids.map((l) => l.length));
-  const a = new BigInt64Array(ids.length * width).fill(BigInt(vocabSize));
-  ids.forEach((l, i) => l.forEach((t, j) => (a[i * width + j] = BigInt(t))));
-  return zeros([ids.length, vocabSize + 1], { dtype: 'bool', device })
-    .scatter(1, tensor(a, { shape: [ids.length, width], device }), true)
-    .narrow(1, 0, vocabSize);
 }
 
 /** bool [B, V]: the tokens each row may sample (all of them for rows without allowedTokenIds), or null when no row limits them. */

@@ -478,6 +478,9 @@ export class SppoServer implements EndpointContext {
     }
     const outside = c.allowedTokenIds?.find((id) => id >= v);
     if (outside !== undefined) throw badRequest(`'allowed_token_ids' names token ${outside}, out of the vocabulary [0, ${v})`, 'allowed_token_ids', 'out_of_range');
+    if (c.allowedTokenIds && c.minTokens > 0 && c.allowedTokenIds.every((id) => (!c.ignoreEos && this.engine.eos.has(id)) || c.stopTokenIds.includes(id))) {
+      throw badRequest("'allowed_token_ids' holds only tokens that end a sequence, which 'min_tokens' forbids: nothing could be sampled", 'allowed_token_ids', 'out_of_range');
+    }
     const over = contextOverflow(longest, maxTokens, maxLen, 'messages' in c ? 'messages' : 'prompt');
     if (over) throw badRequest(over.message, over.param, 'context_length_exceeded');
     return {

@@ -3,7 +3,7 @@
 // the same records (scripts/trl-formats-fixture.py), and pref_conv.parquet the records as `datasets` writes Parquet.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPairs, tokenizePairs } from '../src/sppo/pairs_file.js';
 import { readSftData, tokenizeSft } from '../src/sppo/sft.js';
@@ -11,7 +11,8 @@ import { Tokenizer } from '../src/text/tokenizer.js';
 import { ChatTemplate } from '../src/text/chat_template.js';
 import { forEachJsonl } from '../src/util/files.js';
 import { projectRoot } from './helpers/fixtures.js';
-import { sppoOk } from './helpers/cli.js';
+import { sppoCli, sppoOk } from './helpers/cli.js';
+import { hubFiles, layoutCache } from './helpers/hub_fixture.js';
 import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
 
 interface Formats {
@@ -107,13 +108,29 @@ test('text pairs: a response already ending its turn (TRL-rendered "...<|im_end|
   }
 });
 
-test('sppo train --pairs on the Hub\'s Parquet of conversational pairs, and sppo sft on conversational prompt-completion data, as a user runs them', { skip }, () => {
+test('sppo train --pairs on the Hub\'s Parquet of conversational pairs (a file, and a data set by name from the Hugging Face cache), and sppo sft on conversational prompt-completion data, as a user runs them', { skip }, () => {
   const dir = tempDir('trl-cli');
   try {
     const model = join(fixtureRoot, 'qwen2');
     const out = sppoOk(['train', '--model', model, '--pairs', join(fixtures, 'pref_conv.parquet'), '--loss', 'dpo', '--batch-size', '3', '--epochs', '1', '--device', 'cpu', '--out', join(dir, 'dpo')]);
     assert.match(out.stderr + out.stdout, /3 pairs|1 step/);
     assert.ok(existsSync(join(dir, 'dpo', 'model.safetensors')));
+    // By name, as TRL's --dataset_name: the split's Parquet file in a cache laid out as huggingface_hub lays it out.
+    const src = join(dir, 'ds');
+    mkdirSync(join(src, 'data'), { recursive: true });
+    copyFileSync(join(fixtures, 'pref_conv.parquet'), join(src, 'data', 'train_prefs-00000-of-00001.parquet'));
+    const cache = join(dir, 'hub');
+    layoutCache(cache, 'trl-lib/tiny-prefs', hubFiles(src), { type: 'dataset' });
+    const env = { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' };
+    const byName = ['train', '--model', model, '--pairs', 'trl-lib/tiny-prefs', '--loss', 'dpo', '--batch-size', '3', '--epochs', '1', '--device', 'cpu'];
+    const r = sppoCli([...byName, '--split', 'train_prefs', '--out', join(dir, 'dpo-hub')], { env });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(join(dir, 'dpo-hub', 'model.safetensors')));
+    // The same pairs, the same training: the same weights as from the file.
+    assert.deepEqual(readFileSync(join(dir, 'dpo-hub', 'model.safetensors')), readFileSync(join(dir, 'dpo', 'model.safetensors')));
+    const missing = sppoCli([...byName, '--split', 'test', '--out', join(dir, 'x')], { env });
+    assert.notEqual(missing.status, 0);
+    assert.match(missing.stderr, /--pairs: dataset trl-lib\/tiny-prefs, split 'test': the cached snapshot .* has no Parquet file of that split/);
     sppoOk(['sft', '--model', model, '--data', jsonl(join(dir, 'sft.jsonl'), fx.records.sft_conversational!), '--batch-size', '3', '--epochs', '1', '--device', 'cpu', '--out', join(dir, 'sft')]);
     assert.ok(existsSync(join(dir, 'sft', 'model.safetensors')));
   } finally {

@@ -7,7 +7,7 @@ import { Tokenizer } from '../text/tokenizer.js';
 import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
 import { readSftData, sft, tokenizeSft, type SftExample, type SftStepMetrics } from '../sppo/sft.js';
 import { UsageError } from './usage.js';
-import { modelFolder } from './model_option.js';
+import { dataFiles, modelFolder } from './model_option.js';
 import { chatTemplateKwargsOption, checkOutput, parseCommand, progressBar } from './args.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
 import { REPORT_TO_OPTIONS, stepReporter } from './report_to.js';
@@ -36,7 +36,10 @@ options:
   --model DIR            continue from this model folder
   --init CONFIG.json     start from random weights of this config.json (normal(0, initializer_range), seeded)
   --tokenizer DIR        folder with tokenizer.json etc. (required with --init; default: --model)
-  --data FILE            JSONL examples (required)
+  --data FILE|NAME       the examples (required): a JSONL, JSON-array or Parquet file, or a data set on the Hub
+                         by name org/name[@revision] (its split's Parquet files, from the Hugging Face cache)
+  --split S              the data set's split (default train)
+  --dataset-config C     the data set's configuration (subset), when it has several
   --out DIR              where the model is saved (required)
   --lr LR                peak learning rate (default 1e-3)
   --epochs N             default 1
@@ -73,6 +76,8 @@ export async function run(argv: string[]): Promise<void> {
       init: { type: 'string' },
       tokenizer: { type: 'string' },
       data: { type: 'string' },
+      split: { type: 'string' },
+      'dataset-config': { type: 'string' },
       out: { type: 'string' },
       ...OPTIMIZATION_FLAGS,
       ...REPORT_TO_OPTIONS,
@@ -93,9 +98,9 @@ export async function run(argv: string[]): Promise<void> {
   const { lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule, maxGradNorm, maxLength, evalFraction, seed, device, dtype } =
     optimizationOptions(v, { lr: 1e-3, batchSize: 16, optimizer: 'adamw', warmupRatio: 0.05, schedule: 'cosine' });
 
-  if (!existsSync(v.data!)) throw new UsageError(`--data: ${v.data} does not exist`);
-  checkOutput('--out', v.out!, { '--model': v.model, '--data': v.data }, 'folder');
-  const lines = await readSftData(v.data!);
+  const dataFileList = await dataFiles('--data', v.data!, v.split, v['dataset-config']);
+  checkOutput('--out', v.out!, { '--model': v.model, ...Object.fromEntries(dataFileList.map((f, i) => [i ? `--data (file ${i + 1})` : '--data', f])) }, 'folder');
+  const lines = (await Promise.all(dataFileList.map((f) => readSftData(f)))).flat();
   const tokenizer = Tokenizer.fromFolder(tokDir);
   const template = !v.raw && ChatTemplate.hasTemplate(tokDir) ? ChatTemplate.fromFolder(tokDir, { specialTokens: tokenizer.specialTokens }) : undefined;
   const chatTemplateKwargs = chatTemplateKwargsOption(v['chat-template-kwargs']);

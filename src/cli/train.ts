@@ -8,7 +8,7 @@ import { readPairs, tokenizePairs } from '../sppo/pairs_file.js';
 import { saveAdapter } from '../models/peft.js';
 import { ALL_LINEAR, type LoraOptions } from '../nn/lora.js';
 import { UsageError } from './usage.js';
-import { modelFolder } from './model_option.js';
+import { dataFiles, modelFolder } from './model_option.js';
 import { forEachJsonl } from '../util/files.js';
 import { checkOutput, num, parseCommand, progressBar } from './args.js';
 import { ChatTemplate } from '../text/chat_template.js';
@@ -40,7 +40,11 @@ for PEFT, transformers or vLLM; \`sppo merge\` merges such an adapter later. LoR
 
 options:
   --model DIR              the policy pi_t (required)
-  --pairs FILE             JSONL pairs (required)
+  --pairs FILE|NAME        the pairs (required): a JSONL, JSON-array or Parquet file, or a data set on the Hub
+                           by name org/name[@revision] (its split's Parquet files, from the Hugging Face cache,
+                           downloaded into it when online; e.g. TRL's trl-lib/ultrafeedback_binarized)
+  --split S                the data set's split (default train)
+  --dataset-config C       the data set's configuration (subset), when it has several
   --out DIR                where the trained model is saved (required)
   --loss L                 ${LOSS_TYPES.join(' | ')} (default sppo)
   --beta B                 KL strength; SPPO's eta = 1/beta (default 0.001)
@@ -112,6 +116,8 @@ export async function run(argv: string[]): Promise<void> {
     {
       model: { type: 'string' },
       pairs: { type: 'string' },
+      split: { type: 'string' },
+      'dataset-config': { type: 'string' },
       out: { type: 'string' },
       loss: { type: 'string' },
       beta: { type: 'string' },
@@ -158,9 +164,9 @@ export async function run(argv: string[]): Promise<void> {
   const modelName = v.model!; // as given: a Hub name stays one in the adapter's base_model_name_or_path, as PEFT writes it
   v.model = await modelFolder('--model', v.model!);
 
-  if (!existsSync(v.pairs!)) throw new UsageError(`--pairs: ${v.pairs} does not exist`);
-  checkOutput('--out', v.out!, { '--model': v.model, '--pairs': v.pairs }, 'folder');
-  const pairs = await readPairs(v.pairs!, loss);
+  const pairFiles = await dataFiles('--pairs', v.pairs!, v.split, v['dataset-config']);
+  checkOutput('--out', v.out!, { '--model': v.model, ...Object.fromEntries(pairFiles.map((f, i) => [i ? `--pairs (file ${i + 1})` : '--pairs', f])) }, 'folder');
+  const pairs = (await Promise.all(pairFiles.map((f) => readPairs(f, loss)))).flat();
   const tokenizer = Tokenizer.fromFolder(v.model!);
   const template = ChatTemplate.hasTemplate(v.model!) ? ChatTemplate.fromFolder(v.model!, { specialTokens: tokenizer.specialTokens }) : undefined;
   const examples = tokenizePairs(tokenizer, pairs, !v['no-eos'], template);

@@ -8,7 +8,7 @@
 // p = (P(a > b) + 1 - P(b > a)) / 2 (symmetrize in src/sppo/winrates.ts).
 import { existsSync } from 'node:fs';
 import { isProbability } from '../judge/oracle.js';
-import { forEachJsonl, readText } from '../util/files.js';
+import { readJsonRecords } from '../util/records.js';
 import { computeWinRate, type WinRateSummary } from './winrate.js';
 import { lengthControlledWinRateFromTexts } from './length_controlled.js';
 
@@ -161,18 +161,7 @@ function recordOf(v: unknown, where: string): OutputRecord {
  */
 export function readOutputsFile(path: string): OutputRecord[] {
   if (!existsSync(path)) throw new OutputsFileError(`${path}: no such file`);
-  const text = readText(path, OutputsFileError);
-  if (text.trimStart().startsWith('[')) {
-    let arr: unknown;
-    try {
-      arr = JSON.parse(text);
-    } catch (e) {
-      throw new OutputsFileError(`${path}: not valid JSON (${(e as Error).message})`);
-    }
-    return (arr as unknown[]).map((v, i) => recordOf(v, `${path}: record ${i + 1}`));
-  }
-  const out: OutputRecord[] = [];
-  forEachJsonl(path, (v, where) => out.push(recordOf(v, where)), OutputsFileError);
+  const out = readJsonRecords(path, OutputsFileError).map(({ value, where }) => recordOf(value, where));
   if (out.length === 0) throw new OutputsFileError(`${path}: no outputs`);
   return out;
 }

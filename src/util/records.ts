@@ -36,6 +36,11 @@ export async function readRecords(path: string, makeError: new (msg: string) => 
     }
     return rows.map((r, i) => ({ value: plain(r), where: `${path}: row ${i}` }));
   }
+  return readJsonRecords(path, makeError);
+}
+
+/** The records of a JSON-array or JSONL file (the text forms of readRecords; AlpacaEval's outputs are a JSON array). */
+export function readJsonRecords(path: string, makeError: new (msg: string) => Error = FileFormatError): DataRecord[] {
   const text = readText(path, makeError);
   if (text.trimStart().startsWith('[')) {
     let arr: unknown;

@@ -9,12 +9,12 @@
 // (rsLoRA alpha/sqrt(r) vs alpha/r) or a transposed Conv1D delta changes the logits by O(1e-1) or more.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { loadModel, saveModel } from '../src/models/registry.js';
 import { configJsonText } from '../src/models/config.js';
-import { loadAdapter, AdapterError } from '../src/models/peft.js';
+import { loadAdapter, AdapterError, baseMismatch } from '../src/models/peft.js';
 import { sppoFails, sppoOk } from './helpers/cli.js';
 import { hfTiny, projectRoot } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
@@ -138,4 +138,38 @@ test('configJsonText: float literals of the source stay floats; integers stay in
   assert.match(text, /"rope_theta": 10000\.0,/);
   assert.match(text, /"factor": 8\.0,/);
   assert.match(text, /"n": 4\n/);
+});
+
+test('adapter_config.json: a base-changing initialisation (PiSSA saved unconverted), aLoRA and any unknown option with a value are refused naming the field; neutral values and metadata pass; a base named otherwise is warned of', { skip: existsSync(join(hfTiny, 'llama', 'model.safetensors')) ? false : 'no llama fixture' }, () => {
+  const tmp = tempDir('peft-fields-');
+  const m = loadModel(join(hfTiny, 'llama'), { dtype: 'float32', device: 'cpu' });
+  try {
+    const variant = (name: string, change: Record<string, unknown>): string => {
+      const dir = join(tmp, name);
+      mkdirSync(dir);
+      copyFileSync(join(fixtures, 'llama', 'plain', 'adapter_model.safetensors'), join(dir, 'adapter_model.safetensors'));
+      const cfg = JSON.parse(readFileSync(join(fixtures, 'llama', 'plain', 'adapter_config.json'), 'utf8'));
+      writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ ...cfg, ...change }));
+      return dir;
+    };
+    assert.throws(() => loadAdapter(m, variant('pissa', { init_lora_weights: 'pissa' })), /init_lora_weights: "pissa" changes the base weights at initialisation.*path_initial_model_for_weight_conversion/);
+    assert.throws(() => loadAdapter(m, variant('alora', { alora_invocation_tokens: [5, 6] })), /alora_invocation_tokens: \[5,6\] is not supported by sppo/);
+    assert.throws(() => loadAdapter(m, variant('future', { some_future_option: { enabled: true } })), /some_future_option: \{"enabled":true\} is not supported/);
+    loadAdapter(m, variant('neutral', { some_future_option: { enabled: false, ranks: [] }, init_lora_weights: 'gaussian', velora_config: { rank: 2 } })).dispose();
+    // The base it names against the one given (a Hub cache snapshot counts as its repository).
+    assert.equal(baseMismatch('meta-llama/Meta-Llama-3-8B', '/data/hub/models--meta-llama--Meta-Llama-3-8B/snapshots/abc123'), undefined);
+    assert.equal(baseMismatch('meta-llama/Meta-Llama-3-8B', '/models/Meta-Llama-3-8B'), undefined);
+    assert.match(baseMismatch('meta-llama/Meta-Llama-3-8B', '/models/Mistral-7B-v0.1') ?? '', /trained on "meta-llama\/Meta-Llama-3-8B".*merged into \/models\/Mistral-7B-v0.1/);
+    // sppo merge goes on (the shapes fit), and says so.
+    const r = sppoOk(['merge', join(hfTiny, 'llama'), variant('named', { base_model_name_or_path: 'mistralai/Mistral-7B-v0.1' }), join(tmp, 'out')]);
+    assert.match(r.stderr, /SPPO_ADAPTER_BASE.*trained on "mistralai\/Mistral-7B-v0.1"/);
+    assert.ok(existsSync(join(tmp, 'out', 'model.safetensors')));
+  } finally {
+    m.dispose();
+    removeDir(tmp);
+  }
+});
+
+test('an adapter folder given where a model is expected says to merge it first', { skip: existsSync(join(hfTiny, 'llama', 'model.safetensors')) ? false : 'no llama fixture' }, () => {
+  sppoFails(['generate', '--model', join(fixtures, 'llama', 'plain'), '--prompts', 'p.jsonl', '--out', 'o.jsonl'], 2, /is a PEFT adapter \(adapter_config\.json\), not a model: merge it into its base first, e\.g\. sppo merge hf-tiny\/llama /);
 });

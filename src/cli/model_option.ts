@@ -1,6 +1,7 @@
 // A model or data option of any command (`--model`, `sppo serve DIR`, `sppo merge BASE`; `--pairs`, `--data`): a local
 // folder or file, or a Hub name `org/name[@revision]` resolved in the Hugging Face cache and downloaded into it when online (src/hub).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseHubName } from '../hub/cache.js';
 import { resolveModelDir } from '../hub/resolve.js';
 import { resolveDatasetSplit } from '../hub/dataset.js';
@@ -8,8 +9,17 @@ import { UsageError } from './usage.js';
 
 /** The local folder for `value`: a missing local path is a usage error naming `what`; a Hub name is resolved. */
 export async function modelFolder(what: string, value: string): Promise<string> {
-  if (parseHubName(value) === null) {
+  if (parseHubName(value) === null || existsSync(value)) {
     if (!existsSync(value)) throw new UsageError(`${what}: ${value} does not exist (neither a folder nor a Hub name org/name[@revision])`);
+    if (existsSync(join(value, 'adapter_config.json')) && !existsSync(join(value, 'config.json'))) {
+      let base = 'BASE';
+      try {
+        base = (JSON.parse(readFileSync(join(value, 'adapter_config.json'), 'utf8')) as { base_model_name_or_path?: string }).base_model_name_or_path || base;
+      } catch {
+        // named as BASE
+      }
+      throw new UsageError(`${what}: ${value} is a PEFT adapter (adapter_config.json), not a model: merge it into its base first, e.g. sppo merge ${base} ${value} MERGED`);
+    }
     return value;
   }
   try {

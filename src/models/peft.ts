@@ -138,7 +138,40 @@ export function readAdapterConfig(dir: string): { options: LoraOptions; raw: Rec
   if (Array.isArray(mts) && mts.length) bad('modules_to_save', `${JSON.stringify(mts)}: fully trained modules are not supported`);
   const rslora = raw.use_rslora ?? false;
   if (typeof rslora !== 'boolean') bad('use_rslora', `must be true or false, got ${JSON.stringify(rslora)}`);
+  // Initialisations that change the base weights (PiSSA, OLoRA, LoftQ, CorDA): an adapter saved without PEFT's
+  // conversion applies to the residual base PEFT made, not to the model it names; merged onto that, it is wrong.
+  const init = raw.init_lora_weights ?? true;
+  if (!(typeof init === 'boolean' || init === 'gaussian' || init === 'eva')) {
+    bad('init_lora_weights', `${JSON.stringify(init)} changes the base weights at initialisation: this adapter applies to that changed base, not to the model it names. Save it converted (PEFT's save_pretrained(..., path_initial_model_for_weight_conversion=...)), which gives a plain LoRA of the original base`);
+  }
+  // Every other field of PEFT's LoraConfig: known metadata, or a value that changes nothing (null, false, empty).
+  // A field not known here with any other value is refused, naming it, rather than ignored (aLoRA's
+  // alora_invocation_tokens, trainable_token_indices, layer_replication, DoRA-like variants of later PEFT versions).
+  for (const [k, v] of Object.entries(raw)) {
+    if (HANDLED_FIELDS.has(k) || isNeutral(v)) continue;
+    bad(k, `${JSON.stringify(v)} is not supported by sppo (a PEFT option that changes what the adapter computes; merge it with PEFT's merge_and_unload instead)`);
+  }
   return { options: { r: r as number, alpha: alpha as number, dropout: dropout as number, targetModules: tm as string[] | string, rslora: rslora as boolean }, raw };
+}
+
+/** adapter_config.json fields read above, or metadata that does not change what the saved tensors compute. */
+const HANDLED_FIELDS = new Set([
+  'peft_type', 'r', 'lora_alpha', 'lora_dropout', 'target_modules', 'bias', 'lora_bias', 'use_dora', 'rank_pattern', 'alpha_pattern',
+  'modules_to_save', 'use_rslora', 'init_lora_weights',
+  // Metadata, or what only decides which modules get an adapter (the saved tensors say which did).
+  'base_model_name_or_path', 'revision', 'task_type', 'inference_mode', 'auto_mapping', 'peft_version', 'fan_in_fan_out',
+  'layers_to_transform', 'layers_pattern', 'exclude_modules', 'target_parameters', 'megatron_core', 'megatron_config',
+  'qalora_group_size', 'runtime_config', 'loftq_config', 'eva_config', 'corda_config',
+  // VeLoRA changes only the backward pass: the saved A and B merge as plain LoRA.
+  'velora_config',
+]);
+
+/** A value that leaves an option off: null, false, an empty string, list or object, or an object of such values. */
+function isNeutral(v: unknown): boolean {
+  if (v === null || v === undefined || v === false || v === '') return true;
+  if (Array.isArray(v)) return v.length === 0;
+  if (typeof v === 'object') return Object.values(v as object).every(isNeutral);
+  return false;
 }
 
 /** `<module path>` and which matrix ('A' or 'B') of a PEFT key; other keys are errors. */
@@ -189,10 +222,30 @@ export function loadAdapter(model: CausalLMBase, dir: string, opts: { dtype?: DT
  * Hugging Face folder (tokenizer files from the base). The weights keep the base's dtype (the merge is
  * computed in float32 and rounded once).
  */
+/**
+ * Why the adapter's base_model_name_or_path does not look like `baseDir` (undefined when it does, or cannot be told):
+ * the last part of each name, compared case-insensitively (a Hub cache snapshot counts as its repository's name).
+ * Models of one family share every LoRA shape (Llama-3-8B and Mistral-7B), so a wrong base would merge silently.
+ */
+export function baseMismatch(named: unknown, baseDir: string): string | undefined {
+  if (typeof named !== 'string' || named === '') return undefined;
+  const last = (s: string): string => {
+    const cache = /(?:^|[\\/])models--([^\\/]+)--([^\\/]+)(?:[\\/]|$)/.exec(s);
+    if (cache) return cache[2]!.toLowerCase();
+    return s.replace(/[\\/]+$/, '').split(/[\\/]/).pop()!.replace(/@.*$/, '').toLowerCase();
+  };
+  const a = last(named);
+  const b = last(resolve(baseDir));
+  if (a === '' || b === '' || a === b || a.includes(b) || b.includes(a)) return undefined;
+  return `the adapter was trained on ${JSON.stringify(named)} (base_model_name_or_path), and is merged into ${baseDir}: check that BASE is that model (models of one family share every LoRA shape, so a wrong base merges without an error)`;
+}
+
 export function mergeAdapter(baseDir: string, adapterDir: string, outDir: string, opts: LoadModelOptions = {}): string[] {
   const out = resolve(outDir);
   if (existsSync(out)) throw new AdapterError(`${outDir} exists; give a new folder`);
-  readAdapterConfig(adapterDir);
+  const { raw } = readAdapterConfig(adapterDir);
+  const mismatch = baseMismatch(raw.base_model_name_or_path, baseDir);
+  if (mismatch) process.emitWarning(`${join(adapterDir, ADAPTER_CONFIG)}: ${mismatch}`, { code: 'SPPO_ADAPTER_BASE' });
   const model = loadModel(baseDir, { device: 'cpu', ...opts });
   try {
     const lora = loadAdapter(model, adapterDir);

@@ -181,6 +181,10 @@ function parseKey(key: string, where: string): { module: string; which: 'A' | 'B
   const m = /^(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(name);
   if (!m) {
     if (/lora_embedding_[AB]|lora_magnitude_vector|\.lora_[AB](\.[^.]+)?\.bias$/.test(name)) throw new AdapterError(`${where}: tensor '${key}' is of a LoRA variant sppo does not support (embedding adapters, DoRA or LoRA bias)`);
+    if (/(^|\.)(embed_tokens|lm_head|wte|embed_in|embed_out)(\.base_layer)?\.weight$/.test(name)) {
+      throw new AdapterError(`${where}: tensor '${key}' is a whole embedding or output matrix, which PEFT saves with an adapter when the vocabulary was resized (added tokens, TRL's setup_chat_format), when a LoRA targets the embeddings or lm_head, or with save_embedding_layers=True: not supported here; merge it with PEFT's merge_and_unload`);
+    }
+    if (/trainable_tokens_delta|token_adapter/.test(name)) throw new AdapterError(`${where}: tensor '${key}' is of trainable_token_indices (trained rows of the embeddings), which sppo does not apply`);
     throw new AdapterError(`${where}: tensor '${key}' is not a LoRA weight (expected ${PEFT_PREFIX}<module>.lora_A.weight / .lora_B.weight)`);
   }
   return { module: m[1]!, which: m[2] as 'A' | 'B' };

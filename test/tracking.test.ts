@@ -4,7 +4,7 @@
 // files is in the event files at its step, once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EventWriter, eventFiles, readEventFile, type ScalarEvent } from '../src/util/tensorboard.js';
 import { sppoCli } from './helpers/cli.js';
@@ -104,7 +104,7 @@ test('sppo run with report: [tensorboard], killed in iteration 2\'s training and
   }
 });
 
-test('sppo train --report-to tensorboard: each step\'s metrics under OUT/tensorboard (or --logging-dir), as --metrics has them', { skip }, () => {
+test('sppo train --report-to tensorboard: each step\'s metrics in a run folder of its own under OUT/runs (or --logging-dir), as --metrics has them, with TRL\'s names beside; a second run is a second run', { skip }, () => {
   const dir = tempDir('tb-train');
   try {
     const pairs = join(dir, 'pairs.jsonl');
@@ -117,10 +117,25 @@ test('sppo train --report-to tensorboard: each step\'s metrics under OUT/tensorb
     const base = ['train', '--model', model, '--pairs', pairs, '--beta', '0.1', '--lr', '1e-4', '--epochs', '2', '--batch-size', '2', '--device', 'cpu'];
     const r = sppoCli([...base, '--out', join(dir, 'out'), '--metrics', join(dir, 'm.jsonl'), '--report-to', 'tensorboard,wandb']);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr, /wandb sync --sync-tensorboard .*out\/tensorboard/);
+    assert.match(r.stderr, /wandb sync --sync-tensorboard .*out\/runs\/[A-Z][a-z]{2}\d{2}_\d{2}-\d{2}-\d{2}_/);
     const m = readFileSync(join(dir, 'm.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    const loss = allEvents(join(dir, 'out', 'tensorboard')).filter((e) => e.tag === 'train/loss');
+    const runs = (): string[] => readdirSync(join(dir, 'out', 'runs')).sort();
+    assert.equal(runs().length, 1);
+    const events = allEvents(join(dir, 'out', 'runs', runs()[0]!));
+    const loss = events.filter((e) => e.tag === 'train/loss');
     assert.deepEqual(loss.map((e) => [e.step, e.value]), m.map((x) => [x.step, Math.fround(x.loss)]));
+    // TRL's names: rewards = beta times the log-ratios, accuracies, learning_rate.
+    const tag = (t: string): number[] => events.filter((e) => e.tag === t).map((e) => e.value);
+    assert.deepEqual(tag('train/rewards/chosen'), m.map((x) => Math.fround(0.1 * x.a_w)));
+    assert.deepEqual(tag('train/rewards/margins'), m.map((x) => Math.fround(0.1 * x.margin)));
+    assert.deepEqual(tag('train/rewards/accuracies'), m.map((x) => Math.fround(x.pair_accuracy)));
+    assert.deepEqual(tag('train/learning_rate'), m.map((x) => Math.fround(x.lr)));
+    // The same OUT again (another setting): a second run folder with all its steps, the first left as it was.
+    const again = sppoCli([...base, '--lr', '2e-4', '--out', join(dir, 'out'), '--report-to', 'tensorboard']);
+    assert.equal(again.status, 0, again.stderr);
+    const after = runs();
+    assert.equal(after.length, 2, `two run folders: ${after}`);
+    for (const d of after) assert.equal(allEvents(join(dir, 'out', 'runs', d)).filter((e) => e.tag === 'train/loss').length, m.length, d);
     const r2 = sppoCli([...base, '--out', join(dir, 'out2'), '--report-to', 'tensorboard', '--logging-dir', join(dir, 'logs')]);
     assert.equal(r2.status, 0, r2.stderr);
     assert.equal(allEvents(join(dir, 'logs')).filter((e) => e.tag === 'train/margin').length, m.length);

@@ -56,7 +56,7 @@ options:
   --metrics FILE         JSONL metrics, one line per optimizer step
   --report-to T          tensorboard | wandb | none: each step's metrics as TensorBoard event files too
                          (wandb: the same files, for wandb sync --sync-tensorboard; docs/tracking.md)
-  --logging-dir DIR      where the event files go (default OUT/tensorboard)
+  --logging-dir DIR      where the event files go (default OUT/runs/<date>_<host>, a folder per run)
   --no-eos               do not append EOS to the responses
   --raw                  use prompts as they are, without the chat template
   --chat-template-kwargs JSON

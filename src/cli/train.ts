@@ -68,7 +68,7 @@ options:
   --metrics FILE           JSONL metrics, one line per optimizer step
   --report-to T            tensorboard | wandb | none: each step's metrics as TensorBoard event files too
                            (wandb: the same files, for wandb sync --sync-tensorboard; docs/tracking.md)
-  --logging-dir DIR        where the event files go (default OUT/tensorboard)
+  --logging-dir DIR        where the event files go (default OUT/runs/<date>_<host>, a folder per run)
   --checkpoint-dir DIR     save checkpoints there (each epoch, or every --checkpoint-every steps)
   --checkpoint-every N     steps between checkpoints
   --gradient-checkpointing recompute the logits in the backward pass (less memory)
@@ -172,7 +172,7 @@ export async function run(argv: string[]): Promise<void> {
   const examples = tokenizePairs(tokenizer, pairs, !v['no-eos'], template);
   const policy = loadModel(v.model!, { dtype, device });
   const { total } = optimizerSteps(examples.length, { evalFraction, batchSize, gradAccum, epochs });
-  const report = stepReporter(v, v.out!, 'sppo train');
+  const report = stepReporter(v, v.out!, 'sppo train', beta);
   const bar = progressBar('train', 'steps', 'loss {loss} | acc {acc}');
   bar.start(total, 0, { loss: '-', acc: '-' });
   const t0 = performance.now();

@@ -4,7 +4,8 @@
 //
 //   train/<metric>   every optimizer step, as it happens: loss, a_w, a_l, margin, pair_accuracy, grad_norm, lr,
 //                    epoch, tokens_per_s, eval_loss; the step counts on across iterations (iteration t's steps
-//                    follow iteration t-1's, so one curve shows the whole run)
+//                    follow iteration t-1's, so one curve shows the whole run); and TRL's names beside them
+//                    (stepScalars: train/rewards/*, train/learning_rate, eval/loss)
 //   eval/<field>     per iteration (step t; t = 0 is nothing): winRate, standardError, lcWinRate, nWins, nLosses,
 //                    nTies, avgLength, avgReferenceLength, n, and the judge's statistics (judgeStats.*)
 //   generation/...   per iteration: prompts, skipped, responses, mean_response_tokens, finished_by_length
@@ -52,6 +53,26 @@ export function numericFields(o: unknown, prefix = ''): Record<string, number> {
 
 const prefixed = (p: string, o: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(o).map(([k, v]) => [`${p}/${k}`, v]));
 
+/**
+ * A training step's scalars under sppo's names and, beside them, TRL's (so that a TRL run and an sppo run overlay in
+ * one TensorBoard): train/rewards/chosen, rewards/rejected and rewards/margins are beta times sppo's a_w, a_l and
+ * margin (TRL's implicit rewards beta * (log pi - log pi_ref)); train/rewards/accuracies is pair_accuracy;
+ * train/learning_rate is lr; eval/loss is eval_loss. Without beta (SFT) only the last two.
+ */
+export function stepScalars(m: Record<string, unknown>, beta?: number): Record<string, number> {
+  const own = numericFields(m);
+  const out = prefixed('train', own);
+  if (own.lr !== undefined) out['train/learning_rate'] = own.lr;
+  if (own.eval_loss !== undefined) out['eval/loss'] = own.eval_loss;
+  if (beta !== undefined) {
+    for (const [from, to] of [['a_w', 'chosen'], ['a_l', 'rejected'], ['margin', 'margins']] as const) {
+      if (own[from] !== undefined) out[`train/rewards/${to}`] = beta * own[from]!;
+    }
+    if (own.pair_accuracy !== undefined) out['train/rewards/accuracies'] = own.pair_accuracy;
+  }
+  return out;
+}
+
 /** A run's tracker: writes what the run directory holds (sync) and each training step as it comes (trainStep). */
 export class RunTracker {
   private readonly writer: EventWriter;
@@ -60,6 +81,8 @@ export class RunTracker {
   constructor(
     readonly runDir: string,
     readonly targets: readonly ReportTarget[],
+    /** The loss's beta, for TRL's reward names (stepScalars). */
+    readonly beta?: number,
   ) {
     this.writer = new EventWriter(join(runDir, 'tensorboard'));
   }
@@ -71,7 +94,7 @@ export class RunTracker {
 
   /** The W&B command for this run's curves (`report: [wandb]`). */
   wandbCommand(): string {
-    return `wandb sync --sync-tensorboard ${join(this.runDir, 'tensorboard')}`;
+    return `wandb sync --sync-tensorboard ${join(this.runDir, 'tensorboard')} (wandb up to 0.29; 0.30 removed it: docs/tracking.md has the import for later versions)`;
   }
 
   private iterPath(t: number, f: string): string {
@@ -91,7 +114,7 @@ export class RunTracker {
   /** One optimizer step of iteration t, as the trainer reports it. */
   trainStep(t: number, m: StepMetrics | Record<string, unknown>): void {
     const { step, ...rest } = m as Record<string, unknown>;
-    this.writer.scalars(this.offset(t) + Number(step), prefixed('train', numericFields(rest)));
+    this.writer.scalars(this.offset(t) + Number(step), stepScalars(rest, this.beta));
   }
 
   /** Writes everything the run directory holds that is not written yet (after each stage). */
@@ -127,9 +150,9 @@ export class RunTracker {
 }
 
 /** The run's tracker when its config asks for one (`report`), after saying where its files go; else undefined. */
-export function startTracking(cfg: { runDir: string; report: readonly ReportTarget[] }, log: (line: string) => void): RunTracker | undefined {
+export function startTracking(cfg: { runDir: string; report: readonly ReportTarget[]; training?: { beta: number } }, log: (line: string) => void): RunTracker | undefined {
   if (cfg.report.length === 0) return undefined;
-  const tracker = new RunTracker(cfg.runDir, cfg.report);
+  const tracker = new RunTracker(cfg.runDir, cfg.report, cfg.training?.beta);
   tracker.sync(); // a resumed run: what its files hold and the event files lack
   log(`sppo run: TensorBoard event files in ${join(cfg.runDir, 'tensorboard')} (tensorboard --logdir ${join(cfg.runDir, 'tensorboard')})`);
   if (cfg.report.includes('wandb')) log(`sppo run: for Weights & Biases: ${tracker.wandbCommand()} (wandb reads the TensorBoard files; run it during or after the run)`);

@@ -175,9 +175,13 @@ export class EventWriter {
   private readonly last = new Map<string, number>();
   private static count = 0;
 
-  constructor(readonly dir: string) {
+  /**
+   * `continueRun` (default true: a resumed `sppo run` continues its curves): steps the folder's event files already
+   * hold for a tag are not written again. False: a new run's steps are all written (as TensorBoard's own writers do).
+   */
+  constructor(readonly dir: string, opts: { continueRun?: boolean } = {}) {
     mkdirSync(dir, { recursive: true });
-    for (const f of eventFiles(dir)) for (const e of readEventFile(f)) this.last.set(e.tag, Math.max(this.last.get(e.tag) ?? -Infinity, e.step));
+    if (opts.continueRun ?? true) for (const f of eventFiles(dir)) for (const e of readEventFile(f)) this.last.set(e.tag, Math.max(this.last.get(e.tag) ?? -Infinity, e.step));
     const now = Date.now() / 1000;
     this.path = join(dir, `events.out.tfevents.${Math.floor(now)}.${hostname()}.${process.pid}.${EventWriter.count++}`);
     appendFileSync(this.path, record(encodeEvent({ wallTime: now, step: 0, fileVersion: 'brain.Event:2' })));

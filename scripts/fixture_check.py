@@ -47,3 +47,21 @@ def check_and_exit(fresh, committed):
     bad = compare(fresh, committed)
     shutil.rmtree(fresh, ignore_errors=True)
     sys.exit(1 if bad else 0)
+
+
+def check_runs(fresh, committed, path, run_key, float_keys, bound, ok_message):
+    """Compares runs of generations (run_key names each run) with the committed ones: the same tokens, and each list
+    under float_keys within `bound`; prints one ok line or a FAIL line per difference. Returns the exit status."""
+    bad = 0
+    for r, c in zip(fresh, committed):
+        for i, (g, h) in enumerate(zip(r["generations"], c["generations"])):
+            gap = max(abs(x - y) for k in float_keys for x, y in zip(g[k], h[k]))
+            if g["tokens"] != h["tokens"] or gap > bound:
+                print(f"FAIL {path}: {run_key} {r[run_key]}, prompt {i}: tokens {g['tokens']} vs {h['tokens']}, gap {gap:.2e}")
+                bad += 1
+    if len(fresh) != len(committed):
+        print(f"FAIL {path}: {len(committed)} runs committed, {len(fresh)} now")
+        bad += 1
+    if not bad:
+        print(f"ok {path}: {ok_message}")
+    return 1 if bad else 0

@@ -58,29 +58,15 @@ def main():
             gens.append({"prompt_ids": p, "tokens": tokens, "scores": scores, "margins": margins, "logprobs": logprobs})
         runs.append({"repetition_penalty": penalty, "generations": gens})
     if a.check:
-        raise SystemExit(check(runs, json.load(open(a.out))["runs"], a.out))
+        from fixture_check import check_runs  # beside this script: python puts its folder on sys.path
+        raise SystemExit(check_runs(runs, json.load(open(a.out))["runs"], a.out, "repetition_penalty", ("scores", "logprobs"), BOUND,
+                                    "transformers' generate with repetition_penalty gives the committed tokens, scores and log-probs"))
     os.makedirs(os.path.dirname(a.out), exist_ok=True)
     with open(a.out, "w") as f:
         json.dump({"torch": torch.__version__, "transformers": transformers.__version__, "model": "llama",
                    "max_new_tokens": NEW_TOKENS, "runs": runs}, f, indent=1)
         f.write("\n")
     print(f"wrote {a.out}")
-
-
-def check(fresh, committed, path):
-    bad = 0
-    for r, c in zip(fresh, committed):
-        for i, (g, h) in enumerate(zip(r["generations"], c["generations"])):
-            gap = max(abs(x - y) for k in ("scores", "logprobs") for x, y in zip(g[k], h[k]))
-            if g["tokens"] != h["tokens"] or gap > BOUND:
-                print(f"FAIL {path}: repetition_penalty {r['repetition_penalty']}, prompt {i}: tokens {g['tokens']} vs {h['tokens']}, gap {gap:.2e}")
-                bad += 1
-    if len(fresh) != len(committed):
-        print(f"FAIL {path}: {len(committed)} runs committed, {len(fresh)} now")
-        bad += 1
-    if not bad:
-        print(f"ok {path}: transformers' generate with repetition_penalty gives the committed tokens, scores and log-probs")
-    return 1 if bad else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 import type { Tokenizer } from '../text/tokenizer.js';
 import { conversationIds, encodePrompt, responseEndId, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
 import { readRecords } from '../util/records.js';
+import { messageList } from './prompts.js';
 import type { LossType } from './losses.js';
 import type { TrainExample } from './trainer.js';
 
@@ -30,17 +31,6 @@ export interface PairRecord {
 
 /** The losses whose targets are the responses' win rates. */
 const WIN_RATE_LOSSES: readonly LossType[] = ['sppo', 'mpo', 'nash-md', 'omwu', 'extragradient'];
-
-/** A list of {role, content} messages (content text), or a message naming where and why not. */
-function messages(v: unknown[], where: string, field: string): ChatMessage[] {
-  return v.map((m, j) => {
-    const o = m as Record<string, unknown>;
-    if (!o || typeof o !== 'object' || typeof o.role !== 'string' || typeof o.content !== 'string') {
-      throw new Error(`${where}: ${field}[${j}] must be a message {"role", "content"} with string content`);
-    }
-    return { role: o.role, content: o.content };
-  });
-}
 
 /** TRL's extract_prompt: the shared start of chosen and rejected (whole messages; for texts, characters, a trailing space left to the responses). */
 export function extractPrompt<T extends string | ChatMessage[]>(chosen: T, rejected: T): { prompt: T; chosen: T; rejected: T } {
@@ -70,9 +60,9 @@ export async function readPairs(path: string, loss: LossType): Promise<PairRecor
     let chosen: string | ChatMessage[];
     let rejected: string | ChatMessage[];
     if (conversational) {
-      chosen = messages(o.chosen as unknown[], where, 'chosen');
-      rejected = messages(o.rejected as unknown[], where, 'rejected');
-      prompt = Array.isArray(o.prompt) ? messages(o.prompt, where, 'prompt') : [];
+      chosen = messageList(o.chosen as unknown[], where, 'chosen');
+      rejected = messageList(o.rejected as unknown[], where, 'rejected');
+      prompt = Array.isArray(o.prompt) ? messageList(o.prompt, where, 'prompt') : [];
     } else {
       chosen = o.chosen as string;
       rejected = o.rejected as string;

@@ -29,13 +29,22 @@ export class PromptFileError extends Error {
 
 const ID_FIELDS = ['id', 'prompt_id', 'source_index'] as const;
 
-function checkMessages(v: unknown[], where: string, field: string): ChatMessage[] {
-  v.forEach((m, j) => {
-    if (!m || typeof m !== 'object' || typeof (m as ChatMessage).role !== 'string' || typeof (m as ChatMessage).content !== 'string') {
-      throw new PromptFileError(`${where}: ${field}[${j}] must be an object with string "role" and "content"`);
+/**
+ * A data file's list of messages ({role, content} with string content, other keys dropped), or `makeError` naming
+ * where and which message is not one: the one check of messages in prompt, pair and SFT files.
+ */
+export function messageList(v: unknown[], where: string, field: string, makeError: new (msg: string) => Error = Error): ChatMessage[] {
+  return v.map((m, j) => {
+    const o = m as Record<string, unknown>;
+    if (!o || typeof o !== 'object' || typeof o.role !== 'string' || typeof o.content !== 'string') {
+      throw new makeError(`${where}: ${field}[${j}] must be an object with string "role" and "content"`);
     }
+    return { role: o.role, content: o.content };
   });
-  const msgs = (v as ChatMessage[]).map((m) => ({ role: m.role, content: m.content }));
+}
+
+function checkMessages(v: unknown[], where: string, field: string): ChatMessage[] {
+  const msgs = messageList(v, where, field, PromptFileError);
   while (msgs.length > 0 && msgs[msgs.length - 1]!.role === 'assistant') msgs.pop();
   if (msgs.length === 0) throw new PromptFileError(`${where}: "${field}" has no message before the assistant's answer`);
   return msgs;

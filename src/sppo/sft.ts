@@ -9,6 +9,7 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Tokenizer } from '../text/tokenizer.js';
 import { conversationIds, promptIds, responseEndId, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
 import { readRecords } from '../util/records.js';
+import { messageList } from './prompts.js';
 import { dirname, resolve } from 'node:path';
 import { AdamW, clipGradNorm, LRScheduler, noGrad, RMSprop, tidy, type Optimizer, type ScheduleKind } from '../torch/index.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
@@ -214,15 +215,6 @@ export interface SftLine {
   where?: string;
 }
 
-/** Messages {role, content} with string content, or an error naming where. */
-function sftMessages(v: unknown[], where: string, field: string): ChatMessage[] {
-  return v.map((m, j) => {
-    const o = m as Record<string, unknown>;
-    if (!o || typeof o !== 'object' || typeof o.role !== 'string' || typeof o.content !== 'string') throw new Error(`${where}: ${field}[${j}] must be an object with string "role" and "content"`);
-    return { role: o.role, content: o.content };
-  });
-}
-
 /**
  * Reads SFT examples from JSONL, a JSON array or Parquet; a malformed record is an error naming file:line (or row).
  * Forms: {"prompt", "response"} (TRL's standard prompt-completion, "completion", too); {"messages", "response"?}
@@ -240,14 +232,14 @@ export async function readSftData(path: string): Promise<SftLine[]> {
     let prompt: string | ChatMessage[];
     if (typeof o.prompt === 'string') prompt = o.prompt;
     else if (Array.isArray(o.prompt)) {
-      prompt = sftMessages(o.prompt, where, 'prompt');
+      prompt = messageList(o.prompt, where, 'prompt');
       if (prompt.length === 0) throw new Error(`${where}: "prompt" has no messages`);
       if (Array.isArray(response)) {
-        response = sftMessages(response, where, field);
+        response = messageList(response, where, field);
         if ((response as ChatMessage[]).length === 0) throw new Error(`${where}: "${field}" has no messages`);
       }
     } else if (Array.isArray(o.messages)) {
-      const list = sftMessages(o.messages, where, 'messages');
+      const list = messageList(o.messages, where, 'messages');
       if (response === undefined && list.length > 1 && list.at(-1)!.role === 'assistant') {
         response = list.at(-1)!.content;
         prompt = list.slice(0, -1);

@@ -19,7 +19,7 @@
 // local wheelhouse), or PEFT_PYTHON names a python that has them. --if-available: where they cannot be
 // installed, print one line and exit 0 (CI). Needs the built dist/ (npm run build).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -81,6 +81,7 @@ const imp = (p) => import(pathToFileURL(join(root, 'dist', 'src', p)).href);
 const torch = await imp('torch/index.js');
 const { loadModel, saveModel } = await imp('models/registry.js');
 const { saveAdapter } = await imp('models/peft.js');
+const { mergeAdapter } = await imp('models/peft_merge.js');
 const { Lora } = await imp('nn/lora.js');
 const { Tokenizer } = await imp('text/tokenizer.js');
 
@@ -130,7 +131,16 @@ try {
     symlinkSync(base, join(dir, 'source'));
     cases.push(arch);
   }
-  log(`sppo wrote ${cases.length} architectures' adapters and checkpoints under ${work}`);
+  // PEFT's LoRA variants (test/fixtures/peft: DoRA, trained biases, modules_to_save, a resized vocabulary, ...) merged
+  // by sppo: transformers loads each merged folder (untied embeddings, vocab_size 520) and gives the PeftModel's logits.
+  const variants = join(root, 'test', 'fixtures', 'peft');
+  for (const arch of readdirSync(variants).filter((a) => existsSync(join(variants, a, 'plain')))) {
+    for (const v of readdirSync(join(variants, arch)).filter((v) => !['plain', 'rslora', 'regex'].includes(v))) {
+      mergeAdapter(join(hfTiny, arch), join(variants, arch, v), join(work, 'merged', `${arch}-${v}`), { dtype: 'float32' });
+      copyFileSync(join(variants, arch, v, 'expected.safetensors'), join(work, 'merged', `${arch}-${v}`, 'peft-expected.safetensors'));
+    }
+  }
+  log(`sppo wrote ${cases.length} architectures' adapters and checkpoints, and merged ${readdirSync(join(work, 'merged')).length} of PEFT's adapter variants, under ${work}`);
   const r = spawnSync(py, [join(root, 'scripts', 'peft-interop.py'), work, ...cases], { stdio: 'inherit' });
   if (r.status !== 0) process.exitCode = 1;
   // The same files under transformers 4.57 (the last 4.x), which reads config.json's rope settings and

@@ -2,7 +2,8 @@
 """Checks the files scripts/peft-interop.mjs had sppo write, with the real libraries:
   python scripts/peft-interop.py WORKDIR ARCH...
 For each ARCH under WORKDIR: f32/, bf16/, sharded/ (checkpoints), adapter-plain/, adapter-rslora/ (LoRA adapters),
-tokens.json (sppo's token ids of a few texts), expected.safetensors (sppo's logits).
+tokens.json (sppo's token ids of a few texts), expected.safetensors (sppo's logits); merged/<arch>-<variant>/: PEFT's
+adapter variants of test/fixtures/peft merged by sppo, with peft-expected.safetensors (the PeftModel's logits).
 Bounds (as test/helpers/tolerances.ts derives them for the hf-tiny fixtures): float32 forwards agree within
 FWD32 = 2048 * 2^-24 relative to the largest |logit|; a bfloat16 forward on either side is within
 BF16 = 64 * 2^-8 of the float32 logits, relative (8 significand bits, rounding at every one of the ~3 layers'
@@ -91,6 +92,19 @@ def main():
                      " gives sppo's ids (transformers' tokenizer class replaces the file's pre-tokenizer)" if known else ""), flush=True)
             if not known:
                 failures += 1
+    # PEFT's adapter variants merged by sppo (merged/<arch>-<variant>/, with the PeftModel's logits PEFT computed).
+    merged = os.path.join(work, "merged")
+    for name in sorted(os.listdir(merged)) if os.path.isdir(merged) else []:
+        d = os.path.join(merged, name)
+        e = load_file(os.path.join(d, "peft-expected.safetensors"))
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        with torch.no_grad():
+            m = load(d, torch.float32)
+            err = rel(m(input_ids=e["ids"]).logits, e["logits"])
+        tied = m.lm_head.weight.data_ptr() == m.get_input_embeddings().weight.data_ptr()
+        check(err <= FWD32 and m.config.vocab_size == m.get_input_embeddings().weight.shape[0] and tied == bool(cfg.get("tie_word_embeddings", tied)),
+              f"{name}: AutoModelForCausalLM loads the model sppo merged (vocab_size {m.config.vocab_size}, tied {tied}):"
+              f" logits within {err:.2e} of PEFT's PeftModel (bound {FWD32:.2e})")
     print(f"{failures} failure(s)")
     sys.exit(1 if failures else 0)
 

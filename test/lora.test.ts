@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { loadModel } from '../src/models/registry.js';
 import type { CausalLMBase } from '../src/models/causal_lm.js';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, loadAdapter, mergeAdapter, saveAdapter, AdapterError } from '../src/models/peft.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, loadAdapter, saveAdapter, AdapterError } from '../src/models/peft.js';
+import { mergeAdapter } from '../src/models/peft_merge.js';
 import { Lora, LoraError, loraScaling, matchesTarget } from '../src/nn/lora.js';
 import { fixtureCases, hfTiny } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
@@ -361,10 +362,15 @@ test('bad adapter folders are errors naming the file and the field or key', { sk
       assert.throws(() => loadAdapter(m, out), (e: Error) => e instanceof AdapterError && e.message.includes(cfgPath) && re.test(e.message), JSON.stringify(patch));
     };
     withCfg({ peft_type: 'IA3' }, /peft_type: "IA3" is not supported/);
-    withCfg({ use_dora: true }, /use_dora: DoRA is not supported/);
-    withCfg({ bias: 'all' }, /bias: "all" is not supported/);
+    // PEFT's variants: `sppo merge` merges them; as a live adapter each is refused, naming it.
+    withCfg({ use_dora: true }, /use_dora \(DoRA\): sppo loads a plain LoRA as a live adapter; `sppo merge BASE .* OUT` merges this one/);
+    withCfg({ bias: 'all' }, /bias "all": sppo loads a plain LoRA/);
+    withCfg({ bias: 'some' }, /bias: must be "none", "all" or "lora_only", got "some"/);
     withCfg({ rank_pattern: { q_proj: 4 } }, /rank_pattern/);
-    withCfg({ modules_to_save: ['lm_head'] }, /modules_to_save/);
+    withCfg({ rank_pattern: { q_proj: 1.5 } }, /rank_pattern\.q_proj: must be an integer >= 1, got 1\.5/);
+    withCfg({ alpha_pattern: { '(q_proj': 4 } }, /alpha_pattern\.\(q_proj: not a valid regular expression/);
+    withCfg({ modules_to_save: ['lm_head'] }, /modules_to_save \["lm_head"\]/);
+    withCfg({ trainable_token_indices: [1, -2] }, /trainable_token_indices: must be a list of token ids/);
     withCfg({ r: 0 }, /r: must be an integer >= 1/);
     writeFileSync(cfgPath, JSON.stringify({ ...cfg, r: 3 }));
     assert.throws(() => loadAdapter(m, out), /lora_A\.weight' has shape \[2, 64\], expected \[3, 64\]/);
@@ -378,7 +384,7 @@ test('bad adapter folders are errors naming the file and the field or key', { sk
     torch.saveSafetensors(w, { 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight': a });
     assert.throws(() => loadAdapter(m, out), /has lora_A but no lora_B/);
     torch.saveSafetensors(w, { 'base_model.model.model.embed_tokens.lora_embedding_A': a });
-    assert.throws(() => loadAdapter(m, out), /LoRA variant sppo does not support/);
+    assert.throws(() => loadAdapter(m, out), /is a LoRA on an embedding layer: sppo applies a plain LoRA as a live adapter; `sppo merge` merges this one/);
     a.dispose();
     b.dispose();
     assert.throws(() => loadAdapter(m, join(out, 'nowhere')), /no adapter_config\.json/);

@@ -1,7 +1,7 @@
 // `sppo merge BASE ADAPTER OUT`: a LoRA adapter (PEFT's files, e.g. runDir/iter-t/adapter) merged into its
 // base model, written as a plain Hugging Face folder.
 import { existsSync } from 'node:fs';
-import { mergeAdapter } from '../models/peft.js';
+import { mergeAdapter } from '../models/peft_merge.js';
 import { UsageError } from './usage.js';
 import { modelFolder } from './model_option.js';
 import { dtypeOption, parseCommand } from './args.js';
@@ -13,7 +13,10 @@ const HELP = `usage: sppo merge BASE ADAPTER OUT [options]
 BASE is a Hugging Face model folder (or a Hub name org/name[@revision]: docs/hub.md), ADAPTER a folder with PEFT's adapter_config.json and
 adapter_model.safetensors (written by sppo run / sppo train --adapter-out, or by PEFT's save_pretrained), OUT a
 new folder: the base's weights with W + scaling * B A for every adapted layer (computed in float32, rounded once
-to the weights' dtype), the base's config and tokenizer files. An sppo run's iter-t/adapter applies to
+to the weights' dtype), the base's config and tokenizer files. PEFT's variants merge as its merge_and_unload()
+merges them: DoRA, rank_pattern / alpha_pattern, trained biases (bias "all" / "lora_only", lora_bias), LoRA on
+embeddings, modules_to_save, trainable_token_indices, and a vocabulary resized for training (then the tokenizer
+files are the adapter folder's, where the trainer saved them). An sppo run's iter-t/adapter applies to
 iter-(t-1)/checkpoint (iter-1's to the starting model): its base_model_name_or_path says which.
 
 options:
@@ -31,6 +34,6 @@ export async function run(argv: string[]): Promise<void> {
   if (existsSync(out)) throw new UsageError(`OUT: ${out} exists; give a new folder`);
   const dtype = dtypeOption(parsed.values.dtype);
   const t0 = performance.now();
-  const files = mergeAdapter(base, adapter, out, dtype ? { dtype } : {});
-  console.error(`sppo merge: ${adapter} merged into ${base} -> ${out} (${files.length} files, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  const { files, merged } = mergeAdapter(base, adapter, out, dtype ? { dtype } : {});
+  console.error(`sppo merge: ${adapter} merged into ${base} -> ${out}: ${merged.join('; ')} (${files.length} files, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }

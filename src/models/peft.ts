@@ -8,16 +8,16 @@
 //
 // (PEFT's get_peft_model_state_dict: the PeftModel's state-dict keys, `base_model.model.` + the module path of
 // the transformers model, with the adapter name taken out; safetensors metadata {"format": "pt"}.) Loading
-// also takes keys with the adapter name left in (`lora_A.default.weight`). LoRA variants this code does not
-// compute (DoRA, bias terms, per-module ranks, embedding adapters, modules_to_save) are errors naming the field.
+// also takes keys with the adapter name left in (`lora_A.default.weight`). loadAdapter applies a plain LoRA as a
+// live adapter; PEFT's variants (DoRA, trained biases, per-module ranks, embedding adapters, modules_to_save,
+// trainable tokens) are merged by `sppo merge` (peft_merge.ts), and loadAdapter refuses them naming the field.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadSafetensors, saveSafetensors, type DType, type Tensor } from '../torch/index.js';
 import { ALL_LINEAR, Lora, type LoraOptions } from '../nn/lora.js';
 import { Conv1D } from '../nn/layers.js';
 import type { CausalLMBase } from './causal_lm.js';
-import { loadModel, saveModel, type LoadModelOptions } from './registry.js';
-import { writeDirAtomic, writeJsonAtomic } from '../util/files.js';
+import { writeJsonAtomic } from '../util/files.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
@@ -104,8 +104,40 @@ export function saveAdapter(lora: Lora, dir: string, opts: SaveAdapterOptions = 
   return [ADAPTER_CONFIG, ADAPTER_WEIGHTS];
 }
 
+/** What adapter_config.json describes: the LoRA options, and the variants PEFT adds to a plain LoRA. */
+export interface AdapterSpec {
+  options: LoraOptions;
+  raw: Record<string, unknown>;
+  /** Per-module ranks and alphas: regular expressions matched against the end of the module's name. */
+  rankPattern: Record<string, number>;
+  alphaPattern: Record<string, number>;
+  /** Biases trained with the adapter (saved beside it). */
+  bias: 'none' | 'all' | 'lora_only';
+  /** lora_B has a bias, merged into the base layer's. */
+  loraBias: boolean;
+  /** DoRA: a magnitude per output row. */
+  useDora: boolean;
+  /** Modules trained whole and saved as copies. */
+  modulesToSave: string[];
+  /** Rows of the embeddings trained (a list: the input embeddings; an object: per module). */
+  trainableTokens: number[] | Record<string, number[]> | null;
+}
+
+/** The fields of `spec` that make it more than a plain LoRA (what loadAdapter does not compute), with their values. */
+export function variantFields(spec: AdapterSpec): string[] {
+  const v: string[] = [];
+  if (Object.keys(spec.rankPattern).length) v.push('rank_pattern');
+  if (Object.keys(spec.alphaPattern).length) v.push('alpha_pattern');
+  if (spec.bias !== 'none') v.push(`bias ${JSON.stringify(spec.bias)}`);
+  if (spec.loraBias) v.push('lora_bias');
+  if (spec.useDora) v.push('use_dora (DoRA)');
+  if (spec.modulesToSave.length) v.push(`modules_to_save ${JSON.stringify(spec.modulesToSave)}`);
+  if (spec.trainableTokens) v.push('trainable_token_indices');
+  return v;
+}
+
 /** Reads and checks adapter_config.json: the LoRA options it describes. Errors name the file and field. */
-export function readAdapterConfig(dir: string): { options: LoraOptions; raw: Record<string, unknown> } {
+export function readAdapterConfig(dir: string): AdapterSpec {
   const path = join(resolve(dir), ADAPTER_CONFIG);
   if (!existsSync(path)) throw new AdapterError(`${dir}: no ${ADAPTER_CONFIG} (not a PEFT adapter folder)`);
   let raw: Record<string, unknown>;
@@ -127,17 +159,34 @@ export function readAdapterConfig(dir: string): { options: LoraOptions; raw: Rec
   if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) bad('lora_dropout', `must be in [0, 1), got ${JSON.stringify(dropout)}`);
   const tm = raw.target_modules;
   if (!(typeof tm === 'string' || (Array.isArray(tm) && tm.every((x) => typeof x === 'string')))) bad('target_modules', `must be a list of names or a regular expression, got ${JSON.stringify(tm)}`);
-  if ((raw.bias ?? 'none') !== 'none') bad('bias', `${JSON.stringify(raw.bias)} is not supported (only "none")`);
-  if (raw.lora_bias === true) bad('lora_bias', 'true is not supported');
-  if (raw.use_dora === true) bad('use_dora', 'DoRA is not supported');
-  for (const k of ['rank_pattern', 'alpha_pattern'] as const) {
-    const v = raw[k];
-    if (v && typeof v === 'object' && Object.keys(v).length) bad(k, 'per-module ranks / alphas are not supported');
+  const bias = raw.bias ?? 'none';
+  if (!(bias === 'none' || bias === 'all' || bias === 'lora_only')) bad('bias', `must be "none", "all" or "lora_only", got ${JSON.stringify(bias)}`);
+  const flag = (k: string): boolean => {
+    const v = raw[k] ?? false;
+    if (typeof v !== 'boolean') bad(k, `must be true or false, got ${JSON.stringify(v)}`);
+    return v as boolean;
+  };
+  const pattern = (k: string, integer: boolean): Record<string, number> => {
+    const v = raw[k] ?? {};
+    if (typeof v !== 'object' || Array.isArray(v) || v === null) bad(k, `must be an object of module patterns, got ${JSON.stringify(v)}`);
+    for (const [key, x] of Object.entries(v as object)) {
+      if (typeof x !== 'number' || !(x > 0) || (integer && !Number.isInteger(x))) bad(`${k}.${key}`, `must be ${integer ? 'an integer >= 1' : 'a number > 0'}, got ${JSON.stringify(x)}`);
+      try {
+        new RegExp(key);
+      } catch (e) {
+        bad(`${k}.${key}`, `not a valid regular expression (${(e as Error).message})`);
+      }
+    }
+    return v as Record<string, number>;
+  };
+  const mts = raw.modules_to_save ?? [];
+  if (!(Array.isArray(mts) && mts.every((x) => typeof x === 'string'))) bad('modules_to_save', `must be a list of module names or null, got ${JSON.stringify(mts)}`);
+  const tt = raw.trainable_token_indices ?? null;
+  const indexList = (x: unknown): boolean => Array.isArray(x) && x.every((i) => Number.isInteger(i) && i >= 0);
+  if (!(tt === null || indexList(tt) || (typeof tt === 'object' && !Array.isArray(tt) && Object.values(tt as object).every(indexList)))) {
+    bad('trainable_token_indices', `must be a list of token ids, or an object of such lists by module, got ${JSON.stringify(tt)}`);
   }
-  const mts = raw.modules_to_save;
-  if (Array.isArray(mts) && mts.length) bad('modules_to_save', `${JSON.stringify(mts)}: fully trained modules are not supported`);
-  const rslora = raw.use_rslora ?? false;
-  if (typeof rslora !== 'boolean') bad('use_rslora', `must be true or false, got ${JSON.stringify(rslora)}`);
+  const rslora = flag('use_rslora');
   // Initialisations that change the base weights (PiSSA, OLoRA, LoftQ, CorDA): an adapter saved without PEFT's
   // conversion applies to the residual base PEFT made, not to the model it names; merged onto that, it is wrong.
   const init = raw.init_lora_weights ?? true;
@@ -146,18 +195,30 @@ export function readAdapterConfig(dir: string): { options: LoraOptions; raw: Rec
   }
   // Every other field of PEFT's LoraConfig: known metadata, or a value that changes nothing (null, false, empty).
   // A field not known here with any other value is refused, naming it, rather than ignored (aLoRA's
-  // alora_invocation_tokens, trainable_token_indices, layer_replication, DoRA-like variants of later PEFT versions).
+  // alora_invocation_tokens, layer_replication, DoRA-like variants of later PEFT versions).
   for (const [k, v] of Object.entries(raw)) {
     if (HANDLED_FIELDS.has(k) || isNeutral(v)) continue;
     bad(k, `${JSON.stringify(v)} is not supported by sppo (a PEFT option that changes what the adapter computes; merge it with PEFT's merge_and_unload instead)`);
   }
-  return { options: { r: r as number, alpha: alpha as number, dropout: dropout as number, targetModules: tm as string[] | string, rslora: rslora as boolean }, raw };
+  return {
+    options: { r: r as number, alpha: alpha as number, dropout: dropout as number, targetModules: tm as string[] | string, rslora },
+    raw,
+    rankPattern: pattern('rank_pattern', true),
+    alphaPattern: pattern('alpha_pattern', false),
+    bias: bias as AdapterSpec['bias'],
+    loraBias: flag('lora_bias'),
+    useDora: flag('use_dora'),
+    modulesToSave: mts as string[],
+    trainableTokens: tt as AdapterSpec['trainableTokens'],
+  };
 }
 
 /** adapter_config.json fields read above, or metadata that does not change what the saved tensors compute. */
 const HANDLED_FIELDS = new Set([
   'peft_type', 'r', 'lora_alpha', 'lora_dropout', 'target_modules', 'bias', 'lora_bias', 'use_dora', 'rank_pattern', 'alpha_pattern',
-  'modules_to_save', 'use_rslora', 'init_lora_weights',
+  'modules_to_save', 'use_rslora', 'init_lora_weights', 'trainable_token_indices',
+  // Whether PEFT tied the copies of tied embeddings: the saved tensors say it.
+  'ensure_weight_tying',
   // Metadata, or what only decides which modules get an adapter (the saved tensors say which did).
   'base_model_name_or_path', 'revision', 'task_type', 'inference_mode', 'auto_mapping', 'peft_version', 'fan_in_fan_out',
   'layers_to_transform', 'layers_pattern', 'exclude_modules', 'target_parameters', 'megatron_core', 'megatron_config',
@@ -180,11 +241,14 @@ function parseKey(key: string, where: string): { module: string; which: 'A' | 'B
   // PEFT's own key (adapter name removed), or with the adapter name still in (`lora_A.default.weight`).
   const m = /^(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(name);
   if (!m) {
-    if (/lora_embedding_[AB]|lora_magnitude_vector|\.lora_[AB](\.[^.]+)?\.bias$/.test(name)) throw new AdapterError(`${where}: tensor '${key}' is of a LoRA variant sppo does not support (embedding adapters, DoRA or LoRA bias)`);
-    if (/(^|\.)(embed_tokens|lm_head|wte|embed_in|embed_out)(\.base_layer)?\.weight$/.test(name)) {
-      throw new AdapterError(`${where}: tensor '${key}' is a whole embedding or output matrix, which PEFT saves with an adapter when the vocabulary was resized (added tokens, TRL's setup_chat_format), when a LoRA targets the embeddings or lm_head, or with save_embedding_layers=True: not supported here; merge it with PEFT's merge_and_unload`);
-    }
-    if (/trainable_tokens_delta|token_adapter/.test(name)) throw new AdapterError(`${where}: tensor '${key}' is of trainable_token_indices (trained rows of the embeddings), which sppo does not apply`);
+    // What `sppo merge` computes (peft_merge.ts): named here, with the command.
+    const variant = /lora_embedding_[AB]/.test(name) ? 'a LoRA on an embedding layer'
+      : /lora_magnitude_vector/.test(name) ? "DoRA's magnitude"
+      : /\.lora_[AB](\.[^.]+)?\.bias$/.test(name) ? 'a LoRA bias'
+      : /trainable_tokens_delta|token_adapter/.test(name) ? 'trainable_token_indices (trained rows of the embeddings)'
+      : /(^|\.)(embed_tokens|lm_head|wte|embed_in|embed_out)(\.base_layer|\.original_module|\.modules_to_save)?\.weight$/.test(name) ? 'a whole embedding or output matrix (saved when the vocabulary was resized, for modules_to_save, or with save_embedding_layers=True)'
+      : undefined;
+    if (variant) throw new AdapterError(`${where}: tensor '${key}' is ${variant}: sppo applies a plain LoRA as a live adapter; \`sppo merge\` merges this one into its base`);
     throw new AdapterError(`${where}: tensor '${key}' is not a LoRA weight (expected ${PEFT_PREFIX}<module>.lora_A.weight / .lora_B.weight)`);
   }
   return { module: m[1]!, which: m[2] as 'A' | 'B' };
@@ -196,7 +260,10 @@ function parseKey(key: string, where: string): { module: string; which: 'A' | 'B
  */
 export function loadAdapter(model: CausalLMBase, dir: string, opts: { dtype?: DType } = {}): Lora {
   const folder = resolve(dir);
-  const { options } = readAdapterConfig(folder);
+  const spec = readAdapterConfig(folder);
+  const variants = variantFields(spec);
+  if (variants.length) throw new AdapterError(`${join(folder, ADAPTER_CONFIG)}: ${variants.join(', ')}: sppo loads a plain LoRA as a live adapter; \`sppo merge BASE ${dir} OUT\` merges this one into its base (as PEFT's merge_and_unload)`);
+  const { options } = spec;
   const wpath = join(folder, ADAPTER_WEIGHTS);
   if (!existsSync(wpath)) {
     const bin = existsSync(join(folder, 'adapter_model.bin'));
@@ -222,11 +289,6 @@ export function loadAdapter(model: CausalLMBase, dir: string, opts: { dtype?: DT
 }
 
 /**
- * `sppo merge BASE ADAPTER OUT`: the base model with the adapter merged into its weights, written as a plain
- * Hugging Face folder (tokenizer files from the base). The weights keep the base's dtype (the merge is
- * computed in float32 and rounded once).
- */
-/**
  * Why the adapter's base_model_name_or_path does not look like `baseDir` (undefined when it does, or cannot be told):
  * the last part of each name, compared case-insensitively (a Hub cache snapshot counts as its repository's name).
  * Models of one family share every LoRA shape (Llama-3-8B and Mistral-7B), so a wrong base would merge silently.
@@ -242,20 +304,4 @@ export function baseMismatch(named: unknown, baseDir: string): string | undefine
   const b = last(resolve(baseDir));
   if (a === '' || b === '' || a === b || a.includes(b) || b.includes(a)) return undefined;
   return `the adapter was trained on ${JSON.stringify(named)} (base_model_name_or_path), and is merged into ${baseDir}: check that BASE is that model (models of one family share every LoRA shape, so a wrong base merges without an error)`;
-}
-
-export function mergeAdapter(baseDir: string, adapterDir: string, outDir: string, opts: LoadModelOptions = {}): string[] {
-  const out = resolve(outDir);
-  if (existsSync(out)) throw new AdapterError(`${outDir} exists; give a new folder`);
-  const { raw } = readAdapterConfig(adapterDir);
-  const mismatch = baseMismatch(raw.base_model_name_or_path, baseDir);
-  if (mismatch) process.emitWarning(`${join(adapterDir, ADAPTER_CONFIG)}: ${mismatch}`, { code: 'SPPO_ADAPTER_BASE' });
-  const model = loadModel(baseDir, { device: 'cpu', ...opts });
-  try {
-    const lora = loadAdapter(model, adapterDir);
-    lora.mergeAndDetach();
-    return writeDirAtomic(out, (tmp) => saveModel(model, tmp, { tokenizerDir: baseDir }));
-  } finally {
-    model.dispose();
-  }
 }

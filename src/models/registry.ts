@@ -86,6 +86,12 @@ export interface SaveModelOptions {
    * or undefined to save the parameter itself; what it returns is freed once written.
    */
   replace?: (name: string, t: Tensor) => Tensor | undefined;
+  /** Tensors written beside the parameters (e.g. lm_head.weight of a model whose tied embeddings were untied); not freed. */
+  extraTensors?: Map<string, Tensor>;
+  /** Fields of config.json changed from the model's (e.g. vocab_size, tie_word_embeddings). */
+  configPatch?: Record<string, unknown>;
+  /** Where generation_config.json comes from (default: tokenizerDir). */
+  generationConfigDir?: string;
 }
 
 
@@ -98,7 +104,7 @@ export function saveModel(model: CausalLMBase, dir: string, opts: SaveModelOptio
   const out = resolve(dir);
   mkdirSync(out, { recursive: true });
   const dtype = opts.dtype ?? model.dtype;
-  const raw = { ...model.config.raw };
+  const raw = { ...model.config.raw, ...opts.configPatch };
   const stDtype = dtype;
   if ('dtype' in raw || !('torch_dtype' in raw)) raw.dtype = stDtype;
   if ('torch_dtype' in raw) raw.torch_dtype = stDtype;
@@ -113,17 +119,22 @@ export function saveModel(model: CausalLMBase, dir: string, opts: SaveModelOptio
       if (x.device !== 'cpu') temps.push((x = x.to('cpu')));
       tensors.set(name, x);
     }
+    for (const [name, t] of opts.extraTensors ?? []) {
+      let x = t;
+      if (x.dtype !== dtype) temps.push((x = x.to(dtype)));
+      if (x.device !== 'cpu') temps.push((x = x.to('cpu')));
+      tensors.set(name, x);
+    }
     const files = saveWeights(out, tensors, { maxShardBytes: opts.maxShardBytes });
     // Floats stay floats (transformers 5 refuses `30` for a float field): as the loaded config.json wrote them.
     const srcConfig = sources.get(model) && join(sources.get(model)!, 'config.json');
     writeFileAtomic(join(out, 'config.json'), configJsonText(withTopLevelRope(raw), srcConfig && existsSync(srcConfig) ? readFileSync(srcConfig, 'utf8') : undefined));
     const src = opts.tokenizerDir ? resolve(opts.tokenizerDir) : sources.get(model);
-    if (src && src !== out) {
-      files.push(...copyTokenizerFiles(src, out));
-      if (existsSync(join(src, 'generation_config.json'))) {
-        copyFileSync(join(src, 'generation_config.json'), join(out, 'generation_config.json'));
-        files.push('generation_config.json');
-      }
+    if (src && src !== out) files.push(...copyTokenizerFiles(src, out));
+    const gen = opts.generationConfigDir ? resolve(opts.generationConfigDir) : src;
+    if (gen && gen !== out && existsSync(join(gen, 'generation_config.json'))) {
+      copyFileSync(join(gen, 'generation_config.json'), join(out, 'generation_config.json'));
+      files.push('generation_config.json');
     }
     if (!existsSync(join(out, 'generation_config.json'))) {
       const c = model.config;

@@ -2,7 +2,7 @@
 """Writes test/fixtures/trl/formats.json and test/fixtures/trl/pref_conv.parquet: how TRL 1.13's trainers tokenize its
 dataset formats, for test/trl_formats.test.ts (which needs no Python): the token ids DPOTrainer prepares from
 conversational and implicit-prompt preference data, and those SFTTrainer prepares (input ids, and the loss mask of its labels)
-from conversational prompt-completion data, on the qwen2 and gemma2 models of ../shared/fixtures/hf-tiny (two chat
+from conversational prompt-completion data, and from multi-turn conversations (whole, and split at each assistant turn), on the qwen2 and gemma2 models of ../shared/fixtures/hf-tiny (two chat
 templates: ChatML, and Gemma's, whose tokenizer prepends a word boundary). The records are in the JSON as written
 here. The tokenizers are loaded as their tokenizer.json defines them (TokenizersBackend, the class their
 tokenizer_config.json names): AutoTokenizer would go by config.json's model type and, for qwen2, rebuild
@@ -42,6 +42,16 @@ PREF_CONV = [
 # Implicit prompt: whole conversations, the prompt their shared start.
 PREF_IMPLICIT = [{"chosen": r["prompt"] + r["chosen"], "rejected": r["prompt"] + r["rejected"]} for r in PREF_CONV]
 SFT_CONV = [{"prompt": r["prompt"], "completion": r["chosen"]} for r in PREF_CONV]
+S = lambda c: {"role": "system", "content": c}
+# Multi-turn conversations (several assistant turns): SFTTrainer's ids for the whole conversation (language-modelling
+# "messages"), and its prompt-completion split at each assistant turn k ({"prompt": messages[:k], "completion":
+# [messages[k]]}), whose loss mask is TRL's rule for that turn.
+SFT_MULTI = [
+    [U("Add 2 and 2."), A("4."), U("And 3 more?"), A("7.")],
+    [S("Be brief."), U("Name a prime."), A("Seven."), U("Another one?"), A("Eleven is prime too."), U("Thanks!"), A("You are welcome.")],
+]
+SFT_MULTI_LM = [{"messages": m} for m in SFT_MULTI]
+SFT_MULTI_TURNS = [{"prompt": m[:k], "completion": [m[k]]} for m in SFT_MULTI for k in range(len(m)) if m[k]["role"] == "assistant"]
 
 
 def dpo_ids(model, tok, records, tmp):
@@ -78,9 +88,12 @@ def main():
                 "dpo_conversational": dpo_ids(model, tok, PREF_CONV, tmp),
                 "dpo_implicit": dpo_ids(model, tok, PREF_IMPLICIT, tmp),
                 "sft_conversational": sft_ids(model, tok, SFT_CONV, tmp),
+                "sft_multi_messages": sft_ids(model, tok, SFT_MULTI_LM, tmp),
+                "sft_multi_turns": sft_ids(model, tok, SFT_MULTI_TURNS, tmp),
             }
     fixture = {"transformers": transformers.__version__, "trl": trl.__version__, "datasets": datasets.__version__,
-               "records": {"dpo_conversational": PREF_CONV, "dpo_implicit": PREF_IMPLICIT, "sft_conversational": SFT_CONV},
+               "records": {"dpo_conversational": PREF_CONV, "dpo_implicit": PREF_IMPLICIT, "sft_conversational": SFT_CONV,
+                           "sft_multi_messages": SFT_MULTI_LM, "sft_multi_turns": SFT_MULTI_TURNS},
                "models": models}
     path = os.path.join(OUT, "formats.json")
     if a.check:

@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readPairs, tokenizePairs } from '../src/sppo/pairs_file.js';
-import { readSftData, tokenizeSft } from '../src/sppo/sft.js';
+import { readSftData, sftLoss, tokenizeSft, trainedTokens } from '../src/sppo/sft.js';
+import { loadModel } from '../src/models/registry.js';
+import * as torch from '../src/torch/index.js';
+import { FWD32 } from './helpers/tolerances.js';
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { ChatTemplate } from '../src/text/chat_template.js';
 import { forEachJsonl } from '../src/util/files.js';
@@ -21,6 +24,8 @@ interface Formats {
     dpo_conversational: { prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[] }[];
     dpo_implicit: { prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[] }[];
     sft_conversational: { input_ids: number[]; loss_mask: number[] }[];
+    sft_multi_messages: { input_ids: number[]; loss_mask: number[] }[];
+    sft_multi_turns: { input_ids: number[]; loss_mask: number[] }[];
   }>;
 }
 
@@ -77,6 +82,86 @@ test('conversational prompt-completion SFT data gives TRL 1.13 SFTTrainer\'s ids
     }
   } finally {
     removeDir(dir);
+  }
+});
+
+/** Each fixture template's end-of-turn token (what the model emits before it stops). */
+const TERMINATOR: Record<string, string> = { qwen2: '<|im_end|>', gemma2: '<end_of_turn>' };
+
+test('multi-turn "messages": every assistant turn trains, in its context: the ids are TRL 1.13 SFTTrainer\'s for the whole conversation, the trained tokens those of TRL\'s prompt-completion split at each assistant turn, through the turn\'s terminator; --assistant-turns last keeps the earlier turns as prompt', { skip }, async () => {
+  const dir = tempDir('trl-multi');
+  try {
+    for (const [name, want] of Object.entries(fx.models)) {
+      const { tok, template } = load(name);
+      const [end] = tok.encode(TERMINATOR[name]!, { addSpecialTokens: false });
+      const file = jsonl(join(dir, 'multi.jsonl'), fx.records.sft_multi_messages!);
+      const lines = await readSftData(file);
+      const got = tokenizeSft(tok, template, lines);
+      const last = tokenizeSft(tok, template, lines, { assistantTurns: 'last' });
+      let split = 0;
+      got.forEach((e, i) => {
+        const whole = want.sft_multi_messages[i]!.input_ids;
+        assert.deepEqual([...e.promptIds, ...e.responseIds], whole, `${name} ${i}: the ids`);
+        const trained = new Array<number>(whole.length).fill(0);
+        e.responseMask!.forEach((m, j) => (trained[e.promptIds.length + j] = m));
+        // TRL's split at each assistant turn: its ids are the whole's start, its loss mask the turn; sppo stops at the terminator.
+        const expected = new Array<number>(whole.length).fill(0);
+        const turns = (fx.records.sft_multi_messages![i]!.messages as { role: string }[]).filter((m) => m.role === 'assistant').length;
+        for (let k = 0; k < turns; k++, split++) {
+          const s = want.sft_multi_turns[split]!;
+          assert.deepEqual(s.input_ids, whole.slice(0, s.input_ids.length), `${name} ${i}: TRL's split ${k} is the conversation's start`);
+          const from = s.loss_mask.indexOf(1);
+          const stop = s.input_ids.indexOf(end!, from);
+          assert.ok(stop >= from, `${name} ${i}: turn ${k} ends with ${TERMINATOR[name]}`);
+          for (let j = from; j <= stop; j++) expected[j] = 1;
+        }
+        assert.deepEqual(trained, expected, `${name} ${i}: the trained tokens`);
+        assert.ok(turns >= 2 && trainedTokens(e) > trainedTokens(last[i]!), 'the earlier turns train too');
+        // --assistant-turns last: the same ids, the earlier turns prompt, the last turn's tokens trained as before.
+        const l = last[i]!;
+        assert.deepEqual([...l.promptIds, ...l.responseIds], whole);
+        const lastTurn = whole.slice(expected.lastIndexOf(0, expected.lastIndexOf(1)) + 1, expected.lastIndexOf(1) + 1);
+        assert.equal(l.promptIds.length, expected.lastIndexOf(0, expected.lastIndexOf(1)) + 1, `${name} ${i}: the earlier turns are prompt`);
+        assert.deepEqual(l.responseIds.filter((_, j) => (l.responseMask ?? [])[j] === 1), lastTurn, `${name} ${i}: the last turn alone`);
+      });
+      assert.equal(split, want.sft_multi_turns.length);
+    }
+    // The loss is the mean over the trained tokens only: by hand from one forward pass of the tiny Qwen2.
+    const { tok, template } = load('qwen2');
+    const [e] = tokenizeSft(tok, template, await readSftData(jsonl(join(dir, 'one.jsonl'), [fx.records.sft_multi_messages![1]!])));
+    const model = loadModel(join(fixtureRoot, 'qwen2'), { dtype: 'float32', device: 'cpu' });
+    try {
+      const ids = [...e!.promptIds, ...e!.responseIds];
+      const byHand = torch.tidy(() => {
+        const lp = torch.noGrad(() => model.forward({ inputIds: torch.tensor([ids.map(BigInt)]) })).logSoftmax(-1);
+        let sum = 0;
+        e!.responseMask!.forEach((m, j) => {
+          const t = e!.promptIds.length + j;
+          if (m) sum -= lp.select(0, 0).select(0, t - 1).select(0, ids[t]!).item();
+        });
+        return sum / trainedTokens(e!);
+      });
+      const got = sftLoss(model, [e!]);
+      assert.ok(Math.abs(got - byHand) <= FWD32 * Math.abs(byHand), `sftLoss ${got} vs by hand ${byHand}`);
+    } finally {
+      model.dispose();
+    }
+    // A template that renders earlier turns differently once later ones follow (as templates dropping past reasoning do).
+    const dropping = new ChatTemplate("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['role'] == 'assistant' and not loop.last %}[earlier]{% else %}{{ m['content'] }}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}", tok.specialTokens);
+    assert.throws(() => tokenizeSft(tok, dropping, lines0(fx)), /multi\.jsonl:1: message 2 \(assistant\): the chat template renders the turns before it differently once later turns follow \(it is not prefix-preserving\).*--assistant-turns last trains the last turn only/);
+    // The command: a bad --assistant-turns is a usage error.
+    const multi = jsonl(join(dir, 'cli.jsonl'), fx.records.sft_multi_messages!);
+    const bad = sppoCli(['sft', '--model', join(fixtureRoot, 'qwen2'), '--data', multi, '--out', join(dir, 'o1'), '--assistant-turns', 'both']);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--assistant-turns: expected all or last, got "both"/);
+    const last = sppoOk(['sft', '--model', join(fixtureRoot, 'qwen2'), '--data', multi, '--out', join(dir, 'o2'), '--assistant-turns', 'last', '--batch-size', '2', '--lr', '1e-4']);
+    assert.ok(existsSync(join(dir, 'o2', 'model.safetensors')), last.stderr);
+  } finally {
+    removeDir(dir);
+  }
+
+  function lines0(f: Formats) {
+    return [{ prompt: [], response: '', where: join(dir, 'multi.jsonl') + ':1', conversation: f.records.sft_multi_messages![0]!.messages as { role: string; content: string }[] }];
   }
 });
 

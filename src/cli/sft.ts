@@ -19,8 +19,8 @@ const HELP = `usage: sppo sft (--model DIR | --init CONFIG.json --tokenizer DIR)
 
 DATA (JSONL, a JSON array, or Parquet) records: {"prompt": "...", "response": "..."} ("completion" for
 "response" too), or {"messages": [{"role", "content"}, ...], "response": "..."} (a "messages" list that ends with
-an assistant turn and has no "response" uses that turn as the response; earlier assistant turns are prompt, not
-trained), or TRL's conversational prompt-completion {"prompt": [messages], "completion": [assistant messages]},
+an assistant turn and has no "response" uses that turn as the response; earlier assistant turns are trained too,
+each in its context, unless --assistant-turns last), or TRL's conversational prompt-completion {"prompt": [messages], "completion": [assistant messages]},
 tokenized as TRL 1.13's SFTTrainer does (prompt + completion rendered whole; the template ends the turn). TRL's
 standard prompt-completion data trains as TRL trains it with --raw (no chat template; prompt and response are
 tokenized separately here, jointly there, which differs only where a token would span the boundary).
@@ -58,6 +58,9 @@ options:
                          (wandb: the same files, for wandb sync --sync-tensorboard; docs/tracking.md)
   --logging-dir DIR      where the event files go (default OUT/runs/<date>_<host>, a folder per run)
   --no-eos               do not append EOS to the responses
+  --assistant-turns T    all | last: in a "messages" conversation with several assistant turns, train every
+                         one (default; the conversation rendered whole with the chat template, each assistant
+                         turn's tokens through its end-of-turn token trained, the rest context) or the last only
   --raw                  use prompts as they are, without the chat template
   --chat-template-kwargs JSON
                          variables for the chat template, e.g. '{"enable_thinking": false}'
@@ -82,6 +85,7 @@ export async function run(argv: string[]): Promise<void> {
       ...OPTIMIZATION_FLAGS,
       ...REPORT_TO_OPTIONS,
       'no-eos': { type: 'boolean' },
+      'assistant-turns': { type: 'string' },
       raw: { type: 'boolean' },
       'chat-template-kwargs': { type: 'string' },
     },
@@ -104,7 +108,9 @@ export async function run(argv: string[]): Promise<void> {
   const tokenizer = Tokenizer.fromFolder(tokDir);
   const template = !v.raw && ChatTemplate.hasTemplate(tokDir) ? ChatTemplate.fromFolder(tokDir, { specialTokens: tokenizer.specialTokens }) : undefined;
   const chatTemplateKwargs = chatTemplateKwargsOption(v['chat-template-kwargs']);
-  const examples = tokenizeSft(tokenizer, template, lines, { raw: v.raw ?? false, appendEos: !v['no-eos'], chatTemplateKwargs });
+  const turns = v['assistant-turns'] ?? 'all';
+  if (turns !== 'all' && turns !== 'last') throw new UsageError(`--assistant-turns: expected all or last, got ${JSON.stringify(turns)}`);
+  const examples = tokenizeSft(tokenizer, template, lines, { raw: v.raw ?? false, appendEos: !v['no-eos'], chatTemplateKwargs, assistantTurns: turns });
 
   let model: CausalLMBase;
   if (v.init) {

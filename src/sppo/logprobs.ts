@@ -9,6 +9,8 @@ import type { CausalLM, LogprobOptions, PackedSequences } from '../models/causal
 export interface PromptResponse {
   promptIds: readonly number[];
   responseIds: readonly number[];
+  /** Which response tokens count (1) and which are context (0), e.g. the user turns between trained assistant turns; default all. */
+  responseMask?: readonly number[];
 }
 
 export interface TruncatedPair {
@@ -66,7 +68,7 @@ export function packSequences(seqs: readonly PromptResponse[], padId: number, de
     });
     tokens += all.length;
     // Target position j (1..L-1) is predicted at t = j - 1.
-    for (let j = Math.max(1, p); j < all.length; j++) resp[i * (l - 1) + j - 1] = 1;
+    for (let j = Math.max(1, p); j < all.length; j++) resp[i * (l - 1) + j - 1] = s.responseMask ? s.responseMask[j - p]! : 1;
   });
   return tidy(() => ({
     inputIds: tensor(ids, { shape: [n, l], device }),
@@ -105,6 +107,7 @@ export interface PackRowsOptions {
  */
 export function packRows(seqs: readonly PromptResponse[], padId: number, opts: PackRowsOptions = {}): RowPackedBatch {
   if (seqs.length === 0) throw new RangeError('packRows: no sequences');
+  if (seqs.some((s) => s.responseMask)) throw new RangeError('packRows: a responseMask is not supported here (packSequences takes it)');
   const lens = seqs.map((s) => s.promptIds.length + s.responseIds.length);
   const cap = opts.rowLength ?? Math.max(2, ...lens);
   if (!(Number.isInteger(cap) && cap >= 2)) throw new RangeError(`packRows: rowLength must be an integer >= 2, got ${cap}`);

@@ -7,7 +7,7 @@
 // TrainingDivergedError.
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { conversationIds, promptIds, responseEndId, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
+import { assistantTurnIds, conversationIds, promptIds, responseEndId, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
 import { readRecords } from '../util/records.js';
 import { messageList } from './prompts.js';
 import { dirname, resolve } from 'node:path';
@@ -15,7 +15,7 @@ import { AdamW, clipGradNorm, LRScheduler, noGrad, RMSprop, tidy, type Optimizer
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { loadModel } from '../models/registry.js';
 import { positionLimit, readConfig } from '../models/config.js';
-import { packSequences, responseLogprobs, type PromptResponse } from './logprobs.js';
+import { packSequences, responseLogprobs } from './logprobs.js';
 import { createRng, epochSteps, permutation } from '../util/rng.js';
 import { defaultPlacement, TrainingDivergedError } from './trainer.js';
 
@@ -23,6 +23,16 @@ export interface SftExample {
   promptIds: number[];
   /** The response's token ids (EOS included when the model should learn to stop). */
   responseIds: number[];
+  /**
+   * Which response tokens are trained (1) and which are context (0): a multi-turn conversation's response runs from
+   * its first assistant turn to the end, with the user turns between in it as context. Default: all trained.
+   */
+  responseMask?: number[];
+}
+
+/** The tokens an example trains. */
+export function trainedTokens(e: SftExample): number {
+  return e.responseMask ? e.responseMask.reduce((a, b) => a + b, 0) : e.responseIds.length;
 }
 
 export interface SftStepMetrics {
@@ -91,7 +101,9 @@ export function truncateExample(e: SftExample, maxLength: number): SftExample {
   if (e.promptIds.length + e.responseIds.length <= maxLength) return e;
   const response = e.responseIds.slice(0, Math.max(1, maxLength - 1));
   const keepPrompt = Math.max(1, maxLength - response.length);
-  return { promptIds: e.promptIds.slice(e.promptIds.length - keepPrompt), responseIds: response };
+  const cut: SftExample = { promptIds: e.promptIds.slice(e.promptIds.length - keepPrompt), responseIds: response };
+  if (e.responseMask) cut.responseMask = e.responseMask.slice(0, response.length);
+  return cut;
 }
 
 /** Mean response-token cross-entropy of examples under a model (no gradients). */
@@ -102,10 +114,10 @@ export function sftLoss(model: CausalLMBase, examples: readonly SftExample[], ba
   for (let s = 0; s < examples.length; s += batchSize) {
     const part = examples.slice(s, s + batchSize);
     nll += tidy(() => noGrad(() => {
-      const packed = packSequences(part.map((e) => ({ promptIds: e.promptIds, responseIds: e.responseIds })), pad, model.device);
+      const packed = packSequences(part, pad, model.device);
       return -responseLogprobs(model, packed).sum().item();
     }));
-    tokens += part.reduce((a, e) => a + e.responseIds.length, 0);
+    tokens += part.reduce((a, e) => a + trainedTokens(e), 0);
   }
   return nll / Math.max(1, tokens);
 }
@@ -123,6 +135,7 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   opts.examples.forEach((e, i) => {
     if (e.promptIds.length === 0) fail(`example ${i}: empty prompt`);
     if (e.responseIds.length === 0) fail(`example ${i}: empty response`);
+    if (e.responseMask && (e.responseMask.length !== e.responseIds.length || e.responseMask[0] !== 1)) fail(`example ${i}: responseMask must be as long as the response and start with a trained token`);
   });
 
   const all = opts.examples.map((e) => truncateExample(e, maxLength));
@@ -164,14 +177,13 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   try {
     for (const { epoch, ids, lastOfEpoch } of epochSteps(trainSet.length, group, opts.epochs, opts.seed)) {
       const t0 = performance.now();
-      const stepTokens = ids.reduce((a, i) => a + trainSet[i]!.responseIds.length, 0);
+      const stepTokens = ids.reduce((a, i) => a + trainedTokens(trainSet[i]!), 0);
       let nll = 0;
       let seen = 0;
       for (let m = 0; m < ids.length; m += opts.batchSize) {
         const batch = ids.slice(m, m + opts.batchSize).map((i) => trainSet[i]!);
         const r = tidy(() => {
-          const seqs: PromptResponse[] = batch.map((e) => ({ promptIds: e.promptIds, responseIds: e.responseIds }));
-          const packed = packSequences(seqs, pad, device);
+          const packed = packSequences(batch, pad, device);
           const sum = responseLogprobs(model, packed).sum().neg();
           const v = sum.item();
           if (Number.isFinite(v)) sum.div(stepTokens).backward();
@@ -213,6 +225,8 @@ export interface SftLine {
   response: string | ChatMessage[];
   /** Where the example is (file:line, or file: row N), for errors. */
   where?: string;
+  /** A "messages" record's whole conversation (ending with the response as an assistant turn): tokenized whole, in context. */
+  conversation?: ChatMessage[];
 }
 
 /**
@@ -230,6 +244,7 @@ export async function readSftData(path: string): Promise<SftLine[]> {
     let response: unknown = o.response ?? o.completion;
     const field = o.response !== undefined ? 'response' : 'completion';
     let prompt: string | ChatMessage[];
+    let conversation: ChatMessage[] | undefined;
     if (typeof o.prompt === 'string') prompt = o.prompt;
     else if (Array.isArray(o.prompt)) {
       prompt = messageList(o.prompt, where, 'prompt');
@@ -245,6 +260,7 @@ export async function readSftData(path: string): Promise<SftLine[]> {
         prompt = list.slice(0, -1);
       } else prompt = list;
       if (prompt.length === 0) throw new Error(`${where}: "messages" is empty`);
+      if (typeof response === 'string') conversation = [...prompt, { role: 'assistant', content: response }];
     } else if (typeof o.text === 'string') {
       throw new Error(`${where}: "text" (language-modelling data) is not read: sppo sft trains a response after a prompt; give "prompt" and "response" (or "completion"), or "messages"`);
     } else throw new Error(`${where}: expected "prompt" (a string or a list of messages) or "messages" (a list)`);
@@ -253,7 +269,7 @@ export async function readSftData(path: string): Promise<SftLine[]> {
       if (typeof response !== 'string') throw new Error(`${where}: "response" (or "completion") must be a string${Array.isArray(o.prompt) ? ' or a list of messages' : ''}`);
       if (response === '') throw new Error(`${where}: "${field}" is empty`);
     }
-    out.push({ prompt, response: response as string | ChatMessage[], where });
+    out.push({ prompt, response: response as string | ChatMessage[], where, ...(conversation ? { conversation } : {}) });
   }
   if (out.length === 0) throw new Error(`${path}: no examples`);
   return out;
@@ -264,15 +280,19 @@ export async function readSftData(path: string): Promise<SftLine[]> {
  * BOS, template output none) and the response separately, the end of a turn appended to the response: the chat
  * template's turn terminator (Gemma's `<end_of_turn>`, Llama-3's `<|eot_id|>`), or EOS without a template. A
  * conversational completion (TRL's format) is tokenized as TRL 1.13's SFTTrainer does (`conversationIds`: the ids
- * that rendering prompt + completion whole adds after the prompt's; the template ends the turn).
+ * that rendering prompt + completion whole adds after the prompt's; the template ends the turn). A "messages"
+ * conversation is rendered whole and tokenized in context (`assistantTurnIds`; a response tokenized alone can start
+ * with a token it never starts with in context, e.g. Gemma's word boundary): every assistant turn's tokens through
+ * its terminator trained (`assistantTurns` 'all', the default), or the last turn's ('last'), the rest context.
  */
-export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undefined, lines: SftLine[], o: { raw?: boolean; appendEos?: boolean; chatTemplateKwargs?: Record<string, unknown> } = {}): SftExample[] {
+export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undefined, lines: SftLine[], o: { raw?: boolean; appendEos?: boolean; chatTemplateKwargs?: Record<string, unknown>; assistantTurns?: 'all' | 'last' } = {}): SftExample[] {
   const raw = o.raw ?? false;
+  const allTurns = (o.assistantTurns ?? 'all') === 'all';
   const kwargs = o.chatTemplateKwargs ?? {};
   const eos = responseEndId(tokenizer, raw ? undefined : template, kwargs);
   const appendEos = o.appendEos ?? true;
   if (appendEos && eos === undefined && lines.some((l) => typeof l.response === 'string')) throw new Error('the tokenizer has no EOS token: use --no-eos');
-  return lines.map((l, i) => {
+  const examples = lines.map((l, i) => {
     const where = l.where ?? `example ${i + 1}`;
     if (Array.isArray(l.response)) {
       if (!template || raw) throw new Error(`${where}: a conversational completion needs the model's chat template${raw ? ' (not --raw)' : ', and the folder has none'}`);
@@ -280,10 +300,29 @@ export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undef
       if (c.completionIds.length === 0) throw new Error(`${where}: the completion is empty after tokenization`);
       return { promptIds: c.promptIds, responseIds: c.completionIds };
     }
+    if (l.conversation && template && !raw) {
+      let t: { ids: number[]; trained: number[] };
+      try {
+        t = assistantTurnIds(tokenizer, template, l.conversation, kwargs, eos, allTurns ? 'all' : 'last');
+      } catch (e) {
+        throw new Error(`${where}: ${(e as Error).message}; --assistant-turns last trains the last turn only`);
+      }
+      const first = t.trained.indexOf(1);
+      if (first <= 0) throw new Error(`${where}: the assistant turns are empty after tokenization`);
+      const ex: SftExample = { promptIds: t.ids.slice(0, first), responseIds: t.ids.slice(first), responseMask: t.trained.slice(first) };
+      // A template that leaves the final turn open: the end of the turn appended, as for a single response.
+      const lastTrained = t.trained.lastIndexOf(1);
+      if (appendEos && t.ids[lastTrained] !== eos) {
+        ex.responseIds.splice(lastTrained + 1 - first, 0, eos!);
+        ex.responseMask!.splice(lastTrained + 1 - first, 0, 1);
+      }
+      return ex;
+    }
     const prompt = promptIds(tokenizer, l.prompt, template, { ...kwargs, raw });
     const responseIds = tokenizer.encode(l.response, { addSpecialTokens: false });
     if (appendEos && responseIds.at(-1) !== eos) responseIds.push(eos!);
     if (prompt.length === 0) throw new Error(`${where}: the prompt is empty after tokenization`);
     return { promptIds: prompt, responseIds };
   });
+  return examples;
 }

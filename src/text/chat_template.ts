@@ -228,6 +228,46 @@ export function conversationIds(
   return { promptIds, completionIds: whole.slice(promptIds.length), prefix };
 }
 
+/**
+ * A conversation's ids and, for each, whether training predicts it: every assistant turn's tokens (or the last's,
+ * `which` 'last'; TRL's
+ * conversational prompt-completion rule applied at each assistant turn k: the ids rendering messages[0..k] adds
+ * after messages[0..k-1] rendered with the generation prompt), each cut after its first `endId` (the turn's
+ * terminator: what the model emits before it stops; the template's scaffolding after it, e.g. ChatML's newline,
+ * stays context). The ids are the whole conversation rendered (no generation prompt), encoded as rendered templates
+ * are. Throws, naming the message, where the template is not prefix-preserving (it renders earlier turns
+ * differently once later ones follow, e.g. templates that drop past reasoning), where the turns cannot be placed.
+ */
+export function assistantTurnIds(
+  tokenizer: Tokenizer,
+  template: ChatTemplate,
+  messages: readonly ChatMessage[],
+  variables: Record<string, unknown> = {},
+  endId?: number,
+  which: 'all' | 'last' = 'all',
+): { ids: number[]; trained: number[] } {
+  const encode = (m: readonly ChatMessage[], gen: boolean): number[] => tokenizer.encode(template.render(m, { ...variables, addGenerationPrompt: gen }), { addSpecialTokens: false });
+  const ids = encode(messages, false);
+  const trained = new Array<number>(ids.length).fill(0);
+  const startsWith = (a: readonly number[], b: readonly number[]): boolean => b.length <= a.length && b.every((id, i) => a[i] === id);
+  const lastAssistant = messages.map((m) => m.role).lastIndexOf('assistant');
+  messages.forEach((m, k) => {
+    if (m.role !== 'assistant' || (which === 'last' && k !== lastAssistant)) return;
+    const before = encode(messages.slice(0, k), true);
+    const through = k === messages.length - 1 ? ids : encode(messages.slice(0, k + 1), false);
+    if (!startsWith(through, before) || !startsWith(ids, through)) {
+      throw new RangeError(`message ${k + 1} (assistant): the chat template renders the turns before it differently once later turns follow (it is not prefix-preserving), so its tokens cannot be placed in the conversation`);
+    }
+    let end = through.length;
+    if (endId !== undefined) {
+      const at = through.indexOf(endId, before.length);
+      if (at >= 0) end = at + 1;
+    }
+    for (let j = before.length; j < end; j++) trained[j] = 1;
+  });
+  return { ids, trained };
+}
+
 const PROBE_USER = 'Probe question 1729?';
 const PROBE_ANSWER = 'Probe answer 4104.';
 

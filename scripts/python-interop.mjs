@@ -88,7 +88,7 @@ async function hub(py) {
   if (!existsSync(join(fixture, 'model.safetensors'))) skipOrFail(`no qwen2 fixture at ${fixture}`);
   const files = hubFiles(fixture, (p) => !p.startsWith('expected'));
   const commit = commitOf(files);
-  const hubServer = await startFakeHub({ 'tiny-org/qwen2': { type: 'model', files, commit } });
+  const hubServer = await startFakeHub({ 'tiny-org/qwen2': { type: 'model', files, commit } }, { writeToken: 'hf_write' });
   const dir = mkdtempSync(join(tmpdir(), 'sppo-hub-interop-'));
   try {
     const prompts = join(dir, 'p.jsonl');
@@ -136,6 +136,39 @@ print(json.dumps({"sha256": out, "warnings": [str(w) for w in info.warnings], "r
     const lb = layout(join(cacheB, 'models--tiny-org--qwen2'));
     check(JSON.stringify(la) === JSON.stringify(lb), `both caches hold the same ${la.length} entries (refs, relative snapshot links, blobs named by git sha1 / sha256)`);
     if (JSON.stringify(la) !== JSON.stringify(lb)) console.log(`  huggingface_hub: ${la.join('\n    ')}\n  sppo: ${lb.join('\n    ')}`);
+    // 3. Uploads: `sppo push` a folder; huggingface_hub downloads it (snapshot_download) and reads its model card
+    // (ModelCard.load). And huggingface_hub's own upload_folder against the same loopback Hub: the server takes what
+    // the reference client sends, so its checks stand for the Hub's.
+    const write = { HF_ENDPOINT: hubServer.url, HF_TOKEN: 'hf_write', HF_HUB_DISABLE_TELEMETRY: '1' };
+    await exec(process.execPath, [join(root, 'bin/sppo.js'), 'push', fixture, 'tiny-org/pushed'], write);
+    const pushedPy = `
+import hashlib, json, os, sys
+from huggingface_hub import ModelCard, snapshot_download
+d = snapshot_download("tiny-org/pushed", cache_dir=sys.argv[1])
+card = ModelCard.load("tiny-org/pushed")
+print(json.dumps({"sha256": {f: hashlib.sha256(open(os.path.join(d, f), "rb").read()).hexdigest() for f in os.listdir(d)},
+                  "card": card.data.to_dict()}))
+`;
+    const pushed = JSON.parse(await exec(py, ['-c', pushedPy, join(dir, 'pushed-cache')], write));
+    check(files.every((f) => pushed.sha256[f.path] === f.sha256) && 'README.md' in pushed.sha256,
+      `sppo push: huggingface_hub's snapshot_download gets the ${names.length} files byte for byte, and the model card`);
+    check(pushed.card.library_name === 'transformers' && (pushed.card.tags ?? []).includes('sppo') && pushed.card.pipeline_tag === 'text-generation',
+      `huggingface_hub's ModelCard.load reads the card's metadata: ${JSON.stringify(pushed.card)}`);
+    const uploadPy = `
+import sys
+from huggingface_hub import HfApi
+api = HfApi()
+api.create_repo("tiny-org/by-hf", exist_ok=True)
+info = api.upload_folder(folder_path=sys.argv[1], repo_id="tiny-org/by-hf", ignore_patterns=["expected*"])
+print(info.oid)
+`;
+    // (HF_HUB_DISABLE_XET: this loopback Hub speaks the LFS protocol, as @huggingface/hub does with a Hub that offers no Xet.)
+    const oid = (await exec(py, ['-c', uploadPy, fixture], { ...write, HF_HUB_DISABLE_XET: '1' })).trim();
+    const byHf = hubServer.repos['tiny-org/by-hf'];
+    const same = byHf && files.every((f) => byHf.files.find((x) => x.path === f.path)?.bytes.equals(f.bytes));
+    const ops = hubServer.commits.find((c) => c.repo === 'tiny-org/by-hf')?.operations ?? [];
+    check(same && oid === byHf.commit && ops.includes('lfsFile model.safetensors'),
+      `huggingface_hub's upload_folder to the same loopback Hub: accepted (commit ${oid.slice(0, 12)}), the same ${names.length} files, the weights through LFS as sppo sends them`);
     if (args.includes('--big')) await bigDownload(py, dir, startFakeHub, hubFiles);
   } finally {
     await hubServer.close();

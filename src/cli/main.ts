@@ -15,6 +15,7 @@ const commands: Record<string, () => Promise<Command>> = {
   eval: () => import('./eval.js'),
   sft: () => import('./sft.js'),
   merge: () => import('./merge.js'),
+  push: () => import('./push.js'),
   demo: () => import('./demo.js'),
   'train-judge': () => import('./train_judge.js'),
   bench: () => import('./bench.js'),
@@ -23,7 +24,7 @@ const commands: Record<string, () => Promise<Command>> = {
 };
 
 // In the order of an SPPO run, then the tools around it.
-const ORDER = ['run', 'generate', 'judge', 'train', 'eval', 'bench', 'report', 'merge', 'sft', 'train-judge', 'serve', 'demo', 'game'];
+const ORDER = ['run', 'generate', 'judge', 'train', 'eval', 'bench', 'report', 'merge', 'push', 'sft', 'train-judge', 'serve', 'demo', 'game'];
 
 async function help(): Promise<string> {
   const names = [...ORDER.filter((n) => n in commands), ...Object.keys(commands).filter((n) => !ORDER.includes(n)).sort()];

@@ -1,0 +1,120 @@
+// `sppo push DIR REPO` against a loopback Hub that takes uploads as the Hub's write API does (test/helpers/
+// hub_fixture.ts: repository creation, preupload, the LFS batch API, NDJSON commits, each checked): a model folder
+// arrives byte for byte, weights through LFS, sppo's partial files and locks left out, with a model card; downloaded
+// again into an empty cache (downloadSnapshot, as `--model org/name` fetches) it is the same model; a second push
+// does not upload stored LFS objects again; a missing or wrong token, and a private repository, behave as on the Hub.
+// The card: an adapter's base model and PEFT's library name; a run checkpoint's starting model, settings and
+// per-iteration figures. (The same server against huggingface_hub itself: scripts/python-interop.mjs hub.)
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startFakeHub, hubFiles, NEW_REPO_GITATTRIBUTES } from './helpers/hub_fixture.js';
+import { sppoAsync } from './helpers/cli.js';
+import { hfTiny, projectRoot } from './helpers/fixtures.js';
+import { removeDir, tempDir } from './text_helpers.js';
+import { downloadSnapshot } from '../src/hub/download.js';
+import { modelCard } from '../src/hub/upload.js';
+import { existsSync } from 'node:fs';
+
+const skip = existsSync(join(hfTiny, 'qwen2', 'model.safetensors')) ? false : `no hf-tiny fixture at ${hfTiny}`;
+const TOKEN = 'hf_write_token';
+
+test('sppo push: a model folder arrives byte for byte in one commit (weights through LFS, partial files left out, a model card), loads back from the Hub, and pushes again without re-uploading its weights', { skip }, async () => {
+  const dir = tempDir('push');
+  const hub = await startFakeHub({}, { writeToken: TOKEN });
+  try {
+    const model = join(dir, 'model');
+    cpSync(join(hfTiny, 'qwen2'), model, { recursive: true });
+    for (const f of ['expected.json', 'expected.safetensors']) removeDir(join(model, f));
+    writeFileSync(join(model, 'model.safetensors.tmp-4242'), 'partial'); // a killed writer's leftover
+    writeFileSync(join(model, 'run.lock'), '4242\n');
+    const env = { HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN };
+    const r = await sppoAsync(['push', model, 'tiny-org/pushed'], { env });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /created http:\/\/127\.0\.0\.1:\d+\/tiny-org\/pushed/);
+    assert.match(r.stderr, /7 files -> http:\/\/127\.0\.0\.1:\d+\/tiny-org\/pushed \(commit [0-9a-f]{40}/);
+    const repo = hub.repos['tiny-org/pushed']!;
+    const local = hubFiles(model, (p) => !/tmp-|run\.lock/.test(p));
+    assert.deepEqual(repo.files.map((f) => f.path).sort(), ['.gitattributes', 'README.md', ...local.map((f) => f.path)].sort());
+    for (const f of local) assert.ok(repo.files.find((x) => x.path === f.path)!.bytes.equals(f.bytes), f.path);
+    assert.equal(repo.files.find((f) => f.path === '.gitattributes')!.bytes.toString(), NEW_REPO_GITATTRIBUTES, 'the new repository\'s .gitattributes kept');
+    assert.equal(hub.commits.length, 1);
+    assert.equal(hub.commits[0]!.summary, 'Upload model with sppo');
+    assert.ok(hub.commits[0]!.operations.includes('lfsFile model.safetensors'), 'the weights through LFS');
+    assert.ok(hub.commits[0]!.operations.includes('file config.json'));
+    const card = repo.files.find((f) => f.path === 'README.md')!.bytes.toString();
+    assert.match(card, /^---\nlibrary_name: transformers\ntags:\n- sppo\npipeline_tag: text-generation\n---\n/);
+    // Back from the Hub into an empty cache, as `--model tiny-org/pushed` fetches it: the same files.
+    const got = await downloadSnapshot({ type: 'model', repo: 'tiny-org/pushed', revision: 'main' }, { cacheDir: join(dir, 'cache'), endpoint: hub.url, token: TOKEN, log: () => {} });
+    for (const f of local.filter((f) => !f.path.startsWith('expected'))) assert.ok(readFileSync(join(got.dir, f.path)).equals(f.bytes), `${f.path} downloaded`);
+    // A second push: a new commit, the stored weights not uploaded again, the card left as the repository has it
+    // when the folder has its own (here it has none: written again, the same).
+    const puts = hub.requests.filter((q) => q.method === 'PUT').length;
+    const again = await sppoAsync(['push', model, 'tiny-org/pushed', '--message', 'Iteration 2'], { env });
+    assert.equal(again.status, 0, again.stderr);
+    assert.doesNotMatch(again.stderr, /created/);
+    assert.equal(hub.requests.filter((q) => q.method === 'PUT').length, puts, 'no LFS upload for weights the Hub has');
+    assert.equal(hub.commits.length, 2);
+    assert.equal(hub.commits[1]!.summary, 'Iteration 2');
+  } finally {
+    await hub.close();
+    removeDir(dir);
+  }
+});
+
+test('sppo push: no token, a wrong token, a bad name and a private repository are clear errors, and nothing is committed', { skip }, async () => {
+  const dir = tempDir('push-bad');
+  const hub = await startFakeHub({}, { writeToken: TOKEN });
+  try {
+    const model = join(dir, 'm');
+    mkdirSync(model);
+    writeFileSync(join(model, 'config.json'), '{}');
+    const none = await sppoAsync(['push', model, 'tiny-org/x'], { env: { HF_ENDPOINT: hub.url, HF_TOKEN: '', HF_HOME: join(dir, 'home') } });
+    assert.equal(none.status, 1);
+    assert.match(none.stderr, /pushing to tiny-org\/x at http:\/\/127\.0\.0\.1:\d+ needs a token with write access: set HF_TOKEN \(or run `hf auth login`\)/);
+    const wrong = await sppoAsync(['push', model, 'tiny-org/x'], { env: { HF_ENDPOINT: hub.url, HF_TOKEN: 'hf_read_only' } });
+    assert.equal(wrong.status, 1);
+    assert.match(wrong.stderr, /tiny-org\/x at http:\/\/127\.0\.0\.1:\d+: cannot create the repository: .*Invalid credentials/);
+    const name = await sppoAsync(['push', model, 'no-namespace'], { env: { HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN } });
+    assert.equal(name.status, 2);
+    assert.match(name.stderr, /REPO: 'no-namespace' is not a repository name of the form namespace\/name/);
+    assert.equal(hub.commits.length, 0);
+    // --private: created private; anonymous reads are refused, the token's are not.
+    const priv = await sppoAsync(['push', model, 'tiny-org/private', '--private', '--no-card'], { env: { HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN } });
+    assert.equal(priv.status, 0, priv.stderr);
+    assert.match(priv.stderr, /\(private\)/);
+    assert.deepEqual(hub.repos['tiny-org/private']!.files.map((f) => f.path).sort(), ['.gitattributes', 'config.json'], '--no-card: no README.md');
+    const anon = await fetch(`${hub.url}/api/models/tiny-org/private/revision/main`);
+    assert.equal(anon.status, 401);
+  } finally {
+    await hub.close();
+    removeDir(dir);
+  }
+});
+
+test('model cards: an adapter names its base model and PEFT; a run checkpoint its starting model, settings and per-iteration figures', () => {
+  const dir = tempDir('card');
+  try {
+    const adapter = modelCard(join(projectRoot, 'test', 'fixtures', 'peft', 'llama', 'plain'), 'me/llama-lora');
+    assert.match(adapter, /^---\nlibrary_name: peft\nbase_model: hf-tiny\/llama\ntags:\n- base_model:adapter:hf-tiny\/llama\n- sppo\n- lora\npipeline_tag: text-generation\n---\n\n# llama-lora\n/);
+    assert.match(adapter, /A LoRA adapter \(PEFT's files\) of `hf-tiny\/llama`/);
+    const run = join(dir, 'run');
+    mkdirSync(join(run, 'iter-2', 'checkpoint'), { recursive: true });
+    writeFileSync(join(run, 'iter-2', 'checkpoint', 'config.json'), JSON.stringify({ architectures: ['Qwen2ForCausalLM'] }));
+    writeFileSync(join(run, 'run.json'), JSON.stringify({ format: 1, config: { model: 'Qwen/Qwen2.5-0.5B-Instruct', prompts: 'UCLA-AGI/data-mistral-7b-instruct-sppo-iter1', judge: { kind: 'pairrm', dir: 'llm-blender/PairRM-hf' }, iterations: 3, generation: { k: 5, temperature: 0.7, topP: 0.9 }, training: { loss: 'sppo', beta: 0.001, lr: 5e-7, epochs: 1 } } }));
+    writeFileSync(join(run, 'summary.json'), JSON.stringify({ iterations: [
+      { iteration: 1, checkpoint: 'iter-1/checkpoint', prompts: 200, pairs: 198, degeneratePairs: 2, eval: { n: 100, winRate: 0.55123, standardError: 0.031, lcWinRate: 0.54, avgLength: 180.5, avgReferenceLength: 170 } },
+      { iteration: 2, checkpoint: 'iter-2/checkpoint', prompts: 200, pairs: 199, degeneratePairs: 1, eval: { n: 100, winRate: 0.6, standardError: 0.03, lcWinRate: 0.58, avgLength: 190, avgReferenceLength: 170 } },
+    ], finalModel: 'iter-2/checkpoint' }));
+    const card = modelCard(join(run, 'iter-2', 'checkpoint'), 'me/qwen-sppo-iter2');
+    assert.match(card, /^---\nlibrary_name: transformers\nbase_model: Qwen\/Qwen2\.5-0\.5B-Instruct\ntags:\n- sppo\n- self-play-preference-optimization\npipeline_tag: text-generation\n---\n/);
+    assert.match(card, /iteration 2 of a self-play preference optimization run .* starting from `Qwen\/Qwen2\.5-0\.5B-Instruct`/);
+    assert.match(card, /\| beta \| 0\.001 \|/);
+    assert.match(card, /\| samples per prompt \| 5 \|/);
+    assert.match(card, /\| judge \| pairrm \|/);
+    assert.match(card, /\| iteration \| prompts \| pairs \| win rate \| ± SE \| LC win rate \| mean length \|\n\| --- \| --- \| --- \| --- \| --- \| --- \| --- \|\n\| 1 \| 200 \| 198 \| 0\.5512 \| 0\.031 \| 0\.54 \| 180\.5 \|\n\| 2 \| 200 \| 199 \| 0\.6 \| 0\.03 \| 0\.58 \| 190 \|/);
+  } finally {
+    removeDir(dir);
+  }
+});

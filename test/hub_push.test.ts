@@ -16,6 +16,9 @@ import { removeDir, tempDir } from './text_helpers.js';
 import { downloadSnapshot } from '../src/hub/download.js';
 import { modelCard } from '../src/hub/upload.js';
 import { existsSync } from 'node:fs';
+import { runSppo } from '../src/sppo/loop.js';
+import type { SppoConfigInput } from '../src/sppo/config.js';
+import { LIKES_TOKEN_JUDGE } from './helpers/judges.js';
 
 const skip = existsSync(join(hfTiny, 'qwen2', 'model.safetensors')) ? false : `no hf-tiny fixture at ${hfTiny}`;
 const TOKEN = 'hf_write_token';
@@ -115,6 +118,50 @@ test('model cards: an adapter names its base model and PEFT; a run checkpoint it
     assert.match(card, /\| judge \| pairrm \|/);
     assert.match(card, /\| iteration \| prompts \| pairs \| win rate \| ± SE \| LC win rate \| mean length \|\n\| --- \| --- \| --- \| --- \| --- \| --- \| --- \|\n\| 1 \| 200 \| 198 \| 0\.5512 \| 0\.031 \| 0\.54 \| 180\.5 \|\n\| 2 \| 200 \| 199 \| 0\.6 \| 0\.03 \| 0\.58 \| 190 \|/);
   } finally {
+    removeDir(dir);
+  }
+});
+
+test('sppo run with push: each iteration\'s checkpoint goes to its own repository ({t}) with a card of the run so far; a resumed run does not push again', { skip: existsSync(join(hfTiny, 'llama', 'model.safetensors')) ? false : 'no llama fixture' }, async () => {
+  const dir = tempDir('push-run');
+  const hub = await startFakeHub({}, { writeToken: TOKEN });
+  const saved = { HF_ENDPOINT: process.env.HF_ENDPOINT, HF_TOKEN: process.env.HF_TOKEN };
+  process.env.HF_ENDPOINT = hub.url;
+  process.env.HF_TOKEN = TOKEN;
+  try {
+    writeFileSync(join(dir, 'judge.mjs'), LIKES_TOKEN_JUDGE);
+    writeFileSync(join(dir, 'prompts.jsonl'), Array.from({ length: 8 }, (_, i) => JSON.stringify({ prompt: `Say something about ${i}.` })).join('\n') + '\n');
+    const cfg: SppoConfigInput = {
+      model: join(hfTiny, 'llama'), prompts: 'prompts.jsonl', runDir: 'run', iterations: 2, promptsPerIteration: 4, seed: 1, device: 'cpu',
+      judge: { kind: 'module', path: 'judge.mjs', options: { token: 'a' } },
+      generation: { k: 2, temperature: 1, topP: 1, maxNewTokens: 6, batchSize: 8 },
+      training: { loss: 'sppo', beta: 0.1, lr: 1e-3, epochs: 1, batchSize: 4, maxLength: 48, maxPromptLength: 32, warmupRatio: 0 },
+      eval: { count: 0 },
+      push: { repo: 'tiny-org/tiny-sppo-iter{t}' },
+    } as SppoConfigInput;
+    const lines: string[] = [];
+    await runSppo(cfg, { baseDir: dir, progress: false, log: (l) => lines.push(l) });
+    for (const t of [1, 2]) {
+      const repo = hub.repos[`tiny-org/tiny-sppo-iter${t}`];
+      assert.ok(repo, `iteration ${t}'s repository`);
+      const local = hubFiles(join(dir, 'run', `iter-${t}`, 'checkpoint'));
+      for (const f of local) assert.ok(repo.files.find((x) => x.path === f.path)?.bytes.equals(f.bytes), `iteration ${t}: ${f.path}`);
+      const card = repo.files.find((f) => f.path === 'README.md')!.bytes.toString();
+      assert.match(card, new RegExp(`iteration ${t} of a self-play preference optimization run`));
+      assert.match(card, /\| iteration \| prompts \| pairs \|/);
+      assert.equal(card.split('\n').filter((l) => /^\| \d \| 4 \|/.test(l)).length, t, `iteration ${t}'s card: the iterations so far`);
+      const rec = JSON.parse(readFileSync(join(dir, 'run', `iter-${t}`, 'push.json'), 'utf8')) as { repo: string; commit: string };
+      assert.deepEqual([rec.repo, rec.commit], [`tiny-org/tiny-sppo-iter${t}`, repo.commit]);
+    }
+    assert.ok(lines.some((l) => /iteration 2: checkpoint pushed to http:\/\/127\.0\.0\.1:\d+\/tiny-org\/tiny-sppo-iter2/.test(l)));
+    // Resumed: every stage finished, push.json there: nothing is uploaded again.
+    const commits = hub.commits.length;
+    await runSppo(cfg, { baseDir: dir, progress: false, log: () => {} });
+    assert.equal(hub.commits.length, commits);
+    assert.equal(commits, 2);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    await hub.close();
     removeDir(dir);
   }
 });

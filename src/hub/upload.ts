@@ -16,6 +16,8 @@ export interface PushOptions {
   message?: string;
   /** Write no model card when the folder has none. */
   card?: boolean;
+  /** The run's iterations so far, for the card of a run checkpoint pushed before the run's summary.json exists. */
+  cardIterations?: readonly object[];
   endpoint?: string;
   token?: string;
   log?: (line: string) => void;
@@ -63,7 +65,7 @@ const readJsonMaybe = (path: string): Record<string, unknown> | undefined => {
  * the adapter beside it) the body has the run's method and settings (RUN/run.json) and the per-iteration figures
  * of RUN/summary.json.
  */
-export function modelCard(dir: string, repo: string): string {
+export function modelCard(dir: string, repo: string, iterations?: readonly object[]): string {
   const folder = resolve(dir);
   const adapter = readJsonMaybe(join(folder, 'adapter_config.json'));
   const config = readJsonMaybe(join(folder, 'config.json'));
@@ -108,7 +110,7 @@ export function modelCard(dir: string, repo: string): string {
     ];
     lines.push('| setting | value |', '| --- | --- |', ...settings.filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => `| ${k} | ${typeof v === 'object' ? JSON.stringify(v) : String(v)} |`), '');
     // summary.json: each iteration's prompts, pairs and (with eval on) win rate against the reference.
-    const its = ((summary?.iterations as Record<string, unknown>[] | undefined) ?? []).map((s) => ({ iteration: s.iteration, prompts: s.prompts, pairs: s.pairs, ...(s.eval as Record<string, unknown> | undefined) }));
+    const its = (((iterations ?? summary?.iterations) as Record<string, unknown>[] | undefined) ?? []).map((s) => ({ iteration: s.iteration, prompts: s.prompts, pairs: s.pairs, ...(s.eval as Record<string, unknown> | undefined) }));
     const columns: [string, string][] = [['prompts', 'prompts'], ['pairs', 'pairs'], ['winRate', 'win rate'], ['standardError', '± SE'], ['lcWinRate', 'LC win rate'], ['avgLength', 'mean length']];
     const shown = columns.filter(([k]) => its.some((s) => typeof (s as Record<string, unknown>)[k] === 'number'));
     if (its.length && shown.length) {
@@ -152,7 +154,7 @@ export async function pushFolder(dir: string, repo: string, opts: PushOptions = 
   const files: { path: string; content: Blob }[] = paths.map((p) => ({ path: p, content: new Blob([readFileSync(join(folder, p))]) }));
   const uploaded = [...paths];
   if (opts.card !== false && !paths.includes('README.md')) {
-    files.push({ path: 'README.md', content: new Blob([modelCard(folder, repo)]) });
+    files.push({ path: 'README.md', content: new Blob([modelCard(folder, repo, opts.cardIterations)]) });
     uploaded.push('README.md');
   }
   const bytes = paths.reduce((a, p) => a + statSync(join(folder, p)).size, 0);

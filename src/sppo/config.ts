@@ -204,6 +204,12 @@ export const configSchema = z
     chatTemplateKwargs: z.record(z.string(), z.unknown()).optional(),
     /** Experiment tracking (src/sppo/tracking.ts): TensorBoard event files under runDir/tensorboard/ ('wandb': the same files, with the `wandb sync --sync-tensorboard` command logged). */
     report: z.array(z.enum(REPORT_TARGETS)).default([]),
+    /**
+     * Each iteration's checkpoint uploaded to the Hub once written (src/sppo/stages/push.ts): `repo` is the
+     * repository, `{t}` in it the iteration (UCLA-AGI's layout: one repository per iteration, ...-Iter{t}); without
+     * `{t}` each iteration is a new commit of one repository. HF_TOKEN gives the write access.
+     */
+    push: z.object({ repo: z.string().regex(/^[\w.{}-]+\/[\w.{}-]+$/, 'a repository name namespace/name ({t}: the iteration)'), private: z.boolean().default(false) }).strict().optional(),
     /** Reference log-probs: summed from generation, or recomputed by a forward pass (default: generation in float32, else recompute). */
     refLogprobs: z.enum(['generation', 'recompute']).optional(),
     /** Prompts per judging chunk (the unit of resumption within the judge stage). */

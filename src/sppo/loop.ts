@@ -47,6 +47,7 @@ import { checkedOracle, judgeIteration } from './stages/judge.js';
 import { pairsIteration } from './stages/pairs.js';
 import { trainIteration } from './stages/train.js';
 import { evalIteration, evalResponses, type EvalPrompts, type EvalSummary } from './stages/eval.js';
+import { pushIteration } from './stages/push.js';
 import { resolveHubNames } from './hub_names.js';
 import { promptsName, readPrompts } from './dataset_prompts.js';
 import { startTracking } from './tracking.js';
@@ -149,7 +150,8 @@ async function openRun(cfg: SppoConfig, rd: RunDir): Promise<{ prompts: PromptRe
   // (runDir itself is left out: a run directory may be moved.)
   // (nor generation.backend: where generation runs may change when a run is resumed.)
   // (nor report: tracking may be turned on or off when a run is resumed.)
-  const { runDir: _where, ...kept } = { ...cfg, report: undefined, generation: { ...cfg.generation, backend: undefined } };
+  // (nor push: uploads may be turned on when a run is resumed.)
+  const { runDir: _where, ...kept } = { ...cfg, report: undefined, push: undefined, generation: { ...cfg.generation, backend: undefined } };
   const snapshot = { format: 1, config: kept };
   if (existsSync(runJson)) {
     const old = readJson<{ config: unknown }>(runJson);
@@ -292,6 +294,7 @@ async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOr
     const summary: IterationSummary = { iteration: t, checkpoint, prompts: used.length, pairs: examples.length, degeneratePairs: pairs.length - examples.length };
     if (doEval) summary.eval = await evalIteration(ctx, { t, checkpoint, prompts: evalSet, baseline, judge: evalJudge, judgeStats: evalStats });
     summaries.push(summary);
+    if (cfg.push) await pushIteration(ctx, { t, checkpoint, iterations: summaries });
     prevPolicyDir = policyDir;
     policyDir = checkpoint;
   }

@@ -11,7 +11,7 @@ import { loadModel } from '../src/models/registry.js';
 import * as torch from '../src/torch/index.js';
 import { FWD32 } from './helpers/tolerances.js';
 import { Tokenizer } from '../src/text/tokenizer.js';
-import { ChatTemplate } from '../src/text/chat_template.js';
+import { ChatTemplate, responseIdsAfterIds } from '../src/text/chat_template.js';
 import { forEachJsonl } from '../src/util/files.js';
 import { projectRoot } from './helpers/fixtures.js';
 import { sppoCli, sppoOk } from './helpers/cli.js';
@@ -162,6 +162,33 @@ test('multi-turn "messages": every assistant turn trains, in its context: the id
 
   function lines0(f: Formats) {
     return [{ prompt: [], response: '', where: join(dir, 'multi.jsonl') + ':1', conversation: f.records.sft_multi_messages![0]!.messages as { role: string; content: string }[] }];
+  }
+});
+
+test('text pairs and text SFT records: a response is tokenized as it follows its prompt (TRL\'s rule for text data), so a text pair rendered with the template trains the tokens of the conversational pair (Gemma: no word boundary at the response\'s start)', { skip }, async () => {
+  const dir = tempDir('trl-text-context');
+  try {
+    for (const [name, want] of Object.entries(fx.models)) {
+      const { tok, template } = load(name);
+      const [end] = tok.encode(TERMINATOR[name]!, { addSpecialTokens: false });
+      const rec = fx.records.dpo_conversational![0]! as { prompt: { role: string; content: string }[]; chosen: { content: string }[]; rejected: { content: string }[] };
+      const rendered = template.render(rec.prompt, { addGenerationPrompt: true });
+      const [e] = tokenizePairs(tok, [{ prompt: rendered, chosen: rec.chosen[0]!.content, rejected: rec.rejected[0]!.content, where: 'x' }], true, template);
+      const conv = want.dpo_conversational[0]!;
+      const upTo = (ids: number[]): number[] => ids.slice(0, ids.indexOf(end!) + 1);
+      assert.deepEqual(e!.promptIds, conv.prompt_ids, `${name}: the prompt`);
+      assert.deepEqual(e!.chosenIds, upTo(conv.chosen_ids), `${name}: chosen, as in the conversation`);
+      assert.deepEqual(e!.rejectedIds, upTo(conv.rejected_ids), `${name}: rejected, as in the conversation`);
+      const [s] = tokenizeSft(tok, template, await readSftData(jsonl(join(dir, `${name}.jsonl`), [{ prompt: rec.prompt[0]!.content, response: rec.chosen[0]!.content }])));
+      assert.deepEqual([s!.promptIds, s!.responseIds], [conv.prompt_ids, upTo(conv.chosen_ids)], `${name}: the SFT record`);
+      // A remote server's text-only response, re-tokenized after the prompt's ids (remote_generation.ts): the same.
+      assert.deepEqual(responseIdsAfterIds(tok, conv.prompt_ids, rec.chosen[0]!.content), upTo(conv.chosen_ids).slice(0, -1), `${name}: re-tokenized after the prompt's ids`);
+      // Encoded alone, Gemma's tokenizer starts the response with a word boundary the conversation does not have.
+      const alone = tok.encode(rec.chosen[0]!.content, { addSpecialTokens: false });
+      if (name === 'gemma2') assert.notEqual(alone[0], conv.chosen_ids[0], 'gemma2: the response alone starts otherwise');
+    }
+  } finally {
+    removeDir(dir);
   }
 });
 

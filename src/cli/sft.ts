@@ -22,12 +22,13 @@ DATA (JSONL, a JSON array, or Parquet) records: {"prompt": "...", "response": ".
 an assistant turn and has no "response" uses that turn as the response; earlier assistant turns are trained too,
 each in its context, unless --assistant-turns last), or TRL's conversational prompt-completion {"prompt": [messages], "completion": [assistant messages]},
 tokenized as TRL 1.13's SFTTrainer does (prompt + completion rendered whole; the template ends the turn). TRL's
-standard prompt-completion data trains as TRL trains it with --raw (no chat template; prompt and response are
-tokenized separately here, jointly there, which differs only where a token would span the boundary).
+standard prompt-completion data trains as TRL trains it with --raw (no chat template; prompt + response tokenized
+whole, the response the ids after the prompt's).
 The prompt is rendered with the chat template (one user turn, or the messages, plus the generation prompt)
-when the folder has one, as is with --raw or without a template; prompt and response are tokenized
-separately (plain-text prompts get the tokenizer's special tokens, e.g. a BOS, as transformers adds them;
-rendered ones none) and the end of a turn is appended to the response unless --no-eos: the chat template's
+when the folder has one, as is with --raw or without a template; the response's ids are those that follow the
+prompt's when prompt + response are tokenized whole (TRL's rule: no word boundary at the response's start, as a
+response tokenized alone gets from Gemma's tokenizer; plain-text prompts get the tokenizer's special tokens, e.g.
+a BOS, as transformers adds them; rendered ones none) and the end of a turn is appended to the response unless --no-eos: the chat template's
 turn terminator (e.g. Gemma's <end_of_turn>, Llama-3's <|eot_id|>), or EOS without a template. The loss is the
 mean cross-entropy over the response tokens only. The trained model is saved to OUT as a Hugging Face folder
 (config.json, model.safetensors, the tokenizer files, generation_config.json).

@@ -6,7 +6,7 @@
 //   - TRL's implicit prompt: no "prompt"; "chosen" and "rejected" are whole conversations (or texts), and the prompt
 //     is what they share at the start (TRL's extract_prompt).
 import type { Tokenizer } from '../text/tokenizer.js';
-import { conversationIds, encodePrompt, responseEndId, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
+import { conversationIds, encodePrompt, responseEndId, responseIdsAfter, type ChatMessage, type ChatTemplate, type RenderedPrompt } from '../text/chat_template.js';
 import { readRecords } from '../util/records.js';
 import { messageList } from './prompts.js';
 import type { LossType } from './losses.js';
@@ -127,8 +127,8 @@ export function tokenizePairs(tokenizer: Tokenizer, pairs: PairRecord[], appendE
     const j = ids.lastIndexOf(eos!);
     return j >= 0 && tokenizer.decode(ids.slice(j + 1)).trim() === '';
   };
-  const resp = (t: string): number[] => {
-    const ids = tokenizer.encode(t, { addSpecialTokens: false });
+  const resp = (prompt: RenderedPrompt, promptIds: number[], t: string): number[] => {
+    const ids = responseIdsAfter(tokenizer, prompt, promptIds, t);
     if (appendEos && !endsTurn(ids)) ids.push(eos!);
     return ids;
   };
@@ -146,9 +146,10 @@ export function tokenizePairs(tokenizer: Tokenizer, pairs: PairRecord[], appendE
       ({ promptIds, completionIds: chosenIds } = c);
       rejectedIds = r.completionIds;
     } else {
-      promptIds = encodePrompt(tokenizer, { text: p.prompt, templated: template !== undefined });
-      chosenIds = resp(p.chosen as string);
-      rejectedIds = resp(p.rejected as string);
+      const rendered = { text: p.prompt, templated: template !== undefined };
+      promptIds = encodePrompt(tokenizer, rendered);
+      chosenIds = resp(rendered, promptIds, p.chosen as string);
+      rejectedIds = resp(rendered, promptIds, p.rejected as string);
     }
     if (promptIds.length === 0) throw new Error(`${where}: the prompt is empty after tokenization`);
     if (chosenIds.length === 0 || rejectedIds.length === 0) throw new Error(`${where}: the ${chosenIds.length === 0 ? 'chosen' : 'rejected'} response is empty after tokenization`);

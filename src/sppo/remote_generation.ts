@@ -15,7 +15,7 @@ import { generateRemote } from '../generate/remote.js';
 import { startServers, type RunningServers } from '../generate/server_process.js';
 import type { PenaltyOptions } from '../generate/sampling.js';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { folderResponseEndId } from '../text/chat_template.js';
+import { folderResponseEndId, responseIdsAfterIds } from '../text/chat_template.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { noGrad } from '../torch/index.js';
 import { packSequences } from './logprobs.js';
@@ -98,7 +98,8 @@ export function remoteGenerator(backend: BackendConfig, opts: RemoteGeneratorOpt
     const missing = gens.filter((g) => g.tokens.length === 0);
     if (missing.length === 0) return;
     for (const g of missing) {
-      g.tokens = opts.tokenizer.encode(g.text, { addSpecialTokens: false });
+      // As the text follows its prompt (no word boundary a tokenizer would put at a text's start).
+      g.tokens = responseIdsAfterIds(opts.tokenizer, prompts[g.prompt]!, g.text);
       // The EOS id the server matched (SGLang's matched_stop), where it said which.
       const matched = (g as { stopToken?: number }).stopToken;
       delete (g as { stopToken?: number }).stopToken;

@@ -7,7 +7,7 @@
 // TrainingDivergedError.
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { assistantTurnIds, conversationIds, promptIds, responseEndId, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
+import { assistantTurnIds, conversationIds, encodePrompt, renderPrompt, responseEndId, responseIdsAfter, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
 import { readRecords } from '../util/records.js';
 import { messageList } from './prompts.js';
 import { dirname, resolve } from 'node:path';
@@ -318,8 +318,9 @@ export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undef
       }
       return ex;
     }
-    const prompt = promptIds(tokenizer, l.prompt, template, { ...kwargs, raw });
-    const responseIds = tokenizer.encode(l.response, { addSpecialTokens: false });
+    const rendered = renderPrompt(l.prompt, template, { ...kwargs, raw });
+    const prompt = encodePrompt(tokenizer, rendered);
+    const responseIds = responseIdsAfter(tokenizer, rendered, prompt, l.response);
     if (appendEos && responseIds.at(-1) !== eos) responseIds.push(eos!);
     if (prompt.length === 0) throw new Error(`${where}: the prompt is empty after tokenization`);
     return { promptIds: prompt, responseIds };

@@ -209,6 +209,33 @@ export function promptIds(tokenizer: Tokenizer, prompt: string | readonly ChatMe
 }
 
 /**
+ * A response's ids as they follow a prompt (TRL 1.13's rule for text data: prompt + response encoded whole, the ids
+ * after the prompt's): a response encoded alone can start with a token it never starts with in context (a
+ * SentencePiece-style tokenizer's word boundary: Gemma's, Llama-2's, Mistral's). When the whole's ids do not start
+ * with the prompt's (a token spanning the boundary), the response is encoded alone.
+ */
+export function responseIdsAfter(tokenizer: Tokenizer, prompt: RenderedPrompt, promptIds: readonly number[], response: string): number[] {
+  const whole = encodePrompt(tokenizer, { text: prompt.text + response, templated: prompt.templated });
+  if (whole.length > promptIds.length && promptIds.every((id, i) => whole[i] === id)) return whole.slice(promptIds.length);
+  return tokenizer.encode(response, { addSpecialTokens: false });
+}
+
+/**
+ * `responseIdsAfter` for a prompt known by its ids only (a remote server's text-only answer): the response encoded
+ * after the text of the prompt's last k tokens, for the smallest k (up to 16) whose text encodes back to those very
+ * tokens (decoding a whole prompt need not give its text back: Gemma's decoder puts a space after special tokens),
+ * else alone.
+ */
+export function responseIdsAfterIds(tokenizer: Tokenizer, promptIds: readonly number[], response: string): number[] {
+  for (let k = 1; k <= Math.min(16, promptIds.length); k++) {
+    const tail = promptIds.slice(-k);
+    const whole = tokenizer.encode(tokenizer.decode(tail) + response, { addSpecialTokens: false });
+    if (whole.length > k && tail.every((id, i) => whole[i] === id)) return whole.slice(k);
+  }
+  return tokenizer.encode(response, { addSpecialTokens: false });
+}
+
+/**
  * A conversation's prompt and completion as TRL 1.13's trainers tokenize them (DPOTrainer's and SFTTrainer's
  * conversational rule): the prompt rendered with the generation prompt, prompt + completion rendered whole, both
  * encoded as rendered templates are (no special tokens added), and the completion's ids those that follow the

@@ -303,12 +303,18 @@ test('a text-only remote backend: a response that stopped at the end of its turn
     const port = (server.address() as { port: number }).port;
     writeFileSync(join(dir, 'p.jsonl'), '{"prompt":"Say hi."}\n');
     const tok = Tokenizer.fromFolder(dir);
-    for (const [flags, end] of [[[], END_OF_TURN], [['--raw'], EOS]] as const) {
+    const template = ChatTemplate.fromFolder(dir, { specialTokens: tok.specialTokens });
+    // The text as it follows the prompt (tokenized alone, "Hi" would get the tokenizer's word boundary).
+    const after = (prompt: { text: string; templated: boolean }): number[] => encodePrompt(tok, { ...prompt, text: prompt.text + 'Hi there.' }).slice(encodePrompt(tok, prompt).length);
+    const chat = { text: template.render([{ role: 'user', content: 'Say hi.' }], { addGenerationPrompt: true }), templated: true };
+    const plain = { text: 'Say hi.', templated: false };
+    assert.notDeepEqual(after(chat), tok.encode('Hi there.', { addSpecialTokens: false }), 'the fixture tokenizer starts a text alone with a word boundary');
+    for (const [flags, end, prompt] of [[[], END_OF_TURN, chat], [['--raw'], EOS, plain]] as const) {
       const r = await sppoAsync(['generate', '--model', dir, '--prompts', join(dir, 'p.jsonl'), '--out', join(dir, 'o.jsonl'), '--device', 'cpu', '--backend-url', `http://127.0.0.1:${port}/v1`, ...flags]);
       assert.equal(r.status, 0, r.stderr);
       const line = JSON.parse(readFileSync(join(dir, 'o.jsonl'), 'utf8').trim()) as { responses: { token_ids: number[]; finish_reason: string }[] };
       for (const g of line.responses) {
-        assert.deepEqual(g.token_ids, [...tok.encode('Hi there.', { addSpecialTokens: false }), end], `${flags.join(' ') || 'chat'}: ${JSON.stringify(g)}`);
+        assert.deepEqual(g.token_ids, [...after(prompt), end], `${flags.join(' ') || 'chat'}: ${JSON.stringify(g)}`);
       }
     }
   } finally {

@@ -139,6 +139,14 @@ test('sppo run with push: each iteration\'s checkpoint goes to its own repositor
       eval: { count: 0 },
       push: { repo: 'tiny-org/tiny-sppo-iter{t}' },
     } as SppoConfigInput;
+    // Without a token the run stops before any work, saying so.
+    delete process.env.HF_TOKEN;
+    const home = process.env.HF_HOME;
+    process.env.HF_HOME = join(dir, 'no-home');
+    await assert.rejects(runSppo(cfg, { baseDir: dir, progress: false, log: () => {} }), /push: uploading to tiny-org\/tiny-sppo-iter\{t\} needs a token with write access: set HF_TOKEN/);
+    assert.ok(!existsSync(join(dir, 'run', 'iter-1')), 'nothing was generated');
+    if (home === undefined) delete process.env.HF_HOME; else process.env.HF_HOME = home;
+    process.env.HF_TOKEN = TOKEN;
     const lines: string[] = [];
     await runSppo(cfg, { baseDir: dir, progress: false, log: (l) => lines.push(l) });
     for (const t of [1, 2]) {

@@ -125,6 +125,11 @@ test('multi-turn "messages": every assistant turn trains, in its context: the id
         assert.deepEqual(l.responseIds.filter((_, j) => (l.responseMask ?? [])[j] === 1), lastTurn, `${name} ${i}: the last turn alone`);
       });
       assert.equal(split, want.sft_multi_turns.length);
+      // --no-eos: the terminators stay in the ids, as context, and no turn is trained to end.
+      tokenizeSft(tok, template, lines, { appendEos: false }).forEach((e, i) => {
+        assert.deepEqual([...e.promptIds, ...e.responseIds], want.sft_multi_messages[i]!.input_ids);
+        assert.ok(e.responseIds.some((id) => id === end) && e.responseIds.every((id, j) => id !== end || e.responseMask![j] === 0), `${name} ${i}: --no-eos`);
+      });
     }
     // The loss is the mean over the trained tokens only: by hand from one forward pass of the tiny Qwen2.
     const { tok, template } = load('qwen2');

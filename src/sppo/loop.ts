@@ -48,6 +48,7 @@ import { pairsIteration } from './stages/pairs.js';
 import { trainIteration } from './stages/train.js';
 import { evalIteration, evalResponses, type EvalPrompts, type EvalSummary } from './stages/eval.js';
 import { pushIteration } from './stages/push.js';
+import { hubToken } from '../hub/cache.js';
 import { resolveHubNames } from './hub_names.js';
 import { promptsName, readPrompts } from './dataset_prompts.js';
 import { startTracking } from './tracking.js';
@@ -252,6 +253,8 @@ function lazyJudges(
 async function runLoop(ctx: StageContext, opts: RunOptions, judges: PreferenceOracle[]): Promise<RunSummary> {
   const { cfg, rd } = ctx;
   const refSource = refLogprobSource(cfg, ctx.dtype);
+  // push: the token is needed after the first iteration's training; without one, say so before any work (every rank).
+  if (cfg.push && !hubToken()) throw new RunDirError(`push: uploading to ${cfg.push.repo} needs a token with write access: set HF_TOKEN (or run \`hf auth login\`), or remove push from the config`);
   // Rank 0 writes run.json and splits.json; the others read them.
   if (!isLeader(ctx)) await sync(ctx);
   const { prompts, split, evalPrompts } = await openRun(cfg, rd);

@@ -307,6 +307,8 @@ export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undef
       } catch (e) {
         throw new Error(`${where}: ${(e as Error).message}; --assistant-turns last trains the last turn only`);
       }
+      // --no-eos: the model is not trained to end its turns (the terminators stay, as context).
+      if (!appendEos && eos !== undefined) t.ids.forEach((id, j) => { if (id === eos) t.trained[j] = 0; });
       const first = t.trained.indexOf(1);
       if (first <= 0) throw new Error(`${where}: the assistant turns are empty after tokenization`);
       const ex: SftExample = { promptIds: t.ids.slice(0, first), responseIds: t.ids.slice(first), responseMask: t.trained.slice(first) };

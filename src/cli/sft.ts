@@ -58,7 +58,7 @@ options:
   --report-to T          tensorboard | wandb | none: each step's metrics as TensorBoard event files too
                          (wandb: the same files, for wandb sync --sync-tensorboard; docs/tracking.md)
   --logging-dir DIR      where the event files go (default OUT/runs/<date>_<host>, a folder per run)
-  --no-eos               do not append EOS to the responses
+  --no-eos               do not append EOS to the responses (a conversation's end-of-turn tokens: not trained)
   --assistant-turns T    all | last: in a "messages" conversation with several assistant turns, train every
                          one (default; the conversation rendered whole with the chat template, each assistant
                          turn's tokens through its end-of-turn token trained, the rest context) or the last only

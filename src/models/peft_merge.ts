@@ -167,14 +167,14 @@ function mergeInto(model: CausalLMBase, spec: AdapterSpec, tensors: Map<string, 
     if (!rowsOnly(target, t)) shapeError(target, t, `${target} (base_layer / original_module / bias)`);
     write(target, compute(() => t));
   }
-  count(bases.filter(([n]) => n.endsWith('.bias')).length, 'trained biases');
+  count(new Set(bases.filter(([n]) => n.endsWith('.bias')).map(([n]) => n)).size, 'trained biases');
   // 2. modules_to_save: the trained copies (a copy of one of two tied matrices unties them).
   for (const [target, t] of copies) {
     if (!rowsOnly(target, t)) shapeError(target, t, `${target} (modules_to_save)`);
     if (target === EMB || target === HEAD) untie();
     write(target, compute(() => t));
   }
-  count(copies.length, `tensors of modules_to_save (${[...new Set(copies.map(([n]) => n.replace(/\.[^.]+$/, '')))].join(', ')})`);
+  count(new Set(copies.map(([n]) => n)).size, `tensors of modules_to_save (${[...new Set(copies.map(([n]) => n.replace(/\.[^.]+$/, '')))].join(', ')})`);
 
   // 3. LoRA, DoRA and LoRA biases on linear layers; LoRA on embeddings; trainable tokens.
   let linearLayers = 0, doraLayers = 0, biasLayers = 0, embLayers = 0, tokenRows = 0;

@@ -173,3 +173,27 @@ test('sppo run with push: each iteration\'s checkpoint goes to its own repositor
     removeDir(dir);
   }
 });
+
+test('--push-to-hub: sppo merge uploads OUT when done; without a token it stops before any work', { skip: existsSync(join(hfTiny, 'llama', 'model.safetensors')) ? false : 'no llama fixture' }, async () => {
+  const dir = tempDir('push-merge');
+  const hub = await startFakeHub({}, { writeToken: TOKEN });
+  try {
+    const adapter = join(projectRoot, 'test', 'fixtures', 'peft', 'llama', 'dora');
+    const none = await sppoAsync(['merge', join(hfTiny, 'llama'), adapter, join(dir, 'a'), '--push-to-hub', 'tiny-org/merged'], { env: { HF_ENDPOINT: hub.url, HF_TOKEN: '', HF_HOME: join(dir, 'home') } });
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /--push-to-hub needs a token with write access: set HF_TOKEN/);
+    assert.ok(!existsSync(join(dir, 'a')), 'nothing merged');
+    const lone = await sppoAsync(['merge', join(hfTiny, 'llama'), adapter, join(dir, 'a'), '--hub-private'], { env: { HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN } });
+    assert.equal(lone.status, 2);
+    assert.match(lone.stderr, /--hub-private goes with --push-to-hub REPO/);
+    const r = await sppoAsync(['merge', join(hfTiny, 'llama'), adapter, join(dir, 'b'), '--push-to-hub', 'tiny-org/merged', '--hub-private'], { env: { HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /sppo merge: .*b pushed to http:\/\/127\.0\.0\.1:\d+\/tiny-org\/merged \(commit [0-9a-f]{40}\)/);
+    const repo = hub.repos['tiny-org/merged']!;
+    assert.ok(repo.token, 'created private');
+    for (const f of hubFiles(join(dir, 'b'))) assert.ok(repo.files.find((x) => x.path === f.path)?.bytes.equals(f.bytes), f.path);
+  } finally {
+    await hub.close();
+    removeDir(dir);
+  }
+});

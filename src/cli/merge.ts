@@ -5,6 +5,7 @@ import { mergeAdapter } from '../models/peft_merge.js';
 import { UsageError } from './usage.js';
 import { modelFolder } from './model_option.js';
 import { dtypeOption, parseCommand } from './args.js';
+import { checkPushOption, PUSH_HELP, PUSH_OPTIONS, pushIfAsked } from './push.js';
 
 export const summary = 'merge a LoRA adapter (PEFT files) into its base model, as a Hugging Face folder';
 
@@ -21,12 +22,14 @@ iter-(t-1)/checkpoint (iter-1's to the starting model): its base_model_name_or_p
 
 options:
   --dtype D       float32 | bfloat16 | float16 (default: the base checkpoint's)
+${PUSH_HELP}
   -h, --help      this help
 `;
 
 export async function run(argv: string[]): Promise<void> {
-  const parsed = parseCommand('merge', argv, { dtype: { type: 'string' } }, HELP, { positionals: true });
+  const parsed = parseCommand('merge', argv, { dtype: { type: 'string' }, ...PUSH_OPTIONS }, HELP, { positionals: true });
   if (!parsed) return;
+  checkPushOption(parsed.values);
   if (parsed.positionals.length !== 3) throw new UsageError(`expected BASE ADAPTER OUT, got ${parsed.positionals.length} arguments\n\n${HELP}`);
   const [baseArg, adapter, out] = parsed.positionals as [string, string, string];
   const base = await modelFolder('BASE', baseArg);
@@ -36,4 +39,5 @@ export async function run(argv: string[]): Promise<void> {
   const t0 = performance.now();
   const { files, merged } = mergeAdapter(base, adapter, out, dtype ? { dtype } : {});
   console.error(`sppo merge: ${adapter} merged into ${base} -> ${out}: ${merged.join('; ')} (${files.length} files, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  await pushIfAsked('merge', parsed.values, out);
 }

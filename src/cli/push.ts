@@ -2,6 +2,7 @@
 // Hub model repository in one commit, with a model card when the folder has none (src/hub/upload.ts).
 import { existsSync, statSync } from 'node:fs';
 import { pushFolder } from '../hub/upload.js';
+import { hubToken } from '../hub/cache.js';
 import { UsageError } from './usage.js';
 import { parseCommand } from './args.js';
 
@@ -34,4 +35,30 @@ export async function run(argv: string[]): Promise<void> {
   const t0 = performance.now();
   const r = await pushFolder(dir, repo, { private: v.private ?? false, message: v.message, card: !v['no-card'] });
   console.error(`sppo push: ${r.files.length} files -> ${r.url} (commit ${r.commit ?? 'unknown'}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+}
+
+/** `--push-to-hub REPO` / `--hub-private` of sppo train, sft and merge (TRL's push_to_hub / hub_model_id). */
+export const PUSH_OPTIONS = { 'push-to-hub': { type: 'string' }, 'hub-private': { type: 'boolean' } } as const;
+
+export const PUSH_HELP = `  --push-to-hub REPO     upload OUT to the Hub repository REPO (namespace/name) when done, in one commit with
+                         a model card (as sppo push OUT REPO; the token is HF_TOKEN)
+  --hub-private          create that repository private`;
+
+/** Checks --push-to-hub before any work: the name, and a token to write with. */
+export function checkPushOption(v: { 'push-to-hub'?: string; 'hub-private'?: boolean }): void {
+  const repo = v['push-to-hub'];
+  if (repo === undefined) {
+    if (v['hub-private']) throw new UsageError('--hub-private goes with --push-to-hub REPO');
+    return;
+  }
+  if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new UsageError(`--push-to-hub: '${repo}' is not a repository name of the form namespace/name`);
+  if (!hubToken()) throw new UsageError('--push-to-hub needs a token with write access: set HF_TOKEN (or run `hf auth login`)');
+}
+
+/** Uploads `dir` when --push-to-hub was given. */
+export async function pushIfAsked(command: string, v: { 'push-to-hub'?: string; 'hub-private'?: boolean }, dir: string): Promise<void> {
+  const repo = v['push-to-hub'];
+  if (repo === undefined) return;
+  const r = await pushFolder(dir, repo, { private: v['hub-private'] ?? false });
+  console.error(`sppo ${command}: ${dir} pushed to ${r.url} (commit ${r.commit ?? 'unknown'})`);
 }

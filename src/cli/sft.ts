@@ -12,6 +12,7 @@ import { chatTemplateKwargsOption, checkOutput, parseCommand, progressBar } from
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
 import { REPORT_TO_OPTIONS, stepReporter } from './report_to.js';
 import { forEachJsonl } from '../util/files.js';
+import { checkPushOption, PUSH_HELP, PUSH_OPTIONS, pushIfAsked } from './push.js';
 
 export const summary = 'supervised fine-tuning on (prompt, response) pairs, from a model folder or random weights';
 
@@ -67,6 +68,7 @@ options:
                          variables for the chat template, e.g. '{"enable_thinking": false}'
   --dtype D              float32 | bfloat16 (default: bfloat16 on CUDA, float32 on the CPU)
   --device D             cpu | cuda | cuda:N (default: cuda when available)
+${PUSH_HELP}
   -h, --help             this help
 `;
 
@@ -87,6 +89,7 @@ export async function run(argv: string[]): Promise<void> {
       ...REPORT_TO_OPTIONS,
       'no-eos': { type: 'boolean' },
       'assistant-turns': { type: 'string' },
+      ...PUSH_OPTIONS,
       raw: { type: 'boolean' },
       'chat-template-kwargs': { type: 'string' },
     },
@@ -95,6 +98,7 @@ export async function run(argv: string[]): Promise<void> {
   if (!parsed) return;
   const v = parsed.values;
   if (!v.model === !v.init) throw new UsageError('give exactly one of --model DIR and --init CONFIG.json (sppo sft --help)');
+  checkPushOption(v);
   for (const k of ['data', 'out'] as const) if (!v[k]) throw new UsageError(`--${k} is required (sppo sft --help)`);
   if (v.model) v.model = await modelFolder('--model', v.model);
   if (v.init && !existsSync(v.init)) throw new UsageError(`--init: ${v.init} does not exist`);
@@ -151,6 +155,7 @@ export async function run(argv: string[]): Promise<void> {
     const secs = (performance.now() - t0) / 1000;
     const ev = r.evalLoss !== undefined ? `, held-out loss ${r.evalLossBefore?.toPrecision(4)} -> ${r.evalLoss.toPrecision(4)}` : '';
     console.error(`sppo sft: ${r.steps} steps on ${r.trainSize} examples in ${secs.toFixed(1)} s, last loss ${last?.loss.toPrecision(4) ?? '-'}${ev} -> ${v.out}`);
+    await pushIfAsked('sft', v, v.out!);
   } finally {
     bar.stop();
     model.dispose();

@@ -13,6 +13,7 @@ import { forEachJsonl } from '../util/files.js';
 import { checkOutput, num, parseCommand, progressBar } from './args.js';
 import { ChatTemplate } from '../text/chat_template.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
+import { checkPushOption, PUSH_HELP, PUSH_OPTIONS, pushIfAsked } from './push.js';
 import { REPORT_TO_OPTIONS, stepReporter } from './report_to.js';
 
 export const summary = 'train a policy on preference pairs (SPPO, SPPO-hard, SPPO-single, DPO, IPO)';
@@ -86,6 +87,7 @@ options:
   --adapter-out DIR        with --lora-r: also save the adapter there (PEFT's layout; also at each checkpoint)
   --dtype D                float32 | bfloat16 (default: bfloat16 on CUDA, float32 on the CPU)
   --device D               cpu | cuda | cuda:N (default: cuda when available)
+${PUSH_HELP}
   -h, --help               this help
 `;
 
@@ -139,12 +141,14 @@ export async function run(argv: string[]): Promise<void> {
       'lora-target-modules': { type: 'string' },
       'lora-rslora': { type: 'boolean' },
       'adapter-out': { type: 'string' },
+      ...PUSH_OPTIONS,
     },
     HELP,
     { required: ['model', 'pairs', 'out'] },
   );
   if (!parsed) return;
   const v = parsed.values;
+  checkPushOption(v);
   const loss = v.loss ?? 'sppo';
   if (!isLossType(loss)) throw new UsageError(`--loss must be one of ${LOSS_TYPES.join(', ')}, got '${loss}'`);
   const beta = num('beta', v.beta, 0.001, { min: 0, open: true });
@@ -198,6 +202,7 @@ export async function run(argv: string[]): Promise<void> {
     const secs = (performance.now() - t0) / 1000;
     const ev = r.evalLoss !== undefined ? `, eval loss ${r.evalLossBefore?.toPrecision(4)} -> ${r.evalLoss.toPrecision(4)}` : '';
     console.error(`sppo train: ${r.metrics.length} steps on ${r.trainSize} pairs in ${secs.toFixed(1)} s, last loss ${last?.loss.toPrecision(4) ?? '-'}${ev} -> ${v.out}`);
+    await pushIfAsked('train', v, v.out!);
   } finally {
     bar.stop();
     policy.dispose();

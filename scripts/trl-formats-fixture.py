@@ -8,7 +8,9 @@ here. The tokenizers are loaded as their tokenizer.json defines them (Tokenizers
 tokenizer_config.json names): AutoTokenizer would go by config.json's model type and, for qwen2, rebuild
 Qwen2Tokenizer's own pre-tokenizer (digits one by one), which this artificial fixture's tokenizer.json does not hold
 (real Qwen2 files hold the class's pipeline). The Parquet file is the conversational preference records as `datasets` writes them (Dataset.to_parquet:
-lists of structs), which is how the Hub stores such sets.
+lists of structs), which is how the Hub stores such sets; sppo_official.parquet the same pairs as the official SPPO
+pipeline's scored data (uclaml/SPPO scripts/compute_prob.py: whole conversations and chosen_probs, chosen_probs_win,
+chosen_probs_lose, written by pandas).
 
 Run with the local wheelhouse (pip install torch==2.13.0+cpu transformers==5.17.0 trl==1.13.0 accelerate datasets):
   python scripts/trl-formats-fixture.py [--check] [--hf-tiny ../shared/fixtures/hf-tiny]
@@ -43,6 +45,8 @@ PREF_CONV = [
 PREF_IMPLICIT = [{"chosen": r["prompt"] + r["chosen"], "rejected": r["prompt"] + r["rejected"]} for r in PREF_CONV]
 SFT_CONV = [{"prompt": r["prompt"], "completion": r["chosen"]} for r in PREF_CONV]
 S = lambda c: {"role": "system", "content": c}
+# P(y_w > y_l), the chosen and the rejected response's win rates, per pair of PREF_CONV (sppo_official.parquet).
+SPPO_OFFICIAL_PROBS = [[0.71, 0.64, 0.88], [0.62, 0.57, 0.7], [0.41, 0.45, 0.3]]
 # Multi-turn conversations (several assistant turns): SFTTrainer's ids for the whole conversation (language-modelling
 # "messages"), and its prompt-completion split at each assistant turn k ({"prompt": messages[:k], "completion":
 # [messages[k]]}), whose loss mask is TRL's rule for that turn.
@@ -106,7 +110,17 @@ def main():
         json.dump(fixture, f, indent=1)
         f.write("\n")
     datasets.Dataset.from_list(PREF_CONV).to_parquet(os.path.join(OUT, "pref_conv.parquet"))
-    print(f"wrote {path} and pref_conv.parquet")
+    # The official SPPO pipeline's scored pairs, as uclaml/SPPO's scripts/compute_prob.py writes train.parquet: a pandas
+    # DataFrame of whole conversations [user, assistant] and three probabilities, DataFrame.to_parquet(index=False).
+    import pandas as pd
+    pd.DataFrame({
+        "chosen": [r["prompt"] + r["chosen"] for r in PREF_CONV],
+        "rejected": [r["prompt"] + r["rejected"] for r in PREF_CONV],
+        "chosen_probs": SPPO_OFFICIAL_PROBS[0],
+        "chosen_probs_win": SPPO_OFFICIAL_PROBS[1],
+        "chosen_probs_lose": SPPO_OFFICIAL_PROBS[2],
+    }).to_parquet(os.path.join(OUT, "sppo_official.parquet"), index=False)
+    print(f"wrote {path}, pref_conv.parquet and sppo_official.parquet")
 
 
 if __name__ == "__main__":

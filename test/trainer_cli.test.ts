@@ -50,7 +50,7 @@ test('sppo train: trains, writes metrics and a loadable HF folder', { skip }, as
   }
 });
 
-test('sppo train: pairs tokenized separately with EOS appended; malformed pairs name file:line', { skip }, async () => {
+test('sppo train: text pairs tokenized as they follow the prompt, EOS appended; malformed pairs name file:line', { skip }, async () => {
   const dir = tempDir('train-cli');
   try {
     const pairs = pairsFile(dir);
@@ -61,7 +61,7 @@ test('sppo train: pairs tokenized separately with EOS appended; malformed pairs 
     assert.equal(ex[0]!.chosenOverRejected, 0.9);
     assert.deepEqual(tokenizePairs(tok, await readPairs(pairs, 'sppo'), false)[0]!.chosenIds, tok.encode(' 4.', { addSpecialTokens: false }));
     // sppo_single needs chosen_over_rejected, which line 2 lacks.
-    await assert.rejects(readPairs(pairs, 'sppo_single'), /pairs\.jsonl:2: "chosen_over_rejected" is required by the sppo_single loss/);
+    await assert.rejects(readPairs(pairs, 'sppo_single'), /pairs\.jsonl:2: "chosen_over_rejected" \(or "chosen_probs", the official SPPO pipeline's name\) is required by the sppo_single loss/);
     const bad = join(dir, 'bad.jsonl');
     writeFileSync(bad, '{"prompt": "p", "chosen": "a", "rejected": "b", "chosen_win_rate": 1.2, "rejected_win_rate": 0}\n');
     await assert.rejects(readPairs(bad, 'sppo'), /bad\.jsonl:1: "chosen_win_rate" must be a probability/);

@@ -197,6 +197,30 @@ test('text pairs and text SFT records: a response is tokenized as it follows its
   }
 });
 
+test('the official SPPO pipeline\'s scored pairs (uclaml/SPPO compute_prob.py\'s train.parquet, written by pandas) train with the sppo loss: chosen_probs_win / _lose are the win rates, chosen_probs P(y_w > y_l)', { skip }, async () => {
+  const file = join(fixtures, 'sppo_official.parquet');
+  const pairs = await readPairs(file, 'sppo');
+  const conv = fx.records.dpo_conversational! as { prompt: unknown[]; chosen: unknown[]; rejected: unknown[] }[];
+  assert.equal(pairs.length, conv.length);
+  const probs = [[0.71, 0.64, 0.88], [0.62, 0.57, 0.7], [0.41, 0.45, 0.3]];
+  pairs.forEach((p, i) => {
+    assert.deepEqual([p.prompt, p.chosen, p.rejected], [conv[i]!.prompt, conv[i]!.chosen, conv[i]!.rejected], `pair ${i}: the implicit prompt`);
+    assert.deepEqual([p.chosenOverRejected, p.chosenWinRate, p.rejectedWinRate], [probs[0]![i], probs[1]![i], probs[2]![i]], `pair ${i}: the probabilities`);
+  });
+  const { tok, template } = load('qwen2');
+  tokenizePairs(tok, pairs, true, template).forEach((e, i) => assert.deepEqual(e.chosenIds, fx.models.qwen2!.dpo_conversational[i]!.chosen_ids, `pair ${i}: TRL's ids`));
+  const dir = tempDir('sppo-official');
+  try {
+    const r = sppoCli(['train', '--model', join(fixtureRoot, 'qwen2'), '--pairs', file, '--loss', 'sppo', '--out', join(dir, 'out'), '--batch-size', '3', '--lr', '1e-5']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(join(dir, 'out', 'model.safetensors')));
+  } finally {
+    removeDir(dir);
+  }
+  // Without any of the names, the sppo loss says which it needs.
+  await assert.rejects(readPairs(join(fixtures, 'pref_conv.parquet'), 'sppo'), /"chosen_win_rate" \(or "chosen_probs_win", the official SPPO pipeline's name\) is required by the sppo loss/);
+});
+
 test('text pairs: a response already ending its turn (TRL-rendered "...<|im_end|>\\n") gets no second terminator; mixed and TRL-less forms are refused naming the record', { skip }, async () => {
   const dir = tempDir('trl-text');
   try {
@@ -212,7 +236,7 @@ test('text pairs: a response already ending its turn (TRL-rendered "...<|im_end|
     const imp = await readPairs(jsonl(join(dir, 'i.jsonl'), [{ chosen: 'Q: sky? A: blue', rejected: 'Q: sky? A: green' }]), 'dpo');
     assert.deepEqual([imp[0]!.prompt, imp[0]!.chosen, imp[0]!.rejected], ['Q: sky? A:', ' blue', ' green']);
     await assert.rejects(readPairs(jsonl(join(dir, 'm.jsonl'), [{ prompt: 'p', chosen: [{ role: 'assistant', content: 'a' }], rejected: [{ role: 'assistant', content: 'b' }] }]), 'dpo'), /m\.jsonl:1: "prompt", "chosen" and "rejected" must all be texts or all lists of messages/);
-    await assert.rejects(readPairs(jsonl(join(dir, 'w.jsonl'), [fx.records.dpo_conversational![0]]), 'sppo'), /w\.jsonl:1: "chosen_win_rate" is required by the sppo loss \(TRL's datasets have no win rates/);
+    await assert.rejects(readPairs(jsonl(join(dir, 'w.jsonl'), [fx.records.dpo_conversational![0]]), 'sppo'), /w\.jsonl:1: "chosen_win_rate" \(or "chosen_probs_win", the official SPPO pipeline.s name\) is required by the sppo loss \(TRL.s datasets have no win rates/);
     await assert.rejects(readSftData(jsonl(join(dir, 't.jsonl'), [{ text: 'a whole document' }])), /t\.jsonl:1: "text" \(language-modelling data\) is not read/);
     // Without a chat template, a conversational pair cannot be rendered.
     assert.throws(() => tokenizePairs(tok, [{ prompt: [{ role: 'user', content: 'q' }], chosen: [{ role: 'assistant', content: 'a' }], rejected: [{ role: 'assistant', content: 'b' }], where: 'x.jsonl:3' }], true), /x\.jsonl:3: a conversational pair needs the model's chat template/);

@@ -4,7 +4,10 @@
 //   - sppo's own (what `sppo run` writes): "prompt" the rendered prompt text, "chosen" and "rejected" response texts;
 //   - TRL's conversational: "prompt" a list of messages, "chosen" and "rejected" lists of (assistant) messages;
 //   - TRL's implicit prompt: no "prompt"; "chosen" and "rejected" are whole conversations (or texts), and the prompt
-//     is what they share at the start (TRL's extract_prompt).
+//     is what they share at the start (TRL's extract_prompt);
+//   - the official SPPO pipeline's scored data (uclaml/SPPO scripts/compute_prob.py, train.parquet of
+//     synthetic_data_*_score): implicit-prompt conversations with the win rates as "chosen_probs_win" and
+//     "chosen_probs_lose" and P(y_w > y_l) as "chosen_probs", read as sppo's three fields.
 import type { Tokenizer } from '../text/tokenizer.js';
 import { conversationIds, encodePrompt, responseEndId, responseIdsAfter, type ChatMessage, type ChatTemplate, type RenderedPrompt } from '../text/chat_template.js';
 import { readRecords } from '../util/records.js';
@@ -28,6 +31,9 @@ export interface PairRecord {
   chosenPrevWinRate?: number;
   rejectedPrevWinRate?: number;
 }
+
+/** The official SPPO pipeline's names of sppo's fields (compute_prob.py's columns). */
+const OFFICIAL_NAMES: Record<string, string> = { chosen_win_rate: 'chosen_probs_win', rejected_win_rate: 'chosen_probs_lose', chosen_over_rejected: 'chosen_probs' };
 
 /** The losses whose targets are the responses' win rates. */
 const WIN_RATE_LOSSES: readonly LossType[] = ['sppo', 'mpo', 'nash-md', 'omwu', 'extragradient'];
@@ -74,10 +80,12 @@ export async function readPairs(path: string, loss: LossType): Promise<PairRecor
       if (prompt.length === 0) throw new Error(`${where}: no "prompt", and "chosen" and "rejected" share no start to take it from (TRL's implicit-prompt format)`);
     }
     if (Array.isArray(prompt) && prompt.length === 0) throw new Error(`${where}: "prompt" has no messages`);
-    const prob = (k: string, required: boolean): number | undefined => {
+    const prob = (name: string, required: boolean): number | undefined => {
+      // sppo's name, else the official pipeline's.
+      const k = (o[name] === undefined || o[name] === null) && OFFICIAL_NAMES[name] !== undefined && o[OFFICIAL_NAMES[name]!] !== undefined && o[OFFICIAL_NAMES[name]!] !== null ? OFFICIAL_NAMES[name]! : name;
       const x = o[k];
       if (x === undefined || x === null) {
-        if (required) throw new Error(`${where}: "${k}" is required by the ${loss} loss (TRL's datasets have no win rates: use --loss dpo, ipo or sppo_hard, or judge the pairs with \`sppo judge\`)`);
+        if (required) throw new Error(`${where}: "${k}"${OFFICIAL_NAMES[k] ? ` (or "${OFFICIAL_NAMES[k]}", the official SPPO pipeline's name)` : ''} is required by the ${loss} loss (TRL's datasets have no win rates: use --loss dpo, ipo or sppo_hard, or judge the pairs with \`sppo judge\`)`);
         return undefined;
       }
       if (typeof x !== 'number' || !(x >= 0 && x <= 1)) throw new Error(`${where}: "${k}" must be a probability in [0, 1], got ${JSON.stringify(x)}`);

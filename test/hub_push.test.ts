@@ -102,6 +102,11 @@ test('model cards: an adapter names its base model and PEFT; a run checkpoint it
     const adapter = modelCard(join(projectRoot, 'test', 'fixtures', 'peft', 'llama', 'plain'), 'me/llama-lora');
     assert.match(adapter, /^---\nlibrary_name: peft\nbase_model: hf-tiny\/llama\ntags:\n- base_model:adapter:hf-tiny\/llama\n- sppo\n- lora\npipeline_tag: text-generation\n---\n\n# llama-lora\n/);
     assert.match(adapter, /A LoRA adapter \(PEFT's files\) of `hf-tiny\/llama`/);
+    // A base given as a snapshot of the Hugging Face cache is named by its repository.
+    const snap = join(dir, 'snap-adapter');
+    mkdirSync(snap);
+    writeFileSync(join(snap, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', base_model_name_or_path: '/root/.cache/huggingface/hub/models--Qwen--Qwen2.5-0.5B-Instruct/snapshots/7ae557604adf67be50417f59c2c2f167def9a775' }));
+    assert.match(modelCard(snap, 'me/x'), /\nbase_model: Qwen\/Qwen2\.5-0\.5B-Instruct\n/);
     const run = join(dir, 'run');
     mkdirSync(join(run, 'iter-2', 'checkpoint'), { recursive: true });
     writeFileSync(join(run, 'iter-2', 'checkpoint', 'config.json'), JSON.stringify({ architectures: ['Qwen2ForCausalLM'] }));

@@ -78,7 +78,9 @@ export function modelCard(dir: string, repo: string, iterations?: readonly objec
   let base: string | undefined;
   if (adapter && typeof adapter.base_model_name_or_path === 'string') base = adapter.base_model_name_or_path;
   else if (runCfg && typeof runCfg.model === 'string') base = runCfg.model; // the run's starting model
-  const baseOnHub = base && isHubName(base.replace(/@.*$/, '')) && !existsSync(base) ? base.replace(/@.*$/, '') : undefined;
+  // A Hub name (org/name[@revision]), or a snapshot of the Hugging Face cache (models--org--name/snapshots/<commit>).
+  const cached = base ? /(?:^|[\\/])models--([^\\/]+?)--([^\\/]+)[\\/]snapshots[\\/]/.exec(base) : null;
+  const baseOnHub = cached ? `${cached[1]}/${cached[2]}` : base && isHubName(base.replace(/@.*$/, '')) && !existsSync(base) ? base.replace(/@.*$/, '') : undefined;
   const training = runCfg?.training as Record<string, unknown> | undefined;
   const loss = typeof training?.loss === 'string' ? training.loss : undefined;
   const tags = ['sppo', ...(runCfg ? ['self-play-preference-optimization', ...(loss && loss !== 'sppo' ? [loss] : [])] : []), ...(adapter ? ['lora'] : [])];

@@ -233,6 +233,8 @@ test('held-out split, metrics JSONL, schedule with warmup, final checkpoint', { 
     assert.equal(r.trainSize, 8);
     assert.equal(r.metrics.length, 4);
     assert.deepEqual(seen, [1, 2, 3, 4]);
+    // 8 examples, 4 per optimizer step: 2 steps an epoch; the epoch is logged fractional, as transformers logs it.
+    assert.deepEqual(r.metrics.map((m) => m.epoch), [0.5, 1, 1.5, 2]);
     // Warmup of ceil(0.5 * 4) = 2 steps: lr 0, lr/2, then linear decay: (4-2)/2 = 1, (4-3)/2 = 0.5.
     assert.deepEqual(r.metrics.map((m) => m.lr), [0, 0.5e-3, 1e-3, 0.5e-3]);
     assert.equal(typeof r.metrics[1]!.eval_loss, 'number');

@@ -37,6 +37,7 @@ export function trainedTokens(e: SftExample): number {
 
 export interface SftStepMetrics {
   step: number;
+  /** Epochs done, fractional as transformers logs it (step / steps per epoch). */
   epoch: number;
   /** Mean cross-entropy per response token of the step. */
   loss: number;
@@ -155,7 +156,8 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   const trainSet = order.slice(nEval).sort((a, b) => a - b).map((i) => all[i]!);
 
   const group = opts.batchSize * gradAccum;
-  const totalSteps = Math.ceil(trainSet.length / group) * opts.epochs;
+  const stepsPerEpoch = Math.ceil(trainSet.length / group);
+  const totalSteps = stepsPerEpoch * opts.epochs;
   const params = model.parameters();
   model.train(true);
   model.requiresGrad_(true);
@@ -175,7 +177,7 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   let evalLoss = evalLossBefore;
   let step = 0;
   try {
-    for (const { epoch, ids, lastOfEpoch } of epochSteps(trainSet.length, group, opts.epochs, opts.seed)) {
+    for (const { ids, lastOfEpoch } of epochSteps(trainSet.length, group, opts.epochs, opts.seed)) {
       const t0 = performance.now();
       const stepTokens = ids.reduce((a, i) => a + trainedTokens(trainSet[i]!), 0);
       let nll = 0;
@@ -200,7 +202,7 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
       optim.step();
       sched.step();
       optim.zeroGrad();
-      const m: SftStepMetrics = { step, epoch, loss: nll / stepTokens, grad_norm: gradNorm, lr, tokens_per_s: seen / Math.max(1e-9, (performance.now() - t0) / 1000) };
+      const m: SftStepMetrics = { step, epoch: step / stepsPerEpoch, loss: nll / stepTokens, grad_norm: gradNorm, lr, tokens_per_s: seen / Math.max(1e-9, (performance.now() - t0) / 1000) };
       if (lastOfEpoch && evalSet.length) {
         model.train(false);
         m.eval_loss = evalLoss = sftLoss(model, evalSet, opts.batchSize);

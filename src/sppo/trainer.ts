@@ -74,7 +74,7 @@ export interface TrainExample {
 export interface StepMetrics {
   /** Optimizer step, from 1. */
   step: number;
-  /** Epoch, from 0 (fractional progress not included). */
+  /** Epochs done, fractional as transformers logs it: step / steps per epoch (0.5 halfway through the first, 1 at its end). */
   epoch: number;
   /** Mean loss over the step's examples. */
   loss: number;
@@ -561,7 +561,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const { trainSet, evalSet } = heldOutSplit(prepared, opts.evalFraction ?? 0, opts.seed);
   if (trainSet.length === 0) fail('no training examples left after the held-out split');
   const globalBatch = opts.batchSize * opts.gradAccum;
-  const totalSteps = Math.ceil(trainSet.length / globalBatch) * opts.epochs;
+  const stepsPerEpoch = Math.ceil(trainSet.length / globalBatch);
+  const totalSteps = stepsPerEpoch * opts.epochs;
 
   const params = lora ? lora.parameters() : policy.parameters();
   // Every rank starts from rank 0's parameters (as torch DDP): all ranks' collectives are enqueued in the same order.
@@ -631,7 +632,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       zeroGrad();
       const n = ids.length;
       const row: StepMetrics = {
-        step, epoch, loss: loss / n, a_w: aw / n, a_l: al / n, margin: (aw - al) / n, pair_accuracy: correct / n,
+        step, epoch: step / stepsPerEpoch, loss: loss / n, a_w: aw / n, a_l: al / n, margin: (aw - al) / n, pair_accuracy: correct / n,
         grad_norm: gradNorm, lr, tokens_per_s: tokens / Math.max(1e-9, (performance.now() - t0) / 1000),
       };
       if (lastOfEpoch && evalSet.length) {

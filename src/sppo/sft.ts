@@ -279,7 +279,8 @@ export async function readSftData(path: string): Promise<SftLine[]> {
 
 /**
  * Tokenizes examples: the rendered prompt (special tokens by `encodePrompt`'s rule: plain text gets the tokenizer's
- * BOS, template output none) and the response separately, the end of a turn appended to the response: the chat
+ * BOS, template output none) and the response as it follows the prompt (`responseIdsAfter`: the ids after the
+ * prompt's when both are encoded whole, TRL's rule for text data), the end of a turn appended to the response: the chat
  * template's turn terminator (Gemma's `<end_of_turn>`, Llama-3's `<|eot_id|>`), or EOS without a template. A
  * conversational completion (TRL's format) is tokenized as TRL 1.13's SFTTrainer does (`conversationIds`: the ids
  * that rendering prompt + completion whole adds after the prompt's; the template ends the turn). A "messages"
@@ -294,7 +295,7 @@ export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undef
   const eos = responseEndId(tokenizer, raw ? undefined : template, kwargs);
   const appendEos = o.appendEos ?? true;
   if (appendEos && eos === undefined && lines.some((l) => typeof l.response === 'string')) throw new Error('the tokenizer has no EOS token: use --no-eos');
-  const examples = lines.map((l, i) => {
+  return lines.map((l, i) => {
     const where = l.where ?? `example ${i + 1}`;
     if (Array.isArray(l.response)) {
       if (!template || raw) throw new Error(`${where}: a conversational completion needs the model's chat template${raw ? ' (not --raw)' : ', and the folder has none'}`);
@@ -329,5 +330,4 @@ export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undef
     if (prompt.length === 0) throw new Error(`${where}: the prompt is empty after tokenization`);
     return { promptIds: prompt, responseIds };
   });
-  return examples;
 }

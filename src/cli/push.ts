@@ -1,7 +1,7 @@
 // `sppo push DIR REPO`: a folder sppo wrote (a run's checkpoint or adapter, a merged or trained model) uploaded to a
 // Hub model repository in one commit, with a model card when the folder has none (src/hub/upload.ts).
 import { existsSync, statSync } from 'node:fs';
-import { pushFolder } from '../hub/upload.js';
+import { pushFolder, REPO_NAME } from '../hub/upload.js';
 import { hubToken } from '../hub/cache.js';
 import { UsageError } from './usage.js';
 import { parseCommand } from './args.js';
@@ -30,7 +30,7 @@ export async function run(argv: string[]): Promise<void> {
   if (parsed.positionals.length !== 2) throw new UsageError(`expected DIR REPO, got ${parsed.positionals.length} arguments\n\n${HELP}`);
   const [dir, repo] = parsed.positionals as [string, string];
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`DIR: ${dir} is not a folder`);
-  if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new UsageError(`REPO: '${repo}' is not a repository name of the form namespace/name`);
+  if (!REPO_NAME.test(repo)) throw new UsageError(`REPO: '${repo}' is not a repository name of the form namespace/name`);
   const v = parsed.values;
   const t0 = performance.now();
   const r = await pushFolder(dir, repo, { private: v.private ?? false, message: v.message, card: !v['no-card'] });
@@ -51,7 +51,7 @@ export function checkPushOption(v: { 'push-to-hub'?: string; 'hub-private'?: boo
     if (v['hub-private']) throw new UsageError('--hub-private goes with --push-to-hub REPO');
     return;
   }
-  if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new UsageError(`--push-to-hub: '${repo}' is not a repository name of the form namespace/name`);
+  if (!REPO_NAME.test(repo)) throw new UsageError(`--push-to-hub: '${repo}' is not a repository name of the form namespace/name`);
   if (!hubToken()) throw new UsageError('--push-to-hub needs a token with write access: set HF_TOKEN (or run `hf auth login`)');
 }
 

@@ -126,11 +126,14 @@ export function modelCard(dir: string, repo: string, iterations?: readonly objec
   return lines.join('\n');
 }
 
+/** A repository name as the Hub takes it for uploads: namespace/name. */
+export const REPO_NAME = /^[\w.-]+\/[\w.-]+$/;
+
 /** Uploads `dir` to the model repository `repo` (org/name) in one commit; creates the repository when absent. */
 export async function pushFolder(dir: string, repo: string, opts: PushOptions = {}): Promise<Pushed> {
   const folder = resolve(dir);
   if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new HubError(`${dir}: not a folder`, repo, 'main');
-  if (!/^[\w.-]+\/[\w.-]+$/.test(repo)) throw new HubError(`'${repo}' is not a repository name of the form namespace/name`, repo, 'main');
+  if (!REPO_NAME.test(repo)) throw new HubError(`'${repo}' is not a repository name of the form namespace/name`, repo, 'main');
   const endpoint = opts.endpoint ?? hubEndpoint();
   const token = opts.token ?? hubToken();
   const revision = 'main';

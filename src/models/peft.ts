@@ -235,24 +235,61 @@ function isNeutral(v: unknown): boolean {
   return false;
 }
 
-/** `<module path>` and which matrix ('A' or 'B') of a PEFT key; other keys are errors. */
-function parseKey(key: string, where: string): { module: string; which: 'A' | 'B' } {
-  const name = key.startsWith(PEFT_PREFIX) ? key.slice(PEFT_PREFIX.length) : key;
-  // PEFT's own key (adapter name removed), or with the adapter name still in (`lora_A.default.weight`).
-  const m = /^(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(name);
-  if (!m) {
-    // What `sppo merge` computes (peft_merge.ts): named here, with the command.
-    const variant = /lora_embedding_[AB]/.test(name) ? 'a LoRA on an embedding layer'
-      : /lora_magnitude_vector/.test(name) ? "DoRA's magnitude"
-      : /\.lora_[AB](\.[^.]+)?\.bias$/.test(name) ? 'a LoRA bias'
-      : /trainable_tokens_delta|token_adapter/.test(name) ? 'trainable_token_indices (trained rows of the embeddings)'
-      : /(^|\.)(embed_tokens|lm_head|wte|embed_in|embed_out)(\.base_layer|\.original_module|\.modules_to_save)?\.weight$/.test(name) ? 'a whole embedding or output matrix (saved when the vocabulary was resized, for modules_to_save, or with save_embedding_layers=True)'
-      : undefined;
-    if (variant) throw new AdapterError(`${where}: tensor '${key}' is ${variant}: sppo applies a plain LoRA as a live adapter; \`sppo merge\` merges this one into its base`);
-    throw new AdapterError(`${where}: tensor '${key}' is not a LoRA weight (expected ${PEFT_PREFIX}<module>.lora_A.weight / .lora_B.weight)`);
-  }
-  return { module: m[1]!, which: m[2] as 'A' | 'B' };
+/** One key of adapter_model.safetensors, by what PEFT saved it for. */
+export type AdapterKey =
+  | { kind: 'lora'; module: string; which: 'A' | 'B' }
+  | { kind: 'loraBias'; module: string }
+  | { kind: 'magnitude'; module: string }
+  | { kind: 'embedding'; module: string; which: 'A' | 'B' }
+  | { kind: 'tokens'; module: string }
+  | { kind: 'copy'; module: string; param: string }
+  | { kind: 'base'; module: string; param: string };
+
+/** Whether a module name is one of PEFT's modules_to_save entries (equal, or ending in "." + entry). */
+export function inList(module: string, names: string[]): boolean {
+  return names.some((n) => module === n || module.endsWith(`.${n}`));
 }
+
+/** The names of input embeddings and output layers (PEFT's EMBEDDING_LAYER_NAMES, and GPT-2's wte). */
+const EMBEDDINGS = /(^|\.)(embed_tokens|lm_head|wte|embed_in|embed_out)$/;
+
+/**
+ * What a key of adapter_model.safetensors is, the one place that reads PEFT's tensor names (loadAdapter takes the
+ * 'lora' keys, `sppo merge` all of them); an error naming the key for anything else.
+ */
+export function adapterKey(key: string, spec: AdapterSpec, where: string): AdapterKey {
+  const name = key.startsWith(PEFT_PREFIX) ? key.slice(PEFT_PREFIX.length) : key;
+  // The adapter's name (`.default`) may be left in by writers other than save_pretrained.
+  let m = /^(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(name);
+  if (m) return { kind: 'lora', module: m[1]!, which: m[2] as 'A' | 'B' };
+  if ((m = /^(.+)\.lora_B(?:\.[^.]+)?\.bias$/.exec(name))) return { kind: 'loraBias', module: m[1]! };
+  if ((m = /^(.+)\.lora_magnitude_vector(?:\.[^.]+)?(?:\.weight)?$/.exec(name))) return { kind: 'magnitude', module: m[1]! };
+  if ((m = /^(.+)\.lora_embedding_([AB])(?:\.[^.]+)?$/.exec(name))) return { kind: 'embedding', module: m[1]!, which: m[2] as 'A' | 'B' };
+  if ((m = /^(.+)\.token_adapter\.trainable_tokens_delta(?:\.[^.]+)?$/.exec(name))) return { kind: 'tokens', module: m[1]! };
+  if ((m = /^(.+)\.modules_to_save(?:\.[^.]+)?\.([^.]+)$/.exec(name))) return { kind: 'copy', module: m[1]!, param: m[2]! };
+  if ((m = /^(.+)\.(?:base_layer|original_module)\.([^.]+)$/.exec(name))) return { kind: 'base', module: m[1]!, param: m[2]! };
+  if ((m = /^(.+)\.([^.]+)$/.exec(name))) {
+    const [, module, param] = m as unknown as [string, string, string];
+    if (inList(module, spec.modulesToSave)) return { kind: 'copy', module, param };
+    // ensure_weight_tying: PEFT saves the tied partner of a modules_to_save embedding (or output layer) as a copy too.
+    if (spec.raw.ensure_weight_tying === true && EMBEDDINGS.test(module) && spec.modulesToSave.some((n) => EMBEDDINGS.test(n))) return { kind: 'copy', module, param };
+    if (param === 'bias' && spec.bias !== 'none') return { kind: 'base', module, param };
+    if (EMBEDDINGS.test(module)) {
+      throw new AdapterError(`${where}: tensor '${key}' is a whole embedding or output matrix, but adapter_config.json names neither it in modules_to_save nor a LoRA on it: it does not say how the tensor applies`);
+    }
+  }
+  throw new AdapterError(`${where}: tensor '${key}' is not a tensor of a PEFT LoRA adapter (expected ${PEFT_PREFIX}<module>.lora_A.weight / .lora_B.weight, DoRA's lora_magnitude_vector, lora_embedding_A / _B, trainable tokens, modules_to_save copies or trained biases)`);
+}
+
+/** What each kind of key other than a LoRA's A and B is, for loadAdapter's refusal. */
+const VARIANT_KEYS: Record<Exclude<AdapterKey['kind'], 'lora'>, string> = {
+  embedding: 'a LoRA on an embedding layer',
+  magnitude: "DoRA's magnitude",
+  loraBias: 'a LoRA bias (lora_bias)',
+  tokens: 'trainable_token_indices (trained rows of the embeddings)',
+  copy: 'a trained copy of a module (modules_to_save)',
+  base: "a base layer's own tensor (saved when the vocabulary was resized) or a trained bias",
+};
 
 /**
  * Loads a PEFT LoRA adapter folder onto a model (adapters enabled, not merged). A and B load in float32
@@ -271,13 +308,22 @@ export function loadAdapter(model: CausalLMBase, dir: string, opts: { dtype?: DT
   }
   const { tensors } = loadSafetensors(wpath, { dtype: opts.dtype ?? 'float32', device: 'cpu' });
   const pairs = new Map<string, { A?: Tensor; B?: Tensor }>();
+  const variantKeys: [string, Exclude<AdapterKey['kind'], 'lora'>][] = [];
   try {
     for (const [key, t] of tensors) {
-      const { module, which } = parseKey(key, wpath);
-      const p = pairs.get(module) ?? {};
-      p[which] = t;
-      pairs.set(module, p);
+      const e = adapterKey(key, spec, wpath);
+      if (e.kind !== 'lora') {
+        variantKeys.push([key, e.kind]);
+        continue;
+      }
+      const p = pairs.get(e.module) ?? {};
+      p[e.which] = t;
+      pairs.set(e.module, p);
     }
+    // Named by the most telling key (an embedding's LoRA before the base matrix PEFT saves beside it).
+    const order = Object.keys(VARIANT_KEYS);
+    const [key, kind] = variantKeys.sort((a, b) => order.indexOf(a[1]) - order.indexOf(b[1]))[0] ?? [];
+    if (key && kind) throw new AdapterError(`${wpath}: tensor '${key}' is ${VARIANT_KEYS[kind]}: sppo applies a plain LoRA as a live adapter; \`sppo merge\` merges this one into its base`);
     for (const [module, p] of pairs) {
       if (!p.A || !p.B) throw new AdapterError(`${wpath}: module '${module}' has lora_${p.A ? 'A' : 'B'} but no lora_${p.A ? 'B' : 'A'}`);
     }

@@ -26,7 +26,7 @@ import { join, resolve } from 'node:path';
 import { loadSafetensors, noGrad, tensor, tidy, type Tensor } from '../torch/index.js';
 import { loraScaling } from '../nn/lora.js';
 import { Conv1D, Embedding, Linear } from '../nn/layers.js';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, baseMismatch, PEFT_PREFIX, readAdapterConfig, type AdapterSpec } from './peft.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, adapterKey, baseMismatch, inList, readAdapterConfig, type AdapterSpec } from './peft.js';
 import { loadModel, saveModel, type LoadModelOptions } from './registry.js';
 import type { CausalLMBase } from './causal_lm.js';
 import { writeDirAtomic } from '../util/files.js';
@@ -36,49 +36,6 @@ export interface MergeReport {
   files: string[];
   /** What was merged, one phrase each ("14 LoRA layers (DoRA)", "vocabulary 512 -> 520", ...). */
   merged: string[];
-}
-
-/** One key of adapter_model.safetensors, by what PEFT saved it for. */
-type Entry =
-  | { kind: 'lora'; module: string; which: 'A' | 'B' }
-  | { kind: 'loraBias'; module: string }
-  | { kind: 'magnitude'; module: string }
-  | { kind: 'embedding'; module: string; which: 'A' | 'B' }
-  | { kind: 'tokens'; module: string }
-  | { kind: 'copy'; module: string; param: string }
-  | { kind: 'base'; module: string; param: string };
-
-/** Whether a module name is one of PEFT's modules_to_save entries (equal, or ending in "." + entry). */
-function inList(module: string, names: string[]): boolean {
-  return names.some((n) => module === n || module.endsWith(`.${n}`));
-}
-
-/** The names of input embeddings and output layers (PEFT's EMBEDDING_LAYER_NAMES, and GPT-2's wte). */
-const EMBEDDINGS = /(^|\.)(embed_tokens|lm_head|wte|embed_in|embed_out)$/;
-
-/** Which entry a key of the adapter's file is; an error naming the key for anything else. */
-function classify(key: string, spec: AdapterSpec, where: string): Entry {
-  const name = key.startsWith(PEFT_PREFIX) ? key.slice(PEFT_PREFIX.length) : key;
-  // The adapter's name (`.default`) may be left in by writers other than save_pretrained.
-  let m = /^(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$/.exec(name);
-  if (m) return { kind: 'lora', module: m[1]!, which: m[2] as 'A' | 'B' };
-  if ((m = /^(.+)\.lora_B(?:\.[^.]+)?\.bias$/.exec(name))) return { kind: 'loraBias', module: m[1]! };
-  if ((m = /^(.+)\.lora_magnitude_vector(?:\.[^.]+)?(?:\.weight)?$/.exec(name))) return { kind: 'magnitude', module: m[1]! };
-  if ((m = /^(.+)\.lora_embedding_([AB])(?:\.[^.]+)?$/.exec(name))) return { kind: 'embedding', module: m[1]!, which: m[2] as 'A' | 'B' };
-  if ((m = /^(.+)\.token_adapter\.trainable_tokens_delta(?:\.[^.]+)?$/.exec(name))) return { kind: 'tokens', module: m[1]! };
-  if ((m = /^(.+)\.modules_to_save(?:\.[^.]+)?\.([^.]+)$/.exec(name))) return { kind: 'copy', module: m[1]!, param: m[2]! };
-  if ((m = /^(.+)\.(?:base_layer|original_module)\.([^.]+)$/.exec(name))) return { kind: 'base', module: m[1]!, param: m[2]! };
-  if ((m = /^(.+)\.([^.]+)$/.exec(name))) {
-    const [, module, param] = m as unknown as [string, string, string];
-    if (inList(module, spec.modulesToSave)) return { kind: 'copy', module, param };
-    // ensure_weight_tying: PEFT saves the tied partner of a modules_to_save embedding (or output layer) as a copy too.
-    if (spec.raw.ensure_weight_tying === true && EMBEDDINGS.test(module) && spec.modulesToSave.some((n) => EMBEDDINGS.test(n))) return { kind: 'copy', module, param };
-    if (param === 'bias' && spec.bias !== 'none') return { kind: 'base', module, param };
-    if (EMBEDDINGS.test(module)) {
-      throw new AdapterError(`${where}: tensor '${key}' is a whole embedding or output matrix, but adapter_config.json names neither it in modules_to_save nor a LoRA on it: it does not say how the tensor applies`);
-    }
-  }
-  throw new AdapterError(`${where}: tensor '${key}' is not a tensor of a PEFT LoRA adapter (expected ${PEFT_PREFIX}<module>.lora_A.weight / .lora_B.weight, DoRA's lora_magnitude_vector, lora_embedding_A / _B, trainable tokens, modules_to_save copies or trained biases)`);
 }
 
 /** PEFT's get_pattern_key: the value of the first pattern whose key matches the end of the module's name. */
@@ -140,7 +97,7 @@ function mergeInto(model: CausalLMBase, spec: AdapterSpec, tensors: Map<string, 
   const copies: [string, Tensor][] = [];
   const bases: [string, Tensor][] = [];
   for (const [key, t] of tensors) {
-    const e = classify(key, spec, where);
+    const e = adapterKey(key, spec, where);
     const slot = (): ModuleTensors => byModule.get(e.module) ?? (byModule.set(e.module, {}), byModule.get(e.module)!);
     if (e.kind === 'lora') slot()[e.which] = t;
     else if (e.kind === 'loraBias') slot().bias = t;

@@ -14,12 +14,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { loadModel, saveModel } from '../src/models/registry.js';
 import { configJsonText } from '../src/models/config.js';
 import { loadAdapter, AdapterError, baseMismatch } from '../src/models/peft.js';
-import { sppoFails, sppoOk } from './helpers/cli.js';
+import { sppoCli, sppoFails, sppoOk } from './helpers/cli.js';
+import { hubFiles, layoutCache } from './helpers/hub_fixture.js';
+import { resolveModelDir } from '../src/hub/resolve.js';
+import { adapterModelDir } from '../src/models/peft_merge.js';
+import { resolveHubNames } from '../src/sppo/hub_names.js';
+import { parseConfig } from '../src/sppo/config.js';
 import { hfTiny, projectRoot } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
 import { FWD32, reportError } from './helpers/tolerances.js';
@@ -192,8 +197,87 @@ test('adapter_config.json: a base-changing initialisation (PiSSA saved unconvert
   }
 });
 
-test('an adapter folder given where a model is expected says to merge it first', { skip: existsSync(join(hfTiny, 'llama', 'model.safetensors')) ? false : 'no llama fixture' }, () => {
-  sppoFails(['generate', '--model', join(fixtures, 'llama', 'plain'), '--prompts', 'p.jsonl', '--out', 'o.jsonl'], 2, /is a PEFT adapter \(adapter_config\.json\), not a model: merge it into its base first, e\.g\. sppo merge hf-tiny\/llama /);
+test('an adapter folder or Hub repository given as a model is its base with the adapter merged, once, into sppo\'s cache: the PeftModel\'s logits; sppo generate --model ADAPTER; sppo merge ADAPTER OUT', { skip: existsSync(join(hfTiny, 'llama', 'model.safetensors')) ? false : 'no llama fixture' }, async () => {
+  const tmp = tempDir('peft-as-model-');
+  try {
+    // A Hub cache holding the fixture's base under the name the adapter gives (hf-tiny/llama) and the adapter (DoRA).
+    const hub = join(tmp, 'hub');
+    layoutCache(hub, 'hf-tiny/llama', hubFiles(join(hfTiny, 'llama'), (p) => !p.startsWith('expected')));
+    const { snapshot } = layoutCache(hub, 'tiny-org/llama-dora', hubFiles(join(fixtures, 'llama', 'dora'), (p) => !p.startsWith('expected')));
+    const cache = join(tmp, 'sppo-cache', 'merged');
+    const resolveBase = (name: string): Promise<string> => resolveModelDir(name, { cacheDir: hub, offline: true });
+    const dir = await adapterModelDir(snapshot, { resolveBase, cacheDir: cache });
+    const e = expected(join(fixtures, 'llama', 'dora'));
+    const m = loadModel(dir, { dtype: 'float32', device: 'cpu' });
+    try {
+      const got = torch.noGrad(() => m.forward({ inputIds: e.ids }));
+      const err = relErr(got, e.logits);
+      reportError('llama/dora as --model vs PeftModel', err, FWD32);
+      assert.ok(err <= FWD32, `relative error ${err} > ${FWD32}`);
+      got.dispose();
+    } finally {
+      m.dispose();
+      for (const t of Object.values(e)) t.dispose();
+    }
+    // Given again: the same folder, not merged again.
+    const logs: string[] = [];
+    assert.equal(await adapterModelDir(snapshot, { resolveBase, cacheDir: cache, log: (l) => logs.push(l) }), dir);
+    assert.match(logs.join('\n'), /using its merge in/);
+    assert.equal(readdirSync(cache).length, 1);
+    // A local copy whose base is a path relative to the adapter's folder (as sppo run's adapters name theirs).
+    const local = join(tmp, 'runs', 'adapter');
+    mkdirSync(local, { recursive: true });
+    copyFileSync(join(snapshot, 'adapter_model.safetensors'), join(local, 'adapter_model.safetensors'));
+    const cfg = JSON.parse(readFileSync(join(snapshot, 'adapter_config.json'), 'utf8'));
+    writeFileSync(join(local, 'adapter_config.json'), JSON.stringify({ ...cfg, base_model_name_or_path: relative(local, join(hfTiny, 'llama')) }));
+    const noHub = (): Promise<string> => Promise.reject(new Error('not a Hub name here'));
+    const dir2 = await adapterModelDir(local, { resolveBase: noHub, cacheDir: cache });
+    assert.notEqual(dir2, dir);
+    assert.deepEqual(readFileSync(join(dir2, 'model.safetensors')), readFileSync(join(dir, 'model.safetensors')), 'the same merge');
+    // A run's model: resolved before the run starts, to the same merge.
+    const saved = { SPPO_CACHE: process.env.SPPO_CACHE, HF_HUB_CACHE: process.env.HF_HUB_CACHE, HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE };
+    Object.assign(process.env, { SPPO_CACHE: join(tmp, 'sppo-cache'), HF_HUB_CACHE: hub, HF_HUB_OFFLINE: '1' });
+    try {
+      const run = await resolveHubNames(parseConfig({ model: 'tiny-org/llama-dora', prompts: '/p.jsonl', runDir: '/r', judge: { kind: 'pairrm', dir: 'x' } }), { judges: false });
+      assert.equal(run.model, dir);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+    // Bad bases are errors naming the file and the field, and how to give the base instead.
+    writeFileSync(join(local, 'adapter_config.json'), JSON.stringify({ ...cfg, base_model_name_or_path: null }));
+    await assert.rejects(adapterModelDir(local, { resolveBase: noHub, cacheDir: cache }), /adapter_config\.json: base_model_name_or_path: not set.*sppo merge BASE .* OUT/);
+    writeFileSync(join(local, 'adapter_config.json'), JSON.stringify({ ...cfg, base_model_name_or_path: 'hf-tiny/llama', revision: 'v9' }));
+    await assert.rejects(adapterModelDir(local, { resolveBase, cacheDir: cache }), /adapter_config\.json: base_model_name_or_path: model hf-tiny\/llama@v9: revision 'v9' is not in the Hugging Face cache.*; or give the base: sppo merge BASE/);
+
+    // The CLI, as users run it: the Hub adapter as --model gives what the merged folder gives.
+    const env = { HF_HUB_CACHE: hub, HF_HUB_OFFLINE: '1', SPPO_CACHE: join(tmp, 'cli-cache') };
+    const merged = join(tmp, 'merged');
+    const mr = sppoCli(['merge', 'tiny-org/llama-dora', merged], { env });
+    assert.equal(mr.status, 0, mr.stderr);
+    const prompts = join(tmp, 'p.jsonl');
+    writeFileSync(prompts, '{"prompt": "Hello there"}\n{"prompt": "Sort 3 1 2"}\n');
+    const args = ['--prompts', prompts, '-n', '2', '--max-new-tokens', '6', '--seed', '3', '--device', 'cpu'];
+    const a = sppoCli(['generate', '--model', merged, ...args, '--out', join(tmp, 'a.jsonl')], { env });
+    assert.equal(a.status, 0, a.stderr);
+    const b = sppoCli(['generate', '--model', 'tiny-org/llama-dora', ...args, '--out', join(tmp, 'b.jsonl')], { env });
+    assert.equal(b.status, 0, b.stderr);
+    assert.match(b.stderr, /--model: .* is a PEFT adapter on .*models--hf-tiny--llama.*: merged into .*cli-cache\/merged\/.*\(\d+ LoRA layers \(DoRA\)/);
+    assert.equal(readFileSync(join(tmp, 'b.jsonl'), 'utf8'), readFileSync(join(tmp, 'a.jsonl'), 'utf8'));
+    const c = sppoCli(['generate', '--model', 'tiny-org/llama-dora', ...args, '--out', join(tmp, 'c.jsonl')], { env });
+    assert.equal(c.status, 0, c.stderr);
+    assert.match(c.stderr, /using its merge in/);
+    assert.equal(readFileSync(join(tmp, 'c.jsonl'), 'utf8'), readFileSync(join(tmp, 'a.jsonl'), 'utf8'));
+    // Without the base at hand: a usage error naming the field.
+    const d = sppoCli(['generate', '--model', local, ...args, '--out', join(tmp, 'd.jsonl')], { env: { ...env, HF_HUB_CACHE: join(tmp, 'empty') } });
+    assert.equal(d.status, 1, d.stderr);
+    assert.match(d.stderr, /--model: .*adapter_config\.json: base_model_name_or_path: .*hf-tiny\/llama@v9.*sppo merge BASE/);
+    assert.ok(!existsSync(join(tmp, 'd.jsonl')));
+  } finally {
+    removeDir(tmp);
+  }
 });
 
 test('sppo merge refuses what it cannot merge faithfully, naming the tensor or field, and writes nothing: a LoRA bias on a layer without one, a trainable token beyond the vocabulary, a resized embedding without its output layer, untied embeddings where sppo ties them', { skip: existsSync(join(hfTiny, 'gemma2', 'model.safetensors')) ? false : 'no hf-tiny fixtures' }, () => {

@@ -1,33 +1,55 @@
 // A model or data option of any command (`--model`, `sppo serve DIR`, `sppo merge BASE`; `--pairs`, `--data`): a local
 // folder or file, or a Hub name `org/name[@revision]` resolved in the Hugging Face cache and downloaded into it when online (src/hub).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { ADAPTER_CONFIG, AdapterError } from '../models/peft.js';
+import { adapterModelDir, isAdapterFolder } from '../models/peft_merge.js';
 import { parseHubName } from '../hub/cache.js';
 import { resolveModelDir } from '../hub/resolve.js';
 import { resolveDatasetSplit } from '../hub/dataset.js';
 import { UsageError } from './usage.js';
 
-/** The local folder for `value`: a missing local path is a usage error naming `what`; a Hub name is resolved. */
-export async function modelFolder(what: string, value: string): Promise<string> {
+/** `value` as a local folder: a path that must exist, or a Hub repository's snapshot in the cache (downloaded when online). */
+async function localFolder(what: string, value: string): Promise<string> {
   if (parseHubName(value) === null || existsSync(value)) {
-    if (!existsSync(value)) throw new UsageError(`${what}: ${value} does not exist (neither a folder nor a Hub name org/name[@revision])`);
-    if (existsSync(join(value, 'adapter_config.json')) && !existsSync(join(value, 'config.json'))) {
-      let base = 'BASE';
-      try {
-        base = (JSON.parse(readFileSync(join(value, 'adapter_config.json'), 'utf8')) as { base_model_name_or_path?: string }).base_model_name_or_path || base;
-      } catch {
-        // named as BASE
-      }
-      throw new UsageError(`${what}: ${value} is a PEFT adapter (adapter_config.json), not a model: merge it into its base first, e.g. sppo merge ${base} ${value} MERGED`);
-    }
+    if (!existsSync(value)) throw new UsageError(`${labelled(what)}${value} does not exist (neither a folder nor a Hub name org/name[@revision])`);
     return value;
   }
   try {
     return await resolveModelDir(value);
   } catch (e) {
-    if (e instanceof Error) e.message = `${what}: ${e.message}`;
+    if (e instanceof Error) e.message = `${labelled(what)}${e.message}`;
     throw e;
   }
+}
+
+/** `what: ` before a message, or nothing for an unnamed value (an adapter's base, named by its own messages). */
+function labelled(what: string): string {
+  return what ? `${what}: ` : '';
+}
+
+/**
+ * The local folder for `value`: a missing local path is a usage error naming `what`; a Hub name is resolved. A PEFT
+ * adapter folder (or Hub repository) stands for its base with the adapter merged, as transformers' from_pretrained
+ * loads it: the merge is kept in sppo's cache (adapterModelDir) and that folder returned.
+ */
+export async function modelFolder(what: string, value: string): Promise<string> {
+  const dir = await localFolder(what, value);
+  if (!isAdapterFolder(dir)) return dir;
+  try {
+    return await adapterModelDir(dir, { resolveBase: (name) => modelFolder('', name), log: (l) => console.error(`${labelled(what)}${l}`) });
+  } catch (e) {
+    if (e instanceof AdapterError) throw new UsageError(`${labelled(what)}${e.message}`);
+    if (e instanceof Error && what) e.message = `${what}: ${e.message}`;
+    throw e;
+  }
+}
+
+/** An adapter option (`sppo merge ADAPTER`): a PEFT adapter folder, or a Hub repository holding one. */
+export async function adapterFolder(what: string, value: string): Promise<string> {
+  const dir = await localFolder(what, value);
+  if (!existsSync(join(dir, ADAPTER_CONFIG))) throw new UsageError(`${what}: ${value} has no ${ADAPTER_CONFIG}: not a PEFT adapter`);
+  return dir;
 }
 
 /**

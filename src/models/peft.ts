@@ -291,6 +291,16 @@ const VARIANT_KEYS: Record<Exclude<AdapterKey['kind'], 'lora'>, string> = {
   base: "a base layer's own tensor (saved when the vocabulary was resized) or a trained bias",
 };
 
+/** adapter_model.safetensors of an adapter folder; an error naming the folder when it is missing. */
+export function adapterWeightsPath(dir: string): string {
+  const path = join(resolve(dir), ADAPTER_WEIGHTS);
+  if (!existsSync(path)) {
+    const bin = existsSync(join(resolve(dir), 'adapter_model.bin'));
+    throw new AdapterError(`${dir}: no ${ADAPTER_WEIGHTS}${bin ? ' (adapter_model.bin, a pickle, is not read: save the adapter with safe_serialization=True)' : ''}`);
+  }
+  return path;
+}
+
 /**
  * Loads a PEFT LoRA adapter folder onto a model (adapters enabled, not merged). A and B load in float32
  * unless `dtype` says otherwise. Errors name the file and the key or field.
@@ -301,11 +311,7 @@ export function loadAdapter(model: CausalLMBase, dir: string, opts: { dtype?: DT
   const variants = variantFields(spec);
   if (variants.length) throw new AdapterError(`${join(folder, ADAPTER_CONFIG)}: ${variants.join(', ')}: sppo loads a plain LoRA as a live adapter; \`sppo merge BASE ${dir} OUT\` merges this one into its base (as PEFT's merge_and_unload)`);
   const { options } = spec;
-  const wpath = join(folder, ADAPTER_WEIGHTS);
-  if (!existsSync(wpath)) {
-    const bin = existsSync(join(folder, 'adapter_model.bin'));
-    throw new AdapterError(`${dir}: no ${ADAPTER_WEIGHTS}${bin ? ' (adapter_model.bin, a pickle, is not read: save the adapter with safe_serialization=True)' : ''}`);
-  }
+  const wpath = adapterWeightsPath(dir);
   const { tensors } = loadSafetensors(wpath, { dtype: opts.dtype ?? 'float32', device: 'cpu' });
   const pairs = new Map<string, { A?: Tensor; B?: Tensor }>();
   const variantKeys: [string, Exclude<AdapterKey['kind'], 'lora'>][] = [];

@@ -21,12 +21,14 @@
 // merge_and_unload() adds it to the shared matrix instead, which moves the other layer as well (PEFT warns of it). A vocabulary resized for training (TRL's
 // setup_chat_format, added tokens) comes out resized: vocab_size is the saved embeddings' rows, and the tokenizer
 // files are the adapter folder's when it has them (the trainer saves them there), else the base's.
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { loadSafetensors, noGrad, tensor, tidy, type Tensor } from '../torch/index.js';
 import { loraScaling } from '../nn/lora.js';
 import { Conv1D, Embedding, Linear } from '../nn/layers.js';
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, adapterKey, baseMismatch, inList, readAdapterConfig, type AdapterSpec } from './peft.js';
+import { ADAPTER_CONFIG, AdapterError, adapterKey, adapterWeightsPath, baseMismatch, inList, readAdapterConfig, type AdapterSpec } from './peft.js';
 import { loadModel, saveModel, type LoadModelOptions } from './registry.js';
 import type { CausalLMBase } from './causal_lm.js';
 import { writeDirAtomic } from '../util/files.js';
@@ -267,11 +269,7 @@ export function mergeAdapter(baseDir: string, adapterDir: string, outDir: string
   const spec = readAdapterConfig(adapterDir);
   const mismatch = baseMismatch(spec.raw.base_model_name_or_path, baseDir);
   if (mismatch) process.emitWarning(`${join(adapterDir, ADAPTER_CONFIG)}: ${mismatch}`, { code: 'SPPO_ADAPTER_BASE' });
-  const wpath = join(resolve(adapterDir), ADAPTER_WEIGHTS);
-  if (!existsSync(wpath)) {
-    const bin = existsSync(join(adapterDir, 'adapter_model.bin'));
-    throw new AdapterError(`${adapterDir}: no ${ADAPTER_WEIGHTS}${bin ? ' (adapter_model.bin, a pickle, is not read: save the adapter with safe_serialization=True)' : ''}`);
-  }
+  const wpath = adapterWeightsPath(adapterDir);
   const model = loadModel(baseDir, { device: 'cpu', ...opts });
   const over = new Map<string, Tensor>();
   const { tensors } = loadSafetensors(wpath, { device: 'cpu' });
@@ -304,4 +302,89 @@ export function mergeAdapter(baseDir: string, adapterDir: string, outDir: string
     for (const t of over.values()) t.dispose();
     model.dispose();
   }
+}
+
+/** sppo's own cache (merged adapters): $SPPO_CACHE, default $XDG_CACHE_HOME/sppo, else ~/.cache/sppo. */
+export function sppoCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SPPO_CACHE ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'sppo');
+}
+
+/** Whether `dir` is a PEFT adapter folder rather than a model: adapter_config.json and no config.json. */
+export function isAdapterFolder(dir: string): boolean {
+  return existsSync(join(dir, ADAPTER_CONFIG)) && !existsSync(join(dir, 'config.json'));
+}
+
+export interface AdapterModelOptions {
+  /**
+   * The local folder of a model name (base_model_name_or_path that is not a local path, with `@revision` when the
+   * config gives PEFT's `revision`): a Hub name resolved in the Hugging Face cache, or an error.
+   */
+  resolveBase: (name: string) => Promise<string>;
+  /** Where merged models are kept (default: sppoCacheDir()/merged). */
+  cacheDir?: string;
+  /** Told what is merged, or reused. */
+  log?: (line: string) => void;
+}
+
+/** What identifies a folder's files for the cache: its real path, and each file's name, size and modification time. */
+function folderStamp(dir: string): string {
+  const real = realpathSync(dir);
+  const files = readdirSync(real).sort().map((f) => {
+    const st = statSync(join(real, f));
+    return st.isFile() ? `${f}:${st.size}:${st.mtimeMs}` : '';
+  });
+  return `${real}\n${files.join('\n')}`;
+}
+
+/**
+ * The local folder of an adapter's base model, base_model_name_or_path (at PEFT's `revision`): a path from the
+ * working directory (as PEFT takes it), else from the adapter's folder, else `resolveBase(name)` (a Hub name).
+ * Errors name adapter_config.json and the field, and say how to give the base instead.
+ */
+export async function adapterBaseDir(adapterDir: string, resolveBase: (name: string) => Promise<string>): Promise<string> {
+  const cfgPath = join(resolve(adapterDir), ADAPTER_CONFIG);
+  const spec = readAdapterConfig(adapterDir);
+  const named = spec.raw.base_model_name_or_path;
+  const giveBase = `give the base: sppo merge BASE ${adapterDir} OUT`;
+  if (typeof named !== 'string' || named === '') throw new AdapterError(`${cfgPath}: base_model_name_or_path: not set, so the adapter does not say which model it applies to; ${giveBase}`);
+  let base = (isAbsolute(named) ? [named] : [resolve(named), resolve(adapterDir, named)]).find((d) => existsSync(d));
+  if (base === undefined) {
+    const revision = spec.raw.revision;
+    const name = typeof revision === 'string' && revision !== '' && !named.includes('@') ? `${named}@${revision}` : named;
+    try {
+      base = await resolveBase(name);
+    } catch (e) {
+      if (e instanceof Error) e.message = `${cfgPath}: base_model_name_or_path: ${e.message}; or ${giveBase}`;
+      throw e;
+    }
+  }
+  if (realpathSync(base) === realpathSync(adapterDir)) throw new AdapterError(`${cfgPath}: base_model_name_or_path: names the adapter's own folder; ${giveBase}`);
+  return base;
+}
+
+/**
+ * The model an adapter folder stands for, as transformers' from_pretrained(adapter folder) and PEFT's
+ * AutoPeftModelForCausalLM load it: its base (base_model_name_or_path, at PEFT's `revision`) with the adapter
+ * merged (mergeAdapter: every variant, the logits of the PeftModel). The merged folder is kept in sppo's cache,
+ * keyed by both folders' files, so a later command given the same adapter loads it without merging again.
+ * The base is adapterBaseDir's (`resolveBase` may merge a base that is itself an adapter).
+ */
+export async function adapterModelDir(adapterDir: string, opts: AdapterModelOptions): Promise<string> {
+  const base = await adapterBaseDir(adapterDir, opts.resolveBase);
+  adapterWeightsPath(adapterDir);
+  const key = createHash('sha256').update(`sppo merge 1\n${folderStamp(base)}\n${folderStamp(adapterDir)}`).digest('hex').slice(0, 16);
+  const out = join(opts.cacheDir ?? join(sppoCacheDir(), 'merged'), `${basename(realpathSync(adapterDir)).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64)}-${key}`);
+  if (existsSync(join(out, 'config.json'))) {
+    opts.log?.(`${adapterDir} is a PEFT adapter on ${base}: using its merge in ${out}`);
+    return out;
+  }
+  const t0 = performance.now();
+  try {
+    const { merged } = mergeAdapter(base, adapterDir, out);
+    opts.log?.(`${adapterDir} is a PEFT adapter on ${base}: merged into ${out} (${merged.join('; ')}; ${((performance.now() - t0) / 1000).toFixed(1)} s, once: later commands reuse it)`);
+  } catch (e) {
+    // Another process (a rank of the same run) merged it first.
+    if (!(e instanceof AdapterError && existsSync(join(out, 'config.json')))) throw e;
+  }
+  return out;
 }

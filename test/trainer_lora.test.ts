@@ -161,7 +161,7 @@ test('LoRA train() calls leave no tensors or optimizers alive once the adapters 
   // A diverging run (lr so large the parameters overflow, or a NaN win rate is refused up front): the adapters go with the error.
   const policy = loadModel(llama);
   await assert.rejects(train(base(llama, { policy, examples: examples(4).map((e) => ({ ...e, chosenWinRate: NaN })) })), /chosenWinRate must be a probability/);
-  await assert.rejects(train(base(llama, { policy, examples: examples(4).map((e) => ({ ...e, winRateBaseline: 1.2 })) })), /example 0: winRateBaseline must be a mean win rate in \[0, 1\], got 1\.2/);
+  await assert.rejects(train(base(llama, { policy, examples: examples(4).map((e) => ({ ...e, winRateBaseline: 1.2 })) })), /pair 1: winRateBaseline must be a mean win rate in \[0, 1\], got 1\.2/);
   await assert.rejects(train(base(llama, { policy, lr: 1e30, optimizer: 'rmsprop', epochs: 3, maxGradNorm: 0 })), /diverged/);
   assert.ok(policy.namedModules().next() && [...policy.namedModules()].every(([, m]) => !('adapter' in m) || (m as { adapter: unknown }).adapter === null), 'no adapter left on the model');
   policy.dispose();

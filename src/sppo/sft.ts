@@ -134,16 +134,16 @@ export async function sft(opts: SftOptions): Promise<SftResult> {
   const evalFraction = opts.evalFraction ?? 0;
   if (!(evalFraction >= 0 && evalFraction < 1)) fail(`evalFraction must be in [0, 1), got ${evalFraction}`);
   opts.examples.forEach((e, i) => {
-    if (e.promptIds.length === 0) fail(`example ${i}: empty prompt`);
-    if (e.responseIds.length === 0) fail(`example ${i}: empty response`);
-    if (e.responseMask && (e.responseMask.length !== e.responseIds.length || e.responseMask[0] !== 1)) fail(`example ${i}: responseMask must be as long as the response and start with a trained token`);
+    if (e.promptIds.length === 0) fail(`example ${i + 1}: empty prompt`);
+    if (e.responseIds.length === 0) fail(`example ${i + 1}: empty response`);
+    if (e.responseMask && (e.responseMask.length !== e.responseIds.length || e.responseMask[0] !== 1)) fail(`example ${i + 1}: responseMask must be as long as the response and start with a trained token`);
   });
 
   const all = opts.examples.map((e) => truncateExample(e, maxLength));
   const config = typeof opts.model === 'string' ? readConfig(opts.model) : opts.model.config;
   all.forEach((e, i) => {
     const over = positionLimit(config, e.promptIds.length + e.responseIds.length);
-    if (over?.learned) fail(`example ${i}: ${over.message}: set maxLength (sppo sft --max-length) to at most ${config.maxPositions}`);
+    if (over?.learned) fail(`example ${i + 1}: ${over.message}: set maxLength (sppo sft --max-length) to at most ${config.maxPositions}`);
   });
   const place = defaultPlacement(opts.dtype, opts.device);
   const model = typeof opts.model === 'string' ? loadModel(opts.model, place) : opts.model;

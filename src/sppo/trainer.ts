@@ -232,17 +232,17 @@ function checkOptions(o: TrainOptions): void {
   o.examples.forEach((e, i) => {
     for (const k of ['chosenWinRate', 'rejectedWinRate', 'chosenOverRejected'] as const) {
       const v = e[k];
-      if (typeof v !== 'number' || !(v >= 0 && v <= 1)) fail(`example ${i}: ${k} must be a probability in [0, 1], got ${v}`);
+      if (typeof v !== 'number' || !(v >= 0 && v <= 1)) fail(`pair ${i + 1}: ${k} must be a probability in [0, 1], got ${v}`);
     }
-    if (e.winRateBaseline !== undefined && !(e.winRateBaseline >= 0 && e.winRateBaseline <= 1)) fail(`example ${i}: winRateBaseline must be a mean win rate in [0, 1], got ${e.winRateBaseline}`);
+    if (e.winRateBaseline !== undefined && !(e.winRateBaseline >= 0 && e.winRateBaseline <= 1)) fail(`pair ${i + 1}: winRateBaseline must be a mean win rate in [0, 1], got ${e.winRateBaseline}`);
     if (o.loss === 'omwu') {
       for (const k of ['chosenPrevWinRate', 'rejectedPrevWinRate'] as const) {
         const v = e[k];
-        if (typeof v !== 'number' || !(v >= 0 && v <= 1)) fail(`example ${i}: ${k} must be a probability in [0, 1] (loss omwu), got ${v}`);
+        if (typeof v !== 'number' || !(v >= 0 && v <= 1)) fail(`pair ${i + 1}: ${k} must be a probability in [0, 1] (loss omwu), got ${v}`);
       }
     }
-    if (e.chosenIds.length === 0 || e.rejectedIds.length === 0) fail(`example ${i}: empty response`);
-    if (e.promptIds.length === 0) fail(`example ${i}: empty prompt (the first response token would have no context)`);
+    if (e.chosenIds.length === 0 || e.rejectedIds.length === 0) fail(`pair ${i + 1}: empty response`);
+    if (e.promptIds.length === 0) fail(`pair ${i + 1}: empty prompt (the first response token would have no context)`);
   });
 }
 

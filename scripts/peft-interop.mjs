@@ -1,6 +1,6 @@
 // sppo's files read by the real Python libraries (PEFT 0.21, transformers 5.17, torch 2.13; then the same checks
 // under transformers 4.57, the last 4.x), on every supported architecture of ../shared/fixtures/hf-tiny (llama,
-// llama3-rope-scaling, qwen2, mistral, gemma2, gpt2; transformers 5 layout, which sppo's files must also carry in
+// llama3-rope-scaling, qwen2, mistral, gemma2, gpt2; and test/fixtures/hf-extra's qwen3; transformers 5 layout, which sppo's files must also carry in
 // the form 4.x reads: src/models/transformers4.ts):
 //   - a LoRA adapter sppo writes (saveAdapter: random A and B on 'all-linear', r 4, and rsLoRA on a list of
 //     modules) loads with PeftModel.from_pretrained and gives sppo's LoRA logits;
@@ -41,7 +41,9 @@ const PACKAGES4 = [
   ['--no-deps', 'peft==0.21.0'],
 ];
 const hfTiny = process.env.SPPO_HF_FIXTURES ?? join(root, '..', 'shared', 'fixtures', 'hf-tiny');
-const ARCHS = ['llama', 'llama3-rope-scaling', 'qwen2', 'mistral', 'gemma2', 'gpt2'];
+const ARCHS = ['llama', 'llama3-rope-scaling', 'qwen2', 'mistral', 'gemma2', 'gpt2', 'qwen3'];
+/** An architecture's fixture: hf-tiny's, or the committed test/fixtures/hf-extra's (Qwen3, scripts/hf-extra-fixtures.py). */
+const archDir = (a) => (existsSync(join(root, 'test', 'fixtures', 'hf-extra', a)) ? join(root, 'test', 'fixtures', 'hf-extra', a) : join(hfTiny, a));
 const IDS = [[5, 17, 42, 99, 3, 250, 311, 7, 64, 128], [9, 8, 7, 6, 5, 4, 3, 2, 1, 400]];
 const TEXTS = ['Hello, world!', 'Self-play preference optimization\n  aligns models.', 'café 123 ümlaut'];
 
@@ -73,7 +75,7 @@ function venv4() {
 }
 
 if (!existsSync(join(root, 'dist', 'src', 'models', 'peft.js'))) skipOrFail('no dist/ (run npm run build first)');
-const missing = ARCHS.filter((a) => !existsSync(join(hfTiny, a, 'model.safetensors')));
+const missing = ARCHS.filter((a) => !existsSync(join(archDir(a), 'model.safetensors')));
 if (missing.length) skipOrFail(`no hf-tiny fixtures for ${missing.join(', ')} under ${hfTiny}`);
 const py = venv();
 
@@ -89,7 +91,7 @@ const work = mkdtempSync(join(tmpdir(), 'sppo-peft-interop-'));
 const cases = [];
 try {
   for (const arch of ARCHS) {
-    const base = join(hfTiny, arch);
+    const base = archDir(arch);
     const dir = join(work, arch);
     const ids = torch.tensor(IDS.map((r) => r.map((x) => BigInt(x))));
     const m = loadModel(base, { dtype: 'float32', device: 'cpu' });
@@ -157,7 +159,7 @@ try {
   // The committed fixtures of test/peft_interop.test.ts, test/trl_losses.test.ts and test/generate.test.ts (TRL's
   // geometric mixture), written again by PEFT and TRL
   // and compared (scripts/fixture_check.py).
-  for (const script of ['peft-fixtures.py', 'trl-fixtures.py', 'trl-mixture-fixture.py', 'trl-formats-fixture.py', 'penalty-fixture.py']) {
+  for (const script of ['peft-fixtures.py', 'trl-fixtures.py', 'trl-mixture-fixture.py', 'trl-formats-fixture.py', 'penalty-fixture.py', 'hf-extra-fixtures.py']) {
     const c = spawnSync(py, [join(root, 'scripts', script), '--check', '--hf-tiny', hfTiny], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
     process.stdout.write(c.stdout.split('\n').filter((l) => /^(ok|FAIL) /.test(l)).join('\n') + '\n');
     if (c.status !== 0) process.exitCode = 1;

@@ -1,4 +1,5 @@
-// Conformance with transformers on every model folder of $SPPO_HF_FIXTURES (default ../shared/fixtures/hf-tiny),
+// Conformance with transformers on every model folder of $SPPO_HF_FIXTURES (default ../shared/fixtures/hf-tiny) and of
+// test/fixtures/hf-extra,
 // in its transformers 5 layout and in a transformers 4 layout copy: chat prompts, prompt ids, round trips, logits,
 // token log-probs, greedy generation, and gradients of a sequence's log-prob (float32, CPU).
 import { test } from 'node:test';
@@ -10,12 +11,15 @@ import { loadModel } from '../src/models/index.js';
 import { generateTensors } from '../src/generate/index.js';
 import { SafetensorsFile, tidy, type Tensor } from '../src/torch/index.js';
 import { fixtureRoot, readExpected, removeDir } from './text_helpers.js';
-import { fixtureCases } from './helpers/fixtures.js';
+import { fixtureCases, hfExtra } from './helpers/fixtures.js';
 import { BWD32, FWD32, reportError } from './helpers/tolerances.js';
 import { transformers4ModelCopy } from './conformance_helpers.js';
 
-// Every manifest folder registers its tests (skipped with the missing file's name when one is missing).
-const cases = fixtureCases(['config.json', 'tokenizer.json', 'expected.json', 'model.safetensors', 'expected.safetensors'], fixtureRoot);
+// Every manifest folder registers its tests (skipped with the missing file's name when one is missing), and so does
+// every folder of test/fixtures/hf-extra: architectures hf-tiny lacks (Qwen3), in its layout, written by
+// transformers itself (scripts/hf-extra-fixtures.py).
+const REQUIRED = ['config.json', 'tokenizer.json', 'expected.json', 'model.safetensors', 'expected.safetensors'];
+const cases = [...fixtureCases(REQUIRED, fixtureRoot), ...fixtureCases(REQUIRED, hfExtra).map((c) => ({ ...c, name: `hf-extra/${c.name}` }))];
 
 const maxAbs = (t: Tensor): number => tidy(() => t.abs().max().item());
 const relL2 = (got: Tensor, want: Tensor): number => tidy(() => got.sub(want).norm().item() / Math.max(want.norm().item(), 1e-30));

@@ -38,6 +38,8 @@ export interface ModelConfig {
   attentionBias: boolean;
   qkvBias: boolean;
   mlpBias: boolean;
+  /** An RMSNorm over each head's dimensions of q and of k, before the rotary embedding (Qwen3's q_norm, k_norm). */
+  qkNorm?: boolean;
   slidingWindow: number | null;
   /** Per layer: full or sliding-window attention. */
   layerTypes: LayerType[];
@@ -140,7 +142,8 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
   if (numHeads % numKvHeads !== 0) throw new Error(`${where}: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
   if (headDim < 1 || (isGpt2 && hiddenSize % numHeads !== 0)) throw new Error(`${where}: hidden_size (${hiddenSize}) must be a multiple of num_attention_heads (${numHeads})`);
   const isGemma2 = modelType === 'gemma2';
-  const isQwen2 = modelType === 'qwen2';
+  // Qwen3 takes Qwen2's sliding-window rule (use_sliding_window, max_window_layers).
+  const isQwen2 = modelType === 'qwen2' || modelType === 'qwen3';
 
   // Sliding window: Mistral applies it to every layer when set; Qwen2 only with use_sliding_window, to layers
   // from max_window_layers on; Gemma 2 alternates (sliding on even layers) unless layer_types says otherwise.
@@ -176,7 +179,7 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
     rope: isGpt2 ? { type: 'none', theta: 0 } : ropeOf(raw, 10000, where),
     tieWordEmbeddings: raw.tie_word_embeddings === undefined ? isGemma2 || isGpt2 : raw.tie_word_embeddings === true,
     attentionBias: raw.attention_bias === true,
-    qkvBias: isQwen2 || raw.attention_bias === true,
+    qkvBias: modelType === 'qwen2' || raw.attention_bias === true,
     mlpBias: raw.mlp_bias === true,
     slidingWindow,
     layerTypes,

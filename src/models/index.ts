@@ -5,6 +5,7 @@ export * from './rope.js';
 export { Attention, GatedMlp, LlamaDecoderLayer, LlamaModel, LlamaForCausalLM } from './llama.js';
 export { MistralForCausalLM } from './mistral.js';
 export { Qwen2ForCausalLM } from './qwen2.js';
+export { Qwen3ForCausalLM } from './qwen3.js';
 export { Gemma2ForCausalLM } from './gemma2.js';
 export { GPT2LMHeadModel } from './gpt2.js';
 export * from './registry.js';

@@ -1,4 +1,4 @@
-// LlamaForCausalLM (Llama 2/3, SmolLM2, ...), and the decoder that Mistral and Qwen2 share with it:
+// LlamaForCausalLM (Llama 2/3, SmolLM2, ...), and the decoder that Mistral, Qwen2 and Qwen3 share with it:
 //   x = embed(ids)
 //   per layer: x = x + attn(rmsnorm(x)); x = x + mlp(rmsnorm(x))
 //   logits = lm_head(rmsnorm(x))
@@ -25,6 +25,9 @@ export class Attention extends Module {
   k_proj: Linear;
   v_proj: Linear;
   o_proj: Linear;
+  /** Qwen3: RMSNorms over each head's dimensions of q and k (qkNorm). */
+  q_norm: RMSNorm | null = null;
+  k_norm: RMSNorm | null = null;
   readonly numHeads: number;
   readonly numKvHeads: number;
   readonly headDim: number;
@@ -43,14 +46,22 @@ export class Attention extends Module {
     this.k_proj = this.module('k_proj', new Linear(cfg.hiddenSize, cfg.numKvHeads * cfg.headDim, qkvBias));
     this.v_proj = this.module('v_proj', new Linear(cfg.hiddenSize, cfg.numKvHeads * cfg.headDim, qkvBias));
     this.o_proj = this.module('o_proj', new Linear(cfg.numHeads * cfg.headDim, cfg.hiddenSize, opts.oBias ?? cfg.attentionBias));
+    if (cfg.qkNorm) {
+      this.q_norm = this.module('q_norm', new RMSNorm(cfg.headDim, cfg.normEps));
+      this.k_norm = this.module('k_norm', new RMSNorm(cfg.headDim, cfg.normEps));
+    }
   }
 
   forward(x: Tensor, ctx: Context): Tensor {
     return tidy(() => {
       const [b, l] = x.shape as [number, number];
-      const heads = (t: Tensor, n: number): Tensor => t.view(b, l, n, this.headDim).transpose(1, 2);
-      let q = heads(this.q_proj.forward(x), this.numHeads);
-      let k = heads(this.k_proj.forward(x), this.numKvHeads);
+      // [b, l, n * d] -> [b, n, l, d], normed over d first where the model has q/k norms.
+      const heads = (t: Tensor, n: number, norm: RMSNorm | null = null): Tensor => {
+        const h = t.view(b, l, n, this.headDim);
+        return (norm ? norm.forward(h) : h).transpose(1, 2);
+      };
+      let q = heads(this.q_proj.forward(x), this.numHeads, this.q_norm);
+      let k = heads(this.k_proj.forward(x), this.numKvHeads, this.k_norm);
       let v = heads(this.v_proj.forward(x), this.numKvHeads);
       q = applyRotary(q, ctx.cos!, ctx.sin!);
       k = applyRotary(k, ctx.cos!, ctx.sin!);

@@ -9,6 +9,7 @@ import type { AttentionImplementation, CausalLMBase } from './causal_lm.js';
 import { LlamaForCausalLM } from './llama.js';
 import { MistralForCausalLM } from './mistral.js';
 import { Qwen2ForCausalLM } from './qwen2.js';
+import { Qwen3ForCausalLM } from './qwen3.js';
 import { Gemma2ForCausalLM } from './gemma2.js';
 import { GPT2LMHeadModel } from './gpt2.js';
 
@@ -18,6 +19,7 @@ export const ARCHITECTURES: Record<string, ModelClass> = {
   LlamaForCausalLM,
   MistralForCausalLM,
   Qwen2ForCausalLM,
+  Qwen3ForCausalLM,
   Gemma2ForCausalLM,
   GPT2LMHeadModel,
 };

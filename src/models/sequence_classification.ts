@@ -21,6 +21,7 @@ export const SEQUENCE_CLASSIFICATION_ARCHITECTURES: Record<string, string> = {
   LlamaForSequenceClassification: 'LlamaForCausalLM',
   MistralForSequenceClassification: 'MistralForCausalLM',
   Qwen2ForSequenceClassification: 'Qwen2ForCausalLM',
+  Qwen3ForSequenceClassification: 'Qwen3ForCausalLM',
   Gemma2ForSequenceClassification: 'Gemma2ForCausalLM',
 };
 

@@ -6,6 +6,9 @@ import { fileURLToPath } from 'node:url';
 export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const hfTiny = process.env.SPPO_HF_FIXTURES ?? join(projectRoot, '..', 'shared', 'fixtures', 'hf-tiny');
 
+/** Committed fixtures in hf-tiny's layout for architectures it lacks (Qwen3), written by scripts/hf-extra-fixtures.py. */
+export const hfExtra = join(projectRoot, 'test', 'fixtures', 'hf-extra');
+
 /** The model folders of the hf-tiny fixtures (those with a model.safetensors). */
 export function fixtureModels(): string[] {
   if (!existsSync(hfTiny)) return [];

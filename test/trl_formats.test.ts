@@ -20,6 +20,7 @@ import { fixtureRoot, removeDir, tempDir } from './text_helpers.js';
 
 interface Formats {
   records: Record<string, Record<string, unknown>[]>;
+  real?: Record<string, { package: string; sft_multi_turns: { input_ids: number[]; loss_mask: number[] }[] }>;
   models: Record<string, {
     dpo_conversational: { prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[] }[];
     dpo_implicit: { prompt_ids: number[]; chosen_ids: number[]; rejected_ids: number[] }[];
@@ -153,7 +154,22 @@ test('multi-turn "messages": every assistant turn trains, in its context: the id
     }
     // A template that renders earlier turns differently once later ones follow (as templates dropping past reasoning do).
     const dropping = new ChatTemplate("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['role'] == 'assistant' and not loop.last %}[earlier]{% else %}{{ m['content'] }}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}", tok.specialTokens);
-    assert.throws(() => tokenizeSft(tok, dropping, lines0(fx)), /multi\.jsonl:1: message 2 \(assistant\): the chat template renders the turns before it differently once later turns follow \(it is not prefix-preserving\).*--assistant-turns last trains the last turn only/);
+    // Each assistant turn then trains in its own sequence: the conversation up to it, as the template renders it then.
+    const logs: string[] = [];
+    const conv = lines0(fx)[0]!.conversation;
+    const perTurn = tokenizeSft(tok, dropping, lines0(fx), { log: (l) => logs.push(l) });
+    const turnAt = conv.flatMap((m, k) => (m.role === 'assistant' ? [k] : []));
+    assert.equal(perTurn.length, turnAt.length);
+    perTurn.forEach((e, n) => {
+      const through = tok.encode(dropping.render(conv.slice(0, turnAt[n]! + 1)), { addSpecialTokens: false });
+      assert.deepEqual([...e.promptIds, ...e.responseIds], through, `turn ${n}: the conversation up to it`);
+      assert.deepEqual(e.promptIds, tok.encode(dropping.render(conv.slice(0, turnAt[n]!), { addGenerationPrompt: true }), { addSpecialTokens: false }));
+      assert.equal(tok.decode(e.responseIds.filter((_, j) => e.responseMask![j] === 1)), `${conv[turnAt[n]!]!.content}<|im_end|>`);
+    });
+    assert.match(logs.join('\n'), /1 conversation\(s\) \(.*multi\.jsonl:1\): the chat template renders earlier turns differently .* each assistant turn trains in its own sequence.*\(2 sequences from 1 records\)/);
+    // A template whose answer does not even follow its own prompt cannot be split: an error naming the record and message.
+    const broken = new ChatTemplate("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}", tok.specialTokens);
+    assert.throws(() => tokenizeSft(tok, broken, lines0(fx)), /multi\.jsonl:1: message 2 \(assistant\): the chat template renders the conversation up to this answer so that it does not start with the conversation before it and the generation prompt/);
     // The command: a bad --assistant-turns is a usage error.
     const multi = jsonl(join(dir, 'cli.jsonl'), fx.records.sft_multi_messages!);
     const bad = sppoCli(['sft', '--model', join(fixtureRoot, 'qwen2'), '--data', multi, '--out', join(dir, 'o1'), '--assistant-turns', 'both']);
@@ -167,6 +183,43 @@ test('multi-turn "messages": every assistant turn trains, in its context: the id
 
   function lines0(f: Formats) {
     return [{ prompt: [], response: '', where: join(dir, 'multi.jsonl') + ':1', conversation: f.records.sft_multi_messages![0]!.messages as { role: string; content: string }[] }];
+  }
+});
+
+const models = (await import(join(projectRoot, 'scripts/text-conformance-models.mjs'))) as { writeModelFolder: (name: string, out: string) => string | undefined; packageModels: (pkg: string) => string | undefined };
+
+test('multi-turn "messages" with Qwen3\'s real chat template (not prefix-preserving: it drops earlier answers\' reasoning): each assistant turn trains in its own sequence, TRL 1.13 SFTTrainer\'s prompt-completion split at that turn, through <|im_end|>', { skip: fx.real?.qwen3 && models.packageModels(fx.real.qwen3.package) ? false : 'the Qwen3 tokenizer package (a devDependency) is not installed' }, async () => {
+  const dir = tempDir('trl-qwen3');
+  try {
+    const folder = models.writeModelFolder('qwen3', dir)!;
+    const tok = Tokenizer.fromFolder(folder);
+    const template = ChatTemplate.fromFolder(folder, { specialTokens: tok.specialTokens });
+    const [end] = tok.encode('<|im_end|>', { addSpecialTokens: false });
+    const lines = await readSftData(jsonl(join(dir, 'multi.jsonl'), fx.records.sft_multi_messages!));
+    const logs: string[] = [];
+    const got = tokenizeSft(tok, template, lines, { log: (l) => logs.push(l) });
+    const want = fx.real!.qwen3!.sft_multi_turns;
+    assert.equal(got.length, want.length, 'one sequence per assistant turn');
+    got.forEach((e, k) => {
+      assert.deepEqual([...e.promptIds, ...e.responseIds], want[k]!.input_ids, `turn ${k}: TRL's ids`);
+      const from = want[k]!.loss_mask.indexOf(1);
+      const stop = want[k]!.input_ids.indexOf(end!, from);
+      const expected = want[k]!.input_ids.map((_, j) => (j >= from && j <= stop ? 1 : 0));
+      const trained = [...e.promptIds.map(() => 0), ...e.responseMask!];
+      assert.deepEqual(trained, expected, `turn ${k}: TRL's trained tokens through <|im_end|>`);
+      assert.match(tok.decode(e.responseIds), /^<think>\n\n<\/think>\n\n/, 'the answer carries its (empty) reasoning block, as Qwen3 renders the last answer');
+    });
+    // Earlier answers are rendered without it in a later turn's context, as at inference.
+    assert.ok(!tok.decode(got[1]!.promptIds).includes('<think>'));
+    assert.match(logs.join('\n'), /2 conversation\(s\).*not prefix-preserving.*\(5 sequences from 2 records\)/);
+    // --assistant-turns last: one sequence per conversation, TRL's split at its last turn.
+    const last = tokenizeSft(tok, template, lines, { assistantTurns: 'last' });
+    const turns = fx.records.sft_multi_messages!.map((r) => (r.messages as { role: string }[]).filter((m) => m.role === 'assistant').length);
+    let at = 0;
+    const lastSplit = turns.map((n) => want[(at += n) - 1]!);
+    last.forEach((e, i) => assert.deepEqual([...e.promptIds, ...e.responseIds], lastSplit[i]!.input_ids, `conversation ${i}: its last turn's split`));
+  } finally {
+    removeDir(dir);
   }
 });
 

@@ -62,7 +62,9 @@ options:
   --no-eos               do not append EOS to the responses (a conversation's end-of-turn tokens: not trained)
   --assistant-turns T    all | last: in a "messages" conversation with several assistant turns, train every
                          one (default; the conversation rendered whole with the chat template, each assistant
-                         turn's tokens through its end-of-turn token trained, the rest context) or the last only
+                         turn's tokens through its end-of-turn token trained, the rest context) or the last only;
+                         a template that renders earlier turns differently once later ones follow (Qwen3's drops
+                         past reasoning) gives one sequence per turn, the conversation up to it as rendered then
   --raw                  use prompts as they are, without the chat template
   --chat-template-kwargs JSON
                          variables for the chat template, e.g. '{"enable_thinking": false}'
@@ -115,7 +117,7 @@ export async function run(argv: string[]): Promise<void> {
   const chatTemplateKwargs = chatTemplateKwargsOption(v['chat-template-kwargs']);
   const turns = v['assistant-turns'] ?? 'all';
   if (turns !== 'all' && turns !== 'last') throw new UsageError(`--assistant-turns: expected all or last, got ${JSON.stringify(turns)}`);
-  const examples = tokenizeSft(tokenizer, template, lines, { raw: v.raw ?? false, appendEos: !v['no-eos'], chatTemplateKwargs, assistantTurns: turns });
+  const examples = tokenizeSft(tokenizer, template, lines, { raw: v.raw ?? false, appendEos: !v['no-eos'], chatTemplateKwargs, assistantTurns: turns, log: (l) => console.error(`sppo sft: ${l}`) });
 
   let model: CausalLMBase;
   if (v.init) {

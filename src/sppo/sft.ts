@@ -7,7 +7,7 @@
 // TrainingDivergedError.
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import type { Tokenizer } from '../text/tokenizer.js';
-import { assistantTurnIds, conversationIds, encodePrompt, renderPrompt, responseEndId, responseIdsAfter, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
+import { assistantTurnSequences, conversationIds, encodePrompt, renderPrompt, responseEndId, responseIdsAfter, type ChatMessage, type ChatTemplate } from '../text/chat_template.js';
 import { readRecords } from '../util/records.js';
 import { messageList } from './prompts.js';
 import { dirname, resolve } from 'node:path';
@@ -284,18 +284,21 @@ export async function readSftData(path: string): Promise<SftLine[]> {
  * template's turn terminator (Gemma's `<end_of_turn>`, Llama-3's `<|eot_id|>`), or EOS without a template. A
  * conversational completion (TRL's format) is tokenized as TRL 1.13's SFTTrainer does (`conversationIds`: the ids
  * that rendering prompt + completion whole adds after the prompt's; the template ends the turn). A "messages"
- * conversation is rendered whole and tokenized in context (`assistantTurnIds`; a response tokenized alone can start
- * with a token it never starts with in context, e.g. Gemma's word boundary): every assistant turn's tokens through
- * its terminator trained (`assistantTurns` 'all', the default), or the last turn's ('last'), the rest context.
+ * conversation is rendered whole and tokenized in context (`assistantTurnSequences`; a response tokenized alone can
+ * start with a token it never starts with in context, e.g. Gemma's word boundary): every assistant turn's tokens
+ * through its terminator trained (`assistantTurns` 'all', the default), or the last turn's ('last'), the rest context;
+ * where the template is not prefix-preserving (Qwen3's), one example per trained turn, each in the conversation up to
+ * it as the template renders it then (`log` says how many records were split).
  */
-export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undefined, lines: SftLine[], o: { raw?: boolean; appendEos?: boolean; chatTemplateKwargs?: Record<string, unknown>; assistantTurns?: 'all' | 'last' } = {}): SftExample[] {
+export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undefined, lines: SftLine[], o: { raw?: boolean; appendEos?: boolean; chatTemplateKwargs?: Record<string, unknown>; assistantTurns?: 'all' | 'last'; log?: (line: string) => void } = {}): SftExample[] {
   const raw = o.raw ?? false;
   const allTurns = (o.assistantTurns ?? 'all') === 'all';
   const kwargs = o.chatTemplateKwargs ?? {};
   const eos = responseEndId(tokenizer, raw ? undefined : template, kwargs);
   const appendEos = o.appendEos ?? true;
   if (appendEos && eos === undefined && lines.some((l) => typeof l.response === 'string')) throw new Error('the tokenizer has no EOS token: use --no-eos');
-  return lines.map((l, i) => {
+  const split: string[] = [];
+  const out = lines.flatMap((l, i): SftExample | SftExample[] => {
     const where = l.where ?? `example ${i + 1}`;
     if (Array.isArray(l.response)) {
       if (!template || raw) throw new Error(`${where}: a conversational completion needs the model's chat template${raw ? ' (not --raw)' : ', and the folder has none'}`);
@@ -304,24 +307,27 @@ export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undef
       return { promptIds: c.promptIds, responseIds: c.completionIds };
     }
     if (l.conversation && template && !raw) {
-      let t: { ids: number[]; trained: number[] };
+      let t: ReturnType<typeof assistantTurnSequences>;
       try {
-        t = assistantTurnIds(tokenizer, template, l.conversation, kwargs, eos, allTurns ? 'all' : 'last');
+        t = assistantTurnSequences(tokenizer, template, l.conversation, kwargs, eos, allTurns ? 'all' : 'last');
       } catch (e) {
-        throw new Error(`${where}: ${(e as Error).message}; --assistant-turns last trains the last turn only`);
+        throw new Error(`${where}: ${(e as Error).message}`);
       }
-      // --no-eos: the model is not trained to end its turns (the terminators stay, as context).
-      if (!appendEos && eos !== undefined) t.ids.forEach((id, j) => { if (id === eos) t.trained[j] = 0; });
-      const first = t.trained.indexOf(1);
-      if (first <= 0) throw new Error(`${where}: the assistant turns are empty after tokenization`);
-      const ex: SftExample = { promptIds: t.ids.slice(0, first), responseIds: t.ids.slice(first), responseMask: t.trained.slice(first) };
-      // A template that leaves the final turn open: the end of the turn appended, as for a single response.
-      const lastTrained = t.trained.lastIndexOf(1);
-      if (appendEos && t.ids[lastTrained] !== eos) {
-        ex.responseIds.splice(lastTrained + 1 - first, 0, eos!);
-        ex.responseMask!.splice(lastTrained + 1 - first, 0, 1);
-      }
-      return ex;
+      if (t.split) split.push(where);
+      return t.sequences.map((seq) => {
+        // --no-eos: the model is not trained to end its turns (the terminators stay, as context).
+        if (!appendEos && eos !== undefined) seq.ids.forEach((id, j) => { if (id === eos) seq.trained[j] = 0; });
+        const first = seq.trained.indexOf(1);
+        if (first <= 0) throw new Error(`${where}: the assistant turns are empty after tokenization`);
+        const ex: SftExample = { promptIds: seq.ids.slice(0, first), responseIds: seq.ids.slice(first), responseMask: seq.trained.slice(first) };
+        // A template that leaves the final turn open: the end of the turn appended, as for a single response.
+        const lastTrained = seq.trained.lastIndexOf(1);
+        if (appendEos && seq.ids[lastTrained] !== eos) {
+          ex.responseIds.splice(lastTrained + 1 - first, 0, eos!);
+          ex.responseMask!.splice(lastTrained + 1 - first, 0, 1);
+        }
+        return ex;
+      });
     }
     const rendered = renderPrompt(l.prompt, template, { ...kwargs, raw });
     const prompt = encodePrompt(tokenizer, rendered);
@@ -330,4 +336,8 @@ export function tokenizeSft(tokenizer: Tokenizer, template: ChatTemplate | undef
     if (prompt.length === 0) throw new Error(`${where}: the prompt is empty after tokenization`);
     return { promptIds: prompt, responseIds };
   });
+  if (split.length) {
+    o.log?.(`${split.length} conversation(s) (${split.slice(0, 3).join(', ')}${split.length > 3 ? ', ...' : ''}): the chat template renders earlier turns differently once later ones follow (not prefix-preserving: Qwen3's drops past reasoning), so each assistant turn trains in its own sequence, the conversation up to it as the template renders it then (${out.length} sequences from ${lines.length} records)`);
+  }
+  return out;
 }

@@ -255,6 +255,23 @@ export function conversationIds(
   return { promptIds, completionIds: whole.slice(promptIds.length), prefix };
 }
 
+/** A chat template that renders earlier turns differently once later ones follow (assistantTurnIds). */
+export class NotPrefixPreservingError extends RangeError {
+  override name = 'NotPrefixPreservingError';
+}
+
+/** One assistant turn's trained positions in `through` (the conversation rendered up to and with it): from `from` through its first `endId`. */
+function markTurn(trained: number[], through: readonly number[], from: number, endId: number | undefined): void {
+  let end = through.length;
+  if (endId !== undefined) {
+    const at = through.indexOf(endId, from);
+    if (at >= 0) end = at + 1;
+  }
+  for (let j = from; j < end; j++) trained[j] = 1;
+}
+
+const startsWith = (a: readonly number[], b: readonly number[]): boolean => b.length <= a.length && b.every((id, i) => a[i] === id);
+
 /**
  * A conversation's ids and, for each, whether training predicts it: every assistant turn's tokens (or the last's,
  * `which` 'last'; TRL's
@@ -262,8 +279,9 @@ export function conversationIds(
  * after messages[0..k-1] rendered with the generation prompt), each cut after its first `endId` (the turn's
  * terminator: what the model emits before it stops; the template's scaffolding after it, e.g. ChatML's newline,
  * stays context). The ids are the whole conversation rendered (no generation prompt), encoded as rendered templates
- * are. Throws, naming the message, where the template is not prefix-preserving (it renders earlier turns
- * differently once later ones follow, e.g. templates that drop past reasoning), where the turns cannot be placed.
+ * are. Throws NotPrefixPreservingError, naming the message, where the template is not prefix-preserving (it renders
+ * earlier turns differently once later ones follow, e.g. Qwen3's, which drops past reasoning), so that the turns
+ * cannot be placed in one sequence (assistantTurnSequences then gives one sequence per turn).
  */
 export function assistantTurnIds(
   tokenizer: Tokenizer,
@@ -276,23 +294,54 @@ export function assistantTurnIds(
   const encode = (m: readonly ChatMessage[], gen: boolean): number[] => tokenizer.encode(template.render(m, { ...variables, addGenerationPrompt: gen }), { addSpecialTokens: false });
   const ids = encode(messages, false);
   const trained = new Array<number>(ids.length).fill(0);
-  const startsWith = (a: readonly number[], b: readonly number[]): boolean => b.length <= a.length && b.every((id, i) => a[i] === id);
   const lastAssistant = messages.map((m) => m.role).lastIndexOf('assistant');
   messages.forEach((m, k) => {
     if (m.role !== 'assistant' || (which === 'last' && k !== lastAssistant)) return;
     const before = encode(messages.slice(0, k), true);
     const through = k === messages.length - 1 ? ids : encode(messages.slice(0, k + 1), false);
     if (!startsWith(through, before) || !startsWith(ids, through)) {
-      throw new RangeError(`message ${k + 1} (assistant): the chat template renders the turns before it differently once later turns follow (it is not prefix-preserving), so its tokens cannot be placed in the conversation`);
+      throw new NotPrefixPreservingError(`message ${k + 1} (assistant): the chat template renders the turns before it differently once later turns follow (it is not prefix-preserving), so its tokens cannot be placed in the conversation`);
     }
-    let end = through.length;
-    if (endId !== undefined) {
-      const at = through.indexOf(endId, before.length);
-      if (at >= 0) end = at + 1;
-    }
-    for (let j = before.length; j < end; j++) trained[j] = 1;
+    markTurn(trained, through, before.length, endId);
   });
   return { ids, trained };
+}
+
+/**
+ * The sequences that train a conversation's assistant turns: one, assistantTurnIds', where the template is
+ * prefix-preserving for it; else one per trained turn k, the conversation rendered up to and with turn k (as the
+ * template renders it when the model answers at k: Qwen3's drops the reasoning of earlier answers, and gives the
+ * last its `<think>` block), turn k's tokens trained (TRL's prompt-completion rule at that turn). `split` says which.
+ * Throws, naming the message, where even a turn's own rendering does not start with its prompt's.
+ */
+export function assistantTurnSequences(
+  tokenizer: Tokenizer,
+  template: ChatTemplate,
+  messages: readonly ChatMessage[],
+  variables: Record<string, unknown> = {},
+  endId?: number,
+  which: 'all' | 'last' = 'all',
+): { sequences: { ids: number[]; trained: number[] }[]; split: boolean } {
+  try {
+    return { sequences: [assistantTurnIds(tokenizer, template, messages, variables, endId, which)], split: false };
+  } catch (e) {
+    if (!(e instanceof NotPrefixPreservingError)) throw e;
+  }
+  const encode = (m: readonly ChatMessage[], gen: boolean): number[] => tokenizer.encode(template.render(m, { ...variables, addGenerationPrompt: gen }), { addSpecialTokens: false });
+  const lastAssistant = messages.map((m) => m.role).lastIndexOf('assistant');
+  const sequences: { ids: number[]; trained: number[] }[] = [];
+  messages.forEach((m, k) => {
+    if (m.role !== 'assistant' || (which === 'last' && k !== lastAssistant)) return;
+    const before = encode(messages.slice(0, k), true);
+    const through = encode(messages.slice(0, k + 1), false);
+    if (!startsWith(through, before)) {
+      throw new RangeError(`message ${k + 1} (assistant): the chat template renders the conversation up to this answer so that it does not start with the conversation before it and the generation prompt, so the answer's tokens cannot be told apart`);
+    }
+    const trained = new Array<number>(through.length).fill(0);
+    markTurn(trained, through, before.length, endId);
+    sequences.push({ ids: through, trained });
+  });
+  return { sequences, split: true };
 }
 
 const PROBE_USER = 'Probe question 1729?';

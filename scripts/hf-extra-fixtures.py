@@ -7,10 +7,16 @@ its layout and with its expected outputs, written by Hugging Face transformers i
            head's dimensions of q and of k (q_norm, k_norm) before the rotary embedding, and head_dim set apart
            from hidden_size / num_attention_heads (here 24, not 16, as Qwen3's 128 is not 1024 / 16). The norm
            weights are drawn around one (1 + N(0, 0.1^2)), so that a model that leaves a norm out, or applies it
-           after the rotation, fails.
+           after the rotation, fails. The tokenizer and chat template are hf-tiny/qwen2's (Qwen3 shares Qwen2's).
+  gemma3/  Gemma3ForCausalLM (Gemma 3's text model, model_type gemma3_text): Gemma 2's decoder with q/k norms (Gemma's
+           1 + w, weights drawn around zero), a rope per layer type (sliding layers rope_local_base_freq 10000, full
+           ones rope_theta 1e6 with linear scaling, factor 8, as the 4B-27B models), layers sliding except every
+           sliding_window_pattern-th (here 2: sliding, full, sliding) with a window of 6 tokens, so that the fixture's
+           prompts (23-60 tokens) cross it, and no soft-capping. The tokenizer and chat template are hf-tiny/gemma2's
+           (and its special ids: bos 1, eos 2, where Gemma 3's own are 2 and 1).
 
 Each folder, as hf-tiny's README describes them (transformers 5.17, torch 2.13 CPU, float32, eager attention,
-initializer_range 0.2, vocabulary of 512; the tokenizer and chat template are hf-tiny/qwen2's, which Qwen3 shares):
+initializer_range 0.2, vocabulary of 512; the tokenizer and chat template of an hf-tiny folder, named above):
 save_pretrained's files; expected.safetensors with input_ids / attention_mask / position_ids (the three chat
 prompts of expected.json, left-padded), logits, token_logprobs, greedy_tokens (10 greedy steps, EOS forbidden),
 seq_logprob_sum (row 2) and grad.<name> for layer 0's parameters; expected.json with messages, prompts,
@@ -30,7 +36,7 @@ import tempfile
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
+from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig, Qwen3Config, Qwen3ForCausalLM
 
 ROUNDTRIP = ["Hello world", "  two spaces", "line\nbreak", "Hi éè 😀 café", "1 2 3, reverse!"]
 
@@ -52,8 +58,27 @@ def build_qwen3() -> Qwen3ForCausalLM:
     return model
 
 
-def write(name: str, model, hf_tiny: str, out_root: str) -> None:
-    src = os.path.join(hf_tiny, "qwen2")
+def build_gemma3() -> Gemma3ForCausalLM:
+    cfg = Gemma3TextConfig(
+        vocab_size=512, hidden_size=64, intermediate_size=176, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=24, query_pre_attn_scalar=24, max_position_embeddings=128, rms_norm_eps=1e-6,
+        sliding_window=6, sliding_window_pattern=2, rope_scaling={"rope_type": "linear", "factor": 8.0},
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(1)
+    model = Gemma3ForCausalLM(cfg).eval()
+    assert model.config._attn_implementation == "eager", model.config._attn_implementation
+    assert model.config.layer_types == ["sliding_attention", "full_attention", "sliding_attention"], model.config.layer_types
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(0.1 * torch.randn_like(p))
+    return model
+
+
+def write(name: str, model, hf_tiny: str, out_root: str, tokenizer_from: str) -> None:
+    src = os.path.join(hf_tiny, tokenizer_from)
     out = os.path.join(out_root, name)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
@@ -112,7 +137,8 @@ def main() -> None:
         a.out = tempfile.mkdtemp()
     torch.set_num_threads(1)
     torch.set_grad_enabled(True)
-    write("qwen3", build_qwen3(), a.hf_tiny, a.out)
+    write("qwen3", build_qwen3(), a.hf_tiny, a.out, "qwen2")
+    write("gemma3", build_gemma3(), a.hf_tiny, a.out, "gemma2")
     if a.check:
         sys.path.insert(0, here)
         from fixture_check import compare

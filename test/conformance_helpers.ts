@@ -17,9 +17,12 @@ export function transformers4ModelCopy(src: string): string {
   const rope = config.rope_parameters as Record<string, unknown> | undefined;
   if (rope) {
     delete config.rope_parameters;
-    const { rope_theta, rope_type, ...rest } = rope;
+    // Gemma 3's per-layer-type parameters: 4.x's rope_theta / rope_scaling are the full layers', rope_local_base_freq the sliding ones'.
+    const perType = !('rope_theta' in rope) && typeof rope.full_attention === 'object';
+    const { rope_theta, rope_type, ...rest } = (perType ? rope.full_attention : rope) as Record<string, unknown>;
     config.rope_theta = rope_theta;
     config.rope_scaling = rope_type === 'default' ? null : { rope_type, type: rope_type, ...rest };
+    if (perType) config.rope_local_base_freq = (rope.sliding_attention as Record<string, unknown>).rope_theta;
   }
   if ('dtype' in config) {
     config.torch_dtype = config.dtype;

@@ -212,8 +212,8 @@ test('tokenizer_config.json as both transformers generations read it: a transfor
   });
   const v4 = { tokenizer_class: 'LlamaTokenizer', additional_special_tokens: ['<a>'], extra_special_tokens: { image_token: '<img>' } };
   assert.deepEqual(portableTokenizerConfig(v4), v4);
-  // Per-layer-type rope parameters (Gemma 3's) have no single transformers 4 form: left as they are.
-  const perType = { rope_parameters: { full_attention: { rope_theta: 1e6, rope_type: 'default' }, sliding_attention: { rope_theta: 1e4, rope_type: 'default' } } };
-  assert.deepEqual(withTopLevelRope(perType), perType);
+  // Per-layer-type rope parameters (Gemma 3's): transformers 4's form, the full layers' rope_theta and rope_scaling, the sliding layers' rope_local_base_freq.
+  const perType = { rope_parameters: { full_attention: { rope_theta: 1e6, rope_type: 'linear', factor: 8 }, sliding_attention: { rope_theta: 1e4, rope_type: 'default' } } };
+  assert.deepEqual(withTopLevelRope(perType), { ...perType, rope_theta: 1e6, rope_scaling: { rope_type: 'linear', factor: 8 }, rope_local_base_freq: 1e4 });
   assert.deepEqual(withTopLevelRope({ rope_parameters: { rope_type: 'linear', rope_theta: 1e4, factor: 2 } }), { rope_parameters: { rope_type: 'linear', rope_theta: 1e4, factor: 2 }, rope_theta: 1e4, rope_scaling: { rope_type: 'linear', factor: 2 } });
 });

@@ -78,6 +78,9 @@ export interface LogprobOptions {
 export interface Context {
   cos: Tensor | null;
   sin: Tensor | null;
+  /** The sliding-window layers' own rotary tables, where their rope differs (Gemma 3); else they take cos / sin. */
+  slidingCos?: Tensor | null;
+  slidingSin?: Tensor | null;
   /** Additive masks [B, 1, Lq, Lk] for full and sliding-window attention (fullMask null: plain causal, fused path). */
   fullMask: Tensor | null;
   slidingMask: Tensor | null;

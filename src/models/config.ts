@@ -33,6 +33,8 @@ export interface ModelConfig {
   maxPositions: number;
   hiddenAct: string;
   rope: RopeConfig;
+  /** Sliding-window layers' own rope (Gemma 3: rope_local_base_freq, 10000, where full layers take rope_theta); else `rope`. */
+  slidingRope?: RopeConfig;
   tieWordEmbeddings: boolean;
   /** q/k/v/o biases (Llama's attention_bias); Qwen2 has q/k/v biases only (qkvBias). */
   attentionBias: boolean;
@@ -111,13 +113,24 @@ function ids(v: unknown): number[] {
   return [];
 }
 
-/** The rope parameters: transformers 5's `rope_parameters`, or transformers 4's `rope_theta` + `rope_scaling`. */
-function ropeOf(raw: Json, dfltTheta: number, where: string): RopeConfig {
+/**
+ * The rope parameters: transformers 5's `rope_parameters`, or transformers 4's `rope_theta` + `rope_scaling`. Gemma 3's
+ * are per layer type ({full_attention, sliding_attention} in transformers 5; `rope_theta` + `rope_scaling` for the full
+ * layers and `rope_local_base_freq` for the sliding ones in 4): `layerType` picks one.
+ */
+function ropeOf(raw: Json, dfltTheta: number, where: string, layerType: LayerType = 'full_attention'): RopeConfig {
   let p = raw.rope_parameters as Json | null | undefined;
-  // transformers 5 may key rope parameters by layer type; the architectures here use one set.
-  if (p && typeof p === 'object' && !('rope_type' in p) && !('rope_theta' in p) && typeof p.full_attention === 'object') p = p.full_attention as Json;
+  let field = 'rope_parameters';
+  if (p && typeof p === 'object' && !('rope_type' in p) && !('rope_theta' in p) && typeof p[layerType] === 'object') {
+    p = p[layerType] as Json;
+    field = `rope_parameters.${layerType}`;
+  }
+  if (layerType === 'sliding_attention' && !(raw.rope_parameters && field !== 'rope_parameters')) {
+    // transformers 4's form: the sliding layers' base frequency, no scaling.
+    return { type: 'default', theta: num(raw, ['rope_local_base_freq'], where, POSITIVE, dfltTheta) };
+  }
   const scaling = (p ?? (raw.rope_scaling as Json | null | undefined) ?? {}) as Json;
-  const theta = p && p.rope_theta !== undefined && p.rope_theta !== null ? num(p, ['rope_theta'], `${where}: rope_parameters`, POSITIVE) : num(raw, ['rope_theta'], where, POSITIVE, dfltTheta);
+  const theta = p && p.rope_theta !== undefined && p.rope_theta !== null ? num(p, ['rope_theta'], `${where}: ${field}`, POSITIVE) : num(raw, ['rope_theta'], where, POSITIVE, dfltTheta);
   const type = String(scaling.rope_type ?? scaling.type ?? 'default');
   const rope: RopeConfig = { type, theta };
   if (typeof scaling.factor === 'number') rope.factor = scaling.factor;
@@ -142,6 +155,9 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
   if (numHeads % numKvHeads !== 0) throw new Error(`${where}: num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`);
   if (headDim < 1 || (isGpt2 && hiddenSize % numHeads !== 0)) throw new Error(`${where}: hidden_size (${hiddenSize}) must be a multiple of num_attention_heads (${numHeads})`);
   const isGemma2 = modelType === 'gemma2';
+  // Gemma 3's text model: Gemma 2's decoder with q/k norms and a rope per layer type (gemma3.ts).
+  const isGemma3 = modelType === 'gemma3_text';
+  if (isGemma3 && raw.use_bidirectional_attention === true) throw new Error(`${where}: use_bidirectional_attention (an embedding model's encoder) is not supported: sppo's models are causal`);
   // Qwen3 takes Qwen2's sliding-window rule (use_sliding_window, max_window_layers).
   const isQwen2 = modelType === 'qwen2' || modelType === 'qwen3';
 
@@ -154,6 +170,10 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
     layerTypes = raw.layer_types.map((t) => (t === 'sliding_attention' ? 'sliding_attention' : 'full_attention'));
   } else if (isGemma2) {
     layerTypes = Array.from({ length: numLayers }, (_, i) => (i % 2 === 0 ? 'sliding_attention' : 'full_attention'));
+  } else if (isGemma3) {
+    // transformers 4's form: every sliding_window_pattern-th layer full, the others sliding.
+    const pattern = num(raw, ['sliding_window_pattern'], where, SIZE, 6);
+    layerTypes = Array.from({ length: numLayers }, (_, i) => ((i + 1) % pattern === 0 ? 'full_attention' : 'sliding_attention'));
   } else if (isQwen2) {
     const maxWindow = num(raw, ['max_window_layers'], where, { integer: true }, numLayers);
     layerTypes = Array.from({ length: numLayers }, (_, i) => (slidingWindow !== null && i >= maxWindow ? 'sliding_attention' : 'full_attention'));
@@ -176,8 +196,9 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
     normEps: num(raw, ['rms_norm_eps', 'layer_norm_epsilon', 'layer_norm_eps'], where, POSITIVE, 1e-6),
     maxPositions: num(raw, ['max_position_embeddings', 'n_positions'], where, SIZE, 2048),
     hiddenAct: String(raw.hidden_activation ?? raw.hidden_act ?? raw.activation_function ?? 'silu'),
-    rope: isGpt2 ? { type: 'none', theta: 0 } : ropeOf(raw, 10000, where),
-    tieWordEmbeddings: raw.tie_word_embeddings === undefined ? isGemma2 || isGpt2 : raw.tie_word_embeddings === true,
+    rope: isGpt2 ? { type: 'none', theta: 0 } : ropeOf(raw, isGemma3 ? 1_000_000 : 10000, where),
+    ...(isGemma3 ? { slidingRope: ropeOf(raw, 10000, where, 'sliding_attention') } : {}),
+    tieWordEmbeddings: raw.tie_word_embeddings === undefined ? isGemma2 || isGemma3 || isGpt2 : raw.tie_word_embeddings === true,
     attentionBias: raw.attention_bias === true,
     qkvBias: modelType === 'qwen2' || raw.attention_bias === true,
     mlpBias: raw.mlp_bias === true,

@@ -1,4 +1,4 @@
-// Gemma2ForCausalLM (Gemma 2 2B/9B/27B):
+// Gemma2ForCausalLM (Gemma 2 2B/9B/27B), and the decoder Gemma 3's text model shares (gemma3.ts):
 //   x = embed(ids) * sqrt(hidden_size)            (the scale rounded to the activations' dtype)
 //   per layer: x = x + post_attn_norm(attn(input_norm(x)))
 //              x = x + post_ff_norm(mlp(pre_ff_norm(x)))
@@ -26,6 +26,7 @@ export class Gemma2DecoderLayer extends Module {
     this.self_attn = this.module('self_attn', new Attention(cfg, layerIdx, cfg.layerTypes[layerIdx]!, {
       scale: Math.pow(cfg.queryPreAttnScalar ?? cfg.headDim, -0.5),
       softcap: cfg.attnLogitSoftcapping,
+      normOffset: 1, // Gemma 3's q/k norms, Gemma's (1 + w) RMSNorm
     }));
     this.mlp = this.module('mlp', new GatedMlp(cfg));
     const norm = (name: string): RMSNorm => this.module(name, new RMSNorm(cfg.hiddenSize, cfg.normEps, 1));
@@ -58,18 +59,22 @@ export class Gemma2Model extends Module {
 export class Gemma2ForCausalLM extends CausalLMBase {
   model: Gemma2Model;
   readonly rotary: Rotary;
+  /** The sliding-window layers' rope where it is their own (Gemma 3's slidingRope). */
+  readonly slidingRotary: Rotary | null;
 
   constructor(cfg: ModelConfig) {
     super({ ...cfg, tieWordEmbeddings: true });
     this.model = this.module('model', new Gemma2Model(this.config));
     this.rotary = new Rotary(cfg.rope, cfg.headDim);
+    this.slidingRotary = cfg.slidingRope ? new Rotary(cfg.slidingRope, cfg.headDim) : null;
   }
 
   hidden(input: ForwardInput): Tensor {
     return tidy(() => {
-      const { positions, fullMask, slidingMask, emptyRows } = this.prepare(input, this.config.slidingWindow);
+      const { positions, fullMask, slidingMask, emptyRows, varlen } = this.prepare(input, this.config.slidingWindow);
       const { cos, sin } = this.rotary.tables(positions, this.dtype);
-      const ctx: Context = { cos, sin, fullMask, slidingMask, emptyRows, cache: input.cache ?? null, fused: this.fused };
+      const local = this.slidingRotary?.tables(positions, this.dtype);
+      const ctx: Context = { cos, sin, slidingCos: local?.cos ?? null, slidingSin: local?.sin ?? null, fullMask, slidingMask, emptyRows, cache: input.cache ?? null, fused: this.fused, varlen };
       const normalizer = scalarTensor(Math.sqrt(this.config.hiddenSize), { dtype: this.dtype, device: this.device });
       let x = this.model.embed_tokens.forward(input.inputIds).mul(normalizer);
       x = this.runLayers(x, this.model.layers, ctx, input.tape);
@@ -86,9 +91,9 @@ export class Gemma2ForCausalLM extends CausalLMBase {
     });
   }
 
-  /** Soft-capped attention has no fused kernel: always the eager composition, with its masks. */
+  /** Soft-capped attention (Gemma 2) has no fused kernel: the eager composition, with its masks. */
   protected override get fused(): boolean {
-    return false;
+    return this.config.attnLogitSoftcapping === null && super.fused;
   }
 
   /** Gemma's norms scale by (1 + w): their weights start at zero. */
@@ -98,10 +103,12 @@ export class Gemma2ForCausalLM extends CausalLMBase {
 
   protected override moveBuffers(device: string): void {
     this.rotary.to(device);
+    this.slidingRotary?.to(device);
   }
 
   override dispose(): void {
     super.dispose();
     this.rotary.dispose();
+    this.slidingRotary?.dispose();
   }
 }

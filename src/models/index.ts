@@ -7,6 +7,7 @@ export { MistralForCausalLM } from './mistral.js';
 export { Qwen2ForCausalLM } from './qwen2.js';
 export { Qwen3ForCausalLM } from './qwen3.js';
 export { Gemma2ForCausalLM } from './gemma2.js';
+export { Gemma3ForCausalLM } from './gemma3.js';
 export { GPT2LMHeadModel } from './gpt2.js';
 export * from './registry.js';
 export { DebertaV2Model, loadDebertaV2Model, parseDebertaV2Config, readDebertaV2Config, relativePositions, type DebertaV2Config, type DebertaInput } from './deberta_v2.js';

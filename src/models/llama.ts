@@ -18,6 +18,8 @@ export interface AttentionOptions {
   qkvBias?: boolean;
   oBias?: boolean;
   softcap?: number | null;
+  /** The q/k norms' weight offset (Gemma's RMSNorm scales by 1 + w). */
+  normOffset?: number;
 }
 
 export class Attention extends Module {
@@ -47,8 +49,8 @@ export class Attention extends Module {
     this.v_proj = this.module('v_proj', new Linear(cfg.hiddenSize, cfg.numKvHeads * cfg.headDim, qkvBias));
     this.o_proj = this.module('o_proj', new Linear(cfg.numHeads * cfg.headDim, cfg.hiddenSize, opts.oBias ?? cfg.attentionBias));
     if (cfg.qkNorm) {
-      this.q_norm = this.module('q_norm', new RMSNorm(cfg.headDim, cfg.normEps));
-      this.k_norm = this.module('k_norm', new RMSNorm(cfg.headDim, cfg.normEps));
+      this.q_norm = this.module('q_norm', new RMSNorm(cfg.headDim, cfg.normEps, opts.normOffset ?? 0));
+      this.k_norm = this.module('k_norm', new RMSNorm(cfg.headDim, cfg.normEps, opts.normOffset ?? 0));
     }
   }
 
@@ -63,8 +65,10 @@ export class Attention extends Module {
       let q = heads(this.q_proj.forward(x), this.numHeads, this.q_norm);
       let k = heads(this.k_proj.forward(x), this.numKvHeads, this.k_norm);
       let v = heads(this.v_proj.forward(x), this.numKvHeads);
-      q = applyRotary(q, ctx.cos!, ctx.sin!);
-      k = applyRotary(k, ctx.cos!, ctx.sin!);
+      // Sliding-window layers with a rope of their own (Gemma 3) take its tables.
+      const [cos, sin] = this.layerType === 'sliding_attention' && ctx.slidingCos ? [ctx.slidingCos, ctx.slidingSin!] : [ctx.cos!, ctx.sin!];
+      q = applyRotary(q, cos, sin);
+      k = applyRotary(k, cos, sin);
       if (ctx.cache) [k, v] = ctx.cache.update(this.layerIdx, k, v);
       const mask = this.layerType === 'sliding_attention' ? ctx.slidingMask : ctx.fullMask;
       const varlen = ctx.varlen ? { ...ctx.varlen, slidingWindow: this.layerType === 'sliding_attention' ? ctx.varlen.slidingWindow : null } : null;

@@ -227,7 +227,7 @@ function mergeInto(model: CausalLMBase, spec: AdapterSpec, tensors: Map<string, 
       aliased = true;
     } else {
       const arch = model.config.architecture;
-      if (/^(Gemma2|GPT2)/.test(arch)) throw new AdapterError(`${where}: the adapter unties the input embeddings and the output layer (modules_to_save holds one of them, or two that differ), which ${arch} ties in sppo: not supported; train with ensure_weight_tying=True, or merge with PEFT`);
+      if (/^(Gemma[23]|GPT2)/.test(arch)) throw new AdapterError(`${where}: the adapter unties the input embeddings and the output layer (modules_to_save holds one of them, or two that differ), which ${arch} ties in sppo: not supported; train with ensure_weight_tying=True, or merge with PEFT`);
       config.tie_word_embeddings = false;
       merged.push('embeddings untied (as PEFT sets tie_word_embeddings false)');
     }

@@ -11,6 +11,7 @@ import { MistralForCausalLM } from './mistral.js';
 import { Qwen2ForCausalLM } from './qwen2.js';
 import { Qwen3ForCausalLM } from './qwen3.js';
 import { Gemma2ForCausalLM } from './gemma2.js';
+import { Gemma3ForCausalLM } from './gemma3.js';
 import { GPT2LMHeadModel } from './gpt2.js';
 
 type ModelClass = new (cfg: ModelConfig) => CausalLMBase;
@@ -21,6 +22,7 @@ export const ARCHITECTURES: Record<string, ModelClass> = {
   Qwen2ForCausalLM,
   Qwen3ForCausalLM,
   Gemma2ForCausalLM,
+  Gemma3ForCausalLM,
   GPT2LMHeadModel,
 };
 

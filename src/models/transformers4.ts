@@ -3,7 +3,8 @@
 // transformers 5's, two things would otherwise break in 4.x:
 //   - config.json: 4.x does not know `rope_parameters` and silently uses rope_theta 10000 (and no scaling) instead:
 //     wrong logits, no warning. The top-level `rope_theta` (and `rope_scaling`, for a rope type other than
-//     default) are written beside it, which 4.x reads and 5.x leaves to `rope_parameters`.
+//     default) are written beside it, which 4.x reads and 5.x leaves to `rope_parameters` (Gemma 3's per-layer-type
+//     parameters: the full layers' there, and the sliding layers' theta as rope_local_base_freq).
 //   - tokenizer_config.json: 4.x has no `TokenizersBackend` class (an error), and reads `extra_special_tokens` as a
 //     dict of named tokens, where 5.x writes a list (a misleading ImportError). The class is written as
 //     `PreTrainedTokenizerFast` (which 5.x loads the same way) and the list as 4.x's `additional_special_tokens`.
@@ -20,10 +21,17 @@ export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat
 
 /** config.json's fields with the rope settings also in transformers 4's top-level form (see the module comment). */
 export function withTopLevelRope(raw: Json): Json {
-  const p = raw.rope_parameters as Json | null | undefined;
-  // Per-layer-type parameters (Gemma 3's {full_attention, sliding_attention}) have no single 4.x form: left as they are.
-  if (!p || typeof p !== 'object' || Array.isArray(p) || !('rope_theta' in p || 'rope_type' in p)) return raw;
+  let p = raw.rope_parameters as Json | null | undefined;
+  if (!p || typeof p !== 'object' || Array.isArray(p)) return raw;
   const out: Json = { ...raw };
+  // Per-layer-type parameters (Gemma 3's {full_attention, sliding_attention}): 4.x's rope_theta and rope_scaling are the
+  // full layers', rope_local_base_freq the sliding layers' theta.
+  if (!('rope_theta' in p || 'rope_type' in p) && typeof p.full_attention === 'object' && p.full_attention) {
+    const sliding = p.sliding_attention as Json | undefined;
+    if (out.rope_local_base_freq === undefined && sliding && sliding.rope_theta !== undefined) out.rope_local_base_freq = sliding.rope_theta;
+    p = p.full_attention as Json;
+  }
+  if (!('rope_theta' in p || 'rope_type' in p)) return raw;
   if (out.rope_theta === undefined && p.rope_theta !== undefined) out.rope_theta = p.rope_theta;
   const type = (p.rope_type ?? p.type ?? 'default') as string;
   if (out.rope_scaling === undefined && type !== 'default') out.rope_scaling = Object.fromEntries(Object.entries(p).filter(([k]) => k !== 'rope_theta'));

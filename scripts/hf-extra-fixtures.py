@@ -14,8 +14,12 @@ its layout and with its expected outputs, written by Hugging Face transformers i
            sliding_window_pattern-th (here 2: sliding, full, sliding) with a window of 6 tokens, so that the fixture's
            prompts (23-60 tokens) cross it, and no soft-capping. The tokenizer and chat template are hf-tiny/gemma2's
            (and its special ids: bos 1, eos 2, where Gemma 3's own are 2 and 1).
+  qwen3-rm/ Qwen3ForSequenceClassification (the layout of Skywork-Reward-V2-Qwen3 and other Qwen3 reward models):
+           qwen3's backbone under model.*, a random score.weight [1, 64], pad_token_id 0; expected.safetensors holds
+           input_ids (the three chat prompts followed by an answer, right-padded with the pad id, and one left-padded
+           row) and "rewards" [4, 1], transformers' logits (pooled at each row's rightmost non-pad token).
 
-Each folder, as hf-tiny's README describes them (transformers 5.17, torch 2.13 CPU, float32, eager attention,
+Each model folder, as hf-tiny's README describes them (transformers 5.17, torch 2.13 CPU, float32, eager attention,
 initializer_range 0.2, vocabulary of 512; the tokenizer and chat template of an hf-tiny folder, named above):
 save_pretrained's files; expected.safetensors with input_ids / attention_mask / position_ids (the three chat
 prompts of expected.json, left-padded), logits, token_logprobs, greedy_tokens (10 greedy steps, EOS forbidden),
@@ -36,7 +40,7 @@ import tempfile
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig, Qwen3Config, Qwen3ForCausalLM
+from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig, Qwen3Config, Qwen3ForCausalLM, Qwen3ForSequenceClassification
 
 ROUNDTRIP = ["Hello world", "  two spaces", "line\nbreak", "Hi éè 😀 café", "1 2 3, reverse!"]
 
@@ -75,6 +79,30 @@ def build_gemma3() -> Gemma3ForCausalLM:
             if name.endswith("norm.weight"):
                 p.copy_(0.1 * torch.randn_like(p))
     return model
+
+
+def write_reward_model(out_root: str) -> None:
+    """qwen3-rm/: the qwen3 fixture's backbone as Qwen3ForSequenceClassification, with transformers' rewards."""
+    src = os.path.join(out_root, "qwen3")
+    out = os.path.join(out_root, "qwen3-rm")
+    shutil.rmtree(out, ignore_errors=True)
+    torch.manual_seed(2)
+    rm = Qwen3ForSequenceClassification.from_pretrained(src, num_labels=1, attn_implementation="eager").eval()
+    with torch.no_grad():
+        rm.score.weight.copy_(0.3 * torch.randn_like(rm.score.weight))
+    rm.save_pretrained(out)
+    for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]:
+        shutil.copyfile(os.path.join(src, f), os.path.join(out, f))
+    tok = AutoTokenizer.from_pretrained(out)
+    expected = json.load(open(os.path.join(src, "expected.json")))
+    rows = [ids + tok(" An answer.", add_special_tokens=False)["input_ids"] for ids in expected["prompt_ids"]]
+    rows.append([0, 0, 0] + rows[0][:20])  # left padding: pooled at its last token all the same
+    width = max(len(r) for r in rows)
+    input_ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+    with torch.no_grad():
+        rewards = rm(input_ids=input_ids).logits
+    save_file({"input_ids": input_ids.contiguous(), "rewards": rewards.contiguous()}, os.path.join(out, "expected.safetensors"))
+    print(f"{out}: {sorted(os.listdir(out))}")
 
 
 def write(name: str, model, hf_tiny: str, out_root: str, tokenizer_from: str) -> None:
@@ -139,6 +167,7 @@ def main() -> None:
     torch.set_grad_enabled(True)
     write("qwen3", build_qwen3(), a.hf_tiny, a.out, "qwen2")
     write("gemma3", build_gemma3(), a.hf_tiny, a.out, "gemma2")
+    write_reward_model(a.out)
     if a.check:
         sys.path.insert(0, here)
         from fixture_check import compare

@@ -4,6 +4,7 @@
 // token log-probs, greedy generation, and gradients of a sequence's log-prob (float32, CPU).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { ChatTemplate } from '../src/text/chat_template.js';
@@ -17,9 +18,9 @@ import { transformers4ModelCopy } from './conformance_helpers.js';
 
 // Every manifest folder registers its tests (skipped with the missing file's name when one is missing), and so does
 // every folder of test/fixtures/hf-extra: architectures hf-tiny lacks (Qwen3), in its layout, written by
-// transformers itself (scripts/hf-extra-fixtures.py).
+// transformers itself (scripts/hf-extra-fixtures.py); its reward model folders (no expected.json) are judge.test.ts's.
 const REQUIRED = ['config.json', 'tokenizer.json', 'expected.json', 'model.safetensors', 'expected.safetensors'];
-const cases = [...fixtureCases(REQUIRED, fixtureRoot), ...fixtureCases(REQUIRED, hfExtra).map((c) => ({ ...c, name: `hf-extra/${c.name}` }))];
+const cases = [...fixtureCases(REQUIRED, fixtureRoot), ...fixtureCases(REQUIRED, hfExtra).filter((c) => existsSync(join(c.dir, 'expected.json'))).map((c) => ({ ...c, name: `hf-extra/${c.name}` }))];
 
 const maxAbs = (t: Tensor): number => tidy(() => t.abs().max().item());
 const relL2 = (got: Tensor, want: Tensor): number => tidy(() => got.sub(want).norm().item() / Math.max(want.norm().item(), 1e-30));

@@ -12,7 +12,7 @@ import { JudgeError, loadJudge, parseJudgeSpec, preferenceMatrix, type Preferenc
 import { PairwiseJudge, savePairwiseHead } from '../src/judge/pairwise_head.js';
 import { RewardModelJudge } from '../src/judge/reward_model.js';
 import { winRates } from '../src/sppo/winrates.js';
-import { hfTiny } from './helpers/fixtures.js';
+import { hfExtra, hfTiny } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
 import { FWD32 } from './helpers/tolerances.js';
 
@@ -189,6 +189,25 @@ test('reward model: rewards are the score of the last non-pad token (as transfor
   } finally {
     causal.dispose();
     removeDir(dir);
+  }
+});
+
+test('a Qwen3 reward model in transformers\' Qwen3ForSequenceClassification layout (Skywork-Reward-V2\'s) gives transformers\' rewards, right- and left-padded rows pooled at their last token', () => {
+  const dir = join(hfExtra, 'qwen3-rm');
+  const { tensors } = torch.loadSafetensors(join(dir, 'expected.safetensors'));
+  const rm = loadRewardModel(dir);
+  try {
+    const rows = (tensors.get('input_ids')!.toArray() as number[][]);
+    const want = (tensors.get('rewards')!.toArray() as number[][]).map((r) => r[0]!);
+    // As transformers pools: the rightmost token that is not the pad id (left padding stays in the sequence).
+    const seqs = rows.map((r) => r.slice(0, r.length - trailingPads(r)));
+    const got = rm.score(seqs).map((r) => r[0]!);
+    got.forEach((r, i) => assert.ok(Math.abs(r - want[i]!) <= FWD32 * Math.max(1, Math.abs(want[i]!)), `row ${i}: ${r} vs transformers' ${want[i]}`));
+    // The score head matters: the rewards differ between the rows by far more than the bound.
+    assert.ok(Math.max(...want) - Math.min(...want) > 100 * FWD32);
+  } finally {
+    rm.dispose();
+    for (const t of tensors.values()) t.dispose();
   }
 });
 

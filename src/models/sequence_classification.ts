@@ -1,7 +1,7 @@
 // Sequence scorers on top of the causal-LM backbones: a linear head on the final hidden state of each
 // sequence's last non-padding token.
 //
-// - Reward models in transformers' <Arch>ForSequenceClassification layout (Llama, Mistral, Qwen2, Gemma 2):
+// - Reward models in transformers' <Arch>ForSequenceClassification layout (Llama, Mistral, Qwen2, Qwen3, Gemma 2):
 //   the backbone's tensors under `model.*` and `score.weight` [num_labels, hidden] (no bias). As transformers
 //   does, the pooled position is the rightmost token that is not config.pad_token_id (the last position when
 //   the config has no pad token), and the score is score.weight @ h there.

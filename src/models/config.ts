@@ -42,6 +42,8 @@ export interface ModelConfig {
   mlpBias: boolean;
   /** An RMSNorm over each head's dimensions of q and of k, before the rotary embedding (Qwen3's q_norm, k_norm). */
   qkNorm?: boolean;
+  /** Per layer, whether it rotates q and k (SmolLM3's no_rope_layers: 0 marks a NoPE layer); absent: every layer. */
+  ropeLayers?: boolean[];
   slidingWindow: number | null;
   /** Per layer: full or sliding-window attention. */
   layerTypes: LayerType[];
@@ -160,11 +162,24 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
   if (isGemma3 && raw.use_bidirectional_attention === true) throw new Error(`${where}: use_bidirectional_attention (an embedding model's encoder) is not supported: sppo's models are causal`);
   // Qwen3 takes Qwen2's sliding-window rule (use_sliding_window, max_window_layers).
   const isQwen2 = modelType === 'qwen2' || modelType === 'qwen3';
+  // SmolLM3: Llama's decoder with a NoPE layer every no_rope_layer_interval-th (no_rope_layers: 1 rope, 0 none).
+  const isSmolLM3 = modelType === 'smollm3';
+  let ropeLayers: boolean[] | undefined;
+  if (isSmolLM3) {
+    const given = raw.no_rope_layers;
+    if (given !== undefined && given !== null) {
+      if (!Array.isArray(given) || given.length !== numLayers || !given.every((x) => x === 0 || x === 1)) throw new Error(`${where}: no_rope_layers must be a list of ${numLayers} values 0 or 1, got ${JSON.stringify(given)}`);
+      ropeLayers = given.map((x) => x === 1);
+    } else {
+      const interval = num(raw, ['no_rope_layer_interval'], where, SIZE, 4);
+      ropeLayers = Array.from({ length: numLayers }, (_, i) => (i + 1) % interval !== 0);
+    }
+  }
 
   // Sliding window: Mistral applies it to every layer when set; Qwen2 only with use_sliding_window, to layers
   // from max_window_layers on; Gemma 2 alternates (sliding on even layers) unless layer_types says otherwise.
   let slidingWindow = optNum(raw, 'sliding_window', where, SIZE);
-  if (isQwen2 && raw.use_sliding_window !== true) slidingWindow = null;
+  if ((isQwen2 || isSmolLM3) && raw.use_sliding_window !== true) slidingWindow = null;
   let layerTypes: LayerType[];
   if (Array.isArray(raw.layer_types) && raw.layer_types.length === numLayers) {
     layerTypes = raw.layer_types.map((t) => (t === 'sliding_attention' ? 'sliding_attention' : 'full_attention'));
@@ -174,6 +189,9 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
     // transformers 4's form: every sliding_window_pattern-th layer full, the others sliding.
     const pattern = num(raw, ['sliding_window_pattern'], where, SIZE, 6);
     layerTypes = Array.from({ length: numLayers }, (_, i) => ((i + 1) % pattern === 0 ? 'full_attention' : 'sliding_attention'));
+  } else if (isSmolLM3) {
+    // Sliding windows (use_sliding_window) only on the NoPE layers.
+    layerTypes = ropeLayers!.map((rope) => (slidingWindow !== null && !rope ? 'sliding_attention' : 'full_attention'));
   } else if (isQwen2) {
     const maxWindow = num(raw, ['max_window_layers'], where, { integer: true }, numLayers);
     layerTypes = Array.from({ length: numLayers }, (_, i) => (slidingWindow !== null && i >= maxWindow ? 'sliding_attention' : 'full_attention'));
@@ -198,6 +216,7 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
     hiddenAct: String(raw.hidden_activation ?? raw.hidden_act ?? raw.activation_function ?? 'silu'),
     rope: isGpt2 ? { type: 'none', theta: 0 } : ropeOf(raw, isGemma3 ? 1_000_000 : 10000, where),
     ...(isGemma3 ? { slidingRope: ropeOf(raw, 10000, where, 'sliding_attention') } : {}),
+    ...(ropeLayers ? { ropeLayers } : {}),
     tieWordEmbeddings: raw.tie_word_embeddings === undefined ? isGemma2 || isGemma3 || isGpt2 : raw.tie_word_embeddings === true,
     attentionBias: raw.attention_bias === true,
     qkvBias: modelType === 'qwen2' || raw.attention_bias === true,

@@ -1,4 +1,4 @@
-// LlamaForCausalLM (Llama 2/3, SmolLM2, ...), and the decoder that Mistral, Qwen2 and Qwen3 share with it:
+// LlamaForCausalLM (Llama 2/3, SmolLM2, ...), and the decoder that Mistral, Qwen2, Qwen3 and SmolLM3 share with it:
 //   x = embed(ids)
 //   per layer: x = x + attn(rmsnorm(x)); x = x + mlp(rmsnorm(x))
 //   logits = lm_head(rmsnorm(x))
@@ -35,6 +35,8 @@ export class Attention extends Module {
   readonly headDim: number;
   readonly scale: number;
   readonly softcap: number | null;
+  /** Whether this layer rotates q and k (false: a NoPE layer, SmolLM3's). */
+  readonly rope: boolean;
 
   constructor(cfg: ModelConfig, readonly layerIdx: number, readonly layerType: LayerType, opts: AttentionOptions = {}) {
     super();
@@ -43,6 +45,7 @@ export class Attention extends Module {
     this.headDim = cfg.headDim;
     this.scale = opts.scale ?? 1 / Math.sqrt(cfg.headDim);
     this.softcap = opts.softcap ?? null;
+    this.rope = cfg.ropeLayers?.[layerIdx] ?? true;
     const qkvBias = opts.qkvBias ?? cfg.qkvBias;
     this.q_proj = this.module('q_proj', new Linear(cfg.hiddenSize, cfg.numHeads * cfg.headDim, qkvBias));
     this.k_proj = this.module('k_proj', new Linear(cfg.hiddenSize, cfg.numKvHeads * cfg.headDim, qkvBias));
@@ -67,8 +70,10 @@ export class Attention extends Module {
       let v = heads(this.v_proj.forward(x), this.numKvHeads);
       // Sliding-window layers with a rope of their own (Gemma 3) take its tables.
       const [cos, sin] = this.layerType === 'sliding_attention' && ctx.slidingCos ? [ctx.slidingCos, ctx.slidingSin!] : [ctx.cos!, ctx.sin!];
-      q = applyRotary(q, cos, sin);
-      k = applyRotary(k, cos, sin);
+      if (this.rope) {
+        q = applyRotary(q, cos, sin);
+        k = applyRotary(k, cos, sin);
+      }
       if (ctx.cache) [k, v] = ctx.cache.update(this.layerIdx, k, v);
       const mask = this.layerType === 'sliding_attention' ? ctx.slidingMask : ctx.fullMask;
       const varlen = ctx.varlen ? { ...ctx.varlen, slidingWindow: this.layerType === 'sliding_attention' ? ctx.varlen.slidingWindow : null } : null;

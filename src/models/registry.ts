@@ -12,6 +12,7 @@ import { Qwen2ForCausalLM } from './qwen2.js';
 import { Qwen3ForCausalLM } from './qwen3.js';
 import { Gemma2ForCausalLM } from './gemma2.js';
 import { Gemma3ForCausalLM } from './gemma3.js';
+import { SmolLM3ForCausalLM } from './smollm3.js';
 import { GPT2LMHeadModel } from './gpt2.js';
 
 type ModelClass = new (cfg: ModelConfig) => CausalLMBase;
@@ -21,6 +22,7 @@ export const ARCHITECTURES: Record<string, ModelClass> = {
   MistralForCausalLM,
   Qwen2ForCausalLM,
   Qwen3ForCausalLM,
+  SmolLM3ForCausalLM,
   Gemma2ForCausalLM,
   Gemma3ForCausalLM,
   GPT2LMHeadModel,

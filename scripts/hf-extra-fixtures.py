@@ -17,6 +17,9 @@ its layout and with its expected outputs, written by Hugging Face transformers i
   smollm3/ SmolLM3ForCausalLM (SmolLM3-3B): Llama's decoder with NoPE layers, which attend without rotary positions
            (no_rope_layers; here every 2nd of 4 layers: 1, 0, 1, 0, where SmolLM3 has every 4th). The tokenizer and
            chat template are hf-tiny/llama's.
+  olmo2/   Olmo2ForCausalLM (OLMo 2): Llama's blocks with the norms after attention and MLP instead of before, and RMSNorms
+           on q and k over the whole projection before the rotary embedding; untied embeddings. Norm weights drawn
+           around one. The tokenizer and chat template are hf-tiny/llama's.
   qwen3-rm/ Qwen3ForSequenceClassification (the layout of Skywork-Reward-V2-Qwen3 and other Qwen3 reward models):
            qwen3's backbone under model.*, a random score.weight [1, 64], pad_token_id 0; expected.safetensors holds
            input_ids (the three chat prompts followed by an answer, right-padded with the pad id, and one left-padded
@@ -44,7 +47,7 @@ import torch
 import transformers
 from safetensors.torch import save_file
 from transformers import (AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig, Qwen3Config, Qwen3ForCausalLM,
-                          Qwen3ForSequenceClassification, SmolLM3Config, SmolLM3ForCausalLM)
+                          Olmo2Config, Olmo2ForCausalLM, Qwen3ForSequenceClassification, SmolLM3Config, SmolLM3ForCausalLM)
 
 ROUNDTRIP = ["Hello world", "  two spaces", "line\nbreak", "Hi éè 😀 café", "1 2 3, reverse!"]
 
@@ -96,6 +99,23 @@ def build_smollm3() -> SmolLM3ForCausalLM:
     model = SmolLM3ForCausalLM(cfg).eval()
     assert model.config._attn_implementation == "eager", model.config._attn_implementation
     assert model.config.no_rope_layers == [1, 0, 1, 0], model.config.no_rope_layers
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+    return model
+
+
+def build_olmo2() -> Olmo2ForCausalLM:
+    cfg = Olmo2Config(
+        vocab_size=512, hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=500000.0,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(4)
+    model = Olmo2ForCausalLM(cfg).eval()
+    assert model.config._attn_implementation == "eager", model.config._attn_implementation
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
@@ -190,6 +210,7 @@ def main() -> None:
     write("qwen3", build_qwen3(), a.hf_tiny, a.out, "qwen2")
     write("gemma3", build_gemma3(), a.hf_tiny, a.out, "gemma2")
     write("smollm3", build_smollm3(), a.hf_tiny, a.out, "llama")
+    write("olmo2", build_olmo2(), a.hf_tiny, a.out, "llama")
     write_reward_model(a.out)
     if a.check:
         sys.path.insert(0, here)

@@ -40,8 +40,11 @@ export interface ModelConfig {
   attentionBias: boolean;
   qkvBias: boolean;
   mlpBias: boolean;
-  /** An RMSNorm over each head's dimensions of q and of k, before the rotary embedding (Qwen3's q_norm, k_norm). */
-  qkNorm?: boolean;
+  /**
+   * RMSNorms on q and k before the rotary embedding: over each head's dimensions ('head': Qwen3's and Gemma 3's
+   * q_norm, k_norm [head_dim]), or over the whole projection ('projection': OLMo 2's [heads * head_dim]).
+   */
+  qkNorm?: 'head' | 'projection';
   /** Per layer, whether it rotates q and k (SmolLM3's no_rope_layers: 0 marks a NoPE layer); absent: every layer. */
   ropeLayers?: boolean[];
   slidingWindow: number | null;

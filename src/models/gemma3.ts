@@ -12,6 +12,6 @@ import type { ModelConfig } from './config.js';
 
 export class Gemma3ForCausalLM extends Gemma2ForCausalLM {
   constructor(cfg: ModelConfig) {
-    super({ ...cfg, qkNorm: true });
+    super({ ...cfg, qkNorm: 'head' });
   }
 }

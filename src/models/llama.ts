@@ -20,6 +20,8 @@ export interface AttentionOptions {
   softcap?: number | null;
   /** The q/k norms' weight offset (Gemma's RMSNorm scales by 1 + w). */
   normOffset?: number;
+  /** The q/k norms scale in float32 before casting (Gemma's, OLMo 2's); default: with an offset. */
+  normInFloat?: boolean;
 }
 
 export class Attention extends Module {
@@ -27,9 +29,10 @@ export class Attention extends Module {
   k_proj: Linear;
   v_proj: Linear;
   o_proj: Linear;
-  /** Qwen3: RMSNorms over each head's dimensions of q and k (qkNorm). */
+  /** RMSNorms of q and k (qkNorm): over each head's dimensions (Qwen3, Gemma 3), or the whole projection (OLMo 2). */
   q_norm: RMSNorm | null = null;
   k_norm: RMSNorm | null = null;
+  private qkNormOver: 'head' | 'projection' | null = null;
   readonly numHeads: number;
   readonly numKvHeads: number;
   readonly headDim: number;
@@ -52,18 +55,21 @@ export class Attention extends Module {
     this.v_proj = this.module('v_proj', new Linear(cfg.hiddenSize, cfg.numKvHeads * cfg.headDim, qkvBias));
     this.o_proj = this.module('o_proj', new Linear(cfg.numHeads * cfg.headDim, cfg.hiddenSize, opts.oBias ?? cfg.attentionBias));
     if (cfg.qkNorm) {
-      this.q_norm = this.module('q_norm', new RMSNorm(cfg.headDim, cfg.normEps, opts.normOffset ?? 0));
-      this.k_norm = this.module('k_norm', new RMSNorm(cfg.headDim, cfg.normEps, opts.normOffset ?? 0));
+      const [q, k] = cfg.qkNorm === 'head' ? [cfg.headDim, cfg.headDim] : [cfg.numHeads * cfg.headDim, cfg.numKvHeads * cfg.headDim];
+      this.q_norm = this.module('q_norm', new RMSNorm(q, cfg.normEps, opts.normOffset ?? 0, opts.normInFloat));
+      this.k_norm = this.module('k_norm', new RMSNorm(k, cfg.normEps, opts.normOffset ?? 0, opts.normInFloat));
+      this.qkNormOver = cfg.qkNorm;
     }
   }
 
   forward(x: Tensor, ctx: Context): Tensor {
     return tidy(() => {
       const [b, l] = x.shape as [number, number];
-      // [b, l, n * d] -> [b, n, l, d], normed over d first where the model has q/k norms.
+      // [b, l, n * d] -> [b, n, l, d], normed first where the model has q/k norms: over d, or over n * d.
       const heads = (t: Tensor, n: number, norm: RMSNorm | null = null): Tensor => {
+        if (norm && this.qkNormOver === 'projection') t = norm.forward(t);
         const h = t.view(b, l, n, this.headDim);
-        return (norm ? norm.forward(h) : h).transpose(1, 2);
+        return (norm && this.qkNormOver === 'head' ? norm.forward(h) : h).transpose(1, 2);
       };
       let q = heads(this.q_proj.forward(x), this.numHeads, this.q_norm);
       let k = heads(this.k_proj.forward(x), this.numKvHeads, this.k_norm);
@@ -121,15 +127,18 @@ export class LlamaDecoderLayer extends Module {
   }
 }
 
+/** A decoder layer of this family (Llama's, or another norm arrangement: OLMo 2's). */
+export type DecoderLayer = Module & { forward(x: Tensor, ctx: Context): Tensor };
+
 export class LlamaModel extends Module {
   embed_tokens: Embedding;
-  layers: LlamaDecoderLayer[];
+  layers: DecoderLayer[];
   norm: RMSNorm;
-  constructor(cfg: ModelConfig) {
+  constructor(cfg: ModelConfig, layer: (cfg: ModelConfig, i: number) => DecoderLayer = (c, i) => new LlamaDecoderLayer(c, i), normInFloat = false) {
     super();
     this.embed_tokens = this.module('embed_tokens', new Embedding(cfg.vocabSize, cfg.hiddenSize));
-    this.layers = this.moduleList('layers', Array.from({ length: cfg.numLayers }, (_, i) => new LlamaDecoderLayer(cfg, i)));
-    this.norm = this.module('norm', new RMSNorm(cfg.hiddenSize, cfg.normEps));
+    this.layers = this.moduleList('layers', Array.from({ length: cfg.numLayers }, (_, i) => layer(cfg, i)));
+    this.norm = this.module('norm', new RMSNorm(cfg.hiddenSize, cfg.normEps, 0, normInFloat));
   }
 }
 
@@ -138,9 +147,9 @@ export class LlamaForCausalLM extends CausalLMBase {
   lm_head: Linear | null;
   readonly rotary: Rotary;
 
-  constructor(cfg: ModelConfig) {
+  constructor(cfg: ModelConfig, layer?: (cfg: ModelConfig, i: number) => DecoderLayer, normInFloat = false) {
     super(cfg);
-    this.model = this.module('model', new LlamaModel(cfg));
+    this.model = this.module('model', new LlamaModel(cfg, layer, normInFloat));
     this.lm_head = cfg.tieWordEmbeddings ? null : this.module('lm_head', new Linear(cfg.hiddenSize, cfg.vocabSize, false));
     this.rotary = new Rotary(cfg.rope, cfg.headDim);
   }

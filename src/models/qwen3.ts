@@ -8,6 +8,6 @@ import type { ModelConfig } from './config.js';
 
 export class Qwen3ForCausalLM extends LlamaForCausalLM {
   constructor(cfg: ModelConfig) {
-    super({ ...cfg, qkNorm: true });
+    super({ ...cfg, qkNorm: 'head' });
   }
 }

@@ -13,6 +13,7 @@ import { Qwen3ForCausalLM } from './qwen3.js';
 import { Gemma2ForCausalLM } from './gemma2.js';
 import { Gemma3ForCausalLM } from './gemma3.js';
 import { SmolLM3ForCausalLM } from './smollm3.js';
+import { Olmo2ForCausalLM } from './olmo2.js';
 import { GPT2LMHeadModel } from './gpt2.js';
 
 type ModelClass = new (cfg: ModelConfig) => CausalLMBase;
@@ -23,6 +24,7 @@ export const ARCHITECTURES: Record<string, ModelClass> = {
   Qwen2ForCausalLM,
   Qwen3ForCausalLM,
   SmolLM3ForCausalLM,
+  Olmo2ForCausalLM,
   Gemma2ForCausalLM,
   Gemma3ForCausalLM,
   GPT2LMHeadModel,

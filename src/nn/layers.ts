@@ -63,12 +63,12 @@ export class Embedding extends Module {
  */
 export class RMSNorm extends Module {
   weight: Tensor;
-  constructor(readonly dim: number, readonly eps = 1e-6, readonly offset = 0) {
+  constructor(readonly dim: number, readonly eps = 1e-6, readonly offset = 0, readonly scaleInFloat = offset !== 0) {
     super();
     this.weight = this.param('weight', [dim]);
   }
   forward(x: Tensor): Tensor {
-    return rmsNorm(x, this.weight, this.eps, this.offset);
+    return rmsNorm(x, this.weight, this.eps, this.offset, this.scaleInFloat);
   }
 }
 

@@ -46,7 +46,7 @@ export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor 
  * RMS normalisation over the last dimension, computed in float32 (16-bit inputs are upcast) and cast back, as transformers'
  * Llama: x / sqrt(mean(x^2) + eps) * weight. With `offset`, the weight is (offset + w) (Gemma's 1 + w).
  */
-export function rmsNorm(x: Tensor, weight: Tensor | null, eps: number, offset = 0): Tensor {
+export function rmsNorm(x: Tensor, weight: Tensor | null, eps: number, offset = 0, scaleInFloat = offset !== 0): Tensor {
   return tidy(() => {
     const dtype = x.dtype;
     const low = dtype === 'float16' || dtype === 'bfloat16';
@@ -54,8 +54,8 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps: number, offset = 
     const normed = xf.mul(xf.square().mean(-1, true).add(eps).rsqrt());
     if (!weight) return normed.to(dtype);
     const w = offset ? (low ? weight.float() : weight).add(offset) : weight;
-    // Llama casts before scaling by the weight; Gemma scales in float32, then casts.
-    return offset ? normed.mul(w).to(dtype) : weight.mul(normed.to(weight.dtype));
+    // Llama casts before scaling by the weight; Gemma (and OLMo 2, `scaleInFloat`) scale in float32, then cast.
+    return scaleInFloat ? normed.mul(w).to(dtype) : weight.mul(normed.to(weight.dtype));
   });
 }
 export function dropout(x: Tensor, p: number, train: boolean): Tensor {

@@ -20,6 +20,14 @@ its layout and with its expected outputs, written by Hugging Face transformers i
   olmo2/   Olmo2ForCausalLM (OLMo 2): Llama's blocks with the norms after attention and MLP instead of before, and RMSNorms
            on q and k over the whole projection before the rotary embedding; untied embeddings. Norm weights drawn
            around one. The tokenizer and chat template are hf-tiny/llama's.
+  phi3/    Phi3ForCausalLM (Phi-3.5-mini, Phi-4-mini): fused qkv_proj and gate_up_proj, a rotary embedding over 3/4 of
+           each head (partial_rotary_factor 0.75, Phi-4-mini's) with LongRoPE scaling (random short and long factors,
+           original_max_position_embeddings 64 of 128): the prompts (54 tokens at most) and their 10 greedy tokens stay
+           within 64 positions, so every call takes the short factors. The tokenizer and chat template are hf-tiny/llama's.
+  phi3-long/ the same model with original_max_position_embeddings 40: every call reaches past it (the prompts' forward
+           already), so every call takes the long factors and the attention factor sqrt(1 + ln(128/40) / ln 40).
+           (Where a generation crosses the point, transformers' Phi-3 generate drops its cache and recomputes every
+           position with the long factors; the fixtures leave that out.)
   qwen3-rm/ Qwen3ForSequenceClassification (the layout of Skywork-Reward-V2-Qwen3 and other Qwen3 reward models):
            qwen3's backbone under model.*, a random score.weight [1, 64], pad_token_id 0; expected.safetensors holds
            input_ids (the three chat prompts followed by an answer, right-padded with the pad id, and one left-padded
@@ -47,7 +55,8 @@ import torch
 import transformers
 from safetensors.torch import save_file
 from transformers import (AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig, Qwen3Config, Qwen3ForCausalLM,
-                          Olmo2Config, Olmo2ForCausalLM, Qwen3ForSequenceClassification, SmolLM3Config, SmolLM3ForCausalLM)
+                          Olmo2Config, Olmo2ForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen3ForSequenceClassification,
+                          SmolLM3Config, SmolLM3ForCausalLM)
 
 ROUNDTRIP = ["Hello world", "  two spaces", "line\nbreak", "Hi éè 😀 café", "1 2 3, reverse!"]
 
@@ -115,6 +124,28 @@ def build_olmo2() -> Olmo2ForCausalLM:
     )
     torch.manual_seed(4)
     model = Olmo2ForCausalLM(cfg).eval()
+    assert model.config._attn_implementation == "eager", model.config._attn_implementation
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+    return model
+
+
+def build_phi3(original_max: int) -> Phi3ForCausalLM:
+    g = torch.Generator().manual_seed(5)
+    half = int(16 * 0.75) // 2
+    cfg = Phi3Config(
+        vocab_size=512, hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=128, original_max_position_embeddings=original_max, rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+                         "short_factor": [round(1 + float(x), 4) for x in torch.rand(half, generator=g)],
+                         "long_factor": [round(2 + 6 * float(x), 4) for x in torch.rand(half, generator=g)]},
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(5)
+    model = Phi3ForCausalLM(cfg).eval()
     assert model.config._attn_implementation == "eager", model.config._attn_implementation
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -211,6 +242,8 @@ def main() -> None:
     write("gemma3", build_gemma3(), a.hf_tiny, a.out, "gemma2")
     write("smollm3", build_smollm3(), a.hf_tiny, a.out, "llama")
     write("olmo2", build_olmo2(), a.hf_tiny, a.out, "llama")
+    write("phi3", build_phi3(64), a.hf_tiny, a.out, "llama")
+    write("phi3-long", build_phi3(40), a.hf_tiny, a.out, "llama")
     write_reward_model(a.out)
     if a.check:
         sys.path.insert(0, here)

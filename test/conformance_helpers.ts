@@ -23,6 +23,16 @@ export function transformers4ModelCopy(src: string): string {
     config.rope_theta = rope_theta;
     config.rope_scaling = rope_type === 'default' ? null : { rope_type, type: rope_type, ...rest };
     if (perType) config.rope_local_base_freq = (rope.sliding_attention as Record<string, unknown>).rope_theta;
+    // Phi-3's fields, which 4.x keeps at the top level (Llama 3's original_max_position_embeddings stays in rope_scaling).
+    const scaling = config.rope_scaling as Record<string, unknown> | null;
+    if (config.model_type === 'phi3' && scaling) {
+      for (const k of ['partial_rotary_factor', 'original_max_position_embeddings']) {
+        if (k in scaling) {
+          config[k] = scaling[k];
+          delete scaling[k];
+        }
+      }
+    }
   }
   if ('dtype' in config) {
     config.torch_dtype = config.dtype;

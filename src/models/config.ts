@@ -9,13 +9,20 @@ import { jsonErrorMessage, readText } from '../util/files.js';
 export type LayerType = 'full_attention' | 'sliding_attention';
 
 export interface RopeConfig {
-  /** default | linear | llama3 (others are refused at load). */
+  /** default | linear | llama3 | longrope (others are refused at load). */
   type: string;
   theta: number;
   factor?: number;
   lowFreqFactor?: number;
   highFreqFactor?: number;
   originalMaxPositions?: number;
+  /** The fraction of each head's dimensions that rotate (Phi-4-mini's 0.75); the rest pass through. Default 1. */
+  partialRotaryFactor?: number;
+  /** longrope (Phi-3.5, Phi-4-mini): per-frequency divisors for sequences up to originalMaxPositions, and beyond. */
+  shortFactor?: number[];
+  longFactor?: number[];
+  /** longrope: cos and sin are multiplied by it (default sqrt(1 + ln(factor) / ln(originalMaxPositions))). */
+  attentionFactor?: number;
 }
 
 export interface ModelConfig {
@@ -45,6 +52,8 @@ export interface ModelConfig {
    * q_norm, k_norm [head_dim]), or over the whole projection ('projection': OLMo 2's [heads * head_dim]).
    */
   qkNorm?: 'head' | 'projection';
+  /** Phi-3's fused projections: qkv_proj ([q; k; v] rows) for q_proj, k_proj, v_proj, gate_up_proj ([gate; up]) for gate_proj, up_proj. */
+  fusedProjections?: boolean;
   /** Per layer, whether it rotates q and k (SmolLM3's no_rope_layers: 0 marks a NoPE layer); absent: every layer. */
   ropeLayers?: boolean[];
   slidingWindow: number | null;
@@ -136,13 +145,36 @@ function ropeOf(raw: Json, dfltTheta: number, where: string, layerType: LayerTyp
   }
   const scaling = (p ?? (raw.rope_scaling as Json | null | undefined) ?? {}) as Json;
   const theta = p && p.rope_theta !== undefined && p.rope_theta !== null ? num(p, ['rope_theta'], `${where}: ${field}`, POSITIVE) : num(raw, ['rope_theta'], where, POSITIVE, dfltTheta);
-  const type = String(scaling.rope_type ?? scaling.type ?? 'default');
+  let type = String(scaling.rope_type ?? scaling.type ?? 'default');
+  // Phi-3's earlier names for LongRoPE (transformers maps them so for Phi-3 only).
+  if (raw.model_type === 'phi3' && (type === 'su' || type === 'yarn')) type = 'longrope';
   const rope: RopeConfig = { type, theta };
   if (typeof scaling.factor === 'number') rope.factor = scaling.factor;
   if (typeof scaling.low_freq_factor === 'number') rope.lowFreqFactor = scaling.low_freq_factor;
   if (typeof scaling.high_freq_factor === 'number') rope.highFreqFactor = scaling.high_freq_factor;
   if (typeof scaling.original_max_position_embeddings === 'number') rope.originalMaxPositions = scaling.original_max_position_embeddings;
-  if (!['default', 'linear', 'llama3'].includes(type)) throw new Error(`${where}: rope type '${type}' is not supported (supported: default, linear, llama3)`);
+  // Phi-3 keeps these at the top level (transformers 5 moves them into rope_parameters).
+  const partial = (p && p.partial_rotary_factor !== undefined ? p : raw).partial_rotary_factor;
+  if (partial !== undefined && partial !== null) {
+    if (typeof partial !== 'number' || !(partial > 0 && partial <= 1)) throw new Error(`${where}: partial_rotary_factor must be a number in (0, 1], got ${JSON.stringify(partial)}`);
+    if (partial !== 1) rope.partialRotaryFactor = partial;
+  }
+  if (!['default', 'linear', 'llama3', 'longrope'].includes(type)) throw new Error(`${where}: rope type '${type}' is not supported (supported: default, linear, llama3, longrope)`);
+  if (type === 'longrope') {
+    const orig = rope.originalMaxPositions ?? (typeof raw.original_max_position_embeddings === 'number' ? raw.original_max_position_embeddings : undefined);
+    if (orig === undefined) throw new Error(`${where}: rope type 'longrope' needs original_max_position_embeddings`);
+    rope.originalMaxPositions = orig;
+    const list = (k: string): number[] => {
+      const v = scaling[k];
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && x > 0)) throw new Error(`${where}: rope ${k} must be a list of positive numbers, got ${JSON.stringify(v)}`);
+      return v as number[];
+    };
+    rope.shortFactor = list('short_factor');
+    rope.longFactor = list('long_factor');
+    if (typeof scaling.attention_factor === 'number') rope.attentionFactor = scaling.attention_factor;
+    // Phi-3's factor is the ratio of the context lengths when the config gives none.
+    if (rope.factor === undefined) rope.factor = num(raw, ['max_position_embeddings'], where, SIZE, 2048) / orig;
+  }
   return rope;
 }
 

@@ -8,6 +8,7 @@ export { Qwen2ForCausalLM } from './qwen2.js';
 export { Qwen3ForCausalLM } from './qwen3.js';
 export { SmolLM3ForCausalLM } from './smollm3.js';
 export { Olmo2ForCausalLM } from './olmo2.js';
+export { Phi3ForCausalLM } from './phi3.js';
 export { Gemma2ForCausalLM } from './gemma2.js';
 export { Gemma3ForCausalLM } from './gemma3.js';
 export { GPT2LMHeadModel } from './gpt2.js';

@@ -25,9 +25,11 @@ export interface AttentionOptions {
 }
 
 export class Attention extends Module {
-  q_proj: Linear;
-  k_proj: Linear;
-  v_proj: Linear;
+  /** q, k and v (or, with fusedProjections, their rows of Phi-3's qkv_proj). */
+  q_proj: Linear | null = null;
+  k_proj: Linear | null = null;
+  v_proj: Linear | null = null;
+  qkv_proj: Linear | null = null;
   o_proj: Linear;
   /** RMSNorms of q and k (qkNorm): over each head's dimensions (Qwen3, Gemma 3), or the whole projection (OLMo 2). */
   q_norm: RMSNorm | null = null;
@@ -50,9 +52,13 @@ export class Attention extends Module {
     this.softcap = opts.softcap ?? null;
     this.rope = cfg.ropeLayers?.[layerIdx] ?? true;
     const qkvBias = opts.qkvBias ?? cfg.qkvBias;
-    this.q_proj = this.module('q_proj', new Linear(cfg.hiddenSize, cfg.numHeads * cfg.headDim, qkvBias));
-    this.k_proj = this.module('k_proj', new Linear(cfg.hiddenSize, cfg.numKvHeads * cfg.headDim, qkvBias));
-    this.v_proj = this.module('v_proj', new Linear(cfg.hiddenSize, cfg.numKvHeads * cfg.headDim, qkvBias));
+    if (cfg.fusedProjections) {
+      this.qkv_proj = this.module('qkv_proj', new Linear(cfg.hiddenSize, (cfg.numHeads + 2 * cfg.numKvHeads) * cfg.headDim, qkvBias));
+    } else {
+      this.q_proj = this.module('q_proj', new Linear(cfg.hiddenSize, cfg.numHeads * cfg.headDim, qkvBias));
+      this.k_proj = this.module('k_proj', new Linear(cfg.hiddenSize, cfg.numKvHeads * cfg.headDim, qkvBias));
+      this.v_proj = this.module('v_proj', new Linear(cfg.hiddenSize, cfg.numKvHeads * cfg.headDim, qkvBias));
+    }
     this.o_proj = this.module('o_proj', new Linear(cfg.numHeads * cfg.headDim, cfg.hiddenSize, opts.oBias ?? cfg.attentionBias));
     if (cfg.qkNorm) {
       const [q, k] = cfg.qkNorm === 'head' ? [cfg.headDim, cfg.headDim] : [cfg.numHeads * cfg.headDim, cfg.numKvHeads * cfg.headDim];
@@ -71,9 +77,17 @@ export class Attention extends Module {
         const h = t.view(b, l, n, this.headDim);
         return (norm && this.qkNormOver === 'head' ? norm.forward(h) : h).transpose(1, 2);
       };
-      let q = heads(this.q_proj.forward(x), this.numHeads, this.q_norm);
-      let k = heads(this.k_proj.forward(x), this.numKvHeads, this.k_norm);
-      let v = heads(this.v_proj.forward(x), this.numKvHeads);
+      let qx: Tensor, kx: Tensor, vx: Tensor;
+      if (this.qkv_proj) {
+        const qkv = this.qkv_proj.forward(x);
+        const [nq, nk] = [this.numHeads * this.headDim, this.numKvHeads * this.headDim];
+        [qx, kx, vx] = [qkv.narrow(-1, 0, nq).contiguous(), qkv.narrow(-1, nq, nk).contiguous(), qkv.narrow(-1, nq + nk, nk).contiguous()];
+      } else {
+        [qx, kx, vx] = [this.q_proj!.forward(x), this.k_proj!.forward(x), this.v_proj!.forward(x)];
+      }
+      let q = heads(qx, this.numHeads, this.q_norm);
+      let k = heads(kx, this.numKvHeads, this.k_norm);
+      let v = heads(vx, this.numKvHeads);
       // Sliding-window layers with a rope of their own (Gemma 3) take its tables.
       const [cos, sin] = this.layerType === 'sliding_attention' && ctx.slidingCos ? [ctx.slidingCos, ctx.slidingSin!] : [ctx.cos!, ctx.sin!];
       if (this.rope) {
@@ -89,21 +103,33 @@ export class Attention extends Module {
   }
 }
 
-/** down(act(gate(x)) * up(x)) */
+/** down(act(gate(x)) * up(x)); with fusedProjections, gate and up are the halves of Phi-3's gate_up_proj. */
 export class GatedMlp extends Module {
-  gate_proj: Linear;
-  up_proj: Linear;
+  gate_proj: Linear | null = null;
+  up_proj: Linear | null = null;
+  gate_up_proj: Linear | null = null;
   down_proj: Linear;
   readonly act: (x: Tensor) => Tensor;
   constructor(cfg: ModelConfig) {
     super();
-    this.gate_proj = this.module('gate_proj', new Linear(cfg.hiddenSize, cfg.intermediateSize, cfg.mlpBias));
-    this.up_proj = this.module('up_proj', new Linear(cfg.hiddenSize, cfg.intermediateSize, cfg.mlpBias));
+    if (cfg.fusedProjections) {
+      this.gate_up_proj = this.module('gate_up_proj', new Linear(cfg.hiddenSize, 2 * cfg.intermediateSize, cfg.mlpBias));
+    } else {
+      this.gate_proj = this.module('gate_proj', new Linear(cfg.hiddenSize, cfg.intermediateSize, cfg.mlpBias));
+      this.up_proj = this.module('up_proj', new Linear(cfg.hiddenSize, cfg.intermediateSize, cfg.mlpBias));
+    }
     this.down_proj = this.module('down_proj', new Linear(cfg.intermediateSize, cfg.hiddenSize, cfg.mlpBias));
     this.act = activation(cfg.hiddenAct);
   }
   forward(x: Tensor): Tensor {
-    return tidy(() => this.down_proj.forward(this.act(this.gate_proj.forward(x)).mul(this.up_proj.forward(x))));
+    return tidy(() => {
+      if (this.gate_up_proj) {
+        const gu = this.gate_up_proj.forward(x);
+        const n = gu.size(-1) / 2;
+        return this.down_proj.forward(gu.narrow(-1, n, n).mul(this.act(gu.narrow(-1, 0, n))));
+      }
+      return this.down_proj.forward(this.act(this.gate_proj!.forward(x)).mul(this.up_proj!.forward(x)));
+    });
   }
 }
 

@@ -14,6 +14,7 @@ import { Gemma2ForCausalLM } from './gemma2.js';
 import { Gemma3ForCausalLM } from './gemma3.js';
 import { SmolLM3ForCausalLM } from './smollm3.js';
 import { Olmo2ForCausalLM } from './olmo2.js';
+import { Phi3ForCausalLM } from './phi3.js';
 import { GPT2LMHeadModel } from './gpt2.js';
 
 type ModelClass = new (cfg: ModelConfig) => CausalLMBase;
@@ -25,6 +26,7 @@ export const ARCHITECTURES: Record<string, ModelClass> = {
   Qwen3ForCausalLM,
   SmolLM3ForCausalLM,
   Olmo2ForCausalLM,
+  Phi3ForCausalLM,
   Gemma2ForCausalLM,
   Gemma3ForCausalLM,
   GPT2LMHeadModel,

@@ -4,7 +4,8 @@
 //   - config.json: 4.x does not know `rope_parameters` and silently uses rope_theta 10000 (and no scaling) instead:
 //     wrong logits, no warning. The top-level `rope_theta` (and `rope_scaling`, for a rope type other than
 //     default) are written beside it, which 4.x reads and 5.x leaves to `rope_parameters` (Gemma 3's per-layer-type
-//     parameters: the full layers' there, and the sliding layers' theta as rope_local_base_freq).
+//     parameters: the full layers' there, and the sliding layers' theta as rope_local_base_freq; Phi-3's
+//     partial_rotary_factor and original_max_position_embeddings at the top level too).
 //   - tokenizer_config.json: 4.x has no `TokenizersBackend` class (an error), and reads `extra_special_tokens` as a
 //     dict of named tokens, where 5.x writes a list (a misleading ImportError). The class is written as
 //     `PreTrainedTokenizerFast` (which 5.x loads the same way) and the list as 4.x's `additional_special_tokens`.
@@ -32,9 +33,16 @@ export function withTopLevelRope(raw: Json): Json {
     p = p.full_attention as Json;
   }
   if (!('rope_theta' in p || 'rope_type' in p)) return raw;
+  // Phi-3's: 4.x reads these at the top level.
+  if (raw.model_type === 'phi3') for (const k of ['partial_rotary_factor', 'original_max_position_embeddings']) if (out[k] === undefined && p[k] !== undefined) out[k] = p[k];
   if (out.rope_theta === undefined && p.rope_theta !== undefined) out.rope_theta = p.rope_theta;
   const type = (p.rope_type ?? p.type ?? 'default') as string;
-  if (out.rope_scaling === undefined && type !== 'default') out.rope_scaling = Object.fromEntries(Object.entries(p).filter(([k]) => k !== 'rope_theta'));
+  if (out.rope_scaling === undefined && type !== 'default') {
+    // 4.x's Phi-3 takes exactly {type, short_factor, long_factor} (its other fields are top-level, above).
+    out.rope_scaling = raw.model_type === 'phi3' && type === 'longrope'
+      ? { type: 'longrope', short_factor: p.short_factor, long_factor: p.long_factor }
+      : Object.fromEntries(Object.entries(p).filter(([k]) => k !== 'rope_theta'));
+  }
   return out;
 }
 

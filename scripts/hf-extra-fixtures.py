@@ -61,6 +61,19 @@ from transformers import (AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig, Qw
 ROUNDTRIP = ["Hello world", "  two spaces", "line\nbreak", "Hi éè 😀 café", "1 2 3, reverse!"]
 
 
+def instantiate(cls, cfg, seed: int, norm_center: float):
+    """The model of `cfg` with random weights (seed), its norm weights drawn around norm_center (1, or 0 for Gemma's
+    1 + w), so that a norm left out or misapplied shows in the logits; eager attention, as the expected outputs use."""
+    torch.manual_seed(seed)
+    model = cls(cfg).eval()
+    assert model.config._attn_implementation == "eager", model.config._attn_implementation
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(norm_center + 0.1 * torch.randn_like(p))
+    return model
+
+
 def build_qwen3() -> Qwen3ForCausalLM:
     cfg = Qwen3Config(
         vocab_size=512, hidden_size=64, intermediate_size=176, num_hidden_layers=2, num_attention_heads=4,
@@ -68,14 +81,7 @@ def build_qwen3() -> Qwen3ForCausalLM:
         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
         attention_bias=False, use_sliding_window=False, attn_implementation="eager",
     )
-    torch.manual_seed(0)
-    model = Qwen3ForCausalLM(cfg).eval()
-    assert model.config._attn_implementation == "eager", model.config._attn_implementation
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1 + 0.1 * torch.randn_like(p))
-    return model
+    return instantiate(Qwen3ForCausalLM, cfg, 0, 1)
 
 
 def build_gemma3() -> Gemma3ForCausalLM:
@@ -86,14 +92,8 @@ def build_gemma3() -> Gemma3ForCausalLM:
         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
         attn_implementation="eager",
     )
-    torch.manual_seed(1)
-    model = Gemma3ForCausalLM(cfg).eval()
-    assert model.config._attn_implementation == "eager", model.config._attn_implementation
+    model = instantiate(Gemma3ForCausalLM, cfg, 1, 0)
     assert model.config.layer_types == ["sliding_attention", "full_attention", "sliding_attention"], model.config.layer_types
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(0.1 * torch.randn_like(p))
     return model
 
 
@@ -104,14 +104,8 @@ def build_smollm3() -> SmolLM3ForCausalLM:
         no_rope_layer_interval=2, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0,
         initializer_range=0.2, attn_implementation="eager",
     )
-    torch.manual_seed(3)
-    model = SmolLM3ForCausalLM(cfg).eval()
-    assert model.config._attn_implementation == "eager", model.config._attn_implementation
+    model = instantiate(SmolLM3ForCausalLM, cfg, 3, 1)
     assert model.config.no_rope_layers == [1, 0, 1, 0], model.config.no_rope_layers
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1 + 0.1 * torch.randn_like(p))
     return model
 
 
@@ -122,14 +116,7 @@ def build_olmo2() -> Olmo2ForCausalLM:
         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
         attn_implementation="eager",
     )
-    torch.manual_seed(4)
-    model = Olmo2ForCausalLM(cfg).eval()
-    assert model.config._attn_implementation == "eager", model.config._attn_implementation
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1 + 0.1 * torch.randn_like(p))
-    return model
+    return instantiate(Olmo2ForCausalLM, cfg, 4, 1)
 
 
 def build_phi3(original_max: int) -> Phi3ForCausalLM:
@@ -144,14 +131,7 @@ def build_phi3(original_max: int) -> Phi3ForCausalLM:
         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
         attn_implementation="eager",
     )
-    torch.manual_seed(5)
-    model = Phi3ForCausalLM(cfg).eval()
-    assert model.config._attn_implementation == "eager", model.config._attn_implementation
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1 + 0.1 * torch.randn_like(p))
-    return model
+    return instantiate(Phi3ForCausalLM, cfg, 5, 1)
 
 
 def write_reward_model(out_root: str) -> None:

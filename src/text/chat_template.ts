@@ -272,6 +272,17 @@ function markTurn(trained: number[], through: readonly number[], from: number, e
 
 const startsWith = (a: readonly number[], b: readonly number[]): boolean => b.length <= a.length && b.every((id, i) => a[i] === id);
 
+/** Messages rendered with the template (with or without the generation prompt) and encoded as rendered templates are. */
+function conversationEncoder(tokenizer: Tokenizer, template: ChatTemplate, variables: Record<string, unknown>): (m: readonly ChatMessage[], gen: boolean) => number[] {
+  return (m, gen) => tokenizer.encode(template.render(m, { ...variables, addGenerationPrompt: gen }), { addSpecialTokens: false });
+}
+
+/** The indices of the assistant turns that train: every one, or the last. */
+function trainedTurns(messages: readonly ChatMessage[], which: 'all' | 'last'): number[] {
+  const turns = messages.flatMap((m, k) => (m.role === 'assistant' ? [k] : []));
+  return which === 'last' ? turns.slice(-1) : turns;
+}
+
 /**
  * A conversation's ids and, for each, whether training predicts it: every assistant turn's tokens (or the last's,
  * `which` 'last'; TRL's
@@ -291,19 +302,17 @@ export function assistantTurnIds(
   endId?: number,
   which: 'all' | 'last' = 'all',
 ): { ids: number[]; trained: number[] } {
-  const encode = (m: readonly ChatMessage[], gen: boolean): number[] => tokenizer.encode(template.render(m, { ...variables, addGenerationPrompt: gen }), { addSpecialTokens: false });
+  const encode = conversationEncoder(tokenizer, template, variables);
   const ids = encode(messages, false);
   const trained = new Array<number>(ids.length).fill(0);
-  const lastAssistant = messages.map((m) => m.role).lastIndexOf('assistant');
-  messages.forEach((m, k) => {
-    if (m.role !== 'assistant' || (which === 'last' && k !== lastAssistant)) return;
+  for (const k of trainedTurns(messages, which)) {
     const before = encode(messages.slice(0, k), true);
     const through = k === messages.length - 1 ? ids : encode(messages.slice(0, k + 1), false);
     if (!startsWith(through, before) || !startsWith(ids, through)) {
       throw new NotPrefixPreservingError(`message ${k + 1} (assistant): the chat template renders the turns before it differently once later turns follow (it is not prefix-preserving), so its tokens cannot be placed in the conversation`);
     }
     markTurn(trained, through, before.length, endId);
-  });
+  }
   return { ids, trained };
 }
 
@@ -327,11 +336,9 @@ export function assistantTurnSequences(
   } catch (e) {
     if (!(e instanceof NotPrefixPreservingError)) throw e;
   }
-  const encode = (m: readonly ChatMessage[], gen: boolean): number[] => tokenizer.encode(template.render(m, { ...variables, addGenerationPrompt: gen }), { addSpecialTokens: false });
-  const lastAssistant = messages.map((m) => m.role).lastIndexOf('assistant');
+  const encode = conversationEncoder(tokenizer, template, variables);
   const sequences: { ids: number[]; trained: number[] }[] = [];
-  messages.forEach((m, k) => {
-    if (m.role !== 'assistant' || (which === 'last' && k !== lastAssistant)) return;
+  for (const k of trainedTurns(messages, which)) {
     const before = encode(messages.slice(0, k), true);
     const through = encode(messages.slice(0, k + 1), false);
     if (!startsWith(through, before)) {
@@ -340,7 +347,7 @@ export function assistantTurnSequences(
     const trained = new Array<number>(through.length).fill(0);
     markTurn(trained, through, before.length, endId);
     sequences.push({ ids: through, trained });
-  });
+  }
   return { sequences, split: true };
 }
 

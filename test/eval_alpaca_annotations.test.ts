@@ -6,7 +6,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { removeDir, tempDir } from './text_helpers.js';
 import { sppoCli, sppoFails, sppoOk } from './helpers/cli.js';
 import { alpacaEvalPreference, parseGamedBaselinesCsv, parseInstructionDifficultyCsv } from '../src/eval/benchmarks/alpaca_eval_files.js';

@@ -4,12 +4,12 @@ import { loadModel } from '../models/registry.js';
 import { positionLimit, readConfig } from '../models/config.js';
 import { generateAll, type Generation } from '../generate/generate.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { ChatTemplate, encodePrompt, renderPrompt, stopSetWarning, type ChatMessage } from '../text/chat_template.js';
+import { ChatTemplate, encodePrompt, renderPrompt, stopSetWarning } from '../text/chat_template.js';
 import { UsageError } from './usage.js';
 import { modelFolder } from './model_option.js';
 import { readPromptLines } from '../sppo/prompts.js';
 import { chatTemplateKwargsOption, checkOutput, deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
-import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
+import { writeJsonlAtomic } from '../util/files.js';
 import { remoteGenerator } from '../sppo/remote_generation.js';
 
 export const summary = 'sample responses to a JSONL file of prompts with a Hugging Face model folder';

@@ -7,7 +7,7 @@ import { UsageError } from './usage.js';
 import { isHubName } from '../hub/resolve.js';
 import { JUDGE_OPTIONS, JUDGE_OPTIONS_HELP, withJudgeOptions } from './judge_options.js';
 import { checkOutput, deviceOption, dtypeOption, num, parseCommand, progressBar } from './args.js';
-import { forEachJsonl, writeJsonlAtomic } from '../util/files.js';
+import { writeJsonlAtomic } from '../util/files.js';
 
 export const summary = 'preference matrices and win rates of sampled responses, with a judge';
 

@@ -4,14 +4,13 @@ import { createModel, loadModel, saveModel } from '../models/registry.js';
 import { parseConfig } from '../models/config.js';
 import type { CausalLMBase } from '../models/causal_lm.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { ChatTemplate, promptText, type ChatMessage } from '../text/chat_template.js';
-import { readSftData, sft, tokenizeSft, type SftExample, type SftStepMetrics } from '../sppo/sft.js';
+import { ChatTemplate } from '../text/chat_template.js';
+import { readSftData, sft, tokenizeSft, type SftStepMetrics } from '../sppo/sft.js';
 import { UsageError } from './usage.js';
 import { dataFiles, modelFolder } from './model_option.js';
 import { chatTemplateKwargsOption, checkOutput, parseCommand, progressBar } from './args.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';
 import { REPORT_TO_OPTIONS, stepReporter } from './report_to.js';
-import { forEachJsonl } from '../util/files.js';
 import { checkPushOption, PUSH_HELP, PUSH_OPTIONS, pushIfAsked } from './push.js';
 
 export const summary = 'supervised fine-tuning on (prompt, response) pairs, from a model folder or random weights';

@@ -2,14 +2,13 @@
 import { existsSync } from 'node:fs';
 import { loadModel, saveModel } from '../models/registry.js';
 import { Tokenizer } from '../text/tokenizer.js';
-import { isLossType, LOSS_TYPES, type LossType } from '../sppo/losses.js';
-import { train, type StepMetrics, type TrainExample } from '../sppo/trainer.js';
+import { isLossType, LOSS_TYPES } from '../sppo/losses.js';
+import { train, type StepMetrics } from '../sppo/trainer.js';
 import { readPairs, tokenizePairs } from '../sppo/pairs_file.js';
 import { saveAdapter } from '../models/peft.js';
 import { ALL_LINEAR, type LoraOptions } from '../nn/lora.js';
 import { UsageError } from './usage.js';
 import { dataFiles, modelFolder } from './model_option.js';
-import { forEachJsonl } from '../util/files.js';
 import { checkOutput, num, parseCommand, progressBar } from './args.js';
 import { ChatTemplate } from '../text/chat_template.js';
 import { OPTIMIZATION_FLAGS, optimizationOptions, optimizerSteps } from './optimization.js';

@@ -9,7 +9,7 @@ import { attachPairwiseHead, PAIRWISE_HEAD_FILE, type SequenceScorer } from '../
 import { Tokenizer } from '../text/tokenizer.js';
 import { saveSafetensors, type Tensor } from '../torch/index.js';
 import { join } from 'node:path';
-import { JudgeError, judgeDtype, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
+import { judgeDtype, type PreferenceOracle, type PreferenceQuery } from './oracle.js';
 import { sigmoid } from './oracle.js';
 
 /** The default text: {prompt}, {a} and {b} are replaced (once each, in that order of precedence). */

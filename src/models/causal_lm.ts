@@ -1,6 +1,6 @@
 // What every causal LM here offers: forward to logits, final hidden states, and per-token log-probs of
 // given tokens computed in chunks (never the full-vocabulary float32 logits of every position at once).
-import { arange, cat, crossEntropy, defaultDevice, hasVarlenFlashAttention, tidy, type CheckpointTape, type DType, type Tensor } from '../torch/index.js';
+import { arange, defaultDevice, hasVarlenFlashAttention, tidy, type CheckpointTape, type DType, type Tensor } from '../torch/index.js';
 import { Module } from '../nn/module.js';
 import { causalMask, fusedAttentionAvailable, packedCausalMask, type VarlenLayout } from '../nn/attention.js';
 import type { ModelConfig } from './config.js';

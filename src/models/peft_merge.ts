@@ -22,7 +22,7 @@
 // setup_chat_format, added tokens) comes out resized: vocab_size is the saved embeddings' rows, and the tokenizer
 // files are the adapter folder's when it has them (the trainer saves them there), else the base's.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { loadSafetensors, noGrad, tensor, tidy, type Tensor } from '../torch/index.js';

@@ -16,7 +16,7 @@
 // Security and limits: an API key (Bearer, compared in constant time) on every /v1 route, caps on the body
 // size (413), max_tokens and n (400), the queue (429 with Retry-After), a per-request timeout (408), and
 // a client that disconnects cancels its sequences. Prompts are not logged unless asked.
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';

@@ -14,6 +14,10 @@ its layout and with its expected outputs, written by Hugging Face transformers i
            sliding_window_pattern-th (here 2: sliding, full, sliding) with a window of 6 tokens, so that the fixture's
            prompts (23-60 tokens) cross it, and no soft-capping. The tokenizer and chat template are hf-tiny/gemma2's
            (and its special ids: bos 1, eos 2, where Gemma 3's own are 2 and 1).
+  gemma3-mm/ Gemma3ForConditionalGeneration (gemma-3-4b-it and the larger Gemma 3s) with gemma3's text model and a tiny
+           SigLIP vision tower, its config.json's text_config cut to the fields that differ from Gemma3TextConfig's
+           defaults (as google/gemma-3-4b-it's is): sppo reads its language model (the `language_model.*` tensors),
+           whose text-only forward (no image) the expected outputs are; gradients named as Gemma3ForCausalLM's.
   smollm3/ SmolLM3ForCausalLM (SmolLM3-3B): Llama's decoder with NoPE layers, which attend without rotary positions
            (no_rope_layers; here every 2nd of 4 layers: 1, 0, 1, 0, where SmolLM3 has every 4th). The tokenizer and
            chat template are hf-tiny/llama's.
@@ -54,7 +58,8 @@ import tempfile
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import (AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig, Qwen3Config, Qwen3ForCausalLM,
+from transformers import (AutoTokenizer, Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Gemma3TextConfig,
+                          SiglipVisionConfig, Qwen3Config, Qwen3ForCausalLM,
                           Olmo2Config, Olmo2ForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen3ForSequenceClassification,
                           SmolLM3Config, SmolLM3ForCausalLM)
 
@@ -95,6 +100,31 @@ def build_gemma3() -> Gemma3ForCausalLM:
     model = instantiate(Gemma3ForCausalLM, cfg, 1, 0)
     assert model.config.layer_types == ["sliding_attention", "full_attention", "sliding_attention"], model.config.layer_types
     return model
+
+
+def build_gemma3_mm() -> Gemma3ForConditionalGeneration:
+    text = build_gemma3().config.to_dict()
+    vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14)
+    cfg = Gemma3Config(text_config=text, vision_config=vision.to_dict(), mm_tokens_per_image=4, image_token_index=500,
+                       boi_token_index=501, eoi_token_index=502, attn_implementation="eager")
+    torch.manual_seed(6)
+    model = Gemma3ForConditionalGeneration(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(0.1 * torch.randn_like(p))
+    return model
+
+
+def trim_text_config(folder: str) -> None:
+    """config.json's text_config without the fields equal to Gemma3TextConfig's defaults (as Google's configs give it)."""
+    path = os.path.join(folder, "config.json")
+    cfg = json.load(open(path))
+    defaults = Gemma3TextConfig().to_dict()
+    cfg["text_config"] = {k: v for k, v in cfg["text_config"].items() if k == "model_type" or defaults.get(k, object()) != v}
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
 
 
 def build_smollm3() -> SmolLM3ForCausalLM:
@@ -158,12 +188,14 @@ def write_reward_model(out_root: str) -> None:
     print(f"{out}: {sorted(os.listdir(out))}")
 
 
-def write(name: str, model, hf_tiny: str, out_root: str, tokenizer_from: str) -> None:
+def write(name: str, model, hf_tiny: str, out_root: str, tokenizer_from: str, rename=lambda n: n, after_save=None) -> None:
     src = os.path.join(hf_tiny, tokenizer_from)
     out = os.path.join(out_root, name)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     model.save_pretrained(out)
+    if after_save:
+        after_save(out)
     for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"]:
         shutil.copyfile(os.path.join(src, f), os.path.join(out, f))
     tok = AutoTokenizer.from_pretrained(out)
@@ -171,7 +203,7 @@ def write(name: str, model, hf_tiny: str, out_root: str, tokenizer_from: str) ->
     prompts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in messages]
     prompt_ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
     width = max(len(p) for p in prompt_ids)
-    pad = model.config.pad_token_id
+    pad = model.config.get_text_config().pad_token_id
     input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompt_ids])
     attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompt_ids])
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
@@ -181,7 +213,7 @@ def write(name: str, model, hf_tiny: str, out_root: str, tokenizer_from: str) ->
     seq = lp[2].sum()
     model.zero_grad()
     seq.backward()
-    grads = {f"grad.{n}": p.grad.detach().clone() for n, p in model.named_parameters() if n.startswith("model.layers.0.") and p.grad is not None}
+    grads = {f"grad.{rename(n)}": p.grad.detach().clone() for n, p in model.named_parameters() if rename(n).startswith("model.layers.0.") and p.grad is not None}
     with torch.no_grad():
         gen = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False, max_new_tokens=10, min_new_tokens=10, pad_token_id=pad)
     greedy = gen[:, width:]
@@ -220,6 +252,7 @@ def main() -> None:
     torch.set_grad_enabled(True)
     write("qwen3", build_qwen3(), a.hf_tiny, a.out, "qwen2")
     write("gemma3", build_gemma3(), a.hf_tiny, a.out, "gemma2")
+    write("gemma3-mm", build_gemma3_mm(), a.hf_tiny, a.out, "gemma2", rename=lambda n: n.replace("model.language_model.", "model."), after_save=trim_text_config)
     write("smollm3", build_smollm3(), a.hf_tiny, a.out, "llama")
     write("olmo2", build_olmo2(), a.hf_tiny, a.out, "llama")
     write("phi3", build_phi3(64), a.hf_tiny, a.out, "llama")

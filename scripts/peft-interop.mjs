@@ -1,6 +1,6 @@
 // sppo's files read by the real Python libraries (PEFT 0.21, transformers 5.17, torch 2.13; then the same checks
 // under transformers 4.57, the last 4.x), on every supported architecture of ../shared/fixtures/hf-tiny (llama,
-// llama3-rope-scaling, qwen2, mistral, gemma2, gpt2; and test/fixtures/hf-extra's qwen3, gemma3, smollm3, olmo2, phi3 and phi3-long; transformers 5 layout, which sppo's files must also carry in
+// llama3-rope-scaling, qwen2, mistral, gemma2, gpt2; and test/fixtures/hf-extra's qwen3, gemma3, smollm3, olmo2, phi3, phi3-long and gemma3-mm (saved text-only); transformers 5 layout, which sppo's files must also carry in
 // the form 4.x reads: src/models/transformers4.ts):
 //   - a LoRA adapter sppo writes (saveAdapter: random A and B on 'all-linear', r 4, and rsLoRA on a list of
 //     modules) loads with PeftModel.from_pretrained and gives sppo's LoRA logits;
@@ -41,7 +41,7 @@ const PACKAGES4 = [
   ['--no-deps', 'peft==0.21.0'],
 ];
 const hfTiny = process.env.SPPO_HF_FIXTURES ?? join(root, '..', 'shared', 'fixtures', 'hf-tiny');
-const ARCHS = ['llama', 'llama3-rope-scaling', 'qwen2', 'mistral', 'gemma2', 'gpt2', 'qwen3', 'gemma3', 'smollm3', 'olmo2', 'phi3', 'phi3-long'];
+const ARCHS = ['llama', 'llama3-rope-scaling', 'qwen2', 'mistral', 'gemma2', 'gpt2', 'qwen3', 'gemma3', 'smollm3', 'olmo2', 'phi3', 'phi3-long', 'gemma3-mm'];
 /** An architecture's fixture: hf-tiny's, or the committed test/fixtures/hf-extra's (Qwen3, scripts/hf-extra-fixtures.py). */
 const archDir = (a) => (existsSync(join(root, 'test', 'fixtures', 'hf-extra', a)) ? join(root, 'test', 'fixtures', 'hf-extra', a) : join(hfTiny, a));
 const IDS = [[5, 17, 42, 99, 3, 250, 311, 7, 64, 128], [9, 8, 7, 6, 5, 4, 3, 2, 1, 400]];

@@ -10,7 +10,7 @@ import { noGrad, saveWeights, SafetensorsFile, tidy, type Tensor } from '../src/
 import { Tokenizer } from '../src/text/tokenizer.js';
 import { fixtureRoot, modelFolders, removeDir, tempDir } from './text_helpers.js';
 import { transformers4ModelCopy } from './conformance_helpers.js';
-import { fixtureCases } from './helpers/fixtures.js';
+import { fixtureCases, hfExtra } from './helpers/fixtures.js';
 
 const folders = modelFolders().filter((f) => existsSync(join(fixtureRoot, f, 'model.safetensors')));
 const noFixtures = folders.length === 0 ? `no model fixtures at ${fixtureRoot} (set SPPO_HF_FIXTURES)` : false;
@@ -216,4 +216,44 @@ test('tokenizer_config.json as both transformers generations read it: a transfor
   const perType = { rope_parameters: { full_attention: { rope_theta: 1e6, rope_type: 'linear', factor: 8 }, sliding_attention: { rope_theta: 1e4, rope_type: 'default' } } };
   assert.deepEqual(withTopLevelRope(perType), { ...perType, rope_theta: 1e6, rope_scaling: { rope_type: 'linear', factor: 8 }, rope_local_base_freq: 1e4 });
   assert.deepEqual(withTopLevelRope({ rope_parameters: { rope_type: 'linear', rope_theta: 1e4, factor: 2 } }), { rope_parameters: { rope_type: 'linear', rope_theta: 1e4, factor: 2 }, rope_theta: 1e4, rope_scaling: { rope_type: 'linear', factor: 2 } });
+});
+
+test('a multimodal Gemma 3 folder (Gemma3ForConditionalGeneration): its language model is read, with a warning, and saved as a text-only Gemma3ForCausalLM folder that gives the same logits', async () => {
+  const src = join(hfExtra, 'gemma3-mm');
+  const warnings: string[] = [];
+  const onWarning = (w: Error & { code?: string }): void => {
+    if (w.code === 'SPPO_TEXT_ONLY') warnings.push(w.message);
+  };
+  process.on('warning', onWarning);
+  const out = tempDir('gemma3-text');
+  try {
+    const m = loadModel(src, { dtype: 'float32', device: 'cpu' });
+    // The trimmed text_config's missing fields are Gemma3TextConfig's defaults; the ones it gives are read.
+    assert.equal(m.config.architecture, 'Gemma3ForCausalLM');
+    assert.equal(m.config.multimodalSource, 'Gemma3ForConditionalGeneration');
+    assert.equal(m.config.hiddenSize, 64);
+    assert.equal(m.config.normEps, 1e-6);
+    assert.deepEqual(m.config.layerTypes, ['sliding_attention', 'full_attention', 'sliding_attention']);
+    saveModel(m, out);
+    const saved = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(saved.architectures, ['Gemma3ForCausalLM']);
+    assert.equal(saved.model_type, 'gemma3_text');
+    assert.equal(saved.text_config, undefined);
+    assert.equal(saved.hidden_activation, 'gelu_pytorch_tanh', 'the defaults written out');
+    const names = SafetensorsFile.open(join(out, 'model.safetensors')).names;
+    assert.ok(names.includes('model.embed_tokens.weight') && !names.some((n) => /vision|language_model/.test(n)));
+    const back = loadModel(out, { dtype: 'float32', device: 'cpu' });
+    const ids = { inputIds: SafetensorsFile.open(join(src, 'expected.safetensors')).load('input_ids') };
+    const [a, b] = [noGrad(() => m.forward(ids)), noGrad(() => back.forward(ids))];
+    assert.equal(tidy(() => a.sub(b).abs().max().item()), 0, 'bit for bit');
+    for (const t of [a, b, ids.inputIds]) t.dispose();
+    m.dispose();
+    back.dispose();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /Gemma3ForConditionalGeneration: sppo reads its language model \(Gemma3ForCausalLM\) and not its vision tower; the checkpoints it writes from it are text-only/);
+  } finally {
+    process.off('warning', onWarning);
+    removeDir(out);
+  }
 });

@@ -27,6 +27,11 @@ export interface RopeConfig {
 
 export interface ModelConfig {
   architecture: string;
+  /**
+   * The multimodal architecture whose language model this is (Gemma3ForConditionalGeneration: its text_config, its
+   * `language_model` tensors); the model is read as, and saved as, the text-only architecture.
+   */
+  multimodalSource?: string;
   modelType: string;
   vocabSize: number;
   hiddenSize: number;
@@ -178,10 +183,33 @@ function ropeOf(raw: Json, dfltTheta: number, where: string, layerType: LayerTyp
   return rope;
 }
 
+/**
+ * Gemma3TextConfig's defaults (transformers), for the fields a multimodal Gemma 3 folder's text_config leaves out
+ * (google/gemma-3-4b-it's gives only its sizes, sliding window and rope scaling).
+ */
+const GEMMA3_TEXT_DEFAULTS: Json = {
+  vocab_size: 262208, hidden_size: 2304, intermediate_size: 9216, num_hidden_layers: 26, num_attention_heads: 8,
+  num_key_value_heads: 4, head_dim: 256, hidden_activation: 'gelu_pytorch_tanh', max_position_embeddings: 131072,
+  rms_norm_eps: 1e-6, rope_theta: 1_000_000.0, rope_local_base_freq: 10_000.0, query_pre_attn_scalar: 256,
+  sliding_window: 4096, sliding_window_pattern: 6, final_logit_softcapping: null, attn_logit_softcapping: null,
+  attention_bias: false, pad_token_id: 0, eos_token_id: 1, bos_token_id: 2, tie_word_embeddings: true,
+};
+
+/** The text-only config of a multimodal folder's language model (Gemma3ForConditionalGeneration), as Gemma3ForCausalLM's. */
+function languageModelConfig(raw: Json, where: string): Json {
+  const text = raw.text_config;
+  if (!text || typeof text !== 'object' || Array.isArray(text)) throw new Error(`${where}: Gemma3ForConditionalGeneration without a text_config object`);
+  const out: Json = { ...GEMMA3_TEXT_DEFAULTS, ...(text as Json), architectures: ['Gemma3ForCausalLM'], model_type: 'gemma3_text' };
+  // The outer config's dtype and token ids where the text config has none.
+  for (const k of ['dtype', 'torch_dtype', 'bos_token_id', 'eos_token_id', 'pad_token_id']) if ((text as Json)[k] === undefined && raw[k] !== undefined) out[k] = raw[k];
+  return out;
+}
+
 export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
   const archs = raw.architectures;
   const architecture = Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : '';
   if (!architecture) throw new Error(`${where}: no "architectures" entry: cannot tell which model this is`);
+  if (architecture === 'Gemma3ForConditionalGeneration') return { ...parseConfig(languageModelConfig(raw, where), `${where}: text_config`), multimodalSource: architecture };
   const modelType = String(raw.model_type ?? '');
   const isGpt2 = modelType === 'gpt2' || architecture.startsWith('GPT2');
   const hiddenSize = num(raw, ['hidden_size', 'n_embd'], where, SIZE);

@@ -62,7 +62,22 @@ function ignorable(cfg: ModelConfig): (name: string) => boolean {
     (cfg.tieWordEmbeddings && name === 'lm_head.weight');
 }
 
+/**
+ * How the parameters are named in the checkpoint: as they are, or, for a multimodal folder's language model, under
+ * its prefix (transformers writes Gemma 3's as `language_model.model.*`; `model.language_model.*` is its module path),
+ * with the vision tower and projector not read.
+ */
+function checkpointNames(cfg: ModelConfig, weights: WeightFolder): { ignore: (name: string) => boolean; rename?: (name: string) => string } {
+  const ignore = ignorable(cfg);
+  if (!cfg.multimodalSource) return { ignore };
+  const legacy = weights.names.includes('language_model.model.embed_tokens.weight');
+  const rename = (n: string): string => (legacy ? `language_model.${n}` : n.startsWith('model.') ? `model.language_model.${n.slice(6)}` : n);
+  const other = /^(model\.)?(vision_tower|multi_modal_projector)\./;
+  return { rename, ignore: (n) => other.test(n) || ignore(n.replace(/^language_model\.|^model\.language_model\./, (p) => (p.startsWith('model') ? 'model.' : ''))) };
+}
+
 const sources = new WeakMap<object, string>();
+const warnedText = new Set<string>();
 
 /** Loads a Hugging Face model folder (config.json + model.safetensors or a sharded index). */
 export function loadModel(dir: string, opts: LoadModelOptions = {}): CausalLMBase {
@@ -71,7 +86,12 @@ export function loadModel(dir: string, opts: LoadModelOptions = {}): CausalLMBas
   const model = createModel(cfg, join(folder, 'config.json'));
   const dtype = opts.dtype ?? cfg.dtype ?? 'float32';
   const device = opts.device ?? defaultDevice();
-  model.loadWeights(new WeightFolder(folder), { dtype, device, ignore: ignorable(model.config) });
+  if (cfg.multimodalSource && !warnedText.has(folder)) {
+    warnedText.add(folder);
+    process.emitWarning(`${folder}: ${cfg.multimodalSource}: sppo reads its language model (${cfg.architecture}) and not its vision tower; the checkpoints it writes from it are text-only ${cfg.architecture} folders`, { code: 'SPPO_TEXT_ONLY' });
+  }
+  const weights = new WeightFolder(folder);
+  model.loadWeights(weights, { dtype, device, ...checkpointNames(model.config, weights) });
   model.to({ dtype, device });
   model.attention = opts.attention ?? 'sdpa';
   model.eval();

@@ -9,6 +9,8 @@ export interface LoadOptions {
   device?: string;
   /** Checkpoint tensors the model does not use that are not an error (default: none). */
   ignore?: (name: string) => boolean;
+  /** The checkpoint's name of a parameter (default: the same; a multimodal folder's language model has a prefix). */
+  rename?: (name: string) => string;
 }
 
 export class WeightError extends Error {
@@ -106,7 +108,9 @@ export abstract class Module {
    */
   loadWeights(folder: WeightFolder, opts: LoadOptions = {}): void {
     const wanted = new Set<string>();
-    for (const [name, m, slot] of this.#slots()) {
+    const key = opts.rename ?? ((n: string) => n);
+    for (const [param, , slot] of this.#slots()) {
+      const name = key(param);
       wanted.add(name);
       const e = folder.entry(name);
       if (!e) throw new WeightError(`${folder.dir}: the checkpoint has no tensor '${name}' (expected shape [${slot.shape.join(', ')}])`);
@@ -116,7 +120,8 @@ export abstract class Module {
     }
     const extra = folder.names.filter((n) => !wanted.has(n) && !(opts.ignore?.(n) ?? false));
     if (extra.length) throw new WeightError(`${folder.dir}: the checkpoint has tensors the model does not use: ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ` (and ${extra.length - 5} more)` : ''}`);
-    for (const [name, m, slot] of this.#slots()) {
+    for (const [param, m, slot] of this.#slots()) {
+      const name = key(param);
       const e = folder.entry(name)!;
       const dtype = opts.dtype && isFloating(e.dtype) ? opts.dtype : undefined;
       this.#replace(m, slot, folder.load(name, { dtype, device: opts.device }));

@@ -103,6 +103,16 @@ test('an unknown architecture is an error naming it', () => {
   assert.throws(() => parseConfig({ model_type: 'llama' }), /architectures/);
 });
 
+test('Gemma 2 configs that leave out query_pre_attn_scalar and the soft-capping fields get Gemma2Config\'s defaults (256, 50, 30); null turns capping off', () => {
+  const base = { architectures: ['Gemma2ForCausalLM'], model_type: 'gemma2', vocab_size: 8, hidden_size: 8, num_attention_heads: 2, num_hidden_layers: 2, intermediate_size: 8 };
+  const d = parseConfig(base);
+  assert.deepEqual([d.queryPreAttnScalar, d.attnLogitSoftcapping, d.finalLogitSoftcapping], [256, 50, 30]);
+  const off = parseConfig({ ...base, attn_logit_softcapping: null, final_logit_softcapping: null, query_pre_attn_scalar: 4 });
+  assert.deepEqual([off.queryPreAttnScalar, off.attnLogitSoftcapping, off.finalLogitSoftcapping], [4, null, null]);
+  // Not for other families: a Llama config has no soft-capping.
+  assert.equal(parseConfig({ ...base, architectures: ['LlamaForCausalLM'], model_type: 'llama' }).attnLogitSoftcapping, null);
+});
+
 test('a missing or mismatched tensor is an error naming it and both shapes', { skip: noFixtures || !folders.includes('llama') }, () => {
   const src = join(fixtureRoot, 'llama');
   const dir = tempDir('bad-weights');

@@ -286,9 +286,10 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
     mlpBias: raw.mlp_bias === true,
     slidingWindow,
     layerTypes,
-    queryPreAttnScalar: optNum(raw, 'query_pre_attn_scalar', where, POSITIVE),
-    attnLogitSoftcapping: optNum(raw, 'attn_logit_softcapping', where, POSITIVE),
-    finalLogitSoftcapping: optNum(raw, 'final_logit_softcapping', where, POSITIVE),
+    // Gemma 2's defaults where the config leaves the field out (Gemma2Config: 256, 50, 30; null turns capping off).
+    queryPreAttnScalar: optNum(raw, 'query_pre_attn_scalar', where, POSITIVE) ?? (isGemma2 && !('query_pre_attn_scalar' in raw) ? 256 : null),
+    attnLogitSoftcapping: optNum(raw, 'attn_logit_softcapping', where, POSITIVE) ?? (isGemma2 && !('attn_logit_softcapping' in raw) ? 50 : null),
+    finalLogitSoftcapping: optNum(raw, 'final_logit_softcapping', where, POSITIVE) ?? (isGemma2 && !('final_logit_softcapping' in raw) ? 30 : null),
     dtype: parseDType(raw.dtype ?? raw.torch_dtype),
     bosTokenId: optNum(gen, 'bos_token_id', where, TOKEN_ID) ?? undefined,
     eosTokenIds: ids(gen.eos_token_id),

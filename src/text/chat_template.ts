@@ -255,7 +255,7 @@ export function conversationIds(
   return { promptIds, completionIds: whole.slice(promptIds.length), prefix };
 }
 
-/** A chat template that renders earlier turns differently once later ones follow (assistantTurnIds). */
+/** A chat template that renders earlier turns differently once later ones follow (oneSequence). */
 export class NotPrefixPreservingError extends RangeError {
   override name = 'NotPrefixPreservingError';
 }
@@ -272,8 +272,10 @@ function markTurn(trained: number[], through: readonly number[], from: number, e
 
 const startsWith = (a: readonly number[], b: readonly number[]): boolean => b.length <= a.length && b.every((id, i) => a[i] === id);
 
+type ConversationEncoder = (m: readonly ChatMessage[], gen: boolean) => number[];
+
 /** Messages rendered with the template (with or without the generation prompt) and encoded as rendered templates are. */
-function conversationEncoder(tokenizer: Tokenizer, template: ChatTemplate, variables: Record<string, unknown>): (m: readonly ChatMessage[], gen: boolean) => number[] {
+function conversationEncoder(tokenizer: Tokenizer, template: ChatTemplate, variables: Record<string, unknown>): ConversationEncoder {
   return (m, gen) => tokenizer.encode(template.render(m, { ...variables, addGenerationPrompt: gen }), { addSpecialTokens: false });
 }
 
@@ -284,28 +286,19 @@ function trainedTurns(messages: readonly ChatMessage[], which: 'all' | 'last'): 
 }
 
 /**
- * A conversation's ids and, for each, whether training predicts it: every assistant turn's tokens (or the last's,
- * `which` 'last'; TRL's
+ * A conversation's ids and, for each, whether training predicts it: the tokens of each turn in `turns` (TRL's
  * conversational prompt-completion rule applied at each assistant turn k: the ids rendering messages[0..k] adds
  * after messages[0..k-1] rendered with the generation prompt), each cut after its first `endId` (the turn's
  * terminator: what the model emits before it stops; the template's scaffolding after it, e.g. ChatML's newline,
- * stays context). The ids are the whole conversation rendered (no generation prompt), encoded as rendered templates
- * are. Throws NotPrefixPreservingError, naming the message, where the template is not prefix-preserving (it renders
- * earlier turns differently once later ones follow, e.g. Qwen3's, which drops past reasoning), so that the turns
- * cannot be placed in one sequence (assistantTurnSequences then gives one sequence per turn).
+ * stays context). The ids are the whole conversation rendered (no generation prompt). Throws
+ * NotPrefixPreservingError, naming the message, where the template is not prefix-preserving (it renders earlier turns
+ * differently once later ones follow, e.g. Qwen3's, which drops past reasoning), so that the turns cannot be placed in
+ * one sequence.
  */
-export function assistantTurnIds(
-  tokenizer: Tokenizer,
-  template: ChatTemplate,
-  messages: readonly ChatMessage[],
-  variables: Record<string, unknown> = {},
-  endId?: number,
-  which: 'all' | 'last' = 'all',
-): { ids: number[]; trained: number[] } {
-  const encode = conversationEncoder(tokenizer, template, variables);
+function oneSequence(encode: ConversationEncoder, messages: readonly ChatMessage[], turns: readonly number[], endId: number | undefined): { ids: number[]; trained: number[] } {
   const ids = encode(messages, false);
   const trained = new Array<number>(ids.length).fill(0);
-  for (const k of trainedTurns(messages, which)) {
+  for (const k of turns) {
     const before = encode(messages.slice(0, k), true);
     const through = k === messages.length - 1 ? ids : encode(messages.slice(0, k + 1), false);
     if (!startsWith(through, before) || !startsWith(ids, through)) {
@@ -317,7 +310,7 @@ export function assistantTurnIds(
 }
 
 /**
- * The sequences that train a conversation's assistant turns: one, assistantTurnIds', where the template is
+ * The sequences that train a conversation's assistant turns: one, the whole conversation (oneSequence), where the template is
  * prefix-preserving for it; else one per trained turn k, the conversation rendered up to and with turn k (as the
  * template renders it when the model answers at k: Qwen3's drops the reasoning of earlier answers, and gives the
  * last its `<think>` block), turn k's tokens trained (TRL's prompt-completion rule at that turn). `split` says which.
@@ -331,14 +324,15 @@ export function assistantTurnSequences(
   endId?: number,
   which: 'all' | 'last' = 'all',
 ): { sequences: { ids: number[]; trained: number[] }[]; split: boolean } {
+  const encode = conversationEncoder(tokenizer, template, variables);
+  const turns = trainedTurns(messages, which);
   try {
-    return { sequences: [assistantTurnIds(tokenizer, template, messages, variables, endId, which)], split: false };
+    return { sequences: [oneSequence(encode, messages, turns, endId)], split: false };
   } catch (e) {
     if (!(e instanceof NotPrefixPreservingError)) throw e;
   }
-  const encode = conversationEncoder(tokenizer, template, variables);
   const sequences: { ids: number[]; trained: number[] }[] = [];
-  for (const k of trainedTurns(messages, which)) {
+  for (const k of turns) {
     const before = encode(messages.slice(0, k), true);
     const through = encode(messages.slice(0, k + 1), false);
     if (!startsWith(through, before)) {

@@ -32,6 +32,18 @@ its layout and with its expected outputs, written by Hugging Face transformers i
            already), so every call takes the long factors and the attention factor sqrt(1 + ln(128/40) / ln 40).
            (Where a generation crosses the point, transformers' Phi-3 generate drops its cache and recomputes every
            position with the long factors; the fixtures leave that out.)
+  qwen3-moe/ Qwen3MoeForCausalLM (Qwen3-30B-A3B, Qwen3-235B-A22B): qwen3's attention with a sparse mixture of experts as
+           the MLP: 8 experts of moe_intermediate_size 32, 2 per token, the router's top weights renormalised
+           (norm_topk_prob, as the Qwen3-MoE checkpoints set it); layer 1 of 3 is dense (mlp_only_layers [1],
+           intermediate_size 176). Saved as transformers writes it, one tensor per expert and projection
+           (mlp.experts.E.gate_proj.weight, ...), which is also the Hub checkpoints' layout; the gradients are named so
+           (transformers 5 holds the experts fused, gate_up_proj [E, 2I, H] and down_proj [E, H, I]: split per
+           expert here), and left out for experts that no token of row 2 chose (their gradient is zero; sppo's none).
+           The script checks that every token's top-2 router probabilities stand apart from the 3rd by a margin far
+           above float32 rounding, so the routing cannot flip between implementations. Tokenizer: hf-tiny/qwen2's.
+  mixtral/ MixtralForCausalLM (Mixtral 8x7B, 8x22B): Mistral's decoder with block_sparse_moe: 4 experts (w1 gate, w3 up,
+           w2 down) of intermediate_size 48, 2 per token, always renormalised; no sliding window (Mixtral's). The
+           same gradient naming and routing margin check as qwen3-moe. Tokenizer: hf-tiny/llama's.
   qwen3-rm/ Qwen3ForSequenceClassification (the layout of Skywork-Reward-V2-Qwen3 and other Qwen3 reward models):
            qwen3's backbone under model.*, a random score.weight [1, 64], pad_token_id 0; expected.safetensors holds
            input_ids (the three chat prompts followed by an answer, right-padded with the pad id, and one left-padded
@@ -61,7 +73,7 @@ from safetensors.torch import save_file
 from transformers import (AutoTokenizer, Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Gemma3TextConfig,
                           SiglipVisionConfig, Qwen3Config, Qwen3ForCausalLM,
                           Olmo2Config, Olmo2ForCausalLM, Phi3Config, Phi3ForCausalLM, Qwen3ForSequenceClassification,
-                          SmolLM3Config, SmolLM3ForCausalLM)
+                          SmolLM3Config, SmolLM3ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM, MixtralConfig, MixtralForCausalLM)
 
 ROUNDTRIP = ["Hello world", "  two spaces", "line\nbreak", "Hi éè 😀 café", "1 2 3, reverse!"]
 
@@ -87,6 +99,64 @@ def build_qwen3() -> Qwen3ForCausalLM:
         attention_bias=False, use_sliding_window=False, attn_implementation="eager",
     )
     return instantiate(Qwen3ForCausalLM, cfg, 0, 1)
+
+
+def build_qwen3_moe() -> Qwen3MoeForCausalLM:
+    cfg = Qwen3MoeConfig(
+        vocab_size=512, hidden_size=64, intermediate_size=176, moe_intermediate_size=32, num_hidden_layers=3,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=24, num_experts=8, num_experts_per_tok=2,
+        norm_topk_prob=True, mlp_only_layers=[1], max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=1000000.0,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.2,
+        attn_implementation="eager",
+    )
+    return instantiate(Qwen3MoeForCausalLM, cfg, 7, 1)
+
+
+def build_mixtral() -> MixtralForCausalLM:
+    cfg = MixtralConfig(
+        vocab_size=512, hidden_size=64, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=128,
+        rms_norm_eps=1e-5, rope_theta=1000000.0, sliding_window=None, tie_word_embeddings=False, bos_token_id=1,
+        eos_token_id=2, pad_token_id=0, initializer_range=0.2, attn_implementation="eager",
+    )
+    return instantiate(MixtralForCausalLM, cfg, 8, 1)
+
+
+def expert_grads(model, name: str, grad: torch.Tensor) -> dict:
+    """transformers 5's fused expert gradients ([E, 2I, H] gate_up_proj, [E, H, I] down_proj) as the checkpoint names
+    each expert's (Qwen3-MoE's mlp.experts.E.gate_proj/up_proj/down_proj, Mixtral's block_sparse_moe.experts.E.w1/w3/w2);
+    experts with an all-zero gradient (no token of the row chose them) left out. Other names as they are."""
+    mixtral = model.config.model_type == "mixtral"
+    if mixtral:
+        name = name.replace(".mlp.", ".block_sparse_moe.")
+    if not (name.endswith(".experts.gate_up_proj") or name.endswith(".experts.down_proj")):
+        return {name: grad}
+    gate, up, down = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
+    prefix = name.rsplit(".", 1)[0]
+    out = {}
+    for e in range(grad.shape[0]):
+        if not grad[e].any():
+            continue
+        if name.endswith("gate_up_proj"):
+            g, u = grad[e].chunk(2, dim=0)
+            out[f"{prefix}.{e}.{gate}.weight"], out[f"{prefix}.{e}.{up}.weight"] = g, u
+        else:
+            out[f"{prefix}.{e}.{down}.weight"] = grad[e]
+    return out
+
+
+def routing_margin(model, **inputs) -> float:
+    """The smallest gap, over every token of every sparse layer, between the k-th and (k+1)-th router probability."""
+    gaps = []
+    def hook(mod, args, out):
+        p = torch.softmax(out[0].float(), -1).sort(-1, descending=True).values
+        gaps.append((p[:, mod.top_k - 1] - p[:, mod.top_k]).min().item())
+    hooks = [m.register_forward_hook(hook) for n, m in model.named_modules() if n.endswith("mlp.gate")]
+    with torch.no_grad():
+        model(**inputs)
+    for h in hooks:
+        h.remove()
+    return min(gaps)
 
 
 def build_gemma3() -> Gemma3ForCausalLM:
@@ -213,7 +283,12 @@ def write(name: str, model, hf_tiny: str, out_root: str, tokenizer_from: str, re
     seq = lp[2].sum()
     model.zero_grad()
     seq.backward()
-    grads = {f"grad.{rename(n)}": p.grad.detach().clone() for n, p in model.named_parameters() if rename(n).startswith("model.layers.0.") and p.grad is not None}
+    grads = {f"grad.{k}": v.detach().clone() for n, p in model.named_parameters() if rename(n).startswith("model.layers.0.") and p.grad is not None
+             for k, v in expert_grads(model, rename(n), p.grad).items()}
+    if getattr(model.config, "num_experts_per_tok", None):
+        margin = routing_margin(model, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+        assert margin > 1e-4, f"{name}: a token's router probabilities tie within {margin}: pick another seed"
+        print(f"{name}: smallest routing margin {margin:.2e}")
     with torch.no_grad():
         gen = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False, max_new_tokens=10, min_new_tokens=10, pad_token_id=pad)
     greedy = gen[:, width:]
@@ -255,6 +330,8 @@ def main() -> None:
     write("gemma3-mm", build_gemma3_mm(), a.hf_tiny, a.out, "gemma2", rename=lambda n: n.replace("model.language_model.", "model."), after_save=trim_text_config)
     write("smollm3", build_smollm3(), a.hf_tiny, a.out, "llama")
     write("olmo2", build_olmo2(), a.hf_tiny, a.out, "llama")
+    write("qwen3-moe", build_qwen3_moe(), a.hf_tiny, a.out, "qwen2")
+    write("mixtral", build_mixtral(), a.hf_tiny, a.out, "llama")
     write("phi3", build_phi3(64), a.hf_tiny, a.out, "llama")
     write("phi3-long", build_phi3(40), a.hf_tiny, a.out, "llama")
     write_reward_model(a.out)

@@ -1,6 +1,6 @@
 // sppo's files read by the real Python libraries (PEFT 0.21, transformers 5.17, torch 2.13; then the same checks
 // under transformers 4.57, the last 4.x), on every supported architecture of ../shared/fixtures/hf-tiny (llama,
-// llama3-rope-scaling, qwen2, mistral, gemma2, gpt2; and test/fixtures/hf-extra's qwen3, gemma3, smollm3, olmo2, phi3, phi3-long and gemma3-mm (saved text-only); transformers 5 layout, which sppo's files must also carry in
+// llama3-rope-scaling, qwen2, mistral, gemma2, gpt2; and test/fixtures/hf-extra's qwen3, gemma3, smollm3, olmo2, phi3, phi3-long, gemma3-mm (saved text-only), qwen3-moe and mixtral; transformers 5 layout, which sppo's files must also carry in
 // the form 4.x reads: src/models/transformers4.ts):
 //   - a LoRA adapter sppo writes (saveAdapter: random A and B on 'all-linear', r 4, and rsLoRA on a list of
 //     modules) loads with PeftModel.from_pretrained and gives sppo's LoRA logits;
@@ -14,7 +14,7 @@
 // The adapters and checkpoints are written by sppo when this runs (nothing committed is trusted), into a temp
 // folder; scripts/peft-interop.py checks them. The other direction (adapters PEFT writes, loaded by sppo) is
 // test/peft_interop.test.ts on fixtures written by scripts/peft-fixtures.py.
-//   node scripts/peft-interop.mjs [--if-available] [--keep]
+//   node scripts/peft-interop.mjs [--if-available] [--keep] [--arch=qwen3-moe,mixtral]
 // The Python packages live in .venv/peft-0.21 (git-ignored, from pip's configured index: this machine kind's
 // local wheelhouse), or PEFT_PYTHON names a python that has them. --if-available: where they cannot be
 // installed, print one line and exit 0 (CI). Needs the built dist/ (npm run build).
@@ -41,9 +41,13 @@ const PACKAGES4 = [
   ['--no-deps', 'peft==0.21.0'],
 ];
 const hfTiny = process.env.SPPO_HF_FIXTURES ?? join(root, '..', 'shared', 'fixtures', 'hf-tiny');
-const ARCHS = ['llama', 'llama3-rope-scaling', 'qwen2', 'mistral', 'gemma2', 'gpt2', 'qwen3', 'gemma3', 'smollm3', 'olmo2', 'phi3', 'phi3-long', 'gemma3-mm'];
+const ALL_ARCHS = ['llama', 'llama3-rope-scaling', 'qwen2', 'mistral', 'gemma2', 'gpt2', 'qwen3', 'gemma3', 'smollm3', 'olmo2', 'phi3', 'phi3-long', 'gemma3-mm', 'qwen3-moe', 'mixtral'];
+// --arch a,b: only these (a quick check while working on one); the fixture --check steps then still run.
+const only = args.find((a) => a.startsWith('--arch='))?.slice(7).split(',');
+const ARCHS = only ?? ALL_ARCHS;
 /** An architecture's fixture: hf-tiny's, or the committed test/fixtures/hf-extra's (Qwen3, scripts/hf-extra-fixtures.py). */
 const archDir = (a) => (existsSync(join(root, 'test', 'fixtures', 'hf-extra', a)) ? join(root, 'test', 'fixtures', 'hf-extra', a) : join(hfTiny, a));
+const RSLORA_TARGETS = { gpt2: ['c_attn', 'c_fc'], 'qwen3-moe': ['q_proj', 'o_proj', 'gate_proj', 'up_proj'], mixtral: ['q_proj', 'o_proj', 'w1', 'w3'] };
 const IDS = [[5, 17, 42, 99, 3, 250, 311, 7, 64, 128], [9, 8, 7, 6, 5, 4, 3, 2, 1, 400]];
 const TEXTS = ['Hello, world!', 'Self-play preference optimization\n  aligns models.', 'café 123 ümlaut'];
 
@@ -108,7 +112,9 @@ try {
     // Adapters with random A and B (fresh ones have B = 0).
     const adapters = {
       plain: { r: 4, alpha: 8, targetModules: 'all-linear', seed: 3 },
-      rslora: { r: 4, alpha: 8, rslora: true, targetModules: arch === 'gpt2' ? ['c_attn', 'c_fc'] : ['q_proj', 'o_proj', 'gate_proj'], seed: 4 },
+      // On the MoE models the experts' gate and up together (transformers 5 fuses them, and PEFT converts an adapter
+      // that targets one of them only with the other).
+      rslora: { r: 4, alpha: 8, rslora: true, targetModules: RSLORA_TARGETS[arch] ?? ['q_proj', 'o_proj', 'gate_proj'], seed: 4 },
     };
     for (const [name, opts] of Object.entries(adapters)) {
       const lora = Lora.attach(m, opts);

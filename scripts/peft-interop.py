@@ -9,12 +9,21 @@ FWD32 = 2048 * 2^-24 relative to the largest |logit|; a bfloat16 forward on eith
 BF16 = 64 * 2^-8 of the float32 logits, relative (8 significand bits, rounding at every one of the ~3 layers'
 stages; the two sides' bfloat16 forwards each within it of float32's). Models run with attn_implementation="eager"
 (transformers' SDPA path leaves out Gemma-2's attention soft-capping).
+
+MoE adapters under transformers 5 (qwen3-moe, mixtral): PEFT 0.21 converts an adapter on the experts' per-expert
+projections (transformers 4's layout, and sppo's) to transformers 5's fused experts, and gets two cases wrong
+(KNOWN_V5): rsLoRA on the experts (it doubles r and alpha for the fused gate_up_proj, which keeps alpha / r but scales
+rsLoRA's alpha / sqrt(r) by sqrt(2)), and a dense MLP beside the experts (Qwen3-MoE's mlp_only_layers: its gate_proj,
+up_proj, down_proj are taken for the experts' and left without their LoRA). For these the check is that cause (the
+experts' scaling, the dense layer's missing LoRA), printed as "known"; it fails when the logits agree (fixed upstream:
+drop the entry). transformers 4.57 loads both as trained.
 """
 import json
 import os
 import sys
 
 import torch
+import transformers
 from peft import PeftModel
 from safetensors.torch import load_file
 from tokenizers import Tokenizer
@@ -30,6 +39,23 @@ def check(ok, what):
     print(f"{'ok  ' if ok else 'FAIL'} {what}", flush=True)
     if not ok:
         failures += 1
+
+
+KNOWN_V5 = {
+    ("qwen3-moe", "plain"): "PEFT's transformers 5 conversion leaves the dense layer's MLP (mlp_only_layers) without its LoRA",
+    ("qwen3-moe", "rslora"): "PEFT's transformers 5 conversion scales rsLoRA on the fused experts by sqrt(2)",
+    ("mixtral", "rslora"): "PEFT's transformers 5 conversion scales rsLoRA on the fused experts by sqrt(2)",
+}
+
+
+def known_cause(pm, arch, ad):
+    """Whether the PeftModel shows KNOWN_V5's cause for (arch, ad)."""
+    if ad == "rslora":
+        cfg = pm.peft_config["default"]
+        want = cfg.lora_alpha / cfg.r ** 0.5
+        return any(abs(m.scaling["default"] / want - 2 ** 0.5) < 1e-6 for n, m in pm.named_modules() if n.endswith(".experts") and hasattr(m, "scaling"))
+    dense = [n for n, m in pm.named_modules() if n.endswith(".mlp.gate_proj")]
+    return bool(dense) and not any(hasattr(m, "lora_A") for n, m in pm.named_modules() if n.endswith(".mlp.gate_proj"))
 
 
 def rel(a, b):
@@ -68,6 +94,13 @@ def main():
                 n = sum(1 for k, _ in pm.named_modules() if k.endswith(".lora_A"))
                 err = rel(pm(input_ids=ids).logits, e[f"lora_{ad}_logits"])
                 moved = rel(e["base_logits"], e[f"lora_{ad}_logits"])
+                if (arch, ad) in KNOWN_V5 and int(transformers.__version__.split(".")[0]) >= 5:
+                    cause = known_cause(pm, arch, ad)
+                    if err > FWD32 and cause:
+                        print(f"known {arch}: PeftModel.from_pretrained on sppo's {ad} adapter: logits {err:.2e} off: {KNOWN_V5[(arch, ad)]}", flush=True)
+                        continue
+                    check(False, f"{arch}: {ad} adapter under transformers 5: logits within {err:.2e}, the known cause {'present' if cause else 'absent'}: update KNOWN_V5")
+                    continue
                 check(err <= FWD32 and moved > 100 * FWD32, f"{arch}: PeftModel.from_pretrained loads sppo's {ad} adapter"
                       f" ({n} layers): logits within {err:.2e} of sppo's LoRA forward (bound {FWD32:.2e}; the adapter moves them {moved:.2e})")
         tok = AutoTokenizer.from_pretrained(os.path.join(d, "f32"))

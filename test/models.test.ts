@@ -216,7 +216,7 @@ test('a bfloat16 model saves as bfloat16 and reloads bit for bit', { skip: noFix
 });
 
 test('tokenizer_config.json as both transformers generations read it: a transformers 5 class and extra_special_tokens list rewritten, a transformers 4 one kept', async () => {
-  const { portableTokenizerConfig, withTopLevelRope } = await import('../src/models/transformers4.js');
+  const { portableTokenizerConfig, portableConfig } = await import('../src/models/transformers4.js');
   assert.deepEqual(portableTokenizerConfig({ backend: 'tokenizers', tokenizer_class: 'TokenizersBackend', extra_special_tokens: ['<a>', '<b>'], eos_token: '</s>' }), {
     tokenizer_class: 'PreTrainedTokenizerFast', additional_special_tokens: ['<a>', '<b>'], eos_token: '</s>',
   });
@@ -224,8 +224,11 @@ test('tokenizer_config.json as both transformers generations read it: a transfor
   assert.deepEqual(portableTokenizerConfig(v4), v4);
   // Per-layer-type rope parameters (Gemma 3's): transformers 4's form, the full layers' rope_theta and rope_scaling, the sliding layers' rope_local_base_freq.
   const perType = { rope_parameters: { full_attention: { rope_theta: 1e6, rope_type: 'linear', factor: 8 }, sliding_attention: { rope_theta: 1e4, rope_type: 'default' } } };
-  assert.deepEqual(withTopLevelRope(perType), { ...perType, rope_theta: 1e6, rope_scaling: { rope_type: 'linear', factor: 8 }, rope_local_base_freq: 1e4 });
-  assert.deepEqual(withTopLevelRope({ rope_parameters: { rope_type: 'linear', rope_theta: 1e4, factor: 2 } }), { rope_parameters: { rope_type: 'linear', rope_theta: 1e4, factor: 2 }, rope_theta: 1e4, rope_scaling: { rope_type: 'linear', factor: 2 } });
+  assert.deepEqual(portableConfig(perType), { ...perType, rope_theta: 1e6, rope_scaling: { rope_type: 'linear', factor: 8 }, rope_local_base_freq: 1e4 });
+  // Qwen3-MoE's expert count as transformers 5 writes it (num_local_experts) and as 4.x reads it (num_experts); Mixtral's name is both's.
+  assert.deepEqual(portableConfig({ model_type: 'qwen3_moe', num_local_experts: 8 }), { model_type: 'qwen3_moe', num_local_experts: 8, num_experts: 8 });
+  assert.deepEqual(portableConfig({ model_type: 'mixtral', num_local_experts: 8 }), { model_type: 'mixtral', num_local_experts: 8 });
+  assert.deepEqual(portableConfig({ rope_parameters: { rope_type: 'linear', rope_theta: 1e4, factor: 2 } }), { rope_parameters: { rope_type: 'linear', rope_theta: 1e4, factor: 2 }, rope_theta: 1e4, rope_scaling: { rope_type: 'linear', factor: 2 } });
 });
 
 test('a multimodal Gemma 3 folder (Gemma3ForConditionalGeneration): its language model is read, with a warning, and saved as a text-only Gemma3ForCausalLM folder that gives the same logits', async () => {

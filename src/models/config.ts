@@ -25,6 +25,23 @@ export interface RopeConfig {
   attentionFactor?: number;
 }
 
+/**
+ * A sparse mixture-of-experts feed-forward (sparse_moe.ts): a router picks `topK` of `numExperts` gated MLPs per token
+ * and sums their outputs weighted by the router's softmax (renormalised over the chosen ones with `normTopkProb`).
+ */
+export interface MoeConfig {
+  numExperts: number;
+  topK: number;
+  /** Each expert's intermediate size (Qwen3-MoE's moe_intermediate_size; Mixtral's intermediate_size). */
+  expertIntermediateSize: number;
+  normTopkProb: boolean;
+  /** Per layer, whether its feed-forward is the mixture (else a dense MLP of intermediateSize: Qwen3-MoE's mlp_only_layers, decoder_sparse_step). */
+  sparseLayers: boolean[];
+  /** The router's load-balancing loss (Switch Transformer's), added to the training loss times router_aux_loss_coef when output_router_logits is true. */
+  outputRouterLogits: boolean;
+  routerAuxLossCoef: number;
+}
+
 export interface ModelConfig {
   architecture: string;
   /**
@@ -59,6 +76,8 @@ export interface ModelConfig {
   qkNorm?: 'head' | 'projection';
   /** Phi-3's fused projections: qkv_proj ([q; k; v] rows) for q_proj, k_proj, v_proj, gate_up_proj ([gate; up]) for gate_proj, up_proj. */
   fusedProjections?: boolean;
+  /** Qwen3-MoE's and Mixtral's sparse mixture-of-experts feed-forward; absent: dense MLPs. */
+  moe?: MoeConfig;
   /** Per layer, whether it rotates q and k (SmolLM3's no_rope_layers: 0 marks a NoPE layer); absent: every layer. */
   ropeLayers?: boolean[];
   slidingWindow: number | null;
@@ -205,6 +224,36 @@ function languageModelConfig(raw: Json, where: string): Json {
   return out;
 }
 
+/** The mixture-of-experts fields of Qwen3-MoE (qwen3_moe) and Mixtral (mixtral) configs, with their configs' defaults. */
+function moeOf(raw: Json, modelType: string, numLayers: number, where: string): MoeConfig | undefined {
+  if (modelType !== 'qwen3_moe' && modelType !== 'mixtral') return undefined;
+  const qwen = modelType === 'qwen3_moe';
+  // Qwen3MoeConfig and MixtralConfig each read the other's name for the expert count too (attribute_map).
+  const numExperts = num(raw, qwen ? ['num_experts', 'num_local_experts'] : ['num_local_experts', 'num_experts'], where, SIZE, qwen ? 128 : 8);
+  const topK = num(raw, ['num_experts_per_tok'], where, SIZE, qwen ? 8 : 2);
+  if (topK > numExperts) throw new Error(`${where}: num_experts_per_tok (${topK}) must be at most the number of experts (${numExperts})`);
+  let sparseLayers = Array.from({ length: numLayers }, () => true);
+  if (qwen) {
+    const step = num(raw, ['decoder_sparse_step'], where, SIZE, 1);
+    const only = raw.mlp_only_layers ?? [];
+    if (!Array.isArray(only) || !only.every((i) => Number.isInteger(i))) throw new Error(`${where}: mlp_only_layers must be a list of layer indices, got ${JSON.stringify(only)}`);
+    sparseLayers = sparseLayers.map((_, i) => !only.includes(i) && (i + 1) % step === 0);
+  }
+  if (!qwen && typeof raw.router_jitter_noise === 'number' && raw.router_jitter_noise > 0) {
+    // transformers multiplies the hidden states by uniform noise in training; sppo's training leaves it out.
+    process.emitWarning(`${where}: router_jitter_noise ${raw.router_jitter_noise} is not applied: sppo trains without the router's jitter`, { code: 'SPPO_ROUTER_JITTER' });
+  }
+  return {
+    numExperts,
+    topK,
+    expertIntermediateSize: qwen ? num(raw, ['moe_intermediate_size'], where, SIZE, 768) : num(raw, ['intermediate_size'], where, SIZE),
+    normTopkProb: qwen ? raw.norm_topk_prob === true : true,
+    sparseLayers,
+    outputRouterLogits: raw.output_router_logits === true,
+    routerAuxLossCoef: num(raw, ['router_aux_loss_coef'], where, { positive: false }, 0.001),
+  };
+}
+
 export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
   const archs = raw.architectures;
   const architecture = Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : '';
@@ -239,10 +288,11 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
     }
   }
 
-  // Sliding window: Mistral applies it to every layer when set; Qwen2 only with use_sliding_window, to layers
+  const moe = moeOf(raw, modelType, numLayers, where);
+  // Sliding window: Mistral (and Mixtral) applies it to every layer when set, Qwen3-MoE too with use_sliding_window; Qwen2 only with use_sliding_window, to layers
   // from max_window_layers on; Gemma 2 alternates (sliding on even layers) unless layer_types says otherwise.
   let slidingWindow = optNum(raw, 'sliding_window', where, SIZE);
-  if ((isQwen2 || isSmolLM3) && raw.use_sliding_window !== true) slidingWindow = null;
+  if ((isQwen2 || isSmolLM3 || modelType === 'qwen3_moe') && raw.use_sliding_window !== true) slidingWindow = null;
   let layerTypes: LayerType[];
   if (Array.isArray(raw.layer_types) && raw.layer_types.length === numLayers) {
     layerTypes = raw.layer_types.map((t) => (t === 'sliding_attention' ? 'sliding_attention' : 'full_attention'));
@@ -280,6 +330,7 @@ export function parseConfig(raw: Json, where = 'config.json'): ModelConfig {
     rope: isGpt2 ? { type: 'none', theta: 0 } : ropeOf(raw, isGemma3 ? 1_000_000 : 10000, where),
     ...(isGemma3 ? { slidingRope: ropeOf(raw, 10000, where, 'sliding_attention') } : {}),
     ...(ropeLayers ? { ropeLayers } : {}),
+    ...(moe ? { moe } : {}),
     tieWordEmbeddings: raw.tie_word_embeddings === undefined ? isGemma2 || isGemma3 || isGpt2 : raw.tie_word_embeddings === true,
     attentionBias: raw.attention_bias === true,
     qkvBias: modelType === 'qwen2' || raw.attention_bias === true,

@@ -6,6 +6,9 @@ export { Attention, GatedMlp, LlamaDecoderLayer, LlamaModel, LlamaForCausalLM } 
 export { MistralForCausalLM } from './mistral.js';
 export { Qwen2ForCausalLM } from './qwen2.js';
 export { Qwen3ForCausalLM } from './qwen3.js';
+export { Qwen3MoeForCausalLM } from './qwen3_moe.js';
+export { MixtralForCausalLM } from './mixtral.js';
+export { Expert, MoeDecoderLayer, SparseMoeBlock, type ExpertNames, type SparseMoeOptions } from './sparse_moe.js';
 export { SmolLM3ForCausalLM } from './smollm3.js';
 export { Olmo2ForCausalLM } from './olmo2.js';
 export { Phi3ForCausalLM } from './phi3.js';

@@ -85,6 +85,10 @@ export interface SaveAdapterOptions {
 /** Writes adapter_config.json and adapter_model.safetensors (PEFT's layout) into `dir`; returns the file names. */
 export function saveAdapter(lora: Lora, dir: string, opts: SaveAdapterOptions = {}): string[] {
   const out = resolve(dir);
+  const caveats = fusedExpertCaveats(lora.layers.map((l) => l.name), lora.rslora);
+  if (caveats.length) {
+    process.emitWarning(`${out}: this adapter adapts a mixture of experts' projections one expert at a time (transformers 4's layout, which PEFT on transformers 4 loads as trained); PEFT 0.21 on transformers 5, which fuses the experts, ${caveats.join('; and ')}. \`sppo merge\` writes a full checkpoint that both load`, { code: 'SPPO_PEFT_MOE' });
+  }
   mkdirSync(out, { recursive: true });
   const tensors = new Map<string, Tensor>();
   const temps: Tensor[] = [];
@@ -102,6 +106,30 @@ export function saveAdapter(lora: Lora, dir: string, opts: SaveAdapterOptions = 
   }
   writeJsonAtomic(join(out, ADAPTER_CONFIG), peftConfigOf(lora, opts.baseModel ?? null));
   return [ADAPTER_CONFIG, ADAPTER_WEIGHTS];
+}
+
+/** Each expert's projections that transformers 5 fuses into one parameter (gate_up_proj): Qwen3-MoE's, Mixtral's. */
+const FUSED_EXPERT_PAIRS: [string, string][] = [['gate_proj', 'up_proj'], ['w1', 'w3']];
+
+/**
+ * What PEFT 0.21 gets wrong when it converts an adapter on per-expert projections (`...experts.3.gate_proj`) to
+ * transformers 5's fused experts (measured by scripts/peft-interop.mjs): it refuses one half of a fused pair without
+ * the other, scales rsLoRA on a fused pair by sqrt(2) (it doubles r and alpha), and leaves a dense MLP beside the experts
+ * (Qwen3-MoE's mlp_only_layers), whose projections share the experts' names, without its LoRA. Empty when none applies.
+ */
+export function fusedExpertCaveats(layerNames: string[], rslora: boolean): string[] {
+  const expert = layerNames.filter((n) => /\.experts\.\d+\./.test(n));
+  if (!expert.length) return [];
+  const leaf = (n: string): string => n.slice(n.lastIndexOf('.') + 1);
+  const adapted = new Set(expert.map(leaf));
+  const out: string[] = [];
+  for (const [a, b] of FUSED_EXPERT_PAIRS) {
+    if (adapted.has(a) !== adapted.has(b)) out.push(`refuses to load it: it adapts the experts' ${adapted.has(a) ? a : b} without their ${adapted.has(a) ? b : a} (add it to target_modules)`);
+    else if (adapted.has(a) && rslora) out.push(`scales the experts' rsLoRA by sqrt(2) (it doubles r and alpha for the fused ${a} and ${b})`);
+  }
+  const dense = layerNames.filter((n) => !/\.experts\.\d+\./.test(n) && adapted.has(leaf(n)) && /\.mlp\.[^.]+$/.test(n));
+  if (dense.length) out.push(`leaves the dense MLP layers beside the experts (${dense[0]}${dense.length > 1 ? `, and ${dense.length - 1} more` : ''}) without their LoRA`);
+  return out;
 }
 
 /** What adapter_config.json describes: the LoRA options, and the variants PEFT adds to a plain LoRA. */

@@ -3,13 +3,15 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultDevice, saveWeights, WeightFolder, type DType, type Tensor } from '../torch/index.js';
 import { configJsonText, readConfig, type ModelConfig } from './config.js';
-import { copyTokenizerFiles, withTopLevelRope } from './transformers4.js';
+import { copyTokenizerFiles, portableConfig } from './transformers4.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/files.js';
 import type { AttentionImplementation, CausalLMBase } from './causal_lm.js';
 import { LlamaForCausalLM } from './llama.js';
 import { MistralForCausalLM } from './mistral.js';
 import { Qwen2ForCausalLM } from './qwen2.js';
 import { Qwen3ForCausalLM } from './qwen3.js';
+import { Qwen3MoeForCausalLM } from './qwen3_moe.js';
+import { MixtralForCausalLM } from './mixtral.js';
 import { Gemma2ForCausalLM } from './gemma2.js';
 import { Gemma3ForCausalLM } from './gemma3.js';
 import { SmolLM3ForCausalLM } from './smollm3.js';
@@ -22,8 +24,10 @@ type ModelClass = new (cfg: ModelConfig) => CausalLMBase;
 export const ARCHITECTURES: Record<string, ModelClass> = {
   LlamaForCausalLM,
   MistralForCausalLM,
+  MixtralForCausalLM,
   Qwen2ForCausalLM,
   Qwen3ForCausalLM,
+  Qwen3MoeForCausalLM,
   SmolLM3ForCausalLM,
   Olmo2ForCausalLM,
   Phi3ForCausalLM,
@@ -158,7 +162,7 @@ export function saveModel(model: CausalLMBase, dir: string, opts: SaveModelOptio
     const files = saveWeights(out, tensors, { maxShardBytes: opts.maxShardBytes });
     // Floats stay floats (transformers 5 refuses `30` for a float field): as the loaded config.json wrote them.
     const srcConfig = sources.get(model) && join(sources.get(model)!, 'config.json');
-    writeFileAtomic(join(out, 'config.json'), configJsonText(withTopLevelRope(raw), srcConfig && existsSync(srcConfig) ? readFileSync(srcConfig, 'utf8') : undefined));
+    writeFileAtomic(join(out, 'config.json'), configJsonText(portableConfig(raw), srcConfig && existsSync(srcConfig) ? readFileSync(srcConfig, 'utf8') : undefined));
     const src = opts.tokenizerDir ? resolve(opts.tokenizerDir) : sources.get(model);
     if (src && src !== out) files.push(...copyTokenizerFiles(src, out));
     const gen = opts.generationConfigDir ? resolve(opts.generationConfigDir) : src;

@@ -5,7 +5,9 @@
 //     wrong logits, no warning. The top-level `rope_theta` (and `rope_scaling`, for a rope type other than
 //     default) are written beside it, which 4.x reads and 5.x leaves to `rope_parameters` (Gemma 3's per-layer-type
 //     parameters: the full layers' there, and the sliding layers' theta as rope_local_base_freq; Phi-3's
-//     partial_rotary_factor and original_max_position_embeddings at the top level too).
+//     partial_rotary_factor and original_max_position_embeddings at the top level too). And Qwen3-MoE's expert count:
+//     transformers 5 writes it as `num_local_experts`, which 4.x's Qwen3MoeConfig does not read (it would make the
+//     default 128 experts and refuse the weights); `num_experts` is written beside it, as the Hub's configs have it.
 //   - tokenizer_config.json: 4.x has no `TokenizersBackend` class (an error), and reads `extra_special_tokens` as a
 //     dict of named tokens, where 5.x writes a list (a misleading ImportError). The class is written as
 //     `PreTrainedTokenizerFast` (which 5.x loads the same way) and the list as 4.x's `additional_special_tokens`.
@@ -20,8 +22,9 @@ type Json = Record<string, unknown>;
 /** The tokenizer files a written model folder gets from its source folder, when the source has them. */
 export const TOKENIZER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json', 'added_tokens.json', 'tokenizer.model', 'vocab.json', 'merges.txt'];
 
-/** config.json's fields with the rope settings also in transformers 4's top-level form (see the module comment). */
-export function withTopLevelRope(raw: Json): Json {
+/** config.json's fields also in the form transformers 4 reads: the rope settings at the top level, ... (see the module comment). */
+export function portableConfig(raw: Json): Json {
+  if (raw.model_type === 'qwen3_moe' && raw.num_experts === undefined && raw.num_local_experts !== undefined) raw = { ...raw, num_experts: raw.num_local_experts };
   let p = raw.rope_parameters as Json | null | undefined;
   if (!p || typeof p !== 'object' || Array.isArray(p)) return raw;
   const out: Json = { ...raw };

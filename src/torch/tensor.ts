@@ -365,6 +365,8 @@ export class Tensor implements Owned, Disposable {
   indexFill(dim: number, index: Tensor, value: Scalar): Tensor { return T(call(opId('index_fill.int_Scalar'), this.h, dim, index.h, value)); }
   /** A copy with the rows of `source` written at `index` along dim (torch.Tensor.index_copy). */
   indexCopy(dim: number, index: Tensor, source: Tensor): Tensor { return T(call(opId('index_copy'), this.h, dim, index.h, source.h)); }
+  /** A copy with the rows of `source` added at `index` along dim, in source order (torch.Tensor.index_add). */
+  indexAdd(dim: number, index: Tensor, source: Tensor): Tensor { return T(call(opId('index_add'), this.h, dim, index.h, source.h, 1)); }
   topk(k: number, dim = -1, largest = true, sorted = true): [Tensor, Tensor] { return callTs('topk', this.h, k, dim, largest, sorted) as [Tensor, Tensor]; }
   /** Values and indices along dim (torch.sort); `stable` keeps equal elements in their order. */
   sort(dim = -1, descending = false, stable = false): [Tensor, Tensor] {

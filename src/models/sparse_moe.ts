@@ -1,0 +1,141 @@
+// A sparse mixture-of-experts feed-forward (Qwen3-MoE's Qwen3MoeSparseMoeBlock, Mixtral's MixtralSparseMoeBlock):
+//   p = softmax(router(x)) in float32, over numExperts
+//   the topK experts of each token by p, their weights p_e (renormalised to sum to one with normTopkProb)
+//   y = sum over the chosen e of p_e * expert_e(x), expert_e a gated MLP down(act(gate(x)) * up(x))
+// Each expert runs once, on the tokens routed to it (gathered, in token order), and the weighted outputs are added
+// back in expert order, as transformers adds them. The routing is read on the host once per layer (which experts got
+// which tokens); experts that got none are skipped and receive no gradient.
+import { cat, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
+import { Module } from '../nn/module.js';
+import { activation, Linear, RMSNorm } from '../nn/layers.js';
+import type { Context } from './causal_lm.js';
+import type { ModelConfig } from './config.js';
+import { Attention, GatedMlp } from './llama.js';
+
+/** How a checkpoint names an expert's three projections: Qwen3-MoE's gate_proj / up_proj / down_proj, Mixtral's w1 / w3 / w2. */
+export interface ExpertNames {
+  gate: string;
+  up: string;
+  down: string;
+}
+
+export class Expert extends Module {
+  readonly gate: Linear;
+  readonly up: Linear;
+  readonly down: Linear;
+  readonly act: (x: Tensor) => Tensor;
+  constructor(hidden: number, intermediate: number, act: string, names: ExpertNames) {
+    super();
+    this.gate = this.module(names.gate, new Linear(hidden, intermediate, false));
+    this.up = this.module(names.up, new Linear(hidden, intermediate, false));
+    this.down = this.module(names.down, new Linear(intermediate, hidden, false));
+    this.act = activation(act);
+  }
+  forward(x: Tensor): Tensor {
+    return tidy(() => this.down.forward(this.act(this.gate.forward(x)).mul(this.up.forward(x))));
+  }
+}
+
+export interface SparseMoeOptions {
+  names: ExpertNames;
+  /**
+   * Whether the routing weights stay float32 when multiplying the experts' outputs (Mixtral's); else they are cast to
+   * the activations' dtype first (Qwen3-MoE's). The same in float32.
+   */
+  weightsInFloat?: boolean;
+}
+
+/** The routing of n tokens: which tokens each expert takes, in expert order. */
+interface Routing {
+  /** Per expert, how many of the routed (token, slot) pairs it takes. */
+  counts: number[];
+  /** The routed pairs' token indices, grouped by expert (expert 0's first), in token order within each. */
+  tokens: Tensor;
+  /** The same pairs' flat indices into the [n, topK] routing weights. */
+  slots: Tensor;
+}
+
+export class SparseMoeBlock extends Module {
+  /** The router: [numExperts, hidden], no bias (Hugging Face names it `gate`). */
+  gate: Linear;
+  experts: Expert[];
+  readonly topK: number;
+  readonly normTopkProb: boolean;
+  readonly weightsInFloat: boolean;
+
+  constructor(cfg: ModelConfig, opts: SparseMoeOptions) {
+    super();
+    const moe = cfg.moe!;
+    this.gate = this.module('gate', new Linear(cfg.hiddenSize, moe.numExperts, false));
+    this.experts = this.moduleList('experts', Array.from({ length: moe.numExperts }, () => new Expert(cfg.hiddenSize, moe.expertIntermediateSize, cfg.hiddenAct, opts.names)));
+    this.topK = moe.topK;
+    this.normTopkProb = moe.normTopkProb;
+    this.weightsInFloat = opts.weightsInFloat ?? false;
+  }
+
+  forward(x: Tensor): Tensor {
+    return tidy(() => {
+      const shape = x.shape;
+      const hidden = shape[shape.length - 1]!;
+      const flat = x.reshape(-1, hidden);
+      const n = flat.size(0);
+      const routerLogits = this.gate.forward(flat);
+      let [weights, chosen] = routerLogits.float().softmax(-1).topk(this.topK, -1);
+      if (this.normTopkProb) weights = weights.div(weights.sum(-1, true));
+      if (!this.weightsInFloat) weights = weights.to(routerLogits.dtype);
+      const r = this.route(chosen, x.device);
+      const xs = flat.indexSelect(0, r.tokens);
+      const parts: Tensor[] = [];
+      let start = 0;
+      r.counts.forEach((count, e) => {
+        if (count > 0) parts.push(this.experts[e]!.forward(xs.narrow(0, start, count)));
+        start += count;
+      });
+      const w = weights.reshape(-1).indexSelect(0, r.slots).unsqueeze(-1);
+      const ys = cat(parts, 0).mul(w).to(x.dtype);
+      return zeros([n, hidden], { dtype: x.dtype, device: x.device }).indexAdd(0, r.tokens, ys).view(...shape);
+    });
+  }
+
+  /** Groups the (token, slot) pairs of `chosen` [n, topK] by expert, from one read of it on the host. */
+  private route(chosen: Tensor, device: string): Routing {
+    const ids = chosen.toTypedArray() as BigInt64Array;
+    const counts = new Array<number>(this.experts.length).fill(0);
+    for (const e of ids) counts[Number(e)]!++;
+    const next = new Array<number>(this.experts.length);
+    for (let e = 0, at = 0; e < counts.length; e++) {
+      next[e] = at;
+      at += counts[e]!;
+    }
+    const slots = new BigInt64Array(ids.length);
+    const tokens = new BigInt64Array(ids.length);
+    for (let j = 0; j < ids.length; j++) {
+      const at = next[Number(ids[j])]!++;
+      slots[at] = BigInt(j);
+      tokens[at] = BigInt(Math.floor(j / this.topK));
+    }
+    return { counts, tokens: tensor(tokens, { device }), slots: tensor(slots, { device }) };
+  }
+}
+
+/** Llama's pre-norm decoder layer with a mixture of experts, or a dense MLP where the config says so, as its feed-forward. */
+export class MoeDecoderLayer extends Module {
+  self_attn: Attention;
+  readonly ff: SparseMoeBlock | GatedMlp;
+  input_layernorm: RMSNorm;
+  post_attention_layernorm: RMSNorm;
+  /** `ffName`: the feed-forward's name in the checkpoint (Qwen3-MoE's mlp, Mixtral's block_sparse_moe). */
+  constructor(cfg: ModelConfig, layerIdx: number, ffName: string, opts: SparseMoeOptions) {
+    super();
+    this.self_attn = this.module('self_attn', new Attention(cfg, layerIdx, cfg.layerTypes[layerIdx]!));
+    this.ff = this.module(ffName, cfg.moe!.sparseLayers[layerIdx] ? new SparseMoeBlock(cfg, opts) : new GatedMlp(cfg));
+    this.input_layernorm = this.module('input_layernorm', new RMSNorm(cfg.hiddenSize, cfg.normEps));
+    this.post_attention_layernorm = this.module('post_attention_layernorm', new RMSNorm(cfg.hiddenSize, cfg.normEps));
+  }
+  forward(x: Tensor, ctx: Context): Tensor {
+    return tidy(() => {
+      const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), ctx));
+      return h.add(this.ff.forward(this.post_attention_layernorm.forward(h)));
+    });
+  }
+}

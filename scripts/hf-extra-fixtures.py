@@ -39,6 +39,8 @@ its layout and with its expected outputs, written by Hugging Face transformers i
            (mlp.experts.E.gate_proj.weight, ...), which is also the Hub checkpoints' layout; the gradients are named so
            (transformers 5 holds the experts fused, gate_up_proj [E, 2I, H] and down_proj [E, H, I]: split per
            expert here), and left out for experts that no token of row 2 chose (their gradient is zero; sppo's none).
+           expected.safetensors also holds aux_loss, the load-balancing loss transformers computes over the batch
+           (output_router_logits, the padding masked out), and aux_grad.<router>, its gradient in layer 0's router.
            The script checks that every token's top-2 router probabilities stand apart from the 3rd by a margin far
            above float32 rounding, so the routing cannot flip between implementations. Tokenizer: hf-tiny/qwen2's.
   mixtral/ MixtralForCausalLM (Mixtral 8x7B, 8x22B): Mistral's decoder with block_sparse_moe: 4 experts (w1 gate, w3 up,
@@ -289,6 +291,15 @@ def write(name: str, model, hf_tiny: str, out_root: str, tokenizer_from: str, re
         margin = routing_margin(model, input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
         assert margin > 1e-4, f"{name}: a token's router probabilities tie within {margin}: pick another seed"
         print(f"{name}: smallest routing margin {margin:.2e}")
+        # The load-balancing loss transformers adds (output_router_logits), over the padded batch with its mask, and its
+        # gradient in layer 0's router.
+        model.zero_grad()
+        aux = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, output_router_logits=True).aux_loss
+        aux.backward()
+        router = next(n for n, _ in model.named_parameters() if n.startswith("model.layers.0.") and n.endswith("gate.weight"))
+        grads["aux_loss"] = aux.detach().reshape(1)
+        (router_name, router_grad), = expert_grads(model, router, dict(model.named_parameters())[router].grad.detach().clone()).items()
+        grads[f"aux_grad.{router_name}"] = router_grad
     with torch.no_grad():
         gen = model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False, max_new_tokens=10, min_new_tokens=10, pad_token_id=pad)
     greedy = gen[:, width:]

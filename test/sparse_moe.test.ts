@@ -5,11 +5,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
-import { loadModel, MoeDecoderLayer, SparseMoeBlock, parseConfig, type LlamaForCausalLM } from '../src/models/index.js';
+import { loadBalancingLoss, loadModel, MoeDecoderLayer, SparseMoeBlock, parseConfig, type LlamaForCausalLM } from '../src/models/index.js';
 import { fusedExpertCaveats, saveAdapter } from '../src/models/peft.js';
 import { Lora } from '../src/nn/lora.js';
 import { hfExtra } from './helpers/fixtures.js';
-import { FWD32, reportError } from './helpers/tolerances.js';
+import { BWD32, FWD32, reportError } from './helpers/tolerances.js';
 import { removeDir, tempDir } from './text_helpers.js';
 
 const relErr = (got: torch.Tensor, want: torch.Tensor): number => torch.tidy(() => got.sub(want).abs().max().item() / want.abs().max().item());
@@ -53,6 +53,47 @@ for (const arch of ['qwen3-moe', 'mixtral']) {
       assert.ok(block.gate.weight.grad, 'the router gets a gradient through the routing weights');
       for (const t of [x, got, want, one]) t.dispose();
     } finally {
+      m.dispose();
+    }
+  });
+}
+
+for (const arch of ['qwen3-moe', 'mixtral']) {
+  test(`${arch}: the load-balancing loss of the router logits a forward pass collects, and its gradient in the router, are transformers' (padding masked out), with and without gradient checkpointing`, () => {
+    const m = loadModel(join(hfExtra, arch), { dtype: 'float32', device: 'cpu' });
+    const { tensors: ex } = torch.loadSafetensors(join(hfExtra, arch, 'expected.safetensors'));
+    try {
+      m.requiresGrad_(true);
+      const [gradName, wantGrad] = [...ex].find(([k]) => k.startsWith('aux_grad.'))!;
+      const router = new Map(m.namedParameters()).get(gradName.slice('aux_grad.'.length))!;
+      const wantAux = ex.get('aux_loss')!.item();
+      for (const checkpointing of [false, true]) {
+        const sink: torch.Tensor[] = [];
+        const tape = checkpointing ? new torch.CheckpointTape() : null;
+        try {
+          torch.tidy(() => {
+            m.hidden({ inputIds: ex.get('input_ids')!, attentionMask: ex.get('attention_mask')!, positionIds: ex.get('position_ids')!, routerLogits: sink, tape });
+            assert.equal(sink.length, m.config.moe!.sparseLayers.filter(Boolean).length, 'one router logits tensor per sparse layer');
+            const aux = loadBalancingLoss(sink, m.config.moe!.topK, ex.get('attention_mask')!);
+            const err = Math.abs(aux.item() - wantAux) / wantAux;
+            reportError(`${arch} aux_loss (checkpointing ${checkpointing})`, err, FWD32);
+            assert.ok(err <= FWD32, `aux loss ${aux.item()} against transformers' ${wantAux}`);
+            if (tape) tape.backward(aux);
+            else aux.backward();
+          });
+          const g = router.grad!;
+          const gErr = torch.tidy(() => g.sub(wantGrad).norm().item() / wantGrad.norm().item());
+          reportError(`${arch} aux_grad (checkpointing ${checkpointing})`, gErr, BWD32);
+          assert.ok(gErr <= BWD32, `router gradient of the aux loss within ${gErr} (bound ${BWD32})`);
+          g.dispose();
+        } finally {
+          tape?.dispose();
+          for (const t of sink) t.dispose();
+          for (const p of m.parameters()) p.zeroGrad();
+        }
+      }
+    } finally {
+      for (const t of ex.values()) t.dispose();
       m.dispose();
     }
   });
@@ -109,4 +150,70 @@ test('adapters PEFT 0.21 on transformers 5 converts wrong are named when saved (
     m.dispose();
     removeDir(out);
   }
+});
+
+test('training a MoE policy adds the load-balancing loss as TRL\'s DPOTrainer does: coef x its gradient over each micro-batch (packed or padded, with or without checkpointing), its value as aux_loss; not on dense models', async () => {
+  const { train } = await import('../src/sppo/trainer.js');
+  const { packSequences } = await import('../src/sppo/logprobs.js');
+  const { createRng } = await import('../src/sppo/rng.js');
+  const dir = join(hfExtra, 'qwen3-moe');
+  const rng = createRng(3);
+  const ids = (n: number): number[] => Array.from({ length: n }, () => 4 + rng.int(500));
+  const examples = Array.from({ length: 4 }, (_, i) => ({
+    promptIds: ids(3 + (i % 3)), chosenIds: ids(4 + (i % 2)), rejectedIds: ids(3 + ((i + 1) % 3)),
+    chosenWinRate: 0.7, rejectedWinRate: 0.3, chosenOverRejected: 0.8,
+  }));
+  const routerName = 'model.layers.0.mlp.gate.weight';
+  const run = async (over: Record<string, unknown>, policy = dir): Promise<{ grad: Float32Array | undefined; aux: number | undefined }> => {
+    let grad: Float32Array | undefined;
+    const r = await train({
+      policy, examples, loss: 'sppo', beta: 0.1, lr: 1e-4, epochs: 1, batchSize: 4, gradAccum: 1, optimizer: 'adamw', warmupRatio: 0,
+      schedule: 'constant', maxLength: 64, maxPromptLength: 32, maxGradNorm: 0, dtype: 'float32', device: 'cpu', seed: 0,
+      onGradients: (named) => {
+        const g = named.find(([n]) => n === routerName)?.[1].grad;
+        if (g) grad ??= Float32Array.from(g.toTypedArray() as Float32Array);
+      },
+      ...over,
+    });
+    r.model.dispose();
+    return { grad, aux: r.metrics[0]!.aux_loss };
+  };
+  // The aux loss and its router gradient computed apart from the trainer: one padded batch of the 8 sequences.
+  const m = loadModel(dir, { dtype: 'float32', device: 'cpu' });
+  m.requiresGrad_(true);
+  const sink: torch.Tensor[] = [];
+  let want: { aux: number; grad: Float32Array };
+  try {
+    const seqs = [...examples.map((e) => ({ promptIds: e.promptIds, responseIds: e.chosenIds })), ...examples.map((e) => ({ promptIds: e.promptIds, responseIds: e.rejectedIds }))];
+    const batch = packSequences(seqs, 0);
+    const aux = torch.tidy(() => {
+      m.hidden({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, routerLogits: sink });
+      const a = loadBalancingLoss(sink, m.config.moe!.topK, batch.attentionMask);
+      a.backward();
+      return a.item();
+    });
+    want = { aux, grad: Float32Array.from(new Map(m.namedParameters()).get(routerName)!.grad!.toTypedArray() as Float32Array) };
+  } finally {
+    for (const t of sink) t.dispose();
+    m.dispose();
+  }
+  const off = await run({ routerAuxLossCoef: 0 });
+  assert.equal(off.aux, undefined);
+  const coef = 0.5;
+  for (const over of [{}, { packing: false }, { gradientCheckpointing: true }]) {
+    const on = await run({ ...over, routerAuxLossCoef: coef });
+    // The same tokens through the same weights: the aux loss within float32 rounding (FWD32) of the padded batch's.
+    assert.ok(Math.abs(on.aux! - want.aux) <= FWD32 * want.aux, `aux_loss ${on.aux} against ${want.aux} (${JSON.stringify(over)})`);
+    let scale = 0;
+    let worst = 0;
+    on.grad!.forEach((g, i) => {
+      scale = Math.max(scale, Math.abs(g), Math.abs(off.grad![i]!));
+      worst = Math.max(worst, Math.abs(g - off.grad![i]! - coef * want.grad[i]!));
+    });
+    reportError(`aux gradient in the trainer ${JSON.stringify(over)}`, worst / scale, BWD32);
+    assert.ok(worst <= BWD32 * scale, `router gradient minus the pair loss's: ${worst / scale} of the largest entry off coef x the aux gradient (${JSON.stringify(over)})`);
+  }
+  assert.equal((await run({}, join(hfExtra, 'qwen3'))).aux, undefined, 'a dense model has no load-balancing loss');
+  // The default is TRL's 0.001.
+  assert.ok(Math.abs((await run({})).aux! - want.aux) <= FWD32 * want.aux);
 });

@@ -72,6 +72,7 @@ options:
   --checkpoint-dir DIR     save checkpoints there (each epoch, or every --checkpoint-every steps)
   --checkpoint-every N     steps between checkpoints
   --gradient-checkpointing recompute the logits in the backward pass (less memory)
+  --router-aux-loss-coef C mixture-of-experts models: the load-balancing loss's weight (default 0.001, TRL's; 0 = off)
   --no-master-weights    with bfloat16/float16 weights, step them directly instead of float32 master copies
                          (less memory; updates under half a weight's spacing are lost)
   --no-packing             right-padded batches instead of sequences packed end to end into rows
@@ -131,6 +132,7 @@ export async function run(argv: string[]): Promise<void> {
       'checkpoint-dir': { type: 'string' },
       'checkpoint-every': { type: 'string' },
       'gradient-checkpointing': { type: 'boolean' },
+      'router-aux-loss-coef': { type: 'string' },
       'no-master-weights': { type: 'boolean' },
       'no-packing': { type: 'boolean' },
       'no-eos': { type: 'boolean' },
@@ -184,7 +186,7 @@ export async function run(argv: string[]): Promise<void> {
     const r = await train({
       policy, examples, loss, beta, labelSmoothing, ...(magnetLoss ? { tau, ...(v.magnet !== undefined ? { magnet: v.magnet } : {}) } : {}), lr, epochs, batchSize, gradAccum, optimizer, weightDecay, warmupRatio, schedule,
       maxGradNorm, maxLength, maxPromptLength, dtype, device, seed, evalFraction, metricsPath: v.metrics,
-      checkpointDir: v['checkpoint-dir'], checkpointEvery, gradientCheckpointing: v['gradient-checkpointing'] ?? false, masterWeights: !v['no-master-weights'], packing: !v['no-packing'],
+      checkpointDir: v['checkpoint-dir'], checkpointEvery, gradientCheckpointing: v['gradient-checkpointing'] ?? false, routerAuxLossCoef: num('router-aux-loss-coef', v['router-aux-loss-coef'], 0.001, { min: 0 }), masterWeights: !v['no-master-weights'], packing: !v['no-packing'],
       lora, adapterDir: lora ? v['adapter-out'] : undefined, adapterBaseModel: modelName,
       onStep: (m) => {
         last = m;

@@ -65,6 +65,11 @@ export interface ForwardInput {
   tape?: CheckpointTape | null;
   /** Packed sequences (see PackedSequences); positionIds default to theirs. */
   packing?: PackedSequences | null;
+  /**
+   * Where the mixture-of-experts layers put their router logits (float [B * L, experts], one per sparse layer, in layer
+   * order) for a load-balancing loss (sparse_moe.ts loadBalancingLoss). The caller disposes them after its backward pass.
+   */
+  routerLogits?: Tensor[] | null;
 }
 
 export interface LogprobOptions {
@@ -91,6 +96,8 @@ export interface Context {
   fused: boolean;
   /** Packed sequences on the fused path: variable-length flash attention (slidingWindow: the model's; sliding layers use it). */
   varlen?: VarlenLayout | null;
+  /** ForwardInput.routerLogits: the sparse layers append theirs. */
+  routerLogits?: Tensor[] | null;
 }
 
 export interface CausalLM {
@@ -156,7 +163,20 @@ export abstract class CausalLMBase extends Module implements CausalLM {
       emptyRows: tape.hold(ctx.emptyRows),
       varlen: ctx.varlen ? { ...ctx.varlen, cuSeqlens: tape.hold(ctx.varlen.cuSeqlens) } : null,
     };
-    for (const layer of layers) x = tape.checkpoint((h) => layer.forward(h, held), x);
+    const sink = ctx.routerLogits;
+    for (const layer of layers) {
+      if (!sink) {
+        x = tape.checkpoint((h) => layer.forward(h, held), x);
+        continue;
+      }
+      // The router logits are outputs of the checkpointed layer too: a loss on them reaches the router in backward.
+      const [y, ...logits] = tape.checkpointMany((h) => {
+        const own: Tensor[] = [];
+        return [layer.forward(h, { ...held, routerLogits: own }), ...own];
+      }, x);
+      x = y!;
+      sink.push(...logits);
+    }
     return x;
   }
 

@@ -8,7 +8,7 @@ export { Qwen2ForCausalLM } from './qwen2.js';
 export { Qwen3ForCausalLM } from './qwen3.js';
 export { Qwen3MoeForCausalLM } from './qwen3_moe.js';
 export { MixtralForCausalLM } from './mixtral.js';
-export { Expert, MoeDecoderLayer, SparseMoeBlock, type ExpertNames, type SparseMoeOptions } from './sparse_moe.js';
+export { Expert, loadBalancingLoss, MoeDecoderLayer, SparseMoeBlock, type ExpertNames, type SparseMoeOptions } from './sparse_moe.js';
 export { SmolLM3ForCausalLM } from './smollm3.js';
 export { Olmo2ForCausalLM } from './olmo2.js';
 export { Phi3ForCausalLM } from './phi3.js';

@@ -5,7 +5,7 @@
 // Each expert runs once, on the tokens routed to it (gathered, in token order), and the weighted outputs are added
 // back in expert order, as transformers adds them. The routing is read on the host once per layer (which experts got
 // which tokens); experts that got none are skipped and receive no gradient.
-import { cat, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
+import { cat, keep, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import { Module } from '../nn/module.js';
 import { activation, Linear, RMSNorm } from '../nn/layers.js';
 import type { Context } from './causal_lm.js';
@@ -73,16 +73,18 @@ export class SparseMoeBlock extends Module {
     this.weightsInFloat = opts.weightsInFloat ?? false;
   }
 
-  forward(x: Tensor): Tensor {
+  /** y for x [..., hidden]; with `routerLogits`, the router's logits [tokens, experts] appended to it (the caller's to dispose). */
+  forward(x: Tensor, routerLogits: Tensor[] | null = null): Tensor {
     return tidy(() => {
       const shape = x.shape;
       const hidden = shape[shape.length - 1]!;
       const flat = x.reshape(-1, hidden);
       const n = flat.size(0);
-      const routerLogits = this.gate.forward(flat);
-      let [weights, chosen] = routerLogits.float().softmax(-1).topk(this.topK, -1);
+      const logits = this.gate.forward(flat);
+      if (routerLogits) routerLogits.push(keep(logits));
+      let [weights, chosen] = logits.float().softmax(-1).topk(this.topK, -1);
       if (this.normTopkProb) weights = weights.div(weights.sum(-1, true));
-      if (!this.weightsInFloat) weights = weights.to(routerLogits.dtype);
+      if (!this.weightsInFloat) weights = weights.to(logits.dtype);
       const r = this.route(chosen, x.device);
       const xs = flat.indexSelect(0, r.tokens);
       const parts: Tensor[] = [];
@@ -118,6 +120,38 @@ export class SparseMoeBlock extends Module {
   }
 }
 
+/**
+ * The Switch Transformer's load-balancing loss over the sparse layers' router logits, as transformers' (5.x)
+ * load_balancing_loss_func computes it, which TRL's trainers add times router_aux_loss_coef:
+ *   numExperts * sum_e f_e P_e,  f_e = (top-k picks of e) / tokens,  P_e = (sum of e's router probability) / tokens,
+ * both summed over every layer's tokens (so the picks sum to topK per token and layer); `mask` [tokens] (1 for real
+ * tokens, the layers' rows flattened as the logits are) leaves padding out. Only P carries a gradient.
+ */
+export function loadBalancingLoss(routerLogits: readonly Tensor[], topK: number, mask: Tensor | null = null): Tensor {
+  return tidy(() => {
+    const numExperts = routerLogits[0]!.size(-1);
+    const device = routerLogits[0]!.device;
+    const m = mask ? mask.reshape(-1).to('float32') : null;
+    let picks = zeros([numExperts], { device });
+    let probSum = zeros([numExperts], { device });
+    let rows = 0;
+    for (const l of routerLogits) {
+      const probs = l.float().softmax(-1);
+      const chosen = probs.topk(topK, -1)[1].reshape(-1);
+      if (m) {
+        picks = picks.scatterAdd(0, chosen, m.repeatInterleave(topK, 0));
+        probSum = probSum.add(probs.mul(m.unsqueeze(-1)).sum(0));
+      } else {
+        picks = picks.scatterAdd(0, chosen, zeros([chosen.size(0)], { device }).add(1));
+        probSum = probSum.add(probs.sum(0));
+      }
+      rows += m ? 0 : probs.size(0);
+    }
+    const total = m ? m.sum().mul(routerLogits.length) : rows;
+    return picks.div(total).mul(probSum.div(total)).sum().mul(numExperts);
+  });
+}
+
 /** Llama's pre-norm decoder layer with a mixture of experts, or a dense MLP where the config says so, as its feed-forward. */
 export class MoeDecoderLayer extends Module {
   self_attn: Attention;
@@ -135,7 +169,8 @@ export class MoeDecoderLayer extends Module {
   forward(x: Tensor, ctx: Context): Tensor {
     return tidy(() => {
       const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), ctx));
-      return h.add(this.ff.forward(this.post_attention_layernorm.forward(h)));
+      const n = this.post_attention_layernorm.forward(h);
+      return h.add(this.ff instanceof SparseMoeBlock ? this.ff.forward(n, ctx.routerLogits ?? null) : this.ff.forward(n));
     });
   }
 }

@@ -115,6 +115,8 @@ export const trainingSchema = z
     maxPromptLength: int(1).default(1024),
     maxGradNorm: z.number().gte(0).default(1), // 0: no clipping, as train() and sppo train --max-grad-norm take it
     gradientCheckpointing: z.boolean().default(false),
+    /** Mixture-of-experts policies: the load-balancing loss's weight (trainer.ts TrainOptions.routerAuxLossCoef; TRL's 0.001); 0: off. */
+    routerAuxLossCoef: z.number().min(0).default(0.001),
     /** With bfloat16/float16 weights: the optimizer steps float32 master copies (trainer.ts TrainOptions.masterWeights). */
     masterWeights: z.boolean().default(true),
     /** Sequences packed end to end into rows without padding (trainer.ts TrainOptions.packing). */

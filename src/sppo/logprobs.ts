@@ -187,16 +187,23 @@ export function packRows(seqs: readonly PromptResponse[], padId: number, opts: P
   }));
 }
 
+/** [rows * positions] 1 for the batch's tokens, 0 for padding (a packed row's tail), in the order the model flattens them. */
+export function tokenMask(batch: PackedBatch | RowPackedBatch): Tensor {
+  return tidy(() => ('packing' in batch ? batch.packing.sequenceIds.lt(batch.responseIndex.size(0)) : batch.attentionMask).reshape(-1).to('float32'));
+}
+
 /**
  * [N] float32: the summed log-probs of each response given its prompt (differentiable when the model's
  * parameters require gradients and grad mode is on). With `opts.tape`, the logits are recomputed in the
  * backward pass; the result then must be backpropagated through the tape before the tensors it depends
- * on are disposed.
+ * on are disposed. With `opts.routerLogits`, a mixture-of-experts model's sparse layers append their router logits
+ * to it (ForwardInput.routerLogits); tokenMask gives their rows' mask.
  */
-export function responseLogprobs(model: CausalLM, batch: PackedBatch | RowPackedBatch, opts: LogprobOptions = {}): Tensor {
+export function responseLogprobs(model: CausalLM, batch: PackedBatch | RowPackedBatch, opts: LogprobOptions & { routerLogits?: Tensor[] } = {}): Tensor {
+  const routerLogits = opts.routerLogits ?? null;
   if ('packing' in batch) {
     const packed = (): Tensor => {
-      const lp = model.tokenLogprobs({ inputIds: batch.inputIds, packing: batch.packing }, opts);
+      const lp = model.tokenLogprobs({ inputIds: batch.inputIds, packing: batch.packing, routerLogits }, opts);
       const [n, m] = batch.responseIndex.shape as [number, number];
       // The flattened log-probs and a zero after them (where the shorter responses' index rows point).
       const flat = cat([lp.reshape(-1), zeros([1], { device: lp.device })], 0);
@@ -205,7 +212,7 @@ export function responseLogprobs(model: CausalLM, batch: PackedBatch | RowPacked
     return opts.tape ? packed() : tidy(packed);
   }
   const run = (): Tensor => {
-    const lp = model.tokenLogprobs({ inputIds: batch.inputIds, attentionMask: batch.attentionMask }, opts);
+    const lp = model.tokenLogprobs({ inputIds: batch.inputIds, attentionMask: batch.attentionMask, routerLogits }, opts);
     return lp.mul(batch.responseMask).sum(1);
   };
   return opts.tape ? run() : tidy(run);

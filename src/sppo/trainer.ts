@@ -38,7 +38,8 @@ import { positionLimit, readConfig } from '../models/config.js';
 import { saveAdapter } from '../models/peft.js';
 import { Lora, type LoraOptions } from '../nn/lora.js';
 import { isLossType, LOSS_TYPES, preferenceLoss, usesBaseline, usesMagnet, type LossType } from './losses.js';
-import { packRows, packSequences, responseLogprobs, truncatePair, type PromptResponse } from './logprobs.js';
+import { packRows, packSequences, responseLogprobs, tokenMask, truncatePair, type PromptResponse } from './logprobs.js';
+import { loadBalancingLoss } from '../models/sparse_moe.js';
 import { createRng, epochSteps, permutation } from '../util/rng.js';
 import { writeDirAtomic, writeJsonAtomic } from '../util/files.js';
 import { DataParallel } from './data_parallel.js';
@@ -93,6 +94,8 @@ export interface StepMetrics {
   tokens_per_s: number;
   /** Mean loss over the held-out split, at the last step of each epoch. */
   eval_loss?: number;
+  /** Mixture-of-experts policies: the load-balancing loss, mean over the step's micro-batches (weighted by their pairs); not in `loss`. */
+  aux_loss?: number;
 }
 
 export interface TrainOptions {
@@ -154,6 +157,13 @@ export interface TrainOptions {
   /** Recompute the logits chunks in the backward pass instead of keeping them. */
   gradientCheckpointing?: boolean;
   /**
+   * Mixture-of-experts policies (Qwen3-MoE, Mixtral): each micro-batch's load-balancing loss (the Switch Transformer's,
+   * over its chosen and rejected sequences, padding left out: sparse_moe.ts loadBalancingLoss) is added times this to
+   * its mean pair loss, as TRL's DPOTrainer adds it (its router_aux_loss_coef, default 0.001); 0 turns it off. No
+   * effect on dense models.
+   */
+  routerAuxLossCoef?: number;
+  /**
    * With bfloat16 / float16 parameters (the default on CUDA): the optimizer updates float32 master copies of the
    * trained weights (its state float32 too) and the half-precision weights are their rounding, as mixed-precision
    * training keeps them (DeepSpeed's bf16, torch AMP); default true. false: the optimizer steps the half-precision
@@ -197,6 +207,9 @@ export interface TrainResult {
   evalSize: number;
 }
 
+/** TRL's DPOConfig.router_aux_loss_coef: the load-balancing loss's weight for mixture-of-experts policies. */
+export const DEFAULT_ROUTER_AUX_LOSS_COEF = 0.001;
+
 /** Training stopped on a non-finite loss, gradient norm or parameter. */
 export class TrainingDivergedError extends Error {
   override name = 'TrainingDivergedError';
@@ -222,6 +235,7 @@ function checkOptions(o: TrainOptions): void {
   if (!['rmsprop', 'adamw'].includes(o.optimizer)) fail(`optimizer must be rmsprop or adamw, got '${o.optimizer}'`);
   if (!(o.warmupRatio >= 0 && o.warmupRatio <= 1)) fail(`warmupRatio must be in [0, 1], got ${o.warmupRatio}`);
   if (!(o.maxGradNorm >= 0)) fail(`maxGradNorm must be >= 0, got ${o.maxGradNorm}`);
+  if (o.routerAuxLossCoef !== undefined && !(o.routerAuxLossCoef >= 0 && Number.isFinite(o.routerAuxLossCoef))) fail(`routerAuxLossCoef must be a finite number >= 0, got ${o.routerAuxLossCoef}`);
   const ef = o.evalFraction ?? 0;
   if (!(ef >= 0 && ef < 1)) fail(`evalFraction must be in [0, 1), got ${ef}`);
   if (o.checkpointEvery !== undefined && !(Number.isInteger(o.checkpointEvery) && o.checkpointEvery >= 1)) fail(`checkpointEvery must be an integer >= 1, got ${o.checkpointEvery}`);
@@ -467,7 +481,7 @@ interface PolicyPass {
  * One micro-batch through the policy: its pair sums and tokens; with `gradScale`, the backward pass of the summed
  * loss times it (not when the loss is not finite: `bad`).
  */
-function batchLoss({ policy, lora, pad, packing, opts }: PolicyPass, batch: Prepared[], gradScale?: number): PairSums & { tokens: number; bad: boolean } {
+function batchLoss({ policy, lora, pad, packing, opts }: PolicyPass, batch: Prepared[], gradScale?: number): PairSums & { tokens: number; bad: boolean; auxSum: number } {
   return tidy(() => {
     const withGrad = gradScale !== undefined;
     const seqs: PromptResponse[] = [
@@ -476,19 +490,30 @@ function batchLoss({ policy, lora, pad, packing, opts }: PolicyPass, batch: Prep
     ];
     const packed = packing ? packRows(seqs, pad, { device: policy.device }) : packSequences(seqs, pad, policy.device);
     const tape = withGrad && opts.gradientCheckpointing ? new CheckpointTape() : undefined;
+    const moe = policy.config.moe;
+    const auxCoef = withGrad && moe ? opts.routerAuxLossCoef ?? DEFAULT_ROUTER_AUX_LOSS_COEF : 0;
+    const routerLogits: Tensor[] | undefined = auxCoef > 0 ? [] : undefined;
     lora?.nextPass();
     try {
-      const logps = withGrad ? responseLogprobs(policy, packed, { tape, chunkTokens: opts.chunkTokens }) : noGrad(() => responseLogprobs(policy, packed, { chunkTokens: opts.chunkTokens }));
-      const { lossSum, ...sums } = pairLossMetrics(logps, batch, opts);
-      const bad = !Number.isFinite(sums.loss);
+      const logps = withGrad ? responseLogprobs(policy, packed, { tape, chunkTokens: opts.chunkTokens, routerLogits }) : noGrad(() => responseLogprobs(policy, packed, { chunkTokens: opts.chunkTokens }));
+      let { lossSum, ...sums } = pairLossMetrics(logps, batch, opts);
+      let auxSum = 0;
+      if (routerLogits) {
+        // TRL's DPOTrainer: the batch's mean pair loss + coef * aux; here the summed loss + coef * aux * pairs.
+        const aux = loadBalancingLoss(routerLogits, moe!.topK, tokenMask(packed));
+        auxSum = aux.item() * batch.length;
+        lossSum = lossSum.add(aux.mul(auxCoef * batch.length));
+      }
+      const bad = !Number.isFinite(sums.loss) || !Number.isFinite(auxSum);
       if (withGrad && !bad) {
         const scaled = lossSum.mul(gradScale);
         if (tape) tape.backward(scaled);
         else scaled.backward();
       }
-      return { ...sums, tokens: packed.tokens, bad };
+      return { ...sums, tokens: packed.tokens, bad, auxSum };
     } finally {
       tape?.dispose();
+      for (const t of routerLogits ?? []) t.dispose();
     }
   });
 }
@@ -598,6 +623,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     writeAdapter();
   });
 
+  const auxTrained = policy.config.moe !== undefined && (opts.routerAuxLossCoef ?? DEFAULT_ROUTER_AUX_LOSS_COEF) > 0;
   const evalLossBefore = await heldOutLoss(pass, dp, evalSet);
   let finalEval: number | undefined = evalLossBefore;
   let step = 0;
@@ -605,21 +631,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     for (const { epoch, ids, lastOfEpoch } of epochSteps(trainSet.length, globalBatch, opts.epochs, opts.seed)) {
       const t0 = performance.now();
       const local = dp.shard(ids);
-      const sums = [0, 0, 0, 0, 0]; // loss, a_w, a_l, correct, tokens over this rank's micro-batches
+      const sums = [0, 0, 0, 0, 0, 0]; // loss, a_w, a_l, correct, tokens, aux loss over this rank's micro-batches
       let bad: string | undefined;
       for (let off = 0; off < local.length; off += opts.batchSize) {
         dp.beforeBackward(off + opts.batchSize >= local.length);
         const r = batchLoss(pass, local.slice(off, off + opts.batchSize).map((i) => trainSet[i]!), 1 / ids.length);
         if (r.bad) {
-          bad = `the loss is ${r.loss} (micro-batch ${off / opts.batchSize + 1} of ${Math.ceil(local.length / opts.batchSize)}${dp.where})`;
+          bad = `the ${Number.isFinite(r.loss) ? `load-balancing loss is ${r.auxSum / Math.min(opts.batchSize, local.length - off)}` : `loss is ${r.loss}`} (micro-batch ${off / opts.batchSize + 1} of ${Math.ceil(local.length / opts.batchSize)}${dp.where})`;
           break;
         }
-        [r.loss, r.aw, r.al, r.correct, r.tokens].forEach((v, i) => (sums[i]! += v));
+        [r.loss, r.aw, r.al, r.correct, r.tokens, r.auxSum].forEach((v, i) => (sums[i]! += v));
       }
       // The gradients first (every rank starts the same collectives in the same order, a rank that diverged too),
       // then the step's sums over all ranks; a rank that diverged stops every rank.
       await dp.reduceGradients();
-      const [loss, aw, al, correct, tokens, nBad] = (await dp.sum([...sums, bad ? 1 : 0])) as [number, number, number, number, number, number];
+      const [loss, aw, al, correct, tokens, auxSum, nBad] = (await dp.sum([...sums, bad ? 1 : 0])) as [number, number, number, number, number, number, number];
       if (nBad > 0) ckpt.diverged(step + 1, bad ?? `a non-finite loss on another rank (${nBad} of ${dp.world})`);
       step++;
       opts.onGradients?.(lora ? [...policy.namedParameters(), ...lora.namedParameters()] : policy.namedParameters());
@@ -634,6 +660,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const row: StepMetrics = {
         step, epoch: step / stepsPerEpoch, loss: loss / n, a_w: aw / n, a_l: al / n, margin: (aw - al) / n, pair_accuracy: correct / n,
         grad_norm: gradNorm, lr, tokens_per_s: tokens / Math.max(1e-9, (performance.now() - t0) / 1000),
+        ...(auxTrained ? { aux_loss: auxSum / n } : {}),
       };
       if (lastOfEpoch && evalSet.length) {
         const e = (await heldOutLoss(pass, dp, evalSet))!;

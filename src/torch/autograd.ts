@@ -34,12 +34,13 @@ export function backward(outputs: Tensor[], grads?: (Tensor | null)[], opts: { r
 }
 
 interface Segment {
-  fn: (...xs: Tensor[]) => Tensor;
+  fn: (...xs: Tensor[]) => Tensor[];
   /** The inputs: leaves as given; tensors from a graph as the tape's own alias of them (same graph). */
   inputs: Tensor[];
   /** What fn saw: the input itself when it is a leaf, else a detached alias. */
   args: Tensor[];
-  output: Tensor;
+  /** fn's outputs (checkpoint: one; checkpointMany: several, e.g. a layer's output and its router logits). */
+  outputs: Tensor[];
   /** What the tape made and frees at dispose(). */
   owned: Tensor[];
 }
@@ -75,6 +76,15 @@ export class CheckpointTape implements Disposable {
   }
 
   checkpoint(fn: (...xs: Tensor[]) => Tensor, ...inputs: Tensor[]): Tensor {
+    return this.checkpointMany((...xs) => [fn(...xs)], ...inputs)[0]!;
+  }
+
+  /**
+   * checkpoint for a function of several outputs: each is computed without a graph, and in backward the gradients
+   * that reached any of them go through the recomputation together (a layer's output, and its router logits that an
+   * auxiliary loss reads).
+   */
+  checkpointMany(fn: (...xs: Tensor[]) => Tensor[], ...inputs: Tensor[]): Tensor[] {
     const owned: Tensor[] = [];
     const mine = (t: Tensor): Tensor => {
       owned.push(keep(t));
@@ -85,10 +95,9 @@ export class CheckpointTape implements Disposable {
     // under LoRA, a leaf without gradients).
     const own = inputs.map((x) => (x.isLeaf && x.requiresGrad ? x : mine(callT('alias', x.h))));
     const args = own.map((x, i) => (x === inputs[i] ? x : mine(x.detach().requiresGrad_(x.requiresGrad))));
-    const output = mine(noGrad(() => fn(...args)));
-    output.requiresGrad_(true);
-    this.#segments.push({ fn, inputs: own, args, output, owned });
-    return output;
+    const outputs = noGrad(() => fn(...args)).map((o) => mine(o).requiresGrad_(true));
+    this.#segments.push({ fn, inputs: own, args, outputs, owned });
+    return outputs;
   }
 
   backward(loss: Tensor, grad?: Tensor): void {
@@ -96,10 +105,11 @@ export class CheckpointTape implements Disposable {
     for (let i = this.#segments.length - 1; i >= 0; i--) {
       const s = this.#segments[i]!;
       tidy(() => {
-        const g = s.output.grad;
-        if (!g) return;
-        const y = enableGrad(() => s.fn(...s.args));
-        y.backward(g);
+        const gs = s.outputs.map((o) => o.grad);
+        if (gs.every((g) => !g)) return;
+        const ys = enableGrad(() => s.fn(...s.args));
+        const reached = ys.map((y, j) => [y, gs[j]] as const).filter((yg): yg is readonly [Tensor, Tensor] => yg[1] !== null);
+        native.backward(handles(reached.map(([y]) => y)), handles(reached.map(([, g]) => g)), false, false);
         // Inputs that came from a graph (not leaves): continue the backward pass into it.
         const outs: Tensor[] = [];
         const grads: Tensor[] = [];

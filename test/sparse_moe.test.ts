@@ -9,7 +9,7 @@ import { loadBalancingLoss, loadModel, MoeDecoderLayer, SparseMoeBlock, parseCon
 import { fusedExpertCaveats, saveAdapter } from '../src/models/peft.js';
 import { Lora } from '../src/nn/lora.js';
 import { hfExtra } from './helpers/fixtures.js';
-import { BWD32, FWD32, reportError } from './helpers/tolerances.js';
+import { BWD32, FWD32, LOGPROB32, reportError } from './helpers/tolerances.js';
 import { removeDir, tempDir } from './text_helpers.js';
 
 const relErr = (got: torch.Tensor, want: torch.Tensor): number => torch.tidy(() => got.sub(want).abs().max().item() / want.abs().max().item());
@@ -42,6 +42,12 @@ for (const arch of ['qwen3-moe', 'mixtral']) {
       const err = relErr(got, want);
       reportError(`${arch} sparse vs dense block`, err, FWD32);
       assert.ok(err <= FWD32, `sparse block within ${err} of the dense formula (bound ${FWD32})`);
+      // The capturable path (every expert on every token, no read back to the host): the same sum.
+      const capt = torch.noGrad(() => block.forward(x, null, true));
+      const cErr = relErr(capt, got);
+      reportError(`${arch} capturable vs sparse block`, cErr, FWD32);
+      assert.ok(cErr <= FWD32, `capturable block within ${cErr} of the sparse one`);
+      capt.dispose();
       // One token: only its topK experts get gradients.
       m.train();
       for (const p of m.parameters()) p.requiresGrad_(true);
@@ -94,6 +100,25 @@ for (const arch of ['qwen3-moe', 'mixtral']) {
       }
     } finally {
       for (const t of ex.values()) t.dispose();
+      m.dispose();
+    }
+  });
+}
+
+for (const arch of ['qwen3-moe', 'mixtral']) {
+  test(`${arch}: the static decoding step (what a GPU captures as a CUDA graph; it routes on the device) generates the op-by-op loop's tokens`, async () => {
+    const { generate } = await import('../src/generate/index.js');
+    const m = loadModel(join(hfExtra, arch), { dtype: 'float32', device: 'cpu' });
+    try {
+      const prompts = [[1, 17, 42, 99, 3], [1, 250, 311, 7, 64, 128, 9, 8]];
+      const opts = { maxNewTokens: 8, temperature: 0, seed: 0 } as const;
+      const loop = generate(m, prompts, { ...opts, graph: 'off' });
+      const stat = generate(m, prompts, { ...opts, graph: 'on' });
+      loop.forEach((g, i) => {
+        assert.deepEqual(stat[i]!.tokens, g.tokens, `row ${i}`);
+        g.logprobs.forEach((lp, j) => assert.ok(Math.abs(stat[i]!.logprobs[j]! - lp) <= LOGPROB32, `row ${i} step ${j}: ${stat[i]!.logprobs[j]} vs ${lp}`));
+      });
+    } finally {
       m.dispose();
     }
   });

@@ -98,6 +98,11 @@ export interface Context {
   varlen?: VarlenLayout | null;
   /** ForwardInput.routerLogits: the sparse layers append theirs. */
   routerLogits?: Tensor[] | null;
+  /**
+   * The pass reads nothing back to the host, so that it can be captured as a CUDA graph (the static decoding step,
+   * which gives attentionBias): mixture-of-experts layers route on the device (sparse_moe.ts).
+   */
+  capturable?: boolean;
 }
 
 export interface CausalLM {

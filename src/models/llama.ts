@@ -184,7 +184,7 @@ export class LlamaForCausalLM extends CausalLMBase {
     return tidy(() => {
       const { positions, fullMask, slidingMask, emptyRows, varlen } = this.prepare(input, this.config.slidingWindow);
       const { cos, sin } = this.rotary.tables(positions, this.dtype);
-      const ctx: Context = { cos, sin, fullMask, slidingMask, emptyRows, cache: input.cache ?? null, fused: this.fused, varlen, routerLogits: input.routerLogits ?? null };
+      const ctx: Context = { cos, sin, fullMask, slidingMask, emptyRows, cache: input.cache ?? null, fused: this.fused, varlen, routerLogits: input.routerLogits ?? null, capturable: !!input.attentionBias };
       let x = this.model.embed_tokens.forward(input.inputIds);
       x = this.runLayers(x, this.model.layers, ctx, input.tape);
       this.advanceCache(input);

@@ -4,7 +4,10 @@
 //   y = sum over the chosen e of p_e * expert_e(x), expert_e a gated MLP down(act(gate(x)) * up(x))
 // Each expert runs once, on the tokens routed to it (gathered, in token order), and the weighted outputs are added
 // back in expert order, as transformers adds them. The routing is read on the host once per layer (which experts got
-// which tokens); experts that got none are skipped and receive no gradient.
+// which tokens); experts that got none are skipped and receive no gradient. A pass that must not read back to the host
+// (the static decoding step, captured as a CUDA graph) runs every expert on every token instead, weighted by the routing
+// (zero for the experts not chosen): the same sum, in the same order, at numExperts / topK times the MLP arithmetic,
+// which decoding's few tokens per step afford (its cost is reading the experts' weights, and a batch reads most anyway).
 import { cat, keep, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import { Module } from '../nn/module.js';
 import { activation, Linear, RMSNorm } from '../nn/layers.js';
@@ -73,8 +76,11 @@ export class SparseMoeBlock extends Module {
     this.weightsInFloat = opts.weightsInFloat ?? false;
   }
 
-  /** y for x [..., hidden]; with `routerLogits`, the router's logits [tokens, experts] appended to it (the caller's to dispose). */
-  forward(x: Tensor, routerLogits: Tensor[] | null = null): Tensor {
+  /**
+   * y for x [..., hidden]; with `routerLogits`, the router's logits [tokens, experts] appended to it (the caller's to
+   * dispose); `capturable`: no read back to the host (every expert on every token, see the top of this file).
+   */
+  forward(x: Tensor, routerLogits: Tensor[] | null = null, capturable = false): Tensor {
     return tidy(() => {
       const shape = x.shape;
       const hidden = shape[shape.length - 1]!;
@@ -85,6 +91,14 @@ export class SparseMoeBlock extends Module {
       let [weights, chosen] = logits.float().softmax(-1).topk(this.topK, -1);
       if (this.normTopkProb) weights = weights.div(weights.sum(-1, true));
       if (!this.weightsInFloat) weights = weights.to(logits.dtype);
+      if (capturable) {
+        const dense = zeros([n, this.experts.length], { dtype: weights.dtype, device: x.device }).scatter(1, chosen, weights);
+        let y = zeros([n, hidden], { dtype: x.dtype, device: x.device });
+        this.experts.forEach((e, i) => {
+          y = y.add(e.forward(flat).mul(dense.narrow(1, i, 1)).to(x.dtype));
+        });
+        return y.view(...shape);
+      }
       const r = this.route(chosen, x.device);
       const xs = flat.indexSelect(0, r.tokens);
       const parts: Tensor[] = [];
@@ -170,7 +184,7 @@ export class MoeDecoderLayer extends Module {
     return tidy(() => {
       const h = x.add(this.self_attn.forward(this.input_layernorm.forward(x), ctx));
       const n = this.post_attention_layernorm.forward(h);
-      return h.add(this.ff instanceof SparseMoeBlock ? this.ff.forward(n, ctx.routerLogits ?? null) : this.ff.forward(n));
+      return h.add(this.ff instanceof SparseMoeBlock ? this.ff.forward(n, ctx.routerLogits ?? null, ctx.capturable ?? false) : this.ff.forward(n));
     });
   }
 }

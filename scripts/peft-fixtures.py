@@ -24,6 +24,14 @@ the base's values or at one, moved by N(0, 0.05^2) noise, as training moves them
   llama/modules_to_save/   modules_to_save=["lm_head"]
   qwen2/modules_to_save/   modules_to_save=["embed_tokens"] on tied embeddings: merge_and_unload() unties them
   qwen2/tied_copies/       the same with ensure_weight_tying=True: they stay tied
+  qwen3-moe/experts/       (test/fixtures/hf-extra's Qwen3-MoE, on transformers 5's fused experts) target_parameters
+                           ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"] beside target_modules ["q_proj"]:
+                           PEFT's ParamWrapper LoRA on the 3-D expert weights ([experts * r, in] lora_A, [out, experts *
+                           r] lora_B, saved as mlp.experts.base_layer.lora_* and mlp.experts.lora_*), which is what PEFT
+                           trains and saves on a MoE model under transformers 5
+  mixtral/experts/         the same on the Mixtral fixture, target_modules "all-linear": PEFT resolves it to the
+                           attention projections and, as target_parameters, the router (mlp.gate, sppo's
+                           block_sparse_moe.gate) and the fused experts (rank and alpha doubled for gate_up_proj)
   llama/resized/           the vocabulary resized to 520 (resize_token_embeddings, 8 added tokens saved with the
                            tokenizer into the adapter folder, as trainers save it), modules_to_save=["embed_tokens", "lm_head"]
 Each folder: PEFT's save_pretrained files (adapter_config.json, adapter_model.safetensors) and
@@ -56,10 +64,17 @@ RESIZED = 520
 # Variants whose trained non-LoRA tensors get noise (see above); the plain ones are as PEFT initialises them.
 PERTURBED = {"dora", "pattern", "bias_all", "bias_lora_only", "lora_bias", "embedding", "trainable_tokens",
              "modules_to_save", "tied_copies", "resized"}
-ARCHS = ["llama", "qwen2", "mistral", "gemma2", "gpt2"]
+ARCHS = ["llama", "qwen2", "mistral", "gemma2", "gpt2", "qwen3-moe", "mixtral"]
+# Architectures whose base is a committed fixture of this repository (scripts/hf-extra-fixtures.py), not hf-tiny's.
+HF_EXTRA = {"qwen3-moe", "mixtral"}
 
 
 def variants(arch):
+    if arch == "qwen3-moe":
+        return {"experts": dict(r=2, lora_alpha=6, target_modules=["q_proj"],
+                                target_parameters=["mlp.experts.gate_up_proj", "mlp.experts.down_proj"])}
+    if arch == "mixtral":
+        return {"experts": dict(r=2, lora_alpha=6, target_modules="all-linear")}
     gpt2 = arch == "gpt2"
     v = {
         "plain": dict(r=4, lora_alpha=8, target_modules="all-linear"),
@@ -110,7 +125,8 @@ def main():
     for arch in ARCHS:
         for name, kw in variants(arch).items():
             torch.manual_seed(1000 + ARCHS.index(arch) * 10 + len(name))
-            base = AutoModelForCausalLM.from_pretrained(os.path.join(a.hf_tiny, arch), dtype=torch.float32,
+            src = os.path.join(ROOT, "test", "fixtures", "hf-extra", arch) if arch in HF_EXTRA else os.path.join(a.hf_tiny, arch)
+            base = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32,
                                                         attn_implementation="eager")
             base.eval()
             out = os.path.join(a.out, arch, name)
@@ -135,9 +151,10 @@ def main():
             # base_model_name_or_path: the fixture's name, not this machine's path.
             cpath = os.path.join(out, "adapter_config.json")
             c = json.load(open(cpath))
-            c["base_model_name_or_path"] = f"hf-tiny/{arch}"
-            if isinstance(c["target_modules"], list):  # PEFT writes a set's order, which varies between runs
-                c["target_modules"] = sorted(c["target_modules"])
+            c["base_model_name_or_path"] = f"{'hf-extra' if arch in HF_EXTRA else 'hf-tiny'}/{arch}"
+            for k in ("target_modules", "target_parameters"):  # PEFT writes a set's order, which varies between runs
+                if isinstance(c.get(k), list):
+                    c[k] = sorted(c[k])
             json.dump(c, open(cpath, "w"), indent=2, sort_keys=True)
             logits = forward(pm, ids)
             adapted = sum(1 for n, _ in pm.named_modules() if n.endswith(".lora_A"))

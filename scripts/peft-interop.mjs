@@ -19,7 +19,7 @@
 // local wheelhouse), or PEFT_PYTHON names a python that has them. --if-available: where they cannot be
 // installed, print one line and exit 0 (CI). Needs the built dist/ (npm run build).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -142,9 +142,9 @@ try {
   // PEFT's LoRA variants (test/fixtures/peft: DoRA, trained biases, modules_to_save, a resized vocabulary, ...) merged
   // by sppo: transformers loads each merged folder (untied embeddings, vocab_size 520) and gives the PeftModel's logits.
   const variants = join(root, 'test', 'fixtures', 'peft');
-  for (const arch of readdirSync(variants).filter((a) => existsSync(join(variants, a, 'plain')))) {
+  for (const arch of readdirSync(variants).filter((a) => statSync(join(variants, a)).isDirectory())) {
     for (const v of readdirSync(join(variants, arch)).filter((v) => !['plain', 'rslora', 'regex'].includes(v))) {
-      mergeAdapter(join(hfTiny, arch), join(variants, arch, v), join(work, 'merged', `${arch}-${v}`), { dtype: 'float32' });
+      mergeAdapter(archDir(arch), join(variants, arch, v), join(work, 'merged', `${arch}-${v}`), { dtype: 'float32' });
       copyFileSync(join(variants, arch, v, 'expected.safetensors'), join(work, 'merged', `${arch}-${v}`, 'peft-expected.safetensors'));
     }
   }

@@ -13,7 +13,7 @@
 // (rsLoRA alpha/sqrt(r) vs alpha/r) or a transposed Conv1D delta changes the logits by O(1e-1) or more.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { loadModel, saveModel } from '../src/models/registry.js';
@@ -25,7 +25,7 @@ import { resolveModelDir } from '../src/hub/resolve.js';
 import { adapterModelDir } from '../src/models/peft_merge.js';
 import { resolveHubNames } from '../src/sppo/hub_names.js';
 import { parseConfig } from '../src/sppo/config.js';
-import { hfTiny, projectRoot } from './helpers/fixtures.js';
+import { hfExtra, hfTiny, projectRoot } from './helpers/fixtures.js';
 import { removeDir, tempDir } from './text_helpers.js';
 import { FWD32, reportError } from './helpers/tolerances.js';
 
@@ -43,7 +43,7 @@ function expected(dir: string): { ids: torch.Tensor; logits: torch.Tensor; merge
 /** The variants sppo applies as live adapters; every fixture is merged. */
 const LIVE = new Set(['plain', 'regex', 'rslora']);
 const cases: { arch: string; variant: string }[] = [];
-for (const arch of readdirSync(fixtures).filter((d) => existsSync(join(fixtures, d, 'plain'))).sort()) {
+for (const arch of readdirSync(fixtures).filter((d) => statSync(join(fixtures, d)).isDirectory()).sort()) {
   for (const variant of readdirSync(join(fixtures, arch)).sort()) cases.push({ arch, variant });
 }
 
@@ -52,13 +52,15 @@ test('the PEFT fixtures cover every supported architecture, the three plain vari
     for (const v of LIVE) assert.ok(cases.some((c) => c.arch === arch && c.variant === v), `${arch}/${v}`);
   }
   for (const v of ['llama/dora', 'gpt2/dora', 'llama/pattern', 'qwen2/bias_all', 'gpt2/bias_lora_only', 'qwen2/lora_bias', 'llama/embedding', 'qwen2/embedding',
-    'llama/trainable_tokens', 'qwen2/trainable_tokens', 'llama/modules_to_save', 'qwen2/modules_to_save', 'qwen2/tied_copies', 'llama/resized']) {
+    'llama/trainable_tokens', 'qwen2/trainable_tokens', 'llama/modules_to_save', 'qwen2/modules_to_save', 'qwen2/tied_copies', 'llama/resized',
+    'qwen3-moe/experts', 'mixtral/experts']) {
     assert.ok(cases.some((c) => `${c.arch}/${c.variant}` === v), v);
   }
 });
 
 for (const { arch, variant } of cases) {
-  const base = join(hfTiny, arch);
+  // The MoE bases are this repository's fixtures (scripts/hf-extra-fixtures.py).
+  const base = existsSync(join(hfExtra, arch)) ? join(hfExtra, arch) : join(hfTiny, arch);
   const dir = join(fixtures, arch, variant);
   const skip = existsSync(join(base, 'model.safetensors')) ? false : `no fixture at ${base}`;
 
@@ -87,7 +89,7 @@ for (const { arch, variant } of cases) {
     test(`${arch}/${variant}: PEFT's variant is refused as a live adapter, naming the field and sppo merge`, { skip }, () => {
       const m = loadModel(base, { dtype: 'float32', device: 'cpu' });
       try {
-        assert.throws(() => loadAdapter(m, dir), (e: Error) => e instanceof AdapterError && /sppo merge/.test(e.message) && /(adapter_config\.json: (rank_pattern|bias|lora_bias|use_dora|modules_to_save|trainable_token_indices))|tensor '.*' is a LoRA on an embedding layer/.test(e.message));
+        assert.throws(() => loadAdapter(m, dir), (e: Error) => e instanceof AdapterError && /sppo merge/.test(e.message) && /(adapter_config\.json: (rank_pattern|bias|lora_bias|use_dora|modules_to_save|trainable_token_indices|target_parameters))|tensor '.*' is a LoRA on an embedding layer/.test(e.message));
       } finally {
         m.dispose();
       }

@@ -149,6 +149,11 @@ export interface AdapterSpec {
   modulesToSave: string[];
   /** Rows of the embeddings trained (a list: the input embeddings; an object: per module). */
   trainableTokens: number[] | Record<string, number[]> | null;
+  /**
+   * PEFT's LoRA on parameters (target_parameters): on transformers 5's fused experts of a mixture of experts
+   * (`mlp.experts.gate_up_proj` / `down_proj`, [experts * r]-rank A and B), or a router (`gate.weight`).
+   */
+  targetParameters: string[];
 }
 
 /** The fields of `spec` that make it more than a plain LoRA (what loadAdapter does not compute), with their values. */
@@ -161,6 +166,7 @@ export function variantFields(spec: AdapterSpec): string[] {
   if (spec.useDora) v.push('use_dora (DoRA)');
   if (spec.modulesToSave.length) v.push(`modules_to_save ${JSON.stringify(spec.modulesToSave)}`);
   if (spec.trainableTokens) v.push('trainable_token_indices');
+  if (spec.targetParameters.length) v.push(`target_parameters ${JSON.stringify(spec.targetParameters)} (a LoRA on parameters: fused experts, a router)`);
   return v;
 }
 
@@ -214,6 +220,8 @@ export function readAdapterConfig(dir: string): AdapterSpec {
   if (!(tt === null || indexList(tt) || (typeof tt === 'object' && !Array.isArray(tt) && Object.values(tt as object).every(indexList)))) {
     bad('trainable_token_indices', `must be a list of token ids, or an object of such lists by module, got ${JSON.stringify(tt)}`);
   }
+  const tp = raw.target_parameters ?? [];
+  if (!(Array.isArray(tp) && tp.every((x) => typeof x === 'string'))) bad('target_parameters', `must be a list of parameter names or null, got ${JSON.stringify(tp)}`);
   const rslora = flag('use_rslora');
   // Initialisations that change the base weights (PiSSA, OLoRA, LoftQ, CorDA): an adapter saved without PEFT's
   // conversion applies to the residual base PEFT made, not to the model it names; merged onto that, it is wrong.
@@ -238,6 +246,7 @@ export function readAdapterConfig(dir: string): AdapterSpec {
     useDora: flag('use_dora'),
     modulesToSave: mts as string[],
     trainableTokens: tt as AdapterSpec['trainableTokens'],
+    targetParameters: tp as string[],
   };
 }
 

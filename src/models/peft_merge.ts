@@ -13,6 +13,12 @@
 //   trainable_token_indices  E'[i] = trainable_tokens_delta[j] for the j-th index i (only those rows trained)
 //   saved base layers        <module>.base_layer.<p> / <module>.original_module.<p>: the base's own tensor as
 //                   training saw it (PEFT saves them with the embeddings when the vocabulary was resized)
+//   fused experts   target_parameters on transformers 5's mixture-of-experts weights (PEFT's ParamWrapper):
+//                   <layer>.mlp.experts[.base_layer].lora_A [E r, in] and lora_B [out, E r] for gate_up_proj
+//                   ([E, 2I, H]: gate rows, then up rows) and down_proj ([E, H, I]); expert e's delta is
+//                   s B[:, e::E] A[e r:(e+1) r] (A expert by expert, B's columns with the expert fastest, as PEFT
+//                   lays them out), added to sppo's per-expert projections (Mixtral's w1 / w3 / w2, which
+//                   transformers 5 names mlp.*, sppo and the checkpoints block_sparse_moe.*)
 //
 // Tied embeddings (Qwen2, Gemma-2, GPT-2): trainable tokens change both, as PEFT trains them; a modules_to_save
 // copy of one of them unties them, and the merged config says tie_word_embeddings false, as PEFT's
@@ -28,6 +34,7 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import { loadSafetensors, noGrad, tensor, tidy, type Tensor } from '../torch/index.js';
 import { loraScaling } from '../nn/lora.js';
 import { Conv1D, Embedding, Linear } from '../nn/layers.js';
+import { Expert } from './sparse_moe.js';
 import { ADAPTER_CONFIG, AdapterError, adapterKey, adapterWeightsPath, baseMismatch, inList, readAdapterConfig, type AdapterSpec } from './peft.js';
 import { loadModel, saveModel, type LoadModelOptions } from './registry.js';
 import type { CausalLMBase } from './causal_lm.js';
@@ -143,6 +150,7 @@ function mergeInto(model: CausalLMBase, spec: AdapterSpec, tensors: Map<string, 
     return r;
   };
   const scalingOf = (module: string, r: number): number => loraScaling(r, patternValue(spec.alphaPattern, module) ?? spec.options.alpha, spec.options.rslora ?? false);
+  const expertLayers = model.config.moe ? mergeFusedExperts(model, byModule, { where, rankOf, scalingOf, current, write, compute }) : 0;
   for (const [module, mt] of byModule) {
     const weight = `${module}.weight`;
     const layer = modules.get(module);
@@ -212,6 +220,7 @@ function mergeInto(model: CausalLMBase, spec: AdapterSpec, tensors: Map<string, 
       tokenRows += indices.length;
     }
   }
+  count(expertLayers, "layers' fused experts (target_parameters)");
   if (linearLayers) merged.unshift(`${linearLayers} LoRA layers${doraLayers ? ' (DoRA)' : ''}${Object.keys(spec.rankPattern).length + Object.keys(spec.alphaPattern).length ? ' (rank_pattern / alpha_pattern)' : ''}`);
   count(biasLayers, 'LoRA biases');
   count(embLayers, 'embedding LoRAs');
@@ -241,6 +250,71 @@ function mergeInto(model: CausalLMBase, spec: AdapterSpec, tensors: Map<string, 
     merged.push(`vocabulary ${model.config.vocabSize} -> ${rows}`);
   }
   return { config, merged };
+}
+
+interface MergeTools {
+  where: string;
+  rankOf: (module: string, r: number, key: string) => number;
+  scalingOf: (module: string, r: number) => number;
+  current: (n: string) => Tensor;
+  write: (n: string, t: Tensor) => void;
+  compute: (fn: () => Tensor) => Tensor;
+}
+
+/**
+ * A mixture of experts' LoRA of transformers 5's layout (see the header): the router's and the fused experts' module
+ * names made sppo's (Mixtral: mlp.* is block_sparse_moe.*), and the fused experts' A and B merged expert by expert into
+ * the per-expert projections; taken out of `byModule`. Returns how many layers' experts were merged.
+ */
+function mergeFusedExperts(model: CausalLMBase, byModule: Map<string, ModuleTensors>, t: MergeTools): number {
+  const moe = model.config.moe!;
+  const modules = new Map(model.namedModules());
+  if (model.config.modelType === 'mixtral') {
+    for (const [module, mt] of [...byModule]) {
+      const renamed = module.replace(/\.mlp\.(?=(gate|experts)(\.|$))/, '.block_sparse_moe.');
+      if (renamed !== module && !modules.has(module)) {
+        byModule.delete(module);
+        byModule.set(renamed, mt);
+      }
+    }
+  }
+  const layers = new Set<string>();
+  for (const [module, mt] of [...byModule]) {
+    const m = /^(.*\.experts)(?:\.base_layer)*$/.exec(module);
+    if (!m || modules.get(module) instanceof Linear) continue;
+    const prefix = m[1]!;
+    const first = modules.get(`${prefix}.0`);
+    if (!(first instanceof Expert)) throw new AdapterError(`${t.where}: '${module}' is a LoRA on fused experts, but the model has no experts under '${prefix}'`);
+    if (!mt.A || !mt.B) throw new AdapterError(`${t.where}: module '${module}' has lora_${mt.A ? 'A' : 'B'} but no lora_${mt.A ? 'B' : 'A'}`);
+    if (mt.bias || mt.magnitude || mt.embA || mt.tokens) throw new AdapterError(`${t.where}: '${module}': only plain LoRA (lora_A, lora_B) on fused experts is supported`);
+    const E = moe.numExperts;
+    const [rows, inF] = mt.A.shape as [number, number];
+    const [out, cols] = mt.B.shape as [number, number];
+    const [H, I] = [model.config.hiddenSize, moe.expertIntermediateSize];
+    // Which of the two fused parameters: by the shapes (gate_up_proj: in H, out 2I; down_proj: in I, out H).
+    const param = inF === H && out === 2 * I ? 'gate_up_proj' : inF === I && out === H ? 'down_proj' : null;
+    if (!param) throw new AdapterError(`${t.where}: '${module}.lora_A' / lora_B have shapes [${rows}, ${inF}] / [${out}, ${cols}], which fit neither of the experts' fused gate_up_proj (in ${H}, out ${2 * I}) nor down_proj (in ${I}, out ${H})`);
+    if (rows % E !== 0 || cols !== rows) throw new AdapterError(`${t.where}: '${module}.lora_A' / lora_B have shapes [${rows}, ${inF}] / [${out}, ${cols}]: expected [${E} x r, ${inF}] and [${out}, ${E} x r] for ${E} experts`);
+    const pname = `${prefix.replace(/\.block_sparse_moe\./, '.mlp.')}.${param}`;
+    const r = t.rankOf(pname, rows / E, `${module}.lora_A.weight`);
+    const s = t.scalingOf(pname, r);
+    const names = first.names;
+    for (let e = 0; e < E; e++) {
+      const delta = (): Tensor => mt.B!.float().view(out, r, E).select(2, e).matmul(mt.A!.float().narrow(0, e * r, r)).mul(s);
+      const w = (leaf: string): string => `${prefix}.${e}.${leaf}.weight`;
+      if (param === 'down_proj') {
+        t.write(w(names.down), t.compute(() => t.current(w(names.down)).float().add(delta())));
+      } else {
+        const d = t.compute(delta);
+        t.write(w(names.gate), t.compute(() => t.current(w(names.gate)).float().add(d.narrow(0, 0, I))));
+        t.write(w(names.up), t.compute(() => t.current(w(names.up)).float().add(d.narrow(0, I, I))));
+        d.dispose();
+      }
+    }
+    byModule.delete(module);
+    layers.add(prefix);
+  }
+  return layers.size;
 }
 
 /** The trainable_token_indices of a module: a list applies to the input embedding; a dict names modules. */

@@ -27,7 +27,7 @@ export class Expert extends Module {
   readonly up: Linear;
   readonly down: Linear;
   readonly act: (x: Tensor) => Tensor;
-  constructor(hidden: number, intermediate: number, act: string, names: ExpertNames) {
+  constructor(hidden: number, intermediate: number, act: string, readonly names: ExpertNames) {
     super();
     this.gate = this.module(names.gate, new Linear(hidden, intermediate, false));
     this.up = this.module(names.up, new Linear(hidden, intermediate, false));

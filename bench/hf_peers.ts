@@ -14,7 +14,7 @@
 // present: Debian's (build/native) and PyTorch 2.13's (the addon `node scripts/pytorch.mjs test` builds).
 // The peers (bench/peer_hf.py) run in .venv/hf-peers: torch 2.13.0+cpu, transformers 5.17.0, TRL 1.13.0 from the
 // wheelhouse (scripts/venv.mjs); where it cannot be made, the part prints one line and is skipped.
-//   node dist/bench/hf_peers.js [--shape small|qwen0.5b|both] [--threads 1,2] [--builds debian,pytorch]
+//   node dist/bench/hf_peers.js [--shape small|qwen0.5b|qwen3-moe|both] [--threads 1,2] [--builds debian,pytorch]
 //     [--rounds 2] [--repeats 2] [--warmup 1] [--losses dpo,sppo_hard] [--parts generate,train] [--checkpointing]
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -42,9 +42,25 @@ export function qwen05bConfig(): Record<string, unknown> {
   };
 }
 
+/**
+ * A Qwen3-MoE of Qwen3-30B-A3B's proportions, scaled down to run on the CPU (random weights here): 8 layers of width
+ * 512, 32 experts of 256 with 4 per token (Qwen3-30B-A3B: 48 layers of 2048, 128 experts of 768, 8 per token), the
+ * top weights renormalised; 137M parameters, 45M of them active per token.
+ */
+export function qwen3MoeConfig(): Record<string, unknown> {
+  return {
+    architectures: ['Qwen3MoeForCausalLM'], model_type: 'qwen3_moe', vocab_size: 32000, hidden_size: 512, intermediate_size: 1536,
+    moe_intermediate_size: 256, num_experts: 32, num_experts_per_tok: 4, norm_topk_prob: true, decoder_sparse_step: 1, mlp_only_layers: [],
+    num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 4, head_dim: 64, rms_norm_eps: 1e-6, rope_theta: 1000000,
+    max_position_embeddings: 4096, hidden_act: 'silu', tie_word_embeddings: false, use_sliding_window: false, output_router_logits: false,
+    router_aux_loss_coef: 0.001, attention_dropout: 0, bos_token_id: 1, eos_token_id: 2, torch_dtype: 'float32',
+  };
+}
+
 export const SHAPES: Record<string, { title: string; config: () => Record<string, unknown> }> = {
   small: { title: 'the bench\'s small Llama', config: benchLlamaConfig },
   'qwen0.5b': { title: 'Qwen2.5-0.5B shape', config: qwen05bConfig },
+  'qwen3-moe': { title: 'Qwen3-MoE (Qwen3-30B-A3B\'s proportions, scaled down)', config: qwen3MoeConfig },
 };
 
 // The ids both sides use: pad 0, EOS 2 (the responses' last id), the rest drawn from [3, vocab).
@@ -243,7 +259,7 @@ export async function run(opts: HfPeersOptions = {}): Promise<void> {
   for (const n of notes) console.log(n);
   for (const shape of shapes) {
     const spec = SHAPES[shape];
-    if (!spec) throw new Error(`hf_peers: unknown --shape ${shape} (small, qwen0.5b or both)`);
+    if (!spec) throw new Error(`hf_peers: unknown --shape ${shape} (${Object.keys(SHAPES).join(', ')} or both)`);
     const dir = mkdtempSync(join(tmpdir(), `sppo-bench-hf-${shape}-`));
     try {
       // The weights (random, seed 0), written by sppo as an HF folder both sides load; the token ids both sides use.

@@ -100,16 +100,21 @@ export class SparseMoeBlock extends Module {
         return y.view(...shape);
       }
       const r = this.route(chosen, x.device);
-      const xs = flat.indexSelect(0, r.tokens);
-      const parts: Tensor[] = [];
+      const w = weights.reshape(-1).indexSelect(0, r.slots).unsqueeze(-1);
+      // Each expert's weighted output added into y in place as it comes (as transformers' index_add_), its own
+      // intermediates freed before the next expert's.
+      const y = zeros([n, hidden], { dtype: x.dtype, device: x.device });
       let start = 0;
       r.counts.forEach((count, e) => {
-        if (count > 0) parts.push(this.experts[e]!.forward(xs.narrow(0, start, count)));
+        if (count > 0) {
+          tidy(() => {
+            const tokens = r.tokens.narrow(0, start, count);
+            y.indexAdd_(0, tokens, this.experts[e]!.forward(flat.indexSelect(0, tokens)).mul(w.narrow(0, start, count)).to(x.dtype));
+          });
+        }
         start += count;
       });
-      const w = weights.reshape(-1).indexSelect(0, r.slots).unsqueeze(-1);
-      const ys = cat(parts, 0).mul(w).to(x.dtype);
-      return zeros([n, hidden], { dtype: x.dtype, device: x.device }).indexAdd(0, r.tokens, ys).view(...shape);
+      return y.view(...shape);
     });
   }
 

@@ -434,6 +434,8 @@ export class Tensor implements Owned, Disposable {
   exponential_(lambd = 1, generator?: Generator | null): this { native.callInplace(opId('exponential_'), this.h, lambd, generator?.h ?? null); return this; }
   /** Writes the slices of `source` at the positions `index` (int64, 1-D, may live on the device) along dim, in place. */
   indexCopy_(dim: number, index: Tensor, source: Tensor): this { native.callInplace(opId('index_copy_'), this.h, dim, index.h, source.h); return this; }
+  /** Adds the rows of `source` at `index` along dim, in place, in source order (torch.Tensor.index_add_). */
+  indexAdd_(dim: number, index: Tensor, source: Tensor): this { native.callInplace(opId('index_add_'), this.h, dim, index.h, source.h, 1); return this; }
   /** Writes src into the slice start..start+src.size(dim) of dim. */
   sliceAssign_(dim: number, start: number, src: Tensor): this {
     const view = this.narrow(dim, start, src.size(dim));

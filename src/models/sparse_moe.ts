@@ -103,13 +103,15 @@ export class SparseMoeBlock extends Module {
       const w = weights.reshape(-1).indexSelect(0, r.slots).unsqueeze(-1);
       // Each expert's weighted output added into y in place as it comes (as transformers' index_add_), its own
       // intermediates freed before the next expert's.
+      const xs = flat.indexSelect(0, r.tokens);
       const y = zeros([n, hidden], { dtype: x.dtype, device: x.device });
       let start = 0;
       r.counts.forEach((count, e) => {
         if (count > 0) {
           tidy(() => {
-            const tokens = r.tokens.narrow(0, start, count);
-            y.indexAdd_(0, tokens, this.experts[e]!.forward(flat.indexSelect(0, tokens)).mul(w.narrow(0, start, count)).to(x.dtype));
+            let out = this.experts[e]!.forward(xs.narrow(0, start, count)).mul(w.narrow(0, start, count));
+            if (out.dtype !== x.dtype) out = out.to(x.dtype);
+            y.indexAdd_(0, r.tokens.narrow(0, start, count), out);
           });
         }
         start += count;

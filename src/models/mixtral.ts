@@ -4,10 +4,13 @@
 // Sliding windows (sliding_window) on every layer when set, as Mistral's.
 import { LlamaForCausalLM } from './llama.js';
 import type { ModelConfig } from './config.js';
-import { MoeDecoderLayer } from './sparse_moe.js';
+import { MoeDecoderLayer, type ExpertNames } from './sparse_moe.js';
+
+/** Each expert's projections as the checkpoints name them (block_sparse_moe.experts.E.w1.weight, ...). */
+export const MIXTRAL_EXPERT_NAMES: ExpertNames = { gate: 'w1', up: 'w3', down: 'w2' };
 
 export class MixtralForCausalLM extends LlamaForCausalLM {
   constructor(cfg: ModelConfig) {
-    super(cfg, (c, i) => new MoeDecoderLayer(c, i, 'block_sparse_moe', { names: { gate: 'w1', up: 'w3', down: 'w2' }, weightsInFloat: true }));
+    super(cfg, (c, i) => new MoeDecoderLayer(c, i, 'block_sparse_moe', { names: MIXTRAL_EXPERT_NAMES, weightsInFloat: true }));
   }
 }

@@ -17,6 +17,8 @@ import { loadSafetensors, saveSafetensors, type DType, type Tensor } from '../to
 import { ALL_LINEAR, Lora, type LoraOptions } from '../nn/lora.js';
 import { Conv1D } from '../nn/layers.js';
 import type { CausalLMBase } from './causal_lm.js';
+import { QWEN3_MOE_EXPERT_NAMES } from './qwen3_moe.js';
+import { MIXTRAL_EXPERT_NAMES } from './mixtral.js';
 import { writeJsonAtomic } from '../util/files.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
@@ -109,7 +111,7 @@ export function saveAdapter(lora: Lora, dir: string, opts: SaveAdapterOptions = 
 }
 
 /** Each expert's projections that transformers 5 fuses into one parameter (gate_up_proj): Qwen3-MoE's, Mixtral's. */
-const FUSED_EXPERT_PAIRS: [string, string][] = [['gate_proj', 'up_proj'], ['w1', 'w3']];
+const FUSED_EXPERT_PAIRS: [string, string][] = [QWEN3_MOE_EXPERT_NAMES, MIXTRAL_EXPERT_NAMES].map((n) => [n.gate, n.up]);
 
 /**
  * What PEFT 0.21 gets wrong when it converts an adapter on per-expert projections (`...experts.3.gate_proj`) to

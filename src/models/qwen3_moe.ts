@@ -5,10 +5,13 @@
 // Sliding windows only with use_sliding_window, then on every layer.
 import { LlamaForCausalLM } from './llama.js';
 import type { ModelConfig } from './config.js';
-import { MoeDecoderLayer } from './sparse_moe.js';
+import { MoeDecoderLayer, type ExpertNames } from './sparse_moe.js';
+
+/** Each expert's projections as the checkpoints name them (mlp.experts.E.gate_proj.weight, ...). */
+export const QWEN3_MOE_EXPERT_NAMES: ExpertNames = { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
 
 export class Qwen3MoeForCausalLM extends LlamaForCausalLM {
   constructor(cfg: ModelConfig) {
-    super({ ...cfg, qkNorm: 'head' }, (c, i) => new MoeDecoderLayer(c, i, 'mlp', { names: { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' } }));
+    super({ ...cfg, qkNorm: 'head' }, (c, i) => new MoeDecoderLayer(c, i, 'mlp', { names: QWEN3_MOE_EXPERT_NAMES }));
   }
 }

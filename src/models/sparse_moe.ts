@@ -8,7 +8,7 @@
 // (the static decoding step, captured as a CUDA graph) runs every expert on every token instead, weighted by the routing
 // (zero for the experts not chosen): the same sum, in the same order, at numExperts / topK times the MLP arithmetic,
 // which decoding's few tokens per step afford (its cost is reading the experts' weights, and a batch reads most anyway).
-import { cat, keep, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
+import { keep, ones, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import { Module } from '../nn/module.js';
 import { activation, Linear, RMSNorm } from '../nn/layers.js';
 import type { Context } from './causal_lm.js';
@@ -152,23 +152,17 @@ export function loadBalancingLoss(routerLogits: readonly Tensor[], topK: number,
   return tidy(() => {
     const numExperts = routerLogits[0]!.size(-1);
     const device = routerLogits[0]!.device;
-    const m = mask ? mask.reshape(-1).to('float32') : null;
+    // Without a mask every row counts: a mask of ones.
+    const m = mask ? mask.reshape(-1).to('float32') : ones([routerLogits[0]!.size(0)], { device });
     let picks = zeros([numExperts], { device });
     let probSum = zeros([numExperts], { device });
-    let rows = 0;
     for (const l of routerLogits) {
       const probs = l.float().softmax(-1);
       const chosen = probs.topk(topK, -1)[1].reshape(-1);
-      if (m) {
-        picks = picks.scatterAdd(0, chosen, m.repeatInterleave(topK, 0));
-        probSum = probSum.add(probs.mul(m.unsqueeze(-1)).sum(0));
-      } else {
-        picks = picks.scatterAdd(0, chosen, zeros([chosen.size(0)], { device }).add(1));
-        probSum = probSum.add(probs.sum(0));
-      }
-      rows += m ? 0 : probs.size(0);
+      picks = picks.scatterAdd(0, chosen, m.repeatInterleave(topK, 0));
+      probSum = probSum.add(probs.mul(m.unsqueeze(-1)).sum(0));
     }
-    const total = m ? m.sum().mul(routerLogits.length) : rows;
+    const total = m.sum().mul(routerLogits.length);
     return picks.div(total).mul(probSum.div(total)).sum().mul(numExperts);
   });
 }

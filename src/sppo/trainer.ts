@@ -210,6 +210,11 @@ export interface TrainResult {
 /** TRL's DPOConfig.router_aux_loss_coef: the load-balancing loss's weight for mixture-of-experts policies. */
 export const DEFAULT_ROUTER_AUX_LOSS_COEF = 0.001;
 
+/** The load-balancing loss's weight in training `policy`: 0 for a dense model, or when turned off. */
+function routerAuxCoef(policy: CausalLMBase, opts: Pick<TrainOptions, 'routerAuxLossCoef'>): number {
+  return policy.config.moe ? opts.routerAuxLossCoef ?? DEFAULT_ROUTER_AUX_LOSS_COEF : 0;
+}
+
 /** Training stopped on a non-finite loss, gradient norm or parameter. */
 export class TrainingDivergedError extends Error {
   override name = 'TrainingDivergedError';
@@ -490,8 +495,7 @@ function batchLoss({ policy, lora, pad, packing, opts }: PolicyPass, batch: Prep
     ];
     const packed = packing ? packRows(seqs, pad, { device: policy.device }) : packSequences(seqs, pad, policy.device);
     const tape = withGrad && opts.gradientCheckpointing ? new CheckpointTape() : undefined;
-    const moe = policy.config.moe;
-    const auxCoef = withGrad && moe ? opts.routerAuxLossCoef ?? DEFAULT_ROUTER_AUX_LOSS_COEF : 0;
+    const auxCoef = withGrad ? routerAuxCoef(policy, opts) : 0;
     const routerLogits: Tensor[] | undefined = auxCoef > 0 ? [] : undefined;
     lora?.nextPass();
     try {
@@ -500,7 +504,7 @@ function batchLoss({ policy, lora, pad, packing, opts }: PolicyPass, batch: Prep
       let auxSum = 0;
       if (routerLogits) {
         // TRL's DPOTrainer: the batch's mean pair loss + coef * aux; here the summed loss + coef * aux * pairs.
-        const aux = loadBalancingLoss(routerLogits, moe!.topK, tokenMask(packed));
+        const aux = loadBalancingLoss(routerLogits, policy.config.moe!.topK, tokenMask(packed));
         auxSum = aux.item() * batch.length;
         lossSum = lossSum.add(aux.mul(auxCoef * batch.length));
       }
@@ -623,7 +627,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     writeAdapter();
   });
 
-  const auxTrained = policy.config.moe !== undefined && (opts.routerAuxLossCoef ?? DEFAULT_ROUTER_AUX_LOSS_COEF) > 0;
+  const auxTrained = routerAuxCoef(policy, opts) > 0;
   const evalLossBefore = await heldOutLoss(pass, dp, evalSet);
   let finalEval: number | undefined = evalLossBefore;
   let step = 0;

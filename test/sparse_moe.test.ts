@@ -54,7 +54,7 @@ for (const arch of ['qwen3-moe', 'mixtral']) {
       const one = x.narrow(1, 0, 1).narrow(0, 0, 1).contiguous();
       const chosen = torch.noGrad(() => torch.linear(one, block.gate.weight).topk(block.topK, -1)[1].toArray()) as number[][][];
       block.forward(one).sum().backward();
-      const withGrad = block.experts.map((e, i) => (e.gate.weight.grad ? i : -1)).filter((i) => i >= 0);
+      const withGrad = block.experts.map((e, i) => (e.gate_proj!.weight.grad ? i : -1)).filter((i) => i >= 0);
       assert.deepEqual(withGrad, [...chosen[0]![0]!].sort((a, b) => a - b));
       assert.ok(block.gate.weight.grad, 'the router gets a gradient through the routing weights');
       for (const t of [x, got, want, one]) t.dispose();

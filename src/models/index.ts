@@ -2,13 +2,13 @@
 export * from './config.js';
 export * from './causal_lm.js';
 export * from './rope.js';
-export { Attention, GatedMlp, LlamaDecoderLayer, LlamaModel, LlamaForCausalLM } from './llama.js';
+export { Attention, GatedMlp, LlamaDecoderLayer, LlamaModel, LlamaForCausalLM, type MlpNames } from './llama.js';
 export { MistralForCausalLM } from './mistral.js';
 export { Qwen2ForCausalLM } from './qwen2.js';
 export { Qwen3ForCausalLM } from './qwen3.js';
 export { Qwen3MoeForCausalLM } from './qwen3_moe.js';
 export { MixtralForCausalLM } from './mixtral.js';
-export { Expert, loadBalancingLoss, MoeDecoderLayer, SparseMoeBlock, type ExpertNames, type SparseMoeOptions } from './sparse_moe.js';
+export { loadBalancingLoss, MoeDecoderLayer, SparseMoeBlock, type ExpertNames, type SparseMoeOptions } from './sparse_moe.js';
 export { SmolLM3ForCausalLM } from './smollm3.js';
 export { Olmo2ForCausalLM } from './olmo2.js';
 export { Phi3ForCausalLM } from './phi3.js';

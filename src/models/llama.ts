@@ -103,22 +103,34 @@ export class Attention extends Module {
   }
 }
 
-/** down(act(gate(x)) * up(x)); with fusedProjections, gate and up are the halves of Phi-3's gate_up_proj. */
+/** How a checkpoint names a gated MLP's three projections (Llama's gate_proj / up_proj / down_proj; Mixtral's experts' w1 / w3 / w2). */
+export interface MlpNames {
+  gate: string;
+  up: string;
+  down: string;
+}
+
+export const LLAMA_MLP_NAMES: MlpNames = { gate: 'gate_proj', up: 'up_proj', down: 'down_proj' };
+
+/**
+ * down(act(gate(x)) * up(x)); with fusedProjections, gate and up are the halves of Phi-3's gate_up_proj. `names`: the
+ * projections' names in the checkpoint (a mixture of experts' experts: sparse_moe.ts).
+ */
 export class GatedMlp extends Module {
   gate_proj: Linear | null = null;
   up_proj: Linear | null = null;
   gate_up_proj: Linear | null = null;
   down_proj: Linear;
   readonly act: (x: Tensor) => Tensor;
-  constructor(cfg: ModelConfig) {
+  constructor(cfg: Pick<ModelConfig, 'hiddenSize' | 'intermediateSize' | 'mlpBias' | 'hiddenAct' | 'fusedProjections'>, readonly names: MlpNames = LLAMA_MLP_NAMES) {
     super();
     if (cfg.fusedProjections) {
       this.gate_up_proj = this.module('gate_up_proj', new Linear(cfg.hiddenSize, 2 * cfg.intermediateSize, cfg.mlpBias));
     } else {
-      this.gate_proj = this.module('gate_proj', new Linear(cfg.hiddenSize, cfg.intermediateSize, cfg.mlpBias));
-      this.up_proj = this.module('up_proj', new Linear(cfg.hiddenSize, cfg.intermediateSize, cfg.mlpBias));
+      this.gate_proj = this.module(names.gate, new Linear(cfg.hiddenSize, cfg.intermediateSize, cfg.mlpBias));
+      this.up_proj = this.module(names.up, new Linear(cfg.hiddenSize, cfg.intermediateSize, cfg.mlpBias));
     }
-    this.down_proj = this.module('down_proj', new Linear(cfg.intermediateSize, cfg.hiddenSize, cfg.mlpBias));
+    this.down_proj = this.module(names.down, new Linear(cfg.intermediateSize, cfg.hiddenSize, cfg.mlpBias));
     this.act = activation(cfg.hiddenAct);
   }
   forward(x: Tensor): Tensor {

@@ -34,7 +34,7 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import { loadSafetensors, noGrad, tensor, tidy, type Tensor } from '../torch/index.js';
 import { loraScaling } from '../nn/lora.js';
 import { Conv1D, Embedding, Linear } from '../nn/layers.js';
-import { Expert } from './sparse_moe.js';
+import { SparseMoeBlock } from './sparse_moe.js';
 import { ADAPTER_CONFIG, AdapterError, adapterKey, adapterWeightsPath, baseMismatch, inList, readAdapterConfig, type AdapterSpec } from './peft.js';
 import { loadModel, saveModel, type LoadModelOptions } from './registry.js';
 import type { CausalLMBase } from './causal_lm.js';
@@ -269,22 +269,22 @@ interface MergeTools {
 function mergeFusedExperts(model: CausalLMBase, byModule: Map<string, ModuleTensors>, t: MergeTools): number {
   const moe = model.config.moe!;
   const modules = new Map(model.namedModules());
-  if (model.config.modelType === 'mixtral') {
-    for (const [module, mt] of [...byModule]) {
-      const renamed = module.replace(/\.mlp\.(?=(gate|experts)(\.|$))/, '.block_sparse_moe.');
-      if (renamed !== module && !modules.has(module)) {
-        byModule.delete(module);
-        byModule.set(renamed, mt);
-      }
-    }
-  }
+  // transformers 5's names (what PEFT saved) as sppo's: Mixtral's mlp.gate / mlp.experts are block_sparse_moe.*.
+  const sppoName = (m: string): string => (model.config.modelType === 'mixtral' && !modules.has(m) ? m.replace(/\.mlp\.(?=(gate|experts)(\.|$))/, '.block_sparse_moe.') : m);
   const layers = new Set<string>();
   for (const [module, mt] of [...byModule]) {
     const m = /^(.*\.experts)(?:\.base_layer)*$/.exec(module);
-    if (!m || modules.get(module) instanceof Linear) continue;
-    const prefix = m[1]!;
-    const first = modules.get(`${prefix}.0`);
-    if (!(first instanceof Expert)) throw new AdapterError(`${t.where}: '${module}' is a LoRA on fused experts, but the model has no experts under '${prefix}'`);
+    if (!m || modules.get(sppoName(module)) instanceof Linear) {
+      // Not fused experts (the router's LoRA, attention's): under sppo's name for the merge of linear layers.
+      if (sppoName(module) !== module) {
+        byModule.delete(module);
+        byModule.set(sppoName(module), mt);
+      }
+      continue;
+    }
+    const prefix = sppoName(m[1]!);
+    const block = modules.get(prefix.slice(0, -'.experts'.length));
+    if (!(block instanceof SparseMoeBlock)) throw new AdapterError(`${t.where}: '${module}' is a LoRA on fused experts, but the model has no experts under '${prefix}'`);
     if (!mt.A || !mt.B) throw new AdapterError(`${t.where}: module '${module}' has lora_${mt.A ? 'A' : 'B'} but no lora_${mt.A ? 'B' : 'A'}`);
     if (mt.bias || mt.magnitude || mt.embA || mt.tokens) throw new AdapterError(`${t.where}: '${module}': only plain LoRA (lora_A, lora_B) on fused experts is supported`);
     const E = moe.numExperts;
@@ -295,10 +295,11 @@ function mergeFusedExperts(model: CausalLMBase, byModule: Map<string, ModuleTens
     const param = inF === H && out === 2 * I ? 'gate_up_proj' : inF === I && out === H ? 'down_proj' : null;
     if (!param) throw new AdapterError(`${t.where}: '${module}.lora_A' / lora_B have shapes [${rows}, ${inF}] / [${out}, ${cols}], which fit neither of the experts' fused gate_up_proj (in ${H}, out ${2 * I}) nor down_proj (in ${I}, out ${H})`);
     if (rows % E !== 0 || cols !== rows) throw new AdapterError(`${t.where}: '${module}.lora_A' / lora_B have shapes [${rows}, ${inF}] / [${out}, ${cols}]: expected [${E} x r, ${inF}] and [${out}, ${E} x r] for ${E} experts`);
-    const pname = `${prefix.replace(/\.block_sparse_moe\./, '.mlp.')}.${param}`;
+    // rank_pattern / alpha_pattern name the fused parameter as transformers 5 does.
+    const pname = `${m[1]}.${param}`;
     const r = t.rankOf(pname, rows / E, `${module}.lora_A.weight`);
     const s = t.scalingOf(pname, r);
-    const names = first.names;
+    const names = block.experts[0]!.names;
     for (let e = 0; e < E; e++) {
       const delta = (): Tensor => mt.B!.float().view(out, r, E).select(2, e).matmul(mt.A!.float().narrow(0, e * r, r)).mul(s);
       const w = (leaf: string): string => `${prefix}.${e}.${leaf}.weight`;

@@ -10,34 +10,13 @@
 // which decoding's few tokens per step afford (its cost is reading the experts' weights, and a batch reads most anyway).
 import { keep, ones, tensor, tidy, zeros, type Tensor } from '../torch/index.js';
 import { Module } from '../nn/module.js';
-import { activation, Linear, RMSNorm } from '../nn/layers.js';
+import { Linear, RMSNorm } from '../nn/layers.js';
 import type { Context } from './causal_lm.js';
 import type { ModelConfig } from './config.js';
-import { Attention, GatedMlp } from './llama.js';
+import { Attention, GatedMlp, type MlpNames } from './llama.js';
 
 /** How a checkpoint names an expert's three projections: Qwen3-MoE's gate_proj / up_proj / down_proj, Mixtral's w1 / w3 / w2. */
-export interface ExpertNames {
-  gate: string;
-  up: string;
-  down: string;
-}
-
-export class Expert extends Module {
-  readonly gate: Linear;
-  readonly up: Linear;
-  readonly down: Linear;
-  readonly act: (x: Tensor) => Tensor;
-  constructor(hidden: number, intermediate: number, act: string, readonly names: ExpertNames) {
-    super();
-    this.gate = this.module(names.gate, new Linear(hidden, intermediate, false));
-    this.up = this.module(names.up, new Linear(hidden, intermediate, false));
-    this.down = this.module(names.down, new Linear(intermediate, hidden, false));
-    this.act = activation(act);
-  }
-  forward(x: Tensor): Tensor {
-    return tidy(() => this.down.forward(this.act(this.gate.forward(x)).mul(this.up.forward(x))));
-  }
-}
+export type ExpertNames = MlpNames;
 
 export interface SparseMoeOptions {
   names: ExpertNames;
@@ -61,7 +40,8 @@ interface Routing {
 export class SparseMoeBlock extends Module {
   /** The router: [numExperts, hidden], no bias (Hugging Face names it `gate`). */
   gate: Linear;
-  experts: Expert[];
+  /** Each expert: a gated MLP of the expert intermediate size, its projections named as the checkpoint names them. */
+  experts: GatedMlp[];
   readonly topK: number;
   readonly normTopkProb: boolean;
   readonly weightsInFloat: boolean;
@@ -70,7 +50,8 @@ export class SparseMoeBlock extends Module {
     super();
     const moe = cfg.moe!;
     this.gate = this.module('gate', new Linear(cfg.hiddenSize, moe.numExperts, false));
-    this.experts = this.moduleList('experts', Array.from({ length: moe.numExperts }, () => new Expert(cfg.hiddenSize, moe.expertIntermediateSize, cfg.hiddenAct, opts.names)));
+    const expert = { hiddenSize: cfg.hiddenSize, intermediateSize: moe.expertIntermediateSize, mlpBias: false, hiddenAct: cfg.hiddenAct };
+    this.experts = this.moduleList('experts', Array.from({ length: moe.numExperts }, () => new GatedMlp(expert, opts.names)));
     this.topK = moe.topK;
     this.normTopkProb = moe.normTopkProb;
     this.weightsInFloat = opts.weightsInFloat ?? false;

@@ -188,7 +188,7 @@ export function packRows(seqs: readonly PromptResponse[], padId: number, opts: P
 }
 
 /** [rows * positions] 1 for the batch's tokens, 0 for padding (a packed row's tail), in the order the model flattens them. */
-export function tokenMask(batch: PackedBatch | RowPackedBatch): Tensor {
+export function paddingMask(batch: PackedBatch | RowPackedBatch): Tensor {
   return tidy(() => ('packing' in batch ? batch.packing.sequenceIds.lt(batch.responseIndex.size(0)) : batch.attentionMask).reshape(-1).to('float32'));
 }
 
@@ -197,7 +197,7 @@ export function tokenMask(batch: PackedBatch | RowPackedBatch): Tensor {
  * parameters require gradients and grad mode is on). With `opts.tape`, the logits are recomputed in the
  * backward pass; the result then must be backpropagated through the tape before the tensors it depends
  * on are disposed. With `opts.routerLogits`, a mixture-of-experts model's sparse layers append their router logits
- * to it (ForwardInput.routerLogits); tokenMask gives their rows' mask.
+ * to it (ForwardInput.routerLogits); paddingMask gives their rows' mask.
  */
 export function responseLogprobs(model: CausalLM, batch: PackedBatch | RowPackedBatch, opts: LogprobOptions & { routerLogits?: Tensor[] } = {}): Tensor {
   const routerLogits = opts.routerLogits ?? null;

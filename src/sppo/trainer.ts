@@ -38,7 +38,7 @@ import { positionLimit, readConfig } from '../models/config.js';
 import { saveAdapter } from '../models/peft.js';
 import { Lora, type LoraOptions } from '../nn/lora.js';
 import { isLossType, LOSS_TYPES, preferenceLoss, usesBaseline, usesMagnet, type LossType } from './losses.js';
-import { packRows, packSequences, responseLogprobs, tokenMask, truncatePair, type PromptResponse } from './logprobs.js';
+import { packRows, packSequences, responseLogprobs, paddingMask, truncatePair, type PromptResponse } from './logprobs.js';
 import { loadBalancingLoss } from '../models/sparse_moe.js';
 import { createRng, epochSteps, permutation } from '../util/rng.js';
 import { writeDirAtomic, writeJsonAtomic } from '../util/files.js';
@@ -504,7 +504,7 @@ function batchLoss({ policy, lora, pad, packing, opts }: PolicyPass, batch: Prep
       let auxSum = 0;
       if (routerLogits) {
         // TRL's DPOTrainer: the batch's mean pair loss + coef * aux; here the summed loss + coef * aux * pairs.
-        const aux = loadBalancingLoss(routerLogits, policy.config.moe!.topK, tokenMask(packed));
+        const aux = loadBalancingLoss(routerLogits, policy.config.moe!.topK, paddingMask(packed));
         auxSum = aux.item() * batch.length;
         lossSum = lossSum.add(aux.mul(auxCoef * batch.length));
       }
